@@ -1,0 +1,197 @@
+//! The `switchboard` command line: `serve`, and `expr check` / `expr eval` for trying
+//! TaskRouter expressions before putting them in a queue or workflow.
+//!
+//! Exit codes: 0 on success (for `expr eval`, whatever the result), 2 for invalid input (a bad
+//! expression, JSON, time or configuration), 1 when the server fails while running. Results go
+//! to standard output, errors to standard error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::app::{self, Application};
+use crate::config::{CONFIG_ENV, ConfigSource, Settings};
+use crate::expr::{Clock, Context, ExprError, Expression, Scope, WorkerFacts};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "Self-hosted contact-center router")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (reads ./switchboard.toml if present, else built-in defaults).
+    Serve {
+        /// Configuration file; it must exist when given.
+        #[arg(long, env = CONFIG_ENV, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Check and evaluate TaskRouter expressions.
+    #[command(subcommand)]
+    Expr(ExprCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExprCommand {
+    /// Check an expression and print its canonical form.
+    Check {
+        /// Also apply the rules of one context (queue, filter or target); without it only the
+        /// syntax is checked.
+        #[arg(long)]
+        context: Option<Context>,
+        #[arg(allow_hyphen_values = true)]
+        expression: String,
+    },
+    /// Evaluate an expression and print `true` or `false`.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// queue: bare paths are worker attributes; filter: bare paths are task attributes;
+    /// target: paths start with task. or worker.
+    #[arg(long)]
+    context: Context,
+    /// Task attributes, a JSON object.
+    #[arg(long, value_name = "JSON")]
+    task: Option<String>,
+    /// Worker attributes, a JSON object.
+    #[arg(long, value_name = "JSON")]
+    worker: Option<String>,
+    /// The time for taskrouter.* variables, RFC 3339 (e.g. 2026-11-23T09:30:00Z); default now.
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<String>,
+    /// The worker's SID, for worker.sid.
+    #[arg(long, value_name = "SID")]
+    worker_sid: Option<String>,
+    /// The worker's friendly name, for worker.friendly_name.
+    #[arg(long, value_name = "NAME")]
+    worker_name: Option<String>,
+    /// The worker's activity SID, for worker.activity_sid.
+    #[arg(long, value_name = "SID")]
+    activity_sid: Option<String>,
+    /// The worker's activity name, for worker.activity_name.
+    #[arg(long, value_name = "NAME")]
+    activity_name: Option<String>,
+    #[arg(allow_hyphen_values = true)]
+    expression: String,
+}
+
+/// A command that did not succeed: the message for standard error and the exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn invalid_input(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), code: 2 }
+    }
+
+    fn expression(err: &ExprError) -> Failure {
+        let snippet = err.snippet().lines().map(|line| format!("    {line}")).collect::<Vec<_>>();
+        Failure::invalid_input(format!("invalid expression: {err}\n\n{}", snippet.join("\n")))
+    }
+}
+
+/// Runs the command line of this process.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Expr(ExprCommand::Check { context, expression }) => expr_check(context, &expression),
+        Command::Expr(ExprCommand::Eval(args)) => expr_eval(&args),
+    };
+    match outcome {
+        Ok(output) => {
+            if !output.is_empty() {
+                // A closed pipe (`| head`) is not worth a panic.
+                let _ = writeln!(std::io::stdout(), "{output}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
+    telemetry::init();
+    let working_dir = std::env::current_dir()
+        .map_err(|err| Failure::invalid_input(format!("cannot read the working directory: {err}")))?;
+    let (settings, source) = Settings::load(config.as_deref(), &working_dir, std::env::vars())
+        .map_err(|err| Failure::invalid_input(err.to_string()))?;
+    match &source {
+        ConfigSource::File(path) => tracing::info!(file = %path.display(), "configuration loaded"),
+        ConfigSource::Defaults => tracing::info!("no switchboard.toml here: using built-in defaults"),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure { message: format!("cannot start the runtime: {err}"), code: 1 })?;
+    runtime
+        .block_on(async {
+            let application = Application::build(&settings)?;
+            application.run_until_stopped(app::shutdown_signal()).await
+        })
+        .map_err(|err| Failure { message: format!("{err:#}"), code: 1 })?;
+    Ok(String::new())
+}
+
+fn expr_check(context: Option<Context>, source: &str) -> Result<String, Failure> {
+    match context {
+        Some(context) => {
+            let expression = Expression::parse(source, context).map_err(|err| Failure::expression(&err))?;
+            Ok(format!("valid {context} expression: {expression}"))
+        }
+        None => {
+            Expression::check_syntax(source).map_err(|err| Failure::expression(&err))?;
+            Ok("valid expression".to_owned())
+        }
+    }
+}
+
+fn expr_eval(args: &EvalArgs) -> Result<String, Failure> {
+    let expression =
+        Expression::parse(&args.expression, args.context).map_err(|err| Failure::expression(&err))?;
+    let task = parse_attributes("--task", args.task.as_deref())?;
+    let worker = parse_attributes("--worker", args.worker.as_deref())?;
+    let now = match &args.now {
+        Some(text) => text.parse::<jiff::Timestamp>().map_err(|err| {
+            Failure::invalid_input(format!(
+                "--now {text:?} is not an RFC 3339 time such as 2026-11-23T09:30:00Z: {err}"
+            ))
+        })?,
+        None => jiff::Timestamp::now(),
+    };
+    let facts = WorkerFacts {
+        attributes: &worker,
+        sid: args.worker_sid.as_deref(),
+        friendly_name: args.worker_name.as_deref(),
+        activity_sid: args.activity_sid.as_deref(),
+        activity_name: args.activity_name.as_deref(),
+    };
+    let scope = Scope::task_and_worker(&task, facts).at(Clock::from_unix_seconds(now.as_second()));
+    Ok(expression.evaluate(&scope).to_string())
+}
+
+/// Parses an attributes argument: absent means `{}`; anything but a JSON object is refused.
+fn parse_attributes(flag: &str, text: Option<&str>) -> Result<Value, Failure> {
+    let Some(text) = text else { return Ok(Value::Object(Default::default())) };
+    let value: Value = serde_json::from_str(text)
+        .map_err(|err| Failure::invalid_input(format!("{flag} is not valid JSON: {err}")))?;
+    if !value.is_object() {
+        return Err(Failure::invalid_input(format!(
+            "{flag} must be a JSON object of attributes, like {{\"skills\": [\"Sales\"]}}"
+        )));
+    }
+    Ok(value)
+}

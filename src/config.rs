@@ -1,0 +1,335 @@
+//! Settings: built-in defaults, then a TOML file, then `SWITCHBOARD_*` environment variables.
+//!
+//! The file is `switchboard.toml` in the working directory when present, or the path given with
+//! `--config` (then it must exist). Unknown keys in the file are errors that name the key and its
+//! line; unknown `SWITCHBOARD_*` variables are errors too, because a mistyped variable that is
+//! silently ignored is worse than one that stops the start.
+//!
+//! [`SETTINGS`] lists every setting with its variable, default and meaning; README.md's settings
+//! table and the example `switchboard.toml` are checked against it by tests.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The file read from the working directory when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "switchboard.toml";
+
+/// The variable that names the configuration file, like `--config`.
+pub const CONFIG_ENV: &str = "SWITCHBOARD_CONFIG";
+
+const ENV_PREFIX: &str = "SWITCHBOARD_";
+
+/// All settings. Every field has a default, so an empty file is a complete configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub http: HttpSettings,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// `host:port` to listen on; port 0 lets the system choose (the chosen address is logged).
+    pub listen: String,
+    /// Threads serving HTTP requests; 0 means one per CPU core.
+    pub workers: usize,
+    /// Seconds that in-flight requests get to finish after SIGINT or SIGTERM.
+    pub shutdown_timeout: u64,
+}
+
+/// One documented setting.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingInfo {
+    /// The key in `switchboard.toml`, `section.name`.
+    pub key: &'static str,
+    /// The environment variable that overrides it.
+    pub env: &'static str,
+    /// The built-in default, as written in the file.
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every setting, in the order of the example file.
+pub const SETTINGS: &[SettingInfo] = &[
+    SettingInfo {
+        key: "http.listen",
+        env: "SWITCHBOARD_HTTP_LISTEN",
+        default: "127.0.0.1:8080",
+        meaning: "Address and port to listen on; port 0 picks a free port and logs it",
+    },
+    SettingInfo {
+        key: "http.workers",
+        env: "SWITCHBOARD_HTTP_WORKERS",
+        default: "0",
+        meaning: "Threads serving HTTP; 0 means one per CPU core",
+    },
+    SettingInfo {
+        key: "http.shutdown_timeout",
+        env: "SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT",
+        default: "10",
+        meaning: "Seconds in-flight requests get to finish after SIGINT or SIGTERM",
+    },
+];
+
+/// Where the settings came from, for the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    Defaults,
+    File(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--config` named a file that does not exist.
+    #[error("configuration file {path} does not exist")]
+    MissingFile { path: PathBuf },
+    /// The file exists but cannot be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// Bad TOML, an unknown key or a value of the wrong type; `message` quotes the line.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A `SWITCHBOARD_*` variable that names no setting.
+    #[error("unknown environment variable {name}; settings are {known}")]
+    UnknownEnv { name: String, known: String },
+    /// A `SWITCHBOARD_*` variable whose value does not fit the setting.
+    #[error("environment variable {name}={value:?}: {reason}")]
+    InvalidEnv { name: String, value: String, reason: String },
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings { listen: "127.0.0.1:8080".to_owned(), workers: 0, shutdown_timeout: 10 }
+    }
+}
+
+impl Settings {
+    /// Loads the settings: defaults, then the file (`explicit_file`, else `switchboard.toml` in
+    /// `working_dir` if present), then the `SWITCHBOARD_*` entries of `env`.
+    pub fn load(
+        explicit_file: Option<&Path>,
+        working_dir: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Settings, ConfigSource), ConfigError> {
+        let (mut settings, source) = match explicit_file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError::MissingFile { path: path.to_owned() });
+            }
+            Some(path) => (Settings::from_file(path)?, ConfigSource::File(path.to_owned())),
+            None => {
+                let path = working_dir.join(DEFAULT_CONFIG_FILE);
+                if path.exists() {
+                    (Settings::from_file(&path)?, ConfigSource::File(path))
+                } else {
+                    (Settings::default(), ConfigSource::Defaults)
+                }
+            }
+        };
+        let mut overrides: Vec<(String, String)> =
+            env.into_iter().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
+        overrides.sort();
+        for (name, value) in overrides {
+            settings.apply_env(&name, &value)?;
+        }
+        Ok((settings, source))
+    }
+
+    /// Parses settings from TOML text; `path` only labels errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse { path: path.to_owned(), message };
+        let settings: Settings =
+            toml::from_str(text).map_err(|err| parse_error(err.to_string().trim_end().to_owned()))?;
+        parse_listen(&settings.http.listen)
+            .map_err(|reason| parse_error(format!("http.listen = {:?}: {reason}", settings.http.listen)))?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Settings::from_toml(&text, path)
+    }
+
+    fn apply_env(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        if name == CONFIG_ENV {
+            return Ok(());
+        }
+        let Some(setting) = SETTINGS.iter().find(|setting| setting.env == name) else {
+            let known: Vec<&str> =
+                std::iter::once(CONFIG_ENV).chain(SETTINGS.iter().map(|s| s.env)).collect();
+            return Err(ConfigError::UnknownEnv { name: name.to_owned(), known: known.join(", ") });
+        };
+        self.set(setting.key, value).map_err(|reason| ConfigError::InvalidEnv {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            reason,
+        })
+    }
+
+    /// Sets one setting from its text form, as an environment variable gives it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "http.listen" => self.http.listen = parse_listen(value)?,
+            "http.workers" => self.http.workers = parse_number(value)?,
+            "http.shutdown_timeout" => self.http.shutdown_timeout = parse_number(value)?,
+            _ => return Err(format!("unknown setting {key}")),
+        }
+        Ok(())
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+    value.trim().parse().map_err(|_| "expected a whole number".to_owned())
+}
+
+fn parse_listen(value: &str) -> Result<String, String> {
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(value.to_owned()),
+        _ => Err("expected host:port, e.g. 127.0.0.1:8080".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::*;
+
+    /// Loads settings from an optional file text and environment, rendering the outcome.
+    fn check(file: Option<&str>, env: &[(&str, &str)], expected: Expect) {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(text) = file {
+            std::fs::write(dir.path().join(DEFAULT_CONFIG_FILE), text).unwrap();
+        }
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let rendered = match Settings::load(None, dir.path(), env) {
+            Ok((settings, source)) => {
+                let source = match source {
+                    ConfigSource::Defaults => "defaults".to_owned(),
+                    ConfigSource::File(path) => path.file_name().unwrap().to_string_lossy().into(),
+                };
+                format!("{source}: {:?}", settings.http)
+            }
+            Err(err) => err.to_string().replace(&dir.path().display().to_string(), "DIR"),
+        };
+        expected.assert_eq(&rendered);
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        check(
+            None,
+            &[],
+            expect![[
+                r#"defaults: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10 }"#
+            ]],
+        );
+        check(
+            Some(""),
+            &[],
+            expect![[
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10 }"#
+            ]],
+        );
+        check(
+            Some("[http]\nworkers = 3\n"),
+            &[],
+            expect![[
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 3, shutdown_timeout: 10 }"#
+            ]],
+        );
+        check(
+            Some("[http]\nworkers = 3\nlisten = \"0.0.0.0:80\"\n"),
+            &[("SWITCHBOARD_HTTP_WORKERS", "5"), ("HOME", "/root"), ("SWITCHBOARD_CONFIG", "x")],
+            expect![[
+                r#"switchboard.toml: HttpSettings { listen: "0.0.0.0:80", workers: 5, shutdown_timeout: 10 }"#
+            ]],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_HTTP_LISTEN", "[::1]:0")],
+            expect![[r#"defaults: HttpSettings { listen: "[::1]:0", workers: 0, shutdown_timeout: 10 }"#]],
+        );
+    }
+
+    #[test]
+    fn mistakes_are_errors_that_name_the_key() {
+        check(
+            Some("[http]\nlisten = \"127.0.0.1:8080\"\nlisen = \"x\"\n"),
+            &[],
+            expect![[r#"
+                DIR/switchboard.toml: TOML parse error at line 3, column 1
+                  |
+                3 | lisen = "x"
+                  | ^^^^^
+                unknown field `lisen`, expected one of `listen`, `workers`, `shutdown_timeout`"#]],
+        );
+        check(
+            Some("[htp]\n"),
+            &[],
+            expect![[r#"
+                DIR/switchboard.toml: TOML parse error at line 1, column 2
+                  |
+                1 | [htp]
+                  |  ^^^
+                unknown field `htp`, expected `http`"#]],
+        );
+        check(
+            Some("[http]\nworkers = \"two\"\n"),
+            &[],
+            expect![[r#"
+                DIR/switchboard.toml: TOML parse error at line 2, column 11
+                  |
+                2 | workers = "two"
+                  |           ^^^^^
+                invalid type: string "two", expected usize"#]],
+        );
+        check(
+            Some("[http]\nlisten = \"localhost\"\n"),
+            &[],
+            expect![[
+                r#"DIR/switchboard.toml: http.listen = "localhost": expected host:port, e.g. 127.0.0.1:8080"#
+            ]],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_HTTP_LISTN", "x")],
+            expect![
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT"
+            ],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_HTTP_WORKERS", "many")],
+            expect![[r#"environment variable SWITCHBOARD_HTTP_WORKERS="many": expected a whole number"#]],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_HTTP_LISTEN", "8080")],
+            expect![[
+                r#"environment variable SWITCHBOARD_HTTP_LISTEN="8080": expected host:port, e.g. 127.0.0.1:8080"#
+            ]],
+        );
+    }
+
+    #[test]
+    fn a_named_file_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let err = Settings::load(Some(&missing), dir.path(), []).unwrap_err();
+        assert_eq!(err.to_string(), format!("configuration file {} does not exist", missing.display()));
+    }
+
+    #[test]
+    fn documented_defaults_are_the_real_defaults() {
+        for setting in SETTINGS {
+            let mut settings = Settings::default();
+            settings.set(setting.key, setting.default).unwrap();
+            assert_eq!(settings, Settings::default(), "{}", setting.key);
+            let derived_env = format!("SWITCHBOARD_{}", setting.key.replace('.', "_").to_uppercase());
+            assert_eq!(setting.env, derived_env);
+        }
+    }
+}

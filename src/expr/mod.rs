@@ -1,0 +1,189 @@
+//! The TaskRouter expression language: compile once, evaluate many times. Pure: no I/O, no
+//! clock (the time of day is a [`Clock`] value passed in by the caller).
+//!
+//! An expression is compiled for one [`Context`], which decides what a path names:
+//!
+//! | context  | used by                      | bare path         | prefixes                                   |
+//! |----------|------------------------------|-------------------|--------------------------------------------|
+//! | `Queue`  | a task queue's target workers | worker attribute  | `worker.x`: `x` unless the worker has a literal `worker` key; `worker.sid` etc.: built-ins |
+//! | `Filter` | a workflow filter            | task attribute    | `task.x`: `x` unless the task has a literal `task` key; `taskrouter.*`: clock |
+//! | `Target` | a workflow target            | an error          | `task.x`, `worker.x`, `worker.sid` etc., `taskrouter.*` |
+//!
+//! Worker built-ins are `sid`, `friendly_name`, `activity_sid` and `activity_name`. The clock
+//! variables are `taskrouter.currentTime` (`HHMM` as an integer), `currentHour` and `currentMin`
+//! (two-digit strings, which compare numerically with numbers) and `dayOfWeek` (`Mon`...`Sun`),
+//! all in UTC. The evaluation rules are tabulated in `eval.rs`.
+//!
+//! ```
+//! use serde_json::json;
+//! use switchboard::expr::{Context, Expression, Scope, WorkerFacts};
+//!
+//! let queue = Expression::parse(r#"routing.skills HAS "Sales""#, Context::Queue).unwrap();
+//! let attributes = json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 3}}});
+//! assert!(queue.evaluate(&Scope::worker(WorkerFacts::attributes_only(&attributes))));
+//! ```
+
+mod ast;
+mod error;
+mod eval;
+mod lexer;
+mod parser;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+pub use error::{ErrorKind, ExprError};
+pub use parser::MAX_DEPTH;
+
+/// Where an expression is used; decides what its paths name (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Context {
+    /// A task queue's `target_workers`: evaluated against one worker.
+    Queue,
+    /// A workflow filter's `expression`: evaluated against one task.
+    Filter,
+    /// A workflow target's `expression`: evaluated against one task and one worker.
+    Target,
+}
+
+/// A compiled expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expression {
+    root: ast::Node,
+    context: Context,
+}
+
+/// What an expression is evaluated against. Missing parts read as NULL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The task's attributes (a JSON object).
+    pub task: Option<&'a Value>,
+    pub worker: Option<WorkerFacts<'a>>,
+    /// The current UTC time of day, for `taskrouter.*`.
+    pub clock: Option<Clock>,
+}
+
+/// A worker as expressions see it: its attributes plus the built-in fields.
+///
+/// A built-in left as `None` falls back to the attribute of the same name, so a bare attributes
+/// document (as in the conformance vectors) behaves as users expect.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerFacts<'a> {
+    pub attributes: &'a Value,
+    pub sid: Option<&'a str>,
+    pub friendly_name: Option<&'a str>,
+    pub activity_sid: Option<&'a str>,
+    pub activity_name: Option<&'a str>,
+}
+
+/// The UTC time of day that `taskrouter.currentTime` and friends read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    hour: u8,
+    minute: u8,
+    /// 0 for Monday ... 6 for Sunday.
+    weekday_from_monday: u8,
+}
+
+impl Expression {
+    /// Compiles `source` for `context`. Errors name the column and can draw a caret
+    /// ([`ExprError::snippet`]).
+    pub fn parse(source: &str, context: Context) -> Result<Expression, ExprError> {
+        let root = parser::parse(source, Some(context))?;
+        Ok(Expression { root, context })
+    }
+
+    /// Checks only the syntax, for callers that do not know yet where the expression will be
+    /// used: every path is accepted as a bare attribute.
+    pub fn check_syntax(source: &str) -> Result<(), ExprError> {
+        parser::parse(source, None).map(drop)
+    }
+
+    /// Whether the expression holds in `scope`.
+    pub fn evaluate(&self, scope: &Scope<'_>) -> bool {
+        eval::evaluate(&self.root, scope)
+    }
+
+    pub fn context(&self) -> Context {
+        self.context
+    }
+}
+
+/// The canonical text: upper-case keywords, double-quoted strings, nested groups in
+/// parentheses. It parses back to the same expression.
+impl fmt::Display for Expression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.root.fmt(f)
+    }
+}
+
+impl<'a> Scope<'a> {
+    /// A scope holding only task attributes (filter context).
+    pub fn task(attributes: &'a Value) -> Scope<'a> {
+        Scope { task: Some(attributes), ..Scope::default() }
+    }
+
+    /// A scope holding only a worker (queue context).
+    pub fn worker(worker: WorkerFacts<'a>) -> Scope<'a> {
+        Scope { worker: Some(worker), ..Scope::default() }
+    }
+
+    /// A scope holding a task and a worker (target context).
+    pub fn task_and_worker(task: &'a Value, worker: WorkerFacts<'a>) -> Scope<'a> {
+        Scope { task: Some(task), worker: Some(worker), clock: None }
+    }
+
+    /// The same scope, with the clock set.
+    pub fn at(self, clock: Clock) -> Scope<'a> {
+        Scope { clock: Some(clock), ..self }
+    }
+}
+
+impl<'a> WorkerFacts<'a> {
+    /// A worker known only by its attributes; built-ins fall back to attributes.
+    pub fn attributes_only(attributes: &'a Value) -> WorkerFacts<'a> {
+        WorkerFacts { attributes, sid: None, friendly_name: None, activity_sid: None, activity_name: None }
+    }
+}
+
+impl Clock {
+    /// The UTC time of day at `seconds` since the Unix epoch (negative values are before 1970).
+    pub fn from_unix_seconds(seconds: i64) -> Clock {
+        let second_of_day = seconds.rem_euclid(86_400);
+        let days = seconds.div_euclid(86_400);
+        // 1970-01-01 was a Thursday: 3 days after a Monday.
+        let weekday_from_monday = (days + 3).rem_euclid(7);
+        Clock {
+            hour: (second_of_day / 3600) as u8,
+            minute: (second_of_day % 3600 / 60) as u8,
+            weekday_from_monday: weekday_from_monday as u8,
+        }
+    }
+}
+
+impl FromStr for Context {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Context, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "queue" => Ok(Context::Queue),
+            "filter" => Ok(Context::Filter),
+            "target" => Ok(Context::Target),
+            _ => Err(format!("unknown context `{text}`: use queue, filter or target")),
+        }
+    }
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Context::Queue => "queue",
+            Context::Filter => "filter",
+            Context::Target => "target",
+        })
+    }
+}

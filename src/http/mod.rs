@@ -1,0 +1,133 @@
+//! The HTTP edge: the only module that imports actix-web.
+//!
+//! [`Server::bind`] binds the listener (so tests can ask for port 0 and read back the address)
+//! and [`Server::run`] serves until the `shutdown` future completes, then lets in-flight requests
+//! finish. Signals are not handled here: the caller decides what shutdown means.
+
+mod drain;
+mod error;
+mod health;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::config::HttpSettings;
+use drain::InFlight;
+
+pub use error::ApiError;
+
+/// A bound, not yet running, HTTP server.
+pub struct Server {
+    server: actix_web::dev::Server,
+    local_addr: SocketAddr,
+    in_flight: InFlight,
+    shutdown_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The listen address cannot be bound (in use, not local, no permission...).
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    /// The server stopped with an I/O error.
+    #[error("HTTP server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+impl Server {
+    /// Binds `settings.listen`. Requests are served once [`Server::run`] is awaited.
+    pub fn bind(settings: &HttpSettings) -> Result<Server, HttpError> {
+        let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
+        let in_flight = InFlight::default();
+        let in_flight_data = web::Data::new(in_flight.clone());
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(in_flight_data.clone())
+                .wrap(from_fn(log_request))
+                .wrap(from_fn(drain::track_in_flight))
+                .configure(routes)
+                .default_service(web::to(error::no_route))
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout);
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.bind(&settings.listen).map_err(bind_error)?;
+        let local_addr = *server.addrs().first().ok_or_else(|| {
+            bind_error(std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address"))
+        })?;
+        Ok(Server {
+            server: server.run(),
+            local_addr,
+            in_flight,
+            shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
+        })
+    }
+
+    /// The address actually bound (the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections, lets the responses
+    /// in flight finish (up to the configured shutdown timeout) and closes the rest.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), HttpError> {
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        tokio::select! {
+            result = &mut server => return Ok(result?),
+            () = shutdown => {}
+        }
+        let in_flight = self.in_flight;
+        tracing::info!(in_flight = in_flight.count(), "shutting down: finishing responses in flight");
+        let drain = async {
+            handle.pause().await;
+            if tokio::time::timeout(self.shutdown_timeout, in_flight.drained()).await.is_err() {
+                tracing::warn!(cut = in_flight.count(), "shutdown timeout reached: cutting responses");
+            }
+            handle.stop(false).await;
+        };
+        // The server future itself carries out pause and stop, so it is polled meanwhile.
+        let ((), result) = tokio::join!(drain, server);
+        Ok(result?)
+    }
+}
+
+fn routes(config: &mut web::ServiceConfig) {
+    config.service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .default_service(web::to(error::method_not_allowed)),
+    );
+}
+
+/// One log line per request: debug when it went well, info for client errors, error for server
+/// errors, so that a busy server at the default level logs only what needs a look.
+async fn log_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.path().to_owned();
+    let response = next.call(request).await?;
+    let status = response.status().as_u16();
+    let elapsed_ms = duration_ms(started.elapsed());
+    match status {
+        500.. => tracing::error!(%method, %path, status, elapsed_ms, "request failed"),
+        400.. => tracing::info!(%method, %path, status, elapsed_ms, "request refused"),
+        _ => tracing::debug!(%method, %path, status, elapsed_ms, "request served"),
+    }
+    Ok(response)
+}
+
+fn duration_ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

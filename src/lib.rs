@@ -1,0 +1,25 @@
+//! Switchboard: a self-hosted contact-center router in one binary.
+//!
+//! A telephony provider posts Twilio-style webhooks; Switchboard answers with TwiML, walks the
+//! caller through an IVR, routes the resulting task with TaskRouter semantics and bridges the
+//! caller to the agent who accepted. ARCHITECTURE.md has the bird's-eye view.
+//!
+//! # Layout
+//!
+//! In reading order, from the pure core outwards:
+//!
+//! - [`expr`]: the TaskRouter expression language (pure).
+//! - [`http`]: the HTTP edge, the only module that knows actix-web.
+//! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
+//! - [`telemetry`]: logging setup.
+//! - [`app`]: builds the server from settings and runs it until a shutdown signal.
+//! - [`cli`]: the `switchboard` command line.
+
+pub mod expr;
+
+pub mod http;
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod telemetry;

@@ -1,0 +1,70 @@
+//! `/healthz` and the JSON error answers, against the in-process server.
+
+use serde_json::{Value, json};
+
+use std::time::Duration;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn healthz_answers_status_and_version_as_json() {
+    let app = spawn_app().await;
+
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}));
+    app.shut_down().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = spawn_app().await;
+    let cases = [
+        ("GET", "/nowhere", 404, "no route for GET /nowhere"),
+        ("POST", "/healthz", 405, "POST is not allowed on /healthz"),
+        ("DELETE", "/healthz", 405, "DELETE is not allowed on /healthz"),
+    ];
+    for (method, path, status, message) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
+
+        assert_eq!(response.status(), status, "{method} {path}");
+        if status == 405 {
+            assert_eq!(response.headers()["allow"], "GET");
+        }
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"status": status, "message": message}), "{method} {path}");
+    }
+    app.shut_down().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_connections() {
+    let app = spawn_app().await;
+    let url = app.url("/healthz");
+    let client = app.client.clone();
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+
+    app.shut_down().await.unwrap();
+
+    let err = client.get(&url).send().await.expect_err("nobody listens any more");
+    assert!(err.is_connect() || err.is_request(), "{err}");
+}
+
+#[tokio::test]
+async fn stopping_does_not_wait_for_idle_keep_alive_connections() {
+    // Arrange: an hour of shutdown timeout, and a client that keeps its connection open.
+    let app = spawn_app_with(|settings| settings.http.shutdown_timeout = 3600).await;
+    let client = reqwest::Client::builder().pool_idle_timeout(None).build().unwrap();
+    assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+
+    // Act
+    let stopped = tokio::time::timeout(Duration::from_secs(60), app.shut_down()).await;
+
+    // Assert: the bound only turns a regression into a failure instead of an hour-long hang.
+    stopped.expect("the stop does not wait for the idle connection").unwrap();
+    drop(client);
+}

@@ -1,0 +1,153 @@
+//! Starting Switchboard for tests: in process on `127.0.0.1:0` ([`spawn_app`]), or as the real
+//! executable ([`SwitchboardProcess`]), always on a port the system picks.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use switchboard::app::Application;
+use switchboard::config::Settings;
+use tokio::sync::oneshot;
+
+/// How long a started process gets to report its address; generous because CI machines are
+/// shared and slow, and only reached when something is broken.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A server running inside the test process.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts the real application in process on a free port.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the real application in process on a free port, with settings adjusted by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::default();
+    settings.http.listen = "127.0.0.1:0".to_owned();
+    settings.http.workers = 1;
+    adjust(&mut settings);
+    let application = Application::build(&settings).expect("the application builds");
+    let address = application.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp { address, client: reqwest::Client::new(), stop: Some(stop), server }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Stops the server as a signal would, and returns how the run ended.
+    pub async fn shut_down(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().expect("stopped once").send(());
+        (&mut self.server).await.expect("the server task does not panic")
+    }
+}
+
+/// The `switchboard` executable built by Cargo for these tests.
+pub fn switchboard_command(working_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command.current_dir(working_dir).env_remove("RUST_LOG");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SWITCHBOARD_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A `switchboard serve` process, killed when dropped.
+pub struct SwitchboardProcess {
+    child: Child,
+    pub address: SocketAddr,
+    /// Every line the process wrote to standard error so far is readable from here.
+    log: mpsc::Receiver<String>,
+}
+
+impl SwitchboardProcess {
+    /// Runs `command` (a `serve` command) and waits for its "listening on" log line.
+    pub fn start(mut command: Command) -> Result<SwitchboardProcess, String> {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| format!("cannot start switchboard: {err}"))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut seen = Vec::new();
+        while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
+            match log.recv_timeout(remaining) {
+                Ok(line) => {
+                    if let Some(address) = listening_address(&line) {
+                        return Ok(SwitchboardProcess { child, address, log });
+                    }
+                    seen.push(line);
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        let status = child.wait().ok();
+        Err(format!("switchboard did not start ({status:?}); it wrote:\n{}", seen.join("\n")))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "kill({pid}, {signal})");
+    }
+
+    /// Waits for the process to exit, returning its status and the log lines written since
+    /// start-up; `None` if it is still running after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<(ExitStatus, Vec<String>)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The reader thread ends at EOF, so this drains every remaining line.
+                let lines = self.log.iter().collect();
+                return Some((status, lines));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SwitchboardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}

@@ -1,0 +1,149 @@
+//! The real `switchboard serve` process: configuration layers, start-up errors and a clean stop
+//! on SIGINT and SIGTERM.
+
+use std::time::Duration;
+
+use crate::helpers::{SwitchboardProcess, switchboard_command};
+
+/// Long enough for a loaded CI machine; reaching it means the process hangs.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn get(url: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::get(url).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
+/// Starts `serve` with `args` and `env` in a fresh directory holding `config_file` (if any) as
+/// switchboard.toml.
+fn start(
+    config_file: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, Result<SwitchboardProcess, String>) {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(text) = config_file {
+        std::fs::write(dir.path().join("switchboard.toml"), text).unwrap();
+    }
+    let mut command = switchboard_command(dir.path());
+    command.arg("serve").args(args).envs(env.iter().copied());
+    let process = SwitchboardProcess::start(command);
+    (dir, process)
+}
+
+/// Runs `serve` expecting it to refuse to start; returns its exit code and standard error.
+fn refuse(config_file: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(text) = config_file {
+        std::fs::write(dir.path().join("switchboard.toml"), text).unwrap();
+    }
+    let output =
+        switchboard_command(dir.path()).arg("serve").args(args).envs(env.iter().copied()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(&dir.path().display().to_string(), "DIR");
+    (output.status.code().unwrap_or(-1), stderr)
+}
+
+fn stops_cleanly_on(signal: libc::c_int) {
+    // Arrange: built-in defaults, with only the port moved by the environment.
+    let (_dir, process) = start(None, &[], &[("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")]);
+    let mut process = process.unwrap();
+    let (status, body) = get(&process.url("/healthz"));
+    assert_eq!(status, 200);
+    assert_eq!(body, format!(r#"{{"status":"ok","version":"{}"}}"#, env!("CARGO_PKG_VERSION")));
+
+    // Act
+    process.signal(signal);
+
+    // Assert
+    let (status, log) = process.wait(STOP_TIMEOUT).expect("the server stops after the signal");
+    assert_eq!(status.code(), Some(0), "{status:?}\n{}", log.join("\n"));
+    assert!(log.iter().any(|line| line.contains("stopped")), "{}", log.join("\n"));
+}
+
+#[test]
+fn serve_on_defaults_answers_healthz_and_stops_cleanly_on_sigterm() {
+    stops_cleanly_on(libc::SIGTERM);
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigint() {
+    stops_cleanly_on(libc::SIGINT);
+}
+
+#[test]
+fn switchboard_toml_in_the_working_directory_is_read_and_the_environment_wins() {
+    // The file's port is unusable (privileged, and taken by nobody we know); the environment
+    // variable replaces it, and the file's other settings still apply.
+    let file = "[http]\nlisten = \"127.0.0.1:1\"\nworkers = 1\n";
+    let (_dir, process) = start(Some(file), &[], &[("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")]);
+    let process = process.unwrap();
+    assert_eq!(get(&process.url("/healthz")).0, 200);
+
+    let file = "[http]\nlisten = \"127.0.0.1:0\"\n";
+    let (_dir, process) = start(Some(file), &[], &[]);
+    assert_eq!(get(&process.unwrap().url("/healthz")).0, 200);
+}
+
+#[test]
+fn config_flag_names_the_file_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("custom.toml");
+    std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let (_cwd, process) = start(None, &["--config", path.to_str().unwrap()], &[]);
+    assert_eq!(get(&process.unwrap().url("/healthz")).0, 200);
+}
+
+/// `serve` refuses to start with exit code 2 and `expected` in its error output.
+fn check_refused(file: Option<&str>, args: &[&str], env: &[(&str, &str)], expected: &str) {
+    let (code, stderr) = refuse(file, args, env);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(expected), "expected {expected:?} in:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn start_up_mistakes_are_clear_errors_with_exit_code_2() {
+    check_refused(
+        None,
+        &["--config", "missing.toml"],
+        &[],
+        "error: configuration file missing.toml does not exist",
+    );
+    check_refused(
+        None,
+        &[],
+        &[("SWITCHBOARD_CONFIG", "gone.toml")],
+        "error: configuration file gone.toml does not exist",
+    );
+    check_refused(
+        Some("[http]\nlisten = \"127.0.0.1:0\"\nport = 9\n"),
+        &[],
+        &[],
+        "error: DIR/switchboard.toml: TOML parse error at line 3, column 1\n  |\n3 | port = 9\n  | ^^^^\nunknown field `port`, expected one of `listen`, `workers`, `shutdown_timeout`",
+    );
+    check_refused(
+        None,
+        &[],
+        &[("SWITCHBOARD_LISTEN", "127.0.0.1:0")],
+        "error: unknown environment variable SWITCHBOARD_LISTEN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN",
+    );
+    check_refused(
+        Some("[http\n"),
+        &[],
+        &[],
+        "error: DIR/switchboard.toml: TOML parse error at line 1, column 6",
+    );
+}
+
+#[test]
+fn an_address_already_in_use_is_a_clear_error_with_exit_code_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+
+    let (code, stderr) = refuse(None, &[], &[("SWITCHBOARD_HTTP_LISTEN", &address)]);
+
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {address}")), "{stderr}");
+}
