@@ -9,6 +9,7 @@
 //! In reading order, from the pure core outwards:
 //!
 //! - [`expr`]: the TaskRouter expression language (pure).
+//! - [`routing`]: the routing engine, TaskRouter semantics on a caller-supplied clock (pure).
 //! - [`http`]: the HTTP edge, the only module that knows actix-web.
 //! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
 //! - [`telemetry`]: logging setup.
@@ -16,6 +17,7 @@
 //! - [`cli`]: the `switchboard` command line.
 
 pub mod expr;
+pub mod routing;
 
 pub mod http;
 

@@ -1,0 +1,1413 @@
+//! The engine: TaskRouter's state machine, in memory, on a clock the caller supplies.
+//!
+//! Every command takes `now` and either fails without changing anything or applies fully and
+//! queues its events (read them with [`Engine::take_events`]). Timers are data: the caller asks
+//! for [`Engine::next_deadline`] and calls [`Engine::advance`] when it is reached; deadlines
+//! fire at their own time, in order, so a late `advance` replays them exactly.
+//!
+//! Assignment runs after every command, from both sides: a task entering a step looks for the
+//! longest-idle eligible worker in its queue's ready set (never a scan of all workers), and a
+//! worker that frees up looks for the best waiting task across its queues.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde_json::Value;
+
+use super::event::{Event, EventType};
+use super::model::*;
+use super::sid::{Sid, SidGenerator, SidKind};
+use super::workflow::{KnownWorker, Position, Step, WorkflowConfig, clock};
+use super::{Millis, RoutingError};
+use crate::expr::{Context, Expression, Scope, WorkerFacts};
+
+/// Workspace-wide settings.
+#[derive(Debug, Clone)]
+pub struct WorkspaceSettings {
+    pub friendly_name: String,
+    /// Activity of new workers.
+    pub default_activity: Sid,
+    /// Activity a worker is moved to when a reservation times out.
+    pub timeout_activity: Sid,
+    /// Which kind of queue a worker in both FIFO and LIFO queues serves first.
+    pub prioritize_queue_order: TaskOrder,
+}
+
+pub struct Engine {
+    sids: SidGenerator,
+    pub(super) workspace_sid: Sid,
+    pub(super) settings: WorkspaceSettings,
+    pub(super) activities: Vec<Activity>,
+    pub(super) channels: Vec<TaskChannel>,
+    pub(super) workers: Vec<Worker>,
+    worker_by_sid: HashMap<Sid, usize>,
+    worker_by_name: HashMap<String, usize>,
+    pub(super) queues: Vec<TaskQueue>,
+    queue_by_sid: HashMap<Sid, usize>,
+    pub(super) workflows: Vec<Workflow>,
+    workflow_by_sid: HashMap<Sid, usize>,
+    pub(super) tasks: HashMap<Sid, Task>,
+    pub(super) reservations: HashMap<Sid, Reservation>,
+    timers: BTreeMap<TimerKey, Timer>,
+    timer_seq: u64,
+    task_seq: u64,
+    events: Vec<Event>,
+    event_seq: u64,
+    dirty_tasks: VecDeque<Sid>,
+    dirty_workers: VecDeque<usize>,
+}
+
+/// A worker to create.
+#[derive(Debug, Clone)]
+pub struct NewWorker {
+    pub friendly_name: String,
+    pub attributes: Value,
+    /// Defaults to the workspace's default activity.
+    pub activity: Option<Sid>,
+}
+
+/// A task queue to create.
+#[derive(Debug, Clone)]
+pub struct NewTaskQueue {
+    pub friendly_name: String,
+    pub target_workers: String,
+    pub task_order: TaskOrder,
+    pub max_reserved_workers: u32,
+}
+
+/// A workflow to create.
+#[derive(Debug, Clone)]
+pub struct NewWorkflow {
+    pub friendly_name: String,
+    pub configuration: String,
+    pub task_reservation_timeout: u32,
+}
+
+/// A task to create.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub attributes: Value,
+    pub priority: Option<i64>,
+    /// Seconds before an unassigned task is canceled (TTL).
+    pub timeout: Option<u32>,
+    /// Required unless the workspace has exactly one workflow.
+    pub workflow: Option<Sid>,
+    /// A channel unique name (`voice`, `sms`...) or `TC` SID; default `default`.
+    pub channel: Option<String>,
+}
+
+/// One item of the engine's start-up defaults: (name, available).
+const DEFAULT_ACTIVITIES: [(&str, bool); 4] =
+    [("Offline", false), ("Available", true), ("Unavailable", false), ("Break", false)];
+/// Task channels and the capacity new workers get on each.
+const DEFAULT_CHANNELS: [(&str, u32); 4] = [("default", 1), ("voice", 1), ("sms", 3), ("chat", 3)];
+
+impl Engine {
+    /// A workspace with the default activities (Offline default and timeout activity,
+    /// Available, Unavailable, Break) and channels (default 1, voice 1, sms 3, chat 3).
+    /// `salt` makes this workspace's SIDs distinct from another's.
+    pub fn new(friendly_name: &str, salt: u64, now: Millis) -> Engine {
+        let mut sids = SidGenerator::new(salt);
+        let workspace_sid = sids.mint(SidKind::Workspace);
+        let activities: Vec<Activity> = DEFAULT_ACTIVITIES
+            .iter()
+            .map(|&(name, available)| Activity::new(sids.mint(SidKind::Activity), name, available))
+            .collect();
+        let channels = DEFAULT_CHANNELS
+            .iter()
+            .map(|&(name, capacity)| TaskChannel {
+                sid: sids.mint(SidKind::TaskChannel),
+                unique_name: name.to_owned(),
+                default_capacity: capacity,
+            })
+            .collect();
+        let offline = activities[0].sid;
+        let mut engine = Engine {
+            sids,
+            workspace_sid,
+            settings: WorkspaceSettings {
+                friendly_name: friendly_name.to_owned(),
+                default_activity: offline,
+                timeout_activity: offline,
+                prioritize_queue_order: TaskOrder::Fifo,
+            },
+            activities,
+            channels,
+            workers: Vec::new(),
+            worker_by_sid: HashMap::new(),
+            worker_by_name: HashMap::new(),
+            queues: Vec::new(),
+            queue_by_sid: HashMap::new(),
+            workflows: Vec::new(),
+            workflow_by_sid: HashMap::new(),
+            tasks: HashMap::new(),
+            reservations: HashMap::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            task_seq: 0,
+            events: Vec::new(),
+            event_seq: 0,
+            dirty_tasks: VecDeque::new(),
+            dirty_workers: VecDeque::new(),
+        };
+        for idx in 0..engine.activities.len() {
+            let sid = engine.activities[idx].sid;
+            engine.emit(now, EventType::ActivityCreated, sid, |event| event.activity = Some(sid));
+        }
+        engine
+    }
+
+    // ----- reading -----
+
+    pub fn workspace_sid(&self) -> Sid {
+        self.workspace_sid
+    }
+
+    pub fn settings(&self) -> &WorkspaceSettings {
+        &self.settings
+    }
+
+    /// Events produced since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The earliest pending deadline (reservation timeout, step timeout, TTL, purge).
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.timers.keys().next().map(|&(at, _)| at)
+    }
+
+    pub fn activity_by_name(&self, name: &str) -> Option<&Activity> {
+        self.activities.iter().find(|activity| activity.friendly_name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn activities(&self) -> &[Activity] {
+        &self.activities
+    }
+
+    pub fn worker(&self, sid: Sid) -> Option<&Worker> {
+        self.worker_by_sid.get(&sid).map(|&idx| &self.workers[idx])
+    }
+
+    pub fn worker_by_name(&self, name: &str) -> Option<&Worker> {
+        self.worker_by_name.get(&name.to_lowercase()).map(|&idx| &self.workers[idx])
+    }
+
+    pub fn workers(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.iter()
+    }
+
+    pub fn worker_activity(&self, worker: &Worker) -> &Activity {
+        &self.activities[worker.activity]
+    }
+
+    /// The worker's channel state for `channel` (unique name).
+    pub fn worker_channel(&self, worker: &Worker, channel: &str) -> Option<WorkerChannel> {
+        let idx = self.channels.iter().position(|c| c.unique_name == channel)?;
+        worker.channels.get(idx).copied()
+    }
+
+    pub fn queue(&self, sid: Sid) -> Option<&TaskQueue> {
+        self.queue_by_sid.get(&sid).map(|&idx| &self.queues[idx])
+    }
+
+    pub fn queue_by_name(&self, name: &str) -> Option<&TaskQueue> {
+        self.queues.iter().find(|queue| queue.friendly_name == name)
+    }
+
+    pub fn queues(&self) -> &[TaskQueue] {
+        &self.queues
+    }
+
+    /// The SIDs of the workers matching a queue's target expression, in creation order.
+    pub fn queue_members(&self, queue: &TaskQueue) -> Vec<Sid> {
+        queue.members.iter().map(|&idx| self.workers[idx].sid).collect()
+    }
+
+    pub fn workflow(&self, sid: Sid) -> Option<&Workflow> {
+        self.workflow_by_sid.get(&sid).map(|&idx| &self.workflows[idx])
+    }
+
+    pub fn workflows(&self) -> &[Workflow] {
+        &self.workflows
+    }
+
+    pub fn task(&self, sid: Sid) -> Option<&Task> {
+        self.tasks.get(&sid)
+    }
+
+    /// The queue a task waits in (or was assigned from).
+    pub fn task_queue(&self, task: &Task) -> Option<&TaskQueue> {
+        task.queue.map(|idx| &self.queues[idx])
+    }
+
+    pub fn reservation(&self, sid: Sid) -> Option<&Reservation> {
+        self.reservations.get(&sid)
+    }
+
+    pub fn reservation_worker(&self, reservation: &Reservation) -> &Worker {
+        &self.workers[reservation.worker]
+    }
+
+    /// The task's reservations still waiting for an answer.
+    pub fn pending_reservations(&self, task: &Task) -> Vec<&Reservation> {
+        task.reservations
+            .iter()
+            .filter_map(|sid| self.reservations.get(sid))
+            .filter(|reservation| reservation.status == ReservationStatus::Pending)
+            .collect()
+    }
+
+    // ----- configuration commands -----
+
+    /// Adds an activity (at most 100 per workspace, names unique ignoring case).
+    pub fn create_activity(
+        &mut self,
+        friendly_name: &str,
+        available: bool,
+        now: Millis,
+    ) -> Result<Sid, RoutingError> {
+        validate_name("friendly_name", friendly_name)?;
+        if self.activity_by_name(friendly_name).is_some() {
+            return Err(RoutingError::invalid(
+                "friendly_name",
+                format!("an activity named {friendly_name:?} exists"),
+            ));
+        }
+        if self.activities.len() >= 100 {
+            return Err(RoutingError::invalid("friendly_name", "a workspace has at most 100 activities"));
+        }
+        let sid = self.sids.mint(SidKind::Activity);
+        self.activities.push(Activity::new(sid, friendly_name, available));
+        self.emit(now, EventType::ActivityCreated, sid, |event| event.activity = Some(sid));
+        Ok(sid)
+    }
+
+    /// Sets the default and timeout activities and the FIFO/LIFO preference.
+    pub fn configure_workspace(
+        &mut self,
+        default_activity: Sid,
+        timeout_activity: Sid,
+        prioritize_queue_order: TaskOrder,
+    ) -> Result<(), RoutingError> {
+        self.activity_index(default_activity)?;
+        self.activity_index(timeout_activity)?;
+        self.settings.default_activity = default_activity;
+        self.settings.timeout_activity = timeout_activity;
+        self.settings.prioritize_queue_order = prioritize_queue_order;
+        Ok(())
+    }
+
+    pub fn create_worker(&mut self, new: NewWorker, now: Millis) -> Result<Sid, RoutingError> {
+        validate_name("friendly_name", &new.friendly_name)?;
+        if self.worker_by_name.contains_key(&new.friendly_name.to_lowercase()) {
+            return Err(RoutingError::invalid(
+                "friendly_name",
+                format!("a worker named {:?} exists (names are unique, ignoring case)", new.friendly_name),
+            ));
+        }
+        validate_attributes(&new.attributes)?;
+        let activity = self.activity_index(new.activity.unwrap_or(self.settings.default_activity))?;
+        let sid = self.sids.mint(SidKind::Worker);
+        let idx = self.workers.len();
+        self.workers.push(Worker {
+            sid,
+            sid_text: sid.to_string(),
+            friendly_name: new.friendly_name.clone(),
+            attributes: new.attributes,
+            activity,
+            channels: self
+                .channels
+                .iter()
+                .map(|channel| WorkerChannel { capacity: channel.default_capacity, busy: 0, available: true })
+                .collect(),
+            last_assignment: None,
+            available_since: now,
+            activity_changed_at: now,
+            queues: Vec::new(),
+            ready_key: None,
+            dirty: false,
+            created_at: now,
+        });
+        self.worker_by_sid.insert(sid, idx);
+        self.worker_by_name.insert(new.friendly_name.to_lowercase(), idx);
+        self.emit(now, EventType::WorkerCreated, sid, |event| event.worker = Some(sid));
+        self.update_membership(idx);
+        self.mark_worker(idx);
+        self.dispatch(now);
+        Ok(sid)
+    }
+
+    /// Replaces a worker's attributes; queue membership follows. Reservations already made
+    /// stand.
+    pub fn update_worker_attributes(
+        &mut self,
+        sid: Sid,
+        attributes: Value,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let idx = self.worker_index(sid)?;
+        validate_attributes(&attributes)?;
+        self.workers[idx].attributes = attributes;
+        self.emit(now, EventType::WorkerAttributesUpdate, sid, |event| event.worker = Some(sid));
+        self.update_membership(idx);
+        self.mark_worker(idx);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Moves a worker to another activity. With `reject_pending`, its pending reservations are
+    /// rejected (TaskRouter's `RejectPendingReservations`).
+    pub fn set_worker_activity(
+        &mut self,
+        sid: Sid,
+        activity: Sid,
+        reject_pending: bool,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let idx = self.worker_index(sid)?;
+        let activity = self.activity_index(activity)?;
+        if reject_pending {
+            let mut pending: Vec<Sid> = self
+                .reservations
+                .values()
+                .filter(|r| r.worker == idx && r.status == ReservationStatus::Pending)
+                .map(|r| r.sid)
+                .collect();
+            // SIDs are minted in order: oldest reservation first, the same on every replay.
+            pending.sort_unstable();
+            for reservation in pending {
+                self.end_reservation(reservation, ReservationStatus::Rejected, now);
+            }
+        }
+        self.change_activity(idx, activity, now);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Sets a worker's capacity and availability on one channel.
+    pub fn set_worker_channel(
+        &mut self,
+        sid: Sid,
+        channel: &str,
+        capacity: Option<u32>,
+        available: Option<bool>,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let idx = self.worker_index(sid)?;
+        let channel_idx = self.channel_index(channel)?;
+        if let Some(capacity) = capacity {
+            if capacity > 50 {
+                return Err(RoutingError::invalid("capacity", "must be between 0 and 50"));
+            }
+            self.workers[idx].channels[channel_idx].capacity = capacity;
+            self.emit(now, EventType::WorkerCapacityUpdate, sid, |event| event.worker = Some(sid));
+        }
+        if let Some(available) = available {
+            self.workers[idx].channels[channel_idx].available = available;
+            self.emit(now, EventType::WorkerChannelAvailabilityUpdate, sid, |event| event.worker = Some(sid));
+        }
+        self.refresh_ready(idx);
+        self.mark_worker(idx);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    pub fn create_task_queue(&mut self, new: NewTaskQueue, now: Millis) -> Result<Sid, RoutingError> {
+        validate_name("friendly_name", &new.friendly_name)?;
+        if self.queue_by_name(&new.friendly_name).is_some() {
+            return Err(RoutingError::invalid(
+                "friendly_name",
+                format!("a task queue named {:?} exists", new.friendly_name),
+            ));
+        }
+        let target_expression = parse_target_workers(&new.target_workers)?;
+        validate_max_reserved(new.max_reserved_workers)?;
+        let sid = self.sids.mint(SidKind::TaskQueue);
+        let idx = self.queues.len();
+        self.queues.push(TaskQueue {
+            sid,
+            friendly_name: new.friendly_name,
+            target_workers: new.target_workers,
+            target_expression,
+            task_order: new.task_order,
+            max_reserved_workers: new.max_reserved_workers,
+            members: Default::default(),
+            ready: vec![Default::default(); self.channels.len()],
+            waiting: Default::default(),
+            created_at: now,
+        });
+        self.queue_by_sid.insert(sid, idx);
+        self.emit(now, EventType::TaskQueueCreated, sid, |event| event.queue = Some(sid));
+        self.recompute_queue_members(idx);
+        self.dispatch(now);
+        Ok(sid)
+    }
+
+    /// Changes a queue's target expression and/or multi-reservation width.
+    pub fn update_task_queue(
+        &mut self,
+        sid: Sid,
+        target_workers: Option<String>,
+        max_reserved_workers: Option<u32>,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let idx = self.queue_index(sid)?;
+        let expression = target_workers.as_deref().map(parse_target_workers).transpose()?;
+        if let Some(max) = max_reserved_workers {
+            validate_max_reserved(max)?;
+            self.queues[idx].max_reserved_workers = max;
+        }
+        if let (Some(source), Some(expression)) = (target_workers, expression) {
+            self.queues[idx].target_workers = source;
+            self.queues[idx].target_expression = expression;
+            self.emit(now, EventType::TaskQueueExpressionUpdated, sid, |event| event.queue = Some(sid));
+            self.recompute_queue_members(idx);
+        }
+        self.dispatch(now);
+        Ok(())
+    }
+
+    pub fn create_workflow(&mut self, new: NewWorkflow, now: Millis) -> Result<Sid, RoutingError> {
+        validate_name("friendly_name", &new.friendly_name)?;
+        if !(1..=MAX_RESERVATION_TIMEOUT).contains(&new.task_reservation_timeout) {
+            return Err(RoutingError::invalid(
+                "task_reservation_timeout",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        let config =
+            WorkflowConfig::parse(&new.configuration, |queue| self.queue_by_sid.contains_key(&queue))?;
+        let sid = self.sids.mint(SidKind::Workflow);
+        self.workflow_by_sid.insert(sid, self.workflows.len());
+        self.workflows.push(Workflow {
+            sid,
+            friendly_name: new.friendly_name,
+            configuration: new.configuration,
+            config,
+            task_reservation_timeout: new.task_reservation_timeout,
+            created_at: now,
+        });
+        self.emit(now, EventType::WorkflowCreated, sid, |event| event.workflow = Some(sid));
+        Ok(sid)
+    }
+
+    // ----- task commands -----
+
+    pub fn create_task(&mut self, new: NewTask, now: Millis) -> Result<Sid, RoutingError> {
+        validate_attributes(&new.attributes)?;
+        let priority = new.priority.unwrap_or(0);
+        if !(0..=MAX_PRIORITY).contains(&priority) {
+            return Err(RoutingError::invalid("priority", "must be between 0 and 2147483647"));
+        }
+        let ttl = new.timeout.unwrap_or(DEFAULT_TASK_TTL);
+        if !(1..=MAX_TASK_TTL).contains(&ttl) {
+            return Err(RoutingError::invalid("timeout", "must be between 1 and 1209600 seconds"));
+        }
+        let workflow = match new.workflow {
+            Some(sid) => self.workflow_index(sid)?,
+            None if self.workflows.len() == 1 => 0,
+            None => {
+                return Err(RoutingError::invalid(
+                    "workflow_sid",
+                    format!("required: the workspace has {} workflows", self.workflows.len()),
+                ));
+            }
+        };
+        let channel = self.channel_index(new.channel.as_deref().unwrap_or("default"))?;
+        let sid = self.sids.mint(SidKind::Task);
+        self.task_seq += 1;
+        let step = self.workflows[workflow].config.first_step(&new.attributes, now);
+        self.tasks.insert(
+            sid,
+            Task {
+                sid,
+                seq: self.task_seq,
+                attributes: new.attributes,
+                priority,
+                channel,
+                workflow,
+                status: TaskStatus::Pending,
+                reason: None,
+                created_at: now,
+                virtual_start: now,
+                ttl,
+                step,
+                queue: None,
+                queue_entered_at: None,
+                wait_key: None,
+                reservations: Vec::new(),
+                rejected_by: Vec::new(),
+                assignment_count: 0,
+                step_timer: None,
+                ttl_timer: None,
+                skip_check_pending: false,
+                step_expired: false,
+                dirty: false,
+                assigned_worker: None,
+            },
+        );
+        let workflow_sid = self.workflows[workflow].sid;
+        self.emit_task(now, EventType::WorkflowEntered, sid, sid, workflow_sid);
+        let ttl_timer = self.schedule(now + i64::from(ttl) * 1000, Timer::TaskTtl(sid));
+        self.task_mut(sid).ttl_timer = Some(ttl_timer);
+        self.enter_step(sid, step, now, true);
+        self.dispatch(now);
+        Ok(sid)
+    }
+
+    /// Accepts a pending reservation: the task is assigned, the others rescinded.
+    pub fn accept(&mut self, reservation: Sid, now: Millis) -> Result<(), RoutingError> {
+        let (task_sid, worker) = self.pending_reservation(reservation)?;
+        let reservation_ref = self.reservations.get_mut(&reservation).expect("checked");
+        reservation_ref.status = ReservationStatus::Accepted;
+        let queue = reservation_ref.queue;
+        if let Some(timer) = reservation_ref.timer.take() {
+            self.timers.remove(&timer);
+        }
+        self.emit_reservation(now, EventType::ReservationAccepted, reservation);
+        let others: Vec<Sid> = self.tasks[&task_sid]
+            .reservations
+            .iter()
+            .copied()
+            .filter(|&other| {
+                other != reservation && self.reservations[&other].status == ReservationStatus::Pending
+            })
+            .collect();
+        for other in others {
+            self.end_reservation(other, ReservationStatus::Rescinded, now);
+        }
+        let task = self.task_mut(task_sid);
+        task.status = TaskStatus::Assigned;
+        task.assigned_worker = Some(worker);
+        task.queue = Some(queue);
+        let timers = [task.step_timer.take(), task.ttl_timer.take()];
+        for timer in timers.into_iter().flatten() {
+            self.timers.remove(&timer);
+        }
+        self.workers[worker].last_assignment = Some(now);
+        self.refresh_ready(worker);
+        self.emit(now, EventType::TaskUpdated, task_sid, |event| event.task = Some(task_sid));
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Rejects a pending reservation; the worker is not offered this task again. With
+    /// `activity`, the worker moves there (as TaskRouter's `WorkerActivitySid`).
+    pub fn reject(
+        &mut self,
+        reservation: Sid,
+        activity: Option<Sid>,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let (_, worker) = self.pending_reservation(reservation)?;
+        let activity = activity.map(|sid| self.activity_index(sid)).transpose()?;
+        self.end_reservation(reservation, ReservationStatus::Rejected, now);
+        if let Some(activity) = activity {
+            self.change_activity(worker, activity, now);
+        }
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Moves an assigned task to wrap-up (after-call work); its capacity stays held.
+    pub fn wrap_up(&mut self, task: Sid, now: Millis) -> Result<(), RoutingError> {
+        let current = self.existing_task(task)?.status;
+        if current != TaskStatus::Assigned {
+            return Err(RoutingError::conflict(format!(
+                "task {task} is {}; only an assigned task wraps up",
+                current.as_str()
+            )));
+        }
+        self.task_mut(task).status = TaskStatus::Wrapping;
+        self.emit(now, EventType::TaskWrapup, task, |event| event.task = Some(task));
+        if let Some(reservation) = self.accepted_reservation(task) {
+            self.reservations.get_mut(&reservation).expect("exists").status = ReservationStatus::Wrapping;
+            self.emit_reservation(now, EventType::ReservationWrapup, reservation);
+        }
+        Ok(())
+    }
+
+    /// Completes an assigned or wrapping task and frees the worker's capacity.
+    pub fn complete(&mut self, task: Sid, reason: &str, now: Millis) -> Result<(), RoutingError> {
+        let current = self.existing_task(task)?.status;
+        if !matches!(current, TaskStatus::Assigned | TaskStatus::Wrapping) {
+            return Err(RoutingError::conflict(format!(
+                "task {task} is {}; only an assigned or wrapping task can be completed",
+                current.as_str()
+            )));
+        }
+        let task_ref = self.task_mut(task);
+        task_ref.status = TaskStatus::Completed;
+        task_ref.reason = Some(reason.to_owned());
+        let channel = task_ref.channel;
+        let worker = task_ref.assigned_worker;
+        self.emit(now, EventType::TaskCompleted, task, |event| {
+            event.task = Some(task);
+            event.reason = Some(reason.to_owned());
+        });
+        if let Some(reservation) = self.accepted_reservation(task) {
+            self.reservations.get_mut(&reservation).expect("exists").status = ReservationStatus::Completed;
+            self.emit_reservation(now, EventType::ReservationCompleted, reservation);
+        }
+        if let Some(worker) = worker {
+            self.release_capacity(worker, channel);
+        }
+        self.schedule(now + PURGE_AFTER, Timer::Purge(task));
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Cancels a pending or reserved task; pending reservations are canceled with it.
+    pub fn cancel(&mut self, task: Sid, reason: &str, now: Millis) -> Result<(), RoutingError> {
+        let current = self.existing_task(task)?.status;
+        if !current.is_waiting() {
+            return Err(RoutingError::conflict(format!(
+                "task {task} is {}; only a pending or reserved task can be canceled",
+                current.as_str()
+            )));
+        }
+        self.cancel_waiting_task(task, reason, now);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Replaces a waiting task's attributes and routes it again from the top of its workflow,
+    /// keeping its age.
+    pub fn update_task_attributes(
+        &mut self,
+        task: Sid,
+        attributes: Value,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let current = self.existing_task(task)?.status;
+        validate_attributes(&attributes)?;
+        self.task_mut(task).attributes = attributes;
+        self.emit(now, EventType::TaskUpdated, task, |event| event.task = Some(task));
+        if current == TaskStatus::Pending {
+            self.leave_queue(task);
+            let task_ref = &self.tasks[&task];
+            let step = self.workflows[task_ref.workflow].config.first_step(&task_ref.attributes, now);
+            self.enter_step(task, step, now, false);
+            self.dispatch(now);
+        }
+        Ok(())
+    }
+
+    /// Fires every deadline up to `now`, each at its own time, in order.
+    pub fn advance(&mut self, now: Millis) {
+        while let Some((&key, &timer)) = self.timers.first_key_value() {
+            if key.0 > now {
+                break;
+            }
+            self.timers.remove(&key);
+            let at = key.0;
+            match timer {
+                Timer::ReservationTimeout(reservation) => self.reservation_timed_out(reservation, at),
+                Timer::StepTimeout(task) => self.step_timed_out(task, at),
+                Timer::TaskTtl(task) => {
+                    self.task_mut(task).ttl_timer = None;
+                    if self.tasks[&task].status.is_waiting() {
+                        self.cancel_waiting_task(task, "Task TTL Exceeded", at);
+                    }
+                }
+                Timer::Purge(task) => {
+                    if let Some(removed) = self.tasks.remove(&task) {
+                        for reservation in removed.reservations {
+                            self.reservations.remove(&reservation);
+                        }
+                    }
+                }
+            }
+            self.dispatch(at);
+        }
+    }
+
+    // ----- internals: lookups -----
+
+    fn activity_index(&self, sid: Sid) -> Result<usize, RoutingError> {
+        self.activities.iter().position(|activity| activity.sid == sid).ok_or(RoutingError::not_found(sid))
+    }
+
+    fn worker_index(&self, sid: Sid) -> Result<usize, RoutingError> {
+        self.worker_by_sid.get(&sid).copied().ok_or(RoutingError::not_found(sid))
+    }
+
+    fn queue_index(&self, sid: Sid) -> Result<usize, RoutingError> {
+        self.queue_by_sid.get(&sid).copied().ok_or(RoutingError::not_found(sid))
+    }
+
+    fn workflow_index(&self, sid: Sid) -> Result<usize, RoutingError> {
+        self.workflow_by_sid.get(&sid).copied().ok_or(RoutingError::not_found(sid))
+    }
+
+    fn channel_index(&self, name_or_sid: &str) -> Result<usize, RoutingError> {
+        self.channels
+            .iter()
+            .position(|channel| channel.unique_name == name_or_sid || channel.sid.to_string() == name_or_sid)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.channels.iter().map(|c| c.unique_name.as_str()).collect();
+                RoutingError::invalid(
+                    "task_channel",
+                    format!("unknown channel {name_or_sid:?} (known: {})", known.join(", ")),
+                )
+            })
+    }
+
+    fn existing_task(&self, sid: Sid) -> Result<&Task, RoutingError> {
+        self.tasks.get(&sid).ok_or(RoutingError::not_found(sid))
+    }
+
+    fn task_mut(&mut self, sid: Sid) -> &mut Task {
+        self.tasks.get_mut(&sid).expect("task exists")
+    }
+
+    /// The reservation's task and worker, if it is pending; an error naming its state if not.
+    fn pending_reservation(&self, sid: Sid) -> Result<(Sid, usize), RoutingError> {
+        let reservation = self.reservations.get(&sid).ok_or(RoutingError::not_found(sid))?;
+        if reservation.status != ReservationStatus::Pending {
+            return Err(RoutingError::ReservationNotPending { sid, status: reservation.status.as_str() });
+        }
+        Ok((reservation.task, reservation.worker))
+    }
+
+    fn accepted_reservation(&self, task: Sid) -> Option<Sid> {
+        self.tasks[&task].reservations.iter().copied().find(|sid| {
+            matches!(self.reservations[sid].status, ReservationStatus::Accepted | ReservationStatus::Wrapping)
+        })
+    }
+
+    // ----- internals: events and timers -----
+
+    fn emit(&mut self, at: Millis, event_type: EventType, resource: Sid, fill: impl FnOnce(&mut Event)) {
+        self.event_seq += 1;
+        let mut event = Event {
+            sequence: self.event_seq,
+            timestamp: at,
+            event_type,
+            resource,
+            task: None,
+            worker: None,
+            reservation: None,
+            queue: None,
+            workflow: None,
+            activity: None,
+            reason: None,
+        };
+        fill(&mut event);
+        self.events.push(event);
+    }
+
+    /// An event about a task in its workflow; `resource` is the task or the workflow.
+    fn emit_task(&mut self, at: Millis, event_type: EventType, resource: Sid, task: Sid, workflow: Sid) {
+        self.emit(at, event_type, resource, |event| {
+            event.task = Some(task);
+            event.workflow = Some(workflow);
+        });
+    }
+
+    fn emit_reservation(&mut self, at: Millis, event_type: EventType, reservation: Sid) {
+        let r = &self.reservations[&reservation];
+        let (task, worker, queue) = (r.task, self.workers[r.worker].sid, self.queues[r.queue].sid);
+        let workflow = self.workflows[self.tasks[&task].workflow].sid;
+        self.emit(at, event_type, reservation, |event| {
+            event.task = Some(task);
+            event.worker = Some(worker);
+            event.reservation = Some(reservation);
+            event.queue = Some(queue);
+            event.workflow = Some(workflow);
+        });
+    }
+
+    fn schedule(&mut self, at: Millis, timer: Timer) -> TimerKey {
+        self.timer_seq += 1;
+        let key = (at, self.timer_seq);
+        self.timers.insert(key, timer);
+        key
+    }
+
+    // ----- internals: workers, membership, readiness -----
+
+    fn mark_worker(&mut self, idx: usize) {
+        if !self.workers[idx].dirty {
+            self.workers[idx].dirty = true;
+            self.dirty_workers.push_back(idx);
+        }
+    }
+
+    fn mark_task(&mut self, sid: Sid) {
+        let task = self.task_mut(sid);
+        if !task.dirty {
+            task.dirty = true;
+            self.dirty_tasks.push_back(sid);
+        }
+    }
+
+    fn change_activity(&mut self, idx: usize, activity: usize, now: Millis) {
+        let was_available = self.activities[self.workers[idx].activity].available;
+        let worker = &mut self.workers[idx];
+        worker.activity = activity;
+        worker.activity_changed_at = now;
+        if self.activities[activity].available && !was_available {
+            worker.available_since = now;
+        }
+        let (sid, activity_sid) = (worker.sid, self.activities[activity].sid);
+        self.emit(now, EventType::WorkerActivityUpdate, sid, |event| {
+            event.worker = Some(sid);
+            event.activity = Some(activity_sid);
+        });
+        self.refresh_ready(idx);
+        self.mark_worker(idx);
+    }
+
+    /// Re-evaluates every queue's target expression for one worker.
+    fn update_membership(&mut self, idx: usize) {
+        self.remove_from_ready(idx);
+        let worker = &self.workers[idx];
+        let scope = Scope::worker(self.facts(worker));
+        let matching: Vec<usize> = (0..self.queues.len())
+            .filter(|&queue| self.queues[queue].target_expression.evaluate(&scope))
+            .collect();
+        for &queue in &self.workers[idx].queues {
+            self.queues[queue].members.remove(&idx);
+        }
+        for &queue in &matching {
+            self.queues[queue].members.insert(idx);
+        }
+        self.workers[idx].queues = matching;
+        self.refresh_ready(idx);
+    }
+
+    /// Re-evaluates one queue's target expression for every worker (a queue change, not a
+    /// routing path).
+    fn recompute_queue_members(&mut self, queue: usize) {
+        for idx in 0..self.workers.len() {
+            self.remove_from_ready(idx);
+            let scope = Scope::worker(self.facts(&self.workers[idx]));
+            let is_member = self.queues[queue].target_expression.evaluate(&scope);
+            let worker = &mut self.workers[idx];
+            worker.queues.retain(|&q| q != queue);
+            if is_member {
+                worker.queues.push(queue);
+                worker.queues.sort_unstable();
+                self.queues[queue].members.insert(idx);
+            } else {
+                self.queues[queue].members.remove(&idx);
+            }
+            self.refresh_ready(idx);
+            if is_member {
+                self.mark_worker(idx);
+            }
+        }
+    }
+
+    fn facts<'a>(&'a self, worker: &'a Worker) -> WorkerFacts<'a> {
+        let activity = &self.activities[worker.activity];
+        WorkerFacts {
+            attributes: &worker.attributes,
+            sid: Some(&worker.sid_text),
+            friendly_name: Some(&worker.friendly_name),
+            activity_sid: Some(&activity.sid_text),
+            activity_name: Some(&activity.friendly_name),
+        }
+    }
+
+    fn remove_from_ready(&mut self, idx: usize) {
+        let Some(key) = self.workers[idx].ready_key.take() else { return };
+        for &queue in &self.workers[idx].queues {
+            for ready in &mut self.queues[queue].ready {
+                ready.remove(&(key, idx));
+            }
+        }
+    }
+
+    /// Puts the worker in exactly the ready sets it belongs in now.
+    fn refresh_ready(&mut self, idx: usize) {
+        self.remove_from_ready(idx);
+        let worker = &self.workers[idx];
+        if !self.activities[worker.activity].available {
+            return;
+        }
+        let key = worker.last_assignment.unwrap_or(worker.available_since);
+        for &queue in &worker.queues {
+            for (channel, state) in worker.channels.iter().enumerate() {
+                if state.has_room() {
+                    self.queues[queue].ready[channel].insert((key, idx));
+                }
+            }
+        }
+        self.workers[idx].ready_key = Some(key);
+    }
+
+    fn release_capacity(&mut self, worker: usize, channel: usize) {
+        let state = &mut self.workers[worker].channels[channel];
+        state.busy = state.busy.saturating_sub(1);
+        self.refresh_ready(worker);
+        self.mark_worker(worker);
+    }
+
+    // ----- internals: the workflow walk -----
+
+    /// Puts a task at `step`: its queue, priority, deadline; or ends it if the workflow is done.
+    fn enter_step(&mut self, sid: Sid, step: Step, now: Millis, creating: bool) {
+        let task = &self.tasks[&sid];
+        let workflow = &self.workflows[task.workflow];
+        let (workflow_sid, config) = (workflow.sid, &workflow.config);
+        let Step::At { position, deadline, .. } = step else {
+            let (event_type, reason) = match step {
+                Step::Skipped => (EventType::WorkflowSkipped, "Workflow Skipped"),
+                _ => (EventType::WorkflowTimeout, "Workflow Timeout"),
+            };
+            self.emit_task(now, event_type, workflow_sid, sid, workflow_sid);
+            if creating {
+                self.emit_task(now, EventType::TaskCreated, sid, sid, workflow_sid);
+            }
+            self.cancel_waiting_task(sid, reason, now);
+            return;
+        };
+        let queue_sid = config.queue_at(position).expect("a step has a queue");
+        let priority = config.priority_at(position);
+        let queue = self.queue_by_sid[&queue_sid];
+        let previous_queue = task.queue;
+        let task = self.task_mut(sid);
+        task.step = step;
+        task.step_expired = false;
+        task.skip_check_pending = true;
+        if let Some(priority) = priority {
+            task.priority = priority;
+        }
+        task.queue = Some(queue);
+        if previous_queue != Some(queue) {
+            task.queue_entered_at = Some(now);
+        }
+        if let Some(timer) = task.step_timer.take() {
+            self.timers.remove(&timer);
+        }
+        if let Some(deadline) = deadline {
+            let timer = self.schedule(deadline, Timer::StepTimeout(sid));
+            self.task_mut(sid).step_timer = Some(timer);
+        }
+        if let Some(previous) = previous_queue.filter(|&previous| previous != queue) {
+            let previous_sid = self.queues[previous].sid;
+            self.emit(now, EventType::TaskQueueMoved, queue_sid, |event| {
+                event.task = Some(sid);
+                event.queue = Some(previous_sid);
+            });
+        }
+        self.emit(now, EventType::TaskQueueEntered, queue_sid, |event| {
+            event.task = Some(sid);
+            event.queue = Some(queue_sid);
+            event.workflow = Some(workflow_sid);
+        });
+        if creating {
+            self.emit_task(now, EventType::TaskCreated, sid, sid, workflow_sid);
+        }
+        if let Position::Target { .. } = position {
+            self.emit(now, EventType::WorkflowTargetMatched, workflow_sid, |event| {
+                event.task = Some(sid);
+                event.queue = Some(queue_sid);
+                event.workflow = Some(workflow_sid);
+            });
+        }
+        if self.tasks[&sid].status == TaskStatus::Pending {
+            self.join_queue(sid);
+        }
+    }
+
+    fn join_queue(&mut self, sid: Sid) {
+        let task = &self.tasks[&sid];
+        let Some(queue) = task.queue else { return };
+        let rank = match self.queues[queue].task_order {
+            TaskOrder::Fifo => (-task.priority, task.virtual_start, task.seq as i64),
+            TaskOrder::Lifo => (-task.virtual_start, -(task.seq as i64), 0),
+        };
+        let key = WaitKey { rank, task: sid };
+        self.queues[queue].waiting.insert(key);
+        self.task_mut(sid).wait_key = Some(key);
+        self.mark_task(sid);
+    }
+
+    fn leave_queue(&mut self, sid: Sid) {
+        let task = self.task_mut(sid);
+        if let (Some(key), Some(queue)) = (task.wait_key.take(), task.queue) {
+            self.queues[queue].waiting.remove(&key);
+        }
+    }
+
+    fn step_timed_out(&mut self, sid: Sid, at: Millis) {
+        let Some(task) = self.tasks.get_mut(&sid) else { return };
+        task.step_timer = None;
+        match task.status {
+            TaskStatus::Pending => self.leave_step(sid, at, false),
+            // An offer is out: the move waits until it is answered (see `reevaluate`).
+            TaskStatus::Reserved => task.step_expired = true,
+            _ => {}
+        }
+    }
+
+    /// Moves a pending task out of its step (timed out or skipped) to wherever the walk says.
+    fn leave_step(&mut self, sid: Sid, at: Millis, skipped: bool) {
+        self.leave_queue(sid);
+        let task = &self.tasks[&sid];
+        let config = &self.workflows[task.workflow].config;
+        let next = config.next_step(task.step, &task.attributes, at, skipped);
+        if let (Some(queue), false) = (task.queue, skipped) {
+            let queue_sid = self.queues[queue].sid;
+            self.emit(at, EventType::TaskQueueTimeout, queue_sid, |event| {
+                event.task = Some(sid);
+                event.queue = Some(queue_sid);
+            });
+        }
+        self.enter_step(sid, next, at, false);
+    }
+
+    /// A task whose reservations all ended unaccepted is pending again: it moves on if its
+    /// step expired meanwhile, else waits in its queue for the next worker.
+    fn reevaluate(&mut self, sid: Sid, at: Millis) {
+        let task = self.task_mut(sid);
+        task.status = TaskStatus::Pending;
+        if task.step_expired {
+            task.step_expired = false;
+            self.leave_step(sid, at, false);
+        } else {
+            self.join_queue(sid);
+        }
+    }
+
+    fn cancel_waiting_task(&mut self, sid: Sid, reason: &str, at: Millis) {
+        let pending: Vec<Sid> = self.pending_reservations(&self.tasks[&sid]).iter().map(|r| r.sid).collect();
+        for reservation in pending {
+            self.end_reservation(reservation, ReservationStatus::Canceled, at);
+        }
+        self.leave_queue(sid);
+        let task = self.task_mut(sid);
+        task.status = TaskStatus::Canceled;
+        task.reason = Some(reason.to_owned());
+        let timers = [task.step_timer.take(), task.ttl_timer.take()];
+        for timer in timers.into_iter().flatten() {
+            self.timers.remove(&timer);
+        }
+        self.emit(at, EventType::TaskCanceled, sid, |event| {
+            event.task = Some(sid);
+            event.reason = Some(reason.to_owned());
+        });
+        self.schedule(at + PURGE_AFTER, Timer::Purge(sid));
+    }
+
+    // ----- internals: reservations -----
+
+    fn reserve(&mut self, task_sid: Sid, worker: usize, queue: usize, at: Millis) {
+        let task = &self.tasks[&task_sid];
+        let timeout = i64::from(self.workflows[task.workflow].task_reservation_timeout) * 1000;
+        let channel = task.channel;
+        if task.status == TaskStatus::Pending {
+            self.leave_queue(task_sid);
+            let task = self.task_mut(task_sid);
+            task.status = TaskStatus::Reserved;
+            task.assignment_count += 1;
+        }
+        let sid = self.sids.mint(SidKind::Reservation);
+        let timer = self.schedule(at + timeout, Timer::ReservationTimeout(sid));
+        self.reservations.insert(
+            sid,
+            Reservation {
+                sid,
+                task: task_sid,
+                worker,
+                queue,
+                status: ReservationStatus::Pending,
+                created_at: at,
+                timeout_at: at + timeout,
+                timer: Some(timer),
+            },
+        );
+        self.task_mut(task_sid).reservations.push(sid);
+        self.workers[worker].channels[channel].busy += 1;
+        self.refresh_ready(worker);
+        self.emit_reservation(at, EventType::ReservationCreated, sid);
+    }
+
+    /// Ends a pending reservation as rejected, timed out, canceled or rescinded: frees the
+    /// capacity and, when it was the task's last pending one, routes the task again.
+    fn end_reservation(&mut self, sid: Sid, status: ReservationStatus, at: Millis) {
+        let reservation = self.reservations.get_mut(&sid).expect("reservation exists");
+        reservation.status = status;
+        let (task_sid, worker) = (reservation.task, reservation.worker);
+        if let Some(timer) = reservation.timer.take() {
+            self.timers.remove(&timer);
+        }
+        let event_type = match status {
+            ReservationStatus::Rejected => EventType::ReservationRejected,
+            ReservationStatus::Timeout => EventType::ReservationTimeout,
+            ReservationStatus::Rescinded => EventType::ReservationRescinded,
+            _ => EventType::ReservationCanceled,
+        };
+        self.emit_reservation(at, event_type, sid);
+        let channel = self.tasks[&task_sid].channel;
+        self.release_capacity(worker, channel);
+        if status == ReservationStatus::Rejected {
+            self.task_mut(task_sid).rejected_by.push(worker);
+        }
+        let task = &self.tasks[&task_sid];
+        if task.status == TaskStatus::Reserved
+            && matches!(status, ReservationStatus::Rejected | ReservationStatus::Timeout)
+            && self.pending_reservations(task).is_empty()
+        {
+            self.reevaluate(task_sid, at);
+        }
+    }
+
+    fn reservation_timed_out(&mut self, sid: Sid, at: Millis) {
+        let Some(reservation) = self.reservations.get_mut(&sid) else { return };
+        reservation.timer = None;
+        if reservation.status != ReservationStatus::Pending {
+            return;
+        }
+        let worker = reservation.worker;
+        self.end_reservation(sid, ReservationStatus::Timeout, at);
+        let timeout_activity = self.activity_index(self.settings.timeout_activity).expect("validated");
+        if self.workers[worker].activity != timeout_activity {
+            self.change_activity(worker, timeout_activity, at);
+        }
+    }
+
+    // ----- internals: assignment -----
+
+    fn dispatch(&mut self, now: Millis) {
+        loop {
+            if let Some(task) = self.dirty_tasks.pop_front() {
+                if let Some(task_ref) = self.tasks.get_mut(&task) {
+                    task_ref.dirty = false;
+                    self.route_task(task, now);
+                }
+            } else if let Some(worker) = self.dirty_workers.pop_front() {
+                self.workers[worker].dirty = false;
+                self.offer_worker(worker, now);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Task side: reserve up to the queue's `max_reserved_workers` eligible workers, longest
+    /// idle first (or by `order_by`); if none and the step has `skip_if`, maybe skip.
+    fn route_task(&mut self, sid: Sid, now: Millis) {
+        let task = &self.tasks[&sid];
+        if task.status != TaskStatus::Pending {
+            return;
+        }
+        let Some(queue) = task.queue else { return };
+        if task.assignment_count >= MAX_ASSIGNMENTS {
+            self.cancel_waiting_task(sid, "Max assignment count exceeded", now);
+            return;
+        }
+        let chosen = self.eligible_workers(task, queue, now);
+        for &worker in &chosen {
+            self.reserve(sid, worker, queue, now);
+        }
+        let task = self.task_mut(sid);
+        let check_skip = std::mem::take(&mut task.skip_check_pending);
+        if chosen.is_empty() && check_skip && self.should_skip(sid, now) {
+            self.leave_step(sid, now, true);
+        }
+    }
+
+    fn eligible_workers(&self, task: &Task, queue: usize, now: Millis) -> Vec<usize> {
+        let config = &self.workflows[task.workflow].config;
+        let target = config.target(match task.step {
+            Step::At { position, .. } => position,
+            _ => return Vec::new(),
+        });
+        let want = self.queues[queue].max_reserved_workers as usize;
+        let ready = &self.queues[queue].ready[task.channel];
+        let known = target
+            .and_then(|target| target.known_worker.as_ref())
+            .map(|known| self.known_worker(task, known));
+        let candidates = ready.iter().map(|&(_, idx)| idx).filter(|&idx| match known {
+            Some(known) => known == Some(idx),
+            None => true,
+        });
+        let eligible = candidates.filter(|&idx| self.worker_eligible_for(task, idx, now));
+        match target.filter(|target| !target.order_by.is_empty()) {
+            None => eligible.take(want).collect(),
+            Some(target) => {
+                let mut all: Vec<usize> = eligible.collect();
+                // Stable sort: workers equal on every clause keep the longest-idle order.
+                all.sort_by(|&a, &b| {
+                    for clause in &target.order_by {
+                        let value = |idx: usize| {
+                            let mut value = &self.workers[idx].attributes;
+                            for key in &clause.path {
+                                value = value.get(key).unwrap_or(&Value::Null);
+                            }
+                            value.as_i64()
+                        };
+                        let ordering = match (value(a), value(b)) {
+                            (Some(x), Some(y)) if clause.descending => y.cmp(&x),
+                            (Some(x), Some(y)) => x.cmp(&y),
+                            (Some(_), None) => std::cmp::Ordering::Less,
+                            (None, Some(_)) => std::cmp::Ordering::Greater,
+                            (None, None) => std::cmp::Ordering::Equal,
+                        };
+                        if ordering.is_ne() {
+                            return ordering;
+                        }
+                    }
+                    std::cmp::Ordering::Equal
+                });
+                all.truncate(want);
+                all
+            }
+        }
+    }
+
+    /// The step's expression and the per-task exclusions; queue membership, activity and
+    /// capacity are the caller's (the ready set guarantees them).
+    fn worker_eligible_for(&self, task: &Task, idx: usize, now: Millis) -> bool {
+        if task.rejected_by.contains(&idx) {
+            return false;
+        }
+        let already_offered = task.reservations.iter().any(|sid| {
+            self.reservations[sid].worker == idx
+                && self.reservations[sid].status == ReservationStatus::Pending
+        });
+        if already_offered {
+            return false;
+        }
+        let Step::At { position, .. } = task.step else { return false };
+        let Some(target) = self.workflows[task.workflow].config.target(position) else { return true };
+        match &target.expression {
+            Some(expression) => {
+                let facts = self.facts(&self.workers[idx]);
+                expression.evaluate(&Scope::task_and_worker(&task.attributes, facts).at(clock(now)))
+            }
+            None => true,
+        }
+    }
+
+    fn known_worker(&self, task: &Task, known: &KnownWorker) -> Option<usize> {
+        let (path, by_sid) = match known {
+            KnownWorker::Sid(path) => (path, true),
+            KnownWorker::FriendlyName(path) => (path, false),
+        };
+        let mut value = &task.attributes;
+        for key in path {
+            value = value.get(key)?;
+        }
+        let text = value.as_str()?;
+        if by_sid {
+            let sid = Sid::parse(text, SidKind::Worker).ok()?;
+            self.worker_by_sid.get(&sid).copied()
+        } else {
+            self.worker_by_name.get(&text.to_lowercase()).copied()
+        }
+    }
+
+    /// `skip_if` for the task's step, over the queue's worker counts (`workers.available`,
+    /// `workers.unavailable`, `workers.<ActivitySid>`).
+    fn should_skip(&self, sid: Sid, now: Millis) -> bool {
+        let task = &self.tasks[&sid];
+        let Step::At { position, .. } = task.step else { return false };
+        let Some(skip_if) =
+            self.workflows[task.workflow].config.target(position).and_then(|t| t.skip_if.as_ref())
+        else {
+            return false;
+        };
+        let queue = &self.queues[task.queue.expect("a step has a queue")];
+        let mut counts = serde_json::Map::new();
+        let mut available = 0;
+        for &idx in &queue.members {
+            let activity = &self.activities[self.workers[idx].activity];
+            available += usize::from(activity.available);
+            let entry = counts.entry(activity.sid.to_string()).or_insert(Value::from(0));
+            *entry = Value::from(entry.as_u64().unwrap_or(0) + 1);
+        }
+        counts.insert("available".to_owned(), Value::from(available));
+        counts.insert("unavailable".to_owned(), Value::from(queue.members.len() - available));
+        let scope_document = serde_json::json!({ "workers": counts });
+        skip_if.evaluate(&Scope::task(&scope_document).at(clock(now)))
+    }
+
+    /// Worker side: while the worker has room on a channel, reserve the best waiting task it
+    /// is eligible for across its queues (FIFO: priority then age; LIFO: newest; the
+    /// workspace's `prioritize_queue_order` decides between the two kinds).
+    fn offer_worker(&mut self, idx: usize, now: Millis) {
+        loop {
+            let worker = &self.workers[idx];
+            if !self.activities[worker.activity].available {
+                return;
+            }
+            let mut best: Option<(bool, WaitKey, usize)> = None;
+            for &queue in &worker.queues {
+                let preferred = self.queues[queue].task_order == self.settings.prioritize_queue_order;
+                if best.is_some_and(|(best_preferred, _, _)| best_preferred && !preferred) {
+                    continue;
+                }
+                let found = self.queues[queue].waiting.iter().find(|key| {
+                    let task = &self.tasks[&key.task];
+                    worker.channels[task.channel].has_room()
+                        && self.known_worker_allows(task, idx)
+                        && self.worker_eligible_for(task, idx, now)
+                });
+                if let Some(&key) = found {
+                    let better = match best {
+                        None => true,
+                        Some((best_preferred, best_key, _)) => {
+                            (preferred && !best_preferred) || (preferred == best_preferred && key < best_key)
+                        }
+                    };
+                    if better {
+                        best = Some((preferred, key, queue));
+                    }
+                }
+            }
+            let Some((_, key, queue)) = best else { return };
+            self.reserve(key.task, idx, queue, now);
+        }
+    }
+
+    fn known_worker_allows(&self, task: &Task, idx: usize) -> bool {
+        let Step::At { position, .. } = task.step else { return false };
+        match self.workflows[task.workflow].config.target(position).and_then(|t| t.known_worker.as_ref()) {
+            Some(known) => self.known_worker(task, known) == Some(idx),
+            None => true,
+        }
+    }
+}
+
+fn validate_name(field: &'static str, name: &str) -> Result<(), RoutingError> {
+    if name.trim().is_empty() {
+        return Err(RoutingError::invalid(field, "must not be empty"));
+    }
+    if name.chars().count() > MAX_FRIENDLY_NAME_CHARS {
+        return Err(RoutingError::invalid(field, "must be at most 64 characters"));
+    }
+    Ok(())
+}
+
+fn validate_attributes(attributes: &Value) -> Result<(), RoutingError> {
+    if !attributes.is_object() {
+        return Err(RoutingError::invalid("attributes", "must be a JSON object"));
+    }
+    let size = serde_json::to_string(attributes).map(|text| text.len()).unwrap_or(usize::MAX);
+    if size > MAX_ATTRIBUTES_BYTES {
+        return Err(RoutingError::invalid(
+            "attributes",
+            format!("are {size} bytes as JSON; the limit is 4096"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_max_reserved(max: u32) -> Result<(), RoutingError> {
+    if !(1..=MAX_RESERVED_WORKERS).contains(&max) {
+        return Err(RoutingError::invalid("max_reserved_workers", "must be between 1 and 50"));
+    }
+    Ok(())
+}
+
+fn parse_target_workers(source: &str) -> Result<Expression, RoutingError> {
+    Expression::parse(source, Context::Queue).map_err(|err| RoutingError::InvalidExpression {
+        field: "target_workers",
+        message: format!("{err}\n{}", err.snippet()),
+    })
+}

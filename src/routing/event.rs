@@ -1,0 +1,98 @@
+//! Events with TaskRouter's names (reference §6.2), numbered in the order they happened.
+//!
+//! An event names the resources involved by SID; the shell looks up names and attributes when
+//! it renders an event for a callback or a log, so that routing does not copy attributes.
+
+use super::Millis;
+use super::sid::Sid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// 1, 2, 3... in the order the engine produced them; never reused.
+    pub sequence: u64,
+    pub timestamp: Millis,
+    pub event_type: EventType,
+    /// The resource the event is about.
+    pub resource: Sid,
+    pub task: Option<Sid>,
+    pub worker: Option<Sid>,
+    pub reservation: Option<Sid>,
+    pub queue: Option<Sid>,
+    pub workflow: Option<Sid>,
+    pub activity: Option<Sid>,
+    /// Cancel or completion reason, for task events.
+    pub reason: Option<String>,
+}
+
+/// The event types the engine produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    ActivityCreated,
+    WorkerCreated,
+    WorkerActivityUpdate,
+    WorkerAttributesUpdate,
+    WorkerCapacityUpdate,
+    WorkerChannelAvailabilityUpdate,
+    TaskQueueCreated,
+    TaskQueueExpressionUpdated,
+    TaskQueueEntered,
+    TaskQueueTimeout,
+    TaskQueueMoved,
+    WorkflowCreated,
+    WorkflowUpdated,
+    WorkflowEntered,
+    WorkflowTargetMatched,
+    WorkflowTimeout,
+    WorkflowSkipped,
+    TaskCreated,
+    TaskUpdated,
+    TaskCanceled,
+    TaskWrapup,
+    TaskCompleted,
+    ReservationCreated,
+    ReservationAccepted,
+    ReservationRejected,
+    ReservationTimeout,
+    ReservationCanceled,
+    ReservationRescinded,
+    ReservationWrapup,
+    ReservationCompleted,
+}
+
+impl EventType {
+    /// TaskRouter's name for the event, as sent in `EventType`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::ActivityCreated => "activity.created",
+            EventType::WorkerCreated => "worker.created",
+            EventType::WorkerActivityUpdate => "worker.activity.update",
+            EventType::WorkerAttributesUpdate => "worker.attributes.update",
+            EventType::WorkerCapacityUpdate => "worker.capacity.update",
+            EventType::WorkerChannelAvailabilityUpdate => "worker.channel.availability.update",
+            EventType::TaskQueueCreated => "task-queue.created",
+            EventType::TaskQueueExpressionUpdated => "task-queue.expression.updated",
+            EventType::TaskQueueEntered => "task-queue.entered",
+            EventType::TaskQueueTimeout => "task-queue.timeout",
+            EventType::TaskQueueMoved => "task-queue.moved",
+            EventType::WorkflowCreated => "workflow.created",
+            EventType::WorkflowUpdated => "workflow.updated",
+            EventType::WorkflowEntered => "workflow.entered",
+            EventType::WorkflowTargetMatched => "workflow.target-matched",
+            EventType::WorkflowTimeout => "workflow.timeout",
+            EventType::WorkflowSkipped => "workflow.skipped",
+            EventType::TaskCreated => "task.created",
+            EventType::TaskUpdated => "task.updated",
+            EventType::TaskCanceled => "task.canceled",
+            EventType::TaskWrapup => "task.wrapup",
+            EventType::TaskCompleted => "task.completed",
+            EventType::ReservationCreated => "reservation.created",
+            EventType::ReservationAccepted => "reservation.accepted",
+            EventType::ReservationRejected => "reservation.rejected",
+            EventType::ReservationTimeout => "reservation.timeout",
+            EventType::ReservationCanceled => "reservation.canceled",
+            EventType::ReservationRescinded => "reservation.rescinded",
+            EventType::ReservationWrapup => "reservation.wrapup",
+            EventType::ReservationCompleted => "reservation.completed",
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The routing engine: TaskRouter's model and semantics as a pure state machine. No I/O and no
+//! clock: every command takes `now` (milliseconds since the Unix epoch) and returns its outcome;
+//! what happened is read as [`Event`]s; deadlines are data ([`Engine::next_deadline`],
+//! [`Engine::advance`]).
+//!
+//! - `sid.rs`: TaskRouter-shaped SIDs, minted deterministically.
+//! - `model.rs`: activities, channels, workers, queues, workflows, tasks, reservations, limits.
+//! - `workflow.rs`: workflow configuration parsing and the pure walk (filters, targets,
+//!   cumulative deadlines, default filter).
+//! - `engine.rs`: commands, the assignment algorithm from both sides, timers.
+//! - `event.rs`: events with TaskRouter's names.
+
+mod engine;
+mod event;
+mod model;
+mod sid;
+mod workflow;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, WorkspaceSettings};
+pub use event::{Event, EventType};
+pub use model::{
+    Activity, Reservation, ReservationStatus, Task, TaskOrder, TaskQueue, TaskStatus, Worker, WorkerChannel,
+    Workflow,
+};
+pub use sid::{Sid, SidError, SidKind};
+
+/// Milliseconds since the Unix epoch: the engine's only notion of time, always passed in.
+pub type Millis = i64;
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoutingError {
+    /// No resource has this SID.
+    #[error("{kind} {sid} does not exist", kind = sid.kind())]
+    NotFound { sid: Sid },
+    /// A field's value is out of range or malformed.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// A queue's target expression does not compile.
+    #[error("{field}: {message}")]
+    InvalidExpression { field: &'static str, message: String },
+    /// A workflow configuration mistake, located by filter and target.
+    #[error("workflow configuration, {location}: {message}")]
+    InvalidWorkflow { location: String, message: String },
+    /// The command does not fit the resource's state (completing a pending task...).
+    #[error("{message}")]
+    Conflict { message: String },
+    /// Accepting or rejecting a reservation that is no longer pending (rescinded, timed out...).
+    #[error("reservation {sid} is {status}, no longer pending")]
+    ReservationNotPending { sid: Sid, status: &'static str },
+}
+
+impl RoutingError {
+    pub(crate) fn not_found(sid: Sid) -> RoutingError {
+        RoutingError::NotFound { sid }
+    }
+
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> RoutingError {
+        RoutingError::Invalid { field, message: message.into() }
+    }
+
+    pub(crate) fn conflict(message: impl Into<String>) -> RoutingError {
+        RoutingError::Conflict { message: message.into() }
+    }
+}

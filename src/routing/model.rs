@@ -1,0 +1,243 @@
+//! The routing model: activities, task channels, workers, task queues, workflows, tasks and
+//! reservations, as the engine keeps them. Fields that only the engine may change are
+//! `pub(super)`; readers get accessors.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::Millis;
+use super::sid::Sid;
+use super::workflow::{Step, WorkflowConfig};
+use crate::expr::Expression;
+
+/// Limits from reference §7.1, so that a configuration valid here is valid on Twilio.
+pub const MAX_ATTRIBUTES_BYTES: usize = 4096;
+pub const MAX_FRIENDLY_NAME_CHARS: usize = 64;
+pub const MAX_PRIORITY: i64 = i32::MAX as i64;
+pub const MAX_RESERVED_WORKERS: u32 = 50;
+pub const MAX_RESERVATION_TIMEOUT: u32 = 86_400;
+pub const DEFAULT_TASK_TTL: u32 = 86_400;
+pub const MAX_TASK_TTL: u32 = 1_209_600;
+pub const MAX_ASSIGNMENTS: u32 = 1_000;
+/// Completed and canceled tasks stay readable this long, then are purged (as on Twilio).
+pub const PURGE_AFTER: Millis = 5 * 60 * 1000;
+
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub sid: Sid,
+    /// The SID as text, for expressions (`worker.activity_sid`) without a per-evaluation format.
+    pub(super) sid_text: String,
+    pub friendly_name: String,
+    pub available: bool,
+}
+
+/// A task channel (`voice`, `sms`...) and the capacity new workers get on it.
+#[derive(Debug, Clone)]
+pub struct TaskChannel {
+    pub sid: Sid,
+    pub unique_name: String,
+    pub default_capacity: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub sid: Sid,
+    /// The SID as text, for expressions (`worker.sid`) without a per-evaluation format.
+    pub(super) sid_text: String,
+    pub friendly_name: String,
+    pub attributes: Value,
+    pub(super) activity: usize,
+    /// One per task channel, in the engine's channel order.
+    pub(super) channels: Vec<WorkerChannel>,
+    /// When the worker last accepted a reservation: the "longest idle" key.
+    pub(super) last_assignment: Option<Millis>,
+    /// When the worker last moved to an available activity; the idle key until a first accept.
+    pub(super) available_since: Millis,
+    pub(super) activity_changed_at: Millis,
+    /// Indexes of the queues whose target expression the worker matches.
+    pub(super) queues: Vec<usize>,
+    /// The key under which the worker sits in its queues' ready sets, if it does.
+    pub(super) ready_key: Option<Millis>,
+    pub(super) dirty: bool,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerChannel {
+    pub capacity: u32,
+    /// Pending reservations plus assigned and wrapping tasks on this channel.
+    pub busy: u32,
+    pub available: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskOrder {
+    Fifo,
+    Lifo,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskQueue {
+    pub sid: Sid,
+    pub friendly_name: String,
+    pub target_workers: String,
+    pub(super) target_expression: Expression,
+    pub task_order: TaskOrder,
+    pub max_reserved_workers: u32,
+    /// Every worker matching `target_workers`, whatever its activity.
+    pub(super) members: BTreeSet<usize>,
+    /// Per channel: members that could take a task on it now (available activity, channel
+    /// available, spare capacity), by idle key then index: the longest idle come first.
+    pub(super) ready: Vec<BTreeSet<(Millis, usize)>>,
+    /// Pending tasks in this queue, in the order they are served.
+    pub(super) waiting: BTreeSet<WaitKey>,
+    pub created_at: Millis,
+}
+
+/// Orders a queue's waiting tasks: FIFO by priority (high first) then age; LIFO newest first,
+/// priority ignored (reference §4.2). The task sequence breaks ties deterministically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WaitKey {
+    pub(super) rank: (i64, i64, i64),
+    pub(super) task: Sid,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub sid: Sid,
+    pub friendly_name: String,
+    pub configuration: String,
+    pub(super) config: WorkflowConfig,
+    pub task_reservation_timeout: u32,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    Pending,
+    Reserved,
+    Assigned,
+    Wrapping,
+    Completed,
+    Canceled,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub sid: Sid,
+    pub(super) seq: u64,
+    pub attributes: Value,
+    pub priority: i64,
+    pub(super) channel: usize,
+    pub(super) workflow: usize,
+    pub status: TaskStatus,
+    pub reason: Option<String>,
+    pub created_at: Millis,
+    pub virtual_start: Millis,
+    pub ttl: u32,
+    pub(super) step: Step,
+    pub(super) queue: Option<usize>,
+    pub queue_entered_at: Option<Millis>,
+    pub(super) wait_key: Option<WaitKey>,
+    /// Every reservation made for the task, oldest first.
+    pub reservations: Vec<Sid>,
+    pub(super) rejected_by: Vec<usize>,
+    pub(super) assignment_count: u32,
+    pub(super) step_timer: Option<TimerKey>,
+    pub(super) ttl_timer: Option<TimerKey>,
+    /// Set on entering a step: `skip_if` is evaluated after the first assignment attempt.
+    pub(super) skip_check_pending: bool,
+    /// The step timed out while a reservation was pending; the move happens when it ends.
+    pub(super) step_expired: bool,
+    pub(super) dirty: bool,
+    pub(super) assigned_worker: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReservationStatus {
+    Pending,
+    Accepted,
+    Rejected,
+    Timeout,
+    Canceled,
+    Rescinded,
+    Wrapping,
+    Completed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub sid: Sid,
+    pub task: Sid,
+    pub(super) worker: usize,
+    pub(super) queue: usize,
+    pub status: ReservationStatus,
+    pub created_at: Millis,
+    pub timeout_at: Millis,
+    pub(super) timer: Option<TimerKey>,
+}
+
+/// A scheduled deadline: when, and a sequence number that keeps equal times in order.
+pub type TimerKey = (Millis, u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    ReservationTimeout(Sid),
+    StepTimeout(Sid),
+    TaskTtl(Sid),
+    Purge(Sid),
+}
+
+impl Activity {
+    pub(super) fn new(sid: Sid, friendly_name: &str, available: bool) -> Activity {
+        Activity { sid, sid_text: sid.to_string(), friendly_name: friendly_name.to_owned(), available }
+    }
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Reserved => "reserved",
+            TaskStatus::Assigned => "assigned",
+            TaskStatus::Wrapping => "wrapping",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn is_waiting(self) -> bool {
+        matches!(self, TaskStatus::Pending | TaskStatus::Reserved)
+    }
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Pending => "pending",
+            ReservationStatus::Accepted => "accepted",
+            ReservationStatus::Rejected => "rejected",
+            ReservationStatus::Timeout => "timeout",
+            ReservationStatus::Canceled => "canceled",
+            ReservationStatus::Rescinded => "rescinded",
+            ReservationStatus::Wrapping => "wrapping",
+            ReservationStatus::Completed => "completed",
+        }
+    }
+}
+
+impl TaskOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskOrder::Fifo => "FIFO",
+            TaskOrder::Lifo => "LIFO",
+        }
+    }
+}
+
+impl WorkerChannel {
+    pub(super) fn has_room(&self) -> bool {
+        self.available && self.busy < self.capacity
+    }
+}

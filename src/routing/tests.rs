@@ -1,0 +1,975 @@
+//! Scenario tests of the engine on a virtual clock. Each test builds a small workspace, plays a
+//! timeline, and snapshots the events it produced, rendered with readable names (`T1` for the
+//! first task, workers and queues by name), so that a reviewer reads what happened.
+
+use std::collections::HashMap;
+
+use expect_test::{Expect, expect};
+use serde_json::{Value, json};
+
+use super::*;
+
+/// A workspace on a virtual clock, with names for everything it creates.
+struct Sim {
+    engine: Engine,
+    now: Millis,
+    names: HashMap<Sid, String>,
+    queues: HashMap<String, Sid>,
+    n_tasks: usize,
+}
+
+fn seconds(t: f64) -> Millis {
+    (t * 1000.0) as Millis
+}
+
+impl Sim {
+    fn new() -> Sim {
+        let engine = Engine::new("Test", 7, 0);
+        let mut sim = Sim { engine, now: 0, names: HashMap::new(), queues: HashMap::new(), n_tasks: 0 };
+        sim.engine.take_events();
+        for activity in sim.engine.activities().to_vec() {
+            sim.names.insert(activity.sid, activity.friendly_name.clone());
+        }
+        sim
+    }
+
+    fn activity(&self, name: &str) -> Sid {
+        self.engine.activity_by_name(name).unwrap().sid
+    }
+
+    fn worker(&mut self, name: &str, attributes: Value, activity: &str) -> Sid {
+        let activity = Some(self.activity(activity));
+        let new = NewWorker { friendly_name: name.to_owned(), attributes, activity };
+        let sid = self.engine.create_worker(new, self.now).unwrap();
+        self.names.insert(sid, name.to_owned());
+        sid
+    }
+
+    fn queue_with(
+        &mut self,
+        name: &str,
+        target_workers: &str,
+        task_order: TaskOrder,
+        max_reserved_workers: u32,
+    ) -> Sid {
+        let new = NewTaskQueue {
+            friendly_name: name.to_owned(),
+            target_workers: target_workers.to_owned(),
+            task_order,
+            max_reserved_workers,
+        };
+        let sid = self.engine.create_task_queue(new, self.now).unwrap();
+        self.names.insert(sid, name.to_owned());
+        self.queues.insert(name.to_owned(), sid);
+        sid
+    }
+
+    fn queue(&mut self, name: &str, target_workers: &str) -> Sid {
+        self.queue_with(name, target_workers, TaskOrder::Fifo, 1)
+    }
+
+    /// Replaces `{Queue Name}` with that queue's SID.
+    fn with_queue_sids(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (name, sid) in &self.queues {
+            text = text.replace(&format!("{{{name}}}"), &sid.to_string());
+        }
+        text
+    }
+
+    fn workflow(
+        &mut self,
+        name: &str,
+        configuration: &str,
+        reservation_timeout: u32,
+    ) -> Result<Sid, RoutingError> {
+        let new = NewWorkflow {
+            friendly_name: name.to_owned(),
+            configuration: self.with_queue_sids(configuration),
+            task_reservation_timeout: reservation_timeout,
+        };
+        let sid = self.engine.create_workflow(new, self.now)?;
+        self.names.insert(sid, name.to_owned());
+        Ok(sid)
+    }
+
+    fn task_with(
+        &mut self,
+        attributes: Value,
+        priority: Option<i64>,
+        timeout: Option<u32>,
+        channel: Option<&str>,
+    ) -> Sid {
+        let new =
+            NewTask { attributes, priority, timeout, workflow: None, channel: channel.map(str::to_owned) };
+        let sid = self.engine.create_task(new, self.now).unwrap();
+        self.n_tasks += 1;
+        self.names.insert(sid, format!("T{}", self.n_tasks));
+        sid
+    }
+
+    fn task(&mut self, attributes: Value) -> Sid {
+        self.task_with(attributes, None, None, None)
+    }
+
+    /// Moves the clock to `t` seconds, firing every deadline on the way.
+    fn at(&mut self, t: f64) {
+        self.now = seconds(t);
+        self.engine.advance(self.now);
+    }
+
+    fn named(&self, name: &str) -> Sid {
+        *self.names.iter().find(|(_, n)| *n == name).unwrap_or_else(|| panic!("no {name}")).0
+    }
+
+    /// The pending reservation of the named worker.
+    fn offer_to(&self, worker: &str) -> Sid {
+        let worker = self.named(worker);
+        let mut pending: Vec<&Reservation> = self
+            .engine
+            .reservations
+            .values()
+            .filter(|r| {
+                r.status == ReservationStatus::Pending && self.engine.reservation_worker(r).sid == worker
+            })
+            .collect();
+        pending.sort_by_key(|r| (r.created_at, r.sid));
+        pending.first().unwrap_or_else(|| panic!("no pending reservation")).sid
+    }
+
+    fn accept(&mut self, worker: &str) {
+        let reservation = self.offer_to(worker);
+        self.engine.accept(reservation, self.now).unwrap();
+    }
+
+    fn reject(&mut self, worker: &str) {
+        let reservation = self.offer_to(worker);
+        self.engine.reject(reservation, None, self.now).unwrap();
+    }
+
+    fn complete(&mut self, task: &str) {
+        self.engine.complete(self.named(task), "done", self.now).unwrap();
+    }
+
+    fn set_activity(&mut self, worker: &str, activity: &str) {
+        let (worker, activity) = (self.named(worker), self.activity(activity));
+        self.engine.set_worker_activity(worker, activity, false, self.now).unwrap();
+    }
+
+    fn name(&self, sid: Sid) -> String {
+        self.names.get(&sid).cloned().unwrap_or_else(|| sid.to_string())
+    }
+
+    /// The events since the last call, one line each: time, type, then the resources involved.
+    fn events(&mut self) -> String {
+        let mut lines = Vec::new();
+        for event in self.engine.take_events() {
+            let mut line = format!("t={} {}", event.timestamp as f64 / 1000.0, event.event_type.as_str());
+            let parts = [
+                ("task", event.task),
+                ("worker", event.worker),
+                ("queue", event.queue),
+                ("activity", event.activity),
+            ];
+            for (label, sid) in parts {
+                if let Some(sid) = sid {
+                    line.push_str(&format!(" {label}={}", self.name(sid)));
+                }
+            }
+            if let Some(reason) = &event.reason {
+                line.push_str(&format!(" reason={reason:?}"));
+            }
+            lines.push(line);
+        }
+        lines.join("\n")
+    }
+
+    fn check(&mut self, expected: Expect) {
+        expected.assert_eq(&self.events());
+    }
+
+    fn status(&self, task: &str) -> &'static str {
+        self.engine.task(self.named(task)).unwrap().status.as_str()
+    }
+}
+
+/// A Sales queue (skill `Sales`) and a workflow whose one filter has one target with `fields`.
+fn sales_with_target(fields: &str) -> Sim {
+    let mut sim = Sim::new();
+    sim.queue("Sales", r#"routing.skills HAS "Sales""#);
+    let configuration = format!(
+        r#"{{"task_routing": {{"filters": [{{"expression": "1==1", "targets": [{{"queue": "{{Sales}}", {fields}}}]}}]}}}}"#
+    );
+    sim.workflow("One target", &configuration, 30).unwrap();
+    sim
+}
+
+/// The onboarding guide's workspace: Sales and Support queues per skill, Everyone, and the
+/// "Sales and Support Workflow" (20 s reservation timeout).
+fn onboarding() -> Sim {
+    let mut sim = Sim::new();
+    sim.queue("Everyone", "1==1");
+    sim.queue("Sales", r#"routing.skills HAS "Sales""#);
+    sim.queue("Support", r#"routing.skills HAS "Support""#);
+    sim.workflow(
+        "Sales and Support Workflow",
+        r#"{"task_routing": {"filters": [
+            {"filter_friendly_name": "Send to Sales", "expression": "\"Sales\" IN task.skillsNeeded", "targets": [{"queue": "{Sales}"}]},
+            {"filter_friendly_name": "Send to Support", "expression": "\"Support\" IN task.skillsNeeded", "targets": [{"queue": "{Support}"}]}
+        ], "default_filter": {"queue": "{Everyone}"}}}"#,
+        20,
+    )
+    .unwrap();
+    sim.events();
+    sim
+}
+
+#[test]
+fn onboarding_guide_sales_call_is_offered_to_the_sales_agent_and_completed() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 3}}}), "Available");
+    sim.worker("bob", json!({"routing": {"skills": ["Support"]}}), "Available");
+    sim.events();
+
+    sim.at(1.0);
+    sim.task(json!({"skillsNeeded": ["Sales"], "channel": "voice"}));
+    sim.at(4.0);
+    sim.accept("alice");
+    sim.at(60.0);
+    sim.complete("T1");
+
+    sim.check(expect![[r#"
+        t=1 workflow.entered task=T1
+        t=1 task-queue.entered task=T1 queue=Sales
+        t=1 task.created task=T1
+        t=1 workflow.target-matched task=T1 queue=Sales
+        t=1 reservation.created task=T1 worker=alice queue=Sales
+        t=4 reservation.accepted task=T1 worker=alice queue=Sales
+        t=4 task.updated task=T1
+        t=60 task.completed task=T1 reason="done"
+        t=60 reservation.completed task=T1 worker=alice queue=Sales"#]]);
+    assert_eq!(sim.status("T1"), "completed");
+}
+
+#[test]
+fn a_task_no_filter_matches_goes_to_the_default_filter() {
+    let mut sim = onboarding();
+    sim.worker("carol", json!({}), "Available");
+    sim.events();
+
+    sim.task(json!({"skillsNeeded": ["Billing"]}));
+
+    sim.check(expect![[r#"
+        t=0 workflow.entered task=T1
+        t=0 task-queue.entered task=T1 queue=Everyone
+        t=0 task.created task=T1
+        t=0 reservation.created task=T1 worker=carol queue=Everyone"#]]);
+}
+
+#[test]
+fn documented_timeout_example_deadlines_add_up_on_task_age() {
+    // Three targets of 10 s, reservation timeout 5 s; one worker, in Q1 only, available at t=3.
+    let mut sim = Sim::new();
+    sim.queue("Q1", "q1 == true");
+    sim.queue("Q2", "q2 == true");
+    sim.queue("Q3", "q3 == true");
+    sim.workflow(
+        "Timeouts",
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [
+            {"queue": "{Q1}", "timeout": 10}, {"queue": "{Q2}", "timeout": 10}, {"queue": "{Q3}", "timeout": "10"}]}]}}"#,
+        5,
+    )
+    .unwrap();
+    sim.worker("ann", json!({"q1": true}), "Offline");
+    sim.events();
+
+    sim.task(json!({}));
+    sim.at(3.0);
+    sim.set_activity("ann", "Available");
+    sim.at(40.0);
+
+    // The reservation made at t=3 times out at t=8 (ann goes to the timeout activity, Offline);
+    // the task moves to Q2 at t=10 and Q2's deadline is t=20, not t=18; Q3's is t=30.
+    sim.check(expect![[r#"
+        t=0 workflow.entered task=T1
+        t=0 task-queue.entered task=T1 queue=Q1
+        t=0 task.created task=T1
+        t=0 workflow.target-matched task=T1 queue=Q1
+        t=3 worker.activity.update worker=ann activity=Available
+        t=3 reservation.created task=T1 worker=ann queue=Q1
+        t=8 reservation.timeout task=T1 worker=ann queue=Q1
+        t=8 worker.activity.update worker=ann activity=Offline
+        t=10 task-queue.timeout task=T1 queue=Q1
+        t=10 task-queue.moved task=T1 queue=Q1
+        t=10 task-queue.entered task=T1 queue=Q2
+        t=10 workflow.target-matched task=T1 queue=Q2
+        t=20 task-queue.timeout task=T1 queue=Q2
+        t=20 task-queue.moved task=T1 queue=Q2
+        t=20 task-queue.entered task=T1 queue=Q3
+        t=20 workflow.target-matched task=T1 queue=Q3
+        t=30 task-queue.timeout task=T1 queue=Q3
+        t=30 workflow.timeout task=T1
+        t=30 task.canceled task=T1 reason="Workflow Timeout""#]]);
+}
+
+#[test]
+fn a_step_that_times_out_during_an_offer_moves_on_when_the_offer_ends() {
+    let mut sim = Sim::new();
+    sim.queue("Q1", "1==1");
+    sim.queue("Q2", "1==1");
+    sim.workflow(
+        "Two steps",
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Q1}", "timeout": 10}, {"queue": "{Q2}"}]}]}}"#,
+        30,
+    )
+    .unwrap();
+    sim.worker("ann", json!({}), "Available");
+    sim.worker("bob", json!({}), "Offline");
+    sim.task(json!({}));
+    sim.events();
+
+    sim.at(12.0);
+    sim.set_activity("bob", "Available");
+    sim.reject("ann");
+
+    // The offer to ann outlived Q1's deadline (t=10): the task stays reserved to her, and
+    // moves to Q2 only when she rejects; bob then gets it there.
+    sim.check(expect![[r#"
+        t=12 worker.activity.update worker=bob activity=Available
+        t=12 reservation.rejected task=T1 worker=ann queue=Q1
+        t=12 task-queue.timeout task=T1 queue=Q1
+        t=12 task-queue.moved task=T1 queue=Q1
+        t=12 task-queue.entered task=T1 queue=Q2
+        t=12 workflow.target-matched task=T1 queue=Q2
+        t=12 reservation.created task=T1 worker=bob queue=Q2"#]]);
+}
+
+#[test]
+fn multi_reservation_offers_several_workers_and_rescinds_the_rest_on_accept() {
+    let mut sim = Sim::new();
+    sim.queue_with("Wide", "1==1", TaskOrder::Fifo, 3);
+    sim.workflow("W", r#"{"task_routing": {"default_filter": {"queue": "{Wide}"}}}"#, 30).unwrap();
+    for name in ["ann", "bob", "cat", "dan"] {
+        sim.worker(name, json!({}), "Available");
+    }
+    sim.events();
+
+    sim.task(json!({}));
+    sim.at(2.0);
+    sim.accept("bob");
+    let rescinded = sim.engine.accept(sim.engine.task(sim.named("T1")).unwrap().reservations[0], sim.now);
+
+    sim.check(expect![[r#"
+        t=0 workflow.entered task=T1
+        t=0 task-queue.entered task=T1 queue=Wide
+        t=0 task.created task=T1
+        t=0 reservation.created task=T1 worker=ann queue=Wide
+        t=0 reservation.created task=T1 worker=bob queue=Wide
+        t=0 reservation.created task=T1 worker=cat queue=Wide
+        t=2 reservation.accepted task=T1 worker=bob queue=Wide
+        t=2 reservation.rescinded task=T1 worker=ann queue=Wide
+        t=2 reservation.rescinded task=T1 worker=cat queue=Wide
+        t=2 task.updated task=T1"#]]);
+    assert!(
+        matches!(rescinded, Err(RoutingError::ReservationNotPending { status: "rescinded", .. })),
+        "{rescinded:?}"
+    );
+}
+
+/// Three tasks wait in one queue while its only worker is offline; it then becomes available
+/// and takes one task at a time. Returns the order in which the tasks were reserved.
+fn serving_order(task_order: TaskOrder, tasks: &[(f64, i64)]) -> Vec<String> {
+    let mut sim = Sim::new();
+    sim.queue_with("Q", "1==1", task_order, 1);
+    sim.workflow("W", r#"{"task_routing": {"default_filter": {"queue": "{Q}"}}}"#, 30).unwrap();
+    sim.worker("ann", json!({}), "Offline");
+    for &(t, priority) in tasks {
+        sim.at(t);
+        sim.task_with(json!({}), Some(priority), None, None);
+    }
+    sim.at(10.0);
+    sim.set_activity("ann", "Available");
+    let mut order = Vec::new();
+    for _ in tasks {
+        let reservation = sim.offer_to("ann");
+        let task = sim.engine.reservation(reservation).unwrap().task;
+        order.push(sim.name(task));
+        sim.accept("ann");
+        sim.complete(&sim.name(task));
+    }
+    order
+}
+
+#[test]
+fn fifo_serves_priority_first_then_oldest_and_lifo_newest_ignoring_priority() {
+    let tasks = [(1.0, 0), (2.0, 10), (3.0, 0)];
+    assert_eq!(serving_order(TaskOrder::Fifo, &tasks), ["T2", "T1", "T3"]);
+    assert_eq!(serving_order(TaskOrder::Lifo, &tasks), ["T3", "T2", "T1"]);
+}
+
+#[test]
+fn the_longest_idle_worker_is_reserved_first() {
+    let mut sim = Sim::new();
+    sim.queue("Q", "1==1");
+    sim.workflow("W", r#"{"task_routing": {"default_filter": {"queue": "{Q}"}}}"#, 30).unwrap();
+    sim.worker("ann", json!({}), "Offline");
+    sim.worker("bob", json!({}), "Offline");
+    sim.at(1.0);
+    sim.set_activity("bob", "Available");
+    sim.at(2.0);
+    sim.set_activity("ann", "Available");
+    sim.events();
+
+    sim.task(json!({}));
+    sim.accept("bob");
+    sim.complete("T1");
+    sim.at(3.0);
+    sim.task(json!({}));
+    sim.accept("ann");
+    sim.complete("T2");
+    sim.at(4.0);
+    sim.task(json!({}));
+
+    // bob became available first; then ann, whose last assignment is older than bob's.
+    let reserved: Vec<String> =
+        sim.events().lines().filter(|l| l.contains("reservation.created")).map(str::to_owned).collect();
+    assert_eq!(
+        reserved,
+        [
+            "t=2 reservation.created task=T1 worker=bob queue=Q",
+            "t=3 reservation.created task=T2 worker=ann queue=Q",
+            "t=4 reservation.created task=T3 worker=bob queue=Q",
+        ]
+    );
+}
+
+#[test]
+fn order_by_level_desc_picks_the_highest_level_and_missing_levels_go_last() {
+    let mut sim = sales_with_target(r#""order_by": "worker.routing.levels.Sales DESC""#);
+    sim.worker("nolevel", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.worker("one", json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 1}}}), "Available");
+    sim.worker("five", json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 5}}}), "Available");
+    sim.worker("text", json!({"routing": {"skills": ["Sales"], "levels": {"Sales": "9"}}}), "Available");
+    sim.worker("three", json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 3}}}), "Available");
+    sim.events();
+
+    let mut reserved = Vec::new();
+    for _ in 0..5 {
+        let task = sim.task(json!({}));
+        let reservation = sim.engine.pending_reservations(sim.engine.task(task).unwrap())[0];
+        reserved.push(sim.engine.reservation_worker(reservation).friendly_name.clone());
+    }
+
+    // Non-integer levels count as missing; workers without a level keep longest-idle order.
+    assert_eq!(reserved, ["five", "three", "one", "nolevel", "text"]);
+}
+
+#[test]
+fn skip_if_skips_a_step_with_no_available_workers() {
+    let mut sim = Sim::new();
+    sim.queue("Experts", "expert == true");
+    sim.queue("Everyone", "1==1");
+    sim.workflow(
+        "Skip",
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [
+            {"queue": "{Experts}", "timeout": 300, "skip_if": "workers.available == 0"},
+            {"queue": "{Everyone}"}]}]}}"#,
+        30,
+    )
+    .unwrap();
+    sim.worker("expert", json!({"expert": true}), "Offline");
+    sim.worker("generalist", json!({}), "Available");
+    sim.events();
+
+    sim.task(json!({}));
+
+    sim.check(expect![[r#"
+        t=0 workflow.entered task=T1
+        t=0 task-queue.entered task=T1 queue=Experts
+        t=0 task.created task=T1
+        t=0 workflow.target-matched task=T1 queue=Experts
+        t=0 task-queue.moved task=T1 queue=Experts
+        t=0 task-queue.entered task=T1 queue=Everyone
+        t=0 workflow.target-matched task=T1 queue=Everyone
+        t=0 reservation.created task=T1 worker=generalist queue=Everyone"#]]);
+}
+
+#[test]
+fn default_filter_takes_only_tasks_that_never_timed_out_of_a_filter() {
+    let mut sim = Sim::new();
+    sim.queue("Sales", r#"routing.skills HAS "Sales""#);
+    sim.queue("Everyone", "1==1");
+    sim.workflow(
+        "W",
+        r#"{"task_routing": {"filters": [{"expression": "type == 'sales'", "targets": [{"queue": "{Sales}", "timeout": 30}]}],
+            "default_filter": {"queue": "{Everyone}"}}}"#,
+        30,
+    )
+    .unwrap();
+    sim.events();
+
+    sim.task(json!({"type": "sales"}));
+    sim.task(json!({"type": "other"}));
+    sim.at(31.0);
+
+    sim.check(expect![[r#"
+        t=0 workflow.entered task=T1
+        t=0 task-queue.entered task=T1 queue=Sales
+        t=0 task.created task=T1
+        t=0 workflow.target-matched task=T1 queue=Sales
+        t=0 workflow.entered task=T2
+        t=0 task-queue.entered task=T2 queue=Everyone
+        t=0 task.created task=T2
+        t=30 task-queue.timeout task=T1 queue=Sales
+        t=30 workflow.timeout task=T1
+        t=30 task.canceled task=T1 reason="Workflow Timeout""#]]);
+    assert_eq!(sim.status("T2"), "pending");
+}
+
+#[test]
+fn a_later_matching_filter_takes_over_when_the_first_times_out() {
+    let mut sim = Sim::new();
+    sim.queue("Spanish", "spanish == true");
+    sim.queue("Everyone", "1==1");
+    sim.workflow(
+        "W",
+        r#"{"task_routing": {"filters": [
+            {"expression": "language == 'es'", "targets": [{"queue": "{Spanish}", "timeout": 20, "priority": 5}]},
+            {"expression": "1==1", "targets": [{"queue": "{Everyone}", "priority": 9}]}]}}"#,
+        30,
+    )
+    .unwrap();
+    sim.events();
+
+    let task = sim.task(json!({"language": "es"}));
+    assert_eq!(sim.engine.task(task).unwrap().priority, 5);
+    sim.at(25.0);
+
+    sim.check(expect![[r#"
+        t=0 workflow.entered task=T1
+        t=0 task-queue.entered task=T1 queue=Spanish
+        t=0 task.created task=T1
+        t=0 workflow.target-matched task=T1 queue=Spanish
+        t=20 task-queue.timeout task=T1 queue=Spanish
+        t=20 task-queue.moved task=T1 queue=Spanish
+        t=20 task-queue.entered task=T1 queue=Everyone
+        t=20 workflow.target-matched task=T1 queue=Everyone"#]]);
+    assert_eq!(sim.engine.task(task).unwrap().priority, 9, "the target's priority overrides");
+}
+
+#[test]
+fn task_ttl_cancels_an_unassigned_task() {
+    let mut sim = onboarding();
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, Some(45), None);
+    sim.events();
+
+    assert_eq!(sim.engine.next_deadline(), Some(seconds(45.0)));
+    sim.at(100.0);
+
+    sim.check(expect![[r#"t=45 task.canceled task=T1 reason="Task TTL Exceeded""#]]);
+    assert_eq!(sim.engine.next_deadline(), Some(seconds(45.0) + 5 * 60 * 1000), "the purge timer");
+    sim.at(1000.0);
+    assert!(sim.engine.task(sim.named("T1")).is_none(), "purged five minutes after canceling");
+}
+
+#[test]
+fn a_worker_who_rejects_is_not_offered_the_same_task_again() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.events();
+
+    sim.reject("alice");
+    sim.worker("amos", json!({"routing": {"skills": ["Sales"]}}), "Available");
+
+    sim.check(expect![[r#"
+        t=0 reservation.rejected task=T1 worker=alice queue=Sales
+        t=0 worker.created worker=amos
+        t=0 reservation.created task=T1 worker=amos queue=Sales"#]]);
+}
+
+#[test]
+fn reject_can_move_the_worker_to_another_activity() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.events();
+
+    let reservation = sim.offer_to("alice");
+    sim.engine.reject(reservation, Some(sim.activity("Break")), sim.now).unwrap();
+
+    sim.check(expect![[r#"
+        t=0 reservation.rejected task=T1 worker=alice queue=Sales
+        t=0 worker.activity.update worker=alice activity=Break"#]]);
+}
+
+#[test]
+fn channel_capacity_counts_pending_reservations_per_channel() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    for _ in 0..4 {
+        sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("sms"));
+    }
+    for _ in 0..2 {
+        sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("voice"));
+    }
+
+    let statuses: Vec<&str> = (1..=6).map(|n| sim.status(&format!("T{n}"))).collect();
+    assert_eq!(statuses, ["reserved", "reserved", "reserved", "pending", "reserved", "pending"]);
+    let alice = sim.engine.worker_by_name("alice").unwrap();
+    assert_eq!(sim.engine.worker_channel(alice, "sms").unwrap().busy, 3);
+
+    sim.accept("alice");
+    sim.complete("T1");
+    assert_eq!(sim.status("T4"), "reserved", "a freed SMS slot takes the next SMS task");
+    assert_eq!(sim.status("T6"), "pending", "voice stays full");
+}
+
+#[test]
+fn a_worker_in_several_queues_gets_the_highest_priority_then_oldest_task() {
+    let mut sim = onboarding();
+    sim.worker("both", json!({"routing": {"skills": ["Sales", "Support"]}}), "Offline");
+    sim.at(1.0);
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), Some(1), None, None);
+    sim.at(2.0);
+    sim.task_with(json!({"skillsNeeded": ["Support"]}), Some(1), None, None);
+    sim.at(3.0);
+    sim.task_with(json!({"skillsNeeded": ["Support"]}), Some(7), None, None);
+    sim.at(4.0);
+    sim.set_activity("both", "Available");
+
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let task = sim.engine.reservation(sim.offer_to("both")).unwrap().task;
+        order.push(sim.name(task));
+        sim.accept("both");
+        sim.complete(&sim.name(task));
+    }
+    assert_eq!(order, ["T3", "T1", "T2"]);
+}
+
+#[test]
+fn known_worker_routing_reserves_only_the_named_worker() {
+    let mut sim = Sim::new();
+    sim.queue("Q", "1==1");
+    sim.workflow(
+        "Known",
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [
+            {"queue": "{Q}", "known_worker_friendly_name": "task.agent", "timeout": 60}, {"queue": "{Q}"}]}]}}"#,
+        30,
+    )
+    .unwrap();
+    sim.worker("ann", json!({}), "Available");
+    sim.worker("bob", json!({}), "Offline");
+    sim.events();
+
+    sim.task(json!({"agent": "BOB"}));
+    sim.at(5.0);
+    sim.set_activity("bob", "Available");
+
+    sim.check(expect![[r#"
+        t=0 workflow.entered task=T1
+        t=0 task-queue.entered task=T1 queue=Q
+        t=0 task.created task=T1
+        t=0 workflow.target-matched task=T1 queue=Q
+        t=5 worker.activity.update worker=bob activity=Available
+        t=5 reservation.created task=T1 worker=bob queue=Q"#]]);
+}
+
+#[test]
+fn target_expressions_see_task_and_worker_levels() {
+    let mut sim = sales_with_target(r#""expression": "worker.routing.levels.Sales >= task.minimum_level""#);
+    sim.worker("junior", json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 1}}}), "Available");
+    sim.worker("senior", json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 4}}}), "Available");
+    sim.events();
+
+    sim.task(json!({"minimum_level": 3}));
+
+    let created =
+        sim.events().lines().filter(|l| l.contains("reservation.created")).collect::<Vec<_>>().join("\n");
+    assert_eq!(created, "t=0 reservation.created task=T1 worker=senior queue=Sales");
+}
+
+#[test]
+fn reservation_timeout_moves_the_worker_to_the_timeout_activity_and_tries_the_next() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.worker("amos", json!({"routing": {"skills": ["Sales"]}}), "Offline");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.at(1.0);
+    sim.set_activity("amos", "Available");
+    sim.events();
+
+    sim.at(25.0);
+
+    sim.check(expect![[r#"
+        t=20 reservation.timeout task=T1 worker=alice queue=Sales
+        t=20 worker.activity.update worker=alice activity=Offline
+        t=20 reservation.created task=T1 worker=amos queue=Sales"#]]);
+}
+
+#[test]
+fn canceling_a_reserved_task_cancels_its_reservation_and_frees_the_worker() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let first = sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.events();
+
+    sim.engine.cancel(first, "caller hung up", sim.now).unwrap();
+
+    sim.check(expect![[r#"
+        t=0 reservation.canceled task=T1 worker=alice queue=Sales
+        t=0 task.canceled task=T1 reason="caller hung up"
+        t=0 reservation.created task=T2 worker=alice queue=Sales"#]]);
+    let err = sim.engine.complete(first, "x", sim.now).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("task {first} is canceled; only an assigned or wrapping task can be completed")
+    );
+}
+
+#[test]
+fn wrap_up_keeps_capacity_until_complete() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.accept("alice");
+    sim.events();
+
+    sim.engine.wrap_up(sim.named("T1"), sim.now).unwrap();
+    assert_eq!(sim.status("T2"), "pending");
+    sim.complete("T1");
+
+    sim.check(expect![[r#"
+        t=0 task.wrapup task=T1
+        t=0 reservation.wrapup task=T1 worker=alice queue=Sales
+        t=0 task.completed task=T1 reason="done"
+        t=0 reservation.completed task=T1 worker=alice queue=Sales
+        t=0 reservation.created task=T2 worker=alice queue=Sales"#]]);
+}
+
+#[test]
+fn a_task_is_canceled_after_a_thousand_assignment_rounds() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let task = sim.task(json!({"skillsNeeded": ["Sales"]}));
+    let available = sim.activity("Available");
+    let alice = sim.named("alice");
+    for round in 1..=1000 {
+        sim.at(f64::from(round) * 21.0);
+        sim.engine.set_worker_activity(alice, available, false, sim.now).unwrap();
+    }
+    sim.events();
+    assert_eq!(sim.engine.task(task).unwrap().assignment_count, 1000);
+
+    sim.at(1001.0 * 21.0);
+    sim.engine.set_worker_activity(alice, available, false, sim.now).unwrap();
+
+    assert_eq!(sim.engine.task(task).unwrap().reason.as_deref(), Some("Max assignment count exceeded"));
+}
+
+/// The message for a workflow configuration that is refused.
+fn check_workflow_error(configuration: &str, expected: Expect) {
+    let mut sim = Sim::new();
+    sim.queue("Sales", "1==1");
+    let err = sim.workflow("W", configuration, 30).unwrap_err();
+    expected.assert_eq(&err.to_string());
+}
+
+#[test]
+fn workflow_mistakes_are_refused_with_filter_target_and_column() {
+    check_workflow_error(
+        "{",
+        expect![
+            "workflow configuration, configuration: not valid JSON: EOF while parsing an object at line 1 column 1"
+        ],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"filter_friendly_name": "Send to Sales", "expression": "\"Sales\" IN task.skills-needed", "targets": [{"queue": "{Sales}"}]}]}}"#,
+        expect![[r#"
+            workflow configuration, filter 1 ("Send to Sales"): expression: column 23: hyphens are not allowed in attribute names: `skills-needed` (TaskRouter cannot reference such a key; rename it, e.g. `skills_needed`)
+            "Sales" IN task.skills-needed
+                                  ^"#]],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Sales}", "timeout": 10}, {"expression": "level >= 3"}]}]}}"#,
+        expect![[r#"
+            workflow configuration, filter 1, target 2: expression: column 1: `level` names neither the task nor the worker: in a target expression write `task.level` or `worker.level`
+            level >= 3
+            ^"#]],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "WQ00000000000000000000000000000099"}]}]}}"#,
+        expect![
+            "workflow configuration, filter 1, target 1: queue WQ00000000000000000000000000000099 does not exist"
+        ],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "Sales"}]}]}}"#,
+        expect![
+            "workflow configuration, filter 1, target 1: queue: `Sales` is not a task queue SID (expected WQ followed by 32 hex digits)"
+        ],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Sales}", "timout": 10}]}]}}"#,
+        expect![
+            "workflow configuration, filter 1, target 1: unknown key `timout` (expected one of queue, priority, timeout, expression, order_by, skip_if, known_worker_sid, known_worker_friendly_name)"
+        ],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"timeout": 10}]}]}}"#,
+        expect!["workflow configuration, filter 1, target 1: `queue` is required on the first target"],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": []}]}}"#,
+        expect!["workflow configuration, filter 1: `targets` must be a non-empty array"],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Sales}", "timeout": 0}]}]}}"#,
+        expect!["workflow configuration, filter 1, target 1: `timeout` must be a positive number of seconds"],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Sales}", "priority": "high"}]}]}}"#,
+        expect![[
+            r#"workflow configuration, filter 1, target 1: `priority` must be a whole number, found "high""#
+        ]],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Sales}", "order_by": "routing.levels.Sales DESC"}]}]}}"#,
+        expect![
+            "workflow configuration, filter 1, target 1: order_by: `routing.levels.Sales` must be a worker attribute, like worker.routing.levels.Sales"
+        ],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Sales}", "known_worker_sid": "agent"}]}]}}"#,
+        expect![[
+            r#"workflow configuration, filter 1, target 1: `known_worker_sid` must name a task attribute, like "task.agent_sid", found "agent""#
+        ]],
+    );
+    check_workflow_error(
+        r#"{"task_routing": {}}"#,
+        expect![
+            "workflow configuration, task_routing: has neither filters nor a default_filter, so no task could be routed"
+        ],
+    );
+}
+
+#[test]
+fn invalid_commands_are_refused_and_change_nothing() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({}), "Available");
+    let before = sim.engine.workers().count();
+    let cases: Vec<(Result<Sid, RoutingError>, &str)> = vec![
+        (
+            sim.engine.create_worker(
+                NewWorker { friendly_name: "ALICE".into(), attributes: json!({}), activity: None },
+                0,
+            ),
+            r#"friendly_name: a worker named "ALICE" exists (names are unique, ignoring case)"#,
+        ),
+        (
+            sim.engine.create_worker(
+                NewWorker {
+                    friendly_name: "big".into(),
+                    attributes: json!({"x": "y".repeat(4100)}),
+                    activity: None,
+                },
+                0,
+            ),
+            "attributes: are 4108 bytes as JSON; the limit is 4096",
+        ),
+        (
+            sim.engine.create_task_queue(
+                NewTaskQueue {
+                    friendly_name: "Bad".into(),
+                    target_workers: "skill-level > 3".into(),
+                    task_order: TaskOrder::Fifo,
+                    max_reserved_workers: 1,
+                },
+                0,
+            ),
+            "target_workers: column 6: hyphens are not allowed in attribute names: `skill-level` (TaskRouter cannot reference such a key; rename it, e.g. `skill_level`)\nskill-level > 3\n     ^",
+        ),
+        (
+            sim.engine.create_task_queue(
+                NewTaskQueue {
+                    friendly_name: "Wide".into(),
+                    target_workers: "1==1".into(),
+                    task_order: TaskOrder::Fifo,
+                    max_reserved_workers: 51,
+                },
+                0,
+            ),
+            "max_reserved_workers: must be between 1 and 50",
+        ),
+        (
+            sim.engine.create_task(
+                NewTask {
+                    attributes: json!([]),
+                    priority: None,
+                    timeout: None,
+                    workflow: None,
+                    channel: None,
+                },
+                0,
+            ),
+            "attributes: must be a JSON object",
+        ),
+        (
+            sim.engine.create_task(
+                NewTask {
+                    attributes: json!({}),
+                    priority: Some(-1),
+                    timeout: None,
+                    workflow: None,
+                    channel: None,
+                },
+                0,
+            ),
+            "priority: must be between 0 and 2147483647",
+        ),
+        (
+            sim.engine.create_task(
+                NewTask {
+                    attributes: json!({}),
+                    priority: None,
+                    timeout: None,
+                    workflow: None,
+                    channel: Some("fax".into()),
+                },
+                0,
+            ),
+            r#"task_channel: unknown channel "fax" (known: default, voice, sms, chat)"#,
+        ),
+    ];
+    for (result, message) in cases {
+        assert_eq!(result.unwrap_err().to_string(), message);
+    }
+    assert_eq!(sim.engine.workers().count(), before);
+    assert_eq!(sim.engine.queues().len(), 3);
+    assert!(sim.engine.tasks.is_empty());
+    let unknown: Sid = "WR00000000000000000000000000000001".parse().unwrap();
+    assert_eq!(
+        sim.engine.accept(unknown, 0).unwrap_err().to_string(),
+        format!("reservation {unknown} does not exist")
+    );
+}
+
+#[test]
+fn queue_membership_follows_worker_attributes_and_queue_expressions() {
+    let mut sim = onboarding();
+    let alice = sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let members = |sim: &Sim, queue: &str| sim.engine.queue_members(sim.engine.queue_by_name(queue).unwrap());
+    assert_eq!(members(&sim, "Sales"), [alice]);
+    assert!(members(&sim, "Support").is_empty());
+
+    sim.engine.update_worker_attributes(alice, json!({"routing": {"skills": ["Support"]}}), 0).unwrap();
+    assert!(members(&sim, "Sales").is_empty());
+    assert_eq!(members(&sim, "Support"), [alice]);
+
+    let sales = sim.engine.queue_by_name("Sales").unwrap().sid;
+    sim.engine.update_task_queue(sales, Some(r#"routing.skills HAS "Support""#.into()), None, 0).unwrap();
+    assert_eq!(members(&sim, "Sales"), [alice]);
+}

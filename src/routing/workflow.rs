@@ -1,0 +1,446 @@
+//! Workflow configuration (reference §3.1): parsed from TaskRouter's JSON into a compiled form,
+//! with every mistake reported by filter, target and field (and column, for expressions).
+//!
+//! The walk itself (which filter and target a task is in, and its deadline) is
+//! [`WorkflowConfig::first_step`] and [`WorkflowConfig::next_step`]; they are pure functions of
+//! the configuration, the task's attributes, the position and the time.
+
+use serde_json::Value;
+
+use super::sid::{Sid, SidKind};
+use super::{Millis, RoutingError};
+use crate::expr::{Clock, Context, Expression, Scope};
+
+/// A compiled workflow configuration.
+#[derive(Debug, Clone)]
+pub struct WorkflowConfig {
+    pub filters: Vec<Filter>,
+    pub default_filter: Option<DefaultTarget>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// `filter_friendly_name`, shown in error messages and explanations.
+    #[allow(dead_code, reason = "read by explain, which arrives later in this issue")]
+    pub name: String,
+    pub expression: Expression,
+    pub targets: Vec<Target>,
+}
+
+/// One routing step. `queue` is resolved (inherited from the previous target when omitted).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub queue: Sid,
+    pub priority: Option<i64>,
+    /// Seconds; deadlines add up along the filter's targets (reference §3.2.5).
+    pub timeout: Option<u32>,
+    pub expression: Option<Expression>,
+    pub order_by: Vec<OrderClause>,
+    pub skip_if: Option<Expression>,
+    pub known_worker: Option<KnownWorker>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DefaultTarget {
+    pub queue: Sid,
+    pub priority: Option<i64>,
+}
+
+/// `worker.<path> ASC|DESC`: integer worker attributes, missing values last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderClause {
+    pub path: Vec<String>,
+    pub descending: bool,
+}
+
+/// Known-agent routing: the task attribute naming the one worker this step may reserve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnownWorker {
+    Sid(Vec<String>),
+    FriendlyName(Vec<String>),
+}
+
+/// Where a task stands in its workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Target { filter: usize, target: usize },
+    Default,
+}
+
+/// The outcome of a walk: a step to wait in, or the end of the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    At {
+        position: Position,
+        /// When this step times out; `None` for a terminal step.
+        deadline: Option<Millis>,
+        /// When the current filter was entered (deadlines add up from here).
+        filter_entered_at: Millis,
+        /// Whether the task timed out of a filter's last target; such a task never goes to the
+        /// default filter (reference §3.2.7).
+        timed_out_of_a_filter: bool,
+    },
+    /// Fell out of the workflow after the last step timed out (`workflow.timeout`).
+    TimedOut,
+    /// Skipped out of the last step with nowhere to go (`workflow.skipped`).
+    Skipped,
+}
+
+const TARGET_KEYS: &[&str] = &[
+    "queue",
+    "priority",
+    "timeout",
+    "expression",
+    "order_by",
+    "skip_if",
+    "known_worker_sid",
+    "known_worker_friendly_name",
+];
+
+impl WorkflowConfig {
+    /// Parses a configuration. `queue_exists` says whether a task queue SID is known.
+    pub fn parse(json: &str, queue_exists: impl Fn(Sid) -> bool) -> Result<WorkflowConfig, RoutingError> {
+        let invalid = |location: &str, message: String| RoutingError::InvalidWorkflow {
+            location: location.to_owned(),
+            message,
+        };
+        let root: Value = serde_json::from_str(json)
+            .map_err(|err| invalid("configuration", format!("not valid JSON: {err}")))?;
+        // The wrapper is canonical; one Twilio example omits it, so a bare `filters` is accepted.
+        let routing = root.get("task_routing").unwrap_or(&root);
+        let Some(routing) = routing.as_object() else {
+            return Err(invalid("configuration", "expected a JSON object with `task_routing`".to_owned()));
+        };
+        if let Some(key) = routing.keys().find(|key| !["filters", "default_filter"].contains(&key.as_str())) {
+            return Err(invalid(
+                "task_routing",
+                format!("unknown key `{key}` (expected filters, default_filter)"),
+            ));
+        }
+        let filters = match routing.get("filters") {
+            None => Vec::new(),
+            Some(Value::Array(filters)) => filters
+                .iter()
+                .enumerate()
+                .map(|(idx, filter)| parse_filter(idx, filter, &queue_exists))
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(invalid("task_routing.filters", "expected an array of filters".to_owned()));
+            }
+        };
+        let default_filter = match routing.get("default_filter") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(object)) => {
+                let location = "default_filter";
+                if let Some(key) = object.keys().find(|key| !["queue", "priority"].contains(&key.as_str())) {
+                    return Err(invalid(location, format!("unknown key `{key}` (expected queue, priority)")));
+                }
+                let queue = match object.get("queue") {
+                    Some(queue) => parse_queue(location, queue, &queue_exists)?,
+                    None => return Err(invalid(location, "`queue` is required".to_owned())),
+                };
+                let priority =
+                    object.get("priority").map(|p| parse_integer(location, "priority", p)).transpose()?;
+                Some(DefaultTarget { queue, priority })
+            }
+            Some(_) => return Err(invalid("default_filter", "expected an object with `queue`".to_owned())),
+        };
+        if filters.is_empty() && default_filter.is_none() {
+            return Err(invalid(
+                "task_routing",
+                "has neither filters nor a default_filter, so no task could be routed".to_owned(),
+            ));
+        }
+        Ok(WorkflowConfig { filters, default_filter })
+    }
+
+    pub fn target(&self, position: Position) -> Option<&Target> {
+        match position {
+            Position::Target { filter, target } => self.filters.get(filter)?.targets.get(target),
+            Position::Default => None,
+        }
+    }
+
+    /// Where a new task starts: the first matching filter's first target, else the default.
+    pub fn first_step(&self, attributes: &Value, now: Millis) -> Step {
+        self.enter_filter_from(0, attributes, now, false)
+    }
+
+    /// Where a task goes when its step at `position` times out (or is skipped, `skipped`):
+    /// the filter's next target, else the next matching filter, else the default filter if
+    /// the task never timed out of a filter (skipping out does not count), else the end.
+    pub fn next_step(&self, from: Step, attributes: &Value, now: Millis, skipped: bool) -> Step {
+        let Step::At { position, filter_entered_at, timed_out_of_a_filter, .. } = from else {
+            return from;
+        };
+        let Position::Target { filter, target } = position else {
+            return if skipped { Step::Skipped } else { Step::TimedOut };
+        };
+        if target + 1 < self.filters[filter].targets.len() {
+            return Step::At {
+                position: Position::Target { filter, target: target + 1 },
+                deadline: self.deadline(filter, target + 1, filter_entered_at),
+                filter_entered_at,
+                timed_out_of_a_filter,
+            };
+        }
+        match self.enter_filter_from(filter + 1, attributes, now, timed_out_of_a_filter || !skipped) {
+            Step::TimedOut if skipped => Step::Skipped,
+            step => step,
+        }
+    }
+
+    fn enter_filter_from(
+        &self,
+        start: usize,
+        attributes: &Value,
+        now: Millis,
+        timed_out_of_a_filter: bool,
+    ) -> Step {
+        for (idx, filter) in self.filters.iter().enumerate().skip(start) {
+            if matches(&filter.expression, attributes, now) {
+                return Step::At {
+                    position: Position::Target { filter: idx, target: 0 },
+                    deadline: self.deadline(idx, 0, now),
+                    filter_entered_at: now,
+                    timed_out_of_a_filter,
+                };
+            }
+        }
+        match &self.default_filter {
+            Some(_) if !timed_out_of_a_filter => Step::At {
+                position: Position::Default,
+                deadline: None,
+                filter_entered_at: now,
+                timed_out_of_a_filter,
+            },
+            _ => Step::TimedOut,
+        }
+    }
+
+    /// The deadline of `target` in `filter`: the sum of timeouts up to it, from filter entry;
+    /// `None` when the target has no timeout (it is terminal).
+    fn deadline(&self, filter: usize, target: usize, filter_entered_at: Millis) -> Option<Millis> {
+        let targets = &self.filters[filter].targets;
+        targets[target].timeout?;
+        let seconds: i64 = targets[..=target].iter().map(|t| i64::from(t.timeout.unwrap_or(0))).sum();
+        Some(filter_entered_at + seconds * 1000)
+    }
+
+    /// The priority a task takes on entering `position`, if the step sets one.
+    pub fn priority_at(&self, position: Position) -> Option<i64> {
+        match position {
+            Position::Target { .. } => self.target(position)?.priority,
+            Position::Default => self.default_filter.as_ref()?.priority,
+        }
+    }
+
+    pub fn queue_at(&self, position: Position) -> Option<Sid> {
+        match position {
+            Position::Target { .. } => self.target(position).map(|target| target.queue),
+            Position::Default => self.default_filter.as_ref().map(|default| default.queue),
+        }
+    }
+}
+
+fn matches(expression: &Expression, attributes: &Value, now: Millis) -> bool {
+    expression.evaluate(&Scope::task(attributes).at(clock(now)))
+}
+
+/// The UTC clock for `taskrouter.*` at `now`.
+pub(crate) fn clock(now: Millis) -> Clock {
+    Clock::from_unix_seconds(now.div_euclid(1000))
+}
+
+fn filter_location(idx: usize, name: &str) -> String {
+    if name.is_empty() { format!("filter {}", idx + 1) } else { format!("filter {} ({name:?})", idx + 1) }
+}
+
+fn parse_filter(
+    idx: usize,
+    filter: &Value,
+    queue_exists: &impl Fn(Sid) -> bool,
+) -> Result<Filter, RoutingError> {
+    let invalid = |location: &str, message: String| RoutingError::InvalidWorkflow {
+        location: location.to_owned(),
+        message,
+    };
+    let Some(object) = filter.as_object() else {
+        return Err(invalid(&filter_location(idx, ""), "expected an object".to_owned()));
+    };
+    let name = object.get("filter_friendly_name").and_then(Value::as_str).unwrap_or("").to_owned();
+    let location = filter_location(idx, &name);
+    if let Some(key) =
+        object.keys().find(|key| !["filter_friendly_name", "expression", "targets"].contains(&key.as_str()))
+    {
+        return Err(invalid(
+            &location,
+            format!("unknown key `{key}` (expected filter_friendly_name, expression, targets)"),
+        ));
+    }
+    let expression = match object.get("expression") {
+        Some(Value::String(source)) => parse_expression(&location, "expression", source, Context::Filter)?,
+        Some(_) => return Err(invalid(&location, "`expression` must be a string".to_owned())),
+        None => {
+            return Err(invalid(
+                &location,
+                "`expression` is required (use \"1==1\" to match every task)".to_owned(),
+            ));
+        }
+    };
+    let targets = match object.get("targets") {
+        Some(Value::Array(targets)) if !targets.is_empty() => targets,
+        _ => return Err(invalid(&location, "`targets` must be a non-empty array".to_owned())),
+    };
+    let mut parsed: Vec<Target> = Vec::with_capacity(targets.len());
+    for (target_idx, target) in targets.iter().enumerate() {
+        let target_location = format!("{location}, target {}", target_idx + 1);
+        let inherited = parsed.last().map(|previous| previous.queue);
+        parsed.push(parse_target(&target_location, target, inherited, queue_exists)?);
+    }
+    Ok(Filter { name, expression, targets: parsed })
+}
+
+fn parse_target(
+    location: &str,
+    target: &Value,
+    inherited_queue: Option<Sid>,
+    queue_exists: &impl Fn(Sid) -> bool,
+) -> Result<Target, RoutingError> {
+    let invalid = |message: String| RoutingError::InvalidWorkflow { location: location.to_owned(), message };
+    let Some(object) = target.as_object() else { return Err(invalid("expected an object".to_owned())) };
+    if let Some(key) = object.keys().find(|key| !TARGET_KEYS.contains(&key.as_str())) {
+        return Err(invalid(format!("unknown key `{key}` (expected one of {})", TARGET_KEYS.join(", "))));
+    }
+    let queue = match (object.get("queue"), inherited_queue) {
+        (Some(queue), _) => parse_queue(location, queue, queue_exists)?,
+        (None, Some(inherited)) => inherited,
+        (None, None) => return Err(invalid("`queue` is required on the first target".to_owned())),
+    };
+    let priority = object.get("priority").map(|p| parse_integer(location, "priority", p)).transpose()?;
+    if priority.is_some_and(|p| !(0..=i64::from(i32::MAX)).contains(&p)) {
+        return Err(invalid("`priority` must be between 0 and 2147483647".to_owned()));
+    }
+    let timeout = match object.get("timeout").map(|t| parse_integer(location, "timeout", t)).transpose()? {
+        Some(seconds) if !(1..=i64::from(u32::MAX)).contains(&seconds) => {
+            return Err(invalid("`timeout` must be a positive number of seconds".to_owned()));
+        }
+        seconds => seconds.map(|s| s as u32),
+    };
+    let string = |key: &str| match object.get(key) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.as_str())),
+        Some(_) => Err(invalid(format!("`{key}` must be a string"))),
+    };
+    let expression = string("expression")?
+        .map(|source| parse_expression(location, "expression", source, Context::Target))
+        .transpose()?;
+    let skip_if = string("skip_if")?
+        .map(|source| parse_expression(location, "skip_if", source, Context::Filter))
+        .transpose()?;
+    let order_by =
+        string("order_by")?.map(|text| parse_order_by(location, text)).transpose()?.unwrap_or_default();
+    let known_worker = match (string("known_worker_sid")?, string("known_worker_friendly_name")?) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("give known_worker_sid or known_worker_friendly_name, not both".to_owned()));
+        }
+        (Some(reference), None) => {
+            Some(KnownWorker::Sid(parse_task_reference(location, "known_worker_sid", reference)?))
+        }
+        (None, Some(reference)) => Some(KnownWorker::FriendlyName(parse_task_reference(
+            location,
+            "known_worker_friendly_name",
+            reference,
+        )?)),
+        (None, None) => None,
+    };
+    Ok(Target { queue, priority, timeout, expression, order_by, skip_if, known_worker })
+}
+
+fn parse_queue(
+    location: &str,
+    queue: &Value,
+    queue_exists: &impl Fn(Sid) -> bool,
+) -> Result<Sid, RoutingError> {
+    let invalid = |message: String| RoutingError::InvalidWorkflow { location: location.to_owned(), message };
+    let Some(text) = queue.as_str() else {
+        return Err(invalid("`queue` must be a task queue SID string".to_owned()));
+    };
+    let sid = Sid::parse(text, SidKind::TaskQueue).map_err(|err| invalid(format!("queue: {err}")))?;
+    if !queue_exists(sid) {
+        return Err(invalid(format!("queue {sid} does not exist")));
+    }
+    Ok(sid)
+}
+
+/// Integers, also written as strings (`"10"`), as Twilio's examples do both.
+fn parse_integer(location: &str, key: &str, value: &Value) -> Result<i64, RoutingError> {
+    let parsed = match value {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| RoutingError::InvalidWorkflow {
+        location: location.to_owned(),
+        message: format!("`{key}` must be a whole number, found {value}"),
+    })
+}
+
+fn parse_expression(
+    location: &str,
+    key: &str,
+    source: &str,
+    context: Context,
+) -> Result<Expression, RoutingError> {
+    Expression::parse(source, context).map_err(|err| RoutingError::InvalidWorkflow {
+        location: location.to_owned(),
+        message: format!("{key}: {err}\n{}", err.snippet()),
+    })
+}
+
+fn parse_order_by(location: &str, text: &str) -> Result<Vec<OrderClause>, RoutingError> {
+    let invalid = |message: String| RoutingError::InvalidWorkflow { location: location.to_owned(), message };
+    text.split(',')
+        .map(|clause| {
+            let mut words = clause.split_whitespace();
+            let (Some(path), direction, None) = (words.next(), words.next(), words.next()) else {
+                return Err(invalid(format!(
+                    "order_by: `{}` is not `worker.<attribute> ASC|DESC`",
+                    clause.trim()
+                )));
+            };
+            let descending = match direction.map(str::to_ascii_uppercase).as_deref() {
+                None | Some("ASC") => false,
+                Some("DESC") => true,
+                Some(other) => return Err(invalid(format!("order_by: `{other}` is neither ASC nor DESC"))),
+            };
+            let segments: Vec<String> = match path.strip_prefix("worker.") {
+                Some(rest) if rest.split('.').all(is_name) => rest.split('.').map(str::to_owned).collect(),
+                _ => {
+                    return Err(invalid(format!(
+                        "order_by: `{path}` must be a worker attribute, like worker.routing.levels.Sales"
+                    )));
+                }
+            };
+            Ok(OrderClause { path: segments, descending })
+        })
+        .collect()
+}
+
+fn parse_task_reference(location: &str, key: &str, reference: &str) -> Result<Vec<String>, RoutingError> {
+    match reference.strip_prefix("task.") {
+        Some(rest) if rest.split('.').all(is_name) => Ok(rest.split('.').map(str::to_owned).collect()),
+        _ => Err(RoutingError::InvalidWorkflow {
+            location: location.to_owned(),
+            message: format!(
+                "`{key}` must name a task attribute, like \"task.agent_sid\", found {reference:?}"
+            ),
+        }),
+    }
+}
+
+fn is_name(segment: &str) -> bool {
+    let mut bytes = segment.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
