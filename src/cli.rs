@@ -35,6 +35,11 @@ enum Command {
     /// Check and evaluate TaskRouter expressions.
     #[command(subcommand)]
     Expr(ExprCommand),
+    /// Run a scenario (a workspace and a timeline) on a virtual clock; print each event as JSON.
+    Simulate {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Expr(ExprCommand::Check { context, expression }) => expr_check(context, &expression),
         Command::Expr(ExprCommand::Eval(args)) => expr_eval(&args),
+        Command::Simulate { scenario } => simulate(&scenario),
     };
     match outcome {
         Ok(output) => {
@@ -144,6 +150,16 @@ fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
         })
         .map_err(|err| Failure { message: format!("{err:#}"), code: 1 })?;
     Ok(String::new())
+}
+
+fn simulate(path: &std::path::Path) -> Result<String, Failure> {
+    let source = std::fs::read_to_string(path)
+        .map_err(|err| Failure::invalid_input(format!("cannot read {}: {err}", path.display())))?;
+    let lines = crate::simulate::run(&source).map_err(|err| match err.line {
+        Some(line) => Failure::invalid_input(format!("{}:{line}: {}", path.display(), err.message)),
+        None => Failure::invalid_input(format!("{}: {}", path.display(), err.message)),
+    })?;
+    Ok(lines.join("\n"))
 }
 
 fn expr_check(context: Option<Context>, source: &str) -> Result<String, Failure> {

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::workspace::WorkspaceFile;
+
 /// The file read from the working directory when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "switchboard.toml";
 
@@ -21,10 +23,12 @@ pub const CONFIG_ENV: &str = "SWITCHBOARD_CONFIG";
 const ENV_PREFIX: &str = "SWITCHBOARD_";
 
 /// All settings. Every field has a default, so an empty file is a complete configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub http: HttpSettings,
+    /// The starting workspace; the default is the example file's (the onboarding guide's).
+    pub workspace: WorkspaceFile,
 }
 
 /// The HTTP listener.
@@ -143,6 +147,8 @@ impl Settings {
             toml::from_str(text).map_err(|err| parse_error(err.to_string().trim_end().to_owned()))?;
         parse_listen(&settings.http.listen)
             .map_err(|reason| parse_error(format!("http.listen = {:?}: {reason}", settings.http.listen)))?;
+        // Build the workspace once now, so that its mistakes stop the start with their line.
+        settings.workspace.build(text, 0, 0).map_err(|err| parse_error(format!("[workspace] {err}")))?;
         Ok(settings)
     }
 
@@ -274,7 +280,7 @@ mod tests {
                   |
                 1 | [htp]
                   |  ^^^
-                unknown field `htp`, expected `http`"#]],
+                unknown field `htp`, expected `http` or `workspace`"#]],
         );
         check(
             Some("[http]\nworkers = \"two\"\n"),

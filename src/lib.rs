@@ -12,6 +12,8 @@
 //! - [`routing`]: the routing engine, TaskRouter semantics on a caller-supplied clock (pure).
 //! - [`http`]: the HTTP edge, the only module that knows actix-web.
 //! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
+//! - [`workspace`]: the workspace file format (skills, queues, workflows, agents by name).
+//! - [`simulate`]: scenario files run through the engine on a virtual clock.
 //! - [`telemetry`]: logging setup.
 //! - [`app`]: builds the server from settings and runs it until a shutdown signal.
 //! - [`cli`]: the `switchboard` command line.
@@ -24,4 +26,6 @@ pub mod http;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod simulate;
 pub mod telemetry;
+pub mod workspace;

@@ -111,13 +111,25 @@ fn resolve<'a>(operand: &'a Operand, scope: &Scope<'a>) -> Val<'a> {
     }
 }
 
+/// The elements of the array at `path` if all are strings; an empty list if it is not an array.
+pub(super) fn string_elements<'a>(path: &'a Path, scope: &Scope<'a>) -> Option<Vec<&'a str>> {
+    match resolve_path(path, scope) {
+        Val::JsonArray(items) => items.iter().map(Value::as_str).collect(),
+        _ => Some(Vec::new()),
+    }
+}
+
 fn resolve_path<'a>(path: &'a Path, scope: &Scope<'a>) -> Val<'a> {
     let worker_attributes = scope.worker.map(|worker| worker.attributes);
     match path.source {
         PathSource::Task => walk(scope.task, &path.segments),
         PathSource::Worker => walk(worker_attributes, &path.segments),
-        PathSource::TaskPrefixFallback => walk_prefixed(scope.task, "task", &path.segments),
-        PathSource::WorkerPrefixFallback => walk_prefixed(worker_attributes, "worker", &path.segments),
+        PathSource::TaskPrefixFallback => {
+            walk_prefixed(scope.task, "task", scope.task_has_task_key, &path.segments)
+        }
+        PathSource::WorkerPrefixFallback => {
+            walk_prefixed(worker_attributes, "worker", scope.worker_has_worker_key, &path.segments)
+        }
         PathSource::WorkerBuiltin(builtin) => {
             let Some(worker) = scope.worker else { return Val::Null };
             let supplied = match builtin {
@@ -135,9 +147,15 @@ fn resolve_path<'a>(path: &'a Path, scope: &Scope<'a>) -> Val<'a> {
     }
 }
 
-/// `task.x` where the attributes may or may not have a literal `task` key.
-fn walk_prefixed<'a>(root: Option<&'a Value>, prefix: &str, segments: &[Segment]) -> Val<'a> {
-    match root.and_then(|root| root.get(prefix)) {
+/// `task.x` where the attributes may or may not have a literal `task` key (`has_prefix_key`,
+/// noted when the scope was built).
+fn walk_prefixed<'a>(
+    root: Option<&'a Value>,
+    prefix: &str,
+    has_prefix_key: bool,
+    segments: &[Segment],
+) -> Val<'a> {
+    match root.filter(|_| has_prefix_key).and_then(|root| root.get(prefix)) {
         Some(literal_prefix) => walk(Some(literal_prefix), segments),
         None => walk(root, segments),
     }

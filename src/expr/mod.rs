@@ -57,14 +57,17 @@ pub struct Expression {
     context: Context,
 }
 
-/// What an expression is evaluated against. Missing parts read as NULL.
+/// What an expression is evaluated against. Missing parts read as NULL. Built with
+/// [`Scope::task`], [`Scope::worker`] or [`Scope::task_and_worker`], once per document: the
+/// constructors note whether the attributes have a literal `task` / `worker` key, so that each
+/// evaluation of a `task.x` path does not look for one again.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Scope<'a> {
-    /// The task's attributes (a JSON object).
-    pub task: Option<&'a Value>,
-    pub worker: Option<WorkerFacts<'a>>,
-    /// The current UTC time of day, for `taskrouter.*`.
-    pub clock: Option<Clock>,
+    task: Option<&'a Value>,
+    worker: Option<WorkerFacts<'a>>,
+    clock: Option<Clock>,
+    task_has_task_key: bool,
+    worker_has_worker_key: bool,
 }
 
 /// A worker as expressions see it: its attributes plus the built-in fields.
@@ -111,6 +114,41 @@ impl Expression {
     pub fn context(&self) -> Context {
         self.context
     }
+
+    /// For an expression of the form `"<text>" IN <path>` (the workflow expression Flex
+    /// generates for a skill), the text and the path. Lets a caller with many such expressions
+    /// on one path index them by text instead of evaluating each.
+    pub fn as_text_in_path(&self) -> Option<(&str, TextInPath<'_>)> {
+        match &self.root {
+            ast::Node::Compare {
+                left: ast::Operand::Literal(ast::Literal::Str(text)),
+                op: ast::CmpOp::In,
+                right: ast::Operand::Path(path),
+            } => Some((text, TextInPath(path))),
+            _ => None,
+        }
+    }
+}
+
+/// The path of a `"<text>" IN <path>` expression (see [`Expression::as_text_in_path`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TextInPath<'e>(&'e ast::Path);
+
+impl<'e> TextInPath<'e> {
+    /// Whether two expressions test the same path in the same way.
+    pub fn same_path(self, other: TextInPath<'_>) -> bool {
+        self.0 == other.0
+    }
+
+    /// The strings `"<text>" IN <path>` can be true for: the elements of the array at the path
+    /// (none when it is not an array). `None` when an element is not a string, because a
+    /// number can equal a numeric text; the caller must then evaluate the expressions.
+    pub fn candidate_texts<'a>(self, scope: &Scope<'a>) -> Option<Vec<&'a str>>
+    where
+        'e: 'a,
+    {
+        eval::string_elements(self.0, scope)
+    }
 }
 
 /// The canonical text: upper-case keywords, double-quoted strings, nested groups in
@@ -124,17 +162,25 @@ impl fmt::Display for Expression {
 impl<'a> Scope<'a> {
     /// A scope holding only task attributes (filter context).
     pub fn task(attributes: &'a Value) -> Scope<'a> {
-        Scope { task: Some(attributes), ..Scope::default() }
+        Scope {
+            task: Some(attributes),
+            task_has_task_key: attributes.get("task").is_some(),
+            ..Scope::default()
+        }
     }
 
     /// A scope holding only a worker (queue context).
     pub fn worker(worker: WorkerFacts<'a>) -> Scope<'a> {
-        Scope { worker: Some(worker), ..Scope::default() }
+        Scope {
+            worker: Some(worker),
+            worker_has_worker_key: worker.attributes.get("worker").is_some(),
+            ..Scope::default()
+        }
     }
 
     /// A scope holding a task and a worker (target context).
     pub fn task_and_worker(task: &'a Value, worker: WorkerFacts<'a>) -> Scope<'a> {
-        Scope { task: Some(task), worker: Some(worker), clock: None }
+        Scope { task: Some(task), task_has_task_key: task.get("task").is_some(), ..Scope::worker(worker) }
     }
 
     /// The same scope, with the clock set.

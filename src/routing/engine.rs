@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use super::event::{Event, EventType};
 use super::model::*;
-use super::sid::{Sid, SidGenerator, SidKind};
+use super::sid::{Sid, SidGenerator, SidKind, SidMap};
+use super::skill::Skill;
 use super::workflow::{KnownWorker, Position, Step, WorkflowConfig, clock};
 use super::{Millis, RoutingError};
 use crate::expr::{Context, Expression, Scope, WorkerFacts};
@@ -38,15 +39,16 @@ pub struct Engine {
     pub(super) settings: WorkspaceSettings,
     pub(super) activities: Vec<Activity>,
     pub(super) channels: Vec<TaskChannel>,
+    skills: Vec<Skill>,
     pub(super) workers: Vec<Worker>,
-    worker_by_sid: HashMap<Sid, usize>,
+    worker_by_sid: SidMap<usize>,
     worker_by_name: HashMap<String, usize>,
     pub(super) queues: Vec<TaskQueue>,
-    queue_by_sid: HashMap<Sid, usize>,
+    queue_by_sid: SidMap<usize>,
     pub(super) workflows: Vec<Workflow>,
-    workflow_by_sid: HashMap<Sid, usize>,
-    pub(super) tasks: HashMap<Sid, Task>,
-    pub(super) reservations: HashMap<Sid, Reservation>,
+    workflow_by_sid: SidMap<usize>,
+    pub(super) tasks: SidMap<Task>,
+    pub(super) reservations: SidMap<Reservation>,
     timers: BTreeMap<TimerKey, Timer>,
     timer_seq: u64,
     task_seq: u64,
@@ -132,15 +134,16 @@ impl Engine {
             },
             activities,
             channels,
+            skills: Vec::new(),
             workers: Vec::new(),
-            worker_by_sid: HashMap::new(),
+            worker_by_sid: SidMap::default(),
             worker_by_name: HashMap::new(),
             queues: Vec::new(),
-            queue_by_sid: HashMap::new(),
+            queue_by_sid: SidMap::default(),
             workflows: Vec::new(),
-            workflow_by_sid: HashMap::new(),
-            tasks: HashMap::new(),
-            reservations: HashMap::new(),
+            workflow_by_sid: SidMap::default(),
+            tasks: SidMap::default(),
+            reservations: SidMap::default(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             task_seq: 0,
@@ -182,6 +185,11 @@ impl Engine {
 
     pub fn activities(&self) -> &[Activity] {
         &self.activities
+    }
+
+    /// The skills catalogue, in creation order.
+    pub fn skills(&self) -> &[Skill] {
+        &self.skills
     }
 
     pub fn worker(&self, sid: Sid) -> Option<&Worker> {
@@ -282,6 +290,36 @@ impl Engine {
         Ok(sid)
     }
 
+    /// Adds a skill to the catalogue (names unique, ignoring case).
+    pub fn create_skill(&mut self, name: &str, levels: Option<(u32, u32)>) -> Result<(), RoutingError> {
+        let skill = Skill::new(name, levels)?;
+        if self.skills.iter().any(|existing| existing.name.eq_ignore_ascii_case(name)) {
+            return Err(RoutingError::invalid("skill", format!("a skill named {name:?} exists")));
+        }
+        self.skills.push(skill);
+        Ok(())
+    }
+
+    /// Removes a skill from the catalogue. Workers keep it in their attributes until edited,
+    /// as in Flex.
+    pub fn delete_skill(&mut self, name: &str) -> Result<Skill, RoutingError> {
+        let idx = self.skills.iter().position(|skill| skill.name == name);
+        let idx = idx.ok_or_else(|| RoutingError::invalid("skill", format!("no skill named {name:?}")))?;
+        Ok(self.skills.remove(idx))
+    }
+
+    /// Sets a worker's skills and levels in its attributes, as Flex writes them.
+    pub fn set_worker_skills(
+        &mut self,
+        sid: Sid,
+        skills: &[(String, Option<u32>)],
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let idx = self.worker_index(sid)?;
+        let attributes = super::skill::assign_skills(&self.workers[idx].attributes, skills, &self.skills)?;
+        self.update_worker_attributes(sid, attributes, now)
+    }
+
     /// Sets the default and timeout activities and the FIFO/LIFO preference.
     pub fn configure_workspace(
         &mut self,
@@ -324,7 +362,8 @@ impl Engine {
             available_since: now,
             activity_changed_at: now,
             queues: Vec::new(),
-            ready_key: None,
+            ready_key: now,
+            ready_channels: ChannelSet::default(),
             dirty: false,
             created_at: now,
         });
@@ -741,9 +780,10 @@ impl Engine {
     }
 
     fn channel_index(&self, name_or_sid: &str) -> Result<usize, RoutingError> {
+        let sid = Sid::parse(name_or_sid, SidKind::TaskChannel).ok();
         self.channels
             .iter()
-            .position(|channel| channel.unique_name == name_or_sid || channel.sid.to_string() == name_or_sid)
+            .position(|channel| channel.unique_name == name_or_sid || Some(channel.sid) == sid)
             .ok_or_else(|| {
                 let known: Vec<&str> = self.channels.iter().map(|c| c.unique_name.as_str()).collect();
                 RoutingError::invalid(
@@ -912,30 +952,44 @@ impl Engine {
     }
 
     fn remove_from_ready(&mut self, idx: usize) {
-        let Some(key) = self.workers[idx].ready_key.take() else { return };
+        let worker = &mut self.workers[idx];
+        let (key, channels) = (worker.ready_key, std::mem::take(&mut worker.ready_channels));
         for &queue in &self.workers[idx].queues {
-            for ready in &mut self.queues[queue].ready {
-                ready.remove(&(key, idx));
+            for channel in channels.iter() {
+                self.queues[queue].ready[channel].remove(&(key, idx));
             }
         }
     }
 
-    /// Puts the worker in exactly the ready sets it belongs in now.
+    /// Puts the worker in exactly the ready sets it belongs in now, touching only the sets
+    /// whose membership changed (a reservation changes one channel; an accept changes the key).
     fn refresh_ready(&mut self, idx: usize) {
-        self.remove_from_ready(idx);
         let worker = &self.workers[idx];
-        if !self.activities[worker.activity].available {
-            return;
-        }
         let key = worker.last_assignment.unwrap_or(worker.available_since);
-        for &queue in &worker.queues {
+        let mut wanted = ChannelSet::default();
+        if self.activities[worker.activity].available {
             for (channel, state) in worker.channels.iter().enumerate() {
                 if state.has_room() {
-                    self.queues[queue].ready[channel].insert((key, idx));
+                    wanted.insert(channel);
                 }
             }
         }
-        self.workers[idx].ready_key = Some(key);
+        if key != worker.ready_key {
+            self.remove_from_ready(idx);
+        }
+        let worker = &self.workers[idx];
+        let (current, queues) = (worker.ready_channels, &worker.queues);
+        for &queue in queues {
+            for channel in current.difference(wanted).iter() {
+                self.queues[queue].ready[channel].remove(&(key, idx));
+            }
+            for channel in wanted.difference(current).iter() {
+                self.queues[queue].ready[channel].insert((key, idx));
+            }
+        }
+        let worker = &mut self.workers[idx];
+        worker.ready_key = key;
+        worker.ready_channels = wanted;
     }
 
     fn release_capacity(&mut self, worker: usize, channel: usize) {
@@ -1388,7 +1442,7 @@ fn validate_attributes(attributes: &Value) -> Result<(), RoutingError> {
     if !attributes.is_object() {
         return Err(RoutingError::invalid("attributes", "must be a JSON object"));
     }
-    let size = serde_json::to_string(attributes).map(|text| text.len()).unwrap_or(usize::MAX);
+    let size = json_size(attributes);
     if size > MAX_ATTRIBUTES_BYTES {
         return Err(RoutingError::invalid(
             "attributes",
@@ -1410,4 +1464,20 @@ fn parse_target_workers(source: &str) -> Result<Expression, RoutingError> {
         field: "target_workers",
         message: format!("{err}\n{}", err.snippet()),
     })
+}
+
+/// The length of `value` as compact JSON, counted without building the string.
+fn json_size(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::fmt::Write for Counter {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            self.0 += text.len();
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match std::fmt::Write::write_fmt(&mut counter, format_args!("{value}")) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
 }

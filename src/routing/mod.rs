@@ -9,11 +9,13 @@
 //!   cumulative deadlines, default filter).
 //! - `engine.rs`: commands, the assignment algorithm from both sides, timers.
 //! - `event.rs`: events with TaskRouter's names.
+//! - `skill.rs`: the skills catalogue and Flex's `routing.skills` / `routing.levels` layout.
 
 mod engine;
 mod event;
 mod model;
 mod sid;
+mod skill;
 mod workflow;
 
 #[cfg(test)]
@@ -26,6 +28,7 @@ pub use model::{
     Workflow,
 };
 pub use sid::{Sid, SidError, SidKind};
+pub use skill::{Skill, assign_skills};
 
 /// Milliseconds since the Unix epoch: the engine's only notion of time, always passed in.
 pub type Millis = i64;

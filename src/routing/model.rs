@@ -57,11 +57,17 @@ pub struct Worker {
     pub(super) activity_changed_at: Millis,
     /// Indexes of the queues whose target expression the worker matches.
     pub(super) queues: Vec<usize>,
-    /// The key under which the worker sits in its queues' ready sets, if it does.
-    pub(super) ready_key: Option<Millis>,
+    /// The key under which the worker sits in its queues' ready sets...
+    pub(super) ready_key: Millis,
+    /// ...and the channels whose ready sets it is in.
+    pub(super) ready_channels: ChannelSet,
     pub(super) dirty: bool,
     pub created_at: Millis,
 }
+
+/// A small set of channel indexes (a workspace has at most 64 task channels).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelSet(u64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerChannel {
@@ -233,6 +239,27 @@ impl TaskOrder {
             TaskOrder::Fifo => "FIFO",
             TaskOrder::Lifo => "LIFO",
         }
+    }
+}
+
+impl ChannelSet {
+    pub(super) fn insert(&mut self, channel: usize) {
+        self.0 |= 1 << channel;
+    }
+
+    pub(super) fn difference(self, other: ChannelSet) -> ChannelSet {
+        ChannelSet(self.0 & !other.0)
+    }
+
+    pub(super) fn iter(self) -> impl Iterator<Item = usize> {
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let channel = bits.trailing_zeros();
+            (channel < 64).then(|| {
+                bits &= bits - 1;
+                channel as usize
+            })
+        })
     }
 }
 

@@ -5,6 +5,8 @@
 //! [`WorkflowConfig::first_step`] and [`WorkflowConfig::next_step`]; they are pure functions of
 //! the configuration, the task's attributes, the position and the time.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::sid::{Sid, SidKind};
@@ -16,7 +18,23 @@ use crate::expr::{Clock, Context, Expression, Scope};
 pub struct WorkflowConfig {
     pub filters: Vec<Filter>,
     pub default_filter: Option<DefaultTarget>,
+    /// Runs of consecutive `"<text>" IN <path>` filters on one path (one per skill, as the
+    /// onboarding guide builds them), indexed by text so that finding the first match is one
+    /// lookup per array element instead of one evaluation per filter.
+    text_runs: Vec<TextRun>,
 }
+
+/// Filters `first..=last` all read `"<text>" IN <same path>`.
+#[derive(Debug, Clone)]
+struct TextRun {
+    first: usize,
+    last: usize,
+    /// Text to the indexes of the filters testing it, ascending.
+    filters_by_text: HashMap<String, Vec<usize>>,
+}
+
+/// Shorter runs are evaluated one by one: the index would not pay for itself.
+const MIN_TEXT_RUN: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -151,7 +169,8 @@ impl WorkflowConfig {
                 "has neither filters nor a default_filter, so no task could be routed".to_owned(),
             ));
         }
-        Ok(WorkflowConfig { filters, default_filter })
+        let text_runs = text_runs(&filters);
+        Ok(WorkflowConfig { filters, default_filter, text_runs })
     }
 
     pub fn target(&self, position: Position) -> Option<&Target> {
@@ -197,8 +216,20 @@ impl WorkflowConfig {
         now: Millis,
         timed_out_of_a_filter: bool,
     ) -> Step {
-        for (idx, filter) in self.filters.iter().enumerate().skip(start) {
-            if matches(&filter.expression, attributes, now) {
+        let scope = Scope::task(attributes).at(clock(now));
+        let mut idx = start;
+        while idx < self.filters.len() {
+            let matched = match self.text_runs.iter().find(|run| (run.first..=run.last).contains(&idx)) {
+                Some(run) => match self.first_match_in_run(run, idx, &scope) {
+                    Some(found) => Some(found),
+                    None => {
+                        idx = run.last + 1;
+                        continue;
+                    }
+                },
+                None => self.filters[idx].expression.evaluate(&scope).then_some(idx),
+            };
+            if let Some(idx) = matched {
                 return Step::At {
                     position: Position::Target { filter: idx, target: 0 },
                     deadline: self.deadline(idx, 0, now),
@@ -206,6 +237,7 @@ impl WorkflowConfig {
                     timed_out_of_a_filter,
                 };
             }
+            idx += 1;
         }
         match &self.default_filter {
             Some(_) if !timed_out_of_a_filter => Step::At {
@@ -215,6 +247,20 @@ impl WorkflowConfig {
                 timed_out_of_a_filter,
             },
             _ => Step::TimedOut,
+        }
+    }
+
+    /// The first filter from `from` to the end of `run` that matches, by looking the task's
+    /// texts up in the run's index (or evaluating each when the array holds non-strings).
+    fn first_match_in_run(&self, run: &TextRun, from: usize, scope: &Scope<'_>) -> Option<usize> {
+        let (_, path) =
+            self.filters[run.first].expression.as_text_in_path().expect("runs hold text-in-path filters");
+        match path.candidate_texts(scope) {
+            Some(texts) => texts
+                .iter()
+                .filter_map(|text| run.filters_by_text.get(*text)?.iter().find(|&&idx| idx >= from).copied())
+                .min(),
+            None => (from..=run.last).find(|&idx| self.filters[idx].expression.evaluate(scope)),
         }
     }
 
@@ -243,8 +289,35 @@ impl WorkflowConfig {
     }
 }
 
-fn matches(expression: &Expression, attributes: &Value, now: Millis) -> bool {
-    expression.evaluate(&Scope::task(attributes).at(clock(now)))
+/// Finds the runs of at least [`MIN_TEXT_RUN`] consecutive `"<text>" IN <path>` filters on one path.
+fn text_runs(filters: &[Filter]) -> Vec<TextRun> {
+    let mut runs = Vec::new();
+    let mut idx = 0;
+    while idx < filters.len() {
+        let Some((_, path)) = filters[idx].expression.as_text_in_path() else {
+            idx += 1;
+            continue;
+        };
+        let mut last = idx;
+        while let Some((_, next)) =
+            filters.get(last + 1).and_then(|filter| filter.expression.as_text_in_path())
+        {
+            if !next.same_path(path) {
+                break;
+            }
+            last += 1;
+        }
+        if last + 1 - idx >= MIN_TEXT_RUN {
+            let mut filters_by_text: HashMap<String, Vec<usize>> = HashMap::new();
+            for (filter_idx, filter) in filters.iter().enumerate().take(last + 1).skip(idx) {
+                let (text, _) = filter.expression.as_text_in_path().expect("checked above");
+                filters_by_text.entry(text.to_owned()).or_default().push(filter_idx);
+            }
+            runs.push(TextRun { first: idx, last, filters_by_text });
+        }
+        idx = last + 1;
+    }
+    runs
 }
 
 /// The UTC clock for `taskrouter.*` at `now`.
@@ -443,4 +516,81 @@ fn is_name(segment: &str) -> bool {
     let mut bytes = segment.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const QUEUE: &str = "WQ00000000000000000000000000000001";
+
+    /// A configuration with one filter per expression, all to the same queue.
+    fn config(expressions: &[String]) -> WorkflowConfig {
+        let filters: Vec<Value> = expressions
+            .iter()
+            .map(|expression| json!({"expression": expression, "targets": [{"queue": QUEUE}]}))
+            .collect();
+        let json = json!({"task_routing": {"filters": filters}}).to_string();
+        WorkflowConfig::parse(&json, |_| true).unwrap()
+    }
+
+    fn expression() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => (0..6u8).prop_map(|n| format!(r#""S{n}" IN task.skills"#)),
+            1 => (0..6u8).prop_map(|n| format!(r#""{n}" IN task.skills"#)),
+            1 => (0..6u8).prop_map(|n| format!(r#""S{n}" IN other"#)),
+            1 => Just("priority > 3".to_owned()),
+        ]
+    }
+
+    fn skills() -> impl Strategy<Value = Value> {
+        let element = prop_oneof![
+            4 => (0..7u8).prop_map(|n| json!(format!("S{n}"))),
+            1 => (0..6u8).prop_map(|n| json!(n)),
+            1 => (0..6u8).prop_map(|n| json!(n.to_string())),
+        ];
+        prop_oneof![
+            8 => prop::collection::vec(element, 0..4).prop_map(Value::Array),
+            1 => Just(json!("S1")),
+            1 => Just(Value::Null),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_text_index_finds_the_same_filter_as_evaluating_each(
+            expressions in prop::collection::vec(expression(), 1..24),
+            skills in skills(),
+            other in skills(),
+            priority in 0..6i64,
+            start in 0..24usize,
+        ) {
+            let indexed = config(&expressions);
+            let plain = WorkflowConfig { text_runs: Vec::new(), ..indexed.clone() };
+            let attributes = json!({"skills": skills, "other": other, "priority": priority});
+            let start = start.min(expressions.len());
+            prop_assert_eq!(
+                indexed.enter_filter_from(start, &attributes, 0, false),
+                plain.enter_filter_from(start, &attributes, 0, false)
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_of_skill_filters_is_indexed() {
+        let expressions: Vec<String> = (0..6).map(|n| format!(r#""S{n}" IN task.skills"#)).collect();
+        let config = config(&expressions);
+        assert_eq!(config.text_runs.len(), 1);
+        assert_eq!((config.text_runs[0].first, config.text_runs[0].last), (0, 5));
+        let step = config.first_step(&json!({"skills": ["S9", "S4", "S2"]}), 0);
+        assert!(
+            matches!(step, Step::At { position: Position::Target { filter: 2, target: 0 }, .. }),
+            "{step:?}"
+        );
+    }
 }

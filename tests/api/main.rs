@@ -5,4 +5,5 @@ mod expr_cli;
 mod health;
 mod helpers;
 mod process;
+mod simulate;
 mod tidy;
