@@ -111,6 +111,36 @@ fn resolve<'a>(operand: &'a Operand, scope: &Scope<'a>) -> Val<'a> {
     }
 }
 
+/// Collects `(path as written, value as text)` for every path in `node`, without duplicates.
+pub(super) fn path_values(node: &Node, scope: &Scope<'_>, out: &mut Vec<(String, String)>) {
+    match node {
+        Node::Or(items) | Node::And(items) => items.iter().for_each(|item| path_values(item, scope, out)),
+        Node::Not(inner) => path_values(inner, scope, out),
+        Node::Compare { left, right, .. } => {
+            for operand in [left, right] {
+                if let Operand::Path(path) = operand
+                    && !out.iter().any(|(text, _)| **text == *path.text)
+                {
+                    out.push((path.text.to_string(), describe(resolve_path(path, scope))));
+                }
+            }
+        }
+    }
+}
+
+fn describe(value: Val<'_>) -> String {
+    match value {
+        Val::Null => "missing".to_owned(),
+        Val::Bool(value) => value.to_string(),
+        Val::Num(Number::Int(int)) => int.to_string(),
+        Val::Num(Number::Float(float)) => float.to_string(),
+        Val::Str(text) => Value::from(text).to_string(),
+        Val::JsonArray(items) => Value::from(items.to_vec()).to_string(),
+        Val::LiteralArray(_) => "an array".to_owned(),
+        Val::Object => "an object".to_owned(),
+    }
+}
+
 /// The elements of the array at `path` if all are strings; an empty list if it is not an array.
 pub(super) fn string_elements<'a>(path: &'a Path, scope: &Scope<'a>) -> Option<Vec<&'a str>> {
     match resolve_path(path, scope) {

@@ -115,6 +115,25 @@ impl Expression {
         self.context
     }
 
+    /// The top-level `AND` clauses (the expression itself when it is not an `AND`), so that a
+    /// caller can say which condition failed.
+    pub fn clauses(&self) -> Vec<Expression> {
+        match &self.root {
+            ast::Node::And(items) => {
+                items.iter().map(|item| Expression { root: item.clone(), context: self.context }).collect()
+            }
+            _ => vec![self.clone()],
+        }
+    }
+
+    /// Every attribute path in the expression with its value in `scope` as text: JSON for
+    /// values, `missing` when the attribute is absent.
+    pub fn path_values(&self, scope: &Scope<'_>) -> Vec<(String, String)> {
+        let mut values = Vec::new();
+        eval::path_values(&self.root, scope, &mut values);
+        values
+    }
+
     /// For an expression of the form `"<text>" IN <path>` (the workflow expression Flex
     /// generates for a skill), the text and the path. Lets a caller with many such expressions
     /// on one path index them by text instead of evaluating each.

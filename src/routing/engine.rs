@@ -767,6 +767,10 @@ impl Engine {
         self.activities.iter().position(|activity| activity.sid == sid).ok_or(RoutingError::not_found(sid))
     }
 
+    pub(super) fn worker_position(&self, sid: Sid) -> Option<usize> {
+        self.worker_by_sid.get(&sid).copied()
+    }
+
     fn worker_index(&self, sid: Sid) -> Result<usize, RoutingError> {
         self.worker_by_sid.get(&sid).copied().ok_or(RoutingError::not_found(sid))
     }
@@ -940,7 +944,7 @@ impl Engine {
         }
     }
 
-    fn facts<'a>(&'a self, worker: &'a Worker) -> WorkerFacts<'a> {
+    pub(super) fn facts<'a>(&'a self, worker: &'a Worker) -> WorkerFacts<'a> {
         let activity = &self.activities[worker.activity];
         WorkerFacts {
             attributes: &worker.attributes,
@@ -1338,7 +1342,7 @@ impl Engine {
         }
     }
 
-    fn known_worker(&self, task: &Task, known: &KnownWorker) -> Option<usize> {
+    pub(super) fn known_worker(&self, task: &Task, known: &KnownWorker) -> Option<usize> {
         let (path, by_sid) = match known {
             KnownWorker::Sid(path) => (path, true),
             KnownWorker::FriendlyName(path) => (path, false),

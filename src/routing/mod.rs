@@ -10,12 +10,16 @@
 //! - `engine.rs`: commands, the assignment algorithm from both sides, timers.
 //! - `event.rs`: events with TaskRouter's names.
 //! - `skill.rs`: the skills catalogue and Flex's `routing.skills` / `routing.levels` layout.
+//! - `stats.rs`: real-time statistics for queues, workflows and the workspace.
+//! - `explain.rs`: why a worker is or is not offered a task.
 
 mod engine;
 mod event;
+mod explain;
 mod model;
 mod sid;
 mod skill;
+mod stats;
 mod workflow;
 
 #[cfg(test)]
@@ -23,12 +27,14 @@ mod tests;
 
 pub use engine::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, WorkspaceSettings};
 pub use event::{Event, EventType};
+pub use explain::{Condition, Explanation};
 pub use model::{
     Activity, Reservation, ReservationStatus, Task, TaskOrder, TaskQueue, TaskStatus, Worker, WorkerChannel,
     Workflow,
 };
 pub use sid::{Sid, SidError, SidKind};
 pub use skill::{Skill, assign_skills};
+pub use stats::{ActivityCount, QueueStatistics, TaskStatistics, WorkspaceStatistics};
 
 /// Milliseconds since the Unix epoch: the engine's only notion of time, always passed in.
 pub type Millis = i64;

@@ -973,3 +973,121 @@ fn queue_membership_follows_worker_attributes_and_queue_expressions() {
     sim.engine.update_task_queue(sales, Some(r#"routing.skills HAS "Support""#.into()), None, 0).unwrap();
     assert_eq!(members(&sim, "Sales"), [alice]);
 }
+
+/// A Sales queue whose workflow step wants level 3 or more, and five agents who, each for a
+/// different reason, do or do not get a Sales call.
+fn explain_setup() -> (Sim, Sid) {
+    let mut sim = sales_with_target(r#""expression": "worker.routing.levels.Sales >= 3""#);
+    let sales = |level: u32| json!({"routing": {"skills": ["Sales"], "levels": {"Sales": level}}});
+    sim.worker("busy", sales(5), "Available");
+    sim.task_with(json!({}), None, None, Some("voice"));
+    sim.accept("busy");
+    sim.worker("junior", sales(1), "Available");
+    sim.worker("support", json!({"routing": {"skills": ["Support"]}}), "Available");
+    sim.worker("away", sales(5), "Break");
+    sim.worker("picky", sales(4), "Available");
+    let task = sim.task_with(json!({"caller": "+15550100"}), None, None, Some("voice"));
+    sim.reject("picky");
+    sim.worker("keen", sales(3), "Offline");
+    (sim, task)
+}
+
+fn check_explain(sim: &Sim, task: Sid, worker: &str, expected: &str) {
+    let explanation = sim.engine.explain(task, sim.named(worker), sim.now).unwrap();
+    assert_eq!(explanation.to_string(), expected, "{worker}");
+}
+
+#[test]
+fn explain_names_the_first_reason_a_worker_is_not_offered_a_task() {
+    let (mut sim, task) = explain_setup();
+    check_explain(
+        &sim,
+        task,
+        "support",
+        r#"not offered: not in queue "Sales", whose target workers expression `routing.skills HAS "Sales"` is false (routing.skills is ["Support"])"#,
+    );
+    check_explain(&sim, task, "away", r#"not offered: activity "Break" is not an available activity"#);
+    check_explain(
+        &sim,
+        task,
+        "busy",
+        "not offered: voice capacity is full (1 of 1, pending offers included)",
+    );
+    check_explain(&sim, task, "picky", "not offered: the worker rejected this task");
+    check_explain(
+        &sim,
+        task,
+        "junior",
+        r#"not offered: level too low: the target expression of filter 1, step 1: `worker.routing.levels.Sales >= 3` is false (worker.routing.levels.Sales is 1)"#,
+    );
+    check_explain(&sim, task, "keen", r#"not offered: activity "Offline" is not an available activity"#);
+
+    sim.set_activity("keen", "Available");
+    let reservation = sim.offer_to("keen");
+    check_explain(&sim, task, "keen", &format!("offered now: reservation {reservation} is pending"));
+    sim.accept("keen");
+    check_explain(&sim, task, "junior", "not offered: the task is assigned, not waiting");
+}
+
+#[test]
+fn explain_says_when_a_worker_is_eligible_and_waiting_for_a_turn() {
+    let mut sim = onboarding();
+    sim.worker("first", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.at(1.0);
+    sim.worker("second", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let task = sim.task(json!({"skillsNeeded": ["Sales"]}));
+
+    check_explain(
+        &sim,
+        task,
+        "second",
+        "eligible: the task is offered to another worker; if that offer ends unaccepted, it is routed again",
+    );
+    let unknown: Sid = "WK00000000000000000000000000000999".parse().unwrap();
+    assert_eq!(
+        sim.engine.explain(task, unknown, 0).unwrap_err().to_string(),
+        format!("worker {unknown} does not exist")
+    );
+}
+
+#[test]
+fn real_time_statistics_count_tasks_and_workers_like_taskrouter() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.worker("amos", json!({"routing": {"skills": ["Sales"]}}), "Break");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.at(5.0);
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), Some(7), None, None);
+    sim.at(7.0);
+    sim.task(json!({"skillsNeeded": ["Support"]}));
+    sim.at(10.0);
+
+    let sales = sim.engine.queue_by_name("Sales").unwrap().sid;
+    let statistics = sim.engine.queue_statistics(sales, sim.now).unwrap();
+    let activities: Vec<String> =
+        statistics.activity_statistics.iter().map(|a| format!("{}={}", a.friendly_name, a.workers)).collect();
+    assert_eq!(activities, ["Offline=0", "Available=1", "Unavailable=0", "Break=1"]);
+    let tasks = &statistics.tasks;
+    assert_eq!(
+        (tasks.total_tasks, format!("{:?}", tasks.tasks_by_status), format!("{:?}", tasks.tasks_by_priority)),
+        (
+            2,
+            r#"{"assigned": 0, "pending": 1, "reserved": 1, "wrapping": 0}"#.to_owned(),
+            "{0: 1, 7: 1}".to_owned()
+        )
+    );
+    assert_eq!((tasks.longest_task_waiting_age, tasks.longest_task_waiting_sid), (10, Some(sim.named("T1"))));
+    assert_eq!(statistics.longest_relative_task_age_in_queue, 10);
+    assert_eq!((statistics.total_eligible_workers, statistics.total_available_workers), (2, 1));
+
+    let workspace = sim.engine.workspace_statistics(sim.now);
+    assert_eq!((workspace.tasks.total_tasks, workspace.total_workers), (3, 2));
+    sim.accept("alice");
+    sim.complete("T1");
+    let workflow = sim.engine.workflows()[0].sid;
+    let flow = sim.engine.workflow_statistics(workflow, sim.now).unwrap();
+    assert_eq!(
+        (flow.total_tasks, flow.longest_task_waiting_age, flow.longest_task_waiting_sid),
+        (2, 5, Some(sim.named("T2")))
+    );
+}

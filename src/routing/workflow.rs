@@ -39,7 +39,6 @@ const MIN_TEXT_RUN: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Filter {
     /// `filter_friendly_name`, shown in error messages and explanations.
-    #[allow(dead_code, reason = "read by explain, which arrives later in this issue")]
     pub name: String,
     pub expression: Expression,
     pub targets: Vec<Target>,

@@ -1,0 +1,202 @@
+//! `explain(task, worker)`: why this worker is or is not being offered this task, naming the
+//! first reason in the order the engine checks them, with the failing condition and the values
+//! it saw. Answers the question every contact-center admin asks ("why is nobody getting this
+//! call?") without reading logs.
+
+use std::fmt;
+
+use super::engine::Engine;
+use super::model::{ReservationStatus, Task, TaskStatus};
+use super::sid::Sid;
+use super::workflow::{Position, Step, clock};
+use super::{Millis, RoutingError};
+use crate::expr::{Expression, Scope};
+
+/// The first reason, in checking order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Explanation {
+    /// The task is not waiting for a worker any more.
+    TaskNotWaiting { status: &'static str },
+    /// The worker has a pending reservation for the task right now.
+    Offered { reservation: Sid },
+    /// The worker is not a member of the queue the task waits in.
+    NotInQueue { queue: String, failing: Condition },
+    /// The worker's activity is not an available one.
+    ActivityUnavailable { activity: String },
+    /// The worker has switched this task's channel off.
+    ChannelUnavailable { channel: String },
+    /// The worker's capacity on the task's channel is used up (pending offers count).
+    CapacityFull { channel: String, busy: u32, capacity: u32 },
+    /// The worker rejected this task; it is not offered to them again.
+    RejectedThisTask,
+    /// The step routes to a known worker, and it is someone else.
+    NotTheKnownWorker { reference: String },
+    /// The step's target expression is false for this worker.
+    TargetExpressionFalse { step: String, failing: Condition },
+    /// Nothing stands in the way: the worker gets the task when it is their turn.
+    Eligible { waiting_for: String },
+}
+
+/// The first false clause of an expression, with the values its attributes had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub clause: String,
+    pub values: Vec<(String, String)>,
+}
+
+impl Engine {
+    /// Why `worker` is or is not being offered `task` at `now`.
+    pub fn explain(&self, task: Sid, worker: Sid, now: Millis) -> Result<Explanation, RoutingError> {
+        let task_ref = self.task(task).ok_or(RoutingError::not_found(task))?;
+        let worker_ref = self.worker(worker).ok_or(RoutingError::not_found(worker))?;
+        if !task_ref.status.is_waiting() {
+            return Ok(Explanation::TaskNotWaiting { status: task_ref.status.as_str() });
+        }
+        let offer =
+            task_ref.reservations.iter().filter_map(|&sid| self.reservation(sid)).find(|reservation| {
+                reservation.status == ReservationStatus::Pending
+                    && self.reservation_worker(reservation).sid == worker
+            });
+        if let Some(offer) = offer {
+            return Ok(Explanation::Offered { reservation: offer.sid });
+        }
+        let Some(queue) = self.task_queue(task_ref) else {
+            return Ok(Explanation::TaskNotWaiting { status: task_ref.status.as_str() });
+        };
+        let facts = self.facts(worker_ref);
+        if !self.queue_members(queue).contains(&worker) {
+            let failing = first_false(&queue.target_expression, &Scope::worker(facts));
+            return Ok(Explanation::NotInQueue { queue: queue.friendly_name.clone(), failing });
+        }
+        let activity = self.worker_activity(worker_ref);
+        if !activity.available {
+            return Ok(Explanation::ActivityUnavailable { activity: activity.friendly_name.clone() });
+        }
+        let channel = &self.channels[task_ref.channel];
+        let state = worker_ref.channels[task_ref.channel];
+        if !state.available {
+            return Ok(Explanation::ChannelUnavailable { channel: channel.unique_name.clone() });
+        }
+        if state.busy >= state.capacity {
+            let (busy, capacity) = (state.busy, state.capacity);
+            return Ok(Explanation::CapacityFull { channel: channel.unique_name.clone(), busy, capacity });
+        }
+        if task_ref.rejected_by.iter().any(|&idx| self.workers[idx].sid == worker) {
+            return Ok(Explanation::RejectedThisTask);
+        }
+        let Step::At { position, .. } = task_ref.step else {
+            return Ok(Explanation::TaskNotWaiting { status: task_ref.status.as_str() });
+        };
+        let workflow = &self.workflows[task_ref.workflow];
+        if let Some(target) = workflow.config.target(position) {
+            if let Some(known) = &target.known_worker
+                && self.known_worker(task_ref, known) != self.worker_position(worker)
+            {
+                let reference = match known {
+                    super::workflow::KnownWorker::Sid(path) => format!("task.{}", path.join(".")),
+                    super::workflow::KnownWorker::FriendlyName(path) => format!("task.{}", path.join(".")),
+                };
+                return Ok(Explanation::NotTheKnownWorker { reference });
+            }
+            if let Some(expression) = &target.expression {
+                let scope = Scope::task_and_worker(&task_ref.attributes, facts).at(clock(now));
+                if !expression.evaluate(&scope) {
+                    let step = step_name(
+                        workflow.config.filters.get(step_filter(position)).map(|f| f.name.as_str()),
+                        position,
+                    );
+                    return Ok(Explanation::TargetExpressionFalse {
+                        step,
+                        failing: first_false(expression, &scope),
+                    });
+                }
+            }
+        }
+        Ok(Explanation::Eligible { waiting_for: self.turn(task_ref) })
+    }
+
+    /// What an eligible worker is waiting for.
+    fn turn(&self, task: &Task) -> String {
+        if task.status == TaskStatus::Reserved {
+            return "the task is offered to another worker; if that offer ends unaccepted, it is routed again".to_owned();
+        }
+        "the task is routed to the longest-idle eligible worker; it is this worker's turn once the workers ahead are busy"
+            .to_owned()
+    }
+}
+
+fn step_filter(position: Position) -> usize {
+    match position {
+        Position::Target { filter, .. } => filter,
+        Position::Default => usize::MAX,
+    }
+}
+
+fn step_name(filter_name: Option<&str>, position: Position) -> String {
+    match position {
+        Position::Target { filter, target } => match filter_name {
+            Some(name) if !name.is_empty() => {
+                format!("filter {} ({name:?}), step {}", filter + 1, target + 1)
+            }
+            _ => format!("filter {}, step {}", filter + 1, target + 1),
+        },
+        Position::Default => "the default filter".to_owned(),
+    }
+}
+
+/// The first top-level clause that is false, with the values of its attributes.
+fn first_false(expression: &Expression, scope: &Scope<'_>) -> Condition {
+    let clauses = expression.clauses();
+    let failing = clauses.iter().find(|clause| !clause.evaluate(scope)).unwrap_or(expression);
+    Condition { clause: failing.to_string(), values: failing.path_values(scope) }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is false", self.clause)?;
+        if !self.values.is_empty() {
+            let values: Vec<String> =
+                self.values.iter().map(|(path, value)| format!("{path} is {value}")).collect();
+            write!(f, " ({})", values.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Explanation::TaskNotWaiting { status } => {
+                write!(f, "not offered: the task is {status}, not waiting")
+            }
+            Explanation::Offered { reservation } => {
+                write!(f, "offered now: reservation {reservation} is pending")
+            }
+            Explanation::NotInQueue { queue, failing } => {
+                write!(f, "not offered: not in queue {queue:?}, whose target workers expression {failing}")
+            }
+            Explanation::ActivityUnavailable { activity } => {
+                write!(f, "not offered: activity {activity:?} is not an available activity")
+            }
+            Explanation::ChannelUnavailable { channel } => {
+                write!(f, "not offered: the {channel} channel is switched off")
+            }
+            Explanation::CapacityFull { channel, busy, capacity } => {
+                write!(
+                    f,
+                    "not offered: {channel} capacity is full ({busy} of {capacity}, pending offers included)"
+                )
+            }
+            Explanation::RejectedThisTask => write!(f, "not offered: the worker rejected this task"),
+            Explanation::NotTheKnownWorker { reference } => {
+                write!(f, "not offered: this step routes only to the worker named by {reference}")
+            }
+            Explanation::TargetExpressionFalse { step, failing } => {
+                let level = failing.values.iter().any(|(path, _)| path.contains("levels."));
+                let lead = if level { "level too low: " } else { "" };
+                write!(f, "not offered: {lead}the target expression of {step}: {failing}")
+            }
+            Explanation::Eligible { waiting_for } => write!(f, "eligible: {waiting_for}"),
+        }
+    }
+}
