@@ -1091,3 +1091,88 @@ fn real_time_statistics_count_tasks_and_workers_like_taskrouter() {
         (2, 5, Some(sim.named("T2")))
     );
 }
+
+/// A worker in a FIFO and a LIFO queue, with tasks waiting in both: which is served first.
+fn first_served_with(prioritize_queue_order: TaskOrder) -> String {
+    let mut sim = Sim::new();
+    let offline = sim.activity("Offline");
+    sim.engine.configure_workspace(offline, offline, prioritize_queue_order).unwrap();
+    sim.queue_with("Fifo", "fifo == true", TaskOrder::Fifo, 1);
+    sim.queue_with("Lifo", "lifo == true", TaskOrder::Lifo, 1);
+    sim.workflow(
+        "W",
+        r#"{"task_routing": {"filters": [
+            {"expression": "kind == 'f'", "targets": [{"queue": "{Fifo}"}]},
+            {"expression": "kind == 'l'", "targets": [{"queue": "{Lifo}"}]}]}}"#,
+        30,
+    )
+    .unwrap();
+    sim.worker("ann", json!({"fifo": true, "lifo": true}), "Offline");
+    sim.task(json!({"kind": "l"}));
+    sim.at(1.0);
+    sim.task(json!({"kind": "f"}));
+    sim.at(2.0);
+    sim.task(json!({"kind": "l"}));
+    sim.set_activity("ann", "Available");
+    let task = sim.engine.reservation(sim.offer_to("ann")).unwrap().task;
+    sim.name(task)
+}
+
+#[test]
+fn prioritize_queue_order_decides_between_fifo_and_lifo_queues() {
+    assert_eq!(first_served_with(TaskOrder::Fifo), "T2");
+    assert_eq!(first_served_with(TaskOrder::Lifo), "T3");
+}
+
+#[test]
+fn known_worker_sid_routes_to_the_worker_named_by_the_task() {
+    let mut sim = sales_with_target(r#""known_worker_sid": "task.agent_sid""#);
+    sim.worker("ann", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let bob = sim.worker("bob", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.events();
+
+    sim.task(json!({"agent_sid": bob.to_string()}));
+    sim.task(json!({"agent_sid": "WK-not-a-sid"}));
+
+    let created: Vec<String> =
+        sim.events().lines().filter(|l| l.contains("reservation.created")).map(str::to_owned).collect();
+    assert_eq!(
+        created,
+        ["t=0 reservation.created task=T1 worker=bob queue=Sales"],
+        "T2 waits for a worker that cannot exist"
+    );
+}
+
+#[test]
+fn updating_a_waiting_task_routes_it_again_from_the_top() {
+    let mut sim = onboarding();
+    sim.worker("bob", json!({"routing": {"skills": ["Support"]}}), "Available");
+    let task = sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.events();
+
+    sim.at(3.0);
+    sim.engine.update_task_attributes(task, json!({"skillsNeeded": ["Support"]}), sim.now).unwrap();
+
+    sim.check(expect![[r#"
+        t=3 task.updated task=T1
+        t=3 task-queue.moved task=T1 queue=Sales
+        t=3 task-queue.entered task=T1 queue=Support
+        t=3 workflow.target-matched task=T1 queue=Support
+        t=3 reservation.created task=T1 worker=bob queue=Support"#]]);
+}
+
+#[test]
+fn channel_capacity_and_availability_changes_take_effect_at_once() {
+    let mut sim = onboarding();
+    let alice = sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.engine.set_worker_channel(alice, "voice", None, Some(false), sim.now).unwrap();
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("voice"));
+    assert_eq!(sim.status("T1"), "pending", "voice is switched off");
+    sim.engine.set_worker_channel(alice, "voice", None, Some(true), sim.now).unwrap();
+    assert_eq!(sim.status("T1"), "reserved");
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("voice"));
+    sim.engine.set_worker_channel(alice, "voice", Some(2), None, sim.now).unwrap();
+    assert_eq!(sim.status("T2"), "reserved", "a second voice slot takes the waiting call");
+    let err = sim.engine.set_worker_channel(alice, "fax", Some(1), None, sim.now).unwrap_err();
+    assert_eq!(err.to_string(), r#"task_channel: unknown channel "fax" (known: default, voice, sms, chat)"#);
+}
