@@ -21,6 +21,10 @@ use super::workflow::{KnownWorker, Position, Step, WorkflowConfig, clock};
 use super::{Millis, RoutingError};
 use crate::expr::{Context, Expression, Scope, WorkerFacts};
 
+#[cfg(test)]
+#[path = "invariants.rs"]
+mod invariants;
+
 /// Workspace-wide settings.
 #[derive(Debug, Clone)]
 pub struct WorkspaceSettings {
@@ -405,6 +409,12 @@ impl Engine {
     ) -> Result<(), RoutingError> {
         let idx = self.worker_index(sid)?;
         let activity = self.activity_index(activity)?;
+        if reject_pending && self.activities[activity].available {
+            return Err(RoutingError::invalid(
+                "reject_pending_reservations",
+                "applies only when moving to an unavailable activity",
+            ));
+        }
         if reject_pending {
             let mut pending: Vec<Sid> = self
                 .reservations
@@ -555,7 +565,7 @@ impl Engine {
         let channel = self.channel_index(new.channel.as_deref().unwrap_or("default"))?;
         let sid = self.sids.mint(SidKind::Task);
         self.task_seq += 1;
-        let step = self.workflows[workflow].config.first_step(&new.attributes, now);
+        let step = self.workflows[workflow].config.first_step(&new.attributes, now, now);
         self.tasks.insert(
             sid,
             Task {
@@ -587,7 +597,7 @@ impl Engine {
         );
         let workflow_sid = self.workflows[workflow].sid;
         self.emit_task(now, EventType::WorkflowEntered, sid, sid, workflow_sid);
-        let ttl_timer = self.schedule(now + i64::from(ttl) * 1000, Timer::TaskTtl(sid));
+        let ttl_timer = self.schedule(now.saturating_add(i64::from(ttl) * 1000), Timer::TaskTtl(sid));
         self.task_mut(sid).ttl_timer = Some(ttl_timer);
         self.enter_step(sid, step, now, true);
         self.dispatch(now);
@@ -691,7 +701,7 @@ impl Engine {
         if let Some(worker) = worker {
             self.release_capacity(worker, channel);
         }
-        self.schedule(now + PURGE_AFTER, Timer::Purge(task));
+        self.schedule(now.saturating_add(PURGE_AFTER), Timer::Purge(task));
         self.dispatch(now);
         Ok(())
     }
@@ -725,7 +735,9 @@ impl Engine {
         if current == TaskStatus::Pending {
             self.leave_queue(task);
             let task_ref = &self.tasks[&task];
-            let step = self.workflows[task_ref.workflow].config.first_step(&task_ref.attributes, now);
+            let config = &self.workflows[task_ref.workflow].config;
+            let first = config.first_step(&task_ref.attributes, task_ref.created_at, now);
+            let step = config.settle(first, &task_ref.attributes, now);
             self.enter_step(task, step, now, false);
             self.dispatch(now);
         }
@@ -1041,7 +1053,8 @@ impl Engine {
             self.timers.remove(&timer);
         }
         if let Some(deadline) = deadline {
-            let timer = self.schedule(deadline, Timer::StepTimeout(sid));
+            // `settle` keeps deadlines ahead of `now`; never schedule into the past regardless.
+            let timer = self.schedule(deadline.max(now), Timer::StepTimeout(sid));
             self.task_mut(sid).step_timer = Some(timer);
         }
         if let Some(previous) = previous_queue.filter(|&previous| previous != queue) {
@@ -1107,7 +1120,8 @@ impl Engine {
         self.leave_queue(sid);
         let task = &self.tasks[&sid];
         let config = &self.workflows[task.workflow].config;
-        let next = config.next_step(task.step, &task.attributes, at, skipped);
+        let next =
+            config.settle(config.next_step(task.step, &task.attributes, at, skipped), &task.attributes, at);
         if let (Some(queue), false) = (task.queue, skipped) {
             let queue_sid = self.queues[queue].sid;
             self.emit(at, EventType::TaskQueueTimeout, queue_sid, |event| {
@@ -1148,7 +1162,7 @@ impl Engine {
             event.task = Some(sid);
             event.reason = Some(reason.to_owned());
         });
-        self.schedule(at + PURGE_AFTER, Timer::Purge(sid));
+        self.schedule(at.saturating_add(PURGE_AFTER), Timer::Purge(sid));
     }
 
     // ----- internals: reservations -----
@@ -1164,7 +1178,7 @@ impl Engine {
             task.assignment_count += 1;
         }
         let sid = self.sids.mint(SidKind::Reservation);
-        let timer = self.schedule(at + timeout, Timer::ReservationTimeout(sid));
+        let timer = self.schedule(at.saturating_add(timeout), Timer::ReservationTimeout(sid));
         self.reservations.insert(
             sid,
             Reservation {
@@ -1174,7 +1188,7 @@ impl Engine {
                 queue,
                 status: ReservationStatus::Pending,
                 created_at: at,
-                timeout_at: at + timeout,
+                timeout_at: at.saturating_add(timeout),
                 timer: Some(timer),
             },
         );
@@ -1232,6 +1246,12 @@ impl Engine {
 
     fn dispatch(&mut self, now: Millis) {
         loop {
+            // Tasks that became routable in the same command are served in priority order,
+            // then oldest first, whatever order they became routable in.
+            let tasks = &self.tasks;
+            self.dirty_tasks
+                .make_contiguous()
+                .sort_by_key(|sid| tasks.get(sid).map(|task| (-task.priority, task.virtual_start, task.seq)));
             if let Some(task) = self.dirty_tasks.pop_front() {
                 if let Some(task_ref) = self.tasks.get_mut(&task) {
                     task_ref.dirty = false;

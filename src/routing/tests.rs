@@ -1176,3 +1176,114 @@ fn channel_capacity_and_availability_changes_take_effect_at_once() {
     let err = sim.engine.set_worker_channel(alice, "fax", Some(1), None, sim.now).unwrap_err();
     assert_eq!(err.to_string(), r#"task_channel: unknown channel "fax" (known: default, voice, sms, chat)"#);
 }
+
+#[test]
+fn a_task_back_from_a_long_offer_skips_the_steps_that_expired_meanwhile() {
+    // Regression: the next step's deadline was scheduled in the past, its events were stamped
+    // back in time and the next agent had 2 s instead of 120 s to answer.
+    let mut sim = Sim::new();
+    sim.queue("Q0", "g == 1");
+    sim.queue("Q1", "g == 2");
+    sim.queue("Q2", "g == 3");
+    sim.workflow(
+        "Escalation",
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [
+            {"queue": "{Q0}", "timeout": 1}, {"queue": "{Q1}", "timeout": 1}, {"queue": "{Q2}"}]}]}}"#,
+        120,
+    )
+    .unwrap();
+    sim.worker("w1", json!({"g": 1}), "Available");
+    sim.worker("w3", json!({"g": 3}), "Available");
+    sim.task(json!({}));
+    sim.events();
+
+    sim.at(200.0);
+
+    sim.check(expect![[r#"
+        t=120 reservation.timeout task=T1 worker=w1 queue=Q0
+        t=120 task-queue.timeout task=T1 queue=Q0
+        t=120 task-queue.moved task=T1 queue=Q0
+        t=120 task-queue.entered task=T1 queue=Q2
+        t=120 workflow.target-matched task=T1 queue=Q2
+        t=120 worker.activity.update worker=w1 activity=Offline
+        t=120 reservation.created task=T1 worker=w3 queue=Q2"#]]);
+    let reservation = sim.engine.reservation(sim.offer_to("w3")).unwrap();
+    assert_eq!((reservation.created_at, reservation.timeout_at), (seconds(120.0), seconds(240.0)));
+}
+
+#[test]
+fn tasks_routable_at_the_same_moment_are_served_by_priority() {
+    // Regression: they were served in the order their offers happened to end.
+    let mut sim = Sim::new();
+    sim.queue("Q", "1==1");
+    sim.workflow("W", r#"{"task_routing": {"default_filter": {"queue": "{Q}"}}}"#, 30).unwrap();
+    let w1 = sim.worker("w1", json!({}), "Available");
+    let w2 = sim.worker("w2", json!({}), "Offline");
+    sim.engine.set_worker_channel(w2, "chat", Some(1), None, 0).unwrap();
+    sim.at(1.0);
+    sim.task_with(json!({}), Some(0), None, Some("chat"));
+    sim.at(2.0);
+    sim.task_with(json!({}), Some(9), None, Some("chat"));
+    sim.set_activity("w2", "Available");
+    let offline = sim.activity("Offline");
+
+    sim.engine.set_worker_activity(w1, offline, true, sim.now).unwrap();
+
+    assert_eq!((sim.status("T1"), sim.status("T2")), ("pending", "reserved"));
+    let offer = sim.engine.reservation(sim.offer_to("w2")).unwrap();
+    assert_eq!(sim.name(offer.task), "T2");
+}
+
+#[test]
+fn updating_a_task_keeps_its_escalation_clock() {
+    // Regression: re-walking from the top restarted the step deadlines at the update.
+    let mut sim = Sim::new();
+    sim.queue("Q0", "nobody == true");
+    sim.queue("Q1", "1==1");
+    sim.workflow(
+        "W",
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Q0}", "timeout": 10}, {"queue": "{Q1}"}]}]}}"#,
+        30,
+    )
+    .unwrap();
+    let task = sim.task(json!({"note": "first"}));
+    sim.at(9.0);
+    sim.engine.update_task_attributes(task, json!({"note": "second"}), sim.now).unwrap();
+    assert_eq!(sim.engine.next_deadline(), Some(seconds(10.0)));
+    sim.at(12.0);
+    sim.engine.update_task_attributes(task, json!({"note": "third"}), sim.now).unwrap();
+    assert_eq!(sim.engine.task_queue(sim.engine.task(task).unwrap()).unwrap().friendly_name, "Q1");
+}
+
+#[test]
+fn reject_pending_reservations_applies_only_to_unavailable_activities() {
+    let mut sim = onboarding();
+    let alice = sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    let available = sim.activity("Available");
+
+    let err = sim.engine.set_worker_activity(alice, available, true, sim.now).unwrap_err();
+
+    assert_eq!(
+        err.to_string(),
+        "reject_pending_reservations: applies only when moving to an unavailable activity"
+    );
+    assert_eq!(sim.status("T1"), "reserved", "nothing changed");
+}
+
+#[test]
+fn timers_at_the_end_of_time_do_not_overflow() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let near_the_end = Millis::MAX - 1;
+    let new = NewTask {
+        attributes: json!({"skillsNeeded": ["Sales"]}),
+        priority: None,
+        timeout: None,
+        workflow: None,
+        channel: None,
+    };
+    let task = sim.engine.create_task(new, near_the_end).unwrap();
+    assert_eq!(sim.engine.task(task).unwrap().status.as_str(), "reserved");
+    assert_eq!(sim.engine.next_deadline(), Some(Millis::MAX));
+}

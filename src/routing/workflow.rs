@@ -180,8 +180,23 @@ impl WorkflowConfig {
     }
 
     /// Where a new task starts: the first matching filter's first target, else the default.
-    pub fn first_step(&self, attributes: &Value, now: Millis) -> Step {
-        self.enter_filter_from(0, attributes, now, false)
+    /// `since` is when the task's clock started (its creation): step deadlines add up from
+    /// there, so re-walking an updated task does not restart its escalation.
+    pub fn first_step(&self, attributes: &Value, since: Millis, now: Millis) -> Step {
+        self.enter_filter_from(0, attributes, since, now, false)
+    }
+
+    /// Walks on from `step` past every step whose deadline is already over at `now`: a task
+    /// that comes back from a long offer, or whose attributes changed, lands in the step its
+    /// age says, never in one that has already timed out.
+    pub fn settle(&self, mut step: Step, attributes: &Value, now: Millis) -> Step {
+        while let Step::At { deadline: Some(deadline), .. } = step {
+            if deadline > now {
+                break;
+            }
+            step = self.next_step(step, attributes, now, false);
+        }
+        step
     }
 
     /// Where a task goes when its step at `position` times out (or is skipped, `skipped`):
@@ -202,7 +217,7 @@ impl WorkflowConfig {
                 timed_out_of_a_filter,
             };
         }
-        match self.enter_filter_from(filter + 1, attributes, now, timed_out_of_a_filter || !skipped) {
+        match self.enter_filter_from(filter + 1, attributes, now, now, timed_out_of_a_filter || !skipped) {
             Step::TimedOut if skipped => Step::Skipped,
             step => step,
         }
@@ -212,6 +227,7 @@ impl WorkflowConfig {
         &self,
         start: usize,
         attributes: &Value,
+        entered_at: Millis,
         now: Millis,
         timed_out_of_a_filter: bool,
     ) -> Step {
@@ -231,8 +247,8 @@ impl WorkflowConfig {
             if let Some(idx) = matched {
                 return Step::At {
                     position: Position::Target { filter: idx, target: 0 },
-                    deadline: self.deadline(idx, 0, now),
-                    filter_entered_at: now,
+                    deadline: self.deadline(idx, 0, entered_at),
+                    filter_entered_at: entered_at,
                     timed_out_of_a_filter,
                 };
             }
@@ -242,7 +258,7 @@ impl WorkflowConfig {
             Some(_) if !timed_out_of_a_filter => Step::At {
                 position: Position::Default,
                 deadline: None,
-                filter_entered_at: now,
+                filter_entered_at: entered_at,
                 timed_out_of_a_filter,
             },
             _ => Step::TimedOut,
@@ -269,7 +285,7 @@ impl WorkflowConfig {
         let targets = &self.filters[filter].targets;
         targets[target].timeout?;
         let seconds: i64 = targets[..=target].iter().map(|t| i64::from(t.timeout.unwrap_or(0))).sum();
-        Some(filter_entered_at + seconds * 1000)
+        Some(filter_entered_at.saturating_add(seconds.saturating_mul(1000)))
     }
 
     /// The priority a task takes on entering `position`, if the step sets one.
@@ -574,8 +590,8 @@ mod tests {
             let attributes = json!({"skills": skills, "other": other, "priority": priority});
             let start = start.min(expressions.len());
             prop_assert_eq!(
-                indexed.enter_filter_from(start, &attributes, 0, false),
-                plain.enter_filter_from(start, &attributes, 0, false)
+                indexed.enter_filter_from(start, &attributes, 0, 0, false),
+                plain.enter_filter_from(start, &attributes, 0, 0, false)
             );
         }
     }
@@ -586,7 +602,7 @@ mod tests {
         let config = config(&expressions);
         assert_eq!(config.text_runs.len(), 1);
         assert_eq!((config.text_runs[0].first, config.text_runs[0].last), (0, 5));
-        let step = config.first_step(&json!({"skills": ["S9", "S4", "S2"]}), 0);
+        let step = config.first_step(&json!({"skills": ["S9", "S4", "S2"]}), 0, 0);
         assert!(
             matches!(step, Step::At { position: Position::Target { filter: 2, target: 0 }, .. }),
             "{step:?}"

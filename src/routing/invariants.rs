@@ -1,0 +1,399 @@
+//! Random command sequences against the engine, with every invariant checked after each
+//! command: busy counts match pending offers plus assigned and wrapping tasks; ready and
+//! waiting sets hold exactly what they should; every waiting task and pending reservation has
+//! its timer and no timer is orphaned or in the past; events never go back in time; and no
+//! pending task is left while an eligible worker is ready for it.
+//!
+//! A child of `engine.rs`, so that it can read the engine's private state. Seeds are fixed:
+//! a failure names its seed and replays exactly.
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::*;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+pub(super) fn check_invariants(e: &Engine, now: Millis, label: &str) -> Result<(), String> {
+    // 1. busy counts
+    for (w, worker) in e.workers.iter().enumerate() {
+        for (c, state) in worker.channels.iter().enumerate() {
+            let pending = e
+                .reservations
+                .values()
+                .filter(|r| {
+                    r.worker == w
+                        && r.status == ReservationStatus::Pending
+                        && e.tasks.get(&r.task).map(|t| t.channel) == Some(c)
+                })
+                .count();
+            let assigned = e
+                .tasks
+                .values()
+                .filter(|t| {
+                    t.assigned_worker == Some(w)
+                        && t.channel == c
+                        && matches!(t.status, TaskStatus::Assigned | TaskStatus::Wrapping)
+                })
+                .count();
+            if state.busy as usize != pending + assigned {
+                return Err(format!(
+                    "{label}: worker {w} channel {c} busy {} != pending {pending} + assigned {assigned}",
+                    state.busy
+                ));
+            }
+        }
+    }
+    // 2. membership + ready sets
+    for (q, queue) in e.queues.iter().enumerate() {
+        for (w, worker) in e.workers.iter().enumerate() {
+            let member = queue.target_expression.evaluate(&Scope::worker(e.facts(worker)));
+            if member != queue.members.contains(&w) || member != worker.queues.contains(&q) {
+                return Err(format!("{label}: membership mismatch q{q} w{w}"));
+            }
+        }
+        for c in 0..e.channels.len() {
+            let expected: BTreeSet<(Millis, usize)> = queue
+                .members
+                .iter()
+                .copied()
+                .filter(|&w| {
+                    let worker = &e.workers[w];
+                    e.activities[worker.activity].available && worker.channels[c].has_room()
+                })
+                .map(|w| {
+                    let worker = &e.workers[w];
+                    (worker.last_assignment.unwrap_or(worker.available_since), w)
+                })
+                .collect();
+            if expected != queue.ready[c] {
+                return Err(format!(
+                    "{label}: ready set q{q} c{c} is {:?}, expected {:?}",
+                    queue.ready[c], expected
+                ));
+            }
+        }
+        // 3. waiting sets
+        let expected: BTreeSet<WaitKey> = e
+            .tasks
+            .values()
+            .filter(|t| t.status == TaskStatus::Pending && t.queue == Some(q))
+            .map(|t| t.wait_key.expect("pending task has a wait key"))
+            .collect();
+        if expected != queue.waiting {
+            return Err(format!("{label}: waiting set q{q} mismatch {:?} vs {:?}", queue.waiting, expected));
+        }
+    }
+    // 4. tasks vs reservations, timers
+    let mut referenced: BTreeSet<TimerKey> = BTreeSet::new();
+    for task in e.tasks.values() {
+        let pending = e.pending_reservations(task).len();
+        match task.status {
+            TaskStatus::Pending if pending != 0 => return Err(format!("{label}: pending task with offers")),
+            TaskStatus::Reserved if pending == 0 => {
+                return Err(format!("{label}: reserved task without offers"));
+            }
+            _ => {}
+        }
+        if !task.status.is_waiting() && (task.step_timer.is_some() || task.ttl_timer.is_some()) {
+            return Err(format!("{label}: finished task {} keeps timers", task.sid));
+        }
+        if task.status.is_waiting() {
+            let Some(ttl) = task.ttl_timer else { return Err(format!("{label}: waiting task without ttl")) };
+            if e.timers.get(&ttl) != Some(&Timer::TaskTtl(task.sid)) {
+                return Err(format!("{label}: ttl timer missing"));
+            }
+            referenced.insert(ttl);
+            if let Some(step) = task.step_timer {
+                if e.timers.get(&step) != Some(&Timer::StepTimeout(task.sid)) {
+                    return Err(format!("{label}: step timer missing"));
+                }
+                referenced.insert(step);
+            } else if let Step::At { deadline: Some(_), .. } = task.step {
+                if !task.step_expired {
+                    return Err(format!("{label}: task {} has a deadline but no step timer", task.sid));
+                }
+            }
+        }
+    }
+    for r in e.reservations.values() {
+        match (r.status, r.timer) {
+            (ReservationStatus::Pending, Some(key)) => {
+                if e.timers.get(&key) != Some(&Timer::ReservationTimeout(r.sid)) {
+                    return Err(format!("{label}: reservation timer missing"));
+                }
+                referenced.insert(key);
+            }
+            (ReservationStatus::Pending, None) => {
+                return Err(format!("{label}: pending reservation w/o timer"));
+            }
+            (_, Some(_)) => return Err(format!("{label}: ended reservation keeps timer")),
+            _ => {}
+        }
+    }
+    for (key, timer) in &e.timers {
+        if key.0 < now {
+            return Err(format!("{label}: timer {timer:?} scheduled at {} < now {now}", key.0));
+        }
+        match timer {
+            Timer::Purge(t) if e.tasks.get(t).is_some_and(|t| t.status.is_waiting()) => {
+                return Err(format!("{label}: purge timer for a waiting task"));
+            }
+            Timer::Purge(_) => {}
+            _ if !referenced.contains(key) => return Err(format!("{label}: orphan timer {timer:?}")),
+            _ => {}
+        }
+    }
+    // 5. liveness: no pending task at a step has an eligible ready worker
+    for task in e.tasks.values().filter(|t| t.status == TaskStatus::Pending) {
+        let q = task.queue.unwrap();
+        let chosen = e.eligible_workers(task, q, now);
+        if !chosen.is_empty() {
+            return Err(format!(
+                "{label}: pending task {} left unassigned with eligible workers {chosen:?}",
+                task.sid
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn run(seed: u64, steps: usize) -> Result<(), String> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
+    let mut now: Millis = 1_000;
+    let mut e = Engine::new("fuzz", 1, now);
+    let available = e.activity_by_name("Available").unwrap().sid;
+    let acts: Vec<Sid> = e.activities().iter().map(|a| a.sid).collect();
+    if rng.chance(30) {
+        e.configure_workspace(acts[0], available, TaskOrder::Fifo).unwrap();
+    }
+    let mut queues = Vec::new();
+    let exprs = ["skill == \"a\"", "skill IN [\"a\",\"b\"]", "1 == 1", "level > 2"];
+    for (i, expr) in exprs.iter().enumerate().take(1 + rng.below(4)) {
+        let order = if rng.chance(25) { TaskOrder::Lifo } else { TaskOrder::Fifo };
+        let q = e
+            .create_task_queue(
+                NewTaskQueue {
+                    friendly_name: format!("Q{i}"),
+                    target_workers: expr.to_string(),
+                    task_order: order,
+                    max_reserved_workers: 1 + rng.below(3) as u32,
+                },
+                now,
+            )
+            .unwrap();
+        queues.push(q);
+    }
+    let q = |i: usize| queues[i % queues.len()].to_string();
+    let config = json!({"task_routing": {
+        "filters": [
+            {"expression": "kind == \"x\"", "targets": [
+                {"queue": q(0), "timeout": 3, "priority": 1},
+                {"queue": q(1), "timeout": 4, "skip_if": "workers.available == 0", "order_by": "worker.level DESC"},
+                {"timeout": 5, "priority": 7, "expression": "worker.level >= task.min"},
+            ]},
+            {"expression": "kind == \"y\"", "targets": [
+                {"queue": q(2), "known_worker_friendly_name": "task.agent", "timeout": 4},
+                {"queue": q(3), "skip_if": "1 == 1"},
+            ]},
+            {"expression": "kind IN [\"x\", \"z\"]", "targets": [ {"queue": q(1), "timeout": 6} ]}
+        ],
+        "default_filter": {"queue": q(0)}
+    }})
+    .to_string();
+    e.create_workflow(
+        NewWorkflow {
+            friendly_name: "W".into(),
+            configuration: config,
+            task_reservation_timeout: 1 + rng.below(6) as u32,
+        },
+        now,
+    )
+    .unwrap();
+    let mut workers: Vec<Sid> = Vec::new();
+    let mut tasks: Vec<Sid> = Vec::new();
+    let channels = ["default", "voice", "sms", "chat"];
+    let skills = ["a", "b", "c"];
+    let kinds = ["x", "y", "z", "w"];
+    let mut log = Vec::new();
+    for step in 0..steps {
+        // time moves on
+        if rng.chance(40) {
+            now += rng.below(4000) as Millis;
+            e.advance(now);
+            log.push(format!("advance({now})"));
+            check_invariants(&e, now, &format!("seed {seed} step {step} advance"))
+                .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
+        }
+        let op = rng.below(16);
+        let pick =
+            |rng: &mut Rng, v: &Vec<Sid>| if v.is_empty() { None } else { Some(v[rng.below(v.len())]) };
+        let desc;
+        let result: Result<(), RoutingError> = match op {
+            0 if workers.len() < 6 => {
+                let n = workers.len();
+                let attrs = json!({"skill": skills[rng.below(3)], "level": rng.below(5)});
+                let act = acts[rng.below(acts.len())];
+                desc = format!("create_worker(w{n}, {attrs}, {act})");
+                e.create_worker(
+                    NewWorker { friendly_name: format!("w{n}"), attributes: attrs, activity: Some(act) },
+                    now,
+                )
+                .map(|sid| workers.push(sid))
+            }
+            1 | 2 => {
+                let agent = format!("w{}", rng.below(7));
+                let attrs = json!({"kind": kinds[rng.below(4)], "min": rng.below(5), "agent": agent});
+                let channel = channels[rng.below(4)];
+                let prio = rng.below(3) as i64;
+                desc = format!("create_task({attrs}, {channel}, p{prio})");
+                e.create_task(
+                    NewTask {
+                        attributes: attrs,
+                        priority: Some(prio),
+                        timeout: Some(5 + rng.below(30) as u32),
+                        workflow: None,
+                        channel: Some(channel.into()),
+                    },
+                    now,
+                )
+                .map(|sid| tasks.push(sid))
+            }
+            3..=5 => {
+                let pending: Vec<Sid> = {
+                    let mut v: Vec<Sid> = e
+                        .reservations
+                        .values()
+                        .filter(|r| r.status == ReservationStatus::Pending)
+                        .map(|r| r.sid)
+                        .collect();
+                    v.sort();
+                    v
+                };
+                match pick(&mut rng, &pending) {
+                    Some(r) => {
+                        if rng.chance(60) {
+                            desc = format!("accept({r})");
+                            e.accept(r, now)
+                        } else {
+                            let act = if rng.chance(50) { Some(acts[rng.below(acts.len())]) } else { None };
+                            desc = format!("reject({r}, {act:?})");
+                            e.reject(r, act, now)
+                        }
+                    }
+                    None => continue,
+                }
+            }
+            6 | 7 => match pick(&mut rng, &tasks) {
+                Some(t) => {
+                    desc = format!("complete({t})");
+                    e.complete(t, "done", now)
+                }
+                None => continue,
+            },
+            8 => match pick(&mut rng, &tasks) {
+                Some(t) => {
+                    desc = format!("wrap_up({t})");
+                    e.wrap_up(t, now)
+                }
+                None => continue,
+            },
+            9 => match pick(&mut rng, &tasks) {
+                Some(t) => {
+                    desc = format!("cancel({t})");
+                    e.cancel(t, "c", now)
+                }
+                None => continue,
+            },
+            10 | 11 => match pick(&mut rng, &workers) {
+                Some(w) => {
+                    let act = acts[rng.below(acts.len())];
+                    let rp = rng.chance(40);
+                    desc = format!("set_worker_activity({w}, {act}, {rp})");
+                    e.set_worker_activity(w, act, rp, now)
+                }
+                None => continue,
+            },
+            12 => match pick(&mut rng, &workers) {
+                Some(w) => {
+                    let ch = channels[rng.below(4)];
+                    let cap = if rng.chance(50) { Some(rng.below(4) as u32) } else { None };
+                    let av = if rng.chance(50) { Some(rng.chance(50)) } else { None };
+                    desc = format!("set_worker_channel({w}, {ch}, {cap:?}, {av:?})");
+                    e.set_worker_channel(w, ch, cap, av, now)
+                }
+                None => continue,
+            },
+            13 => match pick(&mut rng, &workers) {
+                Some(w) => {
+                    let attrs = json!({"skill": skills[rng.below(3)], "level": rng.below(5)});
+                    desc = format!("update_worker_attributes({w}, {attrs})");
+                    e.update_worker_attributes(w, attrs, now)
+                }
+                None => continue,
+            },
+            14 => match pick(&mut rng, &tasks) {
+                Some(t) => {
+                    let attrs = json!({"kind": kinds[rng.below(4)], "min": rng.below(5), "agent": format!("w{}", rng.below(7))});
+                    desc = format!("update_task_attributes({t}, {attrs})");
+                    e.update_task_attributes(t, attrs, now)
+                }
+                None => continue,
+            },
+            15 => {
+                let qi = rng.below(queues.len());
+                let expr = if rng.chance(50) { Some(exprs[rng.below(4)].to_string()) } else { None };
+                let max = if rng.chance(50) { Some(1 + rng.below(3) as u32) } else { None };
+                desc = format!("update_task_queue(Q{qi}, {expr:?}, {max:?})");
+                e.update_task_queue(queues[qi], expr, max, now)
+            }
+            _ => continue,
+        };
+        log.push(format!("{desc} @{now} -> {:?}", result.as_ref().err()));
+        check_invariants(&e, now, &format!("seed {seed} step {step} {desc}"))
+            .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
+        // events monotonic
+        let evs = e.take_events();
+        for pair in evs.windows(2) {
+            if pair[1].timestamp < pair[0].timestamp {
+                return Err(format!(
+                    "seed {seed} step {step}: event time goes back {:?} {} -> {:?} {}\n{}",
+                    pair[0].event_type,
+                    pair[0].timestamp,
+                    pair[1].event_type,
+                    pair[1].timestamp,
+                    log.join("\n")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many command sequences `cargo test` plays, and how long each is: enough to reach every
+/// command in many states, small enough for a few seconds on a 2-core machine.
+const SEQUENCES: u64 = 200;
+const STEPS: usize = 300;
+
+#[test]
+fn random_command_sequences_keep_every_invariant() {
+    for seed in 1..=SEQUENCES {
+        if let Err(failure) = run(seed, STEPS) {
+            panic!("{failure}");
+        }
+    }
+}
