@@ -24,9 +24,11 @@ use crate::expr::{Context, Expression, Scope, WorkerFacts};
 #[cfg(test)]
 #[path = "invariants.rs"]
 mod invariants;
+#[path = "snapshot.rs"]
+pub mod snapshot;
 
 /// Workspace-wide settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceSettings {
     pub friendly_name: String,
     /// Activity of new workers.
@@ -63,7 +65,7 @@ pub struct Engine {
 }
 
 /// A worker to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewWorker {
     pub friendly_name: String,
     pub attributes: Value,
@@ -72,7 +74,7 @@ pub struct NewWorker {
 }
 
 /// A task queue to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewTaskQueue {
     pub friendly_name: String,
     pub target_workers: String,
@@ -81,7 +83,7 @@ pub struct NewTaskQueue {
 }
 
 /// A workflow to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewWorkflow {
     pub friendly_name: String,
     pub configuration: String,
@@ -89,7 +91,7 @@ pub struct NewWorkflow {
 }
 
 /// A task to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {
     pub attributes: Value,
     pub priority: Option<i64>,

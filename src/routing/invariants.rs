@@ -231,6 +231,18 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
     let kinds = ["x", "y", "z", "w"];
     let mut log = Vec::new();
     for step in 0..steps {
+        // Every 50 commands, carry on with a restored copy: a restore must lose nothing.
+        if step % 50 == 25 {
+            let snapshot = e.export();
+            let restored = Engine::import(snapshot.clone())
+                .map_err(|err| format!("seed {seed} step {step}: import: {err}"))?;
+            if restored.export() != snapshot {
+                return Err(format!(
+                    "seed {seed} step {step}: export(import(snapshot)) differs from snapshot"
+                ));
+            }
+            e = restored;
+        }
         // time moves on
         if rng.chance(40) {
             now += rng.below(4000) as Millis;

@@ -9,10 +9,13 @@
 //!   cumulative deadlines, default filter).
 //! - `engine.rs`: commands, the assignment algorithm from both sides, timers.
 //! - `event.rs`: events with TaskRouter's names.
+//! - `command.rs`: every change as a value, for the durable log and its replay.
+//! - `snapshot.rs`: the whole state as plain data, and back (exact round trip).
 //! - `skill.rs`: the skills catalogue and Flex's `routing.skills` / `routing.levels` layout.
 //! - `stats.rs`: real-time statistics for queues, workflows and the workspace.
 //! - `explain.rs`: why a worker is or is not offered a task.
 
+mod command;
 mod engine;
 mod event;
 mod explain;
@@ -25,16 +28,22 @@ mod workflow;
 #[cfg(test)]
 mod tests;
 
+pub use command::Command;
+pub use engine::snapshot::{
+    ActivityState, ChannelState, QueueState, ReservationState, Snapshot, TaskState, WorkerState,
+    WorkflowState,
+};
 pub use engine::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, WorkspaceSettings};
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};
 pub use model::{
-    Activity, Reservation, ReservationStatus, Task, TaskOrder, TaskQueue, TaskStatus, Worker, WorkerChannel,
-    Workflow,
+    Activity, Reservation, ReservationStatus, Task, TaskOrder, TaskQueue, TaskStatus, Timer, TimerKey,
+    Worker, WorkerChannel, Workflow,
 };
 pub use sid::{Sid, SidError, SidKind};
 pub use skill::{Skill, assign_skills};
 pub use stats::{ActivityCount, QueueStatistics, TaskStatistics, WorkspaceStatistics};
+pub use workflow::{Position, Step};
 
 /// Milliseconds since the Unix epoch: the engine's only notion of time, always passed in.
 pub type Millis = i64;

@@ -135,6 +135,16 @@ impl SidGenerator {
         SidGenerator { salt, next: 1 }
     }
 
+    /// Continues a generator saved with [`SidGenerator::parts`].
+    pub fn resume(salt: u64, next: u64) -> SidGenerator {
+        SidGenerator { salt, next }
+    }
+
+    /// The salt and the next counter value, to save and resume.
+    pub fn parts(&self) -> (u64, u64) {
+        (self.salt, self.next)
+    }
+
     pub fn mint(&mut self, kind: SidKind) -> Sid {
         let value = (u128::from(self.salt) << 64) | u128::from(self.next);
         self.next += 1;

@@ -1287,3 +1287,71 @@ fn timers_at_the_end_of_time_do_not_overflow() {
     assert_eq!(sim.engine.task(task).unwrap().status.as_str(), "reserved");
     assert_eq!(sim.engine.next_deadline(), Some(Millis::MAX));
 }
+
+#[test]
+fn a_restored_engine_continues_exactly_like_the_original() {
+    let mut original = onboarding();
+    original.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    original.worker("bob", json!({"routing": {"skills": ["Sales", "Support"]}}), "Offline");
+    let sales = json!({"skillsNeeded": ["Sales"]});
+    for priority in [1, 5] {
+        original.task_with(sales.clone(), Some(priority), Some(100), Some("voice"));
+    }
+    original.at(3.0);
+    original.events();
+
+    let mut restored = Engine::import(original.engine.export()).unwrap();
+    let (alice, bob) = (original.named("alice"), original.named("bob"));
+    let available = original.activity("Available");
+    let timeline: Vec<(f64, Command)> = vec![
+        (10.0, Command::SetWorkerActivity { worker: bob, activity: available, reject_pending: false }),
+        (25.0, Command::Advance),
+        (30.0, Command::SetWorkerActivity { worker: alice, activity: available, reject_pending: false }),
+        (
+            31.0,
+            Command::CreateTask(NewTask {
+                attributes: json!({"skillsNeeded": ["Support"]}),
+                priority: None,
+                timeout: None,
+                workflow: None,
+                channel: Some("voice".into()),
+            }),
+        ),
+        (200.0, Command::Advance),
+    ];
+    for (t, command) in &timeline {
+        let now = seconds(*t);
+        let expected = original.engine.apply(command, now);
+        assert_eq!(restored.apply(command, now), expected, "{command:?}");
+        assert_eq!(restored.take_events(), original.engine.take_events(), "events after {command:?}");
+    }
+    assert_eq!(restored.export(), original.engine.export());
+}
+
+#[test]
+fn a_snapshot_that_does_not_hold_together_is_an_error_not_a_panic() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    let snapshot = sim.engine.export();
+    let check = |damage: &dyn Fn(&mut Snapshot), expected: &str| {
+        let mut damaged = snapshot.clone();
+        damage(&mut damaged);
+        assert_eq!(Engine::import(damaged).err().map(|err| err.to_string()).as_deref(), Some(expected));
+    };
+    let worker = snapshot.workers[0].sid;
+    check(&|s| s.workers.clear(), &format!("snapshot: unknown worker {worker}"));
+    check(
+        &|s| s.queues[0].target_workers = "a ==".into(),
+        "target_workers: column 5: expected a value (a string, number, true, false, null, array or attribute), but the expression ends here\na ==\n    ^",
+    );
+    let task = snapshot.tasks[0].sid;
+    check(
+        &|s| s.reservations.clear(),
+        &format!("snapshot: task {task} names a reservation that does not exist"),
+    );
+    check(
+        &|s| s.workers[0].channels.pop().map(drop).unwrap_or(()),
+        &format!("snapshot: worker {worker} has 3 channels"),
+    );
+}

@@ -1,0 +1,161 @@
+//! Every change to the engine as a value. The durable store logs commands and replays them on
+//! recovery: because the engine is deterministic (SIDs are minted from a counter, nothing
+//! depends on hash-map order), replaying the same commands at the same times rebuilds exactly
+//! the same state, SIDs and events.
+
+use serde_json::Value;
+
+use super::engine::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow};
+use super::model::TaskOrder;
+use super::sid::Sid;
+use super::{Millis, RoutingError};
+
+/// One engine command. Timers firing are a command too (`Advance`), so that a replay fires them
+/// at the same points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Fire every deadline up to the command's time.
+    Advance,
+    CreateActivity {
+        friendly_name: String,
+        available: bool,
+    },
+    ConfigureWorkspace {
+        default_activity: Sid,
+        timeout_activity: Sid,
+        prioritize_queue_order: TaskOrder,
+    },
+    CreateSkill {
+        name: String,
+        levels: Option<(u32, u32)>,
+    },
+    DeleteSkill {
+        name: String,
+    },
+    CreateWorker(NewWorker),
+    UpdateWorkerAttributes {
+        worker: Sid,
+        attributes: Value,
+    },
+    SetWorkerActivity {
+        worker: Sid,
+        activity: Sid,
+        reject_pending: bool,
+    },
+    SetWorkerChannel {
+        worker: Sid,
+        channel: String,
+        capacity: Option<u32>,
+        available: Option<bool>,
+    },
+    SetWorkerSkills {
+        worker: Sid,
+        skills: Vec<(String, Option<u32>)>,
+    },
+    CreateTaskQueue(NewTaskQueue),
+    UpdateTaskQueue {
+        queue: Sid,
+        target_workers: Option<String>,
+        max_reserved_workers: Option<u32>,
+    },
+    CreateWorkflow(NewWorkflow),
+    CreateTask(NewTask),
+    UpdateTaskAttributes {
+        task: Sid,
+        attributes: Value,
+    },
+    Accept {
+        reservation: Sid,
+    },
+    Reject {
+        reservation: Sid,
+        activity: Option<Sid>,
+    },
+    WrapUp {
+        task: Sid,
+    },
+    Complete {
+        task: Sid,
+        reason: String,
+    },
+    Cancel {
+        task: Sid,
+        reason: String,
+    },
+}
+
+impl Engine {
+    /// Applies `command` at `now`. Returns the SID of what a `Create*` command created.
+    pub fn apply(&mut self, command: &Command, now: Millis) -> Result<Option<Sid>, RoutingError> {
+        let created = |sid: Sid| Some(sid);
+        Ok(match command {
+            Command::Advance => {
+                self.advance(now);
+                None
+            }
+            Command::CreateActivity { friendly_name, available } => {
+                created(self.create_activity(friendly_name, *available, now)?)
+            }
+            Command::ConfigureWorkspace { default_activity, timeout_activity, prioritize_queue_order } => {
+                self.configure_workspace(*default_activity, *timeout_activity, *prioritize_queue_order)?;
+                None
+            }
+            Command::CreateSkill { name, levels } => {
+                self.create_skill(name, *levels)?;
+                None
+            }
+            Command::DeleteSkill { name } => {
+                self.delete_skill(name)?;
+                None
+            }
+            Command::CreateWorker(new) => created(self.create_worker(new.clone(), now)?),
+            Command::UpdateWorkerAttributes { worker, attributes } => {
+                self.update_worker_attributes(*worker, attributes.clone(), now)?;
+                None
+            }
+            Command::SetWorkerActivity { worker, activity, reject_pending } => {
+                self.set_worker_activity(*worker, *activity, *reject_pending, now)?;
+                None
+            }
+            Command::SetWorkerChannel { worker, channel, capacity, available } => {
+                self.set_worker_channel(*worker, channel, *capacity, *available, now)?;
+                None
+            }
+            Command::SetWorkerSkills { worker, skills } => {
+                self.set_worker_skills(*worker, skills, now)?;
+                None
+            }
+            Command::CreateTaskQueue(new) => created(self.create_task_queue(new.clone(), now)?),
+            Command::UpdateTaskQueue { queue, target_workers, max_reserved_workers } => {
+                self.update_task_queue(*queue, target_workers.clone(), *max_reserved_workers, now)?;
+                None
+            }
+            Command::CreateWorkflow(new) => created(self.create_workflow(new.clone(), now)?),
+            Command::CreateTask(new) => created(self.create_task(new.clone(), now)?),
+            Command::UpdateTaskAttributes { task, attributes } => {
+                self.update_task_attributes(*task, attributes.clone(), now)?;
+                None
+            }
+            Command::Accept { reservation } => {
+                self.accept(*reservation, now)?;
+                None
+            }
+            Command::Reject { reservation, activity } => {
+                self.reject(*reservation, *activity, now)?;
+                None
+            }
+            Command::WrapUp { task } => {
+                self.wrap_up(*task, now)?;
+                None
+            }
+            Command::Complete { task, reason } => {
+                self.complete(*task, reason, now)?;
+                None
+            }
+            Command::Cancel { task, reason } => {
+                self.cancel(*task, reason, now)?;
+                None
+            }
+        })
+    }
+}
