@@ -10,6 +10,8 @@
 //!
 //! - [`expr`]: the TaskRouter expression language (pure).
 //! - [`routing`]: the routing engine, TaskRouter semantics on a caller-supplied clock (pure).
+//! - [`store`]: snapshots and the command log in sled, with group commit; the only module that
+//!   knows sled.
 //! - [`http`]: the HTTP edge, the only module that knows actix-web.
 //! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
 //! - [`workspace`]: the workspace file format (skills, queues, workflows, agents by name).
@@ -20,6 +22,8 @@
 
 pub mod expr;
 pub mod routing;
+
+pub mod store;
 
 pub mod http;
 

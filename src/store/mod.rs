@@ -1,0 +1,484 @@
+//! Durable storage: the only module that imports sled.
+//!
+//! The engine is deterministic, so what is stored is a snapshot of its state plus the log of
+//! commands applied since (with their times and the events they produced). Recovery loads the
+//! snapshot and replays the log; every command is one atomic `Batch`, so a crash keeps or loses
+//! a command whole.
+//!
+//! Key layout (one tree, read in one ordered pass on recovery):
+//!
+//! | key                          | value                                   |
+//! |------------------------------|-----------------------------------------|
+//! | `m:format`                   | the format version, `1`                 |
+//! | `m:snapshot_seq`             | last command covered by the snapshot     |
+//! | `s:0head`                    | snapshot scalars, activities, skills...  |
+//! | `s:1worker:` + index (BE u32) | one worker (order matters: ties)        |
+//! | `s:2queue:`, `s:3workflow:` + index | one queue / workflow            |
+//! | `s:4task:` + seq (BE u64)     | one task                                |
+//! | `s:5reservation:` + SID       | one reservation                         |
+//! | `s:6timer:` + at, seq (BE)    | one pending deadline                    |
+//! | `c:` + seq (BE u64)          | a logged command                         |
+//! | `e:` + event sequence (BE)   | an event, for the Events API and callbacks |
+//!
+//! Durability: a command is acknowledged when a flush covering it has finished. One flusher
+//! thread runs sled's blocking `flush` and wakes every waiter whose command it covered (group
+//! commit): concurrent commands share flushes, and nobody awaits sled's `flush_async`, which
+//! hung under concurrency here (DESIGN §7).
+
+mod records;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio::sync::watch;
+
+use crate::routing::{Command, Event, Millis, Sid, Snapshot};
+pub use records::{CommandRecord, EventRecord, RecordError, SnapshotRecord};
+
+const FORMAT: &[u8] = b"1";
+
+/// How acknowledged commands are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledge after a flush that covers the command (group commit).
+    Flush,
+    /// Acknowledge at once; flush every `interval`. A crash loses up to `interval` of commands.
+    Periodic { interval: Duration },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled cannot open or read the data directory (damaged, truncated, locked by another
+    /// process...).
+    #[error("cannot open the data directory {dir}: {message}")]
+    Open { dir: PathBuf, message: String },
+    /// A record does not decode: the directory was damaged or written by another program.
+    #[error("the data directory {dir} holds a damaged record at key {key}: {message}")]
+    Corrupt { dir: PathBuf, key: String, message: String },
+    /// A write or flush failed; the server stops rather than acknowledge what may be lost.
+    #[error("storage failure: {0}")]
+    Write(String),
+}
+
+/// What the directory held: the latest snapshot (none on a first start) and the commands since.
+pub struct Recovered {
+    pub snapshot: Option<Snapshot>,
+    pub snapshot_seq: u64,
+    /// `(sequence, time, command)` in log order.
+    pub commands: Vec<(u64, Millis, Command)>,
+    /// The highest event sequence stored.
+    pub last_event: u64,
+}
+
+/// The open store. Cheap to share behind an `Arc`.
+pub struct Store {
+    dir: PathBuf,
+    db: sled::Db,
+    flusher: Arc<Flusher>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    durability: Durability,
+}
+
+/// The group-commit flusher's shared state.
+struct Flusher {
+    /// The highest command sequence someone waits to see durable, and whether to stop.
+    requested: Mutex<(u64, bool)>,
+    wake: Condvar,
+    /// The highest sequence made durable, or the flush error that stopped everything.
+    flushed: watch::Sender<Result<u64, String>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and reads what it holds.
+    pub fn open(dir: &Path, durability: Durability) -> Result<(Store, Recovered), StoreError> {
+        let open_error = |message: String| StoreError::Open { dir: dir.to_owned(), message };
+        std::fs::create_dir_all(dir).map_err(|err| open_error(err.to_string()))?;
+        // sled panics on some damaged files instead of returning an error; a damaged data
+        // directory must give a clear message, not a crash.
+        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(err)) => return Err(open_error(err.to_string())),
+            Err(_) => {
+                return Err(open_error(
+                    "the database files are damaged (sled could not read them)".to_owned(),
+                ));
+            }
+        };
+        let store = Store::start(dir, db, durability);
+        let recovered = store.recover()?;
+        Ok((store, recovered))
+    }
+
+    fn start(dir: &Path, db: sled::Db, durability: Durability) -> Store {
+        let (flushed, _) = watch::channel(Ok(0));
+        let flusher = Arc::new(Flusher { requested: Mutex::new((0, false)), wake: Condvar::new(), flushed });
+        let thread = {
+            let (db, flusher) = (db.clone(), flusher.clone());
+            std::thread::Builder::new()
+                .name("store-flusher".to_owned())
+                .spawn(move || flusher.run(&db, durability))
+                .expect("the flusher thread starts")
+        };
+        Store { dir: dir.to_owned(), db, flusher, thread: Mutex::new(Some(thread)), durability }
+    }
+
+    fn corrupt(&self, key: &[u8], message: impl ToString) -> StoreError {
+        StoreError::Corrupt { dir: self.dir.clone(), key: printable_key(key), message: message.to_string() }
+    }
+
+    fn recover(&self) -> Result<Recovered, StoreError> {
+        let read_error =
+            |err: sled::Error| StoreError::Open { dir: self.dir.clone(), message: err.to_string() };
+        match self.db.get(b"m:format").map_err(read_error)? {
+            None if self.db.is_empty() => {
+                self.db.insert(b"m:format", FORMAT).map_err(read_error)?;
+            }
+            Some(format) if &*format == FORMAT => {}
+            other => {
+                let found =
+                    other.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_else(|| "none".into());
+                return Err(self.corrupt(b"m:format", format!("format {found}, expected 1")));
+            }
+        }
+        let snapshot_seq = match self.db.get(b"m:snapshot_seq").map_err(read_error)? {
+            Some(bytes) => {
+                u64_from(&bytes).ok_or_else(|| self.corrupt(b"m:snapshot_seq", "not a sequence number"))?
+            }
+            None => 0,
+        };
+        let mut parts = SnapshotParts::default();
+        for entry in self.db.scan_prefix(b"s:") {
+            let (key, value) = entry.map_err(read_error)?;
+            parts.add(&key, &value).map_err(|message| self.corrupt(&key, message))?;
+        }
+        let snapshot = parts.assemble().map_err(|message| self.corrupt(b"s:0head", message))?;
+        let mut commands = Vec::new();
+        for entry in self.db.scan_prefix(b"c:") {
+            let (key, value) = entry.map_err(read_error)?;
+            let seq = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?;
+            let record: CommandRecord =
+                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
+            let (at, command) = record.into_command();
+            commands.push((seq, at, command));
+        }
+        let last_event = match self.db.scan_prefix(b"e:").next_back() {
+            Some(entry) => {
+                let (key, _) = entry.map_err(read_error)?;
+                u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?
+            }
+            None => 0,
+        };
+        Ok(Recovered { snapshot, snapshot_seq, commands, last_event })
+    }
+
+    /// Logs command `seq` and its events, atomically. Not yet durable: see [`Store::durable`].
+    pub fn append(
+        &self,
+        seq: u64,
+        at: Millis,
+        command: &Command,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let record = serde_json::to_vec(&CommandRecord::new(at, command))
+            .map_err(|err| StoreError::Write(err.to_string()))?;
+        batch.insert(key_u64(b"c:", seq).as_slice(), record);
+        for event in events {
+            let record = serde_json::to_vec(&EventRecord::from(event))
+                .map_err(|err| StoreError::Write(err.to_string()))?;
+            batch.insert(key_u64(b"e:", event.sequence).as_slice(), record);
+        }
+        self.db.apply_batch(batch).map_err(|err| StoreError::Write(err.to_string()))
+    }
+
+    /// Completes when command `seq` (and everything logged before it) is on disk. With
+    /// periodic durability it completes at once.
+    pub async fn durable(&self, seq: u64) -> Result<(), StoreError> {
+        if self.durability != Durability::Flush {
+            return Ok(());
+        }
+        self.flusher.request(seq);
+        let mut flushed = self.flusher.flushed.subscribe();
+        let state = flushed.wait_for(|state| state.as_ref().map_or(true, |&done| done >= seq)).await;
+        match state.map(|state| state.clone()) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Write(message)),
+            Err(_) => Err(StoreError::Write("the flusher stopped".to_owned())),
+        }
+    }
+
+    /// Blocking form of [`Store::durable`], for start-up and tools.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(|err| StoreError::Write(err.to_string()))
+    }
+
+    /// Replaces the snapshot with `snapshot`, taken after command `seq`, and drops the commands
+    /// it covers, in one atomic batch; then flushes.
+    pub fn write_snapshot(&self, seq: u64, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let write_error = |err: sled::Error| StoreError::Write(err.to_string());
+        let mut batch = sled::Batch::default();
+        for key in self.db.scan_prefix(b"s:").keys() {
+            batch.remove(key.map_err(write_error)?);
+        }
+        for key in self.db.range(key_u64(b"c:", 0)..=key_u64(b"c:", seq)).keys() {
+            batch.remove(key.map_err(write_error)?);
+        }
+        for (key, value) in SnapshotParts::split(snapshot).map_err(StoreError::Write)? {
+            batch.insert(key, value);
+        }
+        batch.insert(b"m:snapshot_seq".as_slice(), seq.to_be_bytes().as_slice());
+        self.db.apply_batch(batch).map_err(write_error)?;
+        self.flush()
+    }
+
+    /// Deletes events older than `before`, and the oldest beyond the newest `keep`.
+    pub fn prune_events(&self, before: Millis, keep: usize) -> Result<usize, StoreError> {
+        let write_error = |err: sled::Error| StoreError::Write(err.to_string());
+        let total = self.db.scan_prefix(b"e:").count();
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for entry in self.db.scan_prefix(b"e:") {
+            let (key, value) = entry.map_err(write_error)?;
+            let over_count = total - removed > keep;
+            let too_old = serde_json::from_slice::<EventRecord>(&value)
+                .map(|EventRecord::V1 { timestamp, .. }| timestamp < before)
+                .unwrap_or(true);
+            if !(over_count || too_old) {
+                break;
+            }
+            batch.remove(key);
+            removed += 1;
+        }
+        self.db.apply_batch(batch).map_err(write_error)?;
+        Ok(removed)
+    }
+
+    /// Every key and value, in key order, as text: for tests and for looking at a data
+    /// directory by hand.
+    pub fn debug_dump(&self) -> String {
+        let mut out = String::new();
+        for (key, value) in self.db.iter().flatten() {
+            out.push_str(&printable_key(&key));
+            out.push_str(" = ");
+            out.push_str(&String::from_utf8_lossy(&value));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.flusher.stop();
+        if let Some(thread) = self.thread.lock().ok().and_then(|mut thread| thread.take()) {
+            let _ = thread.join();
+        }
+        let _ = self.db.flush();
+    }
+}
+
+impl Flusher {
+    fn request(&self, seq: u64) {
+        let mut requested = self.requested.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seq > requested.0 {
+            requested.0 = seq;
+            self.wake.notify_one();
+        }
+    }
+
+    fn stop(&self) {
+        self.requested.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).1 = true;
+        self.wake.notify_one();
+    }
+
+    fn run(&self, db: &sled::Db, durability: Durability) {
+        let mut flushed = 0;
+        loop {
+            let target = {
+                let mut requested = self.requested.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                loop {
+                    if requested.1 {
+                        return;
+                    }
+                    match durability {
+                        Durability::Flush if requested.0 > flushed => break requested.0,
+                        Durability::Flush => {
+                            requested =
+                                self.wake.wait(requested).unwrap_or_else(|poisoned| poisoned.into_inner());
+                        }
+                        Durability::Periodic { interval } => {
+                            let (guard, _) = self
+                                .wake
+                                .wait_timeout(requested, interval)
+                                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                            requested = guard;
+                            if !requested.1 {
+                                break requested.0;
+                            }
+                        }
+                    }
+                }
+            };
+            // Every write logged before this call is covered by it.
+            match db.flush() {
+                Ok(_) => {
+                    flushed = flushed.max(target);
+                    let _previous = self.flushed.send_replace(Ok(flushed));
+                }
+                Err(err) => {
+                    let _previous = self.flushed.send_replace(Err(err.to_string()));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The snapshot cut into per-entity records, and put back together.
+#[derive(Default)]
+struct SnapshotParts {
+    head: Option<records::SnapshotV1>,
+    workers: Vec<records::WorkerV1>,
+    queues: Vec<records::QueueV1>,
+    workflows: Vec<records::WorkflowV1>,
+    tasks: Vec<records::TaskV1>,
+    reservations: Vec<records::ReservationV1>,
+    timers: Vec<(Millis, u64, records::TimerV1)>,
+}
+
+/// A key and its value, as written to sled.
+type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One entity record, tagged with its version.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Part<T> {
+    V1(T),
+}
+
+impl SnapshotParts {
+    fn split(snapshot: &Snapshot) -> Result<Vec<KeyValue>, String> {
+        let SnapshotRecord::V1(record) = SnapshotRecord::from(snapshot);
+        let mut head = *record;
+        let encode = |value: &dyn erased::Encode| value.encode();
+        let mut parts = Vec::new();
+        for (idx, worker) in std::mem::take(&mut head.workers).iter().enumerate() {
+            parts.push((key_u64(b"s:1worker:", idx as u64), encode(worker)?));
+        }
+        for (idx, queue) in std::mem::take(&mut head.queues).iter().enumerate() {
+            parts.push((key_u64(b"s:2queue:", idx as u64), encode(queue)?));
+        }
+        for (idx, workflow) in std::mem::take(&mut head.workflows).iter().enumerate() {
+            parts.push((key_u64(b"s:3workflow:", idx as u64), encode(workflow)?));
+        }
+        for task in std::mem::take(&mut head.tasks) {
+            parts.push((key_u64(b"s:4task:", task.seq), encode(&task)?));
+        }
+        for reservation in std::mem::take(&mut head.reservations) {
+            let mut key = b"s:5reservation:".to_vec();
+            key.extend_from_slice(reservation.sid.to_string().as_bytes());
+            parts.push((key, encode(&reservation)?));
+        }
+        for timer in std::mem::take(&mut head.timers) {
+            let mut key = key_u64(b"s:6timer:", timer.0 as u64 ^ (1 << 63));
+            key.extend_from_slice(&timer.1.to_be_bytes());
+            parts.push((key, encode(&timer)?));
+        }
+        parts.push((b"s:0head".to_vec(), encode(&head)?));
+        Ok(parts)
+    }
+
+    fn add(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        fn decode<T: for<'de> Deserialize<'de>>(value: &[u8]) -> Result<T, String> {
+            match serde_json::from_slice::<Part<T>>(value) {
+                Ok(Part::V1(part)) => Ok(part),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+        let kind = key.get(2..).unwrap_or_default();
+        match kind.first() {
+            Some(b'0') => self.head = Some(decode(value)?),
+            Some(b'1') => self.workers.push(decode(value)?),
+            Some(b'2') => self.queues.push(decode(value)?),
+            Some(b'3') => self.workflows.push(decode(value)?),
+            Some(b'4') => self.tasks.push(decode(value)?),
+            Some(b'5') => self.reservations.push(decode(value)?),
+            Some(b'6') => self.timers.push(decode(value)?),
+            _ => return Err("unknown snapshot record".to_owned()),
+        }
+        Ok(())
+    }
+
+    fn assemble(self) -> Result<Option<Snapshot>, String> {
+        let Some(mut head) = self.head else {
+            return match self.workers.is_empty() && self.tasks.is_empty() && self.queues.is_empty() {
+                true => Ok(None),
+                false => Err("snapshot records without their head".to_owned()),
+            };
+        };
+        head.workers = self.workers;
+        head.queues = self.queues;
+        head.workflows = self.workflows;
+        head.tasks = self.tasks;
+        head.reservations = self.reservations;
+        head.timers = self.timers;
+        SnapshotRecord::V1(Box::new(head)).into_snapshot().map(Some).map_err(|err| err.0)
+    }
+}
+
+/// Version-tagged JSON for each kind of part, without a generic function per call site.
+mod erased {
+    use serde::Serialize;
+
+    pub trait Encode {
+        fn encode(&self) -> Result<Vec<u8>, String>;
+    }
+
+    impl<T: Serialize> Encode for T {
+        fn encode(&self) -> Result<Vec<u8>, String> {
+            serde_json::to_vec(&super::Part::V1(self)).map_err(|err| err.to_string())
+        }
+    }
+}
+
+fn key_u64(prefix: &[u8], value: u64) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(&value.to_be_bytes());
+    key
+}
+
+fn u64_from(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?)).filter(|_| bytes.len() == 8)
+}
+
+/// A key as text: its text prefix, then a number or SID where it has one.
+fn printable_key(key: &[u8]) -> String {
+    let split = key.iter().rposition(|&b| b == b':').map_or(key.len(), |idx| idx + 1);
+    let (prefix, rest) = key.split_at(split);
+    let rest = match u64_from(rest) {
+        Some(number) => number.to_string(),
+        None if rest.iter().all(|b| b.is_ascii_graphic()) => String::from_utf8_lossy(rest).into_owned(),
+        None => rest.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    format!("{}{rest}", String::from_utf8_lossy(prefix))
+}
+
+impl Serialize for Sid {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sid {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Sid, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests;

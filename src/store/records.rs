@@ -1,0 +1,743 @@
+//! The on-disk format: versioned records, converted by hand from and to the routing types
+//! (which stay free of serde, so that the format changes only here, on purpose).
+//!
+//! Every record is a JSON document tagged with its version (`{"v1": {...}}`): readable in a
+//! dump, and a later version can be added beside the old one and converted on read.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::routing::{
+    ActivityState, ChannelState, Command, Event, Millis, NewTask, NewTaskQueue, NewWorker, NewWorkflow,
+    Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskOrder,
+    TaskState, TaskStatus, Timer, WorkerChannel, WorkerState, WorkflowState, WorkspaceSettings,
+};
+
+/// A logged command with the time it ran at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandRecord {
+    V1 { at: Millis, command: CommandV1 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandV1 {
+    Advance,
+    CreateActivity {
+        friendly_name: String,
+        available: bool,
+    },
+    ConfigureWorkspace {
+        default_activity: Sid,
+        timeout_activity: Sid,
+        prioritize_queue_order: OrderV1,
+    },
+    CreateSkill {
+        name: String,
+        levels: Option<(u32, u32)>,
+    },
+    DeleteSkill {
+        name: String,
+    },
+    CreateWorker {
+        friendly_name: String,
+        attributes: Value,
+        activity: Option<Sid>,
+    },
+    UpdateWorkerAttributes {
+        worker: Sid,
+        attributes: Value,
+    },
+    SetWorkerActivity {
+        worker: Sid,
+        activity: Sid,
+        reject_pending: bool,
+    },
+    SetWorkerChannel {
+        worker: Sid,
+        channel: String,
+        capacity: Option<u32>,
+        available: Option<bool>,
+    },
+    SetWorkerSkills {
+        worker: Sid,
+        skills: Vec<(String, Option<u32>)>,
+    },
+    CreateTaskQueue {
+        friendly_name: String,
+        target_workers: String,
+        task_order: OrderV1,
+        max_reserved_workers: u32,
+    },
+    UpdateTaskQueue {
+        queue: Sid,
+        target_workers: Option<String>,
+        max_reserved_workers: Option<u32>,
+    },
+    CreateWorkflow {
+        friendly_name: String,
+        configuration: String,
+        task_reservation_timeout: u32,
+    },
+    CreateTask {
+        attributes: Value,
+        priority: Option<i64>,
+        timeout: Option<u32>,
+        workflow: Option<Sid>,
+        channel: Option<String>,
+    },
+    UpdateTaskAttributes {
+        task: Sid,
+        attributes: Value,
+    },
+    Accept {
+        reservation: Sid,
+    },
+    Reject {
+        reservation: Sid,
+        activity: Option<Sid>,
+    },
+    WrapUp {
+        task: Sid,
+    },
+    Complete {
+        task: Sid,
+        reason: String,
+    },
+    Cancel {
+        task: Sid,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderV1 {
+    Fifo,
+    Lifo,
+}
+
+/// An event as stored for the Events API and callbacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventRecord {
+    V1 {
+        sequence: u64,
+        timestamp: Millis,
+        event_type: String,
+        resource: Sid,
+        task: Option<Sid>,
+        worker: Option<Sid>,
+        reservation: Option<Sid>,
+        queue: Option<Sid>,
+        workflow: Option<Sid>,
+        activity: Option<Sid>,
+        reason: Option<String>,
+    },
+}
+
+/// The engine's state at one point of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotRecord {
+    V1(Box<SnapshotV1>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotV1 {
+    pub salt: u64,
+    pub next_sid: u64,
+    pub workspace_sid: Sid,
+    pub friendly_name: String,
+    pub default_activity: Sid,
+    pub timeout_activity: Sid,
+    pub prioritize_queue_order: OrderV1,
+    pub activities: Vec<(Sid, String, bool)>,
+    pub channels: Vec<(Sid, String, u32)>,
+    pub skills: Vec<(String, Option<(u32, u32)>)>,
+    pub workers: Vec<WorkerV1>,
+    pub queues: Vec<QueueV1>,
+    pub workflows: Vec<WorkflowV1>,
+    pub tasks: Vec<TaskV1>,
+    pub reservations: Vec<ReservationV1>,
+    pub timers: Vec<(Millis, u64, TimerV1)>,
+    pub timer_seq: u64,
+    pub task_seq: u64,
+    pub event_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerV1 {
+    pub sid: Sid,
+    pub friendly_name: String,
+    pub attributes: Value,
+    pub activity: Sid,
+    /// (capacity, busy, available) per channel.
+    pub channels: Vec<(u32, u32, bool)>,
+    pub last_assignment: Option<Millis>,
+    pub available_since: Millis,
+    pub activity_changed_at: Millis,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueV1 {
+    pub sid: Sid,
+    pub friendly_name: String,
+    pub target_workers: String,
+    pub task_order: OrderV1,
+    pub max_reserved_workers: u32,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowV1 {
+    pub sid: Sid,
+    pub friendly_name: String,
+    pub configuration: String,
+    pub task_reservation_timeout: u32,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskV1 {
+    pub sid: Sid,
+    pub seq: u64,
+    pub attributes: Value,
+    pub priority: i64,
+    pub channel: Sid,
+    pub workflow: Sid,
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: Millis,
+    pub virtual_start: Millis,
+    pub ttl: u32,
+    pub step: StepV1,
+    pub queue: Option<Sid>,
+    pub queue_entered_at: Option<Millis>,
+    pub reservations: Vec<Sid>,
+    pub rejected_by: Vec<Sid>,
+    pub assignment_count: u32,
+    pub step_timer: Option<(Millis, u64)>,
+    pub ttl_timer: Option<(Millis, u64)>,
+    pub skip_check_pending: bool,
+    pub step_expired: bool,
+    pub assigned_worker: Option<Sid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepV1 {
+    At {
+        /// `None` for the default filter.
+        target: Option<(usize, usize)>,
+        deadline: Option<Millis>,
+        filter_entered_at: Millis,
+        timed_out_of_a_filter: bool,
+    },
+    TimedOut,
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationV1 {
+    pub sid: Sid,
+    pub task: Sid,
+    pub worker: Sid,
+    pub queue: Sid,
+    pub status: String,
+    pub created_at: Millis,
+    pub timeout_at: Millis,
+    pub timer: Option<(Millis, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerV1 {
+    ReservationTimeout(Sid),
+    StepTimeout(Sid),
+    TaskTtl(Sid),
+    Purge(Sid),
+}
+
+/// A record that does not decode into a valid routing value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RecordError(pub String);
+
+impl From<TaskOrder> for OrderV1 {
+    fn from(order: TaskOrder) -> OrderV1 {
+        match order {
+            TaskOrder::Fifo => OrderV1::Fifo,
+            TaskOrder::Lifo => OrderV1::Lifo,
+        }
+    }
+}
+
+impl From<OrderV1> for TaskOrder {
+    fn from(order: OrderV1) -> TaskOrder {
+        match order {
+            OrderV1::Fifo => TaskOrder::Fifo,
+            OrderV1::Lifo => TaskOrder::Lifo,
+        }
+    }
+}
+
+impl CommandRecord {
+    pub fn new(at: Millis, command: &Command) -> CommandRecord {
+        let command = match command.clone() {
+            Command::Advance => CommandV1::Advance,
+            Command::CreateActivity { friendly_name, available } => {
+                CommandV1::CreateActivity { friendly_name, available }
+            }
+            Command::ConfigureWorkspace { default_activity, timeout_activity, prioritize_queue_order } => {
+                CommandV1::ConfigureWorkspace {
+                    default_activity,
+                    timeout_activity,
+                    prioritize_queue_order: prioritize_queue_order.into(),
+                }
+            }
+            Command::CreateSkill { name, levels } => CommandV1::CreateSkill { name, levels },
+            Command::DeleteSkill { name } => CommandV1::DeleteSkill { name },
+            Command::CreateWorker(new) => CommandV1::CreateWorker {
+                friendly_name: new.friendly_name,
+                attributes: new.attributes,
+                activity: new.activity,
+            },
+            Command::UpdateWorkerAttributes { worker, attributes } => {
+                CommandV1::UpdateWorkerAttributes { worker, attributes }
+            }
+            Command::SetWorkerActivity { worker, activity, reject_pending } => {
+                CommandV1::SetWorkerActivity { worker, activity, reject_pending }
+            }
+            Command::SetWorkerChannel { worker, channel, capacity, available } => {
+                CommandV1::SetWorkerChannel { worker, channel, capacity, available }
+            }
+            Command::SetWorkerSkills { worker, skills } => CommandV1::SetWorkerSkills { worker, skills },
+            Command::CreateTaskQueue(new) => CommandV1::CreateTaskQueue {
+                friendly_name: new.friendly_name,
+                target_workers: new.target_workers,
+                task_order: new.task_order.into(),
+                max_reserved_workers: new.max_reserved_workers,
+            },
+            Command::UpdateTaskQueue { queue, target_workers, max_reserved_workers } => {
+                CommandV1::UpdateTaskQueue { queue, target_workers, max_reserved_workers }
+            }
+            Command::CreateWorkflow(new) => CommandV1::CreateWorkflow {
+                friendly_name: new.friendly_name,
+                configuration: new.configuration,
+                task_reservation_timeout: new.task_reservation_timeout,
+            },
+            Command::CreateTask(new) => CommandV1::CreateTask {
+                attributes: new.attributes,
+                priority: new.priority,
+                timeout: new.timeout,
+                workflow: new.workflow,
+                channel: new.channel,
+            },
+            Command::UpdateTaskAttributes { task, attributes } => {
+                CommandV1::UpdateTaskAttributes { task, attributes }
+            }
+            Command::Accept { reservation } => CommandV1::Accept { reservation },
+            Command::Reject { reservation, activity } => CommandV1::Reject { reservation, activity },
+            Command::WrapUp { task } => CommandV1::WrapUp { task },
+            Command::Complete { task, reason } => CommandV1::Complete { task, reason },
+            Command::Cancel { task, reason } => CommandV1::Cancel { task, reason },
+        };
+        CommandRecord::V1 { at, command }
+    }
+
+    /// The command and the time it ran at.
+    pub fn into_command(self) -> (Millis, Command) {
+        let CommandRecord::V1 { at, command } = self;
+        let command = match command {
+            CommandV1::Advance => Command::Advance,
+            CommandV1::CreateActivity { friendly_name, available } => {
+                Command::CreateActivity { friendly_name, available }
+            }
+            CommandV1::ConfigureWorkspace { default_activity, timeout_activity, prioritize_queue_order } => {
+                Command::ConfigureWorkspace {
+                    default_activity,
+                    timeout_activity,
+                    prioritize_queue_order: prioritize_queue_order.into(),
+                }
+            }
+            CommandV1::CreateSkill { name, levels } => Command::CreateSkill { name, levels },
+            CommandV1::DeleteSkill { name } => Command::DeleteSkill { name },
+            CommandV1::CreateWorker { friendly_name, attributes, activity } => {
+                Command::CreateWorker(NewWorker { friendly_name, attributes, activity })
+            }
+            CommandV1::UpdateWorkerAttributes { worker, attributes } => {
+                Command::UpdateWorkerAttributes { worker, attributes }
+            }
+            CommandV1::SetWorkerActivity { worker, activity, reject_pending } => {
+                Command::SetWorkerActivity { worker, activity, reject_pending }
+            }
+            CommandV1::SetWorkerChannel { worker, channel, capacity, available } => {
+                Command::SetWorkerChannel { worker, channel, capacity, available }
+            }
+            CommandV1::SetWorkerSkills { worker, skills } => Command::SetWorkerSkills { worker, skills },
+            CommandV1::CreateTaskQueue {
+                friendly_name,
+                target_workers,
+                task_order,
+                max_reserved_workers,
+            } => Command::CreateTaskQueue(NewTaskQueue {
+                friendly_name,
+                target_workers,
+                task_order: task_order.into(),
+                max_reserved_workers,
+            }),
+            CommandV1::UpdateTaskQueue { queue, target_workers, max_reserved_workers } => {
+                Command::UpdateTaskQueue { queue, target_workers, max_reserved_workers }
+            }
+            CommandV1::CreateWorkflow { friendly_name, configuration, task_reservation_timeout } => {
+                Command::CreateWorkflow(NewWorkflow {
+                    friendly_name,
+                    configuration,
+                    task_reservation_timeout,
+                })
+            }
+            CommandV1::CreateTask { attributes, priority, timeout, workflow, channel } => {
+                Command::CreateTask(NewTask { attributes, priority, timeout, workflow, channel })
+            }
+            CommandV1::UpdateTaskAttributes { task, attributes } => {
+                Command::UpdateTaskAttributes { task, attributes }
+            }
+            CommandV1::Accept { reservation } => Command::Accept { reservation },
+            CommandV1::Reject { reservation, activity } => Command::Reject { reservation, activity },
+            CommandV1::WrapUp { task } => Command::WrapUp { task },
+            CommandV1::Complete { task, reason } => Command::Complete { task, reason },
+            CommandV1::Cancel { task, reason } => Command::Cancel { task, reason },
+        };
+        (at, command)
+    }
+}
+
+impl From<&Event> for EventRecord {
+    fn from(event: &Event) -> EventRecord {
+        EventRecord::V1 {
+            sequence: event.sequence,
+            timestamp: event.timestamp,
+            event_type: event.event_type.as_str().to_owned(),
+            resource: event.resource,
+            task: event.task,
+            worker: event.worker,
+            reservation: event.reservation,
+            queue: event.queue,
+            workflow: event.workflow,
+            activity: event.activity,
+            reason: event.reason.clone(),
+        }
+    }
+}
+
+fn task_status(text: &str) -> Result<TaskStatus, RecordError> {
+    [
+        TaskStatus::Pending,
+        TaskStatus::Reserved,
+        TaskStatus::Assigned,
+        TaskStatus::Wrapping,
+        TaskStatus::Completed,
+        TaskStatus::Canceled,
+    ]
+    .into_iter()
+    .find(|status| status.as_str() == text)
+    .ok_or_else(|| RecordError(format!("unknown task status {text:?}")))
+}
+
+fn reservation_status(text: &str) -> Result<ReservationStatus, RecordError> {
+    [
+        ReservationStatus::Pending,
+        ReservationStatus::Accepted,
+        ReservationStatus::Rejected,
+        ReservationStatus::Timeout,
+        ReservationStatus::Canceled,
+        ReservationStatus::Rescinded,
+        ReservationStatus::Wrapping,
+        ReservationStatus::Completed,
+    ]
+    .into_iter()
+    .find(|status| status.as_str() == text)
+    .ok_or_else(|| RecordError(format!("unknown reservation status {text:?}")))
+}
+
+impl From<&Snapshot> for SnapshotRecord {
+    fn from(s: &Snapshot) -> SnapshotRecord {
+        let step = |step: &Step| match *step {
+            Step::At { position, deadline, filter_entered_at, timed_out_of_a_filter } => StepV1::At {
+                target: match position {
+                    Position::Target { filter, target } => Some((filter, target)),
+                    Position::Default => None,
+                },
+                deadline,
+                filter_entered_at,
+                timed_out_of_a_filter,
+            },
+            Step::TimedOut => StepV1::TimedOut,
+            Step::Skipped => StepV1::Skipped,
+        };
+        SnapshotRecord::V1(Box::new(SnapshotV1 {
+            salt: s.salt,
+            next_sid: s.next_sid,
+            workspace_sid: s.workspace_sid,
+            friendly_name: s.settings.friendly_name.clone(),
+            default_activity: s.settings.default_activity,
+            timeout_activity: s.settings.timeout_activity,
+            prioritize_queue_order: s.settings.prioritize_queue_order.into(),
+            activities: s.activities.iter().map(|a| (a.sid, a.friendly_name.clone(), a.available)).collect(),
+            channels: s.channels.iter().map(|c| (c.sid, c.unique_name.clone(), c.default_capacity)).collect(),
+            skills: s.skills.iter().map(|skill| (skill.name.clone(), skill.levels)).collect(),
+            workers: s
+                .workers
+                .iter()
+                .map(|w| WorkerV1 {
+                    sid: w.sid,
+                    friendly_name: w.friendly_name.clone(),
+                    attributes: w.attributes.clone(),
+                    activity: w.activity,
+                    channels: w.channels.iter().map(|c| (c.capacity, c.busy, c.available)).collect(),
+                    last_assignment: w.last_assignment,
+                    available_since: w.available_since,
+                    activity_changed_at: w.activity_changed_at,
+                    created_at: w.created_at,
+                })
+                .collect(),
+            queues: s
+                .queues
+                .iter()
+                .map(|q| QueueV1 {
+                    sid: q.sid,
+                    friendly_name: q.friendly_name.clone(),
+                    target_workers: q.target_workers.clone(),
+                    task_order: q.task_order.into(),
+                    max_reserved_workers: q.max_reserved_workers,
+                    created_at: q.created_at,
+                })
+                .collect(),
+            workflows: s
+                .workflows
+                .iter()
+                .map(|w| WorkflowV1 {
+                    sid: w.sid,
+                    friendly_name: w.friendly_name.clone(),
+                    configuration: w.configuration.clone(),
+                    task_reservation_timeout: w.task_reservation_timeout,
+                    created_at: w.created_at,
+                })
+                .collect(),
+            tasks: s
+                .tasks
+                .iter()
+                .map(|t| TaskV1 {
+                    sid: t.sid,
+                    seq: t.seq,
+                    attributes: t.attributes.clone(),
+                    priority: t.priority,
+                    channel: t.channel,
+                    workflow: t.workflow,
+                    status: t.status.as_str().to_owned(),
+                    reason: t.reason.clone(),
+                    created_at: t.created_at,
+                    virtual_start: t.virtual_start,
+                    ttl: t.ttl,
+                    step: step(&t.step),
+                    queue: t.queue,
+                    queue_entered_at: t.queue_entered_at,
+                    reservations: t.reservations.clone(),
+                    rejected_by: t.rejected_by.clone(),
+                    assignment_count: t.assignment_count,
+                    step_timer: t.step_timer,
+                    ttl_timer: t.ttl_timer,
+                    skip_check_pending: t.skip_check_pending,
+                    step_expired: t.step_expired,
+                    assigned_worker: t.assigned_worker,
+                })
+                .collect(),
+            reservations: s
+                .reservations
+                .iter()
+                .map(|r| ReservationV1 {
+                    sid: r.sid,
+                    task: r.task,
+                    worker: r.worker,
+                    queue: r.queue,
+                    status: r.status.as_str().to_owned(),
+                    created_at: r.created_at,
+                    timeout_at: r.timeout_at,
+                    timer: r.timer,
+                })
+                .collect(),
+            timers: s
+                .timers
+                .iter()
+                .map(|&((at, seq), timer)| {
+                    let timer = match timer {
+                        Timer::ReservationTimeout(sid) => TimerV1::ReservationTimeout(sid),
+                        Timer::StepTimeout(sid) => TimerV1::StepTimeout(sid),
+                        Timer::TaskTtl(sid) => TimerV1::TaskTtl(sid),
+                        Timer::Purge(sid) => TimerV1::Purge(sid),
+                    };
+                    (at, seq, timer)
+                })
+                .collect(),
+            timer_seq: s.timer_seq,
+            task_seq: s.task_seq,
+            event_seq: s.event_seq,
+        }))
+    }
+}
+
+impl SnapshotRecord {
+    pub fn into_snapshot(self) -> Result<Snapshot, RecordError> {
+        let SnapshotRecord::V1(s) = self;
+        let step = |step: StepV1| match step {
+            StepV1::At { target, deadline, filter_entered_at, timed_out_of_a_filter } => Step::At {
+                position: match target {
+                    Some((filter, target)) => Position::Target { filter, target },
+                    None => Position::Default,
+                },
+                deadline,
+                filter_entered_at,
+                timed_out_of_a_filter,
+            },
+            StepV1::TimedOut => Step::TimedOut,
+            StepV1::Skipped => Step::Skipped,
+        };
+        let skills = s
+            .skills
+            .into_iter()
+            .map(|(name, levels)| Skill::new(&name, levels).map_err(|err| RecordError(err.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(Snapshot {
+            salt: s.salt,
+            next_sid: s.next_sid,
+            workspace_sid: s.workspace_sid,
+            settings: WorkspaceSettings {
+                friendly_name: s.friendly_name,
+                default_activity: s.default_activity,
+                timeout_activity: s.timeout_activity,
+                prioritize_queue_order: s.prioritize_queue_order.into(),
+            },
+            activities: s
+                .activities
+                .into_iter()
+                .map(|(sid, friendly_name, available)| ActivityState { sid, friendly_name, available })
+                .collect(),
+            channels: s
+                .channels
+                .into_iter()
+                .map(|(sid, unique_name, default_capacity)| ChannelState {
+                    sid,
+                    unique_name,
+                    default_capacity,
+                })
+                .collect(),
+            skills,
+            workers: s
+                .workers
+                .into_iter()
+                .map(|w| WorkerState {
+                    sid: w.sid,
+                    friendly_name: w.friendly_name,
+                    attributes: w.attributes,
+                    activity: w.activity,
+                    channels: w
+                        .channels
+                        .into_iter()
+                        .map(|(capacity, busy, available)| WorkerChannel { capacity, busy, available })
+                        .collect(),
+                    last_assignment: w.last_assignment,
+                    available_since: w.available_since,
+                    activity_changed_at: w.activity_changed_at,
+                    created_at: w.created_at,
+                })
+                .collect(),
+            queues: s
+                .queues
+                .into_iter()
+                .map(|q| QueueState {
+                    sid: q.sid,
+                    friendly_name: q.friendly_name,
+                    target_workers: q.target_workers,
+                    task_order: q.task_order.into(),
+                    max_reserved_workers: q.max_reserved_workers,
+                    created_at: q.created_at,
+                })
+                .collect(),
+            workflows: s
+                .workflows
+                .into_iter()
+                .map(|w| WorkflowState {
+                    sid: w.sid,
+                    friendly_name: w.friendly_name,
+                    configuration: w.configuration,
+                    task_reservation_timeout: w.task_reservation_timeout,
+                    created_at: w.created_at,
+                })
+                .collect(),
+            tasks: s
+                .tasks
+                .into_iter()
+                .map(|t| {
+                    Ok(TaskState {
+                        sid: t.sid,
+                        seq: t.seq,
+                        attributes: t.attributes,
+                        priority: t.priority,
+                        channel: t.channel,
+                        workflow: t.workflow,
+                        status: task_status(&t.status)?,
+                        reason: t.reason,
+                        created_at: t.created_at,
+                        virtual_start: t.virtual_start,
+                        ttl: t.ttl,
+                        step: step(t.step),
+                        queue: t.queue,
+                        queue_entered_at: t.queue_entered_at,
+                        reservations: t.reservations,
+                        rejected_by: t.rejected_by,
+                        assignment_count: t.assignment_count,
+                        step_timer: t.step_timer,
+                        ttl_timer: t.ttl_timer,
+                        skip_check_pending: t.skip_check_pending,
+                        step_expired: t.step_expired,
+                        assigned_worker: t.assigned_worker,
+                    })
+                })
+                .collect::<Result<_, RecordError>>()?,
+            reservations: s
+                .reservations
+                .into_iter()
+                .map(|r| {
+                    Ok(ReservationState {
+                        sid: r.sid,
+                        task: r.task,
+                        worker: r.worker,
+                        queue: r.queue,
+                        status: reservation_status(&r.status)?,
+                        created_at: r.created_at,
+                        timeout_at: r.timeout_at,
+                        timer: r.timer,
+                    })
+                })
+                .collect::<Result<_, RecordError>>()?,
+            timers: s
+                .timers
+                .into_iter()
+                .map(|(at, seq, timer)| {
+                    let timer = match timer {
+                        TimerV1::ReservationTimeout(sid) => Timer::ReservationTimeout(sid),
+                        TimerV1::StepTimeout(sid) => Timer::StepTimeout(sid),
+                        TimerV1::TaskTtl(sid) => Timer::TaskTtl(sid),
+                        TimerV1::Purge(sid) => Timer::Purge(sid),
+                    };
+                    ((at, seq), timer)
+                })
+                .collect(),
+            timer_seq: s.timer_seq,
+            task_seq: s.task_seq,
+            event_seq: s.event_seq,
+        })
+    }
+}
