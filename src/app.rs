@@ -5,22 +5,36 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::http;
+use crate::live::{self, LiveEngine};
 
 /// A built server, bound and ready to run.
 pub struct Application {
     server: http::Server,
+    engine: Arc<LiveEngine>,
 }
 
 impl Application {
+    /// Recovers the routing state from the data directory and binds the listener.
     pub fn build(settings: &Settings) -> anyhow::Result<Application> {
-        let server = http::Server::bind(&settings.http).context("starting the HTTP server")?;
+        let engine = LiveEngine::open(&settings.store, &settings.workspace, "", live::now())
+            .with_context(|| format!("opening the data directory {}", settings.store.data_dir.display()))?;
+        let engine = Arc::new(engine);
+        let server =
+            http::Server::bind(&settings.http, engine.clone()).context("starting the HTTP server")?;
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
-        Ok(Application { server })
+        Ok(Application { server, engine })
+    }
+
+    /// The live engine, for tests that look at the state directly.
+    pub fn engine(&self) -> Arc<LiveEngine> {
+        self.engine.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -29,38 +43,41 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops gracefully.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        self.server.run(shutdown).await.context("serving HTTP")?;
+        let (stop_timers, timers_stopped) = watch::channel(false);
+        let timers = tokio::spawn(self.engine.clone().run_timers(async move {
+            let mut timers_stopped = timers_stopped;
+            let _ = timers_stopped.wait_for(|&stop| stop).await;
+        }));
+        let served = self.server.run(shutdown).await.context("serving HTTP");
+        let _ = stop_timers.send(true);
+        let _ = timers.await;
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Completes on the first SIGINT (Ctrl-C) or SIGTERM (what `systemctl stop` and `docker stop`
-/// send).
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(%err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that completes
+/// on the first of them. Installing them before recovery and binding means that a stop
+/// requested at any point of the start is a clean stop, not the default kill.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
+    {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                terminate.recv().await;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("received SIGTERM"),
+                _ = interrupt.recv() => tracing::info!("received SIGINT"),
             }
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("received SIGINT"),
-        () = terminate => tracing::info!("received SIGTERM"),
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("received Ctrl-C");
+        })
     }
 }

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
@@ -145,8 +146,9 @@ fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
         .map_err(|err| Failure { message: format!("cannot start the runtime: {err}"), code: 1 })?;
     runtime
         .block_on(async {
+            let shutdown = app::shutdown_signal().context("installing the signal handlers")?;
             let application = Application::build(&settings)?;
-            application.run_until_stopped(app::shutdown_signal()).await
+            application.run_until_stopped(shutdown).await
         })
         .map_err(|err| Failure { message: format!("{err:#}"), code: 1 })?;
     Ok(String::new())

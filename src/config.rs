@@ -27,8 +27,47 @@ const ENV_PREFIX: &str = "SWITCHBOARD_";
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub http: HttpSettings,
+    pub store: StoreSettings,
     /// The starting workspace; the default is the example file's (the onboarding guide's).
     pub workspace: WorkspaceFile,
+}
+
+/// Where and how state is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// The sled data directory.
+    pub data_dir: PathBuf,
+    /// `flush`: answer a request only once its change is on disk (group commit). `periodic`:
+    /// answer at once and flush every `flush_interval_ms`; a crash loses up to that much.
+    pub durability: DurabilityMode,
+    pub flush_interval_ms: u64,
+    /// Commands between two snapshots; the log replayed on start is at most this long.
+    pub snapshot_every: u64,
+    /// Events older than this many seconds are deleted...
+    pub event_max_age: u64,
+    /// ...and so are the oldest beyond this count.
+    pub event_max_count: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    Flush,
+    Periodic,
+}
+
+impl Default for StoreSettings {
+    fn default() -> StoreSettings {
+        StoreSettings {
+            data_dir: PathBuf::from("data"),
+            durability: DurabilityMode::Flush,
+            flush_interval_ms: 100,
+            snapshot_every: 10_000,
+            event_max_age: 7 * 24 * 3600,
+            event_max_count: 1_000_000,
+        }
+    }
 }
 
 /// The HTTP listener.
@@ -74,6 +113,42 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT",
         default: "10",
         meaning: "Seconds in-flight requests get to finish after SIGINT or SIGTERM",
+    },
+    SettingInfo {
+        key: "store.data_dir",
+        env: "SWITCHBOARD_STORE_DATA_DIR",
+        default: "data",
+        meaning: "The sled data directory (relative to the working directory)",
+    },
+    SettingInfo {
+        key: "store.durability",
+        env: "SWITCHBOARD_STORE_DURABILITY",
+        default: "flush",
+        meaning: "`flush`: answer only once a change is on disk; `periodic`: answer at once, flush every flush_interval_ms (a crash loses up to that much)",
+    },
+    SettingInfo {
+        key: "store.flush_interval_ms",
+        env: "SWITCHBOARD_STORE_FLUSH_INTERVAL_MS",
+        default: "100",
+        meaning: "Flush period in `periodic` durability",
+    },
+    SettingInfo {
+        key: "store.snapshot_every",
+        env: "SWITCHBOARD_STORE_SNAPSHOT_EVERY",
+        default: "10000",
+        meaning: "Commands between snapshots; bounds the log replayed at start",
+    },
+    SettingInfo {
+        key: "store.event_max_age",
+        env: "SWITCHBOARD_STORE_EVENT_MAX_AGE",
+        default: "604800",
+        meaning: "Seconds events are kept",
+    },
+    SettingInfo {
+        key: "store.event_max_count",
+        env: "SWITCHBOARD_STORE_EVENT_MAX_COUNT",
+        default: "1000000",
+        meaning: "Events kept at most; the oldest go first",
     },
 ];
 
@@ -180,6 +255,18 @@ impl Settings {
             "http.listen" => self.http.listen = parse_listen(value)?,
             "http.workers" => self.http.workers = parse_number(value)?,
             "http.shutdown_timeout" => self.http.shutdown_timeout = parse_number(value)?,
+            "store.data_dir" => self.store.data_dir = PathBuf::from(value),
+            "store.durability" => {
+                self.store.durability = match value {
+                    "flush" => DurabilityMode::Flush,
+                    "periodic" => DurabilityMode::Periodic,
+                    _ => return Err("expected flush or periodic".to_owned()),
+                }
+            }
+            "store.flush_interval_ms" => self.store.flush_interval_ms = parse_number(value)?,
+            "store.snapshot_every" => self.store.snapshot_every = parse_number(value)?,
+            "store.event_max_age" => self.store.event_max_age = parse_number(value)?,
+            "store.event_max_count" => self.store.event_max_count = parse_number(value)?,
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -280,7 +367,7 @@ mod tests {
                   |
                 1 | [htp]
                   |  ^^^
-                unknown field `htp`, expected `http` or `workspace`"#]],
+                unknown field `htp`, expected one of `http`, `store`, `workspace`"#]],
         );
         check(
             Some("[http]\nworkers = \"two\"\n"),
@@ -303,7 +390,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT"
             ],
         );
         check(

@@ -12,6 +12,7 @@
 //! - [`routing`]: the routing engine, TaskRouter semantics on a caller-supplied clock (pure).
 //! - [`store`]: snapshots and the command log in sled, with group commit; the only module that
 //!   knows sled.
+//! - [`live`]: the engine running live: recovery, durable commands, timers, events.
 //! - [`http`]: the HTTP edge, the only module that knows actix-web.
 //! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
 //! - [`workspace`]: the workspace file format (skills, queues, workflows, agents by name).
@@ -24,6 +25,8 @@ pub mod expr;
 pub mod routing;
 
 pub mod store;
+
+pub mod live;
 
 pub mod http;
 

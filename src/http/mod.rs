@@ -18,6 +18,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::config::HttpSettings;
+use crate::live::LiveEngine;
 use drain::InFlight;
 
 pub use error::ApiError;
@@ -41,14 +42,17 @@ pub enum HttpError {
 }
 
 impl Server {
-    /// Binds `settings.listen`. Requests are served once [`Server::run`] is awaited.
-    pub fn bind(settings: &HttpSettings) -> Result<Server, HttpError> {
+    /// Binds `settings.listen`, serving `engine`. Requests are served once [`Server::run`] is
+    /// awaited.
+    pub fn bind(settings: &HttpSettings, engine: std::sync::Arc<LiveEngine>) -> Result<Server, HttpError> {
         let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
         let in_flight = InFlight::default();
         let in_flight_data = web::Data::new(in_flight.clone());
+        let engine = web::Data::from(engine);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(in_flight_data.clone())
+                .app_data(engine.clone())
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))
                 .configure(routes)

@@ -19,6 +19,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// A server running inside the test process.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// Held so that the sled data directory lives as long as the server, and is removed after.
+    _data_dir: tempfile::TempDir,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -31,9 +33,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the real application in process on a free port, with settings adjusted by `adjust`.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("a temporary data directory");
     let mut settings = Settings::default();
     settings.http.listen = "127.0.0.1:0".to_owned();
     settings.http.workers = 1;
+    settings.store.data_dir = data_dir.path().to_owned();
     adjust(&mut settings);
     let application = Application::build(&settings).expect("the application builds");
     let address = application.local_addr();
@@ -41,7 +45,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    TestApp { address, client: reqwest::Client::new(), stop: Some(stop), server }
+    TestApp { address, _data_dir: data_dir, client: reqwest::Client::new(), stop: Some(stop), server }
 }
 
 impl TestApp {

@@ -147,3 +147,46 @@ fn an_address_already_in_use_is_a_clear_error_with_exit_code_1() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains(&format!("cannot listen on {address}")), "{stderr}");
 }
+
+#[test]
+fn a_restart_recovers_the_data_directory_and_damage_stops_the_start_clearly() {
+    // Arrange: a first run creates the data directory, then stops cleanly.
+    let dir = tempfile::tempdir().unwrap();
+    let serve = || {
+        let mut command = switchboard_command(dir.path());
+        command.arg("serve").env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0");
+        command
+    };
+    let mut first = SwitchboardProcess::start(serve()).unwrap();
+    first.signal(libc::SIGTERM);
+    let (status, log) = first.wait(STOP_TIMEOUT).unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(log.iter().any(|line| line.contains("stopped")), "{}", log.join("\n"));
+
+    // A second run recovers it.
+    let mut second = SwitchboardProcess::start(serve()).unwrap();
+    assert_eq!(get(&second.url("/healthz")).0, 200);
+    second.signal(libc::SIGTERM);
+    assert_eq!(second.wait(STOP_TIMEOUT).unwrap().0.code(), Some(0));
+
+    // Act: damage the database files, as a full disk or a bad copy would.
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(file.metadata().unwrap().len() / 3).unwrap();
+        }
+    }
+    let output = serve().output().unwrap();
+
+    // Assert: a clear error naming the directory, exit code 1, no panic.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: opening the data directory data: cannot open the data directory data: Read corrupted data"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
