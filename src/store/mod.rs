@@ -96,18 +96,7 @@ impl Store {
     pub fn open(dir: &Path, durability: Durability) -> Result<(Store, Recovered), StoreError> {
         let open_error = |message: String| StoreError::Open { dir: dir.to_owned(), message };
         std::fs::create_dir_all(dir).map_err(|err| open_error(err.to_string()))?;
-        // sled panics on some damaged files instead of returning an error; a damaged data
-        // directory must give a clear message, not a crash.
-        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(err)) => return Err(open_error(err.to_string())),
-            Err(_) => {
-                return Err(open_error(
-                    "the database files are damaged (sled could not read them)".to_owned(),
-                ));
-            }
-        };
+        let db = open_sled(dir).map_err(open_error)?;
         let store = Store::start(dir, db, durability);
         let recovered = store.recover()?;
         Ok((store, recovered))
@@ -441,6 +430,32 @@ mod erased {
     impl<T: Serialize> Encode for T {
         fn encode(&self) -> Result<Vec<u8>, String> {
             serde_json::to_vec(&super::Part::V1(self)).map_err(|err| err.to_string())
+        }
+    }
+}
+
+/// How long to wait for a directory lock that a store closed in this process still holds (sled
+/// releases it from a background thread), before concluding another process has it.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+fn open_sled(dir: &Path) -> Result<sled::Db, String> {
+    let started = std::time::Instant::now();
+    loop {
+        // sled panics on some damaged files instead of returning an error; a damaged data
+        // directory must give a clear message, not a crash.
+        match std::panic::catch_unwind(|| sled::Config::new().path(dir).open()) {
+            Ok(Ok(db)) => return Ok(db),
+            // sled reports the lock as an I/O error whose only mark is its message.
+            Ok(Err(err)) if err.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(
+                        "it is in use by another process (is another Switchboard running on it?)".to_owned()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(Err(err)) => return Err(err.to_string()),
+            Err(_) => return Err("the database files are damaged (sled could not read them)".to_owned()),
         }
     }
 }

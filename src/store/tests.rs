@@ -187,3 +187,19 @@ fn many_concurrent_waiters_share_flushes() {
     });
     assert_eq!(*store.flusher.flushed.borrow(), Ok(64 * 20));
 }
+
+#[test]
+fn a_directory_held_by_another_store_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, _) = open(dir.path()).unwrap();
+
+    let err = open(dir.path()).err().expect("refused while held").to_string();
+
+    assert_eq!(
+        err,
+        format!(
+            "cannot open the data directory {}: it is in use by another process (is another Switchboard running on it?)",
+            dir.path().display()
+        )
+    );
+}
