@@ -153,6 +153,14 @@ impl LiveEngine {
         Ok((created, seq))
     }
 
+    /// Writes a snapshot now (shutdown, tools, benchmarks); the log it covers is dropped.
+    pub fn snapshot_now(&self) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        self.store.write_snapshot(state.last_seq, &state.engine.export())?;
+        state.since_snapshot = 0;
+        Ok(())
+    }
+
     /// Reads the engine's state.
     pub fn read<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
         read(&self.lock().engine)

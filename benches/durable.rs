@@ -1,0 +1,160 @@
+//! The durable engine under load (issue #4), measured against raw sled on the same machine in
+//! the same run. Not a criterion benchmark: these are throughputs of concurrent submitters and
+//! one-off figures (memory, restart time), printed as a table for BENCHMARKS.md.
+//!
+//! Run: `cargo bench --bench durable` (about a minute; writes only under a temporary directory).
+//!
+//! 1. Durable task creations per second, 64 concurrent submitters, each create answered only
+//!    after group commit made it durable; beside it, raw sled insert + flush of records of the
+//!    same size from 64 threads, one flush per record (what a naive durable store does).
+//! 2. Resident memory with 10,000 workers and 100,000 waiting tasks.
+//! 3. Restart time with those 100,000 open tasks: open, load the snapshot, replay, ready.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use switchboard::config::StoreSettings;
+use switchboard::live::LiveEngine;
+use switchboard::routing::{Command, NewTask, NewWorker};
+use switchboard::workspace::WorkspaceFile;
+
+const SUBMITTERS: usize = 64;
+const PER_SUBMITTER: usize = 400;
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(f64::NAN);
+    kib / 1024.0
+}
+
+fn task(n: usize, workflow: switchboard::routing::Sid) -> Command {
+    Command::CreateTask(NewTask {
+        attributes: json!({"skillsNeeded": ["Sales"], "call_sid": format!("CA{n:032x}"), "from": "+15550100000"}),
+        priority: None,
+        timeout: None,
+        workflow: Some(workflow),
+        channel: Some("voice".into()),
+    })
+}
+
+fn settings(dir: &std::path::Path) -> StoreSettings {
+    // Snapshots are written by the 100,000-task part only when asked; keep them out of the
+    // throughput figure, as a production default of 10,000 would amortise them.
+    StoreSettings { data_dir: dir.to_owned(), snapshot_every: u64::MAX, ..StoreSettings::default() }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let live = Arc::new(LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap());
+    let workflow = live.read(|e| {
+        e.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
+    });
+    let record_size = {
+        let json = serde_json::to_vec(&json!({"v1": {"at": 0, "command": {"create_task": {
+            "attributes": {"skillsNeeded": ["Sales"], "call_sid": format!("CA{:032x}", 0), "from": "+15550100000"},
+            "priority": null, "timeout": null, "workflow": workflow.to_string(), "channel": "voice"}}}}))
+        .unwrap();
+        json.len()
+    };
+
+    // 1a. Durable task creations, 64 concurrent submitters.
+    let started = Instant::now();
+    runtime.block_on(submit_concurrently(
+        &live,
+        (0..SUBMITTERS * PER_SUBMITTER).map(|n| task(n, workflow)).collect(),
+        1_000,
+    ));
+    let durable_per_second = (SUBMITTERS * PER_SUBMITTER) as f64 / started.elapsed().as_secs_f64();
+    drop(live);
+
+    // 1b. Raw sled: insert + flush per record, 64 threads, same record size.
+    let raw_dir = tempfile::tempdir().unwrap();
+    let db = sled::open(raw_dir.path()).unwrap();
+    let value = vec![b'x'; record_size];
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..SUBMITTERS {
+            let (db, value) = (&db, &value);
+            scope.spawn(move || {
+                for n in 0..PER_SUBMITTER / 4 {
+                    db.insert(((thread * PER_SUBMITTER + n) as u64).to_be_bytes(), value.as_slice()).unwrap();
+                    db.flush().unwrap();
+                }
+            });
+        }
+    });
+    let raw_per_second = (SUBMITTERS * PER_SUBMITTER / 4) as f64 / started.elapsed().as_secs_f64();
+    drop(db);
+
+    // 2. 10,000 workers and 100,000 waiting tasks (all workers offline: every task waits).
+    let big_dir = tempfile::tempdir().unwrap();
+    let rss_before = rss_mib();
+    let live = LiveEngine::open(&settings(big_dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
+    let live = Arc::new(live);
+    let workers: Vec<Command> = (0..10_000)
+        .map(|n| {
+            let attributes = json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 3}}, "contact_uri": format!("client:agent{n}")});
+            Command::CreateWorker(NewWorker { friendly_name: format!("agent{n}"), attributes, activity: None })
+        })
+        .collect();
+    runtime.block_on(submit_concurrently(&live, workers, 1_000));
+    runtime.block_on(submit_concurrently(&live, (0..100_000).map(|n| task(n, workflow)).collect(), 2_000));
+    let open_tasks = live.read(|e| e.workspace_statistics(2_000).tasks.total_tasks);
+    let rss_loaded = rss_mib();
+    // A snapshot, as the periodic snapshot would have written by now.
+    live.snapshot_now().unwrap();
+    drop(live);
+
+    // 3. Restart with those 100,000 open tasks.
+    let started = Instant::now();
+    let live = LiveEngine::open(&settings(big_dir.path()), &WorkspaceFile::default(), "", 3_000).unwrap();
+    let restart = started.elapsed();
+    let reopened_tasks = live.read(|e| e.workspace_statistics(3_000).tasks.total_tasks);
+
+    println!("| Measurement | Figure |");
+    println!("|---|---|");
+    println!(
+        "| Durable task creations, {SUBMITTERS} concurrent submitters, acknowledged after flush | {durable_per_second:.0} tasks/s |"
+    );
+    println!(
+        "| Raw sled insert + flush per record ({record_size} bytes), {SUBMITTERS} threads | {raw_per_second:.0} records/s |"
+    );
+    println!("| Ratio durable / raw | {:.2} |", durable_per_second / raw_per_second);
+    println!(
+        "| Resident memory, 10,000 workers + {open_tasks} waiting tasks (process total; {rss_before:.0} MiB before) | {rss_loaded:.0} MiB |"
+    );
+    println!(
+        "| Restart with {reopened_tasks} open tasks (open, load snapshot, replay, ready) | {:.2} s |",
+        restart.as_secs_f64()
+    );
+}
+
+/// Submits `commands` from [`SUBMITTERS`] concurrent tasks, each waiting for durability before
+/// its next command, as concurrent HTTP requests would.
+async fn submit_concurrently(
+    live: &Arc<LiveEngine>,
+    commands: Vec<Command>,
+    at: switchboard::routing::Millis,
+) {
+    let commands = Arc::new(std::sync::Mutex::new(commands));
+    let mut handles = Vec::new();
+    for _ in 0..SUBMITTERS {
+        let (live, commands) = (live.clone(), commands.clone());
+        handles.push(tokio::spawn(async move {
+            loop {
+                let Some(command) = commands.lock().unwrap().pop() else { return };
+                live.execute_at(command, at).await.unwrap();
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
