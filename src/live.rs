@@ -142,7 +142,12 @@ impl LiveEngine {
         state.since_snapshot += 1;
         if state.since_snapshot >= self.snapshot_every {
             self.store.write_snapshot(seq, &state.engine.export())?;
-            self.store.prune_events(at.saturating_sub(self.event_max_age), self.event_max_count)?;
+            let last_event = state.engine.events_emitted();
+            self.store.prune_events(
+                at.saturating_sub(self.event_max_age),
+                self.event_max_count as u64,
+                last_event,
+            )?;
             state.since_snapshot = 0;
         }
         drop(state);

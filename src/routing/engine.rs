@@ -175,6 +175,11 @@ impl Engine {
         &self.settings
     }
 
+    /// The sequence number of the last event produced (0 before any).
+    pub fn events_emitted(&self) -> u64 {
+        self.event_seq
+    }
+
     /// Events produced since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)

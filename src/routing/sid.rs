@@ -117,9 +117,24 @@ impl FromStr for Sid {
     }
 }
 
+impl Sid {
+    /// The SID's text in a stack buffer: formatting SIDs is on the durable write path, where
+    /// going through `fmt` for 32 hex digits cost more than the routing itself.
+    pub fn to_ascii(self) -> [u8; 34] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 34];
+        text[..2].copy_from_slice(self.kind.prefix().as_bytes());
+        for (idx, byte) in text[2..].iter_mut().enumerate() {
+            *byte = HEX[((self.value >> (4 * (31 - idx))) & 0xf) as usize];
+        }
+        text
+    }
+}
+
 impl fmt::Display for Sid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{:032x}", self.kind.prefix(), self.value)
+        let text = self.to_ascii();
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

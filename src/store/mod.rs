@@ -156,8 +156,10 @@ impl Store {
         }
         let last_event = match self.db.scan_prefix(b"e:").next_back() {
             Some(entry) => {
-                let (key, _) = entry.map_err(read_error)?;
-                u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?
+                let (key, value) = entry.map_err(read_error)?;
+                let records: Vec<EventRecord> =
+                    serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
+                records.last().map_or(0, |EventRecord::V1 { sequence, .. }| *sequence)
             }
             None => 0,
         };
@@ -176,10 +178,12 @@ impl Store {
         let record = serde_json::to_vec(&CommandRecord::new(at, command))
             .map_err(|err| StoreError::Write(err.to_string()))?;
         batch.insert(key_u64(b"c:", seq).as_slice(), record);
-        for event in events {
-            let record = serde_json::to_vec(&EventRecord::from(event))
-                .map_err(|err| StoreError::Write(err.to_string()))?;
-            batch.insert(key_u64(b"e:", event.sequence).as_slice(), record);
+        // A command's events are one record, keyed by the first event's sequence: event
+        // sequences are consecutive, so counts follow from the keys alone.
+        if let Some(first) = events.first() {
+            let records: Vec<EventRecord> = events.iter().map(EventRecord::from).collect();
+            let value = serde_json::to_vec(&records).map_err(|err| StoreError::Write(err.to_string()))?;
+            batch.insert(key_u64(b"e:", first.sequence).as_slice(), value);
         }
         self.db.apply_batch(batch).map_err(|err| StoreError::Write(err.to_string()))
     }
@@ -224,23 +228,28 @@ impl Store {
         self.flush()
     }
 
-    /// Deletes events older than `before`, and the oldest beyond the newest `keep`.
-    pub fn prune_events(&self, before: Millis, keep: usize) -> Result<usize, StoreError> {
+    /// Deletes the events older than `before`, and the oldest beyond the newest `keep`, whole
+    /// commands at a time. `last_event` is the sequence of the newest event stored.
+    pub fn prune_events(&self, before: Millis, keep: u64, last_event: u64) -> Result<u64, StoreError> {
         let write_error = |err: sled::Error| StoreError::Write(err.to_string());
-        let total = self.db.scan_prefix(b"e:").count();
         let mut batch = sled::Batch::default();
         let mut removed = 0;
         for entry in self.db.scan_prefix(b"e:") {
             let (key, value) = entry.map_err(write_error)?;
-            let over_count = total - removed > keep;
-            let too_old = serde_json::from_slice::<EventRecord>(&value)
-                .map(|EventRecord::V1 { timestamp, .. }| timestamp < before)
-                .unwrap_or(true);
-            if !(over_count || too_old) {
+            let first = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?;
+            let stored = last_event.saturating_sub(first) + 1;
+            let records: Vec<EventRecord> =
+                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
+            let newest = records
+                .iter()
+                .map(|EventRecord::V1 { timestamp, .. }| *timestamp)
+                .max()
+                .unwrap_or(Millis::MIN);
+            if stored <= keep && newest >= before {
                 break;
             }
             batch.remove(key);
-            removed += 1;
+            removed += records.len() as u64;
         }
         self.db.apply_batch(batch).map_err(write_error)?;
         Ok(removed)
@@ -484,7 +493,8 @@ fn printable_key(key: &[u8]) -> String {
 
 impl Serialize for Sid {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let text = self.to_ascii();
+        serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
     }
 }
 

@@ -203,3 +203,30 @@ fn a_directory_held_by_another_store_is_a_clear_error() {
         )
     );
 }
+
+#[test]
+fn events_are_pruned_by_count_and_age_whole_commands_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = workspace();
+    let (store, _) = open(dir.path()).unwrap();
+    let commands: Vec<(Millis, Command)> = (1..=5).map(|n| (n * 1_000, task(n))).collect();
+    run(&store, &mut engine, 1, &commands);
+    let last = engine.events_emitted();
+    let stored = |store: &Store| -> Vec<u64> {
+        store
+            .debug_dump()
+            .lines()
+            .filter_map(|line| line.strip_prefix("e:")?.split(' ').next()?.parse().ok())
+            .collect()
+    };
+    let before = stored(&store);
+    assert_eq!(before.len(), 5, "one record per command");
+
+    // Keep exactly the last two commands' events: the 3 oldest records go, whole.
+    let removed = store.prune_events(0, last - before[3] + 1, last).unwrap();
+    assert_eq!((removed, stored(&store)), (before[3] - before[0], before[3..].to_vec()));
+
+    // Older than the last command's time: all but the last go.
+    store.prune_events(5_000, u64::MAX, last).unwrap();
+    assert_eq!(stored(&store), before[4..].to_vec());
+}
