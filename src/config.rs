@@ -44,6 +44,8 @@ pub struct StoreSettings {
     pub flush_interval_ms: u64,
     /// Commands between two snapshots; the log replayed on start is at most this long.
     pub snapshot_every: u64,
+    /// sled's page cache, in MiB.
+    pub cache_mb: u64,
     /// Events older than this many seconds are deleted...
     pub event_max_age: u64,
     /// ...and so are the oldest beyond this count.
@@ -64,6 +66,7 @@ impl Default for StoreSettings {
             durability: DurabilityMode::Flush,
             flush_interval_ms: 100,
             snapshot_every: 10_000,
+            cache_mb: 64,
             event_max_age: 7 * 24 * 3600,
             event_max_count: 1_000_000,
         }
@@ -137,6 +140,12 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_STORE_SNAPSHOT_EVERY",
         default: "10000",
         meaning: "Commands between snapshots; bounds the log replayed at start",
+    },
+    SettingInfo {
+        key: "store.cache_mb",
+        env: "SWITCHBOARD_STORE_CACHE_MB",
+        default: "64",
+        meaning: "sled's page cache in MiB (reads of recent records; the routing state itself is in memory)",
     },
     SettingInfo {
         key: "store.event_max_age",
@@ -265,6 +274,7 @@ impl Settings {
             }
             "store.flush_interval_ms" => self.store.flush_interval_ms = parse_number(value)?,
             "store.snapshot_every" => self.store.snapshot_every = parse_number(value)?,
+            "store.cache_mb" => self.store.cache_mb = parse_number(value)?,
             "store.event_max_age" => self.store.event_max_age = parse_number(value)?,
             "store.event_max_count" => self.store.event_max_count = parse_number(value)?,
             _ => return Err(format!("unknown setting {key}")),
@@ -390,7 +400,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT"
             ],
         );
         check(

@@ -84,7 +84,8 @@ impl LiveEngine {
                 Durability::Periodic { interval: Duration::from_millis(settings.flush_interval_ms.max(1)) }
             }
         };
-        let (store, recovered) = Store::open(&settings.data_dir, durability)?;
+        let (store, recovered) =
+            Store::open_with_cache(&settings.data_dir, durability, settings.cache_mb << 20)?;
         let (mut engine, fresh) = match recovered.snapshot {
             Some(snapshot) => {
                 (Engine::import(snapshot).map_err(|err| LiveError::Replay(err.to_string()))?, false)

@@ -40,6 +40,9 @@ pub use records::{CommandRecord, EventRecord, RecordError, SnapshotRecord};
 
 const FORMAT: &[u8] = b"1";
 
+/// sled's page cache, unless configured: sled's own default (1 GiB) dwarfs the routing state.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
 /// How acknowledged commands are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -94,9 +97,18 @@ struct Flusher {
 impl Store {
     /// Opens (or creates) the store in `dir` and reads what it holds.
     pub fn open(dir: &Path, durability: Durability) -> Result<(Store, Recovered), StoreError> {
+        Store::open_with_cache(dir, durability, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with sled's page cache bounded to `cache_bytes`.
+    pub fn open_with_cache(
+        dir: &Path,
+        durability: Durability,
+        cache_bytes: u64,
+    ) -> Result<(Store, Recovered), StoreError> {
         let open_error = |message: String| StoreError::Open { dir: dir.to_owned(), message };
         std::fs::create_dir_all(dir).map_err(|err| open_error(err.to_string()))?;
-        let db = open_sled(dir).map_err(open_error)?;
+        let db = open_sled(dir, cache_bytes).map_err(open_error)?;
         let store = Store::start(dir, db, durability);
         let recovered = store.recover()?;
         Ok((store, recovered))
@@ -447,12 +459,12 @@ mod erased {
 /// releases it from a background thread), before concluding another process has it.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
-fn open_sled(dir: &Path) -> Result<sled::Db, String> {
+fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, String> {
     let started = std::time::Instant::now();
     loop {
         // sled panics on some damaged files instead of returning an error; a damaged data
         // directory must give a clear message, not a crash.
-        match std::panic::catch_unwind(|| sled::Config::new().path(dir).open()) {
+        match std::panic::catch_unwind(|| sled::Config::new().path(dir).cache_capacity(cache_bytes).open()) {
             Ok(Ok(db)) => return Ok(db),
             // sled reports the lock as an I/O error whose only mark is its message.
             Ok(Err(err)) if err.to_string().contains("could not acquire lock") => {
