@@ -140,6 +140,7 @@ fn memory_and_restart(runtime: &tokio::runtime::Runtime) {
     // 3. Restart with those 100,000 open tasks.
     let started = Instant::now();
     let live = LiveEngine::open(&settings(big_dir.path()), &WorkspaceFile::default(), "", 3_000).unwrap();
+    live.catch_up(3_000).unwrap();
     let restart = started.elapsed();
     let reopened_tasks = live.read(|e| e.workspace_statistics(3_000).tasks.total_tasks);
 

@@ -8,16 +8,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
-use crate::config::Settings;
+use crate::callbacks;
+use crate::config::{EventSettings, Settings};
 use crate::http;
 use crate::live::{self, LiveEngine};
+use crate::routing::Event;
 
 /// A built server, bound and ready to run.
 pub struct Application {
     server: http::Server,
     engine: Arc<LiveEngine>,
+    events: EventSettings,
+    /// Subscribed before the missed deadlines fire, so callbacks see those events too.
+    callback_events: Option<broadcast::Receiver<Event>>,
 }
 
 impl Application {
@@ -26,10 +31,12 @@ impl Application {
         let engine = LiveEngine::open(&settings.store, &settings.workspace, "", live::now())
             .with_context(|| format!("opening the data directory {}", settings.store.data_dir.display()))?;
         let engine = Arc::new(engine);
+        let callback_events = (!settings.events.callback_url.is_empty()).then(|| engine.subscribe());
+        engine.catch_up(live::now()).context("firing the deadlines missed while stopped")?;
         let server =
             http::Server::bind(&settings.http, engine.clone()).context("starting the HTTP server")?;
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
-        Ok(Application { server, engine })
+        Ok(Application { server, engine, events: settings.events.clone(), callback_events })
     }
 
     /// The live engine, for tests that look at the state directly.
@@ -48,9 +55,18 @@ impl Application {
             let mut timers_stopped = timers_stopped;
             let _ = timers_stopped.wait_for(|&stop| stop).await;
         }));
+        let callbacks = self.callback_events.map(|events| {
+            let mut stopped = stop_timers.subscribe();
+            tokio::spawn(callbacks::deliver(self.engine.clone(), self.events.clone(), events, async move {
+                let _ = stopped.wait_for(|&stop| stop).await;
+            }))
+        });
         let served = self.server.run(shutdown).await.context("serving HTTP");
         let _ = stop_timers.send(true);
         let _ = timers.await;
+        if let Some(callbacks) = callbacks {
+            let _ = callbacks.await;
+        }
         served?;
         tracing::info!("stopped");
         Ok(())

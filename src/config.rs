@@ -28,6 +28,7 @@ const ENV_PREFIX: &str = "SWITCHBOARD_";
 pub struct Settings {
     pub http: HttpSettings,
     pub store: StoreSettings,
+    pub events: EventSettings,
     /// The starting workspace; the default is the example file's (the onboarding guide's).
     pub workspace: WorkspaceFile,
 }
@@ -50,6 +51,25 @@ pub struct StoreSettings {
     pub event_max_age: u64,
     /// ...and so are the oldest beyond this count.
     pub event_max_count: usize,
+}
+
+/// Where events are sent as they happen.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSettings {
+    /// URL that receives every event as a form POST with TaskRouter's parameter names; empty
+    /// means no callbacks.
+    pub callback_url: String,
+    /// Comma-separated event types to send (e.g. `task.created,task.canceled`); empty sends all.
+    pub callback_filter: String,
+    /// Attempts per event before it is given up (with backoff from 0.5 s, doubling).
+    pub callback_attempts: u32,
+}
+
+impl Default for EventSettings {
+    fn default() -> EventSettings {
+        EventSettings { callback_url: String::new(), callback_filter: String::new(), callback_attempts: 5 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -158,6 +178,24 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_STORE_EVENT_MAX_COUNT",
         default: "1000000",
         meaning: "Events kept at most; the oldest go first",
+    },
+    SettingInfo {
+        key: "events.callback_url",
+        env: "SWITCHBOARD_EVENTS_CALLBACK_URL",
+        default: "",
+        meaning: "URL that receives every event as a form POST with TaskRouter's parameter names; empty: no callbacks",
+    },
+    SettingInfo {
+        key: "events.callback_filter",
+        env: "SWITCHBOARD_EVENTS_CALLBACK_FILTER",
+        default: "",
+        meaning: "Comma-separated event types to send, e.g. `task.created,task.canceled`; empty: all",
+    },
+    SettingInfo {
+        key: "events.callback_attempts",
+        env: "SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS",
+        default: "5",
+        meaning: "Attempts per event (backoff from 0.5 s, doubling) before it is logged and dropped",
     },
 ];
 
@@ -277,6 +315,9 @@ impl Settings {
             "store.cache_mb" => self.store.cache_mb = parse_number(value)?,
             "store.event_max_age" => self.store.event_max_age = parse_number(value)?,
             "store.event_max_count" => self.store.event_max_count = parse_number(value)?,
+            "events.callback_url" => self.events.callback_url = value.to_owned(),
+            "events.callback_filter" => self.events.callback_filter = value.to_owned(),
+            "events.callback_attempts" => self.events.callback_attempts = parse_number(value)?,
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -377,7 +418,7 @@ mod tests {
                   |
                 1 | [htp]
                   |  ^^^
-                unknown field `htp`, expected one of `http`, `store`, `workspace`"#]],
+                unknown field `htp`, expected one of `http`, `store`, `events`, `workspace`"#]],
         );
         check(
             Some("[http]\nworkers = \"two\"\n"),
@@ -400,7 +441,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS"
             ],
         );
         check(

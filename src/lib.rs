@@ -13,6 +13,7 @@
 //! - [`store`]: snapshots and the command log in sled, with group commit; the only module that
 //!   knows sled.
 //! - [`live`]: the engine running live: recovery, durable commands, timers, events.
+//! - [`callbacks`]: events POSTed to the configured callback URL, with retries.
 //! - [`http`]: the HTTP edge, the only module that knows actix-web.
 //! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
 //! - [`workspace`]: the workspace file format (skills, queues, workflows, agents by name).
@@ -27,6 +28,8 @@ pub mod routing;
 pub mod store;
 
 pub mod live;
+
+pub mod callbacks;
 
 pub mod http;
 

@@ -1,8 +1,9 @@
 //! The routing engine running live: durable, on the wall clock, with its timers firing.
 //!
 //! [`LiveEngine::open`] recovers the state from the store (the latest snapshot, then the log
-//! replayed; on a new data directory, the configured workspace) and then fires, in order, every
-//! deadline that passed while the server was down. [`LiveEngine::execute`] applies a command
+//! replayed; on a new data directory, the configured workspace); [`LiveEngine::catch_up`] then
+//! fires, in order, every deadline that passed while the server was down, once the subscribers
+//! that must see those events are in place. [`LiveEngine::execute`] applies a command
 //! under the engine lock, logs it in the same critical section (so the log order is the apply
 //! order), and answers only once the log record is durable: acknowledged work survives a crash.
 //! [`LiveEngine::run_timers`] sleeps until the engine's next deadline (no polling) and fires it.
@@ -112,10 +113,16 @@ impl LiveEngine {
             event_max_age: i64::try_from(settings.event_max_age).unwrap_or(i64::MAX).saturating_mul(1000),
             event_max_count: settings.event_max_count,
         };
-        // Deadlines that passed while the server was down fire now, each at its own time.
-        live.apply_and_log(&Command::Advance, now).map_err(|err| LiveError::Replay(err.to_string()))?;
         live.store.flush()?;
         Ok(live)
+    }
+
+    /// Fires, each at its own time, the deadlines that passed while the server was down. Call
+    /// it after subscribing whatever must see those events (callbacks, pages).
+    pub fn catch_up(&self, now: Millis) -> Result<(), LiveError> {
+        self.apply_and_log(&Command::Advance, now).map_err(|err| LiveError::Replay(err.to_string()))?;
+        self.store.flush()?;
+        Ok(())
     }
 
     /// Applies `command` now and answers once it is durable.
@@ -261,6 +268,7 @@ mod tests {
 
         // Restart 60 s later: the 20 s reservation timeout passed while the server was down.
         let live = LiveEngine::open(&settings(dir.path()), &workspace, "", t0 + 62_000).unwrap();
+        live.catch_up(t0 + 62_000).unwrap();
 
         live.read(|engine| {
             let reservation = engine.reservation(reservation).unwrap();
@@ -299,8 +307,8 @@ mod tests {
             }
         }
         let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
-        // 1 (the start's Advance) + 7 commands: snapshots after 3 and 6, so two remain.
-        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (6, 2));
+        // 7 commands: snapshots after 3 and 6, so one remains.
+        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (6, 1));
     }
 
     #[tokio::test]

@@ -19,6 +19,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// A server running inside the test process.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The live routing engine, to drive and inspect the state directly.
+    pub engine: std::sync::Arc<switchboard::live::LiveEngine>,
     /// Held so that the sled data directory lives as long as the server, and is removed after.
     _data_dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -41,11 +43,12 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     adjust(&mut settings);
     let application = Application::build(&settings).expect("the application builds");
     let address = application.local_addr();
+    let engine = application.engine();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    TestApp { address, _data_dir: data_dir, client: reqwest::Client::new(), stop: Some(stop), server }
+    TestApp { address, engine, _data_dir: data_dir, client: reqwest::Client::new(), stop: Some(stop), server }
 }
 
 impl TestApp {

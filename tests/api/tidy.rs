@@ -157,7 +157,9 @@ fn readme_and_example_config_document_every_setting() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let example = std::fs::read_to_string(root().join("switchboard.toml")).unwrap();
     for setting in SETTINGS {
-        let row = format!("| `{}` | `{}` | `{}` |", setting.key, setting.env, setting.default);
+        let default =
+            if setting.default.is_empty() { "(empty)".to_owned() } else { format!("`{}`", setting.default) };
+        let row = format!("| `{}` | `{}` | {default} |", setting.key, setting.env);
         assert!(readme.contains(&row), "README.md lacks the row starting {row}");
         let name = setting.key.rsplit('.').next().unwrap();
         assert!(example.contains(&format!("{name} = ")), "switchboard.toml lacks {}", setting.key);

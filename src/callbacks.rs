@@ -1,0 +1,234 @@
+//! Event callbacks: each event POSTed as a form to `events.callback_url` with TaskRouter's
+//! parameter names (`EventType`, `WorkspaceSid`, `ResourceSid`, `TaskSid`, `TaskAttributes`,
+//! `WorkerName`...), like TaskRouter's Event Callback URL. The only module that makes HTTP
+//! requests.
+//!
+//! Delivery never holds up routing: it reads the live engine's event broadcast on its own task,
+//! in order, retrying a failing receiver with backoff (0.5 s, doubling) up to
+//! `events.callback_attempts` times. A receiver that answers 4xx (other than 429) refused the
+//! event and is not retried. Events are stored in the data directory whatever happens here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::config::EventSettings;
+use crate::live::LiveEngine;
+use crate::routing::{Engine, Event, EventType, SidKind};
+
+/// First wait before a retry; each further wait doubles.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+
+/// The form parameters of `event`, named as TaskRouter names them, with the resources as they
+/// are now in `engine` (names, attributes, activity).
+pub fn parameters(engine: &Engine, event: &Event) -> Vec<(&'static str, String)> {
+    let mut form = vec![
+        ("EventType", event.event_type.as_str().to_owned()),
+        ("WorkspaceSid", engine.workspace_sid().to_string()),
+        ("WorkspaceName", engine.settings().friendly_name.clone()),
+        ("ResourceType", resource_type(event.resource.kind()).to_owned()),
+        ("ResourceSid", event.resource.to_string()),
+        ("EventDescription", description(event)),
+        ("Timestamp", (event.timestamp.div_euclid(1000)).to_string()),
+        ("TimestampMs", event.timestamp.to_string()),
+        ("Sequence", event.sequence.to_string()),
+    ];
+    if let Some(sid) = event.task {
+        form.push(("TaskSid", sid.to_string()));
+        if let Some(task) = engine.task(sid) {
+            form.push(("TaskAttributes", task.attributes.to_string()));
+            form.push(("TaskAge", ((event.timestamp - task.created_at).max(0) / 1000).to_string()));
+            form.push(("TaskPriority", task.priority.to_string()));
+            form.push(("TaskAssignmentStatus", task.status.as_str().to_owned()));
+        }
+        match (event.event_type, &event.reason) {
+            (EventType::TaskCanceled, Some(reason)) => form.push(("TaskCanceledReason", reason.clone())),
+            (EventType::TaskCompleted, Some(reason)) => form.push(("TaskCompletedReason", reason.clone())),
+            _ => {}
+        }
+    }
+    if let Some(sid) = event.worker {
+        form.push(("WorkerSid", sid.to_string()));
+        if let Some(worker) = engine.worker(sid) {
+            let activity = engine.worker_activity(worker);
+            form.push(("WorkerName", worker.friendly_name.clone()));
+            form.push(("WorkerAttributes", worker.attributes.to_string()));
+            form.push(("WorkerActivitySid", activity.sid.to_string()));
+            form.push(("WorkerActivityName", activity.friendly_name.clone()));
+        }
+    }
+    if let Some(sid) = event.reservation {
+        form.push(("ReservationSid", sid.to_string()));
+    }
+    if let Some(sid) = event.queue {
+        form.push(("TaskQueueSid", sid.to_string()));
+        if let Some(queue) = engine.queue(sid) {
+            form.push(("TaskQueueName", queue.friendly_name.clone()));
+        }
+    }
+    if let Some(sid) = event.workflow {
+        form.push(("WorkflowSid", sid.to_string()));
+        if let Some(workflow) = engine.workflow(sid) {
+            form.push(("WorkflowName", workflow.friendly_name.clone()));
+        }
+    }
+    if let (Some(sid), None) = (event.activity, event.worker) {
+        form.push(("ActivitySid", sid.to_string()));
+        if let Some(activity) = engine.activities().iter().find(|activity| activity.sid == sid) {
+            form.push(("ActivityName", activity.friendly_name.clone()));
+            form.push(("ActivityAvailable", activity.available.to_string()));
+        }
+    }
+    form
+}
+
+fn resource_type(kind: SidKind) -> &'static str {
+    match kind {
+        SidKind::Workspace => "workspace",
+        SidKind::Activity => "activity",
+        SidKind::Worker => "worker",
+        SidKind::TaskQueue => "taskqueue",
+        SidKind::Workflow => "workflow",
+        SidKind::Task => "task",
+        SidKind::Reservation => "reservation",
+        SidKind::TaskChannel => "taskchannel",
+        SidKind::Event => "event",
+    }
+}
+
+fn description(event: &Event) -> String {
+    format!("{} {} {}", resource_type(event.resource.kind()), event.resource, event.event_type.as_str())
+}
+
+/// Sends `events` (a subscription to the live engine's events, taken before the deadlines
+/// missed while stopped were fired) to `settings.callback_url` until `shutdown` completes.
+pub async fn deliver(
+    live: Arc<LiveEngine>,
+    settings: EventSettings,
+    mut events: broadcast::Receiver<Event>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let filter: Vec<String> = settings
+        .callback_filter
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let event = tokio::select! {
+            () = &mut shutdown => return,
+            received = events.recv() => match received {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "event callbacks fell behind; events were skipped (they stay stored)");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            },
+        };
+        if !filter.is_empty() && !filter.iter().any(|wanted| wanted == event.event_type.as_str()) {
+            continue;
+        }
+        let form = live.read(|engine| parameters(engine, &event));
+        send(&client, &settings, &event, &form).await;
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    settings: &EventSettings,
+    event: &Event,
+    form: &[(&'static str, String)],
+) {
+    let mut wait = FIRST_RETRY;
+    for attempt in 1..=settings.callback_attempts.max(1) {
+        let outcome = client.post(&settings.callback_url).form(form).send().await;
+        let retry = match &outcome {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => {
+                let status = response.status();
+                status.is_server_error() || status.as_u16() == 429
+            }
+            Err(_) => true,
+        };
+        let failure = match outcome {
+            Ok(response) => format!("HTTP {}", response.status()),
+            Err(err) => err.to_string(),
+        };
+        if !retry || attempt == settings.callback_attempts.max(1) {
+            tracing::warn!(event = event.event_type.as_str(), sequence = event.sequence, %failure, attempt, "event callback given up");
+            return;
+        }
+        tracing::info!(event = event.event_type.as_str(), %failure, attempt, "event callback failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::expect;
+    use serde_json::json;
+
+    use super::*;
+    use crate::routing::{Command, NewTask};
+    use crate::workspace::WorkspaceFile;
+
+    #[test]
+    fn parameters_carry_taskrouter_names_and_the_resources_as_they_are() {
+        let mut engine = WorkspaceFile::default().build("", 0, 0).unwrap();
+        let alice = engine.worker_by_name("alice").unwrap().sid;
+        let available = engine.activity_by_name("Available").unwrap().sid;
+        let workflow = engine.workflows()[1].sid;
+        engine
+            .apply(
+                &Command::SetWorkerActivity { worker: alice, activity: available, reject_pending: false },
+                1_000,
+            )
+            .unwrap();
+        let new = NewTask {
+            attributes: json!({"skillsNeeded": ["Sales"], "from": "+15550100"}),
+            priority: None,
+            timeout: None,
+            workflow: Some(workflow),
+            channel: Some("voice".into()),
+        };
+        engine.apply(&Command::CreateTask(new), 3_500).unwrap();
+        let events = engine.take_events();
+        let reserved = events.iter().find(|event| event.event_type == EventType::ReservationCreated).unwrap();
+
+        let form: Vec<String> =
+            parameters(&engine, reserved).iter().map(|(key, value)| format!("{key}={value}")).collect();
+
+        expect![[r#"
+            EventType=reservation.created
+            WorkspaceSid=WS00000000000000000000000000000001
+            WorkspaceName=Switchboard
+            ResourceType=reservation
+            ResourceSid=WR00000000000000000000000000000012
+            EventDescription=reservation WR00000000000000000000000000000012 reservation.created
+            Timestamp=3
+            TimestampMs=3500
+            Sequence=17
+            TaskSid=WT00000000000000000000000000000011
+            TaskAttributes={"from":"+15550100","skillsNeeded":["Sales"]}
+            TaskAge=0
+            TaskPriority=0
+            TaskAssignmentStatus=reserved
+            WorkerSid=WK0000000000000000000000000000000f
+            WorkerName=alice
+            WorkerAttributes={"contact_uri":"client:alice","full_name":"Alice Example","routing":{"levels":{"Sales":4},"skills":["Sales"]}}
+            WorkerActivitySid=WA00000000000000000000000000000003
+            WorkerActivityName=Available
+            ReservationSid=WR00000000000000000000000000000012
+            TaskQueueSid=WQ0000000000000000000000000000000b
+            TaskQueueName=Sales
+            WorkflowSid=WW0000000000000000000000000000000e
+            WorkflowName=Sales and Support Workflow"#]]
+        .assert_eq(&form.join("\n"));
+    }
+}
