@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::{DurabilityMode, StoreSettings};
-use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid};
+use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
 use crate::store::{Durability, Store, StoreError};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
@@ -26,6 +26,10 @@ const EVENT_BUFFER: usize = 4096;
 
 pub struct LiveEngine {
     state: Mutex<State>,
+    /// Serializes snapshot writes, which run outside the engine lock, and holds the sequence
+    /// of the last one written: a snapshot replaces every snapshot record, so two writes must
+    /// not interleave, and an older one must not replace a newer one.
+    last_snapshot: Mutex<u64>,
     store: Store,
     events: broadcast::Sender<Event>,
     /// Woken when a command may have moved the next deadline earlier.
@@ -106,6 +110,7 @@ impl LiveEngine {
         tracing::info!(replayed = recovered.commands.len(), "state recovered");
         let live = LiveEngine {
             state: Mutex::new(State { engine, last_seq, since_snapshot: recovered.commands.len() as u64 }),
+            last_snapshot: Mutex::new(recovered.snapshot_seq),
             store,
             events: broadcast::channel(EVENT_BUFFER).0,
             deadline_changed: Notify::new(),
@@ -148,30 +153,54 @@ impl LiveEngine {
         self.store.append(seq, at, command, &events)?;
         state.last_seq = seq;
         state.since_snapshot += 1;
-        if state.since_snapshot >= self.snapshot_every {
-            self.store.write_snapshot(seq, &state.engine.export())?;
-            let last_event = state.engine.events_emitted();
-            self.store.prune_events(
-                at.saturating_sub(self.event_max_age),
-                self.event_max_count as u64,
-                last_event,
-            )?;
+        // Only the export needs the engine; encoding and writing happen after the lock is
+        // released, so requests do not stall behind a snapshot.
+        let snapshot = (state.since_snapshot >= self.snapshot_every).then(|| {
             state.since_snapshot = 0;
-        }
+            (state.engine.export(), state.engine.events_emitted())
+        });
         drop(state);
         for event in events {
             // Nobody listening is fine: events are stored for those who come later.
             let _ = self.events.send(event);
         }
+        if let Some((snapshot, last_event)) = snapshot {
+            let prune = (at.saturating_sub(self.event_max_age), last_event);
+            self.write_snapshot(seq, &snapshot, Some(prune))?;
+        }
         Ok((created, seq))
+    }
+
+    /// Writes the snapshot taken after command `seq`, unless one as new was written meanwhile
+    /// (the state after a given command is always the same, so nothing is lost). With `prune`
+    /// (`(before, last_event)`), then deletes the events older than `before` and beyond the
+    /// configured count.
+    fn write_snapshot(
+        &self,
+        seq: u64,
+        snapshot: &Snapshot,
+        prune: Option<(Millis, u64)>,
+    ) -> Result<(), StoreError> {
+        let mut last_snapshot = self.last_snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *last_snapshot >= seq {
+            return Ok(());
+        }
+        self.store.write_snapshot(seq, snapshot)?;
+        *last_snapshot = seq;
+        if let Some((before, last_event)) = prune {
+            self.store.prune_events(before, self.event_max_count as u64, last_event)?;
+        }
+        Ok(())
     }
 
     /// Writes a snapshot now (shutdown, tools, benchmarks); the log it covers is dropped.
     pub fn snapshot_now(&self) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        self.store.write_snapshot(state.last_seq, &state.engine.export())?;
-        state.since_snapshot = 0;
-        Ok(())
+        let (seq, snapshot) = {
+            let mut state = self.lock();
+            state.since_snapshot = 0;
+            (state.last_seq, state.engine.export())
+        };
+        self.write_snapshot(seq, &snapshot, None)
     }
 
     /// Reads the engine's state.
@@ -309,6 +338,22 @@ mod tests {
         let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
         // 7 commands: snapshots after 3 and 6, so one remains.
         assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (6, 1));
+    }
+
+    #[tokio::test]
+    async fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
+        live.execute_at(Command::Advance, 1_000).await.unwrap();
+        let older = live.read(|engine| engine.export());
+        live.execute_at(Command::Advance, 2_000).await.unwrap();
+        live.snapshot_now().unwrap();
+
+        live.write_snapshot(1, &older, None).unwrap();
+
+        drop(live);
+        let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
+        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (2, 0));
     }
 
     #[tokio::test]
