@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::routing::{Engine, Event, Millis, NewTask, ReservationStatus, Sid};
-use crate::workspace::WorkspaceFile;
+use crate::workspace::{WorkspaceFile, line_of};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -365,10 +365,6 @@ impl Simulation {
             queue_sid: event.queue.map(|sid| sid.to_string()),
         }
     }
-}
-
-fn line_of(source: &str, offset: usize) -> usize {
-    source[..offset.min(source.len())].matches('\n').count() + 1
 }
 
 fn located(source: &str, span: Range<usize>, message: String) -> SimulateError {

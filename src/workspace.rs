@@ -382,8 +382,12 @@ fn filter_span(workflow: &WorkflowSpec, location: &str) -> Option<Range<usize>> 
 }
 
 fn located(source: &str, span: Range<usize>, message: String) -> WorkspaceError {
-    let line = (span.end > 0).then(|| source[..span.start.min(source.len())].matches('\n').count() + 1);
-    WorkspaceError { line, message }
+    WorkspaceError { line: (span.end > 0).then(|| line_of(source, span.start)), message }
+}
+
+/// The 1-based line of byte `offset` in `source`, for errors found through `toml::Spanned`.
+pub(crate) fn line_of(source: &str, offset: usize) -> usize {
+    source[..offset.min(source.len())].matches('\n').count() + 1
 }
 
 #[cfg(test)]

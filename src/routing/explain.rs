@@ -92,10 +92,9 @@ impl Engine {
             if let Some(known) = &target.known_worker
                 && self.known_worker(task_ref, known) != self.worker_position(worker)
             {
-                let reference = match known {
-                    super::workflow::KnownWorker::Sid(path) => format!("task.{}", path.join(".")),
-                    super::workflow::KnownWorker::FriendlyName(path) => format!("task.{}", path.join(".")),
-                };
+                let (super::workflow::KnownWorker::Sid(path)
+                | super::workflow::KnownWorker::FriendlyName(path)) = known;
+                let reference = format!("task.{}", path.join("."));
                 return Ok(Explanation::NotTheKnownWorker { reference });
             }
             if let Some(expression) = &target.expression {
