@@ -33,8 +33,17 @@ impl Application {
         let engine = Arc::new(engine);
         let callback_events = (!settings.events.callback_url.is_empty()).then(|| engine.subscribe());
         engine.catch_up(live::now()).context("firing the deadlines missed while stopped")?;
-        let server =
-            http::Server::bind(&settings.http, engine.clone()).context("starting the HTTP server")?;
+        let credentials = engine.credentials(&settings.twilio).context("reading the API credentials")?;
+        if credentials.generated_token {
+            tracing::warn!(
+                account_sid = %credentials.account_sid,
+                auth_token = %credentials.auth_token,
+                "REST API credentials generated at first start and kept in the data directory; \
+                 set twilio.account_sid and twilio.auth_token to choose your own"
+            );
+        }
+        let server = http::Server::bind(&settings.http, engine.clone(), credentials)
+            .context("starting the HTTP server")?;
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
         Ok(Application { server, engine, events: settings.events.clone(), callback_events })
     }

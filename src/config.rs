@@ -29,6 +29,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub store: StoreSettings,
     pub events: EventSettings,
+    pub twilio: TwilioSettings,
     /// The starting workspace; the default is the example file's (the onboarding guide's).
     pub workspace: WorkspaceFile,
 }
@@ -69,6 +70,33 @@ pub struct EventSettings {
 impl Default for EventSettings {
     fn default() -> EventSettings {
         EventSettings { callback_url: String::new(), callback_filter: String::new(), callback_attempts: 5 }
+    }
+}
+
+/// The Twilio account Switchboard stands in for: the REST API's Basic-auth credentials (what
+/// Twilio's SDKs send) and the token that signs webhooks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwilioSettings {
+    /// `AC` + 32 hex digits; empty: one is generated at first start and kept in the store.
+    pub account_sid: String,
+    /// The auth token; empty: one is generated at first start, kept in the store and logged.
+    pub auth_token: String,
+}
+
+/// The credentials in force: configured, or generated and kept by the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub account_sid: String,
+    pub auth_token: String,
+    /// The token was generated (not configured), so it is logged at start for the operator.
+    pub generated_token: bool,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token by accident (a `?` in a log line).
+        f.debug_struct("Credentials").field("account_sid", &self.account_sid).finish_non_exhaustive()
     }
 }
 
@@ -197,6 +225,18 @@ pub const SETTINGS: &[SettingInfo] = &[
         default: "5",
         meaning: "Attempts per event (backoff from 0.5 s, doubling) before it is logged and dropped",
     },
+    SettingInfo {
+        key: "twilio.account_sid",
+        env: "SWITCHBOARD_TWILIO_ACCOUNT_SID",
+        default: "",
+        meaning: "Account SID (`AC` + 32 hex digits) for REST API Basic auth; empty: generated at first start and kept",
+    },
+    SettingInfo {
+        key: "twilio.auth_token",
+        env: "SWITCHBOARD_TWILIO_AUTH_TOKEN",
+        default: "",
+        meaning: "Auth token for REST API Basic auth and webhook signatures; empty: generated at first start, kept and logged at start",
+    },
 ];
 
 /// Where the settings came from, for the start-up log.
@@ -269,6 +309,9 @@ impl Settings {
             toml::from_str(text).map_err(|err| parse_error(err.to_string().trim_end().to_owned()))?;
         parse_listen(&settings.http.listen)
             .map_err(|reason| parse_error(format!("http.listen = {:?}: {reason}", settings.http.listen)))?;
+        parse_account_sid(&settings.twilio.account_sid).map_err(|reason| {
+            parse_error(format!("twilio.account_sid = {:?}: {reason}", settings.twilio.account_sid))
+        })?;
         // Build the workspace once now, so that its mistakes stop the start with their line.
         settings.workspace.build(text, 0, 0).map_err(|err| parse_error(format!("[workspace] {err}")))?;
         Ok(settings)
@@ -318,9 +361,21 @@ impl Settings {
             "events.callback_url" => self.events.callback_url = value.to_owned(),
             "events.callback_filter" => self.events.callback_filter = value.to_owned(),
             "events.callback_attempts" => self.events.callback_attempts = parse_number(value)?,
+            "twilio.account_sid" => self.twilio.account_sid = parse_account_sid(value)?,
+            "twilio.auth_token" => self.twilio.auth_token = value.to_owned(),
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
+    }
+}
+
+/// Empty (generate one) or Twilio's account SID shape, which the SDKs put in every URL.
+fn parse_account_sid(value: &str) -> Result<String, String> {
+    let hex = value.strip_prefix("AC").unwrap_or("-");
+    if value.is_empty() || (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())) {
+        Ok(value.to_owned())
+    } else {
+        Err("expected AC followed by 32 hex digits, or empty to generate one".to_owned())
     }
 }
 
@@ -418,7 +473,7 @@ mod tests {
                   |
                 1 | [htp]
                   |  ^^^
-                unknown field `htp`, expected one of `http`, `store`, `events`, `workspace`"#]],
+                unknown field `htp`, expected one of `http`, `store`, `events`, `twilio`, `workspace`"#]],
         );
         check(
             Some("[http]\nworkers = \"two\"\n"),
@@ -431,6 +486,20 @@ mod tests {
                 invalid type: string "two", expected usize"#]],
         );
         check(
+            Some("[twilio]\naccount_sid = \"AC123\"\n"),
+            &[],
+            expect![[
+                r#"DIR/switchboard.toml: twilio.account_sid = "AC123": expected AC followed by 32 hex digits, or empty to generate one"#
+            ]],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_TWILIO_ACCOUNT_SID", "XX0123456789abcdef0123456789abcdef")],
+            expect![[
+                r#"environment variable SWITCHBOARD_TWILIO_ACCOUNT_SID="XX0123456789abcdef0123456789abcdef": expected AC followed by 32 hex digits, or empty to generate one"#
+            ]],
+        );
+        check(
             Some("[http]\nlisten = \"localhost\"\n"),
             &[],
             expect![[
@@ -441,7 +510,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN"
             ],
         );
         check(

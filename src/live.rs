@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
 
-use crate::config::{DurabilityMode, StoreSettings};
+use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
 use crate::store::{Durability, Store, StoreError};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
@@ -53,6 +53,9 @@ pub enum LiveError {
     Store(#[from] StoreError),
     #[error("the configured workspace: {0}")]
     Workspace(#[from] WorkspaceError),
+    /// Credentials must be generated and the operating system gives no randomness.
+    #[error("no random source to generate credentials from: {0}")]
+    Random(getrandom::Error),
     /// The stored snapshot or log does not rebuild a valid engine.
     #[error("the data directory does not replay: {0}")]
     Replay(String),
@@ -203,6 +206,23 @@ impl LiveEngine {
         self.write_snapshot(seq, &snapshot, None)
     }
 
+    /// The REST API credentials: the configured ones, or for an empty setting the value
+    /// generated on the first start and kept in the store.
+    pub fn credentials(&self, twilio: &TwilioSettings) -> Result<Credentials, LiveError> {
+        let keep = |name: &str, configured: &str, prefix: &str| -> Result<String, LiveError> {
+            if !configured.is_empty() {
+                return Ok(configured.to_owned());
+            }
+            let generated = format!("{prefix}{}", random_hex().map_err(LiveError::Random)?);
+            Ok(self.store.kept_value(name, generated)?)
+        };
+        Ok(Credentials {
+            account_sid: keep("account_sid", &twilio.account_sid, "AC")?,
+            auth_token: keep("auth_token", &twilio.auth_token, "")?,
+            generated_token: twilio.auth_token.is_empty(),
+        })
+    }
+
     /// Reads the engine's state.
     pub fn read<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
         read(&self.lock().engine)
@@ -241,6 +261,13 @@ impl LiveEngine {
         // mutation began or after it ended (commands validate first); keep serving.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// 32 hex digits from the operating system's random source.
+fn random_hex() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// A workspace's SID salt: distinct per data directory, taken from the creation time.
@@ -310,6 +337,34 @@ mod tests {
                 "moved to the timeout activity"
             );
         });
+    }
+
+    #[test]
+    fn generated_credentials_are_kept_and_configured_ones_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
+        let generated = open().credentials(&TwilioSettings::default()).unwrap();
+        assert!(generated.generated_token);
+        assert_eq!((generated.account_sid.len(), &generated.account_sid[..2]), (34, "AC"));
+        assert_eq!(generated.auth_token.len(), 32);
+
+        let after_restart = open().credentials(&TwilioSettings::default()).unwrap();
+        assert_eq!(after_restart, generated, "a restart must not change the credentials");
+
+        let configured = TwilioSettings { account_sid: String::new(), auth_token: "mine".into() };
+        let mixed = open().credentials(&configured).unwrap();
+        assert_eq!(
+            (mixed.account_sid.as_str(), mixed.auth_token.as_str()),
+            (generated.account_sid.as_str(), "mine")
+        );
+        assert!(!mixed.generated_token);
+        let other_dir = tempfile::tempdir().unwrap();
+        let elsewhere =
+            LiveEngine::open(&settings(other_dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
+        assert_ne!(
+            elsewhere.credentials(&TwilioSettings::default()).unwrap().auth_token,
+            generated.auth_token
+        );
     }
 
     #[tokio::test]

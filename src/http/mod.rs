@@ -7,6 +7,7 @@
 mod drain;
 mod error;
 mod health;
+mod taskrouter;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
 
-use crate::config::HttpSettings;
+use crate::config::{Credentials, HttpSettings};
 use crate::live::LiveEngine;
 use drain::InFlight;
 
@@ -44,18 +45,25 @@ pub enum HttpError {
 impl Server {
     /// Binds `settings.listen`, serving `engine`. Requests are served once [`Server::run`] is
     /// awaited.
-    pub fn bind(settings: &HttpSettings, engine: std::sync::Arc<LiveEngine>) -> Result<Server, HttpError> {
+    pub fn bind(
+        settings: &HttpSettings,
+        engine: std::sync::Arc<LiveEngine>,
+        credentials: Credentials,
+    ) -> Result<Server, HttpError> {
         let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
         let in_flight = InFlight::default();
         let in_flight_data = web::Data::new(in_flight.clone());
         let engine = web::Data::from(engine);
+        let credentials = web::Data::new(credentials);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(in_flight_data.clone())
                 .app_data(engine.clone())
+                .app_data(credentials.clone())
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))
                 .configure(routes)
+                .configure(taskrouter::routes)
                 .default_service(web::to(error::no_route))
         })
         .disable_signals()

@@ -259,12 +259,46 @@ impl Engine {
         task.queue.map(|idx| &self.queues[idx])
     }
 
+    /// Every task still kept (completed and canceled ones until they are purged), in no order.
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.values()
+    }
+
+    pub fn task_workflow(&self, task: &Task) -> &Workflow {
+        &self.workflows[task.workflow]
+    }
+
+    pub fn task_channel(&self, task: &Task) -> &TaskChannel {
+        &self.channels[task.channel]
+    }
+
+    pub fn channels(&self) -> &[TaskChannel] {
+        &self.channels
+    }
+
     pub fn reservation(&self, sid: Sid) -> Option<&Reservation> {
         self.reservations.get(&sid)
     }
 
+    /// Every reservation whose task is still kept, in no order.
+    pub fn reservations(&self) -> impl Iterator<Item = &Reservation> {
+        self.reservations.values()
+    }
+
     pub fn reservation_worker(&self, reservation: &Reservation) -> &Worker {
         &self.workers[reservation.worker]
+    }
+
+    /// Whether a worker matches a worker expression (the Workers list's
+    /// `TargetWorkersExpression` filter), with the same built-ins a queue's target sees.
+    pub fn worker_matches(&self, worker: &Worker, expression: &Expression) -> bool {
+        expression.evaluate(&Scope::worker(self.facts(worker)))
+    }
+
+    /// Whether a task's attributes match a task expression (the Tasks list's
+    /// `EvaluateTaskAttributes` filter) at `now`.
+    pub fn task_matches(task: &Task, expression: &Expression, now: Millis) -> bool {
+        expression.evaluate(&Scope::task(&task.attributes).at(clock(now)))
     }
 
     /// The task's reservations still waiting for an answer.

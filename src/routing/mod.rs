@@ -37,8 +37,8 @@ pub use engine::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, Workspac
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};
 pub use model::{
-    Activity, Reservation, ReservationStatus, Task, TaskOrder, TaskQueue, TaskStatus, Timer, TimerKey,
-    Worker, WorkerChannel, Workflow,
+    Activity, MAX_PRIORITY, MAX_TASK_TTL, Reservation, ReservationStatus, Task, TaskChannel, TaskOrder,
+    TaskQueue, TaskStatus, Timer, TimerKey, Worker, WorkerChannel, Workflow,
 };
 pub use sid::{Sid, SidError, SidKind};
 pub use skill::{Skill, assign_skills};

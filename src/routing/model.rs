@@ -201,6 +201,13 @@ impl Activity {
     }
 }
 
+impl Worker {
+    /// When the worker last changed activity (`date_status_changed`).
+    pub fn activity_changed_at(&self) -> Millis {
+        self.activity_changed_at
+    }
+}
+
 impl TaskStatus {
     pub fn as_str(self) -> &'static str {
         match self {

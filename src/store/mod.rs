@@ -11,6 +11,7 @@
 //! |------------------------------|-----------------------------------------|
 //! | `m:format`                   | the format version, `1`                 |
 //! | `m:snapshot_seq`             | last command covered by the snapshot     |
+//! | `m:kept:` + name             | a value generated once and kept (credentials) |
 //! | `s:0head`                    | snapshot scalars, activities, skills...  |
 //! | `s:1worker:` + index (BE u32) | one worker (order matters: ties)        |
 //! | `s:2queue:`, `s:3workflow:` + index | one queue / workflow            |
@@ -214,6 +215,19 @@ impl Store {
             Ok(Err(message)) => Err(StoreError::Write(message)),
             Err(_) => Err(StoreError::Write("the flusher stopped".to_owned())),
         }
+    }
+
+    /// The value kept under `name`; on first use, `generated`, stored and flushed before it is
+    /// returned (generated credentials must not change on a restart).
+    pub fn kept_value(&self, name: &str, generated: String) -> Result<String, StoreError> {
+        let key = [b"m:kept:".as_slice(), name.as_bytes()].concat();
+        let write_error = |err: sled::Error| StoreError::Write(err.to_string());
+        if let Some(value) = self.db.get(&key).map_err(write_error)? {
+            return String::from_utf8(value.to_vec()).map_err(|err| self.corrupt(&key, err));
+        }
+        self.db.insert(&key, generated.as_bytes()).map_err(write_error)?;
+        self.flush()?;
+        Ok(generated)
     }
 
     /// Blocking form of [`Store::durable`], for start-up and tools.

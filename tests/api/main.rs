@@ -2,9 +2,11 @@
 //! Each module tests one area against the real server or the real `switchboard` executable.
 
 mod callbacks;
+mod crash;
 mod expr_cli;
 mod health;
 mod helpers;
 mod process;
 mod simulate;
+mod taskrouter;
 mod tidy;

@@ -1,0 +1,133 @@
+//! The start of every API request: credentials checked, workspace and path SIDs resolved,
+//! query parsed. Being an extractor, a handler cannot forget the credential check: it has no
+//! other way to reach the engine.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use base64::Engine as _;
+
+use super::error::TwilioError;
+use super::params::Params;
+use super::render::{List, Renderer};
+use crate::config::Credentials;
+use crate::live::{self, LiveEngine};
+use crate::routing::{Engine, Sid, SidKind};
+
+/// An authenticated request to one workspace.
+pub(crate) struct Api {
+    pub engine: web::Data<LiveEngine>,
+    credentials: web::Data<Credentials>,
+    request: HttpRequest,
+    /// `scheme://host` as the client reached us.
+    base: String,
+    pub query: Params,
+}
+
+impl FromRequest for Api {
+    type Error = TwilioError;
+    type Future = Ready<Result<Api, TwilioError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Api::new(request))
+    }
+}
+
+impl Api {
+    fn new(request: &HttpRequest) -> Result<Api, TwilioError> {
+        let (Some(engine), Some(credentials)) =
+            (request.app_data::<web::Data<LiveEngine>>(), request.app_data::<web::Data<Credentials>>())
+        else {
+            // Wiring mistake, not a client's: no credentials configured means nothing is served.
+            return Err(TwilioError::unauthorized("the REST API has no credentials configured"));
+        };
+        authenticate(request, credentials)?;
+        let info = request.connection_info();
+        let base = format!("{}://{}", info.scheme(), info.host());
+        drop(info);
+        let api = Api {
+            engine: engine.clone(),
+            credentials: credentials.clone(),
+            request: request.clone(),
+            base,
+            query: Params::parse(request.query_string().as_bytes())?,
+        };
+        if let Some(workspace) = request.match_info().get("workspace")
+            && workspace != api.engine.read(|engine| engine.workspace_sid()).to_string()
+        {
+            return Err(api.not_found());
+        }
+        Ok(api)
+    }
+
+    /// The SID in path segment `name`; a malformed one is a resource that does not exist.
+    pub(crate) fn path_sid(&self, name: &str, kind: SidKind) -> Result<Sid, TwilioError> {
+        let text = self.request.match_info().get(name).unwrap_or_default();
+        Sid::parse(text, kind).map_err(|_| self.not_found())
+    }
+
+    pub(crate) fn not_found(&self) -> TwilioError {
+        TwilioError::not_found(self.request.path())
+    }
+
+    /// A list request for this path: its resource key, the query's filters and page.
+    pub(crate) fn list(&self, key: &'static str) -> Result<List<'_>, TwilioError> {
+        Ok(List {
+            key,
+            path: self.request.path(),
+            filters: self.query.filters(),
+            paging: self.query.paging()?,
+        })
+    }
+
+    /// Runs `render` over the engine's state with a renderer for this request.
+    pub(crate) fn render<R>(&self, render: impl FnOnce(&Renderer<'_>) -> R) -> R {
+        let now = live::now();
+        self.engine.read(|engine: &Engine| {
+            render(&Renderer { engine, base: &self.base, account_sid: &self.credentials.account_sid, now })
+        })
+    }
+}
+
+/// HTTP Basic auth: the account SID as user name, the auth token as password, as Twilio's
+/// SDKs send them.
+fn authenticate(request: &HttpRequest, credentials: &Credentials) -> Result<(), TwilioError> {
+    let header = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let Some(encoded) = header.and_then(|value| value.strip_prefix("Basic ")) else {
+        return Err(TwilioError::unauthorized(
+            "Authentication Error - No credentials provided (HTTP Basic auth: account SID and auth token)",
+        ));
+    };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap_or_default();
+    let (user, password) =
+        std::str::from_utf8(&decoded).ok().and_then(|text| text.split_once(':')).unwrap_or_default();
+    let user_ok = constant_time_eq(user.as_bytes(), credentials.account_sid.as_bytes());
+    let password_ok = constant_time_eq(password.as_bytes(), credentials.auth_token.as_bytes());
+    if user_ok & password_ok {
+        Ok(())
+    } else {
+        Err(TwilioError::unauthorized("Authentication Error - invalid username or auth token"))
+    }
+}
+
+/// Equality whose time does not depend on where the inputs differ, so that a token cannot be
+/// guessed byte by byte from response times.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn constant_time_equality() {
+        for (a, b, expected) in
+            [("", "", true), ("abc", "abc", true), ("abc", "abd", false), ("abc", "ab", false)]
+        {
+            assert_eq!(constant_time_eq(a.as_bytes(), b.as_bytes()), expected, "{a} {b}");
+        }
+    }
+}

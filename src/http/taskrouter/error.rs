@@ -1,0 +1,172 @@
+//! Twilio's error shape: `{"code", "message", "more_info", "status"}` with the matching HTTP
+//! status, so that SDKs raise their usual exception (`TwilioRestException` and kin) with our
+//! message in it.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::live::ExecuteError;
+use crate::routing::RoutingError;
+
+/// Twilio's codes for the cases the API distinguishes.
+const INVALID_PARAMETER: u32 = 20001;
+const AUTHENTICATE: u32 = 20003;
+const METHOD_NOT_ALLOWED: u32 = 20004;
+const NOT_FOUND: u32 = 20404;
+const INTERNAL: u32 = 20500;
+
+/// An error answered in Twilio's shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct TwilioError {
+    status: StatusCode,
+    code: u32,
+    message: String,
+    /// For 405: the methods the resource accepts (the `Allow` header).
+    allow: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: u32,
+    message: &'a str,
+    more_info: String,
+    status: u16,
+}
+
+impl TwilioError {
+    /// A parameter is missing, malformed or out of range; `message` names it.
+    pub(crate) fn invalid(message: impl Into<String>) -> TwilioError {
+        TwilioError {
+            status: StatusCode::BAD_REQUEST,
+            code: INVALID_PARAMETER,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// `path` names no resource (also for a malformed SID in the path, as Twilio answers).
+    pub(crate) fn not_found(path: &str) -> TwilioError {
+        TwilioError {
+            status: StatusCode::NOT_FOUND,
+            code: NOT_FOUND,
+            message: format!("The requested resource {path} was not found"),
+            allow: None,
+        }
+    }
+
+    pub(crate) fn unauthorized(message: impl Into<String>) -> TwilioError {
+        TwilioError {
+            status: StatusCode::UNAUTHORIZED,
+            code: AUTHENTICATE,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> TwilioError {
+        TwilioError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: INTERNAL,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// The resource exists but does not take this method; `allow` lists those it takes.
+    pub(crate) fn method_not_allowed(allow: &'static str) -> TwilioError {
+        TwilioError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: METHOD_NOT_ALLOWED,
+            message: format!("Method not allowed: this resource accepts {allow}"),
+            allow: Some(allow),
+        }
+    }
+}
+
+impl From<RoutingError> for TwilioError {
+    fn from(err: RoutingError) -> TwilioError {
+        match err {
+            RoutingError::NotFound { sid } => TwilioError {
+                status: StatusCode::NOT_FOUND,
+                code: NOT_FOUND,
+                message: format!("The requested resource {sid} was not found"),
+                allow: None,
+            },
+            RoutingError::Invalid { field, message } | RoutingError::InvalidExpression { field, message } => {
+                TwilioError::invalid(format!("{}: {message}", parameter_name(field)))
+            }
+            // Twilio answers refused state changes (cancel an assigned task, accept a rescinded
+            // reservation) with 400 as well: the request does not fit the resource.
+            other => TwilioError::invalid(other.to_string()),
+        }
+    }
+}
+
+/// The request parameter for one of the engine's field names: `workflow_sid` is sent as
+/// `WorkflowSid`.
+fn parameter_name(field: &str) -> String {
+    field
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+impl From<ExecuteError> for TwilioError {
+    fn from(err: ExecuteError) -> TwilioError {
+        match err {
+            ExecuteError::Refused(err) => err.into(),
+            ExecuteError::Storage(err) => {
+                tracing::error!(%err, "a change could not be made durable");
+                TwilioError::internal("the change could not be stored; it was not acknowledged")
+            }
+        }
+    }
+}
+
+impl ResponseError for TwilioError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"Switchboard\""));
+        }
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, allow));
+        }
+        response.json(Body {
+            code: self.code,
+            message: &self.message,
+            more_info: format!("https://www.twilio.com/docs/errors/{}", self.code),
+            status: self.status.as_u16(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parameter_name;
+
+    #[test]
+    fn engine_fields_are_named_as_request_parameters() {
+        for (field, parameter) in [
+            ("workflow_sid", "WorkflowSid"),
+            ("friendly_name", "FriendlyName"),
+            ("attributes", "Attributes"),
+            ("max_reserved_workers", "MaxReservedWorkers"),
+            ("", ""),
+        ] {
+            assert_eq!(parameter_name(field), parameter);
+        }
+    }
+}

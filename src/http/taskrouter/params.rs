@@ -1,0 +1,205 @@
+//! Request parameters as TaskRouter names them (`FriendlyName`, `Attributes`, `PageSize`...),
+//! from a form body or a query string, with one error message per way a value can be wrong.
+
+use serde_json::Value;
+
+use super::error::TwilioError;
+use crate::routing::{Sid, SidKind};
+
+/// Twilio's page size when none is asked for, and the most it gives.
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// The parameters of one request, in the order given (a name may repeat).
+#[derive(Debug, Default)]
+pub(crate) struct Params(Vec<(String, String)>);
+
+/// Which page of a list to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Paging {
+    pub page: usize,
+    pub page_size: usize,
+}
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` text (a body or a query string).
+    pub(crate) fn parse(encoded: &[u8]) -> Result<Params, TwilioError> {
+        serde_urlencoded::from_bytes(encoded)
+            .map(Params)
+            .map_err(|err| TwilioError::invalid(format!("the parameters are not form-encoded: {err}")))
+    }
+
+    /// The last value given for `name` (Twilio's names are case-sensitive).
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// Every value given for `name`, commas also separating values (`AssignmentStatus=pending,reserved`).
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .collect()
+    }
+
+    pub(crate) fn required(&self, name: &str) -> Result<&str, TwilioError> {
+        match self.get(name) {
+            Some(value) if !value.trim().is_empty() => Ok(value),
+            _ => Err(TwilioError::invalid(format!("Missing required parameter {name} in the post body"))),
+        }
+    }
+
+    /// A JSON object (`Attributes`); an empty value counts as absent.
+    pub(crate) fn json_object(&self, name: &str) -> Result<Option<Value>, TwilioError> {
+        let Some(text) = self.get(name).filter(|text| !text.trim().is_empty()) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Object(_)) => Ok(Some(value)),
+            Ok(_) => Err(TwilioError::invalid(format!("{name} must be a JSON object"))),
+            Err(err) => Err(TwilioError::invalid(format!("{name} is not valid JSON: {err}"))),
+        }
+    }
+
+    /// A whole number in `range`.
+    pub(crate) fn integer(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, TwilioError> {
+        let Some(text) = self.get(name) else { return Ok(None) };
+        match text.trim().parse::<i64>() {
+            Ok(value) if range.contains(&value) => Ok(Some(value)),
+            _ => Err(TwilioError::invalid(format!(
+                "{name} must be a whole number from {} to {}, not {text:?}",
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+
+    /// `true` / `false` in any case (Twilio's SDKs send `True` / `False` from Python).
+    pub(crate) fn boolean(&self, name: &str) -> Result<Option<bool>, TwilioError> {
+        let Some(text) = self.get(name) else { return Ok(None) };
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" => Ok(Some(false)),
+            _ => Err(TwilioError::invalid(format!("{name} must be true or false, not {text:?}"))),
+        }
+    }
+
+    pub(crate) fn sid(&self, name: &str, kind: SidKind) -> Result<Option<Sid>, TwilioError> {
+        let Some(text) = self.get(name).filter(|text| !text.is_empty()) else { return Ok(None) };
+        Sid::parse(text.trim(), kind).map(Some).map_err(|err| TwilioError::invalid(format!("{name}: {err}")))
+    }
+
+    /// `Page` (from 0) and `PageSize` (1 to 1,000, default 50).
+    pub(crate) fn paging(&self) -> Result<Paging, TwilioError> {
+        let page_size =
+            self.integer("PageSize", 1..=MAX_PAGE_SIZE as i64)?.map_or(DEFAULT_PAGE_SIZE, |n| n as usize);
+        let page = self.integer("Page", 0..=i64::from(u32::MAX))?.map_or(0, |n| n as usize);
+        Ok(Paging { page, page_size })
+    }
+
+    /// The parameters to carry into the `meta` URLs of a list: every filter, not the paging.
+    pub(crate) fn filters(&self) -> Vec<(&str, &str)> {
+        self.0
+            .iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "Page" | "PageSize" | "PageToken"))
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `query`, runs `read` and compares its outcome (or the error message) with `expected`.
+    fn check<T: std::fmt::Debug>(
+        query: &str,
+        read: impl Fn(&Params) -> Result<T, TwilioError>,
+        expected: &str,
+    ) {
+        let outcome = Params::parse(query.as_bytes()).and_then(|params| read(&params));
+        let actual = match outcome {
+            Ok(value) => format!("{value:?}"),
+            Err(err) => format!("error: {err}"),
+        };
+        assert_eq!(actual, expected, "{query}");
+    }
+
+    #[test]
+    fn parameters() {
+        check("FriendlyName=Alice", |p| Ok(p.get("FriendlyName").map(str::to_owned)), r#"Some("Alice")"#);
+        check(
+            "FriendlyName=a&FriendlyName=b",
+            |p| Ok(p.get("FriendlyName").map(str::to_owned)),
+            r#"Some("b")"#,
+        );
+        check("friendlyname=a", |p| Ok(p.get("FriendlyName").map(str::to_owned)), "None");
+        check(
+            "",
+            |p| p.required("FriendlyName").map(str::to_owned),
+            "error: Missing required parameter FriendlyName in the post body",
+        );
+        check(
+            "A=pending,reserved&A=assigned",
+            |p| Ok(p.all("A").join("|")),
+            r#""pending|reserved|assigned""#,
+        );
+        check(
+            "Attributes=%7B%22a%22%3A1%7D",
+            |p| p.json_object("Attributes"),
+            r#"Some(Object {"a": Number(1)})"#,
+        );
+        check("Attributes=", |p| p.json_object("Attributes"), "None");
+        check(
+            "Attributes=%5B1%5D",
+            |p| p.json_object("Attributes"),
+            "error: Attributes must be a JSON object",
+        );
+        check(
+            "Attributes=%7B",
+            |p| p.json_object("Attributes"),
+            "error: Attributes is not valid JSON: EOF while parsing an object at line 1 column 1",
+        );
+        check("Priority=7", |p| p.integer("Priority", 0..=10), "Some(7)");
+        check(
+            "Priority=-1",
+            |p| p.integer("Priority", 0..=10),
+            r#"error: Priority must be a whole number from 0 to 10, not "-1""#,
+        );
+        check(
+            "Priority=high",
+            |p| p.integer("Priority", 0..=10),
+            r#"error: Priority must be a whole number from 0 to 10, not "high""#,
+        );
+        check("Available=True", |p| p.boolean("Available"), "Some(true)");
+        check("Available=0", |p| p.boolean("Available"), "Some(false)");
+        check(
+            "Available=maybe",
+            |p| p.boolean("Available"),
+            r#"error: Available must be true or false, not "maybe""#,
+        );
+        check(
+            "WorkflowSid=WW123",
+            |p| p.sid("WorkflowSid", SidKind::Workflow),
+            "error: WorkflowSid: `WW123` is not a workflow SID (expected WW followed by 32 hex digits)",
+        );
+        check("", |p| p.paging(), "Paging { page: 0, page_size: 50 }");
+        check("Page=2&PageSize=10", |p| p.paging(), "Paging { page: 2, page_size: 10 }");
+        check(
+            "PageSize=1001",
+            |p| p.paging(),
+            r#"error: PageSize must be a whole number from 1 to 1000, not "1001""#,
+        );
+        let filters =
+            |p: &Params| Ok(p.filters().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
+        check("Page=1&PageSize=5&ActivityName=Available", filters, r#"["ActivityName=Available"]"#);
+        check("%ZZ", filters, r#"["%ZZ="]"#);
+    }
+}

@@ -1,0 +1,217 @@
+//! Resources as TaskRouter's JSON: snake_case fields, `attributes` as a JSON string, RFC 2822
+//! dates, absolute `url` and `links`, lists with Twilio's `meta` block.
+
+use serde_json::{Value, json};
+
+use super::params::Paging;
+use crate::routing::{Activity, Engine, Millis, Reservation, Sid, Task, Worker};
+
+/// A list request: its resource key (`workers`), path, filters and page.
+pub(crate) struct List<'a> {
+    pub key: &'a str,
+    pub path: &'a str,
+    /// The query parameters to keep in the page links (every filter, not the paging).
+    pub filters: Vec<(&'a str, &'a str)>,
+    pub paging: Paging,
+}
+
+/// Renders resources of one workspace for one request.
+pub(crate) struct Renderer<'a> {
+    pub engine: &'a Engine,
+    /// `scheme://host` as the client reached us, so that `url` and paging links work through
+    /// the same address.
+    pub base: &'a str,
+    pub account_sid: &'a str,
+    pub now: Millis,
+}
+
+/// Twilio's date format: `Tue, 24 Nov 2026 09:30:00 +0000`.
+pub(crate) fn rfc2822(at: Millis) -> Value {
+    match jiff::Timestamp::from_millisecond(at) {
+        Ok(timestamp) => Value::String(timestamp.strftime("%a, %d %b %Y %H:%M:%S +0000").to_string()),
+        Err(_) => Value::Null,
+    }
+}
+
+fn optional_sid(sid: Option<Sid>) -> Value {
+    sid.map_or(Value::Null, |sid| Value::String(sid.to_string()))
+}
+
+impl Renderer<'_> {
+    fn workspace_url(&self) -> String {
+        format!("{}/v1/Workspaces/{}", self.base, self.engine.workspace_sid())
+    }
+
+    pub(crate) fn workspace(&self) -> Value {
+        let settings = self.engine.settings();
+        let activity_name = |sid: Sid| {
+            self.engine.activities().iter().find(|a| a.sid == sid).map(|a| a.friendly_name.clone())
+        };
+        let url = self.workspace_url();
+        json!({
+            "account_sid": self.account_sid,
+            "sid": self.engine.workspace_sid().to_string(),
+            "friendly_name": settings.friendly_name,
+            "default_activity_sid": settings.default_activity.to_string(),
+            "default_activity_name": activity_name(settings.default_activity),
+            "timeout_activity_sid": settings.timeout_activity.to_string(),
+            "timeout_activity_name": activity_name(settings.timeout_activity),
+            "event_callback_url": null,
+            "events_filter": null,
+            "multi_task_enabled": true,
+            "prioritize_queue_order": settings.prioritize_queue_order.as_str(),
+            "date_created": null,
+            "date_updated": null,
+            "url": url,
+            "links": {
+                "activities": format!("{url}/Activities"),
+                "workers": format!("{url}/Workers"),
+                "task_queues": format!("{url}/TaskQueues"),
+                "workflows": format!("{url}/Workflows"),
+                "tasks": format!("{url}/Tasks"),
+                "task_channels": format!("{url}/TaskChannels"),
+                "events": format!("{url}/Events"),
+                "statistics": format!("{url}/Statistics"),
+                "real_time_statistics": format!("{url}/RealTimeStatistics"),
+                "cumulative_statistics": format!("{url}/CumulativeStatistics"),
+            },
+        })
+    }
+
+    pub(crate) fn activity(&self, activity: &Activity) -> Value {
+        let workspace = self.workspace_url();
+        json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "sid": activity.sid.to_string(),
+            "friendly_name": activity.friendly_name,
+            "available": activity.available,
+            "date_created": null,
+            "date_updated": null,
+            "url": format!("{workspace}/Activities/{}", activity.sid),
+            "links": { "workspace": workspace },
+        })
+    }
+
+    pub(crate) fn worker(&self, worker: &Worker) -> Value {
+        let workspace = self.workspace_url();
+        let url = format!("{workspace}/Workers/{}", worker.sid);
+        let activity = self.engine.worker_activity(worker);
+        let status_changed = rfc2822(worker.activity_changed_at());
+        json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "sid": worker.sid.to_string(),
+            "friendly_name": worker.friendly_name,
+            "attributes": worker.attributes.to_string(),
+            "activity_sid": activity.sid.to_string(),
+            "activity_name": activity.friendly_name,
+            "available": activity.available,
+            "date_created": rfc2822(worker.created_at),
+            "date_updated": status_changed,
+            "date_status_changed": status_changed,
+            "url": url,
+            "links": {
+                "activity": format!("{workspace}/Activities/{}", activity.sid),
+                "workspace": workspace,
+                "reservations": format!("{url}/Reservations"),
+                "channels": format!("{url}/Channels"),
+                "worker_channels": format!("{url}/Channels"),
+                "worker_statistics": format!("{url}/Statistics"),
+            },
+        })
+    }
+
+    pub(crate) fn task(&self, task: &Task) -> Value {
+        let workspace = self.workspace_url();
+        let url = format!("{workspace}/Tasks/{}", task.sid);
+        let workflow = self.engine.task_workflow(task);
+        let queue = self.engine.task_queue(task);
+        let channel = self.engine.task_channel(task);
+        let last_change = task.queue_entered_at.unwrap_or(task.created_at).max(task.created_at);
+        json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "sid": task.sid.to_string(),
+            "attributes": task.attributes.to_string(),
+            "assignment_status": task.status.as_str(),
+            "priority": task.priority,
+            "reason": task.reason,
+            "age": (self.now - task.created_at).max(0) / 1000,
+            "timeout": task.ttl,
+            "task_queue_sid": optional_sid(queue.map(|queue| queue.sid)),
+            "task_queue_friendly_name": queue.map(|queue| queue.friendly_name.clone()),
+            "task_queue_entered_date": task.queue_entered_at.map_or(Value::Null, rfc2822),
+            "workflow_sid": workflow.sid.to_string(),
+            "workflow_friendly_name": workflow.friendly_name,
+            "task_channel_sid": channel.sid.to_string(),
+            "task_channel_unique_name": channel.unique_name,
+            "addons": "{}",
+            "virtual_start_time": rfc2822(task.virtual_start),
+            "ignore_capacity": false,
+            "routing_target": null,
+            "date_created": rfc2822(task.created_at),
+            "date_updated": rfc2822(last_change),
+            "url": url,
+            "links": {
+                "task_queue": queue.map(|queue| format!("{workspace}/TaskQueues/{}", queue.sid)),
+                "workflow": format!("{workspace}/Workflows/{}", workflow.sid),
+                "workspace": workspace,
+                "reservations": format!("{url}/Reservations"),
+            },
+        })
+    }
+
+    /// A reservation, at its task's URL or (`under_worker`) its worker's, as Twilio has both.
+    pub(crate) fn reservation(&self, reservation: &Reservation, under_worker: bool) -> Value {
+        let workspace = self.workspace_url();
+        let worker = self.engine.reservation_worker(reservation);
+        let task_url = format!("{workspace}/Tasks/{}", reservation.task);
+        let worker_url = format!("{workspace}/Workers/{}", worker.sid);
+        let parent = if under_worker { &worker_url } else { &task_url };
+        json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "sid": reservation.sid.to_string(),
+            "task_sid": reservation.task.to_string(),
+            "worker_sid": worker.sid.to_string(),
+            "worker_name": worker.friendly_name,
+            "reservation_status": reservation.status.as_str(),
+            "date_created": rfc2822(reservation.created_at),
+            "date_updated": rfc2822(reservation.created_at),
+            "url": format!("{parent}/Reservations/{}", reservation.sid),
+            "links": { "task": task_url, "worker": worker_url, "workspace": workspace },
+        })
+    }
+
+    /// One page of a list: `items` are every match, in order (only the page's are rendered);
+    /// `path` is the list's path and `filters` the query parameters to keep in the page links.
+    pub(crate) fn page<T>(&self, list: &List<'_>, items: &[T], render: impl Fn(&T) -> Value) -> Value {
+        let List { key, path, filters, paging } = list;
+        let Paging { page, page_size } = *paging;
+        let total = items.len();
+        let start = page.saturating_mul(page_size).min(total);
+        let shown: Vec<Value> = items[start..].iter().take(page_size).map(render).collect();
+        let link = |page: usize| {
+            let mut query: Vec<(&str, String)> =
+                filters.iter().map(|&(key, value)| (key, value.to_owned())).collect();
+            query.push(("PageSize", page_size.to_string()));
+            query.push(("Page", page.to_string()));
+            let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
+            format!("{}{path}?{encoded}", self.base)
+        };
+        let has_next = start + page_size < total;
+        json!({
+            *key: shown,
+            "meta": {
+                "key": key,
+                "page": page,
+                "page_size": page_size,
+                "first_page_url": link(0),
+                "previous_page_url": if page > 0 { Value::String(link(page - 1)) } else { Value::Null },
+                "next_page_url": if has_next { Value::String(link(page + 1)) } else { Value::Null },
+                "url": link(page),
+            },
+        })
+    }
+}

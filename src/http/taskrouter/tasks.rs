@@ -1,0 +1,276 @@
+//! Tasks and their reservations, reachable both under the task and under the worker.
+
+use actix_web::{HttpResponse, web};
+
+use super::api::Api;
+use super::error::TwilioError;
+use super::params::Params;
+use crate::expr::{Context, Expression};
+use crate::routing::{Command, Engine, MAX_PRIORITY, MAX_TASK_TTL, NewTask, Reservation, Sid, SidKind, Task};
+
+/// `GET .../Tasks`, filtered by `AssignmentStatus` (several allowed), `WorkflowSid`,
+/// `WorkflowName`, `TaskQueueSid`, `TaskQueueName` and `EvaluateTaskAttributes`; ordered by
+/// `Ordering` (`DateCreated` or `Priority`, `:asc` or `:desc`), oldest first by default.
+pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
+    let query = &api.query;
+    let list = api.list("tasks")?;
+    let statuses = query.all("AssignmentStatus");
+    for status in &statuses {
+        if !["pending", "reserved", "assigned", "wrapping", "completed", "canceled"].contains(status) {
+            return Err(TwilioError::invalid(format!(
+                "AssignmentStatus: {status:?} is not one of pending, reserved, assigned, wrapping, completed, canceled"
+            )));
+        }
+    }
+    let workflow_sid = query.sid("WorkflowSid", SidKind::Workflow)?;
+    let workflow_name = query.get("WorkflowName");
+    let queue_sid = query.sid("TaskQueueSid", SidKind::TaskQueue)?;
+    let queue_name = query.get("TaskQueueName");
+    let expression = match query.get("EvaluateTaskAttributes").filter(|text| !text.trim().is_empty()) {
+        Some(text) => Some(
+            Expression::parse(text, Context::Filter)
+                .map_err(|err| TwilioError::invalid(format!("EvaluateTaskAttributes: {err}")))?,
+        ),
+        None => None,
+    };
+    let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
+    let (by_priority, descending) = match ordering {
+        "DateCreated:asc" => (false, false),
+        "DateCreated:desc" => (false, true),
+        "Priority:asc" => (true, false),
+        "Priority:desc" => (true, true),
+        other => {
+            return Err(TwilioError::invalid(format!(
+                "Ordering: {other:?} is not DateCreated:asc, DateCreated:desc, Priority:asc or Priority:desc"
+            )));
+        }
+    };
+    Ok(HttpResponse::Ok().json(api.render(|renderer| {
+        let engine = renderer.engine;
+        let mut shown: Vec<&Task> = engine
+            .tasks()
+            .filter(|task| {
+                let workflow = engine.task_workflow(task);
+                let queue = engine.task_queue(task);
+                (statuses.is_empty() || statuses.contains(&task.status.as_str()))
+                    && workflow_sid.is_none_or(|sid| workflow.sid == sid)
+                    && workflow_name.is_none_or(|name| workflow.friendly_name == name)
+                    && queue_sid.is_none_or(|sid| queue.is_some_and(|queue| queue.sid == sid))
+                    && queue_name.is_none_or(|name| queue.is_some_and(|queue| queue.friendly_name == name))
+                    && expression
+                        .as_ref()
+                        .is_none_or(|expression| Engine::task_matches(task, expression, renderer.now))
+            })
+            .collect();
+        // SIDs are minted in creation order: they order by date and break ties.
+        if by_priority {
+            shown.sort_unstable_by_key(|task| (task.priority, task.sid));
+        } else {
+            shown.sort_unstable_by_key(|task| task.sid);
+        }
+        if descending {
+            shown.reverse();
+        }
+        renderer.page(&list, &shown, |task| renderer.task(task))
+    })))
+}
+
+/// `POST .../Tasks`: `Attributes`, `Priority`, `Timeout`, `WorkflowSid` (required unless the
+/// workspace has one workflow), `TaskChannel` (unique name or SID).
+pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let form = Params::parse(&body)?;
+    let new = NewTask {
+        attributes: form.json_object("Attributes")?.unwrap_or_else(|| serde_json::json!({})),
+        priority: form.integer("Priority", 0..=MAX_PRIORITY)?,
+        timeout: form.integer("Timeout", 1..=i64::from(MAX_TASK_TTL))?.map(|seconds| seconds as u32),
+        workflow: form.sid("WorkflowSid", SidKind::Workflow)?,
+        channel: form.get("TaskChannel").filter(|channel| !channel.is_empty()).map(str::to_owned),
+    };
+    let sid = api.engine.execute(Command::CreateTask(new)).await?.ok_or_else(|| api.not_found())?;
+    Ok(HttpResponse::Created().json(render_task(&api, sid)?))
+}
+
+fn render_task(api: &Api, sid: Sid) -> Result<serde_json::Value, TwilioError> {
+    let task = api.render(|renderer| renderer.engine.task(sid).map(|task| renderer.task(task)));
+    task.ok_or_else(|| api.not_found())
+}
+
+/// `GET .../Tasks/{WT}`.
+pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("task", SidKind::Task)?;
+    Ok(HttpResponse::Ok().json(render_task(&api, sid)?))
+}
+
+/// `POST .../Tasks/{WT}`: `AssignmentStatus` (`canceled`, `wrapping`, `completed`) with
+/// `Reason`, and `Attributes`.
+pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("task", SidKind::Task)?;
+    let form = Params::parse(&body)?;
+    let attributes = form.json_object("Attributes")?;
+    for unsupported in ["Priority", "TaskChannel", "VirtualStartTime"] {
+        if form.get(unsupported).is_some() {
+            return Err(TwilioError::invalid(format!("{unsupported} cannot be changed after creation here")));
+        }
+    }
+    let reason = form.get("Reason").unwrap_or_default().to_owned();
+    let status_command = match form.get("AssignmentStatus") {
+        None => None,
+        Some("canceled") => Some(Command::Cancel { task: sid, reason: required_reason(&reason)? }),
+        Some("completed") => Some(Command::Complete { task: sid, reason: required_reason(&reason)? }),
+        Some("wrapping") => Some(Command::WrapUp { task: sid }),
+        Some(other) => {
+            return Err(TwilioError::invalid(format!(
+                "AssignmentStatus: {other:?} cannot be set; use canceled, wrapping or completed"
+            )));
+        }
+    };
+    if api.engine.read(|engine| engine.task(sid).is_none()) {
+        return Err(api.not_found());
+    }
+    if let Some(attributes) = attributes {
+        api.engine.execute(Command::UpdateTaskAttributes { task: sid, attributes }).await?;
+    }
+    if let Some(command) = status_command {
+        api.engine.execute(command).await?;
+    }
+    Ok(HttpResponse::Ok().json(render_task(&api, sid)?))
+}
+
+fn required_reason(reason: &str) -> Result<String, TwilioError> {
+    if reason.trim().is_empty() {
+        Err(TwilioError::invalid("Reason is required when AssignmentStatus is canceled or completed"))
+    } else {
+        Ok(reason.to_owned())
+    }
+}
+
+/// Which reservations a list or fetch is scoped to.
+#[derive(Clone, Copy)]
+enum Parent {
+    Task(Sid),
+    Worker(Sid),
+}
+
+impl Parent {
+    fn of_task(api: &Api) -> Result<Parent, TwilioError> {
+        api.path_sid("task", SidKind::Task).map(Parent::Task)
+    }
+
+    fn of_worker(api: &Api) -> Result<Parent, TwilioError> {
+        api.path_sid("worker", SidKind::Worker).map(Parent::Worker)
+    }
+
+    fn exists(self, engine: &Engine) -> bool {
+        match self {
+            Parent::Task(sid) => engine.task(sid).is_some(),
+            Parent::Worker(sid) => engine.worker(sid).is_some(),
+        }
+    }
+
+    fn holds(self, engine: &Engine, reservation: &Reservation) -> bool {
+        match self {
+            Parent::Task(sid) => reservation.task == sid,
+            Parent::Worker(sid) => engine.reservation_worker(reservation).sid == sid,
+        }
+    }
+}
+
+pub(super) async fn list_task_reservations(api: Api) -> Result<HttpResponse, TwilioError> {
+    list_reservations(&api, Parent::of_task(&api)?)
+}
+
+pub(super) async fn list_worker_reservations(api: Api) -> Result<HttpResponse, TwilioError> {
+    list_reservations(&api, Parent::of_worker(&api)?)
+}
+
+/// A task's or a worker's reservations, oldest first, filtered by `ReservationStatus`.
+fn list_reservations(api: &Api, parent: Parent) -> Result<HttpResponse, TwilioError> {
+    let query = &api.query;
+    let list = api.list("reservations")?;
+    let status = query.get("ReservationStatus");
+    let page = api.render(|renderer| {
+        let engine = renderer.engine;
+        if !parent.exists(engine) {
+            return None;
+        }
+        let mut shown: Vec<&Reservation> = match parent {
+            Parent::Task(sid) => {
+                let task = engine.task(sid)?;
+                task.reservations.iter().filter_map(|sid| engine.reservation(*sid)).collect()
+            }
+            Parent::Worker(_) => engine.reservations().filter(|r| parent.holds(engine, r)).collect(),
+        };
+        shown.retain(|reservation| status.is_none_or(|status| reservation.status.as_str() == status));
+        shown.sort_unstable_by_key(|reservation| reservation.sid);
+        let under_worker = matches!(parent, Parent::Worker(_));
+        Some(renderer.page(&list, &shown, |reservation| renderer.reservation(reservation, under_worker)))
+    });
+    Ok(HttpResponse::Ok().json(page.ok_or_else(|| api.not_found())?))
+}
+
+fn render_reservation(api: &Api, parent: Parent, sid: Sid) -> Result<serde_json::Value, TwilioError> {
+    let found = api.render(|renderer| {
+        let reservation = renderer.engine.reservation(sid).filter(|r| parent.holds(renderer.engine, r))?;
+        Some(renderer.reservation(reservation, matches!(parent, Parent::Worker(_))))
+    });
+    found.ok_or_else(|| api.not_found())
+}
+
+pub(super) async fn fetch_task_reservation(api: Api) -> Result<HttpResponse, TwilioError> {
+    let parent = Parent::of_task(&api)?;
+    let sid = api.path_sid("reservation", SidKind::Reservation)?;
+    Ok(HttpResponse::Ok().json(render_reservation(&api, parent, sid)?))
+}
+
+pub(super) async fn fetch_worker_reservation(api: Api) -> Result<HttpResponse, TwilioError> {
+    let parent = Parent::of_worker(&api)?;
+    let sid = api.path_sid("reservation", SidKind::Reservation)?;
+    Ok(HttpResponse::Ok().json(render_reservation(&api, parent, sid)?))
+}
+
+pub(super) async fn update_task_reservation(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    update_reservation(api, Parent::of_task, body).await
+}
+
+pub(super) async fn update_worker_reservation(
+    api: Api,
+    body: web::Bytes,
+) -> Result<HttpResponse, TwilioError> {
+    update_reservation(api, Parent::of_worker, body).await
+}
+
+/// `POST .../Reservations/{WR}`: `ReservationStatus` `accepted`, `rejected` (with
+/// `WorkerActivitySid`), `wrapping` or `completed` (which wrap up or complete the task).
+async fn update_reservation(
+    api: Api,
+    parent: fn(&Api) -> Result<Parent, TwilioError>,
+    body: web::Bytes,
+) -> Result<HttpResponse, TwilioError> {
+    let parent = parent(&api)?;
+    let sid = api.path_sid("reservation", SidKind::Reservation)?;
+    let form = Params::parse(&body)?;
+    if let Some(instruction) = form.get("Instruction") {
+        return Err(TwilioError::invalid(format!(
+            "Instruction {instruction:?} is not supported: Switchboard bridges the call itself once the \
+             reservation is accepted (set ReservationStatus instead)"
+        )));
+    }
+    let activity = form.sid("WorkerActivitySid", SidKind::Activity)?;
+    let task = api.engine.read(|engine| {
+        engine.reservation(sid).filter(|r| parent.holds(engine, r)).map(|reservation| reservation.task)
+    });
+    let task = task.ok_or_else(|| api.not_found())?;
+    let command = match form.required("ReservationStatus")? {
+        "accepted" => Command::Accept { reservation: sid },
+        "rejected" => Command::Reject { reservation: sid, activity },
+        "wrapping" => Command::WrapUp { task },
+        "completed" => Command::Complete { task, reason: "reservation completed".to_owned() },
+        other => {
+            return Err(TwilioError::invalid(format!(
+                "ReservationStatus: {other:?} cannot be set; use accepted, rejected, wrapping or completed"
+            )));
+        }
+    };
+    api.engine.execute(command).await?;
+    Ok(HttpResponse::Ok().json(render_reservation(&api, parent, sid)?))
+}

@@ -1,0 +1,96 @@
+//! Workers: list (with TaskRouter's filters), create, fetch, update activity and attributes.
+
+use actix_web::{HttpResponse, web};
+
+use super::api::Api;
+use super::error::TwilioError;
+use super::params::Params;
+use crate::expr::{Context, Expression};
+use crate::routing::{Command, NewWorker, SidKind};
+
+/// `GET .../Workers`, filtered by `ActivityName`, `ActivitySid`, `Available`, `FriendlyName`,
+/// `TargetWorkersExpression`, `TaskQueueName` and `TaskQueueSid`; in creation order.
+pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
+    let query = &api.query;
+    let list = api.list("workers")?;
+    let activity_name = query.get("ActivityName");
+    let activity_sid = query.sid("ActivitySid", SidKind::Activity)?;
+    let available = query.boolean("Available")?;
+    let friendly_name = query.get("FriendlyName");
+    let queue_name = query.get("TaskQueueName");
+    let queue_sid = query.sid("TaskQueueSid", SidKind::TaskQueue)?;
+    let expression = match query.get("TargetWorkersExpression").filter(|text| !text.trim().is_empty()) {
+        Some(text) => Some(
+            Expression::parse(text, Context::Queue)
+                .map_err(|err| TwilioError::invalid(format!("TargetWorkersExpression: {err}")))?,
+        ),
+        None => None,
+    };
+    Ok(HttpResponse::Ok().json(api.render(|renderer| {
+        let engine = renderer.engine;
+        let queue_members = |queue: Option<&crate::routing::TaskQueue>| {
+            queue.map(|queue| engine.queue_members(queue)).unwrap_or_default()
+        };
+        let by_name = queue_name.map(|name| queue_members(engine.queue_by_name(name)));
+        let by_sid = queue_sid.map(|sid| queue_members(engine.queue(sid)));
+        let shown: Vec<_> = engine
+            .workers()
+            .filter(|worker| {
+                let activity = engine.worker_activity(worker);
+                activity_name.is_none_or(|name| activity.friendly_name.eq_ignore_ascii_case(name))
+                    && activity_sid.is_none_or(|sid| activity.sid == sid)
+                    && available.is_none_or(|available| activity.available == available)
+                    && friendly_name.is_none_or(|name| worker.friendly_name.eq_ignore_ascii_case(name))
+                    && by_name.as_ref().is_none_or(|members| members.contains(&worker.sid))
+                    && by_sid.as_ref().is_none_or(|members| members.contains(&worker.sid))
+                    && expression.as_ref().is_none_or(|expression| engine.worker_matches(worker, expression))
+            })
+            .collect();
+        renderer.page(&list, &shown, |worker| renderer.worker(worker))
+    })))
+}
+
+/// `POST .../Workers`: `FriendlyName` (required, unique ignoring case), `Attributes`, `ActivitySid`.
+pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let form = Params::parse(&body)?;
+    let new = NewWorker {
+        friendly_name: form.required("FriendlyName")?.to_owned(),
+        attributes: form.json_object("Attributes")?.unwrap_or_else(|| serde_json::json!({})),
+        activity: form.sid("ActivitySid", SidKind::Activity)?,
+    };
+    let sid = api.engine.execute(Command::CreateWorker(new)).await?.ok_or_else(|| api.not_found())?;
+    let worker = api.render(|renderer| renderer.engine.worker(sid).map(|worker| renderer.worker(worker)));
+    Ok(HttpResponse::Created().json(worker.ok_or_else(|| api.not_found())?))
+}
+
+/// `GET .../Workers/{WK}`.
+pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("worker", SidKind::Worker)?;
+    let worker = api.render(|renderer| renderer.engine.worker(sid).map(|worker| renderer.worker(worker)));
+    Ok(HttpResponse::Ok().json(worker.ok_or_else(|| api.not_found())?))
+}
+
+/// `POST .../Workers/{WK}`: `ActivitySid` (with `RejectPendingReservations`) and `Attributes`.
+pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("worker", SidKind::Worker)?;
+    let form = Params::parse(&body)?;
+    let attributes = form.json_object("Attributes")?;
+    let activity = form.sid("ActivitySid", SidKind::Activity)?;
+    let reject_pending = form.boolean("RejectPendingReservations")?.unwrap_or(false);
+    if form.get("FriendlyName").is_some() {
+        return Err(TwilioError::invalid("FriendlyName cannot be changed: create a new worker instead"));
+    }
+    if reject_pending && activity.is_none() {
+        return Err(TwilioError::invalid("RejectPendingReservations needs an ActivitySid"));
+    }
+    if api.engine.read(|engine| engine.worker(sid).is_none()) {
+        return Err(api.not_found());
+    }
+    if let Some(attributes) = attributes {
+        api.engine.execute(Command::UpdateWorkerAttributes { worker: sid, attributes }).await?;
+    }
+    if let Some(activity) = activity {
+        api.engine.execute(Command::SetWorkerActivity { worker: sid, activity, reject_pending }).await?;
+    }
+    fetch(api).await
+}

@@ -1,0 +1,52 @@
+//! The workspace and its activities (read-only: activities are fixed by the configuration).
+
+use actix_web::HttpResponse;
+
+use super::api::Api;
+use super::error::TwilioError;
+use crate::routing::SidKind;
+
+/// `GET /v1/Workspaces`: the one workspace, so that a client can discover its SID.
+pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
+    let list = api.list("workspaces")?;
+    let name = api.query.get("FriendlyName");
+    Ok(HttpResponse::Ok().json(api.render(|renderer| {
+        let settings = renderer.engine.settings();
+        let shown: Vec<()> = match name {
+            Some(name) if name != settings.friendly_name => vec![],
+            _ => vec![()],
+        };
+        renderer.page(&list, &shown, |()| renderer.workspace())
+    })))
+}
+
+/// `GET /v1/Workspaces/{WS}`.
+pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
+    Ok(HttpResponse::Ok().json(api.render(|renderer| renderer.workspace())))
+}
+
+/// `GET .../Activities`, filtered by `FriendlyName` and `Available`.
+pub(super) async fn list_activities(api: Api) -> Result<HttpResponse, TwilioError> {
+    let list = api.list("activities")?;
+    let name = api.query.get("FriendlyName");
+    let available = api.query.boolean("Available")?;
+    Ok(HttpResponse::Ok().json(api.render(|renderer| {
+        let shown: Vec<_> = renderer
+            .engine
+            .activities()
+            .iter()
+            .filter(|activity| name.is_none_or(|name| activity.friendly_name.eq_ignore_ascii_case(name)))
+            .filter(|activity| available.is_none_or(|available| activity.available == available))
+            .collect();
+        renderer.page(&list, &shown, |activity| renderer.activity(activity))
+    })))
+}
+
+/// `GET .../Activities/{WA}`.
+pub(super) async fn fetch_activity(api: Api) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("activity", SidKind::Activity)?;
+    let found = api.render(|renderer| {
+        renderer.engine.activities().iter().find(|activity| activity.sid == sid).map(|a| renderer.activity(a))
+    });
+    Ok(HttpResponse::Ok().json(found.ok_or_else(|| api.not_found())?))
+}

@@ -1,0 +1,373 @@
+//! The TaskRouter REST API against the real server: Basic auth, Twilio's JSON shapes and error
+//! shape, paging, filters, and the task → reservation → accept → complete path.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const AUTH_TOKEN: &str = "test-token";
+
+async fn spawn_api() -> TestApp {
+    spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+    })
+    .await
+}
+
+/// The API client of these tests: authenticated, with paths relative to the workspace.
+struct Api<'a> {
+    app: &'a TestApp,
+    workspace: String,
+}
+
+impl<'a> Api<'a> {
+    async fn new(app: &'a TestApp) -> Api<'a> {
+        let workspace = app.engine.read(|engine| engine.workspace_sid().to_string());
+        Api { app, workspace }
+    }
+
+    /// Sends `method` to `/v1/Workspaces/{WS}{path}` with `form` and returns status and JSON.
+    async fn call(&self, method: Method, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let url = self.app.url(&format!("/v1/Workspaces/{}{path}", self.workspace));
+        let mut request = self.app.client.request(method, url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
+        if !form.is_empty() {
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string(form).unwrap());
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        let (status, body) = self.call(Method::POST, path, form).await;
+        assert!(status.is_success(), "POST {path}: {status} {body}");
+        body
+    }
+
+    /// The SID of the item of list `path` (key `key`) whose `field` is `value`.
+    async fn find(&self, path: &str, key: &str, field: &str, value: &str) -> String {
+        let list = self.get(path).await;
+        let item = list[key].as_array().unwrap().iter().find(|item| item[field] == value);
+        item.unwrap_or_else(|| panic!("no {key} with {field} = {value} in {list}"))["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// Checks a Twilio error answer: status, code, and a message containing `message`.
+fn check_error((status, body): (StatusCode, Value), expected_status: u16, code: u64, message: &str) {
+    assert_eq!(status.as_u16(), expected_status, "{body}");
+    assert_eq!(body["status"], expected_status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["more_info"], format!("https://www.twilio.com/docs/errors/{code}"), "{body}");
+    let text = body["message"].as_str().unwrap_or_default();
+    assert!(text.contains(message), "expected {message:?} in {text:?}");
+}
+
+#[tokio::test]
+async fn nothing_is_readable_without_the_account_credentials() {
+    let app = spawn_api().await;
+    let workspace = app.engine.read(|engine| engine.workspace_sid().to_string());
+    for path in ["/v1/Workspaces".to_owned(), format!("/v1/Workspaces/{workspace}/Tasks")] {
+        for credentials in [None, Some((ACCOUNT_SID, "wrong")), Some(("ACwrong", AUTH_TOKEN))] {
+            let mut request = app.client.get(app.url(&path));
+            if let Some((user, password)) = credentials {
+                request = request.basic_auth(user, Some(password));
+            }
+            let response = request.send().await.unwrap();
+            let challenge = response.headers().get("www-authenticate").cloned();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["status"], 401, "{path} {credentials:?}: {body}");
+            assert_eq!(body["code"], 20003);
+            assert_eq!(challenge.unwrap(), "Basic realm=\"Switchboard\"");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_workspace_and_its_activities_have_taskrouter_shapes() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let url = |path: &str| app.url(&format!("/v1/Workspaces/{}{path}", api.workspace));
+
+    let list = app.client.get(app.url("/v1/Workspaces")).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
+    let list: Value = list.send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["workspaces"][0]["sid"], api.workspace.as_str());
+    assert_eq!(list["meta"]["key"], "workspaces");
+
+    let workspace = api.get("").await;
+    assert_eq!(workspace["friendly_name"], "Switchboard");
+    assert_eq!(workspace["account_sid"], ACCOUNT_SID);
+    assert_eq!(workspace["default_activity_name"], "Offline");
+    assert_eq!(workspace["url"], url(""));
+    assert_eq!(workspace["links"]["tasks"], url("/Tasks"));
+
+    let activities = api.get("/Activities").await;
+    let names: Vec<&str> = activities["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["friendly_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Offline", "Available", "Unavailable", "Break"]);
+    let available = api.get("/Activities?Available=true").await;
+    assert_eq!(available["activities"].as_array().unwrap().len(), 1);
+    let sid = available["activities"][0]["sid"].as_str().unwrap();
+    assert_eq!(api.get(&format!("/Activities/{sid}")).await["friendly_name"], "Available");
+    check_error(api.call(Method::GET, "/Activities/WA123", &[]).await, 404, 20404, "was not found");
+}
+
+#[tokio::test]
+async fn a_task_is_created_reserved_accepted_and_completed_through_the_api() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
+    let workflow = app.engine.read(|engine| {
+        engine
+            .workflows()
+            .iter()
+            .find(|w| w.friendly_name == "Sales and Support Workflow")
+            .unwrap()
+            .sid
+            .to_string()
+    });
+
+    // Alice becomes available; a sales task arrives.
+    let worker = api.post(&format!("/Workers/{alice}"), &[("ActivitySid", &available)]).await;
+    assert_eq!(worker["activity_name"], "Available");
+    assert_eq!(worker["available"], true);
+    let attributes = r#"{"skillsNeeded":["Sales"],"caller":"+15551230000"}"#;
+    let (status, task) = api
+        .call(
+            Method::POST,
+            "/Tasks",
+            &[("Attributes", attributes), ("WorkflowSid", &workflow), ("Priority", "5")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let task_sid = task["sid"].as_str().unwrap().to_owned();
+    assert!(task_sid.starts_with("WT") && task_sid.len() == 34);
+    assert_eq!(task["assignment_status"], "reserved");
+    assert_eq!(task["priority"], 5);
+    assert_eq!(task["task_queue_friendly_name"], "Sales");
+    assert_eq!(task["workflow_friendly_name"], "Sales and Support Workflow");
+    assert_eq!(task["task_channel_unique_name"], "default");
+    let stored: Value = serde_json::from_str(task["attributes"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["caller"], "+15551230000");
+    assert!(task["date_created"].as_str().unwrap().ends_with(" +0000"), "{task}");
+
+    // The reservation is offered to Alice, seen from the task and from the worker.
+    let reservations = api.get(&format!("/Tasks/{task_sid}/Reservations")).await;
+    let reservation = &reservations["reservations"][0];
+    assert_eq!(reservation["worker_name"], "alice");
+    assert_eq!(reservation["reservation_status"], "pending");
+    let reservation_sid = reservation["sid"].as_str().unwrap().to_owned();
+    let mine = api.get(&format!("/Workers/{alice}/Reservations?ReservationStatus=pending")).await;
+    assert_eq!(mine["reservations"][0]["sid"], reservation_sid.as_str());
+    assert_eq!(
+        mine["reservations"][0]["url"],
+        app.url(&format!("/v1/Workspaces/{}/Workers/{alice}/Reservations/{reservation_sid}", api.workspace))
+    );
+
+    // Alice accepts; the task is assigned; completing needs a reason.
+    let accepted = api
+        .post(
+            &format!("/Workers/{alice}/Reservations/{reservation_sid}"),
+            &[("ReservationStatus", "accepted")],
+        )
+        .await;
+    assert_eq!(accepted["reservation_status"], "accepted");
+    assert_eq!(api.get(&format!("/Tasks/{task_sid}")).await["assignment_status"], "assigned");
+    check_error(
+        api.call(Method::POST, &format!("/Tasks/{task_sid}"), &[("AssignmentStatus", "completed")]).await,
+        400,
+        20001,
+        "Reason is required",
+    );
+    let completed = api
+        .post(&format!("/Tasks/{task_sid}"), &[("AssignmentStatus", "completed"), ("Reason", "call ended")])
+        .await;
+    assert_eq!(completed["assignment_status"], "completed");
+    assert_eq!(completed["reason"], "call ended");
+    let reservation = api.get(&format!("/Tasks/{task_sid}/Reservations/{reservation_sid}")).await;
+    assert_eq!(reservation["reservation_status"], "completed");
+}
+
+#[tokio::test]
+async fn bad_requests_get_twilio_errors_naming_the_field() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
+    let unknown_task = "/Tasks/WT00000000000000000000000000000000";
+    for (method, path, form, status, code, message) in [
+        (Method::POST, "/Tasks", vec![("Attributes", "{}")], 400, 20001, "WorkflowSid: required"),
+        (Method::POST, "/Tasks", vec![("Attributes", "[1]")], 400, 20001, "Attributes must be a JSON object"),
+        (
+            Method::POST,
+            "/Tasks",
+            vec![("Attributes", "{"), ("Priority", "1")],
+            400,
+            20001,
+            "Attributes is not valid JSON",
+        ),
+        (Method::POST, "/Tasks", vec![("Priority", "high")], 400, 20001, "Priority must be a whole number"),
+        (
+            Method::POST,
+            "/Tasks",
+            vec![("WorkflowSid", "WW1")],
+            400,
+            20001,
+            "WorkflowSid: `WW1` is not a workflow SID",
+        ),
+        (Method::GET, unknown_task, vec![], 404, 20404, "was not found"),
+        (Method::GET, "/Tasks/not-a-sid", vec![], 404, 20404, "was not found"),
+        (Method::GET, "/Tasks?AssignmentStatus=lost", vec![], 400, 20001, "AssignmentStatus: \"lost\""),
+        (
+            Method::GET,
+            "/Workers?TargetWorkersExpression=skill-level%20%3E%203",
+            vec![],
+            400,
+            20001,
+            "TargetWorkersExpression: column 6",
+        ),
+        (
+            Method::POST,
+            "/Workers",
+            vec![("Attributes", "{}")],
+            400,
+            20001,
+            "Missing required parameter FriendlyName",
+        ),
+        (
+            Method::POST,
+            "/Workers",
+            vec![("FriendlyName", "ALICE")],
+            400,
+            20001,
+            "FriendlyName: a worker named \"ALICE\" exists",
+        ),
+        (
+            Method::POST,
+            &format!("/Workers/{alice}"),
+            vec![("ActivitySid", "WA00000000000000000000000000000000")],
+            404,
+            20404,
+            "was not found",
+        ),
+        (
+            Method::GET,
+            "/Workers?PageSize=0",
+            vec![],
+            400,
+            20001,
+            "PageSize must be a whole number from 1 to 1000",
+        ),
+    ] {
+        let answer = api.call(method.clone(), path, &form).await;
+        check_error(answer, status, code, message);
+    }
+    let other_workspace = app.client.get(app.url("/v1/Workspaces/WS00000000000000000000000000000000/Tasks"));
+    let answer = other_workspace.basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).send().await.unwrap();
+    check_error((answer.status(), answer.json().await.unwrap()), 404, 20404, "was not found");
+}
+
+#[tokio::test]
+async fn lists_filter_and_page_like_twilio() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    let workflow = app.engine.read(|engine| engine.workflows()[0].sid.to_string());
+    for name in ["carol", "dave", "erin"] {
+        let attributes =
+            format!(r#"{{"routing":{{"skills":["Support"],"levels":{{"Support":{}}}}}}}"#, name.len());
+        let worker = api.post("/Workers", &[("FriendlyName", name), ("Attributes", &attributes)]).await;
+        assert_eq!(worker["activity_name"], "Offline");
+    }
+    let bob = api.find("/Workers", "workers", "friendly_name", "bob").await;
+    api.post(&format!("/Workers/{bob}"), &[("ActivitySid", &available)]).await;
+    for priority in ["1", "9", "5"] {
+        api.post(
+            "/Tasks",
+            &[("WorkflowSid", &workflow), ("Priority", priority), ("Attributes", r#"{"lang":"es"}"#)],
+        )
+        .await;
+    }
+
+    let names = |list: &Value, key: &str, field: &str| -> Vec<String> {
+        list[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item[field].to_string().trim_matches('"').to_owned())
+            .collect()
+    };
+    for (query, expected) in [
+        ("", vec!["alice", "bob", "carol", "dave", "erin"]),
+        ("?ActivityName=Available", vec!["bob"]),
+        ("?Available=false", vec!["alice", "carol", "dave", "erin"]),
+        ("?FriendlyName=CAROL", vec!["carol"]),
+        ("?TaskQueueName=Support", vec!["bob", "carol", "dave", "erin"]),
+        ("?TargetWorkersExpression=routing.levels.Support%20%3E%3D%205", vec!["bob", "carol"]),
+    ] {
+        assert_eq!(
+            names(&api.get(&format!("/Workers{query}")).await, "workers", "friendly_name"),
+            expected,
+            "{query}"
+        );
+    }
+    for (query, expected) in [
+        ("", vec!["1", "9", "5"]),
+        ("?Ordering=Priority:desc", vec!["9", "5", "1"]),
+        ("?AssignmentStatus=reserved", vec!["1"]),
+        ("?AssignmentStatus=pending,reserved", vec!["1", "9", "5"]),
+        ("?AssignmentStatus=canceled", vec![]),
+        ("?EvaluateTaskAttributes=lang%20%3D%3D%20%22es%22", vec!["1", "9", "5"]),
+        ("?EvaluateTaskAttributes=lang%20%3D%3D%20%22en%22", vec![]),
+    ] {
+        assert_eq!(
+            names(&api.get(&format!("/Tasks{query}")).await, "tasks", "priority"),
+            expected,
+            "{query}"
+        );
+    }
+
+    // Paging: follow next_page_url to the end, as the SDKs do.
+    let mut url = app.url(&format!("/v1/Workspaces/{}/Workers?Available=false&PageSize=3", api.workspace));
+    let mut pages = Vec::new();
+    loop {
+        let page: Value = app
+            .client
+            .get(&url)
+            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pages.push(names(&page, "workers", "friendly_name"));
+        assert_eq!(page["meta"]["page_size"], 3);
+        assert_eq!(page["meta"]["key"], "workers");
+        match page["meta"]["next_page_url"].as_str() {
+            Some(next) => {
+                assert!(next.contains("Available=false"), "{next}");
+                url = next.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, [vec!["alice", "carol", "dave"], vec!["erin"]]);
+}
