@@ -75,6 +75,7 @@ fn main() {
         1_000,
     ));
     let durable_per_second = (SUBMITTERS * PER_SUBMITTER) as f64 / started.elapsed().as_secs_f64();
+    let flushes = live.flush_statistics();
     drop(live);
 
     // 1b. Raw sled: insert + flush per record, 64 threads, same record size.
@@ -105,6 +106,12 @@ fn main() {
         "| Raw sled insert + flush per record ({record_size} bytes), {SUBMITTERS} threads | {raw_per_second:.0} records/s |"
     );
     println!("| Ratio durable / raw | {:.2} |", durable_per_second / raw_per_second);
+    println!(
+        "| Group commit: flushes, commands per flush, mean flush time | {}, {:.1}, {:.2} ms |",
+        flushes.flushes,
+        (SUBMITTERS * PER_SUBMITTER) as f64 / flushes.flushes.max(1) as f64,
+        flushes.total.as_secs_f64() * 1000.0 / flushes.flushes.max(1) as f64
+    );
     // Memory and restart are measured in a fresh process, as a server would hold that state.
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .arg("--memory-and-restart")

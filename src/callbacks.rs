@@ -215,13 +215,13 @@ mod tests {
             TimestampMs=3500
             Sequence=17
             TaskSid=WT00000000000000000000000000000011
-            TaskAttributes={"from":"+15550100","skillsNeeded":["Sales"]}
+            TaskAttributes={"skillsNeeded":["Sales"],"from":"+15550100"}
             TaskAge=0
             TaskPriority=0
             TaskAssignmentStatus=reserved
             WorkerSid=WK0000000000000000000000000000000f
             WorkerName=alice
-            WorkerAttributes={"contact_uri":"client:alice","full_name":"Alice Example","routing":{"levels":{"Sales":4},"skills":["Sales"]}}
+            WorkerAttributes={"contact_uri":"client:alice","full_name":"Alice Example","routing":{"skills":["Sales"],"levels":{"Sales":4}}}
             WorkerActivitySid=WA00000000000000000000000000000003
             WorkerActivityName=Available
             ReservationSid=WR00000000000000000000000000000012

@@ -114,7 +114,7 @@ impl Default for StoreSettings {
             durability: DurabilityMode::Flush,
             flush_interval_ms: 100,
             snapshot_every: 10_000,
-            cache_mb: 64,
+            cache_mb: 16,
             event_max_age: 7 * 24 * 3600,
             event_max_count: 1_000_000,
         }
@@ -192,7 +192,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     SettingInfo {
         key: "store.cache_mb",
         env: "SWITCHBOARD_STORE_CACHE_MB",
-        default: "64",
+        default: "16",
         meaning: "sled's page cache in MiB (reads of recent records; the routing state itself is in memory)",
     },
     SettingInfo {

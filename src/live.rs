@@ -18,7 +18,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
-use crate::store::{Durability, Store, StoreError};
+use crate::store::{Durability, FlushStatistics, Store, StoreError};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -148,12 +148,14 @@ impl LiveEngine {
 
     /// Applies and logs under the lock; publishes the events. Durability is the caller's.
     fn apply_and_log(&self, command: &Command, at: Millis) -> Result<(Option<Sid>, u64), ExecuteError> {
+        // Encoded before the lock: the lock is the one serial section of every request.
+        let record = Store::encode_command(at, command)?;
         let mut state = self.lock();
         let created = state.engine.apply(command, at)?;
         let events = state.engine.take_events();
         let seq = state.last_seq + 1;
         // Applied but not logged would mean memory ahead of disk: stop rather than go on.
-        self.store.append(seq, at, command, &events)?;
+        self.store.append_encoded(seq, &record, &events)?;
         state.last_seq = seq;
         state.since_snapshot += 1;
         // Only the export needs the engine; encoding and writing happen after the lock is
@@ -221,6 +223,11 @@ impl LiveEngine {
             auth_token: keep("auth_token", &twilio.auth_token, "")?,
             generated_token: twilio.auth_token.is_empty(),
         })
+    }
+
+    /// What group commit did so far (flushes and their time), for benchmarks and diagnostics.
+    pub fn flush_statistics(&self) -> FlushStatistics {
+        self.store.flush_statistics()
     }
 
     /// Reads the engine's state.

@@ -53,7 +53,9 @@ pub struct Engine {
     queue_by_sid: SidMap<usize>,
     pub(super) workflows: Vec<Workflow>,
     workflow_by_sid: SidMap<usize>,
-    pub(super) tasks: SidMap<Task>,
+    // Boxed: the map's table then holds 32-byte entries, so growing it (100,000 tasks and more)
+    // moves pointers rather than whole tasks, and its spare capacity costs little.
+    pub(super) tasks: SidMap<Box<Task>>,
     pub(super) reservations: SidMap<Reservation>,
     timers: BTreeMap<TimerKey, Timer>,
     timer_seq: u64,
@@ -251,7 +253,7 @@ impl Engine {
     }
 
     pub fn task(&self, sid: Sid) -> Option<&Task> {
-        self.tasks.get(&sid)
+        self.tasks.get(&sid).map(|task| &**task)
     }
 
     /// The queue a task waits in (or was assigned from).
@@ -261,7 +263,7 @@ impl Engine {
 
     /// Every task still kept (completed and canceled ones until they are purged), in no order.
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
-        self.tasks.values()
+        self.tasks.values().map(|task| &**task)
     }
 
     pub fn task_workflow(&self, task: &Task) -> &Workflow {
@@ -609,7 +611,7 @@ impl Engine {
         let step = self.workflows[workflow].config.first_step(&new.attributes, now, now);
         self.tasks.insert(
             sid,
-            Task {
+            Box::new(Task {
                 sid,
                 seq: self.task_seq,
                 attributes: new.attributes,
@@ -634,7 +636,7 @@ impl Engine {
                 step_expired: false,
                 dirty: false,
                 assigned_worker: None,
-            },
+            }),
         );
         let workflow_sid = self.workflows[workflow].sid;
         self.emit_task(now, EventType::WorkflowEntered, sid, sid, workflow_sid);
@@ -851,7 +853,7 @@ impl Engine {
     }
 
     fn existing_task(&self, sid: Sid) -> Result<&Task, RoutingError> {
-        self.tasks.get(&sid).ok_or(RoutingError::not_found(sid))
+        self.task(sid).ok_or(RoutingError::not_found(sid))
     }
 
     fn task_mut(&mut self, sid: Sid) -> &mut Task {

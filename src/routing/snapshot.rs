@@ -128,7 +128,7 @@ impl Engine {
     /// The whole state as plain data. Take it between commands (no events pending).
     pub fn export(&self) -> Snapshot {
         let (salt, next_sid) = self.sids.parts();
-        let mut tasks: Vec<&Task> = self.tasks.values().collect();
+        let mut tasks: Vec<&Task> = self.tasks.values().map(|task| &**task).collect();
         tasks.sort_unstable_by_key(|task| task.seq);
         let mut reservations: Vec<&Reservation> = self.reservations.values().collect();
         reservations.sort_unstable_by_key(|reservation| reservation.sid);
@@ -373,7 +373,7 @@ impl Engine {
             let assigned_worker = task.assigned_worker.map(|sid| worker_of(&engine, sid)).transpose()?;
             engine.tasks.insert(
                 task.sid,
-                Task {
+                Box::new(Task {
                     sid: task.sid,
                     seq: task.seq,
                     attributes: task.attributes.clone(),
@@ -398,7 +398,7 @@ impl Engine {
                     step_expired: task.step_expired,
                     dirty: false,
                     assigned_worker,
-                },
+                }),
             );
         }
         for reservation in &snapshot.reservations {

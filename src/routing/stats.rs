@@ -85,7 +85,7 @@ impl Engine {
     pub fn queue_statistics(&self, queue: Sid, now: Millis) -> Result<QueueStatistics, RoutingError> {
         let queue_ref = self.queue(queue).ok_or(RoutingError::not_found(queue))?;
         let in_queue =
-            || self.tasks.values().filter(move |task| self.task_queue(task).is_some_and(|q| q.sid == queue));
+            || self.tasks().filter(move |task| self.task_queue(task).is_some_and(|q| q.sid == queue));
         let tasks = TaskStatistics::collect(in_queue(), now);
         let oldest_in_queue = in_queue()
             .filter(|task| task.status.is_waiting())
@@ -110,13 +110,13 @@ impl Engine {
     pub fn workflow_statistics(&self, workflow: Sid, now: Millis) -> Result<TaskStatistics, RoutingError> {
         let index =
             self.workflows.iter().position(|w| w.sid == workflow).ok_or(RoutingError::not_found(workflow))?;
-        Ok(TaskStatistics::collect(self.tasks.values().filter(|task| task.workflow == index), now))
+        Ok(TaskStatistics::collect(self.tasks().filter(|task| task.workflow == index), now))
     }
 
     /// The workspace's real-time statistics.
     pub fn workspace_statistics(&self, now: Millis) -> WorkspaceStatistics {
         WorkspaceStatistics {
-            tasks: TaskStatistics::collect(self.tasks.values(), now),
+            tasks: TaskStatistics::collect(self.tasks(), now),
             total_workers: self.workers.len(),
             activity_statistics: self.activity_counts(self.workers.iter().map(|worker| worker.sid)),
         }

@@ -13,11 +13,11 @@
 //! | `m:snapshot_seq`             | last command covered by the snapshot     |
 //! | `m:kept:` + name             | a value generated once and kept (credentials) |
 //! | `s:0head`                    | snapshot scalars, activities, skills...  |
-//! | `s:1worker:` + index (BE u32) | one worker (order matters: ties)        |
-//! | `s:2queue:`, `s:3workflow:` + index | one queue / workflow            |
-//! | `s:4task:` + seq (BE u64)     | one task                                |
-//! | `s:5reservation:` + SID       | one reservation                         |
-//! | `s:6timer:` + at, seq (BE)    | one pending deadline                    |
+//! | `s:1worker:` + number (BE u64) | up to 500 workers, in order (ties)     |
+//! | `s:2queue:`, `s:3workflow:` + number | up to 500 queues / workflows     |
+//! | `s:4task:` + number           | up to 500 tasks                         |
+//! | `s:5reservation:` + number    | up to 500 reservations                  |
+//! | `s:6timer:` + number          | up to 500 pending deadlines, in order   |
 //! | `c:` + seq (BE u64)          | a logged command                         |
 //! | `e:` + event sequence (BE)   | an event, for the Events API and callbacks |
 //!
@@ -29,6 +29,7 @@
 mod records;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -41,8 +42,9 @@ pub use records::{CommandRecord, EventRecord, RecordError, SnapshotRecord};
 
 const FORMAT: &[u8] = b"1";
 
-/// sled's page cache, unless configured: sled's own default (1 GiB) dwarfs the routing state.
-pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+/// sled's page cache, unless configured: sled's own default (1 GiB) dwarfs the routing state,
+/// which lives in memory anyway; sled's cache only serves recovery and the event history.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
 
 /// How acknowledged commands are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +95,19 @@ struct Flusher {
     wake: Condvar,
     /// The highest sequence made durable, or the flush error that stopped everything.
     flushed: watch::Sender<Result<u64, String>>,
+    /// The highest command sequence written to sled: a flush covers everything written before
+    /// it starts, so it acknowledges up to here, not only up to what was asked for when it woke.
+    appended: AtomicU64,
+    /// Flushes done and the time they took, for the benchmarks' group-commit figures.
+    flushes: AtomicU64,
+    flush_nanos: AtomicU64,
+}
+
+/// What group commit did since the store opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushStatistics {
+    pub flushes: u64,
+    pub total: Duration,
 }
 
 impl Store {
@@ -117,7 +132,14 @@ impl Store {
 
     fn start(dir: &Path, db: sled::Db, durability: Durability) -> Store {
         let (flushed, _) = watch::channel(Ok(0));
-        let flusher = Arc::new(Flusher { requested: Mutex::new((0, false)), wake: Condvar::new(), flushed });
+        let flusher = Arc::new(Flusher {
+            requested: Mutex::new((0, false)),
+            wake: Condvar::new(),
+            flushed,
+            appended: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            flush_nanos: AtomicU64::new(0),
+        });
         let thread = {
             let (db, flusher) = (db.clone(), flusher.clone());
             std::thread::Builder::new()
@@ -187,9 +209,18 @@ impl Store {
         command: &Command,
         events: &[Event],
     ) -> Result<(), StoreError> {
+        self.append_encoded(seq, &Store::encode_command(at, command)?, events)
+    }
+
+    /// The log record of `command` applied at `at`, encoded ahead of [`Store::append_encoded`]
+    /// so that callers can do it outside their locks.
+    pub fn encode_command(at: Millis, command: &Command) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(&CommandRecord::new(at, command)).map_err(|err| StoreError::Write(err.to_string()))
+    }
+
+    /// [`Store::append`] with the command already encoded by [`Store::encode_command`].
+    pub fn append_encoded(&self, seq: u64, record: &[u8], events: &[Event]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        let record = serde_json::to_vec(&CommandRecord::new(at, command))
-            .map_err(|err| StoreError::Write(err.to_string()))?;
         batch.insert(key_u64(b"c:", seq).as_slice(), record);
         // A command's events are one record, keyed by the first event's sequence: event
         // sequences are consecutive, so counts follow from the keys alone.
@@ -198,7 +229,17 @@ impl Store {
             let value = serde_json::to_vec(&records).map_err(|err| StoreError::Write(err.to_string()))?;
             batch.insert(key_u64(b"e:", first.sequence).as_slice(), value);
         }
-        self.db.apply_batch(batch).map_err(|err| StoreError::Write(err.to_string()))
+        self.db.apply_batch(batch).map_err(|err| StoreError::Write(err.to_string()))?;
+        self.flusher.appended.fetch_max(seq, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flushes done by the group-commit flusher, and their total time.
+    pub fn flush_statistics(&self) -> FlushStatistics {
+        FlushStatistics {
+            flushes: self.flusher.flushes.load(Ordering::Relaxed),
+            total: Duration::from_nanos(self.flusher.flush_nanos.load(Ordering::Relaxed)),
+        }
     }
 
     /// Completes when command `seq` (and everything logged before it) is on disk. With
@@ -348,9 +389,15 @@ impl Flusher {
                 }
             };
             // Every write logged before this call is covered by it.
-            match db.flush() {
+            let covered = self.appended.load(Ordering::SeqCst).max(target);
+            let started = std::time::Instant::now();
+            let result = db.flush();
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.flush_nanos.fetch_add(nanos, Ordering::Relaxed);
+            match result {
                 Ok(_) => {
-                    flushed = flushed.max(target);
+                    flushed = flushed.max(covered);
                     let _previous = self.flushed.send_replace(Ok(flushed));
                 }
                 Err(err) => {
@@ -377,61 +424,57 @@ struct SnapshotParts {
 /// A key and its value, as written to sled.
 type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// One entity record, tagged with its version.
+/// Entities per snapshot record. A snapshot of 100,000 tasks is a few hundred sled values
+/// rather than 100,000: sled's cost (writing, and above all reading back on the first open
+/// after a crash) grows with the number of values, far more than with their size.
+const ENTITIES_PER_RECORD: usize = 500;
+
+/// One snapshot record, tagged with its version: a run of entities (`chunk_v1`, written now),
+/// or a single entity (`v1`, as the first stores wrote them; still read).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Part<T> {
     V1(T),
+    ChunkV1(Vec<T>),
 }
 
 impl SnapshotParts {
     fn split(snapshot: &Snapshot) -> Result<Vec<KeyValue>, String> {
         let SnapshotRecord::V1(record) = SnapshotRecord::from(snapshot);
         let mut head = *record;
-        let encode = |value: &dyn erased::Encode| value.encode();
         let mut parts = Vec::new();
-        for (idx, worker) in std::mem::take(&mut head.workers).iter().enumerate() {
-            parts.push((key_u64(b"s:1worker:", idx as u64), encode(worker)?));
-        }
-        for (idx, queue) in std::mem::take(&mut head.queues).iter().enumerate() {
-            parts.push((key_u64(b"s:2queue:", idx as u64), encode(queue)?));
-        }
-        for (idx, workflow) in std::mem::take(&mut head.workflows).iter().enumerate() {
-            parts.push((key_u64(b"s:3workflow:", idx as u64), encode(workflow)?));
-        }
-        for task in std::mem::take(&mut head.tasks) {
-            parts.push((key_u64(b"s:4task:", task.seq), encode(&task)?));
-        }
-        for reservation in std::mem::take(&mut head.reservations) {
-            let mut key = b"s:5reservation:".to_vec();
-            key.extend_from_slice(reservation.sid.to_string().as_bytes());
-            parts.push((key, encode(&reservation)?));
-        }
-        for timer in std::mem::take(&mut head.timers) {
-            let mut key = key_u64(b"s:6timer:", timer.0 as u64 ^ (1 << 63));
-            key.extend_from_slice(&timer.1.to_be_bytes());
-            parts.push((key, encode(&timer)?));
-        }
-        parts.push((b"s:0head".to_vec(), encode(&head)?));
+        chunks(&mut parts, b"s:1worker:", &std::mem::take(&mut head.workers))?;
+        chunks(&mut parts, b"s:2queue:", &std::mem::take(&mut head.queues))?;
+        chunks(&mut parts, b"s:3workflow:", &std::mem::take(&mut head.workflows))?;
+        chunks(&mut parts, b"s:4task:", &std::mem::take(&mut head.tasks))?;
+        chunks(&mut parts, b"s:5reservation:", &std::mem::take(&mut head.reservations))?;
+        chunks(&mut parts, b"s:6timer:", &std::mem::take(&mut head.timers))?;
+        let head = serde_json::to_vec(&Part::V1(&head)).map_err(|err| err.to_string())?;
+        parts.push((b"s:0head".to_vec(), head));
         Ok(parts)
     }
 
     fn add(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
-        fn decode<T: for<'de> Deserialize<'de>>(value: &[u8]) -> Result<T, String> {
-            match serde_json::from_slice::<Part<T>>(value) {
-                Ok(Part::V1(part)) => Ok(part),
-                Err(err) => Err(err.to_string()),
+        fn decode<T: for<'de> Deserialize<'de>>(value: &[u8], into: &mut Vec<T>) -> Result<(), String> {
+            match serde_json::from_slice::<Part<T>>(value).map_err(|err| err.to_string())? {
+                Part::V1(one) => into.push(one),
+                Part::ChunkV1(many) => into.extend(many),
             }
+            Ok(())
         }
         let kind = key.get(2..).unwrap_or_default();
         match kind.first() {
-            Some(b'0') => self.head = Some(decode(value)?),
-            Some(b'1') => self.workers.push(decode(value)?),
-            Some(b'2') => self.queues.push(decode(value)?),
-            Some(b'3') => self.workflows.push(decode(value)?),
-            Some(b'4') => self.tasks.push(decode(value)?),
-            Some(b'5') => self.reservations.push(decode(value)?),
-            Some(b'6') => self.timers.push(decode(value)?),
+            Some(b'0') => {
+                let mut head = Vec::new();
+                decode(value, &mut head)?;
+                self.head = head.pop();
+            }
+            Some(b'1') => decode(value, &mut self.workers)?,
+            Some(b'2') => decode(value, &mut self.queues)?,
+            Some(b'3') => decode(value, &mut self.workflows)?,
+            Some(b'4') => decode(value, &mut self.tasks)?,
+            Some(b'5') => decode(value, &mut self.reservations)?,
+            Some(b'6') => decode(value, &mut self.timers)?,
             _ => return Err("unknown snapshot record".to_owned()),
         }
         Ok(())
@@ -454,19 +497,15 @@ impl SnapshotParts {
     }
 }
 
-/// Version-tagged JSON for each kind of part, without a generic function per call site.
-mod erased {
-    use serde::Serialize;
-
-    pub trait Encode {
-        fn encode(&self) -> Result<Vec<u8>, String>;
+/// Appends `entities` as records of [`ENTITIES_PER_RECORD`], keyed `prefix` + record number,
+/// so that reading the keys in order gives the entities back in order.
+fn chunks<T: Serialize>(parts: &mut Vec<KeyValue>, prefix: &[u8], entities: &[T]) -> Result<(), String> {
+    for (number, chunk) in entities.chunks(ENTITIES_PER_RECORD).enumerate() {
+        let value = serde_json::to_vec(&Part::<&T>::ChunkV1(chunk.iter().collect()))
+            .map_err(|err| err.to_string())?;
+        parts.push((key_u64(prefix, number as u64), value));
     }
-
-    impl<T: Serialize> Encode for T {
-        fn encode(&self) -> Result<Vec<u8>, String> {
-            serde_json::to_vec(&super::Part::V1(self)).map_err(|err| err.to_string())
-        }
-    }
+    Ok(())
 }
 
 /// How long to wait for a directory lock that a store closed in this process still holds (sled

@@ -230,3 +230,39 @@ fn events_are_pruned_by_count_and_age_whole_commands_at_a_time() {
     store.prune_events(5_000, u64::MAX, last).unwrap();
     assert_eq!(stored(&store), before[4..].to_vec());
 }
+
+#[test]
+fn snapshots_are_read_in_chunks_and_in_the_first_layout_of_one_record_per_entity() {
+    // Arrange: more tasks than one snapshot record holds.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path()).unwrap();
+    let mut engine = workspace();
+    let commands: Vec<(Millis, Command)> = (0..1_200).map(|n| (2_000 + n, task(n))).collect();
+    run(&store, &mut engine, 1, &commands);
+    store.write_snapshot(1_200, &engine.export()).unwrap();
+    let chunks: Vec<sled::IVec> = store.db.scan_prefix(b"s:4task:").keys().map(Result::unwrap).collect();
+    assert_eq!(chunks.len(), 3, "500 tasks per record");
+    drop(store);
+    let (store, recovered) = open(dir.path()).unwrap();
+    assert_eq!(restore(recovered).export(), engine.export());
+
+    // Act: rewrite the tasks as the first stores did, one `v1` record per task.
+    let mut tasks = Vec::new();
+    for key in chunks {
+        let value = store.db.remove(&key).unwrap().unwrap();
+        let Part::<serde_json::Value>::ChunkV1(chunk) = serde_json::from_slice(&value).unwrap() else {
+            panic!("a chunk")
+        };
+        tasks.extend(chunk);
+    }
+    for task in tasks {
+        let key = key_u64(b"s:4task:", task["seq"].as_u64().unwrap());
+        store.db.insert(key, serde_json::to_vec(&Part::V1(task)).unwrap()).unwrap();
+    }
+    store.flush().unwrap();
+    drop(store);
+
+    // Assert: the same state comes back.
+    let (_, recovered) = open(dir.path()).unwrap();
+    assert_eq!(restore(recovered).export(), engine.export());
+}
