@@ -70,13 +70,28 @@ impl Application {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
         });
-        let served = self.server.run(shutdown).await.context("serving HTTP");
+        let engine = self.engine.clone();
+        let storage_failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failed = storage_failed.clone();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = engine.storage_failure() => failed.store(true, std::sync::atomic::Ordering::SeqCst),
+            }
+        };
+        let served = self.server.run(stop).await.context("serving HTTP");
         let _ = stop_timers.send(true);
         let _ = timers.await;
         if let Some(callbacks) = callbacks {
             let _ = callbacks.await;
         }
         served?;
+        if storage_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!(
+                "stopped because a change could not be written to the data directory; a restart recovers \
+                 everything that was acknowledged"
+            );
+        }
         tracing::info!("stopped");
         Ok(())
     }

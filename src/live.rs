@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
@@ -34,6 +34,9 @@ pub struct LiveEngine {
     events: broadcast::Sender<Event>,
     /// Woken when a command may have moved the next deadline earlier.
     deadline_changed: Notify,
+    /// Set when a change was applied in memory but could not be made durable: memory is then
+    /// ahead of disk, and the server must stop instead of serving that state.
+    storage_failed: watch::Sender<bool>,
     snapshot_every: u64,
     event_max_age: Millis,
     event_max_count: usize,
@@ -117,6 +120,7 @@ impl LiveEngine {
             store,
             events: broadcast::channel(EVENT_BUFFER).0,
             deadline_changed: Notify::new(),
+            storage_failed: watch::channel(false).0,
             snapshot_every: settings.snapshot_every.max(1),
             event_max_age: i64::try_from(settings.event_max_age).unwrap_or(i64::MAX).saturating_mul(1000),
             event_max_count: settings.event_max_count,
@@ -140,10 +144,28 @@ impl LiveEngine {
 
     /// Applies `command` at `at` (the wall clock, except in tests) and answers once durable.
     pub async fn execute_at(&self, command: Command, at: Millis) -> Result<Option<Sid>, ExecuteError> {
-        let (created, seq) = self.apply_and_log(&command, at)?;
-        self.store.durable(seq).await?;
-        self.deadline_changed.notify_one();
-        Ok(created)
+        let outcome = async {
+            let (created, seq) = self.apply_and_log(&command, at)?;
+            self.store.durable(seq).await?;
+            Ok(created)
+        };
+        let outcome = outcome.await;
+        match &outcome {
+            Err(ExecuteError::Storage(err)) => {
+                tracing::error!(%err, "a change could not be made durable: stopping");
+                self.storage_failed.send_replace(true);
+            }
+            Ok(_) => self.deadline_changed.notify_one(),
+            Err(ExecuteError::Refused(_)) => {}
+        }
+        outcome
+    }
+
+    /// Completes when a change could not be made durable; the server then stops (memory is
+    /// ahead of disk) and the restart recovers what was acknowledged.
+    pub async fn storage_failure(&self) {
+        let mut failed = self.storage_failed.subscribe();
+        let _ = failed.wait_for(|&failed| failed).await;
     }
 
     /// Applies and logs under the lock; publishes the events. Durability is the caller's.

@@ -1505,7 +1505,9 @@ fn validate_name(field: &'static str, name: &str) -> Result<(), RoutingError> {
     Ok(())
 }
 
-fn validate_attributes(attributes: &Value) -> Result<(), RoutingError> {
+/// Attributes must be a JSON object of at most 4,096 bytes (reference §7.1); the REST API
+/// checks this before a multi-part update, so that a refusal changes nothing.
+pub fn validate_attributes(attributes: &Value) -> Result<(), RoutingError> {
     if !attributes.is_object() {
         return Err(RoutingError::invalid("attributes", "must be a JSON object"));
     }

@@ -33,7 +33,9 @@ pub use engine::snapshot::{
     ActivityState, ChannelState, QueueState, ReservationState, Snapshot, TaskState, WorkerState,
     WorkflowState,
 };
-pub use engine::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, WorkspaceSettings};
+pub use engine::{
+    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, WorkspaceSettings, validate_attributes,
+};
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};
 pub use model::{

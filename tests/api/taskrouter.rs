@@ -66,6 +66,17 @@ impl<'a> Api<'a> {
     }
 }
 
+/// The SID of the default workspace's "Sales and Support Workflow".
+fn sales_and_support(app: &TestApp) -> String {
+    app.engine.read(|engine| {
+        let workflows = engine.workflows().iter();
+        workflows
+            .filter(|w| w.friendly_name == "Sales and Support Workflow")
+            .map(|w| w.sid.to_string())
+            .collect()
+    })
+}
+
 /// Checks a Twilio error answer: status, code, and a message containing `message`.
 fn check_error((status, body): (StatusCode, Value), expected_status: u16, code: u64, message: &str) {
     assert_eq!(status.as_u16(), expected_status, "{body}");
@@ -135,15 +146,7 @@ async fn a_task_is_created_reserved_accepted_and_completed_through_the_api() {
     let api = Api::new(&app).await;
     let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
     let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
-    let workflow = app.engine.read(|engine| {
-        engine
-            .workflows()
-            .iter()
-            .find(|w| w.friendly_name == "Sales and Support Workflow")
-            .unwrap()
-            .sid
-            .to_string()
-    });
+    let workflow = sales_and_support(&app);
 
     // Alice becomes available; a sales task arrives.
     let worker = api.post(&format!("/Workers/{alice}"), &[("ActivitySid", &available)]).await;
@@ -167,7 +170,11 @@ async fn a_task_is_created_reserved_accepted_and_completed_through_the_api() {
     assert_eq!(task["task_channel_unique_name"], "default");
     let stored: Value = serde_json::from_str(task["attributes"].as_str().unwrap()).unwrap();
     assert_eq!(stored["caller"], "+15551230000");
-    assert!(task["date_created"].as_str().unwrap().ends_with(" +0000"), "{task}");
+    let created = task["date_created"].as_str().unwrap();
+    assert!(
+        created.len() == 20 && created.as_bytes()[10] == b'T' && created.ends_with('Z'),
+        "ISO 8601: {task}"
+    );
 
     // The reservation is offered to Alice, seen from the task and from the worker.
     let reservations = api.get(&format!("/Tasks/{task_sid}/Reservations")).await;
@@ -263,9 +270,17 @@ async fn bad_requests_get_twilio_errors_naming_the_field() {
             Method::POST,
             &format!("/Workers/{alice}"),
             vec![("ActivitySid", "WA00000000000000000000000000000000")],
-            404,
-            20404,
-            "was not found",
+            400,
+            20001,
+            "ActivitySid: activity WA00000000000000000000000000000000 does not exist",
+        ),
+        (
+            Method::POST,
+            "/Tasks",
+            vec![("WorkflowSid", "WW00000000000000000000000000000000")],
+            400,
+            20001,
+            "WorkflowSid: workflow WW00000000000000000000000000000000 does not exist",
         ),
         (
             Method::GET,
@@ -370,4 +385,159 @@ async fn lists_filter_and_page_like_twilio() {
         }
     }
     assert_eq!(pages, [vec!["alice", "carol", "dave"], vec!["erin"]]);
+}
+
+#[tokio::test]
+async fn writes_need_credentials_too_and_the_scheme_name_is_case_insensitive() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
+    let base = format!("/v1/Workspaces/{}", api.workspace);
+    for path in ["/Workers".to_owned(), format!("/Workers/{alice}"), "/Tasks".to_owned()] {
+        let response =
+            app.client.post(app.url(&format!("{base}{path}"))).body("FriendlyName=x").send().await.unwrap();
+        assert_eq!(response.status(), 401, "POST {path}");
+    }
+    let token = format!("{ACCOUNT_SID}:{AUTH_TOKEN}");
+    let encoded = base64_encode(token.as_bytes());
+    let response = app
+        .client
+        .get(app.url(&base))
+        .header("authorization", format!("basic {encoded}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// Standard base64, for a hand-written Authorization header.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            let symbol = if i <= chunk.len() { ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] } else { b'=' };
+            out.push(char::from(symbol));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn only_the_accepted_reservation_speaks_for_the_task_and_late_answers_are_gone() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    let offline = api.find("/Activities", "activities", "friendly_name", "Offline").await;
+    for name in ["alice", "bob"] {
+        let sid = api.find("/Workers", "workers", "friendly_name", name).await;
+        api.post(&format!("/Workers/{sid}"), &[("ActivitySid", &available)]).await;
+    }
+    let workflow = sales_and_support(&app);
+    let task = api
+        .post("/Tasks", &[("Attributes", r#"{"skillsNeeded":["Sales"]}"#), ("WorkflowSid", &workflow)])
+        .await;
+    let task = task["sid"].as_str().unwrap().to_owned();
+    let first = api.get(&format!("/Tasks/{task}/Reservations")).await["reservations"][0].clone();
+    let (first_sid, first_worker) = (first["sid"].as_str().unwrap(), first["worker_sid"].as_str().unwrap());
+
+    // The first agent declines and goes offline; the offer moves to the other agent.
+    let rejected = api
+        .post(
+            &format!("/Tasks/{task}/Reservations/{first_sid}"),
+            &[("ReservationStatus", "rejected"), ("WorkerActivitySid", &offline)],
+        )
+        .await;
+    assert_eq!(rejected["reservation_status"], "rejected");
+    assert_eq!(api.get(&format!("/Workers/{first_worker}")).await["activity_name"], "Offline");
+    let offers = api.get(&format!("/Tasks/{task}/Reservations?ReservationStatus=pending")).await;
+    let second = offers["reservations"][0].clone();
+    let (second_sid, second_worker) =
+        (second["sid"].as_str().unwrap(), second["worker_sid"].as_str().unwrap());
+    assert_ne!(second_worker, first_worker);
+
+    // A reservation is only reachable under its own worker.
+    check_error(
+        api.call(Method::GET, &format!("/Workers/{first_worker}/Reservations/{second_sid}"), &[]).await,
+        404,
+        20404,
+        "was not found",
+    );
+    // The declined offer can neither be accepted late nor complete the task.
+    let late = api
+        .call(
+            Method::POST,
+            &format!("/Tasks/{task}/Reservations/{first_sid}"),
+            &[("ReservationStatus", "accepted")],
+        )
+        .await;
+    check_error(late, 410, 20001, "no longer pending");
+    let wrong = api
+        .call(
+            Method::POST,
+            &format!("/Tasks/{task}/Reservations/{first_sid}"),
+            &[("ReservationStatus", "completed")],
+        )
+        .await;
+    check_error(wrong, 400, 20001, "a rejected reservation cannot become completed");
+
+    // The accepted one wraps up and completes the task.
+    let path = format!("/Workers/{second_worker}/Reservations/{second_sid}");
+    assert_eq!(api.post(&path, &[("ReservationStatus", "accepted")]).await["reservation_status"], "accepted");
+    assert_eq!(api.post(&path, &[("ReservationStatus", "wrapping")]).await["reservation_status"], "wrapping");
+    assert_eq!(api.get(&format!("/Tasks/{task}")).await["assignment_status"], "wrapping");
+    assert_eq!(
+        api.post(&path, &[("ReservationStatus", "completed")]).await["reservation_status"],
+        "completed"
+    );
+    let completed = api.get(&format!("/Tasks/{task}")).await;
+    assert_eq!(
+        (completed["assignment_status"].as_str(), completed["reason"].as_str()),
+        (Some("completed"), Some("reservation completed"))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_update_changes_nothing() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    let before = api.get(&format!("/Workers/{alice}")).await;
+    for form in [
+        vec![("Attributes", r#"{"new":1}"#), ("ActivitySid", "WA00000000000000000000000000000000")],
+        vec![
+            ("Attributes", r#"{"new":1}"#),
+            ("ActivitySid", available.as_str()),
+            ("RejectPendingReservations", "true"),
+        ],
+        vec![("Attributes", r#"{"new":1}"#), ("FriendlyName", "alicia")],
+    ] {
+        let (status, body) = api.call(Method::POST, &format!("/Workers/{alice}"), &form).await;
+        assert_eq!(status, 400, "{form:?}: {body}");
+        assert_eq!(api.get(&format!("/Workers/{alice}")).await, before, "{form:?} changed the worker");
+    }
+
+    let workflow = app.engine.read(|engine| engine.workflows()[0].sid.to_string());
+    let task = api.post("/Tasks", &[("WorkflowSid", &workflow), ("Attributes", r#"{"n":1}"#)]).await;
+    let path = format!("/Tasks/{}", task["sid"].as_str().unwrap());
+    let canceled = api.post(&path, &[("AssignmentStatus", "canceled"), ("Reason", "caller hung up")]).await;
+    assert_eq!(
+        (canceled["assignment_status"].as_str(), canceled["reason"].as_str()),
+        (Some("canceled"), Some("caller hung up"))
+    );
+    let refused = api
+        .call(
+            Method::POST,
+            &path,
+            &[("Attributes", r#"{"n":2}"#), ("AssignmentStatus", "completed"), ("Reason", "x")],
+        )
+        .await;
+    assert_eq!(refused.0, 400, "{}", refused.1);
+    assert_eq!(
+        api.get(&path).await["attributes"],
+        r#"{"n":1}"#,
+        "the refused update must not change the attributes"
+    );
 }

@@ -14,7 +14,7 @@ use super::params::Params;
 use super::render::{List, Renderer};
 use crate::config::Credentials;
 use crate::live::{self, LiveEngine};
-use crate::routing::{Engine, Sid, SidKind};
+use crate::routing::{Command, Engine, Sid, SidKind};
 
 /// An authenticated request to one workspace.
 pub(crate) struct Api {
@@ -62,6 +62,16 @@ impl Api {
         Ok(api)
     }
 
+    /// Executes `command` (answering once it is durable); `parameters` are the SIDs the body
+    /// named, so that an unknown one is reported as a bad parameter.
+    pub(crate) async fn execute(
+        &self,
+        command: Command,
+        parameters: &[(&str, Option<Sid>)],
+    ) -> Result<Option<Sid>, TwilioError> {
+        self.engine.execute(command).await.map_err(|err| TwilioError::from_command(err, parameters))
+    }
+
     /// The SID in path segment `name`; a malformed one is a resource that does not exist.
     pub(crate) fn path_sid(&self, name: &str, kind: SidKind) -> Result<Sid, TwilioError> {
         let text = self.request.match_info().get(name).unwrap_or_default();
@@ -95,7 +105,12 @@ impl Api {
 /// SDKs send them.
 fn authenticate(request: &HttpRequest, credentials: &Credentials) -> Result<(), TwilioError> {
     let header = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    let Some(encoded) = header.and_then(|value| value.strip_prefix("Basic ")) else {
+    // The scheme name is case-insensitive (RFC 7617).
+    let encoded = header
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, encoded)| encoded);
+    let Some(encoded) = encoded else {
         return Err(TwilioError::unauthorized(
             "Authentication Error - No credentials provided (HTTP Basic auth: account SID and auth token)",
         ));
@@ -112,10 +127,14 @@ fn authenticate(request: &HttpRequest, credentials: &Credentials) -> Result<(), 
     }
 }
 
-/// Equality whose time does not depend on where the inputs differ, so that a token cannot be
-/// guessed byte by byte from response times.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Equality whose time depends only on `expected`'s length, not on `given` nor on where the
+/// two differ, so that a token cannot be guessed byte by byte from response times.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = u8::from(given.len() != expected.len());
+    for (idx, byte) in expected.iter().enumerate() {
+        difference |= byte ^ given.get(idx).copied().unwrap_or(!byte);
+    }
+    difference == 0
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::live::ExecuteError;
-use crate::routing::RoutingError;
+use crate::routing::{RoutingError, Sid};
 
 /// Twilio's codes for the cases the API distinguishes.
 const INVALID_PARAMETER: u32 = 20001;
@@ -94,6 +94,13 @@ impl From<RoutingError> for TwilioError {
                 message: format!("The requested resource {sid} was not found"),
                 allow: None,
             },
+            // A late answer to an offer (rescinded, timed out): gone, as TaskRouter answers it.
+            err @ RoutingError::ReservationNotPending { .. } => TwilioError {
+                status: StatusCode::GONE,
+                code: INVALID_PARAMETER,
+                message: err.to_string(),
+                allow: None,
+            },
             RoutingError::Invalid { field, message } | RoutingError::InvalidExpression { field, message } => {
                 TwilioError::invalid(format!("{}: {message}", parameter_name(field)))
             }
@@ -101,6 +108,20 @@ impl From<RoutingError> for TwilioError {
             // reservation) with 400 as well: the request does not fit the resource.
             other => TwilioError::invalid(other.to_string()),
         }
+    }
+}
+
+impl TwilioError {
+    /// The engine's refusal of a command whose body named `parameters` (name, SID): a SID
+    /// from the body that does not exist is a bad parameter (400 naming it), not a missing
+    /// resource at the request's path (404).
+    pub(crate) fn from_command(err: ExecuteError, parameters: &[(&str, Option<Sid>)]) -> TwilioError {
+        if let ExecuteError::Refused(RoutingError::NotFound { sid }) = &err
+            && let Some((name, _)) = parameters.iter().find(|(_, given)| *given == Some(*sid))
+        {
+            return TwilioError::invalid(format!("{name}: {} {sid} does not exist", sid.kind()));
+        }
+        err.into()
     }
 }
 
@@ -123,10 +144,11 @@ impl From<ExecuteError> for TwilioError {
     fn from(err: ExecuteError) -> TwilioError {
         match err {
             ExecuteError::Refused(err) => err.into(),
-            ExecuteError::Storage(err) => {
-                tracing::error!(%err, "a change could not be made durable");
-                TwilioError::internal("the change could not be stored; it was not acknowledged")
-            }
+            // Logged, and the server stops, by the live engine.
+            ExecuteError::Storage(_) => TwilioError::internal(
+                "the change may not have been stored, and the server is stopping; check the result \
+                 after it restarts before retrying",
+            ),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Resources as TaskRouter's JSON: snake_case fields, `attributes` as a JSON string, RFC 2822
-//! dates, absolute `url` and `links`, lists with Twilio's `meta` block.
+//! Resources as TaskRouter's JSON: snake_case fields, `attributes` as a JSON string, ISO 8601
+//! dates (TaskRouter v1's format, which Twilio's SDKs parse; the 2010 API's RFC 2822 is not
+//! used here), absolute `url` and `links`, lists with Twilio's `meta` block.
 
 use serde_json::{Value, json};
 
@@ -25,10 +26,10 @@ pub(crate) struct Renderer<'a> {
     pub now: Millis,
 }
 
-/// Twilio's date format: `Tue, 24 Nov 2026 09:30:00 +0000`.
-pub(crate) fn rfc2822(at: Millis) -> Value {
+/// TaskRouter v1's date format: `2026-11-24T09:30:00Z`.
+pub(crate) fn date(at: Millis) -> Value {
     match jiff::Timestamp::from_millisecond(at) {
-        Ok(timestamp) => Value::String(timestamp.strftime("%a, %d %b %Y %H:%M:%S +0000").to_string()),
+        Ok(timestamp) => Value::String(timestamp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
         Err(_) => Value::Null,
     }
 }
@@ -97,7 +98,7 @@ impl Renderer<'_> {
         let workspace = self.workspace_url();
         let url = format!("{workspace}/Workers/{}", worker.sid);
         let activity = self.engine.worker_activity(worker);
-        let status_changed = rfc2822(worker.activity_changed_at());
+        let status_changed = date(worker.activity_changed_at());
         json!({
             "account_sid": self.account_sid,
             "workspace_sid": self.engine.workspace_sid().to_string(),
@@ -107,7 +108,7 @@ impl Renderer<'_> {
             "activity_sid": activity.sid.to_string(),
             "activity_name": activity.friendly_name,
             "available": activity.available,
-            "date_created": rfc2822(worker.created_at),
+            "date_created": date(worker.created_at),
             "date_updated": status_changed,
             "date_status_changed": status_changed,
             "url": url,
@@ -141,17 +142,17 @@ impl Renderer<'_> {
             "timeout": task.ttl,
             "task_queue_sid": optional_sid(queue.map(|queue| queue.sid)),
             "task_queue_friendly_name": queue.map(|queue| queue.friendly_name.clone()),
-            "task_queue_entered_date": task.queue_entered_at.map_or(Value::Null, rfc2822),
+            "task_queue_entered_date": task.queue_entered_at.map_or(Value::Null, date),
             "workflow_sid": workflow.sid.to_string(),
             "workflow_friendly_name": workflow.friendly_name,
             "task_channel_sid": channel.sid.to_string(),
             "task_channel_unique_name": channel.unique_name,
             "addons": "{}",
-            "virtual_start_time": rfc2822(task.virtual_start),
+            "virtual_start_time": date(task.virtual_start),
             "ignore_capacity": false,
             "routing_target": null,
-            "date_created": rfc2822(task.created_at),
-            "date_updated": rfc2822(last_change),
+            "date_created": date(task.created_at),
+            "date_updated": date(last_change),
             "url": url,
             "links": {
                 "task_queue": queue.map(|queue| format!("{workspace}/TaskQueues/{}", queue.sid)),
@@ -177,8 +178,8 @@ impl Renderer<'_> {
             "worker_sid": worker.sid.to_string(),
             "worker_name": worker.friendly_name,
             "reservation_status": reservation.status.as_str(),
-            "date_created": rfc2822(reservation.created_at),
-            "date_updated": rfc2822(reservation.created_at),
+            "date_created": date(reservation.created_at),
+            "date_updated": date(reservation.created_at),
             "url": format!("{parent}/Reservations/{}", reservation.sid),
             "links": { "task": task_url, "worker": worker_url, "workspace": workspace },
         })

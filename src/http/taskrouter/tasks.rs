@@ -6,7 +6,10 @@ use super::api::Api;
 use super::error::TwilioError;
 use super::params::Params;
 use crate::expr::{Context, Expression};
-use crate::routing::{Command, Engine, MAX_PRIORITY, MAX_TASK_TTL, NewTask, Reservation, Sid, SidKind, Task};
+use crate::routing::{
+    Command, Engine, MAX_PRIORITY, MAX_TASK_TTL, NewTask, Reservation, ReservationStatus, Sid, SidKind, Task,
+    validate_attributes,
+};
 
 /// `GET .../Tasks`, filtered by `AssignmentStatus` (several allowed), `WorkflowSid`,
 /// `WorkflowName`, `TaskQueueSid`, `TaskQueueName` and `EvaluateTaskAttributes`; ordered by
@@ -86,7 +89,9 @@ pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, T
         workflow: form.sid("WorkflowSid", SidKind::Workflow)?,
         channel: form.get("TaskChannel").filter(|channel| !channel.is_empty()).map(str::to_owned),
     };
-    let sid = api.engine.execute(Command::CreateTask(new)).await?.ok_or_else(|| api.not_found())?;
+    let workflow = new.workflow;
+    let sid = api.execute(Command::CreateTask(new), &[("WorkflowSid", workflow)]).await?;
+    let sid = sid.ok_or_else(|| api.not_found())?;
     Ok(HttpResponse::Created().json(render_task(&api, sid)?))
 }
 
@@ -102,7 +107,8 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
 }
 
 /// `POST .../Tasks/{WT}`: `AssignmentStatus` (`canceled`, `wrapping`, `completed`) with
-/// `Reason`, and `Attributes`.
+/// `Reason`, and `Attributes`. The attributes are checked first and the status change, which
+/// the task's state may refuse, is made first, so a refused update changes nothing.
 pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("task", SidKind::Task)?;
     let form = Params::parse(&body)?;
@@ -124,14 +130,17 @@ pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, T
             )));
         }
     };
+    if let Some(attributes) = &attributes {
+        validate_attributes(attributes)?;
+    }
     if api.engine.read(|engine| engine.task(sid).is_none()) {
         return Err(api.not_found());
     }
-    if let Some(attributes) = attributes {
-        api.engine.execute(Command::UpdateTaskAttributes { task: sid, attributes }).await?;
-    }
     if let Some(command) = status_command {
-        api.engine.execute(command).await?;
+        api.execute(command, &[]).await?;
+    }
+    if let Some(attributes) = attributes {
+        api.execute(Command::UpdateTaskAttributes { task: sid, attributes }, &[]).await?;
     }
     Ok(HttpResponse::Ok().json(render_task(&api, sid)?))
 }
@@ -256,21 +265,40 @@ async fn update_reservation(
         )));
     }
     let activity = form.sid("WorkerActivitySid", SidKind::Activity)?;
-    let task = api.engine.read(|engine| {
-        engine.reservation(sid).filter(|r| parent.holds(engine, r)).map(|reservation| reservation.task)
+    let found = api.engine.read(|engine| {
+        let reservation = engine.reservation(sid).filter(|r| parent.holds(engine, r))?;
+        Some((reservation.task, reservation.status))
     });
-    let task = task.ok_or_else(|| api.not_found())?;
+    let (task, status) = found.ok_or_else(|| api.not_found())?;
+    // Only the reservation that was accepted speaks for the task's work: another (rejected,
+    // rescinded) offer of the same task must not wrap up or complete it.
+    let holds_the_task = |wanted: &str| {
+        if matches!(status, ReservationStatus::Accepted | ReservationStatus::Wrapping) {
+            Ok(())
+        } else {
+            Err(TwilioError::invalid(format!(
+                "ReservationStatus: a {} reservation cannot become {wanted}; only the accepted one can",
+                status.as_str()
+            )))
+        }
+    };
     let command = match form.required("ReservationStatus")? {
         "accepted" => Command::Accept { reservation: sid },
         "rejected" => Command::Reject { reservation: sid, activity },
-        "wrapping" => Command::WrapUp { task },
-        "completed" => Command::Complete { task, reason: "reservation completed".to_owned() },
+        "wrapping" => {
+            holds_the_task("wrapping")?;
+            Command::WrapUp { task }
+        }
+        "completed" => {
+            holds_the_task("completed")?;
+            Command::Complete { task, reason: "reservation completed".to_owned() }
+        }
         other => {
             return Err(TwilioError::invalid(format!(
                 "ReservationStatus: {other:?} cannot be set; use accepted, rejected, wrapping or completed"
             )));
         }
     };
-    api.engine.execute(command).await?;
+    api.execute(command, &[("WorkerActivitySid", activity)]).await?;
     Ok(HttpResponse::Ok().json(render_reservation(&api, parent, sid)?))
 }

@@ -6,7 +6,7 @@ use super::api::Api;
 use super::error::TwilioError;
 use super::params::Params;
 use crate::expr::{Context, Expression};
-use crate::routing::{Command, NewWorker, SidKind};
+use crate::routing::{Command, NewWorker, SidKind, validate_attributes};
 
 /// `GET .../Workers`, filtered by `ActivityName`, `ActivitySid`, `Available`, `FriendlyName`,
 /// `TargetWorkersExpression`, `TaskQueueName` and `TaskQueueSid`; in creation order.
@@ -58,7 +58,9 @@ pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, T
         attributes: form.json_object("Attributes")?.unwrap_or_else(|| serde_json::json!({})),
         activity: form.sid("ActivitySid", SidKind::Activity)?,
     };
-    let sid = api.engine.execute(Command::CreateWorker(new)).await?.ok_or_else(|| api.not_found())?;
+    let activity = new.activity;
+    let sid = api.execute(Command::CreateWorker(new), &[("ActivitySid", activity)]).await?;
+    let sid = sid.ok_or_else(|| api.not_found())?;
     let worker = api.render(|renderer| renderer.engine.worker(sid).map(|worker| renderer.worker(worker)));
     Ok(HttpResponse::Created().json(worker.ok_or_else(|| api.not_found())?))
 }
@@ -71,6 +73,9 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
 }
 
 /// `POST .../Workers/{WK}`: `ActivitySid` (with `RejectPendingReservations`) and `Attributes`.
+/// Everything is checked before anything changes, so a refused update changes nothing; new
+/// attributes are applied before the new activity, so that an agent who becomes available is
+/// routed on the attributes sent with it.
 pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("worker", SidKind::Worker)?;
     let form = Params::parse(&body)?;
@@ -80,17 +85,36 @@ pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, T
     if form.get("FriendlyName").is_some() {
         return Err(TwilioError::invalid("FriendlyName cannot be changed: create a new worker instead"));
     }
-    if reject_pending && activity.is_none() {
-        return Err(TwilioError::invalid("RejectPendingReservations needs an ActivitySid"));
+    if let Some(attributes) = &attributes {
+        validate_attributes(attributes)?;
     }
-    if api.engine.read(|engine| engine.worker(sid).is_none()) {
-        return Err(api.not_found());
+    let activity_available = api.engine.read(|engine| {
+        let worker_exists = engine.worker(sid).is_some();
+        let available = activity.map(|activity| engine.activities().iter().find(|a| a.sid == activity));
+        (worker_exists, available.map(|found| found.map(|activity| activity.available)))
+    });
+    match activity_available {
+        (false, _) => return Err(api.not_found()),
+        (true, Some(None)) => {
+            let activity = activity.map(|sid| sid.to_string()).unwrap_or_default();
+            return Err(TwilioError::invalid(format!("ActivitySid: activity {activity} does not exist")));
+        }
+        (true, Some(Some(true))) if reject_pending => {
+            return Err(TwilioError::invalid(
+                "RejectPendingReservations applies only when moving to an unavailable activity",
+            ));
+        }
+        (true, None) if reject_pending => {
+            return Err(TwilioError::invalid("RejectPendingReservations needs an ActivitySid"));
+        }
+        _ => {}
     }
     if let Some(attributes) = attributes {
-        api.engine.execute(Command::UpdateWorkerAttributes { worker: sid, attributes }).await?;
+        api.execute(Command::UpdateWorkerAttributes { worker: sid, attributes }, &[]).await?;
     }
     if let Some(activity) = activity {
-        api.engine.execute(Command::SetWorkerActivity { worker: sid, activity, reject_pending }).await?;
+        let command = Command::SetWorkerActivity { worker: sid, activity, reject_pending };
+        api.execute(command, &[("ActivitySid", Some(activity))]).await?;
     }
     fetch(api).await
 }
