@@ -2,7 +2,8 @@
 //! the same run. Not a criterion benchmark: these are throughputs of concurrent submitters and
 //! one-off figures (memory, restart time), printed as a table for BENCHMARKS.md.
 //!
-//! Run: `cargo bench --bench durable` (about a minute; writes only under a temporary directory).
+//! Run: `cargo bench --bench durable` (about a minute; writes only under a temporary directory);
+//! `cargo bench --bench durable -- --throughput-only` stops after part 1.
 //!
 //! 1. Durable task creations per second, 64 concurrent submitters, each create answered only
 //!    after group commit made it durable; beside it, raw sled insert + flush of records of the
@@ -113,6 +114,9 @@ fn main() {
         flushes.total.as_secs_f64() * 1000.0 / flushes.flushes.max(1) as f64
     );
     // Memory and restart are measured in a fresh process, as a server would hold that state.
+    if std::env::args().any(|arg| arg == "--throughput-only") {
+        return;
+    }
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .arg("--memory-and-restart")
         .output()

@@ -277,6 +277,14 @@ async fn bad_requests_get_twilio_errors_naming_the_field() {
         (
             Method::POST,
             "/Tasks",
+            vec![("VirtualStartTime", "2026-11-24T00:00:00Z")],
+            400,
+            20001,
+            "VirtualStartTime is not supported yet",
+        ),
+        (
+            Method::POST,
+            "/Tasks",
             vec![("WorkflowSid", "WW00000000000000000000000000000000")],
             400,
             20001,

@@ -82,6 +82,11 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 /// workspace has one workflow), `TaskChannel` (unique name or SID).
 pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let form = Params::parse(&body)?;
+    for unsupported in ["VirtualStartTime", "RoutingTarget", "TaskQueueSid", "IgnoreCapacity"] {
+        if form.get(unsupported).is_some() {
+            return Err(TwilioError::invalid(format!("{unsupported} is not supported yet; leave it out")));
+        }
+    }
     let new = NewTask {
         attributes: form.json_object("Attributes")?.unwrap_or_else(|| serde_json::json!({})),
         priority: form.integer("Priority", 0..=MAX_PRIORITY)?,
