@@ -14,6 +14,7 @@
 //!   knows sled.
 //! - [`live`]: the engine running live: recovery, durable commands, timers, events.
 //! - [`callbacks`]: events POSTed to the configured callback URL, with retries.
+//! - [`twiml`]: typed TwiML and its rendering, the only module that knows quick-xml.
 //! - [`http`]: the HTTP edge, the only module that knows actix-web.
 //! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
 //! - [`workspace`]: the workspace file format (skills, queues, workflows, agents by name).
@@ -30,6 +31,8 @@ pub mod store;
 pub mod live;
 
 pub mod callbacks;
+
+pub mod twiml;
 
 pub mod http;
 

@@ -7,6 +7,7 @@
 mod drain;
 mod error;
 mod health;
+pub mod signature;
 mod taskrouter;
 
 use std::future::Future;

@@ -1,0 +1,330 @@
+//! Typed TwiML (reference/twiml.md §4) and its rendering: the only module that imports
+//! quick-xml. Handlers build a [`Response`] from verbs; [`Response::to_xml`] writes it with the
+//! XML declaration, escaped text and attributes, and attributes in a fixed order, so that the
+//! same response is always the same bytes (golden files compare them).
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+
+/// A TwiML document: verbs run top to bottom.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    pub verbs: Vec<Verb>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    Say(Say),
+    Play(Play),
+    Pause { length: Option<u32> },
+    Gather(Gather),
+    Redirect { url: String, method: Option<Method> },
+    Hangup,
+    Reject { reason: Option<RejectReason> },
+    Record(Record),
+    Dial(Dial),
+    Message(Message),
+}
+
+/// Text spoken by text-to-speech.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Say {
+    pub text: String,
+    /// `man`, `woman`, `alice`, `Polly.Joanna`...; Twilio's default when absent.
+    pub voice: Option<String>,
+    /// BCP-47, e.g. `en-US`.
+    pub language: Option<String>,
+    /// Repetitions; 0 repeats until the call moves on.
+    pub repeat: Option<u32>,
+}
+
+/// An audio file played to the caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Play {
+    pub url: String,
+    pub repeat: Option<u32>,
+}
+
+/// What a `<Gather>` says while it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    Say(Say),
+    Play(Play),
+    Pause { length: Option<u32> },
+}
+
+/// Collects keypresses (or speech) and posts them to `action`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gather {
+    pub action: Option<String>,
+    pub method: Option<Method>,
+    /// `dtmf`, `speech` or `dtmf speech`.
+    pub input: Option<String>,
+    /// Seconds of silence before the gather ends.
+    pub timeout: Option<u32>,
+    pub num_digits: Option<u32>,
+    pub finish_on_key: Option<String>,
+    /// Post to `action` even when nothing was entered (so the IVR can count a no-input).
+    pub action_on_empty_result: Option<bool>,
+    pub language: Option<String>,
+    pub prompts: Vec<Prompt>,
+}
+
+/// Records a message (voicemail) and posts the recording to `action`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    pub action: Option<String>,
+    pub method: Option<Method>,
+    /// Seconds of silence that end the recording.
+    pub timeout: Option<u32>,
+    pub max_length: Option<u32>,
+    pub finish_on_key: Option<String>,
+    pub play_beep: Option<bool>,
+    pub recording_status_callback: Option<String>,
+}
+
+/// Connects the caller to one party.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    pub target: DialTarget,
+    /// Posted when the dialled call ends, with `DialCallStatus`.
+    pub action: Option<String>,
+    pub method: Option<Method>,
+    /// Ring time in seconds.
+    pub timeout: Option<u32>,
+    pub caller_id: Option<String>,
+    /// Keep the caller hearing ringing (not silence) until the agent answers.
+    pub answer_on_bridge: Option<bool>,
+}
+
+/// Who a `<Dial>` rings, chosen from an agent's `contact_uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialTarget {
+    /// `+E.164`.
+    Number(String),
+    /// A Twilio Client identity (`client:alice` gives `alice`).
+    Client(String),
+    /// A `sip:` URI.
+    Sip(String),
+}
+
+/// An SMS reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    pub body: String,
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub media: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    Rejected,
+    Busy,
+}
+
+impl DialTarget {
+    /// The target for an agent's `contact_uri`: `+E.164` is a number, `client:x` a client,
+    /// `sip:...` a SIP URI. Anything else is not dialable.
+    pub fn from_contact_uri(contact_uri: &str) -> Option<DialTarget> {
+        let contact_uri = contact_uri.trim();
+        if let Some(identity) = contact_uri.strip_prefix("client:") {
+            return (!identity.is_empty()).then(|| DialTarget::Client(identity.to_owned()));
+        }
+        if contact_uri.starts_with("sip:") || contact_uri.starts_with("sips:") {
+            return Some(DialTarget::Sip(contact_uri.to_owned()));
+        }
+        let digits = contact_uri.strip_prefix('+')?;
+        let is_e164 = (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        is_e164.then(|| DialTarget::Number(contact_uri.to_owned()))
+    }
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+impl Response {
+    pub fn new(verbs: Vec<Verb>) -> Response {
+        Response { verbs }
+    }
+
+    /// The document as sent: the XML declaration, then `<Response>` on one line.
+    pub fn to_xml(&self) -> String {
+        let mut writer = Writer::new(Vec::new());
+        match write_response(&mut writer, self) {
+            Ok(()) => String::from_utf8(writer.into_inner()).unwrap_or_default(),
+            // Writing to memory does not fail; should it, an empty document is still valid TwiML.
+            Err(_) => r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#.to_owned(),
+        }
+    }
+}
+
+/// Attributes in the order given; `None` values are left out.
+type Attributes<'a> = Vec<(&'a str, Option<String>)>;
+
+fn write_response(writer: &mut Writer<Vec<u8>>, response: &Response) -> io::Result<()> {
+    writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    if response.verbs.is_empty() {
+        return writer.write_event(Event::Empty(BytesStart::new("Response")));
+    }
+    writer.write_event(Event::Start(BytesStart::new("Response")))?;
+    for verb in &response.verbs {
+        write_verb(writer, verb)?;
+    }
+    writer.write_event(Event::End(BytesEnd::new("Response")))
+}
+
+fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
+    match verb {
+        Verb::Say(say) => write_say(writer, say),
+        Verb::Play(play) => write_play(writer, play),
+        Verb::Pause { length } => element(writer, "Pause", vec![("length", number(*length))], None),
+        Verb::Gather(gather) => {
+            let attributes = vec![
+                ("input", gather.input.clone()),
+                ("action", gather.action.clone()),
+                ("method", method(gather.method)),
+                ("timeout", number(gather.timeout)),
+                ("numDigits", number(gather.num_digits)),
+                ("finishOnKey", gather.finish_on_key.clone()),
+                ("actionOnEmptyResult", boolean(gather.action_on_empty_result)),
+                ("language", gather.language.clone()),
+            ];
+            if gather.prompts.is_empty() {
+                return element(writer, "Gather", attributes, None);
+            }
+            writer.write_event(Event::Start(start("Gather", attributes)))?;
+            for prompt in &gather.prompts {
+                match prompt {
+                    Prompt::Say(say) => write_say(writer, say)?,
+                    Prompt::Play(play) => write_play(writer, play)?,
+                    Prompt::Pause { length } => {
+                        element(writer, "Pause", vec![("length", number(*length))], None)?;
+                    }
+                }
+            }
+            writer.write_event(Event::End(BytesEnd::new("Gather")))
+        }
+        Verb::Redirect { url, method: verb_method } => {
+            element(writer, "Redirect", vec![("method", method(*verb_method))], Some(url))
+        }
+        Verb::Hangup => element(writer, "Hangup", vec![], None),
+        Verb::Reject { reason } => {
+            let reason = reason.map(|reason| match reason {
+                RejectReason::Rejected => "rejected".to_owned(),
+                RejectReason::Busy => "busy".to_owned(),
+            });
+            element(writer, "Reject", vec![("reason", reason)], None)
+        }
+        Verb::Record(record) => element(
+            writer,
+            "Record",
+            vec![
+                ("action", record.action.clone()),
+                ("method", method(record.method)),
+                ("timeout", number(record.timeout)),
+                ("maxLength", number(record.max_length)),
+                ("finishOnKey", record.finish_on_key.clone()),
+                ("playBeep", boolean(record.play_beep)),
+                ("recordingStatusCallback", record.recording_status_callback.clone()),
+            ],
+            None,
+        ),
+        Verb::Dial(dial) => {
+            let attributes = vec![
+                ("action", dial.action.clone()),
+                ("method", method(dial.method)),
+                ("timeout", number(dial.timeout)),
+                ("callerId", dial.caller_id.clone()),
+                ("answerOnBridge", boolean(dial.answer_on_bridge)),
+            ];
+            writer.write_event(Event::Start(start("Dial", attributes)))?;
+            let (noun, text) = match &dial.target {
+                DialTarget::Number(number) => ("Number", number),
+                DialTarget::Client(identity) => ("Client", identity),
+                DialTarget::Sip(uri) => ("Sip", uri),
+            };
+            element(writer, noun, vec![], Some(text))?;
+            writer.write_event(Event::End(BytesEnd::new("Dial")))
+        }
+        Verb::Message(message) => {
+            let attributes = vec![("to", message.to.clone()), ("from", message.from.clone())];
+            if message.media.is_empty() {
+                return element(writer, "Message", attributes, Some(&message.body));
+            }
+            writer.write_event(Event::Start(start("Message", attributes)))?;
+            element(writer, "Body", vec![], Some(&message.body))?;
+            for media in &message.media {
+                element(writer, "Media", vec![], Some(media))?;
+            }
+            writer.write_event(Event::End(BytesEnd::new("Message")))
+        }
+    }
+}
+
+fn write_say(writer: &mut Writer<Vec<u8>>, say: &Say) -> io::Result<()> {
+    let attributes =
+        vec![("voice", say.voice.clone()), ("language", say.language.clone()), ("loop", number(say.repeat))];
+    element(writer, "Say", attributes, Some(&say.text))
+}
+
+fn write_play(writer: &mut Writer<Vec<u8>>, play: &Play) -> io::Result<()> {
+    element(writer, "Play", vec![("loop", number(play.repeat))], Some(&play.url))
+}
+
+fn start<'a>(name: &'a str, attributes: Attributes<'_>) -> BytesStart<'a> {
+    let mut start = BytesStart::new(name);
+    for (key, value) in attributes {
+        if let Some(value) = value {
+            // `push_attribute` escapes `&`, `<`, `>`, `"` and `'` in the value.
+            start.push_attribute((key, value.as_str()));
+        }
+    }
+    start
+}
+
+/// `<name attributes>text</name>`, or `<name attributes/>` without text.
+fn element(
+    writer: &mut Writer<Vec<u8>>,
+    name: &str,
+    attributes: Attributes<'_>,
+    text: Option<&str>,
+) -> io::Result<()> {
+    match text {
+        None => writer.write_event(Event::Empty(start(name, attributes))),
+        Some(text) => {
+            writer.write_event(Event::Start(start(name, attributes)))?;
+            writer.write_event(Event::Text(BytesText::new(text)))?;
+            writer.write_event(Event::End(BytesEnd::new(name)))
+        }
+    }
+}
+
+fn number(value: Option<u32>) -> Option<String> {
+    value.map(|value| value.to_string())
+}
+
+fn boolean(value: Option<bool>) -> Option<String> {
+    value.map(|value| value.to_string())
+}
+
+fn method(value: Option<Method>) -> Option<String> {
+    value.map(|value| value.as_str().to_owned())
+}

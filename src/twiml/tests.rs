@@ -1,0 +1,186 @@
+//! Golden files for every TwiML shape (`tests/golden/twiml/*.xml`, rewritten with
+//! `UPDATE_EXPECT=1`), each parsed back as XML; and the `contact_uri` → `<Dial>` noun mapping.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use super::*;
+
+/// Renders `response`, compares it with the golden file `name.xml`, and parses it as XML.
+fn check(name: &str, response: Response) {
+    let xml = response.to_xml();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/twiml/{name}.xml"));
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&path, format!("{xml}\n")).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} (UPDATE_EXPECT=1 writes it)", path.display()));
+    assert_eq!(xml, golden.trim_end_matches('\n'), "{name}");
+    assert_well_formed(&xml);
+}
+
+/// Parses `xml` to the end: well-formed, balanced, one `<Response>` root.
+fn assert_well_formed(xml: &str) {
+    let mut reader = Reader::from_str(xml);
+    let (mut depth, mut roots) = (0usize, 0);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(start)) => {
+                if depth == 0 {
+                    roots += 1;
+                    assert_eq!(start.name().as_ref(), b"Response");
+                }
+                depth += 1;
+            }
+            Ok(Event::Empty(start)) if depth == 0 => {
+                roots += 1;
+                assert_eq!(start.name().as_ref(), b"Response");
+            }
+            Ok(Event::End(_)) => depth -= 1,
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(err) => panic!("not XML: {err}: {xml}"),
+        }
+    }
+    assert_eq!((depth, roots), (0, 1), "{xml}");
+}
+
+fn say(text: &str) -> Say {
+    Say {
+        text: text.into(),
+        voice: Some("Polly.Joanna".into()),
+        language: Some("en-US".into()),
+        repeat: None,
+    }
+}
+
+#[test]
+fn golden_twiml() {
+    check("empty", Response::default());
+    check(
+        "say",
+        Response::new(vec![Verb::Say(Say {
+            text: "Hello Monkey".into(),
+            voice: Some("man".into()),
+            language: Some("fr".into()),
+            repeat: Some(3),
+        })]),
+    );
+    check(
+        "play",
+        Response::new(vec![Verb::Play(Play { url: "https://example.com/hold.mp3".into(), repeat: Some(0) })]),
+    );
+    check("pause", Response::new(vec![Verb::Pause { length: Some(2) }, Verb::Pause { length: None }]));
+    check(
+        "menu",
+        Response::new(vec![
+            Verb::Gather(Gather {
+                action: Some("/voice/ivr?node=main".into()),
+                method: Some(Method::Post),
+                input: Some("dtmf".into()),
+                timeout: Some(5),
+                num_digits: Some(1),
+                action_on_empty_result: Some(true),
+                prompts: vec![
+                    Prompt::Say(say("Press 1 for Sales, or 2 for Support.")),
+                    Prompt::Pause { length: Some(1) },
+                ],
+                ..Gather::default()
+            }),
+            Verb::Redirect {
+                url: "/voice/ivr?node=main&retry=1".into(),
+                method: Some(Method::Post),
+            },
+        ]),
+    );
+    check(
+        "gather-silent",
+        Response::new(vec![Verb::Gather(Gather { finish_on_key: Some(String::new()), ..Gather::default() })]),
+    );
+    check("hangup", Response::new(vec![Verb::Say(say("Goodbye.")), Verb::Hangup]));
+    check(
+        "reject",
+        Response::new(vec![Verb::Reject { reason: Some(RejectReason::Busy) }, Verb::Reject { reason: None }]),
+    );
+    check(
+        "voicemail",
+        Response::new(vec![
+            Verb::Say(say("Nobody can take your call. Leave a message after the tone.")),
+            Verb::Record(Record {
+                action: Some("/voice/voicemail".into()),
+                method: Some(Method::Post),
+                timeout: Some(5),
+                max_length: Some(120),
+                finish_on_key: Some("#".into()),
+                play_beep: Some(true),
+                recording_status_callback: Some("/voice/recording".into()),
+            }),
+        ]),
+    );
+    for (name, target) in [
+        ("dial-number", DialTarget::Number("+15551230000".into())),
+        ("dial-client", DialTarget::Client("alice".into())),
+        ("dial-sip", DialTarget::Sip("sip:alice@pbx.example.com".into())),
+    ] {
+        check(
+            name,
+            Response::new(vec![Verb::Dial(Dial {
+                target,
+                action: Some("/voice/dial?task=WT00000000000000000000000000000001".into()),
+                method: Some(Method::Post),
+                timeout: Some(20),
+                caller_id: None,
+                answer_on_bridge: Some(true),
+            })]),
+        );
+    }
+    check(
+        "hold-loop",
+        Response::new(vec![
+            Verb::Say(say("You are number 2 in line. The expected wait is about 3 minutes.")),
+            Verb::Play(Play { url: "https://example.com/hold.mp3".into(), repeat: None }),
+            Verb::Redirect { url: "/voice/wait?task=WT1".into(), method: Some(Method::Post) },
+        ]),
+    );
+    check(
+        "message",
+        Response::new(vec![Verb::Message(Message {
+            body: "Thanks, an agent will reply soon.".into(),
+            ..Message::default()
+        })]),
+    );
+    check(
+        "message-media",
+        Response::new(vec![Verb::Message(Message {
+            body: "Here is the form.".into(),
+            to: Some("+15551230000".into()),
+            from: Some("+15559870000".into()),
+            media: vec!["https://example.com/form.pdf".into()],
+        })]),
+    );
+    check(
+        "escaping",
+        Response::new(vec![
+            Verb::Say(Say { text: r#"Tom & Jerry's <"café"> nécessaire"#.into(), ..Say::default() }),
+            Verb::Redirect { url: "/voice/ivr?a=1&b=\"2\"".into(), method: None },
+        ]),
+    );
+}
+
+#[test]
+fn contact_uris_choose_the_dial_noun() {
+    for (contact_uri, expected) in [
+        ("+15551230000", Some(DialTarget::Number("+15551230000".into()))),
+        (" client:alice ", Some(DialTarget::Client("alice".into()))),
+        ("sip:alice@pbx.example.com", Some(DialTarget::Sip("sip:alice@pbx.example.com".into()))),
+        ("sips:bob@pbx.example.com", Some(DialTarget::Sip("sips:bob@pbx.example.com".into()))),
+        ("client:", None),
+        ("5551230000", None),
+        ("+1555-123", None),
+        ("+1234567890123456", None),
+        ("", None),
+    ] {
+        assert_eq!(DialTarget::from_contact_uri(contact_uri), expected, "{contact_uri:?}");
+    }
+}
