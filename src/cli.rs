@@ -36,10 +36,23 @@ enum Command {
     /// Check and evaluate TaskRouter expressions.
     #[command(subcommand)]
     Expr(ExprCommand),
+    /// Check IVR flows.
+    #[command(subcommand)]
+    Ivr(IvrCommand),
     /// Run a scenario (a workspace and a timeline) on a virtual clock; print each event as JSON.
     Simulate {
         /// The scenario file (TOML).
         scenario: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IvrCommand {
+    /// Validate every flow (`*.toml`) in a folder; print each mistake as file:line and exit 2.
+    Check {
+        /// The folder of flow files.
+        #[arg(default_value = "ivr")]
+        dir: PathBuf,
     },
 }
 
@@ -113,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Expr(ExprCommand::Check { context, expression }) => expr_check(context, &expression),
         Command::Expr(ExprCommand::Eval(args)) => expr_eval(&args),
+        Command::Ivr(IvrCommand::Check { dir }) => ivr_check(&dir),
         Command::Simulate { scenario } => simulate(&scenario),
     };
     match outcome {
@@ -162,6 +176,42 @@ fn simulate(path: &std::path::Path) -> Result<String, Failure> {
         None => Failure::invalid_input(format!("{}: {}", path.display(), err.message)),
     })?;
     Ok(lines.join("\n"))
+}
+
+fn ivr_check(dir: &std::path::Path) -> Result<String, Failure> {
+    let entries = std::fs::read_dir(dir).map_err(|err| {
+        Failure::invalid_input(format!("cannot read the IVR folder {}: {err}", dir.display()))
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file() && path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Failure::invalid_input(format!("{}: no flow files (*.toml)", dir.display())));
+    }
+    let mut mistakes = Vec::new();
+    for path in &files {
+        let source = match std::fs::read_to_string(path) {
+            Ok(source) => source,
+            Err(err) => {
+                mistakes.push(format!("{}: cannot read: {err}", path.display()));
+                continue;
+            }
+        };
+        if let Err(errors) = crate::ivr::load_flow(&source) {
+            mistakes.extend(errors.iter().map(|err| match err.line {
+                Some(line) => format!("{}:{line}: {}", path.display(), err.message),
+                None => format!("{}: {}", path.display(), err.message),
+            }));
+        }
+    }
+    if mistakes.is_empty() {
+        Ok(format!("{} flow(s) in {}: ok", files.len(), dir.display()))
+    } else {
+        Err(Failure::invalid_input(mistakes.join("\n")))
+    }
 }
 
 fn expr_check(context: Option<Context>, source: &str) -> Result<String, Failure> {

@@ -10,6 +10,7 @@
 //!
 //! - [`expr`]: the TaskRouter expression language (pure).
 //! - [`routing`]: the routing engine, TaskRouter semantics on a caller-supplied clock (pure).
+//! - [`ivr`]: IVR flows from TOML files and their walker (pure).
 //! - [`store`]: snapshots and the command log in sled, with group commit; the only module that
 //!   knows sled.
 //! - [`live`]: the engine running live: recovery, durable commands, timers, events.
@@ -24,6 +25,7 @@
 //! - [`cli`]: the `switchboard` command line.
 
 pub mod expr;
+pub mod ivr;
 pub mod routing;
 
 pub mod store;

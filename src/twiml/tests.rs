@@ -88,10 +88,7 @@ fn golden_twiml() {
                 ],
                 ..Gather::default()
             }),
-            Verb::Redirect {
-                url: "/voice/ivr?node=main&retry=1".into(),
-                method: Some(Method::Post),
-            },
+            Verb::Redirect { url: "/voice/ivr?node=main&retry=1".into(), method: Some(Method::Post) },
         ]),
     );
     check(

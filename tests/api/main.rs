@@ -6,6 +6,7 @@ mod crash;
 mod expr_cli;
 mod health;
 mod helpers;
+mod ivr_cli;
 mod process;
 mod simulate;
 mod taskrouter;

@@ -1,0 +1,263 @@
+//! Reading a flow file: TOML into [`Flow`], with every mistake collected and reported by line,
+//! so that `switchboard ivr check` shows them all at once.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Choice, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Flow, Menu, Prompt, Route};
+use crate::workspace::line_of;
+
+/// One mistake in a flow file, with its line when it has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", line.map(|line| format!("line {line}: ")).unwrap_or_default())]
+pub struct IvrError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowFile {
+    start: Spanned<String>,
+    #[serde(default = "default_language")]
+    language: String,
+    #[serde(default)]
+    languages: Vec<String>,
+    voice: Option<String>,
+    workflow: Option<String>,
+    menus: BTreeMap<String, Spanned<MenuFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MenuFile {
+    say: Option<Spanned<TextFile>>,
+    play: Option<String>,
+    timeout: Option<u32>,
+    retries: Option<u32>,
+    no_input: Option<Spanned<TextFile>>,
+    invalid: Option<Spanned<TextFile>>,
+    on_fail: Option<Spanned<String>>,
+    #[serde(default)]
+    hangup: bool,
+    #[serde(default)]
+    options: BTreeMap<String, Spanned<OptionFile>>,
+}
+
+/// A prompt's text: the same in every language, or one per language.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextFile {
+    One(String),
+    PerLanguage(BTreeMap<String, String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptionFile {
+    menu: Option<Spanned<String>>,
+    route: Option<RouteFile>,
+    language: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    #[serde(default)]
+    skills: Vec<String>,
+    workflow: Option<String>,
+    priority: Option<i64>,
+    attributes: Option<toml::Table>,
+}
+
+fn default_language() -> String {
+    "en-US".to_owned()
+}
+
+/// Keys a caller can press.
+const KEYS: &str = "0123456789*#";
+
+/// Reads and validates one flow; `source` is the file's text (for line numbers).
+pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
+    let file: FlowFile = toml::from_str(source).map_err(|err| {
+        let line = err.span().map(|span| line_of(source, span.start));
+        vec![IvrError { line, message: err.message().to_owned() }]
+    })?;
+    let mut errors = Vec::new();
+    let mut error = |span: std::ops::Range<usize>, message: String| {
+        errors.push(IvrError { line: Some(line_of(source, span.start)), message });
+    };
+    let languages: Vec<String> =
+        if file.languages.is_empty() { vec![file.language.clone()] } else { file.languages.clone() };
+    if !languages.contains(&file.language) {
+        error(file.start.span(), format!("language {:?} is not in languages", file.language));
+    }
+    let known = |name: &str| file.menus.contains_key(name);
+    if !known(file.start.get_ref()) {
+        error(file.start.span(), format!("start menu {:?} does not exist", file.start.get_ref()));
+    }
+    let mut menus = BTreeMap::new();
+    for (name, menu) in &file.menus {
+        let span = menu.span();
+        let menu = menu.get_ref();
+        let mut text =
+            |field: &str, prompt: &Option<Spanned<TextFile>>| -> Option<BTreeMap<String, String>> {
+                let prompt = prompt.as_ref()?;
+                let by_language: BTreeMap<String, String> = match prompt.get_ref() {
+                    TextFile::One(text) => {
+                        languages.iter().map(|language| (language.clone(), text.clone())).collect()
+                    }
+                    TextFile::PerLanguage(texts) => texts.clone(),
+                };
+                for language in &languages {
+                    if !by_language.contains_key(language) {
+                        error(prompt.span(), format!("menu {name:?}: {field} has no text in {language}"));
+                    }
+                }
+                for language in by_language.keys() {
+                    if !languages.contains(language) {
+                        error(
+                            prompt.span(),
+                            format!("menu {name:?}: {field} is in {language}, which is not in languages"),
+                        );
+                    }
+                }
+                Some(by_language)
+            };
+        let say = text("say", &menu.say);
+        let no_input = text("no_input", &menu.no_input).map(Prompt::Say);
+        let invalid = text("invalid", &menu.invalid).map(Prompt::Say);
+        let prompt = match (say, &menu.play) {
+            (Some(say), None) => Prompt::Say(say),
+            (None, Some(url)) => Prompt::Play(url.clone()),
+            (Some(_), Some(_)) => {
+                error(span.clone(), format!("menu {name:?} has both say and play; choose one"));
+                continue;
+            }
+            (None, None) => {
+                error(span.clone(), format!("menu {name:?} needs a prompt: say or play"));
+                continue;
+            }
+        };
+        if let Some(on_fail) = &menu.on_fail
+            && !known(on_fail.get_ref())
+        {
+            error(
+                on_fail.span(),
+                format!("menu {name:?}: on_fail menu {:?} does not exist", on_fail.get_ref()),
+            );
+        }
+        if menu.hangup && !menu.options.is_empty() {
+            error(span.clone(), format!("menu {name:?} hangs up, so it cannot have options"));
+        }
+        if !menu.hangup && menu.options.is_empty() {
+            error(span.clone(), format!("menu {name:?} has no options; add some, or hangup = true"));
+        }
+        let mut options = BTreeMap::new();
+        for (key, option) in &menu.options {
+            let option_span = option.span();
+            let mut chars = key.chars();
+            let key_char = match (chars.next(), chars.next()) {
+                (Some(c), None) if KEYS.contains(c) => c,
+                _ => {
+                    error(option_span, format!("menu {name:?}: option {key:?} is not a key (0-9, * or #)"));
+                    continue;
+                }
+            };
+            let option = option.get_ref();
+            let choice = match (&option.menu, &option.route, &option.language) {
+                (Some(target), None, None) => {
+                    if !known(target.get_ref()) {
+                        error(
+                            target.span(),
+                            format!(
+                                "menu {name:?}, option {key}: menu {:?} does not exist",
+                                target.get_ref()
+                            ),
+                        );
+                    }
+                    Choice::Menu(target.get_ref().clone())
+                }
+                (None, Some(route), None) => {
+                    if route.skills.is_empty() && route.workflow.is_none() && file.workflow.is_none() {
+                        error(
+                            option_span.clone(),
+                            format!("menu {name:?}, option {key}: a route needs skills or a workflow"),
+                        );
+                    }
+                    if route.priority.is_some_and(|priority| priority < 0) {
+                        error(
+                            option_span.clone(),
+                            format!("menu {name:?}, option {key}: priority must be 0 or more"),
+                        );
+                    }
+                    let attributes = route.attributes.clone().unwrap_or_default();
+                    Choice::Route(Route {
+                        skills: route.skills.clone(),
+                        workflow: route.workflow.clone(),
+                        priority: route.priority,
+                        attributes: serde_json::to_value(attributes).unwrap_or_default(),
+                    })
+                }
+                (target, None, Some(language)) => {
+                    if !languages.contains(language) {
+                        error(
+                            option_span.clone(),
+                            format!("menu {name:?}, option {key}: language {language:?} is not in languages"),
+                        );
+                    }
+                    if let Some(target) = target
+                        && !known(target.get_ref())
+                    {
+                        error(
+                            target.span(),
+                            format!(
+                                "menu {name:?}, option {key}: menu {:?} does not exist",
+                                target.get_ref()
+                            ),
+                        );
+                    }
+                    Choice::Language {
+                        language: language.clone(),
+                        menu: target.as_ref().map(|t| t.get_ref().clone()),
+                    }
+                }
+                _ => {
+                    error(
+                        option_span,
+                        format!("menu {name:?}, option {key}: give one of menu, route or language"),
+                    );
+                    continue;
+                }
+            };
+            options.insert(key_char, choice);
+        }
+        menus.insert(
+            name.clone(),
+            Menu {
+                prompt,
+                timeout: menu.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                retries: menu.retries.unwrap_or(DEFAULT_RETRIES),
+                no_input,
+                invalid,
+                on_fail: menu.on_fail.as_ref().map(|on_fail| on_fail.get_ref().clone()),
+                hangup: menu.hangup,
+                options,
+            },
+        );
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|err| err.line);
+        return Err(errors);
+    }
+    Ok(Flow {
+        start: file.start.into_inner(),
+        language: file.language,
+        languages,
+        voice: file.voice,
+        workflow: file.workflow,
+        menus,
+    })
+}

@@ -1,0 +1,102 @@
+//! IVR flows from TOML files (DESIGN §4): loading with every mistake reported by file and
+//! line (`load.rs`), and the pure walker (`walk.rs`): (flow, state, input) → (TwiML, next
+//! state, effect). No I/O and no clock: the HTTP layer reads the files, keeps each call's state
+//! and acts on the effect (creating the task, hanging up).
+//!
+//! A flow file:
+//!
+//! ```toml
+//! start = "main"
+//! language = "en-US"              # the caller's language until they choose another
+//! languages = ["en-US", "es-MX"]  # every prompt must then exist in each of these
+//! voice = "Polly.Joanna"
+//! workflow = "Sales and Support Workflow"   # routes use it unless they name another
+//!
+//! [menus.main]
+//! say = { en-US = "For sales press 1...", es-MX = "Para ventas oprima 1..." }
+//! timeout = 5      # seconds of silence before a retry
+//! retries = 2      # then on_fail (or goodbye)
+//! on_fail = "goodbye"
+//!
+//! [menus.main.options]
+//! "1" = { route = { skills = ["Sales"] } }
+//! "2" = { menu = "support" }
+//! "9" = { language = "es-MX" }    # switch language, hear this menu again
+//!
+//! [menus.goodbye]
+//! say = "Goodbye."
+//! hangup = true
+//! ```
+
+mod load;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub use load::{IvrError, load_flow};
+pub use walk::{CallState, Effect, Input, RouteRequest, Step, step};
+
+/// A validated flow: every reference resolves and every prompt exists in every language.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    pub start: String,
+    pub language: String,
+    pub languages: Vec<String>,
+    pub voice: Option<String>,
+    pub workflow: Option<String>,
+    pub menus: BTreeMap<String, Menu>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Menu {
+    pub prompt: Prompt,
+    /// Seconds of silence before the menu counts a no-input.
+    pub timeout: u32,
+    /// Extra attempts after the first, on no input or an invalid key.
+    pub retries: u32,
+    pub no_input: Option<Prompt>,
+    pub invalid: Option<Prompt>,
+    /// Where a caller goes after the last failed attempt; none: goodbye and hang up.
+    pub on_fail: Option<String>,
+    /// Say the prompt and hang up (no options).
+    pub hangup: bool,
+    /// By key (`0`-`9`, `*`, `#`).
+    pub options: BTreeMap<char, Choice>,
+}
+
+/// What a menu says: text to speak per language, or an audio URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    Say(BTreeMap<String, String>),
+    Play(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Choice {
+    Menu(String),
+    Route(Route),
+    /// Switch the caller's language, then go to `menu` (the same menu when not given).
+    Language {
+        language: String,
+        menu: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub skills: Vec<String>,
+    pub workflow: Option<String>,
+    pub priority: Option<i64>,
+    /// Extra task attributes, a JSON object.
+    pub attributes: Value,
+}
+
+/// Seconds of silence before a retry, unless the menu says otherwise.
+pub const DEFAULT_TIMEOUT: u32 = 5;
+/// Retries after the first attempt, unless the menu says otherwise.
+pub const DEFAULT_RETRIES: u32 = 2;

@@ -1,0 +1,156 @@
+//! Flow files refused with their lines, and callers' paths through the shipped IVR.
+
+use expect_test::{Expect, expect};
+
+use super::*;
+
+/// Loads `source`; renders the errors one per line, or `ok`.
+fn check_load(source: &str, expected: Expect) {
+    let actual = match load_flow(source) {
+        Ok(_) => "ok".to_owned(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+    };
+    expected.assert_eq(&actual);
+}
+
+const SHIPPED: &str = include_str!("../../ivr/main.toml");
+
+#[test]
+fn the_shipped_flow_loads() {
+    check_load(SHIPPED, expect!["ok"]);
+}
+
+#[test]
+fn mistakes_are_reported_with_their_lines() {
+    check_load("start = \"main\"\n[menus.main\n", expect!["line 2: unclosed table, expected `]`"]);
+    check_load(
+        "start = \"main\"\nlanguage = 3\n[menus]\n",
+        expect!["line 2: invalid type: integer `3`, expected a string"],
+    );
+    check_load(
+        "start = \"menu\"\n[menus.main]\nsay = \"hi\"\nhangup = true\ncolour = 1\n",
+        expect![
+            "line 5: unknown field `colour`, expected one of `say`, `play`, `timeout`, `retries`, `no_input`, `invalid`, `on_fail`, `hangup`, `options`"
+        ],
+    );
+    check_load(
+        r#"start = "menu"
+[menus.main]
+say = "Press 1"
+on_fail = "nowhere"
+[menus.main.options]
+"1" = { menu = "sales" }
+"12" = { menu = "main" }
+"x" = { menu = "main" }
+"2" = { menu = "main", route = { skills = ["S"] } }
+"3" = { route = { priority = -1 } }
+[menus.empty]
+say = "Nothing here"
+[menus.silent]
+hangup = true
+"#,
+        expect![[r#"
+            line 1: start menu "menu" does not exist
+            line 4: menu "main": on_fail menu "nowhere" does not exist
+            line 6: menu "main", option 1: menu "sales" does not exist
+            line 7: menu "main": option "12" is not a key (0-9, * or #)
+            line 8: menu "main": option "x" is not a key (0-9, * or #)
+            line 9: menu "main", option 2: give one of menu, route or language
+            line 10: menu "main", option 3: a route needs skills or a workflow
+            line 10: menu "main", option 3: priority must be 0 or more
+            line 11: menu "empty" has no options; add some, or hangup = true
+            line 13: menu "silent" needs a prompt: say or play"#]],
+    );
+    check_load(
+        r#"start = "main"
+languages = ["en-US", "es-MX"]
+[menus.main]
+say = { en-US = "Press 9 for Spanish", fr-FR = "Oui" }
+[menus.main.options]
+"9" = { language = "es-ES" }
+"#,
+        expect![[r#"
+            line 4: menu "main": say has no text in es-MX
+            line 4: menu "main": say is in fr-FR, which is not in languages
+            line 6: menu "main", option 9: language "es-ES" is not in languages"#]],
+    );
+}
+
+/// Walks `flow` through `inputs` (a key string per step, `-` for silence) and renders what the
+/// caller hears and what happens, one line per step.
+fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
+    let flow = load_flow(source).expect("the flow loads");
+    let mut state = CallState::new(&flow);
+    let mut lines = Vec::new();
+    for (n, keys) in std::iter::once("start").chain(inputs.iter().copied()).enumerate() {
+        let input = match keys {
+            "start" if n == 0 => Input::Start,
+            "-" => Input::Digits(String::new()),
+            keys => Input::Digits(keys.to_owned()),
+        };
+        let step = step(&flow, &state, &input, "/voice/ivr");
+        let effect = match &step.effect {
+            Effect::Continue => "gather".to_owned(),
+            Effect::Hangup => "hangup".to_owned(),
+            Effect::Route(route) => format!(
+                "route workflow={:?} priority={:?} attributes={}",
+                route.workflow, route.priority, route.attributes
+            ),
+        };
+        lines.push(format!(
+            "{keys}: {effect} {}",
+            step.response.to_xml().trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#)
+        ));
+        state = step.state;
+    }
+    expected.assert_eq(&lines.join("\n"));
+}
+
+#[test]
+fn callers_paths_through_the_shipped_flow() {
+    check_walk(
+        SHIPPED,
+        &["1"],
+        expect![[r#"
+        start: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>
+        1: route workflow=Some("Sales and Support Workflow") priority=None attributes={"skillsNeeded":["Sales"],"language":"en-US","ivr_path":"1"} <Response/>"#]],
+    );
+    check_walk(
+        SHIPPED,
+        &["7", "-", "2"],
+        expect![[r#"
+        start: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>
+        7: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Sorry, that is not one of the options.</Say><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>
+        -: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Sorry, I didn&apos;t hear a choice.</Say><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>
+        2: route workflow=Some("Sales and Support Workflow") priority=None attributes={"skillsNeeded":["Support"],"language":"en-US","ivr_path":"2"} <Response/>"#]],
+    );
+    check_walk(
+        SHIPPED,
+        &["-", "-", "-"],
+        expect![[r#"
+        start: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>
+        -: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Sorry, I didn&apos;t hear a choice.</Say><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>
+        -: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Sorry, I didn&apos;t hear a choice.</Say><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>
+        -: hangup <Response><Say voice="Polly.Joanna" language="en-US">We could not understand your choice. Please call again. Goodbye.</Say><Hangup/></Response>"#]],
+    );
+}
+
+#[test]
+fn a_language_choice_sets_the_prompts_and_the_task_language() {
+    let flow = r#"start = "main"
+languages = ["en-US", "es-MX"]
+[menus.main]
+say = { en-US = "For Spanish press 9. Sales press 1.", es-MX = "Ventas oprima 1." }
+[menus.main.options]
+"9" = { language = "es-MX" }
+"1" = { route = { skills = ["Sales"], priority = 3, attributes = { campaign = "spring" } }, }
+"#;
+    check_walk(
+        flow,
+        &["9", "1"],
+        expect![[r#"
+        start: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say language="en-US">For Spanish press 9. Sales press 1.</Say></Gather></Response>
+        9: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="es-MX"><Say language="es-MX">Ventas oprima 1.</Say></Gather></Response>
+        1: route workflow=None priority=Some(3) attributes={"skillsNeeded":["Sales"],"language":"es-MX","ivr_path":"9,1","campaign":"spring"} <Response/>"#]],
+    );
+}

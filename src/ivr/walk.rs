@@ -1,0 +1,195 @@
+//! The pure walk of a flow: one step per webhook. The state travels with the call (the HTTP
+//! layer keeps it per CallSid); the step says what the caller hears next and what to do.
+
+use serde_json::{Value, json};
+
+use super::{Choice, Flow, Menu, Prompt};
+use crate::twiml::{self, Gather, Method, Response, Say, Verb};
+
+/// Where a call is in its flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallState {
+    pub menu: String,
+    /// Failed attempts (no input, invalid key) in this menu so far.
+    pub failures: u32,
+    pub language: String,
+    /// Keys pressed so far, for the task's attributes and the agent's screen.
+    pub path: Vec<String>,
+}
+
+/// What the caller did since the last step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The call just arrived.
+    Start,
+    /// Keys pressed (the `Digits` of a Gather); empty means nothing was pressed.
+    Digits(String),
+}
+
+/// What the HTTP layer does after a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Play `response` and wait for the next input at the action URL.
+    Continue,
+    /// Create a task and put the caller on hold; `response` is empty.
+    Route(RouteRequest),
+    /// The flow ends: `response` says goodbye and hangs up.
+    Hangup,
+}
+
+/// The task an IVR route asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteRequest {
+    /// The workflow by name; none: the workspace's only workflow.
+    pub workflow: Option<String>,
+    pub priority: Option<i64>,
+    /// `skillsNeeded`, `language`, `ivr_path` and the route's own attributes.
+    pub attributes: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub response: Response,
+    pub state: CallState,
+    pub effect: Effect,
+}
+
+/// Said when a caller has used up a menu's attempts and the menu has no `on_fail`.
+const GOODBYE: &str = "Sorry, we could not understand your choice. Goodbye.";
+
+impl CallState {
+    /// A new call at the flow's start, in its default language.
+    pub fn new(flow: &Flow) -> CallState {
+        CallState { menu: flow.start.clone(), failures: 0, language: flow.language.clone(), path: Vec::new() }
+    }
+}
+
+/// One step of `flow` for a call in `state` after `input`; `action` is the URL the caller's
+/// next keys are posted to.
+pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &str) -> Step {
+    let mut state = state.clone();
+    let Some(menu) = flow.menus.get(&state.menu) else {
+        // A flow edited while the call was in it: start over rather than fail the caller.
+        return enter(flow, CallState::new(flow), action, None);
+    };
+    let digits = match input {
+        Input::Start => return enter(flow, state, action, None),
+        Input::Digits(digits) => digits.trim(),
+    };
+    let choice = digits.chars().next().and_then(|key| menu.options.get(&key).map(|choice| (key, choice)));
+    let Some((key, choice)) = choice else {
+        let complaint = if digits.is_empty() { &menu.no_input } else { &menu.invalid };
+        state.failures += 1;
+        if state.failures > menu.retries {
+            return match &menu.on_fail {
+                Some(on_fail) => {
+                    state.menu = on_fail.clone();
+                    state.failures = 0;
+                    enter(flow, state, action, None)
+                }
+                None => Step {
+                    response: Response::new(vec![
+                        Verb::Say(say(flow, &state.language, GOODBYE)),
+                        Verb::Hangup,
+                    ]),
+                    state,
+                    effect: Effect::Hangup,
+                },
+            };
+        }
+        return enter(flow, state, action, complaint.as_ref());
+    };
+    state.path.push(key.to_string());
+    state.failures = 0;
+    match choice {
+        Choice::Menu(next) => {
+            state.menu = next.clone();
+            enter(flow, state, action, None)
+        }
+        Choice::Language { language, menu: next } => {
+            state.language = language.clone();
+            if let Some(next) = next {
+                state.menu = next.clone();
+            }
+            enter(flow, state, action, None)
+        }
+        Choice::Route(route) => {
+            let mut attributes = json!({
+                "skillsNeeded": route.skills,
+                "language": state.language,
+                "ivr_path": state.path.join(","),
+            });
+            if let (Value::Object(into), Value::Object(extra)) = (&mut attributes, &route.attributes) {
+                for (name, value) in extra {
+                    into.insert(name.clone(), value.clone());
+                }
+            }
+            let request = RouteRequest {
+                workflow: route.workflow.clone().or_else(|| flow.workflow.clone()),
+                priority: route.priority,
+                attributes,
+            };
+            Step { response: Response::default(), state, effect: Effect::Route(request) }
+        }
+    }
+}
+
+/// The TwiML of `state.menu`, preceded by `complaint` (why the caller hears it again).
+fn enter(flow: &Flow, state: CallState, action: &str, complaint: Option<&Prompt>) -> Step {
+    let Some(menu) = flow.menus.get(&state.menu) else {
+        return Step { response: Response::new(vec![Verb::Hangup]), state, effect: Effect::Hangup };
+    };
+    let mut prompts: Vec<twiml::Prompt> =
+        complaint.map(|c| prompt(flow, &state.language, c)).into_iter().collect();
+    prompts.push(prompt(flow, &state.language, &menu.prompt));
+    if menu.hangup {
+        let mut verbs: Vec<Verb> = prompts.into_iter().map(prompt_verb).collect();
+        verbs.push(Verb::Hangup);
+        return Step { response: Response::new(verbs), state, effect: Effect::Hangup };
+    }
+    let response = Response::new(vec![Verb::Gather(gather(menu, action, prompts, &state.language))]);
+    Step { response, state, effect: Effect::Continue }
+}
+
+fn gather(menu: &Menu, action: &str, prompts: Vec<twiml::Prompt>, language: &str) -> Gather {
+    Gather {
+        action: Some(action.to_owned()),
+        method: Some(Method::Post),
+        input: Some("dtmf".to_owned()),
+        timeout: Some(menu.timeout),
+        num_digits: Some(1),
+        // Silence posts to the action too, so that the walk counts it as a failed attempt.
+        action_on_empty_result: Some(true),
+        language: Some(language.to_owned()),
+        prompts,
+        ..Gather::default()
+    }
+}
+
+fn say(flow: &Flow, language: &str, text: &str) -> Say {
+    Say {
+        text: text.to_owned(),
+        voice: flow.voice.clone(),
+        language: Some(language.to_owned()),
+        repeat: None,
+    }
+}
+
+fn prompt(flow: &Flow, language: &str, prompt: &Prompt) -> twiml::Prompt {
+    match prompt {
+        Prompt::Say(texts) => {
+            // Loading guarantees a text per language; the default language is the fallback.
+            let text = texts.get(language).or_else(|| texts.get(&flow.language)).cloned().unwrap_or_default();
+            twiml::Prompt::Say(say(flow, language, &text))
+        }
+        Prompt::Play(url) => twiml::Prompt::Play(twiml::Play { url: url.clone(), repeat: None }),
+    }
+}
+
+fn prompt_verb(prompt: twiml::Prompt) -> Verb {
+    match prompt {
+        twiml::Prompt::Say(say) => Verb::Say(say),
+        twiml::Prompt::Play(play) => Verb::Play(play),
+        twiml::Prompt::Pause { length } => Verb::Pause { length },
+    }
+}

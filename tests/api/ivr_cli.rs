@@ -1,0 +1,26 @@
+//! `switchboard ivr check`, the real executable: the shipped flows pass, and a broken file is
+//! refused with file:line for every mistake and exit code 2.
+
+use crate::helpers::switchboard_command;
+
+#[test]
+fn the_shipped_ivr_passes_and_mistakes_are_listed_with_file_and_line() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = switchboard_command(repo).args(["ivr", "check"]).output().unwrap();
+    assert_eq!(shipped.status.code(), Some(0), "{}", String::from_utf8_lossy(&shipped.stderr));
+    assert_eq!(String::from_utf8_lossy(&shipped.stdout).trim(), "1 flow(s) in ivr: ok");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = "start = \"main\"\n[menus.main]\nsay = \"Press 1\"\n[menus.main.options]\n\"1\" = { menu = \"sales\" }\n\"x\" = { menu = \"main\" }\n";
+    std::fs::write(dir.path().join("broken.toml"), broken).unwrap();
+    std::fs::write(dir.path().join("syntax.toml"), "start = \"main\"\n[menus.main\n").unwrap();
+    let output = switchboard_command(dir.path()).args(["ivr", "check", "."]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: ./broken.toml:5: menu \"main\", option 1: menu \"sales\" does not exist\n\
+         ./broken.toml:6: menu \"main\": option \"x\" is not a key (0-9, * or #)\n\
+         ./syntax.toml:2: unclosed table, expected `]`"
+    );
+}
