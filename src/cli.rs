@@ -54,6 +54,13 @@ enum IvrCommand {
         #[arg(default_value = "ivr")]
         dir: PathBuf,
     },
+    /// Run the scenario files of `DIR/tests/` (callers' keys and what should come of them)
+    /// through the flows of DIR; exit 1 if a call goes otherwise.
+    Test {
+        /// The folder of flow files.
+        #[arg(default_value = "ivr")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Expr(ExprCommand::Check { context, expression }) => expr_check(context, &expression),
         Command::Expr(ExprCommand::Eval(args)) => expr_eval(&args),
         Command::Ivr(IvrCommand::Check { dir }) => ivr_check(&dir),
+        Command::Ivr(IvrCommand::Test { dir }) => ivr_test(&dir),
         Command::Simulate { scenario } => simulate(&scenario),
     };
     match outcome {
@@ -178,39 +186,101 @@ fn simulate(path: &std::path::Path) -> Result<String, Failure> {
     Ok(lines.join("\n"))
 }
 
-fn ivr_check(dir: &std::path::Path) -> Result<String, Failure> {
-    let entries = std::fs::read_dir(dir).map_err(|err| {
-        Failure::invalid_input(format!("cannot read the IVR folder {}: {err}", dir.display()))
-    })?;
+/// The `*.toml` files directly in `dir`, sorted.
+fn toml_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, Failure> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|err| Failure::invalid_input(format!("cannot read the folder {}: {err}", dir.display())))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.is_file() && path.extension().is_some_and(|ext| ext == "toml"))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// `path:line: message`, or `path: message` without a line.
+fn located(path: &std::path::Path, err: &crate::ivr::IvrError) -> String {
+    match err.line {
+        Some(line) => format!("{}:{line}: {}", path.display(), err.message),
+        None => format!("{}: {}", path.display(), err.message),
+    }
+}
+
+/// Every flow in `dir` by file name, or every mistake in them.
+fn load_flows(
+    dir: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, crate::ivr::Flow>, Failure> {
+    let files = toml_files(dir)?;
     if files.is_empty() {
         return Err(Failure::invalid_input(format!("{}: no flow files (*.toml)", dir.display())));
     }
+    let mut flows = std::collections::BTreeMap::new();
     let mut mistakes = Vec::new();
     for path in &files {
-        let source = match std::fs::read_to_string(path) {
-            Ok(source) => source,
-            Err(err) => {
-                mistakes.push(format!("{}: cannot read: {err}", path.display()));
-                continue;
-            }
-        };
-        if let Err(errors) = crate::ivr::load_flow(&source) {
-            mistakes.extend(errors.iter().map(|err| match err.line {
-                Some(line) => format!("{}:{line}: {}", path.display(), err.message),
-                None => format!("{}: {}", path.display(), err.message),
-            }));
+        match std::fs::read_to_string(path) {
+            Ok(source) => match crate::ivr::load_flow(&source) {
+                Ok(flow) => {
+                    let name =
+                        path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+                    flows.insert(name, flow);
+                }
+                Err(errors) => mistakes.extend(errors.iter().map(|err| located(path, err))),
+            },
+            Err(err) => mistakes.push(format!("{}: cannot read: {err}", path.display())),
         }
     }
-    if mistakes.is_empty() {
-        Ok(format!("{} flow(s) in {}: ok", files.len(), dir.display()))
+    if mistakes.is_empty() { Ok(flows) } else { Err(Failure::invalid_input(mistakes.join("\n"))) }
+}
+
+fn ivr_check(dir: &std::path::Path) -> Result<String, Failure> {
+    let flows = load_flows(dir)?;
+    Ok(format!("{} flow(s) in {}: ok", flows.len(), dir.display()))
+}
+
+/// Runs `dir/tests/*.toml` against the flows of `dir`: a line per call; exit 1 if one fails.
+fn ivr_test(dir: &std::path::Path) -> Result<String, Failure> {
+    let flows = load_flows(dir)?;
+    let tests = dir.join("tests");
+    let files = toml_files(&tests)?;
+    let (mut lines, mut failed, mut passed) = (Vec::new(), 0, 0);
+    for path in &files {
+        let source = std::fs::read_to_string(path)
+            .map_err(|err| Failure::invalid_input(format!("{}: cannot read: {err}", path.display())))?;
+        let scenarios =
+            crate::ivr::read_scenarios(&source).map_err(|err| Failure::invalid_input(located(path, &err)))?;
+        let Some(flow) = flows.get(&scenarios.flow) else {
+            return Err(Failure::invalid_input(format!(
+                "{}: flow {:?} is not in {}",
+                path.display(),
+                scenarios.flow,
+                dir.display()
+            )));
+        };
+        for outcome in scenarios.run(flow) {
+            match outcome.failure {
+                None => {
+                    passed += 1;
+                    lines.push(format!("ok   {}:{}: {}", path.display(), outcome.line, outcome.name));
+                }
+                Some(failure) => {
+                    failed += 1;
+                    lines.push(format!(
+                        "FAIL {}:{}: {}: {failure}",
+                        path.display(),
+                        outcome.line,
+                        outcome.name
+                    ));
+                }
+            }
+        }
+    }
+    lines.push(format!("{passed} passed, {failed} failed"));
+    if failed == 0 {
+        Ok(lines.join("\n"))
     } else {
-        Err(Failure::invalid_input(mistakes.join("\n")))
+        let message = format!("{failed} of {} calls went otherwise\n{}", passed + failed, lines.join("\n"));
+        Err(Failure { message, code: 1 })
     }
 }
 

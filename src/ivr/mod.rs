@@ -29,6 +29,7 @@
 //! ```
 
 mod load;
+mod scenario;
 mod walk;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use load::{IvrError, load_flow};
+pub use scenario::{CallOutcome, Scenarios, read_scenarios};
 pub use walk::{CallState, Effect, Input, RouteRequest, Step, step};
 
 /// A validated flow: every reference resolves and every prompt exists in every language.

@@ -154,3 +154,73 @@ say = { en-US = "For Spanish press 9. Sales press 1.", es-MX = "Ventas oprima 1.
         1: route workflow=None priority=Some(3) attributes={"skillsNeeded":["Sales"],"language":"es-MX","ivr_path":"9,1","campaign":"spring"} <Response/>"#]],
     );
 }
+
+/// Runs the scenario file `scenarios` against the shipped flow; one line per call.
+fn check_scenarios(scenarios: &str, expected: Expect) {
+    let flow = load_flow(SHIPPED).unwrap();
+    let actual = match read_scenarios(scenarios) {
+        Ok(scenarios) => scenarios
+            .run(&flow)
+            .iter()
+            .map(|outcome| {
+                format!("{} {}: {}", outcome.line, outcome.name, outcome.failure.as_deref().unwrap_or("ok"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(err) => format!("error: {err}"),
+    };
+    expected.assert_eq(&actual);
+}
+
+#[test]
+fn scenarios_report_what_went_otherwise() {
+    check_scenarios(
+        include_str!("../../ivr/tests/main.toml"),
+        expect![[r#"
+        4 a sales caller presses 1: ok
+        11 a support caller presses 2: ok
+        16 a wrong key and a silence, then sales: ok
+        28 three silences end the call: ok"#]],
+    );
+    check_scenarios(
+        r#"flow = "main.toml"
+[[calls]]
+name = "wrong queue"
+keys = ["2"]
+route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
+[[calls]]
+name = "wrong attribute"
+keys = ["1"]
+route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
+attributes = { language = "fr-FR" }
+[[calls]]
+name = "too few keys"
+keys = []
+hangup = true
+[[calls]]
+name = "too many keys"
+keys = ["1", "2"]
+route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
+[[calls]]
+name = "expected a hang-up"
+keys = ["1"]
+hangup = true
+[[calls]]
+name = "wrong prompt"
+keys = ["1"]
+hears = ["Hello"]
+route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
+"#,
+        expect![[r#"
+            2 wrong queue: routed with skills ["Support"], workflow Some("Sales and Support Workflow"), priority None; expected skills ["Sales"], workflow Some("Sales and Support Workflow"), priority None
+            6 wrong attribute: task attribute language is "en-US", expected "fr-FR"
+            11 too few keys: the keys ran out in menu "main"; the call had not ended
+            15 too many keys: the call ended with 1 key(s) left unpressed
+            19 expected a hang-up: the call was routed ({"skillsNeeded":["Sales"],"language":"en-US","ivr_path":"1"}), expected a hang-up
+            23 wrong prompt: heard ["Thanks for calling. For sales, press 1. For support, press 2."], expected ["Hello"]"#]],
+    );
+    check_scenarios(
+        "flow = \"main.toml\"\n[[calls]]\nname = \"both\"\nkeys = [\"1\"]\nhangup = true\nroute = { skills = [\"Sales\"] }\n",
+        expect![[r#"error: line 2: call "both": give exactly one of route or hangup = true"#]],
+    );
+}

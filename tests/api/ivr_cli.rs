@@ -24,3 +24,28 @@ fn the_shipped_ivr_passes_and_mistakes_are_listed_with_file_and_line() {
          ./syntax.toml:2: unclosed table, expected `]`"
     );
 }
+
+#[test]
+fn ivr_test_runs_the_shipped_scenarios_and_a_failing_call_exits_1() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = switchboard_command(repo).args(["ivr", "test"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&shipped.stdout);
+    assert_eq!(shipped.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&shipped.stderr));
+    assert!(stdout.trim_end().ends_with("4 passed, 0 failed"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::copy(repo.join("ivr/main.toml"), dir.path().join("main.toml")).unwrap();
+    let scenario = "flow = \"main.toml\"\n[[calls]]\nname = \"sales\"\nkeys = [\"1\"]\nroute = { skills = [\"Sales\"], workflow = \"Sales and Support Workflow\" }\n[[calls]]\nname = \"support by mistake\"\nkeys = [\"2\"]\nroute = { skills = [\"Sales\"], workflow = \"Sales and Support Workflow\" }\n";
+    std::fs::write(dir.path().join("tests/calls.toml"), scenario).unwrap();
+    let output = switchboard_command(dir.path()).args(["ivr", "test", "."]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: 1 of 2 calls went otherwise\n"), "{stderr}");
+    assert!(stderr.contains("ok   ./tests/calls.toml:2: sales"), "{stderr}");
+    assert!(
+        stderr.contains("FAIL ./tests/calls.toml:6: support by mistake: routed with skills [\"Support\"]"),
+        "{stderr}"
+    );
+    assert!(stderr.trim_end().ends_with("1 passed, 1 failed"), "{stderr}");
+}

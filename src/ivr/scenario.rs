@@ -1,0 +1,179 @@
+//! IVR scenario tests (`ivr/tests/*.toml`): callers' paths written down as keys pressed and
+//! what should come of them, run through the walker. A scenario file:
+//!
+//! ```toml
+//! flow = "main.toml"                 # in the IVR folder
+//!
+//! [[calls]]
+//! name = "a sales caller"
+//! keys = ["7", "-", "1"]             # "-" is silence
+//! hears = ["Thanks for calling...", "Sorry, that is not...", "Thanks for calling..."]
+//! route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
+//! attributes = { language = "en-US", ivr_path = "1" }   # must be among the task's
+//! ```
+//!
+//! `hears` (every prompt, in order, across the call) is optional; a call ends in `route` or
+//! `hangup = true`, and exactly one of them must be given.
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use super::Flow;
+use super::load::IvrError;
+use super::walk::{CallState, Effect, Input, step};
+use crate::twiml::{Prompt, Verb};
+use crate::workspace::line_of;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    flow: String,
+    calls: Vec<Spanned<CallFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallFile {
+    name: String,
+    #[serde(default)]
+    keys: Vec<String>,
+    hears: Option<Vec<String>>,
+    route: Option<ExpectedRoute>,
+    attributes: Option<toml::Table>,
+    #[serde(default)]
+    hangup: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedRoute {
+    skills: Vec<String>,
+    workflow: Option<String>,
+    priority: Option<i64>,
+}
+
+/// A scenario file read but not yet run: which flow it tests, and its calls.
+pub struct Scenarios {
+    pub flow: String,
+    calls: Vec<(usize, CallFile)>,
+}
+
+/// One call's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutcome {
+    pub name: String,
+    pub line: usize,
+    /// `None` when the call went as written; otherwise what differed.
+    pub failure: Option<String>,
+}
+
+/// Reads a scenario file; `source` is its text (for line numbers).
+pub fn read_scenarios(source: &str) -> Result<Scenarios, IvrError> {
+    let file: ScenarioFile = toml::from_str(source).map_err(|err| IvrError {
+        line: err.span().map(|span| line_of(source, span.start)),
+        message: err.message().to_owned(),
+    })?;
+    let mut calls = Vec::new();
+    for call in file.calls {
+        let line = line_of(source, call.span().start);
+        let call = call.into_inner();
+        if call.route.is_some() == call.hangup {
+            return Err(IvrError {
+                line: Some(line),
+                message: format!("call {:?}: give exactly one of route or hangup = true", call.name),
+            });
+        }
+        calls.push((line, call));
+    }
+    Ok(Scenarios { flow: file.flow, calls })
+}
+
+impl Scenarios {
+    /// Runs every call through `flow`.
+    pub fn run(&self, flow: &Flow) -> Vec<CallOutcome> {
+        self.calls
+            .iter()
+            .map(|(line, call)| CallOutcome {
+                name: call.name.clone(),
+                line: *line,
+                failure: run_call(flow, call).err(),
+            })
+            .collect()
+    }
+}
+
+fn run_call(flow: &Flow, call: &CallFile) -> Result<(), String> {
+    let mut state = CallState::new(flow);
+    let mut heard = Vec::new();
+    let mut keys = call.keys.iter();
+    let mut input = Input::Start;
+    // The route the call ended in; `None` for a hang-up.
+    let routed = loop {
+        let outcome = step(flow, &state, &input, "/voice/ivr");
+        heard.extend(outcome.response.verbs.iter().flat_map(texts));
+        state = outcome.state;
+        match outcome.effect {
+            Effect::Continue => {}
+            Effect::Route(route) => break Some(route),
+            Effect::Hangup => break None,
+        }
+        let Some(key) = keys.next() else {
+            return Err(format!("the keys ran out in menu {:?}; the call had not ended", state.menu));
+        };
+        input = Input::Digits(if key == "-" { String::new() } else { key.clone() });
+    };
+    if keys.len() > 0 {
+        return Err(format!("the call ended with {} key(s) left unpressed", keys.len()));
+    }
+    if let Some(hears) = &call.hears
+        && *hears != heard
+    {
+        return Err(format!("heard {heard:?}, expected {hears:?}"));
+    }
+    match (routed, &call.route) {
+        (Some(route), Some(expected)) => {
+            let skills = route.attributes.get("skillsNeeded").cloned().unwrap_or(Value::Null);
+            let actual = (skills, route.workflow.clone(), route.priority);
+            let wanted = (serde_json::json!(expected.skills), expected.workflow.clone(), expected.priority);
+            if actual != wanted {
+                return Err(format!(
+                    "routed with skills {}, workflow {:?}, priority {:?}; expected skills {}, workflow {:?}, priority {:?}",
+                    actual.0, actual.1, actual.2, wanted.0, wanted.1, wanted.2
+                ));
+            }
+            for (name, value) in call.attributes.iter().flatten() {
+                let value = serde_json::to_value(value).unwrap_or_default();
+                let got = route.attributes.get(name);
+                if got != Some(&value) {
+                    return Err(format!(
+                        "task attribute {name} is {}, expected {value}",
+                        got.unwrap_or(&Value::Null)
+                    ));
+                }
+            }
+            Ok(())
+        }
+        (None, None) => Ok(()),
+        (Some(route), None) => Err(format!("the call was routed ({}), expected a hang-up", route.attributes)),
+        (None, Some(_)) => Err("the call hung up, expected a route".to_owned()),
+    }
+}
+
+/// What a caller hears from one verb: spoken text, or the URL of what is played.
+fn texts(verb: &Verb) -> Vec<String> {
+    match verb {
+        Verb::Say(say) => vec![say.text.clone()],
+        Verb::Play(play) => vec![play.url.clone()],
+        Verb::Gather(gather) => gather
+            .prompts
+            .iter()
+            .filter_map(|prompt| match prompt {
+                Prompt::Say(say) => Some(say.text.clone()),
+                Prompt::Play(play) => Some(play.url.clone()),
+                Prompt::Pause { .. } => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
