@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::hours::{self, Hours};
 use super::{Choice, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Flow, Menu, Prompt, Route};
 use crate::workspace::line_of;
 
@@ -27,7 +28,24 @@ struct FlowFile {
     languages: Vec<String>,
     voice: Option<String>,
     workflow: Option<String>,
+    hours: Option<Spanned<HoursFile>>,
     menus: BTreeMap<String, Spanned<MenuFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoursFile {
+    time_zone: String,
+    closed: Spanned<String>,
+    #[serde(default)]
+    holidays: Vec<String>,
+    monday: Option<String>,
+    tuesday: Option<String>,
+    wednesday: Option<String>,
+    thursday: Option<String>,
+    friday: Option<String>,
+    saturday: Option<String>,
+    sunday: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +116,40 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
     if !known(file.start.get_ref()) {
         error(file.start.span(), format!("start menu {:?} does not exist", file.start.get_ref()));
     }
+    let hours = file.hours.as_ref().and_then(|spanned| {
+        let hours = spanned.get_ref();
+        let mut fail = |message: String| error(spanned.span(), format!("hours: {message}"));
+        let time_zone = hours::time_zone(&hours.time_zone).map_err(&mut fail).ok();
+        let days = [
+            &hours.monday,
+            &hours.tuesday,
+            &hours.wednesday,
+            &hours.thursday,
+            &hours.friday,
+            &hours.saturday,
+            &hours.sunday,
+        ];
+        let mut week = BTreeMap::new();
+        for (day, text) in days.into_iter().enumerate() {
+            if let Some(text) = text {
+                match hours::spans(text) {
+                    Ok(spans) => {
+                        week.insert(day as u8, spans);
+                    }
+                    Err(message) => fail(format!("{}: {message}", hours::DAYS[day])),
+                }
+            }
+        }
+        let holidays: Vec<_> =
+            hours.holidays.iter().filter_map(|text| hours::holiday(text).map_err(&mut fail).ok()).collect();
+        if !known(hours.closed.get_ref()) {
+            error(
+                hours.closed.span(),
+                format!("hours: closed menu {:?} does not exist", hours.closed.get_ref()),
+            );
+        }
+        Some(Hours { time_zone: time_zone?, week, holidays, closed: hours.closed.get_ref().clone() })
+    });
     let mut menus = BTreeMap::new();
     for (name, menu) in &file.menus {
         let span = menu.span();
@@ -258,6 +310,7 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
         languages,
         voice: file.voice,
         workflow: file.workflow,
+        hours,
         menus,
     })
 }

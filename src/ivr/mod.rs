@@ -26,8 +26,16 @@
 //! [menus.goodbye]
 //! say = "Goodbye."
 //! hangup = true
+//!
+//! [hours]                         # optional; without it the line is always open
+//! time_zone = "America/New_York"
+//! monday = "09:00-17:00"          # several spans: "09:00-12:00, 13:00-17:00"; no entry: closed
+//! friday = "09:00-15:00"
+//! holidays = ["2026-12-25"]
+//! closed = "closed"               # the menu a call starts in outside these hours
 //! ```
 
+mod hours;
 mod load;
 mod scenario;
 mod walk;
@@ -39,6 +47,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+pub use hours::Hours;
 pub use load::{IvrError, load_flow};
 pub use scenario::{CallOutcome, Scenarios, read_scenarios};
 pub use walk::{CallState, Effect, Input, RouteRequest, Step, step};
@@ -51,6 +60,8 @@ pub struct Flow {
     pub languages: Vec<String>,
     pub voice: Option<String>,
     pub workflow: Option<String>,
+    /// None: always open.
+    pub hours: Option<Hours>,
     pub menus: BTreeMap<String, Menu>,
 }
 

@@ -13,8 +13,10 @@
 //! ```
 //!
 //! `hears` (every prompt, in order, across the call) is optional; a call ends in `route` or
-//! `hangup = true`, and exactly one of them must be given.
+//! `hangup = true`, and exactly one of them must be given. For a flow with business hours,
+//! `at = "2026-11-24T10:00:00-05:00"` says when the call comes in.
 
+use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
@@ -43,6 +45,8 @@ struct CallFile {
     attributes: Option<toml::Table>,
     #[serde(default)]
     hangup: bool,
+    /// When the call comes in (RFC 3339), for flows with business hours.
+    at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -56,7 +60,7 @@ struct ExpectedRoute {
 /// A scenario file read but not yet run: which flow it tests, and its calls.
 pub struct Scenarios {
     pub flow: String,
-    calls: Vec<(usize, CallFile)>,
+    calls: Vec<(usize, CallFile, Option<Timestamp>)>,
 }
 
 /// One call's result.
@@ -84,7 +88,17 @@ pub fn read_scenarios(source: &str) -> Result<Scenarios, IvrError> {
                 message: format!("call {:?}: give exactly one of route or hangup = true", call.name),
             });
         }
-        calls.push((line, call));
+        let at = match &call.at {
+            Some(text) => Some(text.parse::<Timestamp>().map_err(|_| IvrError {
+                line: Some(line),
+                message: format!(
+                    "call {:?}: at = {text:?} is not an RFC 3339 time (2026-11-24T10:00:00-05:00)",
+                    call.name
+                ),
+            })?),
+            None => None,
+        };
+        calls.push((line, call, at));
     }
     Ok(Scenarios { flow: file.flow, calls })
 }
@@ -94,17 +108,22 @@ impl Scenarios {
     pub fn run(&self, flow: &Flow) -> Vec<CallOutcome> {
         self.calls
             .iter()
-            .map(|(line, call)| CallOutcome {
+            .map(|(line, call, at)| CallOutcome {
                 name: call.name.clone(),
                 line: *line,
-                failure: run_call(flow, call).err(),
+                failure: run_call(flow, call, *at).err(),
             })
             .collect()
     }
 }
 
-fn run_call(flow: &Flow, call: &CallFile) -> Result<(), String> {
-    let mut state = CallState::new(flow);
+fn run_call(flow: &Flow, call: &CallFile, at: Option<Timestamp>) -> Result<(), String> {
+    let at = match (at, &flow.hours) {
+        (Some(at), _) => at,
+        (None, None) => Timestamp::UNIX_EPOCH,
+        (None, Some(_)) => return Err("the flow has business hours: give the call an `at` time".to_owned()),
+    };
+    let mut state = CallState::new(flow, at);
     let mut heard = Vec::new();
     let mut keys = call.keys.iter();
     let mut input = Input::Start;

@@ -80,7 +80,7 @@ say = { en-US = "Press 9 for Spanish", fr-FR = "Oui" }
 /// caller hears and what happens, one line per step.
 fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
     let flow = load_flow(source).expect("the flow loads");
-    let mut state = CallState::new(&flow);
+    let mut state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
     let mut lines = Vec::new();
     for (n, keys) in std::iter::once("start").chain(inputs.iter().copied()).enumerate() {
         let input = match keys {
@@ -222,5 +222,97 @@ route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
     check_scenarios(
         "flow = \"main.toml\"\n[[calls]]\nname = \"both\"\nkeys = [\"1\"]\nhangup = true\nroute = { skills = [\"Sales\"] }\n",
         expect![[r#"error: line 2: call "both": give exactly one of route or hangup = true"#]],
+    );
+}
+
+const HOURS_FLOW: &str = r#"start = "main"
+[hours]
+time_zone = "America/New_York"
+monday = "09:00-17:00"
+friday = "09:00-12:00, 13:00-15:00"
+holidays = ["2026-12-25"]
+closed = "closed"
+[menus.main]
+say = "Press 1 for sales."
+[menus.main.options]
+"1" = { route = { skills = ["Sales"] } }
+[menus.closed]
+say = "We are closed. Our hours are Monday 9 to 5."
+hangup = true
+"#;
+
+#[test]
+fn business_hours_follow_the_time_zone_the_week_and_the_holidays() {
+    let flow = load_flow(HOURS_FLOW).unwrap();
+    let hours = flow.hours.as_ref().unwrap();
+    for (at, open) in [
+        ("2026-11-23T14:00:00Z", true),  // Monday 09:00 in New York (EST)
+        ("2026-11-23T13:59:59Z", false), // 08:59
+        ("2026-11-23T21:59:00Z", true),  // 16:59
+        ("2026-11-23T22:00:00Z", false), // 17:00: the end is not included
+        ("2026-11-27T17:30:00Z", false), // Friday 12:30, the lunch break
+        ("2026-11-27T18:00:00Z", true),  // Friday 13:00
+        ("2026-11-28T15:00:00Z", false), // Saturday
+        ("2026-12-25T15:00:00Z", false), // a Friday, but a holiday
+        ("2026-07-06T13:00:00Z", true),  // Monday 09:00 in summer (EDT)
+    ] {
+        assert_eq!(hours.is_open(at.parse().unwrap()), open, "{at}");
+    }
+    let closed = CallState::new(&flow, "2026-11-28T15:00:00Z".parse().unwrap());
+    assert_eq!(closed.menu, "closed");
+    let open = CallState::new(&flow, "2026-11-23T15:00:00Z".parse().unwrap());
+    assert_eq!(open.menu, "main");
+}
+
+#[test]
+fn business_hours_mistakes_are_reported() {
+    check_load(
+        &HOURS_FLOW
+            .replace("America/New_York", "Mars/Olympus")
+            .replace("\"09:00-17:00\"", "\"17:00-09:00\"")
+            .replace("09:00-12:00", "9am-12")
+            .replace("2026-12-25", "Christmas")
+            .replace("closed = \"closed\"", "closed = \"shut\""),
+        expect![[r#"
+            line 2: hours: unknown time zone "Mars/Olympus" (use an IANA name such as America/New_York)
+            line 2: hours: monday: "17:00-09:00" ends before it starts
+            line 2: hours: friday: "9am" is not a time (HH:MM)
+            line 2: hours: holiday "Christmas" is not a date (YYYY-MM-DD)
+            line 7: hours: closed menu "shut" does not exist"#]],
+    );
+}
+
+#[test]
+fn scenarios_say_when_a_call_comes_in() {
+    let flow = load_flow(HOURS_FLOW).unwrap();
+    let scenarios = read_scenarios(
+        r#"flow = "hours.toml"
+[[calls]]
+name = "saturday"
+at = "2026-11-28T10:00:00-05:00"
+hears = ["We are closed. Our hours are Monday 9 to 5."]
+hangup = true
+[[calls]]
+name = "monday"
+at = "2026-11-23T10:00:00-05:00"
+keys = ["1"]
+route = { skills = ["Sales"] }
+[[calls]]
+name = "no time"
+keys = ["1"]
+route = { skills = ["Sales"] }
+"#,
+    )
+    .unwrap();
+    let failures: Vec<Option<String>> =
+        scenarios.run(&flow).into_iter().map(|outcome| outcome.failure).collect();
+    assert_eq!(
+        failures,
+        [None, None, Some("the flow has business hours: give the call an `at` time".to_owned())]
+    );
+    let bad = read_scenarios("flow = \"x\"\n[[calls]]\nname = \"n\"\nat = \"monday\"\nhangup = true\n");
+    assert_eq!(
+        bad.err().unwrap().to_string(),
+        "line 2: call \"n\": at = \"monday\" is not an RFC 3339 time (2026-11-24T10:00:00-05:00)"
     );
 }

@@ -1,6 +1,7 @@
 //! The pure walk of a flow: one step per webhook. The state travels with the call (the HTTP
 //! layer keeps it per CallSid); the step says what the caller hears next and what to do.
 
+use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{Choice, Flow, Menu, Prompt};
@@ -58,9 +59,14 @@ pub struct Step {
 const GOODBYE: &str = "Sorry, we could not understand your choice. Goodbye.";
 
 impl CallState {
-    /// A new call at the flow's start, in its default language.
-    pub fn new(flow: &Flow) -> CallState {
-        CallState { menu: flow.start.clone(), failures: 0, language: flow.language.clone(), path: Vec::new() }
+    /// A new call arriving at `now`: at the flow's start, or in its `closed` menu outside
+    /// business hours; in the flow's default language.
+    pub fn new(flow: &Flow, now: Timestamp) -> CallState {
+        let menu = match &flow.hours {
+            Some(hours) if !hours.is_open(now) => hours.closed.clone(),
+            _ => flow.start.clone(),
+        };
+        CallState { menu, failures: 0, language: flow.language.clone(), path: Vec::new() }
     }
 }
 
@@ -70,7 +76,8 @@ pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &str) -> Step
     let mut state = state.clone();
     let Some(menu) = flow.menus.get(&state.menu) else {
         // A flow edited while the call was in it: start over rather than fail the caller.
-        return enter(flow, CallState::new(flow), action, None);
+        let restart = CallState { menu: flow.start.clone(), failures: 0, path: Vec::new(), ..state };
+        return enter(flow, restart, action, None);
     };
     let digits = match input {
         Input::Start => return enter(flow, state, action, None),
