@@ -71,12 +71,10 @@ impl Application {
             }))
         });
         let engine = self.engine.clone();
-        let storage_failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let failed = storage_failed.clone();
         let stop = async move {
             tokio::select! {
                 () = shutdown => {}
-                () = engine.storage_failure() => failed.store(true, std::sync::atomic::Ordering::SeqCst),
+                () = engine.storage_failure() => {}
             }
         };
         let served = self.server.run(stop).await.context("serving HTTP");
@@ -86,7 +84,7 @@ impl Application {
             let _ = callbacks.await;
         }
         served?;
-        if storage_failed.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.engine.has_storage_failed() {
             anyhow::bail!(
                 "stopped because a change could not be written to the data directory; a restart recovers \
                  everything that was acknowledged"

@@ -179,10 +179,8 @@ fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
 fn simulate(path: &std::path::Path) -> Result<String, Failure> {
     let source = std::fs::read_to_string(path)
         .map_err(|err| Failure::invalid_input(format!("cannot read {}: {err}", path.display())))?;
-    let lines = crate::simulate::run(&source).map_err(|err| match err.line {
-        Some(line) => Failure::invalid_input(format!("{}:{line}: {}", path.display(), err.message)),
-        None => Failure::invalid_input(format!("{}: {}", path.display(), err.message)),
-    })?;
+    let lines = crate::simulate::run(&source)
+        .map_err(|err| Failure::invalid_input(located(path, err.line, &err.message)))?;
     Ok(lines.join("\n"))
 }
 
@@ -200,10 +198,10 @@ fn toml_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, Failure> {
 }
 
 /// `path:line: message`, or `path: message` without a line.
-fn located(path: &std::path::Path, err: &crate::ivr::IvrError) -> String {
-    match err.line {
-        Some(line) => format!("{}:{line}: {}", path.display(), err.message),
-        None => format!("{}: {}", path.display(), err.message),
+fn located(path: &std::path::Path, line: Option<usize>, message: &str) -> String {
+    match line {
+        Some(line) => format!("{}:{line}: {message}", path.display()),
+        None => format!("{}: {message}", path.display()),
     }
 }
 
@@ -225,7 +223,9 @@ fn load_flows(
                         path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
                     flows.insert(name, flow);
                 }
-                Err(errors) => mistakes.extend(errors.iter().map(|err| located(path, err))),
+                Err(errors) => {
+                    mistakes.extend(errors.iter().map(|err| located(path, err.line, &err.message)))
+                }
             },
             Err(err) => mistakes.push(format!("{}: cannot read: {err}", path.display())),
         }
@@ -247,8 +247,8 @@ fn ivr_test(dir: &std::path::Path) -> Result<String, Failure> {
     for path in &files {
         let source = std::fs::read_to_string(path)
             .map_err(|err| Failure::invalid_input(format!("{}: cannot read: {err}", path.display())))?;
-        let scenarios =
-            crate::ivr::read_scenarios(&source).map_err(|err| Failure::invalid_input(located(path, &err)))?;
+        let scenarios = crate::ivr::read_scenarios(&source)
+            .map_err(|err| Failure::invalid_input(located(path, err.line, &err.message)))?;
         let Some(flow) = flows.get(&scenarios.flow) else {
             return Err(Failure::invalid_input(format!(
                 "{}: flow {:?} is not in {}",

@@ -161,6 +161,11 @@ impl LiveEngine {
         outcome
     }
 
+    /// Whether a change could not be made durable since the engine opened.
+    pub fn has_storage_failed(&self) -> bool {
+        *self.storage_failed.borrow()
+    }
+
     /// Completes when a change could not be made durable; the server then stops (memory is
     /// ahead of disk) and the restart recovers what was acknowledged.
     pub async fn storage_failure(&self) {

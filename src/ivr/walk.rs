@@ -150,7 +150,7 @@ fn enter(flow: &Flow, state: CallState, action: &str, complaint: Option<&Prompt>
         complaint.map(|c| prompt(flow, &state.language, c)).into_iter().collect();
     prompts.push(prompt(flow, &state.language, &menu.prompt));
     if menu.hangup {
-        let mut verbs: Vec<Verb> = prompts.into_iter().map(prompt_verb).collect();
+        let mut verbs: Vec<Verb> = prompts.into_iter().map(Verb::from).collect();
         verbs.push(Verb::Hangup);
         return Step { response: Response::new(verbs), state, effect: Effect::Hangup };
     }
@@ -190,13 +190,5 @@ fn prompt(flow: &Flow, language: &str, prompt: &Prompt) -> twiml::Prompt {
             twiml::Prompt::Say(say(flow, language, &text))
         }
         Prompt::Play(url) => twiml::Prompt::Play(twiml::Play { url: url.clone(), repeat: None }),
-    }
-}
-
-fn prompt_verb(prompt: twiml::Prompt) -> Verb {
-    match prompt {
-        twiml::Prompt::Say(say) => Verb::Say(say),
-        twiml::Prompt::Play(play) => Verb::Play(play),
-        twiml::Prompt::Pause { length } => Verb::Pause { length },
     }
 }

@@ -151,6 +151,17 @@ impl DialTarget {
     }
 }
 
+/// A prompt said outside a `<Gather>` (a menu that only speaks and hangs up).
+impl From<Prompt> for Verb {
+    fn from(prompt: Prompt) -> Verb {
+        match prompt {
+            Prompt::Say(say) => Verb::Say(say),
+            Prompt::Play(play) => Verb::Play(play),
+            Prompt::Pause { length } => Verb::Pause { length },
+        }
+    }
+}
+
 impl Method {
     fn as_str(self) -> &'static str {
         match self {

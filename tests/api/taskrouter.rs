@@ -1,6 +1,7 @@
 //! The TaskRouter REST API against the real server: Basic auth, Twilio's JSON shapes and error
 //! shape, paging, filters, and the task → reservation → accept → complete path.
 
+use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -407,7 +408,7 @@ async fn writes_need_credentials_too_and_the_scheme_name_is_case_insensitive() {
         assert_eq!(response.status(), 401, "POST {path}");
     }
     let token = format!("{ACCOUNT_SID}:{AUTH_TOKEN}");
-    let encoded = base64_encode(token.as_bytes());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(token.as_bytes());
     let response = app
         .client
         .get(app.url(&base))
@@ -416,20 +417,6 @@ async fn writes_need_credentials_too_and_the_scheme_name_is_case_insensitive() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-}
-
-/// Standard base64, for a hand-written Authorization header.
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            let symbol = if i <= chunk.len() { ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] } else { b'=' };
-            out.push(char::from(symbol));
-        }
-    }
-    out
 }
 
 #[tokio::test]

@@ -174,13 +174,6 @@ impl Parent {
         api.path_sid("worker", SidKind::Worker).map(Parent::Worker)
     }
 
-    fn exists(self, engine: &Engine) -> bool {
-        match self {
-            Parent::Task(sid) => engine.task(sid).is_some(),
-            Parent::Worker(sid) => engine.worker(sid).is_some(),
-        }
-    }
-
     fn holds(self, engine: &Engine, reservation: &Reservation) -> bool {
         match self {
             Parent::Task(sid) => reservation.task == sid,
@@ -204,15 +197,16 @@ fn list_reservations(api: &Api, parent: Parent) -> Result<HttpResponse, TwilioEr
     let status = query.get("ReservationStatus");
     let page = api.render(|renderer| {
         let engine = renderer.engine;
-        if !parent.exists(engine) {
-            return None;
-        }
+        // A parent that does not exist answers 404 (`None`), not an empty list.
         let mut shown: Vec<&Reservation> = match parent {
             Parent::Task(sid) => {
                 let task = engine.task(sid)?;
                 task.reservations.iter().filter_map(|sid| engine.reservation(*sid)).collect()
             }
-            Parent::Worker(_) => engine.reservations().filter(|r| parent.holds(engine, r)).collect(),
+            Parent::Worker(sid) => {
+                engine.worker(sid)?;
+                engine.reservations().filter(|r| parent.holds(engine, r)).collect()
+            }
         };
         shown.retain(|reservation| status.is_none_or(|status| reservation.status.as_str() == status));
         shown.sort_unstable_by_key(|reservation| reservation.sid);
