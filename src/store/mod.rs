@@ -2,8 +2,9 @@
 //!
 //! The engine is deterministic, so what is stored is a snapshot of its state plus the log of
 //! commands applied since (with their times and the events they produced). Recovery loads the
-//! snapshot and replays the log; every command is one atomic `Batch`, so a crash keeps or loses
-//! a command whole.
+//! snapshot and replays the log. Commands are logged in groups: each group is one atomic `Batch`
+//! written by the flusher, so a crash keeps or loses a group whole, and the log on disk is
+//! always a prefix of the commands applied in memory.
 //!
 //! Key layout (one tree, read in one ordered pass on recovery):
 //!
@@ -18,13 +19,15 @@
 //! | `s:4task:` + number           | up to 500 tasks                         |
 //! | `s:5reservation:` + number    | up to 500 reservations                  |
 //! | `s:6timer:` + number          | up to 500 pending deadlines, in order   |
-//! | `c:` + seq (BE u64)          | a logged command                         |
-//! | `e:` + event sequence (BE)   | an event, for the Events API and callbacks |
+//! | `c:` + seq (BE u64)          | a group of logged commands, the last one's seq (a JSON array; a single object in the first layout) |
+//! | `e:` + event sequence (BE)   | the group's events, keyed by the first one's sequence, for the Events API and callbacks |
 //!
-//! Durability: a command is acknowledged when a flush covering it has finished. One flusher
-//! thread runs sled's blocking `flush` and wakes every waiter whose command it covered (group
-//! commit): concurrent commands share flushes, and nobody awaits sled's `flush_async`, which
-//! hung under concurrency here (DESIGN §7).
+//! Durability: a command is acknowledged when a flush covering it has finished. Appending only
+//! queues the encoded command in memory; one flusher thread writes everything queued as one
+//! group (two sled inserts, however many commands), runs sled's blocking `flush`, and wakes
+//! every waiter whose command it covered (group commit). Concurrent commands share both the
+//! sled writes and the flush, and nobody awaits sled's `flush_async`, which hung under
+//! concurrency here (DESIGN §7).
 
 mod records;
 
@@ -90,17 +93,32 @@ pub struct Store {
 
 /// The group-commit flusher's shared state.
 struct Flusher {
+    db: sled::Db,
+    /// Commands appended but not yet written to sled.
+    pending: Mutex<Pending>,
+    /// Held while a group is written, so that `written` only ever moves past whole groups.
+    writing: Mutex<()>,
+    /// The highest command sequence written to sled: a flush covers everything written before
+    /// it starts, so it acknowledges up to here, not only up to what was asked for when it woke.
+    written: AtomicU64,
     /// The highest command sequence someone waits to see durable, and whether to stop.
     requested: Mutex<(u64, bool)>,
     wake: Condvar,
     /// The highest sequence made durable, or the flush error that stopped everything.
     flushed: watch::Sender<Result<u64, String>>,
-    /// The highest command sequence written to sled: a flush covers everything written before
-    /// it starts, so it acknowledges up to here, not only up to what was asked for when it woke.
-    appended: AtomicU64,
     /// Flushes done and the time they took, for the benchmarks' group-commit figures.
     flushes: AtomicU64,
     flush_nanos: AtomicU64,
+}
+
+/// The next group: consecutive commands' encoded records and events, comma-separated, ready to
+/// become two JSON arrays.
+#[derive(Default)]
+struct Pending {
+    last_seq: u64,
+    commands: Vec<u8>,
+    first_event: Option<u64>,
+    events: Vec<u8>,
 }
 
 /// What group commit did since the store opened.
@@ -133,18 +151,21 @@ impl Store {
     fn start(dir: &Path, db: sled::Db, durability: Durability) -> Store {
         let (flushed, _) = watch::channel(Ok(0));
         let flusher = Arc::new(Flusher {
+            db: db.clone(),
+            pending: Mutex::new(Pending::default()),
+            writing: Mutex::new(()),
+            written: AtomicU64::new(0),
             requested: Mutex::new((0, false)),
             wake: Condvar::new(),
             flushed,
-            appended: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
         });
         let thread = {
-            let (db, flusher) = (db.clone(), flusher.clone());
+            let flusher = flusher.clone();
             std::thread::Builder::new()
                 .name("store-flusher".to_owned())
-                .spawn(move || flusher.run(&db, durability))
+                .spawn(move || flusher.run(durability))
                 .expect("the flusher thread starts")
         };
         Store { dir: dir.to_owned(), db, flusher, thread: Mutex::new(Some(thread)), durability }
@@ -183,11 +204,23 @@ impl Store {
         let mut commands = Vec::new();
         for entry in self.db.scan_prefix(b"c:") {
             let (key, value) = entry.map_err(read_error)?;
-            let seq = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?;
-            let record: CommandRecord =
-                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
-            let (at, command) = record.into_command();
-            commands.push((seq, at, command));
+            let last = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?;
+            let group: Vec<CommandRecord> = if value.first() == Some(&b'[') {
+                serde_json::from_slice(&value)
+            } else {
+                serde_json::from_slice(&value).map(|record| vec![record])
+            }
+            .map_err(|err| self.corrupt(&key, err))?;
+            let first = (last + 1)
+                .checked_sub(group.len() as u64)
+                .ok_or_else(|| self.corrupt(&key, "more commands than sequence numbers"))?;
+            for (seq, record) in (first..).zip(group) {
+                // A group written while a snapshot was taken may straddle it.
+                if seq > snapshot_seq {
+                    let (at, command) = record.into_command();
+                    commands.push((seq, at, command));
+                }
+            }
         }
         let last_event = match self.db.scan_prefix(b"e:").next_back() {
             Some(entry) => {
@@ -201,7 +234,8 @@ impl Store {
         Ok(Recovered { snapshot, snapshot_seq, commands, last_event })
     }
 
-    /// Logs command `seq` and its events, atomically. Not yet durable: see [`Store::durable`].
+    /// Logs command `seq` and its events, atomically, after every command appended before.
+    /// Not yet durable: see [`Store::durable`].
     pub fn append(
         &self,
         seq: u64,
@@ -218,19 +252,32 @@ impl Store {
         serde_json::to_vec(&CommandRecord::new(at, command)).map_err(|err| StoreError::Write(err.to_string()))
     }
 
-    /// [`Store::append`] with the command already encoded by [`Store::encode_command`].
+    /// [`Store::append`] with the command already encoded by [`Store::encode_command`]. Callers
+    /// append in sequence order, one at a time (the engine lock).
     pub fn append_encoded(&self, seq: u64, record: &[u8], events: &[Event]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(key_u64(b"c:", seq).as_slice(), record);
-        // A command's events are one record, keyed by the first event's sequence: event
-        // sequences are consecutive, so counts follow from the keys alone.
-        if let Some(first) = events.first() {
-            let records: Vec<EventRecord> = events.iter().map(EventRecord::from).collect();
-            let value = serde_json::to_vec(&records).map_err(|err| StoreError::Write(err.to_string()))?;
-            batch.insert(key_u64(b"e:", first.sequence).as_slice(), value);
+        let mut encoded_events = Vec::new();
+        for event in events {
+            if !encoded_events.is_empty() {
+                encoded_events.push(b',');
+            }
+            serde_json::to_writer(&mut encoded_events, &EventRecord::from(event))
+                .map_err(|err| StoreError::Write(err.to_string()))?;
         }
-        self.db.apply_batch(batch).map_err(|err| StoreError::Write(err.to_string()))?;
-        self.flusher.appended.fetch_max(seq, Ordering::SeqCst);
+        let mut pending = self.flusher.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending.last_seq = seq;
+        if !pending.commands.is_empty() {
+            pending.commands.push(b',');
+        }
+        pending.commands.extend_from_slice(record);
+        // Event sequences are consecutive, so a group's events are one record keyed by the
+        // first one's sequence, and counts follow from the keys alone.
+        if let Some(first) = events.first() {
+            if pending.first_event.is_some() {
+                pending.events.push(b',');
+            }
+            pending.first_event.get_or_insert(first.sequence);
+            pending.events.extend_from_slice(&encoded_events);
+        }
         Ok(())
     }
 
@@ -246,7 +293,11 @@ impl Store {
     /// periodic durability it completes at once.
     pub async fn durable(&self, seq: u64) -> Result<(), StoreError> {
         if self.durability != Durability::Flush {
-            return Ok(());
+            // Acknowledged at once, but not after a write that failed.
+            return match &*self.flusher.flushed.borrow() {
+                Ok(_) => Ok(()),
+                Err(message) => Err(StoreError::Write(message.clone())),
+            };
         }
         self.flusher.request(seq);
         let mut flushed = self.flusher.flushed.subscribe();
@@ -271,8 +322,9 @@ impl Store {
         Ok(generated)
     }
 
-    /// Blocking form of [`Store::durable`], for start-up and tools.
+    /// Blocking form of [`Store::durable`] for everything appended so far, for start-up and tools.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.flusher.write_pending().map_err(StoreError::Write)?;
         self.db.flush().map(drop).map_err(|err| StoreError::Write(err.to_string()))
     }
 
@@ -280,6 +332,8 @@ impl Store {
     /// it covers, in one atomic batch; then flushes.
     pub fn write_snapshot(&self, seq: u64, snapshot: &Snapshot) -> Result<(), StoreError> {
         let write_error = |err: sled::Error| StoreError::Write(err.to_string());
+        // The commands it covers must be in sled to be dropped with the rest of their group.
+        self.flusher.write_pending().map_err(StoreError::Write)?;
         let mut batch = sled::Batch::default();
         for key in self.db.scan_prefix(b"s:").keys() {
             batch.remove(key.map_err(write_error)?);
@@ -326,6 +380,9 @@ impl Store {
     /// directory by hand.
     pub fn debug_dump(&self) -> String {
         let mut out = String::new();
+        if let Err(err) = self.flusher.write_pending() {
+            out.push_str(&format!("(the commands not yet written could not be: {err})\n"));
+        }
         for (key, value) in self.db.iter().flatten() {
             out.push_str(&printable_key(&key));
             out.push_str(" = ");
@@ -342,7 +399,7 @@ impl Drop for Store {
         if let Some(thread) = self.thread.lock().ok().and_then(|mut thread| thread.take()) {
             let _ = thread.join();
         }
-        let _ = self.db.flush();
+        let _ = self.flush();
     }
 }
 
@@ -360,17 +417,38 @@ impl Flusher {
         self.wake.notify_one();
     }
 
-    fn run(&self, db: &sled::Db, durability: Durability) {
+    /// Writes the pending commands and their events as one group; returns the highest command
+    /// sequence now in sled.
+    fn write_pending(&self) -> Result<u64, String> {
+        let _writing = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        if pending.commands.is_empty() {
+            return Ok(self.written.load(Ordering::SeqCst));
+        }
+        let array = |items: Vec<u8>| [b"[".as_slice(), &items, b"]"].concat();
+        let mut batch = sled::Batch::default();
+        batch.insert(key_u64(b"c:", pending.last_seq), array(pending.commands));
+        if let Some(first) = pending.first_event {
+            batch.insert(key_u64(b"e:", first), array(pending.events));
+        }
+        self.db.apply_batch(batch).map_err(|err| err.to_string())?;
+        self.written.store(pending.last_seq, Ordering::SeqCst);
+        Ok(pending.last_seq)
+    }
+
+    fn run(&self, durability: Durability) {
         let mut flushed = 0;
         loop {
-            let target = {
+            // Wait until someone waits for a command not yet flushed (or the interval passes).
+            {
                 let mut requested = self.requested.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 loop {
                     if requested.1 {
                         return;
                     }
                     match durability {
-                        Durability::Flush if requested.0 > flushed => break requested.0,
+                        Durability::Flush if requested.0 > flushed => break,
                         Durability::Flush => {
                             requested =
                                 self.wake.wait(requested).unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -382,26 +460,27 @@ impl Flusher {
                                 .unwrap_or_else(|poisoned| poisoned.into_inner());
                             requested = guard;
                             if !requested.1 {
-                                break requested.0;
+                                break;
                             }
                         }
                     }
                 }
-            };
-            // Every write logged before this call is covered by it.
-            let covered = self.appended.load(Ordering::SeqCst).max(target);
+            }
             let started = std::time::Instant::now();
-            let result = db.flush();
+            // Everything written before the flush starts is covered by it.
+            let result = self
+                .write_pending()
+                .and_then(|written| self.db.flush().map(|_| written).map_err(|err| err.to_string()));
             self.flushes.fetch_add(1, Ordering::Relaxed);
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.flush_nanos.fetch_add(nanos, Ordering::Relaxed);
             match result {
-                Ok(_) => {
+                Ok(covered) => {
                     flushed = flushed.max(covered);
                     let _previous = self.flushed.send_replace(Ok(flushed));
                 }
                 Err(err) => {
-                    let _previous = self.flushed.send_replace(Err(err.to_string()));
+                    let _previous = self.flushed.send_replace(Err(err));
                     return;
                 }
             }

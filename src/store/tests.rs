@@ -118,6 +118,55 @@ fn a_snapshot_replaces_the_commands_it_covers() {
 }
 
 #[test]
+fn commands_are_written_in_groups_and_a_group_may_straddle_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = workspace();
+    let (store, _) = open(dir.path()).unwrap();
+    store.write_snapshot(0, &engine.export()).unwrap();
+    run(&store, &mut engine, 1, &[(2_000, task(1))]);
+    let after_first = engine.export();
+    run(&store, &mut engine, 2, &[(3_000, task(2)), (4_000, task(3))]);
+
+    // The snapshot after command 1 writes the pending group 1..=3 first, under key c:3.
+    store.write_snapshot(1, &after_first).unwrap();
+    let commands: Vec<String> = store
+        .debug_dump()
+        .lines()
+        .filter(|line| line.starts_with("c:"))
+        .map(|line| line[..3].to_owned())
+        .collect();
+    assert_eq!(commands, ["c:3"]);
+    drop(store);
+
+    let (_store, recovered) = open(dir.path()).unwrap();
+    let sequences: Vec<u64> = recovered.commands.iter().map(|(seq, _, _)| *seq).collect();
+    assert_eq!((recovered.snapshot_seq, sequences), (1, vec![2, 3]));
+    assert_eq!(restore(recovered).export(), engine.export());
+}
+
+#[test]
+fn commands_logged_one_per_record_by_the_first_stores_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = workspace();
+    {
+        let (store, _) = open(dir.path()).unwrap();
+        store.write_snapshot(0, &engine.export()).unwrap();
+        for (seq, at) in [(1, 2_000), (2, 3_000)] {
+            let command = task(seq as i64);
+            engine.apply(&command, at).unwrap();
+            engine.take_events();
+            store.db.insert(key_u64(b"c:", seq), Store::encode_command(at, &command).unwrap()).unwrap();
+        }
+        store.flush().unwrap();
+    }
+
+    let (_store, recovered) = open(dir.path()).unwrap();
+
+    assert_eq!(recovered.commands.len(), 2);
+    assert_eq!(restore(recovered).export(), engine.export());
+}
+
+#[test]
 fn damaged_directories_are_clear_errors_not_panics() {
     // A record that is not JSON.
     let dir = tempfile::tempdir().unwrap();
@@ -205,12 +254,15 @@ fn a_directory_held_by_another_store_is_a_clear_error() {
 }
 
 #[test]
-fn events_are_pruned_by_count_and_age_whole_commands_at_a_time() {
+fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = workspace();
     let (store, _) = open(dir.path()).unwrap();
-    let commands: Vec<(Millis, Command)> = (1..=5).map(|n| (n * 1_000, task(n))).collect();
-    run(&store, &mut engine, 1, &commands);
+    for n in 1..=5 {
+        // One flush per command: one group, so one event record, per command.
+        run(&store, &mut engine, n as u64, &[(n * 1_000, task(n))]);
+        store.flush().unwrap();
+    }
     let last = engine.events_emitted();
     let stored = |store: &Store| -> Vec<u64> {
         store
@@ -220,7 +272,7 @@ fn events_are_pruned_by_count_and_age_whole_commands_at_a_time() {
             .collect()
     };
     let before = stored(&store);
-    assert_eq!(before.len(), 5, "one record per command");
+    assert_eq!(before.len(), 5, "one record per group");
 
     // Keep exactly the last two commands' events: the 3 oldest records go, whole.
     let removed = store.prune_events(0, last - before[3] + 1, last).unwrap();
