@@ -71,6 +71,11 @@ pub enum Command {
         reservation: Sid,
         activity: Option<Sid>,
     },
+    /// The worker accepted, but the call bridged to them was not answered (no answer, busy,
+    /// failed): the task is routed again.
+    Unanswered {
+        reservation: Sid,
+    },
     WrapUp {
         task: Sid,
     },
@@ -134,6 +139,10 @@ impl Engine {
             Command::CreateTask(new) => created(self.create_task(new.clone(), now)?),
             Command::UpdateTaskAttributes { task, attributes } => {
                 self.update_task_attributes(*task, attributes.clone(), now)?;
+                None
+            }
+            Command::Unanswered { reservation } => {
+                self.unanswered(*reservation, now)?;
                 None
             }
             Command::Accept { reservation } => {

@@ -701,6 +701,45 @@ impl Engine {
         Ok(())
     }
 
+    /// The worker accepted `reservation` but did not answer the call bridged to them. As for an
+    /// offer that timed out, the reservation ends `timeout` and the worker moves to the
+    /// timeout activity (an agent who does not pick up should not be dialled again at once);
+    /// the task, keeping its age, is routed again from the top of its workflow, never to this
+    /// worker, and its TTL runs again.
+    pub fn unanswered(&mut self, reservation: Sid, now: Millis) -> Result<(), RoutingError> {
+        let found = self.reservations.get(&reservation).ok_or(RoutingError::not_found(reservation))?;
+        let (task_sid, worker, status) = (found.task, found.worker, found.status);
+        if status != ReservationStatus::Accepted || self.tasks[&task_sid].status != TaskStatus::Assigned {
+            return Err(RoutingError::conflict(format!(
+                "reservation {reservation} is {}; only an accepted reservation of an assigned task can go unanswered",
+                status.as_str()
+            )));
+        }
+        self.reservations.get_mut(&reservation).expect("checked").status = ReservationStatus::Timeout;
+        self.emit_reservation(now, EventType::ReservationTimeout, reservation);
+        let task = self.task_mut(task_sid);
+        task.status = TaskStatus::Pending;
+        task.assigned_worker = None;
+        task.rejected_by.push(worker);
+        let (channel, ttl_deadline) =
+            (task.channel, task.created_at.saturating_add(i64::from(task.ttl) * 1000));
+        let ttl_timer = self.schedule(ttl_deadline.max(now), Timer::TaskTtl(task_sid));
+        self.task_mut(task_sid).ttl_timer = Some(ttl_timer);
+        self.release_capacity(worker, channel);
+        let timeout_activity = self.activity_index(self.settings.timeout_activity).expect("validated");
+        if self.workers[worker].activity != timeout_activity {
+            self.change_activity(worker, timeout_activity, now);
+        }
+        self.emit(now, EventType::TaskUpdated, task_sid, |event| event.task = Some(task_sid));
+        let task = &self.tasks[&task_sid];
+        let config = &self.workflows[task.workflow].config;
+        let first = config.first_step(&task.attributes, task.created_at, now);
+        let step = config.settle(first, &task.attributes, now);
+        self.enter_step(task_sid, step, now, false);
+        self.dispatch(now);
+        Ok(())
+    }
+
     /// Moves an assigned task to wrap-up (after-call work); its capacity stays held.
     pub fn wrap_up(&mut self, task: Sid, now: Millis) -> Result<(), RoutingError> {
         let current = self.existing_task(task)?.status;

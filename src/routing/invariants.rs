@@ -251,7 +251,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             check_invariants(&e, now, &format!("seed {seed} step {step} advance"))
                 .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
         }
-        let op = rng.below(16);
+        let op = rng.below(17);
         let pick =
             |rng: &mut Rng, v: &Vec<Sid>| if v.is_empty() { None } else { Some(v[rng.below(v.len())]) };
         let desc;
@@ -372,6 +372,21 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 let max = if rng.chance(50) { Some(1 + rng.below(3) as u32) } else { None };
                 desc = format!("update_task_queue(Q{qi}, {expr:?}, {max:?})");
                 e.update_task_queue(queues[qi], expr, max, now)
+            }
+            16 => {
+                let accepted: Vec<Sid> = e
+                    .reservations
+                    .values()
+                    .filter(|r| r.status == ReservationStatus::Accepted)
+                    .map(|r| r.sid)
+                    .collect();
+                match pick(&mut rng, &accepted) {
+                    Some(r) => {
+                        desc = format!("unanswered({r})");
+                        e.unanswered(r, now)
+                    }
+                    None => continue,
+                }
             }
             _ => continue,
         };

@@ -1355,3 +1355,33 @@ fn a_snapshot_that_does_not_hold_together_is_an_error_not_a_panic() {
         &format!("snapshot: worker {worker} has 3 channels"),
     );
 }
+
+#[test]
+fn an_accepted_call_nobody_answers_is_routed_to_the_next_worker() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.at(1.0);
+    sim.worker("bob", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.at(2.0);
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.accept("alice");
+    sim.events();
+
+    sim.at(30.0);
+    let reservation = sim.engine.tasks[&sim.named("T1")].reservations[0];
+    sim.engine.unanswered(reservation, sim.now).unwrap();
+
+    sim.check(expect![[r#"
+        t=30 reservation.timeout task=T1 worker=alice queue=Sales
+        t=30 worker.activity.update worker=alice activity=Offline
+        t=30 task.updated task=T1
+        t=30 task-queue.entered task=T1 queue=Sales
+        t=30 workflow.target-matched task=T1 queue=Sales
+        t=30 reservation.created task=T1 worker=bob queue=Sales"#]]);
+    assert_eq!(
+        sim.engine.worker_activity(sim.engine.worker(sim.named("alice")).unwrap()).friendly_name,
+        "Offline"
+    );
+    let again = sim.engine.unanswered(reservation, sim.now).unwrap_err().to_string();
+    assert!(again.contains("is timeout; only an accepted reservation"), "{again}");
+}

@@ -91,6 +91,9 @@ pub enum CommandV1 {
         task: Sid,
         attributes: Value,
     },
+    Unanswered {
+        reservation: Sid,
+    },
     Accept {
         reservation: Sid,
     },
@@ -339,6 +342,7 @@ impl CommandRecord {
                 CommandV1::UpdateTaskAttributes { task, attributes }
             }
             Command::Accept { reservation } => CommandV1::Accept { reservation },
+            Command::Unanswered { reservation } => CommandV1::Unanswered { reservation },
             Command::Reject { reservation, activity } => CommandV1::Reject { reservation, activity },
             Command::WrapUp { task } => CommandV1::WrapUp { task },
             Command::Complete { task, reason } => CommandV1::Complete { task, reason },
@@ -405,6 +409,7 @@ impl CommandRecord {
                 Command::UpdateTaskAttributes { task, attributes }
             }
             CommandV1::Accept { reservation } => Command::Accept { reservation },
+            CommandV1::Unanswered { reservation } => Command::Unanswered { reservation },
             CommandV1::Reject { reservation, activity } => Command::Reject { reservation, activity },
             CommandV1::WrapUp { task } => Command::WrapUp { task },
             CommandV1::Complete { task, reason } => Command::Complete { task, reason },
