@@ -18,7 +18,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
-use crate::store::{Durability, FlushStatistics, Store, StoreError};
+use crate::store::{Durability, FlushStatistics, Store, StoreError, Ticket};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -132,7 +132,9 @@ impl LiveEngine {
     /// Fires, each at its own time, the deadlines that passed while the server was down. Call
     /// it after subscribing whatever must see those events (callbacks, pages).
     pub fn catch_up(&self, now: Millis) -> Result<(), LiveError> {
-        self.apply_and_log(&Command::Advance, now).map_err(|err| LiveError::Replay(err.to_string()))?;
+        // Made durable by the blocking flush, not by waiting on the ticket.
+        let _ticket =
+            self.apply_and_log(&Command::Advance, now).map_err(|err| LiveError::Replay(err.to_string()))?.1;
         self.store.flush()?;
         Ok(())
     }
@@ -145,8 +147,8 @@ impl LiveEngine {
     /// Applies `command` at `at` (the wall clock, except in tests) and answers once durable.
     pub async fn execute_at(&self, command: Command, at: Millis) -> Result<Option<Sid>, ExecuteError> {
         let outcome = async {
-            let (created, seq) = self.apply_and_log(&command, at)?;
-            self.store.durable(seq).await?;
+            let (created, ticket) = self.apply_and_log(&command, at)?;
+            self.store.durable(ticket).await?;
             Ok(created)
         };
         let outcome = outcome.await;
@@ -174,7 +176,7 @@ impl LiveEngine {
     }
 
     /// Applies and logs under the lock; publishes the events. Durability is the caller's.
-    fn apply_and_log(&self, command: &Command, at: Millis) -> Result<(Option<Sid>, u64), ExecuteError> {
+    fn apply_and_log(&self, command: &Command, at: Millis) -> Result<(Option<Sid>, Ticket), ExecuteError> {
         // Encoded before the lock: the lock is the one serial section of every request.
         let record = Store::encode_command(at, command)?;
         let mut state = self.lock();
@@ -182,7 +184,7 @@ impl LiveEngine {
         let events = state.engine.take_events();
         let seq = state.last_seq + 1;
         // Applied but not logged would mean memory ahead of disk: stop rather than go on.
-        self.store.append_encoded(seq, &record, &events)?;
+        let ticket = self.store.append_encoded(seq, &record, &events)?;
         state.last_seq = seq;
         state.since_snapshot += 1;
         // Only the export needs the engine; encoding and writing happen after the lock is
@@ -200,7 +202,7 @@ impl LiveEngine {
             let prune = (at.saturating_sub(self.event_max_age), last_event);
             self.write_snapshot(seq, &snapshot, Some(prune))?;
         }
-        Ok((created, seq))
+        Ok((created, ticket))
     }
 
     /// Writes the snapshot taken after command `seq`, unless one as new was written meanwhile

@@ -21,9 +21,11 @@
 //! | `s:6timer:` + number          | up to 500 pending deadlines, in order   |
 //! | `c:` + seq (BE u64)          | a group of logged commands, the last one's seq (a JSON array; a single object in the first layout) |
 //! | `e:` + event sequence (BE)   | the group's events, keyed by the first one's sequence, for the Events API and callbacks |
+//! | `v:` + CallSid               | a call in progress: its place in the IVR and its task |
 //!
-//! Durability: a command is acknowledged when a flush covering it has finished. Appending only
-//! queues the encoded command in memory; one flusher thread writes everything queued as one
+//! Durability: a command or record is acknowledged when a flush covering it has finished: each
+//! append or put returns a [`Ticket`] to wait on. Appending only queues the encoded command in
+//! memory; one flusher thread writes everything queued as one
 //! group (two sled inserts, however many commands), runs sled's blocking `flush`, and wakes
 //! every waiter whose command it covered (group commit). Concurrent commands share both the
 //! sled writes and the flush, and nobody awaits sled's `flush_async`, which hung under
@@ -41,7 +43,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::watch;
 
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
-pub use records::{CommandRecord, EventRecord, RecordError, SnapshotRecord};
+pub use records::{CallRecord, CallV1, CommandRecord, EventRecord, RecordError, SnapshotRecord};
 
 const FORMAT: &[u8] = b"1";
 
@@ -98,23 +100,33 @@ struct Flusher {
     pending: Mutex<Pending>,
     /// Held while a group is written, so that `written` only ever moves past whole groups.
     writing: Mutex<()>,
-    /// The highest command sequence written to sled: a flush covers everything written before
-    /// it starts, so it acknowledges up to here, not only up to what was asked for when it woke.
+    /// The last ticket handed out (tickets count appends and puts, in queue order).
+    issued: AtomicU64,
+    /// The highest ticket written to sled: a flush covers everything written before it starts,
+    /// so it acknowledges up to here, not only up to what was asked for when it woke.
     written: AtomicU64,
-    /// The highest command sequence someone waits to see durable, and whether to stop.
+    /// The highest ticket someone waits to see durable, and whether to stop.
     requested: Mutex<(u64, bool)>,
     wake: Condvar,
-    /// The highest sequence made durable, or the flush error that stopped everything.
+    /// The highest ticket made durable, or the flush error that stopped everything.
     flushed: watch::Sender<Result<u64, String>>,
     /// Flushes done and the time they took, for the benchmarks' group-commit figures.
     flushes: AtomicU64,
     flush_nanos: AtomicU64,
 }
 
+/// What a caller waits on to know that an append or a put is durable ([`Store::durable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[must_use = "a change is durable only once its ticket is"]
+pub struct Ticket(u64);
+
 /// The next group: consecutive commands' encoded records and events, comma-separated, ready to
-/// become two JSON arrays.
+/// become two JSON arrays, and the other records written with them.
 #[derive(Default)]
 struct Pending {
+    last_ticket: u64,
+    /// Records to put (`Some`) or delete (`None`), in order.
+    records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     last_seq: u64,
     commands: Vec<u8>,
     first_event: Option<u64>,
@@ -154,6 +166,7 @@ impl Store {
             db: db.clone(),
             pending: Mutex::new(Pending::default()),
             writing: Mutex::new(()),
+            issued: AtomicU64::new(0),
             written: AtomicU64::new(0),
             requested: Mutex::new((0, false)),
             wake: Condvar::new(),
@@ -242,7 +255,7 @@ impl Store {
         at: Millis,
         command: &Command,
         events: &[Event],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Ticket, StoreError> {
         self.append_encoded(seq, &Store::encode_command(at, command)?, events)
     }
 
@@ -254,7 +267,7 @@ impl Store {
 
     /// [`Store::append`] with the command already encoded by [`Store::encode_command`]. Callers
     /// append in sequence order, one at a time (the engine lock).
-    pub fn append_encoded(&self, seq: u64, record: &[u8], events: &[Event]) -> Result<(), StoreError> {
+    pub fn append_encoded(&self, seq: u64, record: &[u8], events: &[Event]) -> Result<Ticket, StoreError> {
         let mut encoded_events = Vec::new();
         for event in events {
             if !encoded_events.is_empty() {
@@ -264,6 +277,7 @@ impl Store {
                 .map_err(|err| StoreError::Write(err.to_string()))?;
         }
         let mut pending = self.flusher.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ticket = self.flusher.issue(&mut pending);
         pending.last_seq = seq;
         if !pending.commands.is_empty() {
             pending.commands.push(b',');
@@ -278,7 +292,32 @@ impl Store {
             pending.first_event.get_or_insert(first.sequence);
             pending.events.extend_from_slice(&encoded_events);
         }
-        Ok(())
+        Ok(ticket)
+    }
+
+    /// Stores `call` under its CallSid, in the next group. Durable once the ticket is.
+    pub fn put_call(&self, call: &CallV1) -> Result<Ticket, StoreError> {
+        let value = serde_json::to_vec(&CallRecord::V1(call.clone()))
+            .map_err(|err| StoreError::Write(err.to_string()))?;
+        Ok(self.flusher.queue_record(call_key(&call.call_sid), Some(value)))
+    }
+
+    /// Forgets the call `call_sid`, in the next group.
+    pub fn delete_call(&self, call_sid: &str) -> Ticket {
+        self.flusher.queue_record(call_key(call_sid), None)
+    }
+
+    /// The calls stored, in CallSid order.
+    pub fn calls(&self) -> Result<Vec<CallV1>, StoreError> {
+        self.flusher.write_pending().map_err(StoreError::Write)?;
+        let mut calls = Vec::new();
+        for entry in self.db.scan_prefix(b"v:") {
+            let (key, value) = entry.map_err(|err| StoreError::Write(err.to_string()))?;
+            let CallRecord::V1(call) =
+                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
+            calls.push(call);
+        }
+        Ok(calls)
     }
 
     /// Flushes done by the group-commit flusher, and their total time.
@@ -289,9 +328,10 @@ impl Store {
         }
     }
 
-    /// Completes when command `seq` (and everything logged before it) is on disk. With
-    /// periodic durability it completes at once.
-    pub async fn durable(&self, seq: u64) -> Result<(), StoreError> {
+    /// Completes when what `ticket` was handed out for (and everything queued before it) is on
+    /// disk. With periodic durability it completes at once.
+    pub async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let Ticket(seq) = ticket;
         if self.durability != Durability::Flush {
             // Acknowledged at once, but not after a write that failed.
             return match &*self.flusher.flushed.borrow() {
@@ -404,6 +444,19 @@ impl Drop for Store {
 }
 
 impl Flusher {
+    /// The next ticket, for what is being queued in `pending` (whose lock the caller holds).
+    fn issue(&self, pending: &mut Pending) -> Ticket {
+        let ticket = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        pending.last_ticket = ticket;
+        Ticket(ticket)
+    }
+
+    fn queue_record(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> Ticket {
+        let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending.records.push((key, value));
+        self.issue(&mut pending)
+    }
+
     fn request(&self, seq: u64) {
         let mut requested = self.requested.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if seq > requested.0 {
@@ -417,24 +470,32 @@ impl Flusher {
         self.wake.notify_one();
     }
 
-    /// Writes the pending commands and their events as one group; returns the highest command
-    /// sequence now in sled.
+    /// Writes the pending commands, their events and the queued records as one group; returns
+    /// the highest ticket now in sled.
     fn write_pending(&self) -> Result<u64, String> {
         let _writing = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let pending =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        if pending.commands.is_empty() {
+        if pending.last_ticket == 0 {
             return Ok(self.written.load(Ordering::SeqCst));
         }
         let array = |items: Vec<u8>| [b"[".as_slice(), &items, b"]"].concat();
         let mut batch = sled::Batch::default();
-        batch.insert(key_u64(b"c:", pending.last_seq), array(pending.commands));
+        if !pending.commands.is_empty() {
+            batch.insert(key_u64(b"c:", pending.last_seq), array(pending.commands));
+        }
         if let Some(first) = pending.first_event {
             batch.insert(key_u64(b"e:", first), array(pending.events));
         }
+        for (key, value) in pending.records {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
         self.db.apply_batch(batch).map_err(|err| err.to_string())?;
-        self.written.store(pending.last_seq, Ordering::SeqCst);
-        Ok(pending.last_seq)
+        self.written.store(pending.last_ticket, Ordering::SeqCst);
+        Ok(pending.last_ticket)
     }
 
     fn run(&self, durability: Durability) {
@@ -611,6 +672,10 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, String> {
             Err(_) => return Err("the database files are damaged (sled could not read them)".to_owned()),
         }
     }
+}
+
+fn call_key(call_sid: &str) -> Vec<u8> {
+    [b"v:".as_slice(), call_sid.as_bytes()].concat()
 }
 
 fn key_u64(prefix: &[u8], value: u64) -> Vec<u8> {

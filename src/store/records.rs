@@ -120,6 +120,39 @@ pub enum OrderV1 {
     Lifo,
 }
 
+/// A call in progress, as stored: enough to answer its next webhook after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallRecord {
+    V1(CallV1),
+}
+
+/// The first call format. The voice module keeps calls in memory in this shape too: it is
+/// plain data, and a second version would be converted on read here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallV1 {
+    pub call_sid: String,
+    pub from: String,
+    pub to: String,
+    /// The IVR flow (file stem) the call walks.
+    pub flow: String,
+    pub menu: String,
+    pub failures: u32,
+    pub language: String,
+    pub path: Vec<String>,
+    /// The routing task, once the IVR routed the caller.
+    pub task: Option<Sid>,
+    /// When the call arrived, and when its last hold-loop request came (ms since the epoch).
+    pub started_at: Millis,
+    pub last_seen: Millis,
+    /// When the caller last heard their position announced.
+    pub announced_at: Option<Millis>,
+    /// The reservation whose worker the call was bridged to, while the Dial is in progress.
+    pub bridged: Option<Sid>,
+    /// The caller is leaving (or left) a voicemail: their hang-up does not cancel the task.
+    pub voicemail: bool,
+}
+
 /// An event as stored for the Events API and callbacks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -219,14 +219,13 @@ fn many_concurrent_waiters_share_flushes() {
             let (store, sequence, lock) = (store.clone(), sequence.clone(), lock.clone());
             handles.push(tokio::spawn(async move {
                 for n in 0..20 {
-                    let seq = {
+                    let ticket = {
                         // Sequence numbers are handed out in log order, as the engine lock does.
                         let _guard = lock.lock().unwrap();
                         let seq = sequence.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                        store.append(seq, n, &Command::Advance, &[]).unwrap();
-                        seq
+                        store.append(seq, n, &Command::Advance, &[]).unwrap()
                     };
-                    store.durable(seq).await.unwrap();
+                    store.durable(ticket).await.unwrap();
                 }
             }));
         }
@@ -317,4 +316,38 @@ fn snapshots_are_read_in_chunks_and_in_the_first_layout_of_one_record_per_entity
     // Assert: the same state comes back.
     let (_, recovered) = open(dir.path()).unwrap();
     assert_eq!(restore(recovered).export(), engine.export());
+}
+
+#[test]
+fn calls_are_put_and_deleted_durably_with_the_commands_around_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = |sid: &str, menu: &str| CallV1 {
+        call_sid: sid.into(),
+        from: "+15550100".into(),
+        to: "+15550199".into(),
+        flow: "main".into(),
+        menu: menu.into(),
+        failures: 0,
+        language: "en-US".into(),
+        path: vec!["1".into()],
+        task: None,
+        started_at: 1_000,
+        last_seen: 2_000,
+        announced_at: None,
+        bridged: None,
+        voicemail: false,
+    };
+    {
+        let (store, _) = open(dir.path()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _ = store.put_call(&call("CA1", "main")).unwrap();
+        let _ = store.put_call(&call("CA2", "main")).unwrap();
+        let _ = store.put_call(&call("CA1", "support")).unwrap();
+        let last = store.delete_call("CA2");
+        runtime.block_on(store.durable(last)).unwrap();
+    }
+
+    let (store, _) = open(dir.path()).unwrap();
+
+    assert_eq!(store.calls().unwrap(), vec![call("CA1", "support")]);
 }
