@@ -56,7 +56,7 @@ fn task(n: i64) -> Command {
 fn run(store: &Store, engine: &mut Engine, first: u64, commands: &[(Millis, Command)]) {
     for (offset, (at, command)) in commands.iter().enumerate() {
         engine.apply(command, *at).unwrap();
-        store.append(first + offset as u64, *at, command, &engine.take_events()).unwrap();
+        let _ticket = store.append(first + offset as u64, *at, command, &engine.take_events()).unwrap();
     }
 }
 
