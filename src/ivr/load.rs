@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::hours::{self, Hours};
-use super::{Choice, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Flow, Menu, Prompt, Route};
+use super::{Choice, DEFAULT_MAX_LENGTH, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Flow, Menu, Prompt, Route};
 use crate::workspace::line_of;
 
 /// One mistake in a flow file, with its line when it has one.
@@ -28,6 +28,9 @@ struct FlowFile {
     languages: Vec<String>,
     voice: Option<String>,
     workflow: Option<String>,
+    /// Called numbers (`To`) whose calls start in this flow.
+    #[serde(default)]
+    numbers: Vec<Spanned<String>>,
     hours: Option<Spanned<HoursFile>>,
     menus: BTreeMap<String, Spanned<MenuFile>>,
 }
@@ -60,6 +63,10 @@ struct MenuFile {
     on_fail: Option<Spanned<String>>,
     #[serde(default)]
     hangup: bool,
+    /// Record a message after the prompt, then route a task carrying it.
+    voicemail: Option<RouteFile>,
+    /// The longest message, in seconds.
+    max_length: Option<u32>,
     #[serde(default)]
     options: BTreeMap<String, Spanned<OptionFile>>,
 }
@@ -111,6 +118,14 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
         if file.languages.is_empty() { vec![file.language.clone()] } else { file.languages.clone() };
     if !languages.contains(&file.language) {
         error(file.start.span(), format!("language {:?} is not in languages", file.language));
+    }
+    for number in &file.numbers {
+        if !is_e164(number.get_ref()) {
+            error(
+                number.span(),
+                format!("number {:?} is not in E.164 form (+ and 8 to 15 digits)", number.get_ref()),
+            );
+        }
     }
     let known = |name: &str| file.menus.contains_key(name);
     if !known(file.start.get_ref()) {
@@ -204,8 +219,26 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
         if menu.hangup && !menu.options.is_empty() {
             error(span.clone(), format!("menu {name:?} hangs up, so it cannot have options"));
         }
-        if !menu.hangup && menu.options.is_empty() {
-            error(span.clone(), format!("menu {name:?} has no options; add some, or hangup = true"));
+        let voicemail = menu.voicemail.as_ref().map(|route| {
+            if menu.hangup || !menu.options.is_empty() {
+                error(
+                    span.clone(),
+                    format!("menu {name:?} records a voicemail, so it cannot have options or hang up"),
+                );
+            }
+            checked_route(
+                &mut error,
+                span.clone(),
+                &format!("menu {name:?}, voicemail"),
+                route,
+                &file.workflow,
+            )
+        });
+        if !menu.hangup && menu.options.is_empty() && voicemail.is_none() {
+            error(
+                span.clone(),
+                format!("menu {name:?} has no options; add some, or hangup = true, or a voicemail route"),
+            );
         }
         let mut options = BTreeMap::new();
         for (key, option) in &menu.options {
@@ -232,27 +265,13 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
                     }
                     Choice::Menu(target.get_ref().clone())
                 }
-                (None, Some(route), None) => {
-                    if route.skills.is_empty() && route.workflow.is_none() && file.workflow.is_none() {
-                        error(
-                            option_span.clone(),
-                            format!("menu {name:?}, option {key}: a route needs skills or a workflow"),
-                        );
-                    }
-                    if route.priority.is_some_and(|priority| priority < 0) {
-                        error(
-                            option_span.clone(),
-                            format!("menu {name:?}, option {key}: priority must be 0 or more"),
-                        );
-                    }
-                    let attributes = route.attributes.clone().unwrap_or_default();
-                    Choice::Route(Route {
-                        skills: route.skills.clone(),
-                        workflow: route.workflow.clone(),
-                        priority: route.priority,
-                        attributes: serde_json::to_value(attributes).unwrap_or_default(),
-                    })
-                }
+                (None, Some(route), None) => Choice::Route(checked_route(
+                    &mut error,
+                    option_span.clone(),
+                    &format!("menu {name:?}, option {key}"),
+                    route,
+                    &file.workflow,
+                )),
                 (target, None, Some(language)) => {
                     if !languages.contains(language) {
                         error(
@@ -296,6 +315,8 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
                 invalid,
                 on_fail: menu.on_fail.as_ref().map(|on_fail| on_fail.get_ref().clone()),
                 hangup: menu.hangup,
+                voicemail,
+                max_length: menu.max_length.unwrap_or(DEFAULT_MAX_LENGTH),
                 options,
             },
         );
@@ -310,7 +331,38 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
         languages,
         voice: file.voice,
         workflow: file.workflow,
+        numbers: file.numbers.into_iter().map(Spanned::into_inner).collect(),
         hours,
         menus,
     })
+}
+
+/// A route, after checking that it can create a task.
+fn checked_route(
+    error: &mut impl FnMut(std::ops::Range<usize>, String),
+    span: std::ops::Range<usize>,
+    place: &str,
+    route: &RouteFile,
+    flow_workflow: &Option<String>,
+) -> Route {
+    if route.skills.is_empty() && route.workflow.is_none() && flow_workflow.is_none() {
+        error(span.clone(), format!("{place}: a route needs skills or a workflow"));
+    }
+    if route.priority.is_some_and(|priority| priority < 0) {
+        error(span, format!("{place}: priority must be 0 or more"));
+    }
+    let attributes = route.attributes.clone().unwrap_or_default();
+    Route {
+        skills: route.skills.clone(),
+        workflow: route.workflow.clone(),
+        priority: route.priority,
+        attributes: serde_json::to_value(attributes).unwrap_or_default(),
+    }
+}
+
+/// `+` and 8 to 15 digits: the form providers send `To` and `From` in.
+pub fn is_e164(number: &str) -> bool {
+    number
+        .strip_prefix('+')
+        .is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
 }

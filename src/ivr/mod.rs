@@ -11,6 +11,7 @@
 //! languages = ["en-US", "es-MX"]  # every prompt must then exist in each of these
 //! voice = "Polly.Joanna"
 //! workflow = "Sales and Support Workflow"   # routes use it unless they name another
+//! numbers = ["+15550100200"]      # calls to these numbers start here (`main.toml`: all others)
 //!
 //! [menus.main]
 //! say = { en-US = "For sales press 1...", es-MX = "Para ventas oprima 1..." }
@@ -26,6 +27,11 @@
 //! [menus.goodbye]
 //! say = "Goodbye."
 //! hangup = true
+//!
+//! [menus.closed]                  # record a message, then route a task carrying it
+//! say = "We are closed. Leave a message after the tone."
+//! voicemail = { skills = ["Sales"], attributes = { callback = true } }
+//! max_length = 120                # seconds
 //!
 //! [hours]                         # optional; without it the line is always open
 //! time_zone = "America/New_York"
@@ -48,9 +54,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use hours::Hours;
-pub use load::{IvrError, load_flow};
+pub use load::{IvrError, is_e164, load_flow};
 pub use scenario::{CallOutcome, Scenarios, read_scenarios};
-pub use walk::{CallState, Effect, Input, RouteRequest, Step, step};
+pub use walk::{CallState, Effect, Input, RouteRequest, Step, record, say, step};
 
 /// A validated flow: every reference resolves and every prompt exists in every language.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +66,8 @@ pub struct Flow {
     pub languages: Vec<String>,
     pub voice: Option<String>,
     pub workflow: Option<String>,
+    /// Called numbers (`To`, E.164) whose calls start in this flow.
+    pub numbers: Vec<String>,
     /// None: always open.
     pub hours: Option<Hours>,
     pub menus: BTreeMap<String, Menu>,
@@ -78,6 +86,10 @@ pub struct Menu {
     pub on_fail: Option<String>,
     /// Say the prompt and hang up (no options).
     pub hangup: bool,
+    /// Record a message after the prompt, then route a task that carries it (no options).
+    pub voicemail: Option<Route>,
+    /// The longest message recorded, in seconds.
+    pub max_length: u32,
     /// By key (`0`-`9`, `*`, `#`).
     pub options: BTreeMap<char, Choice>,
 }
@@ -113,3 +125,5 @@ pub struct Route {
 pub const DEFAULT_TIMEOUT: u32 = 5;
 /// Retries after the first attempt, unless the menu says otherwise.
 pub const DEFAULT_RETRIES: u32 = 2;
+/// The longest voicemail, in seconds, unless the menu says otherwise.
+pub const DEFAULT_MAX_LENGTH: u32 = 120;

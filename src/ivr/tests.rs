@@ -30,7 +30,7 @@ fn mistakes_are_reported_with_their_lines() {
     check_load(
         "start = \"menu\"\n[menus.main]\nsay = \"hi\"\nhangup = true\ncolour = 1\n",
         expect![
-            "line 5: unknown field `colour`, expected one of `say`, `play`, `timeout`, `retries`, `no_input`, `invalid`, `on_fail`, `hangup`, `options`"
+            "line 5: unknown field `colour`, expected one of `say`, `play`, `timeout`, `retries`, `no_input`, `invalid`, `on_fail`, `hangup`, `voicemail`, `max_length`, `options`"
         ],
     );
     check_load(
@@ -58,7 +58,7 @@ hangup = true
             line 9: menu "main", option 2: give one of menu, route or language
             line 10: menu "main", option 3: a route needs skills or a workflow
             line 10: menu "main", option 3: priority must be 0 or more
-            line 11: menu "empty" has no options; add some, or hangup = true
+            line 11: menu "empty" has no options; add some, or hangup = true, or a voicemail route
             line 13: menu "silent" needs a prompt: say or play"#]],
     );
     check_load(
@@ -76,7 +76,8 @@ say = { en-US = "Press 9 for Spanish", fr-FR = "Oui" }
     );
 }
 
-/// Walks `flow` through `inputs` (a key string per step, `-` for silence) and renders what the
+/// Walks `flow` through `inputs` (a key string per step, `-` for silence, `rec:URL` for a
+/// recording) and renders what the
 /// caller hears and what happens, one line per step.
 fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
     let flow = load_flow(source).expect("the flow loads");
@@ -86,6 +87,7 @@ fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
         let input = match keys {
             "start" if n == 0 => Input::Start,
             "-" => Input::Digits(String::new()),
+            keys if keys.starts_with("rec:") => Input::Recording { url: keys[4..].to_owned(), duration: 7 },
             keys => Input::Digits(keys.to_owned()),
         };
         let step = step(&flow, &state, &input, "/voice/ivr");
@@ -314,5 +316,49 @@ route = { skills = ["Sales"] }
     assert_eq!(
         bad.err().unwrap().to_string(),
         "line 2: call \"n\": at = \"monday\" is not an RFC 3339 time (2026-11-24T10:00:00-05:00)"
+    );
+}
+
+#[test]
+fn a_voicemail_menu_records_then_routes_a_call_back_task() {
+    let flow = r#"start = "closed"
+workflow = "W"
+[menus.closed]
+say = "We are closed. Leave a message after the tone."
+voicemail = { skills = ["Sales"], attributes = { callback = true } }
+max_length = 60
+"#;
+    check_walk(
+        flow,
+        &["rec:https://media.example/RE1"],
+        expect![[r##"
+            start: gather <Response><Say language="en-US">We are closed. Leave a message after the tone.</Say><Record action="/voice/ivr" method="POST" timeout="5" maxLength="60" finishOnKey="#" playBeep="true"/></Response>
+            rec:https://media.example/RE1: route workflow=Some("W") priority=None attributes={"skillsNeeded":["Sales"],"language":"en-US","ivr_path":"","callback":true,"voicemail":{"url":"https://media.example/RE1","duration":7}} <Response><Say language="en-US">Thank you. We will call you back. Goodbye.</Say><Hangup/></Response>"##]],
+    );
+    // Nothing recorded: nothing to call back.
+    check_walk(
+        flow,
+        &["rec:"],
+        expect![[r##"
+        start: gather <Response><Say language="en-US">We are closed. Leave a message after the tone.</Say><Record action="/voice/ivr" method="POST" timeout="5" maxLength="60" finishOnKey="#" playBeep="true"/></Response>
+        rec:: hangup <Response><Hangup/></Response>"##]],
+    );
+}
+
+#[test]
+fn numbers_and_voicemail_menus_are_checked() {
+    check_load(
+        r#"start = "main"
+numbers = ["+15550100200", "555-0100"]
+[menus.main]
+say = "Leave a message"
+voicemail = { priority = 1 }
+[menus.main.options]
+"1" = { menu = "main" }
+"#,
+        expect![[r#"
+            line 2: number "555-0100" is not in E.164 form (+ and 8 to 15 digits)
+            line 3: menu "main" records a voicemail, so it cannot have options or hang up
+            line 3: menu "main", voicemail: a route needs skills or a workflow"#]],
     );
 }

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::{Choice, Flow, Menu, Prompt};
+use super::{Choice, Flow, Menu, Prompt, Route};
 use crate::twiml::{self, Gather, Method, Response, Say, Verb};
 
 /// Where a call is in its flow.
@@ -25,6 +25,8 @@ pub enum Input {
     Start,
     /// Keys pressed (the `Digits` of a Gather); empty means nothing was pressed.
     Digits(String),
+    /// A message recorded in a voicemail menu; an empty URL means nothing was recorded.
+    Recording { url: String, duration: u32 },
 }
 
 /// What the HTTP layer does after a step.
@@ -44,8 +46,12 @@ pub struct RouteRequest {
     /// The workflow by name; none: the workspace's only workflow.
     pub workflow: Option<String>,
     pub priority: Option<i64>,
-    /// `skillsNeeded`, `language`, `ivr_path` and the route's own attributes.
+    /// `skillsNeeded`, `language`, `ivr_path`, the route's own attributes and, for a
+    /// voicemail, `voicemail: {url, duration}`.
     pub attributes: Value,
+    /// The caller left a message and is hanging up (the response says thanks): the task is a
+    /// call-back, and the caller's hang-up must not cancel it.
+    pub voicemail: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +63,8 @@ pub struct Step {
 
 /// Said when a caller has used up a menu's attempts and the menu has no `on_fail`.
 const GOODBYE: &str = "Sorry, we could not understand your choice. Goodbye.";
+/// Said after a voicemail was recorded.
+const MESSAGE_TAKEN: &str = "Thank you. We will call you back. Goodbye.";
 
 impl CallState {
     /// A new call arriving at `now`: at the flow's start, or in its `closed` menu outside
@@ -81,7 +89,21 @@ pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &str) -> Step
     };
     let digits = match input {
         Input::Start => return enter(flow, state, action, None),
-        Input::Digits(digits) => digits.trim(),
+        Input::Digits(digits) if menu.voicemail.is_none() => digits.trim(),
+        Input::Recording { url, duration } if !url.is_empty() && menu.voicemail.is_some() => {
+            let route = menu.voicemail.as_ref().expect("checked");
+            let mut request = route_request(flow, &state, route);
+            request.attributes["voicemail"] = json!({"url": url, "duration": duration});
+            request.voicemail = true;
+            let response =
+                Response::new(vec![Verb::Say(say(flow, &state.language, MESSAGE_TAKEN)), Verb::Hangup]);
+            return Step { response, state, effect: Effect::Route(request) };
+        }
+        // No message (or keys where a message was expected): nothing to route.
+        _ => {
+            let response = Response::new(vec![Verb::Hangup]);
+            return Step { response, state, effect: Effect::Hangup };
+        }
     };
     let choice = digits.chars().next().and_then(|key| menu.options.get(&key).map(|choice| (key, choice)));
     let Some((key, choice)) = choice else {
@@ -121,23 +143,28 @@ pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &str) -> Step
             enter(flow, state, action, None)
         }
         Choice::Route(route) => {
-            let mut attributes = json!({
-                "skillsNeeded": route.skills,
-                "language": state.language,
-                "ivr_path": state.path.join(","),
-            });
-            if let (Value::Object(into), Value::Object(extra)) = (&mut attributes, &route.attributes) {
-                for (name, value) in extra {
-                    into.insert(name.clone(), value.clone());
-                }
-            }
-            let request = RouteRequest {
-                workflow: route.workflow.clone().or_else(|| flow.workflow.clone()),
-                priority: route.priority,
-                attributes,
-            };
+            let request = route_request(flow, &state, route);
             Step { response: Response::default(), state, effect: Effect::Route(request) }
         }
+    }
+}
+
+fn route_request(flow: &Flow, state: &CallState, route: &Route) -> RouteRequest {
+    let mut attributes = json!({
+        "skillsNeeded": route.skills,
+        "language": state.language,
+        "ivr_path": state.path.join(","),
+    });
+    if let (Value::Object(into), Value::Object(extra)) = (&mut attributes, &route.attributes) {
+        for (name, value) in extra {
+            into.insert(name.clone(), value.clone());
+        }
+    }
+    RouteRequest {
+        workflow: route.workflow.clone().or_else(|| flow.workflow.clone()),
+        priority: route.priority,
+        attributes,
+        voicemail: false,
     }
 }
 
@@ -153,6 +180,11 @@ fn enter(flow: &Flow, state: CallState, action: &str, complaint: Option<&Prompt>
         let mut verbs: Vec<Verb> = prompts.into_iter().map(Verb::from).collect();
         verbs.push(Verb::Hangup);
         return Step { response: Response::new(verbs), state, effect: Effect::Hangup };
+    }
+    if menu.voicemail.is_some() {
+        let mut verbs: Vec<Verb> = prompts.into_iter().map(Verb::from).collect();
+        verbs.push(Verb::Record(record(action, menu.max_length)));
+        return Step { response: Response::new(verbs), state, effect: Effect::Continue };
     }
     let response = Response::new(vec![Verb::Gather(gather(menu, action, prompts, &state.language))]);
     Step { response, state, effect: Effect::Continue }
@@ -173,7 +205,21 @@ fn gather(menu: &Menu, action: &str, prompts: Vec<twiml::Prompt>, language: &str
     }
 }
 
-fn say(flow: &Flow, language: &str, text: &str) -> Say {
+/// A voicemail recording whose result is posted to `action`.
+pub fn record(action: &str, max_length: u32) -> twiml::Record {
+    twiml::Record {
+        action: Some(action.to_owned()),
+        method: Some(Method::Post),
+        timeout: Some(5),
+        max_length: Some(max_length),
+        finish_on_key: Some("#".to_owned()),
+        play_beep: Some(true),
+        ..twiml::Record::default()
+    }
+}
+
+/// Text spoken in the flow's voice, in `language`.
+pub fn say(flow: &Flow, language: &str, text: &str) -> Say {
     Say {
         text: text.to_owned(),
         voice: flow.voice.clone(),
