@@ -15,11 +15,16 @@ use crate::config::{EventSettings, Settings};
 use crate::http;
 use crate::live::{self, LiveEngine};
 use crate::routing::Event;
+use crate::voice::Voice;
+
+/// How often calls whose hold loop stopped are looked for.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A built server, bound and ready to run.
 pub struct Application {
     server: http::Server,
     engine: Arc<LiveEngine>,
+    voice: Arc<Voice>,
     events: EventSettings,
     /// Subscribed before the missed deadlines fire, so callbacks see those events too.
     callback_events: Option<broadcast::Receiver<Event>>,
@@ -42,10 +47,29 @@ impl Application {
                  set twilio.account_sid and twilio.auth_token to choose your own"
             );
         }
-        let server = http::Server::bind(&settings.http, engine.clone(), credentials)
+        let voice =
+            Arc::new(Voice::open(engine.clone(), &settings.voice).context("loading the voice settings")?);
+        tracing::info!(flows = voice.flows().len(), dir = %settings.voice.ivr_dir.display(), "IVR flows loaded");
+        if !settings.twilio.validate_signatures {
+            tracing::warn!(
+                "twilio.validate_signatures is false: webhooks are NOT authenticated, anyone who can reach \
+                 this server can create and cancel calls; use this only for local experiments"
+            );
+        }
+        let webhooks = http::Webhooks {
+            auth_token: credentials.auth_token.clone(),
+            validate_signatures: settings.twilio.validate_signatures,
+            public_url: settings.voice.public_url.clone(),
+        };
+        let server = http::Server::bind(&settings.http, engine.clone(), credentials, voice.clone(), webhooks)
             .context("starting the HTTP server")?;
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
-        Ok(Application { server, engine, events: settings.events.clone(), callback_events })
+        Ok(Application { server, engine, voice, events: settings.events.clone(), callback_events })
+    }
+
+    /// The calls, for tests that look at them directly.
+    pub fn voice(&self) -> Arc<Voice> {
+        self.voice.clone()
     }
 
     /// The live engine, for tests that look at the state directly.
@@ -64,6 +88,22 @@ impl Application {
             let mut timers_stopped = timers_stopped;
             let _ = timers_stopped.wait_for(|&stop| stop).await;
         }));
+        let sweeper = {
+            let (voice, mut stopped) = (self.voice.clone(), stop_timers.subscribe());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stopped.wait_for(|&stop| stop) => return,
+                        _ = tick.tick() => {}
+                    }
+                    if let Err(err) = voice.sweep(live::now()).await {
+                        tracing::error!(%err, "sweeping abandoned calls failed");
+                        return;
+                    }
+                }
+            })
+        };
         let callbacks = self.callback_events.map(|events| {
             let mut stopped = stop_timers.subscribe();
             tokio::spawn(callbacks::deliver(self.engine.clone(), self.events.clone(), events, async move {
@@ -80,6 +120,7 @@ impl Application {
         let served = self.server.run(stop).await.context("serving HTTP");
         let _ = stop_timers.send(true);
         let _ = timers.await;
+        let _ = sweeper.await;
         if let Some(callbacks) = callbacks {
             let _ = callbacks.await;
         }

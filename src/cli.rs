@@ -16,7 +16,9 @@ use serde_json::Value;
 use crate::app::{self, Application};
 use crate::config::{CONFIG_ENV, ConfigSource, Settings};
 use crate::expr::{Clock, Context, ExprError, Expression, Scope, WorkerFacts};
+use crate::ivr::located;
 use crate::telemetry;
+use crate::voice::flows::{Flows, toml_files};
 
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about = "Self-hosted contact-center router")]
@@ -184,53 +186,9 @@ fn simulate(path: &std::path::Path) -> Result<String, Failure> {
     Ok(lines.join("\n"))
 }
 
-/// The `*.toml` files directly in `dir`, sorted.
-fn toml_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, Failure> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|err| Failure::invalid_input(format!("cannot read the folder {}: {err}", dir.display())))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_file() && path.extension().is_some_and(|ext| ext == "toml"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// `path:line: message`, or `path: message` without a line.
-fn located(path: &std::path::Path, line: Option<usize>, message: &str) -> String {
-    match line {
-        Some(line) => format!("{}:{line}: {message}", path.display()),
-        None => format!("{}: {message}", path.display()),
-    }
-}
-
-/// Every flow in `dir` by file name, or every mistake in them.
-fn load_flows(
-    dir: &std::path::Path,
-) -> Result<std::collections::BTreeMap<String, crate::ivr::Flow>, Failure> {
-    let files = toml_files(dir)?;
-    if files.is_empty() {
-        return Err(Failure::invalid_input(format!("{}: no flow files (*.toml)", dir.display())));
-    }
-    let mut flows = std::collections::BTreeMap::new();
-    let mut mistakes = Vec::new();
-    for path in &files {
-        match std::fs::read_to_string(path) {
-            Ok(source) => match crate::ivr::load_flow(&source) {
-                Ok(flow) => {
-                    let name =
-                        path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-                    flows.insert(name, flow);
-                }
-                Err(errors) => {
-                    mistakes.extend(errors.iter().map(|err| located(path, err.line, &err.message)))
-                }
-            },
-            Err(err) => mistakes.push(format!("{}: cannot read: {err}", path.display())),
-        }
-    }
-    if mistakes.is_empty() { Ok(flows) } else { Err(Failure::invalid_input(mistakes.join("\n"))) }
+/// Every flow in `dir`, or every mistake in them.
+fn load_flows(dir: &std::path::Path) -> Result<Flows, Failure> {
+    Flows::load(dir).map_err(|err| Failure::invalid_input(err.to_string()))
 }
 
 fn ivr_check(dir: &std::path::Path) -> Result<String, Failure> {
@@ -242,7 +200,7 @@ fn ivr_check(dir: &std::path::Path) -> Result<String, Failure> {
 fn ivr_test(dir: &std::path::Path) -> Result<String, Failure> {
     let flows = load_flows(dir)?;
     let tests = dir.join("tests");
-    let files = toml_files(&tests)?;
+    let files = toml_files(&tests).map_err(Failure::invalid_input)?;
     let (mut lines, mut failed, mut passed) = (Vec::new(), 0, 0);
     for path in &files {
         let source = std::fs::read_to_string(path)

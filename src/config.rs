@@ -30,6 +30,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub events: EventSettings,
     pub twilio: TwilioSettings,
+    pub voice: VoiceSettings,
     /// The starting workspace; the default is the example file's (the onboarding guide's).
     pub workspace: WorkspaceFile,
 }
@@ -75,13 +76,62 @@ impl Default for EventSettings {
 
 /// The Twilio account Switchboard stands in for: the REST API's Basic-auth credentials (what
 /// Twilio's SDKs send) and the token that signs webhooks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TwilioSettings {
     /// `AC` + 32 hex digits; empty: one is generated at first start and kept in the store.
     pub account_sid: String,
     /// The auth token; empty: one is generated at first start, kept in the store and logged.
     pub auth_token: String,
+    /// Check X-Twilio-Signature on every webhook. Off only for local experiments: anyone who
+    /// can reach the server could then create and cancel calls.
+    pub validate_signatures: bool,
+}
+
+impl Default for TwilioSettings {
+    fn default() -> TwilioSettings {
+        TwilioSettings { account_sid: String::new(), auth_token: String::new(), validate_signatures: true }
+    }
+}
+
+/// Calls: the IVR flows, the URL the provider reaches, and the hold loop.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceSettings {
+    /// The folder of IVR flow files (`main.toml` answers numbers no flow claims).
+    pub ivr_dir: PathBuf,
+    /// The URL the provider posts webhooks to, without a trailing slash (e.g.
+    /// `https://switchboard.example.com`); signatures are computed over it. Empty: taken from
+    /// each request (scheme `http` and its Host header), which is right without a proxy.
+    pub public_url: String,
+    /// Seconds of hold music or silence between two hold-loop requests.
+    pub wait_seconds: u32,
+    /// Seconds between two announcements of the caller's position.
+    pub announce_every: u32,
+    /// Audio played while holding; empty: silence.
+    pub hold_music_url: String,
+    /// A caller whose hold loop has not polled for this many seconds has gone: the task is
+    /// canceled.
+    pub abandon_after: u32,
+    /// Seconds in the queue after which the caller is offered to leave a voicemail; 0: never.
+    pub voicemail_after: u32,
+    /// Seconds an agent's phone rings before the call goes to the next agent.
+    pub dial_timeout: u32,
+}
+
+impl Default for VoiceSettings {
+    fn default() -> VoiceSettings {
+        VoiceSettings {
+            ivr_dir: PathBuf::from("ivr"),
+            public_url: String::new(),
+            wait_seconds: 5,
+            announce_every: 30,
+            hold_music_url: String::new(),
+            abandon_after: 60,
+            voicemail_after: 0,
+            dial_timeout: 20,
+        }
+    }
 }
 
 /// The credentials in force: configured, or generated and kept by the store.
@@ -237,6 +287,60 @@ pub const SETTINGS: &[SettingInfo] = &[
         default: "",
         meaning: "Auth token for REST API Basic auth and webhook signatures; empty: generated at first start, kept and logged at start",
     },
+    SettingInfo {
+        key: "twilio.validate_signatures",
+        env: "SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES",
+        default: "true",
+        meaning: "Check X-Twilio-Signature on every webhook (403 when wrong); `false` only for experiments, with a warning at start and on every webhook",
+    },
+    SettingInfo {
+        key: "voice.ivr_dir",
+        env: "SWITCHBOARD_VOICE_IVR_DIR",
+        default: "ivr",
+        meaning: "Folder of IVR flow files, checked at start; `main.toml` answers the numbers no flow claims",
+    },
+    SettingInfo {
+        key: "voice.public_url",
+        env: "SWITCHBOARD_VOICE_PUBLIC_URL",
+        default: "",
+        meaning: "The URL the provider posts webhooks to, e.g. `https://switchboard.example.com`, over which signatures are checked; empty: `http://` + the request's Host",
+    },
+    SettingInfo {
+        key: "voice.wait_seconds",
+        env: "SWITCHBOARD_VOICE_WAIT_SECONDS",
+        default: "5",
+        meaning: "Seconds of hold music or silence between two hold-loop requests (how soon an accepted call is bridged)",
+    },
+    SettingInfo {
+        key: "voice.announce_every",
+        env: "SWITCHBOARD_VOICE_ANNOUNCE_EVERY",
+        default: "30",
+        meaning: "Seconds between two announcements of the caller's place in line and estimated wait",
+    },
+    SettingInfo {
+        key: "voice.hold_music_url",
+        env: "SWITCHBOARD_VOICE_HOLD_MUSIC_URL",
+        default: "",
+        meaning: "Audio played while holding; empty: silence",
+    },
+    SettingInfo {
+        key: "voice.abandon_after",
+        env: "SWITCHBOARD_VOICE_ABANDON_AFTER",
+        default: "60",
+        meaning: "Seconds without a hold-loop request after which the caller is taken to have gone and the task is canceled",
+    },
+    SettingInfo {
+        key: "voice.voicemail_after",
+        env: "SWITCHBOARD_VOICE_VOICEMAIL_AFTER",
+        default: "0",
+        meaning: "Seconds in line after which the caller may leave a voicemail instead (stored with the task, which stays for a call-back); 0: never",
+    },
+    SettingInfo {
+        key: "voice.dial_timeout",
+        env: "SWITCHBOARD_VOICE_DIAL_TIMEOUT",
+        default: "20",
+        meaning: "Seconds an agent's phone rings before the call goes to the next agent",
+    },
 ];
 
 /// Where the settings came from, for the start-up log.
@@ -312,6 +416,10 @@ impl Settings {
         parse_account_sid(&settings.twilio.account_sid).map_err(|reason| {
             parse_error(format!("twilio.account_sid = {:?}: {reason}", settings.twilio.account_sid))
         })?;
+        let mut settings = settings;
+        settings.voice.public_url = parse_public_url(&settings.voice.public_url).map_err(|reason| {
+            parse_error(format!("voice.public_url = {:?}: {reason}", settings.voice.public_url))
+        })?;
         // Build the workspace once now, so that its mistakes stop the start with their line.
         settings.workspace.build(text, 0, 0).map_err(|err| parse_error(format!("[workspace] {err}")))?;
         Ok(settings)
@@ -363,6 +471,15 @@ impl Settings {
             "events.callback_attempts" => self.events.callback_attempts = parse_number(value)?,
             "twilio.account_sid" => self.twilio.account_sid = parse_account_sid(value)?,
             "twilio.auth_token" => self.twilio.auth_token = value.to_owned(),
+            "twilio.validate_signatures" => self.twilio.validate_signatures = parse_bool(value)?,
+            "voice.ivr_dir" => self.voice.ivr_dir = PathBuf::from(value),
+            "voice.public_url" => self.voice.public_url = parse_public_url(value)?,
+            "voice.wait_seconds" => self.voice.wait_seconds = parse_number(value)?,
+            "voice.announce_every" => self.voice.announce_every = parse_number(value)?,
+            "voice.hold_music_url" => self.voice.hold_music_url = value.to_owned(),
+            "voice.abandon_after" => self.voice.abandon_after = parse_number(value)?,
+            "voice.voicemail_after" => self.voice.voicemail_after = parse_number(value)?,
+            "voice.dial_timeout" => self.voice.dial_timeout = parse_number(value)?,
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -376,6 +493,24 @@ fn parse_account_sid(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("expected AC followed by 32 hex digits, or empty to generate one".to_owned())
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+/// Empty, or an `http(s)://` URL without a trailing slash (paths are appended to it).
+fn parse_public_url(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() || value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err("expected an http:// or https:// URL, or empty".to_owned())
     }
 }
 
@@ -473,7 +608,7 @@ mod tests {
                   |
                 1 | [htp]
                   |  ^^^
-                unknown field `htp`, expected one of `http`, `store`, `events`, `twilio`, `workspace`"#]],
+                unknown field `htp`, expected one of `http`, `store`, `events`, `twilio`, `voice`, `workspace`"#]],
         );
         check(
             Some("[http]\nworkers = \"two\"\n"),
@@ -510,7 +645,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT"
             ],
         );
         check(

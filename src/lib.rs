@@ -35,6 +35,7 @@ pub mod live;
 pub mod callbacks;
 
 pub mod twiml;
+pub mod voice;
 
 pub mod http;
 

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
-use crate::store::{Durability, FlushStatistics, Store, StoreError, Ticket};
+use crate::store::{CallV1, Durability, FlushStatistics, Store, StoreError, Ticket};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -151,14 +151,36 @@ impl LiveEngine {
             self.store.durable(ticket).await?;
             Ok(created)
         };
-        let outcome = outcome.await;
-        match &outcome {
-            Err(ExecuteError::Storage(err)) => {
-                tracing::error!(%err, "a change could not be made durable: stopping");
-                self.storage_failed.send_replace(true);
-            }
-            Ok(_) => self.deadline_changed.notify_one(),
-            Err(ExecuteError::Refused(_)) => {}
+        let outcome = self.storage_checked(outcome.await);
+        if outcome.is_ok() {
+            self.deadline_changed.notify_one();
+        }
+        outcome
+    }
+
+    /// The calls in progress, as stored.
+    pub fn stored_calls(&self) -> Result<Vec<CallV1>, StoreError> {
+        self.store.calls()
+    }
+
+    /// Stores `call` and answers once it is durable.
+    pub async fn put_call(&self, call: &CallV1) -> Result<(), ExecuteError> {
+        let stored = async { Ok(self.store.durable(self.store.put_call(call)?).await?) };
+        self.storage_checked(stored.await)
+    }
+
+    /// Forgets the call `call_sid` and answers once that is durable.
+    pub async fn delete_call(&self, call_sid: &str) -> Result<(), ExecuteError> {
+        let deleted = self.store.durable(self.store.delete_call(call_sid)).await.map_err(ExecuteError::from);
+        self.storage_checked(deleted)
+    }
+
+    /// Stops the server (through [`LiveEngine::storage_failure`]) when `outcome` is a storage
+    /// failure: memory is then ahead of disk.
+    fn storage_checked<T>(&self, outcome: Result<T, ExecuteError>) -> Result<T, ExecuteError> {
+        if let Err(ExecuteError::Storage(err)) = &outcome {
+            tracing::error!(%err, "a change could not be made durable: stopping");
+            self.storage_failed.send_replace(true);
         }
         outcome
     }
@@ -387,7 +409,11 @@ mod tests {
         let after_restart = open().credentials(&TwilioSettings::default()).unwrap();
         assert_eq!(after_restart, generated, "a restart must not change the credentials");
 
-        let configured = TwilioSettings { account_sid: String::new(), auth_token: "mine".into() };
+        let configured = TwilioSettings {
+            account_sid: String::new(),
+            auth_token: "mine".into(),
+            ..TwilioSettings::default()
+        };
         let mixed = open().credentials(&configured).unwrap();
         assert_eq!(
             (mixed.account_sid.as_str(), mixed.auth_token.as_str()),

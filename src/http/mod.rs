@@ -9,6 +9,7 @@ mod error;
 mod health;
 pub mod signature;
 mod taskrouter;
+mod voice;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use crate::live::LiveEngine;
 use drain::InFlight;
 
 pub use error::ApiError;
+pub use voice::Webhooks;
 
 /// A bound, not yet running, HTTP server.
 pub struct Server {
@@ -50,21 +52,28 @@ impl Server {
         settings: &HttpSettings,
         engine: std::sync::Arc<LiveEngine>,
         credentials: Credentials,
+        calls: std::sync::Arc<crate::voice::Voice>,
+        webhooks: Webhooks,
     ) -> Result<Server, HttpError> {
         let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
         let in_flight = InFlight::default();
         let in_flight_data = web::Data::new(in_flight.clone());
         let engine = web::Data::from(engine);
         let credentials = web::Data::new(credentials);
+        let calls = web::Data::from(calls);
+        let webhooks = web::Data::new(webhooks);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(in_flight_data.clone())
                 .app_data(engine.clone())
                 .app_data(credentials.clone())
+                .app_data(calls.clone())
+                .app_data(webhooks.clone())
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))
                 .configure(routes)
                 .configure(taskrouter::routes)
+                .configure(voice::routes)
                 .default_service(web::to(error::no_route))
         })
         .disable_signals()

@@ -360,6 +360,14 @@ fn checked_route(
     }
 }
 
+/// `path:line: message`, or `path: message` without a line: how file mistakes are shown.
+pub fn located(path: &std::path::Path, line: Option<usize>, message: &str) -> String {
+    match line {
+        Some(line) => format!("{}:{line}: {message}", path.display()),
+        None => format!("{}: {message}", path.display()),
+    }
+}
+
 /// `+` and 8 to 15 digits: the form providers send `To` and `From` in.
 pub fn is_e164(number: &str) -> bool {
     number

@@ -54,7 +54,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use hours::Hours;
-pub use load::{IvrError, is_e164, load_flow};
+pub use load::{IvrError, is_e164, load_flow, located};
 pub use scenario::{CallOutcome, Scenarios, read_scenarios};
 pub use walk::{CallState, Effect, Input, RouteRequest, Step, record, say, step};
 

@@ -262,6 +262,14 @@ impl Engine {
     }
 
     /// Every task still kept (completed and canceled ones until they are purged), in no order.
+    /// The queue a waiting task is in and its place in line there (1 = next), counting only
+    /// the tasks ahead of it in that queue's order; none for a task not waiting in a queue.
+    pub fn queue_position(&self, task: &Task) -> Option<(Sid, usize)> {
+        let (queue, key) = (task.queue?, task.wait_key?);
+        let queue = &self.queues[queue];
+        Some((queue.sid, queue.waiting.range(..key).count() + 1))
+    }
+
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
         self.tasks.values().map(|task| &**task)
     }

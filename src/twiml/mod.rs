@@ -3,8 +3,11 @@
 //! XML declaration, escaped text and attributes, and attributes in a fixed order, so that the
 //! same response is always the same bytes (golden files compare them).
 
+mod parse;
 #[cfg(test)]
 mod tests;
+
+pub use parse::{Element, ParseError, parse};
 
 use std::io;
 

@@ -18,6 +18,7 @@ fn check(name: &str, response: Response) {
         .unwrap_or_else(|_| panic!("{} (UPDATE_EXPECT=1 writes it)", path.display()));
     assert_eq!(xml, golden.trim_end_matches('\n'), "{name}");
     assert_well_formed(&xml);
+    assert_eq!(parse(&xml).map(|verbs| verbs.len()), Ok(response.verbs.len()), "{name}");
 }
 
 /// Parses `xml` to the end: well-formed, balanced, one `<Response>` root.
@@ -180,4 +181,32 @@ fn contact_uris_choose_the_dial_noun() {
     ] {
         assert_eq!(DialTarget::from_contact_uri(contact_uri), expected, "{contact_uri:?}");
     }
+}
+
+#[test]
+fn parsing_reads_back_verbs_nouns_attributes_and_escaped_text() {
+    let text = "Tom & Jerry's <3 \"quotes\" ☎";
+    let response = Response::new(vec![
+        Verb::Say(say(text)),
+        Verb::Dial(Dial {
+            target: DialTarget::Client("alice".into()),
+            action: Some("/voice/dial-status?a=1&b=2".into()),
+            method: None,
+            timeout: Some(20),
+            caller_id: None,
+            answer_on_bridge: None,
+        }),
+    ]);
+
+    let verbs = parse(&response.to_xml()).unwrap();
+
+    assert_eq!(verbs[0].name, "Say");
+    assert_eq!(verbs[0].text, text);
+    assert_eq!(verbs[1].attribute("action"), Some("/voice/dial-status?a=1&b=2"));
+    assert_eq!((verbs[1].children[0].name.as_str(), verbs[1].children[0].text.as_str()), ("Client", "alice"));
+    assert_eq!(
+        parse("<Response><Say>x</Response>"),
+        Err(ParseError::Xml("ill-formed document: expected `</Say>`, but `</Response>` was found".into()))
+    );
+    assert_eq!(parse("<Other/>"), Err(ParseError::Root("Other".into())));
 }

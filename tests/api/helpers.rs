@@ -21,6 +21,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     /// The live routing engine, to drive and inspect the state directly.
     pub engine: std::sync::Arc<switchboard::live::LiveEngine>,
+    /// The calls in progress, to look at them and sweep them on a chosen clock.
+    pub voice: std::sync::Arc<switchboard::voice::Voice>,
     /// Held so that the sled data directory lives as long as the server, and is removed after.
     _data_dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -44,11 +46,20 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let application = Application::build(&settings).expect("the application builds");
     let address = application.local_addr();
     let engine = application.engine();
+    let voice = application.voice();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    TestApp { address, engine, _data_dir: data_dir, client: reqwest::Client::new(), stop: Some(stop), server }
+    TestApp {
+        address,
+        engine,
+        voice,
+        _data_dir: data_dir,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        server,
+    }
 }
 
 impl TestApp {

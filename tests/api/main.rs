@@ -11,3 +11,4 @@ mod process;
 mod simulate;
 mod taskrouter;
 mod tidy;
+mod voice;

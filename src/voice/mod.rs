@@ -1,0 +1,650 @@
+//! The caller's journey (DESIGN §1, voice): what each voice webhook does to the call, the
+//! routing task and the store, and the TwiML it answers. No HTTP here: `http::voice` checks
+//! signatures, parses the provider's form and renders what these functions return.
+//!
+//! A call is one [`CallV1`] record, stored under its CallSid and written durably before each
+//! answer, and changed by one webhook at a time (a lock per call), so a provider's retries and
+//! concurrent callbacks of the same call never create a second task. The task carries the
+//! `call_sid` too: a restart rebuilds any missing link from the tasks themselves.
+
+pub mod flows;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::config::VoiceSettings;
+use crate::ivr::{self, CallState, Effect, Flow, Input};
+use crate::live::{ExecuteError, LiveEngine};
+use crate::routing::{Command, Millis, NewTask, ReservationStatus, Sid, TaskStatus};
+use crate::store::{CallV1, StoreError};
+use crate::twiml::{self, DialTarget, Method, Response, Verb};
+pub use flows::{Flows, FlowsError};
+
+/// Where the provider posts each webhook; TwiML refers to them by path.
+pub mod paths {
+    pub const INCOMING: &str = "/voice/incoming";
+    pub const IVR: &str = "/voice/ivr";
+    pub const WAIT: &str = "/voice/wait";
+    pub const DIAL_STATUS: &str = "/voice/dial-status";
+    pub const STATUS: &str = "/voice/status";
+    pub const VOICEMAIL: &str = "/voice/voicemail";
+    pub const FALLBACK: &str = "/voice/fallback";
+}
+
+/// The parameters of a voice webhook that Switchboard reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallParams {
+    pub call_sid: String,
+    pub from: String,
+    pub to: String,
+    /// Keys pressed in a Gather.
+    pub digits: Option<String>,
+    /// The call's status (status callbacks).
+    pub call_status: Option<String>,
+    /// How the `<Dial>` to the agent ended (its action).
+    pub dial_call_status: Option<String>,
+    /// A recorded message (a `<Record>` action).
+    pub recording_url: Option<String>,
+    pub recording_duration: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    #[error("the IVR flows cannot be loaded:\n{0}")]
+    Flows(#[from] FlowsError),
+    /// A change could not be made durable: the server stops.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// What the voice webhooks share.
+pub struct Voice {
+    live: Arc<LiveEngine>,
+    flows: Flows,
+    settings: VoiceSettings,
+    /// One lock per call in progress; `None` inside means no call (yet, or any more).
+    calls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<CallV1>>>>>,
+    /// Per queue, how often callers leave it for an agent: the estimated wait.
+    pace: Mutex<HashMap<Sid, Pace>>,
+}
+
+/// The mean time between two callers of a queue being connected (an exponential moving
+/// average), from the calls this process saw.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    last: Millis,
+    mean_gap: Option<f64>,
+}
+
+const SORRY_GOODBYE: &str = "Sorry, no one can take your call right now. Please call again later. Goodbye.";
+const TECHNICAL_DIFFICULTY: &str =
+    "Sorry, we are having technical difficulties. Please call again later. Goodbye.";
+const VOICEMAIL_OFFER: &str =
+    "Sorry, all our agents are still busy. Please leave a message after the tone, and we will call you back.";
+const MESSAGE_TAKEN: &str = "Thank you. We will call you back. Goodbye.";
+const STILL_TRYING: &str = "Please hold, we are connecting you to the next available agent.";
+const PLEASE_HOLD: &str = "Please hold for the next available agent.";
+/// Calls with no webhook for this long, and no task waiting, are forgotten.
+const FORGET_AFTER: Millis = 4 * 3600 * 1000;
+
+impl Voice {
+    /// Loads the flows of `settings.ivr_dir` and the calls that were in progress.
+    pub fn open(live: Arc<LiveEngine>, settings: &VoiceSettings) -> Result<Voice, VoiceError> {
+        let flows = if !settings.ivr_dir.exists() && settings.ivr_dir == VoiceSettings::default().ivr_dir {
+            tracing::info!(
+                "no ivr/ folder here: answering calls with the built-in onboarding IVR (press 1 for Sales, 2 for Support)"
+            );
+            Flows::builtin()
+        } else {
+            Flows::load(&settings.ivr_dir)?
+        };
+        let mut calls: HashMap<String, CallV1> =
+            live.stored_calls()?.into_iter().map(|call| (call.call_sid.clone(), call)).collect();
+        // A crash between creating a task and storing the call's link to it leaves the link in
+        // the task's attributes only: take it from there.
+        live.read(|engine| {
+            for task in engine.tasks() {
+                if let Some(call) = task.attributes["call_sid"].as_str().and_then(|sid| calls.get_mut(sid))
+                    && call.task.is_none()
+                    && task.status != TaskStatus::Canceled
+                {
+                    call.task = Some(task.sid);
+                }
+            }
+        });
+        let calls = calls
+            .into_iter()
+            .map(|(sid, call)| (sid, Arc::new(tokio::sync::Mutex::new(Some(call)))))
+            .collect();
+        Ok(Voice {
+            live,
+            flows,
+            settings: settings.clone(),
+            calls: Mutex::new(calls),
+            pace: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn flows(&self) -> &Flows {
+        &self.flows
+    }
+
+    /// `POST /voice/incoming`: a new call starts its flow. A retry of the same CallSid answers
+    /// where the call already is.
+    pub async fn incoming(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let mut call = self.call(&params.call_sid).await;
+        match call.as_ref() {
+            Some(existing) if existing.task.is_some() => return self.wait_with(&mut call, now).await,
+            Some(existing) => {
+                let Some(flow) = self.flows.get(&existing.flow) else {
+                    return self.forget(&mut call, technical_difficulty()).await;
+                };
+                let state = call_state(existing);
+                let step = ivr::step(flow, &state, &Input::Start, paths::IVR);
+                return Ok(step.response);
+            }
+            None => {}
+        }
+        let Some((name, flow)) = self.flows.for_number(&params.to) else {
+            tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
+            return Ok(technical_difficulty());
+        };
+        let state = CallState::new(flow, timestamp(now));
+        let mut record = CallV1 {
+            call_sid: params.call_sid.clone(),
+            from: params.from.clone(),
+            to: params.to.clone(),
+            flow: name.to_owned(),
+            menu: String::new(),
+            failures: 0,
+            language: String::new(),
+            path: Vec::new(),
+            task: None,
+            started_at: now,
+            last_seen: now,
+            announced_at: None,
+            bridged: None,
+            voicemail: false,
+        };
+        let step = ivr::step(flow, &state, &Input::Start, paths::IVR);
+        if step.effect == Effect::Hangup {
+            // Said and hung up at once (a closed line, say): nothing to keep.
+            return Ok(step.response);
+        }
+        set_state(&mut record, step.state);
+        self.live.put_call(&record).await.map_err(storage)?;
+        *call = Some(record);
+        Ok(step.response)
+    }
+
+    /// `POST /voice/ivr`: the caller pressed keys (or nothing, or left a message) in a menu.
+    pub async fn ivr(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let mut call = self.call(&params.call_sid).await;
+        let Some(record) = call.as_mut() else {
+            // Unknown (forgotten, or the provider skipped /voice/incoming): start over.
+            drop(call);
+            return self.incoming(params, now).await;
+        };
+        if record.task.is_some() {
+            // A retry of the step that routed the call: it is already in line.
+            return self.wait_with(&mut call, now).await;
+        }
+        let Some(flow) = self.flows.get(&record.flow) else {
+            return self.forget(&mut call, technical_difficulty()).await;
+        };
+        let input = match (&params.recording_url, &params.digits) {
+            (Some(url), _) => {
+                Input::Recording { url: url.clone(), duration: params.recording_duration.unwrap_or(0) }
+            }
+            (None, digits) => Input::Digits(digits.clone().unwrap_or_default()),
+        };
+        let step = ivr::step(flow, &call_state(record), &input, paths::IVR);
+        record.last_seen = now;
+        set_state(record, step.state);
+        match step.effect {
+            Effect::Continue => {
+                self.live.put_call(record).await.map_err(storage)?;
+                Ok(step.response)
+            }
+            Effect::Hangup => self.forget(&mut call, step.response).await,
+            Effect::Route(request) => {
+                let voicemail = request.voicemail;
+                let Some(task) = self.create_task(record, request).await? else {
+                    return self.forget(&mut call, technical_difficulty()).await;
+                };
+                record.task = Some(task);
+                record.voicemail = voicemail;
+                self.live.put_call(record).await.map_err(storage)?;
+                if voicemail {
+                    return Ok(step.response);
+                }
+                Ok(self.hold(flow, record, Some(PLEASE_HOLD), now))
+            }
+        }
+    }
+
+    /// `POST /voice/wait`: the hold loop. Announces the caller's place in line, holds, and asks
+    /// again; once an agent accepted, bridges the caller to them.
+    pub async fn wait(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let mut call = self.call(&params.call_sid).await;
+        if call.is_none() {
+            return Ok(goodbye(None, SORRY_GOODBYE));
+        }
+        self.wait_with(&mut call, now).await
+    }
+
+    async fn wait_with(
+        &self,
+        call: &mut OwnedMutexGuard<Option<CallV1>>,
+        now: Millis,
+    ) -> Result<Response, VoiceError> {
+        let Some(record) = call.as_mut() else { return Ok(goodbye(None, SORRY_GOODBYE)) };
+        let Some(flow) = self.flows.get(&record.flow).cloned() else {
+            return self.forget(call, technical_difficulty()).await;
+        };
+        record.last_seen = now;
+        let Some(task_sid) = record.task else {
+            return Ok(ivr::step(&flow, &call_state(record), &Input::Start, paths::IVR).response);
+        };
+        enum Next {
+            Hold,
+            Bridge { reservation: Sid, target: Option<DialTarget>, queue: Option<Sid>, waited: Millis },
+            Gone,
+        }
+        let next = self.live.read(|engine| {
+            let Some(task) = engine.task(task_sid) else { return Next::Gone };
+            match task.status {
+                TaskStatus::Pending | TaskStatus::Reserved => Next::Hold,
+                TaskStatus::Assigned => {
+                    let accepted = task.reservations.iter().rev().find_map(|sid| {
+                        engine.reservation(*sid).filter(|r| r.status == ReservationStatus::Accepted)
+                    });
+                    match accepted {
+                        Some(reservation) => {
+                            let worker = engine.reservation_worker(reservation);
+                            let target = worker.attributes["contact_uri"]
+                                .as_str()
+                                .and_then(DialTarget::from_contact_uri);
+                            Next::Bridge {
+                                reservation: reservation.sid,
+                                target,
+                                queue: engine.task_queue(task).map(|queue| queue.sid),
+                                waited: now - task.created_at,
+                            }
+                        }
+                        None => Next::Gone,
+                    }
+                }
+                _ => Next::Gone,
+            }
+        });
+        match next {
+            Next::Gone if record.voicemail => self.forget(call, goodbye(Some(&flow), MESSAGE_TAKEN)).await,
+            Next::Gone => {
+                let language = record.language.clone();
+                self.forget(call, goodbye_in(&flow, &language, SORRY_GOODBYE)).await
+            }
+            Next::Bridge { reservation, target: None, .. } => {
+                tracing::warn!(%reservation, "the accepting worker has no usable contact_uri: routing the call to the next agent");
+                self.execute(Command::Unanswered { reservation }).await?;
+                self.live.put_call(record).await.map_err(storage)?;
+                Ok(self.hold(&flow, record, Some(STILL_TRYING), now))
+            }
+            Next::Bridge { reservation, target: Some(target), queue, waited } => {
+                if record.bridged != Some(reservation) {
+                    if let Some(queue) = queue {
+                        self.record_pace(queue, now);
+                    }
+                    tracing::info!(call_sid = %record.call_sid, %reservation, waited_ms = waited, "bridging the caller to the accepting agent");
+                }
+                record.bridged = Some(reservation);
+                self.live.put_call(record).await.map_err(storage)?;
+                let dial = twiml::Dial {
+                    target,
+                    action: Some(paths::DIAL_STATUS.to_owned()),
+                    method: Some(Method::Post),
+                    timeout: Some(self.settings.dial_timeout),
+                    caller_id: None,
+                    // The caller hears ringing, not silence, until the agent picks up.
+                    answer_on_bridge: Some(true),
+                };
+                Ok(Response::new(vec![Verb::Dial(dial)]))
+            }
+            Next::Hold => {
+                let waited = now - record.started_at;
+                if self.settings.voicemail_after > 0
+                    && waited >= Millis::from(self.settings.voicemail_after) * 1000
+                    && !record.voicemail
+                {
+                    record.voicemail = true;
+                    self.live.put_call(record).await.map_err(storage)?;
+                    return Ok(Response::new(vec![
+                        Verb::Say(ivr::say(&flow, &record.language, VOICEMAIL_OFFER)),
+                        Verb::Record(ivr::record(paths::VOICEMAIL, 120)),
+                    ]));
+                }
+                let response = self.hold(&flow, record, None, now);
+                self.live.put_call(record).await.map_err(storage)?;
+                Ok(response)
+            }
+        }
+    }
+
+    /// `POST /voice/dial-status`: how the call to the agent ended.
+    pub async fn dial_status(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let mut call = self.call(&params.call_sid).await;
+        let Some(record) = call.as_mut() else { return Ok(Response::new(vec![Verb::Hangup])) };
+        let Some(reservation) = record.bridged.take() else {
+            // Not bridged (a retry of this callback, say): carry on holding.
+            return self.wait_with(&mut call, now).await;
+        };
+        let status = params.dial_call_status.as_deref().unwrap_or("");
+        match status {
+            "completed" | "answered" => {
+                // The agent and the caller talked; the call is over: after-call work.
+                if let Some(task) = record.task {
+                    self.wrap_up(task).await?;
+                }
+                self.forget(&mut call, Response::new(vec![Verb::Hangup])).await
+            }
+            _ => {
+                tracing::info!(call_sid = %record.call_sid, %reservation, status, "the agent did not answer: routing the call to the next agent");
+                self.execute(Command::Unanswered { reservation }).await?;
+                self.live.put_call(record).await.map_err(storage)?;
+                let flow = self.flows.get(&record.flow).cloned();
+                Ok(match flow {
+                    Some(flow) => self.hold(&flow, record, Some(STILL_TRYING), now),
+                    None => technical_difficulty(),
+                })
+            }
+        }
+    }
+
+    /// `POST /voice/status`: the call's status callback. A caller who hangs up while waiting
+    /// cancels the task (and its pending offers); a call that ends while bridged wraps up.
+    pub async fn status(&self, params: &CallParams) -> Result<Response, VoiceError> {
+        let ended = matches!(
+            params.call_status.as_deref(),
+            Some("completed" | "busy" | "failed" | "no-answer" | "canceled")
+        );
+        if !ended {
+            return Ok(Response::default());
+        }
+        let mut call = self.call(&params.call_sid).await;
+        let Some(record) = call.as_ref() else { return Ok(Response::default()) };
+        if let Some(task) = record.task {
+            let status = self.live.read(|engine| engine.task(task).map(|task| task.status));
+            match status {
+                Some(status) if status.is_waiting() && !record.voicemail => {
+                    self.cancel(task, "caller hung up").await?;
+                }
+                Some(TaskStatus::Assigned) => self.wrap_up(task).await?,
+                _ => {}
+            }
+        }
+        self.forget(&mut call, Response::default()).await
+    }
+
+    /// `POST /voice/voicemail`: the message a waiting caller left; the task keeps its place in
+    /// line as a call-back and carries the recording.
+    pub async fn voicemail(&self, params: &CallParams) -> Result<Response, VoiceError> {
+        let mut call = self.call(&params.call_sid).await;
+        let Some(record) = call.as_mut() else { return Ok(Response::new(vec![Verb::Hangup])) };
+        let flow = self.flows.get(&record.flow).cloned();
+        let (Some(task), Some(url)) =
+            (record.task, params.recording_url.as_ref().filter(|url| !url.is_empty()))
+        else {
+            return self.forget(&mut call, Response::new(vec![Verb::Hangup])).await;
+        };
+        let attributes = self.live.read(|engine| engine.task(task).map(|task| task.attributes.clone()));
+        if let Some(mut attributes) = attributes {
+            attributes["voicemail"] = json!({"url": url, "duration": params.recording_duration.unwrap_or(0)});
+            match self.live.execute(Command::UpdateTaskAttributes { task, attributes }).await {
+                Ok(_) => {}
+                Err(ExecuteError::Storage(err)) => return Err(VoiceError::Storage(err)),
+                Err(ExecuteError::Refused(err)) => {
+                    tracing::warn!(%err, %task, "the voicemail could not be stored with its task")
+                }
+            }
+        }
+        record.voicemail = true;
+        let language = record.language.clone();
+        let thanks = match &flow {
+            Some(flow) => goodbye_in(flow, &language, MESSAGE_TAKEN),
+            None => goodbye(None, MESSAGE_TAKEN),
+        };
+        self.live.put_call(record).await.map_err(storage)?;
+        Ok(thanks)
+    }
+
+    /// Cancels the tasks of callers whose hold loop stopped (no request for
+    /// `abandon_after` seconds, and no status callback), and forgets calls long over.
+    pub async fn sweep(&self, now: Millis) -> Result<(), VoiceError> {
+        let abandon_after = Millis::from(self.settings.abandon_after) * 1000;
+        let cells: Vec<_> = self.lock_calls().values().cloned().collect();
+        for cell in cells {
+            let mut call = cell.lock_owned().await;
+            let Some(record) = call.as_ref() else { continue };
+            let idle = now - record.last_seen;
+            let waiting = record.task.and_then(|task| {
+                self.live.read(|engine| engine.task(task).map(|task| (task.sid, task.status)))
+            });
+            match waiting {
+                Some((task, status))
+                    if status.is_waiting()
+                        && !record.voicemail
+                        && record.bridged.is_none()
+                        && idle > abandon_after =>
+                {
+                    tracing::info!(call_sid = %record.call_sid, %task, idle_ms = idle, "the hold loop stopped: canceling the task");
+                    self.cancel(task, "hold loop abandoned").await?;
+                    self.forget(&mut call, Response::default()).await?;
+                }
+                Some((_, status)) if status.is_waiting() || status == TaskStatus::Assigned => {}
+                _ if idle > FORGET_AFTER.min(abandon_after.max(3_600_000)) => {
+                    self.forget(&mut call, Response::default()).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The hold TwiML: an optional notice, the place in line when due, music or silence, and
+    /// the loop back to `/voice/wait`.
+    fn hold(&self, flow: &Flow, record: &mut CallV1, notice: Option<&str>, now: Millis) -> Response {
+        let mut verbs = Vec::new();
+        if let Some(notice) = notice {
+            verbs.push(Verb::Say(ivr::say(flow, &record.language, notice)));
+        }
+        let due = record
+            .announced_at
+            .is_none_or(|at| now - at >= Millis::from(self.settings.announce_every) * 1000);
+        if due && let Some(announcement) = record.task.and_then(|task| self.announcement(task)) {
+            verbs.push(Verb::Say(ivr::say(flow, &record.language, &announcement)));
+            record.announced_at = Some(now);
+        }
+        if self.settings.hold_music_url.is_empty() {
+            verbs.push(Verb::Pause { length: Some(self.settings.wait_seconds.max(1)) });
+        } else {
+            verbs.push(Verb::Play(twiml::Play { url: self.settings.hold_music_url.clone(), repeat: None }));
+        }
+        verbs.push(Verb::Redirect { url: paths::WAIT.to_owned(), method: Some(Method::Post) });
+        Response::new(verbs)
+    }
+
+    /// "You are number 3 in line. The estimated wait is about 2 minutes."
+    fn announcement(&self, task: Sid) -> Option<String> {
+        let (queue, position) =
+            self.live.read(|engine| engine.task(task).and_then(|task| engine.queue_position(task)))?;
+        let place = match position {
+            1 => "You are next in line.".to_owned(),
+            n => format!("You are number {n} in line."),
+        };
+        let mean_gap = self.lock_pace().get(&queue).and_then(|pace| pace.mean_gap);
+        Some(match mean_gap {
+            Some(gap) => {
+                let minutes = ((gap * position as f64) / 60_000.0).ceil().max(1.0) as u64;
+                let unit = if minutes == 1 { "minute" } else { "minutes" };
+                format!("{place} The estimated wait is about {minutes} {unit}.")
+            }
+            None => place,
+        })
+    }
+
+    fn record_pace(&self, queue: Sid, now: Millis) {
+        let mut pace = self.lock_pace();
+        let entry = pace.entry(queue).or_insert(Pace { last: now, mean_gap: None });
+        if entry.last < now {
+            let gap = (now - entry.last) as f64;
+            // Recent connections count most; one slow hour should not stick forever.
+            entry.mean_gap = Some(entry.mean_gap.map_or(gap, |mean| 0.8 * mean + 0.2 * gap));
+        }
+        entry.last = now;
+    }
+
+    async fn create_task(
+        &self,
+        record: &CallV1,
+        request: ivr::RouteRequest,
+    ) -> Result<Option<Sid>, VoiceError> {
+        let workflow = match &request.workflow {
+            Some(name) => {
+                let sid = self.live.read(|engine| {
+                    engine.workflows().iter().find(|workflow| &workflow.friendly_name == name).map(|w| w.sid)
+                });
+                if sid.is_none() {
+                    tracing::error!(flow = %record.flow, workflow = %name, "the IVR routes to a workflow that does not exist");
+                    return Ok(None);
+                }
+                sid
+            }
+            None => None,
+        };
+        let mut attributes = request.attributes;
+        attributes["call_sid"] = json!(record.call_sid);
+        attributes["from"] = json!(record.from);
+        attributes["to"] = json!(record.to);
+        attributes["ivr_flow"] = json!(record.flow);
+        let command = Command::CreateTask(NewTask {
+            attributes,
+            priority: request.priority,
+            timeout: None,
+            workflow,
+            channel: Some("voice".to_owned()),
+        });
+        match self.live.execute(command).await {
+            Ok(task) => Ok(task),
+            Err(ExecuteError::Storage(err)) => Err(VoiceError::Storage(err)),
+            Err(ExecuteError::Refused(err)) => {
+                tracing::error!(flow = %record.flow, %err, "the IVR's task was refused");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn cancel(&self, task: Sid, reason: &str) -> Result<(), VoiceError> {
+        self.execute(Command::Cancel { task, reason: reason.to_owned() }).await
+    }
+
+    async fn wrap_up(&self, task: Sid) -> Result<(), VoiceError> {
+        self.execute(Command::WrapUp { task }).await
+    }
+
+    /// Runs `command`; a refusal (the state moved on meanwhile, say) is logged, not an error
+    /// for the caller.
+    async fn execute(&self, command: Command) -> Result<(), VoiceError> {
+        match self.live.execute(command).await {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Storage(err)) => Err(VoiceError::Storage(err)),
+            Err(ExecuteError::Refused(err)) => {
+                tracing::info!(%err, "a call's change no longer applied");
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets the call (durably) and answers `response`.
+    async fn forget(
+        &self,
+        call: &mut OwnedMutexGuard<Option<CallV1>>,
+        response: Response,
+    ) -> Result<Response, VoiceError> {
+        if let Some(record) = call.take() {
+            self.live.delete_call(&record.call_sid).await.map_err(storage)?;
+            self.lock_calls().remove(&record.call_sid);
+        }
+        Ok(response)
+    }
+
+    /// The call `call_sid`, locked for this webhook.
+    async fn call(&self, call_sid: &str) -> OwnedMutexGuard<Option<CallV1>> {
+        let cell = self.lock_calls().entry(call_sid.to_owned()).or_default().clone();
+        cell.lock_owned().await
+    }
+
+    fn lock_calls(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<Option<CallV1>>>>> {
+        self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_pace(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Pace>> {
+        self.pace.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a call is known (tests and diagnostics).
+    pub async fn call_record(&self, call_sid: &str) -> Option<CallV1> {
+        let cell = self.lock_calls().get(call_sid).cloned()?;
+        let call = cell.lock().await;
+        call.clone()
+    }
+}
+
+/// What every webhook answers when Switchboard itself failed.
+pub fn technical_difficulty() -> Response {
+    goodbye(None, TECHNICAL_DIFFICULTY)
+}
+
+fn goodbye(flow: Option<&Flow>, text: &str) -> Response {
+    let say = match flow {
+        Some(flow) => ivr::say(flow, &flow.language, text),
+        None => twiml::Say { text: text.to_owned(), ..twiml::Say::default() },
+    };
+    Response::new(vec![Verb::Say(say), Verb::Hangup])
+}
+
+fn goodbye_in(flow: &Flow, language: &str, text: &str) -> Response {
+    Response::new(vec![Verb::Say(ivr::say(flow, language, text)), Verb::Hangup])
+}
+
+fn storage(err: ExecuteError) -> VoiceError {
+    match err {
+        ExecuteError::Storage(err) => VoiceError::Storage(err),
+        // Storing a call runs no engine command.
+        ExecuteError::Refused(err) => VoiceError::Storage(StoreError::Write(err.to_string())),
+    }
+}
+
+fn call_state(record: &CallV1) -> CallState {
+    CallState {
+        menu: record.menu.clone(),
+        failures: record.failures,
+        language: record.language.clone(),
+        path: record.path.clone(),
+    }
+}
+
+fn set_state(record: &mut CallV1, state: CallState) {
+    record.menu = state.menu;
+    record.failures = state.failures;
+    record.language = state.language;
+    record.path = state.path;
+}
+
+fn timestamp(now: Millis) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}

@@ -1,0 +1,361 @@
+//! The caller's journey on the real server, with the provider played by signed webhook
+//! requests and the agents by the REST API: the IVR, the task it creates, the hold loop, the
+//! bridge to the agent who accepted, and what happens when the caller hangs up or the agent
+//! does not pick up. Plus signatures (403, nothing changed) and retried webhooks.
+
+use expect_test::{Expect, expect};
+use reqwest::StatusCode;
+use serde_json::Value;
+use switchboard::http::signature;
+use switchboard::routing::{Command, TaskStatus};
+use switchboard::voice::CallParams;
+
+use crate::helpers::{TestApp, spawn_app_with};
+use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
+
+const CALLER: &str = "+15550100001";
+const LINE: &str = "+15550100200";
+
+async fn spawn_voice() -> TestApp {
+    spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+    })
+    .await
+}
+
+/// Posts a webhook of call `call_sid` to `path` with `extra` parameters, signed as the
+/// provider signs it; returns the status and the TwiML.
+async fn webhook(app: &TestApp, path: &str, call_sid: &str, extra: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut params: Vec<(String, String)> = [
+        ("AccountSid", ACCOUNT_SID),
+        ("CallSid", call_sid),
+        ("From", CALLER),
+        ("To", LINE),
+        ("Direction", "inbound"),
+        ("CallStatus", "in-progress"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    // A later value replaces the default (CallStatus in status callbacks).
+    for (name, value) in extra {
+        params.retain(|(key, old)| key != name || old == value);
+    }
+    let url = app.url(path);
+    let signature = signature::sign(AUTH_TOKEN, &url, &params);
+    send(app, path, &params, Some(&signature)).await
+}
+
+async fn send(
+    app: &TestApp,
+    path: &str,
+    params: &[(String, String)],
+    signature: Option<&str>,
+) -> (StatusCode, String) {
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(params).unwrap());
+    if let Some(signature) = signature {
+        request = request.header("X-Twilio-Signature", signature);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    let xml = response.text().await.unwrap();
+    switchboard::twiml::parse(&xml).unwrap_or_else(|err| panic!("{path}: not TwiML ({err}): {xml}"));
+    (status, xml)
+}
+
+/// The TwiML without the XML declaration, checked against `expected`.
+fn check(twiml: &(StatusCode, String), expected: Expect) {
+    assert_eq!(twiml.0, StatusCode::OK, "{}", twiml.1);
+    expected.assert_eq(twiml.1.trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#));
+}
+
+/// Moves the named worker to `activity`.
+async fn set_activity(app: &TestApp, worker: &str, activity: &str) {
+    let command = app.engine.read(|engine| Command::SetWorkerActivity {
+        worker: engine.worker_by_name(worker).unwrap().sid,
+        activity: engine.activity_by_name(activity).unwrap().sid,
+        reject_pending: false,
+    });
+    app.engine.execute(command).await.unwrap();
+}
+
+/// The task of call `call_sid`: its attributes, status and queue name.
+fn task_of(app: &TestApp, call_sid: &str) -> (Value, TaskStatus, String) {
+    app.engine.read(|engine| {
+        let mut tasks = engine.tasks().filter(|task| task.attributes["call_sid"] == call_sid);
+        let task = tasks.next().expect("the call has a task");
+        assert!(tasks.next().is_none(), "one task per call");
+        let queue = engine.task_queue(task).map(|queue| queue.friendly_name.clone()).unwrap_or_default();
+        (task.attributes.clone(), task.status, queue)
+    })
+}
+
+/// Accepts, through the REST API as the agent page would, the pending reservation of the call's
+/// task; returns the accepting worker's name.
+async fn accept(app: &TestApp, call_sid: &str) -> String {
+    let (workspace, task, reservation, worker) = app.engine.read(|engine| {
+        let task = engine.tasks().find(|task| task.attributes["call_sid"] == call_sid).unwrap();
+        let pending = engine.pending_reservations(task);
+        let reservation = pending.first().expect("an agent is offered the call");
+        let worker = engine.reservation_worker(reservation).friendly_name.clone();
+        (engine.workspace_sid(), task.sid, reservation.sid, worker)
+    });
+    let url = app.url(&format!("/v1/Workspaces/{workspace}/Tasks/{task}/Reservations/{reservation}"));
+    let response = app
+        .client
+        .post(url)
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .form(&[("ReservationStatus", "accepted")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    worker
+}
+
+#[tokio::test]
+async fn a_sales_caller_presses_1_waits_and_is_bridged_to_the_agent_who_accepted() {
+    let app = spawn_voice().await;
+
+    // The caller hears the menu, presses 1, and holds: nobody is available yet.
+    check(
+        &webhook(&app, "/voice/incoming", "CA1", &[("CallStatus", "ringing")]).await,
+        expect![[
+            r#"<Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>"#
+        ]],
+    );
+    check(
+        &webhook(&app, "/voice/ivr", "CA1", &[("Digits", "1")]).await,
+        expect![[
+            r#"<Response><Say voice="Polly.Joanna" language="en-US">Please hold for the next available agent.</Say><Say voice="Polly.Joanna" language="en-US">You are next in line.</Say><Pause length="5"/><Redirect method="POST">/voice/wait</Redirect></Response>"#
+        ]],
+    );
+    let (attributes, status, queue) = task_of(&app, "CA1");
+    assert_eq!(
+        (attributes["skillsNeeded"].clone(), status, queue.as_str()),
+        (serde_json::json!(["Sales"]), TaskStatus::Pending, "Sales")
+    );
+    assert_eq!(
+        (attributes["from"].as_str(), attributes["to"].as_str(), attributes["ivr_path"].as_str()),
+        (Some(CALLER), Some(LINE), Some("1"))
+    );
+    check(
+        &webhook(&app, "/voice/wait", "CA1", &[]).await,
+        expect![[
+            r#"<Response><Pause length="5"/><Redirect method="POST">/voice/wait</Redirect></Response>"#
+        ]],
+    );
+
+    // Alice, a Sales agent, becomes available, is offered the call and accepts it.
+    set_activity(&app, "alice", "Available").await;
+    assert_eq!(accept(&app, "CA1").await, "alice");
+    check(
+        &webhook(&app, "/voice/wait", "CA1", &[]).await,
+        expect![[
+            r#"<Response><Dial action="/voice/dial-status" method="POST" timeout="20" answerOnBridge="true"><Client>alice</Client></Dial></Response>"#
+        ]],
+    );
+    assert_eq!(task_of(&app, "CA1").1, TaskStatus::Assigned);
+
+    // They talk; the call ends: the task moves to wrap-up, and the call is forgotten.
+    check(
+        &webhook(
+            &app,
+            "/voice/dial-status",
+            "CA1",
+            &[("DialCallStatus", "completed"), ("DialCallDuration", "93")],
+        )
+        .await,
+        expect![[r#"<Response><Hangup/></Response>"#]],
+    );
+    check(
+        &webhook(&app, "/voice/status", "CA1", &[("CallStatus", "completed")]).await,
+        expect![[r#"<Response/>"#]],
+    );
+    assert_eq!(task_of(&app, "CA1").1, TaskStatus::Wrapping);
+    assert_eq!(app.voice.call_record("CA1").await, None);
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_while_waiting_cancels_the_task_and_its_offer() {
+    let app = spawn_voice().await;
+    webhook(&app, "/voice/incoming", "CA2", &[]).await;
+    webhook(&app, "/voice/ivr", "CA2", &[("Digits", "2")]).await;
+    set_activity(&app, "bob", "Available").await;
+    assert_eq!(task_of(&app, "CA2").1, TaskStatus::Reserved, "bob is offered the Support call");
+
+    check(
+        &webhook(&app, "/voice/status", "CA2", &[("CallStatus", "completed")]).await,
+        expect![[r#"<Response/>"#]],
+    );
+
+    let (attributes, status, _) = task_of(&app, "CA2");
+    assert_eq!(
+        (attributes["skillsNeeded"].clone(), status),
+        (serde_json::json!(["Support"]), TaskStatus::Canceled)
+    );
+    let offers = app
+        .engine
+        .read(|engine| engine.reservations().map(|r| format!("{:?}", r.status)).collect::<Vec<_>>());
+    assert_eq!(offers, ["Canceled"]);
+    // A late hold-loop request of the gone call is told goodbye.
+    check(
+        &webhook(&app, "/voice/wait", "CA2", &[]).await,
+        expect![[
+            r#"<Response><Say>Sorry, no one can take your call right now. Please call again later. Goodbye.</Say><Hangup/></Response>"#
+        ]],
+    );
+}
+
+#[tokio::test]
+async fn an_agent_who_does_not_pick_up_sends_the_call_to_the_next_agent() {
+    let app = spawn_voice().await;
+    set_activity(&app, "alice", "Available").await;
+    webhook(&app, "/voice/incoming", "CA3", &[]).await;
+    webhook(&app, "/voice/ivr", "CA3", &[("Digits", "1")]).await;
+    let first = accept(&app, "CA3").await;
+    assert_eq!(first, "alice");
+    let dial = webhook(&app, "/voice/wait", "CA3", &[]).await;
+    assert!(dial.1.contains("<Client>alice</Client>"), "{}", dial.1);
+
+    // Alice's phone rings out; bob (Sales, level 2) is available and gets the call.
+    set_activity(&app, "bob", "Available").await;
+    check(
+        &webhook(&app, "/voice/dial-status", "CA3", &[("DialCallStatus", "no-answer")]).await,
+        expect![[
+            r#"<Response><Say voice="Polly.Joanna" language="en-US">Please hold, we are connecting you to the next available agent.</Say><Pause length="5"/><Redirect method="POST">/voice/wait</Redirect></Response>"#
+        ]],
+    );
+    let alice = app.engine.read(|engine| {
+        let alice = engine.worker_by_name("alice").unwrap();
+        engine.worker_activity(alice).friendly_name.clone()
+    });
+    assert_eq!(alice, "Offline", "an agent who does not answer is moved to the timeout activity");
+    assert_eq!(accept(&app, "CA3").await, "bob");
+    check(
+        &webhook(&app, "/voice/wait", "CA3", &[]).await,
+        expect![[
+            r#"<Response><Dial action="/voice/dial-status" method="POST" timeout="20" answerOnBridge="true"><Client>bob</Client></Dial></Response>"#
+        ]],
+    );
+}
+
+#[tokio::test]
+async fn unsigned_or_wrongly_signed_webhooks_get_403_and_change_nothing() {
+    let app = spawn_voice().await;
+    let params: Vec<(String, String)> = [("CallSid", "CA4"), ("From", CALLER), ("To", LINE)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let forbidden =
+        expect![[r#"<Response><Say>This request is not signed by the provider.</Say><Hangup/></Response>"#]];
+
+    let missing = send(&app, "/voice/incoming", &params, None).await;
+    let wrong_token = signature::sign("not-the-token", &app.url("/voice/incoming"), &params);
+    let wrong = send(&app, "/voice/incoming", &params, Some(&wrong_token)).await;
+    let other_path = signature::sign(AUTH_TOKEN, &app.url("/voice/wait"), &params);
+    let replayed = send(&app, "/voice/incoming", &params, Some(&other_path)).await;
+
+    for refused in [missing, wrong, replayed] {
+        assert_eq!(refused.0, StatusCode::FORBIDDEN);
+        forbidden.assert_eq(refused.1.trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#));
+    }
+    assert_eq!(app.voice.call_record("CA4").await, None);
+    assert_eq!(app.engine.read(|engine| engine.tasks().count()), 0);
+
+    // A GET is signed over the URL with its query string.
+    let query = "CallSid=CA4&From=%2B15550100001&To=%2B15550100200";
+    let url = app.url(&format!("/voice/incoming?{query}"));
+    let get = app
+        .client
+        .get(&url)
+        .header("X-Twilio-Signature", signature::sign(AUTH_TOKEN, &url, &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    assert!(app.voice.call_record("CA4").await.is_some());
+}
+
+#[tokio::test]
+async fn retried_webhooks_of_a_call_never_create_a_second_task() {
+    let app = spawn_voice().await;
+    let first = webhook(&app, "/voice/incoming", "CA5", &[]).await;
+    assert_eq!(
+        webhook(&app, "/voice/incoming", "CA5", &[]).await,
+        first,
+        "a retried incoming call hears the same menu"
+    );
+
+    // The same keys posted three times at once, as a provider's retries can arrive.
+    let (a, b, c) = tokio::join!(
+        webhook(&app, "/voice/ivr", "CA5", &[("Digits", "1")]),
+        webhook(&app, "/voice/ivr", "CA5", &[("Digits", "1")]),
+        webhook(&app, "/voice/ivr", "CA5", &[("Digits", "1")]),
+    );
+    for answer in [a, b, c] {
+        assert!(answer.1.contains("/voice/wait"), "every retry is told to hold: {}", answer.1);
+    }
+    task_of(&app, "CA5");
+    assert_eq!(app.engine.read(|engine| engine.tasks().count()), 1);
+}
+
+#[tokio::test]
+async fn a_hold_loop_that_stops_polling_cancels_its_task() {
+    let app = spawn_voice().await;
+    webhook(&app, "/voice/incoming", "CA6", &[]).await;
+    webhook(&app, "/voice/ivr", "CA6", &[("Digits", "1")]).await;
+    let last_seen = app.voice.call_record("CA6").await.unwrap().last_seen;
+
+    app.voice.sweep(last_seen + 59_000).await.unwrap();
+    assert_eq!(task_of(&app, "CA6").1, TaskStatus::Pending, "still within voice.abandon_after");
+
+    app.voice.sweep(last_seen + 61_000).await.unwrap();
+    let (attributes, status, _) = task_of(&app, "CA6");
+    assert_eq!(status, TaskStatus::Canceled, "{attributes}");
+    assert_eq!(app.voice.call_record("CA6").await, None);
+}
+
+#[tokio::test]
+async fn a_caller_who_waits_too_long_leaves_a_voicemail_stored_with_the_task() {
+    let app = spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+        settings.voice.voicemail_after = 1;
+    })
+    .await;
+    webhook(&app, "/voice/incoming", "CA7", &[]).await;
+    webhook(&app, "/voice/ivr", "CA7", &[("Digits", "1")]).await;
+    // The hold loop a second and a half later, on a chosen clock rather than by sleeping.
+    let started_at = app.voice.call_record("CA7").await.unwrap().started_at;
+    let params = CallParams { call_sid: "CA7".into(), ..CallParams::default() };
+    let later = app.voice.wait(&params, started_at + 1_500).await.unwrap();
+
+    check(
+        &(StatusCode::OK, later.to_xml()),
+        expect![[
+            r##"<Response><Say voice="Polly.Joanna" language="en-US">Sorry, all our agents are still busy. Please leave a message after the tone, and we will call you back.</Say><Record action="/voice/voicemail" method="POST" timeout="5" maxLength="120" finishOnKey="#" playBeep="true"/></Response>"##
+        ]],
+    );
+    let recording = [("RecordingUrl", "https://api.twilio.com/recordings/RE1"), ("RecordingDuration", "12")];
+    check(
+        &webhook(&app, "/voice/voicemail", "CA7", &recording).await,
+        expect![[
+            r#"<Response><Say voice="Polly.Joanna" language="en-US">Thank you. We will call you back. Goodbye.</Say><Hangup/></Response>"#
+        ]],
+    );
+    webhook(&app, "/voice/status", "CA7", &[("CallStatus", "completed")]).await;
+
+    let (attributes, status, _) = task_of(&app, "CA7");
+    assert_eq!(status, TaskStatus::Pending, "the message waits for an agent to call back");
+    assert_eq!(
+        attributes["voicemail"],
+        serde_json::json!({"url": "https://api.twilio.com/recordings/RE1", "duration": 12})
+    );
+}
