@@ -10,10 +10,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::{broadcast, watch};
 
-use crate::callbacks;
 use crate::config::{EventSettings, Settings};
 use crate::http;
 use crate::live::{self, LiveEngine};
+use crate::outbound::callbacks;
 use crate::routing::Event;
 use crate::voice::Voice;
 

@@ -17,6 +17,7 @@ use crate::app::{self, Application};
 use crate::config::{CONFIG_ENV, ConfigSource, Settings};
 use crate::expr::{Clock, Context, ExprError, Expression, Scope, WorkerFacts};
 use crate::ivr::located;
+use crate::outbound::provider::{self, CallOptions};
 use crate::telemetry;
 use crate::voice::flows::{Flows, toml_files};
 
@@ -46,6 +47,35 @@ enum Command {
         /// The scenario file (TOML).
         scenario: PathBuf,
     },
+    /// Play the phone company against a running server: post a signed incoming call to URL,
+    /// follow the TwiML (menus, hold loop, the bridge to an agent) and print what the caller
+    /// hears. Exit 1 if the server fails to answer TwiML.
+    Call(CallArgs),
+}
+
+#[derive(Debug, Args)]
+struct CallArgs {
+    /// The number called (`To`).
+    #[arg(long, default_value = "+15550100200")]
+    to: String,
+    /// The caller's number (`From`).
+    #[arg(long, default_value = "+15550100001")]
+    from: String,
+    /// Keys for each menu in turn, comma-separated; an empty entry is silence (`1,,2`).
+    #[arg(long, default_value = "")]
+    digits: String,
+    /// The auth token that signs the requests (the server's `twilio.auth_token`); without it,
+    /// requests are unsigned, which only a server with signatures switched off accepts.
+    #[arg(long, env = "SWITCHBOARD_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    /// How the call to the agent ends (`DialCallStatus`): completed, no-answer, busy, failed.
+    #[arg(long, default_value = "completed")]
+    dial_status: String,
+    /// Seconds the caller is willing to hold before hanging up.
+    #[arg(long, default_value_t = 120)]
+    max_wait: u32,
+    /// The incoming-call webhook, e.g. http://127.0.0.1:8080/voice/incoming.
+    url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +168,7 @@ pub fn main() -> ExitCode {
         Command::Ivr(IvrCommand::Check { dir }) => ivr_check(&dir),
         Command::Ivr(IvrCommand::Test { dir }) => ivr_test(&dir),
         Command::Simulate { scenario } => simulate(&scenario),
+        Command::Call(args) => call(args),
     };
     match outcome {
         Ok(output) => {
@@ -152,6 +183,36 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+fn call(args: CallArgs) -> Result<String, Failure> {
+    let digits = if args.digits.is_empty() {
+        Vec::new()
+    } else {
+        args.digits.split(',').map(|keys| keys.trim().to_owned()).collect()
+    };
+    let options = CallOptions {
+        url: args.url,
+        to: args.to,
+        from: args.from,
+        digits,
+        auth_token: args.auth_token.filter(|token| !token.is_empty()),
+        dial_status: args.dial_status,
+        max_wait: args.max_wait,
+        real_time: true,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure { message: format!("cannot start the runtime: {err}"), code: 1 })?;
+    let mut stdout = std::io::stdout();
+    runtime
+        .block_on(provider::call(&options, &mut |line| {
+            // Printed as they come: a person follows the call live.
+            let _ = writeln!(stdout, "{line}");
+        }))
+        .map_err(|err| Failure { message: err.to_string(), code: 1 })?;
+    Ok(String::new())
 }
 
 fn serve(config: Option<PathBuf>) -> Result<String, Failure> {

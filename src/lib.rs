@@ -14,8 +14,10 @@
 //! - [`store`]: snapshots and the command log in sled, with group commit; the only module that
 //!   knows sled.
 //! - [`live`]: the engine running live: recovery, durable commands, timers, events.
-//! - [`callbacks`]: events POSTed to the configured callback URL, with retries.
-//! - [`twiml`]: typed TwiML and its rendering, the only module that knows quick-xml.
+//! - [`outbound`]: outgoing HTTP, the only module that knows reqwest: event callbacks, and the
+//!   provider played by `switchboard call`.
+//! - [`twiml`]: typed TwiML, its rendering and reading, the only module that knows quick-xml.
+//! - [`voice`]: the caller's journey: each voice webhook's effect on the call, task and store.
 //! - [`http`]: the HTTP edge, the only module that knows actix-web.
 //! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
 //! - [`workspace`]: the workspace file format (skills, queues, workflows, agents by name).
@@ -32,7 +34,7 @@ pub mod store;
 
 pub mod live;
 
-pub mod callbacks;
+pub mod outbound;
 
 pub mod twiml;
 pub mod voice;

@@ -322,7 +322,8 @@ impl LiveEngine {
 }
 
 /// 32 hex digits from the operating system's random source.
-fn random_hex() -> Result<String, getrandom::Error> {
+/// 32 random hex digits (128 bits from the system).
+pub fn random_hex() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())

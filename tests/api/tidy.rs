@@ -11,7 +11,7 @@ const CRATE_HOMES: &[(&str, &str)] = &[
     ("actix_web", "src/http/"),
     ("sled", "src/store/"),
     ("quick_xml", "src/twiml/"),
-    ("reqwest", "src/callbacks.rs"),
+    ("reqwest", "src/outbound/"),
 ];
 
 /// Directories of the pure core, and what they must not touch: I/O, the clock, logging, async.

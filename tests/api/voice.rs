@@ -359,3 +359,59 @@ async fn a_caller_who_waits_too_long_leaves_a_voicemail_stored_with_the_task() {
         serde_json::json!({"url": "https://api.twilio.com/recordings/RE1", "duration": 12})
     );
 }
+
+#[tokio::test]
+async fn switchboard_call_plays_the_provider_through_the_menu_the_hold_loop_and_the_bridge() {
+    let app = spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+        settings.voice.wait_seconds = 1;
+    })
+    .await;
+    set_activity(&app, "alice", "Available").await;
+    let mut command = crate::helpers::switchboard_command(std::path::Path::new("."));
+    command
+        .args(["call", "--auth-token", AUTH_TOKEN, "--digits", "7,1", "--max-wait", "30"])
+        .arg(app.url("/voice/incoming"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let caller = command.spawn().expect("switchboard call starts");
+
+    // Alice accepts once she is offered the call (the caller holds meanwhile).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let offered = loop {
+        let offered = app
+            .engine
+            .read(|engine| engine.tasks().any(|task| !engine.pending_reservations(task).is_empty()));
+        if offered || std::time::Instant::now() > deadline {
+            break offered;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(offered, "alice is offered the call");
+    let call_sid = app
+        .engine
+        .read(|engine| engine.tasks().next().unwrap().attributes["call_sid"].as_str().unwrap().to_owned());
+    accept(&app, &call_sid).await;
+
+    let output = tokio::task::spawn_blocking(move || caller.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let heard: Vec<&str> = stdout.lines().skip(1).filter(|line| !line.contains("s of silence")).collect();
+    assert_eq!(
+        heard,
+        [
+            "  says: Thanks for calling. For sales, press 1. For support, press 2.",
+            "(the caller presses 7)",
+            "  says: Sorry, that is not one of the options.",
+            "  says: Thanks for calling. For sales, press 1. For support, press 2.",
+            "(the caller presses 1)",
+            // Alice is offered the call at once: no place in line to announce.
+            "  says: Please hold for the next available agent.",
+            "  connects the caller to Client alice: completed",
+            "(Switchboard hangs up)",
+        ],
+        "{stdout}"
+    );
+    assert_eq!(task_of(&app, &call_sid).1, TaskStatus::Wrapping);
+}
