@@ -67,12 +67,10 @@ async fn handle(
     webhooks: Arc<Webhooks>,
 ) -> HttpResponse {
     let is_post = request.method() == Method::POST;
-    let parsed: Result<Vec<(String, String)>, _> = if is_post {
-        serde_urlencoded::from_bytes(&body)
-    } else {
-        serde_urlencoded::from_str(request.query_string())
-    };
-    let Ok(params) = parsed else {
+    let form: Result<Vec<(String, String)>, _> =
+        if is_post { serde_urlencoded::from_bytes(&body) } else { Ok(Vec::new()) };
+    let query: Result<Vec<(String, String)>, _> = serde_urlencoded::from_str(request.query_string());
+    let (Ok(params), Ok(query)) = (form, query) else {
         return twiml(StatusCode::BAD_REQUEST, &refusal("The request's parameters are not URL-encoded."));
     };
     if webhooks.validate_signatures {
@@ -103,7 +101,8 @@ async fn handle(
     if hook == Hook::Fallback {
         return twiml(StatusCode::OK, &technical_difficulty());
     }
-    let call = call_params(&params);
+    // The provider's parameters, then what Switchboard put in the URL (the IVR position).
+    let call = CallParams::from_params(&[params, query].concat());
     if call.call_sid.is_empty() {
         return twiml(StatusCode::BAD_REQUEST, &refusal("CallSid is missing."));
     }
@@ -123,20 +122,6 @@ async fn handle(
             tracing::error!(call_sid = %call.call_sid, %err, "webhook failed");
             twiml(StatusCode::INTERNAL_SERVER_ERROR, &technical_difficulty())
         }
-    }
-}
-
-fn call_params(params: &[(String, String)]) -> CallParams {
-    let get = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
-    CallParams {
-        call_sid: get("CallSid").unwrap_or_default(),
-        from: get("From").unwrap_or_default(),
-        to: get("To").unwrap_or_default(),
-        digits: get("Digits"),
-        call_status: get("CallStatus"),
-        dial_call_status: get("DialCallStatus"),
-        recording_url: get("RecordingUrl"),
-        recording_duration: get("RecordingDuration").and_then(|duration| duration.parse().ok()),
     }
 }
 

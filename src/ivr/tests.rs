@@ -90,7 +90,7 @@ fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
             keys if keys.starts_with("rec:") => Input::Recording { url: keys[4..].to_owned(), duration: 7 },
             keys => Input::Digits(keys.to_owned()),
         };
-        let step = step(&flow, &state, &input, "/voice/ivr");
+        let step = step(&flow, &state, &input, &|_| "/voice/ivr".to_owned());
         let effect = match &step.effect {
             Effect::Continue => "gather".to_owned(),
             Effect::Hangup => "hangup".to_owned(),

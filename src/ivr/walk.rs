@@ -1,5 +1,6 @@
-//! The pure walk of a flow: one step per webhook. The state travels with the call (the HTTP
-//! layer keeps it per CallSid); the step says what the caller hears next and what to do.
+//! The pure walk of a flow: one step per webhook. The state travels with the call: the caller
+//! of [`step`] chooses how (the voice webhooks write it into the signed action URL); the step
+//! says what the caller hears next and what to do.
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -78,9 +79,9 @@ impl CallState {
     }
 }
 
-/// One step of `flow` for a call in `state` after `input`; `action` is the URL the caller's
-/// next keys are posted to.
-pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &str) -> Step {
+/// One step of `flow` for a call in `state` after `input`; `action` gives, for the state the
+/// call moves to, the URL the caller's next keys are posted to.
+pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &dyn Fn(&CallState) -> String) -> Step {
     let mut state = state.clone();
     let Some(menu) = flow.menus.get(&state.menu) else {
         // A flow edited while the call was in it: start over rather than fail the caller.
@@ -169,7 +170,12 @@ fn route_request(flow: &Flow, state: &CallState, route: &Route) -> RouteRequest 
 }
 
 /// The TwiML of `state.menu`, preceded by `complaint` (why the caller hears it again).
-fn enter(flow: &Flow, state: CallState, action: &str, complaint: Option<&Prompt>) -> Step {
+fn enter(
+    flow: &Flow,
+    state: CallState,
+    action: &dyn Fn(&CallState) -> String,
+    complaint: Option<&Prompt>,
+) -> Step {
     let Some(menu) = flow.menus.get(&state.menu) else {
         return Step { response: Response::new(vec![Verb::Hangup]), state, effect: Effect::Hangup };
     };
@@ -183,10 +189,10 @@ fn enter(flow: &Flow, state: CallState, action: &str, complaint: Option<&Prompt>
     }
     if menu.voicemail.is_some() {
         let mut verbs: Vec<Verb> = prompts.into_iter().map(Verb::from).collect();
-        verbs.push(Verb::Record(record(action, menu.max_length)));
+        verbs.push(Verb::Record(record(&action(&state), menu.max_length)));
         return Step { response: Response::new(verbs), state, effect: Effect::Continue };
     }
-    let response = Response::new(vec![Verb::Gather(gather(menu, action, prompts, &state.language))]);
+    let response = Response::new(vec![Verb::Gather(gather(menu, &action(&state), prompts, &state.language))]);
     Step { response, state, effect: Effect::Continue }
 }
 

@@ -142,7 +142,8 @@ pub struct CallV1 {
     pub path: Vec<String>,
     /// The routing task, once the IVR routed the caller.
     pub task: Option<Sid>,
-    /// When the call arrived, and when its last hold-loop request came (ms since the epoch).
+    /// When the caller was put in line, and when their last hold-loop request came (ms since
+    /// the epoch; `last_seen` is kept current in memory only).
     pub started_at: Millis,
     pub last_seen: Millis,
     /// When the caller last heard their position announced.

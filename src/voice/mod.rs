@@ -17,7 +17,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::config::VoiceSettings;
 use crate::ivr::{self, CallState, Effect, Flow, Input};
-use crate::live::{ExecuteError, LiveEngine};
+use crate::live::{self, ExecuteError, LiveEngine};
 use crate::routing::{Command, Millis, NewTask, ReservationStatus, Sid, TaskStatus};
 use crate::store::{CallV1, StoreError};
 use crate::twiml::{self, DialTarget, Method, Response, Verb};
@@ -49,6 +49,55 @@ pub struct CallParams {
     /// A recorded message (a `<Record>` action).
     pub recording_url: Option<String>,
     pub recording_duration: Option<u32>,
+    /// The flow and the place in it, from the action URL of the menu the caller answers.
+    pub ivr: Option<(String, CallState)>,
+}
+
+impl CallParams {
+    /// Reads the webhook parameters (form and query, in one list).
+    pub fn from_params(params: &[(String, String)]) -> CallParams {
+        let get = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+        let ivr = get("flow").zip(get("menu")).map(|(flow, menu)| {
+            let state = CallState {
+                menu,
+                failures: get("failures").and_then(|failures| failures.parse().ok()).unwrap_or(0),
+                language: get("language").unwrap_or_default(),
+                path: get("path")
+                    .filter(|path| !path.is_empty())
+                    .map(|path| path.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            };
+            (flow, state)
+        });
+        CallParams {
+            call_sid: get("CallSid").unwrap_or_default(),
+            from: get("From").unwrap_or_default(),
+            to: get("To").unwrap_or_default(),
+            digits: get("Digits"),
+            call_status: get("CallStatus"),
+            dial_call_status: get("DialCallStatus"),
+            recording_url: get("RecordingUrl"),
+            recording_duration: get("RecordingDuration").and_then(|duration| duration.parse().ok()),
+            ivr,
+        }
+    }
+}
+
+/// The action URL of a menu: `/voice/ivr` with the flow and the caller's place in it. The
+/// provider posts the caller's answer there, signed over the whole URL, so the place in the
+/// IVR needs no storage and cannot be forged.
+fn ivr_action(flow: &str, state: &CallState) -> String {
+    let path = state.path.join(",");
+    let failures = state.failures.to_string();
+    let query = serde_urlencoded::to_string([
+        ("flow", flow),
+        ("menu", state.menu.as_str()),
+        ("failures", failures.as_str()),
+        ("language", state.language.as_str()),
+        ("path", path.as_str()),
+    ])
+    .unwrap_or_default();
+    format!("{}?{query}", paths::IVR)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +164,14 @@ impl Voice {
                 }
             }
         });
+        // Hold loops were interrupted by the restart: each caller gets a fresh abandon window.
+        let now = live::now();
         let calls = calls
             .into_iter()
-            .map(|(sid, call)| (sid, Arc::new(tokio::sync::Mutex::new(Some(call)))))
+            .map(|(sid, mut call)| {
+                call.last_seen = now;
+                (sid, Arc::new(tokio::sync::Mutex::new(Some(call))))
+            })
             .collect();
         Ok(Voice {
             live,
@@ -132,27 +186,49 @@ impl Voice {
         &self.flows
     }
 
-    /// `POST /voice/incoming`: a new call starts its flow. A retry of the same CallSid answers
-    /// where the call already is.
+    /// `POST /voice/incoming`: a new call hears its flow's first menu. Nothing is stored: the
+    /// caller's place in the IVR travels in the signed action URL until the IVR routes them.
+    /// A retry of a call already in line is answered with the hold loop.
     pub async fn incoming(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
         let mut call = self.call(&params.call_sid).await;
-        match call.as_ref() {
-            Some(existing) if existing.task.is_some() => return self.wait_with(&mut call, now).await,
-            Some(existing) => {
-                let Some(flow) = self.flows.get(&existing.flow) else {
-                    return self.forget(&mut call, technical_difficulty()).await;
-                };
-                let state = call_state(existing);
-                let step = ivr::step(flow, &state, &Input::Start, paths::IVR);
-                return Ok(step.response);
-            }
-            None => {}
+        if call.is_some() {
+            return self.wait_with(&mut call, now).await;
         }
         let Some((name, flow)) = self.flows.for_number(&params.to) else {
             tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
             return Ok(technical_difficulty());
         };
         let state = CallState::new(flow, timestamp(now));
+        Ok(ivr::step(flow, &state, &Input::Start, &|state| ivr_action(name, state)).response)
+    }
+
+    /// `POST /voice/ivr?flow=..&menu=..`: the caller pressed keys (or nothing, or left a
+    /// message) in a menu. A route creates the task and stores the call, once.
+    pub async fn ivr(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let mut call = self.call(&params.call_sid).await;
+        if call.is_some() {
+            // A retry of the step that routed the call: it is already in line.
+            return self.wait_with(&mut call, now).await;
+        }
+        let position = params.ivr.as_ref().and_then(|(name, state)| {
+            let (name, flow) = self.flows.iter().find(|(known, _)| *known == name)?;
+            Some((name.as_str(), flow, state.clone()))
+        });
+        let Some((name, flow, state)) = position.or_else(|| {
+            // No (or an unknown) flow in the URL, e.g. a flow file renamed meanwhile: start over.
+            let (name, flow) = self.flows.for_number(&params.to)?;
+            Some((name, flow, CallState::new(flow, timestamp(now))))
+        }) else {
+            return Ok(technical_difficulty());
+        };
+        let input = match (&params.recording_url, &params.digits) {
+            (Some(url), _) => {
+                Input::Recording { url: url.clone(), duration: params.recording_duration.unwrap_or(0) }
+            }
+            (None, digits) => Input::Digits(digits.clone().unwrap_or_default()),
+        };
+        let step = ivr::step(flow, &state, &input, &|state| ivr_action(name, state));
+        let Effect::Route(request) = step.effect else { return Ok(step.response) };
         let mut record = CallV1 {
             call_sid: params.call_sid.clone(),
             from: params.from.clone(),
@@ -167,63 +243,22 @@ impl Voice {
             last_seen: now,
             announced_at: None,
             bridged: None,
-            voicemail: false,
+            voicemail: request.voicemail,
         };
-        let step = ivr::step(flow, &state, &Input::Start, paths::IVR);
-        if step.effect == Effect::Hangup {
-            // Said and hung up at once (a closed line, say): nothing to keep.
+        set_state(&mut record, step.state);
+        let Some(task) = self.create_task(&record, request).await? else {
+            return Ok(technical_difficulty());
+        };
+        record.task = Some(task);
+        if record.voicemail {
+            self.live.put_call(&record).await.map_err(storage)?;
+            *call = Some(record);
             return Ok(step.response);
         }
-        set_state(&mut record, step.state);
+        let response = self.hold(flow, &mut record, Some(PLEASE_HOLD), now);
         self.live.put_call(&record).await.map_err(storage)?;
         *call = Some(record);
-        Ok(step.response)
-    }
-
-    /// `POST /voice/ivr`: the caller pressed keys (or nothing, or left a message) in a menu.
-    pub async fn ivr(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
-        let mut call = self.call(&params.call_sid).await;
-        let Some(record) = call.as_mut() else {
-            // Unknown (forgotten, or the provider skipped /voice/incoming): start over.
-            drop(call);
-            return self.incoming(params, now).await;
-        };
-        if record.task.is_some() {
-            // A retry of the step that routed the call: it is already in line.
-            return self.wait_with(&mut call, now).await;
-        }
-        let Some(flow) = self.flows.get(&record.flow) else {
-            return self.forget(&mut call, technical_difficulty()).await;
-        };
-        let input = match (&params.recording_url, &params.digits) {
-            (Some(url), _) => {
-                Input::Recording { url: url.clone(), duration: params.recording_duration.unwrap_or(0) }
-            }
-            (None, digits) => Input::Digits(digits.clone().unwrap_or_default()),
-        };
-        let step = ivr::step(flow, &call_state(record), &input, paths::IVR);
-        record.last_seen = now;
-        set_state(record, step.state);
-        match step.effect {
-            Effect::Continue => {
-                self.live.put_call(record).await.map_err(storage)?;
-                Ok(step.response)
-            }
-            Effect::Hangup => self.forget(&mut call, step.response).await,
-            Effect::Route(request) => {
-                let voicemail = request.voicemail;
-                let Some(task) = self.create_task(record, request).await? else {
-                    return self.forget(&mut call, technical_difficulty()).await;
-                };
-                record.task = Some(task);
-                record.voicemail = voicemail;
-                self.live.put_call(record).await.map_err(storage)?;
-                if voicemail {
-                    return Ok(step.response);
-                }
-                Ok(self.hold(flow, record, Some(PLEASE_HOLD), now))
-            }
-        }
+        Ok(response)
     }
 
     /// `POST /voice/wait`: the hold loop. Announces the caller's place in line, holds, and asks
@@ -236,18 +271,15 @@ impl Voice {
         self.wait_with(&mut call, now).await
     }
 
-    async fn wait_with(
-        &self,
-        call: &mut OwnedMutexGuard<Option<CallV1>>,
-        now: Millis,
-    ) -> Result<Response, VoiceError> {
+    async fn wait_with(&self, call: &mut CallGuard<'_>, now: Millis) -> Result<Response, VoiceError> {
         let Some(record) = call.as_mut() else { return Ok(goodbye(None, SORRY_GOODBYE)) };
         let Some(flow) = self.flows.get(&record.flow).cloned() else {
             return self.forget(call, technical_difficulty()).await;
         };
         record.last_seen = now;
         let Some(task_sid) = record.task else {
-            return Ok(ivr::step(&flow, &call_state(record), &Input::Start, paths::IVR).response);
+            // Calls are stored once routed; a record without a task is not written any more.
+            return self.forget(call, technical_difficulty()).await;
         };
         enum Next {
             Hold,
@@ -300,8 +332,11 @@ impl Voice {
                     }
                     tracing::info!(call_sid = %record.call_sid, %reservation, waited_ms = waited, "bridging the caller to the accepting agent");
                 }
-                record.bridged = Some(reservation);
-                self.live.put_call(record).await.map_err(storage)?;
+                if record.bridged != Some(reservation) {
+                    // Durable: after a restart, the Dial's outcome must still find its agent.
+                    record.bridged = Some(reservation);
+                    self.live.put_call(record).await.map_err(storage)?;
+                }
                 let dial = twiml::Dial {
                     target,
                     action: Some(paths::DIAL_STATUS.to_owned()),
@@ -326,9 +361,9 @@ impl Voice {
                         Verb::Record(ivr::record(paths::VOICEMAIL, 120)),
                     ]));
                 }
-                let response = self.hold(&flow, record, None, now);
-                self.live.put_call(record).await.map_err(storage)?;
-                Ok(response)
+                // `last_seen` and `announced_at` only need to live in memory (a restart gives
+                // every caller a fresh abandon window), so a poll writes nothing.
+                Ok(self.hold(&flow, record, None, now))
             }
         }
     }
@@ -424,9 +459,9 @@ impl Voice {
     /// `abandon_after` seconds, and no status callback), and forgets calls long over.
     pub async fn sweep(&self, now: Millis) -> Result<(), VoiceError> {
         let abandon_after = Millis::from(self.settings.abandon_after) * 1000;
-        let cells: Vec<_> = self.lock_calls().values().cloned().collect();
-        for cell in cells {
-            let mut call = cell.lock_owned().await;
+        let call_sids: Vec<String> = self.lock_calls().keys().cloned().collect();
+        for call_sid in call_sids {
+            let mut call = self.call(&call_sid).await;
             let Some(record) = call.as_ref() else { continue };
             let idle = now - record.last_seen;
             let waiting = record.task.and_then(|task| {
@@ -444,7 +479,7 @@ impl Voice {
                     self.forget(&mut call, Response::default()).await?;
                 }
                 Some((_, status)) if status.is_waiting() || status == TaskStatus::Assigned => {}
-                _ if idle > FORGET_AFTER.min(abandon_after.max(3_600_000)) => {
+                _ if idle > FORGET_AFTER => {
                     self.forget(&mut call, Response::default()).await?;
                 }
                 _ => {}
@@ -568,22 +603,17 @@ impl Voice {
     }
 
     /// Forgets the call (durably) and answers `response`.
-    async fn forget(
-        &self,
-        call: &mut OwnedMutexGuard<Option<CallV1>>,
-        response: Response,
-    ) -> Result<Response, VoiceError> {
+    async fn forget(&self, call: &mut CallGuard<'_>, response: Response) -> Result<Response, VoiceError> {
         if let Some(record) = call.take() {
             self.live.delete_call(&record.call_sid).await.map_err(storage)?;
-            self.lock_calls().remove(&record.call_sid);
         }
         Ok(response)
     }
 
     /// The call `call_sid`, locked for this webhook.
-    async fn call(&self, call_sid: &str) -> OwnedMutexGuard<Option<CallV1>> {
+    async fn call(&self, call_sid: &str) -> CallGuard<'_> {
         let cell = self.lock_calls().entry(call_sid.to_owned()).or_default().clone();
-        cell.lock_owned().await
+        CallGuard { voice: self, call_sid: call_sid.to_owned(), guard: Some(cell.lock_owned().await) }
     }
 
     fn lock_calls(
@@ -601,6 +631,44 @@ impl Voice {
         let cell = self.lock_calls().get(call_sid).cloned()?;
         let call = cell.lock().await;
         call.clone()
+    }
+}
+
+/// A call locked for one webhook. When the webhook is done with a call that is not (or no
+/// longer) stored, and nobody else waits for it, its lock leaves the table: calls still in the
+/// IVR cost nothing between two webhooks.
+struct CallGuard<'a> {
+    voice: &'a Voice,
+    call_sid: String,
+    guard: Option<OwnedMutexGuard<Option<CallV1>>>,
+}
+
+impl std::ops::Deref for CallGuard<'_> {
+    type Target = Option<CallV1>;
+
+    fn deref(&self) -> &Option<CallV1> {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for CallGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Option<CallV1> {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else { return };
+        if guard.is_some() {
+            return;
+        }
+        // Under the table's lock no new holder can appear; the table and this guard are the
+        // only holders when nobody else waits.
+        let mut calls = self.voice.lock_calls();
+        if Arc::strong_count(OwnedMutexGuard::mutex(&guard)) <= 2 {
+            calls.remove(&self.call_sid);
+        }
     }
 }
 
@@ -629,15 +697,6 @@ fn storage(err: ExecuteError) -> VoiceError {
     }
 }
 
-fn call_state(record: &CallV1) -> CallState {
-    CallState {
-        menu: record.menu.clone(),
-        failures: record.failures,
-        language: record.language.clone(),
-        path: record.path.clone(),
-    }
-}
-
 fn set_state(record: &mut CallV1, state: CallState) {
     record.menu = state.menu;
     record.failures = state.failures;
@@ -647,4 +706,31 @@ fn set_state(record: &mut CallV1, state: CallState) {
 
 fn timestamp(now: Millis) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_place_in_the_ivr_round_trips_through_the_action_url() {
+        let state = CallState {
+            menu: "support & billing".into(),
+            failures: 2,
+            language: "es-MX".into(),
+            path: vec!["9".into(), "2".into()],
+        };
+        let action = ivr_action("main.toml", &state);
+        assert_eq!(
+            action,
+            "/voice/ivr?flow=main.toml&menu=support+%26+billing&failures=2&language=es-MX&path=9%2C2"
+        );
+
+        let query: Vec<(String, String)> =
+            serde_urlencoded::from_str(action.split_once('?').unwrap().1).unwrap();
+        let params = CallParams::from_params(&query);
+
+        assert_eq!(params.ivr, Some(("main.toml".to_owned(), state)));
+        assert_eq!(CallParams::from_params(&[]).ivr, None, "no flow in the URL: start over");
+    }
 }
