@@ -55,6 +55,8 @@ struct HoursFile {
 #[serde(deny_unknown_fields)]
 struct MenuFile {
     say: Option<Spanned<TextFile>>,
+    /// The prompt as a text message; without it, texters get the `say` text.
+    sms: Option<Spanned<TextFile>>,
     play: Option<String>,
     timeout: Option<u32>,
     retries: Option<u32>,
@@ -82,6 +84,9 @@ enum TextFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OptionFile {
+    /// Words a texter may send instead of the key ("sales").
+    #[serde(default)]
+    keywords: Vec<String>,
     menu: Option<Spanned<String>>,
     route: Option<RouteFile>,
     language: Option<String>,
@@ -194,6 +199,7 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
                 Some(by_language)
             };
         let say = text("say", &menu.say);
+        let sms = text("sms", &menu.sms);
         let no_input = text("no_input", &menu.no_input).map(Prompt::Say);
         let invalid = text("invalid", &menu.invalid).map(Prompt::Say);
         let prompt = match (say, &menu.play) {
@@ -241,6 +247,7 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
             );
         }
         let mut options = BTreeMap::new();
+        let mut keywords = BTreeMap::new();
         for (key, option) in &menu.options {
             let option_span = option.span();
             let mut chars = key.chars();
@@ -252,6 +259,22 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
                 }
             };
             let option = option.get_ref();
+            for keyword in &option.keywords {
+                let word = keyword.trim().to_lowercase();
+                if word.is_empty() || word.chars().count() == 1 {
+                    error(
+                        option_span.clone(),
+                        format!(
+                            "menu {name:?}, option {key}: keyword {keyword:?} must be a word, not a single character"
+                        ),
+                    );
+                } else if let Some(other) = keywords.insert(word, key_char) {
+                    error(
+                        option_span.clone(),
+                        format!("menu {name:?}, option {key}: keyword {keyword:?} is also option {other}'s"),
+                    );
+                }
+            }
             let choice = match (&option.menu, &option.route, &option.language) {
                 (Some(target), None, None) => {
                     if !known(target.get_ref()) {
@@ -309,6 +332,7 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
             name.clone(),
             Menu {
                 prompt,
+                sms,
                 timeout: menu.timeout.unwrap_or(DEFAULT_TIMEOUT),
                 retries: menu.retries.unwrap_or(DEFAULT_RETRIES),
                 no_input,
@@ -318,6 +342,7 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
                 voicemail,
                 max_length: menu.max_length.unwrap_or(DEFAULT_MAX_LENGTH),
                 options,
+                keywords,
             },
         );
     }

@@ -19,8 +19,10 @@
 //! retries = 2      # then on_fail (or goodbye)
 //! on_fail = "goodbye"
 //!
+//! sms = "Reply 1 (or SALES) for sales..."   # the prompt as a text; default: the say text
+//!
 //! [menus.main.options]
-//! "1" = { route = { skills = ["Sales"] } }
+//! "1" = { route = { skills = ["Sales"] }, keywords = ["sales"] }   # texters may send the word
 //! "2" = { menu = "support" }
 //! "9" = { language = "es-MX" }    # switch language, hear this menu again
 //!
@@ -76,6 +78,8 @@ pub struct Flow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Menu {
     pub prompt: Prompt,
+    /// The prompt as a text message, per language; none: the `say` text.
+    pub sms: Option<BTreeMap<String, String>>,
     /// Seconds of silence before the menu counts a no-input.
     pub timeout: u32,
     /// Extra attempts after the first, on no input or an invalid key.
@@ -92,6 +96,8 @@ pub struct Menu {
     pub max_length: u32,
     /// By key (`0`-`9`, `*`, `#`).
     pub options: BTreeMap<char, Choice>,
+    /// Words a texter may send instead of a key, lowercase, with the key they stand for.
+    pub keywords: BTreeMap<String, char>,
 }
 
 /// What a menu says: text to speak per language, or an audio URL.

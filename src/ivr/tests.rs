@@ -29,9 +29,9 @@ fn mistakes_are_reported_with_their_lines() {
     );
     check_load(
         "start = \"menu\"\n[menus.main]\nsay = \"hi\"\nhangup = true\ncolour = 1\n",
-        expect![
-            "line 5: unknown field `colour`, expected one of `say`, `play`, `timeout`, `retries`, `no_input`, `invalid`, `on_fail`, `hangup`, `voicemail`, `max_length`, `options`"
-        ],
+        expect![[
+            r#"line 5: unknown field `colour`, expected one of `say`, `sms`, `play`, `timeout`, `retries`, `no_input`, `invalid`, `on_fail`, `hangup`, `voicemail`, `max_length`, `options`"#
+        ]],
     );
     check_load(
         r#"start = "menu"
@@ -88,6 +88,7 @@ fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
             "start" if n == 0 => Input::Start,
             "-" => Input::Digits(String::new()),
             keys if keys.starts_with("rec:") => Input::Recording { url: keys[4..].to_owned(), duration: 7 },
+            keys if keys.starts_with("txt:") => Input::Text(keys[4..].to_owned()),
             keys => Input::Digits(keys.to_owned()),
         };
         let step = step(&flow, &state, &input, &|_| "/voice/ivr".to_owned());
@@ -360,5 +361,36 @@ voicemail = { priority = 1 }
             line 2: number "555-0100" is not in E.164 form (+ and 8 to 15 digits)
             line 3: menu "main" records a voicemail, so it cannot have options or hang up
             line 3: menu "main", voicemail: a route needs skills or a workflow"#]],
+    );
+}
+
+#[test]
+fn texters_may_answer_with_a_keyword_in_any_case_or_the_key() {
+    let flow = r#"start = "main"
+[menus.main]
+say = "For sales press 1."
+sms = "Reply 1 or SALES."
+[menus.main.options]
+"1" = { route = { skills = ["Sales"] }, keywords = ["sales", "buy"] }
+"#;
+    let routed = |text: &str| {
+        let flow = load_flow(flow).unwrap();
+        let state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
+        matches!(step(&flow, &state, &Input::Text(text.into()), &|_| String::new()).effect, Effect::Route(_))
+    };
+    let answers = ["SALES", " Buy ", "1", "sale", "hello"].map(|text| (text, routed(text)));
+    assert_eq!(answers, [("SALES", true), (" Buy ", true), ("1", true), ("sale", false), ("hello", false)]);
+    assert_eq!(load_flow(flow).unwrap().menus["main"].sms.as_ref().unwrap()["en-US"], "Reply 1 or SALES.");
+    check_load(
+        r#"start = "main"
+[menus.main]
+say = "Press 1 or 2"
+[menus.main.options]
+"1" = { menu = "main", keywords = ["sales", "x"] }
+"2" = { menu = "main", keywords = ["Sales"] }
+"#,
+        expect![[r#"
+            line 5: menu "main", option 1: keyword "x" must be a word, not a single character
+            line 6: menu "main", option 2: keyword "Sales" is also option 1's"#]],
     );
 }

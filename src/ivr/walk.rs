@@ -26,6 +26,8 @@ pub enum Input {
     Start,
     /// Keys pressed (the `Digits` of a Gather); empty means nothing was pressed.
     Digits(String),
+    /// A text message: a key, or one of the menu's keywords in any case.
+    Text(String),
     /// A message recorded in a voicemail menu; an empty URL means nothing was recorded.
     Recording { url: String, duration: u32 },
 }
@@ -90,7 +92,14 @@ pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &dyn Fn(&Call
     };
     let digits = match input {
         Input::Start => return enter(flow, state, action, None),
-        Input::Digits(digits) if menu.voicemail.is_none() => digits.trim(),
+        Input::Digits(digits) if menu.voicemail.is_none() => digits.trim().to_owned(),
+        Input::Text(text) if menu.voicemail.is_none() => {
+            let text = text.trim();
+            match menu.keywords.get(&text.to_lowercase()) {
+                Some(key) => key.to_string(),
+                None => text.to_owned(),
+            }
+        }
         Input::Recording { url, duration } if !url.is_empty() && menu.voicemail.is_some() => {
             let route = menu.voicemail.as_ref().expect("checked");
             let mut request = route_request(flow, &state, route);

@@ -14,12 +14,17 @@ fn the_shipped_ivr_passes_and_mistakes_are_listed_with_file_and_line() {
     let broken = "start = \"main\"\n[menus.main]\nsay = \"Press 1\"\n[menus.main.options]\n\"1\" = { menu = \"sales\" }\n\"x\" = { menu = \"main\" }\n";
     std::fs::write(dir.path().join("broken.toml"), broken).unwrap();
     std::fs::write(dir.path().join("syntax.toml"), "start = \"main\"\n[menus.main\n").unwrap();
+    let line = |numbers: &str| format!("start = \"m\"\n{numbers}\n[menus.m]\nsay = \"Bye\"\nhangup = true\n");
+    std::fs::write(dir.path().join("a.toml"), line("numbers = [\"+15550100200\"]")).unwrap();
+    std::fs::write(dir.path().join("b.toml"), line("numbers = [\"+15550100300\", \"+15550100200\"]"))
+        .unwrap();
     let output = switchboard_command(dir.path()).args(["ivr", "check", "."]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         stderr.trim(),
-        "error: ./broken.toml:5: menu \"main\", option 1: menu \"sales\" does not exist\n\
+        "error: ./b.toml:2: number +15550100200 is already answered by a.toml\n\
+         ./broken.toml:5: menu \"main\", option 1: menu \"sales\" does not exist\n\
          ./broken.toml:6: menu \"main\": option \"x\" is not a key (0-9, * or #)\n\
          ./syntax.toml:2: unclosed table, expected `]`"
     );
