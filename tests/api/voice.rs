@@ -427,3 +427,82 @@ async fn switchboard_call_plays_the_provider_through_the_menu_the_hold_loop_and_
     );
     assert_eq!(task_of(&app, &call_sid).1, TaskStatus::Wrapping);
 }
+
+/// The real executable on a data directory, killed with SIGKILL while a caller holds, then
+/// restarted: the call resumes where it was, with its one task.
+#[test]
+fn a_caller_on_hold_survives_a_crash_of_the_server() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut command = crate::helpers::switchboard_command(repo);
+        command
+            .arg("serve")
+            .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
+            .env("SWITCHBOARD_STORE_DATA_DIR", data.path())
+            .env("SWITCHBOARD_TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+            .env("SWITCHBOARD_TWILIO_AUTH_TOKEN", AUTH_TOKEN);
+        crate::helpers::SwitchboardProcess::start(command).unwrap()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    let post = |process: &crate::helpers::SwitchboardProcess, path: &str, extra: &[(&str, &str)]| {
+        let mut params: Vec<(String, String)> =
+            [("CallSid", "CA9"), ("From", CALLER), ("To", LINE), ("CallStatus", "in-progress")]
+                .iter()
+                .filter(|(name, _)| !extra.iter().any(|(other, _)| other == name))
+                .chain(extra)
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect();
+        params.sort();
+        let url = process.url(path);
+        let signature = signature::sign(AUTH_TOKEN, &url, &params);
+        runtime.block_on(async {
+            let response =
+                client.post(&url).header("X-Twilio-Signature", signature).form(&params).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.text().await.unwrap()
+        })
+    };
+    let tasks = |process: &crate::helpers::SwitchboardProcess| -> Vec<Value> {
+        runtime.block_on(async {
+            let get = |url: String| client.get(url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).send();
+            let workspaces: Value = get(process.url("/v1/Workspaces")).await.unwrap().json().await.unwrap();
+            let workspace = workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned();
+            let tasks: Value = get(process.url(&format!("/v1/Workspaces/{workspace}/Tasks")))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            tasks["tasks"].as_array().unwrap().clone()
+        })
+    };
+
+    let first = start();
+    let menu = post(&first, "/voice/incoming", &[]);
+    let keys = action(&(StatusCode::OK, menu));
+    let hold = post(&first, &keys, &[("Digits", "1")]);
+    assert!(hold.contains("<Redirect method=\"POST\">/voice/wait</Redirect>"), "{hold}");
+    first.signal(libc::SIGKILL);
+    drop(first);
+
+    let second = start();
+    let resumed = post(&second, "/voice/wait", &[]);
+    assert!(
+        resumed.contains("<Pause length=\"5\"/><Redirect method=\"POST\">/voice/wait</Redirect>"),
+        "{resumed}"
+    );
+    let retried = post(&second, &keys, &[("Digits", "1")]);
+    assert!(retried.contains("/voice/wait"), "a retried route still holds: {retried}");
+    let before_hang_up = tasks(&second);
+    assert_eq!(before_hang_up.len(), 1, "one task: {before_hang_up:?}");
+    assert_eq!(before_hang_up[0]["assignment_status"], "pending");
+
+    post(&second, "/voice/status", &[("CallStatus", "completed")]);
+    let after = tasks(&second);
+    assert_eq!(
+        (after[0]["assignment_status"].as_str(), after[0]["reason"].as_str()),
+        (Some("canceled"), Some("caller hung up"))
+    );
+}
