@@ -108,7 +108,7 @@ pub struct VoiceSettings {
     pub wait_seconds: u32,
     /// Seconds between two announcements of the caller's position.
     pub announce_every: u32,
-    /// Audio played while holding; empty: silence.
+    /// Audio played once per hold-loop round instead of the silence; empty: silence.
     pub hold_music_url: String,
     /// A caller whose hold loop has not polled for this many seconds has gone: the task is
     /// canceled.
@@ -321,7 +321,7 @@ pub const SETTINGS: &[SettingInfo] = &[
         key: "voice.hold_music_url",
         env: "SWITCHBOARD_VOICE_HOLD_MUSIC_URL",
         default: "",
-        meaning: "Audio played while holding; empty: silence",
+        meaning: "Audio played once per hold-loop round instead of `wait_seconds` of silence: a short clip (callers are bridged, and abandoned loops noticed, only between two plays); empty: silence",
     },
     SettingInfo {
         key: "voice.abandon_after",
@@ -367,6 +367,9 @@ pub enum ConfigError {
     /// A `SWITCHBOARD_*` variable whose value does not fit the setting.
     #[error("environment variable {name}={value:?}: {reason}")]
     InvalidEnv { name: String, value: String, reason: String },
+    /// Settings that are fine alone but not together.
+    #[error("{0}")]
+    Inconsistent(String),
 }
 
 impl Default for HttpSettings {
@@ -403,7 +406,20 @@ impl Settings {
         for (name, value) in overrides {
             settings.apply_env(&name, &value)?;
         }
+        settings.check_together()?;
         Ok((settings, source))
+    }
+
+    /// The rules between settings, once every layer is applied.
+    pub fn check_together(&self) -> Result<(), ConfigError> {
+        let voice = &self.voice;
+        if voice.abandon_after <= voice.wait_seconds {
+            return Err(ConfigError::Inconsistent(format!(
+                "voice.abandon_after ({} s) must be longer than voice.wait_seconds ({} s), or every caller on hold would be taken to have hung up",
+                voice.abandon_after, voice.wait_seconds
+            )));
+        }
+        Ok(())
     }
 
     /// Parses settings from TOML text; `path` only labels errors.
@@ -504,13 +520,21 @@ fn parse_bool(value: &str) -> Result<bool, String> {
     }
 }
 
-/// Empty, or an `http(s)://` URL without a trailing slash (paths are appended to it).
+/// Empty, or `http(s)://host[:port]`: the TwiML that Switchboard answers refers to its own
+/// webhooks by absolute path (`/voice/wait`), so a path prefix here would not be kept.
 fn parse_public_url(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    if value.is_empty() || value.starts_with("http://") || value.starts_with("https://") {
-        Ok(value.trim_end_matches('/').to_owned())
-    } else {
-        Err("expected an http:// or https:// URL, or empty".to_owned())
+    let value = value.trim().trim_end_matches('/');
+    let authority = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
+    match authority {
+        _ if value.is_empty() => Ok(String::new()),
+        Some(authority) if !authority.is_empty() && !authority.contains(['/', '?', '#']) => {
+            Ok(value.to_owned())
+        }
+        Some(_) => {
+            Err("expected scheme and host only (like https://switchboard.example.com), without a path"
+                .to_owned())
+        }
+        None => Err("expected an http:// or https:// URL, or empty".to_owned()),
     }
 }
 
@@ -639,6 +663,27 @@ mod tests {
             &[],
             expect![[
                 r#"DIR/switchboard.toml: http.listen = "localhost": expected host:port, e.g. 127.0.0.1:8080"#
+            ]],
+        );
+        check(
+            Some("[voice]\nwait_seconds = 60\n"),
+            &[],
+            expect![[
+                r#"voice.abandon_after (60 s) must be longer than voice.wait_seconds (60 s), or every caller on hold would be taken to have hung up"#
+            ]],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_VOICE_PUBLIC_URL", "https://example.com/switchboard")],
+            expect![[
+                r#"environment variable SWITCHBOARD_VOICE_PUBLIC_URL="https://example.com/switchboard": expected scheme and host only (like https://switchboard.example.com), without a path"#
+            ]],
+        );
+        check(
+            Some("[voice]\npublic_url = \"https://sb.example.com:8443/\"\n"),
+            &[],
+            expect![[
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10 }"#
             ]],
         );
         check(

@@ -33,6 +33,7 @@ pub mod routing;
 pub mod store;
 
 pub mod live;
+pub mod locks;
 
 pub mod outbound;
 

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
-use crate::store::{CallV1, Durability, FlushStatistics, Store, StoreError, Ticket};
+use crate::store::{Durability, FlushStatistics, Keyed, Store, StoreError, Ticket};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -133,8 +133,10 @@ impl LiveEngine {
     /// it after subscribing whatever must see those events (callbacks, pages).
     pub fn catch_up(&self, now: Millis) -> Result<(), LiveError> {
         // Made durable by the blocking flush, not by waiting on the ticket.
-        let _ticket =
-            self.apply_and_log(&Command::Advance, now).map_err(|err| LiveError::Replay(err.to_string()))?.1;
+        let _ticket = self
+            .apply_and_log(&Command::Advance, now, |_| Ok(None))
+            .map_err(|err| LiveError::Replay(err.to_string()))?
+            .1;
         self.store.flush()?;
         Ok(())
     }
@@ -147,7 +149,7 @@ impl LiveEngine {
     /// Applies `command` at `at` (the wall clock, except in tests) and answers once durable.
     pub async fn execute_at(&self, command: Command, at: Millis) -> Result<Option<Sid>, ExecuteError> {
         let outcome = async {
-            let (created, ticket) = self.apply_and_log(&command, at)?;
+            let (created, ticket) = self.apply_and_log(&command, at, |_| Ok(None))?;
             self.store.durable(ticket).await?;
             Ok(created)
         };
@@ -158,20 +160,46 @@ impl LiveEngine {
         outcome
     }
 
-    /// The calls in progress, as stored.
-    pub fn stored_calls(&self) -> Result<Vec<CallV1>, StoreError> {
-        self.store.calls()
+    /// Applies `command` now and stores the record `make` builds from its outcome (the SID it
+    /// created) in the same atomic write: a crash keeps both or neither. Answers once durable.
+    pub async fn execute_with<R: Keyed>(
+        &self,
+        command: Command,
+        make: impl FnOnce(Option<Sid>) -> R,
+    ) -> Result<(Option<Sid>, R), ExecuteError> {
+        let mut made = None;
+        let outcome = async {
+            let (created, ticket) = self.apply_and_log(&command, now(), |created| {
+                let record = make(created);
+                let encoded = Store::encode(&record)?;
+                made = Some(record);
+                Ok(Some(encoded))
+            })?;
+            self.store.durable(ticket).await?;
+            Ok(created)
+        };
+        let outcome = self.storage_checked(outcome.await);
+        if outcome.is_ok() {
+            self.deadline_changed.notify_one();
+        }
+        let created = outcome?;
+        Ok((created, made.expect("made under the lock when the command applied")))
     }
 
-    /// Stores `call` and answers once it is durable.
-    pub async fn put_call(&self, call: &CallV1) -> Result<(), ExecuteError> {
-        let stored = async { Ok(self.store.durable(self.store.put_call(call)?).await?) };
+    /// Every stored record of kind `R` (calls, conversations, outgoing messages).
+    pub fn stored<R: Keyed>(&self) -> Result<Vec<R>, StoreError> {
+        self.store.all()
+    }
+
+    /// Stores `record` and answers once it is durable.
+    pub async fn put<R: Keyed>(&self, record: &R) -> Result<(), ExecuteError> {
+        let stored = async { Ok(self.store.durable(self.store.put(record)?).await?) };
         self.storage_checked(stored.await)
     }
 
-    /// Forgets the call `call_sid` and answers once that is durable.
-    pub async fn delete_call(&self, call_sid: &str) -> Result<(), ExecuteError> {
-        let deleted = self.store.durable(self.store.delete_call(call_sid)).await.map_err(ExecuteError::from);
+    /// Deletes the record of kind `R` with key `id` and answers once that is durable.
+    pub async fn delete<R: Keyed>(&self, id: &str) -> Result<(), ExecuteError> {
+        let deleted = self.store.durable(self.store.delete::<R>(id)).await.map_err(ExecuteError::from);
         self.storage_checked(deleted)
     }
 
@@ -198,7 +226,14 @@ impl LiveEngine {
     }
 
     /// Applies and logs under the lock; publishes the events. Durability is the caller's.
-    fn apply_and_log(&self, command: &Command, at: Millis) -> Result<(Option<Sid>, Ticket), ExecuteError> {
+    /// With `also`, the keyed record it makes of the command's outcome is written in the same
+    /// atomic group as the command.
+    fn apply_and_log(
+        &self,
+        command: &Command,
+        at: Millis,
+        also: impl FnOnce(Option<Sid>) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>,
+    ) -> Result<(Option<Sid>, Ticket), ExecuteError> {
         // Encoded before the lock: the lock is the one serial section of every request.
         let record = Store::encode_command(at, command)?;
         let mut state = self.lock();
@@ -206,7 +241,8 @@ impl LiveEngine {
         let events = state.engine.take_events();
         let seq = state.last_seq + 1;
         // Applied but not logged would mean memory ahead of disk: stop rather than go on.
-        let ticket = self.store.append_encoded(seq, &record, &events)?;
+        let also = also(created)?;
+        let ticket = self.store.append_encoded(seq, &record, &events, also)?;
         state.last_seq = seq;
         state.since_snapshot += 1;
         // Only the export needs the engine; encoding and writing happen after the lock is
@@ -322,7 +358,6 @@ impl LiveEngine {
 }
 
 /// 32 hex digits from the operating system's random source.
-/// 32 random hex digits (128 bits from the system).
 pub fn random_hex() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;

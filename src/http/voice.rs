@@ -112,7 +112,7 @@ async fn handle(
         Hook::Ivr => voice.ivr(&call, now).await,
         Hook::Wait => voice.wait(&call, now).await,
         Hook::DialStatus => voice.dial_status(&call, now).await,
-        Hook::Status => voice.status(&call).await,
+        Hook::Status => voice.status(&call, now).await,
         Hook::Voicemail => voice.voicemail(&call).await,
         Hook::Fallback => unreachable!("answered above"),
     };

@@ -58,7 +58,7 @@ use serde_json::Value;
 pub use hours::Hours;
 pub use load::{IvrError, is_e164, load_flow, located};
 pub use scenario::{CallOutcome, Scenarios, read_scenarios};
-pub use walk::{CallState, Effect, Input, RouteRequest, Step, record, say, step};
+pub use walk::{CallState, Effect, Input, Medium, RouteRequest, Step, message, record, say, step};
 
 /// A validated flow: every reference resolves and every prompt exists in every language.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ use toml::Spanned;
 
 use super::Flow;
 use super::load::IvrError;
-use super::walk::{CallState, Effect, Input, step};
+use super::walk::{CallState, Effect, Input, Medium, step};
 use crate::twiml::{Prompt, Verb};
 use crate::workspace::line_of;
 
@@ -129,7 +129,7 @@ fn run_call(flow: &Flow, call: &CallFile, at: Option<Timestamp>) -> Result<(), S
     let mut input = Input::Start;
     // The route the call ended in; `None` for a hang-up.
     let routed = loop {
-        let outcome = step(flow, &state, &input, &|_| "/voice/ivr".to_owned());
+        let outcome = step(flow, &state, &input, Medium::Voice(&|_| "/voice/ivr".to_owned()));
         heard.extend(outcome.response.verbs.iter().flat_map(texts));
         state = outcome.state;
         match outcome.effect {

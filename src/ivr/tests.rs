@@ -91,7 +91,7 @@ fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
             keys if keys.starts_with("txt:") => Input::Text(keys[4..].to_owned()),
             keys => Input::Digits(keys.to_owned()),
         };
-        let step = step(&flow, &state, &input, &|_| "/voice/ivr".to_owned());
+        let step = step(&flow, &state, &input, Medium::Voice(&|_| "/voice/ivr".to_owned()));
         let effect = match &step.effect {
             Effect::Continue => "gather".to_owned(),
             Effect::Hangup => "hangup".to_owned(),
@@ -376,7 +376,7 @@ sms = "Reply 1 or SALES."
     let routed = |text: &str| {
         let flow = load_flow(flow).unwrap();
         let state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
-        matches!(step(&flow, &state, &Input::Text(text.into()), &|_| String::new()).effect, Effect::Route(_))
+        matches!(step(&flow, &state, &Input::Text(text.into()), Medium::Text).effect, Effect::Route(_))
     };
     let answers = ["SALES", " Buy ", "1", "sale", "hello"].map(|text| (text, routed(text)));
     assert_eq!(answers, [("SALES", true), (" Buy ", true), ("1", true), ("sale", false), ("hello", false)]);
@@ -393,4 +393,27 @@ say = "Press 1 or 2"
             line 5: menu "main", option 1: keyword "x" must be a word, not a single character
             line 6: menu "main", option 2: keyword "Sales" is also option 1's"#]],
     );
+}
+
+#[test]
+fn over_text_the_shipped_flow_answers_messages_with_its_sms_prompts() {
+    let flow = load_flow(SHIPPED).unwrap();
+    let mut state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
+    let mut lines = Vec::new();
+    for input in [Input::Start, Input::Text("hello?".into()), Input::Text("Support".into())] {
+        let step = step(&flow, &state, &input, Medium::Text);
+        let effect = match &step.effect {
+            Effect::Route(route) => format!("route {}", route.attributes),
+            other => format!("{other:?}"),
+        };
+        lines.push(format!(
+            "{input:?}: {effect} {}",
+            step.response.to_xml().trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#)
+        ));
+        state = step.state;
+    }
+    expect![[r#"
+        Start: Continue <Response><Message>Thanks for your message. Reply 1 or SALES for sales, 2 or SUPPORT for support.</Message></Response>
+        Text("hello?"): Continue <Response><Message>Sorry, that is not one of the options. Thanks for your message. Reply 1 or SALES for sales, 2 or SUPPORT for support.</Message></Response>
+        Text("Support"): route {"skillsNeeded":["Support"],"language":"en-US","ivr_path":"2"} <Response/>"#]].assert_eq(&lines.join("\n"));
 }

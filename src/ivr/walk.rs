@@ -81,17 +81,27 @@ impl CallState {
     }
 }
 
-/// One step of `flow` for a call in `state` after `input`; `action` gives, for the state the
-/// call moves to, the URL the caller's next keys are posted to.
-pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &dyn Fn(&CallState) -> String) -> Step {
+/// How the flow reaches the person.
+#[derive(Clone, Copy)]
+pub enum Medium<'a> {
+    /// A phone call: TwiML verbs; `action` gives, for the state the call moves to, the URL the
+    /// caller's next keys are posted to.
+    Voice(&'a dyn Fn(&CallState) -> String),
+    /// Text messages: each reply is one `<Message>`, with the menu's `sms` text (or its `say`
+    /// text) and the answer expected by text.
+    Text,
+}
+
+/// One step of `flow` for a call (or conversation) in `state` after `input`.
+pub fn step(flow: &Flow, state: &CallState, input: &Input, medium: Medium<'_>) -> Step {
     let mut state = state.clone();
     let Some(menu) = flow.menus.get(&state.menu) else {
         // A flow edited while the call was in it: start over rather than fail the caller.
         let restart = CallState { menu: flow.start.clone(), failures: 0, path: Vec::new(), ..state };
-        return enter(flow, restart, action, None);
+        return enter(flow, restart, medium, None);
     };
     let digits = match input {
-        Input::Start => return enter(flow, state, action, None),
+        Input::Start => return enter(flow, state, medium, None),
         Input::Digits(digits) if menu.voicemail.is_none() => digits.trim().to_owned(),
         Input::Text(text) if menu.voicemail.is_none() => {
             let text = text.trim();
@@ -105,13 +115,12 @@ pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &dyn Fn(&Call
             let mut request = route_request(flow, &state, route);
             request.attributes["voicemail"] = json!({"url": url, "duration": duration});
             request.voicemail = true;
-            let response =
-                Response::new(vec![Verb::Say(say(flow, &state.language, MESSAGE_TAKEN)), Verb::Hangup]);
+            let response = farewell(flow, &state.language, Some(MESSAGE_TAKEN), medium);
             return Step { response, state, effect: Effect::Route(request) };
         }
         // No message (or keys where a message was expected): nothing to route.
         _ => {
-            let response = Response::new(vec![Verb::Hangup]);
+            let response = farewell(flow, &state.language, None, medium);
             return Step { response, state, effect: Effect::Hangup };
         }
     };
@@ -124,33 +133,30 @@ pub fn step(flow: &Flow, state: &CallState, input: &Input, action: &dyn Fn(&Call
                 Some(on_fail) => {
                     state.menu = on_fail.clone();
                     state.failures = 0;
-                    enter(flow, state, action, None)
+                    enter(flow, state, medium, None)
                 }
                 None => Step {
-                    response: Response::new(vec![
-                        Verb::Say(say(flow, &state.language, GOODBYE)),
-                        Verb::Hangup,
-                    ]),
+                    response: farewell(flow, &state.language, Some(GOODBYE), medium),
                     state,
                     effect: Effect::Hangup,
                 },
             };
         }
-        return enter(flow, state, action, complaint.as_ref());
+        return enter(flow, state, medium, complaint.as_ref());
     };
     state.path.push(key.to_string());
     state.failures = 0;
     match choice {
         Choice::Menu(next) => {
             state.menu = next.clone();
-            enter(flow, state, action, None)
+            enter(flow, state, medium, None)
         }
         Choice::Language { language, menu: next } => {
             state.language = language.clone();
             if let Some(next) = next {
                 state.menu = next.clone();
             }
-            enter(flow, state, action, None)
+            enter(flow, state, medium, None)
         }
         Choice::Route(route) => {
             let request = route_request(flow, &state, route);
@@ -179,14 +185,26 @@ fn route_request(flow: &Flow, state: &CallState, route: &Route) -> RouteRequest 
 }
 
 /// The TwiML of `state.menu`, preceded by `complaint` (why the caller hears it again).
-fn enter(
-    flow: &Flow,
-    state: CallState,
-    action: &dyn Fn(&CallState) -> String,
-    complaint: Option<&Prompt>,
-) -> Step {
+fn enter(flow: &Flow, state: CallState, medium: Medium<'_>, complaint: Option<&Prompt>) -> Step {
     let Some(menu) = flow.menus.get(&state.menu) else {
-        return Step { response: Response::new(vec![Verb::Hangup]), state, effect: Effect::Hangup };
+        let response = farewell(flow, &state.language, None, medium);
+        return Step { response, state, effect: Effect::Hangup };
+    };
+    let action = match medium {
+        Medium::Voice(action) => action,
+        Medium::Text => {
+            let mut texts: Vec<String> =
+                complaint.map(|c| text(flow, &state.language, c)).into_iter().collect();
+            texts.push(match &menu.sms {
+                Some(sms) => localized(flow, &state.language, sms),
+                None => text(flow, &state.language, &menu.prompt),
+            });
+            let body = texts.into_iter().filter(|text| !text.is_empty()).collect::<Vec<_>>().join(" ");
+            // A menu that hangs up or records a voicemail ends a text conversation.
+            let effect =
+                if menu.hangup || menu.voicemail.is_some() { Effect::Hangup } else { Effect::Continue };
+            return Step { response: Response::new(vec![Verb::Message(message(body))]), state, effect };
+        }
     };
     let mut prompts: Vec<twiml::Prompt> =
         complaint.map(|c| prompt(flow, &state.language, c)).into_iter().collect();
@@ -243,13 +261,40 @@ pub fn say(flow: &Flow, language: &str, text: &str) -> Say {
     }
 }
 
+/// How a conversation or call ends: `text` said (or texted), then, on a call, hang up.
+fn farewell(flow: &Flow, language: &str, text: Option<&str>, medium: Medium<'_>) -> Response {
+    match medium {
+        Medium::Voice(_) => {
+            let said = text.map(|text| Verb::Say(say(flow, language, text)));
+            Response::new(said.into_iter().chain([Verb::Hangup]).collect())
+        }
+        Medium::Text => {
+            Response::new(text.map(|text| Verb::Message(message(text.to_owned()))).into_iter().collect())
+        }
+    }
+}
+
+/// A text message with `body`, to whoever wrote.
+pub fn message(body: String) -> twiml::Message {
+    twiml::Message { body, to: None, from: None, media: Vec::new() }
+}
+
+/// A prompt's text in `language` (falling back to the flow's); an audio prompt has none.
+fn text(flow: &Flow, language: &str, prompt: &Prompt) -> String {
+    match prompt {
+        Prompt::Say(texts) => localized(flow, language, texts),
+        Prompt::Play(_) => String::new(),
+    }
+}
+
+fn localized(flow: &Flow, language: &str, texts: &std::collections::BTreeMap<String, String>) -> String {
+    // Loading guarantees a text per language; the default language is the fallback.
+    texts.get(language).or_else(|| texts.get(&flow.language)).cloned().unwrap_or_default()
+}
+
 fn prompt(flow: &Flow, language: &str, prompt: &Prompt) -> twiml::Prompt {
     match prompt {
-        Prompt::Say(texts) => {
-            // Loading guarantees a text per language; the default language is the fallback.
-            let text = texts.get(language).or_else(|| texts.get(&flow.language)).cloned().unwrap_or_default();
-            twiml::Prompt::Say(say(flow, language, &text))
-        }
+        Prompt::Say(texts) => twiml::Prompt::Say(say(flow, language, &localized(flow, language, texts))),
         Prompt::Play(url) => twiml::Prompt::Play(twiml::Play { url: url.clone(), repeat: None }),
     }
 }

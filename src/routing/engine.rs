@@ -261,15 +261,16 @@ impl Engine {
         task.queue.map(|idx| &self.queues[idx])
     }
 
-    /// Every task still kept (completed and canceled ones until they are purged), in no order.
     /// The queue a waiting task is in and its place in line there (1 = next), counting only
     /// the tasks ahead of it in that queue's order; none for a task not waiting in a queue.
+    /// Linear in the place: asked once per announcement, not per request.
     pub fn queue_position(&self, task: &Task) -> Option<(Sid, usize)> {
         let (queue, key) = (task.queue?, task.wait_key?);
         let queue = &self.queues[queue];
         Some((queue.sid, queue.waiting.range(..key).count() + 1))
     }
 
+    /// Every task still kept (completed and canceled ones until they are purged), in no order.
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
         self.tasks.values().map(|task| &**task)
     }

@@ -21,7 +21,9 @@
 //! | `s:6timer:` + number          | up to 500 pending deadlines, in order   |
 //! | `c:` + seq (BE u64)          | a group of logged commands, the last one's seq (a JSON array; a single object in the first layout) |
 //! | `e:` + event sequence (BE)   | the group's events, keyed by the first one's sequence, for the Events API and callbacks |
-//! | `v:` + CallSid               | a call in progress: its place in the IVR and its task |
+//! | `v:` + CallSid               | a call in line or bridged: its task, its agent |
+//! | `k:` + customer `\|` number  | a text conversation: IVR place, task, messages, STOP |
+//! | `o:` + id (20 digits)        | an outgoing text message and its delivery state |
 //!
 //! Durability: a command or record is acknowledged when a flush covering it has finished: each
 //! append or put returns a [`Ticket`] to wait on. Appending only queues the encoded command in
@@ -43,7 +45,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::watch;
 
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
-pub use records::{CallRecord, CallV1, CommandRecord, EventRecord, RecordError, SnapshotRecord};
+pub use records::{
+    CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1, EventRecord, Keyed, MessageV1,
+    OutboxRecord, OutboxV1, RecordError, SnapshotRecord,
+};
 
 const FORMAT: &[u8] = b"1";
 
@@ -230,6 +235,10 @@ impl Store {
             for (seq, record) in (first..).zip(group) {
                 // A group written while a snapshot was taken may straddle it.
                 if seq > snapshot_seq {
+                    let expected = commands.last().map_or(snapshot_seq + 1, |(last, _, _)| last + 1);
+                    if seq != expected {
+                        return Err(self.corrupt(&key, format!("command {expected} is missing from the log")));
+                    }
                     let (at, command) = record.into_command();
                     commands.push((seq, at, command));
                 }
@@ -256,7 +265,13 @@ impl Store {
         command: &Command,
         events: &[Event],
     ) -> Result<Ticket, StoreError> {
-        self.append_encoded(seq, &Store::encode_command(at, command)?, events)
+        self.append_encoded(seq, &Store::encode_command(at, command)?, events, None)
+    }
+
+    /// The key and value of a keyed record, for [`Store::append_encoded`].
+    pub fn encode<R: Keyed>(record: &R) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+        let value = serde_json::to_vec(record).map_err(|err| StoreError::Write(err.to_string()))?;
+        Ok((keyed::<R>(&record.id()), value))
     }
 
     /// The log record of `command` applied at `at`, encoded ahead of [`Store::append_encoded`]
@@ -265,9 +280,16 @@ impl Store {
         serde_json::to_vec(&CommandRecord::new(at, command)).map_err(|err| StoreError::Write(err.to_string()))
     }
 
-    /// [`Store::append`] with the command already encoded by [`Store::encode_command`]. Callers
-    /// append in sequence order, one at a time (the engine lock).
-    pub fn append_encoded(&self, seq: u64, record: &[u8], events: &[Event]) -> Result<Ticket, StoreError> {
+    /// [`Store::append`] with the command already encoded by [`Store::encode_command`], and
+    /// `also` a keyed record ([`Store::encode`]) written in the same group. Callers append in
+    /// sequence order, one at a time (the engine lock).
+    pub fn append_encoded(
+        &self,
+        seq: u64,
+        record: &[u8],
+        events: &[Event],
+        also: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Ticket, StoreError> {
         let mut encoded_events = Vec::new();
         for event in events {
             if !encoded_events.is_empty() {
@@ -292,32 +314,32 @@ impl Store {
             pending.first_event.get_or_insert(first.sequence);
             pending.events.extend_from_slice(&encoded_events);
         }
+        if let Some((key, value)) = also {
+            pending.records.push((key, Some(value)));
+        }
         Ok(ticket)
     }
 
-    /// Stores `call` under its CallSid, in the next group. Durable once the ticket is.
-    pub fn put_call(&self, call: &CallV1) -> Result<Ticket, StoreError> {
-        let value = serde_json::to_vec(&CallRecord::V1(call.clone()))
-            .map_err(|err| StoreError::Write(err.to_string()))?;
-        Ok(self.flusher.queue_record(call_key(&call.call_sid), Some(value)))
+    /// Stores `record` under its key, in the next group. Durable once the ticket is.
+    pub fn put<R: Keyed>(&self, record: &R) -> Result<Ticket, StoreError> {
+        let (key, value) = Store::encode(record)?;
+        Ok(self.flusher.queue_record(key, Some(value)))
     }
 
-    /// Forgets the call `call_sid`, in the next group.
-    pub fn delete_call(&self, call_sid: &str) -> Ticket {
-        self.flusher.queue_record(call_key(call_sid), None)
+    /// Deletes the record of kind `R` with key `id`, in the next group.
+    pub fn delete<R: Keyed>(&self, id: &str) -> Ticket {
+        self.flusher.queue_record(keyed::<R>(id), None)
     }
 
-    /// The calls stored, in CallSid order.
-    pub fn calls(&self) -> Result<Vec<CallV1>, StoreError> {
+    /// Every record of kind `R`, in key order.
+    pub fn all<R: Keyed>(&self) -> Result<Vec<R>, StoreError> {
         self.flusher.write_pending().map_err(StoreError::Write)?;
-        let mut calls = Vec::new();
-        for entry in self.db.scan_prefix(b"v:") {
+        let mut records = Vec::new();
+        for entry in self.db.scan_prefix(R::PREFIX) {
             let (key, value) = entry.map_err(|err| StoreError::Write(err.to_string()))?;
-            let CallRecord::V1(call) =
-                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
-            calls.push(call);
+            records.push(serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?);
         }
-        Ok(calls)
+        Ok(records)
     }
 
     /// Flushes done by the group-commit flusher, and their total time.
@@ -474,6 +496,11 @@ impl Flusher {
     /// the highest ticket now in sled.
     fn write_pending(&self) -> Result<u64, String> {
         let _writing = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // After a failed group, nothing more is written or acknowledged: the log on disk must
+        // stay a prefix of what was applied, without a hole where that group was.
+        if let Err(message) = &*self.flushed.borrow() {
+            return Err(message.clone());
+        }
         let pending =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         if pending.last_ticket == 0 {
@@ -493,7 +520,11 @@ impl Flusher {
                 None => batch.remove(key),
             }
         }
-        self.db.apply_batch(batch).map_err(|err| err.to_string())?;
+        if let Err(err) = self.db.apply_batch(batch) {
+            let message = format!("writing a group of changes failed: {err}");
+            let _previous = self.flushed.send_replace(Err(message.clone()));
+            return Err(message);
+        }
         self.written.store(pending.last_ticket, Ordering::SeqCst);
         Ok(pending.last_ticket)
     }
@@ -538,7 +569,14 @@ impl Flusher {
             match result {
                 Ok(covered) => {
                     flushed = flushed.max(covered);
-                    let _previous = self.flushed.send_replace(Ok(flushed));
+                    // A failure reported meanwhile by another writer stays: it is final.
+                    self.flushed.send_if_modified(|state| match state {
+                        Ok(_) => {
+                            *state = Ok(flushed);
+                            true
+                        }
+                        Err(_) => false,
+                    });
                 }
                 Err(err) => {
                     let _previous = self.flushed.send_replace(Err(err));
@@ -674,8 +712,8 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, String> {
     }
 }
 
-fn call_key(call_sid: &str) -> Vec<u8> {
-    [b"v:".as_slice(), call_sid.as_bytes()].concat()
+fn keyed<R: Keyed>(id: &str) -> Vec<u8> {
+    [R::PREFIX, id.as_bytes()].concat()
 }
 
 fn key_u64(prefix: &[u8], value: u64) -> Vec<u8> {

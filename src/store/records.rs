@@ -150,8 +150,126 @@ pub struct CallV1 {
     pub announced_at: Option<Millis>,
     /// The reservation whose worker the call was bridged to, while the Dial is in progress.
     pub bridged: Option<Sid>,
-    /// The caller is leaving (or left) a voicemail: their hang-up does not cancel the task.
+    /// The caller was offered to leave a voicemail: their hang-up does not cancel the task
+    /// at once, since the recording may still be on its way.
     pub voicemail: bool,
+    /// The message is stored with the task.
+    #[serde(default)]
+    pub message_left: bool,
+    /// When the provider reported the call over, if it did before the recording arrived.
+    #[serde(default)]
+    pub ended_at: Option<Millis>,
+}
+
+/// A record kept under a key of its own, beside the command log: a call, a conversation, an
+/// outgoing message. Written with [`crate::store::Store::put`], in the next group.
+pub trait Keyed: Serialize + for<'de> Deserialize<'de> {
+    /// The key prefix of this kind of record.
+    const PREFIX: &'static [u8];
+    /// The rest of the key.
+    fn id(&self) -> String;
+}
+
+impl Keyed for CallRecord {
+    const PREFIX: &'static [u8] = b"v:";
+
+    fn id(&self) -> String {
+        let CallRecord::V1(call) = self;
+        call.call_sid.clone()
+    }
+}
+
+/// A text conversation between a customer and one of Switchboard's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationRecord {
+    V1(ConversationV1),
+}
+
+/// The first conversation format; the SMS module keeps conversations in memory in this shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationV1 {
+    /// The customer's number.
+    pub customer: String,
+    /// Switchboard's number they text.
+    pub number: String,
+    /// The IVR flow (file stem) and the customer's place in it, while they are choosing.
+    pub flow: String,
+    pub menu: Option<String>,
+    pub failures: u32,
+    pub language: String,
+    pub path: Vec<String>,
+    /// The routing task, once the IVR routed the conversation.
+    pub task: Option<Sid>,
+    /// Every message of the current conversation, oldest first.
+    pub messages: Vec<MessageV1>,
+    /// The customer texted STOP: nothing is sent to them until START.
+    pub stopped: bool,
+    /// The last inbound MessageSids and what they were answered, so a provider's retry is
+    /// answered the same and handled once.
+    pub answered: Vec<(String, String)>,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageV1 {
+    pub at: Millis,
+    /// `customer`, `agent` or `switchboard` (IVR prompts, confirmations).
+    pub author: String,
+    pub body: String,
+    /// For outgoing messages sent through the outbox, its entry.
+    pub outbox: Option<u64>,
+}
+
+impl ConversationV1 {
+    /// The key of a conversation: the customer and the number they text.
+    pub fn key(customer: &str, number: &str) -> String {
+        format!("{customer}|{number}")
+    }
+}
+
+impl Keyed for ConversationRecord {
+    const PREFIX: &'static [u8] = b"k:";
+
+    fn id(&self) -> String {
+        let ConversationRecord::V1(conversation) = self;
+        ConversationV1::key(&conversation.customer, &conversation.number)
+    }
+}
+
+/// A message to send through the provider's REST API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxRecord {
+    V1(OutboxV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxV1 {
+    /// Increasing: the send order.
+    pub id: u64,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    /// `queued` (not yet accepted by the provider), `sent` (accepted; `provider_sid` set),
+    /// `failed` (refused for good, with `last_error`), `canceled` (the customer texted STOP).
+    pub status: String,
+    pub attempts: u32,
+    /// When to try again, for a queued message.
+    pub next_attempt_at: Millis,
+    pub last_error: Option<String>,
+    pub provider_sid: Option<String>,
+    pub created_at: Millis,
+}
+
+impl Keyed for OutboxRecord {
+    const PREFIX: &'static [u8] = b"o:";
+
+    fn id(&self) -> String {
+        // Zero-padded, so keys sort in send order.
+        let OutboxRecord::V1(message) = self;
+        format!("{:020}", message.id)
+    }
 }
 
 /// An event as stored for the Events API and callbacks.

@@ -336,18 +336,40 @@ fn calls_are_put_and_deleted_durably_with_the_commands_around_them() {
         announced_at: None,
         bridged: None,
         voicemail: false,
+        message_left: false,
+        ended_at: None,
     };
     {
         let (store, _) = open(dir.path()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let _ = store.put_call(&call("CA1", "main")).unwrap();
-        let _ = store.put_call(&call("CA2", "main")).unwrap();
-        let _ = store.put_call(&call("CA1", "support")).unwrap();
-        let last = store.delete_call("CA2");
+        let _ = store.put(&CallRecord::V1(call("CA1", "main"))).unwrap();
+        let _ = store.put(&CallRecord::V1(call("CA2", "main"))).unwrap();
+        let _ = store.put(&CallRecord::V1(call("CA1", "support"))).unwrap();
+        let last = store.delete::<CallRecord>("CA2");
         runtime.block_on(store.durable(last)).unwrap();
     }
 
     let (store, _) = open(dir.path()).unwrap();
 
-    assert_eq!(store.calls().unwrap(), vec![call("CA1", "support")]);
+    assert_eq!(store.all::<CallRecord>().unwrap(), vec![CallRecord::V1(call("CA1", "support"))]);
+}
+
+#[test]
+fn a_hole_in_the_command_log_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = workspace();
+    {
+        let (store, _) = open(dir.path()).unwrap();
+        store.write_snapshot(0, &engine.export()).unwrap();
+        for n in 1..=3 {
+            run(&store, &mut engine, n as u64, &[(n * 1_000, task(n))]);
+            store.flush().unwrap();
+        }
+        store.db.remove(key_u64(b"c:", 2)).unwrap();
+        store.db.flush().unwrap();
+    }
+
+    let err = open(dir.path()).err().expect("refused").to_string();
+
+    assert!(err.ends_with("holds a damaged record at key c:3: command 2 is missing from the log"), "{err}");
 }

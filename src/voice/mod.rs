@@ -2,10 +2,10 @@
 //! routing task and the store, and the TwiML it answers. No HTTP here: `http::voice` checks
 //! signatures, parses the provider's form and renders what these functions return.
 //!
-//! A call is one [`CallV1`] record, stored under its CallSid and written durably before each
-//! answer, and changed by one webhook at a time (a lock per call), so a provider's retries and
-//! concurrent callbacks of the same call never create a second task. The task carries the
-//! `call_sid` too: a restart rebuilds any missing link from the tasks themselves.
+//! Until the IVR routes a caller nothing is stored: their place in the flow travels in the
+//! signed action URL. A routed call is one [`CallV1`] record, written in the same atomic group
+//! as its task's creation and changed by one webhook at a time (a lock per call), so a
+//! provider's retries and concurrent callbacks of the same call never create a second task.
 
 pub mod flows;
 
@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::config::VoiceSettings;
 use crate::ivr::{self, CallState, Effect, Flow, Input};
 use crate::live::{self, ExecuteError, LiveEngine};
+use crate::locks::{KeyedGuard, KeyedLocks};
 use crate::routing::{Command, Millis, NewTask, ReservationStatus, Sid, TaskStatus};
-use crate::store::{CallV1, StoreError};
+use crate::store::{CallRecord, CallV1, StoreError};
 use crate::twiml::{self, DialTarget, Method, Response, Verb};
 pub use flows::{Flows, FlowsError};
 
@@ -114,8 +114,8 @@ pub struct Voice {
     live: Arc<LiveEngine>,
     flows: Flows,
     settings: VoiceSettings,
-    /// One lock per call in progress; `None` inside means no call (yet, or any more).
-    calls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<CallV1>>>>>,
+    /// The stored calls, one lock per call.
+    calls: KeyedLocks<CallV1>,
     /// Per queue, how often callers leave it for an agent: the estimated wait.
     pace: Mutex<HashMap<Sid, Pace>>,
 }
@@ -150,36 +150,17 @@ impl Voice {
         } else {
             Flows::load(&settings.ivr_dir)?
         };
-        let mut calls: HashMap<String, CallV1> =
-            live.stored_calls()?.into_iter().map(|call| (call.call_sid.clone(), call)).collect();
-        // A crash between creating a task and storing the call's link to it leaves the link in
-        // the task's attributes only: take it from there.
-        live.read(|engine| {
-            for task in engine.tasks() {
-                if let Some(call) = task.attributes["call_sid"].as_str().and_then(|sid| calls.get_mut(sid))
-                    && call.task.is_none()
-                    && task.status != TaskStatus::Canceled
-                {
-                    call.task = Some(task.sid);
-                }
-            }
-        });
+        let calls = live
+            .stored::<CallRecord>()?
+            .into_iter()
+            .map(|CallRecord::V1(call)| (call.call_sid.clone(), call));
         // Hold loops were interrupted by the restart: each caller gets a fresh abandon window.
         let now = live::now();
-        let calls = calls
-            .into_iter()
-            .map(|(sid, mut call)| {
-                call.last_seen = now;
-                (sid, Arc::new(tokio::sync::Mutex::new(Some(call))))
-            })
-            .collect();
-        Ok(Voice {
-            live,
-            flows,
-            settings: settings.clone(),
-            calls: Mutex::new(calls),
-            pace: Mutex::new(HashMap::new()),
-        })
+        let calls = KeyedLocks::new(calls.into_iter().map(|(sid, mut call)| {
+            call.last_seen = now;
+            (sid, call)
+        }));
+        Ok(Voice { live, flows, settings: settings.clone(), calls, pace: Mutex::new(HashMap::new()) })
     }
 
     pub fn flows(&self) -> &Flows {
@@ -190,7 +171,7 @@ impl Voice {
     /// caller's place in the IVR travels in the signed action URL until the IVR routes them.
     /// A retry of a call already in line is answered with the hold loop.
     pub async fn incoming(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
-        let mut call = self.call(&params.call_sid).await;
+        let mut call = self.calls.lock(&params.call_sid).await;
         if call.is_some() {
             return self.wait_with(&mut call, now).await;
         }
@@ -199,13 +180,14 @@ impl Voice {
             return Ok(technical_difficulty());
         };
         let state = CallState::new(flow, timestamp(now));
-        Ok(ivr::step(flow, &state, &Input::Start, &|state| ivr_action(name, state)).response)
+        Ok(ivr::step(flow, &state, &Input::Start, ivr::Medium::Voice(&|state| ivr_action(name, state)))
+            .response)
     }
 
     /// `POST /voice/ivr?flow=..&menu=..`: the caller pressed keys (or nothing, or left a
     /// message) in a menu. A route creates the task and stores the call, once.
     pub async fn ivr(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
-        let mut call = self.call(&params.call_sid).await;
+        let mut call = self.calls.lock(&params.call_sid).await;
         if call.is_some() {
             // A retry of the step that routed the call: it is already in line.
             return self.wait_with(&mut call, now).await;
@@ -227,7 +209,7 @@ impl Voice {
             }
             (None, digits) => Input::Digits(digits.clone().unwrap_or_default()),
         };
-        let step = ivr::step(flow, &state, &input, &|state| ivr_action(name, state));
+        let step = ivr::step(flow, &state, &input, ivr::Medium::Voice(&|state| ivr_action(name, state)));
         let Effect::Route(request) = step.effect else { return Ok(step.response) };
         let mut record = CallV1 {
             call_sid: params.call_sid.clone(),
@@ -243,20 +225,20 @@ impl Voice {
             last_seen: now,
             announced_at: None,
             bridged: None,
+            // A voicemail menu routes with the message already recorded.
             voicemail: request.voicemail,
+            message_left: request.voicemail,
+            ended_at: None,
         };
         set_state(&mut record, step.state);
-        let Some(task) = self.create_task(&record, request).await? else {
+        let Some(mut record) = self.create_task(record, request).await? else {
             return Ok(technical_difficulty());
         };
-        record.task = Some(task);
-        if record.voicemail {
-            self.live.put_call(&record).await.map_err(storage)?;
-            *call = Some(record);
-            return Ok(step.response);
-        }
-        let response = self.hold(flow, &mut record, Some(PLEASE_HOLD), now);
-        self.live.put_call(&record).await.map_err(storage)?;
+        let response = if record.voicemail {
+            step.response
+        } else {
+            self.hold(flow, &mut record, Some(PLEASE_HOLD), now)
+        };
         *call = Some(record);
         Ok(response)
     }
@@ -264,18 +246,20 @@ impl Voice {
     /// `POST /voice/wait`: the hold loop. Announces the caller's place in line, holds, and asks
     /// again; once an agent accepted, bridges the caller to them.
     pub async fn wait(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
-        let mut call = self.call(&params.call_sid).await;
+        let mut call = self.calls.lock(&params.call_sid).await;
         if call.is_none() {
             return Ok(goodbye(None, SORRY_GOODBYE));
         }
         self.wait_with(&mut call, now).await
     }
 
-    async fn wait_with(&self, call: &mut CallGuard<'_>, now: Millis) -> Result<Response, VoiceError> {
+    async fn wait_with(
+        &self,
+        call: &mut KeyedGuard<'_, CallV1>,
+        now: Millis,
+    ) -> Result<Response, VoiceError> {
         let Some(record) = call.as_mut() else { return Ok(goodbye(None, SORRY_GOODBYE)) };
-        let Some(flow) = self.flows.get(&record.flow).cloned() else {
-            return self.forget(call, technical_difficulty()).await;
-        };
+        let flow = self.flow_of(record).clone();
         record.last_seen = now;
         let Some(task_sid) = record.task else {
             // Calls are stored once routed; a record without a task is not written any more.
@@ -322,7 +306,7 @@ impl Voice {
             Next::Bridge { reservation, target: None, .. } => {
                 tracing::warn!(%reservation, "the accepting worker has no usable contact_uri: routing the call to the next agent");
                 self.execute(Command::Unanswered { reservation }).await?;
-                self.live.put_call(record).await.map_err(storage)?;
+                self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
                 Ok(self.hold(&flow, record, Some(STILL_TRYING), now))
             }
             Next::Bridge { reservation, target: Some(target), queue, waited } => {
@@ -335,7 +319,7 @@ impl Voice {
                 if record.bridged != Some(reservation) {
                     // Durable: after a restart, the Dial's outcome must still find its agent.
                     record.bridged = Some(reservation);
-                    self.live.put_call(record).await.map_err(storage)?;
+                    self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
                 }
                 let dial = twiml::Dial {
                     target,
@@ -355,10 +339,10 @@ impl Voice {
                     && !record.voicemail
                 {
                     record.voicemail = true;
-                    self.live.put_call(record).await.map_err(storage)?;
+                    self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
                     return Ok(Response::new(vec![
                         Verb::Say(ivr::say(&flow, &record.language, VOICEMAIL_OFFER)),
-                        Verb::Record(ivr::record(paths::VOICEMAIL, 120)),
+                        Verb::Record(ivr::record(paths::VOICEMAIL, ivr::DEFAULT_MAX_LENGTH)),
                     ]));
                 }
                 // `last_seen` and `announced_at` only need to live in memory (a restart gives
@@ -370,7 +354,7 @@ impl Voice {
 
     /// `POST /voice/dial-status`: how the call to the agent ended.
     pub async fn dial_status(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
-        let mut call = self.call(&params.call_sid).await;
+        let mut call = self.calls.lock(&params.call_sid).await;
         let Some(record) = call.as_mut() else { return Ok(Response::new(vec![Verb::Hangup])) };
         let Some(reservation) = record.bridged.take() else {
             // Not bridged (a retry of this callback, say): carry on holding.
@@ -378,8 +362,10 @@ impl Voice {
         };
         let status = params.dial_call_status.as_deref().unwrap_or("");
         match status {
-            "completed" | "answered" => {
-                // The agent and the caller talked; the call is over: after-call work.
+            // `completed`: the agent and the caller talked and the call is over. `canceled`:
+            // the caller hung up while the agent's phone rang, which is not the agent's doing.
+            // Either way the task moves to after-call work, where the agent closes it.
+            "completed" | "answered" | "canceled" => {
                 if let Some(task) = record.task {
                     self.wrap_up(task).await?;
                 }
@@ -388,19 +374,18 @@ impl Voice {
             _ => {
                 tracing::info!(call_sid = %record.call_sid, %reservation, status, "the agent did not answer: routing the call to the next agent");
                 self.execute(Command::Unanswered { reservation }).await?;
-                self.live.put_call(record).await.map_err(storage)?;
-                let flow = self.flows.get(&record.flow).cloned();
-                Ok(match flow {
-                    Some(flow) => self.hold(&flow, record, Some(STILL_TRYING), now),
-                    None => technical_difficulty(),
-                })
+                self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
+                // The caller was in the Dial, not polling: their hold loop starts again now.
+                record.last_seen = now;
+                let flow = self.flow_of(record).clone();
+                Ok(self.hold(&flow, record, Some(STILL_TRYING), now))
             }
         }
     }
 
     /// `POST /voice/status`: the call's status callback. A caller who hangs up while waiting
     /// cancels the task (and its pending offers); a call that ends while bridged wraps up.
-    pub async fn status(&self, params: &CallParams) -> Result<Response, VoiceError> {
+    pub async fn status(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
         let ended = matches!(
             params.call_status.as_deref(),
             Some("completed" | "busy" | "failed" | "no-answer" | "canceled")
@@ -408,8 +393,15 @@ impl Voice {
         if !ended {
             return Ok(Response::default());
         }
-        let mut call = self.call(&params.call_sid).await;
-        let Some(record) = call.as_ref() else { return Ok(Response::default()) };
+        let mut call = self.calls.lock(&params.call_sid).await;
+        let Some(record) = call.as_mut() else { return Ok(Response::default()) };
+        if record.voicemail && !record.message_left {
+            // Hanging up is how most callers end a message, and the recording's own request
+            // may come after this one: keep the call for it (the sweep ends the wait).
+            record.ended_at = Some(now);
+            self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
+            return Ok(Response::default());
+        }
         if let Some(task) = record.task {
             let status = self.live.read(|engine| engine.task(task).map(|task| task.status));
             match status {
@@ -426,12 +418,15 @@ impl Voice {
     /// `POST /voice/voicemail`: the message a waiting caller left; the task keeps its place in
     /// line as a call-back and carries the recording.
     pub async fn voicemail(&self, params: &CallParams) -> Result<Response, VoiceError> {
-        let mut call = self.call(&params.call_sid).await;
+        let mut call = self.calls.lock(&params.call_sid).await;
         let Some(record) = call.as_mut() else { return Ok(Response::new(vec![Verb::Hangup])) };
-        let flow = self.flows.get(&record.flow).cloned();
-        let (Some(task), Some(url)) =
-            (record.task, params.recording_url.as_ref().filter(|url| !url.is_empty()))
-        else {
+        let flow = self.flow_of(record).clone();
+        let Some(task) = record.task else {
+            return self.forget(&mut call, Response::new(vec![Verb::Hangup])).await;
+        };
+        let Some(url) = params.recording_url.as_ref().filter(|url| !url.is_empty()) else {
+            // Nothing recorded: the caller left without a message, and without waiting.
+            self.cancel_if_waiting(task, "hung up before leaving a message").await?;
             return self.forget(&mut call, Response::new(vec![Verb::Hangup])).await;
         };
         let attributes = self.live.read(|engine| engine.task(task).map(|task| task.attributes.clone()));
@@ -446,12 +441,13 @@ impl Voice {
             }
         }
         record.voicemail = true;
-        let language = record.language.clone();
-        let thanks = match &flow {
-            Some(flow) => goodbye_in(flow, &language, MESSAGE_TAKEN),
-            None => goodbye(None, MESSAGE_TAKEN),
-        };
-        self.live.put_call(record).await.map_err(storage)?;
+        record.message_left = true;
+        let thanks = goodbye_in(&flow, &record.language, MESSAGE_TAKEN);
+        if record.ended_at.is_some() {
+            // The call was reported over already: nothing more will come for it.
+            return self.forget(&mut call, thanks).await;
+        }
+        self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
         Ok(thanks)
     }
 
@@ -459,15 +455,25 @@ impl Voice {
     /// `abandon_after` seconds, and no status callback), and forgets calls long over.
     pub async fn sweep(&self, now: Millis) -> Result<(), VoiceError> {
         let abandon_after = Millis::from(self.settings.abandon_after) * 1000;
-        let call_sids: Vec<String> = self.lock_calls().keys().cloned().collect();
-        for call_sid in call_sids {
-            let mut call = self.call(&call_sid).await;
+        for call_sid in self.calls.keys() {
+            let mut call = self.calls.lock(&call_sid).await;
             let Some(record) = call.as_ref() else { continue };
             let idle = now - record.last_seen;
             let waiting = record.task.and_then(|task| {
                 self.live.read(|engine| engine.task(task).map(|task| (task.sid, task.status)))
             });
             match waiting {
+                Some((task, status))
+                    if status.is_waiting()
+                        && record.voicemail
+                        && !record.message_left
+                        && (record.ended_at.is_some_and(|ended| now - ended > abandon_after)
+                            || idle > abandon_after + Millis::from(ivr::DEFAULT_MAX_LENGTH) * 1000) =>
+                {
+                    tracing::info!(call_sid = %record.call_sid, %task, "the caller hung up without leaving a message: canceling the task");
+                    self.cancel(task, "hung up before leaving a message").await?;
+                    self.forget(&mut call, Response::default()).await?;
+                }
                 Some((task, status))
                     if status.is_waiting()
                         && !record.voicemail
@@ -541,11 +547,14 @@ impl Voice {
         entry.last = now;
     }
 
+    /// Creates the call's task and stores the call with it, in one atomic write (a crash
+    /// between the two would leave a task no call record knows, and a retry would make a
+    /// second one). None when the task was refused (logged).
     async fn create_task(
         &self,
-        record: &CallV1,
+        record: CallV1,
         request: ivr::RouteRequest,
-    ) -> Result<Option<Sid>, VoiceError> {
+    ) -> Result<Option<CallV1>, VoiceError> {
         let workflow = match &request.workflow {
             Some(name) => {
                 let sid = self.live.read(|engine| {
@@ -571,14 +580,35 @@ impl Voice {
             workflow,
             channel: Some("voice".to_owned()),
         });
-        match self.live.execute(command).await {
-            Ok(task) => Ok(task),
+        let flow = record.flow.clone();
+        let stored = self.live.execute_with(command, |task| CallRecord::V1(CallV1 { task, ..record })).await;
+        match stored {
+            Ok((_, CallRecord::V1(record))) => Ok(Some(record)),
             Err(ExecuteError::Storage(err)) => Err(VoiceError::Storage(err)),
             Err(ExecuteError::Refused(err)) => {
-                tracing::error!(flow = %record.flow, %err, "the IVR's task was refused");
+                tracing::error!(%flow, %err, "the IVR's task was refused");
                 Ok(None)
             }
         }
+    }
+
+    /// Cancels `task` if it still waits for an agent.
+    async fn cancel_if_waiting(&self, task: Sid, reason: &str) -> Result<(), VoiceError> {
+        let waiting = self.live.read(|engine| engine.task(task).is_some_and(|task| task.status.is_waiting()));
+        if waiting {
+            self.cancel(task, reason).await?;
+        }
+        Ok(())
+    }
+
+    /// The flow a call walks; the numbers' flow when its own file is gone (renamed while the
+    /// caller held), so that the call still sounds like the line they called.
+    fn flow_of(&self, record: &CallV1) -> &Flow {
+        self.flows
+            .get(&record.flow)
+            .or_else(|| self.flows.for_number(&record.to).map(|(_, flow)| flow))
+            .or_else(|| self.flows.iter().next().map(|(_, flow)| flow))
+            .expect("a folder of flows holds at least one (checked at load)")
     }
 
     async fn cancel(&self, task: Sid, reason: &str) -> Result<(), VoiceError> {
@@ -603,72 +633,24 @@ impl Voice {
     }
 
     /// Forgets the call (durably) and answers `response`.
-    async fn forget(&self, call: &mut CallGuard<'_>, response: Response) -> Result<Response, VoiceError> {
+    async fn forget(
+        &self,
+        call: &mut KeyedGuard<'_, CallV1>,
+        response: Response,
+    ) -> Result<Response, VoiceError> {
         if let Some(record) = call.take() {
-            self.live.delete_call(&record.call_sid).await.map_err(storage)?;
+            self.live.delete::<CallRecord>(&record.call_sid).await.map_err(storage)?;
         }
         Ok(response)
-    }
-
-    /// The call `call_sid`, locked for this webhook.
-    async fn call(&self, call_sid: &str) -> CallGuard<'_> {
-        let cell = self.lock_calls().entry(call_sid.to_owned()).or_default().clone();
-        CallGuard { voice: self, call_sid: call_sid.to_owned(), guard: Some(cell.lock_owned().await) }
-    }
-
-    fn lock_calls(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<Option<CallV1>>>>> {
-        self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_pace(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Pace>> {
         self.pace.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether a call is known (tests and diagnostics).
+    /// The stored record of a call, if any (tests and diagnostics).
     pub async fn call_record(&self, call_sid: &str) -> Option<CallV1> {
-        let cell = self.lock_calls().get(call_sid).cloned()?;
-        let call = cell.lock().await;
-        call.clone()
-    }
-}
-
-/// A call locked for one webhook. When the webhook is done with a call that is not (or no
-/// longer) stored, and nobody else waits for it, its lock leaves the table: calls still in the
-/// IVR cost nothing between two webhooks.
-struct CallGuard<'a> {
-    voice: &'a Voice,
-    call_sid: String,
-    guard: Option<OwnedMutexGuard<Option<CallV1>>>,
-}
-
-impl std::ops::Deref for CallGuard<'_> {
-    type Target = Option<CallV1>;
-
-    fn deref(&self) -> &Option<CallV1> {
-        self.guard.as_ref().expect("held until dropped")
-    }
-}
-
-impl std::ops::DerefMut for CallGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Option<CallV1> {
-        self.guard.as_mut().expect("held until dropped")
-    }
-}
-
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        let Some(guard) = self.guard.take() else { return };
-        if guard.is_some() {
-            return;
-        }
-        // Under the table's lock no new holder can appear; the table and this guard are the
-        // only holders when nobody else waits.
-        let mut calls = self.voice.lock_calls();
-        if Arc::strong_count(OwnedMutexGuard::mutex(&guard)) <= 2 {
-            calls.remove(&self.call_sid);
-        }
+        self.calls.lock(call_sid).await.clone()
     }
 }
 

@@ -17,9 +17,15 @@ const CALLER: &str = "+15550100001";
 const LINE: &str = "+15550100200";
 
 async fn spawn_voice() -> TestApp {
+    spawn_voice_with(|_| {}).await
+}
+
+/// The server with the test account's credentials, and `adjust` applied to its settings.
+async fn spawn_voice_with(adjust: impl FnOnce(&mut switchboard::config::Settings)) -> TestApp {
     spawn_app_with(|settings| {
         settings.twilio.account_sid = ACCOUNT_SID.into();
         settings.twilio.auth_token = AUTH_TOKEN.into();
+        adjust(settings);
     })
     .await
 }
@@ -260,38 +266,49 @@ async fn an_agent_who_does_not_pick_up_sends_the_call_to_the_next_agent() {
 #[tokio::test]
 async fn unsigned_or_wrongly_signed_webhooks_get_403_and_change_nothing() {
     let app = spawn_voice().await;
-    let params: Vec<(String, String)> = [("CallSid", "CA4"), ("From", CALLER), ("To", LINE)]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let forbidden =
-        expect![[r#"<Response><Say>This request is not signed by the provider.</Say><Hangup/></Response>"#]];
+    let form = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        [("CallSid", "CA4"), ("From", CALLER), ("To", LINE)]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let refused = |answer: (StatusCode, String)| {
+        assert_eq!(answer.0, StatusCode::FORBIDDEN);
+        expect![[r#"<Response><Say>This request is not signed by the provider.</Say><Hangup/></Response>"#]]
+            .assert_eq(answer.1.trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#));
+    };
+    let menu = webhook(&app, "/voice/incoming", "CA4", &[]).await;
+    let keys = action(&menu);
+    let sales = form(&[("Digits", "1")]);
 
-    let missing = send(&app, "/voice/incoming", &params, None).await;
-    let wrong_token = signature::sign("not-the-token", &app.url("/voice/incoming"), &params);
-    let wrong = send(&app, "/voice/incoming", &params, Some(&wrong_token)).await;
-    let other_path = signature::sign(AUTH_TOKEN, &app.url("/voice/wait"), &params);
-    let replayed = send(&app, "/voice/incoming", &params, Some(&other_path)).await;
+    // Pressing 1: unsigned, signed with another token, signed for another path, and signed
+    // for the real menu but posted to a forged place in the IVR.
+    refused(send(&app, &keys, &sales, None).await);
+    refused(
+        send(&app, &keys, &sales, Some(&signature::sign("not-the-token", &app.url(&keys), &sales))).await,
+    );
+    refused(
+        send(&app, &keys, &sales, Some(&signature::sign(AUTH_TOKEN, &app.url("/voice/wait"), &sales))).await,
+    );
+    let forged = keys.replace("menu=main", "menu=goodbye");
+    refused(send(&app, &forged, &sales, Some(&signature::sign(AUTH_TOKEN, &app.url(&keys), &sales))).await);
+    assert_eq!(app.engine.read(|engine| engine.tasks().count()), 0, "no task from a refused request");
 
-    for refused in [missing, wrong, replayed] {
-        assert_eq!(refused.0, StatusCode::FORBIDDEN);
-        forbidden.assert_eq(refused.1.trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#));
-    }
-    assert_eq!(app.voice.call_record("CA4").await, None);
-    assert_eq!(app.engine.read(|engine| engine.tasks().count()), 0);
+    // A caller in line is not hung up by an unsigned status callback.
+    webhook(&app, &keys, "CA4", &[("Digits", "1")]).await;
+    refused(send(&app, "/voice/status", &form(&[("CallStatus", "completed")]), None).await);
+    assert_eq!(task_of(&app, "CA4").1, TaskStatus::Pending);
+    assert!(app.voice.call_record("CA4").await.is_some());
 
-    // A GET is signed over the URL with its query string.
-    let query = "CallSid=CA4&From=%2B15550100001&To=%2B15550100200";
-    let url = app.url(&format!("/voice/incoming?{query}"));
-    let get = app
-        .client
-        .get(&url)
-        .header("X-Twilio-Signature", signature::sign(AUTH_TOKEN, &url, &[]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get.status(), StatusCode::OK);
-    assert!(get.text().await.unwrap().contains("<Gather"), "the menu");
+    // A GET is signed over the URL with its query string, and refused otherwise.
+    let url = app.url("/voice/incoming?CallSid=CA40&From=%2B15550100001&To=%2B15550100200");
+    let get = |signature: String| app.client.get(&url).header("X-Twilio-Signature", signature).send();
+    let signed = get(signature::sign(AUTH_TOKEN, &url, &[])).await.unwrap();
+    assert_eq!(signed.status(), StatusCode::OK);
+    assert!(signed.text().await.unwrap().contains("<Gather"), "the menu");
+    let unsigned = get(signature::sign(AUTH_TOKEN, &app.url("/voice/incoming"), &[])).await.unwrap();
+    assert_eq!(unsigned.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -336,12 +353,7 @@ async fn a_hold_loop_that_stops_polling_cancels_its_task() {
 
 #[tokio::test]
 async fn a_caller_who_waits_too_long_leaves_a_voicemail_stored_with_the_task() {
-    let app = spawn_app_with(|settings| {
-        settings.twilio.account_sid = ACCOUNT_SID.into();
-        settings.twilio.auth_token = AUTH_TOKEN.into();
-        settings.voice.voicemail_after = 1;
-    })
-    .await;
+    let app = spawn_voice_with(|settings| settings.voice.voicemail_after = 1).await;
     let menu = webhook(&app, "/voice/incoming", "CA7", &[]).await;
     webhook(&app, &action(&menu), "CA7", &[("Digits", "1")]).await;
     // The hold loop a second and a half later, on a chosen clock rather than by sleeping.
@@ -374,12 +386,7 @@ async fn a_caller_who_waits_too_long_leaves_a_voicemail_stored_with_the_task() {
 
 #[tokio::test]
 async fn switchboard_call_plays_the_provider_through_the_menu_the_hold_loop_and_the_bridge() {
-    let app = spawn_app_with(|settings| {
-        settings.twilio.account_sid = ACCOUNT_SID.into();
-        settings.twilio.auth_token = AUTH_TOKEN.into();
-        settings.voice.wait_seconds = 1;
-    })
-    .await;
+    let app = spawn_voice_with(|settings| settings.voice.wait_seconds = 1).await;
     set_activity(&app, "alice", "Available").await;
     let mut command = crate::helpers::switchboard_command(std::path::Path::new("."));
     command
@@ -505,4 +512,55 @@ fn a_caller_on_hold_survives_a_crash_of_the_server() {
         (after[0]["assignment_status"].as_str(), after[0]["reason"].as_str()),
         (Some("canceled"), Some("caller hung up"))
     );
+}
+
+#[tokio::test]
+async fn a_voicemail_whose_recording_arrives_after_the_hang_up_is_kept() {
+    let app = spawn_voice_with(|settings| settings.voice.voicemail_after = 1).await;
+    for call_sid in ["CA10", "CA11"] {
+        let menu = webhook(&app, "/voice/incoming", call_sid, &[]).await;
+        webhook(&app, &action(&menu), call_sid, &[("Digits", "1")]).await;
+        let record = app.voice.call_record(call_sid).await.unwrap();
+        let params = CallParams { call_sid: call_sid.into(), ..CallParams::default() };
+        let offer = app.voice.wait(&params, record.started_at + 1_500).await.unwrap();
+        assert!(offer.to_xml().contains("<Record"), "{}", offer.to_xml());
+        // The caller hangs up to end the message: the status callback comes first.
+        webhook(&app, "/voice/status", call_sid, &[("CallStatus", "completed")]).await;
+        assert_eq!(
+            task_of(&app, call_sid).1,
+            TaskStatus::Pending,
+            "not canceled while the recording may come"
+        );
+    }
+
+    // CA10's recording arrives after the hang-up: it is stored with the task.
+    let recording = [("RecordingUrl", "https://api.twilio.com/recordings/RE10"), ("RecordingDuration", "4")];
+    webhook(&app, "/voice/voicemail", "CA10", &recording).await;
+    assert_eq!(task_of(&app, "CA10").0["voicemail"]["url"], "https://api.twilio.com/recordings/RE10");
+    assert_eq!(app.voice.call_record("CA10").await, None, "nothing more will come for it");
+
+    // CA11's never does: once voice.abandon_after has passed, its task is canceled.
+    let ended = app.voice.call_record("CA11").await.unwrap().ended_at.unwrap();
+    app.voice.sweep(ended + 61_000).await.unwrap();
+    assert_eq!(task_of(&app, "CA11").1, TaskStatus::Canceled);
+    assert_eq!(task_of(&app, "CA10").1, TaskStatus::Pending, "the message waits for a call-back");
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_while_the_agent_rings_does_not_count_against_the_agent() {
+    let app = spawn_voice().await;
+    set_activity(&app, "alice", "Available").await;
+    let menu = webhook(&app, "/voice/incoming", "CA12", &[]).await;
+    webhook(&app, &action(&menu), "CA12", &[("Digits", "1")]).await;
+    accept(&app, "CA12").await;
+    webhook(&app, "/voice/wait", "CA12", &[]).await;
+
+    let answer = webhook(&app, "/voice/dial-status", "CA12", &[("DialCallStatus", "canceled")]).await;
+
+    check(&answer, expect![[r#"<Response><Hangup/></Response>"#]]);
+    assert_eq!(task_of(&app, "CA12").1, TaskStatus::Wrapping);
+    let alice = app
+        .engine
+        .read(|engine| engine.worker_activity(engine.worker_by_name("alice").unwrap()).friendly_name.clone());
+    assert_eq!(alice, "Available");
 }
