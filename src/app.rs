@@ -10,12 +10,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::{broadcast, watch};
 
+use crate::config::Credentials;
 use crate::config::{EventSettings, Settings};
 use crate::http;
 use crate::live::{self, LiveEngine};
-use crate::outbound::callbacks;
+use crate::outbound::{callbacks, messages};
 use crate::routing::Event;
-use crate::voice::Voice;
+use crate::sms::Sms;
+use crate::voice::{Flows, Voice};
 
 /// How often calls whose hold loop stopped are looked for.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -25,6 +27,9 @@ pub struct Application {
     server: http::Server,
     engine: Arc<LiveEngine>,
     voice: Arc<Voice>,
+    sms: Arc<Sms>,
+    /// Where the agents' replies go, and the credentials they are sent with.
+    delivery: (String, Credentials),
     events: EventSettings,
     /// Subscribed before the missed deadlines fire, so callbacks see those events too.
     callback_events: Option<broadcast::Receiver<Event>>,
@@ -47,8 +52,13 @@ impl Application {
                  set twilio.account_sid and twilio.auth_token to choose your own"
             );
         }
-        let voice =
-            Arc::new(Voice::open(engine.clone(), &settings.voice).context("loading the voice settings")?);
+        let flows = Arc::new(Flows::for_settings(&settings.voice).context("loading the IVR flows")?);
+        let voice = Arc::new(
+            Voice::open(engine.clone(), flows.clone(), &settings.voice).context("loading the calls")?,
+        );
+        let sms = Arc::new(
+            Sms::open(engine.clone(), flows, &settings.sms).context("loading the text conversations")?,
+        );
         tracing::info!(flows = voice.flows().len(), dir = %settings.voice.ivr_dir.display(), "IVR flows loaded");
         if !settings.twilio.validate_signatures {
             tracing::warn!(
@@ -61,10 +71,31 @@ impl Application {
             validate_signatures: settings.twilio.validate_signatures,
             public_url: settings.voice.public_url.clone(),
         };
-        let server = http::Server::bind(&settings.http, engine.clone(), credentials, voice.clone(), webhooks)
-            .context("starting the HTTP server")?;
+        let delivery = (settings.sms.api_base.clone(), credentials.clone());
+        let server = http::Server::bind(
+            &settings.http,
+            engine.clone(),
+            credentials,
+            voice.clone(),
+            sms.clone(),
+            webhooks,
+        )
+        .context("starting the HTTP server")?;
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
-        Ok(Application { server, engine, voice, events: settings.events.clone(), callback_events })
+        Ok(Application {
+            server,
+            engine,
+            voice,
+            sms,
+            delivery,
+            events: settings.events.clone(),
+            callback_events,
+        })
+    }
+
+    /// The text conversations, for tests that look at them directly.
+    pub fn sms(&self) -> Arc<Sms> {
+        self.sms.clone()
     }
 
     /// The calls, for tests that look at them directly.
@@ -104,6 +135,13 @@ impl Application {
                 }
             })
         };
+        let replies = {
+            let (sms, mut stopped) = (self.sms.clone(), stop_timers.subscribe());
+            let (api_base, credentials) = self.delivery.clone();
+            tokio::spawn(messages::deliver(sms, api_base, credentials, async move {
+                let _ = stopped.wait_for(|&stop| stop).await;
+            }))
+        };
         let callbacks = self.callback_events.map(|events| {
             let mut stopped = stop_timers.subscribe();
             tokio::spawn(callbacks::deliver(self.engine.clone(), self.events.clone(), events, async move {
@@ -121,6 +159,7 @@ impl Application {
         let _ = stop_timers.send(true);
         let _ = timers.await;
         let _ = sweeper.await;
+        let _ = replies.await;
         if let Some(callbacks) = callbacks {
             let _ = callbacks.await;
         }

@@ -31,6 +31,7 @@ pub struct Settings {
     pub events: EventSettings,
     pub twilio: TwilioSettings,
     pub voice: VoiceSettings,
+    pub sms: SmsSettings,
     /// The starting workspace; the default is the example file's (the onboarding guide's).
     pub workspace: WorkspaceFile,
 }
@@ -117,6 +118,34 @@ pub struct VoiceSettings {
     pub voicemail_after: u32,
     /// Seconds an agent's phone rings before the call goes to the next agent.
     pub dial_timeout: u32,
+}
+
+/// Text conversations: where replies are sent, and what Switchboard itself says.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// The provider's REST API; replies go to `{api_base}/2010-04-01/Accounts/{AccountSid}/Messages.json`.
+    pub api_base: String,
+    /// The first wait before a reply the provider did not accept is sent again (then doubling,
+    /// up to 5 minutes, until it is accepted).
+    pub retry_initial_ms: u64,
+    /// Sent when the IVR hands the conversation to the agents.
+    pub confirmation: String,
+    /// Sent when the agent closes the conversation.
+    pub closing: String,
+}
+
+impl Default for SmsSettings {
+    fn default() -> SmsSettings {
+        SmsSettings {
+            api_base: "https://api.twilio.com".to_owned(),
+            retry_initial_ms: 1_000,
+            confirmation: "Thanks! An agent will text you here shortly.".to_owned(),
+            closing:
+                "Thanks for contacting us. This conversation is closed; text us any time to start a new one."
+                    .to_owned(),
+        }
+    }
 }
 
 impl Default for VoiceSettings {
@@ -341,6 +370,30 @@ pub const SETTINGS: &[SettingInfo] = &[
         default: "20",
         meaning: "Seconds an agent's phone rings before the call goes to the next agent",
     },
+    SettingInfo {
+        key: "sms.api_base",
+        env: "SWITCHBOARD_SMS_API_BASE",
+        default: "https://api.twilio.com",
+        meaning: "The provider's REST API: agents' replies are POSTed to `{api_base}/2010-04-01/Accounts/{AccountSid}/Messages.json`",
+    },
+    SettingInfo {
+        key: "sms.retry_initial_ms",
+        env: "SWITCHBOARD_SMS_RETRY_INITIAL_MS",
+        default: "1000",
+        meaning: "First wait before a reply the provider did not accept is sent again; doubling up to 5 minutes, until accepted",
+    },
+    SettingInfo {
+        key: "sms.confirmation",
+        env: "SWITCHBOARD_SMS_CONFIRMATION",
+        default: "Thanks! An agent will text you here shortly.",
+        meaning: "Texted when the IVR hands the conversation to the agents",
+    },
+    SettingInfo {
+        key: "sms.closing",
+        env: "SWITCHBOARD_SMS_CLOSING",
+        default: "Thanks for contacting us. This conversation is closed; text us any time to start a new one.",
+        meaning: "Texted when the agent closes the conversation",
+    },
 ];
 
 /// Where the settings came from, for the start-up log.
@@ -436,6 +489,8 @@ impl Settings {
         settings.voice.public_url = parse_public_url(&settings.voice.public_url).map_err(|reason| {
             parse_error(format!("voice.public_url = {:?}: {reason}", settings.voice.public_url))
         })?;
+        settings.sms.api_base = parse_base_url(&settings.sms.api_base)
+            .map_err(|reason| parse_error(format!("sms.api_base = {:?}: {reason}", settings.sms.api_base)))?;
         // Build the workspace once now, so that its mistakes stop the start with their line.
         settings.workspace.build(text, 0, 0).map_err(|err| parse_error(format!("[workspace] {err}")))?;
         Ok(settings)
@@ -496,6 +551,10 @@ impl Settings {
             "voice.abandon_after" => self.voice.abandon_after = parse_number(value)?,
             "voice.voicemail_after" => self.voice.voicemail_after = parse_number(value)?,
             "voice.dial_timeout" => self.voice.dial_timeout = parse_number(value)?,
+            "sms.api_base" => self.sms.api_base = parse_base_url(value)?,
+            "sms.retry_initial_ms" => self.sms.retry_initial_ms = parse_number(value)?,
+            "sms.confirmation" => self.sms.confirmation = value.to_owned(),
+            "sms.closing" => self.sms.closing = value.to_owned(),
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -535,6 +594,16 @@ fn parse_public_url(value: &str) -> Result<String, String> {
                 .to_owned())
         }
         None => Err("expected an http:// or https:// URL, or empty".to_owned()),
+    }
+}
+
+/// An `http(s)://` URL, without a trailing slash (paths are appended to it).
+fn parse_base_url(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/');
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value.to_owned())
+    } else {
+        Err("expected an http:// or https:// URL".to_owned())
     }
 }
 
@@ -632,7 +701,7 @@ mod tests {
                   |
                 1 | [htp]
                   |  ^^^
-                unknown field `htp`, expected one of `http`, `store`, `events`, `twilio`, `voice`, `workspace`"#]],
+                unknown field `htp`, expected one of `http`, `store`, `events`, `twilio`, `voice`, `sms`, `workspace`"#]],
         );
         check(
             Some("[http]\nworkers = \"two\"\n"),
@@ -690,7 +759,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
             ],
         );
         check(

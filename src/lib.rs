@@ -46,5 +46,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod simulate;
+pub mod sms;
 pub mod telemetry;
 pub mod workspace;

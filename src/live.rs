@@ -75,6 +75,11 @@ pub enum ExecuteError {
     Storage(#[from] StoreError),
 }
 
+/// `now` (the engine's unit) as a timestamp, for the IVR's business hours.
+pub fn timestamp(now: Millis) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
 /// The wall clock, in the engine's unit.
 pub fn now() -> Millis {
     jiff::Timestamp::now().as_millisecond()
@@ -195,6 +200,13 @@ impl LiveEngine {
     pub async fn put<R: Keyed>(&self, record: &R) -> Result<(), ExecuteError> {
         let stored = async { Ok(self.store.durable(self.store.put(record)?).await?) };
         self.storage_checked(stored.await)
+    }
+
+    /// Stores and deletes keyed records (built with [`Store::encode`] and [`Store::key_of`])
+    /// in one atomic write, and answers once it is durable.
+    pub async fn put_together(&self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), ExecuteError> {
+        let stored = self.store.durable(self.store.put_together(records)).await.map_err(ExecuteError::from);
+        self.storage_checked(stored)
     }
 
     /// Deletes the record of kind `R` with key `id` and answers once that is durable.

@@ -8,6 +8,7 @@ mod drain;
 mod error;
 mod health;
 pub mod signature;
+mod sms;
 mod taskrouter;
 mod voice;
 
@@ -53,6 +54,7 @@ impl Server {
         engine: std::sync::Arc<LiveEngine>,
         credentials: Credentials,
         calls: std::sync::Arc<crate::voice::Voice>,
+        texts: std::sync::Arc<crate::sms::Sms>,
         webhooks: Webhooks,
     ) -> Result<Server, HttpError> {
         let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
@@ -61,6 +63,7 @@ impl Server {
         let engine = web::Data::from(engine);
         let credentials = web::Data::new(credentials);
         let calls = web::Data::from(calls);
+        let texts = web::Data::from(texts);
         let webhooks = web::Data::new(webhooks);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -68,6 +71,7 @@ impl Server {
                 .app_data(engine.clone())
                 .app_data(credentials.clone())
                 .app_data(calls.clone())
+                .app_data(texts.clone())
                 .app_data(webhooks.clone())
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))
@@ -75,6 +79,7 @@ impl Server {
                 // Webhooks first: they are the busiest routes, and plain paths match cheaply
                 // where the API's patterns take a regular expression each.
                 .configure(voice::routes)
+                .configure(sms::routes)
                 .configure(taskrouter::routes)
                 .default_service(web::to(error::no_route))
         })

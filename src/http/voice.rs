@@ -66,38 +66,10 @@ async fn handle(
     voice: Arc<Voice>,
     webhooks: Arc<Webhooks>,
 ) -> HttpResponse {
-    let is_post = request.method() == Method::POST;
-    let form: Result<Vec<(String, String)>, _> =
-        if is_post { serde_urlencoded::from_bytes(&body) } else { Ok(Vec::new()) };
-    let query: Result<Vec<(String, String)>, _> = serde_urlencoded::from_str(request.query_string());
-    let (Ok(params), Ok(query)) = (form, query) else {
-        return twiml(StatusCode::BAD_REQUEST, &refusal("The request's parameters are not URL-encoded."));
+    let (params, query) = match signed_params(&request, &body, &webhooks) {
+        Ok(params) => params,
+        Err(refused) => return refused,
     };
-    if webhooks.validate_signatures {
-        let base = if webhooks.public_url.is_empty() {
-            let info = request.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        } else {
-            webhooks.public_url.clone()
-        };
-        let path_and_query = request.uri().path_and_query().map_or(request.path(), |pq| pq.as_str());
-        let url = format!("{base}{path_and_query}");
-        let signature = request.headers().get("X-Twilio-Signature").and_then(|value| value.to_str().ok());
-        let signed: &[(String, String)] = if is_post { &params } else { &[] };
-        let valid = signature.is_some_and(|signature| {
-            super::signature::is_valid(&webhooks.auth_token, &url, signed, signature)
-        });
-        if !valid {
-            tracing::warn!(
-                %url,
-                signed = signature.is_some(),
-                "webhook refused: the X-Twilio-Signature does not match (is twilio.auth_token the account's token, and voice.public_url the URL the provider calls?)"
-            );
-            return twiml(StatusCode::FORBIDDEN, &refusal("This request is not signed by the provider."));
-        }
-    } else {
-        tracing::warn!(path = %request.path(), "webhook accepted WITHOUT a signature check: twilio.validate_signatures is false");
-    }
     if hook == Hook::Fallback {
         return twiml(StatusCode::OK, &technical_difficulty());
     }
@@ -125,11 +97,57 @@ async fn handle(
     }
 }
 
+/// Decoded `name=value` pairs, in the order received.
+pub(super) type Params = Vec<(String, String)>;
+
+/// A webhook's form (POST) and query parameters, once its X-Twilio-Signature is checked over
+/// the public URL; or the TwiML refusal to answer (400, 403).
+pub(super) fn signed_params(
+    request: &HttpRequest,
+    body: &[u8],
+    webhooks: &Webhooks,
+) -> Result<(Params, Params), HttpResponse> {
+    let is_post = request.method() == Method::POST;
+    let form: Result<Params, _> = if is_post { serde_urlencoded::from_bytes(body) } else { Ok(Vec::new()) };
+    let query: Result<Params, _> = serde_urlencoded::from_str(request.query_string());
+    let (Ok(params), Ok(query)) = (form, query) else {
+        return Err(twiml(
+            StatusCode::BAD_REQUEST,
+            &refusal("The request's parameters are not URL-encoded."),
+        ));
+    };
+    if !webhooks.validate_signatures {
+        tracing::warn!(path = %request.path(), "webhook accepted WITHOUT a signature check: twilio.validate_signatures is false");
+        return Ok((params, query));
+    }
+    let base = if webhooks.public_url.is_empty() {
+        let info = request.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    } else {
+        webhooks.public_url.clone()
+    };
+    let path_and_query = request.uri().path_and_query().map_or(request.path(), |pq| pq.as_str());
+    let url = format!("{base}{path_and_query}");
+    let signature = request.headers().get("X-Twilio-Signature").and_then(|value| value.to_str().ok());
+    let signed: &[(String, String)] = if is_post { &params } else { &[] };
+    let valid = signature
+        .is_some_and(|signature| super::signature::is_valid(&webhooks.auth_token, &url, signed, signature));
+    if !valid {
+        tracing::warn!(
+            %url,
+            signed = signature.is_some(),
+            "webhook refused: the X-Twilio-Signature does not match (is twilio.auth_token the account's token, and voice.public_url the URL the provider calls?)"
+        );
+        return Err(twiml(StatusCode::FORBIDDEN, &refusal("This request is not signed by the provider.")));
+    }
+    Ok((params, query))
+}
+
 /// A refusal the caller would hear, should the provider play it.
-fn refusal(text: &str) -> Response {
+pub(super) fn refusal(text: &str) -> Response {
     Response::new(vec![Verb::Say(Say { text: text.to_owned(), ..Say::default() }), Verb::Hangup])
 }
 
-fn twiml(status: StatusCode, response: &Response) -> HttpResponse {
+pub(super) fn twiml(status: StatusCode, response: &Response) -> HttpResponse {
     HttpResponse::build(status).content_type("application/xml").body(response.to_xml())
 }

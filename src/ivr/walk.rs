@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{Choice, Flow, Menu, Prompt, Route};
+use crate::routing::{NewTask, Workflow};
 use crate::twiml::{self, Gather, Method, Response, Say, Verb};
 
 /// Where a call is in its flow.
@@ -55,6 +56,40 @@ pub struct RouteRequest {
     /// The caller left a message and is hanging up (the response says thanks): the task is a
     /// call-back, and the caller's hang-up must not cancel it.
     pub voicemail: bool,
+}
+
+impl RouteRequest {
+    /// The task this route creates on `channel` among the workspace's `workflows`, with
+    /// `extra` attributes (who called, which flow...) beside the route's own. An error names
+    /// a workflow that does not exist.
+    pub fn into_task(
+        self,
+        workflows: &[Workflow],
+        channel: &str,
+        extra: &[(&str, Value)],
+    ) -> Result<NewTask, String> {
+        let workflow = match &self.workflow {
+            Some(name) => Some(
+                workflows
+                    .iter()
+                    .find(|workflow| &workflow.friendly_name == name)
+                    .map(|workflow| workflow.sid)
+                    .ok_or_else(|| format!("the IVR routes to workflow {name:?}, which does not exist"))?,
+            ),
+            None => None,
+        };
+        let mut attributes = self.attributes;
+        for (name, value) in extra {
+            attributes[*name] = value.clone();
+        }
+        Ok(NewTask {
+            attributes,
+            priority: self.priority,
+            timeout: None,
+            workflow,
+            channel: Some(channel.to_owned()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

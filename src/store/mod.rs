@@ -326,6 +326,19 @@ impl Store {
         Ok(self.flusher.queue_record(key, Some(value)))
     }
 
+    /// Stores records encoded by [`Store::encode`] (`None`: delete the key), all in the same
+    /// group: a crash keeps all of them or none.
+    pub fn put_together(&self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Ticket {
+        let mut pending = self.flusher.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending.records.extend(records);
+        self.flusher.issue(&mut pending)
+    }
+
+    /// The key of the record of kind `R` with key `id`, for [`Store::put_together`].
+    pub fn key_of<R: Keyed>(id: &str) -> Vec<u8> {
+        keyed::<R>(id)
+    }
+
     /// Deletes the record of kind `R` with key `id`, in the next group.
     pub fn delete<R: Keyed>(&self, id: &str) -> Ticket {
         self.flusher.queue_record(keyed::<R>(id), None)

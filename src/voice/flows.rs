@@ -73,6 +73,18 @@ impl Flows {
         Flows { flows: BTreeMap::from([(MAIN_FLOW.to_owned(), flow)]), by_number: HashMap::new() }
     }
 
+    /// The flows of `settings.ivr_dir`; the built-in ones when that is the default folder and
+    /// it does not exist (a server started outside the repository).
+    pub fn for_settings(settings: &crate::config::VoiceSettings) -> Result<Flows, FlowsError> {
+        if !settings.ivr_dir.exists() && settings.ivr_dir == crate::config::VoiceSettings::default().ivr_dir {
+            tracing::info!(
+                "no ivr/ folder here: answering with the built-in onboarding IVR (1 or SALES for Sales, 2 or SUPPORT for Support)"
+            );
+            return Ok(Flows::builtin());
+        }
+        Flows::load(&settings.ivr_dir)
+    }
+
     /// The flow in file `name`.
     pub fn get(&self, name: &str) -> Option<&Flow> {
         self.flows.get(name)

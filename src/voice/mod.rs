@@ -18,7 +18,7 @@ use crate::config::VoiceSettings;
 use crate::ivr::{self, CallState, Effect, Flow, Input};
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
-use crate::routing::{Command, Millis, NewTask, ReservationStatus, Sid, TaskStatus};
+use crate::routing::{Command, Millis, ReservationStatus, Sid, TaskStatus};
 use crate::store::{CallRecord, CallV1, StoreError};
 use crate::twiml::{self, DialTarget, Method, Response, Verb};
 pub use flows::{Flows, FlowsError};
@@ -112,7 +112,7 @@ pub enum VoiceError {
 /// What the voice webhooks share.
 pub struct Voice {
     live: Arc<LiveEngine>,
-    flows: Flows,
+    flows: Arc<Flows>,
     settings: VoiceSettings,
     /// The stored calls, one lock per call.
     calls: KeyedLocks<CallV1>,
@@ -141,15 +141,11 @@ const FORGET_AFTER: Millis = 4 * 3600 * 1000;
 
 impl Voice {
     /// Loads the flows of `settings.ivr_dir` and the calls that were in progress.
-    pub fn open(live: Arc<LiveEngine>, settings: &VoiceSettings) -> Result<Voice, VoiceError> {
-        let flows = if !settings.ivr_dir.exists() && settings.ivr_dir == VoiceSettings::default().ivr_dir {
-            tracing::info!(
-                "no ivr/ folder here: answering calls with the built-in onboarding IVR (press 1 for Sales, 2 for Support)"
-            );
-            Flows::builtin()
-        } else {
-            Flows::load(&settings.ivr_dir)?
-        };
+    pub fn open(
+        live: Arc<LiveEngine>,
+        flows: Arc<Flows>,
+        settings: &VoiceSettings,
+    ) -> Result<Voice, VoiceError> {
         let calls = live
             .stored::<CallRecord>()?
             .into_iter()
@@ -179,7 +175,7 @@ impl Voice {
             tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
             return Ok(technical_difficulty());
         };
-        let state = CallState::new(flow, timestamp(now));
+        let state = CallState::new(flow, live::timestamp(now));
         Ok(ivr::step(flow, &state, &Input::Start, ivr::Medium::Voice(&|state| ivr_action(name, state)))
             .response)
     }
@@ -199,7 +195,7 @@ impl Voice {
         let Some((name, flow, state)) = position.or_else(|| {
             // No (or an unknown) flow in the URL, e.g. a flow file renamed meanwhile: start over.
             let (name, flow) = self.flows.for_number(&params.to)?;
-            Some((name, flow, CallState::new(flow, timestamp(now))))
+            Some((name, flow, CallState::new(flow, live::timestamp(now))))
         }) else {
             return Ok(technical_difficulty());
         };
@@ -555,32 +551,21 @@ impl Voice {
         record: CallV1,
         request: ivr::RouteRequest,
     ) -> Result<Option<CallV1>, VoiceError> {
-        let workflow = match &request.workflow {
-            Some(name) => {
-                let sid = self.live.read(|engine| {
-                    engine.workflows().iter().find(|workflow| &workflow.friendly_name == name).map(|w| w.sid)
-                });
-                if sid.is_none() {
-                    tracing::error!(flow = %record.flow, workflow = %name, "the IVR routes to a workflow that does not exist");
-                    return Ok(None);
-                }
-                sid
-            }
-            None => None,
-        };
-        let mut attributes = request.attributes;
-        attributes["call_sid"] = json!(record.call_sid);
-        attributes["from"] = json!(record.from);
-        attributes["to"] = json!(record.to);
-        attributes["ivr_flow"] = json!(record.flow);
-        let command = Command::CreateTask(NewTask {
-            attributes,
-            priority: request.priority,
-            timeout: None,
-            workflow,
-            channel: Some("voice".to_owned()),
-        });
+        let extra = [
+            ("call_sid", json!(record.call_sid)),
+            ("from", json!(record.from)),
+            ("to", json!(record.to)),
+            ("ivr_flow", json!(record.flow)),
+        ];
+        let task = self.live.read(|engine| request.into_task(engine.workflows(), "voice", &extra));
         let flow = record.flow.clone();
+        let command = match task {
+            Ok(task) => Command::CreateTask(task),
+            Err(err) => {
+                tracing::error!(%flow, %err, "the IVR's task cannot be created");
+                return Ok(None);
+            }
+        };
         let stored = self.live.execute_with(command, |task| CallRecord::V1(CallV1 { task, ..record })).await;
         match stored {
             Ok((_, CallRecord::V1(record))) => Ok(Some(record)),
@@ -684,10 +669,6 @@ fn set_state(record: &mut CallV1, state: CallState) {
     record.failures = state.failures;
     record.language = state.language;
     record.path = state.path;
-}
-
-fn timestamp(now: Millis) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 #[cfg(test)]

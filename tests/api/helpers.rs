@@ -23,6 +23,8 @@ pub struct TestApp {
     pub engine: std::sync::Arc<switchboard::live::LiveEngine>,
     /// The calls in progress, to look at them and sweep them on a chosen clock.
     pub voice: std::sync::Arc<switchboard::voice::Voice>,
+    /// The text conversations and their outbox.
+    pub sms: std::sync::Arc<switchboard::sms::Sms>,
     /// Held so that the sled data directory lives as long as the server, and is removed after.
     _data_dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -47,6 +49,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let address = application.local_addr();
     let engine = application.engine();
     let voice = application.voice();
+    let sms = application.sms();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -55,6 +58,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         address,
         engine,
         voice,
+        sms,
         _data_dir: data_dir,
         client: reqwest::Client::new(),
         stop: Some(stop),

@@ -103,7 +103,7 @@ impl Api {
 
 /// HTTP Basic auth: the account SID as user name, the auth token as password, as Twilio's
 /// SDKs send them.
-fn authenticate(request: &HttpRequest, credentials: &Credentials) -> Result<(), TwilioError> {
+pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> Result<(), TwilioError> {
     let header = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     // The scheme name is case-insensitive (RFC 7617).
     let encoded = header

@@ -9,10 +9,10 @@
 //! - `workspace.rs` (workspace, activities), `workers.rs`, `tasks.rs` (tasks, reservations):
 //!   the handlers.
 
-mod api;
-mod error;
+pub(super) mod api;
+pub(super) mod error;
 mod params;
-mod render;
+pub(super) mod render;
 mod tasks;
 mod workers;
 mod workspace;

@@ -1,0 +1,170 @@
+//! Text messages: the provider's incoming-message webhook (`/sms/incoming`, signed like the
+//! voice webhooks, answered with TwiML), and the agents' conversation API:
+//!
+//! - `GET /agent/api/conversations/{TaskSid}`: the messages, each reply with its delivery;
+//! - `POST /agent/api/conversations/{TaskSid}/messages` (`Body`): a reply, queued durably;
+//! - `POST /agent/api/conversations/{TaskSid}/close`: completes the task, texts the closing.
+//!
+//! Until agents sign in on their own page (issue #8), the conversation API takes the account's
+//! credentials (HTTP Basic, like the REST API).
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::error::InternalError;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::taskrouter::api::authenticate;
+use super::taskrouter::render::date;
+use super::voice::{Webhooks, refusal, signed_params, twiml};
+use crate::config::Credentials;
+use crate::live;
+use crate::routing::{Sid, SidKind};
+use crate::sms::{ConversationView, MessageParams, Sms, SmsError};
+use crate::store::OutboxV1;
+use crate::twiml::{Response, Verb};
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/sms/incoming").route(web::post().to(incoming)).route(web::get().to(incoming)),
+        )
+        .service(web::resource("/agent/api/conversations/{task}").route(web::get().to(conversation)))
+        .service(web::resource("/agent/api/conversations/{task}/messages").route(web::post().to(reply)))
+        .service(web::resource("/agent/api/conversations/{task}/close").route(web::post().to(close)));
+}
+
+async fn incoming(
+    request: HttpRequest,
+    body: web::Bytes,
+    sms: web::Data<Sms>,
+    webhooks: web::Data<Webhooks>,
+) -> HttpResponse {
+    let params = match signed_params(&request, &body, &webhooks) {
+        Ok((form, query)) => MessageParams::from_params(&[form, query].concat()),
+        Err(refused) => return refused,
+    };
+    if params.from.is_empty() || params.to.is_empty() {
+        return twiml(StatusCode::BAD_REQUEST, &refusal("From and To are required."));
+    }
+    match sms.incoming(&params, live::now()).await {
+        Ok(response) => twiml(StatusCode::OK, &response),
+        Err(err) => {
+            tracing::error!(from = %params.from, %err, "incoming text failed");
+            let sorry = "Sorry, we cannot take your message right now. Please try again later.";
+            let message = Verb::Message(crate::ivr::message(sorry.to_owned()));
+            twiml(StatusCode::INTERNAL_SERVER_ERROR, &Response::new(vec![message]))
+        }
+    }
+}
+
+/// The task SID of a conversation request, once the request's credentials are checked.
+struct ConversationTask(Sid);
+
+impl FromRequest for ConversationTask {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<ConversationTask, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let refuse = |response: HttpResponse| InternalError::from_response("refused", response).into();
+        let task = match request.app_data::<web::Data<Credentials>>() {
+            Some(credentials) => {
+                authenticate(request, credentials).map_err(|err| refuse(err.error_response()))
+            }
+            None => Err(refuse(
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no credentials").error_response(),
+            )),
+        }
+        .and_then(|()| {
+            let task = request.match_info().get("task").unwrap_or_default();
+            Sid::parse(task, SidKind::Task).map(ConversationTask).map_err(|_| {
+                refuse(
+                    ApiError::new(StatusCode::NOT_FOUND, format!("{task} is not a task SID"))
+                        .error_response(),
+                )
+            })
+        });
+        ready(task)
+    }
+}
+
+async fn conversation(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -> HttpResponse {
+    match sms.conversation(task).await {
+        Ok(view) => HttpResponse::Ok().json(render(&view)),
+        Err(err) => error(err),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReplyForm {
+    body: String,
+}
+
+async fn reply(
+    ConversationTask(task): ConversationTask,
+    form: web::Bytes,
+    sms: web::Data<Sms>,
+) -> HttpResponse {
+    let Ok(ReplyForm { body }) = serde_urlencoded::from_bytes::<ReplyForm>(&form) else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "Body is required (form-encoded)").error_response();
+    };
+    match sms.reply(task, &body, live::now()).await {
+        Ok(entry) => HttpResponse::Created().json(delivery(&entry)),
+        Err(err) => error(err),
+    }
+}
+
+async fn close(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -> HttpResponse {
+    match sms.close(task, live::now()).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(err) => error(err),
+    }
+}
+
+fn error(err: SmsError) -> HttpResponse {
+    let status = match &err {
+        SmsError::NotFound(_) => StatusCode::NOT_FOUND,
+        SmsError::Conflict(_) => StatusCode::CONFLICT,
+        SmsError::Invalid(_) => StatusCode::BAD_REQUEST,
+        SmsError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, err.to_string()).error_response()
+}
+
+fn render(view: &ConversationView) -> Value {
+    let conversation = &view.conversation;
+    let messages: Vec<Value> = conversation
+        .messages
+        .iter()
+        .map(|message| {
+            json!({
+                "date_created": date(message.at),
+                "author": message.author,
+                "body": message.body,
+                "delivery": message.outbox.and_then(|id| view.deliveries.get(&id)).map(delivery),
+            })
+        })
+        .collect();
+    json!({
+        "task_sid": view.task.to_string(),
+        "customer": conversation.customer,
+        "number": conversation.number,
+        "opted_out": conversation.stopped,
+        "messages": messages,
+    })
+}
+
+fn delivery(entry: &OutboxV1) -> Value {
+    json!({
+        "id": entry.id,
+        "status": entry.status,
+        "attempts": entry.attempts,
+        "last_error": entry.last_error,
+        "provider_sid": entry.provider_sid,
+        "body": entry.body,
+    })
+}

@@ -1,0 +1,613 @@
+//! Text conversations (DESIGN §1, SMS): a customer texts one of Switchboard's numbers, walks
+//! the same IVR flows as callers (each reply one `<Message>`, keywords allowed), and is then
+//! routed as a task on the `sms` channel; once an agent accepts, the customer's texts join the
+//! conversation and the agent's replies leave through a durable outbox that
+//! `outbound::messages` delivers to the provider's REST API.
+//!
+//! A conversation is keyed by (customer, number) and changed by one request at a time (its
+//! lock), and every change is durable before the answer. A provider's retry of a MessageSid is
+//! answered as the first time, without acting twice. STOP silences everything to the customer
+//! (queued replies included) until START.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::config::SmsSettings;
+use crate::ivr::{self, CallState, Effect, Input, Medium};
+use crate::live::{self, ExecuteError, LiveEngine};
+use crate::locks::{KeyedGuard, KeyedLocks};
+use crate::routing::{Command, Millis, Sid, TaskStatus};
+use crate::store::{
+    ConversationRecord, ConversationV1, MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
+};
+use crate::twiml::{Response, Verb};
+use crate::voice::Flows;
+
+/// The parameters of an incoming-message webhook that Switchboard reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageParams {
+    pub message_sid: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+}
+
+impl MessageParams {
+    pub fn from_params(params: &[(String, String)]) -> MessageParams {
+        let get = |name: &str| {
+            params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()).unwrap_or_default()
+        };
+        MessageParams { message_sid: get("MessageSid"), from: get("From"), to: get("To"), body: get("Body") }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    /// A change could not be made durable: the server stops.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request does not fit the conversation's state (closed, opted out...).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The longest text the provider takes (Twilio: 1,600 characters).
+pub const MAX_BODY: usize = 1_600;
+/// Inbound MessageSids remembered per conversation, to answer retries.
+const ANSWERED_KEPT: usize = 20;
+/// Sent (and refused) outbox entries are deleted after this long.
+const OUTBOX_KEPT: Millis = 24 * 3600 * 1000;
+/// The longest wait between two attempts at a reply.
+const RETRY_MAX: Millis = 5 * 60 * 1000;
+
+const STOP_WORDS: [&str; 6] = ["stop", "stopall", "unsubscribe", "cancel", "end", "quit"];
+const START_WORDS: [&str; 3] = ["start", "yes", "unstop"];
+const HELP_WORDS: [&str; 2] = ["help", "info"];
+const STOPPED: &str = "You will receive no more messages from us. Reply START to resume.";
+const STARTED: &str = "You can text us again. Reply HELP for help.";
+const HELP: &str =
+    "Reply with the number (or word) of an option to reach the right team. Reply STOP to stop messages.";
+const TECHNICAL_DIFFICULTY: &str = "Sorry, we cannot take your message right now. Please try again later.";
+
+/// What the SMS webhook and the agents' conversation API share.
+pub struct Sms {
+    live: Arc<LiveEngine>,
+    flows: Arc<Flows>,
+    settings: SmsSettings,
+    conversations: KeyedLocks<ConversationV1>,
+    /// The conversation (key) of each routed task.
+    by_task: Mutex<HashMap<Sid, String>>,
+    /// Every outbox entry not yet pruned, by id.
+    outbox: Mutex<BTreeMap<u64, OutboxV1>>,
+    last_outbox_id: AtomicU64,
+    /// Woken when a reply is queued.
+    outbox_changed: Notify,
+}
+
+/// A conversation as the agent sees it: the messages, and each reply's delivery.
+#[derive(Debug, Clone)]
+pub struct ConversationView {
+    pub task: Sid,
+    pub conversation: ConversationV1,
+    pub deliveries: HashMap<u64, OutboxV1>,
+}
+
+/// What the outbox deliverer should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Send(OutboxV1),
+    /// Nothing due before then.
+    WaitUntil(Millis),
+    /// Nothing queued.
+    Idle,
+}
+
+impl Sms {
+    /// Loads the stored conversations and outbox.
+    pub fn open(live: Arc<LiveEngine>, flows: Arc<Flows>, settings: &SmsSettings) -> Result<Sms, StoreError> {
+        let conversations: Vec<ConversationV1> =
+            live.stored::<ConversationRecord>()?.into_iter().map(|ConversationRecord::V1(c)| c).collect();
+        let by_task = conversations
+            .iter()
+            .filter_map(|c| Some((c.task?, ConversationV1::key(&c.customer, &c.number))))
+            .collect();
+        let outbox: BTreeMap<u64, OutboxV1> =
+            live.stored::<OutboxRecord>()?.into_iter().map(|OutboxRecord::V1(m)| (m.id, m)).collect();
+        let last_outbox_id = outbox.keys().next_back().copied().unwrap_or(0);
+        Ok(Sms {
+            live,
+            flows,
+            settings: settings.clone(),
+            conversations: KeyedLocks::new(
+                conversations.into_iter().map(|c| (ConversationV1::key(&c.customer, &c.number), c)),
+            ),
+            by_task: Mutex::new(by_task),
+            outbox: Mutex::new(outbox),
+            last_outbox_id: AtomicU64::new(last_outbox_id),
+            outbox_changed: Notify::new(),
+        })
+    }
+
+    /// `POST /sms/incoming`: a customer's text. Answers the TwiML to send back (a `<Message>`,
+    /// or nothing).
+    pub async fn incoming(&self, params: &MessageParams, now: Millis) -> Result<Response, SmsError> {
+        let key = ConversationV1::key(&params.from, &params.to);
+        let mut conversation = self.conversations.lock(&key).await;
+        if let Some(answer) = conversation.as_ref().and_then(|c| answered(c, &params.message_sid)) {
+            return Ok(answer);
+        }
+        let Some((flow_name, _)) = self.flows.for_number(&params.to) else {
+            tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
+            return Ok(text(TECHNICAL_DIFFICULTY));
+        };
+        let mut record = conversation.take().unwrap_or_else(|| fresh(&params.from, &params.to, flow_name));
+        let outcome = self.handle(&mut record, params, now).await;
+        let (response, writes) = match outcome {
+            Ok(done) => done,
+            Err(err) => {
+                *conversation = Some(record);
+                return Err(err);
+            }
+        };
+        if !params.message_sid.is_empty() {
+            record.answered.push((params.message_sid.clone(), response.to_xml()));
+            let excess = record.answered.len().saturating_sub(ANSWERED_KEPT);
+            record.answered.drain(..excess);
+        }
+        self.save(&mut conversation, record, writes).await?;
+        Ok(response)
+    }
+
+    /// Acts on one inbound text; returns the answer and outbox entries to write with the
+    /// conversation.
+    async fn handle(
+        &self,
+        record: &mut ConversationV1,
+        params: &MessageParams,
+        now: Millis,
+    ) -> Result<(Response, Vec<OutboxV1>), SmsError> {
+        let word = params.body.trim().to_lowercase();
+        if STOP_WORDS.contains(&word.as_str()) {
+            record.stopped = true;
+            let canceled = self.cancel_queued_to(&record.customer);
+            return Ok((text(STOPPED), canceled));
+        }
+        if START_WORDS.contains(&word.as_str()) {
+            record.stopped = false;
+            return Ok((text(STARTED), Vec::new()));
+        }
+        if HELP_WORDS.contains(&word.as_str()) && !record.stopped {
+            return Ok((text(HELP), Vec::new()));
+        }
+        // A conversation with an agent: the text joins it.
+        if let Some(task) = record.task {
+            let status = self.live.read(|engine| engine.task(task).map(|task| task.status));
+            if status.is_some_and(|status| {
+                status.is_waiting() || status == TaskStatus::Assigned || status == TaskStatus::Wrapping
+            }) {
+                record.messages.push(message(now, "customer", &params.body));
+                return Ok((Response::default(), Vec::new()));
+            }
+            // The task ended without the conversation being closed here: start again.
+            self.lock_by_task().remove(&task);
+            *record = ConversationV1 {
+                stopped: record.stopped,
+                answered: record.answered.clone(),
+                ..fresh(&record.customer, &record.number, &record.flow)
+            };
+        }
+        record.messages.push(message(now, "customer", &params.body));
+        if record.stopped {
+            return Ok((Response::default(), Vec::new()));
+        }
+        let Some(flow) =
+            self.flows.get(&record.flow).or_else(|| self.flows.for_number(&record.number).map(|(_, f)| f))
+        else {
+            return Ok((text(TECHNICAL_DIFFICULTY), Vec::new()));
+        };
+        let (state, input) = match &record.menu {
+            None => (CallState::new(flow, live::timestamp(now)), Input::Start),
+            Some(menu) => (
+                CallState {
+                    menu: menu.clone(),
+                    failures: record.failures,
+                    language: record.language.clone(),
+                    path: record.path.clone(),
+                },
+                Input::Text(params.body.clone()),
+            ),
+        };
+        let step = ivr::step(flow, &state, &input, Medium::Text);
+        record.menu = Some(step.state.menu.clone());
+        record.failures = step.state.failures;
+        record.language = step.state.language.clone();
+        record.path = step.state.path.clone();
+        match step.effect {
+            Effect::Continue => {
+                record_replies(record, &step.response, now);
+                Ok((step.response, Vec::new()))
+            }
+            Effect::Hangup => {
+                record_replies(record, &step.response, now);
+                record.menu = None;
+                Ok((step.response, Vec::new()))
+            }
+            Effect::Route(request) => {
+                let confirmation = text(&self.settings.confirmation);
+                record_replies(record, &confirmation, now);
+                self.route(record, request).await?;
+                Ok((confirmation, Vec::new()))
+            }
+        }
+    }
+
+    /// Creates the conversation's task, with the conversation stored in the same write.
+    async fn route(&self, record: &mut ConversationV1, request: ivr::RouteRequest) -> Result<(), SmsError> {
+        let extra = [
+            ("channel", json!("sms")),
+            ("from", json!(record.customer)),
+            ("to", json!(record.number)),
+            ("ivr_flow", json!(record.flow)),
+            (
+                "conversation",
+                json!(
+                    record
+                        .messages
+                        .iter()
+                        .map(|m| json!({"author": m.author, "body": m.body}))
+                        .collect::<Vec<_>>()
+                ),
+            ),
+        ];
+        let task = self.live.read(|engine| request.into_task(engine.workflows(), "sms", &extra));
+        let command = Command::CreateTask(task.map_err(SmsError::Conflict)?);
+        let base = record.clone();
+        let created = self
+            .live
+            .execute_with(command, |task| ConversationRecord::V1(ConversationV1 { task, menu: None, ..base }))
+            .await;
+        match created {
+            Ok((task, ConversationRecord::V1(stored))) => {
+                *record = stored;
+                if let Some(task) = task {
+                    self.lock_by_task().insert(task, ConversationV1::key(&record.customer, &record.number));
+                }
+                Ok(())
+            }
+            Err(ExecuteError::Storage(err)) => Err(SmsError::Storage(err)),
+            Err(ExecuteError::Refused(err)) => {
+                Err(SmsError::Conflict(format!("the IVR's task was refused: {err}")))
+            }
+        }
+    }
+
+    /// The conversation of `task`, with the delivery of each reply.
+    pub async fn conversation(&self, task: Sid) -> Result<ConversationView, SmsError> {
+        let (conversation, _) = self.by_task(task).await?;
+        let conversation = conversation.as_ref().cloned().ok_or_else(|| not_found(task))?;
+        let outbox = self.lock_outbox();
+        let deliveries = conversation
+            .messages
+            .iter()
+            .filter_map(|m| m.outbox)
+            .filter_map(|id| outbox.get(&id).map(|entry| (id, entry.clone())))
+            .collect();
+        Ok(ConversationView { task, conversation, deliveries })
+    }
+
+    /// An agent's reply in the conversation of `task`: stored with the conversation and queued
+    /// for the provider, durably, before it is acknowledged.
+    pub async fn reply(&self, task: Sid, body: &str, now: Millis) -> Result<OutboxV1, SmsError> {
+        check_body(body)?;
+        let (mut conversation, _) = self.by_task(task).await?;
+        let mut record = conversation.as_ref().cloned().ok_or_else(|| not_found(task))?;
+        let status = self.live.read(|engine| engine.task(task).map(|task| task.status));
+        if !matches!(status, Some(TaskStatus::Assigned | TaskStatus::Wrapping)) {
+            return Err(SmsError::Conflict(format!(
+                "task {task} is {}; replies go to conversations an agent accepted",
+                status.map_or("gone", TaskStatus::as_str)
+            )));
+        }
+        if record.stopped {
+            return Err(SmsError::Conflict(
+                "the customer texted STOP: nothing can be sent until they text START".into(),
+            ));
+        }
+        let entry = self.new_outbox(&record.customer, &record.number, body, now);
+        record.messages.push(MessageV1 { outbox: Some(entry.id), ..message(now, "agent", body) });
+        self.save(&mut conversation, record, vec![entry.clone()]).await?;
+        Ok(entry)
+    }
+
+    /// The agent closes the conversation of `task`: the task is completed, the customer gets
+    /// the closing text, and their next text starts at the IVR again.
+    pub async fn close(&self, task: Sid, now: Millis) -> Result<(), SmsError> {
+        let (mut conversation, key) = self.by_task(task).await?;
+        let record = conversation.as_ref().cloned().ok_or_else(|| not_found(task))?;
+        match self.live.execute(Command::Complete { task, reason: "conversation closed".into() }).await {
+            Ok(_) => {}
+            Err(ExecuteError::Storage(err)) => return Err(SmsError::Storage(err)),
+            Err(ExecuteError::Refused(err)) => return Err(SmsError::Conflict(err.to_string())),
+        }
+        let closing = (!record.stopped)
+            .then(|| self.new_outbox(&record.customer, &record.number, &self.settings.closing, now));
+        // Only an opt-out outlives the conversation.
+        let next = record.stopped.then(|| ConversationV1 {
+            stopped: true,
+            ..fresh(&record.customer, &record.number, &record.flow)
+        });
+        self.lock_by_task().remove(&task);
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        if let Some(entry) = &closing {
+            let (key, value) = Store::encode(&OutboxRecord::V1(entry.clone()))?;
+            writes.push((key, Some(value)));
+        }
+        match &next {
+            Some(next) => {
+                let (key, value) = Store::encode(&ConversationRecord::V1(next.clone()))?;
+                writes.push((key, Some(value)));
+            }
+            None => writes.push((Store::key_of::<ConversationRecord>(&key), None)),
+        }
+        self.live.put_together(writes).await.map_err(storage)?;
+        *conversation = next;
+        self.publish(closing.into_iter().collect());
+        Ok(())
+    }
+
+    /// The next reply to deliver, or when to look again.
+    pub fn next_outgoing(&self, now: Millis) -> Outgoing {
+        let outbox = self.lock_outbox();
+        let queued = outbox.values().filter(|entry| entry.status == "queued");
+        match queued.min_by_key(|entry| (entry.next_attempt_at, entry.id)) {
+            Some(entry) if entry.next_attempt_at <= now => Outgoing::Send(entry.clone()),
+            Some(entry) => Outgoing::WaitUntil(entry.next_attempt_at),
+            None => Outgoing::Idle,
+        }
+    }
+
+    /// Completes when a reply is queued (or may have become due).
+    pub async fn outbox_changed(&self) {
+        self.outbox_changed.notified().await;
+    }
+
+    /// The provider accepted reply `id` as `provider_sid`.
+    pub async fn delivered(
+        &self,
+        id: u64,
+        provider_sid: Option<String>,
+        now: Millis,
+    ) -> Result<(), SmsError> {
+        self.update_outbox(id, |entry| {
+            entry.status = "sent".into();
+            entry.attempts += 1;
+            entry.provider_sid = provider_sid;
+            entry.last_error = None;
+            entry.next_attempt_at = now;
+        })
+        .await?;
+        self.prune_outbox(now).await
+    }
+
+    /// The provider refused reply `id` for good (a 4xx other than 429).
+    pub async fn refused(&self, id: u64, error: String, now: Millis) -> Result<(), SmsError> {
+        tracing::warn!(id, %error, "the provider refused a reply for good");
+        self.update_outbox(id, |entry| {
+            entry.status = "failed".into();
+            entry.attempts += 1;
+            entry.last_error = Some(error);
+            entry.next_attempt_at = now;
+        })
+        .await
+    }
+
+    /// Reply `id` could not be delivered now: try again later, waiting twice as long each time.
+    pub async fn retry_later(&self, id: u64, error: String, now: Millis) -> Result<(), SmsError> {
+        let initial = i64::try_from(self.settings.retry_initial_ms).unwrap_or(i64::MAX).max(1);
+        self.update_outbox(id, |entry| {
+            entry.attempts += 1;
+            let wait = initial.saturating_mul(1 << entry.attempts.saturating_sub(1).min(20)).min(RETRY_MAX);
+            tracing::info!(id, attempts = entry.attempts, wait_ms = wait, %error, "a reply will be sent again");
+            entry.last_error = Some(error);
+            entry.next_attempt_at = now.saturating_add(wait);
+        })
+        .await
+    }
+
+    /// Every outbox entry (tests and diagnostics).
+    pub fn outbox(&self) -> Vec<OutboxV1> {
+        self.lock_outbox().values().cloned().collect()
+    }
+
+    async fn update_outbox(&self, id: u64, change: impl FnOnce(&mut OutboxV1)) -> Result<(), SmsError> {
+        let mut entry = self
+            .lock_outbox()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| SmsError::NotFound(format!("no reply {id}")))?;
+        change(&mut entry);
+        self.live.put(&OutboxRecord::V1(entry.clone())).await.map_err(storage)?;
+        self.lock_outbox().insert(id, entry);
+        Ok(())
+    }
+
+    /// Deletes delivered and refused replies older than a day.
+    async fn prune_outbox(&self, now: Millis) -> Result<(), SmsError> {
+        let old: Vec<u64> = self
+            .lock_outbox()
+            .values()
+            .filter(|entry| entry.status != "queued" && now - entry.next_attempt_at > OUTBOX_KEPT)
+            .map(|entry| entry.id)
+            .collect();
+        if old.is_empty() {
+            return Ok(());
+        }
+        let deletes =
+            old.iter().map(|id| (Store::key_of::<OutboxRecord>(&format!("{id:020}")), None)).collect();
+        self.live.put_together(deletes).await.map_err(storage)?;
+        let mut outbox = self.lock_outbox();
+        for id in old {
+            outbox.remove(&id);
+        }
+        Ok(())
+    }
+
+    fn new_outbox(&self, to: &str, from: &str, body: &str, now: Millis) -> OutboxV1 {
+        OutboxV1 {
+            id: self.last_outbox_id.fetch_add(1, Ordering::SeqCst) + 1,
+            to: to.to_owned(),
+            from: from.to_owned(),
+            body: body.to_owned(),
+            status: "queued".to_owned(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            provider_sid: None,
+            created_at: now,
+        }
+    }
+
+    /// Marks the queued replies to `customer` canceled (they texted STOP); returns them, to be
+    /// written with the conversation.
+    fn cancel_queued_to(&self, customer: &str) -> Vec<OutboxV1> {
+        let outbox = self.lock_outbox();
+        outbox
+            .values()
+            .filter(|entry| entry.status == "queued" && entry.to == customer)
+            .map(|entry| OutboxV1 {
+                status: "canceled".into(),
+                last_error: Some("the customer texted STOP".into()),
+                ..entry.clone()
+            })
+            .collect()
+    }
+
+    /// Writes the conversation and outbox entries in one atomic write, then makes them the
+    /// current state.
+    async fn save(
+        &self,
+        conversation: &mut KeyedGuard<'_, ConversationV1>,
+        record: ConversationV1,
+        outbox: Vec<OutboxV1>,
+    ) -> Result<(), SmsError> {
+        let mut writes = Vec::new();
+        let (key, value) = Store::encode(&ConversationRecord::V1(record.clone()))?;
+        writes.push((key, Some(value)));
+        for entry in &outbox {
+            let (key, value) = Store::encode(&OutboxRecord::V1(entry.clone()))?;
+            writes.push((key, Some(value)));
+        }
+        self.live.put_together(writes).await.map_err(storage)?;
+        **conversation = Some(record);
+        self.publish(outbox);
+        Ok(())
+    }
+
+    fn publish(&self, entries: Vec<OutboxV1>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut outbox = self.lock_outbox();
+        for entry in entries {
+            outbox.insert(entry.id, entry);
+        }
+        drop(outbox);
+        self.outbox_changed.notify_one();
+    }
+
+    async fn by_task(&self, task: Sid) -> Result<(KeyedGuard<'_, ConversationV1>, String), SmsError> {
+        let key = self.lock_by_task().get(&task).cloned().ok_or_else(|| not_found(task))?;
+        let conversation = self.conversations.lock(&key).await;
+        if conversation.as_ref().and_then(|c| c.task) != Some(task) {
+            return Err(not_found(task));
+        }
+        Ok((conversation, key))
+    }
+
+    fn lock_by_task(&self) -> MutexGuard<'_, HashMap<Sid, String>> {
+        self.by_task.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_outbox(&self) -> MutexGuard<'_, BTreeMap<u64, OutboxV1>> {
+        self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn fresh(customer: &str, number: &str, flow: &str) -> ConversationV1 {
+    ConversationV1 {
+        customer: customer.to_owned(),
+        number: number.to_owned(),
+        flow: flow.to_owned(),
+        menu: None,
+        failures: 0,
+        language: String::new(),
+        path: Vec::new(),
+        task: None,
+        messages: Vec::new(),
+        stopped: false,
+        answered: Vec::new(),
+    }
+}
+
+fn answered(conversation: &ConversationV1, message_sid: &str) -> Option<Response> {
+    if message_sid.is_empty() {
+        return None;
+    }
+    let xml = &conversation.answered.iter().find(|(sid, _)| sid == message_sid)?.1;
+    // Stored as sent; parsed back to answer the retry the same.
+    let verbs = crate::twiml::parse(xml).ok()?;
+    let messages = verbs
+        .into_iter()
+        .filter(|verb| verb.name == "Message")
+        .map(|verb| Verb::Message(ivr::message(verb.text)));
+    Some(Response::new(messages.collect()))
+}
+
+/// The Switchboard texts in `response`, added to the conversation.
+fn record_replies(record: &mut ConversationV1, response: &Response, now: Millis) {
+    for verb in &response.verbs {
+        if let Verb::Message(sent) = verb {
+            record.messages.push(message(now, "switchboard", &sent.body));
+        }
+    }
+}
+
+fn message(at: Millis, author: &str, body: &str) -> MessageV1 {
+    MessageV1 { at, author: author.to_owned(), body: body.to_owned(), outbox: None }
+}
+
+fn text(body: &str) -> Response {
+    Response::new(vec![Verb::Message(ivr::message(body.to_owned()))])
+}
+
+fn check_body(body: &str) -> Result<(), SmsError> {
+    let length = body.chars().count();
+    if body.trim().is_empty() {
+        return Err(SmsError::Invalid("Body is empty".into()));
+    }
+    if length > MAX_BODY {
+        return Err(SmsError::Invalid(format!(
+            "Body has {length} characters; the most a text takes is {MAX_BODY}"
+        )));
+    }
+    Ok(())
+}
+
+fn not_found(task: Sid) -> SmsError {
+    SmsError::NotFound(format!("no text conversation has task {task}"))
+}
+
+fn storage(err: ExecuteError) -> SmsError {
+    match err {
+        ExecuteError::Storage(err) => SmsError::Storage(err),
+        ExecuteError::Refused(err) => SmsError::Conflict(err.to_string()),
+    }
+}

@@ -1,0 +1,455 @@
+//! Text conversations on the real server: a customer texts, walks the IVR by keyword, becomes a
+//! Sales task on the `sms` channel, an agent accepts and replies; the replies reach a real
+//! local HTTP listener standing in for the provider's messages API, which refuses the first
+//! attempts (HTTP 500, then a closed port). And a SIGKILL between the agent's reply and its
+//! delivery loses nothing.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use switchboard::http::signature;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::helpers::{SwitchboardProcess, spawn_app_with, switchboard_command};
+use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
+
+const CUSTOMER: &str = "+15550100007";
+const NUMBER: &str = "+15550100200";
+
+/// A request the provider's messages API received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Received {
+    path: String,
+    authorization: String,
+    form: Vec<(String, String)>,
+}
+
+impl Received {
+    fn field(&self, name: &str) -> &str {
+        self.form.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
+    }
+}
+
+/// The provider's messages API: a real HTTP listener on loopback that answers 500 while
+/// `failing`, 201 with a message SID otherwise, and can close its port and open it again.
+struct Provider {
+    address: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    failing: Arc<Mutex<bool>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Provider {
+    async fn start(address: SocketAddr, failing: bool) -> Provider {
+        let mut provider = Provider {
+            address,
+            received: Arc::default(),
+            failing: Arc::new(Mutex::new(failing)),
+            server: None,
+        };
+        provider.open().await;
+        provider
+    }
+
+    /// Listens on the provider's port (again).
+    async fn open(&mut self) {
+        let listener = TcpListener::bind(self.address).await.expect("the provider's port is free");
+        self.address = listener.local_addr().unwrap();
+        let (received, failing) = (self.received.clone(), self.failing.clone());
+        self.server = Some(tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let (received, failing) = (received.clone(), failing.clone());
+                tokio::spawn(async move {
+                    let Some(request) = read_request(&mut stream).await else { return };
+                    let refuse = *failing.lock().unwrap();
+                    received.lock().unwrap().push(request);
+                    let (status, body) = if refuse {
+                        ("500 Internal Server Error", r#"{"code": 20500, "message": "try later"}"#.to_owned())
+                    } else {
+                        let n = received.lock().unwrap().len();
+                        ("201 Created", format!(r#"{{"sid": "SM{n:032x}", "status": "queued"}}"#))
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        }));
+    }
+
+    /// Closes the port: attempts meanwhile are refused connections.
+    async fn close(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let read = stream.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|line| line.split_once(':').filter(|(key, _)| key.eq_ignore_ascii_case(name)))
+                .map(|(_, value)| value.trim().to_owned())
+        };
+        let length: usize = header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+        if buffer.len() < end + 4 + length {
+            continue;
+        }
+        let path = head.lines().next()?.split_whitespace().nth(1)?.to_owned();
+        let form = serde_urlencoded::from_bytes(&buffer[end + 4..end + 4 + length]).ok()?;
+        return Some(Received { path, authorization: header("authorization").unwrap_or_default(), form });
+    }
+}
+
+/// Switchboard as the customer's phone company and the agent's browser see it.
+struct Switchboard {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Switchboard {
+    /// The customer texts `body`, as message `message_sid`; returns the TwiML answer.
+    async fn text(&self, message_sid: &str, body: &str) -> String {
+        let params: Vec<(String, String)> = [
+            ("MessageSid", message_sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", CUSTOMER),
+            ("To", NUMBER),
+            ("Body", body),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let url = format!("{}/sms/incoming", self.base);
+        let response = self
+            .client
+            .post(&url)
+            .header("X-Twilio-Signature", signature::sign(AUTH_TOKEN, &url, &params))
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let xml = response.text().await.unwrap();
+        switchboard::twiml::parse(&xml).unwrap_or_else(|err| panic!("not TwiML ({err}): {xml}"));
+        xml.trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#).to_owned()
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
+        if !form.is_empty() {
+            request = request.form(form);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn workspace(&self) -> String {
+        let (_, workspaces) = self.api(reqwest::Method::GET, "/v1/Workspaces", &[]).await;
+        workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned()
+    }
+
+    /// Alice becomes available, is offered the customer's task and accepts it; its SID.
+    async fn alice_accepts(&self) -> String {
+        let ws = self.workspace().await;
+        let (_, workers) = self
+            .api(reqwest::Method::GET, &format!("/v1/Workspaces/{ws}/Workers?FriendlyName=alice"), &[])
+            .await;
+        let alice = workers["workers"][0]["sid"].as_str().unwrap().to_owned();
+        let (_, activities) = self
+            .api(reqwest::Method::GET, &format!("/v1/Workspaces/{ws}/Activities?FriendlyName=Available"), &[])
+            .await;
+        let available = activities["activities"][0]["sid"].as_str().unwrap().to_owned();
+        let (status, _) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/v1/Workspaces/{ws}/Workers/{alice}"),
+                &[("ActivitySid", &available)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, reservations) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/v1/Workspaces/{ws}/Workers/{alice}/Reservations?ReservationStatus=pending"),
+                &[],
+            )
+            .await;
+        let reservation = &reservations["reservations"][0];
+        let task = reservation["task_sid"].as_str().expect("alice is offered the text").to_owned();
+        let path =
+            format!("/v1/Workspaces/{ws}/Tasks/{task}/Reservations/{}", reservation["sid"].as_str().unwrap());
+        let (status, body) =
+            self.api(reqwest::Method::POST, &path, &[("ReservationStatus", "accepted")]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        task
+    }
+
+    async fn conversation(&self, task: &str) -> Value {
+        let (status, body) =
+            self.api(reqwest::Method::GET, &format!("/agent/api/conversations/{task}"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn task(&self, task: &str) -> Value {
+        let ws = self.workspace().await;
+        self.api(reqwest::Method::GET, &format!("/v1/Workspaces/{ws}/Tasks/{task}"), &[]).await.1
+    }
+}
+
+/// Waits (polling, up to 30 s) until `done` holds.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A body of exactly 1,600 characters with markup, an ampersand and emoji.
+fn awkward_body(who: &str) -> String {
+    let start = format!("<b>{who}</b> & \"friends\" 🎉👍🏽 ");
+    let filler: String = "ü".repeat(1_600 - start.chars().count());
+    format!("{start}{filler}")
+}
+
+#[tokio::test]
+async fn a_texter_reaches_sales_talks_with_the_agent_and_replies_survive_a_failing_provider() {
+    let mut provider = Provider::start("127.0.0.1:0".parse().unwrap(), true).await;
+    let api_base = provider.base();
+    let app = spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+        settings.sms.api_base = api_base;
+        // Long enough for the test to close the port between two attempts, even on a slow machine.
+        settings.sms.retry_initial_ms = 400;
+    })
+    .await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+
+    // The IVR over text: a greeting gets the menu, a keyword chooses.
+    let menu = "<Response><Message>Thanks for your message. Reply 1 or SALES for sales, 2 or SUPPORT for support.</Message></Response>";
+    assert_eq!(switchboard.text("SM1", "hi").await, menu);
+    assert_eq!(
+        switchboard.text("SM2", "maybe").await,
+        "<Response><Message>Sorry, that is not one of the options. Thanks for your message. Reply 1 or SALES for sales, 2 or SUPPORT for support.</Message></Response>"
+    );
+    let confirmation = "<Response><Message>Thanks! An agent will text you here shortly.</Message></Response>";
+    assert_eq!(switchboard.text("SM3", "Sales").await, confirmation);
+    assert_eq!(
+        switchboard.text("SM3", "Sales").await,
+        confirmation,
+        "a retried MessageSid is answered the same"
+    );
+    let tasks: Vec<(String, Value)> = app.engine.read(|engine| {
+        engine
+            .tasks()
+            .map(|task| (engine.task_channel(task).unique_name.clone(), task.attributes.clone()))
+            .collect()
+    });
+    assert_eq!(tasks.len(), 1, "one task, whatever the retries");
+    let (channel, attributes) = &tasks[0];
+    assert_eq!((channel.as_str(), &attributes["skillsNeeded"]), ("sms", &serde_json::json!(["Sales"])));
+    assert_eq!(attributes["from"], CUSTOMER);
+    let said: Vec<&str> =
+        attributes["conversation"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(said[0], "hi");
+    assert_eq!(said[said.len() - 1], "Thanks! An agent will text you here shortly.");
+
+    // Alice accepts; the customer's next text joins her conversation, exactly as sent.
+    let task = switchboard.alice_accepts().await;
+    let customer_says = awkward_body("customer");
+    assert_eq!(switchboard.text("SM4", &customer_says).await, "<Response/>");
+    let conversation = switchboard.conversation(&task).await;
+    let last = conversation["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["author"].as_str(), last["body"].as_str()),
+        (Some("customer"), Some(customer_says.as_str()))
+    );
+
+    // Alice replies while the provider answers 500.
+    let alice_says = awkward_body("alice");
+    let (status, queued) = switchboard
+        .api(
+            reqwest::Method::POST,
+            &format!("/agent/api/conversations/{task}/messages"),
+            &[("Body", &alice_says)],
+        )
+        .await;
+    assert_eq!((status, queued["status"].as_str()), (StatusCode::CREATED, Some("queued")), "{queued}");
+    eventually("the provider refused once", async || !provider.received().is_empty()).await;
+
+    // Then its port is closed for a while: attempts fail without reaching it.
+    provider.close().await;
+    let sms = app.sms.clone();
+    eventually("an attempt met the closed port", async || sms.outbox().iter().any(|m| m.attempts >= 2)).await;
+    assert_eq!(provider.received().len(), 1);
+
+    // The provider recovers: the reply is delivered, once, with Basic auth and its fields.
+    *provider.failing.lock().unwrap() = false;
+    provider.open().await;
+    eventually("the reply was delivered", async || sms.outbox().iter().any(|m| m.status == "sent")).await;
+    let received = provider.received();
+    assert_eq!(received.len(), 2, "one refused attempt, one delivery: {received:?}");
+    let delivered = &received[1];
+    let expected_auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{ACCOUNT_SID}:{AUTH_TOKEN}")
+        )
+    );
+    assert_eq!(delivered.path, format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"));
+    assert_eq!(delivered.authorization, expected_auth);
+    assert_eq!((delivered.field("To"), delivered.field("From")), (CUSTOMER, NUMBER));
+    assert_eq!(delivered.field("Body"), alice_says, "1,600 characters, markup and emoji, exactly");
+    let conversation = switchboard.conversation(&task).await;
+    let reply = conversation["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(reply["delivery"]["status"], "sent", "the agent sees the delivery: {reply}");
+    assert!(reply["delivery"]["attempts"].as_u64().unwrap() >= 3);
+
+    // Alice closes: the task completes, the customer gets the closing text.
+    let (status, _) =
+        switchboard.api(reqwest::Method::POST, &format!("/agent/api/conversations/{task}/close"), &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(switchboard.task(&task).await["assignment_status"], "completed");
+    eventually("the closing text was delivered", async || provider.received().len() == 3).await;
+    assert!(provider.received()[2].field("Body").starts_with("Thanks for contacting us."));
+
+    // The next text starts at the IVR again; STOP silences, START resumes.
+    assert_eq!(switchboard.text("SM5", "hello again").await, menu);
+    assert_eq!(
+        switchboard.text("SM6", "STOP").await,
+        "<Response><Message>You will receive no more messages from us. Reply START to resume.</Message></Response>"
+    );
+    assert_eq!(switchboard.text("SM7", "1").await, "<Response/>", "nothing is sent after STOP");
+    assert_eq!(
+        switchboard.text("SM8", "start").await,
+        "<Response><Message>You can text us again. Reply HELP for help.</Message></Response>"
+    );
+}
+
+#[test]
+fn a_reply_queued_before_a_crash_is_delivered_once_after_the_restart() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // A port nobody listens on yet: the provider is down when the agent replies.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut command = switchboard_command(repo);
+        command
+            .arg("serve")
+            .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
+            .env("SWITCHBOARD_STORE_DATA_DIR", data.path())
+            .env("SWITCHBOARD_TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+            .env("SWITCHBOARD_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+            .env("SWITCHBOARD_SMS_API_BASE", format!("http://{port}"))
+            .env("SWITCHBOARD_SMS_RETRY_INITIAL_MS", "100");
+        SwitchboardProcess::start(command).unwrap()
+    };
+    let first = start();
+    let switchboard = Switchboard { base: first.url(""), client: reqwest::Client::new() };
+    let (task, body) = runtime.block_on(async {
+        switchboard.text("SM1", "hi").await;
+        switchboard.text("SM2", "sales").await;
+        let task = switchboard.alice_accepts().await;
+        let body = awkward_body("before the crash");
+        let (status, _) = switchboard
+            .api(
+                reqwest::Method::POST,
+                &format!("/agent/api/conversations/{task}/messages"),
+                &[("Body", &body)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "acknowledged");
+        (task, body)
+    });
+    first.signal(libc::SIGKILL);
+    drop(first);
+
+    let provider = runtime.block_on(Provider::start(port, false));
+    let second = start();
+    let switchboard = Switchboard { base: second.url(""), client: reqwest::Client::new() };
+    runtime.block_on(async {
+        eventually("the reply was delivered", async || !provider.received().is_empty()).await;
+        eventually("the agent sees it sent", async || {
+            let conversation = switchboard.conversation(&task).await;
+            conversation["messages"].as_array().unwrap().last().unwrap()["delivery"]["status"] == "sent"
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let received = provider.received();
+        assert_eq!(received.len(), 1, "delivered once: {received:?}");
+        assert_eq!(received[0].field("Body"), body);
+    });
+}
+
+#[tokio::test]
+async fn the_conversation_api_needs_the_credentials_and_an_accepted_conversation() {
+    let app = spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+    })
+    .await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    let path = format!("/agent/api/conversations/WT{}", "0".repeat(32));
+
+    let anonymous = switchboard.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = switchboard.api(reqwest::Method::GET, &path, &[]).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::NOT_FOUND, Some(format!("no text conversation has task WT{}", "0".repeat(32)).as_str()))
+    );
+    let (status, _) = switchboard.api(reqwest::Method::GET, "/agent/api/conversations/not-a-sid", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A conversation still waiting for an agent takes no replies; an empty or too long body is refused.
+    switchboard.text("SM1", "hi").await;
+    switchboard.text("SM2", "2").await;
+    let task = app.engine.read(|engine| engine.tasks().next().unwrap().sid.to_string());
+    let messages = format!("/agent/api/conversations/{task}/messages");
+    let (status, body) = switchboard.api(reqwest::Method::POST, &messages, &[("Body", "hello")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = switchboard.api(reqwest::Method::POST, &messages, &[("Body", " ")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) =
+        switchboard.api(reqwest::Method::POST, &messages, &[("Body", &"x".repeat(1_601))]).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Body has 1601 characters; the most a text takes is 1600"))
+    );
+}
