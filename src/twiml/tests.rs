@@ -210,3 +210,15 @@ fn parsing_reads_back_verbs_nouns_attributes_and_escaped_text() {
     );
     assert_eq!(parse("<Other/>"), Err(ParseError::Root("Other".into())));
 }
+
+#[test]
+fn a_long_message_with_markup_and_emoji_round_trips_exactly() {
+    let start = "<b>Tom</b> & \"Jerry\" 🎉👍🏽 ";
+    let body = format!("{start}{}", "ü".repeat(1_600 - start.chars().count()));
+    let message = Message { body: body.clone(), to: None, from: None, media: Vec::new() };
+
+    let xml = Response::new(vec![Verb::Message(message)]).to_xml();
+
+    assert!(xml.contains("&lt;b&gt;Tom&lt;/b&gt; &amp; "), "{xml}");
+    assert_eq!(parse(&xml).unwrap()[0].text, body);
+}

@@ -267,12 +267,8 @@ async fn a_texter_reaches_sales_talks_with_the_agent_and_replies_survive_a_faili
         "<Response><Message>Sorry, that is not one of the options. Thanks for your message. Reply 1 or SALES for sales, 2 or SUPPORT for support.</Message></Response>"
     );
     let confirmation = "<Response><Message>Thanks! An agent will text you here shortly.</Message></Response>";
-    assert_eq!(switchboard.text("SM3", "Sales").await, confirmation);
-    assert_eq!(
-        switchboard.text("SM3", "Sales").await,
-        confirmation,
-        "a retried MessageSid is answered the same"
-    );
+    assert_eq!(switchboard.text("SM3", "1").await, confirmation);
+    assert_eq!(switchboard.text("SM3", "1").await, confirmation, "a retried MessageSid is answered the same");
     let tasks: Vec<(String, Value)> = app.engine.read(|engine| {
         engine
             .tasks()
