@@ -148,12 +148,14 @@ impl Application {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
         });
-        let engine = self.engine.clone();
+        let (engine, sms) = (self.engine.clone(), self.sms.clone());
         let stop = async move {
             tokio::select! {
                 () = shutdown => {}
                 () = engine.storage_failure() => {}
             }
+            // Live streams never finish on their own; the graceful stop waits for responses.
+            sms.stop_streams();
         };
         let served = self.server.run(stop).await.context("serving HTTP");
         let _ = stop_timers.send(true);

@@ -3,18 +3,24 @@
 //!
 //! - `GET /agent/api/conversations/{TaskSid}`: the messages, each reply with its delivery;
 //! - `POST /agent/api/conversations/{TaskSid}/messages` (`Body`): a reply, queued durably;
-//! - `POST /agent/api/conversations/{TaskSid}/close`: completes the task, texts the closing.
+//! - `POST /agent/api/conversations/{TaskSid}/close`: completes the task, texts the closing;
+//! - `GET /agent/api/conversations/{TaskSid}/events`: the conversation live (server-sent
+//!   events): each customer text as it arrives, each reply and its delivery.
 //!
 //! Until agents sign in on their own page (issue #8), the conversation API takes the account's
 //! credentials (HTTP Basic, like the REST API).
 
+use std::convert::Infallible;
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiError;
 use super::taskrouter::api::authenticate;
@@ -23,7 +29,7 @@ use super::voice::{Webhooks, refusal, signed_params, twiml};
 use crate::config::Credentials;
 use crate::live;
 use crate::routing::{Sid, SidKind};
-use crate::sms::{ConversationView, MessageParams, Sms, SmsError};
+use crate::sms::{ConversationEvent, ConversationView, MessageParams, Sms, SmsError};
 use crate::store::OutboxV1;
 use crate::twiml::{Response, Verb};
 
@@ -33,6 +39,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
             web::resource("/sms/incoming").route(web::post().to(incoming)).route(web::get().to(incoming)),
         )
         .service(web::resource("/agent/api/conversations/{task}").route(web::get().to(conversation)))
+        .service(web::resource("/agent/api/conversations/{task}/events").route(web::get().to(events)))
         .service(web::resource("/agent/api/conversations/{task}/messages").route(web::post().to(reply)))
         .service(web::resource("/agent/api/conversations/{task}/close").route(web::post().to(close)));
 }
@@ -96,6 +103,61 @@ async fn conversation(ConversationTask(task): ConversationTask, sms: web::Data<S
         Ok(view) => HttpResponse::Ok().json(render(&view)),
         Err(err) => error(err),
     }
+}
+
+/// Server-sent events: `ready` once connected, then `message` for each new message (with its
+/// delivery, for a reply) and `delivery` for each change of a reply's delivery, as JSON; a
+/// comment every 15 s keeps proxies from closing an idle stream. The stream ends when the
+/// server stops.
+async fn events(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -> HttpResponse {
+    if let Err(err) = sms.conversation(task).await {
+        return error(err);
+    }
+    let receiver = sms.subscribe();
+    let sms = sms.into_inner();
+    let ready = stream::once(std::future::ready(Ok::<_, Infallible>(Bytes::from_static(
+        b"event: ready\ndata: {}\n\n",
+    ))));
+    let changes = stream::unfold((receiver, sms), move |(mut receiver, sms)| async move {
+        loop {
+            let next = tokio::select! {
+                () = sms.stopping() => return None,
+                next = tokio::time::timeout(KEEP_ALIVE, receiver.recv()) => next,
+            };
+            let chunk = match next {
+                Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+                Ok(Ok(event)) if event.task == task => Bytes::from(sse(&event)),
+                Ok(Ok(_)) => continue,
+                // Too slow a reader missed some: it should read the conversation again.
+                Ok(Err(RecvError::Lagged(_))) => Bytes::from_static(b"event: lagged\ndata: {}\n\n"),
+                Ok(Err(RecvError::Closed)) => return None,
+            };
+            return Some((Ok(chunk), (receiver, sms)));
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(ready.chain(changes))
+}
+
+/// How often an idle event stream says it is alive.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn sse(event: &ConversationEvent) -> String {
+    let (name, data) = match &event.message {
+        Some(message) => (
+            "message",
+            json!({
+                "date_created": date(message.at),
+                "author": message.author,
+                "body": message.body,
+                "delivery": event.delivery.as_ref().map(delivery),
+            }),
+        ),
+        None => ("delivery", event.delivery.as_ref().map(delivery).unwrap_or(Value::Null)),
+    };
+    format!("event: {name}\ndata: {data}\n\n")
 }
 
 #[derive(serde::Deserialize)]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::SmsSettings;
 use crate::ivr::{self, CallState, Effect, Input, Medium};
@@ -90,6 +90,18 @@ pub struct Sms {
     last_outbox_id: AtomicU64,
     /// Woken when a reply is queued.
     outbox_changed: Notify,
+    /// What agents watching a conversation see live.
+    events: broadcast::Sender<ConversationEvent>,
+    /// Set when the server stops, which ends the live streams.
+    stopping: watch::Sender<bool>,
+}
+
+/// A change an agent watching conversation `task` sees: a new message, or a reply's delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationEvent {
+    pub task: Sid,
+    pub message: Option<MessageV1>,
+    pub delivery: Option<OutboxV1>,
 }
 
 /// A conversation as the agent sees it: the messages, and each reply's delivery.
@@ -133,6 +145,8 @@ impl Sms {
             outbox: Mutex::new(outbox),
             last_outbox_id: AtomicU64::new(last_outbox_id),
             outbox_changed: Notify::new(),
+            events: broadcast::channel(1024).0,
+            stopping: watch::channel(false).0,
         })
     }
 
@@ -148,15 +162,10 @@ impl Sms {
             tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
             return Ok(text(TECHNICAL_DIFFICULTY));
         };
-        let mut record = conversation.take().unwrap_or_else(|| fresh(&params.from, &params.to, flow_name));
-        let outcome = self.handle(&mut record, params, now).await;
-        let (response, writes) = match outcome {
-            Ok(done) => done,
-            Err(err) => {
-                *conversation = Some(record);
-                return Err(err);
-            }
-        };
+        // Worked on a copy: the stored conversation changes only once the new one is durable.
+        let mut record =
+            conversation.as_ref().cloned().unwrap_or_else(|| fresh(&params.from, &params.to, flow_name));
+        let (response, writes) = self.handle(&mut record, params, now).await?;
         if !params.message_sid.is_empty() {
             record.answered.push((params.message_sid.clone(), response.to_xml()));
             let excess = record.answered.len().saturating_sub(ANSWERED_KEPT);
@@ -321,7 +330,8 @@ impl Sms {
                 "the customer texted STOP: nothing can be sent until they text START".into(),
             ));
         }
-        let entry = self.new_outbox(&record.customer, &record.number, body, now);
+        let mut entry = self.new_outbox(&record.customer, &record.number, body, now);
+        entry.task = Some(task);
         record.messages.push(MessageV1 { outbox: Some(entry.id), ..message(now, "agent", body) });
         self.save(&mut conversation, record, vec![entry.clone()]).await?;
         Ok(entry)
@@ -361,6 +371,22 @@ impl Sms {
         *conversation = next;
         self.publish(closing.into_iter().collect());
         Ok(())
+    }
+
+    /// The changes of every conversation, from now on (filter by task).
+    pub fn subscribe(&self) -> broadcast::Receiver<ConversationEvent> {
+        self.events.subscribe()
+    }
+
+    /// Completes when the server is stopping: live streams end then.
+    pub async fn stopping(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|&stopping| stopping).await;
+    }
+
+    /// Ends the live streams (the server is stopping).
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// The next reply to deliver, or when to look again.
@@ -435,6 +461,10 @@ impl Sms {
             .ok_or_else(|| SmsError::NotFound(format!("no reply {id}")))?;
         change(&mut entry);
         self.live.put(&OutboxRecord::V1(entry.clone())).await.map_err(storage)?;
+        if let Some(task) = entry.task {
+            let _nobody_watching =
+                self.events.send(ConversationEvent { task, message: None, delivery: Some(entry.clone()) });
+        }
         self.lock_outbox().insert(id, entry);
         Ok(())
     }
@@ -472,6 +502,7 @@ impl Sms {
             last_error: None,
             provider_sid: None,
             created_at: now,
+            task: None,
         }
     }
 
@@ -506,6 +537,15 @@ impl Sms {
             writes.push((key, Some(value)));
         }
         self.live.put_together(writes).await.map_err(storage)?;
+        let known = conversation.as_ref().map_or(0, |old| old.messages.len());
+        if let Some(task) = record.task {
+            for message in record.messages.iter().skip(known) {
+                let delivery =
+                    message.outbox.and_then(|id| outbox.iter().find(|entry| entry.id == id)).cloned();
+                let event = ConversationEvent { task, message: Some(message.clone()), delivery };
+                let _nobody_watching = self.events.send(event);
+            }
+        }
         **conversation = Some(record);
         self.publish(outbox);
         Ok(())

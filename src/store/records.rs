@@ -260,6 +260,9 @@ pub struct OutboxV1 {
     pub last_error: Option<String>,
     pub provider_sid: Option<String>,
     pub created_at: Millis,
+    /// The conversation's task, for the agent's live view.
+    #[serde(default)]
+    pub task: Option<Sid>,
 }
 
 impl Keyed for OutboxRecord {

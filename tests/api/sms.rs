@@ -284,10 +284,32 @@ async fn a_texter_reaches_sales_talks_with_the_agent_and_replies_survive_a_faili
     assert_eq!(said[0], "hi");
     assert_eq!(said[said.len() - 1], "Thanks! An agent will text you here shortly.");
 
-    // Alice accepts; the customer's next text joins her conversation, exactly as sent.
+    // Alice accepts and watches the conversation live; the customer's next text joins it,
+    // exactly as sent, and is pushed to her.
     let task = switchboard.alice_accepts().await;
+    let mut live = switchboard
+        .client
+        .get(app.url(&format!("/agent/api/conversations/{task}/events")))
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let mut pushed = String::new();
+    while !pushed.contains("event: ready") {
+        pushed.push_str(&String::from_utf8_lossy(&live.chunk().await.unwrap().unwrap()));
+    }
     let customer_says = awkward_body("customer");
     assert_eq!(switchboard.text("SM4", &customer_says).await, "<Response/>");
+    while !pushed.contains("event: message") || !pushed.ends_with("\n\n") {
+        pushed.push_str(&String::from_utf8_lossy(&live.chunk().await.unwrap().unwrap()));
+    }
+    let data = pushed.split("event: message\ndata: ").nth(1).unwrap().trim_end();
+    let message: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(
+        (message["author"].as_str(), message["body"].as_str()),
+        (Some("customer"), Some(customer_says.as_str()))
+    );
     let conversation = switchboard.conversation(&task).await;
     let last = conversation["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(
