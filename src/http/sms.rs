@@ -118,21 +118,23 @@ async fn events(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -
     let ready = stream::once(std::future::ready(Ok::<_, Infallible>(Bytes::from_static(
         b"event: ready\ndata: {}\n\n",
     ))));
-    let changes = stream::unfold((receiver, sms), move |(mut receiver, sms)| async move {
+    // A fixed beat, which events for other conversations do not reset.
+    let mut beat = tokio::time::interval(KEEP_ALIVE);
+    beat.reset();
+    let changes = stream::unfold((receiver, sms, beat), move |(mut receiver, sms, mut beat)| async move {
         loop {
-            let next = tokio::select! {
+            let chunk = tokio::select! {
                 () = sms.stopping() => return None,
-                next = tokio::time::timeout(KEEP_ALIVE, receiver.recv()) => next,
+                _ = beat.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                next = receiver.recv() => match next {
+                    Ok(event) if event.task == task => Bytes::from(sse(&event)),
+                    Ok(_) => continue,
+                    // Too slow a reader missed some: it should read the conversation again.
+                    Err(RecvError::Lagged(_)) => Bytes::from_static(b"event: lagged\ndata: {}\n\n"),
+                    Err(RecvError::Closed) => return None,
+                },
             };
-            let chunk = match next {
-                Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-                Ok(Ok(event)) if event.task == task => Bytes::from(sse(&event)),
-                Ok(Ok(_)) => continue,
-                // Too slow a reader missed some: it should read the conversation again.
-                Ok(Err(RecvError::Lagged(_))) => Bytes::from_static(b"event: lagged\ndata: {}\n\n"),
-                Ok(Err(RecvError::Closed)) => return None,
-            };
-            return Some((Ok(chunk), (receiver, sms)));
+            return Some((Ok(chunk), (receiver, sms, beat)));
         }
     });
     HttpResponse::Ok()

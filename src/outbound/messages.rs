@@ -1,9 +1,10 @@
 //! Delivers the agents' replies: the SMS outbox, in order, to the provider's REST API
 //! (Twilio's `POST {api_base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, Basic auth,
 //! `To`, `From`, `Body`). A reply is marked sent only once the provider accepted it (2xx);
-//! refused for good on a 4xx other than 429; otherwise tried again later, waiting longer each
-//! time, until accepted. A crash between the provider's acceptance and that mark is the one
-//! case in which a reply is sent twice (the provider's API takes no idempotency key).
+//! refused for good on a 400 or 422 (the message itself is wrong); otherwise tried again later,
+//! waiting longer each time, until accepted. The provider's API takes no idempotency key, so a
+//! reply goes twice when the provider accepted it but Switchboard did not learn it: a crash
+//! before the mark, or an answer lost to a timeout or a broken connection.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -92,9 +93,7 @@ async fn send(client: &reqwest::Client, url: &str, credentials: &Credentials, en
     }
     let error =
         format!("the provider answered {}: {}", status.as_u16(), body.chars().take(300).collect::<String>());
-    if status.is_client_error() && status.as_u16() != 429 {
-        Attempt::Refused(error)
-    } else {
-        Attempt::Failed(error)
-    }
+    // Only a refusal of the message itself is final (400: a bad number or body; 422 likewise
+    // for some providers). Credentials, addresses and throttling get fixed: keep trying.
+    if matches!(status.as_u16(), 400 | 422) { Attempt::Refused(error) } else { Attempt::Failed(error) }
 }

@@ -90,6 +90,9 @@ pub struct Sms {
     last_outbox_id: AtomicU64,
     /// Woken when a reply is queued.
     outbox_changed: Notify,
+    /// Held while an existing outbox entry is read, changed and written (a delivery outcome,
+    /// STOP's cancellation), so that neither overwrites the other.
+    outbox_writes: tokio::sync::Mutex<()>,
     /// What agents watching a conversation see live.
     events: broadcast::Sender<ConversationEvent>,
     /// Set when the server stops, which ends the live streams.
@@ -145,6 +148,7 @@ impl Sms {
             outbox: Mutex::new(outbox),
             last_outbox_id: AtomicU64::new(last_outbox_id),
             outbox_changed: Notify::new(),
+            outbox_writes: tokio::sync::Mutex::new(()),
             events: broadcast::channel(1024).0,
             stopping: watch::channel(false).0,
         })
@@ -162,15 +166,14 @@ impl Sms {
             tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
             return Ok(text(TECHNICAL_DIFFICULTY));
         };
+        // STOP cancels queued replies: no delivery outcome may be written in between.
+        let stopping = STOP_WORDS.contains(&params.body.trim().to_lowercase().as_str());
+        let _outbox_writes = if stopping { Some(self.outbox_writes.lock().await) } else { None };
         // Worked on a copy: the stored conversation changes only once the new one is durable.
         let mut record =
             conversation.as_ref().cloned().unwrap_or_else(|| fresh(&params.from, &params.to, flow_name));
         let (response, writes) = self.handle(&mut record, params, now).await?;
-        if !params.message_sid.is_empty() {
-            record.answered.push((params.message_sid.clone(), response.to_xml()));
-            let excess = record.answered.len().saturating_sub(ANSWERED_KEPT);
-            record.answered.drain(..excess);
-        }
+        remember(&mut record, &params.message_sid, &response);
         self.save(&mut conversation, record, writes).await?;
         Ok(response)
     }
@@ -186,14 +189,16 @@ impl Sms {
         let word = params.body.trim().to_lowercase();
         if STOP_WORDS.contains(&word.as_str()) {
             record.stopped = true;
-            let canceled = self.cancel_queued_to(&record.customer);
+            let canceled = self.cancel_queued(&record.customer, &record.number);
             return Ok((text(STOPPED), canceled));
         }
-        if START_WORDS.contains(&word.as_str()) {
+        // "yes" is an ordinary word unless the customer had opted out.
+        if START_WORDS.contains(&word.as_str()) && record.stopped {
             record.stopped = false;
             return Ok((text(STARTED), Vec::new()));
         }
-        if HELP_WORDS.contains(&word.as_str()) && !record.stopped {
+        // With an agent, "help" is for the agent to answer.
+        if HELP_WORDS.contains(&word.as_str()) && !record.stopped && record.task.is_none() {
             return Ok((text(HELP), Vec::new()));
         }
         // A conversation with an agent: the text joins it.
@@ -223,7 +228,11 @@ impl Sms {
             return Ok((text(TECHNICAL_DIFFICULTY), Vec::new()));
         };
         let (state, input) = match &record.menu {
-            None => (CallState::new(flow, live::timestamp(now)), Input::Start),
+            None => {
+                // A new walk through the IVR: the conversation starts with this text.
+                record.messages = record.messages.split_off(record.messages.len() - 1);
+                (CallState::new(flow, live::timestamp(now)), Input::Start)
+            }
             Some(menu) => (
                 CallState {
                     menu: menu.clone(),
@@ -245,14 +254,27 @@ impl Sms {
                 Ok((step.response, Vec::new()))
             }
             Effect::Hangup => {
-                record_replies(record, &step.response, now);
+                // The walk ended (goodbye): the next text starts a new one.
                 record.menu = None;
+                record.messages.clear();
                 Ok((step.response, Vec::new()))
             }
             Effect::Route(request) => {
                 let confirmation = text(&self.settings.confirmation);
                 record_replies(record, &confirmation, now);
-                self.route(record, request).await?;
+                // Written with the task: a crash after it must not make the provider's retry
+                // of this text look like a message for the agent.
+                remember(record, &params.message_sid, &confirmation);
+                if let Err(err) = self.route(record, request).await {
+                    return match err {
+                        SmsError::Conflict(reason) => {
+                            tracing::error!(%reason, customer = %record.customer, "a text conversation could not be routed");
+                            record.menu = None;
+                            Ok((text(TECHNICAL_DIFFICULTY), Vec::new()))
+                        }
+                        other => Err(other),
+                    };
+                }
                 Ok((confirmation, Vec::new()))
             }
         }
@@ -265,16 +287,7 @@ impl Sms {
             ("from", json!(record.customer)),
             ("to", json!(record.number)),
             ("ivr_flow", json!(record.flow)),
-            (
-                "conversation",
-                json!(
-                    record
-                        .messages
-                        .iter()
-                        .map(|m| json!({"author": m.author, "body": m.body}))
-                        .collect::<Vec<_>>()
-                ),
-            ),
+            ("conversation", conversation_attribute(&record.messages)),
         ];
         let task = self.live.read(|engine| request.into_task(engine.workflows(), "sms", &extra));
         let command = Command::CreateTask(task.map_err(SmsError::Conflict)?);
@@ -345,6 +358,11 @@ impl Sms {
         match self.live.execute(Command::Complete { task, reason: "conversation closed".into() }).await {
             Ok(_) => {}
             Err(ExecuteError::Storage(err)) => return Err(SmsError::Storage(err)),
+            // Completed already (through the REST API, or by a close cut short by a crash):
+            // closing the conversation is still due.
+            Err(ExecuteError::Refused(_))
+                if self.live.read(|engine| engine.task(task).map(|task| task.status))
+                    == Some(TaskStatus::Completed) => {}
             Err(ExecuteError::Refused(err)) => return Err(SmsError::Conflict(err.to_string())),
         }
         let closing = (!record.stopped)
@@ -390,10 +408,16 @@ impl Sms {
     }
 
     /// The next reply to deliver, or when to look again.
+    /// Replies of one conversation leave in order: only the oldest queued one of each
+    /// (customer, number) may go, even when a later one would be due sooner.
     pub fn next_outgoing(&self, now: Millis) -> Outgoing {
         let outbox = self.lock_outbox();
-        let queued = outbox.values().filter(|entry| entry.status == "queued");
-        match queued.min_by_key(|entry| (entry.next_attempt_at, entry.id)) {
+        let mut heads: HashMap<(&str, &str), &OutboxV1> = HashMap::new();
+        for entry in outbox.values().filter(|entry| entry.status == "queued") {
+            // Ids grow, so the first seen of a pair is its oldest.
+            heads.entry((entry.to.as_str(), entry.from.as_str())).or_insert(entry);
+        }
+        match heads.into_values().min_by_key(|entry| (entry.next_attempt_at, entry.id)) {
             Some(entry) if entry.next_attempt_at <= now => Outgoing::Send(entry.clone()),
             Some(entry) => Outgoing::WaitUntil(entry.next_attempt_at),
             None => Outgoing::Idle,
@@ -453,12 +477,14 @@ impl Sms {
         self.lock_outbox().values().cloned().collect()
     }
 
+    /// Applies a delivery outcome to reply `id`, if it is still queued (STOP may have canceled
+    /// it meanwhile: that stays).
     async fn update_outbox(&self, id: u64, change: impl FnOnce(&mut OutboxV1)) -> Result<(), SmsError> {
-        let mut entry = self
-            .lock_outbox()
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| SmsError::NotFound(format!("no reply {id}")))?;
+        let _writing = self.outbox_writes.lock().await;
+        let Some(mut entry) = self.lock_outbox().get(&id).cloned().filter(|entry| entry.status == "queued")
+        else {
+            return Ok(());
+        };
         change(&mut entry);
         self.live.put(&OutboxRecord::V1(entry.clone())).await.map_err(storage)?;
         if let Some(task) = entry.task {
@@ -470,13 +496,18 @@ impl Sms {
     }
 
     /// Deletes delivered and refused replies older than a day.
+    /// (The newest entry is never deleted: its id is where numbering resumes after a restart.)
     async fn prune_outbox(&self, now: Millis) -> Result<(), SmsError> {
-        let old: Vec<u64> = self
-            .lock_outbox()
-            .values()
-            .filter(|entry| entry.status != "queued" && now - entry.next_attempt_at > OUTBOX_KEPT)
-            .map(|entry| entry.id)
-            .collect();
+        let old: Vec<u64> = {
+            let outbox = self.lock_outbox();
+            let newest = outbox.keys().next_back().copied();
+            outbox
+                .values()
+                .filter(|entry| entry.status != "queued" && now - entry.next_attempt_at > OUTBOX_KEPT)
+                .map(|entry| entry.id)
+                .filter(|&id| Some(id) != newest)
+                .collect()
+        };
         if old.is_empty() {
             return Ok(());
         }
@@ -506,13 +537,13 @@ impl Sms {
         }
     }
 
-    /// Marks the queued replies to `customer` canceled (they texted STOP); returns them, to be
-    /// written with the conversation.
-    fn cancel_queued_to(&self, customer: &str) -> Vec<OutboxV1> {
+    /// Marks the queued replies from `number` to `customer` canceled (they texted STOP to it);
+    /// returns them, to be written with the conversation.
+    fn cancel_queued(&self, customer: &str, number: &str) -> Vec<OutboxV1> {
         let outbox = self.lock_outbox();
         outbox
             .values()
-            .filter(|entry| entry.status == "queued" && entry.to == customer)
+            .filter(|entry| entry.status == "queued" && entry.to == customer && entry.from == number)
             .map(|entry| OutboxV1 {
                 status: "canceled".into(),
                 last_error: Some("the customer texted STOP".into()),
@@ -539,10 +570,16 @@ impl Sms {
         self.live.put_together(writes).await.map_err(storage)?;
         let known = conversation.as_ref().map_or(0, |old| old.messages.len());
         if let Some(task) = record.task {
+            let new_outbox: Vec<u64> = record.messages.iter().skip(known).filter_map(|m| m.outbox).collect();
             for message in record.messages.iter().skip(known) {
                 let delivery =
                     message.outbox.and_then(|id| outbox.iter().find(|entry| entry.id == id)).cloned();
                 let event = ConversationEvent { task, message: Some(message.clone()), delivery };
+                let _nobody_watching = self.events.send(event);
+            }
+            // Earlier replies whose delivery changed here (canceled by STOP).
+            for entry in outbox.iter().filter(|entry| !new_outbox.contains(&entry.id)) {
+                let event = ConversationEvent { task, message: None, delivery: Some(entry.clone()) };
                 let _nobody_watching = self.events.send(event);
             }
         }
@@ -595,6 +632,34 @@ fn fresh(customer: &str, number: &str, flow: &str) -> ConversationV1 {
         stopped: false,
         answered: Vec::new(),
     }
+}
+
+/// Remembers that `message_sid` was answered `response` (the last few only).
+fn remember(record: &mut ConversationV1, message_sid: &str, response: &Response) {
+    if message_sid.is_empty() || record.answered.iter().any(|(sid, _)| sid == message_sid) {
+        return;
+    }
+    record.answered.push((message_sid.to_owned(), response.to_xml()));
+    let excess = record.answered.len().saturating_sub(ANSWERED_KEPT);
+    record.answered.drain(..excess);
+}
+
+/// The messages so far as a task attribute, the latest that fit: task attributes are capped
+/// (4 KiB in all), and the agent reads the whole conversation through its API anyway.
+fn conversation_attribute(messages: &[MessageV1]) -> serde_json::Value {
+    const BUDGET: usize = 2_000;
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for message in messages.iter().rev() {
+        let body: String = message.body.chars().take(300).collect();
+        used += body.len() + message.author.len() + 24;
+        if used > BUDGET {
+            break;
+        }
+        kept.push(json!({"author": message.author, "body": body}));
+    }
+    kept.reverse();
+    serde_json::Value::Array(kept)
 }
 
 fn answered(conversation: &ConversationV1, message_sid: &str) -> Option<Response> {

@@ -471,3 +471,127 @@ async fn the_conversation_api_needs_the_credentials_and_an_accepted_conversation
         (StatusCode::BAD_REQUEST, Some("Body has 1601 characters; the most a text takes is 1600"))
     );
 }
+
+/// A customer routed to Sales and accepted by alice, with the provider's API at `provider`.
+async fn accepted_conversation(provider: &Provider) -> (crate::helpers::TestApp, Switchboard, String) {
+    let api_base = provider.base();
+    let app = spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+        settings.sms.api_base = api_base;
+        settings.sms.retry_initial_ms = 200;
+    })
+    .await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    switchboard.text("SM1", "hi").await;
+    switchboard.text("SM2", "1").await;
+    let task = switchboard.alice_accepts().await;
+    (app, switchboard, task)
+}
+
+async fn reply(switchboard: &Switchboard, task: &str, body: &str) -> Value {
+    let (status, queued) = switchboard
+        .api(reqwest::Method::POST, &format!("/agent/api/conversations/{task}/messages"), &[("Body", body)])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{queued}");
+    queued
+}
+
+#[tokio::test]
+async fn replies_leave_in_order_and_stop_cancels_what_is_still_queued_for_that_number_only() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), true).await;
+    let (app, switchboard, task) = accepted_conversation(&provider).await;
+
+    // While the provider fails, two replies queue up: the second never overtakes the first.
+    reply(&switchboard, &task, "first reply").await;
+    reply(&switchboard, &task, "second reply").await;
+    eventually("the first reply was refused twice", async || provider.received().len() >= 2).await;
+    *provider.failing.lock().unwrap() = false;
+    eventually("both were delivered", async || app.sms.outbox().iter().all(|m| m.status == "sent")).await;
+    let bodies: Vec<String> = provider.received().iter().map(|r| r.field("Body").to_owned()).collect();
+    let first_delivered = bodies.iter().position(|b| b == "first reply").unwrap();
+    let second_tried = bodies.iter().position(|b| b == "second reply").unwrap();
+    assert!(first_delivered < second_tried, "in order: {bodies:?}");
+    assert!(bodies.iter().filter(|b| *b == "first reply").count() >= 2, "retried first: {bodies:?}");
+
+    // "yes" and "help" during the conversation are the agent's to answer.
+    assert_eq!(switchboard.text("SM3", "Yes").await, "<Response/>");
+    assert_eq!(switchboard.text("SM4", "help").await, "<Response/>");
+    let said: Vec<String> = switchboard.conversation(&task).await["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(said.ends_with(&["Yes".to_owned(), "help".to_owned()]), "{said:?}");
+
+    // A reply queued while the provider is down is canceled by STOP, and stays canceled.
+    *provider.failing.lock().unwrap() = true;
+    reply(&switchboard, &task, "third reply").await;
+    let sent_before = provider.received().len();
+    eventually("the third reply was tried", async || provider.received().len() > sent_before).await;
+    switchboard.text("SM5", "stop").await;
+    let tries =
+        |provider: &Provider| provider.received().iter().filter(|r| r.field("Body") == "third reply").count();
+    let tried_before_stop = tries(&provider);
+    *provider.failing.lock().unwrap() = false;
+    let third = |app: &crate::helpers::TestApp| {
+        app.sms.outbox().into_iter().find(|m| m.body == "third reply").unwrap()
+    };
+    assert_eq!(third(&app).status, "canceled");
+    // Longer than the next retry would have waited: it is not tried again, and stays canceled.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!((third(&app).status.as_str(), tries(&provider)), ("canceled", tried_before_stop));
+    let (status, body) = switchboard
+        .api(reqwest::Method::POST, &format!("/agent/api/conversations/{task}/messages"), &[("Body", "more")])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing is sent after STOP: {body}");
+}
+
+#[tokio::test]
+async fn a_conversation_completed_through_the_rest_api_still_closes_with_the_closing_text() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let (_app, switchboard, task) = accepted_conversation(&provider).await;
+    let ws = switchboard.workspace().await;
+    let (status, body) = switchboard
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/Workspaces/{ws}/Tasks/{task}"),
+            &[("AssignmentStatus", "completed"), ("Reason", "done elsewhere")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, body) =
+        switchboard.api(reqwest::Method::POST, &format!("/agent/api/conversations/{task}/close"), &[]).await;
+
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    eventually("the closing text was delivered", async || provider.received().len() == 1).await;
+    assert!(provider.received()[0].field("Body").starts_with("Thanks for contacting us."));
+}
+
+#[tokio::test]
+async fn a_long_history_in_the_ivr_still_reaches_an_agent() {
+    let app = spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+    })
+    .await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    switchboard.text("SM1", &awkward_body("first")).await;
+    switchboard.text("SM2", &"w".repeat(900)).await;
+    switchboard.text("SM3", &"z".repeat(900)).await;
+
+    let answer = switchboard.text("SM4", "1").await;
+
+    assert_eq!(
+        answer,
+        "<Response><Message>Thanks! An agent will text you here shortly.</Message></Response>"
+    );
+    let attributes = app.engine.read(|engine| engine.tasks().next().expect("a task").attributes.clone());
+    assert!(attributes.to_string().len() <= 4_096);
+    assert_eq!(
+        attributes["conversation"].as_array().unwrap().last().unwrap()["body"],
+        "Thanks! An agent will text you here shortly."
+    );
+}
