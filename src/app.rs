@@ -120,16 +120,23 @@ impl Application {
             let _ = timers_stopped.wait_for(|&stop| stop).await;
         }));
         let sweeper = {
-            let (voice, mut stopped) = (self.voice.clone(), stop_timers.subscribe());
+            let (voice, sms, mut stopped) = (self.voice.clone(), self.sms.clone(), stop_timers.subscribe());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(SWEEP_EVERY);
-                loop {
+                for round in 0u64.. {
                     tokio::select! {
                         _ = stopped.wait_for(|&stop| stop) => return,
                         _ = tick.tick() => {}
                     }
                     if let Err(err) = voice.sweep(live::now()).await {
                         tracing::error!(%err, "sweeping abandoned calls failed");
+                        return;
+                    }
+                    // Idle conversations are a day old at least: once a minute is plenty.
+                    if round % 12 == 0
+                        && let Err(err) = sms.sweep(live::now()).await
+                    {
+                        tracing::error!(%err, "sweeping idle conversations failed");
                         return;
                     }
                 }

@@ -65,6 +65,8 @@ pub const MAX_BODY: usize = 1_600;
 const ANSWERED_KEPT: usize = 20;
 /// Sent (and refused) outbox entries are deleted after this long.
 const OUTBOX_KEPT: Millis = 24 * 3600 * 1000;
+/// A conversation still in the IVR is forgotten after a day without a text.
+const IDLE_FORGOTTEN: Millis = 24 * 3600 * 1000;
 /// The longest wait between two attempts at a reply.
 const RETRY_MAX: Millis = 5 * 60 * 1000;
 
@@ -388,6 +390,24 @@ impl Sms {
         self.live.put_together(writes).await.map_err(storage)?;
         *conversation = next;
         self.publish(closing.into_iter().collect());
+        Ok(())
+    }
+
+    /// Forgets conversations left in the IVR (no task) with no text for a day; an opt-out is
+    /// kept whatever its age.
+    pub async fn sweep(&self, now: Millis) -> Result<(), SmsError> {
+        for key in self.conversations.keys() {
+            let mut conversation = self.conversations.lock(&key).await;
+            let idle = conversation.as_ref().is_some_and(|c| {
+                c.task.is_none()
+                    && !c.stopped
+                    && c.messages.last().is_none_or(|m| now - m.at > IDLE_FORGOTTEN)
+            });
+            if idle {
+                self.live.delete::<ConversationRecord>(&key).await.map_err(storage)?;
+                *conversation = None;
+            }
+        }
         Ok(())
     }
 

@@ -595,3 +595,25 @@ async fn a_long_history_in_the_ivr_still_reaches_an_agent() {
         "Thanks! An agent will text you here shortly."
     );
 }
+
+#[tokio::test]
+async fn conversations_left_in_the_ivr_are_forgotten_after_a_day_but_an_opt_out_is_kept() {
+    let app = spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+    })
+    .await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    switchboard.text("SM1", "hi").await;
+    switchboard.text("SM2", "STOP").await;
+    let now = switchboard::live::now();
+
+    app.sms.sweep(now + 25 * 3600 * 1000).await.unwrap();
+
+    // The opt-out holds: a text still gets no answer.
+    assert_eq!(switchboard.text("SM3", "hello").await, "<Response/>");
+    switchboard.text("SM4", "START").await;
+    app.sms.sweep(switchboard::live::now() + 25 * 3600 * 1000).await.unwrap();
+    // Forgotten: the next text is a new conversation, answered with the menu.
+    assert!(switchboard.text("SM5", "hello").await.contains("Reply 1 or SALES"));
+}
