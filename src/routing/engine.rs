@@ -302,6 +302,19 @@ impl Engine {
 
     /// Whether a worker matches a worker expression (the Workers list's
     /// `TargetWorkersExpression` filter), with the same built-ins a queue's target sees.
+    /// Whether a worker with `attributes` would be in `queue` (the TaskQueues list's
+    /// `EvaluateWorkerAttributes` filter).
+    pub fn queue_would_target(queue: &TaskQueue, attributes: &Value) -> bool {
+        let facts = WorkerFacts {
+            attributes,
+            sid: None,
+            friendly_name: None,
+            activity_sid: None,
+            activity_name: None,
+        };
+        queue.target_expression.evaluate(&Scope::worker(facts))
+    }
+
     pub fn worker_matches(&self, worker: &Worker, expression: &Expression) -> bool {
         expression.evaluate(&Scope::worker(self.facts(worker)))
     }

@@ -536,3 +536,117 @@ async fn a_refused_update_changes_nothing() {
         "the refused update must not change the attributes"
     );
 }
+
+#[tokio::test]
+async fn queues_workflows_and_activities_are_created_and_queue_statistics_follow_the_tasks() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+
+    // An activity, a Billing queue and a workflow that sends billing tasks to it.
+    let training = api.post("/Activities", &[("FriendlyName", "Training"), ("Available", "false")]).await;
+    assert_eq!(
+        (training["friendly_name"].as_str(), training["available"].as_bool()),
+        (Some("Training"), Some(false))
+    );
+    let queue = api
+        .post(
+            "/TaskQueues",
+            &[
+                ("FriendlyName", "Billing"),
+                ("TargetWorkers", "routing.skills HAS \"Billing\""),
+                ("MaxReservedWorkers", "2"),
+            ],
+        )
+        .await;
+    let queue_sid = queue["sid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (queue["task_order"].as_str(), queue["max_reserved_workers"].as_u64()),
+        (Some("FIFO"), Some(2))
+    );
+    let configuration = format!(
+        r#"{{"task_routing": {{"filters": [{{"filter_friendly_name": "Billing", "expression": "type == 'billing'", "targets": [{{"queue": "{queue_sid}"}}]}}]}}}}"#
+    );
+    let workflow = api
+        .post(
+            "/Workflows",
+            &[
+                ("FriendlyName", "Billing desk"),
+                ("Configuration", &configuration),
+                ("TaskReservationTimeout", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(workflow["task_reservation_timeout"], 30);
+    assert_eq!(
+        api.get(&format!("/Workflows/{}", workflow["sid"].as_str().unwrap())).await["configuration"],
+        configuration
+    );
+
+    // A billing agent; the queue list evaluates worker attributes.
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    api.post(
+        "/Workers",
+        &[
+            ("FriendlyName", "bea"),
+            ("Attributes", r#"{"routing": {"skills": ["Billing"]}}"#),
+            ("ActivitySid", &available),
+        ],
+    )
+    .await;
+    let evaluated = api.get("/TaskQueues?EvaluateWorkerAttributes=%7B%22routing%22%3A%7B%22skills%22%3A%5B%22Billing%22%5D%7D%7D").await;
+    let names: Vec<&str> = evaluated["task_queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["friendly_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Everyone", "Billing"]);
+
+    // Two billing tasks: bea is offered one, the other waits; the statistics say so.
+    for _ in 0..2 {
+        api.post(
+            "/Tasks",
+            &[("WorkflowSid", workflow["sid"].as_str().unwrap()), ("Attributes", r#"{"type": "billing"}"#)],
+        )
+        .await;
+    }
+    let statistics = api.get(&format!("/TaskQueues/{queue_sid}/RealTimeStatistics")).await;
+    assert_eq!(statistics["total_tasks"], 2);
+    assert_eq!(
+        (
+            statistics["tasks_by_status"]["reserved"].as_u64(),
+            statistics["tasks_by_status"]["pending"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (statistics["total_eligible_workers"].as_u64(), statistics["total_available_workers"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let wrapped = api.get(&format!("/TaskQueues/{queue_sid}/Statistics")).await;
+    assert_eq!(
+        (wrapped["task_queue_sid"].as_str(), &wrapped["realtime"]["total_tasks"]),
+        (Some(queue_sid.as_str()), &serde_json::json!(2))
+    );
+    let by_workflow =
+        api.get(&format!("/Workflows/{}/RealTimeStatistics", workflow["sid"].as_str().unwrap())).await;
+    assert_eq!(
+        (by_workflow["total_tasks"].as_u64(), by_workflow["tasks_by_status"]["pending"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    // Updates, and refusals naming the field.
+    let updated = api.post(&format!("/TaskQueues/{queue_sid}"), &[("MaxReservedWorkers", "3")]).await;
+    assert_eq!(updated["max_reserved_workers"], 3);
+    let (status, error) =
+        api.call(Method::POST, "/TaskQueues", &[("FriendlyName", "X"), ("TaskOrder", "RANDOM")]).await;
+    assert_eq!(
+        (status, error["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("TaskOrder must be FIFO or LIFO, not \"RANDOM\""))
+    );
+    let (status, error) = api
+        .call(Method::POST, "/TaskQueues", &[("FriendlyName", "Y"), ("TargetWorkers", "skill-level > 3")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("column"), "{error}");
+}

@@ -78,6 +78,11 @@ impl Api {
         Sid::parse(text, kind).map_err(|_| self.not_found())
     }
 
+    /// Whether the request's path ends with `suffix`.
+    pub(crate) fn path_ends_with(&self, suffix: &str) -> bool {
+        self.request.path().ends_with(suffix)
+    }
+
     pub(crate) fn not_found(&self) -> TwilioError {
         TwilioError::not_found(self.request.path())
     }

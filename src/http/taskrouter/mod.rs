@@ -6,12 +6,13 @@
 //! - `params.rs`: form and query parameters, paging.
 //! - `render.rs`: resources as TaskRouter's JSON.
 //! - `error.rs`: Twilio's error shape.
-//! - `workspace.rs` (workspace, activities), `workers.rs`, `tasks.rs` (tasks, reservations):
-//!   the handlers.
+//! - `workspace.rs` (workspace, activities), `workers.rs`, `queues.rs` (task queues,
+//!   workflows, statistics), `tasks.rs` (tasks, reservations): the handlers.
 
 pub(super) mod api;
 pub(super) mod error;
 mod params;
+mod queues;
 pub(super) mod render;
 mod tasks;
 mod workers;
@@ -39,7 +40,38 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
             || async { Err::<HttpResponse, _>(TwilioError::method_not_allowed("GET")) },
         )))
         .service(resource("", "GET").route(get().to(workspace::fetch)))
-        .service(resource("/Activities", "GET").route(get().to(workspace::list_activities)))
+        .service(
+            resource("/Activities", "GET, POST")
+                .route(get().to(workspace::list_activities))
+                .route(post().to(workspace::create_activity)),
+        )
+        .service(
+            resource("/TaskQueues", "GET, POST")
+                .route(get().to(queues::list))
+                .route(post().to(queues::create)),
+        )
+        .service(
+            resource("/TaskQueues/{queue}", "GET, POST")
+                .route(get().to(queues::fetch))
+                .route(post().to(queues::update)),
+        )
+        .service(
+            resource("/TaskQueues/{queue}/RealTimeStatistics", "GET").route(get().to(queues::statistics)),
+        )
+        .service(resource("/TaskQueues/{queue}/Statistics", "GET").route(get().to(queues::statistics)))
+        .service(
+            resource("/Workflows", "GET, POST")
+                .route(get().to(queues::list_workflows))
+                .route(post().to(queues::create_workflow)),
+        )
+        .service(resource("/Workflows/{workflow}", "GET").route(get().to(queues::fetch_workflow)))
+        .service(
+            resource("/Workflows/{workflow}/RealTimeStatistics", "GET")
+                .route(get().to(queues::workflow_statistics)),
+        )
+        .service(
+            resource("/Workflows/{workflow}/Statistics", "GET").route(get().to(queues::workflow_statistics)),
+        )
         .service(resource("/Activities/{activity}", "GET").route(get().to(workspace::fetch_activity)))
         .service(
             resource("/Workers", "GET, POST")

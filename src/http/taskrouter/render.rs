@@ -5,7 +5,10 @@
 use serde_json::{Value, json};
 
 use super::params::Paging;
-use crate::routing::{Activity, Engine, Millis, Reservation, Sid, Task, Worker};
+use crate::routing::{
+    Activity, Engine, Millis, QueueStatistics, Reservation, Sid, Task, TaskOrder, TaskQueue, TaskStatistics,
+    Worker, Workflow,
+};
 
 /// A list request: its resource key (`workers`), path, filters and page.
 pub(crate) struct List<'a> {
@@ -24,6 +27,35 @@ pub(crate) struct Renderer<'a> {
     pub base: &'a str,
     pub account_sid: &'a str,
     pub now: Millis,
+}
+
+/// The links of a queue or workflow: its workspace and statistics (cumulative statistics are
+/// not served yet, so not linked).
+fn statistics_links(workspace: &str, url: &str) -> Value {
+    json!({
+        "workspace": workspace,
+        "statistics": format!("{url}/Statistics"),
+        "real_time_statistics": format!("{url}/RealTimeStatistics"),
+    })
+}
+
+/// `counts` (an object) with `fields` added.
+fn with_fields(mut counts: Value, fields: Value) -> Value {
+    if let (Value::Object(into), Value::Object(fields)) = (&mut counts, fields) {
+        into.extend(fields);
+    }
+    counts
+}
+
+/// The task counts every statistics resource shares.
+fn task_statistics(statistics: &TaskStatistics) -> Value {
+    json!({
+        "total_tasks": statistics.total_tasks,
+        "tasks_by_status": statistics.tasks_by_status,
+        "tasks_by_priority": statistics.tasks_by_priority.iter().map(|(priority, count)| (priority.to_string(), json!(count))).collect::<serde_json::Map<String, Value>>(),
+        "longest_task_waiting_age": statistics.longest_task_waiting_age,
+        "longest_task_waiting_sid": optional_sid(statistics.longest_task_waiting_sid),
+    })
 }
 
 /// TaskRouter v1's date format: `2026-11-24T09:30:00Z`.
@@ -121,6 +153,82 @@ impl Renderer<'_> {
                 "worker_statistics": format!("{url}/Statistics"),
             },
         })
+    }
+
+    pub(crate) fn queue(&self, queue: &TaskQueue) -> Value {
+        let workspace = self.workspace_url();
+        let url = format!("{workspace}/TaskQueues/{}", queue.sid);
+        json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "sid": queue.sid.to_string(),
+            "friendly_name": queue.friendly_name,
+            "target_workers": queue.target_workers,
+            "task_order": match queue.task_order { TaskOrder::Fifo => "FIFO", TaskOrder::Lifo => "LIFO" },
+            "max_reserved_workers": queue.max_reserved_workers,
+            "reservation_activity_sid": null,
+            "reservation_activity_name": null,
+            "assignment_activity_sid": null,
+            "assignment_activity_name": null,
+            "event_callback_url": null,
+            "date_created": date(queue.created_at),
+            "date_updated": date(queue.created_at),
+            "url": url,
+            "links": statistics_links(&workspace, &url),
+        })
+    }
+
+    pub(crate) fn workflow(&self, workflow: &Workflow) -> Value {
+        let workspace = self.workspace_url();
+        let url = format!("{workspace}/Workflows/{}", workflow.sid);
+        json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "sid": workflow.sid.to_string(),
+            "friendly_name": workflow.friendly_name,
+            "configuration": workflow.configuration,
+            "task_reservation_timeout": workflow.task_reservation_timeout,
+            "assignment_callback_url": null,
+            "fallback_assignment_callback_url": null,
+            "document_content_type": "application/json",
+            "date_created": date(workflow.created_at),
+            "date_updated": date(workflow.created_at),
+            "url": url,
+            "links": statistics_links(&workspace, &url),
+        })
+    }
+
+    /// A task queue's `RealTimeStatistics`, as TaskRouter names its fields.
+    pub(crate) fn queue_statistics(&self, queue: &TaskQueue, statistics: &QueueStatistics) -> Value {
+        let workspace = self.workspace_url();
+        let activities: Vec<Value> = statistics
+            .activity_statistics
+            .iter()
+            .map(|count| json!({"sid": count.sid.to_string(), "friendly_name": count.friendly_name, "workers": count.workers}))
+            .collect();
+        let fields = json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "task_queue_sid": queue.sid.to_string(),
+            "longest_relative_task_age_in_queue": statistics.longest_relative_task_age_in_queue,
+            "longest_relative_task_sid_in_queue": optional_sid(statistics.longest_relative_task_sid_in_queue),
+            "total_eligible_workers": statistics.total_eligible_workers,
+            "total_available_workers": statistics.total_available_workers,
+            "activity_statistics": activities,
+            "url": format!("{workspace}/TaskQueues/{}/RealTimeStatistics", queue.sid),
+        });
+        with_fields(task_statistics(&statistics.tasks), fields)
+    }
+
+    /// A workflow's `RealTimeStatistics`.
+    pub(crate) fn workflow_statistics(&self, workflow: &Workflow, statistics: &TaskStatistics) -> Value {
+        let fields = json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "workflow_sid": workflow.sid.to_string(),
+            "url": format!("{}/Workflows/{}/RealTimeStatistics", self.workspace_url(), workflow.sid),
+        });
+        with_fields(task_statistics(statistics), fields)
     }
 
     pub(crate) fn task(&self, task: &Task) -> Value {

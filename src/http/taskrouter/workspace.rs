@@ -1,10 +1,11 @@
-//! The workspace and its activities (read-only: activities are fixed by the configuration).
+//! The workspace and its activities (list, fetch, create).
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
 
 use super::api::Api;
 use super::error::TwilioError;
-use crate::routing::SidKind;
+use super::params::Params;
+use crate::routing::{Command, SidKind};
 
 /// `GET /v1/Workspaces`: the one workspace, so that a client can discover its SID.
 pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
@@ -49,4 +50,18 @@ pub(super) async fn fetch_activity(api: Api) -> Result<HttpResponse, TwilioError
         renderer.engine.activities().iter().find(|activity| activity.sid == sid).map(|a| renderer.activity(a))
     });
     Ok(HttpResponse::Ok().json(found.ok_or_else(|| api.not_found())?))
+}
+
+/// `POST .../Activities`: `FriendlyName` (required, unique ignoring case), `Available`.
+pub(super) async fn create_activity(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let form = Params::parse(&body)?;
+    let command = Command::CreateActivity {
+        friendly_name: form.required("FriendlyName")?.to_owned(),
+        available: form.boolean("Available")?.unwrap_or(false),
+    };
+    let sid = api.execute(command, &[]).await?.ok_or_else(|| api.not_found())?;
+    let found = api.render(|renderer| {
+        renderer.engine.activities().iter().find(|activity| activity.sid == sid).map(|a| renderer.activity(a))
+    });
+    Ok(HttpResponse::Created().json(found.ok_or_else(|| api.not_found())?))
 }

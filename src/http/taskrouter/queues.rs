@@ -1,0 +1,163 @@
+//! Task queues and workflows: list, create, fetch, update, and their real-time statistics.
+
+use actix_web::{HttpResponse, web};
+
+use super::api::Api;
+use super::error::TwilioError;
+use super::params::Params;
+use crate::routing::{Command, Engine, NewTaskQueue, NewWorkflow, SidKind, TaskOrder};
+
+/// `GET .../TaskQueues`, filtered by `FriendlyName` and `EvaluateWorkerAttributes` (the queues
+/// a worker with those attributes would be in).
+pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
+    let list = api.list("task_queues")?;
+    let name = api.query.get("FriendlyName");
+    let attributes = api.query.json_object("EvaluateWorkerAttributes")?;
+    Ok(HttpResponse::Ok().json(api.render(|renderer| {
+        let shown: Vec<_> = renderer
+            .engine
+            .queues()
+            .iter()
+            .filter(|queue| name.is_none_or(|name| queue.friendly_name.eq_ignore_ascii_case(name)))
+            .filter(|queue| {
+                attributes.as_ref().is_none_or(|attributes| Engine::queue_would_target(queue, attributes))
+            })
+            .collect();
+        renderer.page(&list, &shown, |queue| renderer.queue(queue))
+    })))
+}
+
+/// `POST .../TaskQueues`: `FriendlyName` (required), `TargetWorkers` (default `1==1`),
+/// `TaskOrder` (`FIFO`, `LIFO`), `MaxReservedWorkers` (1 to 50).
+pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let form = Params::parse(&body)?;
+    let new = NewTaskQueue {
+        friendly_name: form.required("FriendlyName")?.to_owned(),
+        target_workers: form.get("TargetWorkers").unwrap_or("1==1").to_owned(),
+        task_order: task_order(&form)?.unwrap_or(TaskOrder::Fifo),
+        max_reserved_workers: form.integer("MaxReservedWorkers", 1..=50)?.unwrap_or(1) as u32,
+    };
+    let sid = api.execute(Command::CreateTaskQueue(new), &[]).await?.ok_or_else(|| api.not_found())?;
+    let queue = api.render(|renderer| renderer.engine.queue(sid).map(|queue| renderer.queue(queue)));
+    Ok(HttpResponse::Created().json(queue.ok_or_else(|| api.not_found())?))
+}
+
+/// `GET .../TaskQueues/{WQ}`.
+pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("queue", SidKind::TaskQueue)?;
+    let queue = api.render(|renderer| renderer.engine.queue(sid).map(|queue| renderer.queue(queue)));
+    Ok(HttpResponse::Ok().json(queue.ok_or_else(|| api.not_found())?))
+}
+
+/// `POST .../TaskQueues/{WQ}`: `TargetWorkers`, `MaxReservedWorkers`.
+pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("queue", SidKind::TaskQueue)?;
+    let form = Params::parse(&body)?;
+    for fixed in ["FriendlyName", "TaskOrder"] {
+        if form.get(fixed).is_some() {
+            return Err(TwilioError::invalid(format!(
+                "{fixed} cannot be changed here: create a new queue instead"
+            )));
+        }
+    }
+    let command = Command::UpdateTaskQueue {
+        queue: sid,
+        target_workers: form.get("TargetWorkers").map(str::to_owned),
+        max_reserved_workers: form.integer("MaxReservedWorkers", 1..=50)?.map(|max| max as u32),
+    };
+    api.execute(command, &[]).await?;
+    fetch(api).await
+}
+
+/// `GET .../TaskQueues/{WQ}/RealTimeStatistics` (and `.../Statistics`, whose `realtime` part
+/// it is).
+pub(super) async fn statistics(api: Api) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("queue", SidKind::TaskQueue)?;
+    let rendered = api.render(|renderer| {
+        let queue = renderer.engine.queue(sid)?;
+        let statistics = renderer.engine.queue_statistics(sid, renderer.now).ok()?;
+        Some(renderer.queue_statistics(queue, &statistics))
+    });
+    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, "task_queue_sid")
+}
+
+/// `realtime` as asked: alone at `.../RealTimeStatistics`, or as the `realtime` part of
+/// `.../Statistics` (whose `cumulative` part is not computed yet).
+fn statistics_response(
+    api: &Api,
+    realtime: serde_json::Value,
+    owner: &str,
+) -> Result<HttpResponse, TwilioError> {
+    if !api.path_ends_with("/Statistics") {
+        return Ok(HttpResponse::Ok().json(realtime));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "account_sid": realtime["account_sid"],
+        "workspace_sid": realtime["workspace_sid"],
+        owner: realtime[owner],
+        "realtime": realtime,
+        "cumulative": null,
+        "url": realtime["url"].as_str().map(|url| url.replace("/RealTimeStatistics", "/Statistics")),
+    })))
+}
+
+/// `GET .../Workflows`, filtered by `FriendlyName`.
+pub(super) async fn list_workflows(api: Api) -> Result<HttpResponse, TwilioError> {
+    let list = api.list("workflows")?;
+    let name = api.query.get("FriendlyName");
+    Ok(HttpResponse::Ok().json(api.render(|renderer| {
+        let shown: Vec<_> = renderer
+            .engine
+            .workflows()
+            .iter()
+            .filter(|workflow| name.is_none_or(|name| workflow.friendly_name.eq_ignore_ascii_case(name)))
+            .collect();
+        renderer.page(&list, &shown, |workflow| renderer.workflow(workflow))
+    })))
+}
+
+/// `POST .../Workflows`: `FriendlyName`, `Configuration` (required), `TaskReservationTimeout`
+/// (1 to 86,400 seconds, default 120).
+pub(super) async fn create_workflow(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let form = Params::parse(&body)?;
+    let new = NewWorkflow {
+        friendly_name: form.required("FriendlyName")?.to_owned(),
+        configuration: form.required("Configuration")?.to_owned(),
+        task_reservation_timeout: form.integer("TaskReservationTimeout", 1..=86_400)?.unwrap_or(120) as u32,
+    };
+    let sid = api.execute(Command::CreateWorkflow(new), &[]).await?.ok_or_else(|| api.not_found())?;
+    let workflow = api.render(|renderer| {
+        renderer.engine.workflows().iter().find(|workflow| workflow.sid == sid).map(|w| renderer.workflow(w))
+    });
+    Ok(HttpResponse::Created().json(workflow.ok_or_else(|| api.not_found())?))
+}
+
+/// `GET .../Workflows/{WW}/RealTimeStatistics` (and `.../Statistics`, whose `realtime` part
+/// it is).
+pub(super) async fn workflow_statistics(api: Api) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("workflow", SidKind::Workflow)?;
+    let rendered = api.render(|renderer| {
+        let workflow = renderer.engine.workflows().iter().find(|workflow| workflow.sid == sid)?;
+        let statistics = renderer.engine.workflow_statistics(sid, renderer.now).ok()?;
+        Some(renderer.workflow_statistics(workflow, &statistics))
+    });
+    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, "workflow_sid")
+}
+
+/// `GET .../Workflows/{WW}`.
+pub(super) async fn fetch_workflow(api: Api) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("workflow", SidKind::Workflow)?;
+    let workflow = api.render(|renderer| {
+        renderer.engine.workflows().iter().find(|workflow| workflow.sid == sid).map(|w| renderer.workflow(w))
+    });
+    Ok(HttpResponse::Ok().json(workflow.ok_or_else(|| api.not_found())?))
+}
+
+fn task_order(form: &Params) -> Result<Option<TaskOrder>, TwilioError> {
+    match form.get("TaskOrder").map(str::to_ascii_uppercase).as_deref() {
+        None => Ok(None),
+        Some("FIFO") => Ok(Some(TaskOrder::Fifo)),
+        Some("LIFO") => Ok(Some(TaskOrder::Lifo)),
+        Some(other) => Err(TwilioError::invalid(format!("TaskOrder must be FIFO or LIFO, not {other:?}"))),
+    }
+}
