@@ -9,6 +9,7 @@ mod helpers;
 mod ivr_cli;
 mod process;
 mod simulate;
+mod sdk;
 mod sms;
 mod taskrouter;
 mod tidy;

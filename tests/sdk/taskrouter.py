@@ -1,0 +1,83 @@
+"""The onboarding guide's TaskRouter setup, done with Twilio's official Python SDK against
+Switchboard. Only the SDK's host is changed (the TaskRouter domain's base URL); everything else
+is the SDK as published. Prints one line per step; exits non-zero on the first surprise.
+
+Usage: python taskrouter.py BASE_URL ACCOUNT_SID AUTH_TOKEN
+"""
+
+import json
+import sys
+
+from twilio.rest import Client
+
+
+def main(base_url: str, account_sid: str, auth_token: str) -> None:
+    client = Client(account_sid, auth_token)
+    client.taskrouter.base_url = base_url  # the one change: Switchboard instead of Twilio
+
+    workspace = client.taskrouter.v1.workspaces.list()[0]
+    ws = client.taskrouter.v1.workspaces(workspace.sid)
+    print("workspace", workspace.friendly_name)
+
+    ready = ws.activities.create(friendly_name="Ready", available=True)
+    lunch = ws.activities.create(friendly_name="Lunch", available=False)
+    assert ready.available is True and lunch.available is False, (ready.available, lunch.available)
+    print("activities", ready.friendly_name, lunch.friendly_name)
+
+    skills = {"routing": {"skills": ["Sales"], "levels": {"Sales": 4}}, "contact_uri": "client:sam"}
+    sam = ws.workers.create(friendly_name="sam", attributes=json.dumps(skills), activity_sid=lunch.sid)
+    kim = ws.workers.create(friendly_name="kim", attributes=json.dumps({"routing": {"skills": ["Support"]}}))
+    assert json.loads(sam.attributes)["routing"]["levels"]["Sales"] == 4
+    print("workers", sam.friendly_name, kim.friendly_name, sam.activity_name)
+
+    queue = ws.task_queues.create(
+        friendly_name="Sales desk", target_workers='routing.skills HAS "Sales"', max_reserved_workers=1
+    )
+    print("queue", queue.friendly_name, queue.task_order)
+
+    configuration = {
+        "task_routing": {
+            "filters": [
+                {
+                    "filter_friendly_name": "Send to Sales",
+                    "expression": '"Sales" IN task.skillsNeeded',
+                    "targets": [{"queue": queue.sid}],
+                }
+            ],
+            "default_filter": {"queue": queue.sid},
+        }
+    }
+    workflow = ws.workflows.create(
+        friendly_name="Sales desk workflow", configuration=json.dumps(configuration), task_reservation_timeout=20
+    )
+    print("workflow", workflow.friendly_name, workflow.task_reservation_timeout)
+
+    task = ws.tasks.create(workflow_sid=workflow.sid, attributes=json.dumps({"skillsNeeded": ["Sales"]}))
+    assert task.assignment_status == "pending", task.assignment_status
+    print("task", task.assignment_status, task.task_queue_friendly_name)
+
+    ws.workers(sam.sid).update(activity_sid=ready.sid)
+    reservations = ws.tasks(task.sid).reservations.list()
+    assert len(reservations) == 1, reservations
+    reservation = reservations[0]
+    assert reservation.worker_name == "sam" and reservation.reservation_status == "pending"
+    print("reservation", reservation.worker_name, reservation.reservation_status)
+
+    accepted = ws.tasks(task.sid).reservations(reservation.sid).update(reservation_status="accepted")
+    assert accepted.reservation_status == "accepted", accepted.reservation_status
+    assert ws.tasks(task.sid).fetch().assignment_status == "assigned"
+    print("accepted", accepted.reservation_status)
+
+    completed = ws.tasks(task.sid).update(assignment_status="completed", reason="sold")
+    assert completed.assignment_status == "completed", completed.assignment_status
+    print("completed", completed.assignment_status, completed.reason)
+
+    statistics = ws.task_queues(queue.sid).real_time_statistics().fetch()
+    # Sam, and the default workspace's alice and bob, have the Sales skill; only sam is ready.
+    assert statistics.total_eligible_workers == 3, statistics.total_eligible_workers
+    assert statistics.total_available_workers == 1, statistics.total_available_workers
+    print("statistics", statistics.total_tasks, statistics.total_eligible_workers, statistics.total_available_workers)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
