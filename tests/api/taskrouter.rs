@@ -650,3 +650,43 @@ async fn queues_workflows_and_activities_are_created_and_queue_statistics_follow
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert!(error["message"].as_str().unwrap().contains("column"), "{error}");
 }
+
+#[tokio::test]
+async fn explain_says_why_a_worker_is_or_is_not_offered_a_task() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let workflow = sales_and_support(&app);
+    let task = api
+        .post("/Tasks", &[("WorkflowSid", &workflow), ("Attributes", r#"{"skillsNeeded": ["Sales"]}"#)])
+        .await;
+    let task = task["sid"].as_str().unwrap();
+    let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
+    let zed = api
+        .post(
+            "/Workers",
+            &[("FriendlyName", "zed"), ("Attributes", r#"{"routing": {"skills": ["Support"]}}"#)],
+        )
+        .await;
+    let explain = |worker: &str| format!("/Tasks/{task}/Explain?WorkerSid={worker}");
+
+    let offline = api.get(&explain(&alice)).await;
+    assert_eq!(
+        (offline["reason"].as_str(), offline["offered_or_eligible"].as_bool()),
+        (Some("activity_unavailable"), Some(false))
+    );
+    let outsider = api.get(&explain(zed["sid"].as_str().unwrap())).await;
+    assert_eq!(outsider["reason"], "not_in_queue", "{outsider}");
+    assert_eq!(outsider["failing_clause"], "routing.skills HAS \"Sales\"");
+    assert_eq!(outsider["values"]["routing.skills"], "[\"Support\"]", "{outsider}");
+
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    api.post(&format!("/Workers/{alice}"), &[("ActivitySid", &available)]).await;
+    let offered = api.get(&explain(&alice)).await;
+    assert_eq!(
+        (offered["reason"].as_str(), offered["offered_or_eligible"].as_bool()),
+        (Some("offered"), Some(true))
+    );
+
+    let (status, error) = api.call(Method::GET, &format!("/Tasks/{task}/Explain"), &[]).await;
+    assert_eq!((status, error["message"].as_str()), (StatusCode::BAD_REQUEST, Some("WorkerSid is required")));
+}

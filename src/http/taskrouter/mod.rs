@@ -99,6 +99,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
                 .route(post().to(tasks::update)),
         )
         .service(resource("/Tasks/{task}/Reservations", "GET").route(get().to(tasks::list_task_reservations)))
+        .service(resource("/Tasks/{task}/Explain", "GET").route(get().to(tasks::explain)))
         .service(
             resource("/Tasks/{task}/Reservations/{reservation}", "GET, POST")
                 .route(get().to(tasks::fetch_task_reservation))

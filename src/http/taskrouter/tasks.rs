@@ -7,8 +7,8 @@ use super::error::TwilioError;
 use super::params::Params;
 use crate::expr::{Context, Expression};
 use crate::routing::{
-    Command, Engine, MAX_PRIORITY, MAX_TASK_TTL, NewTask, Reservation, ReservationStatus, Sid, SidKind, Task,
-    validate_attributes,
+    Command, Engine, Explanation, MAX_PRIORITY, MAX_TASK_TTL, NewTask, Reservation, ReservationStatus, Sid,
+    SidKind, Task, validate_attributes,
 };
 
 /// `GET .../Tasks`, filtered by `AssignmentStatus` (several allowed), `WorkflowSid`,
@@ -300,4 +300,40 @@ async fn update_reservation(
     };
     api.execute(command, &[("WorkerActivitySid", activity)]).await?;
     Ok(HttpResponse::Ok().json(render_reservation(&api, parent, sid)?))
+}
+
+/// `GET .../Tasks/{WT}/Explain?WorkerSid=WK...`: why the worker is or is not offered the task,
+/// the engine's first reason in checking order, with the failing clause and the values it read.
+pub(super) async fn explain(api: Api) -> Result<HttpResponse, TwilioError> {
+    let task = api.path_sid("task", SidKind::Task)?;
+    let worker = api
+        .query
+        .sid("WorkerSid", SidKind::Worker)?
+        .ok_or_else(|| TwilioError::invalid("WorkerSid is required"))?;
+    let explained = api.engine.read(|engine| engine.explain(task, worker, crate::live::now()));
+    let explanation =
+        explained.map_err(|err| TwilioError::from_command(err.into(), &[("WorkerSid", Some(worker))]))?;
+    let (reason, condition) = match &explanation {
+        Explanation::TaskNotWaiting { .. } => ("task_not_waiting", None),
+        Explanation::Offered { .. } => ("offered", None),
+        Explanation::NotInQueue { failing, .. } => ("not_in_queue", Some(failing)),
+        Explanation::ActivityUnavailable { .. } => ("activity_unavailable", None),
+        Explanation::ChannelUnavailable { .. } => ("channel_unavailable", None),
+        Explanation::CapacityFull { .. } => ("capacity_full", None),
+        Explanation::RejectedThisTask => ("rejected_this_task", None),
+        Explanation::NotTheKnownWorker { .. } => ("not_the_known_worker", None),
+        Explanation::TargetExpressionFalse { failing, .. } => ("target_expression_false", Some(failing)),
+        Explanation::Eligible { .. } => ("eligible", None),
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "task_sid": task.to_string(),
+        "worker_sid": worker.to_string(),
+        "offered_or_eligible": matches!(explanation, Explanation::Offered { .. } | Explanation::Eligible { .. }),
+        "reason": reason,
+        "explanation": explanation.to_string(),
+        "failing_clause": condition.map(|condition| condition.clause.clone()),
+        "values": condition.map(|condition| {
+            condition.values.iter().map(|(path, value)| (path.clone(), serde_json::json!(value))).collect::<serde_json::Map<_, _>>()
+        }),
+    })))
 }
