@@ -4,6 +4,7 @@
 //! and [`Server::run`] serves until the `shutdown` future completes, then lets in-flight requests
 //! finish. Signals are not handled here: the caller decides what shutdown means.
 
+mod admin;
 mod drain;
 mod error;
 mod health;
@@ -81,6 +82,7 @@ impl Server {
                 .configure(voice::routes)
                 .configure(sms::routes)
                 .configure(taskrouter::routes)
+                .configure(admin::routes)
                 .default_service(web::to(error::no_route))
         })
         .disable_signals()

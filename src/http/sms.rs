@@ -23,10 +23,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiError;
-use super::taskrouter::api::authenticate;
+use super::admin::Authenticated;
 use super::taskrouter::render::date;
 use super::voice::{Webhooks, refusal, signed_params, twiml};
-use crate::config::Credentials;
 use crate::live;
 use crate::routing::{Sid, SidKind};
 use crate::sms::{ConversationEvent, ConversationView, MessageParams, Sms, SmsError};
@@ -75,23 +74,13 @@ impl FromRequest for ConversationTask {
     type Error = actix_web::Error;
     type Future = Ready<Result<ConversationTask, actix_web::Error>>;
 
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let refuse = |response: HttpResponse| InternalError::from_response("refused", response).into();
-        let task = match request.app_data::<web::Data<Credentials>>() {
-            Some(credentials) => {
-                authenticate(request, credentials).map_err(|err| refuse(err.error_response()))
-            }
-            None => Err(refuse(
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no credentials").error_response(),
-            )),
-        }
-        .and_then(|()| {
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let task = Authenticated::from_request(request, payload).into_inner().and_then(|Authenticated| {
             let task = request.match_info().get("task").unwrap_or_default();
             Sid::parse(task, SidKind::Task).map(ConversationTask).map_err(|_| {
-                refuse(
-                    ApiError::new(StatusCode::NOT_FOUND, format!("{task} is not a task SID"))
-                        .error_response(),
-                )
+                let response = ApiError::new(StatusCode::NOT_FOUND, format!("{task} is not a task SID"))
+                    .error_response();
+                InternalError::from_response("refused", response).into()
             })
         });
         ready(task)

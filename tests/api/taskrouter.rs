@@ -690,3 +690,57 @@ async fn explain_says_why_a_worker_is_or_is_not_offered_a_task() {
     let (status, error) = api.call(Method::GET, &format!("/Tasks/{task}/Explain"), &[]).await;
     assert_eq!((status, error["message"].as_str()), (StatusCode::BAD_REQUEST, Some("WorkerSid is required")));
 }
+
+#[tokio::test]
+async fn skills_are_listed_created_deleted_and_assigned_with_levels() {
+    let app = spawn_api().await;
+    let admin = |method: Method, path: &str, form: &[(&str, &str)]| {
+        let mut request = app.client.request(method, app.url(path)).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
+        if !form.is_empty() {
+            request = request.form(form);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    let (status, listed) = admin(Method::GET, "/admin/api/skills", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        listed["skills"][0],
+        serde_json::json!({"name": "Sales", "levels": {"min": 1, "max": 5}, "queue_expression": "routing.skills HAS \"Sales\"", "workflow_expression": "\"Sales\" IN task.skillsNeeded"})
+    );
+    let (status, created) = admin(Method::POST, "/admin/api/skills", &[("Name", "Billing")]).await;
+    assert_eq!((status, created["levels"].clone()), (StatusCode::CREATED, Value::Null));
+    let (status, error) = admin(Method::POST, "/admin/api/skills", &[("Name", "Tech-Support")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("no spaces or hyphens"), "{error}");
+
+    // Assigning skills writes routing.skills and routing.levels as Flex does, keeping the rest.
+    let alice = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().sid.to_string());
+    let (status, assigned) = admin(
+        Method::POST,
+        &format!("/admin/api/workers/{alice}/skills"),
+        &[("Skill", "Sales:5"), ("Skill", "Billing")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{assigned}");
+    assert_eq!(
+        assigned["attributes"]["routing"],
+        serde_json::json!({"skills": ["Sales", "Billing"], "levels": {"Sales": 5}})
+    );
+    assert_eq!(assigned["attributes"]["contact_uri"], "client:alice");
+    let (status, error) =
+        admin(Method::POST, &format!("/admin/api/workers/{alice}/skills"), &[("Skill", "Sales:9")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["message"].as_str().unwrap().contains("outside the skill's range 1-5"), "{error}");
+
+    let (status, _) = admin(Method::DELETE, "/admin/api/skills/Billing", &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, listed) = admin(Method::GET, "/admin/api/skills", &[]).await;
+    assert_eq!(listed["skills"].as_array().unwrap().len(), 2);
+    let anonymous = app.client.get(app.url("/admin/api/skills")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}

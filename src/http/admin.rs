@@ -1,0 +1,146 @@
+//! The skills admin API: skills live outside TaskRouter's API (Flex keeps them in its
+//! configuration), so Switchboard serves them here, behind the account's credentials.
+//!
+//! - `GET /admin/api/skills`: every skill with its level range and the two expressions the
+//!   onboarding guide has you paste (the queue's target workers, the workflow filter);
+//! - `POST /admin/api/skills` (`Name`, optional `MinLevel` and `MaxLevel`): a new skill;
+//! - `DELETE /admin/api/skills/{name}`: removes it from the catalogue (agents keep the
+//!   attribute until their skills are set again);
+//! - `POST /admin/api/workers/{WorkerSid}/skills` (`Skill` repeated, `Sales` or `Sales:4`): sets
+//!   the agent's skills and levels, written as Flex writes them (`routing.skills`,
+//!   `routing.levels`), every other attribute kept.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::error::InternalError;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::json;
+
+use super::ApiError;
+use super::taskrouter::api::authenticate;
+use crate::config::Credentials;
+use crate::live::{ExecuteError, LiveEngine};
+use crate::routing::{Command, RoutingError, Sid, SidKind, Skill};
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/admin/api/skills").route(web::get().to(list)).route(web::post().to(create)))
+        .service(web::resource("/admin/api/skills/{name}").route(web::delete().to(delete)))
+        .service(web::resource("/admin/api/workers/{worker}/skills").route(web::post().to(assign)));
+}
+
+/// A request that carries the account's credentials (HTTP Basic, as for the REST API).
+pub(super) struct Authenticated;
+
+impl FromRequest for Authenticated {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Authenticated, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let checked = match request.app_data::<web::Data<Credentials>>() {
+            Some(credentials) => authenticate(request, credentials).map_err(|err| err.error_response()),
+            None => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no credentials").error_response()),
+        };
+        ready(
+            checked
+                .map(|()| Authenticated)
+                .map_err(|response| InternalError::from_response("refused", response).into()),
+        )
+    }
+}
+
+fn render(skill: &Skill) -> serde_json::Value {
+    json!({
+        "name": skill.name,
+        "levels": skill.levels.map(|(minimum, maximum)| json!({"min": minimum, "max": maximum})),
+        "queue_expression": skill.queue_expression(),
+        "workflow_expression": skill.workflow_expression(),
+    })
+}
+
+async fn list(_: Authenticated, engine: web::Data<LiveEngine>) -> HttpResponse {
+    let skills: Vec<_> = engine.read(|engine| engine.skills().iter().map(render).collect());
+    HttpResponse::Ok().json(json!({ "skills": skills }))
+}
+
+async fn create(_: Authenticated, body: web::Bytes, engine: web::Data<LiveEngine>) -> HttpResponse {
+    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return bad_request("the body is not form-encoded");
+    };
+    let get = |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.trim().to_owned());
+    let Some(name) = get("Name") else { return bad_request("Name is required") };
+    let level = |field: &str| {
+        get(field).map(|text| text.parse::<u32>().map_err(|_| format!("{field} must be a whole number")))
+    };
+    let levels = match (level("MinLevel"), level("MaxLevel")) {
+        (None, None) => None,
+        (Some(Ok(minimum)), Some(Ok(maximum))) => Some((minimum, maximum)),
+        (Some(Err(message)), _) | (_, Some(Err(message))) => return bad_request(&message),
+        _ => return bad_request("give both MinLevel and MaxLevel, or neither"),
+    };
+    match engine.execute(Command::CreateSkill { name: name.clone(), levels }).await {
+        Ok(_) => {
+            let created =
+                engine.read(|engine| engine.skills().iter().find(|skill| skill.name == name).map(render));
+            HttpResponse::Created().json(created)
+        }
+        Err(err) => refused(err),
+    }
+}
+
+async fn delete(_: Authenticated, name: web::Path<String>, engine: web::Data<LiveEngine>) -> HttpResponse {
+    match engine.execute(Command::DeleteSkill { name: name.into_inner() }).await {
+        Ok(_) => HttpResponse::NoContent().finish(),
+        Err(err) => refused(err),
+    }
+}
+
+async fn assign(
+    _: Authenticated,
+    worker: web::Path<String>,
+    body: web::Bytes,
+    engine: web::Data<LiveEngine>,
+) -> HttpResponse {
+    let Ok(worker) = Sid::parse(&worker, SidKind::Worker) else {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("{worker} is not a worker SID"))
+            .error_response();
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return bad_request("the body is not form-encoded");
+    };
+    let mut skills = Vec::new();
+    for (_, value) in form.iter().filter(|(key, _)| key == "Skill") {
+        let (name, level) = match value.split_once(':') {
+            Some((name, level)) => match level.trim().parse::<u32>() {
+                Ok(level) => (name.trim().to_owned(), Some(level)),
+                Err(_) => return bad_request(&format!("Skill {value:?}: the level must be a whole number")),
+            },
+            None => (value.trim().to_owned(), None),
+        };
+        skills.push((name, level));
+    }
+    match engine.execute(Command::SetWorkerSkills { worker, skills }).await {
+        Ok(_) => {
+            let attributes =
+                engine.read(|engine| engine.worker(worker).map(|worker| worker.attributes.clone()));
+            HttpResponse::Ok().json(json!({ "worker_sid": worker.to_string(), "attributes": attributes }))
+        }
+        Err(err) => refused(err),
+    }
+}
+
+fn bad_request(message: &str) -> HttpResponse {
+    ApiError::new(StatusCode::BAD_REQUEST, message).error_response()
+}
+
+fn refused(err: ExecuteError) -> HttpResponse {
+    let status = match &err {
+        ExecuteError::Refused(RoutingError::NotFound { .. }) => StatusCode::NOT_FOUND,
+        ExecuteError::Refused(RoutingError::Conflict { .. }) => StatusCode::CONFLICT,
+        ExecuteError::Refused(_) => StatusCode::BAD_REQUEST,
+        ExecuteError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, err.to_string()).error_response()
+}
