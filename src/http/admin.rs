@@ -91,6 +91,12 @@ async fn create(_: Authenticated, body: web::Bytes, engine: web::Data<LiveEngine
 }
 
 async fn delete(_: Authenticated, name: web::Path<String>, engine: web::Data<LiveEngine>) -> HttpResponse {
+    let exists =
+        engine.read(|engine| engine.skills().iter().any(|skill| skill.name.eq_ignore_ascii_case(&name)));
+    if !exists {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("no skill named {:?}", name.as_str()))
+            .error_response();
+    }
     match engine.execute(Command::DeleteSkill { name: name.into_inner() }).await {
         Ok(_) => HttpResponse::NoContent().finish(),
         Err(err) => refused(err),
@@ -119,7 +125,15 @@ async fn assign(
             },
             None => (value.trim().to_owned(), None),
         };
+        if skills.iter().any(|(other, _): &(String, Option<u32>)| other.eq_ignore_ascii_case(&name)) {
+            return bad_request(&format!("Skill {name} is given twice"));
+        }
         skills.push((name, level));
+    }
+    if skills.is_empty() {
+        return bad_request(
+            "give the agent's skills as Skill=Sales or Skill=Sales:4, repeated (at least one)",
+        );
     }
     match engine.execute(Command::SetWorkerSkills { worker, skills }).await {
         Ok(_) => {

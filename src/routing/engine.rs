@@ -300,8 +300,6 @@ impl Engine {
         &self.workers[reservation.worker]
     }
 
-    /// Whether a worker matches a worker expression (the Workers list's
-    /// `TargetWorkersExpression` filter), with the same built-ins a queue's target sees.
     /// Whether a worker with `attributes` would be in `queue` (the TaskQueues list's
     /// `EvaluateWorkerAttributes` filter).
     pub fn queue_would_target(queue: &TaskQueue, attributes: &Value) -> bool {
@@ -315,6 +313,8 @@ impl Engine {
         queue.target_expression.evaluate(&Scope::worker(facts))
     }
 
+    /// Whether a worker matches a worker expression (the Workers list's
+    /// `TargetWorkersExpression` filter), with the same built-ins a queue's target sees.
     pub fn worker_matches(&self, worker: &Worker, expression: &Expression) -> bool {
         expression.evaluate(&Scope::worker(self.facts(worker)))
     }
@@ -372,7 +372,7 @@ impl Engine {
     /// Removes a skill from the catalogue. Workers keep it in their attributes until edited,
     /// as in Flex.
     pub fn delete_skill(&mut self, name: &str) -> Result<Skill, RoutingError> {
-        let idx = self.skills.iter().position(|skill| skill.name == name);
+        let idx = self.skills.iter().position(|skill| skill.name.eq_ignore_ascii_case(name));
         let idx = idx.ok_or_else(|| RoutingError::invalid("skill", format!("no skill named {name:?}")))?;
         Ok(self.skills.remove(idx))
     }
@@ -528,7 +528,8 @@ impl Engine {
 
     pub fn create_task_queue(&mut self, new: NewTaskQueue, now: Millis) -> Result<Sid, RoutingError> {
         validate_name("friendly_name", &new.friendly_name)?;
-        if self.queue_by_name(&new.friendly_name).is_some() {
+        // Names are unique ignoring case, as lists filter them.
+        if self.queues.iter().any(|queue| queue.friendly_name.eq_ignore_ascii_case(&new.friendly_name)) {
             return Err(RoutingError::invalid(
                 "friendly_name",
                 format!("a task queue named {:?} exists", new.friendly_name),
@@ -583,6 +584,16 @@ impl Engine {
 
     pub fn create_workflow(&mut self, new: NewWorkflow, now: Millis) -> Result<Sid, RoutingError> {
         validate_name("friendly_name", &new.friendly_name)?;
+        if self
+            .workflows
+            .iter()
+            .any(|workflow| workflow.friendly_name.eq_ignore_ascii_case(&new.friendly_name))
+        {
+            return Err(RoutingError::invalid(
+                "friendly_name",
+                format!("a workflow named {:?} exists", new.friendly_name),
+            ));
+        }
         if !(1..=MAX_RESERVATION_TIMEOUT).contains(&new.task_reservation_timeout) {
             return Err(RoutingError::invalid(
                 "task_reservation_timeout",

@@ -638,6 +638,31 @@ async fn queues_workflows_and_activities_are_created_and_queue_statistics_follow
     // Updates, and refusals naming the field.
     let updated = api.post(&format!("/TaskQueues/{queue_sid}"), &[("MaxReservedWorkers", "3")]).await;
     assert_eq!(updated["max_reserved_workers"], 3);
+    let (status, error) = api.call(Method::POST, "/TaskQueues", &[("FriendlyName", "billing")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "names are unique ignoring case: {error}");
+    let duplicate = [("FriendlyName", "BILLING DESK"), ("Configuration", configuration.as_str())];
+    assert_eq!(api.call(Method::POST, "/Workflows", &duplicate).await.0, StatusCode::BAD_REQUEST);
+    let callback = [
+        ("FriendlyName", "Z"),
+        ("Configuration", configuration.as_str()),
+        ("AssignmentCallbackUrl", "https://x.example"),
+    ];
+    let (status, error) = api.call(Method::POST, "/Workflows", &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["message"].as_str().unwrap().starts_with("AssignmentCallbackUrl is not supported"),
+        "{error}"
+    );
+    let unknown = format!("/TaskQueues/WQ{}/RealTimeStatistics", "0".repeat(32));
+    assert_eq!(api.call(Method::GET, &unknown, &[]).await.0, StatusCode::NOT_FOUND);
+    for path in [
+        "/TaskQueues".to_owned(),
+        "/Workflows".to_owned(),
+        format!("/TaskQueues/{queue_sid}/RealTimeStatistics"),
+    ] {
+        let url = app.url(&format!("/v1/Workspaces/{}{path}", api.workspace));
+        assert_eq!(app.client.get(url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
     let (status, error) =
         api.call(Method::POST, "/TaskQueues", &[("FriendlyName", "X"), ("TaskOrder", "RANDOM")]).await;
     assert_eq!(
@@ -737,8 +762,15 @@ async fn skills_are_listed_created_deleted_and_assigned_with_levels() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error["message"].as_str().unwrap().contains("outside the skill's range 1-5"), "{error}");
 
-    let (status, _) = admin(Method::DELETE, "/admin/api/skills/Billing", &[]).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let twice = [("Skill", "Sales:2"), ("Skill", "sales:3")];
+    let (status, _) = admin(Method::POST, &format!("/admin/api/workers/{alice}/skills"), &twice).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a skill given twice");
+    let (status, _) = admin(Method::POST, &format!("/admin/api/workers/{alice}/skills"), &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no skills at all does not clear them by accident");
+    let (status, _) = admin(Method::DELETE, "/admin/api/skills/billing", &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "names match ignoring case, as creating does");
+    let (status, _) = admin(Method::DELETE, "/admin/api/skills/Nope", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, listed) = admin(Method::GET, "/admin/api/skills", &[]).await;
     assert_eq!(listed["skills"].as_array().unwrap().len(), 2);
     let anonymous = app.client.get(app.url("/admin/api/skills")).send().await.unwrap();

@@ -31,6 +31,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 /// `TaskOrder` (`FIFO`, `LIFO`), `MaxReservedWorkers` (1 to 50).
 pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let form = Params::parse(&body)?;
+    unsupported(&form, &["ReservationActivitySid", "AssignmentActivitySid"])?;
     let new = NewTaskQueue {
         friendly_name: form.required("FriendlyName")?.to_owned(),
         target_workers: form.get("TargetWorkers").unwrap_or("1==1").to_owned(),
@@ -120,6 +121,7 @@ pub(super) async fn list_workflows(api: Api) -> Result<HttpResponse, TwilioError
 /// (1 to 86,400 seconds, default 120).
 pub(super) async fn create_workflow(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let form = Params::parse(&body)?;
+    unsupported(&form, &["AssignmentCallbackUrl", "FallbackAssignmentCallbackUrl"])?;
     let new = NewWorkflow {
         friendly_name: form.required("FriendlyName")?.to_owned(),
         configuration: form.required("Configuration")?.to_owned(),
@@ -151,6 +153,17 @@ pub(super) async fn fetch_workflow(api: Api) -> Result<HttpResponse, TwilioError
         renderer.engine.workflows().iter().find(|workflow| workflow.sid == sid).map(|w| renderer.workflow(w))
     });
     Ok(HttpResponse::Ok().json(workflow.ok_or_else(|| api.not_found())?))
+}
+
+/// Refuses TaskRouter parameters Switchboard does not act on, rather than drop them silently
+/// (an application ported from Twilio would wait for callbacks that never come).
+fn unsupported(form: &Params, names: &[&str]) -> Result<(), TwilioError> {
+    match names.iter().find(|name| form.get(name).is_some()) {
+        Some(name) => Err(TwilioError::invalid(format!(
+            "{name} is not supported by Switchboard; use the event callback URL (events.callback_url) instead"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn task_order(form: &Params) -> Result<Option<TaskOrder>, TwilioError> {
