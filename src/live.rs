@@ -18,7 +18,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
-use crate::store::{Durability, FlushStatistics, Keyed, Store, StoreError, Ticket};
+use crate::store::{Durability, EventRecord, FlushStatistics, Keyed, Store, StoreError, Ticket};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -189,6 +189,15 @@ impl LiveEngine {
         }
         let created = outcome?;
         Ok((created, made.expect("made under the lock when the command applied")))
+    }
+
+    /// Stored events that `keep` accepts, newest first, at most `limit` (the Events API).
+    pub fn stored_events(
+        &self,
+        keep: impl FnMut(&EventRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.store.events_newest_first(keep, limit)
     }
 
     /// Every stored record of kind `R` (calls, conversations, outgoing messages).

@@ -355,6 +355,30 @@ impl Store {
         Ok(records)
     }
 
+    /// The stored events that `keep` accepts, newest first, at most `limit` of them.
+    pub fn events_newest_first(
+        &self,
+        mut keep: impl FnMut(&EventRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.flusher.write_pending().map_err(StoreError::Write)?;
+        let mut found = Vec::new();
+        for entry in self.db.scan_prefix(b"e:").rev() {
+            let (key, value) = entry.map_err(|err| StoreError::Write(err.to_string()))?;
+            let records: Vec<EventRecord> =
+                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
+            for record in records.into_iter().rev() {
+                if found.len() >= limit {
+                    return Ok(found);
+                }
+                if keep(&record) {
+                    found.push(record);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Flushes done by the group-commit flusher, and their total time.
     pub fn flush_statistics(&self) -> FlushStatistics {
         FlushStatistics {

@@ -56,6 +56,12 @@ impl<'a> Api<'a> {
         body
     }
 
+    /// A task of `workflow` needing `skill`.
+    async fn task_needing(&self, workflow: &str, skill: &str) -> Value {
+        let attributes = format!(r#"{{"skillsNeeded": ["{skill}"]}}"#);
+        self.post("/Tasks", &[("WorkflowSid", workflow), ("Attributes", &attributes)]).await
+    }
+
     /// The SID of the item of list `path` (key `key`) whose `field` is `value`.
     async fn find(&self, path: &str, key: &str, field: &str, value: &str) -> String {
         let list = self.get(path).await;
@@ -681,9 +687,7 @@ async fn explain_says_why_a_worker_is_or_is_not_offered_a_task() {
     let app = spawn_api().await;
     let api = Api::new(&app).await;
     let workflow = sales_and_support(&app);
-    let task = api
-        .post("/Tasks", &[("WorkflowSid", &workflow), ("Attributes", r#"{"skillsNeeded": ["Sales"]}"#)])
-        .await;
+    let task = api.task_needing(&workflow, "Sales").await;
     let task = task["sid"].as_str().unwrap();
     let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
     let zed = api
@@ -775,4 +779,54 @@ async fn skills_are_listed_created_deleted_and_assigned_with_levels() {
     assert_eq!(listed["skills"].as_array().unwrap().len(), 2);
     let anonymous = app.client.get(app.url("/admin/api/skills")).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn events_list_what_happened_newest_first_with_filters_and_paging() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let workflow = sales_and_support(&app);
+    let task = api.task_needing(&workflow, "Sales").await["sid"].as_str().unwrap().to_owned();
+    let other = api.task_needing(&workflow, "Support").await;
+
+    let events = api.get(&format!("/Events?TaskSid={task}")).await;
+    let types: Vec<&str> =
+        events["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["workflow.target-matched", "task.created", "task-queue.entered", "workflow.entered"],
+        "newest first"
+    );
+    let created = &events["events"][1];
+    assert_eq!(
+        (created["resource_sid"].as_str(), created["resource_type"].as_str()),
+        (Some(task.as_str()), Some("task"))
+    );
+    assert!(created["sid"].as_str().unwrap().starts_with("EV"));
+
+    let one = api.get("/Events?EventType=task.created&PageSize=1").await;
+    assert_eq!(one["events"][0]["resource_sid"], other["sid"], "the newest task first");
+    assert!(one["meta"]["next_page_url"].as_str().unwrap().contains("EventType=task.created"));
+    let second = api.get("/Events?EventType=task.created&PageSize=1&Page=1").await;
+    assert_eq!(
+        (second["events"][0]["resource_sid"].as_str(), &second["meta"]["next_page_url"]),
+        (Some(task.as_str()), &Value::Null)
+    );
+
+    assert_eq!(
+        api.get("/Events?Minutes=5&EventType=task.created").await["events"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        api.get("/Events?StartDate=2099-01-01T00:00:00Z").await["events"].as_array().unwrap().len(),
+        0
+    );
+    let (status, error) = api.call(Method::GET, "/Events?StartDate=yesterday", &[]).await;
+    assert_eq!(
+        (status, error["message"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("StartDate must be an ISO 8601 date and time, like 2026-11-24T09:30:00Z")
+        )
+    );
 }

@@ -7,10 +7,12 @@
 //! - `render.rs`: resources as TaskRouter's JSON.
 //! - `error.rs`: Twilio's error shape.
 //! - `workspace.rs` (workspace, activities), `workers.rs`, `queues.rs` (task queues,
-//!   workflows, statistics), `tasks.rs` (tasks, reservations): the handlers.
+//!   workflows, statistics), `tasks.rs` (tasks, reservations, explain), `events.rs`: the
+//!   handlers.
 
 pub(super) mod api;
 pub(super) mod error;
+mod events;
 mod params;
 mod queues;
 pub(super) mod render;
@@ -65,6 +67,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
                 .route(post().to(queues::create_workflow)),
         )
         .service(resource("/Workflows/{workflow}", "GET").route(get().to(queues::fetch_workflow)))
+        .service(resource("/Events", "GET").route(get().to(events::list)))
         .service(
             resource("/Workflows/{workflow}/RealTimeStatistics", "GET")
                 .route(get().to(queues::workflow_statistics)),

@@ -1,0 +1,151 @@
+//! Events: what happened in the workspace, newest first, from the stored event history (kept
+//! for `store.event_max_age` and up to `store.event_max_count`).
+
+use actix_web::HttpResponse;
+use serde_json::{Value, json};
+
+use super::api::Api;
+use super::error::TwilioError;
+use super::render::date;
+use crate::routing::{Millis, Sid, SidKind};
+use crate::store::EventRecord;
+
+/// `GET .../Events`, filtered by `EventType`, `ResourceSid`, `TaskSid`, `WorkerSid`,
+/// `ReservationSid`, `TaskQueueSid`, `WorkflowSid`, `Minutes` (the last so many), `StartDate`
+/// and `EndDate` (ISO 8601).
+pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
+    let list = api.list("events")?;
+    let query = &api.query;
+    let event_type = query.get("EventType").map(str::to_owned);
+    let resource = optional_sid_text(query.get("ResourceSid"));
+    let sids = [
+        (query.sid("TaskSid", SidKind::Task)?, Field::Task),
+        (query.sid("WorkerSid", SidKind::Worker)?, Field::Worker),
+        (query.sid("ReservationSid", SidKind::Reservation)?, Field::Reservation),
+        (query.sid("TaskQueueSid", SidKind::TaskQueue)?, Field::Queue),
+        (query.sid("WorkflowSid", SidKind::Workflow)?, Field::Workflow),
+    ];
+    let now = crate::live::now();
+    let minutes = query.integer("Minutes", 1..=43_200)?;
+    let start = match (minutes, query.get("StartDate")) {
+        (Some(minutes), _) => Some(now - minutes * 60_000),
+        (None, Some(text)) => Some(instant("StartDate", text)?),
+        (None, None) => None,
+    };
+    let end = query.get("EndDate").map(|text| instant("EndDate", text)).transpose()?;
+    // Enough to fill the page asked for and to know whether another follows.
+    let limit = (list.paging.page + 1).saturating_mul(list.paging.page_size).saturating_add(1);
+    let found = api
+        .engine
+        .stored_events(
+            |EventRecord::V1 {
+                 timestamp,
+                 event_type: kind,
+                 resource: about,
+                 task,
+                 worker,
+                 reservation,
+                 queue,
+                 workflow,
+                 ..
+             }| {
+                let field = |field: Field| match field {
+                    Field::Task => *task,
+                    Field::Worker => *worker,
+                    Field::Reservation => *reservation,
+                    Field::Queue => *queue,
+                    Field::Workflow => *workflow,
+                };
+                event_type.as_ref().is_none_or(|wanted| wanted == kind)
+                    && resource.as_ref().is_none_or(|wanted| *wanted == about.to_string())
+                    && sids.iter().all(|(wanted, which)| wanted.is_none_or(|sid| field(*which) == Some(sid)))
+                    && start.is_none_or(|start| *timestamp >= start)
+                    && end.is_none_or(|end| *timestamp <= end)
+            },
+            limit,
+        )
+        .map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
+    Ok(HttpResponse::Ok().json(api.render(|renderer| {
+        let workspace = format!("{}/v1/Workspaces/{}", renderer.base, renderer.engine.workspace_sid());
+        renderer.page(&list, &found, |record| render(renderer.account_sid, &workspace, record))
+    })))
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    Task,
+    Worker,
+    Reservation,
+    Queue,
+    Workflow,
+}
+
+fn optional_sid_text(text: Option<&str>) -> Option<String> {
+    text.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty())
+}
+
+fn instant(name: &str, text: &str) -> Result<Millis, TwilioError> {
+    text.trim().parse::<jiff::Timestamp>().map(|at| at.as_millisecond()).map_err(|_| {
+        TwilioError::invalid(format!("{name} must be an ISO 8601 date and time, like 2026-11-24T09:30:00Z"))
+    })
+}
+
+fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
+    let EventRecord::V1 {
+        sequence,
+        timestamp,
+        event_type,
+        resource,
+        task,
+        worker,
+        reservation,
+        queue,
+        workflow,
+        activity,
+        reason,
+    } = record;
+    let sid_text = |sid: &Option<Sid>| sid.map(|sid| sid.to_string());
+    let (resource_type, collection) = match resource.kind() {
+        SidKind::Task => ("task", "Tasks"),
+        SidKind::Worker => ("worker", "Workers"),
+        SidKind::Reservation => ("reservation", "Reservations"),
+        SidKind::TaskQueue => ("task_queue", "TaskQueues"),
+        SidKind::Workflow => ("workflow", "Workflows"),
+        SidKind::Activity => ("activity", "Activities"),
+        _ => ("workspace", ""),
+    };
+    let resource_url = match (resource_type, task) {
+        ("reservation", Some(task)) => format!("{workspace}/Tasks/{task}/Reservations/{resource}"),
+        (_, _) if collection.is_empty() => workspace.to_owned(),
+        _ => format!("{workspace}/{collection}/{resource}"),
+    };
+    let sid = format!("EV{sequence:032x}");
+    json!({
+        "account_sid": account_sid,
+        "workspace_sid": workspace.rsplit('/').next(),
+        "sid": sid,
+        "event_type": event_type,
+        "event_date": date(*timestamp),
+        "event_date_ms": timestamp,
+        "resource_sid": resource.to_string(),
+        "resource_type": resource_type,
+        "resource_url": resource_url,
+        "actor_sid": null,
+        "actor_type": null,
+        "actor_url": null,
+        "description": format!("{event_type} for {resource}"),
+        "source": "Switchboard",
+        "source_ip_address": null,
+        "event_data": {
+            "task_sid": sid_text(task),
+            "worker_sid": sid_text(worker),
+            "reservation_sid": sid_text(reservation),
+            "task_queue_sid": sid_text(queue),
+            "workflow_sid": sid_text(workflow),
+            "worker_activity_sid": sid_text(activity),
+            "reason": reason,
+        },
+        "url": format!("{workspace}/Events/{sid}"),
+        "links": { "workspace": workspace },
+    })
+}
