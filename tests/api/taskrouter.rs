@@ -802,7 +802,8 @@ async fn events_list_what_happened_newest_first_with_filters_and_paging() {
         (created["resource_sid"].as_str(), created["resource_type"].as_str()),
         (Some(task.as_str()), Some("task"))
     );
-    assert!(created["sid"].as_str().unwrap().starts_with("EV"));
+    let fetched = api.get(&format!("/Events/{}", created["sid"].as_str().unwrap())).await;
+    assert_eq!(&fetched, created, "one event by its SID");
 
     let one = api.get("/Events?EventType=task.created&PageSize=1").await;
     assert_eq!(one["events"][0]["resource_sid"], other["sid"], "the newest task first");

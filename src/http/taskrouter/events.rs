@@ -149,3 +149,19 @@ fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
         "links": { "workspace": workspace },
     })
 }
+
+/// `GET .../Events/{EV}`.
+pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
+    let text = api.path_sid("event", SidKind::Event)?.to_string();
+    // Event SIDs are the event's sequence number in hex (see `render`).
+    let sequence = u64::from_str_radix(&text[2..], 16).map_err(|_| api.not_found())?;
+    let found = api
+        .engine
+        .stored_events(|EventRecord::V1 { sequence: stored, .. }| *stored == sequence, 1)
+        .map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
+    let record = found.first().ok_or_else(|| api.not_found())?;
+    Ok(HttpResponse::Ok().json(api.render(|renderer| {
+        let workspace = format!("{}/v1/Workspaces/{}", renderer.base, renderer.engine.workspace_sid());
+        render(renderer.account_sid, &workspace, record)
+    })))
+}

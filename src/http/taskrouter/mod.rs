@@ -68,6 +68,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/Workflows/{workflow}", "GET").route(get().to(queues::fetch_workflow)))
         .service(resource("/Events", "GET").route(get().to(events::list)))
+        .service(resource("/Events/{event}", "GET").route(get().to(events::fetch)))
         .service(
             resource("/Workflows/{workflow}/RealTimeStatistics", "GET")
                 .route(get().to(queues::workflow_statistics)),
