@@ -629,6 +629,9 @@ async fn queues_workflows_and_activities_are_created_and_queue_statistics_follow
         (statistics["total_eligible_workers"].as_u64(), statistics["total_available_workers"].as_u64()),
         (Some(1), Some(1))
     );
+    let workspace = api.get("/RealTimeStatistics").await;
+    assert_eq!((workspace["total_tasks"].as_u64(), workspace["total_workers"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(api.get("/Statistics").await["realtime"]["tasks_by_status"]["pending"], 1);
     let wrapped = api.get(&format!("/TaskQueues/{queue_sid}/Statistics")).await;
     assert_eq!(
         (wrapped["task_queue_sid"].as_str(), &wrapped["realtime"]["total_tasks"]),

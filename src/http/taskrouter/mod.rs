@@ -42,6 +42,8 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
             || async { Err::<HttpResponse, _>(TwilioError::method_not_allowed("GET")) },
         )))
         .service(resource("", "GET").route(get().to(workspace::fetch)))
+        .service(resource("/RealTimeStatistics", "GET").route(get().to(workspace::statistics)))
+        .service(resource("/Statistics", "GET").route(get().to(workspace::statistics)))
         .service(
             resource("/Activities", "GET, POST")
                 .route(get().to(workspace::list_activities))

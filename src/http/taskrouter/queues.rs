@@ -84,7 +84,7 @@ pub(super) async fn statistics(api: Api) -> Result<HttpResponse, TwilioError> {
 
 /// `realtime` as asked: alone at `.../RealTimeStatistics`, or as the `realtime` part of
 /// `.../Statistics` (whose `cumulative` part is not computed yet).
-fn statistics_response(
+pub(super) fn statistics_response(
     api: &Api,
     realtime: serde_json::Value,
     owner: &str,

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::params::Paging;
 use crate::routing::{
-    Activity, Engine, Millis, QueueStatistics, Reservation, Sid, Task, TaskOrder, TaskQueue, TaskStatistics,
-    Worker, Workflow,
+    Activity, ActivityCount, Engine, Millis, QueueStatistics, Reservation, Sid, Task, TaskOrder, TaskQueue,
+    TaskStatistics, Worker, Workflow, WorkspaceStatistics,
 };
 
 /// A list request: its resource key (`workers`), path, filters and page.
@@ -37,6 +37,14 @@ fn statistics_links(workspace: &str, url: &str) -> Value {
         "statistics": format!("{url}/Statistics"),
         "real_time_statistics": format!("{url}/RealTimeStatistics"),
     })
+}
+
+/// Workers per activity, as the statistics resources list them.
+fn activity_counts(counts: &[ActivityCount]) -> Vec<Value> {
+    counts
+        .iter()
+        .map(|count| json!({"sid": count.sid.to_string(), "friendly_name": count.friendly_name, "workers": count.workers}))
+        .collect()
 }
 
 /// `counts` (an object) with `fields` added.
@@ -201,11 +209,7 @@ impl Renderer<'_> {
     /// A task queue's `RealTimeStatistics`, as TaskRouter names its fields.
     pub(crate) fn queue_statistics(&self, queue: &TaskQueue, statistics: &QueueStatistics) -> Value {
         let workspace = self.workspace_url();
-        let activities: Vec<Value> = statistics
-            .activity_statistics
-            .iter()
-            .map(|count| json!({"sid": count.sid.to_string(), "friendly_name": count.friendly_name, "workers": count.workers}))
-            .collect();
+        let activities = activity_counts(&statistics.activity_statistics);
         let fields = json!({
             "account_sid": self.account_sid,
             "workspace_sid": self.engine.workspace_sid().to_string(),
@@ -216,6 +220,18 @@ impl Renderer<'_> {
             "total_available_workers": statistics.total_available_workers,
             "activity_statistics": activities,
             "url": format!("{workspace}/TaskQueues/{}/RealTimeStatistics", queue.sid),
+        });
+        with_fields(task_statistics(&statistics.tasks), fields)
+    }
+
+    /// The workspace's `RealTimeStatistics`.
+    pub(crate) fn workspace_statistics(&self, statistics: &WorkspaceStatistics) -> Value {
+        let fields = json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "total_workers": statistics.total_workers,
+            "activity_statistics": activity_counts(&statistics.activity_statistics),
+            "url": format!("{}/RealTimeStatistics", self.workspace_url()),
         });
         with_fields(task_statistics(&statistics.tasks), fields)
     }

@@ -65,3 +65,13 @@ pub(super) async fn create_activity(api: Api, body: web::Bytes) -> Result<HttpRe
     });
     Ok(HttpResponse::Created().json(found.ok_or_else(|| api.not_found())?))
 }
+
+/// `GET .../RealTimeStatistics` (and `.../Statistics`, whose `realtime` part it is): the
+/// workspace's task counts and workers per activity.
+pub(super) async fn statistics(api: Api) -> Result<HttpResponse, TwilioError> {
+    let realtime = api.render(|renderer| {
+        let statistics = renderer.engine.workspace_statistics(renderer.now);
+        renderer.workspace_statistics(&statistics)
+    });
+    super::queues::statistics_response(&api, realtime, "workspace_sid")
+}
