@@ -234,8 +234,30 @@ async fn closed_loop(
     connections: usize,
     duration: Option<Duration>,
 ) -> Outcome {
+    drive(address, requests, connections, Pace::Closed { duration }).await
+}
+
+/// Requests scheduled at a fixed rate whatever the answers do; each latency is counted from
+/// the request's scheduled time.
+async fn open_loop(address: &str, requests: &Arc<Vec<Vec<u8>>>) -> Outcome {
+    let total = (RATE * RATE_TIME.as_secs_f64()) as usize;
+    drive(address, requests, RATE_CONNECTIONS, Pace::Fixed { total }).await
+}
+
+/// When each connection sends its next request.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// As soon as the last was answered, for `duration` (or once through the requests).
+    Closed { duration: Option<Duration> },
+    /// Request `n` at `n / RATE` seconds, `total` in all; latency counts from that time.
+    Fixed { total: usize },
+}
+
+/// `connections` keep-alive clients sending `requests` in turn at `pace`, reconnecting after
+/// an error; their latencies and errors.
+async fn drive(address: &str, requests: &Arc<Vec<Vec<u8>>>, connections: usize, pace: Pace) -> Outcome {
     let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let mut handles = Vec::new();
     for _ in 0..connections {
         let (address, requests, next) = (address.to_owned(), requests.clone(), next.clone());
@@ -244,47 +266,19 @@ async fn closed_loop(
             let (mut latencies, mut errors) = (Vec::new(), 0);
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                match duration {
-                    Some(duration) if started.elapsed() >= duration => break,
-                    None if n >= requests.len() => break,
-                    _ => {}
-                }
-                let sent = Instant::now();
-                match connection.exchange(&requests[n % requests.len()]).await {
-                    Ok(()) => latencies.push(sent.elapsed().as_micros() as u64),
-                    Err(_) => {
-                        errors += 1;
-                        connection = Connection::open(&address).await;
+                let since = match pace {
+                    Pace::Closed { duration: Some(duration) } if started.elapsed() >= duration => break,
+                    Pace::Closed { duration: None } if n >= requests.len() => break,
+                    Pace::Closed { .. } => tokio::time::Instant::now(),
+                    Pace::Fixed { total } if n >= total => break,
+                    Pace::Fixed { .. } => {
+                        let scheduled = started + Duration::from_secs_f64(n as f64 / RATE);
+                        tokio::time::sleep_until(scheduled).await;
+                        scheduled
                     }
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    collect(handles, started).await
-}
-
-/// Requests scheduled at a fixed rate whatever the answers do; each latency is counted from
-/// the request's scheduled time.
-async fn open_loop(address: &str, requests: &Arc<Vec<Vec<u8>>>) -> Outcome {
-    let total = (RATE * RATE_TIME.as_secs_f64()) as usize;
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = tokio::time::Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..RATE_CONNECTIONS {
-        let (address, requests, next) = (address.to_owned(), requests.clone(), next.clone());
-        handles.push(tokio::spawn(async move {
-            let mut connection = Connection::open(&address).await;
-            let (mut latencies, mut errors) = (Vec::new(), 0);
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= total {
-                    break;
-                }
-                let scheduled = started + Duration::from_secs_f64(n as f64 / RATE);
-                tokio::time::sleep_until(scheduled).await;
+                };
                 match connection.exchange(&requests[n % requests.len()]).await {
-                    Ok(()) => latencies.push(scheduled.elapsed().as_micros() as u64),
+                    Ok(()) => latencies.push(since.elapsed().as_micros() as u64),
                     Err(_) => {
                         errors += 1;
                         connection = Connection::open(&address).await;

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
-use crate::store::{Durability, EventRecord, FlushStatistics, Keyed, Store, StoreError, Ticket};
+use crate::store::{Durability, EventRecord, FlushStatistics, Keyed, KeyedWrite, Store, StoreError, Ticket};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -206,32 +206,42 @@ impl LiveEngine {
     }
 
     /// Stores `record` and answers once it is durable.
-    pub async fn put<R: Keyed>(&self, record: &R) -> Result<(), ExecuteError> {
-        let stored = async { Ok(self.store.durable(self.store.put(record)?).await?) };
-        self.storage_checked(stored.await)
+    pub async fn put<R: Keyed>(&self, record: &R) -> Result<(), StoreError> {
+        let stored = async { self.store.durable(self.store.put(record)?).await };
+        self.stopped_on_failure(stored.await)
     }
 
     /// Stores and deletes keyed records (built with [`Store::encode`] and [`Store::key_of`])
     /// in one atomic write, and answers once it is durable.
-    pub async fn put_together(&self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), ExecuteError> {
-        let stored = self.store.durable(self.store.put_together(records)).await.map_err(ExecuteError::from);
-        self.storage_checked(stored)
+    pub async fn put_together(&self, records: Vec<KeyedWrite>) -> Result<(), StoreError> {
+        self.stopped_on_failure(self.store.durable(self.store.put_together(records)).await)
     }
 
     /// Deletes the record of kind `R` with key `id` and answers once that is durable.
-    pub async fn delete<R: Keyed>(&self, id: &str) -> Result<(), ExecuteError> {
-        let deleted = self.store.durable(self.store.delete::<R>(id)).await.map_err(ExecuteError::from);
-        self.storage_checked(deleted)
+    pub async fn delete<R: Keyed>(&self, id: &str) -> Result<(), StoreError> {
+        self.stopped_on_failure(self.store.durable(self.store.delete::<R>(id)).await)
     }
 
     /// Stops the server (through [`LiveEngine::storage_failure`]) when `outcome` is a storage
     /// failure: memory is then ahead of disk.
     fn storage_checked<T>(&self, outcome: Result<T, ExecuteError>) -> Result<T, ExecuteError> {
         if let Err(ExecuteError::Storage(err)) = &outcome {
-            tracing::error!(%err, "a change could not be made durable: stopping");
-            self.storage_failed.send_replace(true);
+            self.stop_for(err);
         }
         outcome
+    }
+
+    /// [`LiveEngine::storage_checked`] for writes that run no engine command.
+    fn stopped_on_failure<T>(&self, outcome: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(err) = &outcome {
+            self.stop_for(err);
+        }
+        outcome
+    }
+
+    fn stop_for(&self, err: &StoreError) {
+        tracing::error!(%err, "a change could not be made durable: stopping");
+        self.storage_failed.send_replace(true);
     }
 
     /// Whether a change could not be made durable since the engine opened.

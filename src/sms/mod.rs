@@ -22,7 +22,7 @@ use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
 use crate::routing::{Command, Millis, Sid, TaskStatus};
 use crate::store::{
-    ConversationRecord, ConversationV1, MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
+    ConversationRecord, ConversationV1, KeyedWrite, MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
 };
 use crate::twiml::{Response, Verb};
 use crate::voice::Flows;
@@ -375,21 +375,10 @@ impl Sms {
             ..fresh(&record.customer, &record.number, &record.flow)
         });
         self.lock_by_task().remove(&task);
-        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        if let Some(entry) = &closing {
-            let (key, value) = Store::encode(&OutboxRecord::V1(entry.clone()))?;
-            writes.push((key, Some(value)));
-        }
-        match &next {
-            Some(next) => {
-                let (key, value) = Store::encode(&ConversationRecord::V1(next.clone()))?;
-                writes.push((key, Some(value)));
-            }
-            None => writes.push((Store::key_of::<ConversationRecord>(&key), None)),
-        }
-        self.live.put_together(writes).await.map_err(storage)?;
+        let closing: Vec<OutboxV1> = closing.into_iter().collect();
+        self.live.put_together(writes(&key, next.as_ref(), &closing)?).await?;
         *conversation = next;
-        self.publish(closing.into_iter().collect());
+        self.publish(closing);
         Ok(())
     }
 
@@ -404,7 +393,7 @@ impl Sms {
                     && c.messages.last().is_none_or(|m| now - m.at > IDLE_FORGOTTEN)
             });
             if idle {
-                self.live.delete::<ConversationRecord>(&key).await.map_err(storage)?;
+                self.live.delete::<ConversationRecord>(&key).await?;
                 *conversation = None;
             }
         }
@@ -467,7 +456,7 @@ impl Sms {
         self.prune_outbox(now).await
     }
 
-    /// The provider refused reply `id` for good (a 4xx other than 429).
+    /// The provider refused reply `id` for good (a 400 or 422: the message itself is wrong).
     pub async fn refused(&self, id: u64, error: String, now: Millis) -> Result<(), SmsError> {
         tracing::warn!(id, %error, "the provider refused a reply for good");
         self.update_outbox(id, |entry| {
@@ -506,7 +495,7 @@ impl Sms {
             return Ok(());
         };
         change(&mut entry);
-        self.live.put(&OutboxRecord::V1(entry.clone())).await.map_err(storage)?;
+        self.live.put(&OutboxRecord::V1(entry.clone())).await?;
         if let Some(task) = entry.task {
             let _nobody_watching =
                 self.events.send(ConversationEvent { task, message: None, delivery: Some(entry.clone()) });
@@ -532,8 +521,8 @@ impl Sms {
             return Ok(());
         }
         let deletes =
-            old.iter().map(|id| (Store::key_of::<OutboxRecord>(&format!("{id:020}")), None)).collect();
-        self.live.put_together(deletes).await.map_err(storage)?;
+            old.iter().map(|&id| (Store::key_of::<OutboxRecord>(&OutboxV1::key(id)), None)).collect();
+        self.live.put_together(deletes).await?;
         let mut outbox = self.lock_outbox();
         for id in old {
             outbox.remove(&id);
@@ -580,14 +569,8 @@ impl Sms {
         record: ConversationV1,
         outbox: Vec<OutboxV1>,
     ) -> Result<(), SmsError> {
-        let mut writes = Vec::new();
-        let (key, value) = Store::encode(&ConversationRecord::V1(record.clone()))?;
-        writes.push((key, Some(value)));
-        for entry in &outbox {
-            let (key, value) = Store::encode(&OutboxRecord::V1(entry.clone()))?;
-            writes.push((key, Some(value)));
-        }
-        self.live.put_together(writes).await.map_err(storage)?;
+        let key = ConversationV1::key(&record.customer, &record.number);
+        self.live.put_together(writes(&key, Some(&record), &outbox)?).await?;
         let known = conversation.as_ref().map_or(0, |old| old.messages.len());
         if let Some(task) = record.task {
             let new_outbox: Vec<u64> = record.messages.iter().skip(known).filter_map(|m| m.outbox).collect();
@@ -636,6 +619,26 @@ impl Sms {
     fn lock_outbox(&self) -> MutexGuard<'_, BTreeMap<u64, OutboxV1>> {
         self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// One atomic write: conversation `key` stored (or, `None`, deleted) with `outbox` entries.
+fn writes(
+    key: &str,
+    conversation: Option<&ConversationV1>,
+    outbox: &[OutboxV1],
+) -> Result<Vec<KeyedWrite>, StoreError> {
+    let mut writes = vec![match conversation {
+        Some(conversation) => {
+            let (key, value) = Store::encode(&ConversationRecord::V1(conversation.clone()))?;
+            (key, Some(value))
+        }
+        None => (Store::key_of::<ConversationRecord>(key), None),
+    }];
+    for entry in outbox {
+        let (key, value) = Store::encode(&OutboxRecord::V1(entry.clone()))?;
+        writes.push((key, Some(value)));
+    }
+    Ok(writes)
 }
 
 fn fresh(customer: &str, number: &str, flow: &str) -> ConversationV1 {
@@ -728,11 +731,4 @@ fn check_body(body: &str) -> Result<(), SmsError> {
 
 fn not_found(task: Sid) -> SmsError {
     SmsError::NotFound(format!("no text conversation has task {task}"))
-}
-
-fn storage(err: ExecuteError) -> SmsError {
-    match err {
-        ExecuteError::Storage(err) => SmsError::Storage(err),
-        ExecuteError::Refused(err) => SmsError::Conflict(err.to_string()),
-    }
 }

@@ -120,6 +120,10 @@ struct Flusher {
     flush_nanos: AtomicU64,
 }
 
+/// One keyed record to put (`Some` value) or delete (`None`), encoded by [`Store::encode`]
+/// or named by [`Store::key_of`].
+pub type KeyedWrite = (Vec<u8>, Option<Vec<u8>>);
+
 /// What a caller waits on to know that an append or a put is durable ([`Store::durable`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[must_use = "a change is durable only once its ticket is"]
@@ -131,7 +135,7 @@ pub struct Ticket(u64);
 struct Pending {
     last_ticket: u64,
     /// Records to put (`Some`) or delete (`None`), in order.
-    records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    records: Vec<KeyedWrite>,
     last_seq: u64,
     commands: Vec<u8>,
     first_event: Option<u64>,
@@ -328,7 +332,7 @@ impl Store {
 
     /// Stores records encoded by [`Store::encode`] (`None`: delete the key), all in the same
     /// group: a crash keeps all of them or none.
-    pub fn put_together(&self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Ticket {
+    pub fn put_together(&self, records: Vec<KeyedWrite>) -> Ticket {
         let mut pending = self.flusher.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         pending.records.extend(records);
         self.flusher.issue(&mut pending)

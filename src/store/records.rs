@@ -265,13 +265,19 @@ pub struct OutboxV1 {
     pub task: Option<Sid>,
 }
 
+impl OutboxV1 {
+    /// The key of outbox entry `id`: zero-padded, so keys sort in send order.
+    pub fn key(id: u64) -> String {
+        format!("{id:020}")
+    }
+}
+
 impl Keyed for OutboxRecord {
     const PREFIX: &'static [u8] = b"o:";
 
     fn id(&self) -> String {
-        // Zero-padded, so keys sort in send order.
         let OutboxRecord::V1(message) = self;
-        format!("{:020}", message.id)
+        OutboxV1::key(message.id)
     }
 }
 

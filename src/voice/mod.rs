@@ -301,8 +301,8 @@ impl Voice {
             }
             Next::Bridge { reservation, target: None, .. } => {
                 tracing::warn!(%reservation, "the accepting worker has no usable contact_uri: routing the call to the next agent");
+                // Nothing stored changes: the call was not bridged, and still waits.
                 self.execute(Command::Unanswered { reservation }).await?;
-                self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
                 Ok(self.hold(&flow, record, Some(STILL_TRYING), now))
             }
             Next::Bridge { reservation, target: Some(target), queue, waited } => {
@@ -311,11 +311,9 @@ impl Voice {
                         self.record_pace(queue, now);
                     }
                     tracing::info!(call_sid = %record.call_sid, %reservation, waited_ms = waited, "bridging the caller to the accepting agent");
-                }
-                if record.bridged != Some(reservation) {
                     // Durable: after a restart, the Dial's outcome must still find its agent.
                     record.bridged = Some(reservation);
-                    self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
+                    self.live.put(&CallRecord::V1(record.clone())).await?;
                 }
                 let dial = twiml::Dial {
                     target,
@@ -335,7 +333,7 @@ impl Voice {
                     && !record.voicemail
                 {
                     record.voicemail = true;
-                    self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
+                    self.live.put(&CallRecord::V1(record.clone())).await?;
                     return Ok(Response::new(vec![
                         Verb::Say(ivr::say(&flow, &record.language, VOICEMAIL_OFFER)),
                         Verb::Record(ivr::record(paths::VOICEMAIL, ivr::DEFAULT_MAX_LENGTH)),
@@ -370,7 +368,7 @@ impl Voice {
             _ => {
                 tracing::info!(call_sid = %record.call_sid, %reservation, status, "the agent did not answer: routing the call to the next agent");
                 self.execute(Command::Unanswered { reservation }).await?;
-                self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
+                self.live.put(&CallRecord::V1(record.clone())).await?;
                 // The caller was in the Dial, not polling: their hold loop starts again now.
                 record.last_seen = now;
                 let flow = self.flow_of(record).clone();
@@ -395,7 +393,7 @@ impl Voice {
             // Hanging up is how most callers end a message, and the recording's own request
             // may come after this one: keep the call for it (the sweep ends the wait).
             record.ended_at = Some(now);
-            self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
+            self.live.put(&CallRecord::V1(record.clone())).await?;
             return Ok(Response::default());
         }
         if let Some(task) = record.task {
@@ -443,7 +441,7 @@ impl Voice {
             // The call was reported over already: nothing more will come for it.
             return self.forget(&mut call, thanks).await;
         }
-        self.live.put(&CallRecord::V1(record.clone())).await.map_err(storage)?;
+        self.live.put(&CallRecord::V1(record.clone())).await?;
         Ok(thanks)
     }
 
@@ -624,7 +622,7 @@ impl Voice {
         response: Response,
     ) -> Result<Response, VoiceError> {
         if let Some(record) = call.take() {
-            self.live.delete::<CallRecord>(&record.call_sid).await.map_err(storage)?;
+            self.live.delete::<CallRecord>(&record.call_sid).await?;
         }
         Ok(response)
     }
@@ -654,14 +652,6 @@ fn goodbye(flow: Option<&Flow>, text: &str) -> Response {
 
 fn goodbye_in(flow: &Flow, language: &str, text: &str) -> Response {
     Response::new(vec![Verb::Say(ivr::say(flow, language, text)), Verb::Hangup])
-}
-
-fn storage(err: ExecuteError) -> VoiceError {
-    match err {
-        ExecuteError::Storage(err) => VoiceError::Storage(err),
-        // Storing a call runs no engine command.
-        ExecuteError::Refused(err) => VoiceError::Storage(StoreError::Write(err.to_string())),
-    }
 }
 
 fn set_state(record: &mut CallV1, state: CallState) {
