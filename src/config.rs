@@ -102,7 +102,8 @@ pub struct VoiceSettings {
     /// The folder of IVR flow files (`main.toml` answers numbers no flow claims).
     pub ivr_dir: PathBuf,
     /// The URL the provider posts webhooks to, without a trailing slash (e.g.
-    /// `https://switchboard.example.com`); signatures are computed over it. Empty: taken from
+    /// `https://switchboard.example.com`); signatures are computed over it, and the REST API's
+    /// `url` and `links` start with it. Empty: taken from
     /// each request (scheme `http` and its Host header), which is right without a proxy.
     pub public_url: String,
     /// Seconds of hold music or silence between two hold-loop requests.
@@ -332,7 +333,7 @@ pub const SETTINGS: &[SettingInfo] = &[
         key: "voice.public_url",
         env: "SWITCHBOARD_VOICE_PUBLIC_URL",
         default: "",
-        meaning: "The URL the provider posts webhooks to, e.g. `https://switchboard.example.com`, over which signatures are checked; empty: `http://` + the request's Host",
+        meaning: "The URL the provider posts webhooks to, e.g. `https://switchboard.example.com`, over which signatures are checked; also the base of the REST API's `url` and `links`; empty: `http://` + the request's Host",
     },
     SettingInfo {
         key: "voice.wait_seconds",

@@ -6,9 +6,10 @@
 //! - `POST /admin/api/skills` (`Name`, optional `MinLevel` and `MaxLevel`): a new skill;
 //! - `DELETE /admin/api/skills/{name}`: removes it from the catalogue (agents keep the
 //!   attribute until their skills are set again);
-//! - `POST /admin/api/workers/{WorkerSid}/skills` (`Skill` repeated, `Sales` or `Sales:4`): sets
-//!   the agent's skills and levels, written as Flex writes them (`routing.skills`,
-//!   `routing.levels`), every other attribute kept.
+//! - `POST /admin/api/workers/{WorkerSid}/skills` (`Skill` repeated, `Sales` or `Sales:4`, and
+//!   `DisabledSkill` likewise): sets the agent's skills and levels, written as Flex writes them
+//!   (`routing.skills`, `routing.levels`; switched-off ones in `disabled_skills` with their
+//!   level), every other attribute kept.
 
 use std::future::{Ready, ready};
 
@@ -116,26 +117,28 @@ async fn assign(
     let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
         return bad_request("the body is not form-encoded");
     };
-    let mut skills = Vec::new();
-    for (_, value) in form.iter().filter(|(key, _)| key == "Skill") {
-        let (name, level) = match value.split_once(':') {
-            Some((name, level)) => match level.trim().parse::<u32>() {
-                Ok(level) => (name.trim().to_owned(), Some(level)),
-                Err(_) => return bad_request(&format!("Skill {value:?}: the level must be a whole number")),
-            },
-            None => (value.trim().to_owned(), None),
-        };
-        if skills.iter().any(|(other, _): &(String, Option<u32>)| other.eq_ignore_ascii_case(&name)) {
-            return bad_request(&format!("Skill {name} is given twice"));
-        }
-        skills.push((name, level));
-    }
-    if skills.is_empty() {
+    let parse = |field: &str| -> Result<Vec<(String, Option<u32>)>, String> {
+        let given = form.iter().filter(|(key, _)| key == field);
+        given
+            .map(|(_, value)| match value.split_once(':') {
+                Some((name, level)) => match level.trim().parse::<u32>() {
+                    Ok(level) => Ok((name.trim().to_owned(), Some(level))),
+                    Err(_) => Err(format!("{field} {value:?}: the level must be a whole number")),
+                },
+                None => Ok((value.trim().to_owned(), None)),
+            })
+            .collect()
+    };
+    let (skills, disabled) = match (parse("Skill"), parse("DisabledSkill")) {
+        (Ok(skills), Ok(disabled)) => (skills, disabled),
+        (Err(message), _) | (_, Err(message)) => return bad_request(&message),
+    };
+    if skills.is_empty() && disabled.is_empty() {
         return bad_request(
-            "give the agent's skills as Skill=Sales or Skill=Sales:4, repeated (at least one)",
+            "give the agent's skills as Skill=Sales or Skill=Sales:4, repeated, and the ones kept but switched off as DisabledSkill=Support:3 (at least one)",
         );
     }
-    match engine.execute(Command::SetWorkerSkills { worker, skills }).await {
+    match engine.execute(Command::SetWorkerSkills { worker, skills, disabled }).await {
         Ok(_) => {
             let attributes =
                 engine.read(|engine| engine.worker(worker).map(|worker| worker.attributes.clone()));

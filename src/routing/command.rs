@@ -5,9 +5,11 @@
 
 use serde_json::Value;
 
-use super::engine::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow};
+use super::engine::{
+    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskQueueChanges, WorkflowChanges,
+};
 use super::model::TaskOrder;
-use super::sid::Sid;
+use super::sid::{Sid, SidKind};
 use super::{Millis, RoutingError};
 
 /// One engine command. Timers firing are a command too (`Advance`), so that a replay fires them
@@ -48,17 +50,26 @@ pub enum Command {
         capacity: Option<u32>,
         available: Option<bool>,
     },
+    /// Sets a worker's skills and levels; `disabled` ones keep their level but do not route.
     SetWorkerSkills {
         worker: Sid,
         skills: Vec<(String, Option<u32>)>,
+        disabled: Vec<(String, Option<u32>)>,
     },
     CreateTaskQueue(NewTaskQueue),
     UpdateTaskQueue {
         queue: Sid,
-        target_workers: Option<String>,
-        max_reserved_workers: Option<u32>,
+        changes: TaskQueueChanges,
     },
     CreateWorkflow(NewWorkflow),
+    UpdateWorkflow {
+        workflow: Sid,
+        changes: WorkflowChanges,
+    },
+    /// Deletes an activity, worker, task queue, workflow or task (by the SID's kind).
+    Delete {
+        resource: Sid,
+    },
     CreateTask(NewTask),
     UpdateTaskAttributes {
         task: Sid,
@@ -126,16 +137,31 @@ impl Engine {
                 self.set_worker_channel(*worker, channel, *capacity, *available, now)?;
                 None
             }
-            Command::SetWorkerSkills { worker, skills } => {
-                self.set_worker_skills(*worker, skills, now)?;
+            Command::SetWorkerSkills { worker, skills, disabled } => {
+                self.set_worker_skills(*worker, skills, disabled, now)?;
                 None
             }
             Command::CreateTaskQueue(new) => created(self.create_task_queue(new.clone(), now)?),
-            Command::UpdateTaskQueue { queue, target_workers, max_reserved_workers } => {
-                self.update_task_queue(*queue, target_workers.clone(), *max_reserved_workers, now)?;
+            Command::UpdateTaskQueue { queue, changes } => {
+                self.update_task_queue(*queue, changes.clone(), now)?;
                 None
             }
             Command::CreateWorkflow(new) => created(self.create_workflow(new.clone(), now)?),
+            Command::UpdateWorkflow { workflow, changes } => {
+                self.update_workflow(*workflow, changes.clone(), now)?;
+                None
+            }
+            Command::Delete { resource } => {
+                match resource.kind() {
+                    SidKind::Activity => self.delete_activity(*resource, now)?,
+                    SidKind::Worker => self.delete_worker(*resource, now)?,
+                    SidKind::TaskQueue => self.delete_task_queue(*resource, now)?,
+                    SidKind::Workflow => self.delete_workflow(*resource, now)?,
+                    SidKind::Task => self.delete_task(*resource, now)?,
+                    _ => return Err(RoutingError::not_found(*resource)),
+                }
+                None
+            }
             Command::CreateTask(new) => created(self.create_task(new.clone(), now)?),
             Command::UpdateTaskAttributes { task, attributes } => {
                 self.update_task_attributes(*task, attributes.clone(), now)?;

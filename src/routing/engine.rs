@@ -24,6 +24,8 @@ use crate::expr::{Context, Expression, Scope, WorkerFacts};
 #[cfg(test)]
 #[path = "invariants.rs"]
 mod invariants;
+#[path = "removal.rs"]
+mod removal;
 #[path = "snapshot.rs"]
 pub mod snapshot;
 
@@ -82,6 +84,25 @@ pub struct NewTaskQueue {
     pub target_workers: String,
     pub task_order: TaskOrder,
     pub max_reserved_workers: u32,
+}
+
+/// Changes to a task queue; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskQueueChanges {
+    pub friendly_name: Option<String>,
+    pub target_workers: Option<String>,
+    pub task_order: Option<TaskOrder>,
+    pub max_reserved_workers: Option<u32>,
+}
+
+/// Changes to a workflow; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkflowChanges {
+    pub friendly_name: Option<String>,
+    pub configuration: Option<String>,
+    pub task_reservation_timeout: Option<u32>,
+    /// Route every waiting task of the workflow again under the new configuration.
+    pub re_evaluate_tasks: bool,
 }
 
 /// A workflow to create.
@@ -382,10 +403,12 @@ impl Engine {
         &mut self,
         sid: Sid,
         skills: &[(String, Option<u32>)],
+        disabled: &[(String, Option<u32>)],
         now: Millis,
     ) -> Result<(), RoutingError> {
         let idx = self.worker_index(sid)?;
-        let attributes = super::skill::assign_skills(&self.workers[idx].attributes, skills, &self.skills)?;
+        let attributes =
+            super::skill::assign_skills(&self.workers[idx].attributes, skills, disabled, &self.skills)?;
         self.update_worker_attributes(sid, attributes, now)
     }
 
@@ -435,6 +458,7 @@ impl Engine {
             ready_channels: ChannelSet::default(),
             dirty: false,
             created_at: now,
+            updated_at: now,
         });
         self.worker_by_sid.insert(sid, idx);
         self.worker_by_name.insert(new.friendly_name.to_lowercase(), idx);
@@ -527,14 +551,8 @@ impl Engine {
     }
 
     pub fn create_task_queue(&mut self, new: NewTaskQueue, now: Millis) -> Result<Sid, RoutingError> {
-        validate_name("friendly_name", &new.friendly_name)?;
-        // Names are unique ignoring case, as lists filter them.
-        if self.queues.iter().any(|queue| queue.friendly_name.eq_ignore_ascii_case(&new.friendly_name)) {
-            return Err(RoutingError::invalid(
-                "friendly_name",
-                format!("a task queue named {:?} exists", new.friendly_name),
-            ));
-        }
+        let taken = self.queues.iter().map(|queue| queue.friendly_name.as_str());
+        validate_unique_name("a task queue", &new.friendly_name, taken)?;
         let target_expression = parse_target_workers(&new.target_workers)?;
         validate_max_reserved(new.max_reserved_workers)?;
         let sid = self.sids.mint(SidKind::TaskQueue);
@@ -550,6 +568,7 @@ impl Engine {
             ready: vec![Default::default(); self.channels.len()],
             waiting: Default::default(),
             created_at: now,
+            updated_at: now,
         });
         self.queue_by_sid.insert(sid, idx);
         self.emit(now, EventType::TaskQueueCreated, sid, |event| event.queue = Some(sid));
@@ -558,19 +577,41 @@ impl Engine {
         Ok(sid)
     }
 
-    /// Changes a queue's target expression and/or multi-reservation width.
+    /// Changes a queue; fields left `None` stay as they are. A refused change changes nothing.
     pub fn update_task_queue(
         &mut self,
         sid: Sid,
-        target_workers: Option<String>,
-        max_reserved_workers: Option<u32>,
+        changes: TaskQueueChanges,
         now: Millis,
     ) -> Result<(), RoutingError> {
         let idx = self.queue_index(sid)?;
+        let TaskQueueChanges { friendly_name, target_workers, task_order, max_reserved_workers } = changes;
+        if let Some(name) = &friendly_name {
+            let others = self.queues.iter().filter(|queue| queue.sid != sid);
+            validate_unique_name("a task queue", name, others.map(|queue| queue.friendly_name.as_str()))?;
+        }
         let expression = target_workers.as_deref().map(parse_target_workers).transpose()?;
         if let Some(max) = max_reserved_workers {
             validate_max_reserved(max)?;
-            self.queues[idx].max_reserved_workers = max;
+        }
+        let queue = &mut self.queues[idx];
+        queue.updated_at = now;
+        if let Some(name) = friendly_name {
+            queue.friendly_name = name;
+        }
+        if let Some(max) = max_reserved_workers {
+            queue.max_reserved_workers = max;
+        }
+        if let Some(order) = task_order.filter(|&order| order != queue.task_order) {
+            // The waiting order is part of each task's key: rank every waiting task again.
+            let waiting: Vec<Sid> = queue.waiting.iter().map(|key| key.task).collect();
+            for &task in &waiting {
+                self.leave_queue(task);
+            }
+            self.queues[idx].task_order = order;
+            for task in waiting {
+                self.join_queue(task);
+            }
         }
         if let (Some(source), Some(expression)) = (target_workers, expression) {
             self.queues[idx].target_workers = source;
@@ -582,24 +623,91 @@ impl Engine {
         Ok(())
     }
 
+    /// Changes a workflow; fields left `None` stay as they are. With a new configuration, a
+    /// waiting task keeps its place if its step still exists and names the same queue, unless
+    /// `re_evaluate_tasks` asks for every waiting task to be routed again from the top (keeping
+    /// its age). A reserved task keeps its offer either way; the new step applies when the offer
+    /// ends.
+    pub fn update_workflow(
+        &mut self,
+        sid: Sid,
+        changes: WorkflowChanges,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let idx = self.workflow_index(sid)?;
+        let WorkflowChanges { friendly_name, configuration, task_reservation_timeout, re_evaluate_tasks } =
+            changes;
+        if let Some(name) = &friendly_name {
+            let others = self.workflows.iter().filter(|workflow| workflow.sid != sid);
+            validate_unique_name("a workflow", name, others.map(|workflow| workflow.friendly_name.as_str()))?;
+        }
+        if let Some(timeout) = task_reservation_timeout {
+            validate_reservation_timeout(timeout)?;
+        }
+        let config = configuration
+            .as_deref()
+            .map(|json| WorkflowConfig::parse(json, |queue| self.queue_by_sid.contains_key(&queue)))
+            .transpose()?;
+        let workflow = &mut self.workflows[idx];
+        workflow.updated_at = now;
+        if let Some(name) = friendly_name {
+            workflow.friendly_name = name;
+        }
+        if let Some(timeout) = task_reservation_timeout {
+            workflow.task_reservation_timeout = timeout;
+        }
+        let reconfigured = config.is_some();
+        if let (Some(json), Some(config)) = (configuration, config) {
+            workflow.configuration = json;
+            workflow.config = config;
+        }
+        self.emit(now, EventType::WorkflowUpdated, sid, |event| event.workflow = Some(sid));
+        if reconfigured {
+            let mut waiting: Vec<(u64, Sid, bool)> = self
+                .tasks
+                .values()
+                .filter(|task| task.workflow == idx && task.status.is_waiting())
+                .map(|task| (task.seq, task.sid, re_evaluate_tasks || !self.step_still_leads_to_queue(task)))
+                .collect();
+            // Oldest first, so that a replay routes them in the same order.
+            waiting.sort_unstable();
+            for (_, task, again) in waiting {
+                if again {
+                    self.route_from_top(task, now);
+                } else if self.tasks[&task].status == TaskStatus::Pending {
+                    // Same queue, but the step's worker expression may have changed.
+                    self.mark_task(task);
+                }
+            }
+        }
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Whether `task`'s step exists in its workflow's (new) configuration and names the queue
+    /// the task is in.
+    fn step_still_leads_to_queue(&self, task: &Task) -> bool {
+        let Step::At { position, .. } = task.step else { return false };
+        let config = &self.workflows[task.workflow].config;
+        let queue = task.queue.map(|queue| self.queues[queue].sid);
+        config.queue_at(position).is_some() && config.queue_at(position) == queue
+    }
+
+    /// Routes a waiting task from the top of its workflow again, keeping its age: a pending
+    /// task leaves its queue for wherever the walk now leads; a reserved one keeps its offer.
+    fn route_from_top(&mut self, task: Sid, now: Millis) {
+        self.leave_queue(task);
+        let task_ref = &self.tasks[&task];
+        let config = &self.workflows[task_ref.workflow].config;
+        let first = config.first_step(&task_ref.attributes, task_ref.created_at, now);
+        let step = config.settle(first, &task_ref.attributes, now);
+        self.enter_step(task, step, now, false);
+    }
+
     pub fn create_workflow(&mut self, new: NewWorkflow, now: Millis) -> Result<Sid, RoutingError> {
-        validate_name("friendly_name", &new.friendly_name)?;
-        if self
-            .workflows
-            .iter()
-            .any(|workflow| workflow.friendly_name.eq_ignore_ascii_case(&new.friendly_name))
-        {
-            return Err(RoutingError::invalid(
-                "friendly_name",
-                format!("a workflow named {:?} exists", new.friendly_name),
-            ));
-        }
-        if !(1..=MAX_RESERVATION_TIMEOUT).contains(&new.task_reservation_timeout) {
-            return Err(RoutingError::invalid(
-                "task_reservation_timeout",
-                "must be between 1 and 86400 seconds",
-            ));
-        }
+        let taken = self.workflows.iter().map(|workflow| workflow.friendly_name.as_str());
+        validate_unique_name("a workflow", &new.friendly_name, taken)?;
+        validate_reservation_timeout(new.task_reservation_timeout)?;
         let config =
             WorkflowConfig::parse(&new.configuration, |queue| self.queue_by_sid.contains_key(&queue))?;
         let sid = self.sids.mint(SidKind::Workflow);
@@ -611,6 +719,7 @@ impl Engine {
             config,
             task_reservation_timeout: new.task_reservation_timeout,
             created_at: now,
+            updated_at: now,
         });
         self.emit(now, EventType::WorkflowCreated, sid, |event| event.workflow = Some(sid));
         Ok(sid)
@@ -654,6 +763,7 @@ impl Engine {
                 status: TaskStatus::Pending,
                 reason: None,
                 created_at: now,
+                updated_at: now,
                 virtual_start: now,
                 ttl,
                 step,
@@ -764,11 +874,7 @@ impl Engine {
             self.change_activity(worker, timeout_activity, now);
         }
         self.emit(now, EventType::TaskUpdated, task_sid, |event| event.task = Some(task_sid));
-        let task = &self.tasks[&task_sid];
-        let config = &self.workflows[task.workflow].config;
-        let first = config.first_step(&task.attributes, task.created_at, now);
-        let step = config.settle(first, &task.attributes, now);
-        self.enter_step(task_sid, step, now, false);
+        self.route_from_top(task_sid, now);
         self.dispatch(now);
         Ok(())
     }
@@ -848,12 +954,7 @@ impl Engine {
         self.task_mut(task).attributes = attributes;
         self.emit(now, EventType::TaskUpdated, task, |event| event.task = Some(task));
         if current == TaskStatus::Pending {
-            self.leave_queue(task);
-            let task_ref = &self.tasks[&task];
-            let config = &self.workflows[task_ref.workflow].config;
-            let first = config.first_step(&task_ref.attributes, task_ref.created_at, now);
-            let step = config.settle(first, &task_ref.attributes, now);
-            self.enter_step(task, step, now, false);
+            self.route_from_top(task, now);
             self.dispatch(now);
         }
         Ok(())
@@ -965,6 +1066,18 @@ impl Engine {
             reason: None,
         };
         fill(&mut event);
+        // What an event tells of a task, reservation or worker changed it (`date_updated`).
+        if let Some(task) = event.task.and_then(|task| self.tasks.get_mut(&task)) {
+            task.updated_at = at;
+        }
+        if let Some(reservation) = event.reservation.and_then(|sid| self.reservations.get_mut(&sid)) {
+            reservation.updated_at = at;
+        }
+        if resource.kind() == SidKind::Worker
+            && let Some(&idx) = self.worker_by_sid.get(&resource)
+        {
+            self.workers[idx].updated_at = at;
+        }
         self.events.push(event);
     }
 
@@ -1303,6 +1416,7 @@ impl Engine {
                 queue,
                 status: ReservationStatus::Pending,
                 created_at: at,
+                updated_at: at,
                 timeout_at: at.saturating_add(timeout),
                 timer: Some(timer),
             },
@@ -1589,6 +1703,27 @@ pub fn validate_attributes(attributes: &Value) -> Result<(), RoutingError> {
             "attributes",
             format!("are {size} bytes as JSON; the limit is 4096"),
         ));
+    }
+    Ok(())
+}
+
+/// A valid name that none of `taken` has, ignoring case (as lists filter names); `what` is
+/// what bears it ("a task queue").
+fn validate_unique_name<'a>(
+    what: &str,
+    name: &str,
+    mut taken: impl Iterator<Item = &'a str>,
+) -> Result<(), RoutingError> {
+    validate_name("friendly_name", name)?;
+    if taken.any(|other| other.eq_ignore_ascii_case(name)) {
+        return Err(RoutingError::invalid("friendly_name", format!("{what} named {name:?} exists")));
+    }
+    Ok(())
+}
+
+fn validate_reservation_timeout(seconds: u32) -> Result<(), RoutingError> {
+    if !(1..=MAX_RESERVATION_TIMEOUT).contains(&seconds) {
+        return Err(RoutingError::invalid("task_reservation_timeout", "must be between 1 and 86400 seconds"));
     }
     Ok(())
 }

@@ -172,7 +172,8 @@ pub(super) fn check_invariants(e: &Engine, now: Millis, label: &str) -> Result<(
     Ok(())
 }
 
-fn run(seed: u64, steps: usize) -> Result<(), String> {
+/// Plays one sequence; adds the name of each command that was carried out to `carried_out`.
+fn run(seed: u64, steps: usize, carried_out: &mut BTreeSet<String>) -> Result<(), String> {
     let mut rng = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
     let mut now: Millis = 1_000;
     let mut e = Engine::new("fuzz", 1, now);
@@ -215,10 +216,22 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
         "default_filter": {"queue": q(0)}
     }})
     .to_string();
+    // A second configuration for workflow updates: fewer filters, targets in another order,
+    // and only the first queue, so that the others can be deleted while it is in force.
+    let other_config = json!({"task_routing": {
+        "filters": [
+            {"expression": "kind IN [\"y\", \"x\"]", "targets": [
+                {"queue": q(0), "timeout": 2, "expression": "worker.level >= task.min"},
+                {"queue": q(0), "priority": 3},
+            ]},
+        ],
+        "default_filter": {"queue": q(0)}
+    }})
+    .to_string();
     e.create_workflow(
         NewWorkflow {
             friendly_name: "W".into(),
-            configuration: config,
+            configuration: config.clone(),
             task_reservation_timeout: 1 + rng.below(6) as u32,
         },
         now,
@@ -251,7 +264,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             check_invariants(&e, now, &format!("seed {seed} step {step} advance"))
                 .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
         }
-        let op = rng.below(17);
+        let op = rng.below(21);
         let pick =
             |rng: &mut Rng, v: &Vec<Sid>| if v.is_empty() { None } else { Some(v[rng.below(v.len())]) };
         let desc;
@@ -368,10 +381,47 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             },
             15 => {
                 let qi = rng.below(queues.len());
-                let expr = if rng.chance(50) { Some(exprs[rng.below(4)].to_string()) } else { None };
-                let max = if rng.chance(50) { Some(1 + rng.below(3) as u32) } else { None };
-                desc = format!("update_task_queue(Q{qi}, {expr:?}, {max:?})");
-                e.update_task_queue(queues[qi], expr, max, now)
+                let changes = TaskQueueChanges {
+                    friendly_name: rng.chance(20).then(|| format!("Q{}", rng.below(6))),
+                    target_workers: rng.chance(50).then(|| exprs[rng.below(4)].to_string()),
+                    task_order: rng
+                        .chance(30)
+                        .then(|| if rng.chance(50) { TaskOrder::Lifo } else { TaskOrder::Fifo }),
+                    max_reserved_workers: rng.chance(50).then(|| 1 + rng.below(3) as u32),
+                };
+                desc = format!("update_task_queue(Q{qi}, {changes:?})");
+                e.update_task_queue(queues[qi], changes, now)
+            }
+            17 => {
+                let configuration = if rng.chance(50) { config.clone() } else { other_config.clone() };
+                let changes = WorkflowChanges {
+                    friendly_name: None,
+                    configuration: Some(configuration),
+                    task_reservation_timeout: rng.chance(30).then(|| 1 + rng.below(6) as u32),
+                    re_evaluate_tasks: rng.chance(50),
+                };
+                desc = format!("update_workflow({changes:?})");
+                e.update_workflow(e.workflows[0].sid, changes, now)
+            }
+            18 => match pick(&mut rng, &workers) {
+                Some(w) => {
+                    desc = format!("delete_worker({w})");
+                    e.delete_worker(w, now).map(|()| workers.retain(|&other| other != w))
+                }
+                None => continue,
+            },
+            19 => match pick(&mut rng, &tasks) {
+                Some(t) => {
+                    desc = format!("delete_task({t})");
+                    e.delete_task(t, now)
+                }
+                None => continue,
+            },
+            20 => {
+                // The last queue is named by the first configuration only.
+                let last = *queues.last().expect("one queue at least");
+                desc = format!("delete_task_queue({last})");
+                e.delete_task_queue(last, now)
             }
             16 => {
                 let accepted: Vec<Sid> = e
@@ -391,6 +441,9 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             _ => continue,
         };
         log.push(format!("{desc} @{now} -> {:?}", result.as_ref().err()));
+        if result.is_ok() {
+            carried_out.insert(desc.split('(').next().unwrap_or_default().to_owned());
+        }
         check_invariants(&e, now, &format!("seed {seed} step {step} {desc}"))
             .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
         // events monotonic
@@ -418,9 +471,31 @@ const STEPS: usize = 300;
 
 #[test]
 fn random_command_sequences_keep_every_invariant() {
+    let mut carried_out = BTreeSet::new();
     for seed in 1..=SEQUENCES {
-        if let Err(failure) = run(seed, STEPS) {
+        if let Err(failure) = run(seed, STEPS, &mut carried_out) {
             panic!("{failure}");
         }
     }
+    // Every kind of command was not only tried but carried out somewhere.
+    let expected = [
+        "accept",
+        "cancel",
+        "complete",
+        "create_task",
+        "create_worker",
+        "delete_task",
+        "delete_task_queue",
+        "delete_worker",
+        "reject",
+        "set_worker_activity",
+        "set_worker_channel",
+        "unanswered",
+        "update_task_attributes",
+        "update_task_queue",
+        "update_worker_attributes",
+        "update_workflow",
+        "wrap_up",
+    ];
+    assert_eq!(carried_out.iter().map(String::as_str).collect::<Vec<_>>(), expected);
 }

@@ -13,6 +13,8 @@
 //! - `snapshot.rs`: the whole state as plain data, and back (exact round trip).
 //! - `skill.rs`: the skills catalogue and Flex's `routing.skills` / `routing.levels` layout.
 //! - `stats.rs`: real-time statistics for queues, workflows and the workspace.
+//! - `removal.rs`: deleting activities, workers, queues, workflows (by rebuilding from an
+//!   edited snapshot) and tasks.
 //! - `explain.rs`: why a worker is or is not offered a task.
 
 mod command;
@@ -34,7 +36,8 @@ pub use engine::snapshot::{
     WorkflowState,
 };
 pub use engine::{
-    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, WorkspaceSettings, validate_attributes,
+    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskQueueChanges, WorkflowChanges,
+    WorkspaceSettings, validate_attributes,
 };
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};

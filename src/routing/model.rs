@@ -63,6 +63,8 @@ pub struct Worker {
     pub(super) ready_channels: ChannelSet,
     pub(super) dirty: bool,
     pub created_at: Millis,
+    /// The last change (`date_updated`).
+    pub updated_at: Millis,
 }
 
 /// A small set of channel indexes (a workspace has at most 64 task channels).
@@ -99,6 +101,8 @@ pub struct TaskQueue {
     /// Pending tasks in this queue, in the order they are served.
     pub(super) waiting: BTreeSet<WaitKey>,
     pub created_at: Millis,
+    /// The last change (`date_updated`).
+    pub updated_at: Millis,
 }
 
 /// Orders a queue's waiting tasks: FIFO by priority (high first) then age; LIFO newest first,
@@ -117,6 +121,8 @@ pub struct Workflow {
     pub(super) config: WorkflowConfig,
     pub task_reservation_timeout: u32,
     pub created_at: Millis,
+    /// The last change (`date_updated`).
+    pub updated_at: Millis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +146,8 @@ pub struct Task {
     pub status: TaskStatus,
     pub reason: Option<String>,
     pub created_at: Millis,
+    /// The last change (`date_updated`).
+    pub updated_at: Millis,
     pub virtual_start: Millis,
     pub ttl: u32,
     pub(super) step: Step,
@@ -180,6 +188,8 @@ pub struct Reservation {
     pub(super) queue: usize,
     pub status: ReservationStatus,
     pub created_at: Millis,
+    /// The last change (`date_updated`).
+    pub updated_at: Millis,
     pub timeout_at: Millis,
     pub(super) timer: Option<TimerKey>,
 }
@@ -193,6 +203,16 @@ pub enum Timer {
     StepTimeout(Sid),
     TaskTtl(Sid),
     Purge(Sid),
+}
+
+impl Timer {
+    /// The task a step, TTL or purge timer is about.
+    pub(super) fn task(self) -> Option<Sid> {
+        match self {
+            Timer::StepTimeout(task) | Timer::TaskTtl(task) | Timer::Purge(task) => Some(task),
+            Timer::ReservationTimeout(_) => None,
+        }
+    }
 }
 
 impl Activity {
@@ -223,9 +243,22 @@ impl TaskStatus {
     pub fn is_waiting(self) -> bool {
         matches!(self, TaskStatus::Pending | TaskStatus::Reserved)
     }
+
+    /// Completed or canceled: nothing more happens to the task.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Canceled)
+    }
 }
 
 impl ReservationStatus {
+    /// Ended: neither an open offer nor a task in hand.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            ReservationStatus::Pending | ReservationStatus::Accepted | ReservationStatus::Wrapping
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReservationStatus::Pending => "pending",

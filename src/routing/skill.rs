@@ -51,13 +51,46 @@ impl Skill {
     }
 }
 
-/// Writes `skills` (name, level) into worker attributes as Flex does, keeping every other
-/// attribute. Skills must exist in `catalogue`; levels must be in the skill's range.
+/// Writes `skills` (name, level) into worker attributes as Flex does (`routing.skills`,
+/// `routing.levels`), and `disabled` ones in `disabled_skills` (`skills`, `levels`), where they
+/// keep their level but match no `routing.skills` expression. Every other attribute is kept.
+/// Skills must exist in `catalogue`, levels must be in the skill's range, and a skill is given
+/// once.
 pub fn assign_skills(
     attributes: &Value,
     skills: &[(String, Option<u32>)],
+    disabled: &[(String, Option<u32>)],
     catalogue: &[Skill],
 ) -> Result<Value, RoutingError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, _) in skills.iter().chain(disabled) {
+        if seen.iter().any(|other| other.eq_ignore_ascii_case(name)) {
+            return Err(RoutingError::invalid("skills", format!("{name} is given twice")));
+        }
+        seen.push(name);
+    }
+    let mut attributes = attributes.as_object().cloned().unwrap_or_default();
+    let routing = attributes.entry("routing").or_insert_with(|| Value::Object(Map::new()));
+    if !routing.is_object() {
+        *routing = Value::Object(Map::new());
+    }
+    write_skills(routing.as_object_mut().expect("made an object"), skills, catalogue)?;
+    if disabled.is_empty() {
+        attributes.remove("disabled_skills");
+    } else {
+        let mut kept = Map::new();
+        write_skills(&mut kept, disabled, catalogue)?;
+        attributes.insert("disabled_skills".to_owned(), Value::Object(kept));
+    }
+    Ok(Value::Object(attributes))
+}
+
+/// Writes `skills` and `levels` into `into`.
+fn write_skills(
+    into: &mut Map<String, Value>,
+    skills: &[(String, Option<u32>)],
+    catalogue: &[Skill],
+) -> Result<(), RoutingError> {
     let mut names = Vec::new();
     let mut levels = Map::new();
     for (name, level) in skills {
@@ -81,15 +114,9 @@ pub fn assign_skills(
         }
         names.push(Value::from(name.as_str()));
     }
-    let mut attributes = attributes.as_object().cloned().unwrap_or_default();
-    let routing = attributes.entry("routing").or_insert_with(|| Value::Object(Map::new()));
-    if !routing.is_object() {
-        *routing = Value::Object(Map::new());
-    }
-    let routing = routing.as_object_mut().expect("made an object");
-    routing.insert("skills".to_owned(), Value::Array(names));
-    routing.insert("levels".to_owned(), Value::Object(levels));
-    Ok(Value::Object(attributes))
+    into.insert("skills".to_owned(), Value::Array(names));
+    into.insert("levels".to_owned(), Value::Object(levels));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -119,16 +146,32 @@ mod tests {
         let catalogue = [Skill::new("Sales", Some((1, 10))).unwrap(), Skill::new("Support", None).unwrap()];
         let attributes = json!({"contact_uri": "client:alice", "routing": {"skills": ["Old"]}});
         let skills = [("Sales".to_owned(), Some(3)), ("Support".to_owned(), None)];
-        let written = assign_skills(&attributes, &skills, &catalogue).unwrap();
+        let written = assign_skills(&attributes, &skills, &[], &catalogue).unwrap();
         assert_eq!(
             written,
             json!({"contact_uri": "client:alice", "routing": {"skills": ["Sales", "Support"], "levels": {"Sales": 3}}})
         );
         let check_err = |skills: &[(String, Option<u32>)], message: &str| {
-            assert_eq!(assign_skills(&attributes, skills, &catalogue).unwrap_err().to_string(), message);
+            assert_eq!(assign_skills(&attributes, skills, &[], &catalogue).unwrap_err().to_string(), message);
         };
         check_err(&[("Billing".into(), None)], r#"skills: unknown skill "Billing": create it first"#);
         check_err(&[("Sales".into(), Some(11))], "levels: Sales level 11 is outside the skill's range 1-10");
         check_err(&[("Support".into(), Some(2))], "levels: Support has no levels");
+    }
+
+    #[test]
+    fn a_disabled_skill_keeps_its_level_outside_routing_and_comes_back_with_it() {
+        let catalogue = [Skill::new("Sales", Some((1, 10))).unwrap(), Skill::new("Support", None).unwrap()];
+        let sales = [("Sales".to_owned(), Some(4))];
+        let support = [("Support".to_owned(), None)];
+        let disabled = assign_skills(&json!({"x": 1}), &support, &sales, &catalogue).unwrap();
+        assert_eq!(
+            disabled,
+            json!({"x": 1, "routing": {"skills": ["Support"], "levels": {}}, "disabled_skills": {"skills": ["Sales"], "levels": {"Sales": 4}}})
+        );
+        let enabled = assign_skills(&disabled, &sales, &[], &catalogue).unwrap();
+        assert_eq!(enabled, json!({"x": 1, "routing": {"skills": ["Sales"], "levels": {"Sales": 4}}}));
+        let twice = assign_skills(&enabled, &sales, &[("SALES".to_owned(), None)], &catalogue);
+        assert_eq!(twice.unwrap_err().to_string(), "skills: SALES is given twice");
     }
 }

@@ -61,6 +61,7 @@ pub struct WorkerState {
     pub available_since: Millis,
     pub activity_changed_at: Millis,
     pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,7 @@ pub struct QueueState {
     pub task_order: TaskOrder,
     pub max_reserved_workers: u32,
     pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,7 @@ pub struct WorkflowState {
     pub configuration: String,
     pub task_reservation_timeout: u32,
     pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +96,7 @@ pub struct TaskState {
     pub status: TaskStatus,
     pub reason: Option<String>,
     pub created_at: Millis,
+    pub updated_at: Millis,
     pub virtual_start: Millis,
     pub ttl: u32,
     pub step: Step,
@@ -116,6 +120,7 @@ pub struct ReservationState {
     pub queue: Sid,
     pub status: ReservationStatus,
     pub created_at: Millis,
+    pub updated_at: Millis,
     pub timeout_at: Millis,
     pub timer: Option<TimerKey>,
 }
@@ -169,6 +174,7 @@ impl Engine {
                     available_since: w.available_since,
                     activity_changed_at: w.activity_changed_at,
                     created_at: w.created_at,
+                    updated_at: w.updated_at,
                 })
                 .collect(),
             queues: self
@@ -181,6 +187,7 @@ impl Engine {
                     task_order: q.task_order,
                     max_reserved_workers: q.max_reserved_workers,
                     created_at: q.created_at,
+                    updated_at: q.updated_at,
                 })
                 .collect(),
             workflows: self
@@ -192,6 +199,7 @@ impl Engine {
                     configuration: w.configuration.clone(),
                     task_reservation_timeout: w.task_reservation_timeout,
                     created_at: w.created_at,
+                    updated_at: w.updated_at,
                 })
                 .collect(),
             tasks: tasks
@@ -206,6 +214,7 @@ impl Engine {
                     status: t.status,
                     reason: t.reason.clone(),
                     created_at: t.created_at,
+                    updated_at: t.updated_at,
                     virtual_start: t.virtual_start,
                     ttl: t.ttl,
                     step: t.step,
@@ -230,6 +239,7 @@ impl Engine {
                     queue: self.queues[r.queue].sid,
                     status: r.status,
                     created_at: r.created_at,
+                    updated_at: r.updated_at,
                     timeout_at: r.timeout_at,
                     timer: r.timer,
                 })
@@ -308,6 +318,7 @@ impl Engine {
                 ready_channels: ChannelSet::default(),
                 dirty: false,
                 created_at: worker.created_at,
+                updated_at: worker.updated_at,
             });
             engine.worker_by_sid.insert(worker.sid, idx);
             engine.worker_by_name.insert(worker.friendly_name.to_lowercase(), idx);
@@ -326,6 +337,7 @@ impl Engine {
                 ready: vec![Default::default(); engine.channels.len()],
                 waiting: Default::default(),
                 created_at: queue.created_at,
+                updated_at: queue.updated_at,
             });
         }
         for idx in 0..engine.workers.len() {
@@ -343,6 +355,7 @@ impl Engine {
                 config,
                 task_reservation_timeout: workflow.task_reservation_timeout,
                 created_at: workflow.created_at,
+                updated_at: workflow.updated_at,
             });
         }
         let worker_of = |engine: &Engine, sid: Sid| {
@@ -355,7 +368,10 @@ impl Engine {
             let workflow = engine.workflow_by_sid.get(&task.workflow).copied().ok_or_else(|| {
                 corrupt(format!("task {} names unknown workflow {}", task.sid, task.workflow))
             })?;
+            // Only a waiting task walks on from its step; others may keep a step of a
+            // configuration since replaced.
             if let Step::At { position, .. } = task.step
+                && task.status.is_waiting()
                 && position != Position::Default
                 && engine.workflows[workflow].config.target(position).is_none()
             {
@@ -383,6 +399,7 @@ impl Engine {
                     status: task.status,
                     reason: task.reason.clone(),
                     created_at: task.created_at,
+                    updated_at: task.updated_at,
                     virtual_start: task.virtual_start,
                     ttl: task.ttl,
                     step: task.step,
@@ -419,6 +436,7 @@ impl Engine {
                     queue,
                     status: reservation.status,
                     created_at: reservation.created_at,
+                    updated_at: reservation.updated_at,
                     timeout_at: reservation.timeout_at,
                     timer: reservation.timer,
                 },

@@ -970,7 +970,11 @@ fn queue_membership_follows_worker_attributes_and_queue_expressions() {
     assert_eq!(members(&sim, "Support"), [alice]);
 
     let sales = sim.engine.queue_by_name("Sales").unwrap().sid;
-    sim.engine.update_task_queue(sales, Some(r#"routing.skills HAS "Support""#.into()), None, 0).unwrap();
+    let changes = TaskQueueChanges {
+        target_workers: Some(r#"routing.skills HAS "Support""#.into()),
+        ..TaskQueueChanges::default()
+    };
+    sim.engine.update_task_queue(sales, changes, 0).unwrap();
     assert_eq!(members(&sim, "Sales"), [alice]);
 }
 
@@ -1384,4 +1388,174 @@ fn an_accepted_call_nobody_answers_is_routed_to_the_next_worker() {
     );
     let again = sim.engine.unanswered(reservation, sim.now).unwrap_err().to_string();
     assert!(again.contains("is timeout; only an accepted reservation"), "{again}");
+}
+
+/// Each deletion's refusal message, with the engine unchanged by every refused one.
+#[test]
+fn deleting_what_is_still_in_use_is_refused_and_changes_nothing() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    let (offline, available) = (sim.activity("Offline"), sim.activity("Available"));
+    let (sales, workflow) = (sim.queues["Sales"], sim.named("Sales and Support Workflow"));
+    let (alice, task) = (sim.named("alice"), sim.named("T1"));
+    sim.events();
+    let before = sim.engine.export();
+    let cases = [
+        (offline, "activity {offline} is the workspace's default activity and cannot be deleted"),
+        (
+            available,
+            "activity {available} cannot be deleted: 1 worker(s) are in it; move them to another activity first",
+        ),
+        (
+            alice,
+            "worker {alice} cannot be deleted: reservation {offer} of task {task} is pending; end it first",
+        ),
+        (
+            sales,
+            "task queue {sales} cannot be deleted: workflow {workflow} (\"Sales and Support Workflow\") routes to it; change its configuration first",
+        ),
+        (
+            workflow,
+            "workflow {workflow} cannot be deleted: task {task} is reserved in it; complete or cancel it first",
+        ),
+    ];
+    let offer = sim.offer_to("alice");
+    for (sid, expected) in cases {
+        let refused = sim.engine.apply(&Command::Delete { resource: sid }, 0);
+        let expected = expected
+            .replace("{offline}", &offline.to_string())
+            .replace("{available}", &available.to_string())
+            .replace("{alice}", &alice.to_string())
+            .replace("{offer}", &offer.to_string())
+            .replace("{task}", &task.to_string())
+            .replace("{sales}", &sales.to_string())
+            .replace("{workflow}", &workflow.to_string());
+        assert_eq!(refused.map_err(|err| err.to_string()), Err(expected));
+    }
+    assert!(sim.engine.export() == before, "a refused deletion changed the engine");
+    assert_eq!(sim.events(), "");
+}
+
+#[test]
+fn a_deleted_worker_leaves_their_ended_offers_and_the_rest_keeps_routing() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.worker("bob", json!({"routing": {"skills": ["Sales"]}}), "Unavailable");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.at(1.0);
+    sim.reject("alice");
+    sim.events();
+
+    let alice = sim.named("alice");
+    sim.engine.delete_worker(alice, sim.now).unwrap();
+    sim.set_activity("bob", "Available");
+
+    sim.check(expect![[r#"
+        t=1 worker.deleted worker=alice
+        t=1 worker.activity.update worker=bob activity=Available
+        t=1 reservation.created task=T1 worker=bob queue=Sales"#]]);
+    assert!(sim.engine.worker(alice).is_none());
+    let task = sim.engine.task(sim.named("T1")).unwrap();
+    assert_eq!(task.reservations.len(), 1, "only bob's offer is left: {:?}", task.reservations);
+}
+
+#[test]
+fn deleting_an_assigned_task_frees_its_worker_for_the_next() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.accept("alice");
+    sim.events();
+
+    sim.at(5.0);
+    sim.engine.delete_task(sim.named("T1"), sim.now).unwrap();
+
+    sim.check(expect![[r#"
+        t=5 reservation.canceled task=T1 worker=alice queue=Sales
+        t=5 task.deleted task=T1 queue=Sales
+        t=5 reservation.created task=T2 worker=alice queue=Sales"#]]);
+    assert!(sim.engine.task(sim.named("T1")).is_none());
+    assert_eq!(sim.engine.reservations().count(), 1, "T1's reservation went with it");
+}
+
+#[test]
+fn a_queue_no_workflow_names_is_deleted_with_its_ended_tasks() {
+    let mut sim = onboarding();
+    sim.worker("bob", json!({"routing": {"skills": ["Support"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Support"]}));
+    sim.accept("bob");
+    sim.complete("T1");
+    let (workflow, support) = (sim.named("Sales and Support Workflow"), sim.queues["Support"]);
+    let sales_only = sim.with_queue_sids(
+        r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Sales}"}]}]}}"#,
+    );
+    let changes = WorkflowChanges { configuration: Some(sales_only), ..WorkflowChanges::default() };
+    sim.engine.update_workflow(workflow, changes, sim.now).unwrap();
+    sim.events();
+
+    sim.engine.delete_task_queue(support, sim.now).unwrap();
+
+    sim.check(expect!["t=0 task-queue.deleted queue=Support"]);
+    assert!(sim.engine.queue(support).is_none());
+    assert!(sim.engine.task(sim.named("T1")).is_none(), "T1 ended in Support and goes with it");
+    assert_eq!(sim.engine.queues().len(), 2);
+}
+
+#[test]
+fn a_new_workflow_configuration_keeps_tasks_in_place_unless_re_evaluated() {
+    let mut sim = onboarding();
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.task(json!({"skillsNeeded": ["Support"]}));
+    let workflow = sim.named("Sales and Support Workflow");
+    // Sales tasks still start in Sales (then Everyone after 60 s); Support tasks go to Everyone.
+    let configuration = sim.with_queue_sids(
+        r#"{"task_routing": {"filters": [
+            {"expression": "\"Sales\" IN task.skillsNeeded", "targets": [{"queue": "{Sales}", "timeout": 60}, {"queue": "{Everyone}"}]},
+            {"expression": "\"Support\" IN task.skillsNeeded", "targets": [{"queue": "{Everyone}"}]}
+        ]}}"#,
+    );
+    sim.events();
+
+    sim.at(2.0);
+    let keep = WorkflowChanges { configuration: Some(configuration.clone()), ..WorkflowChanges::default() };
+    sim.engine.update_workflow(workflow, keep, sim.now).unwrap();
+    sim.at(3.0);
+    let again = WorkflowChanges {
+        configuration: Some(configuration),
+        re_evaluate_tasks: true,
+        ..WorkflowChanges::default()
+    };
+    sim.engine.update_workflow(workflow, again, sim.now).unwrap();
+
+    // At t=2 T1's step still names Sales: it keeps its place, while T2's step now names
+    // Everyone. At t=3 both are routed again from the top, where they already are.
+    sim.check(expect![[r#"
+        t=2 workflow.updated
+        t=2 task-queue.moved task=T2 queue=Support
+        t=2 task-queue.entered task=T2 queue=Everyone
+        t=2 workflow.target-matched task=T2 queue=Everyone
+        t=3 workflow.updated
+        t=3 task-queue.entered task=T1 queue=Sales
+        t=3 workflow.target-matched task=T1 queue=Sales
+        t=3 task-queue.entered task=T2 queue=Everyone
+        t=3 workflow.target-matched task=T2 queue=Everyone"#]]);
+}
+
+#[test]
+fn changing_a_queue_order_ranks_its_waiting_tasks_again() {
+    let mut sim = onboarding();
+    for t in [1.0, 2.0, 3.0] {
+        sim.at(t);
+        sim.task(json!({"skillsNeeded": ["Sales"]}));
+    }
+    let sales = sim.queues["Sales"];
+    let lifo = TaskQueueChanges { task_order: Some(TaskOrder::Lifo), ..TaskQueueChanges::default() };
+    sim.engine.update_task_queue(sales, lifo, sim.now).unwrap();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.events();
+    sim.accept("alice");
+    assert_eq!(sim.status("T3"), "assigned", "LIFO serves the newest first");
+    assert_eq!(sim.engine.queue(sales).unwrap().updated_at, seconds(3.0));
 }

@@ -296,6 +296,15 @@ impl WorkflowConfig {
         }
     }
 
+    /// Whether any target or the default filter routes to `queue`.
+    pub fn names_queue(&self, queue: Sid) -> bool {
+        let targets = self.filters.iter().flat_map(|filter| &filter.targets);
+        targets
+            .map(|target| target.queue)
+            .chain(self.default_filter.as_ref().map(|default| default.queue))
+            .any(|q| q == queue)
+    }
+
     pub fn queue_at(&self, position: Position) -> Option<Sid> {
         match position {
             Position::Target { .. } => self.target(position).map(|target| target.queue),

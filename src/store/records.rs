@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::routing::{
     ActivityState, ChannelState, Command, Event, Millis, NewTask, NewTaskQueue, NewWorker, NewWorkflow,
     Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskOrder,
-    TaskState, TaskStatus, Timer, WorkerChannel, WorkerState, WorkflowState, WorkspaceSettings,
+    TaskQueueChanges, TaskState, TaskStatus, Timer, WorkerChannel, WorkerState, WorkflowChanges,
+    WorkflowState, WorkspaceSettings,
 };
 
 /// A logged command with the time it ran at.
@@ -63,6 +64,8 @@ pub enum CommandV1 {
     SetWorkerSkills {
         worker: Sid,
         skills: Vec<(String, Option<u32>)>,
+        #[serde(default)]
+        disabled: Vec<(String, Option<u32>)>,
     },
     CreateTaskQueue {
         friendly_name: String,
@@ -74,6 +77,20 @@ pub enum CommandV1 {
         queue: Sid,
         target_workers: Option<String>,
         max_reserved_workers: Option<u32>,
+        #[serde(default)]
+        friendly_name: Option<String>,
+        #[serde(default)]
+        task_order: Option<OrderV1>,
+    },
+    UpdateWorkflow {
+        workflow: Sid,
+        friendly_name: Option<String>,
+        configuration: Option<String>,
+        task_reservation_timeout: Option<u32>,
+        re_evaluate_tasks: bool,
+    },
+    Delete {
+        resource: Sid,
     },
     CreateWorkflow {
         friendly_name: String,
@@ -342,6 +359,9 @@ pub struct WorkerV1 {
     pub available_since: Millis,
     pub activity_changed_at: Millis,
     pub created_at: Millis,
+    /// Absent in records written before it was kept: then the creation time.
+    #[serde(default)]
+    pub updated_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -352,6 +372,9 @@ pub struct QueueV1 {
     pub task_order: OrderV1,
     pub max_reserved_workers: u32,
     pub created_at: Millis,
+    /// Absent in records written before it was kept: then the creation time.
+    #[serde(default)]
+    pub updated_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -361,6 +384,9 @@ pub struct WorkflowV1 {
     pub configuration: String,
     pub task_reservation_timeout: u32,
     pub created_at: Millis,
+    /// Absent in records written before it was kept: then the creation time.
+    #[serde(default)]
+    pub updated_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -374,6 +400,9 @@ pub struct TaskV1 {
     pub status: String,
     pub reason: Option<String>,
     pub created_at: Millis,
+    /// Absent in records written before it was kept: then the creation time.
+    #[serde(default)]
+    pub updated_at: Option<Millis>,
     pub virtual_start: Millis,
     pub ttl: u32,
     pub step: StepV1,
@@ -411,6 +440,9 @@ pub struct ReservationV1 {
     pub queue: Sid,
     pub status: String,
     pub created_at: Millis,
+    /// Absent in records written before it was kept: then the creation time.
+    #[serde(default)]
+    pub updated_at: Option<Millis>,
     pub timeout_at: Millis,
     pub timer: Option<(Millis, u64)>,
 }
@@ -477,16 +509,30 @@ impl CommandRecord {
             Command::SetWorkerChannel { worker, channel, capacity, available } => {
                 CommandV1::SetWorkerChannel { worker, channel, capacity, available }
             }
-            Command::SetWorkerSkills { worker, skills } => CommandV1::SetWorkerSkills { worker, skills },
+            Command::SetWorkerSkills { worker, skills, disabled } => {
+                CommandV1::SetWorkerSkills { worker, skills, disabled }
+            }
             Command::CreateTaskQueue(new) => CommandV1::CreateTaskQueue {
                 friendly_name: new.friendly_name,
                 target_workers: new.target_workers,
                 task_order: new.task_order.into(),
                 max_reserved_workers: new.max_reserved_workers,
             },
-            Command::UpdateTaskQueue { queue, target_workers, max_reserved_workers } => {
-                CommandV1::UpdateTaskQueue { queue, target_workers, max_reserved_workers }
-            }
+            Command::UpdateTaskQueue { queue, changes } => CommandV1::UpdateTaskQueue {
+                queue,
+                target_workers: changes.target_workers,
+                max_reserved_workers: changes.max_reserved_workers,
+                friendly_name: changes.friendly_name,
+                task_order: changes.task_order.map(OrderV1::from),
+            },
+            Command::UpdateWorkflow { workflow, changes } => CommandV1::UpdateWorkflow {
+                workflow,
+                friendly_name: changes.friendly_name,
+                configuration: changes.configuration,
+                task_reservation_timeout: changes.task_reservation_timeout,
+                re_evaluate_tasks: changes.re_evaluate_tasks,
+            },
+            Command::Delete { resource } => CommandV1::Delete { resource },
             Command::CreateWorkflow(new) => CommandV1::CreateWorkflow {
                 friendly_name: new.friendly_name,
                 configuration: new.configuration,
@@ -541,7 +587,9 @@ impl CommandRecord {
             CommandV1::SetWorkerChannel { worker, channel, capacity, available } => {
                 Command::SetWorkerChannel { worker, channel, capacity, available }
             }
-            CommandV1::SetWorkerSkills { worker, skills } => Command::SetWorkerSkills { worker, skills },
+            CommandV1::SetWorkerSkills { worker, skills, disabled } => {
+                Command::SetWorkerSkills { worker, skills, disabled }
+            }
             CommandV1::CreateTaskQueue {
                 friendly_name,
                 target_workers,
@@ -553,9 +601,37 @@ impl CommandRecord {
                 task_order: task_order.into(),
                 max_reserved_workers,
             }),
-            CommandV1::UpdateTaskQueue { queue, target_workers, max_reserved_workers } => {
-                Command::UpdateTaskQueue { queue, target_workers, max_reserved_workers }
-            }
+            CommandV1::UpdateTaskQueue {
+                queue,
+                target_workers,
+                max_reserved_workers,
+                friendly_name,
+                task_order,
+            } => Command::UpdateTaskQueue {
+                queue,
+                changes: TaskQueueChanges {
+                    friendly_name,
+                    target_workers,
+                    task_order: task_order.map(TaskOrder::from),
+                    max_reserved_workers,
+                },
+            },
+            CommandV1::UpdateWorkflow {
+                workflow,
+                friendly_name,
+                configuration,
+                task_reservation_timeout,
+                re_evaluate_tasks,
+            } => Command::UpdateWorkflow {
+                workflow,
+                changes: WorkflowChanges {
+                    friendly_name,
+                    configuration,
+                    task_reservation_timeout,
+                    re_evaluate_tasks,
+                },
+            },
+            CommandV1::Delete { resource } => Command::Delete { resource },
             CommandV1::CreateWorkflow { friendly_name, configuration, task_reservation_timeout } => {
                 Command::CreateWorkflow(NewWorkflow {
                     friendly_name,
@@ -667,6 +743,7 @@ impl From<&Snapshot> for SnapshotRecord {
                     available_since: w.available_since,
                     activity_changed_at: w.activity_changed_at,
                     created_at: w.created_at,
+                    updated_at: Some(w.updated_at),
                 })
                 .collect(),
             queues: s
@@ -679,6 +756,7 @@ impl From<&Snapshot> for SnapshotRecord {
                     task_order: q.task_order.into(),
                     max_reserved_workers: q.max_reserved_workers,
                     created_at: q.created_at,
+                    updated_at: Some(q.updated_at),
                 })
                 .collect(),
             workflows: s
@@ -690,6 +768,7 @@ impl From<&Snapshot> for SnapshotRecord {
                     configuration: w.configuration.clone(),
                     task_reservation_timeout: w.task_reservation_timeout,
                     created_at: w.created_at,
+                    updated_at: Some(w.updated_at),
                 })
                 .collect(),
             tasks: s
@@ -705,6 +784,7 @@ impl From<&Snapshot> for SnapshotRecord {
                     status: t.status.as_str().to_owned(),
                     reason: t.reason.clone(),
                     created_at: t.created_at,
+                    updated_at: Some(t.updated_at),
                     virtual_start: t.virtual_start,
                     ttl: t.ttl,
                     step: step(&t.step),
@@ -730,6 +810,7 @@ impl From<&Snapshot> for SnapshotRecord {
                     queue: r.queue,
                     status: r.status.as_str().to_owned(),
                     created_at: r.created_at,
+                    updated_at: Some(r.updated_at),
                     timeout_at: r.timeout_at,
                     timer: r.timer,
                 })
@@ -817,6 +898,7 @@ impl SnapshotRecord {
                     available_since: w.available_since,
                     activity_changed_at: w.activity_changed_at,
                     created_at: w.created_at,
+                    updated_at: w.updated_at.unwrap_or(w.created_at),
                 })
                 .collect(),
             queues: s
@@ -829,6 +911,7 @@ impl SnapshotRecord {
                     task_order: q.task_order.into(),
                     max_reserved_workers: q.max_reserved_workers,
                     created_at: q.created_at,
+                    updated_at: q.updated_at.unwrap_or(q.created_at),
                 })
                 .collect(),
             workflows: s
@@ -840,6 +923,7 @@ impl SnapshotRecord {
                     configuration: w.configuration,
                     task_reservation_timeout: w.task_reservation_timeout,
                     created_at: w.created_at,
+                    updated_at: w.updated_at.unwrap_or(w.created_at),
                 })
                 .collect(),
             tasks: s
@@ -856,6 +940,7 @@ impl SnapshotRecord {
                         status: task_status(&t.status)?,
                         reason: t.reason,
                         created_at: t.created_at,
+                        updated_at: t.updated_at.unwrap_or(t.created_at),
                         virtual_start: t.virtual_start,
                         ttl: t.ttl,
                         step: step(t.step),
@@ -883,6 +968,7 @@ impl SnapshotRecord {
                         queue: r.queue,
                         status: reservation_status(&r.status)?,
                         created_at: r.created_at,
+                        updated_at: r.updated_at.unwrap_or(r.created_at),
                         timeout_at: r.timeout_at,
                         timer: r.timer,
                     })

@@ -51,6 +51,7 @@ async fn twilios_python_sdk_drives_the_taskrouter_api() {
             "accepted accepted",
             "completed completed sold",
             "statistics 0 3 1",
+            "deleted 3 queues left",
         ]
     );
 }

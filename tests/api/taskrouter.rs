@@ -41,7 +41,12 @@ impl<'a> Api<'a> {
         }
         let response = request.send().await.expect("the server answers");
         let status = response.status();
-        (status, response.json().await.expect("a JSON body"))
+        // A deletion answers 204 with no body.
+        let body = response.bytes().await.expect("a body");
+        (
+            status,
+            if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("a JSON body") },
+        )
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -769,6 +774,25 @@ async fn skills_are_listed_created_deleted_and_assigned_with_levels() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error["message"].as_str().unwrap().contains("outside the skill's range 1-5"), "{error}");
 
+    // Switching Sales off keeps its level, out of routing's sight; switching it on restores it.
+    let (status, switched_off) = admin(
+        Method::POST,
+        &format!("/admin/api/workers/{alice}/skills"),
+        &[("Skill", "Billing"), ("DisabledSkill", "Sales:5")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{switched_off}");
+    assert_eq!(
+        (&switched_off["attributes"]["routing"], &switched_off["attributes"]["disabled_skills"]),
+        (
+            &serde_json::json!({"skills": ["Billing"], "levels": {}}),
+            &serde_json::json!({"skills": ["Sales"], "levels": {"Sales": 5}})
+        )
+    );
+    let sales_queue = app.engine.read(|engine| engine.queue_by_name("Sales").unwrap().sid);
+    let members = app.engine.read(|engine| engine.queue_members(engine.queue(sales_queue).unwrap()));
+    assert!(!members.iter().any(|sid| sid.to_string() == alice), "a switched-off skill does not route");
+
     let twice = [("Skill", "Sales:2"), ("Skill", "sales:3")];
     let (status, _) = admin(Method::POST, &format!("/admin/api/workers/{alice}/skills"), &twice).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a skill given twice");
@@ -833,4 +857,139 @@ async fn events_list_what_happened_newest_first_with_filters_and_paging() {
             Some("StartDate must be an ISO 8601 date and time, like 2026-11-24T09:30:00Z")
         )
     );
+}
+
+#[tokio::test]
+async fn queues_and_workflows_are_updated_and_resources_deleted_when_nothing_holds_them() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let api = &api;
+    let delete = |path: String| async move { api.call(Method::DELETE, &path, &[]).await };
+
+    let queue = api.post("/TaskQueues", &[("FriendlyName", "Billing"), ("TargetWorkers", "1==1")]).await;
+    let queue_sid = queue["sid"].as_str().unwrap().to_owned();
+    let renamed = api
+        .post(&format!("/TaskQueues/{queue_sid}"), &[("FriendlyName", "Billing desk"), ("TaskOrder", "LIFO")])
+        .await;
+    assert_eq!(
+        (
+            renamed["friendly_name"].as_str(),
+            renamed["task_order"].as_str(),
+            renamed["target_workers"].as_str()
+        ),
+        (Some("Billing desk"), Some("LIFO"), Some("1==1")),
+        "{renamed}"
+    );
+    check_error(
+        api.call(Method::POST, &format!("/TaskQueues/{queue_sid}"), &[("FriendlyName", "sales")]).await,
+        400,
+        20001,
+        "FriendlyName: a task queue named \"sales\" exists",
+    );
+
+    let route_to = |queue: &str| {
+        format!(r#"{{"task_routing": {{"filters": [], "default_filter": {{"queue": "{queue}"}}}}}}"#)
+    };
+    let workflow = api
+        .post("/Workflows", &[("FriendlyName", "Billing flow"), ("Configuration", &route_to(&queue_sid))])
+        .await;
+    let workflow_sid = workflow["sid"].as_str().unwrap().to_owned();
+    let task = api.post("/Tasks", &[("WorkflowSid", &workflow_sid), ("Attributes", "{}")]).await;
+    let task_sid = task["sid"].as_str().unwrap().to_owned();
+    assert_eq!(task["task_queue_sid"], queue_sid.as_str());
+
+    // In use: the queue by the workflow, the workflow by its waiting task.
+    check_error(
+        delete(format!("/TaskQueues/{queue_sid}")).await,
+        400,
+        20001,
+        &format!("task queue {queue_sid} cannot be deleted: workflow {workflow_sid}"),
+    );
+    check_error(
+        delete(format!("/Workflows/{workflow_sid}")).await,
+        400,
+        20001,
+        &format!("task {task_sid} is pending in it"),
+    );
+
+    // The workflow now routes to Everyone; re-evaluated, the waiting task follows.
+    let everyone = api.find("/TaskQueues", "task_queues", "friendly_name", "Everyone").await;
+    let updated = api
+        .post(
+            &format!("/Workflows/{workflow_sid}"),
+            &[
+                ("FriendlyName", "Billing overflow"),
+                ("Configuration", &route_to(&everyone)),
+                ("TaskReservationTimeout", "45"),
+                ("ReEvaluateTasks", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (updated["friendly_name"].as_str(), updated["task_reservation_timeout"].as_u64()),
+        (Some("Billing overflow"), Some(45))
+    );
+    assert_ne!(updated["date_updated"], Value::Null);
+    assert_eq!(api.get(&format!("/Tasks/{task_sid}")).await["task_queue_sid"], everyone.as_str());
+
+    // Nothing holds the queue now; the task is deleted, then the workflow.
+    for path in [
+        format!("/TaskQueues/{queue_sid}"),
+        format!("/Tasks/{task_sid}"),
+        format!("/Workflows/{workflow_sid}"),
+    ] {
+        assert_eq!(delete(path.clone()).await.0, StatusCode::NO_CONTENT, "{path}");
+    }
+    for path in [
+        format!("/TaskQueues/{queue_sid}"),
+        format!("/Tasks/{task_sid}"),
+        format!("/Workflows/{workflow_sid}"),
+    ] {
+        check_error(api.call(Method::GET, &path, &[]).await, 404, 20404, "was not found");
+        check_error(delete(path).await, 404, 20404, "was not found");
+    }
+
+    // An activity is deleted once its last worker is gone; the default one never is.
+    let training = api.post("/Activities", &[("FriendlyName", "Training")]).await;
+    let training = training["sid"].as_str().unwrap().to_owned();
+    let worker = api.post("/Workers", &[("FriendlyName", "temp"), ("ActivitySid", &training)]).await;
+    let offline = api.find("/Activities", "activities", "friendly_name", "Offline").await;
+    check_error(
+        delete(format!("/Activities/{offline}")).await,
+        400,
+        20001,
+        "is the workspace's default activity",
+    );
+    check_error(
+        delete(format!("/Activities/{training}")).await,
+        400,
+        20001,
+        "1 worker(s) are in it; move them to another activity first",
+    );
+    for path in [format!("/Workers/{}", worker["sid"].as_str().unwrap()), format!("/Activities/{training}")] {
+        assert_eq!(delete(path.clone()).await.0, StatusCode::NO_CONTENT, "{path}");
+    }
+    let events = api.get("/Events?EventType=task-queue.deleted").await;
+    assert_eq!(events["events"][0]["resource_sid"], queue_sid.as_str(), "{events}");
+}
+
+#[tokio::test]
+async fn urls_and_links_start_with_the_configured_public_url() {
+    let app = spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+        settings.voice.public_url = "https://switchboard.example.com".into();
+    })
+    .await;
+    let api = Api::new(&app).await;
+    let workspace = format!("https://switchboard.example.com/v1/Workspaces/{}", api.workspace);
+    let activities = api.get("/Activities?PageSize=1").await;
+    assert_eq!(
+        activities["meta"]["url"],
+        format!("{workspace}/Activities?PageSize=1&Page=0"),
+        "{activities}"
+    );
+    let first = &activities["activities"][0];
+    assert_eq!(first["url"], format!("{workspace}/Activities/{}", first["sid"].as_str().unwrap()));
+    assert_eq!(first["links"]["workspace"], workspace);
 }

@@ -78,6 +78,16 @@ def main(base_url: str, account_sid: str, auth_token: str) -> None:
     assert statistics.total_available_workers == 1, statistics.total_available_workers
     print("statistics", statistics.total_tasks, statistics.total_eligible_workers, statistics.total_available_workers)
 
+    # Updates and deletions, as a Terraform run or a clean-up script makes them.
+    renamed = ws.workflows(workflow.sid).update(friendly_name="Sales only", task_reservation_timeout=30)
+    assert (renamed.friendly_name, renamed.task_reservation_timeout) == ("Sales only", 30), renamed
+    assert ws.tasks(task.sid).delete() is True
+    assert ws.workflows(workflow.sid).delete() is True
+    assert ws.task_queues(queue.sid).delete() is True
+    remaining = [q.friendly_name for q in ws.task_queues.list()]
+    assert "Sales desk" not in remaining, remaining
+    print("deleted", len(remaining), "queues left")
+
 
 if __name__ == "__main__":
     main(*sys.argv[1:4])

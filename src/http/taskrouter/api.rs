@@ -13,6 +13,7 @@ use super::error::TwilioError;
 use super::params::Params;
 use super::render::{List, Renderer};
 use crate::config::Credentials;
+use crate::http::Webhooks;
 use crate::live::{self, LiveEngine};
 use crate::routing::{Command, Engine, Sid, SidKind};
 
@@ -21,7 +22,7 @@ pub(crate) struct Api {
     pub engine: web::Data<LiveEngine>,
     credentials: web::Data<Credentials>,
     request: HttpRequest,
-    /// `scheme://host` as the client reached us.
+    /// `voice.public_url`, or else `scheme://host` as the client reached us.
     base: String,
     pub query: Params,
 }
@@ -44,9 +45,16 @@ impl Api {
             return Err(TwilioError::unauthorized("the REST API has no credentials configured"));
         };
         authenticate(request, credentials)?;
-        let info = request.connection_info();
-        let base = format!("{}://{}", info.scheme(), info.host());
-        drop(info);
+        // Behind a proxy, the configured public URL is the address clients reach us at.
+        let public_url =
+            request.app_data::<web::Data<Webhooks>>().map(|webhooks| webhooks.public_url.as_str());
+        let base = match public_url.filter(|url| !url.is_empty()) {
+            Some(url) => url.to_owned(),
+            None => {
+                let info = request.connection_info();
+                format!("{}://{}", info.scheme(), info.host())
+            }
+        };
         let api = Api {
             engine: engine.clone(),
             credentials: credentials.clone(),

@@ -22,13 +22,16 @@ mod workspace;
 
 use actix_web::{HttpResponse, web};
 
+use api::Api;
 use error::TwilioError;
+
+use crate::routing::{Command, SidKind};
 
 /// Largest form body accepted: a workflow configuration may be 1,038,576 bytes on Twilio.
 const MAX_FORM_BYTES: usize = 2 << 20;
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
-    use web::{get, post};
+    use web::{delete, get, post};
     let workspace = "/v1/Workspaces/{workspace}";
     // Every resource answers other methods with Twilio's 405 and the methods it allows.
     let resource = |path: &str, allowed: &'static str| {
@@ -55,9 +58,10 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
                 .route(post().to(queues::create)),
         )
         .service(
-            resource("/TaskQueues/{queue}", "GET, POST")
+            resource("/TaskQueues/{queue}", "GET, POST, DELETE")
                 .route(get().to(queues::fetch))
-                .route(post().to(queues::update)),
+                .route(post().to(queues::update))
+                .route(delete().to(|api: Api| remove(api, "queue", SidKind::TaskQueue))),
         )
         .service(
             resource("/TaskQueues/{queue}/RealTimeStatistics", "GET").route(get().to(queues::statistics)),
@@ -68,7 +72,12 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
                 .route(get().to(queues::list_workflows))
                 .route(post().to(queues::create_workflow)),
         )
-        .service(resource("/Workflows/{workflow}", "GET").route(get().to(queues::fetch_workflow)))
+        .service(
+            resource("/Workflows/{workflow}", "GET, POST, DELETE")
+                .route(get().to(queues::fetch_workflow))
+                .route(post().to(queues::update_workflow))
+                .route(delete().to(|api: Api| remove(api, "workflow", SidKind::Workflow))),
+        )
         .service(resource("/Events", "GET").route(get().to(events::list)))
         .service(resource("/Events/{event}", "GET").route(get().to(events::fetch)))
         .service(
@@ -78,16 +87,21 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/Workflows/{workflow}/Statistics", "GET").route(get().to(queues::workflow_statistics)),
         )
-        .service(resource("/Activities/{activity}", "GET").route(get().to(workspace::fetch_activity)))
+        .service(
+            resource("/Activities/{activity}", "GET, DELETE")
+                .route(get().to(workspace::fetch_activity))
+                .route(delete().to(|api: Api| remove(api, "activity", SidKind::Activity))),
+        )
         .service(
             resource("/Workers", "GET, POST")
                 .route(get().to(workers::list))
                 .route(post().to(workers::create)),
         )
         .service(
-            resource("/Workers/{worker}", "GET, POST")
+            resource("/Workers/{worker}", "GET, POST, DELETE")
                 .route(get().to(workers::fetch))
-                .route(post().to(workers::update)),
+                .route(post().to(workers::update))
+                .route(delete().to(|api: Api| remove(api, "worker", SidKind::Worker))),
         )
         .service(
             resource("/Workers/{worker}/Reservations", "GET")
@@ -100,9 +114,10 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/Tasks", "GET, POST").route(get().to(tasks::list)).route(post().to(tasks::create)))
         .service(
-            resource("/Tasks/{task}", "GET, POST")
+            resource("/Tasks/{task}", "GET, POST, DELETE")
                 .route(get().to(tasks::fetch))
-                .route(post().to(tasks::update)),
+                .route(post().to(tasks::update))
+                .route(delete().to(|api: Api| remove(api, "task", SidKind::Task))),
         )
         .service(resource("/Tasks/{task}/Reservations", "GET").route(get().to(tasks::list_task_reservations)))
         .service(resource("/Tasks/{task}/Explain", "GET").route(get().to(tasks::explain)))
@@ -111,4 +126,13 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
                 .route(get().to(tasks::fetch_task_reservation))
                 .route(post().to(tasks::update_task_reservation)),
         );
+}
+
+/// `DELETE` of the activity, worker, task queue, workflow or task in path segment `segment`:
+/// 204 once the deletion is durable; a resource still in use is refused with a 400 that says
+/// what holds it.
+async fn remove(api: Api, segment: &'static str, kind: SidKind) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid(segment, kind)?;
+    api.execute(Command::Delete { resource: sid }, &[]).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

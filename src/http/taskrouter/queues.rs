@@ -5,7 +5,9 @@ use actix_web::{HttpResponse, web};
 use super::api::Api;
 use super::error::TwilioError;
 use super::params::Params;
-use crate::routing::{Command, Engine, NewTaskQueue, NewWorkflow, SidKind, TaskOrder};
+use crate::routing::{
+    Command, Engine, NewTaskQueue, NewWorkflow, SidKind, TaskOrder, TaskQueueChanges, WorkflowChanges,
+};
 
 /// `GET .../TaskQueues`, filtered by `FriendlyName` and `EvaluateWorkerAttributes` (the queues
 /// a worker with those attributes would be in).
@@ -50,23 +52,19 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
     Ok(HttpResponse::Ok().json(queue.ok_or_else(|| api.not_found())?))
 }
 
-/// `POST .../TaskQueues/{WQ}`: `TargetWorkers`, `MaxReservedWorkers`.
+/// `POST .../TaskQueues/{WQ}`: `FriendlyName`, `TargetWorkers`, `TaskOrder`,
+/// `MaxReservedWorkers`; what is not given stays as it is.
 pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("queue", SidKind::TaskQueue)?;
     let form = Params::parse(&body)?;
-    for fixed in ["FriendlyName", "TaskOrder"] {
-        if form.get(fixed).is_some() {
-            return Err(TwilioError::invalid(format!(
-                "{fixed} cannot be changed here: create a new queue instead"
-            )));
-        }
-    }
-    let command = Command::UpdateTaskQueue {
-        queue: sid,
+    unsupported(&form, &["ReservationActivitySid", "AssignmentActivitySid"])?;
+    let changes = TaskQueueChanges {
+        friendly_name: form.get("FriendlyName").map(str::to_owned),
         target_workers: form.get("TargetWorkers").map(str::to_owned),
+        task_order: task_order(&form)?,
         max_reserved_workers: form.integer("MaxReservedWorkers", 1..=50)?.map(|max| max as u32),
     };
-    api.execute(command, &[]).await?;
+    api.execute(Command::UpdateTaskQueue { queue: sid, changes }, &[]).await?;
     fetch(api).await
 }
 
@@ -153,6 +151,22 @@ pub(super) async fn fetch_workflow(api: Api) -> Result<HttpResponse, TwilioError
         renderer.engine.workflows().iter().find(|workflow| workflow.sid == sid).map(|w| renderer.workflow(w))
     });
     Ok(HttpResponse::Ok().json(workflow.ok_or_else(|| api.not_found())?))
+}
+
+/// `POST .../Workflows/{WW}`: `FriendlyName`, `Configuration`, `TaskReservationTimeout`, and
+/// `ReEvaluateTasks` (route every waiting task again under the new configuration).
+pub(super) async fn update_workflow(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+    let sid = api.path_sid("workflow", SidKind::Workflow)?;
+    let form = Params::parse(&body)?;
+    unsupported(&form, &["AssignmentCallbackUrl", "FallbackAssignmentCallbackUrl"])?;
+    let changes = WorkflowChanges {
+        friendly_name: form.get("FriendlyName").map(str::to_owned),
+        configuration: form.get("Configuration").map(str::to_owned),
+        task_reservation_timeout: form.integer("TaskReservationTimeout", 1..=86_400)?.map(|t| t as u32),
+        re_evaluate_tasks: form.boolean("ReEvaluateTasks")?.unwrap_or(false),
+    };
+    api.execute(Command::UpdateWorkflow { workflow: sid, changes }, &[]).await?;
+    fetch_workflow(api).await
 }
 
 /// Refuses TaskRouter parameters Switchboard does not act on, rather than drop them silently

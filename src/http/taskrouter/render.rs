@@ -149,7 +149,7 @@ impl Renderer<'_> {
             "activity_name": activity.friendly_name,
             "available": activity.available,
             "date_created": date(worker.created_at),
-            "date_updated": status_changed,
+            "date_updated": date(worker.updated_at),
             "date_status_changed": status_changed,
             "url": url,
             "links": {
@@ -180,7 +180,7 @@ impl Renderer<'_> {
             "assignment_activity_name": null,
             "event_callback_url": null,
             "date_created": date(queue.created_at),
-            "date_updated": date(queue.created_at),
+            "date_updated": date(queue.updated_at),
             "url": url,
             "links": statistics_links(&workspace, &url),
         })
@@ -200,7 +200,7 @@ impl Renderer<'_> {
             "fallback_assignment_callback_url": null,
             "document_content_type": "application/json",
             "date_created": date(workflow.created_at),
-            "date_updated": date(workflow.created_at),
+            "date_updated": date(workflow.updated_at),
             "url": url,
             "links": statistics_links(&workspace, &url),
         })
@@ -253,7 +253,6 @@ impl Renderer<'_> {
         let workflow = self.engine.task_workflow(task);
         let queue = self.engine.task_queue(task);
         let channel = self.engine.task_channel(task);
-        let last_change = task.queue_entered_at.unwrap_or(task.created_at).max(task.created_at);
         json!({
             "account_sid": self.account_sid,
             "workspace_sid": self.engine.workspace_sid().to_string(),
@@ -276,7 +275,7 @@ impl Renderer<'_> {
             "ignore_capacity": false,
             "routing_target": null,
             "date_created": date(task.created_at),
-            "date_updated": date(last_change),
+            "date_updated": date(task.updated_at),
             "url": url,
             "links": {
                 "task_queue": queue.map(|queue| format!("{workspace}/TaskQueues/{}", queue.sid)),
@@ -303,7 +302,7 @@ impl Renderer<'_> {
             "worker_name": worker.friendly_name,
             "reservation_status": reservation.status.as_str(),
             "date_created": date(reservation.created_at),
-            "date_updated": date(reservation.created_at),
+            "date_updated": date(reservation.updated_at),
             "url": format!("{parent}/Reservations/{}", reservation.sid),
             "links": { "task": task_url, "worker": worker_url, "workspace": workspace },
         })
