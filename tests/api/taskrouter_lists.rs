@@ -422,6 +422,7 @@ async fn reservations_filter_by_status_under_their_task_and_their_worker() {
     f.check("/Workers/{erin}/Reservations", &["t3>erin"]).await;
     f.check("/Workers/{erin}/Reservations?ReservationStatus=rejected", &["t3>erin"]).await;
     f.check("/Workers/{bob}/Reservations", &[]).await;
+    f.check("/Workers/{erin}/Reservations?ReservationStatus=", &["t3>erin"]).await;
 
     let unknown = "/Tasks/WT00000000000000000000000000000000/Reservations";
     check_error(f.fetch(&f.url(unknown)).await, 404, 20404, "was not found");
@@ -511,6 +512,12 @@ async fn a_bad_filter_value_is_refused_with_twilio_error_naming_the_parameter() 
     f.refused("/Tasks?EvaluateTaskAttributes=lang ==", "EvaluateTaskAttributes: ").await;
     f.refused("/Tasks?Ordering=Age:asc", r#"Ordering: "Age:asc" is not DateCreated:asc"#).await;
     f.refused("/Tasks?Ordering=priority:desc", r#"Ordering: "priority:desc""#).await;
+    let reservation_statuses =
+        "is not one of pending, accepted, rejected, timeout, canceled, rescinded, wrapping, completed";
+    let lost = format!(r#"ReservationStatus: "lost" {reservation_statuses}"#);
+    f.refused("/Tasks/{t3}/Reservations?ReservationStatus=lost", &lost).await;
+    f.refused("/Workers/{alice}/Reservations?ReservationStatus=Pending", r#"ReservationStatus: "Pending""#)
+        .await;
     f.refused("/Events?Minutes=0", r#"Minutes must be a whole number from 1 to 43200, not "0""#).await;
     f.refused("/Events?Minutes=43201", r#"Minutes must be a whole number from 1 to 43200, not "43201""#)
         .await;

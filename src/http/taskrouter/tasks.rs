@@ -194,7 +194,16 @@ pub(super) async fn list_worker_reservations(api: Api) -> Result<HttpResponse, T
 fn list_reservations(api: &Api, parent: Parent) -> Result<HttpResponse, TwilioError> {
     let query = &api.query;
     let list = api.list("reservations")?;
-    let status = query.get("ReservationStatus");
+    let status = query.get("ReservationStatus").filter(|status| !status.is_empty());
+    // A status that does not exist is a mistake to report, not a filter that matches nothing.
+    const STATUSES: [&str; 8] =
+        ["pending", "accepted", "rejected", "timeout", "canceled", "rescinded", "wrapping", "completed"];
+    if let Some(status) = status.filter(|status| !STATUSES.contains(status)) {
+        return Err(TwilioError::invalid(format!(
+            "ReservationStatus: {status:?} is not one of {}",
+            STATUSES.join(", ")
+        )));
+    }
     let page = api.render(|renderer| {
         let engine = renderer.engine;
         // A parent that does not exist answers 404 (`None`), not an empty list.
