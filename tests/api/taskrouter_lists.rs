@@ -281,6 +281,7 @@ async fn workspaces_activities_queues_and_workflows_filter_by_name_and_availabil
     f.check("/v1/Workspaces", &["Switchboard"]).await;
     f.check("/v1/Workspaces?FriendlyName=Switchboard", &["Switchboard"]).await;
     f.check("/v1/Workspaces?FriendlyName=Other", &[]).await;
+    f.check("/v1/Workspaces?FriendlyName=switchboard", &["Switchboard"]).await;
 
     f.check("/Activities", &["Offline", "Available", "Unavailable", "Break"]).await;
     f.check("/Activities?FriendlyName=Break", &["Break"]).await;
@@ -350,6 +351,7 @@ async fn workers_filter_by_activity_availability_name_expression_and_queue() {
     f.check("/Workers?TaskQueueName=Spanish", &["carol"]).await;
     f.check("/Workers?TaskQueueName=Everyone", &["alice", "bob", "carol", "dave", "erin"]).await;
     f.check("/Workers?TaskQueueName=Billing", &[]).await;
+    f.check("/Workers?TaskQueueName=sales", &["alice", "bob"]).await;
     f.check("/Workers?TaskQueueSid={Support}", &["bob", "carol", "erin"]).await;
     f.check("/Workers?TaskQueueSid=WQ00000000000000000000000000000000", &[]).await;
     f.check("/Workers?TaskQueueName=Support&Available=true", &["carol"]).await;
@@ -381,11 +383,13 @@ async fn tasks_filter_by_status_workflow_queue_and_attributes_in_the_order_asked
     f.check("/Tasks?WorkflowName=Routed", &["t1", "t2", "t3", "t4"]).await;
     f.check("/Tasks?WorkflowName=Assign to Anyone", &["t5"]).await;
     f.check("/Tasks?WorkflowName=Nowhere", &[]).await;
+    f.check("/Tasks?WorkflowName=assign to anyone", &["t5"]).await;
     f.check("/Tasks?TaskQueueSid={Sales}", &["t1", "t2", "t4"]).await;
     f.check("/Tasks?TaskQueueSid={Spanish}", &[]).await;
     f.check("/Tasks?TaskQueueName=Support", &["t3"]).await;
     f.check("/Tasks?TaskQueueName=Everyone", &["t5"]).await;
     f.check("/Tasks?TaskQueueName=Nowhere", &[]).await;
+    f.check("/Tasks?TaskQueueName=SUPPORT", &["t3"]).await;
     f.check(r#"/Tasks?EvaluateTaskAttributes=lang == "es""#, &["t3"]).await;
     f.check(r#"/Tasks?EvaluateTaskAttributes="Sales" IN skillsNeeded"#, &["t1", "t2", "t4"]).await;
     f.check(r#"/Tasks?EvaluateTaskAttributes=lang == "fr""#, &[]).await;

@@ -57,9 +57,11 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
                 let queue = engine.task_queue(task);
                 (statuses.is_empty() || statuses.contains(&task.status.as_str()))
                     && workflow_sid.is_none_or(|sid| workflow.sid == sid)
-                    && workflow_name.is_none_or(|name| workflow.friendly_name == name)
+                    && workflow_name.is_none_or(|name| workflow.friendly_name.eq_ignore_ascii_case(name))
                     && queue_sid.is_none_or(|sid| queue.is_some_and(|queue| queue.sid == sid))
-                    && queue_name.is_none_or(|name| queue.is_some_and(|queue| queue.friendly_name == name))
+                    && queue_name.is_none_or(|name| {
+                        queue.is_some_and(|queue| queue.friendly_name.eq_ignore_ascii_case(name))
+                    })
                     && expression
                         .as_ref()
                         .is_none_or(|expression| Engine::task_matches(task, expression, renderer.now))
