@@ -502,7 +502,7 @@ async fn a_bad_filter_value_is_refused_with_twilio_error_naming_the_parameter() 
         .await;
     f.refused("/TaskQueues?EvaluateWorkerAttributes={", "EvaluateWorkerAttributes is not valid JSON").await;
     f.refused("/Workers?Available=maybe", r#"Available must be true or false, not "maybe""#).await;
-    f.refused("/Workers?ActivitySid=WA1", "ActivitySid: `WA1` is not a").await;
+    f.refused("/Workers?ActivitySid=WA1", "ActivitySid: `WA1` is not an activity SID").await;
     f.refused("/Workers?ActivitySid={Sales}", "ActivitySid: ").await;
     f.refused("/Workers?TaskQueueSid=WQ1", "TaskQueueSid: `WQ1` is not a task queue SID").await;
     f.refused("/Workers?TargetWorkersExpression=skill-level > 3", "TargetWorkersExpression: ").await;
