@@ -33,7 +33,11 @@ pub enum SidKind {
 
 /// A string that is not a SID of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a {expected} SID (expected {prefix} followed by 32 hex digits)", prefix = expected.prefix())]
+#[error(
+    "`{text}` is not {article} {expected} SID (expected {prefix} followed by 32 hex digits)",
+    article = expected.article(),
+    prefix = expected.prefix()
+)]
 pub struct SidError {
     pub text: String,
     pub expected: SidKind,
@@ -70,6 +74,14 @@ impl SidKind {
             SidKind::Reservation => "WR",
             SidKind::TaskChannel => "TC",
             SidKind::Event => "EV",
+        }
+    }
+
+    /// The article before the kind's name: "an activity", "a worker".
+    fn article(self) -> &'static str {
+        match self {
+            SidKind::Activity | SidKind::Event => "an",
+            _ => "a",
         }
     }
 }
@@ -192,6 +204,8 @@ mod tests {
             err.to_string(),
             "`WQ123` is not a task queue SID (expected WQ followed by 32 hex digits)"
         );
+        let err = Sid::parse("WA1", SidKind::Activity).unwrap_err();
+        assert_eq!(err.to_string(), "`WA1` is not an activity SID (expected WA followed by 32 hex digits)");
         assert!(Sid::parse(&sid.to_string(), SidKind::Task).is_err());
         assert!(Sid::parse("WK0000000000000abc000000000000000g", SidKind::Worker).is_err());
     }

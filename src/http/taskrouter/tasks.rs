@@ -57,9 +57,11 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
                 let queue = engine.task_queue(task);
                 (statuses.is_empty() || statuses.contains(&task.status.as_str()))
                     && workflow_sid.is_none_or(|sid| workflow.sid == sid)
-                    && workflow_name.is_none_or(|name| workflow.friendly_name == name)
+                    && workflow_name.is_none_or(|name| workflow.friendly_name.eq_ignore_ascii_case(name))
                     && queue_sid.is_none_or(|sid| queue.is_some_and(|queue| queue.sid == sid))
-                    && queue_name.is_none_or(|name| queue.is_some_and(|queue| queue.friendly_name == name))
+                    && queue_name.is_none_or(|name| {
+                        queue.is_some_and(|queue| queue.friendly_name.eq_ignore_ascii_case(name))
+                    })
                     && expression
                         .as_ref()
                         .is_none_or(|expression| Engine::task_matches(task, expression, renderer.now))
@@ -194,7 +196,16 @@ pub(super) async fn list_worker_reservations(api: Api) -> Result<HttpResponse, T
 fn list_reservations(api: &Api, parent: Parent) -> Result<HttpResponse, TwilioError> {
     let query = &api.query;
     let list = api.list("reservations")?;
-    let status = query.get("ReservationStatus");
+    let status = query.get("ReservationStatus").filter(|status| !status.is_empty());
+    // A status that does not exist is a mistake to report, not a filter that matches nothing.
+    const STATUSES: [&str; 8] =
+        ["pending", "accepted", "rejected", "timeout", "canceled", "rescinded", "wrapping", "completed"];
+    if let Some(status) = status.filter(|status| !STATUSES.contains(status)) {
+        return Err(TwilioError::invalid(format!(
+            "ReservationStatus: {status:?} is not one of {}",
+            STATUSES.join(", ")
+        )));
+    }
     let page = api.render(|renderer| {
         let engine = renderer.engine;
         // A parent that does not exist answers 404 (`None`), not an empty list.

@@ -31,7 +31,10 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
         let queue_members = |queue: Option<&crate::routing::TaskQueue>| {
             queue.map(|queue| engine.queue_members(queue)).unwrap_or_default()
         };
-        let by_name = queue_name.map(|name| queue_members(engine.queue_by_name(name)));
+        // Names match ignoring case, as they are unique ignoring case.
+        let named =
+            |name: &str| engine.queues().iter().find(|queue| queue.friendly_name.eq_ignore_ascii_case(name));
+        let by_name = queue_name.map(|name| queue_members(named(name)));
         let by_sid = queue_sid.map(|sid| queue_members(engine.queue(sid)));
         let shown: Vec<_> = engine
             .workers()

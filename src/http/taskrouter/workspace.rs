@@ -14,7 +14,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
         let settings = renderer.engine.settings();
         let shown: Vec<()> = match name {
-            Some(name) if name != settings.friendly_name => vec![],
+            Some(name) if !name.eq_ignore_ascii_case(&settings.friendly_name) => vec![],
             _ => vec![()],
         };
         renderer.page(&list, &shown, |()| renderer.workspace())
