@@ -253,7 +253,7 @@ impl Engine {
     }
 
     pub fn queue_by_name(&self, name: &str) -> Option<&TaskQueue> {
-        self.queues.iter().find(|queue| queue.friendly_name == name)
+        self.queues.iter().find(|queue| queue.friendly_name.eq_ignore_ascii_case(name))
     }
 
     pub fn queues(&self) -> &[TaskQueue] {

@@ -300,6 +300,8 @@ async fn workspaces_activities_queues_and_workflows_filter_by_name_and_availabil
     f.check("/TaskQueues?FriendlyName=SPANISH", &["Spanish"]).await;
     f.check("/TaskQueues?FriendlyName=Billing", &[]).await;
     f.check("/TaskQueues?EvaluateWorkerAttributes={}", &["Everyone"]).await;
+    f.check("/TaskQueues?WorkerSid={carol}", &["Everyone", "Support", "Spanish"]).await;
+    f.check("/TaskQueues?WorkerSid={dave}&FriendlyName=everyone", &["Everyone"]).await;
     f.check(
         r#"/TaskQueues?EvaluateWorkerAttributes={"routing": {"skills": ["Sales"]}}"#,
         &["Everyone", "Sales"],
@@ -377,6 +379,9 @@ async fn tasks_filter_by_status_workflow_queue_and_attributes_in_the_order_asked
     f.check("/Tasks?AssignmentStatus=completed, canceled,&AssignmentStatus=wrapping", &["t1", "t2", "t5"])
         .await;
     f.check("/Tasks?AssignmentStatus=", &["t1", "t2", "t3", "t4", "t5"]).await;
+    f.check("/Tasks?Priority=7", &["t2"]).await;
+    f.check("/Tasks?Priority=0", &["t5"]).await;
+    f.check("/Tasks?Priority=2", &[]).await;
     f.check("/Tasks?WorkflowSid={Routed}", &["t1", "t2", "t3", "t4"]).await;
     f.check("/Tasks?WorkflowSid={Assign to Anyone}", &["t5"]).await;
     f.check("/Tasks?WorkflowSid={Sales and Support Workflow}", &[]).await;
@@ -427,6 +432,9 @@ async fn reservations_filter_by_status_under_their_task_and_their_worker() {
     f.check("/Workers/{erin}/Reservations?ReservationStatus=rejected", &["t3>erin"]).await;
     f.check("/Workers/{bob}/Reservations", &[]).await;
     f.check("/Workers/{erin}/Reservations?ReservationStatus=", &["t3>erin"]).await;
+    f.check("/Tasks/{t3}/Reservations?WorkerSid={erin}", &["t3>erin"]).await;
+    f.check("/Tasks/{t3}/Reservations?WorkerSid={carol}&ReservationStatus=pending", &["t3>carol"]).await;
+    f.check("/Tasks/{t3}/Reservations?WorkerSid={alice}", &[]).await;
 
     let unknown = "/Tasks/WT00000000000000000000000000000000/Reservations";
     check_error(f.fetch(&f.url(unknown)).await, 404, 20404, "was not found");
@@ -445,6 +453,10 @@ async fn events_filter_by_type_resource_and_time_newest_first() {
     f.check("/Events?EventType=task.canceled", &["task.canceled t5"]).await;
     f.check("/Events?EventType=reservation.rejected", &["reservation.rejected t3>erin"]).await;
     f.check("/Events?EventType=task.deleted", &[]).await;
+    let canceled = f.list(&f.url("/Events?EventType=task.canceled")).await;
+    let sid = canceled["events"][0]["sid"].as_str().unwrap().to_owned();
+    f.check(&format!("/Events?Sid={sid}"), &["task.canceled t5"]).await;
+    f.check(&format!("/Events?Sid={sid}&EventType=task.created"), &[]).await;
     f.check(
         "/Events?ResourceSid={t1}",
         &["task.completed t1", "task.updated t1", "task.created t1", "workflow.entered t1"],
@@ -531,6 +543,16 @@ async fn a_bad_filter_value_is_refused_with_twilio_error_naming_the_parameter() 
     f.refused("/Events?TaskSid=WT1", "TaskSid: `WT1` is not a task SID").await;
     f.refused("/Events?TaskSid={alice}", "TaskSid: ").await;
     f.refused("/Events?WorkerSid=alice", "WorkerSid: `alice` is not a worker SID").await;
+    f.refused(
+        "/Events?TaskChannel=voice",
+        "TaskChannel is not supported by Switchboard; events do not record",
+    )
+    .await;
+    f.refused("/Events?Sid=WT0", "Sid: `WT0` is not an event SID").await;
+    f.refused("/Tasks?HasAddons=true", "HasAddons is not supported by Switchboard").await;
+    f.refused("/Tasks?Priority=high", "Priority must be a whole number").await;
+    f.refused("/TaskQueues?WorkerSid=WK1", "WorkerSid: `WK1` is not a worker SID").await;
+    f.refused("/Tasks/{t3}/Reservations?WorkerSid=erin", "WorkerSid: `erin` is not a worker SID").await;
     f.refused("/Events?ReservationSid=WR1", "ReservationSid: `WR1` is not a reservation SID").await;
     f.refused("/Events?TaskQueueSid=WQ1", "TaskQueueSid: `WQ1` is not a task queue SID").await;
     f.refused("/Events?WorkflowSid=WW1", "WorkflowSid: `WW1` is not a workflow SID").await;

@@ -10,13 +10,20 @@ use super::render::date;
 use crate::routing::{Millis, Sid, SidKind};
 use crate::store::EventRecord;
 
-/// `GET .../Events`, filtered by `EventType`, `ResourceSid`, `TaskSid`, `WorkerSid`,
+/// Event SIDs are the event's sequence number in hex (see `render`).
+fn sequence_of(api: &Api, sid: Sid) -> Result<u64, TwilioError> {
+    u64::from_str_radix(&sid.to_string()[2..], 16).map_err(|_| api.not_found())
+}
+
+/// `GET .../Events`, filtered by `Sid`, `EventType`, `ResourceSid`, `TaskSid`, `WorkerSid`,
 /// `ReservationSid`, `TaskQueueSid`, `WorkflowSid`, `Minutes` (the last so many), `StartDate`
 /// and `EndDate` (ISO 8601).
 pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
     let list = api.list("events")?;
     let query = &api.query;
+    query.refuse(&["TaskChannel"], "events do not record the channel: filter by TaskSid")?;
     let event_type = query.get("EventType").map(str::to_owned);
+    let sequence = query.sid("Sid", SidKind::Event)?.map(|sid| sequence_of(&api, sid)).transpose()?;
     let resource = optional_sid_text(query.get("ResourceSid"));
     let sids = [
         (query.sid("TaskSid", SidKind::Task)?, Field::Task),
@@ -39,6 +46,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
         .engine
         .stored_events(
             |EventRecord::V1 {
+                 sequence: number,
                  timestamp,
                  event_type: kind,
                  resource: about,
@@ -56,7 +64,8 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
                     Field::Queue => *queue,
                     Field::Workflow => *workflow,
                 };
-                event_type.as_ref().is_none_or(|wanted| wanted == kind)
+                sequence.is_none_or(|wanted| wanted == *number)
+                    && event_type.as_ref().is_none_or(|wanted| wanted == kind)
                     && resource.as_ref().is_none_or(|wanted| *wanted == about.to_string())
                     && sids.iter().all(|(wanted, which)| wanted.is_none_or(|sid| field(*which) == Some(sid)))
                     && start.is_none_or(|start| *timestamp >= start)
@@ -152,9 +161,7 @@ fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
 
 /// `GET .../Events/{EV}`.
 pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
-    let text = api.path_sid("event", SidKind::Event)?.to_string();
-    // Event SIDs are the event's sequence number in hex (see `render`).
-    let sequence = u64::from_str_radix(&text[2..], 16).map_err(|_| api.not_found())?;
+    let sequence = sequence_of(&api, api.path_sid("event", SidKind::Event)?)?;
     let found = api
         .engine
         .stored_events(|EventRecord::V1 { sequence: stored, .. }| *stored == sequence, 1)

@@ -81,6 +81,18 @@ impl Params {
         }
     }
 
+    /// Refuses TaskRouter parameters Switchboard does not act on, rather than drop them silently
+    /// (an application ported from Twilio would wait for what never comes, or read an
+    /// unfiltered list as filtered); `instead` says what to do.
+    pub(crate) fn refuse(&self, names: &[&str], instead: &str) -> Result<(), TwilioError> {
+        match names.iter().find(|name| self.get(name).is_some()) {
+            Some(name) => {
+                Err(TwilioError::invalid(format!("{name} is not supported by Switchboard; {instead}")))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// `true` / `false` in any case (Twilio's SDKs send `True` / `False` from Python).
     pub(crate) fn boolean(&self, name: &str) -> Result<Option<bool>, TwilioError> {
         let Some(text) = self.get(name) else { return Ok(None) };

@@ -9,12 +9,17 @@ use crate::routing::{
     Command, Engine, NewTaskQueue, NewWorkflow, SidKind, TaskOrder, TaskQueueChanges, WorkflowChanges,
 };
 
-/// `GET .../TaskQueues`, filtered by `FriendlyName` and `EvaluateWorkerAttributes` (the queues
-/// a worker with those attributes would be in).
+/// What to do instead of the assignment callbacks and automatic activities Switchboard does not
+/// have.
+const CALLBACKS_INSTEAD: &str = "use the event callback URL (events.callback_url) instead";
+
+/// `GET .../TaskQueues`, filtered by `FriendlyName`, `EvaluateWorkerAttributes` (the queues
+/// a worker with those attributes would be in) and `WorkerSid` (the queues a worker is in).
 pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
     let list = api.list("task_queues")?;
     let name = api.query.get("FriendlyName");
     let attributes = api.query.json_object("EvaluateWorkerAttributes")?;
+    let worker = api.query.sid("WorkerSid", SidKind::Worker)?;
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
         let shown: Vec<_> = renderer
             .engine
@@ -23,6 +28,9 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
             .filter(|queue| name.is_none_or(|name| queue.friendly_name.eq_ignore_ascii_case(name)))
             .filter(|queue| {
                 attributes.as_ref().is_none_or(|attributes| Engine::queue_would_target(queue, attributes))
+            })
+            .filter(|queue| {
+                worker.is_none_or(|worker| renderer.engine.queue_members(queue).contains(&worker))
             })
             .collect();
         renderer.page(&list, &shown, |queue| renderer.queue(queue))
@@ -33,7 +41,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 /// `TaskOrder` (`FIFO`, `LIFO`), `MaxReservedWorkers` (1 to 50).
 pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let form = Params::parse(&body)?;
-    unsupported(&form, &["ReservationActivitySid", "AssignmentActivitySid"])?;
+    form.refuse(&["ReservationActivitySid", "AssignmentActivitySid"], CALLBACKS_INSTEAD)?;
     let new = NewTaskQueue {
         friendly_name: form.required("FriendlyName")?.to_owned(),
         target_workers: form.get("TargetWorkers").unwrap_or("1==1").to_owned(),
@@ -57,7 +65,7 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
 pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("queue", SidKind::TaskQueue)?;
     let form = Params::parse(&body)?;
-    unsupported(&form, &["ReservationActivitySid", "AssignmentActivitySid"])?;
+    form.refuse(&["ReservationActivitySid", "AssignmentActivitySid"], CALLBACKS_INSTEAD)?;
     let changes = TaskQueueChanges {
         friendly_name: form.get("FriendlyName").map(str::to_owned),
         target_workers: form.get("TargetWorkers").map(str::to_owned),
@@ -119,7 +127,7 @@ pub(super) async fn list_workflows(api: Api) -> Result<HttpResponse, TwilioError
 /// (1 to 86,400 seconds, default 120).
 pub(super) async fn create_workflow(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let form = Params::parse(&body)?;
-    unsupported(&form, &["AssignmentCallbackUrl", "FallbackAssignmentCallbackUrl"])?;
+    form.refuse(&["AssignmentCallbackUrl", "FallbackAssignmentCallbackUrl"], CALLBACKS_INSTEAD)?;
     let new = NewWorkflow {
         friendly_name: form.required("FriendlyName")?.to_owned(),
         configuration: form.required("Configuration")?.to_owned(),
@@ -158,7 +166,7 @@ pub(super) async fn fetch_workflow(api: Api) -> Result<HttpResponse, TwilioError
 pub(super) async fn update_workflow(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("workflow", SidKind::Workflow)?;
     let form = Params::parse(&body)?;
-    unsupported(&form, &["AssignmentCallbackUrl", "FallbackAssignmentCallbackUrl"])?;
+    form.refuse(&["AssignmentCallbackUrl", "FallbackAssignmentCallbackUrl"], CALLBACKS_INSTEAD)?;
     let changes = WorkflowChanges {
         friendly_name: form.get("FriendlyName").map(str::to_owned),
         configuration: form.get("Configuration").map(str::to_owned),
@@ -167,17 +175,6 @@ pub(super) async fn update_workflow(api: Api, body: web::Bytes) -> Result<HttpRe
     };
     api.execute(Command::UpdateWorkflow { workflow: sid, changes }, &[]).await?;
     fetch_workflow(api).await
-}
-
-/// Refuses TaskRouter parameters Switchboard does not act on, rather than drop them silently
-/// (an application ported from Twilio would wait for callbacks that never come).
-fn unsupported(form: &Params, names: &[&str]) -> Result<(), TwilioError> {
-    match names.iter().find(|name| form.get(name).is_some()) {
-        Some(name) => Err(TwilioError::invalid(format!(
-            "{name} is not supported by Switchboard; use the event callback URL (events.callback_url) instead"
-        ))),
-        None => Ok(()),
-    }
 }
 
 fn task_order(form: &Params) -> Result<Option<TaskOrder>, TwilioError> {

@@ -11,7 +11,7 @@ use crate::routing::{
     SidKind, Task, validate_attributes,
 };
 
-/// `GET .../Tasks`, filtered by `AssignmentStatus` (several allowed), `WorkflowSid`,
+/// `GET .../Tasks`, filtered by `AssignmentStatus` (several allowed), `Priority`, `WorkflowSid`,
 /// `WorkflowName`, `TaskQueueSid`, `TaskQueueName` and `EvaluateTaskAttributes`; ordered by
 /// `Ordering` (`DateCreated` or `Priority`, `:asc` or `:desc`), oldest first by default.
 pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
@@ -25,6 +25,11 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
             )));
         }
     }
+    query.refuse(
+        &["HasAddons", "RoutingTarget"],
+        "filter on the task's attributes with EvaluateTaskAttributes",
+    )?;
+    let priority = query.integer("Priority", 0..=MAX_PRIORITY)?;
     let workflow_sid = query.sid("WorkflowSid", SidKind::Workflow)?;
     let workflow_name = query.get("WorkflowName");
     let queue_sid = query.sid("TaskQueueSid", SidKind::TaskQueue)?;
@@ -56,6 +61,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
                 let workflow = engine.task_workflow(task);
                 let queue = engine.task_queue(task);
                 (statuses.is_empty() || statuses.contains(&task.status.as_str()))
+                    && priority.is_none_or(|priority| task.priority == priority)
                     && workflow_sid.is_none_or(|sid| workflow.sid == sid)
                     && workflow_name.is_none_or(|name| workflow.friendly_name.eq_ignore_ascii_case(name))
                     && queue_sid.is_none_or(|sid| queue.is_some_and(|queue| queue.sid == sid))
@@ -192,11 +198,13 @@ pub(super) async fn list_worker_reservations(api: Api) -> Result<HttpResponse, T
     list_reservations(&api, Parent::of_worker(&api)?)
 }
 
-/// A task's or a worker's reservations, oldest first, filtered by `ReservationStatus`.
+/// A task's or a worker's reservations, oldest first, filtered by `ReservationStatus` and
+/// `WorkerSid`.
 fn list_reservations(api: &Api, parent: Parent) -> Result<HttpResponse, TwilioError> {
     let query = &api.query;
     let list = api.list("reservations")?;
     let status = query.get("ReservationStatus").filter(|status| !status.is_empty());
+    let worker = query.sid("WorkerSid", SidKind::Worker)?;
     // A status that does not exist is a mistake to report, not a filter that matches nothing.
     const STATUSES: [&str; 8] =
         ["pending", "accepted", "rejected", "timeout", "canceled", "rescinded", "wrapping", "completed"];
@@ -219,7 +227,10 @@ fn list_reservations(api: &Api, parent: Parent) -> Result<HttpResponse, TwilioEr
                 engine.reservations().filter(|r| parent.holds(engine, r)).collect()
             }
         };
-        shown.retain(|reservation| status.is_none_or(|status| reservation.status.as_str() == status));
+        shown.retain(|reservation| {
+            status.is_none_or(|status| reservation.status.as_str() == status)
+                && worker.is_none_or(|worker| engine.reservation_worker(reservation).sid == worker)
+        });
         shown.sort_unstable_by_key(|reservation| reservation.sid);
         let under_worker = matches!(parent, Parent::Worker(_));
         Some(renderer.page(&list, &shown, |reservation| renderer.reservation(reservation, under_worker)))
