@@ -17,6 +17,7 @@
 //! - [`outbound`]: outgoing HTTP, the only module that knows reqwest: event callbacks, and the
 //!   provider played by `switchboard call`.
 //! - [`twiml`]: typed TwiML, its rendering and reading, the only module that knows quick-xml.
+//! - [`agents`]: agents' sign-in secrets (issued once to the admin, stored as digests).
 //! - [`voice`]: the caller's journey: each voice webhook's effect on the call, task and store.
 //! - [`http`]: the HTTP edge, the only module that knows actix-web.
 //! - [`config`]: settings from defaults, `switchboard.toml` and `SWITCHBOARD_*` variables.
@@ -32,6 +33,7 @@ pub mod routing;
 
 pub mod store;
 
+pub mod agents;
 pub mod live;
 pub mod locks;
 

@@ -9,7 +9,9 @@
 //! - `POST /admin/api/workers/{WorkerSid}/skills` (`Skill` repeated, `Sales` or `Sales:4`, and
 //!   `DisabledSkill` likewise): sets the agent's skills and levels, written as Flex writes them
 //!   (`routing.skills`, `routing.levels`; switched-off ones in `disabled_skills` with their
-//!   level), every other attribute kept.
+//!   level), every other attribute kept;
+//! - `POST /admin/api/workers/{WorkerSid}/secret`: a new sign-in secret for the agent page,
+//!   shown in that answer only.
 
 use std::future::{Ready, ready};
 
@@ -21,6 +23,7 @@ use serde_json::json;
 
 use super::ApiError;
 use super::taskrouter::api::authenticate;
+use crate::agents;
 use crate::config::Credentials;
 use crate::live::{ExecuteError, LiveEngine};
 use crate::routing::{Command, RoutingError, Sid, SidKind, Skill};
@@ -29,7 +32,8 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/admin/api/skills").route(web::get().to(list)).route(web::post().to(create)))
         .service(web::resource("/admin/api/skills/{name}").route(web::delete().to(delete)))
-        .service(web::resource("/admin/api/workers/{worker}/skills").route(web::post().to(assign)));
+        .service(web::resource("/admin/api/workers/{worker}/skills").route(web::post().to(assign)))
+        .service(web::resource("/admin/api/workers/{worker}/secret").route(web::post().to(issue_secret)));
 }
 
 /// A request that carries the account's credentials (HTTP Basic, as for the REST API).
@@ -145,6 +149,29 @@ async fn assign(
             HttpResponse::Ok().json(json!({ "worker_sid": worker.to_string(), "attributes": attributes }))
         }
         Err(err) => refused(err),
+    }
+}
+
+/// Issues the agent a new sign-in secret (the old one stops working), shown in this answer only.
+async fn issue_secret(
+    _: Authenticated,
+    worker: web::Path<String>,
+    engine: web::Data<LiveEngine>,
+) -> HttpResponse {
+    let found = Sid::parse(&worker, SidKind::Worker).ok().and_then(|sid| {
+        engine.read(|engine| engine.worker(sid).map(|worker| (sid, worker.friendly_name.clone())))
+    });
+    let Some((sid, name)) = found else {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("no worker {}", worker.as_str()))
+            .error_response();
+    };
+    match agents::issue(&engine, sid).await {
+        Ok(secret) => HttpResponse::Ok().json(json!({
+            "worker_sid": sid.to_string(),
+            "friendly_name": name,
+            "sign_in_secret": secret,
+        })),
+        Err(err) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).error_response(),
     }
 }
 

@@ -46,8 +46,8 @@ use tokio::sync::watch;
 
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 pub use records::{
-    CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1, EventRecord, Keyed, MessageV1,
-    OutboxRecord, OutboxV1, RecordError, SnapshotRecord,
+    AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1, EventRecord,
+    Keyed, MessageV1, OutboxRecord, OutboxV1, RecordError, SnapshotRecord,
 };
 
 const FORMAT: &[u8] = b"1";

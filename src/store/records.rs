@@ -254,6 +254,31 @@ impl Keyed for ConversationRecord {
     }
 }
 
+/// An agent's sign-in secret, kept only as a keyed digest: the secret itself is shown once, to
+/// the admin who issued it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentRecord {
+    V1(AgentV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentV1 {
+    pub worker: Sid,
+    /// Hex HMAC-SHA1 of the secret, keyed by the worker's SID.
+    pub secret_digest: String,
+    pub issued_at: Millis,
+}
+
+impl Keyed for AgentRecord {
+    const PREFIX: &'static [u8] = b"a:";
+
+    fn id(&self) -> String {
+        let AgentRecord::V1(agent) = self;
+        agent.worker.to_string()
+    }
+}
+
 /// A message to send through the provider's REST API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1003,3 +1003,45 @@ async fn urls_and_links_start_with_the_configured_public_url() {
     assert_eq!(first["url"], format!("{workspace}/Activities/{}", first["sid"].as_str().unwrap()));
     assert_eq!(first["links"]["workspace"], workspace);
 }
+
+#[tokio::test]
+async fn a_new_worker_s_sign_in_secret_is_shown_once_to_the_admin() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let created = api.post("/Workers", &[("FriendlyName", "nora")]).await;
+    let (sid, secret) = (created["sid"].as_str().unwrap().to_owned(), created["sign_in_secret"].clone());
+    let secret = secret.as_str().expect("the creation answer carries the secret").to_owned();
+    assert_eq!(secret.len(), 32);
+    let fetched = api.get(&format!("/Workers/{sid}")).await;
+    let listed = api.get("/Workers?FriendlyName=nora").await;
+    assert_eq!((fetched.get("sign_in_secret"), listed["workers"][0].get("sign_in_secret")), (None, None));
+
+    let sign_in = |name: &str, secret: &str| {
+        switchboard::agents::sign_in(&app.engine, name, secret).unwrap().map(|sid| sid.to_string())
+    };
+    assert_eq!(sign_in("nora", &secret), Some(sid.clone()));
+    assert_eq!(sign_in("NORA", &secret), Some(sid.clone()), "names ignore case");
+    assert_eq!(sign_in("nora", "0".repeat(32).as_str()), None);
+    assert_eq!(sign_in("alice", &secret), None, "a secret is one worker's");
+
+    // Issued again, the old secret stops working.
+    let response = app
+        .client
+        .post(app.url(&format!("/admin/api/workers/{sid}/secret")))
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let issued: Value = response.json().await.unwrap();
+    let renewed = issued["sign_in_secret"].as_str().unwrap().to_owned();
+    assert_eq!((sign_in("nora", &secret), sign_in("nora", &renewed)), (None, Some(sid.clone())));
+    let anonymous =
+        app.client.post(app.url(&format!("/admin/api/workers/{sid}/secret"))).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // A deleted worker's secret goes with them.
+    assert_eq!(api.call(Method::DELETE, &format!("/Workers/{sid}"), &[]).await.0, StatusCode::NO_CONTENT);
+    let stored = app.engine.stored::<switchboard::store::AgentRecord>().unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
+}

@@ -140,6 +140,16 @@ fn parameter_name(field: &str) -> String {
         .collect()
 }
 
+impl From<crate::agents::AgentError> for TwilioError {
+    fn from(err: crate::agents::AgentError) -> TwilioError {
+        match err {
+            crate::agents::AgentError::Execute(err) => err.into(),
+            crate::agents::AgentError::Storage(err) => ExecuteError::Storage(err).into(),
+            crate::agents::AgentError::Random(err) => TwilioError::internal(err.to_string()),
+        }
+    }
+}
+
 impl From<ExecuteError> for TwilioError {
     fn from(err: ExecuteError) -> TwilioError {
         match err {

@@ -26,6 +26,7 @@ use api::Api;
 use error::TwilioError;
 
 use crate::routing::{Command, SidKind};
+use crate::store::AgentRecord;
 
 /// Largest form body accepted: a workflow configuration may be 1,038,576 bytes on Twilio.
 const MAX_FORM_BYTES: usize = 2 << 20;
@@ -134,5 +135,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 async fn remove(api: Api, segment: &'static str, kind: SidKind) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid(segment, kind)?;
     api.execute(Command::Delete { resource: sid }, &[]).await?;
+    if kind == SidKind::Worker {
+        let forgotten = api.engine.delete::<AgentRecord>(&sid.to_string()).await;
+        forgotten.map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }

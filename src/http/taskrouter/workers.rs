@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use super::api::Api;
 use super::error::TwilioError;
 use super::params::Params;
+use crate::agents::{self, AgentError};
 use crate::expr::{Context, Expression};
 use crate::routing::{Command, NewWorker, SidKind, validate_attributes};
 
@@ -62,10 +63,15 @@ pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, T
         activity: form.sid("ActivitySid", SidKind::Activity)?,
     };
     let activity = new.activity;
-    let sid = api.execute(Command::CreateWorker(new), &[("ActivitySid", activity)]).await?;
-    let sid = sid.ok_or_else(|| api.not_found())?;
+    let (sid, secret) = agents::create_worker(&api.engine, new).await.map_err(|err| match err {
+        AgentError::Execute(err) => TwilioError::from_command(err, &[("ActivitySid", activity)]),
+        other => TwilioError::from(other),
+    })?;
     let worker = api.render(|renderer| renderer.engine.worker(sid).map(|worker| renderer.worker(worker)));
-    Ok(HttpResponse::Created().json(worker.ok_or_else(|| api.not_found())?))
+    let mut worker = worker.ok_or_else(|| api.not_found())?;
+    // Only this answer, to the admin who created the worker, carries the secret.
+    worker["sign_in_secret"] = secret.into();
+    Ok(HttpResponse::Created().json(worker))
 }
 
 /// `GET .../Workers/{WK}`.
