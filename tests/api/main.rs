@@ -12,5 +12,6 @@ mod sdk;
 mod simulate;
 mod sms;
 mod taskrouter;
+mod taskrouter_cumulative;
 mod tidy;
 mod voice;

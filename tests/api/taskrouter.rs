@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, spawn_app_with};
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const AUTH_TOKEN: &str = "test-token";
 
-async fn spawn_api() -> TestApp {
+pub async fn spawn_api() -> TestApp {
     spawn_app_with(|settings| {
         settings.twilio.account_sid = ACCOUNT_SID.into();
         settings.twilio.auth_token = AUTH_TOKEN.into();
@@ -19,19 +19,19 @@ async fn spawn_api() -> TestApp {
 }
 
 /// The API client of these tests: authenticated, with paths relative to the workspace.
-struct Api<'a> {
+pub struct Api<'a> {
     app: &'a TestApp,
-    workspace: String,
+    pub workspace: String,
 }
 
 impl<'a> Api<'a> {
-    async fn new(app: &'a TestApp) -> Api<'a> {
+    pub async fn new(app: &'a TestApp) -> Api<'a> {
         let workspace = app.engine.read(|engine| engine.workspace_sid().to_string());
         Api { app, workspace }
     }
 
     /// Sends `method` to `/v1/Workspaces/{WS}{path}` with `form` and returns status and JSON.
-    async fn call(&self, method: Method, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub async fn call(&self, method: Method, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
         let url = self.app.url(&format!("/v1/Workspaces/{}{path}", self.workspace));
         let mut request = self.app.client.request(method, url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
         if !form.is_empty() {
@@ -44,13 +44,13 @@ impl<'a> Api<'a> {
         (status, response.json().await.expect("a JSON body"))
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub async fn get(&self, path: &str) -> Value {
         let (status, body) = self.call(Method::GET, path, &[]).await;
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         body
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
         let (status, body) = self.call(Method::POST, path, form).await;
         assert!(status.is_success(), "POST {path}: {status} {body}");
         body
@@ -63,7 +63,7 @@ impl<'a> Api<'a> {
     }
 
     /// The SID of the item of list `path` (key `key`) whose `field` is `value`.
-    async fn find(&self, path: &str, key: &str, field: &str, value: &str) -> String {
+    pub async fn find(&self, path: &str, key: &str, field: &str, value: &str) -> String {
         let list = self.get(path).await;
         let item = list[key].as_array().unwrap().iter().find(|item| item[field] == value);
         item.unwrap_or_else(|| panic!("no {key} with {field} = {value} in {list}"))["sid"]
@@ -74,7 +74,7 @@ impl<'a> Api<'a> {
 }
 
 /// The SID of the default workspace's "Sales and Support Workflow".
-fn sales_and_support(app: &TestApp) -> String {
+pub fn sales_and_support(app: &TestApp) -> String {
     app.engine.read(|engine| {
         let workflows = engine.workflows().iter();
         workflows
@@ -85,7 +85,7 @@ fn sales_and_support(app: &TestApp) -> String {
 }
 
 /// Checks a Twilio error answer: status, code, and a message containing `message`.
-fn check_error((status, body): (StatusCode, Value), expected_status: u16, code: u64, message: &str) {
+pub fn check_error((status, body): (StatusCode, Value), expected_status: u16, code: u64, message: &str) {
     assert_eq!(status.as_u16(), expected_status, "{body}");
     assert_eq!(body["status"], expected_status, "{body}");
     assert_eq!(body["code"], code, "{body}");
