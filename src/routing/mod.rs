@@ -13,11 +13,13 @@
 //! - `snapshot.rs`: the whole state as plain data, and back (exact round trip).
 //! - `skill.rs`: the skills catalogue and Flex's `routing.skills` / `routing.levels` layout.
 //! - `stats.rs`: real-time statistics for queues, workflows and the workspace.
+//! - `cumulative.rs`: cumulative statistics over a window, computed from events.
 //! - `removal.rs`: deleting activities, workers, queues, workflows (by rebuilding from an
 //!   edited snapshot) and tasks.
 //! - `explain.rs`: why a worker is or is not offered a task.
 
 mod command;
+mod cumulative;
 mod engine;
 mod event;
 mod explain;
@@ -31,6 +33,10 @@ mod workflow;
 mod tests;
 
 pub use command::Command;
+pub use cumulative::{
+    CountedEvent, CumulativeStatistics, EventFacts, ReservationEvent, Scope, SplitCounts, WaitDurations,
+    WaitSplit, Window, cumulative_statistics,
+};
 pub use engine::snapshot::{
     ActivityState, ChannelState, QueueState, ReservationState, Snapshot, TaskState, WorkerState,
     WorkflowState,

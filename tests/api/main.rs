@@ -12,6 +12,7 @@ mod sdk;
 mod simulate;
 mod sms;
 mod taskrouter;
+mod taskrouter_cumulative;
 mod taskrouter_lists;
 mod tidy;
 mod voice;

@@ -1,7 +1,8 @@
 //! Twilio's official Python SDK (PyPI `twilio`) as the client of the REST API, its host the
 //! only change: the onboarding guide's setup, a task, its reservation accepted, the task
-//! completed, the queue's statistics read. The SDK is installed by `tests/sdk/install.sh`
-//! (`.ci/run` runs it first; this test runs it too, which does nothing once it is there).
+//! completed, the queue's real-time and cumulative statistics read. The SDK is installed by
+//! `tests/sdk/install.sh` (`.ci/run` runs it first; this test runs it too, which does nothing
+//! once it is there).
 
 use std::path::Path;
 use std::process::Command;
@@ -51,6 +52,7 @@ async fn twilios_python_sdk_drives_the_taskrouter_api() {
             "accepted accepted",
             "completed completed sold",
             "statistics 0 3 1",
+            "cumulative 1 1 1 30 60",
             "deleted 3 queues left",
         ]
     );

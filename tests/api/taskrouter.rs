@@ -73,7 +73,7 @@ impl<'a> Api<'a> {
     }
 
     /// The SID of the item of list `path` (key `key`) whose `field` is `value`.
-    async fn find(&self, path: &str, key: &str, field: &str, value: &str) -> String {
+    pub async fn find(&self, path: &str, key: &str, field: &str, value: &str) -> String {
         let list = self.get(path).await;
         let item = list[key].as_array().unwrap().iter().find(|item| item[field] == value);
         item.unwrap_or_else(|| panic!("no {key} with {field} = {value} in {list}"))["sid"]
@@ -84,7 +84,7 @@ impl<'a> Api<'a> {
 }
 
 /// The SID of the default workspace's "Sales and Support Workflow".
-fn sales_and_support(app: &TestApp) -> String {
+pub fn sales_and_support(app: &TestApp) -> String {
     app.engine.read(|engine| {
         let workflows = engine.workflows().iter();
         workflows

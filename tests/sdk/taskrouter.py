@@ -78,6 +78,11 @@ def main(base_url: str, account_sid: str, auth_token: str) -> None:
     assert statistics.total_available_workers == 1, statistics.total_available_workers
     print("statistics", statistics.total_tasks, statistics.total_eligible_workers, statistics.total_available_workers)
 
+    cumulative = ws.task_queues(queue.sid).cumulative_statistics().fetch(split_by_wait_time="30,60")
+    assert (cumulative.end_time - cumulative.start_time).total_seconds() == 15 * 60, cumulative.start_time
+    split = cumulative.split_by_wait_time
+    print("cumulative", cumulative.tasks_entered, cumulative.tasks_completed, cumulative.reservations_accepted, *split)
+
     # Updates and deletions, as a Terraform run or a clean-up script makes them.
     renamed = ws.workflows(workflow.sid).update(friendly_name="Sales only", task_reservation_timeout=30)
     assert (renamed.friendly_name, renamed.task_reservation_timeout) == ("Sales only", 30), renamed

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::api::Api;
 use super::error::TwilioError;
 use super::render::date;
-use crate::routing::{Millis, Sid, SidKind};
+use crate::routing::{Sid, SidKind};
 use crate::store::EventRecord;
 
 /// Event SIDs are the event's sequence number in hex (see `render`).
@@ -34,12 +34,11 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
     ];
     let now = crate::live::now();
     let minutes = query.integer("Minutes", 1..=43_200)?;
-    let start = match (minutes, query.get("StartDate")) {
-        (Some(minutes), _) => Some(now - minutes * 60_000),
-        (None, Some(text)) => Some(instant("StartDate", text)?),
-        (None, None) => None,
+    let start = match minutes {
+        Some(minutes) => Some(now - minutes * 60_000),
+        None => query.date_time("StartDate")?,
     };
-    let end = query.get("EndDate").map(|text| instant("EndDate", text)).transpose()?;
+    let end = query.date_time("EndDate")?;
     // Enough to fill the page asked for and to know whether another follows.
     let limit = (list.paging.page + 1).saturating_mul(list.paging.page_size).saturating_add(1);
     let found = api
@@ -91,12 +90,6 @@ enum Field {
 
 fn optional_sid_text(text: Option<&str>) -> Option<String> {
     text.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty())
-}
-
-fn instant(name: &str, text: &str) -> Result<Millis, TwilioError> {
-    text.trim().parse::<jiff::Timestamp>().map(|at| at.as_millisecond()).map_err(|_| {
-        TwilioError::invalid(format!("{name} must be an ISO 8601 date and time, like 2026-11-24T09:30:00Z"))
-    })
 }
 
 fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {

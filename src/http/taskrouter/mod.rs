@@ -7,7 +7,8 @@
 //! - `render.rs`: resources as TaskRouter's JSON.
 //! - `error.rs`: Twilio's error shape.
 //! - `workspace.rs` (workspace, activities), `workers.rs`, `queues.rs` (task queues,
-//!   workflows, statistics), `tasks.rs` (tasks, reservations, explain), `events.rs`: the
+//!   workflows, real-time statistics), `tasks.rs` (tasks, reservations, explain), `events.rs`,
+//!   `statistics.rs` (cumulative statistics, and `Statistics` joining both kinds): the
 //!   handlers.
 
 pub(super) mod api;
@@ -16,6 +17,7 @@ mod events;
 mod params;
 mod queues;
 pub(super) mod render;
+mod statistics;
 mod tasks;
 mod workers;
 mod workspace;
@@ -48,6 +50,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(resource("", "GET").route(get().to(workspace::fetch)))
         .service(resource("/RealTimeStatistics", "GET").route(get().to(workspace::statistics)))
         .service(resource("/Statistics", "GET").route(get().to(workspace::statistics)))
+        .service(resource("/CumulativeStatistics", "GET").route(get().to(statistics::workspace_cumulative)))
         .service(
             resource("/Activities", "GET, POST")
                 .route(get().to(workspace::list_activities))
@@ -69,6 +72,10 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/TaskQueues/{queue}/Statistics", "GET").route(get().to(queues::statistics)))
         .service(
+            resource("/TaskQueues/{queue}/CumulativeStatistics", "GET")
+                .route(get().to(statistics::queue_cumulative)),
+        )
+        .service(
             resource("/Workflows", "GET, POST")
                 .route(get().to(queues::list_workflows))
                 .route(post().to(queues::create_workflow)),
@@ -87,6 +94,10 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         )
         .service(
             resource("/Workflows/{workflow}/Statistics", "GET").route(get().to(queues::workflow_statistics)),
+        )
+        .service(
+            resource("/Workflows/{workflow}/CumulativeStatistics", "GET")
+                .route(get().to(statistics::workflow_cumulative)),
         )
         .service(
             resource("/Activities/{activity}", "GET, DELETE")

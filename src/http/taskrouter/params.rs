@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::error::TwilioError;
-use crate::routing::{Sid, SidKind};
+use crate::routing::{Millis, Sid, SidKind};
 
 /// Twilio's page size when none is asked for, and the most it gives.
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -91,6 +91,16 @@ impl Params {
             }
             None => Ok(()),
         }
+    }
+
+    /// An ISO 8601 date and time (`StartDate`, `EndDate`), in milliseconds since the epoch.
+    pub(crate) fn date_time(&self, name: &str) -> Result<Option<Millis>, TwilioError> {
+        let Some(text) = self.get(name) else { return Ok(None) };
+        text.trim().parse::<jiff::Timestamp>().map(|at| Some(at.as_millisecond())).map_err(|_| {
+            TwilioError::invalid(format!(
+                "{name} must be an ISO 8601 date and time, like 2026-11-24T09:30:00Z"
+            ))
+        })
     }
 
     /// `true` / `false` in any case (Twilio's SDKs send `True` / `False` from Python).

@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, web};
 use super::api::Api;
 use super::error::TwilioError;
 use super::params::Params;
+use super::statistics::statistics_response;
 use crate::routing::{
-    Command, Engine, NewTaskQueue, NewWorkflow, SidKind, TaskOrder, TaskQueueChanges, WorkflowChanges,
+    Command, Engine, NewTaskQueue, NewWorkflow, Scope, SidKind, TaskOrder, TaskQueueChanges, WorkflowChanges,
 };
 
 /// What to do instead of the assignment callbacks and automatic activities Switchboard does not
@@ -85,27 +86,7 @@ pub(super) async fn statistics(api: Api) -> Result<HttpResponse, TwilioError> {
         let statistics = renderer.engine.queue_statistics(sid, renderer.now).ok()?;
         Some(renderer.queue_statistics(queue, &statistics))
     });
-    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, "task_queue_sid")
-}
-
-/// `realtime` as asked: alone at `.../RealTimeStatistics`, or as the `realtime` part of
-/// `.../Statistics` (whose `cumulative` part is not computed yet).
-pub(super) fn statistics_response(
-    api: &Api,
-    realtime: serde_json::Value,
-    owner: &str,
-) -> Result<HttpResponse, TwilioError> {
-    if !api.path_ends_with("/Statistics") {
-        return Ok(HttpResponse::Ok().json(realtime));
-    }
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "account_sid": realtime["account_sid"],
-        "workspace_sid": realtime["workspace_sid"],
-        owner: realtime[owner],
-        "realtime": realtime,
-        "cumulative": null,
-        "url": realtime["url"].as_str().map(|url| url.replace("/RealTimeStatistics", "/Statistics")),
-    })))
+    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, Scope::Queue(sid))
 }
 
 /// `GET .../Workflows`, filtered by `FriendlyName`.
@@ -149,7 +130,7 @@ pub(super) async fn workflow_statistics(api: Api) -> Result<HttpResponse, Twilio
         let statistics = renderer.engine.workflow_statistics(sid, renderer.now).ok()?;
         Some(renderer.workflow_statistics(workflow, &statistics))
     });
-    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, "workflow_sid")
+    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, Scope::Workflow(sid))
 }
 
 /// `GET .../Workflows/{WW}`.

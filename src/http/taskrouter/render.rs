@@ -29,13 +29,13 @@ pub(crate) struct Renderer<'a> {
     pub now: Millis,
 }
 
-/// The links of a queue or workflow: its workspace and statistics (cumulative statistics are
-/// not served yet, so not linked).
+/// The links of a queue or workflow: its workspace and statistics.
 fn statistics_links(workspace: &str, url: &str) -> Value {
     json!({
         "workspace": workspace,
         "statistics": format!("{url}/Statistics"),
         "real_time_statistics": format!("{url}/RealTimeStatistics"),
+        "cumulative_statistics": format!("{url}/CumulativeStatistics"),
     })
 }
 

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use super::api::Api;
 use super::error::TwilioError;
 use super::params::Params;
-use crate::routing::{Command, SidKind};
+use crate::routing::{Command, Scope, SidKind};
 
 /// `GET /v1/Workspaces`: the one workspace, so that a client can discover its SID.
 pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
@@ -73,5 +73,5 @@ pub(super) async fn statistics(api: Api) -> Result<HttpResponse, TwilioError> {
         let statistics = renderer.engine.workspace_statistics(renderer.now);
         renderer.workspace_statistics(&statistics)
     });
-    super::queues::statistics_response(&api, realtime, "workspace_sid")
+    super::statistics::statistics_response(&api, realtime, Scope::Workspace)
 }
