@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::{broadcast, watch};
 
+use crate::agents::Agents;
 use crate::config::Credentials;
 use crate::config::{EventSettings, Settings};
 use crate::http;
@@ -28,6 +29,7 @@ pub struct Application {
     engine: Arc<LiveEngine>,
     voice: Arc<Voice>,
     sms: Arc<Sms>,
+    agents: Arc<Agents>,
     /// Where the agents' replies go, and the credentials they are sent with.
     delivery: (String, Credentials),
     events: EventSettings,
@@ -56,6 +58,7 @@ impl Application {
         let voice = Arc::new(
             Voice::open(engine.clone(), flows.clone(), &settings.voice).context("loading the calls")?,
         );
+        let agents = Arc::new(Agents::load(&engine).context("loading the agents' sign-in secrets")?);
         let sms = Arc::new(
             Sms::open(engine.clone(), flows, &settings.sms).context("loading the text conversations")?,
         );
@@ -78,6 +81,7 @@ impl Application {
             credentials,
             voice.clone(),
             sms.clone(),
+            agents.clone(),
             webhooks,
         )
         .context("starting the HTTP server")?;
@@ -87,10 +91,16 @@ impl Application {
             engine,
             voice,
             sms,
+            agents,
             delivery,
             events: settings.events.clone(),
             callback_events,
         })
+    }
+
+    /// The agents' sign-in secrets, for tests that sign in directly.
+    pub fn agents(&self) -> Arc<Agents> {
+        self.agents.clone()
     }
 
     /// The text conversations, for tests that look at them directly.

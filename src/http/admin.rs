@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::ApiError;
 use super::taskrouter::api::authenticate;
-use crate::agents;
+use crate::agents::Agents;
 use crate::config::Credentials;
 use crate::live::{ExecuteError, LiveEngine};
 use crate::routing::{Command, RoutingError, Sid, SidKind, Skill};
@@ -157,6 +157,7 @@ async fn issue_secret(
     _: Authenticated,
     worker: web::Path<String>,
     engine: web::Data<LiveEngine>,
+    agents: web::Data<Agents>,
 ) -> HttpResponse {
     let found = Sid::parse(&worker, SidKind::Worker).ok().and_then(|sid| {
         engine.read(|engine| engine.worker(sid).map(|worker| (sid, worker.friendly_name.clone())))
@@ -165,7 +166,7 @@ async fn issue_secret(
         return ApiError::new(StatusCode::NOT_FOUND, format!("no worker {}", worker.as_str()))
             .error_response();
     };
-    match agents::issue(&engine, sid).await {
+    match agents.issue(&engine, sid).await {
         Ok(secret) => HttpResponse::Ok().json(json!({
             "worker_sid": sid.to_string(),
             "friendly_name": name,

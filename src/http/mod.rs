@@ -56,6 +56,7 @@ impl Server {
         credentials: Credentials,
         calls: std::sync::Arc<crate::voice::Voice>,
         texts: std::sync::Arc<crate::sms::Sms>,
+        agents: std::sync::Arc<crate::agents::Agents>,
         webhooks: Webhooks,
     ) -> Result<Server, HttpError> {
         let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
@@ -65,6 +66,7 @@ impl Server {
         let credentials = web::Data::new(credentials);
         let calls = web::Data::from(calls);
         let texts = web::Data::from(texts);
+        let agents = web::Data::from(agents);
         let webhooks = web::Data::new(webhooks);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -73,6 +75,7 @@ impl Server {
                 .app_data(credentials.clone())
                 .app_data(calls.clone())
                 .app_data(texts.clone())
+                .app_data(agents.clone())
                 .app_data(webhooks.clone())
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))

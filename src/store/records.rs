@@ -270,6 +270,13 @@ pub struct AgentV1 {
     pub issued_at: Millis,
 }
 
+impl AgentRecord {
+    pub fn worker(&self) -> Sid {
+        let AgentRecord::V1(agent) = self;
+        agent.worker
+    }
+}
+
 impl Keyed for AgentRecord {
     const PREFIX: &'static [u8] = b"a:";
 

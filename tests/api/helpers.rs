@@ -25,6 +25,8 @@ pub struct TestApp {
     pub voice: std::sync::Arc<switchboard::voice::Voice>,
     /// The text conversations and their outbox.
     pub sms: std::sync::Arc<switchboard::sms::Sms>,
+    /// The agents' sign-in secrets.
+    pub agents: std::sync::Arc<switchboard::agents::Agents>,
     /// Held so that the sled data directory lives as long as the server, and is removed after.
     _data_dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -50,6 +52,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let engine = application.engine();
     let voice = application.voice();
     let sms = application.sms();
+    let agents = application.agents();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -59,6 +62,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         engine,
         voice,
         sms,
+        agents,
         _data_dir: data_dir,
         client: reqwest::Client::new(),
         stop: Some(stop),

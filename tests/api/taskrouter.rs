@@ -1016,9 +1016,8 @@ async fn a_new_worker_s_sign_in_secret_is_shown_once_to_the_admin() {
     let listed = api.get("/Workers?FriendlyName=nora").await;
     assert_eq!((fetched.get("sign_in_secret"), listed["workers"][0].get("sign_in_secret")), (None, None));
 
-    let sign_in = |name: &str, secret: &str| {
-        switchboard::agents::sign_in(&app.engine, name, secret).unwrap().map(|sid| sid.to_string())
-    };
+    let sign_in =
+        |name: &str, secret: &str| app.agents.sign_in(&app.engine, name, secret).map(|sid| sid.to_string());
     assert_eq!(sign_in("nora", &secret), Some(sid.clone()));
     assert_eq!(sign_in("NORA", &secret), Some(sid.clone()), "names ignore case");
     assert_eq!(sign_in("nora", "0".repeat(32).as_str()), None);

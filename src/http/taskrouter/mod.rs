@@ -27,8 +27,8 @@ use actix_web::{HttpResponse, web};
 use api::Api;
 use error::TwilioError;
 
+use crate::agents::Agents;
 use crate::routing::{Command, SidKind};
-use crate::store::AgentRecord;
 
 /// Largest form body accepted: a workflow configuration may be 1,038,576 bytes on Twilio.
 const MAX_FORM_BYTES: usize = 2 << 20;
@@ -65,7 +65,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
             resource("/TaskQueues/{queue}", "GET, POST, DELETE")
                 .route(get().to(queues::fetch))
                 .route(post().to(queues::update))
-                .route(delete().to(|api: Api| remove(api, "queue", SidKind::TaskQueue))),
+                .route(delete().to(|api: Api, agents: web::Data<Agents>| {
+                    remove(api, agents, "queue", SidKind::TaskQueue)
+                })),
         )
         .service(
             resource("/TaskQueues/{queue}/RealTimeStatistics", "GET").route(get().to(queues::statistics)),
@@ -84,7 +86,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
             resource("/Workflows/{workflow}", "GET, POST, DELETE")
                 .route(get().to(queues::fetch_workflow))
                 .route(post().to(queues::update_workflow))
-                .route(delete().to(|api: Api| remove(api, "workflow", SidKind::Workflow))),
+                .route(delete().to(|api: Api, agents: web::Data<Agents>| {
+                    remove(api, agents, "workflow", SidKind::Workflow)
+                })),
         )
         .service(resource("/Events", "GET").route(get().to(events::list)))
         .service(resource("/Events/{event}", "GET").route(get().to(events::fetch)))
@@ -102,7 +106,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/Activities/{activity}", "GET, DELETE")
                 .route(get().to(workspace::fetch_activity))
-                .route(delete().to(|api: Api| remove(api, "activity", SidKind::Activity))),
+                .route(delete().to(|api: Api, agents: web::Data<Agents>| {
+                    remove(api, agents, "activity", SidKind::Activity)
+                })),
         )
         .service(
             resource("/Workers", "GET, POST")
@@ -113,7 +119,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
             resource("/Workers/{worker}", "GET, POST, DELETE")
                 .route(get().to(workers::fetch))
                 .route(post().to(workers::update))
-                .route(delete().to(|api: Api| remove(api, "worker", SidKind::Worker))),
+                .route(delete().to(|api: Api, agents: web::Data<Agents>| {
+                    remove(api, agents, "worker", SidKind::Worker)
+                })),
         )
         .service(
             resource("/Workers/{worker}/Reservations", "GET")
@@ -129,7 +137,10 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
             resource("/Tasks/{task}", "GET, POST, DELETE")
                 .route(get().to(tasks::fetch))
                 .route(post().to(tasks::update))
-                .route(delete().to(|api: Api| remove(api, "task", SidKind::Task))),
+                .route(
+                    delete()
+                        .to(|api: Api, agents: web::Data<Agents>| remove(api, agents, "task", SidKind::Task)),
+                ),
         )
         .service(resource("/Tasks/{task}/Reservations", "GET").route(get().to(tasks::list_task_reservations)))
         .service(resource("/Tasks/{task}/Explain", "GET").route(get().to(tasks::explain)))
@@ -143,11 +154,16 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 /// `DELETE` of the activity, worker, task queue, workflow or task in path segment `segment`:
 /// 204 once the deletion is durable; a resource still in use is refused with a 400 that says
 /// what holds it.
-async fn remove(api: Api, segment: &'static str, kind: SidKind) -> Result<HttpResponse, TwilioError> {
+async fn remove(
+    api: Api,
+    agents: web::Data<Agents>,
+    segment: &'static str,
+    kind: SidKind,
+) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid(segment, kind)?;
     api.execute(Command::Delete { resource: sid }, &[]).await?;
     if kind == SidKind::Worker {
-        let forgotten = api.engine.delete::<AgentRecord>(&sid.to_string()).await;
+        let forgotten = agents.forget(&api.engine, sid).await;
         forgotten.map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
     }
     Ok(HttpResponse::NoContent().finish())

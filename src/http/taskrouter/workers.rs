@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use super::api::Api;
 use super::error::TwilioError;
 use super::params::Params;
-use crate::agents::{self, AgentError};
+use crate::agents::{AgentError, Agents};
 use crate::expr::{Context, Expression};
 use crate::routing::{Command, NewWorker, SidKind, validate_attributes};
 
@@ -55,7 +55,11 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 }
 
 /// `POST .../Workers`: `FriendlyName` (required, unique ignoring case), `Attributes`, `ActivitySid`.
-pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+pub(super) async fn create(
+    api: Api,
+    body: web::Bytes,
+    agents: web::Data<Agents>,
+) -> Result<HttpResponse, TwilioError> {
     let form = Params::parse(&body)?;
     let new = NewWorker {
         friendly_name: form.required("FriendlyName")?.to_owned(),
@@ -63,7 +67,7 @@ pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, T
         activity: form.sid("ActivitySid", SidKind::Activity)?,
     };
     let activity = new.activity;
-    let (sid, secret) = agents::create_worker(&api.engine, new).await.map_err(|err| match err {
+    let (sid, secret) = agents.create_worker(&api.engine, new).await.map_err(|err| match err {
         AgentError::Execute(err) => TwilioError::from_command(err, &[("ActivitySid", activity)]),
         other => TwilioError::from(other),
     })?;
