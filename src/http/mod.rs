@@ -5,9 +5,12 @@
 //! finish. Signals are not handled here: the caller decides what shutdown means.
 
 mod admin;
+mod agent;
 mod drain;
 mod error;
 mod health;
+mod pages;
+mod session;
 pub mod signature;
 mod sms;
 mod taskrouter;
@@ -86,6 +89,9 @@ impl Server {
                 .configure(sms::routes)
                 .configure(taskrouter::routes)
                 .configure(admin::routes)
+                .configure(session::routes)
+                .configure(agent::routes)
+                .configure(pages::routes)
                 .default_service(web::to(error::no_route))
         })
         .disable_signals()

@@ -7,8 +7,8 @@
 //! - `GET /agent/api/conversations/{TaskSid}/events`: the conversation live (server-sent
 //!   events): each customer text as it arrives, each reply and its delivery.
 //!
-//! Until agents sign in on their own page (issue #8), the conversation API takes the account's
-//! credentials (HTTP Basic, like the REST API).
+//! The conversation API takes a signed-in agent's session (their own conversations only, 403
+//! for others'), or the account's credentials or admin session (any conversation).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -24,9 +24,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiError;
 use super::admin::Authenticated;
+use super::session::checked_session;
 use super::taskrouter::render::date;
 use super::voice::{Webhooks, refusal, signed_params, twiml};
-use crate::live;
+use crate::agents::Role;
+use crate::live::{self, LiveEngine};
 use crate::routing::{Sid, SidKind};
 use crate::sms::{ConversationEvent, ConversationView, MessageParams, Sms, SmsError};
 use crate::store::OutboxV1;
@@ -75,15 +77,37 @@ impl FromRequest for ConversationTask {
     type Future = Ready<Result<ConversationTask, actix_web::Error>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let task = Authenticated::from_request(request, payload).into_inner().and_then(|Authenticated| {
-            let task = request.match_info().get("task").unwrap_or_default();
-            Sid::parse(task, SidKind::Task).map(ConversationTask).map_err(|_| {
-                let response = ApiError::new(StatusCode::NOT_FOUND, format!("{task} is not a task SID"))
-                    .error_response();
-                InternalError::from_response("refused", response).into()
-            })
-        });
-        ready(task)
+        let refused =
+            |error: ApiError| InternalError::from_response("refused", error.error_response()).into();
+        let text = request.match_info().get("task").unwrap_or_default();
+        let Ok(task) = Sid::parse(text, SidKind::Task) else {
+            return ready(Err(refused(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("{text} is not a task SID"),
+            ))));
+        };
+        // An agent signed in on the agent page reaches only the conversations they took.
+        let agent = match checked_session(request) {
+            Ok((session, _)) if session.role == Role::Agent => {
+                Sid::parse(&session.subject, SidKind::Worker).ok()
+            }
+            _ => None,
+        };
+        if let Some(worker) = agent {
+            let engine = request.app_data::<web::Data<LiveEngine>>();
+            let took =
+                engine.is_some_and(|engine| engine.read(|engine| engine.worker_took_task(worker, task)));
+            return ready(if took {
+                Ok(ConversationTask(task))
+            } else {
+                Err(refused(ApiError::new(StatusCode::FORBIDDEN, "this conversation is another agent's")))
+            });
+        }
+        ready(
+            Authenticated::from_request(request, payload)
+                .into_inner()
+                .map(|Authenticated| ConversationTask(task)),
+        )
     }
 }
 

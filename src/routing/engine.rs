@@ -265,6 +265,19 @@ impl Engine {
         queue.members.iter().map(|&idx| self.workers[idx].sid).collect()
     }
 
+    /// Whether `worker` took `task` (accepted it; it may since be wrapping or completed): what
+    /// the agent page lets an agent see and act on.
+    pub fn worker_took_task(&self, worker: Sid, task: Sid) -> bool {
+        let Some(task) = self.tasks.get(&task) else { return false };
+        task.reservations.iter().filter_map(|sid| self.reservations.get(sid)).any(|reservation| {
+            self.workers[reservation.worker].sid == worker
+                && matches!(
+                    reservation.status,
+                    ReservationStatus::Accepted | ReservationStatus::Wrapping | ReservationStatus::Completed
+                )
+        })
+    }
+
     pub fn workflow(&self, sid: Sid) -> Option<&Workflow> {
         self.workflow_by_sid.get(&sid).map(|&idx| &self.workflows[idx])
     }

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, so it links once (which matters on 2-core CI machines).
 //! Each module tests one area against the real server or the real `switchboard` executable.
 
+mod agent;
 mod callbacks;
 mod crash;
 mod expr_cli;

@@ -123,6 +123,14 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
         .map(|(_, encoded)| encoded);
+    // The admin page signs in once and then sends its session cookie instead.
+    if header.is_none() {
+        match crate::http::session::is_admin_session(request) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(refused) => return Err(TwilioError::session_refused(&refused)),
+        }
+    }
     let Some(encoded) = encoded else {
         return Err(TwilioError::unauthorized(
             "Authentication Error - No credentials provided (HTTP Basic auth: account SID and auth token)",
@@ -142,7 +150,7 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
 
 /// Equality whose time depends only on `expected`'s length, not on `given` nor on where the
 /// two differ, so that a token cannot be guessed byte by byte from response times.
-fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let mut difference = u8::from(given.len() != expected.len());
     for (idx, byte) in expected.iter().enumerate() {
         difference |= byte ^ given.get(idx).copied().unwrap_or(!byte);

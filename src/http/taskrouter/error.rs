@@ -13,6 +13,7 @@ use crate::routing::{RoutingError, Sid};
 const INVALID_PARAMETER: u32 = 20001;
 const AUTHENTICATE: u32 = 20003;
 const METHOD_NOT_ALLOWED: u32 = 20004;
+const FORBIDDEN: u32 = 20403;
 const NOT_FOUND: u32 = 20404;
 const INTERNAL: u32 = 20500;
 
@@ -72,6 +73,13 @@ impl TwilioError {
             message: message.into(),
             allow: None,
         }
+    }
+
+    /// A session cookie that does not hold (ended, or a write without its CSRF token).
+    pub(crate) fn session_refused(refused: &crate::http::ApiError) -> TwilioError {
+        let status = refused.status_code();
+        let code = if status == StatusCode::FORBIDDEN { FORBIDDEN } else { AUTHENTICATE };
+        TwilioError { status, code, message: refused.to_string(), allow: None }
     }
 
     /// The resource exists but does not take this method; `allow` lists those it takes.

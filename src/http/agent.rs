@@ -1,0 +1,293 @@
+//! The agent page's API, for a signed-in agent (see `session.rs`); an agent reads and acts only
+//! on their own offers and tasks (403 otherwise).
+//!
+//! - `GET /agent/api/state`: everything the page shows, in one document: the agent and their
+//!   activity, the activities to choose from, pending offers (with what the caller did in the
+//!   IVR, the skills needed, the attributes and when the offer times out) and the tasks in hand;
+//! - `GET /agent/api/events`: the same document pushed again (server-sent events, `state`)
+//!   whenever something about the agent changes; after a dropped connection the browser
+//!   reconnects and the first `state` puts the page right again;
+//! - `POST /agent/api/activity` (`ActivitySid`);
+//! - `POST /agent/api/reservations/{WR}` (`ReservationStatus`: `accepted` or `rejected`);
+//! - `POST /agent/api/tasks/{WT}` (`AssignmentStatus`: `wrapping` or `completed`).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, web};
+use futures_util::{StreamExt, stream};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use super::ApiError;
+use super::session::AgentSession;
+use super::taskrouter::render::date;
+use crate::live::{self, ExecuteError, LiveEngine};
+use crate::routing::{
+    Command, Engine, Event, Millis, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus,
+};
+use crate::sms::Sms;
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/agent/api/state").route(web::get().to(state)))
+        .service(web::resource("/agent/api/events").route(web::get().to(events)))
+        .service(web::resource("/agent/api/activity").route(web::post().to(set_activity)))
+        .service(web::resource("/agent/api/reservations/{reservation}").route(web::post().to(answer)))
+        .service(web::resource("/agent/api/tasks/{task}").route(web::post().to(finish)));
+}
+
+/// The agent's view at `now`: `None` if the worker is gone.
+fn view(engine: &Engine, worker: Sid, now: Millis) -> Option<Value> {
+    let me = engine.worker(worker)?;
+    let activity = engine.worker_activity(me);
+    let activities: Vec<Value> = engine
+        .activities()
+        .iter()
+        .map(
+            |a| json!({"sid": a.sid.to_string(), "friendly_name": a.friendly_name, "available": a.available}),
+        )
+        .collect();
+    let mut offers = Vec::new();
+    let mut tasks = Vec::new();
+    let mut mine: Vec<_> =
+        engine.reservations().filter(|r| engine.reservation_worker(r).sid == worker).collect();
+    mine.sort_unstable_by_key(|reservation| (reservation.created_at, reservation.sid));
+    for reservation in mine {
+        let Some(task) = engine.task(reservation.task) else { continue };
+        let attributes = &task.attributes;
+        let item = json!({
+            "reservation_sid": reservation.sid.to_string(),
+            "task_sid": task.sid.to_string(),
+            "assignment_status": task.status.as_str(),
+            "channel": engine.task_channel(task).unique_name,
+            "queue": engine.task_queue(task).map(|queue| queue.friendly_name.clone()),
+            "caller": attributes.get("from").or_else(|| attributes.get("caller")).cloned(),
+            "ivr_path": attributes.get("ivr_path").cloned(),
+            "skills_needed": attributes.get("skillsNeeded").cloned(),
+            "attributes": attributes,
+            "priority": task.priority,
+            "age": (now - task.created_at).max(0) / 1000,
+            "date_created": date(reservation.created_at),
+        });
+        match reservation.status {
+            ReservationStatus::Pending => {
+                offers.push(with(item, "expires_in_ms", json!((reservation.timeout_at - now).max(0))))
+            }
+            ReservationStatus::Accepted | ReservationStatus::Wrapping
+                if matches!(task.status, TaskStatus::Assigned | TaskStatus::Wrapping) =>
+            {
+                tasks.push(item)
+            }
+            _ => {}
+        }
+    }
+    Some(json!({
+        "worker": {
+            "sid": worker.to_string(),
+            "friendly_name": me.friendly_name,
+            "activity_sid": activity.sid.to_string(),
+            "activity_name": activity.friendly_name,
+            "available": activity.available,
+        },
+        "activities": activities,
+        "offers": offers,
+        "tasks": tasks,
+    }))
+}
+
+fn with(mut item: Value, key: &str, value: Value) -> Value {
+    item[key] = value;
+    item
+}
+
+fn gone() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "this worker no longer exists: sign in again")
+}
+
+async fn state(session: AgentSession, engine: web::Data<LiveEngine>) -> Result<HttpResponse, ApiError> {
+    let now = live::now();
+    let found = engine.read(|engine| view(engine, session.worker, now)).ok_or_else(gone)?;
+    Ok(HttpResponse::Ok().json(with(found, "csrf_token", session.csrf.into())))
+}
+
+/// How often an idle stream says it is alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// `state` now, then again after every burst of engine events that concerns the agent.
+async fn events(
+    session: AgentSession,
+    engine: web::Data<LiveEngine>,
+    sms: web::Data<Sms>,
+) -> Result<HttpResponse, ApiError> {
+    let worker = session.worker;
+    let receiver = engine.subscribe();
+    let engine = engine.into_inner();
+    let first = engine.read(|engine| view(engine, worker, live::now())).ok_or_else(gone)?;
+    let first = stream::once(std::future::ready(Ok::<_, Infallible>(Bytes::from(sse(&first)))));
+    let mut beat = tokio::time::interval(KEEP_ALIVE);
+    beat.reset();
+    let sms = sms.into_inner();
+    let changes = stream::unfold(
+        (receiver, engine, sms, beat),
+        move |(mut receiver, engine, sms, mut beat)| async move {
+            loop {
+                let relevant = tokio::select! {
+                    // Every live stream of the server ends when it stops.
+                    () = sms.stopping() => return None,
+                    _ = beat.tick() => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (receiver, engine, sms, beat))),
+                    next = receiver.recv() => match next {
+                        Ok(event) => concerns(&engine, worker, &event),
+                        // Missed some: send the whole state anyway, which is what catching up means.
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => return None,
+                    },
+                };
+                // One state for a burst: drain what is already there.
+                let mut relevant = relevant;
+                loop {
+                    match receiver.try_recv() {
+                        Ok(event) => relevant |= concerns(&engine, worker, &event),
+                        Err(TryRecvError::Lagged(_)) => relevant = true,
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    }
+                }
+                if !relevant {
+                    continue;
+                }
+                let state = engine.read(|engine| view(engine, worker, live::now()))?;
+                return Some((Ok(Bytes::from(sse(&state))), (receiver, engine, sms, beat)));
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(first.chain(changes)))
+}
+
+/// Whether `event` changes what `worker`'s page shows: their own changes and offers, and any
+/// change to a task they hold.
+fn concerns(engine: &LiveEngine, worker: Sid, event: &Event) -> bool {
+    event.worker == Some(worker)
+        || event.resource == worker
+        || event.task.is_some_and(|task| engine.read(|engine| engine.worker_took_task(worker, task)))
+}
+
+fn sse(state: &Value) -> String {
+    format!("event: state\ndata: {state}\n\n")
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ActivityForm {
+    activity_sid: String,
+}
+
+async fn set_activity(
+    session: AgentSession,
+    form: Result<web::Form<ActivityForm>, actix_web::Error>,
+    engine: web::Data<LiveEngine>,
+) -> Result<HttpResponse, ApiError> {
+    let form = form.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "ActivitySid is required"))?;
+    let activity = Sid::parse(form.activity_sid.trim(), SidKind::Activity)
+        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, format!("ActivitySid: {err}")))?;
+    let command = Command::SetWorkerActivity { worker: session.worker, activity, reject_pending: false };
+    execute(&engine, command).await?;
+    state(session, engine).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AnswerForm {
+    reservation_status: String,
+}
+
+async fn answer(
+    session: AgentSession,
+    path: web::Path<String>,
+    form: Result<web::Form<AnswerForm>, actix_web::Error>,
+    engine: web::Data<LiveEngine>,
+) -> Result<HttpResponse, ApiError> {
+    let form = form.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "ReservationStatus is required"))?;
+    let reservation = Sid::parse(&path, SidKind::Reservation)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{path} is not a reservation SID")))?;
+    let owner =
+        engine.read(|engine| engine.reservation(reservation).map(|r| engine.reservation_worker(r).sid));
+    match owner {
+        None => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no reservation {reservation}"))),
+        Some(owner) if owner != session.worker => {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "this offer is another agent's"));
+        }
+        Some(_) => {}
+    }
+    let command = match form.reservation_status.as_str() {
+        "accepted" => Command::Accept { reservation },
+        "rejected" => Command::Reject { reservation, activity: None },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("ReservationStatus: {other:?} cannot be set here; use accepted or rejected"),
+            ));
+        }
+    };
+    execute(&engine, command).await?;
+    state(session, engine).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FinishForm {
+    assignment_status: String,
+}
+
+async fn finish(
+    session: AgentSession,
+    path: web::Path<String>,
+    form: Result<web::Form<FinishForm>, actix_web::Error>,
+    engine: web::Data<LiveEngine>,
+) -> Result<HttpResponse, ApiError> {
+    let form = form.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "AssignmentStatus is required"))?;
+    let task = Sid::parse(&path, SidKind::Task)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{path} is not a task SID")))?;
+    let (exists, took) =
+        engine.read(|engine| (engine.task(task).is_some(), engine.worker_took_task(session.worker, task)));
+    if !exists {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no task {task}")));
+    }
+    if !took {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "this task is another agent's"));
+    }
+    let command = match form.assignment_status.as_str() {
+        "wrapping" => Command::WrapUp { task },
+        "completed" => Command::Complete { task, reason: "completed by the agent".to_owned() },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("AssignmentStatus: {other:?} cannot be set here; use wrapping or completed"),
+            ));
+        }
+    };
+    execute(&engine, command).await?;
+    state(session, engine).await
+}
+
+async fn execute(engine: &LiveEngine, command: Command) -> Result<(), ApiError> {
+    engine.execute(command).await.map(|_| ()).map_err(|err| match err {
+        ExecuteError::Refused(RoutingError::NotFound { sid }) => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("{sid} does not exist"))
+        }
+        // A late answer: the offer was rescinded or timed out meanwhile.
+        ExecuteError::Refused(err @ RoutingError::ReservationNotPending { .. }) => {
+            ApiError::new(StatusCode::GONE, err.to_string())
+        }
+        ExecuteError::Refused(err) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+        ExecuteError::Storage(err) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("not stored ({err}); the server is stopping"),
+        ),
+    })
+}

@@ -1,0 +1,37 @@
+//! The agent and admin pages: plain HTML, CSS and JavaScript from `static/`, compiled into the
+//! binary (no build step, nothing to install next to it).
+//!
+//! Every page is served with a Content-Security-Policy that allows scripts and styles from this
+//! server only: even if some caller-supplied text reached the page as HTML, no inline script or
+//! event handler in it would run.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+
+const AGENT_HTML: &str = include_str!("../../static/agent.html");
+const AGENT_JS: &str = include_str!("../../static/agent.js");
+const STYLE_CSS: &str = include_str!("../../static/switchboard.css");
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    let asset = |body: &'static str, content_type: &'static str| {
+        web::get().to(move || async move { page(body, content_type) })
+    };
+    config
+        .route("/agent", asset(AGENT_HTML, "text/html; charset=utf-8"))
+        .route("/static/agent.js", asset(AGENT_JS, "text/javascript; charset=utf-8"))
+        .route("/static/switchboard.css", asset(STYLE_CSS, "text/css; charset=utf-8"));
+}
+
+fn page(body: &'static str, content_type: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        // The pages change with the binary; a browser checks again rather than run stale code.
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}

@@ -1,0 +1,202 @@
+//! Browser sessions of the agent and admin pages: signing in (which sets an HttpOnly,
+//! SameSite=Strict cookie), signing out, and the extractors that check them.
+//!
+//! - `POST /agent/api/session` (`Name`, `Secret`): an agent signs in with the secret the admin
+//!   was given;
+//! - `POST /admin/api/session` (`AccountSid`, `AuthToken`): the admin signs in;
+//! - `DELETE` on either: signs out.
+//!
+//! Every write made with a session cookie must carry the session's CSRF token in the
+//! `X-CSRF-Token` header (the page reads it from the sign-in answer or its state): the cookie
+//! alone, which a browser sends on a forged cross-site form too, is not enough.
+
+use std::future::{Ready, ready};
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::Payload;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiError;
+use crate::agents::{Agents, Role, Session};
+use crate::config::Credentials;
+use crate::live::{self, LiveEngine};
+use crate::routing::{Sid, SidKind};
+
+/// The session cookie's name.
+pub(super) const COOKIE: &str = "switchboard_session";
+/// How long a sign-in lasts: a long shift.
+const SESSION_HOURS: i64 = 12;
+pub(super) const CSRF_HEADER: &str = "X-CSRF-Token";
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/agent/api/session")
+                .route(web::post().to(agent_sign_in))
+                .route(web::delete().to(sign_out)),
+        )
+        .service(
+            web::resource("/admin/api/session")
+                .route(web::post().to(admin_sign_in))
+                .route(web::delete().to(sign_out)),
+        );
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AgentSignIn {
+    name: String,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AdminSignIn {
+    account_sid: String,
+    auth_token: String,
+}
+
+async fn agent_sign_in(
+    form: Result<web::Form<AgentSignIn>, actix_web::Error>,
+    engine: web::Data<LiveEngine>,
+    agents: web::Data<Agents>,
+    credentials: web::Data<Credentials>,
+) -> HttpResponse {
+    let Ok(form) = form else { return refused(StatusCode::BAD_REQUEST, "Name and Secret are required") };
+    let Some(worker) = agents.sign_in(&engine, form.name.trim(), form.secret.trim()) else {
+        return refused(StatusCode::UNAUTHORIZED, "unknown name or wrong secret");
+    };
+    let bound_to = agents.secret_digest(worker).unwrap_or_default();
+    let name =
+        engine.read(|engine| engine.worker(worker).map(|w| w.friendly_name.clone())).unwrap_or_default();
+    signed_in(
+        Role::Agent,
+        &worker.to_string(),
+        &credentials.auth_token,
+        &bound_to,
+        json!({"friendly_name": name}),
+    )
+}
+
+async fn admin_sign_in(
+    form: Result<web::Form<AdminSignIn>, actix_web::Error>,
+    credentials: web::Data<Credentials>,
+) -> HttpResponse {
+    let Ok(form) = form else {
+        return refused(StatusCode::BAD_REQUEST, "AccountSid and AuthToken are required");
+    };
+    let user_ok = super::taskrouter::api::constant_time_eq(
+        form.account_sid.trim().as_bytes(),
+        credentials.account_sid.as_bytes(),
+    );
+    let token_ok = super::taskrouter::api::constant_time_eq(
+        form.auth_token.trim().as_bytes(),
+        credentials.auth_token.as_bytes(),
+    );
+    if !(user_ok & token_ok) {
+        return refused(StatusCode::UNAUTHORIZED, "wrong account SID or auth token");
+    }
+    signed_in(Role::Admin, &credentials.account_sid, &credentials.auth_token, "", json!({}))
+}
+
+/// Sets the session cookie and answers the subject and the CSRF token (with `extra`).
+fn signed_in(
+    role: Role,
+    subject: &str,
+    auth_token: &str,
+    bound_to: &str,
+    mut extra: serde_json::Value,
+) -> HttpResponse {
+    let expires = live::now() + SESSION_HOURS * 3_600_000;
+    let Ok(session) = Session::new(role, subject, expires) else {
+        return refused(StatusCode::INTERNAL_SERVER_ERROR, "no random source for the session");
+    };
+    let cookie = Cookie::build(COOKIE, session.token(auth_token, bound_to))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(CookieDuration::hours(SESSION_HOURS))
+        .finish();
+    extra["sid"] = subject.into();
+    extra["csrf_token"] = session.csrf_token(auth_token, bound_to).into();
+    HttpResponse::Ok().cookie(cookie).json(extra)
+}
+
+async fn sign_out() -> HttpResponse {
+    let mut cookie = Cookie::build(COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).finish();
+    cookie.make_removal();
+    HttpResponse::NoContent().cookie(cookie).finish()
+}
+
+fn refused(status: StatusCode, message: &str) -> HttpResponse {
+    ApiError::new(status, message).error_response()
+}
+
+/// A request from a signed-in agent: their worker SID. A write without the session's CSRF
+/// token is refused (403).
+pub(super) struct AgentSession {
+    pub worker: Sid,
+    /// The session's CSRF token, which the page needs again after a reload.
+    pub csrf: String,
+}
+
+impl FromRequest for AgentSession {
+    type Error = ApiError;
+    type Future = Ready<Result<AgentSession, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(checked_session(request).and_then(|(session, csrf)| {
+            match session.role {
+                Role::Agent => Sid::parse(&session.subject, SidKind::Worker)
+                    .map(|worker| AgentSession { worker, csrf })
+                    .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "sign in again")),
+                Role::Admin => {
+                    Err(ApiError::new(StatusCode::FORBIDDEN, "this is the agents' API: sign in as an agent"))
+                }
+            }
+        }))
+    }
+}
+
+/// The session of `request`, checked: signature, expiry, and for a write its CSRF token.
+/// Answers the session and its CSRF token.
+pub(super) fn checked_session(request: &HttpRequest) -> Result<(Session, String), ApiError> {
+    let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, message);
+    let cookie = request.cookie(COOKIE).ok_or_else(|| unauthorized("not signed in"))?;
+    let (session, mac) = Session::parse(cookie.value()).ok_or_else(|| unauthorized("not signed in"))?;
+    let (Some(credentials), Some(agents)) =
+        (request.app_data::<web::Data<Credentials>>(), request.app_data::<web::Data<Agents>>())
+    else {
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "sessions are not configured"));
+    };
+    let bound_to = match session.role {
+        Role::Admin if session.subject == credentials.account_sid => String::new(),
+        Role::Admin => return Err(unauthorized("sign in again")),
+        Role::Agent => Sid::parse(&session.subject, SidKind::Worker)
+            .ok()
+            .and_then(|worker| agents.secret_digest(worker))
+            .ok_or_else(|| unauthorized("sign in again"))?,
+    };
+    if !session.verify(mac, &credentials.auth_token, &bound_to, live::now()) {
+        return Err(unauthorized("your session has ended: sign in again"));
+    }
+    let is_write = ![Method::GET, Method::HEAD, Method::OPTIONS].contains(request.method());
+    let given = request.headers().get(CSRF_HEADER).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if is_write && !session.csrf_ok(given, &credentials.auth_token, &bound_to) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "missing or wrong X-CSRF-Token: reload the page"));
+    }
+    let csrf = session.csrf_token(&credentials.auth_token, &bound_to);
+    Ok((session, csrf))
+}
+
+/// Whether `request` carries a valid admin session (with its CSRF token for a write).
+pub(super) fn is_admin_session(request: &HttpRequest) -> Result<bool, ApiError> {
+    if request.cookie(COOKIE).is_none() {
+        return Ok(false);
+    }
+    let (session, _) = checked_session(request)?;
+    Ok(session.role == Role::Admin)
+}

@@ -1,0 +1,206 @@
+//! The agent page's API against the real server: signing in with the admin-issued secret, the
+//! session cookie and its CSRF token, the agent's state, and that an agent acts only on their
+//! own offers and tasks.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, Api, spawn_api};
+
+/// A signed-in agent: their cookie and CSRF token.
+struct Agent<'a> {
+    app: &'a TestApp,
+    cookie: String,
+    csrf: String,
+}
+
+impl<'a> Agent<'a> {
+    /// Issues `name` a secret through the admin API and signs in with it.
+    async fn sign_in(app: &'a TestApp, name: &str) -> Agent<'a> {
+        let worker = app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid.to_string());
+        let issued: Value = app
+            .client
+            .post(app.url(&format!("/admin/api/workers/{worker}/secret")))
+            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let secret = issued["sign_in_secret"].as_str().unwrap();
+        let response = app
+            .client
+            .post(app.url("/agent/api/session"))
+            .form(&[("Name", name), ("Secret", secret)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set_cookie.contains(attribute), "{set_cookie}");
+        }
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let body: Value = response.json().await.unwrap();
+        Agent { app, cookie, csrf: body["csrf_token"].as_str().unwrap().to_owned() }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, &str)],
+        csrf: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.app.client.request(method, self.app.url(path)).header("cookie", &self.cookie);
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        if !form.is_empty() {
+            request = request.form(form);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn state(&self) -> Value {
+        let (status, state) = self.call(Method::GET, "/agent/api/state", &[], None).await;
+        assert_eq!(status, StatusCode::OK, "{state}");
+        state
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.call(Method::POST, path, form, Some(&self.csrf.clone())).await
+    }
+}
+
+#[tokio::test]
+async fn an_agent_signs_in_sees_their_offer_and_only_they_can_answer_it() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let alice = Agent::sign_in(&app, "alice").await;
+    let bob = Agent::sign_in(&app, "bob").await;
+
+    let state = alice.state().await;
+    assert_eq!(state["worker"]["friendly_name"], "alice");
+    assert_eq!(state["csrf_token"], alice.csrf.as_str(), "a reloaded page gets its CSRF token back");
+    let available = state["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["friendly_name"] == "Available")
+        .unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A write without the CSRF token, or with another session's, is refused and changes nothing.
+    let activity = [("ActivitySid", available.as_str())];
+    for csrf in [None, Some(bob.csrf.as_str()), Some("00")] {
+        let (status, body) = alice.call(Method::POST, "/agent/api/activity", &activity, csrf).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{csrf:?}: {body}");
+    }
+    assert_ne!(alice.state().await["worker"]["activity_name"], "Available");
+    let (status, state) = alice.post("/agent/api/activity", &activity).await;
+    assert_eq!((status, state["worker"]["activity_name"].as_str()), (StatusCode::OK, Some("Available")));
+
+    // A Sales call's task is offered to alice, with what the caller did.
+    let workflow = app.engine.read(|engine| engine.workflows()[0].sid.to_string());
+    let attributes =
+        r#"{"skillsNeeded": ["Sales"], "from": "+15551230000", "ivr_path": "1", "channel": "voice"}"#;
+    api.post("/Tasks", &[("WorkflowSid", &workflow), ("Attributes", attributes), ("TaskChannel", "voice")])
+        .await;
+    let offers = alice.state().await["offers"].clone();
+    assert_eq!(offers.as_array().unwrap().len(), 1, "{offers}");
+    let offer = &offers[0];
+    assert_eq!((offer["caller"].as_str(), offer["ivr_path"].as_str()), (Some("+15551230000"), Some("1")));
+    assert_eq!(offer["skills_needed"], serde_json::json!(["Sales"]));
+    let expires = offer["expires_in_ms"].as_i64().unwrap();
+    assert!(expires > 0, "{offer}");
+    let (reservation, task) =
+        (offer["reservation_sid"].as_str().unwrap(), offer["task_sid"].as_str().unwrap());
+
+    // Bob cannot answer alice's offer nor finish her task.
+    let accept = [("ReservationStatus", "accepted")];
+    let (status, body) = bob.post(&format!("/agent/api/reservations/{reservation}"), &accept).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, state) = alice.post(&format!("/agent/api/reservations/{reservation}"), &accept).await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    assert_eq!(state["tasks"][0]["task_sid"], task);
+    let (status, body) =
+        bob.post(&format!("/agent/api/tasks/{task}"), &[("AssignmentStatus", "completed")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = alice.post(&format!("/agent/api/reservations/{reservation}"), &accept).await;
+    assert_eq!(status, StatusCode::GONE, "a second answer comes too late: {body}");
+    let (status, state) =
+        alice.post(&format!("/agent/api/tasks/{task}"), &[("AssignmentStatus", "completed")]).await;
+    assert_eq!((status, state["tasks"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+
+    // Signing out ends the session for that browser; a new secret ends it everywhere.
+    let (status, _) = alice.call(Method::DELETE, "/agent/api/session", &[], None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let _renewed = Agent::sign_in(&app, "bob").await;
+    let (status, body) = bob.call(Method::GET, "/agent/api/state", &[], None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old session is bound to the old secret: {body}");
+}
+
+#[tokio::test]
+async fn signing_in_needs_the_right_secret_and_the_agent_api_a_session() {
+    let app = spawn_api().await;
+    let wrong =
+        app.client.post(app.url("/agent/api/session")).form(&[("Name", "alice"), ("Secret", "guess")]);
+    assert_eq!(wrong.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let no_secret_yet =
+        app.client.post(app.url("/agent/api/session")).form(&[("Name", "bob"), ("Secret", "")]);
+    assert_eq!(no_secret_yet.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    for path in ["/agent/api/state", "/agent/api/events"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let forged = app
+        .client
+        .get(app.url("/agent/api/state"))
+        .header("cookie", "switchboard_session=agent.WK1.99999999999999.n.00");
+    assert_eq!(forged.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let page = app.client.get(app.url("/agent")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+}
+
+#[tokio::test]
+async fn the_admin_signs_in_once_and_the_rest_api_takes_the_session_with_its_csrf_token() {
+    let app = spawn_api().await;
+    let response = app
+        .client
+        .post(app.url("/admin/api/session"))
+        .form(&[("AccountSid", ACCOUNT_SID), ("AuthToken", AUTH_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = response.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
+    let workspace = app.engine.read(|engine| engine.workspace_sid().to_string());
+    let activities = format!("/v1/Workspaces/{workspace}/Activities");
+    let read = app.client.get(app.url(&activities)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let form = [("FriendlyName", "Coaching")];
+    let unprotected = app.client.post(app.url(&activities)).header("cookie", &cookie).form(&form);
+    assert_eq!(unprotected.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let protected = app
+        .client
+        .post(app.url(&activities))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .form(&form);
+    assert_eq!(protected.send().await.unwrap().status(), StatusCode::CREATED);
+    let wrong = app
+        .client
+        .post(app.url("/admin/api/session"))
+        .form(&[("AccountSid", ACCOUNT_SID), ("AuthToken", "no")]);
+    assert_eq!(wrong.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
