@@ -6,6 +6,7 @@
 
 mod admin;
 mod agent;
+mod dashboard;
 mod drain;
 mod error;
 mod health;
@@ -91,6 +92,7 @@ impl Server {
                 .configure(admin::routes)
                 .configure(session::routes)
                 .configure(agent::routes)
+                .configure(dashboard::routes)
                 .configure(pages::routes)
                 .default_service(web::to(error::no_route))
         })

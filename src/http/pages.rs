@@ -10,6 +10,8 @@ use actix_web::{HttpResponse, web};
 
 const AGENT_HTML: &str = include_str!("../../static/agent.html");
 const AGENT_JS: &str = include_str!("../../static/agent.js");
+const ADMIN_HTML: &str = include_str!("../../static/admin.html");
+const ADMIN_JS: &str = include_str!("../../static/admin.js");
 const STYLE_CSS: &str = include_str!("../../static/switchboard.css");
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -22,6 +24,8 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/agent", asset(AGENT_HTML, "text/html; charset=utf-8"))
         .route("/static/agent.js", asset(AGENT_JS, "text/javascript; charset=utf-8"))
+        .route("/admin", asset(ADMIN_HTML, "text/html; charset=utf-8"))
+        .route("/static/admin.js", asset(ADMIN_JS, "text/javascript; charset=utf-8"))
         .route("/static/switchboard.css", asset(STYLE_CSS, "text/css; charset=utf-8"));
 }
 

@@ -4,6 +4,7 @@
 //! - `POST /agent/api/session` (`Name`, `Secret`): an agent signs in with the secret the admin
 //!   was given;
 //! - `POST /admin/api/session` (`AccountSid`, `AuthToken`): the admin signs in;
+//! - `GET /admin/api/session`: the signed-in admin's CSRF token, for a reloaded page;
 //! - `DELETE` on either: signs out.
 //!
 //! Every write made with a session cookie must carry the session's CSRF token in the
@@ -40,6 +41,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/admin/api/session")
+                .route(web::get().to(admin_session))
                 .route(web::post().to(admin_sign_in))
                 .route(web::delete().to(sign_out)),
         );
@@ -100,6 +102,17 @@ async fn admin_sign_in(
         return refused(StatusCode::UNAUTHORIZED, "wrong account SID or auth token");
     }
     signed_in(Role::Admin, &credentials.account_sid, &credentials.auth_token, "", json!({}))
+}
+
+/// The admin's session, for a reloaded page: its CSRF token (401 when not signed in).
+async fn admin_session(request: HttpRequest) -> HttpResponse {
+    match checked_session(&request) {
+        Ok((session, csrf)) if session.role == Role::Admin => {
+            HttpResponse::Ok().json(json!({"sid": session.subject, "csrf_token": csrf}))
+        }
+        Ok(_) => refused(StatusCode::FORBIDDEN, "this is the admin's session API: sign in as the admin"),
+        Err(refusal) => refusal.error_response(),
+    }
 }
 
 /// Sets the session cookie and answers the subject and the CSRF token (with `extra`).

@@ -1,0 +1,121 @@
+//! The admin page's live dashboard, behind the admin's credentials or session:
+//!
+//! - `GET /admin/api/dashboard`: per queue, the tasks waiting, the longest wait and the agents
+//!   available; the agents by activity; the waiting tasks (for "why not this agent");
+//! - `GET /admin/api/dashboard/events`: the same document pushed (server-sent events,
+//!   `dashboard`) after engine events, at most twice a second, and every few seconds anyway so
+//!   that waiting times keep counting.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, web};
+use futures_util::{StreamExt, stream};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use super::admin::Authenticated;
+use crate::live::{self, LiveEngine};
+use crate::routing::{Engine, Millis};
+use crate::sms::Sms;
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/admin/api/dashboard").route(web::get().to(dashboard)))
+        .service(web::resource("/admin/api/dashboard/events").route(web::get().to(events)));
+}
+
+/// The dashboard at `now`.
+fn view(engine: &Engine, now: Millis) -> Value {
+    let queues: Vec<Value> = engine
+        .queues()
+        .iter()
+        .filter_map(|queue| {
+            let statistics = engine.queue_statistics(queue.sid, now).ok()?;
+            let by_status = &statistics.tasks.tasks_by_status;
+            let waiting = ["pending", "reserved"]
+                .iter()
+                .map(|status| by_status.get(status).copied().unwrap_or(0))
+                .sum::<usize>();
+            Some(json!({
+                "sid": queue.sid.to_string(),
+                "friendly_name": queue.friendly_name,
+                "tasks_waiting": waiting,
+                "longest_wait": statistics.tasks.longest_task_waiting_age,
+                "agents_available": statistics.total_available_workers,
+                "agents_eligible": statistics.total_eligible_workers,
+            }))
+        })
+        .collect();
+    let workspace = engine.workspace_statistics(now);
+    let activities: Vec<Value> = workspace
+        .activity_statistics
+        .iter()
+        .map(|count| json!({"sid": count.sid.to_string(), "friendly_name": count.friendly_name, "workers": count.workers}))
+        .collect();
+    let workers: Vec<Value> = engine
+        .workers()
+        .map(|worker| {
+            let activity = engine.worker_activity(worker);
+            json!({"sid": worker.sid.to_string(), "friendly_name": worker.friendly_name, "activity_name": activity.friendly_name, "available": activity.available})
+        })
+        .collect();
+    let waiting: Vec<Value> = engine
+        .tasks()
+        .filter(|task| task.status.is_waiting())
+        .map(|task| {
+            json!({
+                "sid": task.sid.to_string(),
+                "assignment_status": task.status.as_str(),
+                "queue": engine.task_queue(task).map(|queue| queue.friendly_name.clone()),
+                "age": (now - task.created_at).max(0) / 1000,
+                "attributes": task.attributes,
+            })
+        })
+        .collect();
+    json!({"queues": queues, "activities": activities, "workers": workers, "waiting_tasks": waiting})
+}
+
+async fn dashboard(_: Authenticated, engine: web::Data<LiveEngine>) -> HttpResponse {
+    let now = live::now();
+    HttpResponse::Ok().json(engine.read(|engine| view(engine, now)))
+}
+
+/// The shortest time between two pushes: a busy contact center emits events all the time.
+const MIN_INTERVAL: Duration = Duration::from_millis(500);
+/// A push at least this often, so that ages move on a quiet day too.
+const MAX_INTERVAL: Duration = Duration::from_secs(5);
+
+async fn events(_: Authenticated, engine: web::Data<LiveEngine>, sms: web::Data<Sms>) -> HttpResponse {
+    let receiver = engine.subscribe();
+    let engine = engine.into_inner();
+    let sms = sms.into_inner();
+    let first = engine.read(|engine| view(engine, live::now()));
+    let first = stream::once(std::future::ready(Ok::<_, Infallible>(Bytes::from(sse(&first)))));
+    let changes =
+        stream::unfold((receiver, engine, sms, true), |(mut receiver, engine, sms, mut pause)| async move {
+            if pause {
+                tokio::time::sleep(MIN_INTERVAL).await;
+            }
+            tokio::select! {
+                // Every live stream of the server ends when it stops.
+                () = sms.stopping() => return None,
+                () = tokio::time::sleep(MAX_INTERVAL) => {}
+                next = receiver.recv() => if let Err(RecvError::Closed) = next { return None },
+            }
+            // Whatever else arrived meanwhile is in this push too.
+            while !matches!(receiver.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
+            pause = true;
+            let state = engine.read(|engine| view(engine, live::now()));
+            Some((Ok(Bytes::from(sse(&state))), (receiver, engine, sms, pause)))
+        });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(first.chain(changes))
+}
+
+fn sse(state: &Value) -> String {
+    format!("event: dashboard\ndata: {state}\n\n")
+}

@@ -1,0 +1,479 @@
+// The admin page: the onboarding guide's steps as forms. Skills (with their queue and workflow
+// expressions), the team and their skills, task queues (the target expression checked as you
+// type, with the workers it matches), workflows (a form and its JSON side by side), and a live
+// dashboard with "why not this agent".
+//
+// It speaks TaskRouter's REST API and the admin API with the admin's session cookie and its
+// CSRF token. Every name, attribute and expression is put on the page as text.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+let csrf = "";
+let workspace = "";
+let dashboardStream = null;
+let skills = [];
+let queues = [];
+let workers = [];
+
+async function request(method, path, form) {
+  const options = { method, headers: {}, credentials: "same-origin" };
+  if (form) {
+    options.body = new URLSearchParams(form);
+    options.headers["Content-Type"] = "application/x-www-form-urlencoded";
+  }
+  if (method !== "GET") options.headers["X-CSRF-Token"] = csrf;
+  const response = await fetch(path, options);
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (_) {
+    body = null;
+  }
+  if (!response.ok) {
+    const error = new Error((body && body.message) || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+/** TaskRouter's REST API, relative to the workspace. */
+const rest = (method, path, form) => request(method, `/v1/Workspaces/${workspace}${path}`, form);
+
+function el(tag, attributes, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes || {})) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "value") node.value = value;
+    else if (key === "checked" || key === "disabled" || key === "selected") node[key] = Boolean(value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function failed(error) {
+  $("error").textContent = error.message;
+}
+
+/** Runs `action`, showing its error, and refreshes the lists after a change. */
+async function act(action) {
+  $("error").textContent = "";
+  try {
+    await action();
+    await refresh();
+  } catch (error) {
+    failed(error);
+  }
+}
+
+// ----- sign-in and navigation -----
+
+function show(signedIn) {
+  $("sign-in").hidden = signedIn;
+  $("nav").hidden = !signedIn;
+  $("sign-out").hidden = !signedIn;
+  $("connection").hidden = !signedIn;
+  if (!signedIn) for (const tab of document.querySelectorAll(".tab")) tab.hidden = true;
+}
+
+function route() {
+  const wanted = (location.hash || "#dashboard").slice(1);
+  for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== wanted;
+  for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("current", link.getAttribute("href") === `#${wanted}`);
+}
+
+async function start() {
+  try {
+    const listed = await request("GET", "/v1/Workspaces");
+    workspace = listed.workspaces[0].sid;
+    const session = await request("GET", "/admin/api/session");
+    csrf = session.csrf_token;
+  } catch (error) {
+    show(false);
+    if (error.status !== 401) $("sign-in-error").textContent = error.message;
+    return;
+  }
+  show(true);
+  route();
+  await refresh();
+  listen();
+}
+
+$("sign-in-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("sign-in-error").textContent = "";
+  try {
+    const session = await request("POST", "/admin/api/session", { AccountSid: $("account-sid").value, AuthToken: $("auth-token").value });
+    csrf = session.csrf_token;
+    $("auth-token").value = "";
+    await start();
+  } catch (error) {
+    $("sign-in-error").textContent = error.message;
+  }
+});
+
+$("sign-out").addEventListener("click", async () => {
+  try {
+    await request("DELETE", "/admin/api/session");
+  } finally {
+    if (dashboardStream) dashboardStream.close();
+    show(false);
+  }
+});
+
+window.addEventListener("hashchange", route);
+
+async function refresh() {
+  const [skillList, workerList, queueList, workflowList] = await Promise.all([
+    request("GET", "/admin/api/skills"),
+    rest("GET", "/Workers?PageSize=1000"),
+    rest("GET", "/TaskQueues?PageSize=1000"),
+    rest("GET", "/Workflows?PageSize=1000"),
+  ]);
+  skills = skillList.skills;
+  workers = workerList.workers;
+  queues = queueList.task_queues;
+  renderSkills();
+  renderTeam();
+  renderQueues();
+  renderWorkflows(workflowList.workflows);
+  checkTarget();
+}
+
+// ----- dashboard -----
+
+function listen() {
+  if (dashboardStream) dashboardStream.close();
+  dashboardStream = new EventSource("/admin/api/dashboard/events");
+  dashboardStream.addEventListener("open", () => setConnection(true));
+  dashboardStream.addEventListener("error", () => setConnection(false));
+  dashboardStream.addEventListener("dashboard", (event) => {
+    setConnection(true);
+    renderDashboard(JSON.parse(event.data));
+  });
+}
+
+function setConnection(live) {
+  $("connection").textContent = live ? "● live" : "● reconnecting…";
+  $("connection").classList.toggle("down", !live);
+}
+
+function renderDashboard(dashboard) {
+  $("dashboard-queues").replaceChildren(
+    ...dashboard.queues.map((queue) =>
+      el("tr", { "data-queue": queue.friendly_name }, el("td", {}, queue.friendly_name), el("td", { class: "waiting" }, String(queue.tasks_waiting)),
+        el("td", {}, `${queue.longest_wait} s`), el("td", { class: "available" }, String(queue.agents_available)), el("td", {}, String(queue.agents_eligible)))),
+  );
+  $("dashboard-activities").replaceChildren(
+    ...dashboard.activities.map((activity) => el("tr", {}, el("td", {}, activity.friendly_name), el("td", {}, String(activity.workers)))),
+  );
+  keepOptions($("explain-task"), dashboard.waiting_tasks.map((task) => [task.sid, `${task.queue || "no queue"} · ${task.age} s · ${JSON.stringify(task.attributes)}`]));
+  keepOptions($("explain-worker"), dashboard.workers.map((worker) => [worker.sid, `${worker.friendly_name} (${worker.activity_name})`]));
+}
+
+/** Replaces a select's options, keeping the selection when it is still there. */
+function keepOptions(select, options) {
+  const chosen = select.value;
+  select.replaceChildren(...options.map(([value, label]) => el("option", { value }, label)));
+  if (options.some(([value]) => value === chosen)) select.value = chosen;
+}
+
+$("explain-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("explanation").textContent = "";
+  try {
+    const task = $("explain-task").value;
+    const worker = $("explain-worker").value;
+    if (!task || !worker) throw new Error("choose a waiting task and an agent");
+    const answer = await rest("GET", `/Tasks/${task}/Explain?WorkerSid=${encodeURIComponent(worker)}`);
+    $("explanation").textContent = answer.explanation;
+  } catch (error) {
+    $("explanation").textContent = error.message;
+  }
+});
+
+// ----- skills -----
+
+function renderSkills() {
+  $("skill-rows").replaceChildren(
+    ...skills.map((skill) =>
+      el("tr", { "data-skill": skill.name },
+        el("td", {}, skill.name),
+        el("td", {}, skill.levels ? `${skill.levels.min}–${skill.levels.max}` : "none"),
+        el("td", {}, el("code", { class: "queue-expression" }, skill.queue_expression)),
+        el("td", {}, el("code", { class: "workflow-expression" }, skill.workflow_expression)),
+        el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => act(() => request("DELETE", `/admin/api/skills/${encodeURIComponent(skill.name)}`)) }, "Delete")))),
+  );
+}
+
+$("skill-levels").addEventListener("change", (event) => {
+  $("skill-min").disabled = !event.target.checked;
+  $("skill-max").disabled = !event.target.checked;
+});
+
+$("skill-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = { Name: $("skill-name").value.trim() };
+  if ($("skill-levels").checked) Object.assign(form, { MinLevel: $("skill-min").value, MaxLevel: $("skill-max").value });
+  act(async () => {
+    await request("POST", "/admin/api/skills", form);
+    $("skill-name").value = "";
+  });
+});
+
+// ----- team -----
+
+/** A worker's skills as Flex keeps them: enabled in routing, switched off in disabled_skills. */
+function workerSkills(worker) {
+  const attributes = JSON.parse(worker.attributes || "{}");
+  const routing = attributes.routing || {};
+  const disabled = attributes.disabled_skills || {};
+  return [
+    ...(routing.skills || []).map((name) => ({ name, level: (routing.levels || {})[name], enabled: true })),
+    ...(disabled.skills || []).map((name) => ({ name, level: (disabled.levels || {})[name], enabled: false })),
+  ];
+}
+
+function saveSkills(worker, list) {
+  const form = new URLSearchParams();
+  for (const skill of list) {
+    const value = skill.level === undefined || skill.level === "" ? skill.name : `${skill.name}:${skill.level}`;
+    form.append(skill.enabled ? "Skill" : "DisabledSkill", value);
+  }
+  return request("POST", `/admin/api/workers/${worker.sid}/skills`, form);
+}
+
+function renderTeam() {
+  $("team-rows").replaceChildren(
+    ...workers.map((worker) => {
+      const list = workerSkills(worker);
+      const chips = list.map((skill, index) => {
+        const defined = skills.find((known) => known.name === skill.name);
+        const level = defined && defined.levels
+          ? el("input", { type: "number", min: String(defined.levels.min), max: String(defined.levels.max), value: skill.level ?? defined.levels.min, title: "level",
+            onchange: (event) => { list[index].level = event.target.value; act(() => saveSkills(worker, list)); } })
+          : null;
+        return el("span", { class: skill.enabled ? "chip" : "chip disabled", "data-skill": skill.name },
+          el("input", { type: "checkbox", checked: skill.enabled, title: "enabled", onchange: (event) => { list[index].enabled = event.target.checked; act(() => saveSkills(worker, list)); } }),
+          skill.name, level,
+          el("button", { type: "button", class: "secondary", title: "remove", onclick: () => act(() => saveSkills(worker, list.filter((_, other) => other !== index))) }, "×"));
+      });
+      const missing = skills.filter((skill) => !list.some((held) => held.name === skill.name));
+      const add = el("select", { class: "add-skill" }, el("option", { value: "" }, "Add skill…"), ...missing.map((skill) => el("option", { value: skill.name }, skill.name)));
+      add.addEventListener("change", () => {
+        if (!add.value) return;
+        const defined = skills.find((skill) => skill.name === add.value);
+        act(() => saveSkills(worker, [...list, { name: add.value, level: defined.levels ? defined.levels.min : undefined, enabled: true }]));
+      });
+      return el("tr", { "data-worker": worker.friendly_name },
+        el("td", {}, worker.friendly_name),
+        el("td", {}, worker.activity_name),
+        el("td", {}, ...chips, add),
+        el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => newSecret(worker) }, "New secret")));
+    }),
+  );
+}
+
+async function newSecret(worker) {
+  $("error").textContent = "";
+  try {
+    const issued = await request("POST", `/admin/api/workers/${worker.sid}/secret`);
+    $("worker-secret").textContent = `Sign-in secret for ${issued.friendly_name} (shown once): ${issued.sign_in_secret}`;
+  } catch (error) {
+    failed(error);
+  }
+}
+
+$("worker-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const contact = $("worker-contact").value.trim();
+  const form = { FriendlyName: $("worker-name").value.trim(), Attributes: JSON.stringify(contact ? { contact_uri: contact } : {}) };
+  act(async () => {
+    const created = await rest("POST", "/Workers", form);
+    $("worker-secret").textContent = `Sign-in secret for ${created.friendly_name} (shown once): ${created.sign_in_secret}`;
+    $("worker-name").value = "";
+    $("worker-contact").value = "";
+  });
+});
+
+// ----- task queues -----
+
+function renderQueues() {
+  $("queue-rows").replaceChildren(
+    ...queues.map((queue) =>
+      el("tr", { "data-queue": queue.friendly_name },
+        el("td", {}, queue.friendly_name), el("td", {}, el("code", {}, queue.target_workers)), el("td", {}, queue.task_order),
+        el("td", {}, String(queue.max_reserved_workers)),
+        el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => editQueue(queue) }, "Edit")))),
+  );
+  for (const select of document.querySelectorAll("select.queue-choice, #default-queue")) refillQueues(select);
+}
+
+function editQueue(queue) {
+  $("queue-form-title").textContent = queue ? `Edit ${queue.friendly_name}` : "New task queue";
+  $("queue-sid").value = queue ? queue.sid : "";
+  $("queue-name").value = queue ? queue.friendly_name : "";
+  $("queue-target").value = queue ? queue.target_workers : "1==1";
+  $("queue-order").value = queue ? queue.task_order : "FIFO";
+  $("queue-max").value = queue ? queue.max_reserved_workers : 1;
+  checkTarget();
+}
+
+let targetCheck = 0;
+/** Validates the target expression as it is typed, and lists the workers it matches. */
+async function checkTarget() {
+  const expression = $("queue-target").value;
+  const mine = ++targetCheck;
+  try {
+    const matching = await rest("GET", `/Workers?PageSize=1000&TargetWorkersExpression=${encodeURIComponent(expression)}`);
+    if (mine !== targetCheck) return;
+    $("queue-target-check").textContent = "✓ valid expression";
+    $("queue-target-check").className = "ok";
+    $("queue-matching").textContent = matching.workers.map((worker) => worker.friendly_name).join(", ") || "none";
+  } catch (error) {
+    if (mine !== targetCheck) return;
+    $("queue-target-check").textContent = error.message;
+    $("queue-target-check").className = "bad";
+    $("queue-matching").textContent = "—";
+  }
+}
+
+$("queue-target").addEventListener("input", checkTarget);
+$("queue-new").addEventListener("click", () => editQueue(null));
+
+$("queue-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const sid = $("queue-sid").value;
+  const form = { FriendlyName: $("queue-name").value.trim(), TargetWorkers: $("queue-target").value, TaskOrder: $("queue-order").value, MaxReservedWorkers: $("queue-max").value };
+  act(async () => {
+    await rest("POST", sid ? `/TaskQueues/${sid}` : "/TaskQueues", form);
+    editQueue(null);
+  });
+});
+
+// ----- workflows -----
+
+function renderWorkflows(workflows) {
+  $("workflow-rows").replaceChildren(
+    ...workflows.map((workflow) =>
+      el("tr", { "data-workflow": workflow.friendly_name },
+        el("td", {}, workflow.friendly_name), el("td", {}, `${workflow.task_reservation_timeout} s`),
+        el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => editWorkflow(workflow) }, "Edit")))),
+  );
+  if (!$("workflow-json").value) editWorkflow(null);
+}
+
+function refillQueues(select) {
+  const chosen = select.value || select.dataset.want || "";
+  const none = select.id === "default-queue" ? [el("option", { value: "" }, "(none)")] : [];
+  select.replaceChildren(...none, ...queues.map((queue) => el("option", { value: queue.sid }, queue.friendly_name)));
+  if ([...select.options].some((option) => option.value === chosen)) select.value = chosen;
+}
+
+function queueSelect(sid) {
+  const select = el("select", { class: "queue-choice" });
+  select.dataset.want = sid || "";
+  refillQueues(select);
+  return select;
+}
+
+function targetRow(target) {
+  return el("div", { class: "target" },
+    el("label", {}, "Queue ", queueSelect(target.queue)),
+    el("label", {}, "Priority ", el("input", { type: "number", class: "target-priority", value: target.priority ?? "" })),
+    el("label", {}, "Timeout (s) ", el("input", { type: "number", class: "target-timeout", value: target.timeout ?? "" })),
+    el("label", {}, "Worker expression ", el("input", { class: "target-expression", value: target.expression ?? "", spellcheck: "false" })),
+    el("button", { type: "button", class: "secondary", onclick: (event) => { event.target.closest(".target").remove(); formToJson(); } }, "Remove target"));
+}
+
+function filterBox(filter) {
+  const targets = el("div", { class: "targets" }, ...(filter.targets || [{}]).map(targetRow));
+  return el("div", { class: "filter" },
+    el("label", {}, "Filter name ", el("input", { class: "filter-name", value: filter.filter_friendly_name ?? "" })),
+    el("label", {}, "Task expression ", el("input", { class: "filter-expression", value: filter.expression ?? "", spellcheck: "false" })),
+    targets,
+    el("div", { class: "actions" },
+      el("button", { type: "button", class: "secondary", onclick: () => { targets.append(targetRow({})); formToJson(); } }, "Add target"),
+      el("button", { type: "button", class: "secondary", onclick: (event) => { event.target.closest(".filter").remove(); formToJson(); } }, "Remove filter")));
+}
+
+function editWorkflow(workflow) {
+  $("workflow-form-title").textContent = workflow ? `Edit ${workflow.friendly_name}` : "New workflow";
+  $("workflow-sid").value = workflow ? workflow.sid : "";
+  $("workflow-name").value = workflow ? workflow.friendly_name : "";
+  $("workflow-timeout").value = workflow ? workflow.task_reservation_timeout : 120;
+  const configuration = workflow ? JSON.parse(workflow.configuration) : { task_routing: { filters: [] } };
+  jsonToForm(configuration);
+  $("workflow-json").value = JSON.stringify(configuration, null, 2);
+  $("workflow-json-check").textContent = "";
+}
+
+function jsonToForm(configuration) {
+  const routing = configuration.task_routing || {};
+  $("filters").replaceChildren(...(routing.filters || []).map(filterBox));
+  const defaultQueue = $("default-queue");
+  defaultQueue.dataset.want = (routing.default_filter && routing.default_filter.queue) || "";
+  defaultQueue.value = defaultQueue.dataset.want;
+  refillQueues(defaultQueue);
+}
+
+/** The configuration the form describes. */
+function formConfiguration() {
+  const number = (input) => (input.value === "" ? undefined : Number(input.value));
+  const filters = [...document.querySelectorAll("#filters .filter")].map((box) => {
+    const filter = { filter_friendly_name: box.querySelector(".filter-name").value, expression: box.querySelector(".filter-expression").value };
+    filter.targets = [...box.querySelectorAll(".target")].map((row) => {
+      const target = { queue: row.querySelector(".queue-choice").value };
+      const priority = number(row.querySelector(".target-priority"));
+      const timeout = number(row.querySelector(".target-timeout"));
+      const expression = row.querySelector(".target-expression").value.trim();
+      if (priority !== undefined) target.priority = priority;
+      if (timeout !== undefined) target.timeout = timeout;
+      if (expression) target.expression = expression;
+      return target;
+    });
+    return filter;
+  });
+  const routing = { filters };
+  if ($("default-queue").value) routing.default_filter = { queue: $("default-queue").value };
+  return { task_routing: routing };
+}
+
+function formToJson() {
+  $("workflow-json").value = JSON.stringify(formConfiguration(), null, 2);
+  $("workflow-json-check").textContent = "";
+}
+
+$("filters").addEventListener("input", formToJson);
+$("filters").addEventListener("change", formToJson);
+$("default-queue").addEventListener("change", formToJson);
+$("workflow-json").addEventListener("input", () => {
+  try {
+    jsonToForm(JSON.parse($("workflow-json").value));
+    $("workflow-json-check").textContent = "";
+  } catch (error) {
+    $("workflow-json-check").textContent = `JSON: ${error.message}`;
+  }
+});
+$("add-filter").addEventListener("click", () => {
+  $("filters").append(filterBox({ targets: [{ queue: queues.length ? queues[0].sid : "" }] }));
+  formToJson();
+});
+$("workflow-new").addEventListener("click", () => editWorkflow(null));
+
+$("workflow-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const sid = $("workflow-sid").value;
+  const form = { FriendlyName: $("workflow-name").value.trim(), Configuration: $("workflow-json").value, TaskReservationTimeout: $("workflow-timeout").value };
+  act(async () => {
+    await rest("POST", sid ? `/Workflows/${sid}` : "/Workflows", form);
+    editWorkflow(null);
+  });
+});
+
+start();
