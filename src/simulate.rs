@@ -259,7 +259,7 @@ impl Simulation {
                 .iter()
                 .map(|skill| (skill.clone(), change.levels.get(skill).copied()))
                 .collect();
-            return self.engine.set_worker_skills(worker, &skills, &[], now).map_err(engine_error);
+            return self.engine.set_worker_skills(worker, &skills, None, now).map_err(engine_error);
         }
         Ok(())
     }

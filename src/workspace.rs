@@ -358,7 +358,7 @@ impl WorkspaceFile {
         let attributes = if skills.is_empty() {
             attributes
         } else {
-            crate::routing::assign_skills(&attributes, &skills, &[], engine.skills())?
+            crate::routing::assign_skills(&attributes, &skills, None, engine.skills())?
         };
         let new =
             NewWorker { friendly_name: worker.name.get_ref().clone(), attributes, activity: Some(activity) };

@@ -245,6 +245,8 @@ function saveSkills(worker, list) {
     const value = skill.level === undefined || skill.level === "" ? skill.name : `${skill.name}:${skill.level}`;
     form.append(skill.enabled ? "Skill" : "DisabledSkill", value);
   }
+  // Always say which skills are switched off (none: an empty one), so that none linger.
+  if (!list.some((skill) => !skill.enabled)) form.append("DisabledSkill", "");
   return request("POST", `/admin/api/workers/${worker.sid}/skills`, form);
 }
 

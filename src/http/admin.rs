@@ -9,7 +9,8 @@
 //! - `POST /admin/api/workers/{WorkerSid}/skills` (`Skill` repeated, `Sales` or `Sales:4`, and
 //!   `DisabledSkill` likewise): sets the agent's skills and levels, written as Flex writes them
 //!   (`routing.skills`, `routing.levels`; switched-off ones in `disabled_skills` with their
-//!   level), every other attribute kept;
+//!   level; without `DisabledSkill` those stay, less the ones given as `Skill`, and an empty
+//!   `DisabledSkill=` clears them), every other attribute kept;
 //! - `POST /admin/api/workers/{WorkerSid}/secret`: a new sign-in secret for the agent page,
 //!   shown in that answer only.
 
@@ -137,9 +138,14 @@ async fn assign(
         (Ok(skills), Ok(disabled)) => (skills, disabled),
         (Err(message), _) | (_, Err(message)) => return bad_request(&message),
     };
-    if skills.is_empty() && disabled.is_empty() {
+    // `DisabledSkill` given (an empty one means none) replaces the switched-off skills; not
+    // given, they stay as they are, less those switched back on.
+    let given = form.iter().any(|(key, _)| key == "DisabledSkill");
+    let disabled =
+        given.then(|| disabled.into_iter().filter(|(name, _)| !name.is_empty()).collect::<Vec<_>>());
+    if skills.is_empty() && disabled.is_none() {
         return bad_request(
-            "give the agent's skills as Skill=Sales or Skill=Sales:4, repeated, and the ones kept but switched off as DisabledSkill=Support:3 (at least one)",
+            "give the agent's skills as Skill=Sales or Skill=Sales:4, repeated, and the ones kept but switched off as DisabledSkill=Support:3; to clear them all, send an empty DisabledSkill=",
         );
     }
     match engine.execute(Command::SetWorkerSkills { worker, skills, disabled }).await {

@@ -51,10 +51,11 @@ pub enum Command {
         available: Option<bool>,
     },
     /// Sets a worker's skills and levels; `disabled` ones keep their level but do not route.
+    /// `disabled: None` keeps the switched-off skills there are (less those now given).
     SetWorkerSkills {
         worker: Sid,
         skills: Vec<(String, Option<u32>)>,
-        disabled: Vec<(String, Option<u32>)>,
+        disabled: Option<Vec<(String, Option<u32>)>>,
     },
     CreateTaskQueue(NewTaskQueue),
     UpdateTaskQueue {
@@ -138,7 +139,7 @@ impl Engine {
                 None
             }
             Command::SetWorkerSkills { worker, skills, disabled } => {
-                self.set_worker_skills(*worker, skills, disabled, now)?;
+                self.set_worker_skills(*worker, skills, disabled.as_deref(), now)?;
                 None
             }
             Command::CreateTaskQueue(new) => created(self.create_task_queue(new.clone(), now)?),

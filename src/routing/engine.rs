@@ -416,7 +416,7 @@ impl Engine {
         &mut self,
         sid: Sid,
         skills: &[(String, Option<u32>)],
-        disabled: &[(String, Option<u32>)],
+        disabled: Option<&[(String, Option<u32>)]>,
         now: Millis,
     ) -> Result<(), RoutingError> {
         let idx = self.worker_index(sid)?;
@@ -637,10 +637,12 @@ impl Engine {
     }
 
     /// Changes a workflow; fields left `None` stay as they are. With a new configuration, a
-    /// waiting task keeps its place if its step still exists and names the same queue, unless
-    /// `re_evaluate_tasks` asks for every waiting task to be routed again from the top (keeping
-    /// its age). A reserved task keeps its offer either way; the new step applies when the offer
-    /// ends.
+    /// pending task keeps its place if its step still exists and names the same queue;
+    /// otherwise, or for every pending task when `re_evaluate_tasks` is set (with or without a
+    /// new configuration), it is walked again from the top, its escalation timed from the
+    /// change rather than from its creation, so that an edit does not time it out of steps it
+    /// never waited in. A reserved task keeps its offer and its place; if its step is gone, it
+    /// is walked again when the offer ends.
     pub fn update_workflow(
         &mut self,
         sid: Sid,
@@ -675,20 +677,20 @@ impl Engine {
             workflow.config = config;
         }
         self.emit(now, EventType::WorkflowUpdated, sid, |event| event.workflow = Some(sid));
-        if reconfigured {
-            let mut waiting: Vec<(u64, Sid, bool)> = self
+        if reconfigured || re_evaluate_tasks {
+            let mut pending: Vec<(u64, Sid)> = self
                 .tasks
                 .values()
-                .filter(|task| task.workflow == idx && task.status.is_waiting())
-                .map(|task| (task.seq, task.sid, re_evaluate_tasks || !self.step_still_leads_to_queue(task)))
+                .filter(|task| task.workflow == idx && task.status == TaskStatus::Pending)
+                .map(|task| (task.seq, task.sid))
                 .collect();
             // Oldest first, so that a replay routes them in the same order.
-            waiting.sort_unstable();
-            for (_, task, again) in waiting {
-                if again {
-                    self.route_from_top(task, now);
-                } else if self.tasks[&task].status == TaskStatus::Pending {
-                    // Same queue, but the step's worker expression may have changed.
+            pending.sort_unstable();
+            for (_, task) in pending {
+                if re_evaluate_tasks || !self.step_still_leads_to_queue(&self.tasks[&task]) {
+                    self.rewalk(task, now);
+                } else {
+                    // Same step and queue, but the step's worker expression may have changed.
                     self.mark_task(task);
                 }
             }
@@ -697,13 +699,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether `task`'s step exists in its workflow's (new) configuration and names the queue
-    /// the task is in.
+    /// Whether `task`'s step exists in its workflow's configuration and names the queue the
+    /// task is in: false only after a configuration change.
     fn step_still_leads_to_queue(&self, task: &Task) -> bool {
         let Step::At { position, .. } = task.step else { return false };
         let config = &self.workflows[task.workflow].config;
         let queue = task.queue.map(|queue| self.queues[queue].sid);
-        config.queue_at(position).is_some() && config.queue_at(position) == queue
+        queue.is_some() && config.queue_at(position) == queue
+    }
+
+    /// Walks a pending task from the top of its (changed) workflow, its step deadlines counted
+    /// from `now`.
+    fn rewalk(&mut self, task: Sid, now: Millis) {
+        self.leave_queue(task);
+        let task_ref = &self.tasks[&task];
+        let step = self.workflows[task_ref.workflow].config.first_step(&task_ref.attributes, now, now);
+        self.enter_step(task, step, now, false);
     }
 
     /// Routes a waiting task from the top of its workflow again, keeping its age: a pending
@@ -1077,6 +1088,7 @@ impl Engine {
             workflow: None,
             activity: None,
             reason: None,
+            channel: None,
         };
         fill(&mut event);
         // What an event tells of a task, reservation or worker changed it (`date_updated`).
@@ -1099,6 +1111,15 @@ impl Engine {
         self.emit(at, event_type, resource, |event| {
             event.task = Some(task);
             event.workflow = Some(workflow);
+        });
+    }
+
+    fn emit_task_created(&mut self, at: Millis, task: Sid, workflow: Sid) {
+        let channel = self.channels[self.tasks[&task].channel].sid;
+        self.emit(at, EventType::TaskCreated, task, |event| {
+            event.task = Some(task);
+            event.workflow = Some(workflow);
+            event.channel = Some(channel);
         });
     }
 
@@ -1270,7 +1291,7 @@ impl Engine {
             };
             self.emit_task(now, event_type, workflow_sid, sid, workflow_sid);
             if creating {
-                self.emit_task(now, EventType::TaskCreated, sid, sid, workflow_sid);
+                self.emit_task_created(now, sid, workflow_sid);
             }
             self.cancel_waiting_task(sid, reason, now);
             return;
@@ -1311,7 +1332,7 @@ impl Engine {
             event.workflow = Some(workflow_sid);
         });
         if creating {
-            self.emit_task(now, EventType::TaskCreated, sid, sid, workflow_sid);
+            self.emit_task_created(now, sid, workflow_sid);
         }
         if let Position::Target { .. } = position {
             self.emit(now, EventType::WorkflowTargetMatched, workflow_sid, |event| {
@@ -1378,6 +1399,13 @@ impl Engine {
     fn reevaluate(&mut self, sid: Sid, at: Millis) {
         let task = self.task_mut(sid);
         task.status = TaskStatus::Pending;
+        if !self.step_still_leads_to_queue(&self.tasks[&sid]) {
+            // Its workflow changed during the offer, and its step with it.
+            self.task_mut(sid).step_expired = false;
+            self.rewalk(sid, at);
+            return;
+        }
+        let task = self.task_mut(sid);
         if task.step_expired {
             task.step_expired = false;
             self.leave_step(sid, at, false);

@@ -22,6 +22,8 @@ pub struct Event {
     pub activity: Option<Sid>,
     /// Cancel or completion reason, for task events.
     pub reason: Option<String>,
+    /// The task's channel, on `task.created` (so that statistics by channel outlive the task).
+    pub channel: Option<Sid>,
 }
 
 /// The event types the engine produces.

@@ -160,7 +160,13 @@ impl Engine {
         for reservation in &task.reservations {
             self.reservations.remove(reservation);
         }
-        self.timers.retain(|_, timer| timer.task() != Some(sid));
+        for timer in [task.step_timer, task.ttl_timer].into_iter().flatten() {
+            self.timers.remove(&timer);
+        }
+        // Only an ended task has a purge timer, whose key it does not keep: look for it then.
+        if task.status.is_final() {
+            self.timers.retain(|_, timer| *timer != Timer::Purge(sid));
+        }
         let queue = task.queue.map(|queue| self.queues[queue].sid);
         let workflow = self.workflows[task.workflow].sid;
         self.emit(now, EventType::TaskDeleted, sid, |event| {

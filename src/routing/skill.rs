@@ -53,15 +53,24 @@ impl Skill {
 
 /// Writes `skills` (name, level) into worker attributes as Flex does (`routing.skills`,
 /// `routing.levels`), and `disabled` ones in `disabled_skills` (`skills`, `levels`), where they
-/// keep their level but match no `routing.skills` expression. Every other attribute is kept.
-/// Skills must exist in `catalogue`, levels must be in the skill's range, and a skill is given
-/// once.
+/// keep their level but match no `routing.skills` expression. `disabled: None` keeps the
+/// switched-off skills the worker has, less any now given in `skills` (switched back on).
+/// Every other attribute is kept. Skills must exist in `catalogue`, levels must be in the
+/// skill's range, and a skill is given once.
 pub fn assign_skills(
     attributes: &Value,
     skills: &[(String, Option<u32>)],
-    disabled: &[(String, Option<u32>)],
+    disabled: Option<&[(String, Option<u32>)]>,
     catalogue: &[Skill],
 ) -> Result<Value, RoutingError> {
+    let kept;
+    let disabled = match disabled {
+        Some(disabled) => disabled,
+        None => {
+            kept = switched_off(attributes, skills);
+            &kept
+        }
+    };
     let mut seen: Vec<&str> = Vec::new();
     for (name, _) in skills.iter().chain(disabled) {
         if seen.iter().any(|other| other.eq_ignore_ascii_case(name)) {
@@ -83,6 +92,21 @@ pub fn assign_skills(
         attributes.insert("disabled_skills".to_owned(), Value::Object(kept));
     }
     Ok(Value::Object(attributes))
+}
+
+/// The switched-off skills in `attributes` (name, level), less those in `enabled`.
+fn switched_off(attributes: &Value, enabled: &[(String, Option<u32>)]) -> Vec<(String, Option<u32>)> {
+    let disabled = &attributes["disabled_skills"];
+    let names = disabled["skills"].as_array().map(Vec::as_slice).unwrap_or_default();
+    names
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|name| !enabled.iter().any(|(other, _)| other.eq_ignore_ascii_case(name)))
+        .map(|name| {
+            let level = disabled["levels"][name].as_u64().and_then(|level| u32::try_from(level).ok());
+            (name.to_owned(), level)
+        })
+        .collect()
 }
 
 /// Writes `skills` and `levels` into `into`.
@@ -146,13 +170,16 @@ mod tests {
         let catalogue = [Skill::new("Sales", Some((1, 10))).unwrap(), Skill::new("Support", None).unwrap()];
         let attributes = json!({"contact_uri": "client:alice", "routing": {"skills": ["Old"]}});
         let skills = [("Sales".to_owned(), Some(3)), ("Support".to_owned(), None)];
-        let written = assign_skills(&attributes, &skills, &[], &catalogue).unwrap();
+        let written = assign_skills(&attributes, &skills, Some(&[]), &catalogue).unwrap();
         assert_eq!(
             written,
             json!({"contact_uri": "client:alice", "routing": {"skills": ["Sales", "Support"], "levels": {"Sales": 3}}})
         );
         let check_err = |skills: &[(String, Option<u32>)], message: &str| {
-            assert_eq!(assign_skills(&attributes, skills, &[], &catalogue).unwrap_err().to_string(), message);
+            assert_eq!(
+                assign_skills(&attributes, skills, Some(&[]), &catalogue).unwrap_err().to_string(),
+                message
+            );
         };
         check_err(&[("Billing".into(), None)], r#"skills: unknown skill "Billing": create it first"#);
         check_err(&[("Sales".into(), Some(11))], "levels: Sales level 11 is outside the skill's range 1-10");
@@ -164,14 +191,17 @@ mod tests {
         let catalogue = [Skill::new("Sales", Some((1, 10))).unwrap(), Skill::new("Support", None).unwrap()];
         let sales = [("Sales".to_owned(), Some(4))];
         let support = [("Support".to_owned(), None)];
-        let disabled = assign_skills(&json!({"x": 1}), &support, &sales, &catalogue).unwrap();
+        let disabled = assign_skills(&json!({"x": 1}), &support, Some(&sales), &catalogue).unwrap();
         assert_eq!(
             disabled,
             json!({"x": 1, "routing": {"skills": ["Support"], "levels": {}}, "disabled_skills": {"skills": ["Sales"], "levels": {"Sales": 4}}})
         );
-        let enabled = assign_skills(&disabled, &sales, &[], &catalogue).unwrap();
+        // Without a list of switched-off skills, those there are stay, less those switched on.
+        let kept = assign_skills(&disabled, &support, None, &catalogue).unwrap();
+        assert_eq!(kept, disabled);
+        let enabled = assign_skills(&disabled, &sales, None, &catalogue).unwrap();
         assert_eq!(enabled, json!({"x": 1, "routing": {"skills": ["Sales"], "levels": {"Sales": 4}}}));
-        let twice = assign_skills(&enabled, &sales, &[("SALES".to_owned(), None)], &catalogue);
+        let twice = assign_skills(&enabled, &sales, Some(&[("SALES".to_owned(), None)]), &catalogue);
         assert_eq!(twice.unwrap_err().to_string(), "skills: SALES is given twice");
     }
 }

@@ -368,10 +368,10 @@ impl Engine {
             let workflow = engine.workflow_by_sid.get(&task.workflow).copied().ok_or_else(|| {
                 corrupt(format!("task {} names unknown workflow {}", task.sid, task.workflow))
             })?;
-            // Only a waiting task walks on from its step; others may keep a step of a
-            // configuration since replaced.
+            // Only a pending task walks on from its step; others may keep a step of a
+            // configuration since replaced (a reserved one is walked again when its offer ends).
             if let Step::At { position, .. } = task.step
-                && task.status.is_waiting()
+                && task.status == TaskStatus::Pending
                 && position != Position::Default
                 && engine.workflows[workflow].config.target(position).is_none()
             {

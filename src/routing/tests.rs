@@ -1559,3 +1559,50 @@ fn changing_a_queue_order_ranks_its_waiting_tasks_again() {
     assert_eq!(sim.status("T3"), "assigned", "LIFO serves the newest first");
     assert_eq!(sim.engine.queue(sales).unwrap().updated_at, seconds(3.0));
 }
+
+#[test]
+fn editing_a_workflow_never_times_out_old_tasks_and_leaves_offers_alone() {
+    let mut sim = Sim::new();
+    sim.queue("Sales", "1==1");
+    sim.queue("Everyone", "1==1");
+    let workflow = sim
+        .workflow(
+            "W",
+            r#"{"task_routing": {"filters": [{"expression": "1==1", "targets": [{"queue": "{Sales}"}]}]}}"#,
+            300,
+        )
+        .unwrap();
+    sim.worker("alice", json!({}), "Available");
+    sim.task(json!({}));
+    sim.task(json!({}));
+    sim.events();
+
+    // At t=100 a filter is inserted above: T2's step (filter 0) now names Everyone, and its
+    // new escalation (60 s in Sales) counts from the edit, not from its creation.
+    sim.at(100.0);
+    let inserted = sim.with_queue_sids(
+        r#"{"task_routing": {"filters": [
+            {"expression": "vip == true", "targets": [{"queue": "{Everyone}"}]},
+            {"expression": "1==1", "targets": [{"queue": "{Sales}", "timeout": 60}]}
+        ]}}"#,
+    );
+    let changes = WorkflowChanges { configuration: Some(inserted), ..WorkflowChanges::default() };
+    sim.engine.update_workflow(workflow, changes, sim.now).unwrap();
+    // T1's offer stands; refused, T1 is walked again too.
+    sim.at(110.0);
+    let (offer, offline) = (sim.offer_to("alice"), sim.activity("Offline"));
+    sim.engine.reject(offer, Some(offline), sim.now).unwrap();
+
+    sim.check(expect![[r#"
+        t=100 workflow.updated
+        t=100 task-queue.entered task=T2 queue=Sales
+        t=100 workflow.target-matched task=T2 queue=Sales
+        t=110 reservation.rejected task=T1 worker=alice queue=Sales
+        t=110 task-queue.entered task=T1 queue=Sales
+        t=110 workflow.target-matched task=T1 queue=Sales
+        t=110 worker.activity.update worker=alice activity=Offline"#]]);
+    assert_eq!((sim.status("T1"), sim.status("T2")), ("pending", "pending"));
+    // Timed from its creation, T2 would have left Sales at once; from the edit, at t=160.
+    sim.at(150.0);
+    assert_eq!(sim.status("T2"), "pending");
+}

@@ -64,8 +64,9 @@ pub enum CommandV1 {
     SetWorkerSkills {
         worker: Sid,
         skills: Vec<(String, Option<u32>)>,
+        /// Absent in records written before switched-off skills: they were kept as they were.
         #[serde(default)]
-        disabled: Vec<(String, Option<u32>)>,
+        disabled: Option<Vec<(String, Option<u32>)>>,
     },
     CreateTaskQueue {
         friendly_name: String,
@@ -346,6 +347,9 @@ pub enum EventRecord {
         workflow: Option<Sid>,
         activity: Option<Sid>,
         reason: Option<String>,
+        /// The task's channel, on `task.created`; absent in older records.
+        #[serde(default)]
+        channel: Option<Sid>,
     },
 }
 
@@ -702,6 +706,7 @@ impl From<&Event> for EventRecord {
             workflow: event.workflow,
             activity: event.activity,
             reason: event.reason.clone(),
+            channel: event.channel,
         }
     }
 }

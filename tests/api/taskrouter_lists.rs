@@ -550,6 +550,11 @@ async fn a_bad_filter_value_is_refused_with_twilio_error_naming_the_parameter() 
     .await;
     f.refused("/Events?Sid=WT0", "Sid: `WT0` is not an event SID").await;
     f.refused("/Tasks?HasAddons=true", "HasAddons is not supported by Switchboard").await;
+    f.refused(
+        "/TaskQueues/{Sales}/RealTimeStatistics?TaskChannel=voice",
+        "TaskChannel is not supported by Switchboard",
+    )
+    .await;
     f.refused("/Tasks?Priority=high", "Priority must be a whole number").await;
     f.refused("/TaskQueues?WorkerSid=WK1", "WorkerSid: `WK1` is not a worker SID").await;
     f.refused("/Tasks/{t3}/Reservations?WorkerSid=erin", "WorkerSid: `erin` is not a worker SID").await;

@@ -105,6 +105,7 @@ fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
         workflow,
         activity,
         reason,
+        channel,
     } = record;
     let sid_text = |sid: &Option<Sid>| sid.map(|sid| sid.to_string());
     let (resource_type, collection) = match resource.kind() {
@@ -145,6 +146,7 @@ fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
             "task_queue_sid": sid_text(queue),
             "workflow_sid": sid_text(workflow),
             "worker_activity_sid": sid_text(activity),
+            "task_channel_sid": sid_text(channel),
             "reason": reason,
         },
         "url": format!("{workspace}/Events/{sid}"),

@@ -86,7 +86,7 @@ pub(super) async fn statistics(api: Api) -> Result<HttpResponse, TwilioError> {
         let statistics = renderer.engine.queue_statistics(sid, renderer.now).ok()?;
         Some(renderer.queue_statistics(queue, &statistics))
     });
-    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, Scope::Queue(sid))
+    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, Scope::Queue(sid)).await
 }
 
 /// `GET .../Workflows`, filtered by `FriendlyName`.
@@ -130,7 +130,7 @@ pub(super) async fn workflow_statistics(api: Api) -> Result<HttpResponse, Twilio
         let statistics = renderer.engine.workflow_statistics(sid, renderer.now).ok()?;
         Some(renderer.workflow_statistics(workflow, &statistics))
     });
-    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, Scope::Workflow(sid))
+    statistics_response(&api, rendered.ok_or_else(|| api.not_found())?, Scope::Workflow(sid)).await
 }
 
 /// `GET .../Workflows/{WW}`.

@@ -6,10 +6,11 @@
 //! the last 15 minutes, as on Twilio. Events older than the stored history
 //! (`store.event_max_age`, `store.event_max_count`) are not counted.
 //!
-//! `TaskChannel` (a unique name or a `TC` SID) keeps the tasks of that channel. Events do not
-//! record the channel, so it is the engine's: known for the tasks it still keeps (those
-//! waiting or in progress, and ended ones for five minutes); the events of a task already
-//! purged are left out when a channel is asked for.
+//! `TaskChannel` (a unique name or a `TC` SID) keeps the tasks of that channel, known from each
+//! task's `task.created` event (or, for a task created before the stored history, from the
+//! engine while it keeps the task).
+
+use std::collections::HashMap;
 
 use actix_web::HttpResponse;
 use serde_json::{Value, json};
@@ -17,7 +18,8 @@ use serde_json::{Value, json};
 use super::api::Api;
 use super::error::TwilioError;
 use super::render::{Renderer, date};
-use crate::live::ExecuteError;
+
+use crate::live::{ExecuteError, LiveEngine};
 use crate::routing::{
     CumulativeStatistics, EventFacts, Millis, Scope, Sid, SidKind, SplitCounts, WaitDurations, Window,
     cumulative_statistics,
@@ -31,29 +33,33 @@ const MAX_MINUTES: i64 = 43_200;
 
 /// `GET .../CumulativeStatistics`: the workspace's.
 pub(super) async fn workspace_cumulative(api: Api) -> Result<HttpResponse, TwilioError> {
-    Ok(HttpResponse::Ok().json(cumulative(&api, Scope::Workspace)?))
+    Ok(HttpResponse::Ok().json(cumulative(&api, Scope::Workspace).await?))
 }
 
 /// `GET .../TaskQueues/{WQ}/CumulativeStatistics`.
 pub(super) async fn queue_cumulative(api: Api) -> Result<HttpResponse, TwilioError> {
     let queue = api.path_sid("queue", SidKind::TaskQueue)?;
-    Ok(HttpResponse::Ok().json(cumulative(&api, Scope::Queue(queue))?))
+    Ok(HttpResponse::Ok().json(cumulative(&api, Scope::Queue(queue)).await?))
 }
 
 /// `GET .../Workflows/{WW}/CumulativeStatistics`.
 pub(super) async fn workflow_cumulative(api: Api) -> Result<HttpResponse, TwilioError> {
     let workflow = api.path_sid("workflow", SidKind::Workflow)?;
-    Ok(HttpResponse::Ok().json(cumulative(&api, Scope::Workflow(workflow))?))
+    Ok(HttpResponse::Ok().json(cumulative(&api, Scope::Workflow(workflow)).await?))
 }
 
 /// `realtime` as asked: alone at `.../RealTimeStatistics`, or at `.../Statistics` as the
 /// `realtime` part, next to the `cumulative` part computed with the query's parameters.
-pub(super) fn statistics_response(
+pub(super) async fn statistics_response(
     api: &Api,
     realtime: Value,
     scope: Scope,
 ) -> Result<HttpResponse, TwilioError> {
+    // Real-time statistics are not kept per channel: refused rather than answered unfiltered.
+    let channel_note =
+        "real-time statistics are not kept per channel (the cumulative part of .../Statistics takes it)";
     if !api.path_ends_with("/Statistics") {
+        api.query.refuse(&["TaskChannel"], channel_note)?;
         return Ok(HttpResponse::Ok().json(realtime));
     }
     let owner = match scope {
@@ -65,15 +71,16 @@ pub(super) fn statistics_response(
         "account_sid": realtime["account_sid"],
         "workspace_sid": realtime["workspace_sid"],
         owner: realtime[owner],
-        "cumulative": cumulative(api, scope)?,
+        "cumulative": cumulative(api, scope).await?,
         "realtime": realtime,
         "url": realtime["url"].as_str().map(|url| url.replace("/RealTimeStatistics", "/Statistics")),
     })))
 }
 
 /// The cumulative statistics of `scope` as TaskRouter renders them, with the query's window,
-/// channel and split.
-fn cumulative(api: &Api, scope: Scope) -> Result<Value, TwilioError> {
+/// channel and split. The stored history is read on a blocking thread, never under the engine
+/// lock.
+async fn cumulative(api: &Api, scope: Scope) -> Result<Value, TwilioError> {
     let window = window(api, crate::live::now())?;
     let thresholds = split_thresholds(api)?;
     let (exists, channel) = api.render(|renderer| {
@@ -88,13 +95,22 @@ fn cumulative(api: &Api, scope: Scope) -> Result<Value, TwilioError> {
         return Err(api.not_found());
     }
     let channel = channel.transpose()?;
-    let mut facts = stored_facts(api, window.end)?;
+    let engine = api.engine.clone();
+    let scanned = actix_web::web::block(move || stored_facts(&engine, window.end)).await;
+    let (mut facts, mut channels) =
+        scanned.map_err(|_| TwilioError::invalid("the statistics could not be computed"))??;
     if let Some(channel) = channel {
+        // Tasks created before the stored history: the engine knows those it still keeps.
+        let unknown: Vec<Sid> =
+            facts.iter().map(|facts| facts.task).filter(|task| !channels.contains_key(task)).collect();
         api.engine.read(|engine| {
-            facts.retain(|facts| {
-                engine.task(facts.task).is_some_and(|task| engine.task_channel(task).sid == channel)
-            });
+            for task in unknown {
+                if let Some(found) = engine.task(task) {
+                    channels.insert(task, engine.task_channel(found).sid);
+                }
+            }
         });
+        facts.retain(|facts| channels.get(&facts.task) == Some(&channel));
     }
     let statistics = cumulative_statistics(facts, window, scope, thresholds.as_deref().unwrap_or_default());
     Ok(api.render(|renderer| render(renderer, scope, &statistics, thresholds.is_some())))
@@ -148,16 +164,23 @@ fn task_channel(api: &Api, renderer: &Renderer<'_>) -> Option<Result<Sid, Twilio
     }))
 }
 
-/// What the statistics need of every stored event up to `end`, oldest first. The facts are
-/// taken while the store is scanned and `keep` turns every record down, so that the history
-/// is not copied whole into memory.
-fn stored_facts(api: &Api, end: Millis) -> Result<Vec<EventFacts>, TwilioError> {
+/// What the statistics need of every stored event up to `end`, oldest first, and each task's
+/// channel (from its `task.created`). The facts are taken while the store is scanned and `keep`
+/// turns every record down, so that the history is not copied whole into memory.
+fn stored_facts(
+    engine: &LiveEngine,
+    end: Millis,
+) -> Result<(Vec<EventFacts>, HashMap<Sid, Sid>), TwilioError> {
     let mut facts = Vec::new();
-    api.engine
+    let mut channels = HashMap::new();
+    engine
         .stored_events(
-            |EventRecord::V1 { timestamp, event_type, task, queue, workflow, .. }| {
+            |EventRecord::V1 { timestamp, event_type, task, queue, workflow, channel, .. }| {
                 if *timestamp <= end {
                     facts.extend(EventFacts::new(*timestamp, event_type, *task, *queue, *workflow));
+                    if let (Some(task), Some(channel)) = (task, channel) {
+                        channels.insert(*task, *channel);
+                    }
                 }
                 false
             },
@@ -165,7 +188,7 @@ fn stored_facts(api: &Api, end: Millis) -> Result<Vec<EventFacts>, TwilioError> 
         )
         .map_err(|err| TwilioError::from(ExecuteError::Storage(err)))?;
     facts.reverse();
-    Ok(facts)
+    Ok((facts, channels))
 }
 
 /// TaskRouter's `{avg, min, max, total}`, in seconds.

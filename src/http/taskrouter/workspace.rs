@@ -73,5 +73,5 @@ pub(super) async fn statistics(api: Api) -> Result<HttpResponse, TwilioError> {
         let statistics = renderer.engine.workspace_statistics(renderer.now);
         renderer.workspace_statistics(&statistics)
     });
-    super::statistics::statistics_response(&api, realtime, Scope::Workspace)
+    super::statistics::statistics_response(&api, realtime, Scope::Workspace).await
 }
