@@ -191,13 +191,15 @@ impl LiveEngine {
         Ok((created, made.expect("made under the lock when the command applied")))
     }
 
-    /// Stored events that `keep` accepts, newest first, at most `limit` (the Events API).
+    /// Stored events that `keep` accepts, newest first, at most `limit`, none older than
+    /// `since` (the scan stops there).
     pub fn stored_events(
         &self,
         keep: impl FnMut(&EventRecord) -> bool,
         limit: usize,
+        since: Option<Millis>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        self.store.events_newest_first(keep, limit)
+        self.store.events_newest_first(keep, limit, since)
     }
 
     /// Every stored record of kind `R` (calls, conversations, outgoing messages).

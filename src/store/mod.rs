@@ -359,11 +359,13 @@ impl Store {
         Ok(records)
     }
 
-    /// The stored events that `keep` accepts, newest first, at most `limit` of them.
+    /// The stored events that `keep` accepts, newest first, at most `limit` of them, and none
+    /// older than `since`: the scan stops there.
     pub fn events_newest_first(
         &self,
         mut keep: impl FnMut(&EventRecord) -> bool,
         limit: usize,
+        since: Option<Millis>,
     ) -> Result<Vec<EventRecord>, StoreError> {
         self.flusher.write_pending().map_err(StoreError::Write)?;
         let mut found = Vec::new();
@@ -372,7 +374,9 @@ impl Store {
             let records: Vec<EventRecord> =
                 serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
             for record in records.into_iter().rev() {
-                if found.len() >= limit {
+                // Event times never go back, so the rest is older still.
+                let EventRecord::V1 { timestamp, .. } = &record;
+                if found.len() >= limit || since.is_some_and(|since| *timestamp < since) {
                     return Ok(found);
                 }
                 if keep(&record) {

@@ -71,6 +71,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
                     && end.is_none_or(|end| *timestamp <= end)
             },
             limit,
+            start,
         )
         .map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
@@ -159,7 +160,7 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
     let sequence = sequence_of(&api, api.path_sid("event", SidKind::Event)?)?;
     let found = api
         .engine
-        .stored_events(|EventRecord::V1 { sequence: stored, .. }| *stored == sequence, 1)
+        .stored_events(|EventRecord::V1 { sequence: stored, .. }| *stored == sequence, 1, None)
         .map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
     let record = found.first().ok_or_else(|| api.not_found())?;
     Ok(HttpResponse::Ok().json(api.render(|renderer| {

@@ -26,6 +26,11 @@ use crate::routing::{
 };
 use crate::store::EventRecord;
 
+/// How far before the window a task's history is read (when it was created, which queue it
+/// entered): a day, the default task TTL. A task older than that when the window starts is
+/// still counted, without its wait.
+const HISTORY_BEFORE_WINDOW: Millis = 24 * 3_600_000;
+
 /// Twilio's window when none is asked for: the last 15 minutes.
 const DEFAULT_MINUTES: i64 = 15;
 /// The longest `Minutes`: 30 days, as far back as TaskRouter keeps statistics.
@@ -96,7 +101,7 @@ async fn cumulative(api: &Api, scope: Scope) -> Result<Value, TwilioError> {
     }
     let channel = channel.transpose()?;
     let engine = api.engine.clone();
-    let scanned = actix_web::web::block(move || stored_facts(&engine, window.end)).await;
+    let scanned = actix_web::web::block(move || stored_facts(&engine, window)).await;
     let (mut facts, mut channels) =
         scanned.map_err(|_| TwilioError::invalid("the statistics could not be computed"))??;
     if let Some(channel) = channel {
@@ -164,13 +169,15 @@ fn task_channel(api: &Api, renderer: &Renderer<'_>) -> Option<Result<Sid, Twilio
     }))
 }
 
-/// What the statistics need of every stored event up to `end`, oldest first, and each task's
+/// What the statistics need of every stored event in the window (and the day before it),
+/// oldest first, and each task's
 /// channel (from its `task.created`). The facts are taken while the store is scanned and `keep`
 /// turns every record down, so that the history is not copied whole into memory.
 fn stored_facts(
     engine: &LiveEngine,
-    end: Millis,
+    window: Window,
 ) -> Result<(Vec<EventFacts>, HashMap<Sid, Sid>), TwilioError> {
+    let (since, end) = (window.start.saturating_sub(HISTORY_BEFORE_WINDOW), window.end);
     let mut facts = Vec::new();
     let mut channels = HashMap::new();
     engine
@@ -185,6 +192,7 @@ fn stored_facts(
                 false
             },
             usize::MAX,
+            Some(since),
         )
         .map_err(|err| TwilioError::from(ExecuteError::Storage(err)))?;
     facts.reverse();
