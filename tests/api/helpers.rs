@@ -1,7 +1,7 @@
 //! Starting Switchboard for tests: in process on `127.0.0.1:0` ([`spawn_app`]), or as the real
 //! executable ([`SwitchboardProcess`]), always on a port the system picks.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 /// How long a started process gets to report its address; generous because CI machines are
 /// shared and slow, and only reached when something is broken.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A server running inside the test process.
 pub struct TestApp {
@@ -110,28 +110,11 @@ impl SwitchboardProcess {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|err| format!("cannot start switchboard: {err}"))?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (sender, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut seen = Vec::new();
-        while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
-            match log.recv_timeout(remaining) {
-                Ok(line) => {
-                    if let Some(address) = listening_address(&line) {
-                        return Ok(SwitchboardProcess { child, address, log });
-                    }
-                    seen.push(line);
-                }
-                Err(_) => break,
-            }
-        }
+        let log = lines_of(child.stderr.take().expect("stderr is piped"));
+        let seen = match wait_for_line(&log, START_TIMEOUT, listening_address) {
+            Ok(address) => return Ok(SwitchboardProcess { child, address, log }),
+            Err(seen) => seen,
+        };
         let _ = child.kill();
         let status = child.wait().ok();
         Err(format!("switchboard did not start ({status:?}); it wrote:\n{}", seen.join("\n")))
@@ -171,6 +154,39 @@ impl Drop for SwitchboardProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads `output` line by line on a thread of its own: each line is then readable from the
+/// returned receiver, which is disconnected at the end of the output.
+pub fn lines_of(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Waits up to `timeout` for a line of `lines` that `parse` accepts, and returns what it made of
+/// it; otherwise (time out, or the output ended) the lines seen meanwhile.
+pub fn wait_for_line<T>(
+    lines: &mpsc::Receiver<String>,
+    timeout: Duration,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, Vec<String>> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(line) = lines.recv_timeout(remaining) else { break };
+        match parse(&line) {
+            Some(parsed) => return Ok(parsed),
+            None => seen.push(line),
+        }
+    }
+    Err(seen)
 }
 
 fn listening_address(line: &str) -> Option<SocketAddr> {

@@ -2,6 +2,7 @@
 //! Each module tests one area against the real server or the real `switchboard` executable.
 
 mod agent;
+mod browser;
 mod callbacks;
 mod crash;
 mod expr_cli;

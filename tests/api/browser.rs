@@ -1,0 +1,273 @@
+//! The browser-test harness: headless Chromium driven over WebDriver, as a person would use the
+//! agent and admin pages, and the smoke test that proves the chain (chromedriver, Chromium, the
+//! in-process server) on a fresh machine.
+//!
+//! [`Browser::start`] runs Debian's `chromedriver` as a real subprocess on a port it picks
+//! itself, connects a [`fantoccini`] client with headless Chromium capabilities, and kills the
+//! driver and its browsers when the [`Browser`] is dropped. Every element helper takes a CSS
+//! selector and first waits, up to [`WAIT_TIMEOUT`], for the element to be on the page, since
+//! the pages render with JavaScript. Waits poll; that bound only turns a broken page into a
+//! failure instead of a hang, and no test asserts on how long a wait took.
+//!
+//! Chromium and chromedriver come from `tests/browser/install.sh` (`.ci/run` runs it); when they
+//! are missing, [`Browser::start`] fails and says to run it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::helpers::{START_TIMEOUT, lines_of, spawn_app, wait_for_line};
+
+/// Debian's Chromium launcher and its matching WebDriver server.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// How long a wait for an element or a condition may take before the test fails; generous
+/// because CI machines are shared and slow, and only reached when something is broken.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often a wait looks again.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The browser window's size, the same on every machine; headless Chromium keeps room for its
+/// (invisible) toolbars in it, so pages and screenshots get 1280×761 of it.
+const WINDOW_SIZE: (u32, u32) = (1280, 900);
+
+/// A headless Chromium session, with the chromedriver process that runs it (killed on drop).
+pub struct Browser {
+    client: Client,
+    /// Dropped after `client`: the session's connection ends before its driver does.
+    _driver: ChromeDriver,
+}
+
+impl Browser {
+    /// Starts chromedriver and opens a headless Chromium session in it.
+    ///
+    /// Panics, saying to run `tests/browser/install.sh`, when Chromium or chromedriver is not
+    /// installed.
+    pub async fn start() -> Browser {
+        let missing: Vec<&str> =
+            [CHROMIUM, CHROMEDRIVER].into_iter().filter(|path| !Path::new(path).exists()).collect();
+        assert!(
+            missing.is_empty(),
+            "the browser tests need Debian's chromium and chromium-driver, and {} is missing: run \
+             `bash tests/browser/install.sh` (as root or with sudo; `.ci/run` does)",
+            missing.join(" and ")
+        );
+        let driver = tokio::task::spawn_blocking(ChromeDriver::start).await.expect("chromedriver starts");
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(headless_chromium_capabilities())
+            .connect(&driver.url)
+            .await
+            .unwrap_or_else(|err| {
+                panic!("chromedriver opens a Chromium session: {err}\nit wrote:\n{}", driver.output_so_far())
+            });
+        Browser { client, _driver: driver }
+    }
+
+    /// The WebDriver client itself, for what the helpers below do not cover (running a script,
+    /// reading an attribute, going back).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Loads `url` and waits for the page's load event.
+    pub async fn open(&self, url: &str) {
+        self.client.goto(url).await.unwrap_or_else(|err| panic!("Chromium opens {url}: {err}"));
+    }
+
+    /// Waits for the first element that `css` selects, and returns it.
+    pub async fn find(&self, css: &str) -> Element {
+        let found =
+            self.client.wait().at_most(WAIT_TIMEOUT).every(POLL_INTERVAL).for_element(Locator::Css(css));
+        match found.await {
+            Ok(element) => element,
+            Err(err) => panic!("no element matches `{css}` within {WAIT_TIMEOUT:?}: {err}"),
+        }
+    }
+
+    /// The rendered text of the element that `css` selects, as a person reads it.
+    pub async fn text(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        element.text().await.unwrap_or_else(|err| panic!("the text of `{css}`: {err}"))
+    }
+
+    /// Waits until the text of the element that `css` selects contains `expected`, and returns
+    /// that text.
+    pub async fn wait_for_text(&self, css: &str, expected: &str) -> String {
+        let mut last_seen = String::new();
+        let shown = self
+            .poll_until(async |browser| {
+                last_seen = browser.text(css).await;
+                last_seen.contains(expected)
+            })
+            .await;
+        assert!(shown, "waited {WAIT_TIMEOUT:?} for `{css}` to show {expected:?}; it shows {last_seen:?}");
+        last_seen
+    }
+
+    /// Waits until `condition` holds, asking it again every [`POLL_INTERVAL`]; `what` names the
+    /// awaited state in the failure message.
+    pub async fn wait_until(&self, what: &str, condition: impl AsyncFnMut(&Browser) -> bool) {
+        assert!(self.poll_until(condition).await, "waited {WAIT_TIMEOUT:?} for {what}");
+    }
+
+    /// Asks `condition` every [`POLL_INTERVAL`] until it holds (true) or [`WAIT_TIMEOUT`] has
+    /// passed (false).
+    async fn poll_until(&self, mut condition: impl AsyncFnMut(&Browser) -> bool) -> bool {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        loop {
+            if condition(self).await {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Clicks the element that `css` selects.
+    pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        element.click().await.unwrap_or_else(|err| panic!("a click on `{css}`: {err}"));
+    }
+
+    /// Types `text` into the element that `css` selects, after what it already holds.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        element.send_keys(text).await.unwrap_or_else(|err| panic!("typing into `{css}`: {err}"));
+    }
+
+    /// Saves what the window shows as `target/screenshots/<name>.png`, and returns that path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.unwrap_or_else(|err| panic!("a screenshot: {err}"));
+        let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&directory).expect("target/screenshots is created");
+        let path = directory.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap_or_else(|err| panic!("{} is written: {err}", path.display()));
+        path
+    }
+}
+
+/// WebDriver capabilities for Debian's Chromium: headless, a fixed window, `/tmp` instead of a
+/// possibly small `/dev/shm`, and no sandbox when running as root (which Chromium refuses).
+fn headless_chromium_capabilities() -> serde_json::Map<String, serde_json::Value> {
+    let (width, height) = WINDOW_SIZE;
+    let mut arguments = vec![
+        "--headless=new".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        format!("--window-size={width},{height}"),
+    ];
+    // SAFETY: geteuid(2) has no preconditions and always succeeds.
+    if unsafe { libc::geteuid() } == 0 {
+        arguments.push("--no-sandbox".to_owned());
+    }
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {"binary": CHROMIUM, "args": arguments},
+    });
+    match capabilities {
+        serde_json::Value::Object(capabilities) => capabilities,
+        _ => unreachable!("the capabilities are a JSON object"),
+    }
+}
+
+/// A `chromedriver` process in a process group of its own, which it shares with the Chromium
+/// instances it starts: dropping it kills the whole group, so no browser outlives a test, and
+/// then removes the temporary directory that they had for their profiles and shared memory.
+struct ChromeDriver {
+    child: Child,
+    /// Where its WebDriver API answers, as `http://127.0.0.1:PORT`.
+    url: String,
+    /// Its standard output, read to the end (so that it never blocks on a full pipe).
+    output: mpsc::Receiver<String>,
+    /// Their `TMPDIR`, removed after them (a killed chromedriver leaves its profiles behind).
+    _scratch: tempfile::TempDir,
+}
+
+impl ChromeDriver {
+    /// Runs chromedriver on a port it picks (`--port=0`) and waits for the line that names it.
+    fn start() -> ChromeDriver {
+        let scratch = tempfile::tempdir().expect("a temporary directory for Chromium");
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .env("TMPDIR", scratch.path())
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("{CHROMEDRIVER} starts: {err}"));
+        let output = lines_of(child.stdout.take().expect("stdout is piped"));
+        let mut driver = ChromeDriver { child, url: String::new(), output, _scratch: scratch };
+        match wait_for_line(&driver.output, START_TIMEOUT, started_on_port) {
+            Ok(port) => driver.url = format!("http://127.0.0.1:{port}"),
+            Err(seen) => panic!("chromedriver did not start; it wrote:\n{}", seen.join("\n")),
+        }
+        driver
+    }
+
+    /// What it wrote since it started, for a failure message.
+    fn output_so_far(&self) -> String {
+        self.output.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let group = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) on the process group this driver leads; no memory effects.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// The port in chromedriver's "ChromeDriver was started successfully on port 41234." line.
+fn started_on_port(line: &str) -> Option<u16> {
+    line.strip_prefix("ChromeDriver was started successfully on port ")?.trim_end_matches('.').parse().ok()
+}
+
+#[tokio::test]
+async fn headless_chromium_shows_what_healthz_answers() {
+    let app = spawn_app().await;
+    let answer = app.client.get(app.url("/healthz")).send().await.unwrap().text().await.unwrap();
+    let browser = Browser::start().await;
+
+    browser.open(&app.url("/healthz")).await;
+
+    let shown = browser.wait_for_text("body", &answer).await;
+    assert!(shown.contains(r#""status":"ok""#), "{shown}");
+    let screenshot = browser.screenshot("healthz").await;
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 0, "{}", screenshot.display());
+    drop(browser);
+    app.shut_down().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_browser_harness_types_clicks_and_waits_for_a_late_change() {
+    // A page of the test's own: its button writes the greeting a moment after the click.
+    let page = "data:text/html,<input id=name><button id=greet onclick=\"setTimeout(() => \
+        document.querySelector('%23greeting').textContent = 'Hello, ' + \
+        document.querySelector('%23name').value, 200)\">Greet</button><p id=greeting></p>";
+    let browser = Browser::start().await;
+    browser.open(page).await;
+
+    browser.type_into("#name", "Ada").await;
+    browser.click("#greet").await;
+
+    assert_eq!(browser.wait_for_text("#greeting", "Hello").await, "Hello, Ada");
+    browser
+        .wait_until("the name field to hold what was typed", async |browser| {
+            let script = "return document.querySelector('#name').value";
+            browser.client().execute(script, vec![]).await.unwrap() == "Ada"
+        })
+        .await;
+}
