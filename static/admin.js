@@ -89,10 +89,12 @@ function route() {
 
 async function start() {
   try {
-    const listed = await request("GET", "/v1/Workspaces");
-    workspace = listed.workspaces[0].sid;
+    // The session first: the REST API answers 401 with a Basic challenge, which would make
+    // the browser prompt for credentials.
     const session = await request("GET", "/admin/api/session");
     csrf = session.csrf_token;
+    const listed = await request("GET", "/v1/Workspaces");
+    workspace = listed.workspaces[0].sid;
   } catch (error) {
     show(false);
     if (error.status !== 401) $("sign-in-error").textContent = error.message;
@@ -263,7 +265,7 @@ function renderTeam() {
         return el("span", { class: skill.enabled ? "chip" : "chip disabled", "data-skill": skill.name },
           el("input", { type: "checkbox", checked: skill.enabled, title: "enabled", onchange: (event) => { list[index].enabled = event.target.checked; act(() => saveSkills(worker, list)); } }),
           skill.name, level,
-          el("button", { type: "button", class: "secondary", title: "remove", onclick: () => act(() => saveSkills(worker, list.filter((_, other) => other !== index))) }, "×"));
+          el("button", { type: "button", class: "secondary remove-skill", title: "remove", onclick: () => act(() => saveSkills(worker, list.filter((_, other) => other !== index))) }, "×"));
       });
       const missing = skills.filter((skill) => !list.some((held) => held.name === skill.name));
       const add = el("select", { class: "add-skill" }, el("option", { value: "" }, "Add skill…"), ...missing.map((skill) => el("option", { value: skill.name }, skill.name)));
@@ -276,7 +278,7 @@ function renderTeam() {
         el("td", {}, worker.friendly_name),
         el("td", {}, worker.activity_name),
         el("td", {}, ...chips, add),
-        el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => newSecret(worker) }, "New secret")));
+        el("td", {}, el("button", { type: "button", class: "secondary new-secret", onclick: () => newSecret(worker) }, "New secret")));
     }),
   );
 }

@@ -8,6 +8,22 @@ use serde_json::Value;
 use crate::helpers::TestApp;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, Api, spawn_api};
 
+/// A new sign-in secret for the worker named `name`, issued through the admin API.
+pub(crate) async fn issue_secret(app: &TestApp, name: &str) -> String {
+    let worker = app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid.to_string());
+    let issued: Value = app
+        .client
+        .post(app.url(&format!("/admin/api/workers/{worker}/secret")))
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    issued["sign_in_secret"].as_str().unwrap().to_owned()
+}
+
 /// A signed-in agent: their cookie and CSRF token.
 struct Agent<'a> {
     app: &'a TestApp,
@@ -18,18 +34,8 @@ struct Agent<'a> {
 impl<'a> Agent<'a> {
     /// Issues `name` a secret through the admin API and signs in with it.
     async fn sign_in(app: &'a TestApp, name: &str) -> Agent<'a> {
-        let worker = app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid.to_string());
-        let issued: Value = app
-            .client
-            .post(app.url(&format!("/admin/api/workers/{worker}/secret")))
-            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let secret = issued["sign_in_secret"].as_str().unwrap();
+        let secret = issue_secret(app, name).await;
+        let secret = secret.as_str();
         let response = app
             .client
             .post(app.url("/agent/api/session"))

@@ -9,6 +9,7 @@ mod expr_cli;
 mod health;
 mod helpers;
 mod ivr_cli;
+mod pages;
 mod process;
 mod sdk;
 mod simulate;

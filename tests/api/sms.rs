@@ -128,14 +128,14 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
 }
 
 /// Switchboard as the customer's phone company and the agent's browser see it.
-struct Switchboard {
-    base: String,
-    client: reqwest::Client,
+pub(crate) struct Switchboard {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Switchboard {
     /// The customer texts `body`, as message `message_sid`; returns the TwiML answer.
-    async fn text(&self, message_sid: &str, body: &str) -> String {
+    pub(crate) async fn text(&self, message_sid: &str, body: &str) -> String {
         let params: Vec<(String, String)> = [
             ("MessageSid", message_sid),
             ("AccountSid", ACCOUNT_SID),

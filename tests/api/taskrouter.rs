@@ -11,9 +11,15 @@ pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const AUTH_TOKEN: &str = "test-token";
 
 pub(crate) async fn spawn_api() -> TestApp {
+    spawn_api_with(|_| {}).await
+}
+
+/// The server with the test account's credentials, and `adjust` applied to its settings.
+pub(crate) async fn spawn_api_with(adjust: impl FnOnce(&mut switchboard::config::Settings)) -> TestApp {
     spawn_app_with(|settings| {
         settings.twilio.account_sid = ACCOUNT_SID.into();
         settings.twilio.auth_token = AUTH_TOKEN.into();
+        adjust(settings);
     })
     .await
 }
@@ -985,12 +991,8 @@ async fn queues_and_workflows_are_updated_and_resources_deleted_when_nothing_hol
 
 #[tokio::test]
 async fn urls_and_links_start_with_the_configured_public_url() {
-    let app = spawn_app_with(|settings| {
-        settings.twilio.account_sid = ACCOUNT_SID.into();
-        settings.twilio.auth_token = AUTH_TOKEN.into();
-        settings.voice.public_url = "https://switchboard.example.com".into();
-    })
-    .await;
+    let app =
+        spawn_api_with(|settings| settings.voice.public_url = "https://switchboard.example.com".into()).await;
     let api = Api::new(&app).await;
     let workspace = format!("https://switchboard.example.com/v1/Workspaces/{}", api.workspace);
     let activities = api.get("/Activities?PageSize=1").await;

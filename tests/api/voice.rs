@@ -10,7 +10,7 @@ use switchboard::http::signature;
 use switchboard::routing::{Command, TaskStatus};
 use switchboard::voice::CallParams;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::TestApp;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 
 const CALLER: &str = "+15550100001";
@@ -22,17 +22,17 @@ async fn spawn_voice() -> TestApp {
 
 /// The server with the test account's credentials, and `adjust` applied to its settings.
 async fn spawn_voice_with(adjust: impl FnOnce(&mut switchboard::config::Settings)) -> TestApp {
-    spawn_app_with(|settings| {
-        settings.twilio.account_sid = ACCOUNT_SID.into();
-        settings.twilio.auth_token = AUTH_TOKEN.into();
-        adjust(settings);
-    })
-    .await
+    crate::taskrouter::spawn_api_with(adjust).await
 }
 
 /// Posts a webhook of call `call_sid` to `path` with `extra` parameters, signed as the
 /// provider signs it; returns the status and the TwiML.
-async fn webhook(app: &TestApp, path: &str, call_sid: &str, extra: &[(&str, &str)]) -> (StatusCode, String) {
+pub(crate) async fn webhook(
+    app: &TestApp,
+    path: &str,
+    call_sid: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, String) {
     let mut params: Vec<(String, String)> = [
         ("AccountSid", ACCOUNT_SID),
         ("CallSid", call_sid),
@@ -77,7 +77,7 @@ async fn send(
 
 /// Where the caller's keys go after `twiml` (its Gather's or Record's action), as a provider
 /// follows it.
-fn action(twiml: &(StatusCode, String)) -> String {
+pub(crate) fn action(twiml: &(StatusCode, String)) -> String {
     let verbs = switchboard::twiml::parse(&twiml.1).unwrap();
     let verb = verbs.iter().find(|verb| verb.name == "Gather" || verb.name == "Record");
     verb.and_then(|verb| verb.attribute("action"))

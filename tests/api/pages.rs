@@ -1,0 +1,218 @@
+//! The agent and admin pages in headless Chromium, used as people use them: an admin follows
+//! the onboarding guide on the admin page, an agent takes a call on the agent page, and a
+//! hostile text message shows as text. Screenshots of both pages go to `target/screenshots/`.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+
+use crate::agent::issue_secret;
+use crate::browser::Browser;
+use crate::helpers::TestApp;
+use crate::sms::Switchboard;
+use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api_with};
+use crate::voice::{action, webhook};
+
+/// The server on its first day: the account's credentials, one agent without skills, and no
+/// skills, queues or workflows (the admin makes them).
+async fn first_day() -> TestApp {
+    spawn_api_with(|settings| {
+        settings.workspace = toml::from_str(
+            r#"
+            [[workers]]
+            name = "alice"
+            attributes = { contact_uri = "client:alice" }
+            "#,
+        )
+        .expect("a workspace");
+    })
+    .await
+}
+
+/// Sets the text of the input `css` to `text`, once it is shown.
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    let input = browser.find(css).await;
+    browser
+        .wait_until(&format!("`{css}` to be shown"), async |_| input.is_displayed().await.unwrap_or(false))
+        .await;
+    input.clear().await.unwrap_or_else(|err| panic!("clearing `{css}`: {err}"));
+    input.send_keys(text).await.unwrap_or_else(|err| panic!("typing into `{css}`: {err}"));
+}
+
+/// Runs `script` in the page and returns what it returns.
+async fn script(browser: &Browser, script: &str) -> serde_json::Value {
+    browser.client().execute(script, vec![]).await.unwrap_or_else(|err| panic!("{script}: {err}"))
+}
+
+/// Signs in on the admin page.
+async fn admin_signs_in(app: &TestApp) -> Browser {
+    let admin = Browser::start().await;
+    admin.open(&app.url("/admin")).await;
+    fill(&admin, "#account-sid", ACCOUNT_SID).await;
+    fill(&admin, "#auth-token", AUTH_TOKEN).await;
+    admin.click("#sign-in-form button").await;
+    admin
+        .wait_until("the admin page's menu", async |browser| {
+            script(browser, "return !document.querySelector('#nav').hidden").await == true
+        })
+        .await;
+    admin
+}
+
+/// Signs `name` in on the agent page with `secret`, and makes them Available there.
+async fn agent_signs_in(app: &TestApp, name: &str, secret: &str) -> Browser {
+    let agent = Browser::start().await;
+    agent.open(&app.url("/agent")).await;
+    fill(&agent, "#name", name).await;
+    fill(&agent, "#secret", secret).await;
+    agent.click("#sign-in-form button").await;
+    agent.wait_for_text("#who", name).await;
+    let available = app.engine.read(|engine| engine.activity_by_name("Available").unwrap().sid);
+    agent.click(&format!("#activity option[value='{available}']")).await;
+    let worker = app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid);
+    agent
+        .wait_until("the agent to be Available", async |_| {
+            app.engine
+                .read(|engine| engine.worker(worker).is_some_and(|w| engine.worker_activity(w).available))
+        })
+        .await;
+    agent
+}
+
+#[tokio::test]
+async fn an_admin_sets_up_sales_and_an_agent_takes_the_call_on_the_live_page() {
+    let app = first_day().await;
+    let admin = admin_signs_in(&app).await;
+
+    // Skills: Sales with levels, and the two expressions the guide has you paste.
+    admin.click("a[href='#skills']").await;
+    fill(&admin, "#skill-name", "Sales").await;
+    admin.click("#skill-levels").await;
+    admin.click("#skill-form button[type=submit]").await;
+    let queue_expression = admin.text("tr[data-skill='Sales'] .queue-expression").await;
+    let workflow_expression = admin.text("tr[data-skill='Sales'] .workflow-expression").await;
+    assert_eq!(queue_expression, r#"routing.skills HAS "Sales""#);
+    assert_eq!(workflow_expression, r#""Sales" IN task.skillsNeeded"#);
+
+    // Team: alice gets the skill.
+    admin.click("a[href='#team']").await;
+    admin.click("tr[data-worker='alice'] select.add-skill option[value='Sales']").await;
+    admin.find("tr[data-worker='alice'] .chip[data-skill='Sales']").await;
+    let attributes = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().attributes.clone());
+    assert_eq!(attributes["routing"]["skills"], serde_json::json!(["Sales"]), "{attributes}");
+
+    // Task queues: the expression is checked as it is typed; the valid one matches alice.
+    admin.click("a[href='#queues']").await;
+    fill(&admin, "#queue-name", "Sales").await;
+    fill(&admin, "#queue-target", "routing.skills HAS").await;
+    let refusal = admin.wait_for_text("#queue-target-check", "TargetWorkersExpression").await;
+    assert!(refusal.contains("column"), "the error says where: {refusal}");
+    fill(&admin, "#queue-target", &queue_expression).await;
+    admin.wait_for_text("#queue-target-check", "valid expression").await;
+    assert_eq!(admin.wait_for_text("#queue-matching", "alice").await, "alice");
+    admin.click("#queue-form button[type=submit]").await;
+    admin.find("tr[data-queue='Sales']").await;
+
+    // Workflows: one filter to Sales, built in the form; the JSON beside it follows.
+    admin.click("a[href='#workflows']").await;
+    fill(&admin, "#workflow-name", "Sales and Support Workflow").await;
+    fill(&admin, "#workflow-timeout", "30").await;
+    admin.click("#add-filter").await;
+    fill(&admin, "#filters .filter-name", "Send to Sales").await;
+    fill(&admin, "#filters .filter-expression", &workflow_expression).await;
+    let json = script(&admin, "return document.querySelector('#workflow-json').value").await;
+    assert!(json.as_str().unwrap().contains(r#""expression": "\"Sales\" IN task.skillsNeeded""#), "{json}");
+    admin.click("#workflow-form button[type=submit]").await;
+    admin.find("tr[data-workflow='Sales and Support Workflow']").await;
+    let configuration = app.engine.read(|engine| engine.workflows()[0].configuration.clone());
+    let sales = app.engine.read(|engine| engine.queue_by_name("Sales").unwrap().sid.to_string());
+    assert!(configuration.contains(&sales), "{configuration}");
+
+    // The admin gives alice her secret; she signs in on her own page.
+    admin.click("a[href='#team']").await;
+    admin.click("tr[data-worker='alice'] button.new-secret").await;
+    let shown = admin.wait_for_text("#worker-secret", "shown once").await;
+    let secret = shown.rsplit(' ').next().unwrap().to_owned();
+    let agent = agent_signs_in(&app, "alice", &secret).await;
+    script(&agent, "window.notReloaded = true; return null").await;
+
+    // A signed call: the caller presses 1. The offer shows on alice's page within a second.
+    let menu = webhook(&app, "/voice/incoming", "CA1", &[("CallStatus", "ringing")]).await;
+    webhook(&app, &action(&menu), "CA1", &[("Digits", "1")]).await;
+    let routed = Instant::now();
+    let offer_shown = async {
+        loop {
+            if agent.client().find(Locator::Css(".offer")).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(1), offer_shown)
+        .await
+        .expect("the offer shows within one second");
+    eprintln!("the offer showed {:?} after the call was routed", routed.elapsed());
+    assert_eq!(script(&agent, "return window.notReloaded === true").await, true, "no reload");
+    assert_eq!(agent.text(".offer .caller").await, "+15550100001");
+    assert_eq!(agent.text(".offer .ivr-path").await, "1");
+    assert_eq!(agent.text(".offer .skills").await, "Sales");
+    assert!(agent.text(".offer .countdown").await.ends_with(" s"));
+    agent.screenshot("agent-offer").await;
+
+    // Alice accepts; the caller's next hold-loop request is bridged to her.
+    agent.click(".offer .accept").await;
+    agent.find(".task").await;
+    let bridge = webhook(&app, "/voice/wait", "CA1", &[]).await;
+    assert!(bridge.1.contains("<Dial") && bridge.1.contains("<Client>alice</Client>"), "{}", bridge.1);
+    agent.screenshot("agent-task").await;
+
+    // The dashboard shows the queue and alice busy with the call.
+    admin.click("a[href='#dashboard']").await;
+    admin.wait_for_text("#dashboard-queues tr[data-queue='Sales']", "Sales").await;
+    admin.screenshot("admin-dashboard").await;
+    admin.click("a[href='#workflows']").await;
+    admin.click("tr[data-workflow='Sales and Support Workflow'] button").await;
+    admin.wait_for_text("#workflow-form-title", "Edit Sales and Support Workflow").await;
+    admin.screenshot("admin-workflow").await;
+    admin.click("a[href='#team']").await;
+    admin.screenshot("admin-team").await;
+}
+
+#[tokio::test]
+async fn a_hostile_text_message_shows_as_text_and_runs_nothing() {
+    // Nothing listens at that API base: the replies wait in the outbox rather than leave the
+    // machine.
+    let app = spawn_api_with(|settings| settings.sms.api_base = "http://127.0.0.1:9".into()).await;
+    let secret = issue_secret(&app, "alice").await;
+    let agent = agent_signs_in(&app, "alice", &secret).await;
+    let customer = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+
+    // The texter opens with the payload, then chooses sales: the offer's attributes carry the
+    // conversation so far.
+    let payload = "<img src=x onerror=alert(1)>";
+    customer.text("SM1", payload).await;
+    customer.text("SM2", "1").await;
+    agent.find(".offer").await;
+    // The attributes sit in a folded <details>: read what the page holds, shown or not.
+    let attributes = script(&agent, "return document.querySelector('.offer .attributes').textContent").await;
+    assert!(attributes.as_str().unwrap().contains(payload), "{attributes}");
+    agent.click(".offer .accept").await;
+    agent.find(".task .conversation").await;
+    customer.text("SM3", payload).await;
+
+    agent
+        .wait_until("the second payload in the conversation", async |browser| {
+            let bodies = script(
+                browser,
+                "return [...document.querySelectorAll('.conversation .body')].map(b => b.textContent)",
+            )
+            .await;
+            bodies.as_array().is_some_and(|bodies| bodies.iter().filter(|body| *body == payload).count() == 2)
+        })
+        .await;
+    let images =
+        script(&agent, "return document.querySelectorAll('.conversation img, .task img').length").await;
+    assert_eq!(images, 0, "the body is text, not an element");
+    assert!(agent.client().get_alert_text().await.is_err(), "no alert ran");
+    agent.screenshot("agent-hostile-text").await;
+}
