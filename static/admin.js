@@ -33,6 +33,8 @@ async function request(method, path, form) {
   if (!response.ok) {
     const error = new Error((body && body.message) || response.statusText);
     error.status = response.status;
+    // The session ended (12 hours, or a new auth token): back to the sign-in form.
+    if (response.status === 401 && path !== "/admin/api/session") show(false);
     throw error;
   }
   return body;

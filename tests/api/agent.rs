@@ -209,4 +209,12 @@ async fn the_admin_signs_in_once_and_the_rest_api_takes_the_session_with_its_csr
         .post(app.url("/admin/api/session"))
         .form(&[("AccountSid", ACCOUNT_SID), ("AuthToken", "no")]);
     assert_eq!(wrong.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // An ended session gets a 401 without a Basic challenge, which would make the browser prompt.
+    let ended = "switchboard_session=admin.AC0123456789abcdef0123456789abcdef.1.n.00";
+    let refused = app.client.get(app.url(&activities)).header("cookie", ended).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers().get("www-authenticate").is_none());
+    let anonymous = app.client.get(app.url(&activities)).send().await.unwrap();
+    assert!(anonymous.headers().get("www-authenticate").is_some(), "API clients still get the challenge");
 }

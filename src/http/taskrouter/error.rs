@@ -26,6 +26,8 @@ pub(crate) struct TwilioError {
     message: String,
     /// For 405: the methods the resource accepts (the `Allow` header).
     allow: Option<&'static str>,
+    /// For 401: whether to send a Basic challenge (not to a browser page using a session).
+    challenge: bool,
 }
 
 #[derive(Serialize)]
@@ -44,6 +46,7 @@ impl TwilioError {
             code: INVALID_PARAMETER,
             message: message.into(),
             allow: None,
+            challenge: true,
         }
     }
 
@@ -54,6 +57,7 @@ impl TwilioError {
             code: NOT_FOUND,
             message: format!("The requested resource {path} was not found"),
             allow: None,
+            challenge: true,
         }
     }
 
@@ -63,6 +67,7 @@ impl TwilioError {
             code: AUTHENTICATE,
             message: message.into(),
             allow: None,
+            challenge: true,
         }
     }
 
@@ -72,6 +77,7 @@ impl TwilioError {
             code: INTERNAL,
             message: message.into(),
             allow: None,
+            challenge: true,
         }
     }
 
@@ -79,7 +85,9 @@ impl TwilioError {
     pub(crate) fn session_refused(refused: &crate::http::ApiError) -> TwilioError {
         let status = refused.status_code();
         let code = if status == StatusCode::FORBIDDEN { FORBIDDEN } else { AUTHENTICATE };
-        TwilioError { status, code, message: refused.to_string(), allow: None }
+        // No Basic challenge: the page that sent the cookie signs in again itself, where a
+        // challenge would make the browser prompt for the account's credentials.
+        TwilioError { status, code, message: refused.to_string(), allow: None, challenge: false }
     }
 
     /// The resource exists but does not take this method; `allow` lists those it takes.
@@ -89,6 +97,7 @@ impl TwilioError {
             code: METHOD_NOT_ALLOWED,
             message: format!("Method not allowed: this resource accepts {allow}"),
             allow: Some(allow),
+            challenge: true,
         }
     }
 }
@@ -101,6 +110,7 @@ impl From<RoutingError> for TwilioError {
                 code: NOT_FOUND,
                 message: format!("The requested resource {sid} was not found"),
                 allow: None,
+                challenge: true,
             },
             // A late answer to an offer (rescinded, timed out): gone, as TaskRouter answers it.
             err @ RoutingError::ReservationNotPending { .. } => TwilioError {
@@ -108,6 +118,7 @@ impl From<RoutingError> for TwilioError {
                 code: INVALID_PARAMETER,
                 message: err.to_string(),
                 allow: None,
+                challenge: true,
             },
             RoutingError::Invalid { field, message } | RoutingError::InvalidExpression { field, message } => {
                 TwilioError::invalid(format!("{}: {message}", parameter_name(field)))
@@ -178,7 +189,7 @@ impl ResponseError for TwilioError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED && self.challenge {
             response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"Switchboard\""));
         }
         if let Some(allow) = self.allow {
