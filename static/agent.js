@@ -114,6 +114,7 @@ function listen() {
 function render(state) {
   receivedAt = performance.now();
   $("who").textContent = state.worker.friendly_name;
+  $("who").dataset.activity = state.worker.activity_name;
   const select = $("activity");
   select.replaceChildren(
     ...state.activities.map((activity) => el("option", { value: activity.sid }, activity.friendly_name)),

@@ -8,7 +8,7 @@ use fantoccini::Locator;
 
 use crate::agent::issue_secret;
 use crate::browser::Browser;
-use crate::helpers::TestApp;
+use crate::helpers::{SwitchboardProcess, TestApp, switchboard_command};
 use crate::sms::Switchboard;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api_with};
 use crate::voice::{action, webhook};
@@ -59,23 +59,20 @@ async fn admin_signs_in(app: &TestApp) -> Browser {
     admin
 }
 
-/// Signs `name` in on the agent page with `secret`, and makes them Available there.
-async fn agent_signs_in(app: &TestApp, name: &str, secret: &str) -> Browser {
+/// Signs `name` in on the agent page at `base` with `secret`, and makes them Available there.
+async fn agent_signs_in(base: &str, name: &str, secret: &str) -> Browser {
     let agent = Browser::start().await;
-    agent.open(&app.url("/agent")).await;
+    agent.open(&format!("{base}/agent")).await;
     fill(&agent, "#name", name).await;
     fill(&agent, "#secret", secret).await;
     agent.click("#sign-in-form button").await;
     agent.wait_for_text("#who", name).await;
-    let available = app.engine.read(|engine| engine.activity_by_name("Available").unwrap().sid);
-    agent.click(&format!("#activity option[value='{available}']")).await;
-    let worker = app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid);
-    agent
-        .wait_until("the agent to be Available", async |_| {
-            app.engine
-                .read(|engine| engine.worker(worker).is_some_and(|w| engine.worker_activity(w).available))
-        })
-        .await;
+    let choose = "const menu = document.querySelector('#activity'); \
+        menu.value = [...menu.options].find((option) => option.text === 'Available').value; \
+        menu.dispatchEvent(new Event('change')); return null";
+    script(&agent, choose).await;
+    // The page shows the activity the server answered with.
+    agent.find("#who[data-activity='Available']").await;
     agent
 }
 
@@ -133,7 +130,7 @@ async fn an_admin_sets_up_sales_and_an_agent_takes_the_call_on_the_live_page() {
     admin.click("tr[data-worker='alice'] button.new-secret").await;
     let shown = admin.wait_for_text("#worker-secret", "shown once").await;
     let secret = shown.rsplit(' ').next().unwrap().to_owned();
-    let agent = agent_signs_in(&app, "alice", &secret).await;
+    let agent = agent_signs_in(&app.url(""), "alice", &secret).await;
     script(&agent, "window.notReloaded = true; return null").await;
 
     // A signed call: the caller presses 1. The offer shows on alice's page within a second.
@@ -184,7 +181,7 @@ async fn a_hostile_text_message_shows_as_text_and_runs_nothing() {
     // machine.
     let app = spawn_api_with(|settings| settings.sms.api_base = "http://127.0.0.1:9".into()).await;
     let secret = issue_secret(&app, "alice").await;
-    let agent = agent_signs_in(&app, "alice", &secret).await;
+    let agent = agent_signs_in(&app.url(""), "alice", &secret).await;
     let customer = Switchboard { base: app.url(""), client: reqwest::Client::new() };
 
     // The texter opens with the payload, then chooses sales: the offer's attributes carry the
@@ -215,4 +212,82 @@ async fn a_hostile_text_message_shows_as_text_and_runs_nothing() {
     assert_eq!(images, 0, "the body is text, not an element");
     assert!(agent.client().get_alert_text().await.is_err(), "no alert ran");
     agent.screenshot("agent-hostile-text").await;
+}
+
+/// The real server on a fixed port and data directory, so that a restart comes back where the
+/// page left it.
+fn serve_on(dir: &std::path::Path, port: u16) -> SwitchboardProcess {
+    let config = format!(
+        r#"
+        [http]
+        listen = "127.0.0.1:{port}"
+
+        [store]
+        data_dir = "data"
+
+        [twilio]
+        account_sid = "{ACCOUNT_SID}"
+        auth_token = "{AUTH_TOKEN}"
+        "#
+    );
+    std::fs::write(dir.join("switchboard.toml"), config).unwrap();
+    let mut command = switchboard_command(dir);
+    command.arg("serve");
+    SwitchboardProcess::start(command).unwrap()
+}
+
+/// `method` on `url` with the account's credentials and `form`; the JSON answer.
+async fn as_admin(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    form: &[(&str, &str)],
+) -> serde_json::Value {
+    let request = client.request(method, url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).form(form);
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_agent_page_reconnects_after_a_crash_and_catches_up_without_a_reload() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = serve_on(dir.path(), port);
+    let base = server.url("");
+    let client = reqwest::Client::new();
+    let workspaces = as_admin(&client, Method::GET, &format!("{base}/v1/Workspaces"), &[]).await;
+    let workspace = format!("{base}/v1/Workspaces/{}", workspaces["workspaces"][0]["sid"].as_str().unwrap());
+    let workers =
+        as_admin(&client, Method::GET, &format!("{workspace}/Workers?FriendlyName=alice"), &[]).await;
+    let alice = workers["workers"][0]["sid"].as_str().unwrap();
+    let issued =
+        as_admin(&client, Method::POST, &format!("{base}/admin/api/workers/{alice}/secret"), &[]).await;
+    let workflows = as_admin(
+        &client,
+        Method::GET,
+        &format!("{workspace}/Workflows?FriendlyName=Sales and Support Workflow"),
+        &[],
+    )
+    .await;
+    let workflow = workflows["workflows"][0]["sid"].as_str().unwrap().to_owned();
+    let agent = agent_signs_in(&base, "alice", issued["sign_in_secret"].as_str().unwrap()).await;
+    script(&agent, "window.notReloaded = true; return null").await;
+
+    // The server dies: the page says it is reconnecting.
+    server.signal(libc::SIGKILL);
+    drop(server);
+    agent.find("#connection.down").await;
+
+    // It comes back (same port, same data, the session still good), and a Sales task arrives:
+    // the page reconnects by itself and shows the offer.
+    let _server = serve_on(dir.path(), port);
+    let attributes = r#"{"skillsNeeded": ["Sales"], "from": "+15550100042"}"#;
+    let form = [("Attributes", attributes), ("WorkflowSid", workflow.as_str())];
+    as_admin(&client, Method::POST, &format!("{workspace}/Tasks"), &form).await;
+    assert_eq!(agent.wait_for_text(".offer .caller", "+15550100042").await, "+15550100042");
+    agent.find("#connection:not(.down)").await;
+    assert_eq!(script(&agent, "return window.notReloaded === true").await, true, "no reload");
+    agent.screenshot("agent-after-restart").await;
 }
