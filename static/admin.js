@@ -104,8 +104,8 @@ async function start() {
   }
   show(true);
   route();
-  await refresh();
   listen();
+  await refresh();
 }
 
 $("sign-in-form").addEventListener("submit", async (event) => {
@@ -142,11 +142,15 @@ async function refresh() {
   skills = skillList.skills;
   workers = workerList.workers;
   queues = queueList.task_queues;
-  renderSkills();
-  renderTeam();
-  renderQueues();
-  renderWorkflows(workflowList.workflows);
-  checkTarget();
+  // One part that cannot be drawn (odd data) does not take the others with it.
+  const parts = [renderSkills, renderTeam, renderQueues, () => renderWorkflows(workflowList.workflows), checkTarget];
+  for (const part of parts) {
+    try {
+      part();
+    } catch (error) {
+      failed(error);
+    }
+  }
 }
 
 // ----- dashboard -----
@@ -176,15 +180,23 @@ function renderDashboard(dashboard) {
   $("dashboard-activities").replaceChildren(
     ...dashboard.activities.map((activity) => el("tr", {}, el("td", {}, activity.friendly_name), el("td", {}, String(activity.workers)))),
   );
-  keepOptions($("explain-task"), dashboard.waiting_tasks.map((task) => [task.sid, `${task.queue || "no queue"} · ${task.age} s · ${JSON.stringify(task.attributes)}`]));
+  keepOptions($("explain-task"), dashboard.waiting_tasks.map((task) => [task.sid, `${task.queue || "no queue"} · ${task.age} s · ${task.caller || task.sid} · ${(task.skills_needed || []).join(", ")}`]));
   keepOptions($("explain-worker"), dashboard.workers.map((worker) => [worker.sid, `${worker.friendly_name} (${worker.activity_name})`]));
 }
 
 /** Replaces a select's options, keeping the selection when it is still there. */
 function keepOptions(select, options) {
+  // Not under the admin's hand: an open menu is left alone until the next push.
+  if (document.activeElement === select) return;
   const chosen = select.value;
   select.replaceChildren(...options.map(([value, label]) => el("option", { value }, label)));
-  if (options.some(([value]) => value === chosen)) select.value = chosen;
+  if (options.some(([value]) => value === chosen)) {
+    select.value = chosen;
+  } else if (chosen) {
+    // What was chosen is gone (the task was answered): say so rather than pick another.
+    select.prepend(el("option", { value: "" }, "(no longer waiting)"));
+    select.value = "";
+  }
 }
 
 $("explain-form").addEventListener("submit", async (event) => {
@@ -234,12 +246,21 @@ $("skill-form").addEventListener("submit", (event) => {
 
 /** A worker's skills as Flex keeps them: enabled in routing, switched off in disabled_skills. */
 function workerSkills(worker) {
-  const attributes = JSON.parse(worker.attributes || "{}");
-  const routing = attributes.routing || {};
-  const disabled = attributes.disabled_skills || {};
+  let attributes = {};
+  try {
+    attributes = JSON.parse(worker.attributes || "{}");
+  } catch (_) {
+    attributes = {};
+  }
+  const object = (value) => (value && typeof value === "object" && !Array.isArray(value) ? value : {});
+  const names = (value) => (Array.isArray(value) ? value.filter((name) => typeof name === "string") : []);
+  const routing = object(object(attributes).routing);
+  const disabled = object(object(attributes).disabled_skills);
+  const levels = object(routing.levels);
+  const disabledLevels = object(disabled.levels);
   return [
-    ...(routing.skills || []).map((name) => ({ name, level: (routing.levels || {})[name], enabled: true })),
-    ...(disabled.skills || []).map((name) => ({ name, level: (disabled.levels || {})[name], enabled: false })),
+    ...names(routing.skills).map((name) => ({ name, level: levels[name], enabled: true })),
+    ...names(disabled.skills).map((name) => ({ name, level: disabledLevels[name], enabled: false })),
   ];
 }
 
@@ -377,8 +398,10 @@ function renderWorkflows(workflows) {
 function refillQueues(select) {
   const chosen = select.value || select.dataset.want || "";
   const none = select.id === "default-queue" ? [el("option", { value: "" }, "(none)")] : [];
-  select.replaceChildren(...none, ...queues.map((queue) => el("option", { value: queue.sid }, queue.friendly_name)));
-  if ([...select.options].some((option) => option.value === chosen)) select.value = chosen;
+  // A queue the configuration names but the list lacks is shown as it is, never replaced.
+  const unknown = chosen && !queues.some((queue) => queue.sid === chosen) ? [el("option", { value: chosen }, `unknown queue ${chosen}`)] : [];
+  select.replaceChildren(...none, ...unknown, ...queues.map((queue) => el("option", { value: queue.sid }, queue.friendly_name)));
+  select.value = chosen;
 }
 
 function queueSelect(sid) {
@@ -388,24 +411,32 @@ function queueSelect(sid) {
   return select;
 }
 
+// The configuration as read, so that what the form does not edit (order_by, skip_if,
+// known workers, other keys) is kept when the form writes the JSON.
+let configurationRead = { task_routing: { filters: [] } };
+
 function targetRow(target) {
-  return el("div", { class: "target" },
+  const row = el("div", { class: "target" },
     el("label", {}, "Queue ", queueSelect(target.queue)),
     el("label", {}, "Priority ", el("input", { type: "number", class: "target-priority", value: target.priority ?? "" })),
     el("label", {}, "Timeout (s) ", el("input", { type: "number", class: "target-timeout", value: target.timeout ?? "" })),
     el("label", {}, "Worker expression ", el("input", { class: "target-expression", value: target.expression ?? "", spellcheck: "false" })),
     el("button", { type: "button", class: "secondary", onclick: (event) => { event.target.closest(".target").remove(); formToJson(); } }, "Remove target"));
+  row.read = target;
+  return row;
 }
 
 function filterBox(filter) {
-  const targets = el("div", { class: "targets" }, ...(filter.targets || [{}]).map(targetRow));
-  return el("div", { class: "filter" },
+  const targets = el("div", { class: "targets" }, ...(Array.isArray(filter.targets) ? filter.targets : [{}]).map(targetRow));
+  const box = el("div", { class: "filter" },
     el("label", {}, "Filter name ", el("input", { class: "filter-name", value: filter.filter_friendly_name ?? "" })),
     el("label", {}, "Task expression ", el("input", { class: "filter-expression", value: filter.expression ?? "", spellcheck: "false" })),
     targets,
     el("div", { class: "actions" },
       el("button", { type: "button", class: "secondary", onclick: () => { targets.append(targetRow({})); formToJson(); } }, "Add target"),
       el("button", { type: "button", class: "secondary", onclick: (event) => { event.target.closest(".filter").remove(); formToJson(); } }, "Remove filter")));
+  box.read = filter;
+  return box;
 }
 
 function editWorkflow(workflow) {
@@ -420,34 +451,40 @@ function editWorkflow(workflow) {
 }
 
 function jsonToForm(configuration) {
+  configurationRead = configuration;
   const routing = configuration.task_routing || {};
-  $("filters").replaceChildren(...(routing.filters || []).map(filterBox));
+  $("filters").replaceChildren(...(Array.isArray(routing.filters) ? routing.filters : []).map(filterBox));
   const defaultQueue = $("default-queue");
   defaultQueue.dataset.want = (routing.default_filter && routing.default_filter.queue) || "";
   defaultQueue.value = defaultQueue.dataset.want;
   refillQueues(defaultQueue);
 }
 
-/** The configuration the form describes. */
+/** The configuration the form describes, over what was read (fields it does not edit kept). */
 function formConfiguration() {
   const number = (input) => (input.value === "" ? undefined : Number(input.value));
+  const set = (object, key, value) => {
+    if (value === undefined || value === "") delete object[key];
+    else object[key] = value;
+  };
   const filters = [...document.querySelectorAll("#filters .filter")].map((box) => {
-    const filter = { filter_friendly_name: box.querySelector(".filter-name").value, expression: box.querySelector(".filter-expression").value };
+    const filter = { ...(box.read || {}) };
+    set(filter, "filter_friendly_name", box.querySelector(".filter-name").value);
+    filter.expression = box.querySelector(".filter-expression").value;
     filter.targets = [...box.querySelectorAll(".target")].map((row) => {
-      const target = { queue: row.querySelector(".queue-choice").value };
-      const priority = number(row.querySelector(".target-priority"));
-      const timeout = number(row.querySelector(".target-timeout"));
-      const expression = row.querySelector(".target-expression").value.trim();
-      if (priority !== undefined) target.priority = priority;
-      if (timeout !== undefined) target.timeout = timeout;
-      if (expression) target.expression = expression;
+      const target = { ...(row.read || {}) };
+      target.queue = row.querySelector(".queue-choice").value;
+      set(target, "priority", number(row.querySelector(".target-priority")));
+      set(target, "timeout", number(row.querySelector(".target-timeout")));
+      set(target, "expression", row.querySelector(".target-expression").value.trim());
       return target;
     });
     return filter;
   });
-  const routing = { filters };
-  if ($("default-queue").value) routing.default_filter = { queue: $("default-queue").value };
-  return { task_routing: routing };
+  const routing = { ...(configurationRead.task_routing || {}), filters };
+  if ($("default-queue").value) routing.default_filter = { ...(routing.default_filter || {}), queue: $("default-queue").value };
+  else delete routing.default_filter;
+  return { ...configurationRead, task_routing: routing };
 }
 
 function formToJson() {

@@ -9,10 +9,14 @@ const $ = (id) => document.getElementById(id);
 
 let csrf = "";
 let stream = null;
+let retry = null;
 let receivedAt = 0;
 const offersSeen = new Set();
-// Task SID → its open conversation panel ({ element, source, deliveries }).
+// Task SID → its conversation panel ({ element, messages, loading, again }).
 const conversations = new Map();
+// What each part of the page was last drawn from: a part is drawn again only when it changed,
+// so that a push does not take the focus from the reply box or fold the open attributes.
+const drawn = { activities: "", offers: "", tasks: "" };
 
 /** Calls the agent API; a write carries the session's CSRF token. Throws with the server's message. */
 async function api(method, path, form) {
@@ -32,6 +36,8 @@ async function api(method, path, form) {
   if (!response.ok) {
     const error = new Error((body && body.message) || response.statusText);
     error.status = response.status;
+    // The session ended (a new secret, 12 hours): back to the sign-in form.
+    if (response.status === 401 && path !== "/agent/api/session") signedOut();
     throw error;
   }
   return body;
@@ -88,26 +94,47 @@ function signedIn(state) {
   listen();
 }
 
-/** Opens the live stream. The browser reconnects by itself; the first `state` after a reconnection puts the page right. */
-function listen() {
+/** Stops everything live and shows the sign-in form. */
+function signedOut() {
   if (stream) stream.close();
+  stream = null;
+  clearTimeout(retry);
+  conversations.clear();
+  drawn.activities = drawn.offers = drawn.tasks = "";
+  show(false);
+}
+
+/**
+ * Opens the live stream. The browser reconnects by itself after a network error; after an
+ * answer it gives up on (a proxy's 502 while the server restarts) the page opens it again, a
+ * little later each time. The first `state` after a reconnection puts the page right.
+ */
+function listen(delay = 1000) {
+  if (stream) stream.close();
+  clearTimeout(retry);
   stream = new EventSource("/agent/api/events");
-  stream.addEventListener("open", () => setConnection(true));
+  stream.addEventListener("open", () => {
+    setConnection(true);
+    delay = 1000;
+  });
   stream.addEventListener("state", (event) => {
     setConnection(true);
     render(JSON.parse(event.data));
   });
+  stream.addEventListener("conversation", (event) => {
+    const { task_sid: task } = JSON.parse(event.data);
+    for (const [sid, panel] of conversations) if (!task || sid === task) load(sid, panel);
+  });
   stream.addEventListener("error", async () => {
     setConnection(false);
+    const closed = stream && stream.readyState === EventSource.CLOSED;
     // A stream that cannot reconnect because the session ended: back to the sign-in form.
     try {
       await api("GET", "/agent/api/state");
-    } catch (error) {
-      if (error.status === 401) {
-        stream.close();
-        show(false);
-      }
+    } catch (_) {
+      return;
     }
+    if (closed && stream) retry = setTimeout(() => listen(Math.min(delay * 2, 30000)), delay);
   });
 }
 
@@ -116,12 +143,21 @@ function render(state) {
   $("who").textContent = state.worker.friendly_name;
   $("who").dataset.activity = state.worker.activity_name;
   const select = $("activity");
-  select.replaceChildren(
-    ...state.activities.map((activity) => el("option", { value: activity.sid }, activity.friendly_name)),
-  );
-  select.value = state.worker.activity_sid;
+  const activities = JSON.stringify(state.activities);
+  if (activities !== drawn.activities) {
+    drawn.activities = activities;
+    select.replaceChildren(
+      ...state.activities.map((activity) => el("option", { value: activity.sid }, activity.friendly_name)),
+    );
+  }
+  if (document.activeElement !== select) select.value = state.worker.activity_sid;
   renderOffers(state.offers);
   renderTasks(state.tasks);
+}
+
+/** What a part of the page shows of `items`, leaving out what changes with every push. */
+function signature(items) {
+  return JSON.stringify(items.map(({ age, expires_in_ms, ...kept }) => kept));
 }
 
 function details(item) {
@@ -143,6 +179,17 @@ function attributes(item) {
 
 function renderOffers(offers) {
   $("no-offers").hidden = offers.length > 0;
+  const drawing = signature(offers);
+  if (drawing === drawn.offers) {
+    // Same offers: only their time left moves.
+    for (const offer of offers) {
+      const countdown = document.querySelector(`[data-reservation="${offer.reservation_sid}"] .countdown`);
+      if (countdown) countdown.dataset.expires = String(receivedAt + offer.expires_in_ms);
+    }
+    tick();
+    return;
+  }
+  drawn.offers = drawing;
   let fresh = false;
   $("offers").replaceChildren(
     ...offers.map((offer) => {
@@ -167,19 +214,22 @@ function renderOffers(offers) {
     }),
   );
   tick();
-  if (fresh) notify(offers.length);
+  if (fresh) {
+    // When the newest offer reached the screen (the browser tests compare it with the offer's
+    // creation).
+    document.body.dataset.offerShownAt = String(Date.now());
+    notify(offers.length);
+  }
   document.title = offers.length ? `(${offers.length}) Offer · Switchboard` : "Switchboard · Agent";
 }
 
 function renderTasks(tasks) {
   $("no-tasks").hidden = tasks.length > 0;
+  const drawing = signature(tasks);
+  if (drawing === drawn.tasks) return;
+  drawn.tasks = drawing;
   const open = new Set(tasks.map((task) => task.task_sid));
-  for (const [task, panel] of conversations) {
-    if (!open.has(task)) {
-      panel.source.close();
-      conversations.delete(task);
-    }
-  }
+  for (const task of conversations.keys()) if (!open.has(task)) conversations.delete(task);
   $("tasks").replaceChildren(
     ...tasks.map((task) => {
       const wrapping = task.assignment_status === "wrapping";
@@ -193,7 +243,7 @@ function renderTasks(tasks) {
           "div",
           { class: "actions" },
           wrapping ? null : el("button", { type: "button", class: "secondary wrap", onclick: () => finish(task.task_sid, "wrapping") }, "Wrap up"),
-          el("button", { type: "button", class: "complete", onclick: () => finish(task.task_sid, "completed") }, "Complete"),
+          el("button", { type: "button", class: "complete", onclick: () => finish(task.task_sid, "completed", task.channel) }, "Complete"),
         ),
       );
       if (task.channel === "sms") card.append(conversation(task.task_sid));
@@ -202,7 +252,7 @@ function renderTasks(tasks) {
   );
 }
 
-/** The conversation panel of an SMS task: kept across renders, fed by its own event stream. */
+/** The conversation panel of an SMS task: kept across renders, read again when it changes. */
 function conversation(task) {
   let panel = conversations.get(task);
   if (panel) return panel.element;
@@ -221,34 +271,40 @@ function conversation(task) {
     }
   });
   const element = el("section", { class: "conversation" }, el("h3", {}, "Conversation"), messages, form);
-  const deliveries = new Map();
-  const source = new EventSource(`/agent/api/conversations/${task}/events`);
-  panel = { element, source, deliveries };
+  panel = { element, messages, loading: false, again: false };
   conversations.set(task, panel);
-  const load = async () => {
-    const view = await api("GET", `/agent/api/conversations/${task}`);
-    messages.replaceChildren();
-    deliveries.clear();
-    for (const message of view.messages) addMessage(panel, messages, message);
-  };
-  source.addEventListener("ready", load);
-  source.addEventListener("lagged", load);
-  source.addEventListener("message", (event) => addMessage(panel, messages, JSON.parse(event.data)));
-  source.addEventListener("delivery", (event) => {
-    const delivery = JSON.parse(event.data);
-    const shown = deliveries.get(delivery.id);
-    if (shown) shown.textContent = delivery.status;
-  });
+  load(task, panel);
   return element;
 }
 
-function addMessage(panel, messages, message) {
-  const delivery = message.delivery ? el("span", { class: "delivery" }, message.delivery.status) : null;
-  if (message.delivery) panel.deliveries.set(message.delivery.id, delivery);
-  messages.append(
-    el("p", { class: `message ${message.author}` }, el("span", { class: "author" }, message.author), el("span", { class: "body" }, message.body), delivery),
-  );
-  messages.scrollTop = messages.scrollHeight;
+/**
+ * Reads the conversation and shows it whole: one read at a time, and one more if it changed
+ * meanwhile, so that what is shown is never older than the last change.
+ */
+async function load(task, panel) {
+  if (panel.loading) {
+    panel.again = true;
+    return;
+  }
+  panel.loading = true;
+  try {
+    do {
+      panel.again = false;
+      const view = await api("GET", `/agent/api/conversations/${task}`);
+      const atBottom = panel.messages.scrollTop + panel.messages.clientHeight >= panel.messages.scrollHeight - 4;
+      panel.messages.replaceChildren(...view.messages.map(message));
+      if (atBottom) panel.messages.scrollTop = panel.messages.scrollHeight;
+    } while (panel.again);
+  } catch (_) {
+    // The task ended or the session did; the next state says which.
+  } finally {
+    panel.loading = false;
+  }
+}
+
+function message(item) {
+  const delivery = item.delivery ? el("span", { class: "delivery" }, item.delivery.status) : null;
+  return el("p", { class: `message ${item.author}` }, el("span", { class: "author" }, item.author), el("span", { class: "body" }, item.body), delivery);
 }
 
 async function answer(reservation, status) {
@@ -260,9 +316,15 @@ async function answer(reservation, status) {
   }
 }
 
-async function finish(task, status) {
+async function finish(task, status, channel) {
   $("desk-error").textContent = "";
   try {
+    if (channel === "sms" && status === "completed") {
+      // Closing a conversation completes its task and texts the customer the closing message.
+      await api("POST", `/agent/api/conversations/${task}/close`);
+      render(await api("GET", "/agent/api/state"));
+      return;
+    }
     render(await api("POST", `/agent/api/tasks/${task}`, { AssignmentStatus: status }));
   } catch (error) {
     $("desk-error").textContent = error.message;
@@ -278,10 +340,21 @@ function tick() {
   }
 }
 
-/** A short tone, and a browser notification when the agent allowed them. */
-function notify(count) {
+// One audio context for the page, resumed by the agent's first click: browsers keep sound off
+// until the page was used.
+let audio = null;
+document.addEventListener("click", () => {
   try {
-    const audio = new AudioContext();
+    audio = audio || new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+  } catch (_) {
+    audio = null;
+  }
+});
+
+/** A short tone, and a browser notification when the agent allowed them and looks elsewhere. */
+function notify(count) {
+  if (audio && audio.state === "running") {
     const tone = audio.createOscillator();
     const volume = audio.createGain();
     volume.gain.value = 0.1;
@@ -289,8 +362,6 @@ function notify(count) {
     tone.connect(volume).connect(audio.destination);
     tone.start();
     tone.stop(audio.currentTime + 0.25);
-  } catch (_) {
-    // No audio (autoplay policy, headless browser): the title and the notification remain.
   }
   if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
     new Notification("Switchboard", { body: count === 1 ? "A new offer is waiting." : `${count} offers are waiting.` });
@@ -325,10 +396,7 @@ $("sign-out").addEventListener("click", async () => {
   try {
     await api("DELETE", "/agent/api/session");
   } finally {
-    if (stream) stream.close();
-    for (const panel of conversations.values()) panel.source.close();
-    conversations.clear();
-    show(false);
+    signedOut();
   }
 });
 

@@ -11,25 +11,29 @@
 //! - `POST /agent/api/reservations/{WR}` (`ReservationStatus`: `accepted` or `rejected`);
 //! - `POST /agent/api/tasks/{WT}` (`AssignmentStatus`: `wrapping` or `completed`).
 
+use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
-use futures_util::{StreamExt, stream};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::ApiError;
 use super::session::AgentSession;
 use super::taskrouter::render::date;
+use crate::agents::Agents;
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::routing::{
     Command, Engine, Event, Millis, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus,
 };
-use crate::sms::Sms;
+use crate::sms::{ConversationEvent, Sms};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
@@ -40,8 +44,8 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/agent/api/tasks/{task}").route(web::post().to(finish)));
 }
 
-/// The agent's view at `now`: `None` if the worker is gone.
-fn view(engine: &Engine, worker: Sid, now: Millis) -> Option<Value> {
+/// The agent's view at `now`, and the tasks it shows: `None` if the worker is gone.
+fn view(engine: &Engine, worker: Sid, now: Millis) -> Option<(Value, HashSet<Sid>)> {
     let me = engine.worker(worker)?;
     let activity = engine.worker_activity(me);
     let activities: Vec<Value> = engine
@@ -53,6 +57,7 @@ fn view(engine: &Engine, worker: Sid, now: Millis) -> Option<Value> {
         .collect();
     let mut offers = Vec::new();
     let mut tasks = Vec::new();
+    let mut shown = HashSet::new();
     let mut mine: Vec<_> =
         engine.reservations().filter(|r| engine.reservation_worker(r).sid == worker).collect();
     mine.sort_unstable_by_key(|reservation| (reservation.created_at, reservation.sid));
@@ -75,17 +80,18 @@ fn view(engine: &Engine, worker: Sid, now: Millis) -> Option<Value> {
         });
         match reservation.status {
             ReservationStatus::Pending => {
-                offers.push(with(item, "expires_in_ms", json!((reservation.timeout_at - now).max(0))))
+                offers.push(with(item, "expires_in_ms", json!((reservation.timeout_at - now).max(0))));
             }
             ReservationStatus::Accepted | ReservationStatus::Wrapping
                 if matches!(task.status, TaskStatus::Assigned | TaskStatus::Wrapping) =>
             {
-                tasks.push(item)
+                tasks.push(item);
             }
-            _ => {}
+            _ => continue,
         }
+        shown.insert(task.sid);
     }
-    Some(json!({
+    let state = json!({
         "worker": {
             "sid": worker.to_string(),
             "friendly_name": me.friendly_name,
@@ -96,7 +102,8 @@ fn view(engine: &Engine, worker: Sid, now: Millis) -> Option<Value> {
         "activities": activities,
         "offers": offers,
         "tasks": tasks,
-    }))
+    });
+    Some((state, shown))
 }
 
 fn with(mut item: Value, key: &str, value: Value) -> Value {
@@ -110,75 +117,137 @@ fn gone() -> ApiError {
 
 async fn state(session: AgentSession, engine: web::Data<LiveEngine>) -> Result<HttpResponse, ApiError> {
     let now = live::now();
-    let found = engine.read(|engine| view(engine, session.worker, now)).ok_or_else(gone)?;
+    let (found, _) = engine.read(|engine| view(engine, session.worker, now)).ok_or_else(gone)?;
     Ok(HttpResponse::Ok().json(with(found, "csrf_token", session.csrf.into())))
 }
 
-/// How often an idle stream says it is alive.
+/// How often an idle stream says it is alive (and checks that its session still holds).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// `state` now, then again after every burst of engine events that concerns the agent.
+/// What one agent's stream carries along between pushes.
+struct Stream {
+    worker: Sid,
+    /// The session's expiry and the secret digest it was signed with: when either no longer
+    /// holds, the stream ends (a new secret signs the agent out everywhere, live streams too).
+    expires: Millis,
+    bound_to: Option<String>,
+    /// The tasks on the page (offers and tasks in hand), as of the last push.
+    shown: HashSet<Sid>,
+    engine: Arc<LiveEngine>,
+    agents: Arc<Agents>,
+    sms: Arc<Sms>,
+    changes: broadcast::Receiver<Event>,
+    texts: broadcast::Receiver<ConversationEvent>,
+    beat: tokio::time::Interval,
+}
+
+impl Stream {
+    fn session_holds(&self) -> bool {
+        live::now() < self.expires && self.agents.secret_digest(self.worker) == self.bound_to
+    }
+
+    /// The agent's state, noting which tasks it shows.
+    fn state(&mut self) -> Option<Bytes> {
+        let (state, shown) = self.engine.read(|engine| view(engine, self.worker, live::now()))?;
+        self.shown = shown;
+        Some(Bytes::from(sse("state", &state)))
+    }
+
+    /// Whether `event` changes what the page shows: the agent's own changes and offers, any
+    /// change to a task on the page, and the activities to choose from.
+    fn concerns(&self, event: &Event) -> bool {
+        event.worker == Some(self.worker)
+            || event.resource == self.worker
+            || event.task.is_some_and(|task| self.shown.contains(&task))
+            || event.resource.kind() == SidKind::Activity
+    }
+
+    /// The next chunk: a state after a burst of engine events that concerns the agent, a
+    /// conversation's change (the page reads the conversation again), or a keep-alive. `None`
+    /// ends the stream: the server stops, or the session no longer holds.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            let relevant = tokio::select! {
+                () = self.sms.stopping() => return None,
+                _ = self.beat.tick() => {
+                    return self.session_holds().then(|| Bytes::from_static(b": keep-alive\n\n"));
+                }
+                text = self.texts.recv() => match text {
+                    Ok(text) if self.shown.contains(&text.task) => {
+                        let task = json!({"task_sid": text.task.to_string()});
+                        return self.session_holds().then(|| Bytes::from(sse("conversation", &task)));
+                    }
+                    Ok(_) => continue,
+                    // Missed some: every conversation on the page is read again.
+                    Err(RecvError::Lagged(_)) => {
+                        let all = json!({"task_sid": null});
+                        return self.session_holds().then(|| Bytes::from(sse("conversation", &all)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                change = self.changes.recv() => match change {
+                    Ok(event) => self.concerns(&event),
+                    // Missed some: the whole state catches up anyway.
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            // One state for a burst: what is already there is in it too.
+            let mut relevant = relevant;
+            loop {
+                match self.changes.try_recv() {
+                    Ok(event) => relevant |= self.concerns(&event),
+                    Err(TryRecvError::Lagged(_)) => relevant = true,
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                }
+            }
+            if relevant {
+                return if self.session_holds() { self.state() } else { None };
+            }
+        }
+    }
+}
+
+/// `state` now, then again after every burst of engine events that concerns the agent, and
+/// `conversation` when one of the agent's conversations changes. One stream per page: a
+/// browser opens at most six connections to a host, which a stream per conversation would
+/// use up.
 async fn events(
     session: AgentSession,
     engine: web::Data<LiveEngine>,
+    agents: web::Data<Agents>,
     sms: web::Data<Sms>,
 ) -> Result<HttpResponse, ApiError> {
-    let worker = session.worker;
-    let receiver = engine.subscribe();
-    let engine = engine.into_inner();
-    let first = engine.read(|engine| view(engine, worker, live::now())).ok_or_else(gone)?;
-    let first = stream::once(std::future::ready(Ok::<_, Infallible>(Bytes::from(sse(&first)))));
     let mut beat = tokio::time::interval(KEEP_ALIVE);
     beat.reset();
-    let sms = sms.into_inner();
-    let changes = stream::unfold(
-        (receiver, engine, sms, beat),
-        move |(mut receiver, engine, sms, mut beat)| async move {
-            loop {
-                let relevant = tokio::select! {
-                    // Every live stream of the server ends when it stops.
-                    () = sms.stopping() => return None,
-                    _ = beat.tick() => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (receiver, engine, sms, beat))),
-                    next = receiver.recv() => match next {
-                        Ok(event) => concerns(&engine, worker, &event),
-                        // Missed some: send the whole state anyway, which is what catching up means.
-                        Err(RecvError::Lagged(_)) => true,
-                        Err(RecvError::Closed) => return None,
-                    },
-                };
-                // One state for a burst: drain what is already there.
-                let mut relevant = relevant;
-                loop {
-                    match receiver.try_recv() {
-                        Ok(event) => relevant |= concerns(&engine, worker, &event),
-                        Err(TryRecvError::Lagged(_)) => relevant = true,
-                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                    }
-                }
-                if !relevant {
-                    continue;
-                }
-                let state = engine.read(|engine| view(engine, worker, live::now()))?;
-                return Some((Ok(Bytes::from(sse(&state))), (receiver, engine, sms, beat)));
-            }
-        },
-    );
+    let mut stream = Stream {
+        worker: session.worker,
+        expires: session.expires,
+        bound_to: agents.secret_digest(session.worker),
+        shown: HashSet::new(),
+        changes: engine.subscribe(),
+        texts: sms.subscribe(),
+        engine: engine.into_inner(),
+        agents: agents.into_inner(),
+        sms: sms.into_inner(),
+        beat,
+    };
+    let first = stream.state().ok_or_else(gone)?;
+    let first = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(first)));
+    let changes = futures_util::stream::unfold(stream, |mut stream| async move {
+        let chunk = stream.next().await?;
+        Some((Ok(chunk), stream))
+    });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
+        // A proxy (nginx) would otherwise hold the offers back in its buffer.
+        .insert_header(("x-accel-buffering", "no"))
         .streaming(first.chain(changes)))
 }
 
-/// Whether `event` changes what `worker`'s page shows: their own changes and offers, and any
-/// change to a task they hold.
-fn concerns(engine: &LiveEngine, worker: Sid, event: &Event) -> bool {
-    event.worker == Some(worker)
-        || event.resource == worker
-        || event.task.is_some_and(|task| engine.read(|engine| engine.worker_took_task(worker, task)))
-}
-
-fn sse(state: &Value) -> String {
-    format!("event: state\ndata: {state}\n\n")
+fn sse(name: &str, data: &Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
 }
 
 #[derive(Deserialize)]

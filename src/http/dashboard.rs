@@ -70,7 +70,9 @@ fn view(engine: &Engine, now: Millis) -> Value {
                 "assignment_status": task.status.as_str(),
                 "queue": engine.task_queue(task).map(|queue| queue.friendly_name.clone()),
                 "age": (now - task.created_at).max(0) / 1000,
-                "attributes": task.attributes,
+                // A summary, not the attributes (up to 4 KiB each, for every waiting task).
+                "caller": task.attributes.get("from"),
+                "skills_needed": task.attributes.get("skillsNeeded"),
             })
         })
         .collect();

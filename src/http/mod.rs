@@ -11,7 +11,7 @@ mod drain;
 mod error;
 mod health;
 mod pages;
-mod session;
+pub(crate) mod session;
 pub mod signature;
 mod sms;
 mod taskrouter;

@@ -26,8 +26,17 @@ use crate::config::Credentials;
 use crate::live::{self, LiveEngine};
 use crate::routing::{Sid, SidKind};
 
-/// The session cookie's name.
-pub(super) const COOKIE: &str = "switchboard_session";
+/// The session cookies' names, one per role: signing in on the agent page in a browser where
+/// the admin page is open does not end the admin's session.
+pub(super) const AGENT_COOKIE: &str = "switchboard_agent";
+pub(super) const ADMIN_COOKIE: &str = "switchboard_admin";
+
+fn cookie_name(role: Role) -> &'static str {
+    match role {
+        Role::Agent => AGENT_COOKIE,
+        Role::Admin => ADMIN_COOKIE,
+    }
+}
 /// How long a sign-in lasts: a long shift.
 const SESSION_HOURS: i64 = 12;
 pub(super) const CSRF_HEADER: &str = "X-CSRF-Token";
@@ -37,13 +46,13 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/agent/api/session")
                 .route(web::post().to(agent_sign_in))
-                .route(web::delete().to(sign_out)),
+                .route(web::delete().to(|request: HttpRequest| sign_out(request, Role::Agent))),
         )
         .service(
             web::resource("/admin/api/session")
                 .route(web::get().to(admin_session))
                 .route(web::post().to(admin_sign_in))
-                .route(web::delete().to(sign_out)),
+                .route(web::delete().to(|request: HttpRequest| sign_out(request, Role::Admin))),
         );
 }
 
@@ -62,11 +71,15 @@ struct AdminSignIn {
 }
 
 async fn agent_sign_in(
+    request: HttpRequest,
     form: Result<web::Form<AgentSignIn>, actix_web::Error>,
     engine: web::Data<LiveEngine>,
     agents: web::Data<Agents>,
     credentials: web::Data<Credentials>,
 ) -> HttpResponse {
+    if let Some(refusal) = cross_site(&request) {
+        return refusal;
+    }
     let Ok(form) = form else { return refused(StatusCode::BAD_REQUEST, "Name and Secret are required") };
     let Some(worker) = agents.sign_in(&engine, form.name.trim(), form.secret.trim()) else {
         return refused(StatusCode::UNAUTHORIZED, "unknown name or wrong secret");
@@ -75,6 +88,7 @@ async fn agent_sign_in(
     let name =
         engine.read(|engine| engine.worker(worker).map(|w| w.friendly_name.clone())).unwrap_or_default();
     signed_in(
+        &request,
         Role::Agent,
         &worker.to_string(),
         &credentials.auth_token,
@@ -84,9 +98,13 @@ async fn agent_sign_in(
 }
 
 async fn admin_sign_in(
+    request: HttpRequest,
     form: Result<web::Form<AdminSignIn>, actix_web::Error>,
     credentials: web::Data<Credentials>,
 ) -> HttpResponse {
+    if let Some(refusal) = cross_site(&request) {
+        return refusal;
+    }
     let Ok(form) = form else {
         return refused(StatusCode::BAD_REQUEST, "AccountSid and AuthToken are required");
     };
@@ -101,22 +119,20 @@ async fn admin_sign_in(
     if !(user_ok & token_ok) {
         return refused(StatusCode::UNAUTHORIZED, "wrong account SID or auth token");
     }
-    signed_in(Role::Admin, &credentials.account_sid, &credentials.auth_token, "", json!({}))
+    signed_in(&request, Role::Admin, &credentials.account_sid, &credentials.auth_token, "", json!({}))
 }
 
 /// The admin's session, for a reloaded page: its CSRF token (401 when not signed in).
 async fn admin_session(request: HttpRequest) -> HttpResponse {
-    match checked_session(&request) {
-        Ok((session, csrf)) if session.role == Role::Admin => {
-            HttpResponse::Ok().json(json!({"sid": session.subject, "csrf_token": csrf}))
-        }
-        Ok(_) => refused(StatusCode::FORBIDDEN, "this is the admin's session API: sign in as the admin"),
+    match checked_session(&request, Role::Admin) {
+        Ok((session, csrf)) => HttpResponse::Ok().json(json!({"sid": session.subject, "csrf_token": csrf})),
         Err(refusal) => refusal.error_response(),
     }
 }
 
 /// Sets the session cookie and answers the subject and the CSRF token (with `extra`).
 fn signed_in(
+    request: &HttpRequest,
     role: Role,
     subject: &str,
     auth_token: &str,
@@ -127,10 +143,11 @@ fn signed_in(
     let Ok(session) = Session::new(role, subject, expires) else {
         return refused(StatusCode::INTERNAL_SERVER_ERROR, "no random source for the session");
     };
-    let cookie = Cookie::build(COOKIE, session.token(auth_token, bound_to))
+    let cookie = Cookie::build(cookie_name(role), session.token(auth_token, bound_to))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(behind_https(request))
         .max_age(CookieDuration::hours(SESSION_HOURS))
         .finish();
     extra["sid"] = subject.into();
@@ -138,8 +155,28 @@ fn signed_in(
     HttpResponse::Ok().cookie(cookie).json(extra)
 }
 
-async fn sign_out() -> HttpResponse {
-    let mut cookie = Cookie::build(COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).finish();
+/// Whether the pages are reached over https (`voice.public_url`): the cookie is then sent only
+/// over https.
+fn behind_https(request: &HttpRequest) -> bool {
+    let public_url =
+        request.app_data::<web::Data<super::Webhooks>>().map(|webhooks| webhooks.public_url.as_str());
+    public_url.is_some_and(|url| url.starts_with("https://"))
+}
+
+/// A refusal for a sign-in posted from another site (a forged form signing the browser in as
+/// someone else): browsers say where a request comes from in `Sec-Fetch-Site`.
+fn cross_site(request: &HttpRequest) -> Option<HttpResponse> {
+    sent_by_another_site(request)
+        .then(|| refused(StatusCode::FORBIDDEN, "sign in from Switchboard's own page"))
+}
+
+async fn sign_out(request: HttpRequest, role: Role) -> HttpResponse {
+    let mut cookie = Cookie::build(cookie_name(role), "")
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(behind_https(&request))
+        .finish();
     cookie.make_removal();
     HttpResponse::NoContent().cookie(cookie).finish()
 }
@@ -152,6 +189,8 @@ fn refused(status: StatusCode, message: &str) -> HttpResponse {
 /// token is refused (403).
 pub(super) struct AgentSession {
     pub worker: Sid,
+    /// When the session ends.
+    pub expires: crate::routing::Millis,
     /// The session's CSRF token, which the page needs again after a reload.
     pub csrf: String,
 }
@@ -161,10 +200,10 @@ impl FromRequest for AgentSession {
     type Future = Ready<Result<AgentSession, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(checked_session(request).and_then(|(session, csrf)| {
+        ready(checked_session(request, Role::Agent).and_then(|(session, csrf)| {
             match session.role {
                 Role::Agent => Sid::parse(&session.subject, SidKind::Worker)
-                    .map(|worker| AgentSession { worker, csrf })
+                    .map(|worker| AgentSession { worker, expires: session.expires, csrf })
                     .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "sign in again")),
                 Role::Admin => {
                     Err(ApiError::new(StatusCode::FORBIDDEN, "this is the agents' API: sign in as an agent"))
@@ -174,12 +213,15 @@ impl FromRequest for AgentSession {
     }
 }
 
-/// The session of `request`, checked: signature, expiry, and for a write its CSRF token.
-/// Answers the session and its CSRF token.
-pub(super) fn checked_session(request: &HttpRequest) -> Result<(Session, String), ApiError> {
+/// The `role` session of `request`, checked: signature, expiry, and for a write its CSRF
+/// token. Answers the session and its CSRF token.
+pub(super) fn checked_session(request: &HttpRequest, role: Role) -> Result<(Session, String), ApiError> {
     let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, message);
-    let cookie = request.cookie(COOKIE).ok_or_else(|| unauthorized("not signed in"))?;
+    let cookie = request.cookie(cookie_name(role)).ok_or_else(|| unauthorized("not signed in"))?;
     let (session, mac) = Session::parse(cookie.value()).ok_or_else(|| unauthorized("not signed in"))?;
+    if session.role != role {
+        return Err(unauthorized("not signed in"));
+    }
     let (Some(credentials), Some(agents)) =
         (request.app_data::<web::Data<Credentials>>(), request.app_data::<web::Data<Agents>>())
     else {
@@ -206,10 +248,22 @@ pub(super) fn checked_session(request: &HttpRequest) -> Result<(Session, String)
 }
 
 /// Whether `request` carries a valid admin session (with its CSRF token for a write).
-pub(super) fn is_admin_session(request: &HttpRequest) -> Result<bool, ApiError> {
-    if request.cookie(COOKIE).is_none() {
+pub(crate) fn is_admin_session(request: &HttpRequest) -> Result<bool, ApiError> {
+    if request.cookie(ADMIN_COOKIE).is_none() {
         return Ok(false);
     }
-    let (session, _) = checked_session(request)?;
-    Ok(session.role == Role::Admin)
+    checked_session(request, Role::Admin).map(|_| true)
+}
+
+/// Whether `request` comes from a browser (which says where it comes from in `Sec-Fetch-*`):
+/// it is never sent a Basic challenge, which would make it prompt for the account's
+/// credentials and then send them with every request, forged cross-site ones included.
+pub(crate) fn from_browser(request: &HttpRequest) -> bool {
+    request.headers().contains_key("sec-fetch-mode") || request.headers().contains_key("sec-fetch-site")
+}
+
+/// Whether `request` was sent by another site's page (a forged form or script).
+pub(crate) fn sent_by_another_site(request: &HttpRequest) -> bool {
+    let site = request.headers().get("sec-fetch-site").and_then(|value| value.to_str().ok());
+    matches!(site, Some("cross-site" | "same-site"))
 }

@@ -24,7 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiError;
 use super::admin::Authenticated;
-use super::session::checked_session;
+use super::session::{AGENT_COOKIE, checked_session};
 use super::taskrouter::render::date;
 use super::voice::{Webhooks, refusal, signed_params, twiml};
 use crate::agents::Role;
@@ -87,11 +87,11 @@ impl FromRequest for ConversationTask {
             ))));
         };
         // An agent signed in on the agent page reaches only the conversations they took.
-        let agent = match checked_session(request) {
-            Ok((session, _)) if session.role == Role::Agent => {
-                Sid::parse(&session.subject, SidKind::Worker).ok()
-            }
-            _ => None,
+        let agent = match request.cookie(AGENT_COOKIE).map(|_| checked_session(request, Role::Agent)) {
+            None => None,
+            Some(Ok((session, _))) => Sid::parse(&session.subject, SidKind::Worker).ok(),
+            // An ended session, or a write without its CSRF token.
+            Some(Err(refusal)) => return ready(Err(refused(refusal))),
         };
         if let Some(worker) = agent {
             let engine = request.app_data::<web::Data<LiveEngine>>();

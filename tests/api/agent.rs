@@ -169,7 +169,7 @@ async fn signing_in_needs_the_right_secret_and_the_agent_api_a_session() {
     let forged = app
         .client
         .get(app.url("/agent/api/state"))
-        .header("cookie", "switchboard_session=agent.WK1.99999999999999.n.00");
+        .header("cookie", "switchboard_agent=agent.WK1.99999999999999.n.00");
     assert_eq!(forged.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let page = app.client.get(app.url("/agent")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -211,10 +211,87 @@ async fn the_admin_signs_in_once_and_the_rest_api_takes_the_session_with_its_csr
     assert_eq!(wrong.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
 
     // An ended session gets a 401 without a Basic challenge, which would make the browser prompt.
-    let ended = "switchboard_session=admin.AC0123456789abcdef0123456789abcdef.1.n.00";
+    let ended = "switchboard_admin=admin.AC0123456789abcdef0123456789abcdef.1.n.00";
     let refused = app.client.get(app.url(&activities)).header("cookie", ended).send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert!(refused.headers().get("www-authenticate").is_none());
     let anonymous = app.client.get(app.url(&activities)).send().await.unwrap();
     assert!(anonymous.headers().get("www-authenticate").is_some(), "API clients still get the challenge");
+}
+
+#[tokio::test]
+async fn a_new_secret_ends_the_agent_s_live_stream_and_conversations_are_their_own() {
+    let app = spawn_api().await;
+    let alice = Agent::sign_in(&app, "alice").await;
+    let bob = Agent::sign_in(&app, "bob").await;
+    let mut live =
+        app.client.get(app.url("/agent/api/events")).header("cookie", &alice.cookie).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert_eq!(live.headers()["x-accel-buffering"], "no");
+    let first = String::from_utf8_lossy(&live.chunk().await.unwrap().unwrap()).into_owned();
+    assert!(first.starts_with("event: state\n"), "{first}");
+
+    // A new secret, then a change that concerns alice: the stream ends instead of pushing it.
+    let _renewed = Agent::sign_in(&app, "alice").await;
+    let (worker, available) = app.engine.read(|engine| {
+        (engine.worker_by_name("alice").unwrap().sid, engine.activity_by_name("Available").unwrap().sid)
+    });
+    let command = switchboard::routing::Command::SetWorkerActivity {
+        worker,
+        activity: available,
+        reject_pending: false,
+    };
+    app.engine.execute(command).await.unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), live.chunk())
+        .await
+        .expect("the stream ends");
+    assert!(matches!(ended, Ok(None)), "no more data: {ended:?}");
+
+    // Bob's session reaches no conversation he did not take, and a write needs the CSRF token.
+    let task = format!("WT{}", "0".repeat(32));
+    for (method, path) in [
+        (Method::GET, format!("/agent/api/conversations/{task}")),
+        (Method::POST, format!("/agent/api/conversations/{task}/close")),
+    ] {
+        let (status, body) = bob.call(method, &path, &[], Some(&bob.csrf.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+    let (status, body) = bob
+        .call(Method::POST, &format!("/agent/api/conversations/{task}/messages"), &[("Body", "hi")], None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "without the CSRF token: {body}");
+}
+
+#[tokio::test]
+async fn browsers_are_never_challenged_and_other_sites_cannot_use_the_credentials() {
+    let app = spawn_api().await;
+    let workspace = app.engine.read(|engine| engine.workspace_sid().to_string());
+    let activities = app.url(&format!("/v1/Workspaces/{workspace}/Activities"));
+    // A page's fetch without credentials: 401, but no challenge that would make it prompt.
+    let fetched = app.client.get(&activities).header("sec-fetch-mode", "cors").send().await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::UNAUTHORIZED);
+    assert!(fetched.headers().get("www-authenticate").is_none());
+    // Credentials another site's form sends along are refused, and nothing is created.
+    let forged = app
+        .client
+        .post(&activities)
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("FriendlyName", "Forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    assert!(app.engine.read(|engine| engine.activity_by_name("Forged").is_none()));
+    // Nor can another site's page sign a browser in.
+    let signed = app
+        .client
+        .post(app.url("/admin/api/session"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("AccountSid", ACCOUNT_SID), ("AuthToken", AUTH_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::FORBIDDEN);
+    assert!(signed.headers().get("set-cookie").is_none());
 }

@@ -117,6 +117,7 @@ impl Api {
 /// HTTP Basic auth: the account SID as user name, the auth token as password, as Twilio's
 /// SDKs send them.
 pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> Result<(), TwilioError> {
+    use crate::http::session::{from_browser, is_admin_session, sent_by_another_site};
     let header = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     // The scheme name is case-insensitive (RFC 7617).
     let encoded = header
@@ -125,17 +126,28 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
         .map(|(_, encoded)| encoded);
     // The admin page signs in once and then sends its session cookie instead.
     if header.is_none() {
-        match crate::http::session::is_admin_session(request) {
+        match is_admin_session(request) {
             Ok(true) => return Ok(()),
             Ok(false) => {}
             Err(refused) => return Err(TwilioError::session_refused(&refused)),
         }
     }
+    // A browser is never challenged (it would prompt, then send the credentials with every
+    // request), and credentials it sends anyway do not count on another site's request.
+    let unauthorized = |message: &str| {
+        let error = TwilioError::unauthorized(message);
+        if from_browser(request) { error.without_challenge() } else { error }
+    };
     let Some(encoded) = encoded else {
-        return Err(TwilioError::unauthorized(
+        return Err(unauthorized(
             "Authentication Error - No credentials provided (HTTP Basic auth: account SID and auth token)",
         ));
     };
+    if sent_by_another_site(request) {
+        return Err(unauthorized(
+            "Authentication Error - credentials sent by another site's page are not accepted",
+        ));
+    }
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap_or_default();
     let (user, password) =
         std::str::from_utf8(&decoded).ok().and_then(|text| text.split_once(':')).unwrap_or_default();
@@ -144,7 +156,7 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
     if user_ok & password_ok {
         Ok(())
     } else {
-        Err(TwilioError::unauthorized("Authentication Error - invalid username or auth token"))
+        Err(unauthorized("Authentication Error - invalid username or auth token"))
     }
 }
 

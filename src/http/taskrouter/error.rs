@@ -81,6 +81,11 @@ impl TwilioError {
         }
     }
 
+    /// The same error, without a Basic challenge (for a browser).
+    pub(crate) fn without_challenge(self) -> TwilioError {
+        TwilioError { challenge: false, ..self }
+    }
+
     /// A session cookie that does not hold (ended, or a write without its CSRF token).
     pub(crate) fn session_refused(refused: &crate::http::ApiError) -> TwilioError {
         let status = refused.status_code();
