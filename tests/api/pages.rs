@@ -292,3 +292,100 @@ async fn the_agent_page_reconnects_after_a_crash_and_catches_up_without_a_reload
     assert_eq!(script(&agent, "return window.notReloaded === true").await, true, "no reload");
     agent.screenshot("agent-after-restart").await;
 }
+
+#[tokio::test]
+async fn the_admin_page_edits_skills_queues_and_workflows_and_explains_a_waiting_task() {
+    let app = spawn_api_with(|_| {}).await;
+    let admin = admin_signs_in(&app).await;
+    let alice = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().sid);
+
+    // Team: alice's Sales is switched off (kept with its level), then set to level 4 and on.
+    admin.click("a[href='#team']").await;
+    let sales = "tr[data-worker='alice'] .chip[data-skill='Sales']";
+    admin.click(&format!("{sales} input[type=checkbox]")).await;
+    admin.find("tr[data-worker='alice'] .chip.disabled[data-skill='Sales']").await;
+    let attributes = app.engine.read(|engine| engine.worker(alice).unwrap().attributes.clone());
+    assert_eq!(attributes["disabled_skills"]["skills"], serde_json::json!(["Sales"]), "{attributes}");
+    assert!(attributes["disabled_skills"]["levels"]["Sales"].is_u64(), "the level is kept: {attributes}");
+    admin.click(&format!("{sales} input[type=checkbox]")).await;
+    admin.find("tr[data-worker='alice'] .chip:not(.disabled)[data-skill='Sales']").await;
+    // The level is saved on change, which redraws the row: set it the way a spin button does.
+    let level = format!(
+        "const input = document.querySelector(\"{sales} input[type=number]\"); input.value = '4'; \
+         input.dispatchEvent(new Event('change')); return null"
+    );
+    script(&admin, &level).await;
+    admin
+        .wait_until("alice's Sales level to be 4", async |_| {
+            app.engine
+                .read(|engine| engine.worker(alice).unwrap().attributes["routing"]["levels"]["Sales"] == 4)
+        })
+        .await;
+
+    // Task queues: Sales edited to reserve two workers at a time.
+    admin.click("a[href='#queues']").await;
+    admin.click("tr[data-queue='Sales'] button").await;
+    admin.wait_for_text("#queue-form-title", "Edit Sales").await;
+    fill(&admin, "#queue-max", "2").await;
+    admin.click("#queue-form button[type=submit]").await;
+    admin
+        .wait_until("the Sales queue to reserve two", async |_| {
+            app.engine.read(|engine| engine.queue_by_name("Sales").unwrap().max_reserved_workers == 2)
+        })
+        .await;
+
+    // Workflows: JSON typed beside the form draws the form; an order_by the form does not edit
+    // is kept when the form is used.
+    admin.click("a[href='#workflows']").await;
+    admin.click("tr[data-workflow='Assign to Anyone'] button").await;
+    let everyone = app.engine.read(|engine| engine.queue_by_name("Everyone").unwrap().sid);
+    let typed = format!(
+        r#"{{"task_routing": {{"filters": [{{"filter_friendly_name": "VIP", "expression": "vip == true", "targets": [{{"queue": "{everyone}", "order_by": "worker.level DESC"}}]}}], "default_filter": {{"queue": "{everyone}"}}}}}}"#
+    );
+    script(&admin, &format!("const box = document.querySelector('#workflow-json'); box.value = {typed:?}; box.dispatchEvent(new Event('input')); return null")).await;
+    admin.find("#filters .filter").await;
+    assert_eq!(script(&admin, "return document.querySelector('#filters .filter-name').value").await, "VIP");
+    fill(&admin, "#filters .target-priority", "5").await;
+    admin.click("#workflow-form button[type=submit]").await;
+    admin
+        .wait_until("the workflow to be saved", async |_| {
+            app.engine.read(|engine| {
+                let workflow =
+                    engine.workflows().iter().find(|w| w.friendly_name == "Assign to Anyone").unwrap();
+                let configuration: serde_json::Value = serde_json::from_str(&workflow.configuration).unwrap();
+                configuration["task_routing"]["filters"][0]["targets"][0]["priority"] == 5
+            })
+        })
+        .await;
+    let saved = app.engine.read(|engine| {
+        engine
+            .workflows()
+            .iter()
+            .find(|w| w.friendly_name == "Assign to Anyone")
+            .unwrap()
+            .configuration
+            .clone()
+    });
+    assert!(saved.contains("worker.level DESC"), "order_by kept: {saved}");
+
+    // The dashboard counts a waiting Sales call; "why not alice" says she is offline.
+    let workflow = app.engine.read(|engine| {
+        engine.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
+    });
+    let task = switchboard::routing::NewTask {
+        attributes: serde_json::json!({"skillsNeeded": ["Sales"], "from": "+15550100099"}),
+        priority: None,
+        timeout: None,
+        workflow: Some(workflow),
+        channel: Some("voice".into()),
+    };
+    app.engine.execute(switchboard::routing::Command::CreateTask(task)).await.unwrap();
+    admin.click("a[href='#dashboard']").await;
+    admin.wait_for_text("#dashboard-queues tr[data-queue='Sales'] .waiting", "1").await;
+    admin.wait_for_text("#explain-task", "+15550100099").await;
+    admin.click(&format!("#explain-worker option[value='{alice}']")).await;
+    admin.click("#explain-form button").await;
+    let explanation = admin.wait_for_text("#explanation", "not offered").await;
+    assert!(explanation.contains("Offline"), "{explanation}");
+    admin.screenshot("admin-explain").await;
+}
