@@ -4,6 +4,7 @@
 mod agent;
 mod browser;
 mod callbacks;
+mod chaos;
 mod crash;
 mod expr_cli;
 mod health;

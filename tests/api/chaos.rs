@@ -1,0 +1,389 @@
+//! The crash test of issue #9: the real `switchboard serve` under concurrent signed calls,
+//! texts and agents accepting and completing, killed with SIGKILL at random moments and
+//! restarted on the same port and data, again and again. After every restart the invariants
+//! are checked through the REST API:
+//!
+//! - every call the provider was told to hold (acknowledged) has exactly one task, every text
+//!   conversation routed has exactly one task;
+//! - an acknowledged accept is never undone (its reservation is accepted, wrapping or
+//!   completed);
+//! - no reservation is still pending past its timeout;
+//! - no worker holds more calls than its capacity.
+//!
+//! `cargo test` plays [`ROUNDS`] rounds; `SWITCHBOARD_CRASH_ROUNDS=200 cargo test --release
+//! chaos` plays a longer run by hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use switchboard::http::signature;
+
+use crate::helpers::{SwitchboardProcess, switchboard_command};
+use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
+
+/// Kills (and restarts) in a `cargo test` run.
+const ROUNDS: u32 = 20;
+/// The offer timeout of the workspace below, in seconds.
+const RESERVATION_TIMEOUT: i64 = 3;
+/// Agents, each taking one call at a time.
+const AGENTS: usize = 6;
+
+fn config(port: u16) -> String {
+    let mut config = format!(
+        r#"
+        [http]
+        listen = "127.0.0.1:{port}"
+
+        [store]
+        data_dir = "data"
+
+        [twilio]
+        account_sid = "{ACCOUNT_SID}"
+        auth_token = "{AUTH_TOKEN}"
+
+        [sms]
+        # Nothing listens here: replies stay in the outbox (their delivery is checked apart).
+        api_base = "http://127.0.0.1:9"
+
+        [workspace]
+        friendly_name = "Chaos"
+
+        [[workspace.skills]]
+        name = "Sales"
+
+        [[workspace.skills]]
+        name = "Support"
+
+        [[workspace.queues]]
+        name = "Sales"
+        skill = "Sales"
+
+        [[workspace.queues]]
+        name = "Support"
+        skill = "Support"
+
+        [[workspace.workflows]]
+        name = "Sales and Support Workflow"
+        task_reservation_timeout = {RESERVATION_TIMEOUT}
+        default_queue = "Sales"
+
+        [[workspace.workflows.filters]]
+        name = "Support"
+        skill = "Support"
+        queue = "Support"
+        "#
+    );
+    for agent in 0..AGENTS {
+        let skill = if agent % 2 == 0 { "Sales" } else { "Support" };
+        config.push_str(&format!(
+            "\n[[workspace.workers]]\nname = \"agent{agent}\"\nactivity = \"Available\"\nskills = [\"{skill}\"]\nattributes = {{ contact_uri = \"client:agent{agent}\" }}\n"
+        ));
+    }
+    config
+}
+
+fn serve(dir: &Path) -> SwitchboardProcess {
+    let mut command = switchboard_command(dir);
+    command.arg("serve");
+    SwitchboardProcess::start(command).expect("switchboard starts")
+}
+
+/// What the server acknowledged, as the clients saw it.
+#[derive(Default)]
+struct Acknowledged {
+    /// Calls told to hold (routed), by CallSid.
+    calls: BTreeSet<String>,
+    /// Text conversations told an agent will text back, by customer number.
+    texts: BTreeSet<String>,
+    /// Reservations whose accept was answered 200.
+    accepts: BTreeSet<String>,
+}
+
+/// The clients of one round: callers, texters and agents, against `base`.
+struct Load {
+    client: reqwest::Client,
+    base: String,
+    workspace: String,
+    acknowledged: Arc<Mutex<Acknowledged>>,
+}
+
+impl Load {
+    async fn webhook(&self, path: &str, params: &[(&str, &str)]) -> Option<String> {
+        let url = format!("{}{path}", self.base);
+        let params: Vec<(String, String)> =
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let response = self
+            .client
+            .post(&url)
+            .header("X-Twilio-Signature", signature::sign(AUTH_TOKEN, &url, &params))
+            .form(&params)
+            .send()
+            .await
+            .ok()?;
+        (response.status() == StatusCode::OK).then_some(())?;
+        response.text().await.ok()
+    }
+
+    async fn rest(&self, method: Method, path: &str, form: &[(&str, &str)]) -> Option<(StatusCode, Value)> {
+        let url = format!("{}/v1/Workspaces/{}{path}", self.base, self.workspace);
+        let request = self.client.request(method, url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).form(form);
+        let response = request.send().await.ok()?;
+        let status = response.status();
+        Some((status, response.json().await.ok()?))
+    }
+
+    /// A caller: the menu, a key, then the hold loop until bridged (or the server dies).
+    async fn caller(&self, call: String, digit: &str) {
+        let base = [
+            ("AccountSid", ACCOUNT_SID),
+            ("CallSid", call.as_str()),
+            ("From", "+15550100001"),
+            ("To", "+15550100200"),
+        ];
+        let Some(menu) = self.webhook("/voice/incoming", &base).await else { return };
+        let Some(action) = menu.split("action=\"").nth(1).and_then(|rest| rest.split('"').next()) else {
+            return;
+        };
+        let action = action.replace("&amp;", "&");
+        let with_digit: Vec<(&str, &str)> = base.iter().copied().chain([("Digits", digit)]).collect();
+        let Some(hold) = self.webhook(&action, &with_digit).await else { return };
+        if hold.contains("hold") || hold.contains("/voice/wait") {
+            self.acknowledged.lock().unwrap().calls.insert(call.clone());
+        }
+        for _ in 0..20 {
+            let Some(waiting) = self.webhook("/voice/wait", &base).await else { return };
+            if waiting.contains("<Dial") {
+                let done: Vec<(&str, &str)> = base
+                    .iter()
+                    .copied()
+                    .chain([("DialCallStatus", "completed"), ("DialCallDuration", "5")])
+                    .collect();
+                self.webhook("/voice/dial-status", &done).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A texter: a greeting, then a choice.
+    async fn texter(&self, customer: String, serial: usize, digit: &str) {
+        let text = |sid: String, body: &'static str| {
+            let customer = customer.clone();
+            async move {
+                let params = [
+                    ("MessageSid", sid.as_str()),
+                    ("AccountSid", ACCOUNT_SID),
+                    ("From", customer.as_str()),
+                    ("To", "+15550100200"),
+                    ("Body", body),
+                ];
+                self.webhook("/sms/incoming", &params).await
+            }
+        };
+        if text(format!("SMa{serial:030}"), "hello").await.is_none() {
+            return;
+        }
+        let body = if digit == "1" { "1" } else { "2" };
+        if let Some(answer) = text(format!("SMb{serial:030}"), body).await
+            && answer.contains("An agent will text you")
+        {
+            self.acknowledged.lock().unwrap().texts.insert(customer);
+        }
+    }
+
+    /// The agents' desk: accepts every pending offer, completes what was accepted.
+    async fn desk(&self) {
+        for _ in 0..10 {
+            let Some((StatusCode::OK, tasks)) = self
+                .rest(Method::GET, "/Tasks?AssignmentStatus=reserved,assigned,wrapping&PageSize=1000", &[])
+                .await
+            else {
+                return;
+            };
+            for task in tasks["tasks"].as_array().into_iter().flatten() {
+                let sid = task["sid"].as_str().unwrap_or_default();
+                match task["assignment_status"].as_str() {
+                    Some("reserved") => {
+                        let Some((_, reservations)) = self
+                            .rest(
+                                Method::GET,
+                                &format!("/Tasks/{sid}/Reservations?ReservationStatus=pending"),
+                                &[],
+                            )
+                            .await
+                        else {
+                            return;
+                        };
+                        for reservation in reservations["reservations"].as_array().into_iter().flatten() {
+                            let rid = reservation["sid"].as_str().unwrap_or_default();
+                            let accept = [("ReservationStatus", "accepted")];
+                            if let Some((StatusCode::OK, _)) = self
+                                .rest(Method::POST, &format!("/Tasks/{sid}/Reservations/{rid}"), &accept)
+                                .await
+                            {
+                                self.acknowledged.lock().unwrap().accepts.insert(rid.to_owned());
+                            }
+                        }
+                    }
+                    Some("wrapping") => {
+                        self.rest(
+                            Method::POST,
+                            &format!("/Tasks/{sid}"),
+                            &[("AssignmentStatus", "completed"), ("Reason", "done")],
+                        )
+                        .await;
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+}
+
+/// Checks every invariant against the restarted server; answers what is wrong.
+async fn check(load: &Load, now_ms: i64) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let Some((StatusCode::OK, tasks)) = load.rest(Method::GET, "/Tasks?PageSize=1000", &[]).await else {
+        return vec!["the task list does not answer".into()];
+    };
+    let tasks = tasks["tasks"].as_array().cloned().unwrap_or_default();
+    let mut by_call: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_customer: BTreeMap<String, usize> = BTreeMap::new();
+    for task in &tasks {
+        let attributes: Value =
+            serde_json::from_str(task["attributes"].as_str().unwrap_or("{}")).unwrap_or_default();
+        if let Some(call) = attributes["call_sid"].as_str() {
+            *by_call.entry(call.to_owned()).or_default() += 1;
+        } else if let Some(customer) = attributes["from"].as_str()
+            && !matches!(task["assignment_status"].as_str(), Some("completed" | "canceled"))
+        {
+            *by_customer.entry(customer.to_owned()).or_default() += 1;
+        }
+    }
+    // A copy: the lock is not held across the requests below.
+    let (calls, accepts) = {
+        let acknowledged = load.acknowledged.lock().unwrap();
+        (acknowledged.calls.clone(), acknowledged.accepts.clone())
+    };
+    for call in &calls {
+        match by_call.get(call) {
+            Some(1) => {}
+            count => wrong.push(format!("call {call}: {count:?} tasks, expected one")),
+        }
+    }
+    for (customer, count) in &by_customer {
+        if *count > 1 {
+            wrong.push(format!("texter {customer}: {count} open tasks"));
+        }
+    }
+    let mut busy: BTreeMap<String, usize> = BTreeMap::new();
+    for task in &tasks {
+        let sid = task["sid"].as_str().unwrap_or_default();
+        let Some((StatusCode::OK, reservations)) =
+            load.rest(Method::GET, &format!("/Tasks/{sid}/Reservations"), &[]).await
+        else {
+            wrong.push(format!("task {sid}: no reservations list"));
+            continue;
+        };
+        for reservation in reservations["reservations"].as_array().into_iter().flatten() {
+            let rid = reservation["sid"].as_str().unwrap_or_default();
+            let status = reservation["reservation_status"].as_str().unwrap_or_default();
+            if accepts.contains(rid) && !matches!(status, "accepted" | "wrapping" | "completed") {
+                wrong.push(format!("reservation {rid} was accepted, and is now {status}"));
+            }
+            let created =
+                reservation["date_created"].as_str().and_then(|date| date.parse::<jiff::Timestamp>().ok());
+            let age = created.map_or(0, |created| (now_ms - created.as_millisecond()) / 1000);
+            // Dates have whole seconds: a second of slack, and one for the restart's own delay.
+            if status == "pending" && age > RESERVATION_TIMEOUT + 2 {
+                wrong.push(format!("reservation {rid} pending for {age} s"));
+            }
+            let holds_call = matches!(status, "pending" | "accepted" | "wrapping")
+                && task["task_channel_unique_name"] == "voice"
+                && matches!(task["assignment_status"].as_str(), Some("reserved" | "assigned" | "wrapping"));
+            if holds_call {
+                *busy
+                    .entry(reservation["worker_name"].as_str().unwrap_or_default().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    for (worker, calls) in busy {
+        if calls > 1 {
+            wrong.push(format!("{worker} holds {calls} calls, capacity 1"));
+        }
+    }
+    wrong
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
+    let rounds =
+        std::env::var("SWITCHBOARD_CRASH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(ROUNDS);
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(dir.path().join("switchboard.toml"), config(port)).unwrap();
+    let mut server = serve(dir.path());
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let base = server.url("");
+    let workspaces: Value = client
+        .get(format!("{base}/v1/Workspaces"))
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let load = Arc::new(Load {
+        client,
+        base,
+        workspace: workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned(),
+        acknowledged: Arc::default(),
+    });
+    let mut serial = 0;
+    for round in 0..rounds {
+        // A burst of callers, texters and the agents' desk; the kill comes in the middle of it.
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            serial += 1;
+            let digit = if serial % 2 == 0 { "1" } else { "2" };
+            let (caller, call) = (load.clone(), format!("CA{serial:032}"));
+            clients.push(tokio::spawn(async move { caller.caller(call, digit).await }));
+            let (texter, customer) = (load.clone(), format!("+1555020{serial:04}"));
+            clients.push(tokio::spawn(async move { texter.texter(customer, serial, digit).await }));
+        }
+        let desk = load.clone();
+        clients.push(tokio::spawn(async move { desk.desk().await }));
+        let at = 100 + (u64::from(round) * 7919) % 500;
+        tokio::time::sleep(Duration::from_millis(at)).await;
+        server.signal(libc::SIGKILL);
+        server.wait(Duration::from_secs(10)).expect("the killed process exits");
+        for client in clients {
+            let _ = client.await;
+        }
+        server = serve(dir.path());
+        let now = jiff::Timestamp::now().as_millisecond();
+        let wrong = check(&load, now).await;
+        assert!(wrong.is_empty(), "round {round} (killed after {at} ms):\n{}", wrong.join("\n"));
+    }
+    let acknowledged = load.acknowledged.lock().unwrap();
+    assert!(
+        !acknowledged.calls.is_empty() && !acknowledged.accepts.is_empty() && !acknowledged.texts.is_empty(),
+        "the load got through between the kills: {} calls, {} texts, {} accepts",
+        acknowledged.calls.len(),
+        acknowledged.texts.len(),
+        acknowledged.accepts.len()
+    );
+    eprintln!(
+        "{rounds} kills: {} calls, {} texts and {} accepts acknowledged, all there after every restart",
+        acknowledged.calls.len(),
+        acknowledged.texts.len(),
+        acknowledged.accepts.len()
+    );
+}
