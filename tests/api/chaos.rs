@@ -14,7 +14,6 @@
 //! chaos` plays a longer run by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +21,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use switchboard::http::signature;
 
-use crate::helpers::{SwitchboardProcess, switchboard_command};
+use crate::crash::SALES_AND_SUPPORT;
+use crate::helpers::{fixed_config, serve_in};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 
 /// Kills (and restarts) in a `cargo test` run.
@@ -33,38 +33,14 @@ const RESERVATION_TIMEOUT: i64 = 3;
 const AGENTS: usize = 6;
 
 fn config(port: u16) -> String {
-    let mut config = format!(
+    let mut config = fixed_config(port, ACCOUNT_SID, AUTH_TOKEN);
+    config.push_str(&format!(
         r#"
-        [http]
-        listen = "127.0.0.1:{port}"
-
-        [store]
-        data_dir = "data"
-
-        [twilio]
-        account_sid = "{ACCOUNT_SID}"
-        auth_token = "{AUTH_TOKEN}"
-
         [sms]
         # Nothing listens here: replies stay in the outbox (their delivery is checked apart).
         api_base = "http://127.0.0.1:9"
 
-        [workspace]
-        friendly_name = "Chaos"
-
-        [[workspace.skills]]
-        name = "Sales"
-
-        [[workspace.skills]]
-        name = "Support"
-
-        [[workspace.queues]]
-        name = "Sales"
-        skill = "Sales"
-
-        [[workspace.queues]]
-        name = "Support"
-        skill = "Support"
+        {SALES_AND_SUPPORT}
 
         [[workspace.workflows]]
         name = "Sales and Support Workflow"
@@ -76,7 +52,7 @@ fn config(port: u16) -> String {
         skill = "Support"
         queue = "Support"
         "#
-    );
+    ));
     for agent in 0..AGENTS {
         let skill = if agent % 2 == 0 { "Sales" } else { "Support" };
         config.push_str(&format!(
@@ -84,12 +60,6 @@ fn config(port: u16) -> String {
         ));
     }
     config
-}
-
-fn serve(dir: &Path) -> SwitchboardProcess {
-    let mut command = switchboard_command(dir);
-    command.arg("serve");
-    SwitchboardProcess::start(command).expect("switchboard starts")
 }
 
 /// What the server acknowledged, as the clients saw it.
@@ -328,7 +298,7 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(dir.path().join("switchboard.toml"), config(port)).unwrap();
-    let mut server = serve(dir.path());
+    let mut server = serve_in(dir.path());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let base = server.url("");
     let workspaces: Value = client
@@ -367,7 +337,7 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         for client in clients {
             let _ = client.await;
         }
-        server = serve(dir.path());
+        server = serve_in(dir.path());
         let now = jiff::Timestamp::now().as_millisecond();
         let wrong = check(&load, now).await;
         assert!(wrong.is_empty(), "round {round} (killed after {at} ms):\n{}", wrong.join("\n"));

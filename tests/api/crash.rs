@@ -7,24 +7,16 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{SwitchboardProcess, switchboard_command};
+use crate::helpers::SwitchboardProcess;
 
 const ACCOUNT_SID: &str = "AC00000000000000000000000000c0ffee";
 const AUTH_TOKEN: &str = "crash-test-token";
 /// The offer timeout of the workspace below: short, so that it passes while the process is down.
 const RESERVATION_TIMEOUT: Duration = Duration::from_secs(2);
 
-const CONFIG: &str = r#"
-[http]
-listen = "127.0.0.1:0"
-
-[twilio]
-account_sid = "AC00000000000000000000000000c0ffee"
-auth_token = "crash-test-token"
-
-[workspace]
-friendly_name = "Crash test"
-
+/// The skills and queues of the onboarding guide, as a `switchboard.toml` section (after
+/// `[workspace]`).
+pub(crate) const SALES_AND_SUPPORT: &str = r#"
 [[workspace.skills]]
 name = "Sales"
 
@@ -38,6 +30,18 @@ skill = "Sales"
 [[workspace.queues]]
 name = "Support"
 skill = "Support"
+"#;
+
+const CONFIG: &str = r#"
+[http]
+listen = "127.0.0.1:0"
+
+[twilio]
+account_sid = "AC00000000000000000000000000c0ffee"
+auth_token = "crash-test-token"
+
+[workspace]
+friendly_name = "Crash test"
 
 [[workspace.workflows]]
 name = "Main"
@@ -121,9 +125,7 @@ impl Client {
 }
 
 fn serve(dir: &std::path::Path) -> SwitchboardProcess {
-    let mut command = switchboard_command(dir);
-    command.arg("serve");
-    SwitchboardProcess::start(command).unwrap()
+    crate::helpers::serve_in(dir)
 }
 
 fn find<'a>(items: &'a [Value], sid: &str) -> &'a Value {
@@ -134,7 +136,7 @@ fn find<'a>(items: &'a [Value], sid: &str) -> &'a Value {
 fn after_sigkill_every_acknowledged_change_is_recovered_and_missed_timeouts_fire() {
     // Arrange: a fresh directory and a first process.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchboard.toml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("switchboard.toml"), format!("{CONFIG}{SALES_AND_SUPPORT}")).unwrap();
     let first = serve(dir.path());
     let api = Client::new(&first);
     let available = api.sid("/Activities", "activities", "Available");

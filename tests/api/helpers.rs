@@ -94,6 +94,31 @@ pub fn switchboard_command(working_dir: &Path) -> Command {
     command
 }
 
+/// `switchboard serve` in `dir` (reading its `switchboard.toml`).
+pub fn serve_in(dir: &Path) -> SwitchboardProcess {
+    let mut command = switchboard_command(dir);
+    command.arg("serve");
+    SwitchboardProcess::start(command).expect("switchboard starts")
+}
+
+/// The head of a `switchboard.toml` for a server that a restart brings back where it was: a
+/// fixed port, the data in `dir/data`, and the test account (`account_sid`, `auth_token`).
+pub fn fixed_config(port: u16, account_sid: &str, auth_token: &str) -> String {
+    format!(
+        r#"
+        [http]
+        listen = "127.0.0.1:{port}"
+
+        [store]
+        data_dir = "data"
+
+        [twilio]
+        account_sid = "{account_sid}"
+        auth_token = "{auth_token}"
+        "#
+    )
+}
+
 /// A `switchboard serve` process, killed when dropped.
 pub struct SwitchboardProcess {
     child: Child,

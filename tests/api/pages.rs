@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::agent::issue_secret;
 use crate::browser::Browser;
-use crate::helpers::{SwitchboardProcess, TestApp, switchboard_command};
+use crate::helpers::{SwitchboardProcess, TestApp, fixed_config, serve_in};
 use crate::sms::Switchboard;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api_with};
 use crate::voice::{action, webhook};
@@ -218,23 +218,8 @@ async fn a_hostile_text_message_shows_as_text_and_runs_nothing() {
 /// The real server on a fixed port and data directory, so that a restart comes back where the
 /// page left it.
 fn serve_on(dir: &std::path::Path, port: u16) -> SwitchboardProcess {
-    let config = format!(
-        r#"
-        [http]
-        listen = "127.0.0.1:{port}"
-
-        [store]
-        data_dir = "data"
-
-        [twilio]
-        account_sid = "{ACCOUNT_SID}"
-        auth_token = "{AUTH_TOKEN}"
-        "#
-    );
-    std::fs::write(dir.join("switchboard.toml"), config).unwrap();
-    let mut command = switchboard_command(dir);
-    command.arg("serve");
-    SwitchboardProcess::start(command).unwrap()
+    std::fs::write(dir.join("switchboard.toml"), fixed_config(port, ACCOUNT_SID, AUTH_TOKEN)).unwrap();
+    serve_in(dir)
 }
 
 /// `method` on `url` with the account's credentials and `form`; the JSON answer.
