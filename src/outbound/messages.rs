@@ -2,9 +2,14 @@
 //! (Twilio's `POST {api_base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, Basic auth,
 //! `To`, `From`, `Body`). A reply is marked sent only once the provider accepted it (2xx);
 //! refused for good on a 400 or 422 (the message itself is wrong); otherwise tried again later,
-//! waiting longer each time, until accepted. The provider's API takes no idempotency key, so a
-//! reply goes twice when the provider accepted it but Switchboard did not learn it: a crash
-//! before the mark, or an answer lost to a timeout or a broken connection.
+//! waiting longer each time, until accepted.
+//!
+//! The provider's API takes no idempotency key. So that a reply goes once even when the
+//! provider took it and Switchboard did not learn it (a crash before the mark, an answer lost
+//! to a timeout or a broken connection), each attempt is noted durably before it starts; a reply
+//! whose last attempt has no known outcome is first looked for in the provider's list of
+//! messages (`GET .../Messages.json?To=&From=`): the same body, sent since that attempt, under a
+//! message SID no other reply has. Found, it is marked sent; not found, it is sent.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,12 +42,27 @@ pub async fn deliver(
     loop {
         let wait = match sms.next_outgoing(live::now()) {
             Outgoing::Send(entry) => {
-                let outcome = send(&client, &url, &credentials, &entry).await;
+                let outcome = match entry.attempt_started {
+                    Some(started) => {
+                        match already_sent(&client, &url, &credentials, &entry, started, &sms).await {
+                            Ok(Some(sid)) => {
+                                tracing::info!(id = entry.id, %sid, "a reply the provider had already taken is marked sent");
+                                Attempt::Accepted(Some(sid))
+                            }
+                            Ok(None) => attempt(&sms, &client, &url, &credentials, &entry).await,
+                            Err(error) => Attempt::Failed { error, answered: false },
+                        }
+                    }
+                    None => attempt(&sms, &client, &url, &credentials, &entry).await,
+                };
                 let now = live::now();
                 let recorded = match outcome {
                     Attempt::Accepted(sid) => sms.delivered(entry.id, sid, now).await,
                     Attempt::Refused(error) => sms.refused(entry.id, error, now).await,
-                    Attempt::Failed(error) => sms.retry_later(entry.id, error, now).await,
+                    Attempt::Failed { error, answered } => {
+                        sms.retry_later(entry.id, error, answered, now).await
+                    }
+                    Attempt::NotNoted(error) => Err(error),
                 };
                 if let Err(err) = recorded {
                     tracing::error!(%err, id = entry.id, "a reply's delivery could not be recorded");
@@ -66,8 +86,63 @@ enum Attempt {
     Accepted(Option<String>),
     /// The provider will never take it (bad number, bad body...).
     Refused(String),
-    /// Try again later (server error, throttling, network).
-    Failed(String),
+    /// Try again later (server error, throttling, network). `answered`: the provider said so;
+    /// otherwise (no answer) it may have taken the reply.
+    Failed { error: String, answered: bool },
+    /// The attempt could not be noted first, so it was not made.
+    NotNoted(crate::sms::SmsError),
+}
+
+/// Notes the attempt durably, then sends.
+async fn attempt(
+    sms: &Sms,
+    client: &reqwest::Client,
+    url: &str,
+    credentials: &Credentials,
+    entry: &OutboxV1,
+) -> Attempt {
+    if let Err(err) = sms.attempting(entry.id, live::now()).await {
+        return Attempt::NotNoted(err);
+    }
+    send(client, url, credentials, entry).await
+}
+
+/// The provider's SID of `entry` if the provider already took it: a message in its list with
+/// the same recipient, sender and body, created since `started` (less a minute for clocks that
+/// differ), that no other reply is known as.
+async fn already_sent(
+    client: &reqwest::Client,
+    url: &str,
+    credentials: &Credentials,
+    entry: &OutboxV1,
+    started: crate::routing::Millis,
+    sms: &Sms,
+) -> Result<Option<String>, String> {
+    let query = [("To", entry.to.as_str()), ("From", entry.from.as_str()), ("PageSize", "100")];
+    let response = client
+        .get(url)
+        .query(&query)
+        .basic_auth(&credentials.account_sid, Some(&credentials.auth_token))
+        .send()
+        .await
+        .map_err(|err| format!("cannot ask the provider whether it took the reply: {err}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("the provider's message list answered {}", status.as_u16()));
+    }
+    let text = response.text().await.map_err(|err| format!("the provider's message list was cut: {err}"))?;
+    let list: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|err| format!("the provider's message list is not JSON: {err}"))?;
+    let known = sms.provider_sids();
+    let since = started - 60_000;
+    let found = list["messages"].as_array().into_iter().flatten().find(|message| {
+        let created = message["date_created"].as_str().and_then(|date| jiff::fmt::rfc2822::parse(date).ok());
+        message["body"] == entry.body.as_str()
+            && message["to"] == entry.to.as_str()
+            && created.is_some_and(|created| created.timestamp().as_millisecond() >= since)
+            && message["sid"].as_str().is_some_and(|sid| !known.contains(sid))
+    });
+    Ok(found.and_then(|message| message["sid"].as_str().map(str::to_owned)))
 }
 
 async fn send(client: &reqwest::Client, url: &str, credentials: &Credentials, entry: &OutboxV1) -> Attempt {
@@ -81,10 +156,19 @@ async fn send(client: &reqwest::Client, url: &str, credentials: &Credentials, en
         .await;
     let response = match response {
         Ok(response) => response,
-        Err(err) => return Attempt::Failed(format!("cannot reach the provider: {err}")),
+        // Sent or not, nobody knows: the provider is asked before the next attempt.
+        Err(err) => {
+            return Attempt::Failed { error: format!("cannot reach the provider: {err}"), answered: false };
+        }
     };
     let status = response.status();
-    let body = response.text().await.unwrap_or_default();
+    let Ok(body) = response.text().await else {
+        // The answer was cut: the provider may have taken the reply.
+        return Attempt::Failed {
+            error: format!("the provider's answer ({status}) was cut"),
+            answered: false,
+        };
+    };
     if status.is_success() {
         let sid = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
@@ -95,5 +179,9 @@ async fn send(client: &reqwest::Client, url: &str, credentials: &Credentials, en
         format!("the provider answered {}: {}", status.as_u16(), body.chars().take(300).collect::<String>());
     // Only a refusal of the message itself is final (400: a bad number or body; 422 likewise
     // for some providers). Credentials, addresses and throttling get fixed: keep trying.
-    if matches!(status.as_u16(), 400 | 422) { Attempt::Refused(error) } else { Attempt::Failed(error) }
+    if matches!(status.as_u16(), 400 | 422) {
+        Attempt::Refused(error)
+    } else {
+        Attempt::Failed { error, answered: true }
+    }
 }

@@ -120,7 +120,7 @@ pub struct ConversationView {
 /// What the outbox deliverer should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
-    Send(OutboxV1),
+    Send(Box<OutboxV1>),
     /// Nothing due before then.
     WaitUntil(Millis),
     /// Nothing queued.
@@ -427,7 +427,7 @@ impl Sms {
             heads.entry((entry.to.as_str(), entry.from.as_str())).or_insert(entry);
         }
         match heads.into_values().min_by_key(|entry| (entry.next_attempt_at, entry.id)) {
-            Some(entry) if entry.next_attempt_at <= now => Outgoing::Send(entry.clone()),
+            Some(entry) if entry.next_attempt_at <= now => Outgoing::Send(Box::new(entry.clone())),
             Some(entry) => Outgoing::WaitUntil(entry.next_attempt_at),
             None => Outgoing::Idle,
         }
@@ -448,6 +448,7 @@ impl Sms {
         self.update_outbox(id, |entry| {
             entry.status = "sent".into();
             entry.attempts += 1;
+            entry.attempt_started = None;
             entry.provider_sid = provider_sid;
             entry.last_error = None;
             entry.next_attempt_at = now;
@@ -462,16 +463,39 @@ impl Sms {
         self.update_outbox(id, |entry| {
             entry.status = "failed".into();
             entry.attempts += 1;
+            entry.attempt_started = None;
             entry.last_error = Some(error);
             entry.next_attempt_at = now;
         })
         .await
     }
 
+    /// Reply `id` is about to be sent: noted durably first, so that after a crash or a lost
+    /// answer the provider is asked before it is sent again.
+    pub async fn attempting(&self, id: u64, now: Millis) -> Result<(), SmsError> {
+        self.update_outbox(id, |entry| entry.attempt_started = Some(now)).await
+    }
+
+    /// The provider SIDs of the replies it took: a reply found at the provider is matched only
+    /// to a message not already one of these.
+    pub fn provider_sids(&self) -> std::collections::HashSet<String> {
+        self.lock_outbox().values().filter_map(|entry| entry.provider_sid.clone()).collect()
+    }
+
     /// Reply `id` could not be delivered now: try again later, waiting twice as long each time.
-    pub async fn retry_later(&self, id: u64, error: String, now: Millis) -> Result<(), SmsError> {
+    /// `answered`: the provider answered (it did not take the reply); otherwise it may have.
+    pub async fn retry_later(
+        &self,
+        id: u64,
+        error: String,
+        answered: bool,
+        now: Millis,
+    ) -> Result<(), SmsError> {
         let initial = i64::try_from(self.settings.retry_initial_ms).unwrap_or(i64::MAX).max(1);
         self.update_outbox(id, |entry| {
+            if answered {
+                entry.attempt_started = None;
+            }
             entry.attempts += 1;
             let wait = initial.saturating_mul(1 << entry.attempts.saturating_sub(1).min(20)).min(RETRY_MAX);
             tracing::info!(id, attempts = entry.attempts, wait_ms = wait, %error, "a reply will be sent again");
@@ -543,6 +567,7 @@ impl Sms {
             provider_sid: None,
             created_at: now,
             task: None,
+            attempt_started: None,
         }
     }
 

@@ -313,6 +313,10 @@ pub struct OutboxV1 {
     /// The conversation's task, for the agent's live view.
     #[serde(default)]
     pub task: Option<Sid>,
+    /// When an attempt whose outcome is not known yet started (a crash, or an answer lost on
+    /// the way, leave it set): before sending again, the provider is asked whether it took it.
+    #[serde(default)]
+    pub attempt_started: Option<Millis>,
 }
 
 impl OutboxV1 {

@@ -23,6 +23,7 @@ const NUMBER: &str = "+15550100200";
 /// A request the provider's messages API received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Received {
+    method: String,
     path: String,
     authorization: String,
     form: Vec<(String, String)>,
@@ -34,12 +35,20 @@ impl Received {
     }
 }
 
+/// A message the provider took: SID, recipient, sender, body.
+type Taken = (String, String, String, String);
+
 /// The provider's messages API: a real HTTP listener on loopback that answers 500 while
-/// `failing`, 201 with a message SID otherwise, and can close its port and open it again.
+/// `failing`, 201 with a message SID otherwise, and can close its port and open it again. It
+/// can also take a message and cut the connection before answering (`swallow`), and lists the
+/// messages it took (`GET`), as Twilio's API does.
 struct Provider {
     address: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     failing: Arc<Mutex<bool>>,
+    /// How many of the next messages to take without answering.
+    swallow: Arc<Mutex<u32>>,
+    taken: Arc<Mutex<Vec<Taken>>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -49,6 +58,8 @@ impl Provider {
             address,
             received: Arc::default(),
             failing: Arc::new(Mutex::new(failing)),
+            swallow: Arc::default(),
+            taken: Arc::default(),
             server: None,
         };
         provider.open().await;
@@ -60,19 +71,41 @@ impl Provider {
         let listener = TcpListener::bind(self.address).await.expect("the provider's port is free");
         self.address = listener.local_addr().unwrap();
         let (received, failing) = (self.received.clone(), self.failing.clone());
+        let (swallow, taken) = (self.swallow.clone(), self.taken.clone());
         self.server = Some(tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else { return };
                 let (received, failing) = (received.clone(), failing.clone());
+                let (swallow, taken) = (swallow.clone(), taken.clone());
                 tokio::spawn(async move {
                     let Some(request) = read_request(&mut stream).await else { return };
-                    let refuse = *failing.lock().unwrap();
-                    received.lock().unwrap().push(request);
-                    let (status, body) = if refuse {
-                        ("500 Internal Server Error", r#"{"code": 20500, "message": "try later"}"#.to_owned())
+                    let (status, body) = if request.method == "GET" {
+                        ("200 OK", message_list(&request, &taken.lock().unwrap()))
                     } else {
-                        let n = received.lock().unwrap().len();
-                        ("201 Created", format!(r#"{{"sid": "SM{n:032x}", "status": "queued"}}"#))
+                        let refuse = *failing.lock().unwrap();
+                        let sid = format!("SM{:032x}", received.lock().unwrap().len() + 1);
+                        let message = (
+                            sid.clone(),
+                            request.field("To").to_owned(),
+                            request.field("From").to_owned(),
+                            request.field("Body").to_owned(),
+                        );
+                        received.lock().unwrap().push(request);
+                        if refuse {
+                            (
+                                "500 Internal Server Error",
+                                r#"{"code": 20500, "message": "try later"}"#.to_owned(),
+                            )
+                        } else {
+                            taken.lock().unwrap().push(message);
+                            let mut swallowing = swallow.lock().unwrap();
+                            if *swallowing > 0 {
+                                // Taken, and the answer never leaves: the connection is cut.
+                                *swallowing -= 1;
+                                return;
+                            }
+                            ("201 Created", format!(r#"{{"sid": "{sid}", "status": "queued"}}"#))
+                        }
                     };
                     let answer = format!(
                         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -92,13 +125,34 @@ impl Provider {
         }
     }
 
+    /// The messages posted to it (not its list being read).
     fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Takes the next `count` messages without answering.
+    fn swallow(&self, count: u32) {
+        *self.swallow.lock().unwrap() = count;
     }
 
     fn base(&self) -> String {
         format!("http://{}", self.address)
     }
+}
+
+/// The messages taken that a `GET ...?To=&From=` asks for, as Twilio lists them (RFC 2822 dates).
+fn message_list(request: &Received, taken: &[Taken]) -> String {
+    let query = request.path.split_once('?').map_or("", |(_, query)| query);
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let wanted = |name: &str| query.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let date = jiff::fmt::rfc2822::to_string(&now).unwrap();
+    let messages: Vec<Value> = taken
+        .iter()
+        .filter(|(_, to, from, _)| wanted("To").is_none_or(|t| &t == to) && wanted("From").is_none_or(|f| &f == from))
+        .map(|(sid, to, from, body)| serde_json::json!({"sid": sid, "to": to, "from": from, "body": body, "date_created": date}))
+        .collect();
+    serde_json::json!({ "messages": messages }).to_string()
 }
 
 async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
@@ -121,9 +175,12 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
         if buffer.len() < end + 4 + length {
             continue;
         }
-        let path = head.lines().next()?.split_whitespace().nth(1)?.to_owned();
+        let mut first = head.lines().next()?.split_whitespace();
+        let method = first.next()?.to_owned();
+        let path = first.next()?.to_owned();
         let form = serde_urlencoded::from_bytes(&buffer[end + 4..end + 4 + length]).ok()?;
-        return Some(Received { path, authorization: header("authorization").unwrap_or_default(), form });
+        let authorization = header("authorization").unwrap_or_default();
+        return Some(Received { method, path, authorization, form });
     }
 }
 
@@ -616,4 +673,33 @@ async fn conversations_left_in_the_ivr_are_forgotten_after_a_day_but_an_opt_out_
     app.sms.sweep(switchboard::live::now() + 25 * 3600 * 1000).await.unwrap();
     // Forgotten: the next text is a new conversation, answered with the menu.
     assert!(switchboard.text("SM5", "hello").await.contains("Reply 1 or SALES"));
+}
+
+#[tokio::test]
+async fn a_reply_the_provider_took_without_answering_is_found_there_and_not_sent_twice() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let (app, switchboard, task) = accepted_conversation(&provider).await;
+    // The provider takes the next reply and cuts the connection before answering: Switchboard
+    // cannot know whether it was taken.
+    provider.swallow(1);
+    reply(&switchboard, &task, "only once, please").await;
+
+    eventually("the reply is known as sent", async || {
+        app.sms.outbox().iter().any(|entry| entry.status == "sent")
+    })
+    .await;
+    let posted: Vec<String> =
+        provider.received().iter().map(|request| request.field("Body").to_owned()).collect();
+    assert_eq!(posted, ["only once, please"], "posted once, then found in the provider's list");
+    let sent = app.sms.outbox().into_iter().find(|entry| entry.status == "sent").unwrap();
+    assert_eq!(sent.provider_sid.as_deref(), Some(format!("SM{:032x}", 1).as_str()));
+    assert_eq!(sent.attempt_started, None);
+
+    // A second reply with the same text is a new message: it is sent, not matched to the first.
+    reply(&switchboard, &task, "only once, please").await;
+    eventually("the second reply is sent", async || {
+        app.sms.outbox().iter().filter(|entry| entry.status == "sent").count() == 2
+    })
+    .await;
+    assert_eq!(provider.received().len(), 2);
 }
