@@ -8,7 +8,10 @@
 //! - an acknowledged accept is never undone (its reservation is accepted, wrapping or
 //!   completed);
 //! - no reservation is still pending past its timeout;
-//! - no worker holds more calls than its capacity.
+//! - no worker holds more calls than its capacity;
+//!
+//! and at the end, every reply an agent sent (answered 201) reached the provider exactly once:
+//! none lost, none sent twice, although the server was killed while sending some.
 //!
 //! `cargo test` plays [`ROUNDS`] rounds; `SWITCHBOARD_CRASH_ROUNDS=200 cargo test --release
 //! chaos` plays a longer run by hand.
@@ -23,6 +26,7 @@ use switchboard::http::signature;
 
 use crate::crash::SALES_AND_SUPPORT;
 use crate::helpers::{fixed_config, serve_in};
+use crate::sms::Provider;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 
 /// Kills (and restarts) in a `cargo test` run.
@@ -32,13 +36,13 @@ const RESERVATION_TIMEOUT: i64 = 3;
 /// Agents, each taking one call at a time.
 const AGENTS: usize = 6;
 
-fn config(port: u16) -> String {
+fn config(port: u16, provider: &str) -> String {
     let mut config = fixed_config(port, ACCOUNT_SID, AUTH_TOKEN);
     config.push_str(&format!(
         r#"
         [sms]
-        # Nothing listens here: replies stay in the outbox (their delivery is checked apart).
-        api_base = "http://127.0.0.1:9"
+        api_base = "{provider}"
+        retry_initial_ms = 100
 
         {SALES_AND_SUPPORT}
 
@@ -71,6 +75,8 @@ struct Acknowledged {
     texts: BTreeSet<String>,
     /// Reservations whose accept was answered 200.
     accepts: BTreeSet<String>,
+    /// Replies answered 201, by body (each unique).
+    replies: BTreeSet<String>,
 }
 
 /// The clients of one round: callers, texters and agents, against `base`.
@@ -79,6 +85,8 @@ struct Load {
     base: String,
     workspace: String,
     acknowledged: Arc<Mutex<Acknowledged>>,
+    /// Numbers the replies.
+    replies: std::sync::atomic::AtomicU64,
 }
 
 impl Load {
@@ -199,6 +207,22 @@ impl Load {
                             }
                         }
                     }
+                    Some("assigned") if task["task_channel_unique_name"] == "sms" => {
+                        let body = format!(
+                            "reply {}",
+                            self.replies.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                        );
+                        let url = format!("{}/agent/api/conversations/{sid}/messages", self.base);
+                        let request = self
+                            .client
+                            .post(url)
+                            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+                            .form(&[("Body", body.as_str())]);
+                        if request.send().await.is_ok_and(|response| response.status() == StatusCode::CREATED)
+                        {
+                            self.acknowledged.lock().unwrap().replies.insert(body);
+                        }
+                    }
                     Some("wrapping") => {
                         self.rest(
                             Method::POST,
@@ -297,7 +321,8 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         std::env::var("SWITCHBOARD_CRASH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(ROUNDS);
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    std::fs::write(dir.path().join("switchboard.toml"), config(port)).unwrap();
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    std::fs::write(dir.path().join("switchboard.toml"), config(port, &provider.base())).unwrap();
     let mut server = serve_in(dir.path());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let base = server.url("");
@@ -315,6 +340,7 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         base,
         workspace: workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned(),
         acknowledged: Arc::default(),
+        replies: Default::default(),
     });
     let mut serial = 0;
     for round in 0..rounds {
@@ -342,18 +368,39 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         let wrong = check(&load, now).await;
         assert!(wrong.is_empty(), "round {round} (killed after {at} ms):\n{}", wrong.join("\n"));
     }
+    // Every reply acknowledged reaches the provider once; none reaches it twice.
+    let replies = load.acknowledged.lock().unwrap().replies.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
+        for request in provider.received() {
+            *delivered.entry(request.field("Body").to_owned()).or_default() += 1;
+        }
+        if replies.iter().all(|body| delivered.contains_key(body)) || std::time::Instant::now() > deadline {
+            break delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lost: Vec<&String> = replies.iter().filter(|body| !delivered.contains_key(*body)).collect();
+    let twice: Vec<(&String, &usize)> = delivered.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(lost.is_empty() && twice.is_empty(), "lost: {lost:?}; sent twice: {twice:?}");
     let acknowledged = load.acknowledged.lock().unwrap();
     assert!(
-        !acknowledged.calls.is_empty() && !acknowledged.accepts.is_empty() && !acknowledged.texts.is_empty(),
-        "the load got through between the kills: {} calls, {} texts, {} accepts",
+        !acknowledged.calls.is_empty()
+            && !acknowledged.accepts.is_empty()
+            && !acknowledged.texts.is_empty()
+            && !acknowledged.replies.is_empty(),
+        "the load got through between the kills: {} calls, {} texts, {} accepts, {} replies",
         acknowledged.calls.len(),
         acknowledged.texts.len(),
-        acknowledged.accepts.len()
+        acknowledged.accepts.len(),
+        acknowledged.replies.len()
     );
     eprintln!(
-        "{rounds} kills: {} calls, {} texts and {} accepts acknowledged, all there after every restart",
+        "{rounds} kills: {} calls, {} texts, {} accepts and {} replies acknowledged, all there after every restart; every reply delivered once",
         acknowledged.calls.len(),
         acknowledged.texts.len(),
-        acknowledged.accepts.len()
+        acknowledged.accepts.len(),
+        acknowledged.replies.len()
     );
 }

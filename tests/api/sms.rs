@@ -22,7 +22,7 @@ const NUMBER: &str = "+15550100200";
 
 /// A request the provider's messages API received.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Received {
+pub(crate) struct Received {
     method: String,
     path: String,
     authorization: String,
@@ -30,7 +30,7 @@ struct Received {
 }
 
 impl Received {
-    fn field(&self, name: &str) -> &str {
+    pub(crate) fn field(&self, name: &str) -> &str {
         self.form.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
     }
 }
@@ -42,7 +42,7 @@ type Taken = (String, String, String, String);
 /// `failing`, 201 with a message SID otherwise, and can close its port and open it again. It
 /// can also take a message and cut the connection before answering (`swallow`), and lists the
 /// messages it took (`GET`), as Twilio's API does.
-struct Provider {
+pub(crate) struct Provider {
     address: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     failing: Arc<Mutex<bool>>,
@@ -53,7 +53,7 @@ struct Provider {
 }
 
 impl Provider {
-    async fn start(address: SocketAddr, failing: bool) -> Provider {
+    pub(crate) async fn start(address: SocketAddr, failing: bool) -> Provider {
         let mut provider = Provider {
             address,
             received: Arc::default(),
@@ -126,7 +126,7 @@ impl Provider {
     }
 
     /// The messages posted to it (not its list being read).
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
@@ -135,7 +135,7 @@ impl Provider {
         *self.swallow.lock().unwrap() = count;
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://{}", self.address)
     }
 }
