@@ -1,0 +1,356 @@
+//! A contact center's day on loopback (issue #9): 1,000 callers at once going through the IVR
+//! and holding, 200 agents accepting and completing, for several minutes, against the release
+//! `switchboard serve` in durable mode. Reports throughput, p50/p99 latency per kind of request,
+//! the server's peak memory (RSS) and the calls lost (acknowledged, yet without their one task
+//! in the end): that must be 0.
+//!
+//! Run: `cargo bench --bench load` (3 minutes of load); `LOAD_MINUTES=10 cargo bench --bench
+//! load` for longer. A caller: the menu, presses 1 or 2, then the hold loop every
+//! `HOLD_SECONDS` until bridged, talks `TALK` and hangs up (dial status completed); a new caller
+//! takes their place, so 1,000 are always in the system. An agent (the REST API, as an agent
+//! page or a script would): polls their reservations, accepts, completes the task when the call
+//! ends. Every webhook is signed and checked.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use switchboard::http::signature;
+
+const ACCOUNT_SID: &str = "AC0000000000000000000000000000load";
+const TOKEN: &str = "load-token";
+const CALLERS: usize = 1_000;
+const AGENTS: usize = 200;
+const HOLD_SECONDS: u64 = 2;
+const TALK: Duration = Duration::from_secs(3);
+
+/// Latencies of one kind of request, in microseconds.
+#[derive(Default)]
+struct Kind {
+    latencies: Vec<u64>,
+    errors: u64,
+}
+
+#[derive(Default)]
+struct Figures {
+    kinds: HashMap<&'static str, Kind>,
+}
+
+impl Figures {
+    fn record(&mut self, kind: &'static str, started: Instant, ok: bool) {
+        let entry = self.kinds.entry(kind).or_default();
+        if ok {
+            entry.latencies.push(started.elapsed().as_micros() as u64);
+        } else {
+            entry.errors += 1;
+        }
+    }
+}
+
+struct Load {
+    client: reqwest::Client,
+    base: String,
+    workspace: String,
+    figures: Mutex<Figures>,
+    /// Calls told to hold (and when), and calls bridged then completed.
+    acknowledged: Mutex<Vec<(String, Instant)>>,
+    completed: AtomicU64,
+    serial: AtomicU64,
+    until: Instant,
+}
+
+impl Load {
+    async fn webhook(&self, kind: &'static str, path: &str, params: &[(&str, &str)]) -> Option<String> {
+        let url = format!("{}{path}", self.base);
+        let params: Vec<(String, String)> =
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let started = Instant::now();
+        let answer = async {
+            let response = self
+                .client
+                .post(&url)
+                .header("X-Twilio-Signature", signature::sign(TOKEN, &url, &params))
+                .form(&params)
+                .send()
+                .await
+                .ok()?;
+            (response.status() == reqwest::StatusCode::OK).then_some(())?;
+            response.text().await.ok()
+        }
+        .await;
+        self.figures.lock().unwrap().record(kind, started, answer.is_some());
+        answer
+    }
+
+    async fn rest(
+        &self,
+        kind: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Option<serde_json::Value> {
+        let url = format!("{}/v1/Workspaces/{}{path}", self.base, self.workspace);
+        let started = Instant::now();
+        let answer = async {
+            let response = self
+                .client
+                .request(method, url)
+                .basic_auth(ACCOUNT_SID, Some(TOKEN))
+                .form(form)
+                .send()
+                .await
+                .ok()?;
+            response.status().is_success().then_some(())?;
+            response.json().await.ok()
+        }
+        .await;
+        self.figures.lock().unwrap().record(kind, started, answer.is_some());
+        answer
+    }
+
+    /// Callers one after another on one line until the time is up.
+    async fn line(&self) {
+        while Instant::now() < self.until {
+            let serial = self.serial.fetch_add(1, Ordering::SeqCst);
+            let call = format!("CA{serial:032}");
+            let base = [
+                ("AccountSid", ACCOUNT_SID),
+                ("CallSid", call.as_str()),
+                ("From", "+15550100001"),
+                ("To", "+15550100200"),
+            ];
+            let Some(menu) = self.webhook("incoming", "/voice/incoming", &base).await else { continue };
+            let Some(action) = menu.split("action=\"").nth(1).and_then(|rest| rest.split('"').next()) else {
+                continue;
+            };
+            let action = action.replace("&amp;", "&");
+            let digit = if serial % 2 == 0 { "1" } else { "2" };
+            let keyed: Vec<(&str, &str)> = base.iter().copied().chain([("Digits", digit)]).collect();
+            let Some(held) = self.webhook("ivr (route)", &action, &keyed).await else { continue };
+            if !held.contains("/voice/wait") {
+                continue;
+            }
+            self.acknowledged.lock().unwrap().push((call.clone(), Instant::now()));
+            loop {
+                tokio::time::sleep(Duration::from_secs(HOLD_SECONDS)).await;
+                let Some(waiting) = self.webhook("hold loop", "/voice/wait", &base).await else { continue };
+                if waiting.contains("<Dial") {
+                    tokio::time::sleep(TALK).await;
+                    let done: Vec<(&str, &str)> = base
+                        .iter()
+                        .copied()
+                        .chain([("DialCallStatus", "completed"), ("DialCallDuration", "3")])
+                        .collect();
+                    self.webhook("dial status", "/voice/dial-status", &done).await;
+                    self.completed.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// An agent: accepts what is offered, completes what is wrapping up.
+    async fn agent(&self, worker: String) {
+        while Instant::now() < self.until + Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let path = format!("/Workers/{worker}/Reservations?ReservationStatus=pending");
+            if let Some(pending) = self.rest("agent: reservations", reqwest::Method::GET, &path, &[]).await {
+                for reservation in pending["reservations"].as_array().into_iter().flatten() {
+                    let sid = reservation["sid"].as_str().unwrap_or_default();
+                    let path = format!("/Workers/{worker}/Reservations/{sid}");
+                    self.rest(
+                        "agent: accept",
+                        reqwest::Method::POST,
+                        &path,
+                        &[("ReservationStatus", "accepted")],
+                    )
+                    .await;
+                }
+            }
+            let path = format!("/Workers/{worker}/Reservations?ReservationStatus=wrapping");
+            if let Some(wrapping) = self.rest("agent: reservations", reqwest::Method::GET, &path, &[]).await {
+                for reservation in wrapping["reservations"].as_array().into_iter().flatten() {
+                    let task = reservation["task_sid"].as_str().unwrap_or_default();
+                    let form = [("AssignmentStatus", "completed"), ("Reason", "done")];
+                    self.rest("agent: complete", reqwest::Method::POST, &format!("/Tasks/{task}"), &form)
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+fn workspace_config() -> String {
+    let mut config = String::from(
+        r#"
+[workspace]
+friendly_name = "Load"
+
+[[workspace.skills]]
+name = "Sales"
+
+[[workspace.skills]]
+name = "Support"
+
+[[workspace.queues]]
+name = "Sales"
+skill = "Sales"
+
+[[workspace.queues]]
+name = "Support"
+skill = "Support"
+
+[[workspace.workflows]]
+name = "Sales and Support Workflow"
+task_reservation_timeout = 30
+default_queue = "Sales"
+
+[[workspace.workflows.filters]]
+name = "Support"
+skill = "Support"
+queue = "Support"
+"#,
+    );
+    for agent in 0..AGENTS {
+        let skill = if agent % 2 == 0 { "Sales" } else { "Support" };
+        config.push_str(&format!(
+            "\n[[workspace.workers]]\nname = \"agent{agent}\"\nactivity = \"Available\"\nskills = [\"{skill}\"]\nattributes = {{ contact_uri = \"client:agent{agent}\" }}\n"
+        ));
+    }
+    config
+}
+
+fn main() {
+    let minutes: u64 = std::env::var("LOAD_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(3);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchboard.toml"), workspace_config()).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_STORE_DATA_DIR", dir.path().join("data"))
+        .env("SWITCHBOARD_TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        .env("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN)
+        .env("SWITCHBOARD_VOICE_WAIT_SECONDS", HOLD_SECONDS.to_string())
+        .env("RUST_LOG", "warn,switchboard::app=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let pid = server.id();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the server logs its address").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(1_500).timeout(Duration::from_secs(30)).build().unwrap();
+        let base = format!("http://{address}");
+        let workspaces: serde_json::Value = client
+            .get(format!("{base}/v1/Workspaces"))
+            .basic_auth(ACCOUNT_SID, Some(TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let workspace = workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned();
+        let workers: serde_json::Value = client
+            .get(format!("{base}/v1/Workspaces/{workspace}/Workers?PageSize=1000"))
+            .basic_auth(ACCOUNT_SID, Some(TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let workers: Vec<String> =
+            workers["workers"].as_array().unwrap().iter().map(|w| w["sid"].as_str().unwrap().to_owned()).collect();
+        let started = Instant::now();
+        let load = Arc::new(Load {
+            client,
+            base,
+            workspace,
+            figures: Mutex::default(),
+            acknowledged: Mutex::default(),
+            completed: AtomicU64::default(),
+            serial: AtomicU64::default(),
+            until: started + Duration::from_secs(minutes * 60),
+        });
+        let mut handles = Vec::new();
+        for worker in workers {
+            let load = load.clone();
+            handles.push(tokio::spawn(async move { load.agent(worker).await }));
+        }
+        for _ in 0..CALLERS {
+            let load = load.clone();
+            handles.push(tokio::spawn(async move { load.line().await }));
+        }
+        for handle in handles {
+            let _ = handle.await;
+        }
+        let elapsed = started.elapsed();
+
+        // Lost: an acknowledged call without exactly one task.
+        let tasks = load.rest("check", reqwest::Method::GET, "/Tasks?PageSize=100000", &[]).await.unwrap();
+        let mut per_call: HashMap<String, usize> = HashMap::new();
+        for task in tasks["tasks"].as_array().unwrap() {
+            let attributes: serde_json::Value = serde_json::from_str(task["attributes"].as_str().unwrap()).unwrap();
+            if let Some(call) = attributes["call_sid"].as_str() {
+                *per_call.entry(call.to_owned()).or_default() += 1;
+            }
+        }
+        let acknowledged = load.acknowledged.lock().unwrap().clone();
+        // Ended tasks are purged 5 minutes after they end: a call acknowledged in the last 4
+        // minutes must still have its task.
+        let recent: Vec<&String> = acknowledged
+            .iter()
+            .filter(|(_, at)| at.elapsed() < Duration::from_secs(240))
+            .map(|(call, _)| call)
+            .collect();
+        let lost = recent.iter().filter(|call| !per_call.contains_key(**call)).count();
+        let doubled = per_call.values().filter(|count| **count > 1).count();
+        let peak_rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| status.lines().find(|line| line.starts_with("VmHWM:")).map(str::to_owned))
+            .unwrap_or_default();
+
+        println!("Load: {CALLERS} callers at once, {AGENTS} agents, {} s, hold loop every {HOLD_SECONDS} s, talk {} s", elapsed.as_secs(), TALK.as_secs());
+        println!("| Request | answered | errors | per second | p50 | p99 |");
+        println!("|---|---|---|---|---|---|");
+        let figures = load.figures.lock().unwrap();
+        let mut kinds: Vec<_> = figures.kinds.iter().collect();
+        kinds.sort_by_key(|(kind, _)| *kind);
+        for (kind, figures) in kinds {
+            let mut sorted = figures.latencies.clone();
+            sorted.sort_unstable();
+            let at = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+            println!(
+                "| {kind} | {} | {} | {:.0} | {:.1} ms | {:.1} ms |",
+                sorted.len(),
+                figures.errors,
+                sorted.len() as f64 / elapsed.as_secs_f64(),
+                at(0.5) as f64 / 1000.0,
+                at(0.99) as f64 / 1000.0
+            );
+        }
+        println!(
+            "Calls acknowledged (told to hold): {}; bridged and completed: {}; lost (of the {} acknowledged in the last 4 minutes, without their task): {lost}; with two tasks: {doubled}; server peak RSS: {}",
+            acknowledged.len(),
+            load.completed.load(Ordering::SeqCst),
+            recent.len(),
+            peak_rss.trim_start_matches("VmHWM:").trim()
+        );
+        assert_eq!((lost, doubled), (0, 0), "no call lost, none with two tasks");
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+}
