@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use switchboard::http::signature;
 
-const ACCOUNT_SID: &str = "AC0000000000000000000000000000load";
+const ACCOUNT_SID: &str = "AC0000000000000000000000000000beef";
 const TOKEN: &str = "load-token";
 const CALLERS: usize = 1_000;
 const AGENTS: usize = 200;
@@ -241,11 +241,14 @@ fn main() {
         .expect("the server starts");
     let pid = server.id();
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
     let address = loop {
-        let line = lines.next().expect("the server logs its address").unwrap();
+        let line =
+            lines.next().unwrap_or_else(|| panic!("the server did not start:\n{}", seen.join("\n"))).unwrap();
         if let Some(rest) = line.split("listening on http://").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
+        seen.push(line);
     };
     std::thread::spawn(move || for _ in lines {});
 
@@ -300,9 +303,17 @@ fn main() {
         let elapsed = started.elapsed();
 
         // Lost: an acknowledged call without exactly one task.
-        let tasks = load.rest("check", reqwest::Method::GET, "/Tasks?PageSize=100000", &[]).await.unwrap();
+        let mut tasks = Vec::new();
+        for page in 0.. {
+            let path = format!("/Tasks?PageSize=1000&Page={page}");
+            let listed = load.rest("check", reqwest::Method::GET, &path, &[]).await.expect("the task list");
+            tasks.extend(listed["tasks"].as_array().cloned().unwrap_or_default());
+            if listed["meta"]["next_page_url"].is_null() {
+                break;
+            }
+        }
         let mut per_call: HashMap<String, usize> = HashMap::new();
-        for task in tasks["tasks"].as_array().unwrap() {
+        for task in &tasks {
             let attributes: serde_json::Value = serde_json::from_str(task["attributes"].as_str().unwrap()).unwrap();
             if let Some(call) = attributes["call_sid"].as_str() {
                 *per_call.entry(call.to_owned()).or_default() += 1;
