@@ -211,6 +211,10 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Seconds that in-flight requests get to finish after SIGINT or SIGTERM.
     pub shutdown_timeout: u64,
+    /// The largest request body any route accepts (webhooks, REST API, agent and admin APIs);
+    /// a larger one is refused with 413. Twilio takes workflow configurations of up to about
+    /// 1 MB, so the default leaves room for those.
+    pub max_body_bytes: usize,
 }
 
 /// One documented setting.
@@ -244,6 +248,12 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT",
         default: "10",
         meaning: "Seconds in-flight requests get to finish after SIGINT or SIGTERM",
+    },
+    SettingInfo {
+        key: "http.max_body_bytes",
+        env: "SWITCHBOARD_HTTP_MAX_BODY_BYTES",
+        default: "2097152",
+        meaning: "Largest request body accepted on any route (webhooks, REST API, agent and admin APIs); larger ones get 413",
     },
     SettingInfo {
         key: "store.data_dir",
@@ -428,7 +438,12 @@ pub enum ConfigError {
 
 impl Default for HttpSettings {
     fn default() -> HttpSettings {
-        HttpSettings { listen: "127.0.0.1:8080".to_owned(), workers: 0, shutdown_timeout: 10 }
+        HttpSettings {
+            listen: "127.0.0.1:8080".to_owned(),
+            workers: 0,
+            shutdown_timeout: 10,
+            max_body_bytes: 2 << 20,
+        }
     }
 }
 
@@ -525,6 +540,7 @@ impl Settings {
             "http.listen" => self.http.listen = parse_listen(value)?,
             "http.workers" => self.http.workers = parse_number(value)?,
             "http.shutdown_timeout" => self.http.shutdown_timeout = parse_number(value)?,
+            "http.max_body_bytes" => self.http.max_body_bytes = parse_number(value)?,
             "store.data_dir" => self.store.data_dir = PathBuf::from(value),
             "store.durability" => {
                 self.store.durability = match value {
@@ -651,34 +667,36 @@ mod tests {
             None,
             &[],
             expect![[
-                r#"defaults: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10 }"#
+                r#"defaults: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
             ]],
         );
         check(
             Some(""),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
             ]],
         );
         check(
             Some("[http]\nworkers = 3\n"),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 3, shutdown_timeout: 10 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 3, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
             ]],
         );
         check(
             Some("[http]\nworkers = 3\nlisten = \"0.0.0.0:80\"\n"),
             &[("SWITCHBOARD_HTTP_WORKERS", "5"), ("HOME", "/root"), ("SWITCHBOARD_CONFIG", "x")],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "0.0.0.0:80", workers: 5, shutdown_timeout: 10 }"#
+                r#"switchboard.toml: HttpSettings { listen: "0.0.0.0:80", workers: 5, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
             ]],
         );
         check(
             None,
             &[("SWITCHBOARD_HTTP_LISTEN", "[::1]:0")],
-            expect![[r#"defaults: HttpSettings { listen: "[::1]:0", workers: 0, shutdown_timeout: 10 }"#]],
+            expect![[
+                r#"defaults: HttpSettings { listen: "[::1]:0", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
+            ]],
         );
     }
 
@@ -692,7 +710,7 @@ mod tests {
                   |
                 3 | lisen = "x"
                   | ^^^^^
-                unknown field `lisen`, expected one of `listen`, `workers`, `shutdown_timeout`"#]],
+                unknown field `lisen`, expected one of `listen`, `workers`, `shutdown_timeout`, `max_body_bytes`"#]],
         );
         check(
             Some("[htp]\n"),
@@ -753,14 +771,14 @@ mod tests {
             Some("[voice]\npublic_url = \"https://sb.example.com:8443/\"\n"),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
             ]],
         );
         check(
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
             ],
         );
         check(

@@ -23,6 +23,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 
 use super::ApiError;
+use super::form::Form;
 use super::taskrouter::api::authenticate;
 use crate::agents::Agents;
 use crate::config::Credentials;
@@ -71,11 +72,8 @@ async fn list(_: Authenticated, engine: web::Data<LiveEngine>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "skills": skills }))
 }
 
-async fn create(_: Authenticated, body: web::Bytes, engine: web::Data<LiveEngine>) -> HttpResponse {
-    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return bad_request("the body is not form-encoded");
-    };
-    let get = |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.trim().to_owned());
+async fn create(_: Authenticated, form: Form, engine: web::Data<LiveEngine>) -> HttpResponse {
+    let get = |name: &str| form.get(name).map(|value| value.trim().to_owned());
     let Some(name) = get("Name") else { return bad_request("Name is required") };
     let level = |field: &str| {
         get(field).map(|text| text.parse::<u32>().map_err(|_| format!("{field} must be a whole number")))
@@ -112,15 +110,12 @@ async fn delete(_: Authenticated, name: web::Path<String>, engine: web::Data<Liv
 async fn assign(
     _: Authenticated,
     worker: web::Path<String>,
-    body: web::Bytes,
+    Form(form): Form,
     engine: web::Data<LiveEngine>,
 ) -> HttpResponse {
     let Ok(worker) = Sid::parse(&worker, SidKind::Worker) else {
         return ApiError::new(StatusCode::NOT_FOUND, format!("{worker} is not a worker SID"))
             .error_response();
-    };
-    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return bad_request("the body is not form-encoded");
     };
     let parse = |field: &str| -> Result<Vec<(String, Option<u32>)>, String> {
         let given = form.iter().filter(|(key, _)| key == field);

@@ -20,12 +20,12 @@ use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::ApiError;
+use super::form::Form;
 use super::session::AgentSession;
 use super::taskrouter::render::date;
 use crate::agents::Agents;
@@ -250,38 +250,30 @@ fn sse(name: &str, data: &Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ActivityForm {
-    activity_sid: String,
+/// The value of `name` in `form`, which the request must give.
+fn required<'a>(form: &'a Form, name: &str) -> Result<&'a str, ApiError> {
+    form.get(name).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("{name} is required")))
 }
 
 async fn set_activity(
     session: AgentSession,
-    form: Result<web::Form<ActivityForm>, actix_web::Error>,
+    form: Form,
     engine: web::Data<LiveEngine>,
 ) -> Result<HttpResponse, ApiError> {
-    let form = form.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "ActivitySid is required"))?;
-    let activity = Sid::parse(form.activity_sid.trim(), SidKind::Activity)
+    let activity = Sid::parse(required(&form, "ActivitySid")?.trim(), SidKind::Activity)
         .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, format!("ActivitySid: {err}")))?;
     let command = Command::SetWorkerActivity { worker: session.worker, activity, reject_pending: false };
     execute(&engine, command).await?;
     state(session, engine).await
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AnswerForm {
-    reservation_status: String,
-}
-
 async fn answer(
     session: AgentSession,
     path: web::Path<String>,
-    form: Result<web::Form<AnswerForm>, actix_web::Error>,
+    form: Form,
     engine: web::Data<LiveEngine>,
 ) -> Result<HttpResponse, ApiError> {
-    let form = form.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "ReservationStatus is required"))?;
+    let status = required(&form, "ReservationStatus")?;
     let reservation = Sid::parse(&path, SidKind::Reservation)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{path} is not a reservation SID")))?;
     let owner =
@@ -293,7 +285,7 @@ async fn answer(
         }
         Some(_) => {}
     }
-    let command = match form.reservation_status.as_str() {
+    let command = match status {
         "accepted" => Command::Accept { reservation },
         "rejected" => Command::Reject { reservation, activity: None },
         other => {
@@ -307,19 +299,13 @@ async fn answer(
     state(session, engine).await
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct FinishForm {
-    assignment_status: String,
-}
-
 async fn finish(
     session: AgentSession,
     path: web::Path<String>,
-    form: Result<web::Form<FinishForm>, actix_web::Error>,
+    form: Form,
     engine: web::Data<LiveEngine>,
 ) -> Result<HttpResponse, ApiError> {
-    let form = form.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "AssignmentStatus is required"))?;
+    let status = required(&form, "AssignmentStatus")?;
     let task = Sid::parse(&path, SidKind::Task)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{path} is not a task SID")))?;
     let (exists, took) =
@@ -330,7 +316,7 @@ async fn finish(
     if !took {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "this task is another agent's"));
     }
-    let command = match form.assignment_status.as_str() {
+    let command = match status {
         "wrapping" => Command::WrapUp { task },
         "completed" => Command::Complete { task, reason: "completed by the agent".to_owned() },
         other => {

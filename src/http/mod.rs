@@ -9,6 +9,7 @@ mod agent;
 mod dashboard;
 mod drain;
 mod error;
+mod form;
 mod health;
 mod pages;
 pub(crate) mod session;
@@ -72,8 +73,15 @@ impl Server {
         let texts = web::Data::from(texts);
         let agents = web::Data::from(agents);
         let webhooks = web::Data::new(webhooks);
+        let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
+                // One body limit for every route and extractor: the routes read their
+                // parameters through `form::Form`, and actix's own extractors, should one be
+                // used, are held to the same limit.
+                .app_data(form::BodyLimit(max_body))
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::FormConfig::default().limit(max_body))
                 .app_data(in_flight_data.clone())
                 .app_data(engine.clone())
                 .app_data(credentials.clone())

@@ -17,10 +17,10 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
+use super::form::{Form, FormError};
 use crate::agents::{Agents, Role, Session};
 use crate::config::Credentials;
 use crate::live::{self, LiveEngine};
@@ -56,23 +56,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AgentSignIn {
-    name: String,
-    secret: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AdminSignIn {
-    account_sid: String,
-    auth_token: String,
-}
-
 async fn agent_sign_in(
     request: HttpRequest,
-    form: Result<web::Form<AgentSignIn>, actix_web::Error>,
+    form: Result<Form, FormError>,
     engine: web::Data<LiveEngine>,
     agents: web::Data<Agents>,
     credentials: web::Data<Credentials>,
@@ -80,8 +66,14 @@ async fn agent_sign_in(
     if let Some(refusal) = cross_site(&request) {
         return refusal;
     }
-    let Ok(form) = form else { return refused(StatusCode::BAD_REQUEST, "Name and Secret are required") };
-    let Some(worker) = agents.sign_in(&engine, form.name.trim(), form.secret.trim()) else {
+    let form = match form {
+        Ok(form) => form,
+        Err(err) => return err.error_response(),
+    };
+    let (Some(name), Some(secret)) = (form.get("Name"), form.get("Secret")) else {
+        return refused(StatusCode::BAD_REQUEST, "Name and Secret are required");
+    };
+    let Some(worker) = agents.sign_in(&engine, name.trim(), secret.trim()) else {
         return refused(StatusCode::UNAUTHORIZED, "unknown name or wrong secret");
     };
     let bound_to = agents.secret_digest(worker).unwrap_or_default();
@@ -99,21 +91,25 @@ async fn agent_sign_in(
 
 async fn admin_sign_in(
     request: HttpRequest,
-    form: Result<web::Form<AdminSignIn>, actix_web::Error>,
+    form: Result<Form, FormError>,
     credentials: web::Data<Credentials>,
 ) -> HttpResponse {
     if let Some(refusal) = cross_site(&request) {
         return refusal;
     }
-    let Ok(form) = form else {
+    let form = match form {
+        Ok(form) => form,
+        Err(err) => return err.error_response(),
+    };
+    let (Some(account_sid), Some(auth_token)) = (form.get("AccountSid"), form.get("AuthToken")) else {
         return refused(StatusCode::BAD_REQUEST, "AccountSid and AuthToken are required");
     };
     let user_ok = super::taskrouter::api::constant_time_eq(
-        form.account_sid.trim().as_bytes(),
+        account_sid.trim().as_bytes(),
         credentials.account_sid.as_bytes(),
     );
     let token_ok = super::taskrouter::api::constant_time_eq(
-        form.auth_token.trim().as_bytes(),
+        auth_token.trim().as_bytes(),
         credentials.auth_token.as_bytes(),
     );
     if !(user_ok & token_ok) {

@@ -24,6 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiError;
 use super::admin::Authenticated;
+use super::form::{Form, FormError};
 use super::session::{AGENT_COOKIE, checked_session};
 use super::taskrouter::render::date;
 use super::voice::{Webhooks, refusal, signed_params, twiml};
@@ -47,16 +48,20 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 
 async fn incoming(
     request: HttpRequest,
-    body: web::Bytes,
+    form: Result<Form, FormError>,
     sms: web::Data<Sms>,
     webhooks: web::Data<Webhooks>,
 ) -> HttpResponse {
-    let params = match signed_params(&request, &body, &webhooks) {
+    let params = match signed_params(&request, form, &webhooks) {
         Ok((form, query)) => MessageParams::from_params(&[form, query].concat()),
         Err(refused) => return refused,
     };
     if params.from.is_empty() || params.to.is_empty() {
         return twiml(StatusCode::BAD_REQUEST, &refusal("From and To are required."));
+    }
+    // The MessageSid is what tells a retry (or a replay) from a new text.
+    if params.message_sid.is_empty() {
+        return twiml(StatusCode::BAD_REQUEST, &refusal("MessageSid is missing."));
     }
     match sms.incoming(&params, live::now()).await {
         Ok(response) => twiml(StatusCode::OK, &response),
@@ -175,21 +180,11 @@ fn sse(event: &ConversationEvent) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ReplyForm {
-    body: String,
-}
-
-async fn reply(
-    ConversationTask(task): ConversationTask,
-    form: web::Bytes,
-    sms: web::Data<Sms>,
-) -> HttpResponse {
-    let Ok(ReplyForm { body }) = serde_urlencoded::from_bytes::<ReplyForm>(&form) else {
+async fn reply(ConversationTask(task): ConversationTask, form: Form, sms: web::Data<Sms>) -> HttpResponse {
+    let Some(body) = form.get("Body") else {
         return ApiError::new(StatusCode::BAD_REQUEST, "Body is required (form-encoded)").error_response();
     };
-    match sms.reply(task, &body, live::now()).await {
+    match sms.reply(task, body, live::now()).await {
         Ok(entry) => HttpResponse::Created().json(delivery(&entry)),
         Err(err) => error(err),
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::form::{Form, FormError, Pairs, decode};
 use crate::live;
 use crate::twiml::{Response, Say, Verb};
 use crate::voice::{CallParams, Voice, paths, technical_difficulty};
@@ -44,10 +45,10 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
     ];
     for (path, hook) in hooks {
         let handler = move |request: HttpRequest,
-                            body: web::Bytes,
+                            form: Result<Form, FormError>,
                             voice: web::Data<Voice>,
                             webhooks: web::Data<Webhooks>| {
-            handle(hook, request, body, voice.into_inner(), webhooks.into_inner())
+            handle(hook, request, form, voice.into_inner(), webhooks.into_inner())
         };
         config.service(
             web::resource(path).route(web::post().to(handler)).route(web::get().to(handler)).default_service(
@@ -62,11 +63,11 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 async fn handle(
     hook: Hook,
     request: HttpRequest,
-    body: web::Bytes,
+    form: Result<Form, FormError>,
     voice: Arc<Voice>,
     webhooks: Arc<Webhooks>,
 ) -> HttpResponse {
-    let (params, query) = match signed_params(&request, &body, &webhooks) {
+    let (params, query) = match signed_params(&request, form, &webhooks) {
         Ok(params) => params,
         Err(refused) => return refused,
     };
@@ -97,25 +98,23 @@ async fn handle(
     }
 }
 
-/// Decoded `name=value` pairs, in the order received.
-pub(super) type Params = Vec<(String, String)>;
-
 /// A webhook's form (POST) and query parameters, once its X-Twilio-Signature is checked over
-/// the public URL; or the TwiML refusal to answer (400, 403).
+/// the public URL; or the TwiML refusal to answer (400, 403, 413, 415). The parameters are
+/// read strictly (`form.rs`), before the signature, which is computed over them.
 pub(super) fn signed_params(
     request: &HttpRequest,
-    body: &[u8],
+    form: Result<Form, FormError>,
     webhooks: &Webhooks,
-) -> Result<(Params, Params), HttpResponse> {
+) -> Result<(Pairs, Pairs), HttpResponse> {
     let is_post = request.method() == Method::POST;
-    let form: Result<Params, _> = if is_post { serde_urlencoded::from_bytes(body) } else { Ok(Vec::new()) };
-    let query: Result<Params, _> = serde_urlencoded::from_str(request.query_string());
-    let (Ok(params), Ok(query)) = (form, query) else {
-        return Err(twiml(
-            StatusCode::BAD_REQUEST,
-            &refusal("The request's parameters are not URL-encoded."),
-        ));
+    let refused =
+        |err: FormError| twiml(err.status(), &refusal(&format!("{}.", capitalized(&err.to_string()))));
+    let params = match form {
+        Ok(Form(params)) if is_post => params,
+        Ok(_) => Vec::new(),
+        Err(err) => return Err(refused(err)),
     };
+    let query = decode(request.query_string().as_bytes()).map_err(refused)?;
     if !webhooks.validate_signatures {
         tracing::warn!(path = %request.path(), "webhook accepted WITHOUT a signature check: twilio.validate_signatures is false");
         return Ok((params, query));
@@ -141,6 +140,12 @@ pub(super) fn signed_params(
         return Err(twiml(StatusCode::FORBIDDEN, &refusal("This request is not signed by the provider.")));
     }
     Ok((params, query))
+}
+
+/// `text` with its first letter in upper case, to be said as a sentence.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// A refusal the caller would hear, should the provider play it.

@@ -9,6 +9,7 @@ mod crash;
 mod expr_cli;
 mod health;
 mod helpers;
+mod hostile;
 mod ivr_cli;
 mod pages;
 mod process;

@@ -164,6 +164,19 @@ fn parameter_name(field: &str) -> String {
         .collect()
 }
 
+/// A refused body or query: 400, or 413 and 415 for a body too large or not a form.
+impl From<crate::http::form::FormError> for TwilioError {
+    fn from(err: crate::http::form::FormError) -> TwilioError {
+        TwilioError {
+            status: err.status(),
+            code: INVALID_PARAMETER,
+            message: err.to_string(),
+            allow: None,
+            challenge: true,
+        }
+    }
+}
+
 impl From<crate::agents::AgentError> for TwilioError {
     fn from(err: crate::agents::AgentError) -> TwilioError {
         match err {

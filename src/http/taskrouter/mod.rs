@@ -30,9 +30,6 @@ use error::TwilioError;
 use crate::agents::Agents;
 use crate::routing::{Command, SidKind};
 
-/// Largest form body accepted: a workflow configuration may be 1,038,576 bytes on Twilio.
-const MAX_FORM_BYTES: usize = 2 << 20;
-
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     use web::{delete, get, post};
     let workspace = "/v1/Workspaces/{workspace}";
@@ -43,7 +40,6 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         }))
     };
     config
-        .app_data(web::PayloadConfig::new(MAX_FORM_BYTES))
         .service(web::resource("/v1/Workspaces").route(get().to(workspace::list)).default_service(web::to(
             || async { Err::<HttpResponse, _>(TwilioError::method_not_allowed("GET")) },
         )))

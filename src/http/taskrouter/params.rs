@@ -1,9 +1,16 @@
 //! Request parameters as TaskRouter names them (`FriendlyName`, `Attributes`, `PageSize`...),
 //! from a form body or a query string, with one error message per way a value can be wrong.
+//! As an extractor, [`Params`] is the request's form body, read by `http::form`.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
 use serde_json::Value;
 
 use super::error::TwilioError;
+use crate::http::form::{Form, decode};
 use crate::routing::{Millis, Sid, SidKind};
 
 /// Twilio's page size when none is asked for, and the most it gives.
@@ -22,11 +29,9 @@ pub(crate) struct Paging {
 }
 
 impl Params {
-    /// Parses `application/x-www-form-urlencoded` text (a body or a query string).
+    /// Parses `application/x-www-form-urlencoded` text (a query string).
     pub(crate) fn parse(encoded: &[u8]) -> Result<Params, TwilioError> {
-        serde_urlencoded::from_bytes(encoded)
-            .map(Params)
-            .map_err(|err| TwilioError::invalid(format!("the parameters are not form-encoded: {err}")))
+        decode(encoded).map(Params).map_err(TwilioError::from)
     }
 
     /// The last value given for `name` (Twilio's names are case-sensitive).
@@ -136,6 +141,17 @@ impl Params {
     }
 }
 
+/// The form body, in Twilio's error shape when it is refused.
+impl FromRequest for Params {
+    type Error = TwilioError;
+    type Future = Pin<Box<dyn Future<Output = Result<Params, TwilioError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = Form::from_request(request, payload);
+        Box::pin(async move { form.await.map(|Form(pairs)| Params(pairs)).map_err(TwilioError::from) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +238,10 @@ mod tests {
         let filters =
             |p: &Params| Ok(p.filters().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
         check("Page=1&PageSize=5&ActivityName=Available", filters, r#"["ActivityName=Available"]"#);
-        check("%ZZ", filters, r#"["%ZZ="]"#);
+        check(
+            "%ZZ",
+            filters,
+            "error: the parameters are not URL-encoded: `%` at byte 0 is not followed by two hex digits",
+        );
     }
 }

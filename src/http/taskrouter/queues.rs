@@ -1,6 +1,6 @@
 //! Task queues and workflows: list, create, fetch, update, and their real-time statistics.
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 
 use super::api::Api;
 use super::error::TwilioError;
@@ -40,8 +40,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 
 /// `POST .../TaskQueues`: `FriendlyName` (required), `TargetWorkers` (default `1==1`),
 /// `TaskOrder` (`FIFO`, `LIFO`), `MaxReservedWorkers` (1 to 50).
-pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
-    let form = Params::parse(&body)?;
+pub(super) async fn create(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     form.refuse(&["ReservationActivitySid", "AssignmentActivitySid"], CALLBACKS_INSTEAD)?;
     let new = NewTaskQueue {
         friendly_name: form.required("FriendlyName")?.to_owned(),
@@ -63,9 +62,8 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
 
 /// `POST .../TaskQueues/{WQ}`: `FriendlyName`, `TargetWorkers`, `TaskOrder`,
 /// `MaxReservedWorkers`; what is not given stays as it is.
-pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+pub(super) async fn update(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("queue", SidKind::TaskQueue)?;
-    let form = Params::parse(&body)?;
     form.refuse(&["ReservationActivitySid", "AssignmentActivitySid"], CALLBACKS_INSTEAD)?;
     let changes = TaskQueueChanges {
         friendly_name: form.get("FriendlyName").map(str::to_owned),
@@ -106,8 +104,7 @@ pub(super) async fn list_workflows(api: Api) -> Result<HttpResponse, TwilioError
 
 /// `POST .../Workflows`: `FriendlyName`, `Configuration` (required), `TaskReservationTimeout`
 /// (1 to 86,400 seconds, default 120).
-pub(super) async fn create_workflow(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
-    let form = Params::parse(&body)?;
+pub(super) async fn create_workflow(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     form.refuse(&["AssignmentCallbackUrl", "FallbackAssignmentCallbackUrl"], CALLBACKS_INSTEAD)?;
     let new = NewWorkflow {
         friendly_name: form.required("FriendlyName")?.to_owned(),
@@ -144,9 +141,8 @@ pub(super) async fn fetch_workflow(api: Api) -> Result<HttpResponse, TwilioError
 
 /// `POST .../Workflows/{WW}`: `FriendlyName`, `Configuration`, `TaskReservationTimeout`, and
 /// `ReEvaluateTasks` (route every waiting task again under the new configuration).
-pub(super) async fn update_workflow(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+pub(super) async fn update_workflow(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("workflow", SidKind::Workflow)?;
-    let form = Params::parse(&body)?;
     form.refuse(&["AssignmentCallbackUrl", "FallbackAssignmentCallbackUrl"], CALLBACKS_INSTEAD)?;
     let changes = WorkflowChanges {
         friendly_name: form.get("FriendlyName").map(str::to_owned),

@@ -1,6 +1,6 @@
 //! Tasks and their reservations, reachable both under the task and under the worker.
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 
 use super::api::Api;
 use super::error::TwilioError;
@@ -88,8 +88,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 
 /// `POST .../Tasks`: `Attributes`, `Priority`, `Timeout`, `WorkflowSid` (required unless the
 /// workspace has one workflow), `TaskChannel` (unique name or SID).
-pub(super) async fn create(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
-    let form = Params::parse(&body)?;
+pub(super) async fn create(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     for unsupported in ["VirtualStartTime", "RoutingTarget", "TaskQueueSid", "IgnoreCapacity"] {
         if form.get(unsupported).is_some() {
             return Err(TwilioError::invalid(format!("{unsupported} is not supported yet; leave it out")));
@@ -122,9 +121,8 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
 /// `POST .../Tasks/{WT}`: `AssignmentStatus` (`canceled`, `wrapping`, `completed`) with
 /// `Reason`, and `Attributes`. The attributes are checked first and the status change, which
 /// the task's state may refuse, is made first, so a refused update changes nothing.
-pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+pub(super) async fn update(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("task", SidKind::Task)?;
-    let form = Params::parse(&body)?;
     let attributes = form.json_object("Attributes")?;
     for unsupported in ["Priority", "TaskChannel", "VirtualStartTime"] {
         if form.get(unsupported).is_some() {
@@ -258,15 +256,12 @@ pub(super) async fn fetch_worker_reservation(api: Api) -> Result<HttpResponse, T
     Ok(HttpResponse::Ok().json(render_reservation(&api, parent, sid)?))
 }
 
-pub(super) async fn update_task_reservation(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
-    update_reservation(api, Parent::of_task, body).await
+pub(super) async fn update_task_reservation(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
+    update_reservation(api, Parent::of_task, form).await
 }
 
-pub(super) async fn update_worker_reservation(
-    api: Api,
-    body: web::Bytes,
-) -> Result<HttpResponse, TwilioError> {
-    update_reservation(api, Parent::of_worker, body).await
+pub(super) async fn update_worker_reservation(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
+    update_reservation(api, Parent::of_worker, form).await
 }
 
 /// `POST .../Reservations/{WR}`: `ReservationStatus` `accepted`, `rejected` (with
@@ -274,11 +269,10 @@ pub(super) async fn update_worker_reservation(
 async fn update_reservation(
     api: Api,
     parent: fn(&Api) -> Result<Parent, TwilioError>,
-    body: web::Bytes,
+    form: Params,
 ) -> Result<HttpResponse, TwilioError> {
     let parent = parent(&api)?;
     let sid = api.path_sid("reservation", SidKind::Reservation)?;
-    let form = Params::parse(&body)?;
     if let Some(instruction) = form.get("Instruction") {
         return Err(TwilioError::invalid(format!(
             "Instruction {instruction:?} is not supported: Switchboard bridges the call itself once the \

@@ -57,10 +57,9 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 /// `POST .../Workers`: `FriendlyName` (required, unique ignoring case), `Attributes`, `ActivitySid`.
 pub(super) async fn create(
     api: Api,
-    body: web::Bytes,
+    form: Params,
     agents: web::Data<Agents>,
 ) -> Result<HttpResponse, TwilioError> {
-    let form = Params::parse(&body)?;
     let new = NewWorker {
         friendly_name: form.required("FriendlyName")?.to_owned(),
         attributes: form.json_object("Attributes")?.unwrap_or_else(|| serde_json::json!({})),
@@ -89,9 +88,8 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
 /// Everything is checked before anything changes, so a refused update changes nothing; new
 /// attributes are applied before the new activity, so that an agent who becomes available is
 /// routed on the attributes sent with it.
-pub(super) async fn update(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
+pub(super) async fn update(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("worker", SidKind::Worker)?;
-    let form = Params::parse(&body)?;
     let attributes = form.json_object("Attributes")?;
     let activity = form.sid("ActivitySid", SidKind::Activity)?;
     let reject_pending = form.boolean("RejectPendingReservations")?.unwrap_or(false);

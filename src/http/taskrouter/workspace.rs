@@ -1,6 +1,6 @@
 //! The workspace and its activities (list, fetch, create).
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 
 use super::api::Api;
 use super::error::TwilioError;
@@ -53,8 +53,7 @@ pub(super) async fn fetch_activity(api: Api) -> Result<HttpResponse, TwilioError
 }
 
 /// `POST .../Activities`: `FriendlyName` (required, unique ignoring case), `Available`.
-pub(super) async fn create_activity(api: Api, body: web::Bytes) -> Result<HttpResponse, TwilioError> {
-    let form = Params::parse(&body)?;
+pub(super) async fn create_activity(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     let command = Command::CreateActivity {
         friendly_name: form.required("FriendlyName")?.to_owned(),
         available: form.boolean("Available")?.unwrap_or(false),
