@@ -51,3 +51,7 @@ pub mod simulate;
 pub mod sms;
 pub mod telemetry;
 pub mod workspace;
+
+/// What the fuzz targets (`fuzz_*` property tests, beside the code they attack) share.
+#[cfg(test)]
+mod fuzzing;

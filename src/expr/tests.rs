@@ -460,15 +460,24 @@ fn syntax_check_accepts_any_path_and_rejects_bad_syntax() {
     assert_eq!(super::Expression::check_syntax("a ==").unwrap_err().column(), 5);
 }
 
-/// Text drawn from the expression alphabet, so that most cases get past the lexer.
+/// Text built from the grammar's tokens (names, paths, operators and their aliases, keywords in
+/// any case, brackets, quotes closed or not, numbers of every size, non-ASCII letters), joined
+/// by a space, by nothing or by other white space, so that most cases get past the lexer and
+/// many parse.
 fn expression_soup() -> impl Strategy<Value = String> {
-    let pieces = prop::sample::select(vec![
+    let tokens = vec![
         "a",
         "b.c",
         "task.x",
+        "task",
         "worker.y",
+        "worker.sid",
+        "worker",
         "taskrouter.currentTime",
+        "taskrouter.dayOfWeek",
+        "taskrouter.nope",
         "d[0]",
+        "d[99999999999999999999999]",
         "[",
         "]",
         "(",
@@ -485,6 +494,7 @@ fn expression_soup() -> impl Strategy<Value = String> {
         ">-",
         "<-",
         "HAS",
+        "has",
         "IN",
         "NOT",
         "not in",
@@ -493,70 +503,105 @@ fn expression_soup() -> impl Strategy<Value = String> {
         "OR",
         "&&",
         "||",
+        "&",
+        "!",
         "true",
         "null",
         "'s'",
         "\"t\"",
+        "'",
+        "\"",
+        "‘q’",
         "0800",
         "-1.5",
-        " ",
         "-",
-        "'",
-        "é",
         "1.",
+        "1.2.3",
         "99999999999999999999999",
-    ]);
-    prop::collection::vec(pieces, 0..40).prop_map(|pieces| pieces.join(" "))
+        "1e5",
+        "skill-level",
+        "é",
+        "日本",
+        "😀",
+    ];
+    crate::fuzzing::token_soup(tokens, vec![" ", " ", " ", "", "\t", "\n"], 40)
 }
 
-/// Random JSON documents for evaluation.
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        "[a-z0-9]{0,4}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-dxy]", inner, 0..4)
-                .prop_map(|map| Value::Object(map.into_iter().collect())),
-        ]
-    })
+/// The error properties every refusal keeps: a column inside the expression (one past its
+/// end for "the expression ends here"), quoted first in the message, with the caret under it.
+fn assert_error_points_into(source: &str, err: &super::ExprError) -> Result<(), TestCaseError> {
+    let column = err.column();
+    prop_assert!((1..=source.chars().count() + 1).contains(&column), "column {} of {:?}", column, source);
+    let message = err.to_string();
+    prop_assert!(message.starts_with(&format!("column {column}: ")), "{}", message);
+    let snippet = err.snippet();
+    let caret_line = snippet.rsplit('\n').next().unwrap_or_default();
+    prop_assert_eq!(caret_line.chars().count(), column, "{}", snippet);
+    prop_assert!(caret_line.ends_with('^'));
+    Ok(())
+}
+
+/// What a compiled expression must do in every scope: evaluate without panicking, agree with
+/// its top-level clauses, agree with the text index the workflow builds from it, list its
+/// path values, and print as text that compiles back to the same tree.
+fn assert_compiled_behaves(expression: &Expression, scope: &Scope<'_>) -> Result<(), TestCaseError> {
+    let holds = expression.evaluate(scope);
+    let clauses = expression.clauses();
+    prop_assert_eq!(holds, clauses.iter().all(|clause| clause.evaluate(scope)), "{}", expression);
+    if let Some((text, path)) = expression.as_text_in_path()
+        && let Some(texts) = path.candidate_texts(scope)
+    {
+        prop_assert_eq!(holds, texts.contains(&text), "{}", expression);
+    }
+    let _ = expression.path_values(scope);
+    let reparsed = Expression::parse(&expression.to_string(), expression.context());
+    prop_assert_eq!(reparsed.as_ref(), Ok(expression), "{}", expression);
+    Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(crate::fuzzing::config(2_000))]
 
+    /// Fuzz target (see `crate::fuzzing`): any text compiles or is refused at a column of it;
+    /// what compiles in a context also passes the context-free syntax check.
     #[test]
-    fn parser_never_panics_on_arbitrary_text(source in any::<String>()) {
+    fn fuzz_expression_parser_on_arbitrary_text(source in any::<String>()) {
         for context in [Context::Queue, Context::Filter, Context::Target] {
-            if let Err(err) = Expression::parse(&source, context) {
-                prop_assert!(err.column() <= source.chars().count() + 1);
-                let _ = err.snippet();
+            match Expression::parse(&source, context) {
+                Ok(_) => prop_assert!(Expression::check_syntax(&source).is_ok(), "{:?}", source),
+                Err(err) => assert_error_points_into(&source, &err)?,
             }
+        }
+        if let Err(err) = Expression::check_syntax(&source) {
+            assert_error_points_into(&source, &err)?;
         }
     }
 
+    /// Fuzz target: the grammar's tokens in any order compile or are refused at a column, and
+    /// what compiles behaves against any attributes, in every kind of scope.
     #[test]
-    fn parser_and_evaluator_never_panic_on_expression_soup(
+    fn fuzz_expression_parser_on_token_soup_and_evaluation(
         source in expression_soup(),
-        task in json_value(),
-        worker in json_value(),
+        task in crate::fuzzing::json_value(),
+        worker in crate::fuzzing::json_value(),
         seconds in any::<i64>(),
     ) {
+        let facts = WorkerFacts::attributes_only(&worker);
+        let scopes = [
+            Scope::task(&task),
+            Scope::worker(facts),
+            Scope::task_and_worker(&task, facts),
+            Scope::task_and_worker(&task, facts).at(Clock::from_unix_seconds(seconds)),
+        ];
         for context in [Context::Queue, Context::Filter, Context::Target] {
             match Expression::parse(&source, context) {
                 Ok(expression) => {
-                    let scope = Scope::task_and_worker(&task, WorkerFacts::attributes_only(&worker))
-                        .at(Clock::from_unix_seconds(seconds));
-                    let _ = expression.evaluate(&scope);
-                    let reparsed = Expression::parse(&expression.to_string(), context);
-                    prop_assert_eq!(reparsed.as_ref(), Ok(&expression), "{}", expression);
+                    prop_assert!(Expression::check_syntax(&source).is_ok(), "{:?}", source);
+                    for scope in &scopes {
+                        assert_compiled_behaves(&expression, scope)?;
+                    }
                 }
-                Err(err) => prop_assert!(err.column() <= source.chars().count() + 1),
+                Err(err) => assert_error_points_into(&source, &err)?,
             }
         }
     }

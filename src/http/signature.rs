@@ -75,9 +75,11 @@ fn url_variants(url: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde::Deserialize;
 
     use super::*;
+    use crate::fuzzing::{self, awkward_text};
 
     #[derive(Deserialize)]
     struct Vectors {
@@ -132,5 +134,52 @@ mod tests {
         let pressed_2 = vec![("Digits".to_owned(), "2".to_owned()), ("CallSid".to_owned(), "CA1".to_owned())];
         assert!(!is_valid("token", url, &pressed_2, &signature));
         assert!(!is_valid("token", url, &params, "not base64!"));
+    }
+
+    /// URLs as webhooks are configured (schemes, user info, ports, IPv6 hosts) and arbitrary text.
+    fn url() -> impl Strategy<Value = String> {
+        let scheme = prop::sample::select(vec!["https://", "http://", "HTTPS://", "", "://"]);
+        let authority = prop::sample::select(vec![
+            "a.example",
+            "a.example:8443",
+            "u:p@a.example",
+            "[::1]",
+            "[::1]:8080",
+            "[::1",
+            "a:b:c",
+            "@",
+            ":",
+        ]);
+        let tail = prop::sample::select(vec!["", "/", "/voice/ivr?menu=main", "?x=1:2", "#f", "/é/😀"]);
+        prop_oneof![
+            3 => (scheme, authority, tail)
+                .prop_map(|(scheme, authority, tail)| format!("{scheme}{authority}{tail}")),
+            1 => any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(1_000))]
+
+        /// Fuzz target (see `crate::fuzzing`): any token, URL, parameters and signature text are
+        /// checked without panicking; what `sign` makes validates, whatever the order of the
+        /// parameters, and when it signs the URL with its port left out or the default one added.
+        #[test]
+        fn fuzz_signature_check(
+            token in awkward_text(),
+            url in url(),
+            params in prop::collection::vec((awkward_text(), awkward_text()), 0..6),
+            other_signature in awkward_text(),
+        ) {
+            let variants = url_variants(&url);
+            prop_assert_eq!(&variants[0], &url);
+            let signature = sign(&token, &url, &params);
+            let reversed: Vec<_> = params.iter().rev().cloned().collect();
+            prop_assert!(is_valid(&token, &url, &reversed, &signature));
+            for variant in &variants {
+                prop_assert!(is_valid(&token, &url, &params, &sign(&token, variant, &params)), "{}", variant);
+            }
+            let _ = is_valid(&token, &url, &params, &other_signature);
+        }
     }
 }

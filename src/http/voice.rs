@@ -156,3 +156,144 @@ pub(super) fn refusal(text: &str) -> Response {
 pub(super) fn twiml(status: StatusCode, response: &Response) -> HttpResponse {
     HttpResponse::build(status).content_type("application/xml").body(response.to_xml())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Fuzz target of the webhooks' parameters (see `crate::fuzzing`): arbitrary form bodies,
+    //! query strings, signatures and forwarding headers. Reading them never panics: a request
+    //! is refused with a 400 (not URL-encoded) or a 403 (not signed), or its parameters reach
+    //! the voice and text webhooks; a request signed as the provider signs is never refused.
+
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use actix_web::http::{StatusCode, Uri};
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{self, awkward_text};
+    use crate::http::signature;
+    use crate::sms::MessageParams;
+
+    const TOKEN: &str = "fuzz-auth-token";
+    const PUBLIC_URL: &str = "https://switchboard.example";
+
+    /// Names the webhooks read, and others.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(vec![
+                "CallSid", "From", "To", "Digits", "CallStatus", "DialCallStatus", "RecordingUrl",
+                "RecordingDuration", "flow", "menu", "failures", "language", "path", "MessageSid", "Body",
+            ])
+            .prop_map(str::to_owned),
+            1 => awkward_text(),
+        ]
+    }
+
+    /// `name=value` text: encoded as providers do, with broken escapes, bare separators and
+    /// values meant to overflow the numbers read from them.
+    fn encoded_pairs() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            3 => awkward_text(),
+            1 => prop::sample::select(vec!["4294967296", "-1", "99999999999999999999", "1,2,,3"])
+                .prop_map(str::to_owned),
+        ];
+        let pair = (name(), value).prop_map(|pair| serde_urlencoded::to_string([pair]).unwrap_or_default());
+        let junk = prop::sample::select(vec!["%", "%zz", "%ff%fe", "%C3", "+", "&", "=", "==", ";", "%00"])
+            .prop_map(str::to_owned);
+        prop::collection::vec(prop_oneof![4 => pair, 1 => junk], 0..8).prop_map(|pieces| pieces.join("&"))
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            3 => encoded_pairs().prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 0..120),
+        ]
+    }
+
+    /// A header as a client may send it: well formed or any bytes (the ones HTTP allows reach
+    /// the handler; the others are refused before it and are skipped here).
+    fn header_value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            2 => awkward_text().prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 0..40),
+        ]
+    }
+
+    /// Builds the request as actix-web would hand it over, or `None` when HTTP itself refuses
+    /// the URI or a header.
+    fn request(post: bool, query: &str, headers: &[(&'static str, Vec<u8>)]) -> Option<HttpRequest> {
+        let uri = format!("{}?{query}", crate::voice::paths::IVR);
+        Uri::try_from(uri.as_str()).ok()?;
+        let mut request =
+            TestRequest::default().method(if post { Method::POST } else { Method::GET }).uri(&uri);
+        for (name, value) in headers {
+            let value = HeaderValue::from_bytes(value).ok()?;
+            request = request.insert_header((HeaderName::from_static(name), value));
+        }
+        Some(request.to_http_request())
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(1_000))]
+
+        /// Fuzz target (see `crate::fuzzing` and this module's comment).
+        #[test]
+        fn fuzz_webhook_parameters_and_signatures(
+            post in any::<bool>(),
+            body in body(),
+            query in encoded_pairs(),
+            signature_header in header_value(),
+            forwarded in header_value(),
+            sign_as_provider in any::<bool>(),
+            behind_proxy in any::<bool>(),
+        ) {
+            let webhooks = Webhooks {
+                auth_token: TOKEN.to_owned(),
+                validate_signatures: true,
+                // Empty: the URL is the request's own scheme and (forwarded) host.
+                public_url: if behind_proxy { String::new() } else { PUBLIC_URL.to_owned() },
+            };
+            // Decoded strictly, as every route reads its parameters (`http::form`).
+            let decoded = if post { decode(&body) } else { Ok(Vec::new()) };
+            let decodes = decoded.is_ok() && decode(query.as_bytes()).is_ok();
+            let signature = match (&decoded, sign_as_provider) {
+                (Ok(params), true) if !behind_proxy => {
+                    let url = format!("{}{}?{query}", webhooks.public_url, crate::voice::paths::IVR);
+                    signature::sign(TOKEN, &url, params).into_bytes()
+                }
+                _ => signature_header,
+            };
+            let headers = [("x-twilio-signature", signature), ("x-forwarded-host", forwarded)];
+            let Some(request) = request(post, &query, &headers) else { return Ok(()) };
+
+            for validate_signatures in [false, true] {
+                let webhooks = Webhooks { validate_signatures, ..webhooks.clone() };
+                let form = if post { decode(&body).map(Form) } else { Ok(Form(Vec::new())) };
+                match signed_params(&request, form, &webhooks) {
+                    Ok((form, query)) => {
+                        prop_assert!(decodes);
+                        let params = [form, query].concat();
+                        // The first value of a name counts, as the webhooks read it.
+                        let first = |name: &str| {
+                            params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone())
+                        };
+                        let call = CallParams::from_params(&params);
+                        prop_assert_eq!(call.call_sid, first("CallSid").unwrap_or_default());
+                        prop_assert_eq!(call.digits, first("Digits"));
+                        let message = MessageParams::from_params(&params);
+                        prop_assert_eq!(message.body, first("Body").unwrap_or_default());
+                    }
+                    Err(refused) => {
+                        let expected = if !decodes { StatusCode::BAD_REQUEST } else { StatusCode::FORBIDDEN };
+                        prop_assert_eq!(refused.status(), expected);
+                        let content_type = refused.headers().get("content-type").map(HeaderValue::as_bytes);
+                        prop_assert_eq!(content_type, Some(&b"application/xml"[..]), "a refusal is TwiML");
+                        prop_assert!(validate_signatures || !decodes, "refused without a signature check");
+                        let signed_as_provider = sign_as_provider && !behind_proxy;
+                        prop_assert!(!(signed_as_provider && decodes), "a provider's signature was refused");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -417,3 +417,254 @@ fn over_text_the_shipped_flow_answers_messages_with_its_sms_prompts() {
         Text("hello?"): Continue <Response><Message>Sorry, that is not one of the options. Thanks for your message. Reply 1 or SALES for sales, 2 or SUPPORT for support.</Message></Response>
         Text("Support"): route {"skillsNeeded":["Support"],"language":"en-US","ivr_path":"2"} <Response/>"#]].assert_eq(&lines.join("\n"));
 }
+
+/// Regression (fuzzing): a wrong key at the largest failure count an action URL can carry
+/// overflowed the count.
+#[test]
+fn a_failure_at_the_largest_count_does_not_overflow() {
+    let state = CallState { menu: "main".into(), failures: u32::MAX, language: "en-US".into(), path: vec![] };
+    let flow = load_flow(SHIPPED).unwrap();
+    assert_eq!(step(&flow, &state, &Input::Digits("7".into()), Medium::Text).effect, Effect::Hangup);
+}
+
+mod fuzz {
+    //! Fuzz targets of flow files (see `crate::fuzzing`): arbitrary and TOML-token text, and
+    //! structured flows with random fields and types. Loading never panics and every refusal
+    //! names a line of the file; a flow that loads can be walked from any state (as the signed
+    //! action URL carries it) with any input, and a call that goes on is in one of its menus.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{self, awkward_text};
+
+    const MENUS: [&str; 5] = ["main", "support", "goodbye", "closed", "menu with spaces"];
+    const LANGUAGES: [&str; 3] = ["en-US", "es-MX", "fr-FR"];
+    const KEYS: [&str; 9] = ["1", "2", "9", "*", "#", "0", "10", "", "a"];
+
+    /// A flow that uses every feature: languages, per-language prompts, keywords, a language
+    /// switch, an audio prompt, a voicemail, business hours and holidays.
+    const EVERY_FEATURE: &str = r##"
+start = "main"
+language = "en-US"
+languages = ["en-US", "es-MX"]
+voice = "Polly.Joanna"
+workflow = "Sales and Support Workflow"
+numbers = ["+15550100200"]
+
+[menus.main]
+say = { en-US = "For sales press 1.", es-MX = "Para ventas oprima 1." }
+sms = { en-US = "Reply 1 or SALES.", es-MX = "Responda 1 o VENTAS." }
+timeout = 5
+retries = 1
+no_input = { en-US = "Sorry?", es-MX = "Perdón?" }
+invalid = "?"
+on_fail = "goodbye"
+
+[menus.main.options]
+"1" = { route = { skills = ["Sales"], priority = 5, attributes = { vip = true } }, keywords = ["ventas"] }
+"2" = { menu = "support", keywords = ["support"] }
+"9" = { language = "es-MX" }
+"*" = { language = "en-US", menu = "support" }
+"#" = { menu = "closed" }
+
+[menus.support]
+play = "https://example.com/support.mp3"
+retries = 0
+options = { "0" = { menu = "main" }, "1" = { route = { workflow = "Support Workflow" } } }
+
+[menus.goodbye]
+say = "Goodbye."
+hangup = true
+
+[menus.closed]
+say = { en-US = "We are closed.", es-MX = "Cerrado." }
+voicemail = { skills = ["Sales"], attributes = { callback = true } }
+max_length = 120
+
+[hours]
+time_zone = "Europe/Madrid"
+tuesday = "08:30-14:00, 16:00-19:30"
+saturday = "10:00-13:00"
+holidays = ["2026-01-06", "2026-10-12"]
+closed = "closed"
+"##;
+
+    #[test]
+    fn the_seed_flow_loads() {
+        // Mutations start from valid flows: a seed that did not load would only ever reach the
+        // loader's first complaint.
+        assert_eq!(load_flow(EVERY_FEATURE).err(), None);
+    }
+
+    /// The valid flows that mutations start from.
+    fn seed_flow() -> impl Strategy<Value = serde_json::Value> {
+        prop::sample::select(vec![SHIPPED, EVERY_FEATURE]).prop_map(|source| {
+            let table: toml::Table = toml::from_str(source).expect("a seed flow is TOML");
+            serde_json::to_value(table).expect("TOML without dates is JSON")
+        })
+    }
+
+    /// Values a mutation puts in a flow: names of menus and languages, keys, numbers past
+    /// every range, awkward text, and small arrays and tables.
+    fn flow_value() -> BoxedStrategy<serde_json::Value> {
+        use serde_json::json;
+        let leaf = prop_oneof![
+            3 => prop::sample::select(vec![
+                "main", "support", "goodbye", "closed", "nowhere", "en-US", "es-MX", "fr-FR", "1", "10", "*",
+                "", "Mars/Olympus_Mons", "17:00-09:00", "25:00-26:00", "2026-02-30", "+1555",
+            ])
+            .prop_map(serde_json::Value::from),
+            2 => prop::sample::select(vec![-1, 0, i64::from(u32::MAX) + 1, i64::MIN, i64::MAX])
+                .prop_map(serde_json::Value::from),
+            2 => awkward_text().prop_map(serde_json::Value::from),
+            1 => any::<bool>().prop_map(serde_json::Value::from),
+            1 => any::<f64>()
+                .prop_filter("JSON holds finite numbers only", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::Array),
+                prop::collection::vec(("[a-z]{1,8}", inner), 0..3)
+                    .prop_map(|entries| json!(entries.into_iter().collect::<serde_json::Map<_, _>>())),
+            ]
+        })
+        .boxed()
+    }
+
+    /// A flow file as `ivr/*.toml` holds one: a seed flow changed by up to three mutations.
+    fn flow_file() -> impl Strategy<Value = String> {
+        (seed_flow(), fuzzing::mutations(flow_value())).prop_map(|(flow, mutations)| {
+            let flow = fuzzing::mutated(flow, mutations);
+            // A document whose root is no longer a table is written as a key holding it.
+            let flow = if flow.is_object() { flow } else { serde_json::json!({ "start": flow }) };
+            toml::Value::try_from(flow)
+                .and_then(|flow| toml::to_string(&flow))
+                .expect("JSON without null is TOML")
+        })
+    }
+
+    /// Text from TOML's and the flow format's tokens, so that the reader gets past the first line.
+    fn toml_soup() -> impl Strategy<Value = String> {
+        let tokens = concat!(
+            r#"start = "main" [menus.main] [menus.main.options] [[menus]] [hours] "1" { } [ ] , . route "#,
+            r#"skills say menu hangup true ' " """ ''' # 1979-05-27T07:32:00Z 07:32 inf nan 0x1F 1_000 -0 "#,
+            r#"99999999999999999999 é 😀 \u00e9 \"#,
+        );
+        fuzzing::token_soup(tokens.split(' ').collect(), vec![" ", "", "\n", "\n", "\r\n", "\t"], 60)
+    }
+
+    /// Every refusal names a line of the file, and is shown as `file:line: message`.
+    fn assert_located(source: &str, errors: &[IvrError]) -> Result<(), TestCaseError> {
+        prop_assert!(!errors.is_empty());
+        let lines = source.matches('\n').count() + 1;
+        for err in errors {
+            let line = err.line;
+            prop_assert!(line.is_some_and(|line| (1..=lines).contains(&line)), "{:?} in {:?}", err, source);
+            let shown = located(std::path::Path::new("ivr/fuzz.toml"), line, &err.message);
+            prop_assert!(
+                shown.starts_with(&format!("ivr/fuzz.toml:{}: ", line.unwrap_or_default())),
+                "{}",
+                shown
+            );
+            prop_assert!(!err.message.is_empty());
+        }
+        Ok(())
+    }
+
+    /// What a caller may do: hang on, press keys, text words, leave a message.
+    fn input() -> impl Strategy<Value = Input> {
+        let keys =
+            prop_oneof![3 => prop::sample::select(&KEYS[..]).prop_map(str::to_owned), 1 => awkward_text()];
+        prop_oneof![
+            1 => Just(Input::Start),
+            4 => keys.clone().prop_map(Input::Digits),
+            2 => prop_oneof![keys, Just("SALES".to_owned()), Just(" ventas ".to_owned())]
+                .prop_map(Input::Text),
+            1 => (prop_oneof![Just(String::new()), awkward_text()], any::<u32>())
+                .prop_map(|(url, duration)| Input::Recording { url, duration }),
+        ]
+    }
+
+    /// Where a call may stand: as a new call at some moment, or as any action URL says.
+    fn state(flow: &Flow) -> impl Strategy<Value = CallState> + use<> {
+        let flow = flow.clone();
+        let (first, last) = (jiff::Timestamp::MIN.as_second(), jiff::Timestamp::MAX.as_second());
+        let at_some_moment =
+            prop_oneof![4 => first..=last, 1 => Just(first), 1 => Just(last)].prop_map(move |second| {
+                CallState::new(&flow, jiff::Timestamp::from_second(second).expect("in range"))
+            });
+        let anywhere = (
+            prop_oneof![prop::sample::select(&MENUS[..]).prop_map(str::to_owned), awkward_text()],
+            prop_oneof![3 => 0..4u32, 1 => any::<u32>(), 1 => Just(u32::MAX)],
+            prop_oneof![prop::sample::select(&LANGUAGES[..]).prop_map(str::to_owned), awkward_text()],
+            prop::collection::vec(prop::sample::select(&KEYS[..]).prop_map(str::to_owned), 0..3),
+        )
+            .prop_map(|(menu, failures, language, path)| CallState {
+                menu,
+                failures,
+                language,
+                path,
+            });
+        prop_oneof![at_some_moment, anywhere]
+    }
+
+    /// Walks `flow` from `state` through `inputs` by voice or by text.
+    fn assert_walks(
+        flow: &Flow,
+        mut state: CallState,
+        inputs: &[Input],
+        by_text: bool,
+    ) -> Result<(), TestCaseError> {
+        let action = |state: &CallState| format!("/voice/ivr?menu={}", state.menu);
+        let medium = if by_text { Medium::Text } else { Medium::Voice(&action) };
+        for input in inputs {
+            let next = step(flow, &state, input, medium);
+            let _ = next.response.to_xml();
+            match &next.effect {
+                Effect::Continue => {
+                    prop_assert!(flow.menus.contains_key(&next.state.menu), "{:?}", next.state)
+                }
+                Effect::Route(route) => {
+                    prop_assert!(route.attributes.get("skillsNeeded").is_some(), "{:?}", route)
+                }
+                Effect::Hangup => {}
+            }
+            state = next.state;
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(1_000))]
+
+        /// Fuzz target: any text is a flow or mistakes that each name a line.
+        #[test]
+        fn fuzz_ivr_file_from_arbitrary_text(source in prop_oneof![any::<String>(), toml_soup()]) {
+            if let Err(errors) = load_flow(&source) {
+                assert_located(&source, &errors)?;
+            }
+        }
+
+        /// Fuzz target: flows a few mutations away from valid ones load or name their lines; the
+        /// ones that load are walked from random states with random inputs, by voice or text.
+        #[test]
+        fn fuzz_ivr_structured_flows_load_and_walk(
+            (source, walk) in flow_file().prop_flat_map(|source| {
+                let walk = match load_flow(&source) {
+                    Ok(flow) => (state(&flow), prop::collection::vec(input(), 0..12), any::<bool>())
+                        .prop_map(move |walk| Some((flow.clone(), walk)))
+                        .boxed(),
+                    Err(_) => Just(None).boxed(),
+                };
+                (Just(source), walk)
+            }),
+        ) {
+            match walk {
+                Some((flow, (state, inputs, by_text))) => assert_walks(&flow, state, &inputs, by_text)?,
+                None => assert_located(&source, &load_flow(&source).expect_err("refused above"))?,
+            }
+        }
+    }
+}

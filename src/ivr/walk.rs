@@ -162,7 +162,8 @@ pub fn step(flow: &Flow, state: &CallState, input: &Input, medium: Medium<'_>) -
     let choice = digits.chars().next().and_then(|key| menu.options.get(&key).map(|choice| (key, choice)));
     let Some((key, choice)) = choice else {
         let complaint = if digits.is_empty() { &menu.no_input } else { &menu.invalid };
-        state.failures += 1;
+        // The count arrives in the action URL, so it may already be u32::MAX (found by fuzzing).
+        state.failures = state.failures.saturating_add(1);
         if state.failures > menu.retries {
             return match &menu.on_fail {
                 Some(on_fail) => {

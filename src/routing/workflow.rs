@@ -548,6 +548,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::fuzzing;
 
     const QUEUE: &str = "WQ00000000000000000000000000000001";
 
@@ -602,6 +603,219 @@ mod tests {
                 indexed.enter_filter_from(start, &attributes, 0, 0, false),
                 plain.enter_filter_from(start, &attributes, 0, 0, false)
             );
+        }
+    }
+
+    /// The queues the fuzzed configurations may name that exist.
+    const KNOWN_QUEUES: [&str; 2] = [QUEUE, "WQ00000000000000000000000000000002"];
+
+    fn known_queue(sid: Sid) -> bool {
+        KNOWN_QUEUES.iter().any(|known| Sid::parse(known, SidKind::TaskQueue) == Ok(sid))
+    }
+
+    /// Values a mutation puts in a configuration: queue SIDs known, unknown and of the wrong
+    /// kind, numbers in and out of every range (also as strings), expressions that compile in
+    /// some contexts only or not at all, and any JSON.
+    fn workflow_value() -> BoxedStrategy<Value> {
+        prop_oneof![
+            2 => prop::sample::select(vec![
+                KNOWN_QUEUES[1],
+                "WQ0000000000000000000000000000000f",
+                "WK00000000000000000000000000000001",
+                " 10 ",
+                "-1",
+                "4294967296",
+                "2147483648",
+                "1e3",
+                "task.x == worker.y",
+                "worker.level >= task.level",
+                "taskrouter.currentHour >= 9 AND taskrouter.dayOfWeek != 'Sun'",
+                "x HAS 1 OR y IN ['a', 2] OR NOT (z CONTAINS 'q')",
+                "skill-level > 1",
+                "((((",
+                "worker.level DESC, worker.a",
+                "worker.x up",
+                "task.agent_sid",
+                "task.",
+            ])
+            .prop_map(Value::from),
+            1 => expression().prop_map(Value::from),
+            1 => fuzzing::edge_number(),
+            2 => fuzzing::json_value(),
+        ]
+        .boxed()
+    }
+
+    /// A JSON object of the entries that are there.
+    fn object(entries: Vec<(&str, Option<Value>)>) -> Value {
+        Value::Object(entries.into_iter().filter_map(|(key, value)| Some((key.to_owned(), value?))).collect())
+    }
+
+    /// A valid target: a known queue (always on a filter's first target), and now and then a
+    /// priority, a timeout, an expression, an order, a skip condition or a known worker.
+    fn target_value(first: bool) -> impl Strategy<Value = Value> {
+        let sometimes = |p: f64, value: BoxedStrategy<Value>| prop::option::weighted(p, value);
+        (
+            sometimes(0.5, prop::sample::select(KNOWN_QUEUES.to_vec()).prop_map(Value::from).boxed()),
+            sometimes(0.3, (0..20i64).prop_map(Value::from).boxed()),
+            sometimes(0.7, prop_oneof![4 => 1..120u32, 1 => Just(u32::MAX)].prop_map(Value::from).boxed()),
+            sometimes(0.2, Just(json!("worker.level >= task.level")).boxed()),
+            sometimes(0.1, Just(json!("worker.level DESC, worker.a")).boxed()),
+            sometimes(0.1, Just(json!("priority > 3")).boxed()),
+            sometimes(0.05, Just(json!("task.agent_sid")).boxed()),
+        )
+            .prop_map(
+                move |(queue, priority, timeout, expression, order_by, skip_if, known_worker_sid)| {
+                    let queue = if first { queue.or(Some(json!(QUEUE))) } else { queue };
+                    object(vec![
+                        ("queue", queue),
+                        ("priority", priority),
+                        ("timeout", timeout),
+                        ("expression", expression),
+                        ("order_by", order_by),
+                        ("skip_if", skip_if),
+                        ("known_worker_sid", known_worker_sid),
+                    ])
+                },
+            )
+    }
+
+    fn filter_value() -> impl Strategy<Value = Value> {
+        let targets = (target_value(true), prop::collection::vec(target_value(false), 0..3))
+            .prop_map(|(first, rest)| Value::Array([first].into_iter().chain(rest).collect()));
+        (prop::option::weighted(0.5, fuzzing::awkward_text()), expression(), targets).prop_map(
+            |(name, expression, targets)| {
+                object(vec![
+                    ("filter_friendly_name", name.map(Value::from)),
+                    ("expression", Some(Value::from(expression))),
+                    ("targets", Some(targets)),
+                ])
+            },
+        )
+    }
+
+    /// Workflow configurations as TaskRouter documents them (wrapped in `task_routing` or
+    /// bare), valid, then changed by up to three mutations.
+    fn configuration_value() -> impl Strategy<Value = Value> {
+        let default_filter = (prop::sample::select(KNOWN_QUEUES.to_vec()), prop::option::of(0..20i64))
+            .prop_map(|(queue, priority)| {
+                object(vec![("queue", Some(json!(queue))), ("priority", priority.map(Value::from))])
+            });
+        let routing =
+            (prop::collection::vec(filter_value(), 0..10), prop::option::weighted(0.7, default_filter))
+                .prop_map(|(filters, default_filter)| {
+                    object(vec![("filters", Some(Value::Array(filters))), ("default_filter", default_filter)])
+                });
+        (routing, any::<bool>(), fuzzing::mutations(workflow_value())).prop_map(
+            |(routing, wrapped, mutations)| {
+                let configuration = if wrapped { json!({"task_routing": routing}) } else { routing };
+                fuzzing::mutated(configuration, mutations)
+            },
+        )
+    }
+
+    /// Moments of a task's life: near the epoch (where deadlines are), anywhere, or at the ends.
+    fn moment() -> impl Strategy<Value = Millis> {
+        prop_oneof![
+            4 => 0..10_000_000i64,
+            1 => any::<i64>(),
+            1 => prop::sample::select(vec![i64::MIN, i64::MAX]),
+        ]
+    }
+
+    /// Task attributes: any JSON, or the shape the generated filters read.
+    fn task_attributes() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            fuzzing::json_value(),
+            (skills(), skills(), fuzzing::edge_number()).prop_map(|(skills, other, priority)| {
+                json!({"skills": skills, "other": other, "priority": priority})
+            }),
+        ]
+    }
+
+    /// A refusal says where and what.
+    fn assert_clear_refusal(err: &RoutingError) -> Result<(), TestCaseError> {
+        match err {
+            RoutingError::InvalidWorkflow { location, message } => {
+                prop_assert!(!location.is_empty() && !message.is_empty(), "{:?}", err);
+            }
+            other => prop_assert!(false, "not a configuration error: {:?}", other),
+        }
+        Ok(())
+    }
+
+    /// A step the walk returns names a position of this configuration, with a deadline when
+    /// (and only when) that target has a timeout, never before the filter was entered.
+    fn assert_step_fits(config: &WorkflowConfig, step: Step) -> Result<(), TestCaseError> {
+        let Step::At { position, deadline, filter_entered_at, .. } = step else { return Ok(()) };
+        prop_assert!(config.queue_at(position).is_some(), "{:?}", step);
+        let _ = config.priority_at(position);
+        match position {
+            Position::Target { .. } => {
+                let target = config.target(position).expect("has a queue, so it exists");
+                prop_assert_eq!(deadline.is_some(), target.timeout.is_some(), "{:?}", step);
+            }
+            Position::Default => prop_assert_eq!(deadline, None),
+        }
+        prop_assert!(deadline.is_none_or(|deadline| deadline >= filter_entered_at), "{:?}", step);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(1_000))]
+
+        /// Fuzz target (see `crate::fuzzing`): any text is a configuration or a refusal that
+        /// names the place (filter, target, field) and the mistake.
+        #[test]
+        fn fuzz_workflow_configuration_from_arbitrary_text(
+            text in prop_oneof![
+                any::<String>(),
+                fuzzing::json_value().prop_map(|value| value.to_string()),
+                fuzzing::deeply_nested_json(),
+                configuration_value().prop_map(|value| value.to_string()),
+            ],
+        ) {
+            if let Err(err) = WorkflowConfig::parse(&text, known_queue) {
+                assert_clear_refusal(&err)?;
+            }
+        }
+
+        /// Fuzz target: the walk of any configuration that parses, for any attributes and at
+        /// any moments, stays on the configuration's positions and ends.
+        #[test]
+        fn fuzz_workflow_walk_of_random_configurations(
+            configuration in configuration_value(),
+            attributes in task_attributes(),
+            since in moment(),
+            moments in prop::collection::vec((moment(), any::<bool>(), any::<bool>()), 1..12),
+        ) {
+            let config = match WorkflowConfig::parse(&configuration.to_string(), known_queue) {
+                Ok(config) => config,
+                Err(err) => return assert_clear_refusal(&err),
+            };
+            // Random walks: settling at a moment leaves a step that is not yet over.
+            let mut step = config.first_step(&attributes, since, moments[0].0);
+            assert_step_fits(&config, step)?;
+            for &(now, settle, skipped) in &moments {
+                step = if settle {
+                    let settled = config.settle(step, &attributes, now);
+                    if let Step::At { deadline: Some(deadline), .. } = settled {
+                        prop_assert!(deadline > now, "{:?} settled at {}", settled, now);
+                    }
+                    settled
+                } else {
+                    config.next_step(step, &attributes, now, skipped)
+                };
+                assert_step_fits(&config, step)?;
+            }
+            // Every timeout moves on, so a task falls out after at most every position once.
+            let targets: usize = config.filters.iter().map(|filter| filter.targets.len()).sum();
+            let positions = targets + 1;
+            let mut step = config.first_step(&attributes, since, since);
+            for _ in 0..positions {
+                step = config.next_step(step, &attributes, since, false);
+            }
+            prop_assert_eq!(step, Step::TimedOut);
         }
     }
 

@@ -663,7 +663,10 @@ fn set_state(record: &mut CallV1, state: CallState) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::fuzzing::{self, awkward_text};
 
     #[test]
     fn the_place_in_the_ivr_round_trips_through_the_action_url() {
@@ -685,5 +688,29 @@ mod tests {
 
         assert_eq!(params.ivr, Some(("main.toml".to_owned(), state)));
         assert_eq!(CallParams::from_params(&[]).ivr, None, "no flow in the URL: start over");
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(1_000))]
+
+        /// Fuzz target (see `crate::fuzzing`): any flow and menu name, language and count of
+        /// failures comes back from the action URL as it went in.
+        #[test]
+        fn fuzz_the_place_in_the_ivr_round_trips(
+            flow in awkward_text(),
+            menu in awkward_text(),
+            failures in any::<u32>(),
+            language in awkward_text(),
+            path in prop::collection::vec(
+                prop::sample::select(vec!["0", "1", "9", "*", "#"]).prop_map(str::to_owned),
+                0..6,
+            ),
+        ) {
+            let state = CallState { menu, failures, language, path };
+            let action = ivr_action(&flow, &state);
+            let query: Vec<(String, String)> =
+                serde_urlencoded::from_str(action.split_once('?').unwrap().1).unwrap();
+            prop_assert_eq!(CallParams::from_params(&query).ivr, Some((flow, state)));
+        }
     }
 }

@@ -154,7 +154,12 @@ impl FromRequest for Params {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::ResponseError;
+    use actix_web::http::StatusCode;
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::fuzzing::{self, awkward_text};
 
     /// Parses `query`, runs `read` and compares its outcome (or the error message) with `expected`.
     fn check<T: std::fmt::Debug>(
@@ -243,5 +248,139 @@ mod tests {
             filters,
             "error: the parameters are not URL-encoded: `%` at byte 0 is not followed by two hex digits",
         );
+    }
+
+    /// Names the REST API reads.
+    const NAMES: [&str; 14] = [
+        "FriendlyName",
+        "Attributes",
+        "Priority",
+        "Timeout",
+        "Available",
+        "WorkflowSid",
+        "ActivitySid",
+        "Page",
+        "PageSize",
+        "PageToken",
+        "AssignmentStatus",
+        "StartDate",
+        "EndDate",
+        "Minutes",
+    ];
+
+    /// Mostly the API's own names, sometimes any text.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![4 => prop::sample::select(NAMES.to_vec()).prop_map(str::to_owned), 1 => awkward_text()]
+    }
+
+    /// Values as clients send them, and as hostile ones do: integers at and past the edges,
+    /// booleans in any case, SIDs of the right and wrong kind, JSON objects, arrays, broken and
+    /// deeply nested JSON, dates in and out of range.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => awkward_text(),
+            2 => prop::sample::select(vec![
+                "-0", "+5", " 7 ", "1000", "1001", "4294967295", "4294967296", "9223372036854775807",
+                "9223372036854775808", "-9223372036854775808", "1e3", "0x10", "True", "FALSE", "yes",
+                "maybe", "WW0123456789abcdef0123456789abcdef", "WW0123456789ABCDEF0123456789ABCDEF",
+                " WA0123456789abcdef0123456789abcdef ", "WW123", "WQ0123456789abcdef0123456789abcdeg",
+                r#"{"a":1}"#, "[1]", "{", r#"{"a":"\ud800"}"#, "2026-11-24T09:30:00Z", "2026-13-01T00:00:00Z",
+                "-009999-01-01T00:00:00Z", "+009999-12-31T23:59:59Z", "pending,reserved,,assigned",
+            ])
+            .prop_map(str::to_owned),
+            1 => any::<i64>().prop_map(|n| n.to_string()),
+            1 => fuzzing::deeply_nested_json(),
+        ]
+    }
+
+    /// A refusal is a 400 whose message names the parameter.
+    fn assert_refusal_names<T>(
+        outcome: Result<T, TwilioError>,
+        name: &str,
+    ) -> Result<Option<T>, TestCaseError> {
+        match outcome {
+            Ok(value) => Ok(Some(value)),
+            Err(err) => {
+                prop_assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
+                prop_assert!(err.to_string().contains(name), "{} does not name {}", err, name);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads `name` every way the API reads a parameter; each value read keeps its promise.
+    fn assert_reads(params: &Params, name: &str) -> Result<(), TestCaseError> {
+        let given = params.get(name);
+        let _ = params.all(name);
+        assert_refusal_names(params.required(name), name)?;
+        if let Some(Some(object)) = assert_refusal_names(params.json_object(name), name)? {
+            prop_assert!(object.is_object());
+        }
+        if let Some(Some(number)) = assert_refusal_names(params.integer(name, -5..=1000), name)? {
+            prop_assert!((-5..=1000).contains(&number));
+            prop_assert_eq!(given.map(|text| text.trim().parse::<i64>()), Some(Ok(number)));
+        }
+        if let Some(Some(flag)) = assert_refusal_names(params.boolean(name), name)? {
+            let word = given.unwrap_or_default().trim().to_ascii_lowercase();
+            prop_assert_eq!(flag, ["true", "1", "yes"].contains(&word.as_str()));
+        }
+        for kind in [SidKind::Workflow, SidKind::Activity] {
+            if let Some(Some(sid)) = assert_refusal_names(params.sid(name, kind), name)? {
+                prop_assert!(sid.to_string().eq_ignore_ascii_case(given.unwrap_or_default().trim()));
+            }
+        }
+        assert_refusal_names(params.date_time(name), name)?;
+        assert_refusal_names(params.refuse(&[name], "fuzz"), name)?;
+        Ok(())
+    }
+
+    fn assert_paging(params: &Params) -> Result<(), TestCaseError> {
+        if let Some(paging) = assert_refusal_names(params.paging(), "Page")? {
+            prop_assert!((1..=MAX_PAGE_SIZE).contains(&paging.page_size), "{:?}", paging);
+            prop_assert!(paging.page <= u32::MAX as usize);
+        }
+        let filters = params.filters();
+        prop_assert!(filters.iter().all(|(name, _)| !["Page", "PageSize", "PageToken"].contains(name)));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(1_000))]
+
+        /// Fuzz target (see `crate::fuzzing`): any body or query string is read or refused
+        /// with a 400 that says why; whatever was read, every accessor answers or refuses.
+        #[test]
+        fn fuzz_rest_parameters_from_arbitrary_bytes(
+            encoded in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..200),
+                any::<String>().prop_map(String::into_bytes),
+            ],
+        ) {
+            if let Some(params) = assert_refusal_names(Params::parse(&encoded), "URL-encoded")? {
+                for (name, _) in &params.0 {
+                    assert_reads(&params, name)?;
+                }
+                assert_paging(&params)?;
+            }
+        }
+
+        /// Fuzz target: parameters encoded as SDKs encode them read back as given (the last
+        /// value of a repeated name counts), and every typed read keeps its promise.
+        #[test]
+        fn fuzz_rest_parameters_round_trip_and_typed_reads(
+            pairs in prop::collection::vec((name(), value()), 0..10),
+        ) {
+            let encoded = serde_urlencoded::to_string(&pairs).expect("pairs of strings encode");
+            let params = Params::parse(encoded.as_bytes()).expect("what serde_urlencoded writes, it reads");
+            for (name, _) in &pairs {
+                let last = pairs.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+                prop_assert_eq!(params.get(name), last);
+                assert_reads(&params, name)?;
+            }
+            for name in NAMES {
+                assert_reads(&params, name)?;
+            }
+            assert_paging(&params)?;
+        }
     }
 }
