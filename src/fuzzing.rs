@@ -8,13 +8,14 @@
 //! bytes, plus text built from each format's own tokens so that most cases get past the first
 //! character.
 //!
-//! `cargo test` runs each target for 1,000 or 2,000 cases (all of them together take about ten
-//! seconds of a debug build on two cores); a long run sets every target's count at once, in a
-//! release build that keeps the overflow checks and debug assertions of a debug one:
+//! `cargo test` runs each target for 1,000 or 2,000 cases (all of them together take about six
+//! seconds of CPU in a debug build); a long run sets every target's count at once, in a release
+//! build that keeps the overflow checks and debug assertions of a debug one (BENCHMARKS.md,
+//! Fuzzing, has the figures):
 //!
 //! ```text
 //! CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
-//!     SWITCHBOARD_FUZZ_CASES=1000000 cargo test --release --lib -q fuzz_
+//!     SWITCHBOARD_FUZZ_CASES=1500000 cargo test --release --lib -q fuzz_
 //! ```
 //!
 //! A failure prints the smallest input proptest could shrink it to. Nothing is written to disk:
