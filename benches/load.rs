@@ -32,6 +32,8 @@ const TALK: Duration = Duration::from_secs(3);
 struct Kind {
     latencies: Vec<u64>,
     errors: u64,
+    /// Why requests failed (a status, or the client's error), and how often.
+    causes: HashMap<String, u64>,
 }
 
 #[derive(Default)]
@@ -40,12 +42,14 @@ struct Figures {
 }
 
 impl Figures {
-    fn record(&mut self, kind: &'static str, started: Instant, ok: bool) {
+    fn record(&mut self, kind: &'static str, started: Instant, outcome: Result<(), String>) {
         let entry = self.kinds.entry(kind).or_default();
-        if ok {
-            entry.latencies.push(started.elapsed().as_micros() as u64);
-        } else {
-            entry.errors += 1;
+        match outcome {
+            Ok(()) => entry.latencies.push(started.elapsed().as_micros() as u64),
+            Err(cause) => {
+                entry.errors += 1;
+                *entry.causes.entry(cause).or_default() += 1;
+            }
         }
     }
 }
@@ -76,13 +80,14 @@ impl Load {
                 .form(&params)
                 .send()
                 .await
-                .ok()?;
-            (response.status() == reqwest::StatusCode::OK).then_some(())?;
-            response.text().await.ok()
+                .map_err(|err| format!("request: {err}"))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|err| format!("answer: {err}"))?;
+            if status == reqwest::StatusCode::OK { Ok(text) } else { Err(format!("{status}: {text}")) }
         }
         .await;
-        self.figures.lock().unwrap().record(kind, started, answer.is_some());
-        answer
+        self.figures.lock().unwrap().record(kind, started, answer.as_ref().map(|_| ()).map_err(Clone::clone));
+        answer.ok()
     }
 
     async fn rest(
@@ -102,13 +107,17 @@ impl Load {
                 .form(form)
                 .send()
                 .await
-                .ok()?;
-            response.status().is_success().then_some(())?;
-            response.json().await.ok()
+                .map_err(|err| format!("request: {err}"))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|err| format!("answer: {err}"))?;
+            if !status.is_success() {
+                return Err(format!("{status}: {text}"));
+            }
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|err| format!("not JSON: {err}"))
         }
         .await;
-        self.figures.lock().unwrap().record(kind, started, answer.is_some());
-        answer
+        self.figures.lock().unwrap().record(kind, started, answer.as_ref().map(|_| ()).map_err(Clone::clone));
+        answer.ok()
     }
 
     /// Callers one after another on one line until the time is up.
@@ -352,6 +361,11 @@ fn main() {
                 at(0.5) as f64 / 1000.0,
                 at(0.99) as f64 / 1000.0
             );
+        }
+        for (kind, figures) in &figures.kinds {
+            for (cause, count) in &figures.causes {
+                println!("Errors of {kind}: {count} x {}", cause.chars().take(300).collect::<String>());
+            }
         }
         println!(
             "Calls acknowledged (told to hold): {}; bridged and completed: {}; lost (of the {} acknowledged in the last 4 minutes, without their task): {lost}; with two tasks: {doubled}; server peak RSS: {}",
