@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::ApiError;
 use super::form::{Form, FormError};
+use super::taskrouter::api::credentials_match;
 use crate::agents::{Agents, Role, Session};
 use crate::config::Credentials;
 use crate::live::{self, LiveEngine};
@@ -63,12 +64,9 @@ async fn agent_sign_in(
     agents: web::Data<Agents>,
     credentials: web::Data<Credentials>,
 ) -> HttpResponse {
-    if let Some(refusal) = cross_site(&request) {
-        return refusal;
-    }
-    let form = match form {
+    let form = match sign_in_form(&request, form) {
         Ok(form) => form,
-        Err(err) => return err.error_response(),
+        Err(refusal) => return refusal,
     };
     let (Some(name), Some(secret)) = (form.get("Name"), form.get("Secret")) else {
         return refused(StatusCode::BAD_REQUEST, "Name and Secret are required");
@@ -94,25 +92,14 @@ async fn admin_sign_in(
     form: Result<Form, FormError>,
     credentials: web::Data<Credentials>,
 ) -> HttpResponse {
-    if let Some(refusal) = cross_site(&request) {
-        return refusal;
-    }
-    let form = match form {
+    let form = match sign_in_form(&request, form) {
         Ok(form) => form,
-        Err(err) => return err.error_response(),
+        Err(refusal) => return refusal,
     };
     let (Some(account_sid), Some(auth_token)) = (form.get("AccountSid"), form.get("AuthToken")) else {
         return refused(StatusCode::BAD_REQUEST, "AccountSid and AuthToken are required");
     };
-    let user_ok = super::taskrouter::api::constant_time_eq(
-        account_sid.trim().as_bytes(),
-        credentials.account_sid.as_bytes(),
-    );
-    let token_ok = super::taskrouter::api::constant_time_eq(
-        auth_token.trim().as_bytes(),
-        credentials.auth_token.as_bytes(),
-    );
-    if !(user_ok & token_ok) {
+    if !credentials_match(&credentials, account_sid.trim(), auth_token.trim()) {
         return refused(StatusCode::UNAUTHORIZED, "wrong account SID or auth token");
     }
     signed_in(&request, Role::Admin, &credentials.account_sid, &credentials.auth_token, "", json!({}))
@@ -159,11 +146,14 @@ fn behind_https(request: &HttpRequest) -> bool {
     public_url.is_some_and(|url| url.starts_with("https://"))
 }
 
-/// A refusal for a sign-in posted from another site (a forged form signing the browser in as
-/// someone else): browsers say where a request comes from in `Sec-Fetch-Site`.
-fn cross_site(request: &HttpRequest) -> Option<HttpResponse> {
-    sent_by_another_site(request)
-        .then(|| refused(StatusCode::FORBIDDEN, "sign in from Switchboard's own page"))
+/// A sign-in's form, unless it was posted from another site (a forged form signing the
+/// browser in as someone else: browsers say where a request comes from in `Sec-Fetch-Site`) or
+/// could not be read.
+fn sign_in_form(request: &HttpRequest, form: Result<Form, FormError>) -> Result<Form, HttpResponse> {
+    if sent_by_another_site(request) {
+        return Err(refused(StatusCode::FORBIDDEN, "sign in from Switchboard's own page"));
+    }
+    form.map_err(|err| err.error_response())
 }
 
 async fn sign_out(request: HttpRequest, role: Role) -> HttpResponse {

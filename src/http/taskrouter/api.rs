@@ -151,9 +151,7 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap_or_default();
     let (user, password) =
         std::str::from_utf8(&decoded).ok().and_then(|text| text.split_once(':')).unwrap_or_default();
-    let user_ok = constant_time_eq(user.as_bytes(), credentials.account_sid.as_bytes());
-    let password_ok = constant_time_eq(password.as_bytes(), credentials.auth_token.as_bytes());
-    if user_ok & password_ok {
+    if credentials_match(credentials, user, password) {
         Ok(())
     } else {
         Err(unauthorized("Authentication Error - invalid username or auth token"))
@@ -162,7 +160,15 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
 
 /// Equality whose time depends only on `expected`'s length, not on `given` nor on where the
 /// two differ, so that a token cannot be guessed byte by byte from response times.
-pub(crate) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+/// Whether `user` and `password` are the account's SID and auth token. Both are compared,
+/// each in constant time, so that the time says neither which one is wrong nor where.
+pub(crate) fn credentials_match(credentials: &Credentials, user: &str, password: &str) -> bool {
+    let user_ok = constant_time_eq(user.as_bytes(), credentials.account_sid.as_bytes());
+    let password_ok = constant_time_eq(password.as_bytes(), credentials.auth_token.as_bytes());
+    user_ok & password_ok
+}
+
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let mut difference = u8::from(given.len() != expected.len());
     for (idx, byte) in expected.iter().enumerate() {
         difference |= byte ^ given.get(idx).copied().unwrap_or(!byte);
