@@ -7,8 +7,6 @@
 // CSRF token. Every name, attribute and expression is put on the page as text.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-
 let csrf = "";
 let workspace = "";
 let dashboardStream = null;
@@ -16,47 +14,11 @@ let skills = [];
 let queues = [];
 let workers = [];
 
-async function request(method, path, form) {
-  const options = { method, headers: {}, credentials: "same-origin" };
-  if (form) {
-    options.body = new URLSearchParams(form);
-    options.headers["Content-Type"] = "application/x-www-form-urlencoded";
-  }
-  if (method !== "GET") options.headers["X-CSRF-Token"] = csrf;
-  const response = await fetch(path, options);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch (_) {
-    body = null;
-  }
-  if (!response.ok) {
-    const error = new Error((body && body.message) || response.statusText);
-    error.status = response.status;
-    // The session ended (12 hours, or a new auth token): back to the sign-in form.
-    if (response.status === 401 && path !== "/admin/api/session") show(false);
-    throw error;
-  }
-  return body;
-}
+/** Calls the server; a 401 (12 hours, or a new auth token) goes back to the sign-in form. */
+const request = serverCalls(() => csrf, "/admin/api/session", () => show(false));
 
 /** TaskRouter's REST API, relative to the workspace. */
 const rest = (method, path, form) => request(method, `/v1/Workspaces/${workspace}${path}`, form);
-
-function el(tag, attributes, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes || {})) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key === "value") node.value = value;
-    else if (key === "checked" || key === "disabled" || key === "selected") node[key] = Boolean(value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
 
 function failed(error) {
   $("error").textContent = error.message;

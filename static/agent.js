@@ -5,8 +5,6 @@
 // the page as text (textContent, append of strings), never parsed as HTML.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-
 let csrf = "";
 let stream = null;
 let retry = null;
@@ -18,44 +16,8 @@ const conversations = new Map();
 // so that a push does not take the focus from the reply box or fold the open attributes.
 const drawn = { activities: "", offers: "", tasks: "" };
 
-/** Calls the agent API; a write carries the session's CSRF token. Throws with the server's message. */
-async function api(method, path, form) {
-  const options = { method, headers: {}, credentials: "same-origin" };
-  if (form) {
-    options.body = new URLSearchParams(form);
-    options.headers["Content-Type"] = "application/x-www-form-urlencoded";
-  }
-  if (method !== "GET") options.headers["X-CSRF-Token"] = csrf;
-  const response = await fetch(path, options);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch (_) {
-    body = null;
-  }
-  if (!response.ok) {
-    const error = new Error((body && body.message) || response.statusText);
-    error.status = response.status;
-    // The session ended (a new secret, 12 hours): back to the sign-in form.
-    if (response.status === 401 && path !== "/agent/api/session") signedOut();
-    throw error;
-  }
-  return body;
-}
-
-/** An element with attributes (`class`, `on…` handlers, others as attributes) and children (strings become text). */
-function el(tag, attributes, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes || {})) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
+/** Calls the agent API; a 401 (a new secret, 12 hours) goes back to the sign-in form. */
+const api = serverCalls(() => csrf, "/agent/api/session", () => signedOut());
 
 function text(value) {
   if (value === null || value === undefined) return "—";

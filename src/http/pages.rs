@@ -12,6 +12,7 @@ const AGENT_HTML: &str = include_str!("../../static/agent.html");
 const AGENT_JS: &str = include_str!("../../static/agent.js");
 const ADMIN_HTML: &str = include_str!("../../static/admin.html");
 const ADMIN_JS: &str = include_str!("../../static/admin.js");
+const PAGE_JS: &str = include_str!("../../static/page.js");
 const STYLE_CSS: &str = include_str!("../../static/switchboard.css");
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -23,6 +24,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
     };
     config
         .route("/agent", asset(AGENT_HTML, "text/html; charset=utf-8"))
+        .route("/static/page.js", asset(PAGE_JS, "text/javascript; charset=utf-8"))
         .route("/static/agent.js", asset(AGENT_JS, "text/javascript; charset=utf-8"))
         .route("/admin", asset(ADMIN_HTML, "text/html; charset=utf-8"))
         .route("/static/admin.js", asset(ADMIN_JS, "text/javascript; charset=utf-8"))

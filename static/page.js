@@ -1,0 +1,55 @@
+// What the agent and admin pages share: element lookup and building (caller-supplied text only
+// ever goes in as text), and calls to the server with the session's CSRF token.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+/**
+ * An element with attributes (`class`, `on…` handlers, `value` and the boolean properties,
+ * others as attributes) and children (strings become text, never HTML).
+ */
+function el(tag, attributes, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes || {})) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "value") node.value = value;
+    else if (key === "checked" || key === "disabled" || key === "selected") node[key] = Boolean(value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+/**
+ * A function that calls the server: `form` form-encoded when given, the CSRF token that
+ * `csrf()` returns on every write. It answers the JSON body, or throws an Error with the
+ * server's message and `status`. A 401 means the session ended: `signedOut` runs, except for
+ * the page's own session path (`sessionPath`), whose 401 only says "not signed in".
+ */
+function serverCalls(csrf, sessionPath, signedOut) {
+  return async (method, path, form) => {
+    const options = { method, headers: {}, credentials: "same-origin" };
+    if (form) {
+      options.body = new URLSearchParams(form);
+      options.headers["Content-Type"] = "application/x-www-form-urlencoded";
+    }
+    if (method !== "GET") options.headers["X-CSRF-Token"] = csrf();
+    const response = await fetch(path, options);
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!response.ok) {
+      const error = new Error((body && body.message) || response.statusText);
+      error.status = response.status;
+      if (response.status === 401 && path !== sessionPath) signedOut();
+      throw error;
+    }
+    return body;
+  };
+}
