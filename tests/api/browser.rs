@@ -106,7 +106,12 @@ impl Browser {
         let mut last_seen = String::new();
         let shown = self
             .poll_until(async |browser| {
-                last_seen = browser.text(css).await;
+                // The page may redraw the element between finding and reading it: then it is
+                // found again on the next look.
+                match browser.find(css).await.text().await {
+                    Ok(text) => last_seen = text,
+                    Err(_) => return false,
+                }
                 last_seen.contains(expected)
             })
             .await;
