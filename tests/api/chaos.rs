@@ -22,10 +22,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use switchboard::http::signature;
 
 use crate::crash::SALES_AND_SUPPORT;
-use crate::helpers::{fixed_config, serve_in};
+use crate::helpers::{fixed_config, serve_in, signed_webhook};
 use crate::sms::Provider;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 
@@ -92,16 +91,7 @@ struct Load {
 impl Load {
     async fn webhook(&self, path: &str, params: &[(&str, &str)]) -> Option<String> {
         let url = format!("{}{path}", self.base);
-        let params: Vec<(String, String)> =
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let response = self
-            .client
-            .post(&url)
-            .header("X-Twilio-Signature", signature::sign(AUTH_TOKEN, &url, &params))
-            .form(&params)
-            .send()
-            .await
-            .ok()?;
+        let response = signed_webhook(&self.client, &url, params, AUTH_TOKEN).send().await.ok()?;
         (response.status() == StatusCode::OK).then_some(())?;
         response.text().await.ok()
     }

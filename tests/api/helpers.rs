@@ -94,6 +94,19 @@ pub fn switchboard_command(working_dir: &Path) -> Command {
     command
 }
 
+/// A POST of `params` to `url`, signed with `auth_token` as the provider signs a webhook
+/// (X-Twilio-Signature over the URL and the sorted parameters).
+pub fn signed_webhook(
+    client: &reqwest::Client,
+    url: &str,
+    params: &[(&str, &str)],
+    auth_token: &str,
+) -> reqwest::RequestBuilder {
+    let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let signature = switchboard::http::signature::sign(auth_token, url, &params);
+    client.post(url).header("X-Twilio-Signature", signature).form(&params)
+}
+
 /// `switchboard serve` in `dir` (reading its `switchboard.toml`).
 pub fn serve_in(dir: &Path) -> SwitchboardProcess {
     let mut command = switchboard_command(dir);

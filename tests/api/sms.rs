@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use switchboard::http::signature;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::helpers::{SwitchboardProcess, spawn_app_with, switchboard_command};
+use crate::helpers::{SwitchboardProcess, signed_webhook, spawn_app_with, switchboard_command};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 
 const CUSTOMER: &str = "+15550100007";
@@ -193,25 +192,15 @@ pub(crate) struct Switchboard {
 impl Switchboard {
     /// The customer texts `body`, as message `message_sid`; returns the TwiML answer.
     pub(crate) async fn text(&self, message_sid: &str, body: &str) -> String {
-        let params: Vec<(String, String)> = [
+        let params = [
             ("MessageSid", message_sid),
             ("AccountSid", ACCOUNT_SID),
             ("From", CUSTOMER),
             ("To", NUMBER),
             ("Body", body),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ];
         let url = format!("{}/sms/incoming", self.base);
-        let response = self
-            .client
-            .post(&url)
-            .header("X-Twilio-Signature", signature::sign(AUTH_TOKEN, &url, &params))
-            .form(&params)
-            .send()
-            .await
-            .unwrap();
+        let response = signed_webhook(&self.client, &url, &params, AUTH_TOKEN).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let xml = response.text().await.unwrap();
         switchboard::twiml::parse(&xml).unwrap_or_else(|err| panic!("not TwiML ({err}): {xml}"));
