@@ -265,25 +265,13 @@ fn main() {
     runtime.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(1_500).timeout(Duration::from_secs(30)).build().unwrap();
         let base = format!("http://{address}");
-        let workspaces: serde_json::Value = client
-            .get(format!("{base}/v1/Workspaces"))
-            .basic_auth(ACCOUNT_SID, Some(TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let get = async |url: String| -> serde_json::Value {
+            let response = client.get(url).basic_auth(ACCOUNT_SID, Some(TOKEN)).send().await.unwrap();
+            response.json().await.unwrap()
+        };
+        let workspaces = get(format!("{base}/v1/Workspaces")).await;
         let workspace = workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned();
-        let workers: serde_json::Value = client
-            .get(format!("{base}/v1/Workspaces/{workspace}/Workers?PageSize=1000"))
-            .basic_auth(ACCOUNT_SID, Some(TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let workers = get(format!("{base}/v1/Workspaces/{workspace}/Workers?PageSize=1000")).await;
         let workers: Vec<String> =
             workers["workers"].as_array().unwrap().iter().map(|w| w["sid"].as_str().unwrap().to_owned()).collect();
         let started = Instant::now();
