@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use switchboard::http::signature;
 
+#[path = "../tests/api/workspaces.rs"]
+mod workspaces;
+
 const ACCOUNT_SID: &str = "AC0000000000000000000000000000beef";
 const TOKEN: &str = "load-token";
 const CALLERS: usize = 1_000;
@@ -193,43 +196,7 @@ impl Load {
 }
 
 fn workspace_config() -> String {
-    let mut config = String::from(
-        r#"
-[workspace]
-friendly_name = "Load"
-
-[[workspace.skills]]
-name = "Sales"
-
-[[workspace.skills]]
-name = "Support"
-
-[[workspace.queues]]
-name = "Sales"
-skill = "Sales"
-
-[[workspace.queues]]
-name = "Support"
-skill = "Support"
-
-[[workspace.workflows]]
-name = "Sales and Support Workflow"
-task_reservation_timeout = 30
-default_queue = "Sales"
-
-[[workspace.workflows.filters]]
-name = "Support"
-skill = "Support"
-queue = "Support"
-"#,
-    );
-    for agent in 0..AGENTS {
-        let skill = if agent % 2 == 0 { "Sales" } else { "Support" };
-        config.push_str(&format!(
-            "\n[[workspace.workers]]\nname = \"agent{agent}\"\nactivity = \"Available\"\nskills = [\"{skill}\"]\nattributes = {{ contact_uri = \"client:agent{agent}\" }}\n"
-        ));
-    }
-    config
+    format!("[workspace]\nfriendly_name = \"Load\"\n{}", workspaces::sales_and_support(AGENTS, 30))
 }
 
 fn main() {

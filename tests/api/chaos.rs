@@ -23,46 +23,22 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::crash::SALES_AND_SUPPORT;
 use crate::helpers::{fixed_config, serve_in, signed_webhook};
 use crate::sms::Provider;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
+use crate::workspaces::sales_and_support;
 
 /// Kills (and restarts) in a `cargo test` run.
 const ROUNDS: u32 = 20;
 /// The offer timeout of the workspace below, in seconds.
-const RESERVATION_TIMEOUT: i64 = 3;
+const RESERVATION_TIMEOUT: u32 = 3;
 /// Agents, each taking one call at a time.
 const AGENTS: usize = 6;
 
 fn config(port: u16, provider: &str) -> String {
-    let mut config = fixed_config(port, ACCOUNT_SID, AUTH_TOKEN);
-    config.push_str(&format!(
-        r#"
-        [sms]
-        api_base = "{provider}"
-        retry_initial_ms = 100
-
-        {SALES_AND_SUPPORT}
-
-        [[workspace.workflows]]
-        name = "Sales and Support Workflow"
-        task_reservation_timeout = {RESERVATION_TIMEOUT}
-        default_queue = "Sales"
-
-        [[workspace.workflows.filters]]
-        name = "Support"
-        skill = "Support"
-        queue = "Support"
-        "#
-    ));
-    for agent in 0..AGENTS {
-        let skill = if agent % 2 == 0 { "Sales" } else { "Support" };
-        config.push_str(&format!(
-            "\n[[workspace.workers]]\nname = \"agent{agent}\"\nactivity = \"Available\"\nskills = [\"{skill}\"]\nattributes = {{ contact_uri = \"client:agent{agent}\" }}\n"
-        ));
-    }
-    config
+    let head = fixed_config(port, ACCOUNT_SID, AUTH_TOKEN);
+    let workspace = sales_and_support(AGENTS, RESERVATION_TIMEOUT);
+    format!("{head}\n[sms]\napi_base = \"{provider}\"\nretry_initial_ms = 100\n{workspace}")
 }
 
 /// What the server acknowledged, as the clients saw it.
@@ -284,7 +260,7 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
                 reservation["date_created"].as_str().and_then(|date| date.parse::<jiff::Timestamp>().ok());
             let age = created.map_or(0, |created| (now_ms - created.as_millisecond()) / 1000);
             // Dates have whole seconds: a second of slack, and one for the restart's own delay.
-            if status == "pending" && age > RESERVATION_TIMEOUT + 2 {
+            if status == "pending" && age > i64::from(RESERVATION_TIMEOUT) + 2 {
                 wrong.push(format!("reservation {rid} pending for {age} s"));
             }
             let holds_call = matches!(status, "pending" | "accepted" | "wrapping")

@@ -8,29 +8,12 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::helpers::SwitchboardProcess;
+use crate::workspaces::SKILLS_AND_QUEUES;
 
 const ACCOUNT_SID: &str = "AC00000000000000000000000000c0ffee";
 const AUTH_TOKEN: &str = "crash-test-token";
 /// The offer timeout of the workspace below: short, so that it passes while the process is down.
 const RESERVATION_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The skills and queues of the onboarding guide, as a `switchboard.toml` section (after
-/// `[workspace]`).
-pub(crate) const SALES_AND_SUPPORT: &str = r#"
-[[workspace.skills]]
-name = "Sales"
-
-[[workspace.skills]]
-name = "Support"
-
-[[workspace.queues]]
-name = "Sales"
-skill = "Sales"
-
-[[workspace.queues]]
-name = "Support"
-skill = "Support"
-"#;
 
 const CONFIG: &str = r#"
 [http]
@@ -136,7 +119,7 @@ fn find<'a>(items: &'a [Value], sid: &str) -> &'a Value {
 fn after_sigkill_every_acknowledged_change_is_recovered_and_missed_timeouts_fire() {
     // Arrange: a fresh directory and a first process.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchboard.toml"), format!("{CONFIG}{SALES_AND_SUPPORT}")).unwrap();
+    std::fs::write(dir.path().join("switchboard.toml"), format!("{CONFIG}{SKILLS_AND_QUEUES}")).unwrap();
     let first = serve(dir.path());
     let api = Client::new(&first);
     let available = api.sid("/Activities", "activities", "Available");

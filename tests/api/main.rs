@@ -21,3 +21,4 @@ mod taskrouter_cumulative;
 mod taskrouter_lists;
 mod tidy;
 mod voice;
+mod workspaces;
