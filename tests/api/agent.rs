@@ -5,23 +5,16 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::helpers::{SignedIn, TestApp};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, Api, spawn_api};
 
 /// A new sign-in secret for the worker named `name`, issued through the admin API.
 pub(crate) async fn issue_secret(app: &TestApp, name: &str) -> String {
-    let worker = app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid.to_string());
-    let issued: Value = app
-        .client
-        .post(app.url(&format!("/admin/api/workers/{worker}/secret")))
-        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    issued["sign_in_secret"].as_str().unwrap().to_owned()
+    crate::helpers::issue_secret(&app.client, &app.url(""), &worker_sid(app, name)).await
+}
+
+fn worker_sid(app: &TestApp, name: &str) -> String {
+    app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid.to_string())
 }
 
 /// A signed-in agent: their cookie and CSRF token.
@@ -34,23 +27,9 @@ struct Agent<'a> {
 impl<'a> Agent<'a> {
     /// Issues `name` a secret through the admin API and signs in with it.
     async fn sign_in(app: &'a TestApp, name: &str) -> Agent<'a> {
-        let secret = issue_secret(app, name).await;
-        let secret = secret.as_str();
-        let response = app
-            .client
-            .post(app.url("/agent/api/session"))
-            .form(&[("Name", name), ("Secret", secret)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-            assert!(set_cookie.contains(attribute), "{set_cookie}");
-        }
-        let cookie = set_cookie.split(';').next().unwrap().to_owned();
-        let body: Value = response.json().await.unwrap();
-        Agent { app, cookie, csrf: body["csrf_token"].as_str().unwrap().to_owned() }
+        let SignedIn { cookie, csrf } =
+            SignedIn::agent(&app.client, &app.url(""), &worker_sid(app, name), name).await;
+        Agent { app, cookie, csrf }
     }
 
     async fn call(

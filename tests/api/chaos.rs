@@ -1,29 +1,36 @@
 //! The crash test of issue #9: the real `switchboard serve` under concurrent signed calls,
-//! texts and agents accepting and completing, killed with SIGKILL at random moments and
-//! restarted on the same port and data, again and again. After every restart the invariants
-//! are checked through the REST API:
+//! texts and agents accepting, replying, closing and completing, killed with SIGKILL at random
+//! moments and restarted on the same port and data, again and again. The agents work through
+//! the REST API in even rounds and through the agent page's API (session cookie and CSRF
+//! token, signed in once before the first kill) in odd ones. After every restart the
+//! invariants are checked through the REST API:
 //!
-//! - every call the provider was told to hold (acknowledged) has exactly one task, every text
-//!   conversation routed has exactly one task;
+//! - every call the provider was told to hold (acknowledged) has exactly one task, and so has
+//!   every text conversation told an agent will text back; no texter has two open tasks;
+//! - every task's status agrees with its reservations (a reserved task has an offer, an
+//!   assigned or wrapping one exactly one accepted reservation, the others no offer);
 //! - an acknowledged accept is never undone (its reservation is accepted, wrapping or
-//!   completed);
+//!   completed), nor an acknowledged close (its task is completed);
 //! - no reservation is still pending past its timeout;
 //! - no worker holds more calls than its capacity;
+//! - after an odd round, the agents' sessions still hold and their live stream answers with
+//!   their state;
 //!
-//! and at the end, every reply an agent sent (answered 201) reached the provider exactly once:
-//! none lost, none sent twice, although the server was killed while sending some.
+//! and at the end, every reply an agent sent (answered 201) and every closing text of an
+//! acknowledged close reached the provider exactly once: none lost, none sent twice, although
+//! the server was killed while sending some.
 //!
 //! `cargo test` plays [`ROUNDS`] rounds; `SWITCHBOARD_CRASH_ROUNDS=200 cargo test --release
 //! chaos` plays a longer run by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{fixed_config, serve_in, signed_webhook};
+use crate::helpers::{SignedIn, SwitchboardProcess, fixed_config, json_as_account, serve_in, signed_webhook};
 use crate::sms::Provider;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 use crate::workspaces::sales_and_support;
@@ -34,24 +41,47 @@ const ROUNDS: u32 = 20;
 const RESERVATION_TIMEOUT: u32 = 3;
 /// Agents, each taking one call at a time.
 const AGENTS: usize = 6;
+/// What the customer is sent when an agent closes the conversation.
+const CLOSING: &str = "Thanks for texting; this conversation is closed.";
+/// Ended tasks are purged 5 minutes after they end: what was acknowledged within this window
+/// must still be listed.
+const LISTED_FOR: Duration = Duration::from_secs(240);
 
 fn config(port: u16, provider: &str) -> String {
     let head = fixed_config(port, ACCOUNT_SID, AUTH_TOKEN);
     let workspace = sales_and_support(AGENTS, RESERVATION_TIMEOUT);
-    format!("{head}\n[sms]\napi_base = \"{provider}\"\nretry_initial_ms = 100\n{workspace}")
+    format!(
+        "{head}\n[sms]\napi_base = \"{provider}\"\nretry_initial_ms = 100\nclosing = \"{CLOSING}\"\n{workspace}"
+    )
 }
 
 /// What the server acknowledged, as the clients saw it.
 #[derive(Default)]
 struct Acknowledged {
-    /// Calls told to hold (routed), by CallSid.
-    calls: BTreeSet<String>,
-    /// Text conversations told an agent will text back, by customer number.
-    texts: BTreeSet<String>,
+    /// Calls told to hold (routed), by CallSid, and when.
+    calls: BTreeMap<String, Instant>,
+    /// Text conversations told an agent will text back, by customer number, and when.
+    texts: BTreeMap<String, Instant>,
     /// Reservations whose accept was answered 200.
     accepts: BTreeSet<String>,
     /// Replies answered 201, by body (each unique).
     replies: BTreeSet<String>,
+    /// Conversations whose close was answered 204: customer number by task SID.
+    closed: BTreeMap<String, String>,
+}
+
+/// An agent signed in on the agent page: their session cookie and CSRF token.
+struct PageAgent {
+    name: String,
+    cookie: String,
+    csrf: String,
+}
+
+/// Who makes a request: the account (Basic auth, as a script would), or an agent's page.
+#[derive(Clone, Copy)]
+enum As<'a> {
+    Account,
+    Page(&'a PageAgent),
 }
 
 /// The clients of one round: callers, texters and agents, against `base`.
@@ -62,6 +92,10 @@ struct Load {
     acknowledged: Arc<Mutex<Acknowledged>>,
     /// Numbers the replies.
     replies: std::sync::atomic::AtomicU64,
+    /// Every agent, signed in on the agent page.
+    agents: Vec<PageAgent>,
+    /// Conversations replied in: the page agents close them next.
+    replied_in: Mutex<BTreeSet<String>>,
 }
 
 impl Load {
@@ -72,12 +106,50 @@ impl Load {
         response.text().await.ok()
     }
 
-    async fn rest(&self, method: Method, path: &str, form: &[(&str, &str)]) -> Option<(StatusCode, Value)> {
-        let url = format!("{}/v1/Workspaces/{}{path}", self.base, self.workspace);
-        let request = self.client.request(method, url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).form(form);
+    /// A request to `path` on the server as `who`: the status, and the JSON answer (`Null`
+    /// when there is none).
+    async fn request(
+        &self,
+        who: As<'_>,
+        method: Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Option<(StatusCode, Value)> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base)).form(form);
+        request = match who {
+            As::Account => request.basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)),
+            As::Page(agent) => request.header("cookie", &agent.cookie).header("x-csrf-token", &agent.csrf),
+        };
         let response = request.send().await.ok()?;
         let status = response.status();
-        Some((status, response.json().await.ok()?))
+        let body = response.bytes().await.ok()?;
+        Some((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+
+    async fn rest(&self, method: Method, path: &str, form: &[(&str, &str)]) -> Option<(StatusCode, Value)> {
+        self.request(As::Account, method, &format!("/v1/Workspaces/{}{path}", self.workspace), form).await
+    }
+
+    /// An agent's reply in the conversation of `task`; noted when answered 201.
+    async fn reply(&self, who: As<'_>, task: &str) {
+        let body = format!("reply {}", self.replies.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        let path = format!("/agent/api/conversations/{task}/messages");
+        let sent = matches!(
+            self.request(who, Method::POST, &path, &[("Body", body.as_str())]).await,
+            Some((StatusCode::CREATED, _))
+        );
+        if sent {
+            self.acknowledged.lock().unwrap().replies.insert(body);
+            self.replied_in.lock().unwrap().insert(task.to_owned());
+        }
+    }
+
+    /// An accept of `reservation`, at `path`; noted when answered 200.
+    async fn accept(&self, who: As<'_>, path: &str, reservation: &str) {
+        let accept = [("ReservationStatus", "accepted")];
+        if let Some((StatusCode::OK, _)) = self.request(who, Method::POST, path, &accept).await {
+            self.acknowledged.lock().unwrap().accepts.insert(reservation.to_owned());
+        }
     }
 
     /// A caller: the menu, a key, then the hold loop until bridged (or the server dies).
@@ -96,7 +168,7 @@ impl Load {
         let with_digit: Vec<(&str, &str)> = base.iter().copied().chain([("Digits", digit)]).collect();
         let Some(hold) = self.webhook(&action, &with_digit).await else { return };
         if hold.contains("hold") || hold.contains("/voice/wait") {
-            self.acknowledged.lock().unwrap().calls.insert(call.clone());
+            self.acknowledged.lock().unwrap().calls.insert(call.clone(), Instant::now());
         }
         for _ in 0..20 {
             let Some(waiting) = self.webhook("/voice/wait", &base).await else { return };
@@ -135,11 +207,12 @@ impl Load {
         if let Some(answer) = text(format!("SMb{serial:030}"), body).await
             && answer.contains("An agent will text you")
         {
-            self.acknowledged.lock().unwrap().texts.insert(customer);
+            self.acknowledged.lock().unwrap().texts.insert(customer, Instant::now());
         }
     }
 
-    /// The agents' desk: accepts every pending offer, completes what was accepted.
+    /// The agents' desk through the REST API: accepts every pending offer, replies in text
+    /// conversations, completes what was accepted.
     async fn desk(&self) {
         for _ in 0..10 {
             let Some((StatusCode::OK, tasks)) = self
@@ -164,30 +237,13 @@ impl Load {
                         };
                         for reservation in reservations["reservations"].as_array().into_iter().flatten() {
                             let rid = reservation["sid"].as_str().unwrap_or_default();
-                            let accept = [("ReservationStatus", "accepted")];
-                            if let Some((StatusCode::OK, _)) = self
-                                .rest(Method::POST, &format!("/Tasks/{sid}/Reservations/{rid}"), &accept)
-                                .await
-                            {
-                                self.acknowledged.lock().unwrap().accepts.insert(rid.to_owned());
-                            }
+                            let path =
+                                format!("/v1/Workspaces/{}/Tasks/{sid}/Reservations/{rid}", self.workspace);
+                            self.accept(As::Account, &path, rid).await;
                         }
                     }
                     Some("assigned") if task["task_channel_unique_name"] == "sms" => {
-                        let body = format!(
-                            "reply {}",
-                            self.replies.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                        );
-                        let url = format!("{}/agent/api/conversations/{sid}/messages", self.base);
-                        let request = self
-                            .client
-                            .post(url)
-                            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
-                            .form(&[("Body", body.as_str())]);
-                        if request.send().await.is_ok_and(|response| response.status() == StatusCode::CREATED)
-                        {
-                            self.acknowledged.lock().unwrap().replies.insert(body);
-                        }
+                        self.reply(As::Account, sid).await;
                     }
                     Some("wrapping") => {
                         self.rest(
@@ -203,6 +259,83 @@ impl Load {
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
     }
+
+    /// The agents' desk on the agent page: each agent reads their state, accepts their offers,
+    /// replies in a text conversation and then closes it, and completes their wrapped-up calls.
+    async fn page_desk(&self) {
+        for _ in 0..10 {
+            for agent in &self.agents {
+                let who = As::Page(agent);
+                let Some((StatusCode::OK, state)) =
+                    self.request(who, Method::GET, "/agent/api/state", &[]).await
+                else {
+                    return;
+                };
+                for offer in state["offers"].as_array().into_iter().flatten() {
+                    let rid = offer["reservation_sid"].as_str().unwrap_or_default();
+                    self.accept(who, &format!("/agent/api/reservations/{rid}"), rid).await;
+                }
+                for task in state["tasks"].as_array().into_iter().flatten() {
+                    let sid = task["task_sid"].as_str().unwrap_or_default();
+                    match (task["channel"].as_str(), task["assignment_status"].as_str()) {
+                        (Some("sms"), Some("assigned")) if self.replied_in.lock().unwrap().contains(sid) => {
+                            let path = format!("/agent/api/conversations/{sid}/close");
+                            if let Some((StatusCode::NO_CONTENT, _)) =
+                                self.request(who, Method::POST, &path, &[]).await
+                            {
+                                let customer = task["caller"].as_str().unwrap_or_default().to_owned();
+                                self.acknowledged.lock().unwrap().closed.insert(sid.to_owned(), customer);
+                            }
+                        }
+                        (Some("sms"), Some("assigned")) => self.reply(who, sid).await,
+                        (_, Some("wrapping")) => {
+                            let completed = [("AssignmentStatus", "completed")];
+                            self.request(who, Method::POST, &format!("/agent/api/tasks/{sid}"), &completed)
+                                .await;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// The first state an agent's live stream pushes, with the session signed in before the
+    /// restarts.
+    async fn first_pushed_state(&self, agent: &PageAgent) -> Result<Value, String> {
+        let url = format!("{}/agent/api/events", self.base);
+        let request = self.client.get(url).header("cookie", &agent.cookie);
+        let mut response = request.send().await.map_err(|err| format!("no stream: {err}"))?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("the stream answers {}", response.status()));
+        }
+        let mut received = String::new();
+        while !received.contains("\n\n") {
+            let chunk = response.chunk().await.map_err(|err| format!("the stream broke: {err}"))?;
+            received.push_str(&String::from_utf8_lossy(&chunk.ok_or("the stream ended")?));
+        }
+        let data =
+            received.lines().find_map(|line| line.strip_prefix("data: ")).ok_or("an event without data")?;
+        serde_json::from_str(data).map_err(|err| format!("not JSON ({err}): {data}"))
+    }
+}
+
+/// Signs in every agent on the agent page, with a secret the admin API issues.
+async fn sign_in_agents(
+    client: &reqwest::Client,
+    server: &SwitchboardProcess,
+    workspace: &str,
+) -> Vec<PageAgent> {
+    let workers: Value =
+        json_as_account(client.get(server.url(&format!("/v1/Workspaces/{workspace}/Workers")))).await;
+    let mut agents = Vec::new();
+    for worker in workers["workers"].as_array().unwrap() {
+        let (sid, name) = (worker["sid"].as_str().unwrap(), worker["friendly_name"].as_str().unwrap());
+        let SignedIn { cookie, csrf } = SignedIn::agent(client, &server.url(""), sid, name).await;
+        agents.push(PageAgent { name: name.to_owned(), cookie, csrf });
+    }
+    agents
 }
 
 /// Checks every invariant against the restarted server; answers what is wrong.
@@ -214,29 +347,42 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
     let tasks = tasks["tasks"].as_array().cloned().unwrap_or_default();
     let mut by_call: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_customer: BTreeMap<String, usize> = BTreeMap::new();
+    let mut open_by_customer: BTreeMap<String, usize> = BTreeMap::new();
     for task in &tasks {
         let attributes: Value =
             serde_json::from_str(task["attributes"].as_str().unwrap_or("{}")).unwrap_or_default();
         if let Some(call) = attributes["call_sid"].as_str() {
             *by_call.entry(call.to_owned()).or_default() += 1;
-        } else if let Some(customer) = attributes["from"].as_str()
-            && !matches!(task["assignment_status"].as_str(), Some("completed" | "canceled"))
-        {
+        } else if let Some(customer) = attributes["from"].as_str() {
             *by_customer.entry(customer.to_owned()).or_default() += 1;
+            if !matches!(task["assignment_status"].as_str(), Some("completed" | "canceled")) {
+                *open_by_customer.entry(customer.to_owned()).or_default() += 1;
+            }
         }
     }
     // A copy: the lock is not held across the requests below.
-    let (calls, accepts) = {
+    let (calls, texts, accepts, closed) = {
         let acknowledged = load.acknowledged.lock().unwrap();
-        (acknowledged.calls.clone(), acknowledged.accepts.clone())
+        let listed = |acknowledged: &BTreeMap<String, Instant>| -> Vec<String> {
+            let still_listed = |at: &&Instant| at.elapsed() < LISTED_FOR;
+            acknowledged.iter().filter(|(_, at)| still_listed(at)).map(|(key, _)| key.clone()).collect()
+        };
+        (
+            listed(&acknowledged.calls),
+            listed(&acknowledged.texts),
+            acknowledged.accepts.clone(),
+            acknowledged.closed.clone(),
+        )
     };
-    for call in &calls {
-        match by_call.get(call) {
-            Some(1) => {}
-            count => wrong.push(format!("call {call}: {count:?} tasks, expected one")),
+    for (what, acknowledged, tasks) in [("call", &calls, &by_call), ("texter", &texts, &by_customer)] {
+        for key in acknowledged {
+            match tasks.get(key) {
+                Some(1) => {}
+                count => wrong.push(format!("{what} {key}: {count:?} tasks, expected one")),
+            }
         }
     }
-    for (customer, count) in &by_customer {
+    for (customer, count) in &open_by_customer {
         if *count > 1 {
             wrong.push(format!("texter {customer}: {count} open tasks"));
         }
@@ -250,7 +396,15 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
             wrong.push(format!("task {sid}: no reservations list"));
             continue;
         };
-        for reservation in reservations["reservations"].as_array().into_iter().flatten() {
+        let reservations = reservations["reservations"].as_array().cloned().unwrap_or_default();
+        let status = task["assignment_status"].as_str().unwrap_or_default();
+        if let Some(inconsistent) = inconsistency(status, &reservations) {
+            wrong.push(format!("task {sid} is {status}, yet {inconsistent}"));
+        }
+        if closed.contains_key(sid) && status != "completed" {
+            wrong.push(format!("task {sid} was closed, and is now {status}"));
+        }
+        for reservation in &reservations {
             let rid = reservation["sid"].as_str().unwrap_or_default();
             let status = reservation["reservation_status"].as_str().unwrap_or_default();
             if accepts.contains(rid) && !matches!(status, "accepted" | "wrapping" | "completed") {
@@ -281,6 +435,30 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
     wrong
 }
 
+/// What in a task's reservations disagrees with its status `status`, if anything.
+fn inconsistency(status: &str, reservations: &[Value]) -> Option<String> {
+    let count = |statuses: &[&str]| {
+        reservations
+            .iter()
+            .filter(|reservation| {
+                statuses.contains(&reservation["reservation_status"].as_str().unwrap_or_default())
+            })
+            .count()
+    };
+    let (pending, in_hand) = (count(&["pending"]), count(&["accepted", "wrapping"]));
+    match status {
+        "reserved" if pending == 0 => Some("no offer is pending".into()),
+        "reserved" | "pending" | "completed" | "canceled" if in_hand > 0 => {
+            Some(format!("{in_hand} reservations are accepted or wrapping"))
+        }
+        "pending" | "completed" | "canceled" if pending > 0 => Some(format!("{pending} offers are pending")),
+        "assigned" | "wrapping" if (pending, in_hand) != (0, 1) => {
+            Some(format!("{pending} offers are pending and {in_hand} reservations accepted or wrapping"))
+        }
+        _ => None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
     let rounds =
@@ -292,21 +470,17 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
     let mut server = serve_in(dir.path());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let base = server.url("");
-    let workspaces: Value = client
-        .get(format!("{base}/v1/Workspaces"))
-        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let workspaces: Value = json_as_account(client.get(format!("{base}/v1/Workspaces"))).await;
+    let workspace = workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned();
+    let agents = sign_in_agents(&client, &server, &workspace).await;
     let load = Arc::new(Load {
         client,
         base,
-        workspace: workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned(),
+        workspace,
         acknowledged: Arc::default(),
         replies: Default::default(),
+        agents,
+        replied_in: Mutex::default(),
     });
     let mut serial = 0;
     for round in 0..rounds {
@@ -321,7 +495,10 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
             clients.push(tokio::spawn(async move { texter.texter(customer, serial, digit).await }));
         }
         let desk = load.clone();
-        clients.push(tokio::spawn(async move { desk.desk().await }));
+        let on_the_page = round % 2 == 1;
+        clients.push(tokio::spawn(async move {
+            if on_the_page { desk.page_desk().await } else { desk.desk().await }
+        }));
         let at = 100 + (u64::from(round) * 7919) % 500;
         tokio::time::sleep(Duration::from_millis(at)).await;
         server.signal(libc::SIGKILL);
@@ -331,23 +508,46 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         }
         server = serve_in(dir.path());
         let now = jiff::Timestamp::now().as_millisecond();
-        let wrong = check(&load, now).await;
+        let mut wrong = check(&load, now).await;
+        if on_the_page {
+            for agent in &load.agents {
+                match load.first_pushed_state(agent).await {
+                    Ok(state) if state["worker"]["friendly_name"] == agent.name.as_str() => {}
+                    Ok(state) => {
+                        wrong.push(format!("{}'s stream pushed someone else's state: {state}", agent.name))
+                    }
+                    Err(err) => wrong.push(format!("{}'s stream after the restart: {err}", agent.name)),
+                }
+            }
+        }
         assert!(wrong.is_empty(), "round {round} (killed after {at} ms):\n{}", wrong.join("\n"));
     }
-    // Every reply acknowledged reaches the provider once; none reaches it twice.
-    let replies = load.acknowledged.lock().unwrap().replies.clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Every reply and closing text acknowledged reaches the provider once; none reaches it
+    // twice. A text is known by its body, and a closing text by its recipient.
+    let (replies, closed) = {
+        let acknowledged = load.acknowledged.lock().unwrap();
+        let closings = acknowledged.closed.values().map(|customer| format!("{CLOSING} to {customer}"));
+        (
+            acknowledged.replies.iter().cloned().chain(closings).collect::<BTreeSet<String>>(),
+            acknowledged.closed.len(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
     let delivered = loop {
         let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
-        for request in provider.received() {
-            *delivered.entry(request.field("Body").to_owned()).or_default() += 1;
+        for request in provider.received().iter().filter(|request| !request.field("Body").is_empty()) {
+            let text = match request.field("Body") {
+                CLOSING => format!("{CLOSING} to {}", request.field("To")),
+                reply => reply.to_owned(),
+            };
+            *delivered.entry(text).or_default() += 1;
         }
-        if replies.iter().all(|body| delivered.contains_key(body)) || std::time::Instant::now() > deadline {
+        if replies.iter().all(|text| delivered.contains_key(text)) || Instant::now() > deadline {
             break delivered;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let lost: Vec<&String> = replies.iter().filter(|body| !delivered.contains_key(*body)).collect();
+    let lost: Vec<&String> = replies.iter().filter(|text| !delivered.contains_key(*text)).collect();
     let twice: Vec<(&String, &usize)> = delivered.iter().filter(|(_, count)| **count > 1).collect();
     assert!(lost.is_empty() && twice.is_empty(), "lost: {lost:?}; sent twice: {twice:?}");
     let acknowledged = load.acknowledged.lock().unwrap();
@@ -355,18 +555,54 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         !acknowledged.calls.is_empty()
             && !acknowledged.accepts.is_empty()
             && !acknowledged.texts.is_empty()
-            && !acknowledged.replies.is_empty(),
-        "the load got through between the kills: {} calls, {} texts, {} accepts, {} replies",
+            && !acknowledged.replies.is_empty()
+            && closed > 0,
+        "the load got through between the kills: {} calls, {} texts, {} accepts, {} replies, {closed} closes",
         acknowledged.calls.len(),
         acknowledged.texts.len(),
         acknowledged.accepts.len(),
         acknowledged.replies.len()
     );
     eprintln!(
-        "{rounds} kills: {} calls, {} texts, {} accepts and {} replies acknowledged, all there after every restart; every reply delivered once",
+        "{rounds} kills: {} calls, {} texts, {} accepts, {} replies and {closed} closes acknowledged, all there after every restart; every reply and closing text delivered once",
         acknowledged.calls.len(),
         acknowledged.texts.len(),
         acknowledged.accepts.len(),
         acknowledged.replies.len()
     );
+}
+
+#[test]
+fn a_task_status_that_disagrees_with_its_reservations_is_named() {
+    fn check(status: &str, reservations: &[&str], expected: Option<&str>) {
+        let reservations: Vec<Value> =
+            reservations.iter().map(|status| serde_json::json!({ "reservation_status": status })).collect();
+        assert_eq!(
+            inconsistency(status, &reservations).as_deref(),
+            expected,
+            "{status} with {reservations:?}"
+        );
+    }
+    check("pending", &[], None);
+    check("pending", &["rejected", "timeout"], None);
+    check("pending", &["pending"], Some("1 offers are pending"));
+    check("reserved", &["pending", "pending"], None);
+    check("reserved", &["rejected"], Some("no offer is pending"));
+    check("reserved", &["pending", "accepted"], Some("1 reservations are accepted or wrapping"));
+    check("assigned", &["accepted", "canceled"], None);
+    check("assigned", &[], Some("0 offers are pending and 0 reservations accepted or wrapping"));
+    check(
+        "assigned",
+        &["accepted", "pending"],
+        Some("1 offers are pending and 1 reservations accepted or wrapping"),
+    );
+    check("wrapping", &["wrapping"], None);
+    check(
+        "wrapping",
+        &["accepted", "wrapping"],
+        Some("0 offers are pending and 2 reservations accepted or wrapping"),
+    );
+    check("completed", &["completed", "rejected"], None);
+    check("completed", &["wrapping"], Some("1 reservations are accepted or wrapping"));
+    check("canceled", &["pending"], Some("1 offers are pending"));
 }

@@ -34,6 +34,50 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
+/// A signed-in session, of an agent or the admin: the cookie to send back and its CSRF token.
+pub struct SignedIn {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl SignedIn {
+    /// The session a sign-in answer opened (which must be a 200), checking that its cookie is
+    /// out of scripts' and other sites' reach.
+    pub async fn from_answer(answer: reqwest::Response) -> SignedIn {
+        assert_eq!(answer.status(), reqwest::StatusCode::OK, "signed in");
+        let set_cookie = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set_cookie.contains(attribute), "{set_cookie}");
+        }
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let body: serde_json::Value = answer.json().await.unwrap();
+        SignedIn { cookie, csrf: body["csrf_token"].as_str().unwrap().to_owned() }
+    }
+
+    /// Issues the worker `worker` (a SID) a new secret through the admin API of the server at
+    /// `base`, and signs them in as `name` with it on the agent page.
+    pub async fn agent(client: &reqwest::Client, base: &str, worker: &str, name: &str) -> SignedIn {
+        let secret = issue_secret(client, base, worker).await;
+        let credentials = [("Name", name), ("Secret", secret.as_str())];
+        let answer =
+            client.post(format!("{base}/agent/api/session")).form(&credentials).send().await.unwrap();
+        SignedIn::from_answer(answer).await
+    }
+}
+
+/// A new sign-in secret for the worker `worker` (a SID), issued through the admin API of the
+/// server at `base`.
+pub async fn issue_secret(client: &reqwest::Client, base: &str, worker: &str) -> String {
+    let issued = json_as_account(client.post(format!("{base}/admin/api/workers/{worker}/secret"))).await;
+    issued["sign_in_secret"].as_str().unwrap().to_owned()
+}
+
+/// `request` sent with the account's credentials (Basic auth), and its answer read as JSON.
+pub async fn json_as_account(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let request = request.basic_auth(crate::taskrouter::ACCOUNT_SID, Some(crate::taskrouter::AUTH_TOKEN));
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Starts the real application in process on a free port.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await

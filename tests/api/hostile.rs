@@ -13,7 +13,7 @@ use switchboard::http::signature;
 use switchboard::store::{AgentRecord, CallRecord, ConversationRecord, OutboxRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::TestApp;
+use crate::helpers::{SignedIn, TestApp};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api, spawn_api_with};
 
 const CALLER: &str = "%2B15550100001";
@@ -196,10 +196,9 @@ fn workflow(app: &TestApp) -> String {
 
 /// Signs in the agent `name` (issuing a secret first): their session.
 async fn agent_session(app: &TestApp, name: &str) -> Sender {
-    let secret = crate::agent::issue_secret(app, name).await;
-    let response =
-        app.client.post(app.url("/agent/api/session")).form(&[("Name", name), ("Secret", &secret)]).send();
-    session(response.await.unwrap()).await
+    let worker = app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid.to_string());
+    let SignedIn { cookie, csrf } = SignedIn::agent(&app.client, &app.url(""), &worker, name).await;
+    Session(cookie, csrf)
 }
 
 /// Signs the admin in: their session.
@@ -209,10 +208,8 @@ async fn admin_session(app: &TestApp) -> Sender {
 }
 
 async fn session(signed_in: reqwest::Response) -> Sender {
-    assert_eq!(signed_in.status(), 200);
-    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let body: Value = signed_in.json().await.unwrap();
-    Session(cookie, body["csrf_token"].as_str().unwrap().to_owned())
+    let SignedIn { cookie, csrf } = SignedIn::from_answer(signed_in).await;
+    Session(cookie, csrf)
 }
 
 /// Where the caller's keys go after the menu of call `call_sid` (its Gather's action).

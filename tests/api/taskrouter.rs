@@ -5,7 +5,7 @@ use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, json_as_account, spawn_app_with};
 
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const AUTH_TOKEN: &str = "test-token";
@@ -399,16 +399,7 @@ async fn lists_filter_and_page_like_twilio() {
     let mut url = app.url(&format!("/v1/Workspaces/{}/Workers?Available=false&PageSize=3", api.workspace));
     let mut pages = Vec::new();
     loop {
-        let page: Value = app
-            .client
-            .get(&url)
-            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = json_as_account(app.client.get(&url)).await;
         pages.push(names(&page, "workers", "friendly_name"));
         assert_eq!(page["meta"]["page_size"], 3);
         assert_eq!(page["meta"]["key"], "workers");
