@@ -72,6 +72,7 @@ struct Acknowledged {
 
 /// An agent signed in on the agent page: their session cookie and CSRF token.
 struct PageAgent {
+    sid: String,
     name: String,
     cookie: String,
     csrf: String,
@@ -128,6 +129,18 @@ impl Load {
 
     async fn rest(&self, method: Method, path: &str, form: &[(&str, &str)]) -> Option<(StatusCode, Value)> {
         self.request(As::Account, method, &format!("/v1/Workspaces/{}{path}", self.workspace), form).await
+    }
+
+    /// Every item of a REST list (under `key`), page by page.
+    async fn list_all(&self, first_page: &str, key: &str) -> Option<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut path = first_page.to_owned();
+        loop {
+            let Some((StatusCode::OK, page)) = self.rest(Method::GET, &path, &[]).await else { return None };
+            items.extend(page[key].as_array().cloned().unwrap_or_default());
+            let Some(next) = page["meta"]["next_page_url"].as_str() else { return Some(items) };
+            path = next.split_once(&self.workspace)?.1.to_owned();
+        }
     }
 
     /// An agent's reply in the conversation of `task`; noted when answered 201.
@@ -333,7 +346,7 @@ async fn sign_in_agents(
     for worker in workers["workers"].as_array().unwrap() {
         let (sid, name) = (worker["sid"].as_str().unwrap(), worker["friendly_name"].as_str().unwrap());
         let SignedIn { cookie, csrf } = SignedIn::agent(client, &server.url(""), sid, name).await;
-        agents.push(PageAgent { name: name.to_owned(), cookie, csrf });
+        agents.push(PageAgent { sid: sid.to_owned(), name: name.to_owned(), cookie, csrf });
     }
     agents
 }
@@ -341,10 +354,21 @@ async fn sign_in_agents(
 /// Checks every invariant against the restarted server; answers what is wrong.
 async fn check(load: &Load, now_ms: i64) -> Vec<String> {
     let mut wrong = Vec::new();
-    let Some((StatusCode::OK, tasks)) = load.rest(Method::GET, "/Tasks?PageSize=1000", &[]).await else {
+    let Some(tasks) = load.list_all("/Tasks?PageSize=1000", "tasks").await else {
         return vec!["the task list does not answer".into()];
     };
-    let tasks = tasks["tasks"].as_array().cloned().unwrap_or_default();
+    // Every reservation, through the workers' lists: a few requests, not one per task.
+    let mut reservations_of: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for agent in &load.agents {
+        let path = format!("/Workers/{}/Reservations?PageSize=1000", agent.sid);
+        let Some(reservations) = load.list_all(&path, "reservations").await else {
+            return vec![format!("{}'s reservations do not answer", agent.name)];
+        };
+        for reservation in reservations {
+            let task = reservation["task_sid"].as_str().unwrap_or_default().to_owned();
+            reservations_of.entry(task).or_default().push(reservation);
+        }
+    }
     let mut by_call: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_customer: BTreeMap<String, usize> = BTreeMap::new();
     let mut open_by_customer: BTreeMap<String, usize> = BTreeMap::new();
@@ -390,16 +414,12 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
     let mut busy: BTreeMap<String, usize> = BTreeMap::new();
     for task in &tasks {
         let sid = task["sid"].as_str().unwrap_or_default();
-        let Some((StatusCode::OK, reservations)) =
-            load.rest(Method::GET, &format!("/Tasks/{sid}/Reservations"), &[]).await
-        else {
-            wrong.push(format!("task {sid}: no reservations list"));
-            continue;
-        };
-        let reservations = reservations["reservations"].as_array().cloned().unwrap_or_default();
+        let reservations = reservations_of.remove(sid).unwrap_or_default();
         let status = task["assignment_status"].as_str().unwrap_or_default();
-        if let Some(inconsistent) = inconsistency(status, &reservations) {
-            wrong.push(format!("task {sid} is {status}, yet {inconsistent}"));
+        if inconsistency(status, &reservations).is_some()
+            && let Some(inconsistent) = settled_inconsistency(load, task.clone()).await
+        {
+            wrong.push(format!("task {sid} {inconsistent}"));
         }
         if closed.contains_key(sid) && status != "completed" {
             wrong.push(format!("task {sid} was closed, and is now {status}"));
@@ -433,6 +453,33 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
         }
     }
     wrong
+}
+
+/// What in the reservations of `task` (as listed) disagrees with its status, read again
+/// together until the task did not change while its reservations were read: the task list and
+/// the reservation lists are read at different moments of a live server, where offers time out
+/// and tasks move on in between.
+async fn settled_inconsistency(load: &Load, mut task: Value) -> Option<String> {
+    let sid = task["sid"].as_str().unwrap_or_default().to_owned();
+    for _ in 0..5 {
+        let Some((StatusCode::OK, reservations)) =
+            load.rest(Method::GET, &format!("/Tasks/{sid}/Reservations?PageSize=1000"), &[]).await
+        else {
+            return Some("has no reservations list".into());
+        };
+        let Some((StatusCode::OK, after)) = load.rest(Method::GET, &format!("/Tasks/{sid}"), &[]).await
+        else {
+            return Some("cannot be read".into());
+        };
+        let unchanged = |field: &str| task[field] == after[field];
+        if unchanged("assignment_status") && unchanged("date_updated") {
+            let status = after["assignment_status"].as_str().unwrap_or_default();
+            let reservations = reservations["reservations"].as_array().cloned().unwrap_or_default();
+            return inconsistency(status, &reservations).map(|wrong| format!("is {status}, yet {wrong}"));
+        }
+        task = after;
+    }
+    Some("kept changing while it was read".into())
 }
 
 /// What in a task's reservations disagrees with its status `status`, if anything.
