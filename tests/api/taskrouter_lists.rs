@@ -248,7 +248,8 @@ impl<'a> Fixture<'a> {
                 "{url}: {meta}"
             );
             assert_eq!(meta["first_page_url"], link(0), "{url}");
-            assert_eq!(meta["url"], link(number), "{url}");
+            let this = if number == 0 { link(0) } else { url.clone() };
+            assert_eq!(meta["url"], this, "{url}");
             let previous = if number == 0 { Value::Null } else { Value::String(link(number - 1)) };
             assert_eq!(meta["previous_page_url"], previous, "{url}");
             let items = page[&key].as_array().unwrap();
@@ -258,7 +259,20 @@ impl<'a> Fixture<'a> {
             pages.push(self.labels(&page));
             match meta["next_page_url"].as_str() {
                 Some(next) => {
-                    assert_eq!(next, link(number + 1), "{url}");
+                    // The page after the last item shown, by position: `PA` and the SID in a
+                    // list by SID, `PD` and the sequence in the events' list (newest first).
+                    let last = items.last().unwrap()["sid"].as_str().unwrap();
+                    let token = match key.as_str() {
+                        "events" => format!("PD{:020}", u64::from_str_radix(&last[2..], 16).unwrap()),
+                        _ if template.contains("Ordering=Priority") => {
+                            let token = next.split("PageToken=").nth(1).unwrap();
+                            assert!(token.starts_with("PA") || token.starts_with("PD"), "{next}");
+                            token.to_owned()
+                        }
+                        _ if template.contains(":desc") => format!("PD{last}"),
+                        _ => format!("PA{last}"),
+                    };
+                    assert_eq!(next, format!("{}&PageToken={token}", link(number + 1)), "{url}");
                     assert_eq!(items.len(), size, "{url}: only the last page may be short");
                     url = next.to_owned();
                 }
@@ -652,4 +666,41 @@ async fn page_size_and_page_have_bounds_and_a_page_past_the_end_is_empty() {
     }
     f.refused("/Workers?Page=-1", r#"Page must be a whole number from 0 to 4294967295, not "-1""#).await;
     f.refused("/Events?Page=first", r#"Page must be a whole number from 0 to 4294967295, not "first""#).await;
+}
+
+#[tokio::test]
+async fn following_next_page_url_neither_skips_nor_repeats_while_the_list_changes() {
+    let app = spawn_api().await;
+    let f = Fixture::build(&app).await;
+    let workflow = f.sids["Routed"].as_str();
+    let new_task = async || {
+        let attributes = r#"{"skillsNeeded": ["Sales"]}"#;
+        f.api.post("/Tasks", &[("WorkflowSid", workflow), ("Attributes", attributes)]).await
+    };
+    let sids = |page: &Value, key: &str| -> Vec<String> {
+        page[key].as_array().unwrap().iter().map(|item| item["sid"].as_str().unwrap().to_owned()).collect()
+    };
+    // t1..t5, two a page: t1 goes while the first page is read, and a new task comes.
+    let first = f.list(&f.url("/Tasks?PageSize=2")).await;
+    assert_eq!(f.labels(&first), ["t1", "t2"]);
+    let (status, _) = f.api.call(reqwest::Method::DELETE, &format!("/Tasks/{}", f.sids["t1"]), &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let created = new_task().await["sid"].as_str().unwrap().to_owned();
+    let second = f.list(first["meta"]["next_page_url"].as_str().unwrap()).await;
+    assert_eq!(f.labels(&second), ["t3", "t4"], "the page after t2, not after the second item now");
+    let third = f.list(second["meta"]["next_page_url"].as_str().unwrap()).await;
+    assert_eq!(sids(&third, "tasks"), [f.sids["t5"].clone(), created]);
+    assert!(third["meta"]["next_page_url"].is_null());
+
+    // Events, newest first: new ones while paging do not push old ones onto the next page.
+    let before = sids(&f.list(&f.url("/Events?PageSize=1000")).await, "events");
+    let first = f.list(&f.url("/Events?PageSize=3")).await;
+    assert_eq!(sids(&first, "events"), before[..3]);
+    new_task().await;
+    let second = f.list(first["meta"]["next_page_url"].as_str().unwrap()).await;
+    assert_eq!(sids(&second, "events"), before[3..6], "the three after the first page");
+
+    // A token this server never gave.
+    f.refused("/Tasks?PageToken=PB123", r#"PageToken: "PB123" is not a token from a next_page_url"#).await;
+    f.refused("/Tasks?PageToken=PA-x", r#"PageToken: "PA-x" is not a token from a next_page_url"#).await;
 }

@@ -39,8 +39,11 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
         None => query.date_time("StartDate")?,
     };
     let end = query.date_time("EndDate")?;
-    // Enough to fill the page asked for and to know whether another follows.
-    let limit = (list.paging.page + 1).saturating_mul(list.paging.page_size).saturating_add(1);
+    // Enough to fill the page asked for and to know whether another follows. Events are listed
+    // newest first: a page token keeps those older than its position.
+    let token = list.paging.token.clone();
+    let pages = if token.is_some() { 1 } else { list.paging.page + 1 };
+    let limit = pages.saturating_mul(list.paging.page_size).saturating_add(1);
     let found = api
         .engine
         .stored_events(
@@ -64,6 +67,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
                     Field::Workflow => *workflow,
                 };
                 sequence.is_none_or(|wanted| wanted == *number)
+                    && token.as_ref().is_none_or(|token| token.precedes(&position(*number)))
                     && event_type.as_ref().is_none_or(|wanted| wanted == kind)
                     && resource.as_ref().is_none_or(|wanted| *wanted == about.to_string())
                     && sids.iter().all(|(wanted, which)| wanted.is_none_or(|sid| field(*which) == Some(sid)))
@@ -76,7 +80,8 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
         .map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
         let workspace = format!("{}/v1/Workspaces/{}", renderer.base, renderer.engine.workspace_sid());
-        renderer.page(&list, &found, |record| render(renderer.account_sid, &workspace, record))
+        let position = |EventRecord::V1 { sequence, .. }: &EventRecord| position(*sequence);
+        renderer.page(&list, &found, position, |record| render(renderer.account_sid, &workspace, record))
     })))
 }
 
@@ -153,6 +158,11 @@ fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
         "url": format!("{workspace}/Events/{sid}"),
         "links": { "workspace": workspace },
     })
+}
+
+/// An event's place in the list (by sequence), as text that sorts the same way.
+fn position(sequence: u64) -> String {
+    format!("{sequence:020}")
 }
 
 /// `GET .../Events/{EV}`.

@@ -22,10 +22,47 @@ const MAX_PAGE_SIZE: usize = 1000;
 pub(crate) struct Params(Vec<(String, String)>);
 
 /// Which page of a list to answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Paging {
     pub page: usize,
     pub page_size: usize,
+    /// Where the page starts, when the request carries the `PageToken` of a `next_page_url`.
+    pub token: Option<PageToken>,
+}
+
+/// Where the next page of a list starts: after the item at position `after`, in a list ordered
+/// by position, `ascending` or not. Unlike a page number, it stays right while items are added
+/// to or removed from the list between two pages (tasks are created and purged all the time),
+/// so walking `next_page_url` neither skips nor repeats an item. Written `PA<after>` for an
+/// ascending list and `PD<after>` for a descending one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageToken {
+    pub ascending: bool,
+    pub after: String,
+}
+
+impl PageToken {
+    /// Whether the item at `position` comes after the token in the list.
+    pub(crate) fn precedes(&self, position: &str) -> bool {
+        if self.ascending { position > self.after.as_str() } else { position < self.after.as_str() }
+    }
+
+    fn parse(text: &str) -> Option<PageToken> {
+        let (ascending, after) = match text.split_at_checked(2)? {
+            ("PA", after) => (true, after),
+            ("PD", after) => (false, after),
+            _ => return None,
+        };
+        let position = |c: char| c.is_ascii_alphanumeric();
+        (!after.is_empty() && after.chars().all(position))
+            .then(|| PageToken { ascending, after: after.to_owned() })
+    }
+}
+
+impl std::fmt::Display for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "P{}{}", if self.ascending { 'A' } else { 'D' }, self.after)
+    }
 }
 
 impl Params {
@@ -123,12 +160,19 @@ impl Params {
         Sid::parse(text.trim(), kind).map(Some).map_err(|err| TwilioError::invalid(format!("{name}: {err}")))
     }
 
-    /// `Page` (from 0) and `PageSize` (1 to 1,000, default 50).
+    /// `Page` (from 0), `PageSize` (1 to 1,000, default 50) and `PageToken` (from a
+    /// `next_page_url`).
     pub(crate) fn paging(&self) -> Result<Paging, TwilioError> {
         let page_size =
             self.integer("PageSize", 1..=MAX_PAGE_SIZE as i64)?.map_or(DEFAULT_PAGE_SIZE, |n| n as usize);
         let page = self.integer("Page", 0..=i64::from(u32::MAX))?.map_or(0, |n| n as usize);
-        Ok(Paging { page, page_size })
+        let token = match self.get("PageToken").filter(|token| !token.is_empty()) {
+            Some(text) => Some(PageToken::parse(text).ok_or_else(|| {
+                TwilioError::invalid(format!("PageToken: {text:?} is not a token from a next_page_url"))
+            })?),
+            None => None,
+        };
+        Ok(Paging { page, page_size, token })
     }
 
     /// The parameters to carry into the `meta` URLs of a list: every filter, not the paging.
@@ -233,8 +277,16 @@ mod tests {
             |p| p.sid("WorkflowSid", SidKind::Workflow),
             "error: WorkflowSid: `WW123` is not a workflow SID (expected WW followed by 32 hex digits)",
         );
-        check("", |p| p.paging(), "Paging { page: 0, page_size: 50 }");
-        check("Page=2&PageSize=10", |p| p.paging(), "Paging { page: 2, page_size: 10 }");
+        check("", |p| p.paging(), "Paging { page: 0, page_size: 50, token: None }");
+        check("Page=2&PageSize=10", |p| p.paging(), "Paging { page: 2, page_size: 10, token: None }");
+        let token = |p: &Params| p.paging().map(|paging| paging.token.map(|token| token.to_string()));
+        check("PageToken=PAWT0001", token, r#"Some("PAWT0001")"#);
+        check("PageToken=PD00000000000000000042", token, r#"Some("PD00000000000000000042")"#);
+        check("PageToken=", token, "None");
+        check("PageToken=PA", token, r#"error: PageToken: "PA" is not a token from a next_page_url"#);
+        check("PageToken=PB12", token, r#"error: PageToken: "PB12" is not a token from a next_page_url"#);
+        check("PageToken=PA1%262", token, r#"error: PageToken: "PA1&2" is not a token from a next_page_url"#);
+        check("PageToken=P%C3%A9", token, r#"error: PageToken: "Pé" is not a token from a next_page_url"#);
         check(
             "PageSize=1001",
             |p| p.paging(),

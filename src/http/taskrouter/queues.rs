@@ -22,7 +22,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
     let attributes = api.query.json_object("EvaluateWorkerAttributes")?;
     let worker = api.query.sid("WorkerSid", SidKind::Worker)?;
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
-        let shown: Vec<_> = renderer
+        let mut shown: Vec<_> = renderer
             .engine
             .queues()
             .iter()
@@ -34,7 +34,9 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
                 worker.is_none_or(|worker| renderer.engine.queue_members(queue).contains(&worker))
             })
             .collect();
-        renderer.page(&list, &shown, |queue| renderer.queue(queue))
+        // By SID, the order of creation, which page tokens rely on.
+        shown.sort_unstable_by_key(|queue| queue.sid);
+        renderer.page(&list, &shown, |queue| queue.sid.to_string(), |queue| renderer.queue(queue))
     })))
 }
 
@@ -92,13 +94,20 @@ pub(super) async fn list_workflows(api: Api) -> Result<HttpResponse, TwilioError
     let list = api.list("workflows")?;
     let name = api.query.get("FriendlyName");
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
-        let shown: Vec<_> = renderer
+        let mut shown: Vec<_> = renderer
             .engine
             .workflows()
             .iter()
             .filter(|workflow| name.is_none_or(|name| workflow.friendly_name.eq_ignore_ascii_case(name)))
             .collect();
-        renderer.page(&list, &shown, |workflow| renderer.workflow(workflow))
+        // By SID, the order of creation, which page tokens rely on.
+        shown.sort_unstable_by_key(|workflow| workflow.sid);
+        renderer.page(
+            &list,
+            &shown,
+            |workflow| workflow.sid.to_string(),
+            |workflow| renderer.workflow(workflow),
+        )
     })))
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::params::Paging;
+use super::params::{PageToken, Paging};
 use crate::routing::{
     Activity, ActivityCount, Engine, Millis, QueueStatistics, Reservation, Sid, Task, TaskOrder, TaskQueue,
     TaskStatistics, Worker, Workflow, WorkspaceStatistics,
@@ -308,33 +308,55 @@ impl Renderer<'_> {
         })
     }
 
-    /// One page of a list: `items` are every match, in order (only the page's are rendered);
-    /// `path` is the list's path and `filters` the query parameters to keep in the page links.
-    pub(crate) fn page<T>(&self, list: &List<'_>, items: &[T], render: impl Fn(&T) -> Value) -> Value {
+    /// One page of a list: `items` are every match, ordered by `position` (ascending or
+    /// descending; only the page's are rendered); `path` is the list's path and `filters` the
+    /// query parameters to keep in the page links. `next_page_url` carries a [`PageToken`], so
+    /// that following it stays right while the list changes; `Page` alone counts from the start.
+    pub(crate) fn page<T>(
+        &self,
+        list: &List<'_>,
+        items: &[T],
+        position: impl Fn(&T) -> String,
+        render: impl Fn(&T) -> Value,
+    ) -> Value {
         let List { key, path, filters, paging } = list;
-        let Paging { page, page_size } = *paging;
+        let Paging { page, page_size, ref token } = *paging;
         let total = items.len();
-        let start = page.saturating_mul(page_size).min(total);
+        let start = match token {
+            Some(token) => items.iter().position(|item| token.precedes(&position(item))).unwrap_or(total),
+            None => page.saturating_mul(page_size).min(total),
+        };
         let shown: Vec<Value> = items[start..].iter().take(page_size).map(render).collect();
-        let link = |page: usize| {
+        let link = |page: usize, token: Option<&PageToken>| {
             let mut query: Vec<(&str, String)> =
                 filters.iter().map(|&(key, value)| (key, value.to_owned())).collect();
             query.push(("PageSize", page_size.to_string()));
             query.push(("Page", page.to_string()));
+            if let Some(token) = token {
+                query.push(("PageToken", token.to_string()));
+            }
             let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
             format!("{}{path}?{encoded}", self.base)
         };
         let has_next = start + page_size < total;
+        // Another page follows, so the list has at least two items to tell its direction.
+        let next = has_next.then(|| {
+            let next = PageToken {
+                ascending: position(&items[0]) <= position(&items[total - 1]),
+                after: position(&items[start + page_size - 1]),
+            };
+            Value::String(link(page + 1, Some(&next)))
+        });
         json!({
             *key: shown,
             "meta": {
                 "key": key,
                 "page": page,
                 "page_size": page_size,
-                "first_page_url": link(0),
-                "previous_page_url": if page > 0 { Value::String(link(page - 1)) } else { Value::Null },
-                "next_page_url": if has_next { Value::String(link(page + 1)) } else { Value::Null },
-                "url": link(page),
+                "first_page_url": link(0, None),
+                "previous_page_url": if page > 0 { Value::String(link(page - 1, None)) } else { Value::Null },
+                "next_page_url": next.unwrap_or(Value::Null),
+                "url": link(page, token.as_ref()),
             },
         })
     }

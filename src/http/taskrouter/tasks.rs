@@ -82,7 +82,12 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
         if descending {
             shown.reverse();
         }
-        renderer.page(&list, &shown, |task| renderer.task(task))
+        let position = |task: &&Task| match by_priority {
+            // The sign bit flipped, so that negative priorities sort first as text too.
+            true => format!("{:020}{}", (task.priority as u64) ^ (1 << 63), task.sid),
+            false => task.sid.to_string(),
+        };
+        renderer.page(&list, &shown, position, |task| renderer.task(task))
     })))
 }
 
@@ -231,7 +236,11 @@ fn list_reservations(api: &Api, parent: Parent) -> Result<HttpResponse, TwilioEr
         });
         shown.sort_unstable_by_key(|reservation| reservation.sid);
         let under_worker = matches!(parent, Parent::Worker(_));
-        Some(renderer.page(&list, &shown, |reservation| renderer.reservation(reservation, under_worker)))
+        let position = |reservation: &&Reservation| reservation.sid.to_string();
+        Some(
+            renderer
+                .page(&list, &shown, position, |reservation| renderer.reservation(reservation, under_worker)),
+        )
     });
     Ok(HttpResponse::Ok().json(page.ok_or_else(|| api.not_found())?))
 }

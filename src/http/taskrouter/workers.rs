@@ -37,7 +37,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
             |name: &str| engine.queues().iter().find(|queue| queue.friendly_name.eq_ignore_ascii_case(name));
         let by_name = queue_name.map(|name| queue_members(named(name)));
         let by_sid = queue_sid.map(|sid| queue_members(engine.queue(sid)));
-        let shown: Vec<_> = engine
+        let mut shown: Vec<_> = engine
             .workers()
             .filter(|worker| {
                 let activity = engine.worker_activity(worker);
@@ -50,7 +50,9 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
                     && expression.as_ref().is_none_or(|expression| engine.worker_matches(worker, expression))
             })
             .collect();
-        renderer.page(&list, &shown, |worker| renderer.worker(worker))
+        // By SID, the order of creation, which page tokens rely on.
+        shown.sort_unstable_by_key(|worker| worker.sid);
+        renderer.page(&list, &shown, |worker| worker.sid.to_string(), |worker| renderer.worker(worker))
     })))
 }
 

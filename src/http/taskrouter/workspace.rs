@@ -17,7 +17,7 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
             Some(name) if !name.eq_ignore_ascii_case(&settings.friendly_name) => vec![],
             _ => vec![()],
         };
-        renderer.page(&list, &shown, |()| renderer.workspace())
+        renderer.page(&list, &shown, |()| String::new(), |()| renderer.workspace())
     })))
 }
 
@@ -32,14 +32,21 @@ pub(super) async fn list_activities(api: Api) -> Result<HttpResponse, TwilioErro
     let name = api.query.get("FriendlyName");
     let available = api.query.boolean("Available")?;
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
-        let shown: Vec<_> = renderer
+        let mut shown: Vec<_> = renderer
             .engine
             .activities()
             .iter()
             .filter(|activity| name.is_none_or(|name| activity.friendly_name.eq_ignore_ascii_case(name)))
             .filter(|activity| available.is_none_or(|available| activity.available == available))
             .collect();
-        renderer.page(&list, &shown, |activity| renderer.activity(activity))
+        // By SID, the order of creation, which page tokens rely on.
+        shown.sort_unstable_by_key(|activity| activity.sid);
+        renderer.page(
+            &list,
+            &shown,
+            |activity| activity.sid.to_string(),
+            |activity| renderer.activity(activity),
+        )
     })))
 }
 
