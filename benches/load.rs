@@ -40,13 +40,15 @@ const BASELINE: &str = "baseline: static TwiML";
 struct Kind {
     latencies: Vec<u64>,
     errors: u64,
-    /// Why requests failed (a status, or the client's error), and how often.
-    causes: HashMap<String, u64>,
+    /// Why requests failed (a status, or the client's error): how often, and when (seconds
+    /// into the run).
+    causes: HashMap<String, (u64, Vec<u64>)>,
 }
 
-#[derive(Default)]
 struct Figures {
     kinds: HashMap<&'static str, Kind>,
+    /// When the load started.
+    since: Instant,
 }
 
 impl Figures {
@@ -56,7 +58,9 @@ impl Figures {
             Ok(()) => entry.latencies.push(started.elapsed().as_micros() as u64),
             Err(cause) => {
                 entry.errors += 1;
-                *entry.causes.entry(cause).or_default() += 1;
+                let (count, when) = entry.causes.entry(cause).or_default();
+                *count += 1;
+                when.push(self.since.elapsed().as_secs());
             }
         }
     }
@@ -92,7 +96,7 @@ impl Load {
                 .form(&params)
                 .send()
                 .await
-                .map_err(|err| format!("request: {err}"))?;
+                .map_err(|err| format!("request: {}", causes(&err)))?;
             let status = response.status();
             let text = response.text().await.map_err(|err| format!("answer: {err}"))?;
             if status == reqwest::StatusCode::OK { Ok(text) } else { Err(format!("{status}: {text}")) }
@@ -119,7 +123,7 @@ impl Load {
                 .form(form)
                 .send()
                 .await
-                .map_err(|err| format!("request: {err}"))?;
+                .map_err(|err| format!("request: {}", causes(&err)))?;
             let status = response.status();
             let text = response.text().await.map_err(|err| format!("answer: {err}"))?;
             if !status.is_success() {
@@ -239,6 +243,46 @@ impl Load {
     }
 }
 
+/// The server's resident memory and the size of its data directory every 30 s, as the load
+/// runs: whether memory levels off once ended tasks start to be purged (5 minutes after they
+/// end), or keeps growing.
+async fn memory_over_time(pid: u32, data: std::path::PathBuf, started: Instant) {
+    let mut every = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        every.tick().await;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss =
+            status.lines().find_map(|line| line.strip_prefix("VmRSS:")).unwrap_or_default().trim().to_owned();
+        let on_disk: u64 = walk_sizes(&data);
+        println!("At {} s: RSS {rss}, data directory {} MiB", started.elapsed().as_secs(), on_disk >> 20);
+    }
+}
+
+/// The bytes of every file under `dir`.
+fn walk_sizes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => walk_sizes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// An error and every error under it: reqwest's own message does not say what the connection
+/// saw.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 fn workspace_config() -> String {
     format!("[workspace]\nfriendly_name = \"Load\"\n{}", workspaces::sales_and_support(AGENTS, 30))
 }
@@ -290,7 +334,7 @@ fn main() {
             client,
             base,
             workspace,
-            figures: Mutex::default(),
+            figures: Mutex::new(Figures { kinds: HashMap::new(), since: started }),
             acknowledged: Mutex::default(),
             completed: AtomicU64::default(),
             lines_busy: AtomicU64::new(CALLERS as u64),
@@ -309,10 +353,12 @@ fn main() {
         }
         let baseline = load.clone();
         handles.push(tokio::spawn(async move { baseline.baseline().await }));
+        let memory = tokio::spawn(memory_over_time(pid, dir.path().join("data"), started));
         for handle in handles {
             let _ = handle.await;
         }
         let elapsed = started.elapsed();
+        memory.abort();
 
         // Lost: an acknowledged call never bridged, or without its task. Doubled: a call with
         // two tasks, or more tasks created than calls routed.
@@ -372,8 +418,9 @@ fn main() {
             println!("{kind} ÷ {BASELINE}, same run: p50 {:.2}, p99 {:.2}", p50 / base50, p99 / base99);
         }
         for (kind, figures) in &figures.kinds {
-            for (cause, count) in &figures.causes {
-                println!("Errors of {kind}: {count} x {}", cause.chars().take(300).collect::<String>());
+            for (cause, (count, when)) in &figures.causes {
+                let cause: String = cause.chars().take(300).collect();
+                println!("Errors of {kind}: {count} x {cause}, at {when:?} s");
             }
         }
         println!(

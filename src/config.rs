@@ -215,6 +215,11 @@ pub struct HttpSettings {
     /// a larger one is refused with 413. Twilio takes workflow configurations of up to about
     /// 1 MB, so the default leaves room for those.
     pub max_body_bytes: usize,
+    /// Seconds an idle keep-alive connection stays open. Longer than the idle timeouts of the
+    /// proxies and clients that reuse connections (nginx and load balancers keep 60 s), so
+    /// that they close first: a request sent on a connection the server is closing at that
+    /// instant is lost in between.
+    pub keep_alive: u64,
 }
 
 /// One documented setting.
@@ -254,6 +259,12 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_HTTP_MAX_BODY_BYTES",
         default: "2097152",
         meaning: "Largest request body accepted on any route (webhooks, REST API, agent and admin APIs); larger ones get 413",
+    },
+    SettingInfo {
+        key: "http.keep_alive",
+        env: "SWITCHBOARD_HTTP_KEEP_ALIVE",
+        default: "75",
+        meaning: "Seconds an idle keep-alive connection stays open; keep it above the idle timeout of any proxy in front",
     },
     SettingInfo {
         key: "store.data_dir",
@@ -443,6 +454,7 @@ impl Default for HttpSettings {
             workers: 0,
             shutdown_timeout: 10,
             max_body_bytes: 2 << 20,
+            keep_alive: 75,
         }
     }
 }
@@ -541,6 +553,7 @@ impl Settings {
             "http.workers" => self.http.workers = parse_number(value)?,
             "http.shutdown_timeout" => self.http.shutdown_timeout = parse_number(value)?,
             "http.max_body_bytes" => self.http.max_body_bytes = parse_number(value)?,
+            "http.keep_alive" => self.http.keep_alive = parse_number(value)?,
             "store.data_dir" => self.store.data_dir = PathBuf::from(value),
             "store.durability" => {
                 self.store.durability = match value {
@@ -667,35 +680,35 @@ mod tests {
             None,
             &[],
             expect![[
-                r#"defaults: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
+                r#"defaults: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
             ]],
         );
         check(
             Some(""),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
             ]],
         );
         check(
             Some("[http]\nworkers = 3\n"),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 3, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 3, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
             ]],
         );
         check(
             Some("[http]\nworkers = 3\nlisten = \"0.0.0.0:80\"\n"),
             &[("SWITCHBOARD_HTTP_WORKERS", "5"), ("HOME", "/root"), ("SWITCHBOARD_CONFIG", "x")],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "0.0.0.0:80", workers: 5, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
+                r#"switchboard.toml: HttpSettings { listen: "0.0.0.0:80", workers: 5, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
             ]],
         );
         check(
             None,
             &[("SWITCHBOARD_HTTP_LISTEN", "[::1]:0")],
             expect![[
-                r#"defaults: HttpSettings { listen: "[::1]:0", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
+                r#"defaults: HttpSettings { listen: "[::1]:0", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
             ]],
         );
     }
@@ -710,7 +723,7 @@ mod tests {
                   |
                 3 | lisen = "x"
                   | ^^^^^
-                unknown field `lisen`, expected one of `listen`, `workers`, `shutdown_timeout`, `max_body_bytes`"#]],
+                unknown field `lisen`, expected one of `listen`, `workers`, `shutdown_timeout`, `max_body_bytes`, `keep_alive`"#]],
         );
         check(
             Some("[htp]\n"),
@@ -771,14 +784,14 @@ mod tests {
             Some("[voice]\npublic_url = \"https://sb.example.com:8443/\"\n"),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
             ]],
         );
         check(
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
             ],
         );
         check(

@@ -105,6 +105,7 @@ impl Server {
                 .default_service(web::to(error::no_route))
         })
         .disable_signals()
+        .keep_alive(Duration::from_secs(settings.keep_alive))
         .shutdown_timeout(settings.shutdown_timeout);
         if settings.workers > 0 {
             server = server.workers(settings.workers);

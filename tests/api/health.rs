@@ -77,3 +77,29 @@ async fn stopping_does_not_wait_for_idle_keep_alive_connections() {
     stopped.expect("the stop does not wait for the idle connection").unwrap();
     drop(client);
 }
+
+/// Sends `GET /healthz` on `stream` and answers whether a 200 came back (false when the server
+/// had closed the connection).
+async fn healthz_on(stream: &mut TcpStream) -> bool {
+    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut response = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut response)).await;
+    matches!(read, Ok(Ok(n)) if response[..n].starts_with(b"HTTP/1.1 200 OK"))
+}
+
+#[tokio::test]
+async fn an_idle_connection_stays_open_for_http_keep_alive_seconds() {
+    // Actix's own default closes after 5 s, before the proxies in front (60 s) would: a request
+    // a proxy sends on a connection the server is closing at that instant is lost.
+    let (kept, short) = tokio::join!(spawn_app(), spawn_app_with(|settings| settings.http.keep_alive = 1));
+    let mut to_kept = TcpStream::connect(kept.address).await.unwrap();
+    let mut to_short = TcpStream::connect(short.address).await.unwrap();
+    assert!(healthz_on(&mut to_kept).await && healthz_on(&mut to_short).await);
+
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    assert!(healthz_on(&mut to_kept).await, "the default (75 s) keeps the connection");
+    assert!(!healthz_on(&mut to_short).await, "http.keep_alive = 1 closed it after a second");
+}
