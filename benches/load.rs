@@ -9,7 +9,10 @@
 //! `HOLD_SECONDS` until bridged, talks `TALK` and hangs up (dial status completed); a new caller
 //! takes their place, so 1,000 are always in the system. An agent (the REST API, as an agent
 //! page or a script would): polls their reservations, accepts, completes the task when the call
-//! ends. Every webhook is signed and checked.
+//! ends. Every webhook is signed and checked. Beside them, the static fallback TwiML is asked
+//! 50 times a second as the baseline of the same run, and the server's RSS and data directory
+//! are printed every 30 s. The server inherits the environment, so its settings can be changed
+//! for a run (`SWITCHBOARD_STORE_EVENT_MAX_COUNT=100000`, say).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -432,8 +435,11 @@ fn main() {
         );
         assert_eq!((lost, doubled), (0, 0), "no call lost, none with two tasks");
         // A routing answer the client never read may have made a task: only then may tasks
-        // outnumber the calls told to hold.
+        // outnumber the calls told to hold. A capped event history (set through the server's
+        // environment) no longer holds every task.created.
+        let history_capped = std::env::var_os("SWITCHBOARD_STORE_EVENT_MAX_COUNT").is_some();
         assert!(
+            history_capped ||
             created == acknowledged.len() || (created > acknowledged.len() && created - acknowledged.len() <= routing_errors as usize),
             "{created} tasks for {} calls",
             acknowledged.len()
