@@ -1,29 +1,134 @@
-//! What the fuzz targets share (test builds only): how many cases each one runs, and the
-//! hostile inputs more than one of them feeds to its parser.
+//! What the fuzz targets share: the checks' entry points for cargo fuzz, how many cases each
+//! proptest target runs, and the hostile inputs more than one of them feeds to its parser.
 //!
-//! A fuzz target is a property test named `fuzz_*` that lives beside the code it attacks (so
-//! that it may reach private items): the parser never panics, either accepts its input or
-//! answers an error a person can act on, and what it accepts behaves (round trips, walks,
-//! evaluations). Stable Rust has no libFuzzer, so inputs come from proptest: arbitrary text and
-//! bytes, plus text built from each format's own tokens so that most cases get past the first
-//! character.
+//! Each parser of outside input has one check, beside the code it attacks (so that it may
+//! reach private items): the parser never panics, either accepts its input or answers an error
+//! a person can act on, and what it accepts behaves (round trips, walks, evaluations). Two
+//! kinds of fuzz target feed that one check:
 //!
-//! `cargo test` runs each target for 1,000 or 2,000 cases (all of them together take about six
-//! seconds of CPU in a debug build); a long run sets every target's count at once, in a release
-//! build that keeps the overflow checks and debug assertions of a debug one (BENCHMARKS.md,
-//! Fuzzing, has the figures):
+//! - **Coverage-guided**, with cargo fuzz (libFuzzer) in `fuzz/`: the functions below take the
+//!   fuzzer's bytes. They are built with the `fuzzing` feature, and panic when the check fails,
+//!   which libFuzzer reports as a crash with the input saved. `cargo test` runs each for a few
+//!   seconds (`tests/fuzz.rs`); BENCHMARKS.md, Fuzzing, has the long runs.
+//! - **Property tests** named `fuzz_*`, with proptest: arbitrary text and bytes, plus text built
+//!   from each format's own tokens and mutated valid documents, so that most cases get past the
+//!   first character. `cargo test` runs each for 1,000 or 2,000 cases (about six seconds of CPU
+//!   in all, in a debug build); a long run sets every target's count at once, in a release
+//!   build that keeps the overflow checks and debug assertions of a debug one:
 //!
 //! ```text
 //! CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
 //!     SWITCHBOARD_FUZZ_CASES=1500000 cargo test --release --lib -q fuzz_
 //! ```
 //!
-//! A failure prints the smallest input proptest could shrink it to. Nothing is written to disk:
-//! the input becomes a one-line regression test next to the fix.
+//! A failure prints the input (proptest shrinks it first; libFuzzer saves it under
+//! `fuzz/artifacts/`): it becomes a one-line regression test next to the fix.
+
+// The strategies below serve the property tests only; a `fuzzing` build has the checks alone.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::sync::LazyLock;
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
-use serde_json::Value;
+use proptest::test_runner::{Config, TestCaseError};
+use serde_json::{Value, json};
+
+use crate::expr::{Clock, Scope, WorkerFacts};
+use crate::ivr::{CallState, Input};
+
+/// cargo fuzz's `expression` target: the bytes as text, compiled in every context, and what
+/// compiles evaluated against a Flex worker, a task, both, and both at a time of day.
+pub fn expression(data: &[u8]) {
+    let Ok(source) = std::str::from_utf8(data) else { return };
+    static TASK: LazyLock<Value> = LazyLock::new(
+        || json!({"skillsNeeded": ["Sales"], "language": "es", "priority": 5, "task": {"x": [1, "a"]}, "n": "6"}),
+    );
+    static WORKER: LazyLock<Value> = LazyLock::new(|| {
+        json!({"routing": {"skills": ["Sales", "Support"], "levels": {"Sales": 3}}, "languages": ["es", "en"],
+            "contact_uri": "client:alice", "worker": {"y": true}})
+    });
+    let facts = WorkerFacts::attributes_only(&WORKER);
+    let scopes = [
+        Scope::task(&TASK),
+        Scope::worker(facts),
+        Scope::task_and_worker(&TASK, facts),
+        Scope::task_and_worker(&TASK, facts).at(Clock::from_unix_seconds(1_764_000_000)),
+    ];
+    holds(crate::expr::fuzz::check_source(source, &scopes));
+}
+
+/// cargo fuzz's `workflow` target: the bytes as a workflow configuration, and what parses
+/// walked by tasks of the onboarding guide's shape and others, settled and moved on.
+pub fn workflow(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let moments =
+        vec![(0, true, false), (20_000, false, false), (45_000, true, true), (i64::MAX, false, true)];
+    let walks = [
+        (json!({"skillsNeeded": ["Sales"], "priority": 5}), 0, moments.clone()),
+        (json!({"skillsNeeded": "Support", "language": "es", "x": {"y": [1, 2]}}), 1_000, moments),
+        (json!(null), i64::MIN, vec![(i64::MIN, true, true)]),
+    ];
+    holds(crate::routing::workflow_fuzz::check_text(text, &walks));
+}
+
+/// cargo fuzz's `ivr` target: the bytes as a flow file, and what loads walked by voice and by
+/// text, from a call on a weekday morning and on a Sunday night, through every kind of input.
+pub fn ivr(data: &[u8]) {
+    let Ok(source) = std::str::from_utf8(data) else { return };
+    let Some(flow) = holds(crate::ivr::fuzz::check_source(source)) else { return };
+    let digits = |keys: &str| Input::Digits(keys.to_owned());
+    let inputs = [
+        Input::Start,
+        digits("1"),
+        digits(""),
+        digits("9"),
+        Input::Text(" sales ".to_owned()),
+        digits("*"),
+        digits("2"),
+        Input::Recording { url: "https://example.com/r".to_owned(), duration: u32::MAX },
+        digits("#"),
+        digits("0"),
+        Input::Text("STOP".to_owned()),
+    ];
+    for second in [1_764_662_400, 1_765_058_400] {
+        let start = CallState::new(&flow, jiff::Timestamp::from_second(second).expect("in range"));
+        for by_text in [false, true] {
+            holds(crate::ivr::fuzz::assert_walks(&flow, start.clone(), &inputs, by_text));
+        }
+    }
+}
+
+/// cargo fuzz's `webhook` target: a request to the IVR webhook made of the bytes. The first
+/// byte's bits say POST or GET, signed as the provider signs, and behind a proxy; the rest is
+/// the query string, the signature header, the forwarded host and the body, split at the
+/// first three newlines.
+pub fn webhook(data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else { return };
+    let mut parts = rest.splitn(4, |&byte| byte == b'\n');
+    let mut part = || parts.next().unwrap_or_default().to_vec();
+    let query = String::from_utf8_lossy(&part()).into_owned();
+    let (signature_header, forwarded, body) = (part(), part(), part());
+    holds(crate::http::webhook_fuzz::check_request(&crate::http::webhook_fuzz::WebhookRequest {
+        post: flags & 1 != 0,
+        body,
+        query,
+        signature_header,
+        forwarded,
+        sign_as_provider: flags & 2 != 0,
+        behind_proxy: flags & 4 != 0,
+    }));
+}
+
+/// cargo fuzz's `rest_form` target: the bytes as a REST API body or query string, and every
+/// parameter read every way the API reads one.
+pub fn rest_form(data: &[u8]) {
+    holds(crate::http::rest_fuzz::check_encoded(data));
+}
+
+/// The value of a check that held; a check that failed is a crash for the fuzzer.
+fn holds<T>(outcome: Result<T, TestCaseError>) -> T {
+    outcome.unwrap_or_else(|failure| panic!("a fuzz check failed: {failure}"))
+}
 
 /// The environment variable that sets the case count of every fuzz target.
 pub(crate) const CASES_VARIABLE: &str = "SWITCHBOARD_FUZZ_CASES";

@@ -52,6 +52,8 @@ pub mod sms;
 pub mod telemetry;
 pub mod workspace;
 
-/// What the fuzz targets (`fuzz_*` property tests, beside the code they attack) share.
-#[cfg(test)]
-mod fuzzing;
+/// What the fuzz targets share: the proptest targets (`fuzz_*` property tests beside the code
+/// they attack) and, with the `fuzzing` feature, the entry points of cargo fuzz's targets.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;

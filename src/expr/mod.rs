@@ -26,6 +26,8 @@
 mod ast;
 mod error;
 mod eval;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod lexer;
 mod parser;
 #[cfg(test)]

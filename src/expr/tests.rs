@@ -6,6 +6,7 @@ use expect_test::{Expect, expect};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use super::fuzz::check_source;
 use super::{Clock, Context, Expression, Scope, WorkerFacts};
 
 /// Compiles `source` for `context` and evaluates it against `task` and `worker` (attributes).
@@ -527,38 +528,6 @@ fn expression_soup() -> impl Strategy<Value = String> {
     crate::fuzzing::token_soup(tokens, vec![" ", " ", " ", "", "\t", "\n"], 40)
 }
 
-/// The error properties every refusal keeps: a column inside the expression (one past its
-/// end for "the expression ends here"), quoted first in the message, with the caret under it.
-fn assert_error_points_into(source: &str, err: &super::ExprError) -> Result<(), TestCaseError> {
-    let column = err.column();
-    prop_assert!((1..=source.chars().count() + 1).contains(&column), "column {} of {:?}", column, source);
-    let message = err.to_string();
-    prop_assert!(message.starts_with(&format!("column {column}: ")), "{}", message);
-    let snippet = err.snippet();
-    let caret_line = snippet.rsplit('\n').next().unwrap_or_default();
-    prop_assert_eq!(caret_line.chars().count(), column, "{}", snippet);
-    prop_assert!(caret_line.ends_with('^'));
-    Ok(())
-}
-
-/// What a compiled expression must do in every scope: evaluate without panicking, agree with
-/// its top-level clauses, agree with the text index the workflow builds from it, list its
-/// path values, and print as text that compiles back to the same tree.
-fn assert_compiled_behaves(expression: &Expression, scope: &Scope<'_>) -> Result<(), TestCaseError> {
-    let holds = expression.evaluate(scope);
-    let clauses = expression.clauses();
-    prop_assert_eq!(holds, clauses.iter().all(|clause| clause.evaluate(scope)), "{}", expression);
-    if let Some((text, path)) = expression.as_text_in_path()
-        && let Some(texts) = path.candidate_texts(scope)
-    {
-        prop_assert_eq!(holds, texts.contains(&text), "{}", expression);
-    }
-    let _ = expression.path_values(scope);
-    let reparsed = Expression::parse(&expression.to_string(), expression.context());
-    prop_assert_eq!(reparsed.as_ref(), Ok(expression), "{}", expression);
-    Ok(())
-}
-
 proptest! {
     #![proptest_config(crate::fuzzing::config(2_000))]
 
@@ -566,15 +535,7 @@ proptest! {
     /// what compiles in a context also passes the context-free syntax check.
     #[test]
     fn fuzz_expression_parser_on_arbitrary_text(source in any::<String>()) {
-        for context in [Context::Queue, Context::Filter, Context::Target] {
-            match Expression::parse(&source, context) {
-                Ok(_) => prop_assert!(Expression::check_syntax(&source).is_ok(), "{:?}", source),
-                Err(err) => assert_error_points_into(&source, &err)?,
-            }
-        }
-        if let Err(err) = Expression::check_syntax(&source) {
-            assert_error_points_into(&source, &err)?;
-        }
+        check_source(&source, &[])?;
     }
 
     /// Fuzz target: the grammar's tokens in any order compile or are refused at a column, and
@@ -593,16 +554,6 @@ proptest! {
             Scope::task_and_worker(&task, facts),
             Scope::task_and_worker(&task, facts).at(Clock::from_unix_seconds(seconds)),
         ];
-        for context in [Context::Queue, Context::Filter, Context::Target] {
-            match Expression::parse(&source, context) {
-                Ok(expression) => {
-                    prop_assert!(Expression::check_syntax(&source).is_ok(), "{:?}", source);
-                    for scope in &scopes {
-                        assert_compiled_behaves(&expression, scope)?;
-                    }
-                }
-                Err(err) => assert_error_points_into(&source, &err)?,
-            }
-        }
+        check_source(&source, &scopes)?;
     }
 }

@@ -18,6 +18,10 @@ mod sms;
 mod taskrouter;
 mod voice;
 
+/// The fuzz targets' checks of what the HTTP edge reads (see `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use {taskrouter::params_fuzz as rest_fuzz, voice::fuzz as webhook_fuzz};
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -157,6 +157,117 @@ pub(super) fn twiml(status: StatusCode, response: &Response) -> HttpResponse {
     HttpResponse::build(status).content_type("application/xml").body(response.to_xml())
 }
 
+/// What any webhook request must do when its parameters are read: the check behind the
+/// webhook fuzz target, shared by the proptest target (`tests`) and cargo fuzz's `webhook`
+/// target (`crate::fuzzing`, `fuzz/`). Reading never panics: a request is refused with a 400
+/// (not URL-encoded) or a 403 (not signed) as TwiML, or its parameters reach the voice and text
+/// webhooks; a request signed as the provider signs is never refused.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz {
+    use actix_web::HttpRequest;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use actix_web::http::{Method, StatusCode, Uri};
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+
+    use super::{CallParams, Form, Webhooks, decode, signed_params};
+    use crate::http::signature;
+    use crate::sms::MessageParams;
+
+    const TOKEN: &str = "fuzz-auth-token";
+    const PUBLIC_URL: &str = "https://switchboard.example";
+
+    /// A request to the IVR webhook as a client may send it.
+    #[derive(Debug, Clone)]
+    pub(crate) struct WebhookRequest {
+        /// A POST with `body` as its form, or a GET.
+        pub(crate) post: bool,
+        pub(crate) body: Vec<u8>,
+        /// The query string, after `?`.
+        pub(crate) query: String,
+        /// `X-Twilio-Signature`, unless the request is signed as the provider signs.
+        pub(crate) signature_header: Vec<u8>,
+        /// `X-Forwarded-Host`.
+        pub(crate) forwarded: Vec<u8>,
+        /// Signed with the auth token over the public URL, as the provider signs.
+        pub(crate) sign_as_provider: bool,
+        /// No public URL is set: the signed URL is the request's own (forwarded) host.
+        pub(crate) behind_proxy: bool,
+    }
+
+    /// The webhooks read `given`'s parameters, or refuse it as this module's comment says.
+    pub(crate) fn check_request(given: &WebhookRequest) -> Result<(), TestCaseError> {
+        let WebhookRequest { post, body, query, signature_header, forwarded, sign_as_provider, behind_proxy } =
+            given;
+        let (post, sign_as_provider, behind_proxy) = (*post, *sign_as_provider, *behind_proxy);
+        // The query string as the request carries it (HTTP refuses some URIs before the
+        // handler): a fragment (`#...`) is never sent, so a provider never signs it.
+        let Ok(uri) = Uri::try_from(format!("{}?{query}", crate::voice::paths::IVR)) else { return Ok(()) };
+        let query = uri.query().unwrap_or_default();
+        let webhooks = Webhooks {
+            auth_token: TOKEN.to_owned(),
+            validate_signatures: true,
+            // Empty: the URL is the request's own scheme and (forwarded) host.
+            public_url: if behind_proxy { String::new() } else { PUBLIC_URL.to_owned() },
+        };
+        // Decoded strictly, as every route reads its parameters (`http::form`).
+        let decoded = if post { decode(body) } else { Ok(Vec::new()) };
+        let decodes = decoded.is_ok() && decode(query.as_bytes()).is_ok();
+        let signature = match (&decoded, sign_as_provider) {
+            (Ok(params), true) if !behind_proxy => {
+                let url = format!("{}{}?{query}", webhooks.public_url, crate::voice::paths::IVR);
+                signature::sign(TOKEN, &url, params).into_bytes()
+            }
+            _ => signature_header.clone(),
+        };
+        let headers = [("x-twilio-signature", signature), ("x-forwarded-host", forwarded.clone())];
+        let Some(request) = request(post, query, &headers) else { return Ok(()) };
+
+        for validate_signatures in [false, true] {
+            let webhooks = Webhooks { validate_signatures, ..webhooks.clone() };
+            let form = if post { decode(body).map(Form) } else { Ok(Form(Vec::new())) };
+            match signed_params(&request, form, &webhooks) {
+                Ok((form, query)) => {
+                    prop_assert!(decodes);
+                    let params = [form, query].concat();
+                    // The first value of a name counts, as the webhooks read it.
+                    let first = |name: &str| {
+                        params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone())
+                    };
+                    let call = CallParams::from_params(&params);
+                    prop_assert_eq!(call.call_sid, first("CallSid").unwrap_or_default());
+                    prop_assert_eq!(call.digits, first("Digits"));
+                    let message = MessageParams::from_params(&params);
+                    prop_assert_eq!(message.body, first("Body").unwrap_or_default());
+                }
+                Err(refused) => {
+                    let expected = if !decodes { StatusCode::BAD_REQUEST } else { StatusCode::FORBIDDEN };
+                    prop_assert_eq!(refused.status(), expected);
+                    let content_type = refused.headers().get("content-type").map(HeaderValue::as_bytes);
+                    prop_assert_eq!(content_type, Some(&b"application/xml"[..]), "a refusal is TwiML");
+                    prop_assert!(validate_signatures || !decodes, "refused without a signature check");
+                    let signed_as_provider = sign_as_provider && !behind_proxy;
+                    prop_assert!(!(signed_as_provider && decodes), "a provider's signature was refused");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the request as actix-web would hand it over, or `None` when HTTP itself refuses
+    /// a header.
+    fn request(post: bool, query: &str, headers: &[(&'static str, Vec<u8>)]) -> Option<HttpRequest> {
+        let uri = format!("{}?{query}", crate::voice::paths::IVR);
+        let mut request =
+            TestRequest::default().method(if post { Method::POST } else { Method::GET }).uri(&uri);
+        for (name, value) in headers {
+            let value = HeaderValue::from_bytes(value).ok()?;
+            request = request.insert_header((HeaderName::from_static(name), value));
+        }
+        Some(request.to_http_request())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Fuzz target of the webhooks' parameters (see `crate::fuzzing`): arbitrary form bodies,
@@ -164,18 +275,26 @@ mod tests {
     //! is refused with a 400 (not URL-encoded) or a 403 (not signed), or its parameters reach
     //! the voice and text webhooks; a request signed as the provider signs is never refused.
 
-    use actix_web::http::header::{HeaderName, HeaderValue};
-    use actix_web::http::{StatusCode, Uri};
-    use actix_web::test::TestRequest;
     use proptest::prelude::*;
 
-    use super::*;
     use crate::fuzzing::{self, awkward_text};
-    use crate::http::signature;
-    use crate::sms::MessageParams;
+    use crate::http::voice::fuzz::{WebhookRequest, check_request};
 
-    const TOKEN: &str = "fuzz-auth-token";
-    const PUBLIC_URL: &str = "https://switchboard.example";
+    #[test]
+    fn a_fragment_is_not_part_of_what_the_provider_signs() {
+        // Found by cargo fuzz's `webhook` target: the check signed `?query#fragment` whole,
+        // while a request carries (and a provider signs) only what comes before the `#`.
+        let request = WebhookRequest {
+            post: true,
+            body: b"Digits=1".to_vec(),
+            query: "flow=main.toml&menu=main&From=#%2B15550100".to_owned(),
+            signature_header: Vec::new(),
+            forwarded: Vec::new(),
+            sign_as_provider: true,
+            behind_proxy: false,
+        };
+        check_request(&request).unwrap();
+    }
 
     /// Names the webhooks read, and others.
     fn name() -> impl Strategy<Value = String> {
@@ -219,20 +338,6 @@ mod tests {
         ]
     }
 
-    /// Builds the request as actix-web would hand it over, or `None` when HTTP itself refuses
-    /// the URI or a header.
-    fn request(post: bool, query: &str, headers: &[(&'static str, Vec<u8>)]) -> Option<HttpRequest> {
-        let uri = format!("{}?{query}", crate::voice::paths::IVR);
-        Uri::try_from(uri.as_str()).ok()?;
-        let mut request =
-            TestRequest::default().method(if post { Method::POST } else { Method::GET }).uri(&uri);
-        for (name, value) in headers {
-            let value = HeaderValue::from_bytes(value).ok()?;
-            request = request.insert_header((HeaderName::from_static(name), value));
-        }
-        Some(request.to_http_request())
-    }
-
     proptest! {
         #![proptest_config(fuzzing::config(1_000))]
 
@@ -247,53 +352,15 @@ mod tests {
             sign_as_provider in any::<bool>(),
             behind_proxy in any::<bool>(),
         ) {
-            let webhooks = Webhooks {
-                auth_token: TOKEN.to_owned(),
-                validate_signatures: true,
-                // Empty: the URL is the request's own scheme and (forwarded) host.
-                public_url: if behind_proxy { String::new() } else { PUBLIC_URL.to_owned() },
-            };
-            // Decoded strictly, as every route reads its parameters (`http::form`).
-            let decoded = if post { decode(&body) } else { Ok(Vec::new()) };
-            let decodes = decoded.is_ok() && decode(query.as_bytes()).is_ok();
-            let signature = match (&decoded, sign_as_provider) {
-                (Ok(params), true) if !behind_proxy => {
-                    let url = format!("{}{}?{query}", webhooks.public_url, crate::voice::paths::IVR);
-                    signature::sign(TOKEN, &url, params).into_bytes()
-                }
-                _ => signature_header,
-            };
-            let headers = [("x-twilio-signature", signature), ("x-forwarded-host", forwarded)];
-            let Some(request) = request(post, &query, &headers) else { return Ok(()) };
-
-            for validate_signatures in [false, true] {
-                let webhooks = Webhooks { validate_signatures, ..webhooks.clone() };
-                let form = if post { decode(&body).map(Form) } else { Ok(Form(Vec::new())) };
-                match signed_params(&request, form, &webhooks) {
-                    Ok((form, query)) => {
-                        prop_assert!(decodes);
-                        let params = [form, query].concat();
-                        // The first value of a name counts, as the webhooks read it.
-                        let first = |name: &str| {
-                            params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone())
-                        };
-                        let call = CallParams::from_params(&params);
-                        prop_assert_eq!(call.call_sid, first("CallSid").unwrap_or_default());
-                        prop_assert_eq!(call.digits, first("Digits"));
-                        let message = MessageParams::from_params(&params);
-                        prop_assert_eq!(message.body, first("Body").unwrap_or_default());
-                    }
-                    Err(refused) => {
-                        let expected = if !decodes { StatusCode::BAD_REQUEST } else { StatusCode::FORBIDDEN };
-                        prop_assert_eq!(refused.status(), expected);
-                        let content_type = refused.headers().get("content-type").map(HeaderValue::as_bytes);
-                        prop_assert_eq!(content_type, Some(&b"application/xml"[..]), "a refusal is TwiML");
-                        prop_assert!(validate_signatures || !decodes, "refused without a signature check");
-                        let signed_as_provider = sign_as_provider && !behind_proxy;
-                        prop_assert!(!(signed_as_provider && decodes), "a provider's signature was refused");
-                    }
-                }
-            }
+            check_request(&WebhookRequest {
+                post,
+                body,
+                query,
+                signature_header,
+                forwarded,
+                sign_as_provider,
+                behind_proxy,
+            })?;
         }
     }
 }

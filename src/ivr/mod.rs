@@ -43,6 +43,8 @@
 //! closed = "closed"               # the menu a call starts in outside these hours
 //! ```
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod hours;
 mod load;
 mod scenario;

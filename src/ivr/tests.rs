@@ -437,6 +437,7 @@ mod fuzz {
 
     use super::*;
     use crate::fuzzing::{self, awkward_text};
+    use crate::ivr::fuzz::{assert_walks, check_source};
 
     const MENUS: [&str; 5] = ["main", "support", "goodbye", "closed", "menu with spaces"];
     const LANGUAGES: [&str; 3] = ["en-US", "es-MX", "fr-FR"];
@@ -555,24 +556,6 @@ closed = "closed"
         fuzzing::token_soup(tokens.split(' ').collect(), vec![" ", "", "\n", "\n", "\r\n", "\t"], 60)
     }
 
-    /// Every refusal names a line of the file, and is shown as `file:line: message`.
-    fn assert_located(source: &str, errors: &[IvrError]) -> Result<(), TestCaseError> {
-        prop_assert!(!errors.is_empty());
-        let lines = source.matches('\n').count() + 1;
-        for err in errors {
-            let line = err.line;
-            prop_assert!(line.is_some_and(|line| (1..=lines).contains(&line)), "{:?} in {:?}", err, source);
-            let shown = located(std::path::Path::new("ivr/fuzz.toml"), line, &err.message);
-            prop_assert!(
-                shown.starts_with(&format!("ivr/fuzz.toml:{}: ", line.unwrap_or_default())),
-                "{}",
-                shown
-            );
-            prop_assert!(!err.message.is_empty());
-        }
-        Ok(())
-    }
-
     /// What a caller may do: hang on, press keys, text words, leave a message.
     fn input() -> impl Strategy<Value = Input> {
         let keys =
@@ -610,41 +593,13 @@ closed = "closed"
         prop_oneof![at_some_moment, anywhere]
     }
 
-    /// Walks `flow` from `state` through `inputs` by voice or by text.
-    fn assert_walks(
-        flow: &Flow,
-        mut state: CallState,
-        inputs: &[Input],
-        by_text: bool,
-    ) -> Result<(), TestCaseError> {
-        let action = |state: &CallState| format!("/voice/ivr?menu={}", state.menu);
-        let medium = if by_text { Medium::Text } else { Medium::Voice(&action) };
-        for input in inputs {
-            let next = step(flow, &state, input, medium);
-            let _ = next.response.to_xml();
-            match &next.effect {
-                Effect::Continue => {
-                    prop_assert!(flow.menus.contains_key(&next.state.menu), "{:?}", next.state)
-                }
-                Effect::Route(route) => {
-                    prop_assert!(route.attributes.get("skillsNeeded").is_some(), "{:?}", route)
-                }
-                Effect::Hangup => {}
-            }
-            state = next.state;
-        }
-        Ok(())
-    }
-
     proptest! {
         #![proptest_config(fuzzing::config(1_000))]
 
         /// Fuzz target: any text is a flow or mistakes that each name a line.
         #[test]
         fn fuzz_ivr_file_from_arbitrary_text(source in prop_oneof![any::<String>(), toml_soup()]) {
-            if let Err(errors) = load_flow(&source) {
-                assert_located(&source, &errors)?;
-            }
+            check_source(&source)?;
         }
 
         /// Fuzz target: flows a few mutations away from valid ones load or name their lines; the
@@ -663,7 +618,7 @@ closed = "closed"
         ) {
             match walk {
                 Some((flow, (state, inputs, by_text))) => assert_walks(&flow, state, &inputs, by_text)?,
-                None => assert_located(&source, &load_flow(&source).expect_err("refused above"))?,
+                None => prop_assert!(check_source(&source)?.is_none(), "{:?} was refused above", source),
             }
         }
     }

@@ -28,6 +28,8 @@ mod sid;
 mod skill;
 mod stats;
 mod workflow;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use workflow::fuzz as workflow_fuzz;
 
 #[cfg(test)]
 mod tests;

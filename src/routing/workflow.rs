@@ -542,15 +542,113 @@ fn is_name(segment: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// What any text must do when it is read as a workflow configuration: the check behind the
+/// workflow fuzz targets, shared by the proptest targets (`tests`) and cargo fuzz's `workflow`
+/// target (`crate::fuzzing`, `fuzz/`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::{Millis, Position, RoutingError, Sid, SidKind, Step, WorkflowConfig};
+
+    pub(crate) const QUEUE: &str = "WQ00000000000000000000000000000001";
+
+    /// The queues the fuzzed configurations may name that exist.
+    pub(crate) const KNOWN_QUEUES: [&str; 2] = [QUEUE, "WQ00000000000000000000000000000002"];
+
+    fn known_queue(sid: Sid) -> bool {
+        KNOWN_QUEUES.iter().any(|known| Sid::parse(known, SidKind::TaskQueue) == Ok(sid))
+    }
+
+    /// A walk to take through a configuration: the task's attributes, when it entered, and
+    /// moments at which it is settled (`true`) or moved on (skipping its step or not).
+    pub(crate) type Walk = (Value, Millis, Vec<(Millis, bool, bool)>);
+
+    /// `text` is a configuration or a refusal that names the place (filter, target, field) and
+    /// the mistake; a configuration is walked along each of `walks` (see [`check_walk`]).
+    pub(crate) fn check_text(text: &str, walks: &[Walk]) -> Result<(), TestCaseError> {
+        let config = match WorkflowConfig::parse(text, known_queue) {
+            Ok(config) => config,
+            Err(err) => return assert_clear_refusal(&err),
+        };
+        for (attributes, since, moments) in walks {
+            check_walk(&config, attributes, *since, moments)?;
+        }
+        Ok(())
+    }
+
+    /// The walk of a configuration, for any attributes and at any moments, stays on the
+    /// configuration's positions and ends.
+    fn check_walk(
+        config: &WorkflowConfig,
+        attributes: &Value,
+        since: Millis,
+        moments: &[(Millis, bool, bool)],
+    ) -> Result<(), TestCaseError> {
+        // Random walks: settling at a moment leaves a step that is not yet over.
+        let mut step = config.first_step(attributes, since, moments.first().map_or(since, |moment| moment.0));
+        assert_step_fits(config, step)?;
+        for &(now, settle, skipped) in moments {
+            step = if settle {
+                let settled = config.settle(step, attributes, now);
+                if let Step::At { deadline: Some(deadline), .. } = settled {
+                    prop_assert!(deadline > now, "{:?} settled at {}", settled, now);
+                }
+                settled
+            } else {
+                config.next_step(step, attributes, now, skipped)
+            };
+            assert_step_fits(config, step)?;
+        }
+        // Every timeout moves on, so a task falls out after at most every position once.
+        let targets: usize = config.filters.iter().map(|filter| filter.targets.len()).sum();
+        let positions = targets + 1;
+        let mut step = config.first_step(attributes, since, since);
+        for _ in 0..positions {
+            step = config.next_step(step, attributes, since, false);
+        }
+        prop_assert_eq!(step, Step::TimedOut);
+        Ok(())
+    }
+
+    /// A refusal says where and what.
+    fn assert_clear_refusal(err: &RoutingError) -> Result<(), TestCaseError> {
+        match err {
+            RoutingError::InvalidWorkflow { location, message } => {
+                prop_assert!(!location.is_empty() && !message.is_empty(), "{:?}", err);
+            }
+            other => prop_assert!(false, "not a configuration error: {:?}", other),
+        }
+        Ok(())
+    }
+
+    /// A step the walk returns names a position of this configuration, with a deadline when
+    /// (and only when) that target has a timeout, never before the filter was entered.
+    fn assert_step_fits(config: &WorkflowConfig, step: Step) -> Result<(), TestCaseError> {
+        let Step::At { position, deadline, filter_entered_at, .. } = step else { return Ok(()) };
+        prop_assert!(config.queue_at(position).is_some(), "{:?}", step);
+        let _ = config.priority_at(position);
+        match position {
+            Position::Target { .. } => {
+                let target = config.target(position).expect("has a queue, so it exists");
+                prop_assert_eq!(deadline.is_some(), target.timeout.is_some(), "{:?}", step);
+            }
+            Position::Default => prop_assert_eq!(deadline, None),
+        }
+        prop_assert!(deadline.is_none_or(|deadline| deadline >= filter_entered_at), "{:?}", step);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
+    use super::fuzz::{KNOWN_QUEUES, QUEUE, check_text};
     use super::*;
     use crate::fuzzing;
-
-    const QUEUE: &str = "WQ00000000000000000000000000000001";
 
     /// A configuration with one filter per expression, all to the same queue.
     fn config(expressions: &[String]) -> WorkflowConfig {
@@ -604,13 +702,6 @@ mod tests {
                 plain.enter_filter_from(start, &attributes, 0, 0, false)
             );
         }
-    }
-
-    /// The queues the fuzzed configurations may name that exist.
-    const KNOWN_QUEUES: [&str; 2] = [QUEUE, "WQ00000000000000000000000000000002"];
-
-    fn known_queue(sid: Sid) -> bool {
-        KNOWN_QUEUES.iter().any(|known| Sid::parse(known, SidKind::TaskQueue) == Ok(sid))
     }
 
     /// Values a mutation puts in a configuration: queue SIDs known, unknown and of the wrong
@@ -733,34 +824,6 @@ mod tests {
         ]
     }
 
-    /// A refusal says where and what.
-    fn assert_clear_refusal(err: &RoutingError) -> Result<(), TestCaseError> {
-        match err {
-            RoutingError::InvalidWorkflow { location, message } => {
-                prop_assert!(!location.is_empty() && !message.is_empty(), "{:?}", err);
-            }
-            other => prop_assert!(false, "not a configuration error: {:?}", other),
-        }
-        Ok(())
-    }
-
-    /// A step the walk returns names a position of this configuration, with a deadline when
-    /// (and only when) that target has a timeout, never before the filter was entered.
-    fn assert_step_fits(config: &WorkflowConfig, step: Step) -> Result<(), TestCaseError> {
-        let Step::At { position, deadline, filter_entered_at, .. } = step else { return Ok(()) };
-        prop_assert!(config.queue_at(position).is_some(), "{:?}", step);
-        let _ = config.priority_at(position);
-        match position {
-            Position::Target { .. } => {
-                let target = config.target(position).expect("has a queue, so it exists");
-                prop_assert_eq!(deadline.is_some(), target.timeout.is_some(), "{:?}", step);
-            }
-            Position::Default => prop_assert_eq!(deadline, None),
-        }
-        prop_assert!(deadline.is_none_or(|deadline| deadline >= filter_entered_at), "{:?}", step);
-        Ok(())
-    }
-
     proptest! {
         #![proptest_config(fuzzing::config(1_000))]
 
@@ -775,9 +838,7 @@ mod tests {
                 configuration_value().prop_map(|value| value.to_string()),
             ],
         ) {
-            if let Err(err) = WorkflowConfig::parse(&text, known_queue) {
-                assert_clear_refusal(&err)?;
-            }
+            check_text(&text, &[])?;
         }
 
         /// Fuzz target: the walk of any configuration that parses, for any attributes and at
@@ -789,33 +850,7 @@ mod tests {
             since in moment(),
             moments in prop::collection::vec((moment(), any::<bool>(), any::<bool>()), 1..12),
         ) {
-            let config = match WorkflowConfig::parse(&configuration.to_string(), known_queue) {
-                Ok(config) => config,
-                Err(err) => return assert_clear_refusal(&err),
-            };
-            // Random walks: settling at a moment leaves a step that is not yet over.
-            let mut step = config.first_step(&attributes, since, moments[0].0);
-            assert_step_fits(&config, step)?;
-            for &(now, settle, skipped) in &moments {
-                step = if settle {
-                    let settled = config.settle(step, &attributes, now);
-                    if let Step::At { deadline: Some(deadline), .. } = settled {
-                        prop_assert!(deadline > now, "{:?} settled at {}", settled, now);
-                    }
-                    settled
-                } else {
-                    config.next_step(step, &attributes, now, skipped)
-                };
-                assert_step_fits(&config, step)?;
-            }
-            // Every timeout moves on, so a task falls out after at most every position once.
-            let targets: usize = config.filters.iter().map(|filter| filter.targets.len()).sum();
-            let positions = targets + 1;
-            let mut step = config.first_step(&attributes, since, since);
-            for _ in 0..positions {
-                step = config.next_step(step, &attributes, since, false);
-            }
-            prop_assert_eq!(step, Step::TimedOut);
+            check_text(&configuration.to_string(), &[(attributes, since, moments)])?;
         }
     }
 

@@ -138,6 +138,7 @@ fn source_files_follow_the_rules() {
     let root = root();
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("fuzz/fuzz_targets"), &mut files);
     assert!(files.len() >= 10, "found only {files:?}");
     let mut found = Vec::new();
     for file in files {

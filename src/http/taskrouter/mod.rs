@@ -15,6 +15,8 @@ pub(super) mod api;
 pub(super) mod error;
 mod events;
 mod params;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use params::fuzz as params_fuzz;
 mod queues;
 pub(super) mod render;
 mod statistics;

@@ -196,12 +196,87 @@ impl FromRequest for Params {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// What any bytes must do when they are read as the REST API's parameters: the check behind
+/// the REST fuzz targets, shared by the proptest targets (`tests`) and cargo fuzz's
+/// `rest_form` target (`crate::fuzzing`, `fuzz/`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz {
     use actix_web::ResponseError;
     use actix_web::http::StatusCode;
     use proptest::prelude::*;
 
+    use super::{MAX_PAGE_SIZE, Params, TwilioError};
+    use crate::routing::SidKind;
+
+    /// Any body or query string is read or refused with a 400 that says why; whatever was
+    /// read, every accessor answers or refuses.
+    pub(crate) fn check_encoded(encoded: &[u8]) -> Result<(), TestCaseError> {
+        if let Some(params) = assert_refusal_names(Params::parse(encoded), "URL-encoded")? {
+            for (name, _) in &params.0 {
+                assert_reads(&params, name)?;
+            }
+            assert_paging(&params)?;
+        }
+        Ok(())
+    }
+
+    /// A refusal is a 400 whose message names the parameter.
+    fn assert_refusal_names<T>(
+        outcome: Result<T, TwilioError>,
+        name: &str,
+    ) -> Result<Option<T>, TestCaseError> {
+        match outcome {
+            Ok(value) => Ok(Some(value)),
+            Err(err) => {
+                prop_assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
+                prop_assert!(err.to_string().contains(name), "{} does not name {}", err, name);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads `name` every way the API reads a parameter; each value read keeps its promise.
+    pub(crate) fn assert_reads(params: &Params, name: &str) -> Result<(), TestCaseError> {
+        let given = params.get(name);
+        let _ = params.all(name);
+        assert_refusal_names(params.required(name), name)?;
+        if let Some(Some(object)) = assert_refusal_names(params.json_object(name), name)? {
+            prop_assert!(object.is_object());
+        }
+        if let Some(Some(number)) = assert_refusal_names(params.integer(name, -5..=1000), name)? {
+            prop_assert!((-5..=1000).contains(&number));
+            prop_assert_eq!(given.map(|text| text.trim().parse::<i64>()), Some(Ok(number)));
+        }
+        if let Some(Some(flag)) = assert_refusal_names(params.boolean(name), name)? {
+            let word = given.unwrap_or_default().trim().to_ascii_lowercase();
+            prop_assert_eq!(flag, ["true", "1", "yes"].contains(&word.as_str()));
+        }
+        for kind in [SidKind::Workflow, SidKind::Activity] {
+            if let Some(Some(sid)) = assert_refusal_names(params.sid(name, kind), name)? {
+                prop_assert!(sid.to_string().eq_ignore_ascii_case(given.unwrap_or_default().trim()));
+            }
+        }
+        assert_refusal_names(params.date_time(name), name)?;
+        assert_refusal_names(params.refuse(&[name], "fuzz"), name)?;
+        Ok(())
+    }
+
+    pub(crate) fn assert_paging(params: &Params) -> Result<(), TestCaseError> {
+        if let Some(paging) = assert_refusal_names(params.paging(), "Page")? {
+            prop_assert!((1..=MAX_PAGE_SIZE).contains(&paging.page_size), "{:?}", paging);
+            prop_assert!(paging.page <= u32::MAX as usize);
+        }
+        let filters = params.filters();
+        prop_assert!(filters.iter().all(|(name, _)| !["Page", "PageSize", "PageToken"].contains(name)));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::fuzz::{assert_paging, assert_reads, check_encoded};
     use super::*;
     use crate::fuzzing::{self, awkward_text};
 
@@ -345,57 +420,6 @@ mod tests {
         ]
     }
 
-    /// A refusal is a 400 whose message names the parameter.
-    fn assert_refusal_names<T>(
-        outcome: Result<T, TwilioError>,
-        name: &str,
-    ) -> Result<Option<T>, TestCaseError> {
-        match outcome {
-            Ok(value) => Ok(Some(value)),
-            Err(err) => {
-                prop_assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
-                prop_assert!(err.to_string().contains(name), "{} does not name {}", err, name);
-                Ok(None)
-            }
-        }
-    }
-
-    /// Reads `name` every way the API reads a parameter; each value read keeps its promise.
-    fn assert_reads(params: &Params, name: &str) -> Result<(), TestCaseError> {
-        let given = params.get(name);
-        let _ = params.all(name);
-        assert_refusal_names(params.required(name), name)?;
-        if let Some(Some(object)) = assert_refusal_names(params.json_object(name), name)? {
-            prop_assert!(object.is_object());
-        }
-        if let Some(Some(number)) = assert_refusal_names(params.integer(name, -5..=1000), name)? {
-            prop_assert!((-5..=1000).contains(&number));
-            prop_assert_eq!(given.map(|text| text.trim().parse::<i64>()), Some(Ok(number)));
-        }
-        if let Some(Some(flag)) = assert_refusal_names(params.boolean(name), name)? {
-            let word = given.unwrap_or_default().trim().to_ascii_lowercase();
-            prop_assert_eq!(flag, ["true", "1", "yes"].contains(&word.as_str()));
-        }
-        for kind in [SidKind::Workflow, SidKind::Activity] {
-            if let Some(Some(sid)) = assert_refusal_names(params.sid(name, kind), name)? {
-                prop_assert!(sid.to_string().eq_ignore_ascii_case(given.unwrap_or_default().trim()));
-            }
-        }
-        assert_refusal_names(params.date_time(name), name)?;
-        assert_refusal_names(params.refuse(&[name], "fuzz"), name)?;
-        Ok(())
-    }
-
-    fn assert_paging(params: &Params) -> Result<(), TestCaseError> {
-        if let Some(paging) = assert_refusal_names(params.paging(), "Page")? {
-            prop_assert!((1..=MAX_PAGE_SIZE).contains(&paging.page_size), "{:?}", paging);
-            prop_assert!(paging.page <= u32::MAX as usize);
-        }
-        let filters = params.filters();
-        prop_assert!(filters.iter().all(|(name, _)| !["Page", "PageSize", "PageToken"].contains(name)));
-        Ok(())
-    }
-
     proptest! {
         #![proptest_config(fuzzing::config(1_000))]
 
@@ -408,12 +432,7 @@ mod tests {
                 any::<String>().prop_map(String::into_bytes),
             ],
         ) {
-            if let Some(params) = assert_refusal_names(Params::parse(&encoded), "URL-encoded")? {
-                for (name, _) in &params.0 {
-                    assert_reads(&params, name)?;
-                }
-                assert_paging(&params)?;
-            }
+            check_encoded(&encoded)?;
         }
 
         /// Fuzz target: parameters encoded as SDKs encode them read back as given (the last
