@@ -12,7 +12,7 @@
 //! - an acknowledged accept is never undone (its reservation is accepted, wrapping or
 //!   completed), nor an acknowledged close (its task is completed);
 //! - no reservation is still pending past its timeout;
-//! - no worker holds more calls than its capacity;
+//! - no worker holds more tasks of a channel than its capacity (1 call, 3 text conversations);
 //! - after an odd round, the agents' sessions still hold and their live stream answers with
 //!   their state;
 //!
@@ -41,6 +41,9 @@ const ROUNDS: u32 = 20;
 const RESERVATION_TIMEOUT: u32 = 3;
 /// Agents, each taking one call at a time.
 const AGENTS: usize = 6;
+/// The tasks an agent may hold at once on each channel (the default task channels').
+const VOICE_CAPACITY: usize = 1;
+const SMS_CAPACITY: usize = 3;
 /// What the customer is sent when an agent closes the conversation.
 const CLOSING: &str = "Thanks for texting; this conversation is closed.";
 /// Ended tasks are purged 5 minutes after they end: what was acknowledged within this window
@@ -411,7 +414,7 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
             wrong.push(format!("texter {customer}: {count} open tasks"));
         }
     }
-    let mut busy: BTreeMap<String, usize> = BTreeMap::new();
+    let mut busy: BTreeMap<(String, String), usize> = BTreeMap::new();
     for task in &tasks {
         let sid = task["sid"].as_str().unwrap_or_default();
         let reservations = reservations_of.remove(sid).unwrap_or_default();
@@ -437,19 +440,19 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
             if status == "pending" && age > i64::from(RESERVATION_TIMEOUT) + 2 {
                 wrong.push(format!("reservation {rid} pending for {age} s"));
             }
-            let holds_call = matches!(status, "pending" | "accepted" | "wrapping")
-                && task["task_channel_unique_name"] == "voice"
+            let holds_task = matches!(status, "pending" | "accepted" | "wrapping")
                 && matches!(task["assignment_status"].as_str(), Some("reserved" | "assigned" | "wrapping"));
-            if holds_call {
-                *busy
-                    .entry(reservation["worker_name"].as_str().unwrap_or_default().to_owned())
-                    .or_default() += 1;
+            if holds_task {
+                let worker = reservation["worker_name"].as_str().unwrap_or_default().to_owned();
+                let channel = task["task_channel_unique_name"].as_str().unwrap_or_default().to_owned();
+                *busy.entry((worker, channel)).or_default() += 1;
             }
         }
     }
-    for (worker, calls) in busy {
-        if calls > 1 {
-            wrong.push(format!("{worker} holds {calls} calls, capacity 1"));
+    for ((worker, channel), held) in busy {
+        let capacity = if channel == "voice" { VOICE_CAPACITY } else { SMS_CAPACITY };
+        if held > capacity {
+            wrong.push(format!("{worker} holds {held} {channel} tasks, capacity {capacity}"));
         }
     }
     wrong
