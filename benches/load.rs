@@ -261,6 +261,12 @@ async fn memory_over_time(pid: u32, data: std::path::PathBuf, started: Instant) 
     }
 }
 
+/// The server's peak resident memory so far (`VmHWM`).
+fn peak_rss(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|line| line.strip_prefix("VmHWM:")).unwrap_or_default().trim().to_owned()
+}
+
 /// The bytes of every file under `dir`.
 fn walk_sizes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
@@ -362,6 +368,8 @@ fn main() {
         }
         let elapsed = started.elapsed();
         memory.abort();
+        // Read before the checks below, which list the whole event history at once.
+        let peak_during_load = peak_rss(pid);
 
         // Lost: an acknowledged call never bridged, or without its task. Doubled: a call with
         // two tasks, or more tasks created than calls routed.
@@ -387,10 +395,6 @@ fn main() {
         let lost = never_bridged + recent.iter().filter(|call| !per_call.contains_key(**call)).count();
         let doubled = per_call.values().filter(|count| **count > 1).count();
         let routing_errors = load.figures.lock().unwrap().kinds.get("ivr (route)").map_or(0, |kind| kind.errors);
-        let peak_rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|status| status.lines().find(|line| line.starts_with("VmHWM:")).map(str::to_owned))
-            .unwrap_or_default();
 
         println!("Load: {CALLERS} callers at once, {AGENTS} agents, {} s, hold loop every {HOLD_SECONDS} s, talk {} s", elapsed.as_secs(), TALK.as_secs());
         println!("| Request | answered | errors | per second | p50 | p99 |");
@@ -427,11 +431,11 @@ fn main() {
             }
         }
         println!(
-            "Calls acknowledged (told to hold): {}; tasks created: {created}; bridged and completed: {}; never bridged: {never_bridged}; lost (never bridged, or of the {} acknowledged in the last 4 minutes, without their task): {lost}; with two tasks: {doubled}; server peak RSS: {}",
+            "Calls acknowledged (told to hold): {}; tasks created: {created}; bridged and completed: {}; never bridged: {never_bridged}; lost (never bridged, or of the {} acknowledged in the last 4 minutes, without their task): {lost}; with two tasks: {doubled}; server peak RSS during the load: {peak_during_load}, after the checks: {}",
             acknowledged.len(),
             load.completed.load(Ordering::SeqCst),
             recent.len(),
-            peak_rss.trim_start_matches("VmHWM:").trim()
+            peak_rss(pid)
         );
         assert_eq!((lost, doubled), (0, 0), "no call lost, none with two tasks");
         // A routing answer the client never read may have made a task: only then may tasks
