@@ -11,7 +11,8 @@
 //! The engine lock is a `std::sync::Mutex`: nothing is awaited while it is held, and the
 //! critical section is a few microseconds of in-memory work plus a sled insert.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, watch};
@@ -26,21 +27,46 @@ const EVENT_BUFFER: usize = 4096;
 
 pub struct LiveEngine {
     state: Mutex<State>,
-    /// Serializes snapshot writes, which run outside the engine lock, and holds the sequence
-    /// of the last one written: a snapshot replaces every snapshot record, so two writes must
-    /// not interleave, and an older one must not replace a newer one.
-    last_snapshot: Mutex<u64>,
-    store: Store,
+    /// What the engine shares with its maintenance thread.
+    shared: Arc<Shared>,
     events: broadcast::Sender<Event>,
     /// Woken when a command may have moved the next deadline earlier.
     deadline_changed: Notify,
+    snapshot_every: u64,
+    /// Writes snapshots and prunes events, off the request path.
+    maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The store and what the maintenance thread needs beside it.
+struct Shared {
+    store: Store,
+    /// Serializes snapshot writes and holds the sequence of the last one written: a snapshot
+    /// replaces every snapshot record, so two writes must not interleave, and an older one
+    /// must not replace a newer one.
+    last_snapshot: Mutex<u64>,
     /// Set when a change was applied in memory but could not be made durable: memory is then
     /// ahead of disk, and the server must stop instead of serving that state.
     storage_failed: watch::Sender<bool>,
-    snapshot_every: u64,
+    /// The time of the newest command applied: events are pruned by age against it, so that
+    /// the engine's time, not the wall clock, decides (tests run on virtual time).
+    latest_at: AtomicI64,
     event_max_age: Millis,
     event_max_count: usize,
+    /// The next job for the maintenance thread.
+    job: Mutex<Job>,
+    wake: Condvar,
 }
+
+#[derive(Default)]
+struct Job {
+    /// The newest snapshot waiting to be written: `(sequence, snapshot)`. A newer one replaces
+    /// it, since the state after a later command covers everything the older one did.
+    snapshot: Option<(u64, Snapshot)>,
+    stop: bool,
+}
+
+/// How often the maintenance thread prunes events when no snapshot wakes it earlier.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 struct State {
     engine: Engine,
@@ -119,18 +145,40 @@ impl LiveEngine {
             last_seq = *seq;
         }
         tracing::info!(replayed = recovered.commands.len(), "state recovered");
-        let live = LiveEngine {
-            state: Mutex::new(State { engine, last_seq, since_snapshot: recovered.commands.len() as u64 }),
-            last_snapshot: Mutex::new(recovered.snapshot_seq),
+        let events = broadcast::channel(EVENT_BUFFER).0;
+        let publish = events.clone();
+        store.publish_when_durable(Box::new(move |durable| {
+            for event in durable {
+                // Nobody listening is fine: events are stored for those who come later.
+                let _ = publish.send(event);
+            }
+        }));
+        let shared = Arc::new(Shared {
             store,
-            events: broadcast::channel(EVENT_BUFFER).0,
-            deadline_changed: Notify::new(),
+            last_snapshot: Mutex::new(recovered.snapshot_seq),
             storage_failed: watch::channel(false).0,
-            snapshot_every: settings.snapshot_every.max(1),
+            latest_at: AtomicI64::new(now),
             event_max_age: i64::try_from(settings.event_max_age).unwrap_or(i64::MAX).saturating_mul(1000),
             event_max_count: settings.event_max_count,
+            job: Mutex::new(Job::default()),
+            wake: Condvar::new(),
+        });
+        let maintenance = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("store-maintenance".to_owned())
+                .spawn(move || shared.maintain())
+                .map_err(|err| StoreError::Write(format!("cannot start the maintenance thread: {err}")))?
         };
-        live.store.flush()?;
+        let live = LiveEngine {
+            state: Mutex::new(State { engine, last_seq, since_snapshot: recovered.commands.len() as u64 }),
+            shared,
+            events,
+            deadline_changed: Notify::new(),
+            snapshot_every: settings.snapshot_every.max(1),
+            maintenance: Mutex::new(Some(maintenance)),
+        };
+        live.shared.store.flush()?;
         Ok(live)
     }
 
@@ -142,7 +190,7 @@ impl LiveEngine {
             .apply_and_log(&Command::Advance, now, |_| Ok(None))
             .map_err(|err| LiveError::Replay(err.to_string()))?
             .1;
-        self.store.flush()?;
+        self.shared.store.flush()?;
         Ok(())
     }
 
@@ -155,7 +203,7 @@ impl LiveEngine {
     pub async fn execute_at(&self, command: Command, at: Millis) -> Result<Option<Sid>, ExecuteError> {
         let outcome = async {
             let (created, ticket) = self.apply_and_log(&command, at, |_| Ok(None))?;
-            self.store.durable(ticket).await?;
+            self.shared.store.durable(ticket).await?;
             Ok(created)
         };
         let outcome = self.storage_checked(outcome.await);
@@ -180,7 +228,7 @@ impl LiveEngine {
                 made = Some(record);
                 Ok(Some(encoded))
             })?;
-            self.store.durable(ticket).await?;
+            self.shared.store.durable(ticket).await?;
             Ok(created)
         };
         let outcome = self.storage_checked(outcome.await);
@@ -199,29 +247,31 @@ impl LiveEngine {
         limit: usize,
         since: Option<Millis>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        self.store.events_newest_first(keep, limit, since)
+        self.shared.store.events_newest_first(keep, limit, since)
     }
 
     /// Every stored record of kind `R` (calls, conversations, outgoing messages).
     pub fn stored<R: Keyed>(&self) -> Result<Vec<R>, StoreError> {
-        self.store.all()
+        self.shared.store.all()
     }
 
-    /// Stores `record` and answers once it is durable.
+    /// Stores `record` and answers once it is on disk. Keyed records answer only then, even
+    /// with `periodic` durability: what follows from them (a text sent, a page told) must not
+    /// leave before they are durable.
     pub async fn put<R: Keyed>(&self, record: &R) -> Result<(), StoreError> {
-        let stored = async { self.store.durable(self.store.put(record)?).await };
+        let stored = async { self.shared.store.on_disk(self.shared.store.put(record)?).await };
         self.stopped_on_failure(stored.await)
     }
 
     /// Stores and deletes keyed records (built with [`Store::encode`] and [`Store::key_of`])
-    /// in one atomic write, and answers once it is durable.
+    /// in one atomic write, and answers once it is on disk.
     pub async fn put_together(&self, records: Vec<KeyedWrite>) -> Result<(), StoreError> {
-        self.stopped_on_failure(self.store.durable(self.store.put_together(records)).await)
+        self.stopped_on_failure(self.shared.store.on_disk(self.shared.store.put_together(records)).await)
     }
 
-    /// Deletes the record of kind `R` with key `id` and answers once that is durable.
+    /// Deletes the record of kind `R` with key `id` and answers once that is on disk.
     pub async fn delete<R: Keyed>(&self, id: &str) -> Result<(), StoreError> {
-        self.stopped_on_failure(self.store.durable(self.store.delete::<R>(id)).await)
+        self.stopped_on_failure(self.shared.store.on_disk(self.shared.store.delete::<R>(id)).await)
     }
 
     /// Stops the server (through [`LiveEngine::storage_failure`]) when `outcome` is a storage
@@ -242,23 +292,23 @@ impl LiveEngine {
     }
 
     fn stop_for(&self, err: &StoreError) {
-        tracing::error!(%err, "a change could not be made durable: stopping");
-        self.storage_failed.send_replace(true);
+        self.shared.stop_for(err);
     }
 
     /// Whether a change could not be made durable since the engine opened.
     pub fn has_storage_failed(&self) -> bool {
-        *self.storage_failed.borrow()
+        *self.shared.storage_failed.borrow()
     }
 
     /// Completes when a change could not be made durable; the server then stops (memory is
     /// ahead of disk) and the restart recovers what was acknowledged.
     pub async fn storage_failure(&self) {
-        let mut failed = self.storage_failed.subscribe();
+        let mut failed = self.shared.storage_failed.subscribe();
         let _ = failed.wait_for(|&failed| failed).await;
     }
 
-    /// Applies and logs under the lock; publishes the events. Durability is the caller's.
+    /// Applies and logs under the lock. Durability is the caller's; the command's events are
+    /// published by the store once its group is on disk ([`Store::publish_when_durable`]).
     /// With `also`, the keyed record it makes of the command's outcome is written in the same
     /// atomic group as the command.
     fn apply_and_log(
@@ -275,49 +325,19 @@ impl LiveEngine {
         let seq = state.last_seq + 1;
         // Applied but not logged would mean memory ahead of disk: stop rather than go on.
         let also = also(created)?;
-        let ticket = self.store.append_encoded(seq, &record, &events, also)?;
+        let ticket = self.shared.store.append_encoded(seq, &record, events, also)?;
         state.last_seq = seq;
         state.since_snapshot += 1;
-        // Only the export needs the engine; encoding and writing happen after the lock is
-        // released, so requests do not stall behind a snapshot.
-        let snapshot = (state.since_snapshot >= self.snapshot_every).then(|| {
+        self.shared.latest_at.fetch_max(at, Ordering::Relaxed);
+        // Only the export needs the engine, and only it runs here: the maintenance thread
+        // encodes and writes it, so no request waits on a snapshot's write and flush.
+        if state.since_snapshot >= self.snapshot_every {
             state.since_snapshot = 0;
-            (state.engine.export(), state.engine.events_emitted())
-        });
-        drop(state);
-        for event in events {
-            // Nobody listening is fine: events are stored for those who come later.
-            let _ = self.events.send(event);
-        }
-        if let Some((snapshot, last_event)) = snapshot {
-            let prune = (at.saturating_sub(self.event_max_age), last_event);
-            self.write_snapshot(seq, &snapshot, Some(prune))?;
-            drop(snapshot);
-            release_freed_memory();
+            let snapshot = state.engine.export();
+            drop(state);
+            self.shared.schedule_snapshot(seq, snapshot);
         }
         Ok((created, ticket))
-    }
-
-    /// Writes the snapshot taken after command `seq`, unless one as new was written meanwhile
-    /// (the state after a given command is always the same, so nothing is lost). With `prune`
-    /// (`(before, last_event)`), then deletes the events older than `before` and beyond the
-    /// configured count.
-    fn write_snapshot(
-        &self,
-        seq: u64,
-        snapshot: &Snapshot,
-        prune: Option<(Millis, u64)>,
-    ) -> Result<(), StoreError> {
-        let mut last_snapshot = self.last_snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *last_snapshot >= seq {
-            return Ok(());
-        }
-        self.store.write_snapshot(seq, snapshot)?;
-        *last_snapshot = seq;
-        if let Some((before, last_event)) = prune {
-            self.store.prune_events(before, self.event_max_count as u64, last_event)?;
-        }
-        Ok(())
     }
 
     /// Writes a snapshot now (shutdown, tools, benchmarks); the log it covers is dropped.
@@ -327,7 +347,7 @@ impl LiveEngine {
             state.since_snapshot = 0;
             (state.last_seq, state.engine.export())
         };
-        self.write_snapshot(seq, &snapshot, None)
+        self.shared.write_snapshot(seq, &snapshot)
     }
 
     /// The REST API credentials: the configured ones, or for an empty setting the value
@@ -338,7 +358,7 @@ impl LiveEngine {
                 return Ok(configured.to_owned());
             }
             let generated = format!("{prefix}{}", random_hex().map_err(LiveError::Random)?);
-            Ok(self.store.kept_value(name, generated)?)
+            Ok(self.shared.store.kept_value(name, generated)?)
         };
         Ok(Credentials {
             account_sid: keep("account_sid", &twilio.account_sid, "AC")?,
@@ -349,7 +369,7 @@ impl LiveEngine {
 
     /// What group commit did so far (flushes and their time), for benchmarks and diagnostics.
     pub fn flush_statistics(&self) -> FlushStatistics {
-        self.store.flush_statistics()
+        self.shared.store.flush_statistics()
     }
 
     /// Reads the engine's state.
@@ -389,6 +409,89 @@ impl LiveEngine {
         // A panic while holding the lock leaves the engine as it was before the command's
         // mutation began or after it ended (commands validate first); keep serving.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for LiveEngine {
+    fn drop(&mut self) {
+        self.shared.job_slot().stop = true;
+        self.shared.wake.notify_one();
+        let thread = self.maintenance.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Shared {
+    fn job_slot(&self) -> MutexGuard<'_, Job> {
+        self.job.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stop_for(&self, err: &StoreError) {
+        tracing::error!(%err, "a change could not be made durable: stopping");
+        self.storage_failed.send_replace(true);
+    }
+
+    /// Hands the snapshot taken after command `seq` to the maintenance thread.
+    fn schedule_snapshot(&self, seq: u64, snapshot: Snapshot) {
+        // A snapshot still waiting is older: this one covers it.
+        let _older = self.job_slot().snapshot.replace((seq, snapshot));
+        self.wake.notify_one();
+    }
+
+    /// The maintenance thread: writes each scheduled snapshot, and prunes events past their
+    /// age or count every [`PRUNE_EVERY`] and after each snapshot, until the engine is
+    /// dropped. Both run here so that no request ever waits on them; a failure stops the
+    /// server as a failed command would.
+    fn maintain(&self) {
+        loop {
+            let (snapshot, stop) = {
+                let mut job = self.job_slot();
+                if job.snapshot.is_none() && !job.stop {
+                    job = self
+                        .wake
+                        .wait_timeout(job, PRUNE_EVERY)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0;
+                }
+                (job.snapshot.take(), job.stop)
+            };
+            let written = snapshot.map(|(seq, snapshot)| {
+                let written = self.write_snapshot(seq, &snapshot);
+                drop(snapshot);
+                release_freed_memory();
+                written
+            });
+            if let Err(err) = written.unwrap_or(Ok(())).and_then(|()| self.prune()) {
+                self.stop_for(&err);
+                return;
+            }
+            // A snapshot scheduled before the stop is still written: the next start replays less.
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Deletes the events past `store.event_max_age` (by the engine's time) or beyond
+    /// `store.event_max_count`, a bounded batch at a time until none is left.
+    fn prune(&self) -> Result<(), StoreError> {
+        let before = self.latest_at.load(Ordering::Relaxed).saturating_sub(self.event_max_age);
+        while self.store.prune_events(before, self.event_max_count as u64)? > 0 {}
+        Ok(())
+    }
+
+    /// Writes the snapshot taken after command `seq`, unless one as new was written meanwhile
+    /// (the state after a given command is always the same, so nothing is lost).
+    fn write_snapshot(&self, seq: u64, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let mut last_snapshot = self.last_snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *last_snapshot >= seq {
+            return Ok(());
+        }
+        self.store.write_snapshot(seq, snapshot)?;
+        *last_snapshot = seq;
+        Ok(())
     }
 }
 
@@ -530,7 +633,7 @@ mod tests {
 
         assert_eq!(err.to_string(), "workflow_sid: required: the workspace has 2 workflows");
         assert_eq!(live.read(|engine| engine.export()), before);
-        assert!(!live.store.debug_dump().contains("create_task"));
+        assert!(!live.shared.store.debug_dump().contains("create_task"));
     }
 
     #[tokio::test]
@@ -557,7 +660,7 @@ mod tests {
         live.execute_at(Command::Advance, 2_000).await.unwrap();
         live.snapshot_now().unwrap();
 
-        live.write_snapshot(1, &older, None).unwrap();
+        live.shared.write_snapshot(1, &older).unwrap();
 
         drop(live);
         let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
@@ -581,6 +684,6 @@ mod tests {
 
         let event = events.try_recv().unwrap();
         assert_eq!((event.event_type.as_str(), event.worker), ("worker.activity.update", Some(bob)));
-        assert!(live.store.debug_dump().contains("worker.activity.update"), "stored too");
+        assert!(live.shared.store.debug_dump().contains("worker.activity.update"), "stored too");
     }
 }

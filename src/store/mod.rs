@@ -35,9 +35,10 @@
 
 mod records;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -118,7 +119,19 @@ struct Flusher {
     /// Flushes done and the time they took, for the benchmarks' group-commit figures.
     flushes: AtomicU64,
     flush_nanos: AtomicU64,
+    /// Each written command's events with its ticket, in log order, until a flush covers it.
+    written_events: Mutex<VecDeque<(u64, Vec<Event>)>>,
+    /// Held while events are handed to `publish`, so that they leave in log order whichever
+    /// thread's flush covered them.
+    publishing: Mutex<()>,
+    /// Where events go once on disk ([`Store::publish_when_durable`]); dropped without one.
+    publish: OnceLock<Publisher>,
+    /// The sequence of the newest event written to sled, for pruning by count.
+    last_event: AtomicU64,
 }
+
+/// What receives each command's events once the group that holds the command is on disk.
+pub type Publisher = Box<dyn Fn(Vec<Event>) + Send + Sync>;
 
 /// One keyed record to put (`Some` value) or delete (`None`), encoded by [`Store::encode`]
 /// or named by [`Store::key_of`].
@@ -140,6 +153,8 @@ struct Pending {
     commands: Vec<u8>,
     first_event: Option<u64>,
     events: Vec<u8>,
+    /// The events, to publish once durable: `(ticket, events)` per command, in log order.
+    to_publish: Vec<(u64, Vec<Event>)>,
 }
 
 /// What group commit did since the store opened.
@@ -166,6 +181,7 @@ impl Store {
         let db = open_sled(dir, cache_bytes).map_err(open_error)?;
         let store = Store::start(dir, db, durability);
         let recovered = store.recover()?;
+        store.flusher.last_event.store(recovered.last_event, Ordering::SeqCst);
         Ok((store, recovered))
     }
 
@@ -182,6 +198,10 @@ impl Store {
             flushed,
             flushes: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
+            written_events: Mutex::new(VecDeque::new()),
+            publishing: Mutex::new(()),
+            publish: OnceLock::new(),
+            last_event: AtomicU64::new(0),
         });
         let thread = {
             let flusher = flusher.clone();
@@ -269,7 +289,7 @@ impl Store {
         command: &Command,
         events: &[Event],
     ) -> Result<Ticket, StoreError> {
-        self.append_encoded(seq, &Store::encode_command(at, command)?, events, None)
+        self.append_encoded(seq, &Store::encode_command(at, command)?, events.to_vec(), None)
     }
 
     /// The key and value of a keyed record, for [`Store::append_encoded`].
@@ -286,16 +306,17 @@ impl Store {
 
     /// [`Store::append`] with the command already encoded by [`Store::encode_command`], and
     /// `also` a keyed record ([`Store::encode`]) written in the same group. Callers append in
-    /// sequence order, one at a time (the engine lock).
+    /// sequence order, one at a time (the engine lock). The events go to the publisher once
+    /// the group is on disk.
     pub fn append_encoded(
         &self,
         seq: u64,
         record: &[u8],
-        events: &[Event],
+        events: Vec<Event>,
         also: Option<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Ticket, StoreError> {
         let mut encoded_events = Vec::new();
-        for event in events {
+        for event in &events {
             if !encoded_events.is_empty() {
                 encoded_events.push(b',');
             }
@@ -321,7 +342,20 @@ impl Store {
         if let Some((key, value)) = also {
             pending.records.push((key, Some(value)));
         }
+        if !events.is_empty() {
+            pending.to_publish.push((ticket.0, events));
+        }
         Ok(ticket)
+    }
+
+    /// Hands every command's events to `publisher` once the group that holds the command is
+    /// on disk, in log order, from whichever thread's flush covered it (the flusher's, as a
+    /// rule). Nothing is announced that a crash could still take back. Set once, before the
+    /// first append; without a publisher, events are only stored.
+    pub fn publish_when_durable(&self, publisher: Publisher) {
+        if self.flusher.publish.set(publisher).is_err() {
+            tracing::error!("the store's event publisher was set twice; the first one stays");
+        }
     }
 
     /// Stores `record` under its key, in the next group. Durable once the ticket is.
@@ -398,7 +432,6 @@ impl Store {
     /// Completes when what `ticket` was handed out for (and everything queued before it) is on
     /// disk. With periodic durability it completes at once.
     pub async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        let Ticket(seq) = ticket;
         if self.durability != Durability::Flush {
             // Acknowledged at once, but not after a write that failed.
             return match &*self.flusher.flushed.borrow() {
@@ -406,6 +439,13 @@ impl Store {
                 Err(message) => Err(StoreError::Write(message.clone())),
             };
         }
+        self.on_disk(ticket).await
+    }
+
+    /// Completes when what `ticket` was handed out for is on disk, whatever the durability
+    /// mode: for what must not reach the outside world before it is (a text to send).
+    pub async fn on_disk(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let Ticket(seq) = ticket;
         self.flusher.request(seq);
         let mut flushed = self.flusher.flushed.subscribe();
         let state = flushed.wait_for(|state| state.as_ref().map_or(true, |&done| done >= seq)).await;
@@ -431,8 +471,10 @@ impl Store {
 
     /// Blocking form of [`Store::durable`] for everything appended so far, for start-up and tools.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.flusher.write_pending().map_err(StoreError::Write)?;
-        self.db.flush().map(drop).map_err(|err| StoreError::Write(err.to_string()))
+        let covered = self.flusher.write_pending().map_err(StoreError::Write)?;
+        self.db.flush().map_err(|err| StoreError::Write(err.to_string()))?;
+        self.flusher.publish_through(covered);
+        Ok(())
     }
 
     /// Replaces the snapshot with `snapshot`, taken after command `seq`, and drops the commands
@@ -457,12 +499,16 @@ impl Store {
     }
 
     /// Deletes the events older than `before`, and the oldest beyond the newest `keep`, whole
-    /// commands at a time. `last_event` is the sequence of the newest event stored.
-    pub fn prune_events(&self, before: Millis, keep: u64, last_event: u64) -> Result<u64, StoreError> {
+    /// groups at a time, at most [`PRUNE_BATCH`] groups per call (called again and again, it
+    /// keeps up with the appends without ever holding a large batch). Returns how many
+    /// events went. The deletions ride on the next flush: losing them to a crash only means
+    /// pruning them again.
+    pub fn prune_events(&self, before: Millis, keep: u64) -> Result<u64, StoreError> {
         let write_error = |err: sled::Error| StoreError::Write(err.to_string());
+        let last_event = self.flusher.last_event.load(Ordering::SeqCst);
         let mut batch = sled::Batch::default();
         let mut removed = 0;
-        for entry in self.db.scan_prefix(b"e:") {
+        for entry in self.db.scan_prefix(b"e:").take(PRUNE_BATCH) {
             let (key, value) = entry.map_err(write_error)?;
             let first = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?;
             let stored = last_event.saturating_sub(first) + 1;
@@ -570,8 +616,35 @@ impl Flusher {
             let _previous = self.flushed.send_replace(Err(message.clone()));
             return Err(message);
         }
+        if let Some(last) = pending.to_publish.last().and_then(|(_, events)| events.last()) {
+            self.last_event.store(last.sequence, Ordering::SeqCst);
+        }
+        // Still under `writing`: the queue keeps the log order.
+        self.written_events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(pending.to_publish);
         self.written.store(pending.last_ticket, Ordering::SeqCst);
         Ok(pending.last_ticket)
+    }
+
+    /// Publishes the events of every command up to ticket `covered`, which a finished flush
+    /// has put on disk, oldest first.
+    fn publish_through(&self, covered: u64) {
+        let _publishing = self.publishing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            let next = {
+                let mut written = self.written_events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                match written.front() {
+                    Some((ticket, _)) if *ticket <= covered => written.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some((_, events)) = next else { return };
+            if let Some(publish) = self.publish.get() {
+                publish(events);
+            }
+        }
     }
 
     fn run(&self, durability: Durability) {
@@ -613,6 +686,7 @@ impl Flusher {
             self.flush_nanos.fetch_add(nanos, Ordering::Relaxed);
             match result {
                 Ok(covered) => {
+                    self.publish_through(covered);
                     flushed = flushed.max(covered);
                     // A failure reported meanwhile by another writer stays: it is final.
                     self.flushed.send_if_modified(|state| match state {
@@ -643,6 +717,9 @@ struct SnapshotParts {
     reservations: Vec<records::ReservationV1>,
     timers: Vec<(Millis, u64, records::TimerV1)>,
 }
+
+/// The most event groups one [`Store::prune_events`] call deletes.
+const PRUNE_BATCH: usize = 1_000;
 
 /// A key and its value, as written to sled.
 type KeyValue = (Vec<u8>, Vec<u8>);
@@ -740,7 +817,11 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, String> {
     loop {
         // sled panics on some damaged files instead of returning an error; a damaged data
         // directory must give a clear message, not a crash.
-        match std::panic::catch_unwind(|| sled::Config::new().path(dir).cache_capacity(cache_bytes).open()) {
+        // sled's own background flush is off: what reaches the disk, and when, is the
+        // flusher's to say (the events of a group are published after the flush that covers
+        // it), and with `periodic` durability a crash loses exactly the unflushed interval.
+        let config = || sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None).open();
+        match std::panic::catch_unwind(config) {
             Ok(Ok(db)) => return Ok(db),
             // sled reports the lock as an I/O error whose only mark is its message.
             Ok(Err(err)) if err.to_string().contains("could not acquire lock") => {

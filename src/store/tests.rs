@@ -274,11 +274,11 @@ fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
     assert_eq!(before.len(), 5, "one record per group");
 
     // Keep exactly the last two commands' events: the 3 oldest records go, whole.
-    let removed = store.prune_events(0, last - before[3] + 1, last).unwrap();
+    let removed = store.prune_events(0, last - before[3] + 1).unwrap();
     assert_eq!((removed, stored(&store)), (before[3] - before[0], before[3..].to_vec()));
 
     // Older than the last command's time: all but the last go.
-    store.prune_events(5_000, u64::MAX, last).unwrap();
+    store.prune_events(5_000, u64::MAX).unwrap();
     assert_eq!(stored(&store), before[4..].to_vec());
 }
 

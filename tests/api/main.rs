@@ -6,6 +6,7 @@ mod browser;
 mod callbacks;
 mod chaos;
 mod crash;
+mod durable_events;
 mod expr_cli;
 mod health;
 mod helpers;
