@@ -31,7 +31,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::{SignedIn, SwitchboardProcess, fixed_config, json_as_account, serve_in, signed_webhook};
-use crate::sms::Provider;
+use crate::sms::{Provider, Received};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 use crate::workspaces::sales_and_support;
 
@@ -53,8 +53,9 @@ const LISTED_FOR: Duration = Duration::from_secs(240);
 fn config(port: u16, provider: &str) -> String {
     let head = fixed_config(port, ACCOUNT_SID, AUTH_TOKEN);
     let workspace = sales_and_support(AGENTS, RESERVATION_TIMEOUT);
+    // The provider also receives the task.created callbacks: what was announced to the world.
     format!(
-        "{head}\n[sms]\napi_base = \"{provider}\"\nretry_initial_ms = 100\nclosing = \"{CLOSING}\"\n{workspace}"
+        "{head}\n[sms]\napi_base = \"{provider}\"\nretry_initial_ms = 100\nclosing = \"{CLOSING}\"\n[events]\ncallback_url = \"{provider}/events\"\ncallback_filter = \"task.created\"\n{workspace}"
     )
 }
 
@@ -100,6 +101,8 @@ struct Load {
     agents: Vec<PageAgent>,
     /// Conversations replied in: the page agents close them next.
     replied_in: Mutex<BTreeSet<String>>,
+    /// Tasks announced by an event callback: their attributes then, and when first seen.
+    announced: Mutex<BTreeMap<String, (Value, Instant)>>,
 }
 
 impl Load {
@@ -355,7 +358,7 @@ async fn sign_in_agents(
 }
 
 /// Checks every invariant against the restarted server; answers what is wrong.
-async fn check(load: &Load, now_ms: i64) -> Vec<String> {
+async fn check(load: &Load, received: &[Received], now_ms: i64) -> Vec<String> {
     let mut wrong = Vec::new();
     let Some(tasks) = load.list_all("/Tasks?PageSize=1000", "tasks").await else {
         return vec!["the task list does not answer".into()];
@@ -409,6 +412,33 @@ async fn check(load: &Load, now_ms: i64) -> Vec<String> {
             }
         }
     }
+    // An announced task is never one that a crash took back: it is there, and it is the task
+    // announced, not another that was given its SID after the restart.
+    let listed: BTreeMap<&str, Value> = tasks
+        .iter()
+        .map(|task| {
+            let attributes =
+                serde_json::from_str(task["attributes"].as_str().unwrap_or("{}")).unwrap_or_default();
+            (task["sid"].as_str().unwrap_or_default(), attributes)
+        })
+        .collect();
+    let gone_or_changed = {
+        let mut announced = load.announced.lock().unwrap();
+        for callback in received.iter().filter(|request| request.field("EventType") == "task.created") {
+            let attributes = serde_json::from_str(callback.field("TaskAttributes")).unwrap_or_default();
+            announced.entry(callback.field("TaskSid").to_owned()).or_insert((attributes, Instant::now()));
+        }
+        announced
+            .iter()
+            .filter_map(|(sid, (attributes, seen))| match listed.get(sid.as_str()) {
+                Some(now) if now == attributes => None,
+                Some(now) => Some(format!("task {sid} was announced as {attributes}, and is now {now}")),
+                None if seen.elapsed() < LISTED_FOR => Some(format!("task {sid} was announced, and is gone")),
+                None => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    wrong.extend(gone_or_changed);
     for (customer, count) in &open_by_customer {
         if *count > 1 {
             wrong.push(format!("texter {customer}: {count} open tasks"));
@@ -531,6 +561,7 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         replies: Default::default(),
         agents,
         replied_in: Mutex::default(),
+        announced: Mutex::default(),
     });
     let mut serial = 0;
     for round in 0..rounds {
@@ -558,7 +589,7 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         }
         server = serve_in(dir.path());
         let now = jiff::Timestamp::now().as_millisecond();
-        let mut wrong = check(&load, now).await;
+        let mut wrong = check(&load, &provider.received(), now).await;
         if on_the_page {
             for agent in &load.agents {
                 match load.first_pushed_state(agent).await {
@@ -606,12 +637,14 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
             && !acknowledged.accepts.is_empty()
             && !acknowledged.texts.is_empty()
             && !acknowledged.replies.is_empty()
-            && closed > 0,
-        "the load got through between the kills: {} calls, {} texts, {} accepts, {} replies, {closed} closes",
+            && closed > 0
+            && !load.announced.lock().unwrap().is_empty(),
+        "the load got through between the kills: {} calls, {} texts, {} accepts, {} replies, {closed} closes, {} tasks announced",
         acknowledged.calls.len(),
         acknowledged.texts.len(),
         acknowledged.accepts.len(),
-        acknowledged.replies.len()
+        acknowledged.replies.len(),
+        load.announced.lock().unwrap().len()
     );
     eprintln!(
         "{rounds} kills: {} calls, {} texts, {} accepts, {} replies and {closed} closes acknowledged, all there after every restart; every reply and closing text delivered once",
