@@ -459,7 +459,7 @@ mod tests {
         );
         let bob = engine.worker_by_name("bob").unwrap();
         assert_eq!(
-            bob.attributes,
+            *bob.attributes,
             serde_json::json!({
                 "full_name": "Bob Example", "contact_uri": "client:bob",
                 "routing": {"skills": ["Support", "Sales"], "levels": {"Support": 5, "Sales": 2}}

@@ -456,7 +456,7 @@ impl Engine {
             sid,
             sid_text: sid.to_string(),
             friendly_name: new.friendly_name.clone(),
-            attributes: new.attributes,
+            attributes: new.attributes.into(),
             activity,
             channels: self
                 .channels
@@ -492,7 +492,7 @@ impl Engine {
     ) -> Result<(), RoutingError> {
         let idx = self.worker_index(sid)?;
         validate_attributes(&attributes)?;
-        self.workers[idx].attributes = attributes;
+        self.workers[idx].attributes = attributes.into();
         self.emit(now, EventType::WorkerAttributesUpdate, sid, |event| event.worker = Some(sid));
         self.update_membership(idx);
         self.mark_worker(idx);
@@ -780,7 +780,7 @@ impl Engine {
             Box::new(Task {
                 sid,
                 seq: self.task_seq,
-                attributes: new.attributes,
+                attributes: new.attributes.into(),
                 priority,
                 channel,
                 workflow,
@@ -975,7 +975,7 @@ impl Engine {
     ) -> Result<(), RoutingError> {
         let current = self.existing_task(task)?.status;
         validate_attributes(&attributes)?;
-        self.task_mut(task).attributes = attributes;
+        self.task_mut(task).attributes = attributes.into();
         self.emit(now, EventType::TaskUpdated, task, |event| event.task = Some(task));
         if current == TaskStatus::Pending {
             self.route_from_top(task, now);
@@ -1583,7 +1583,7 @@ impl Engine {
                 all.sort_by(|&a, &b| {
                     for clause in &target.order_by {
                         let value = |idx: usize| {
-                            let mut value = &self.workers[idx].attributes;
+                            let mut value: &Value = &self.workers[idx].attributes;
                             for key in &clause.path {
                                 value = value.get(key).unwrap_or(&Value::Null);
                             }
@@ -1637,7 +1637,7 @@ impl Engine {
             KnownWorker::Sid(path) => (path, true),
             KnownWorker::FriendlyName(path) => (path, false),
         };
-        let mut value = &task.attributes;
+        let mut value: &Value = &task.attributes;
         for key in path {
             value = value.get(key)?;
         }

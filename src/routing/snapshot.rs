@@ -7,8 +7,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde_json::Value;
-
 use super::*;
 use crate::routing::skill::Skill;
 
@@ -53,7 +51,7 @@ pub struct ChannelState {
 pub struct WorkerState {
     pub sid: Sid,
     pub friendly_name: String,
-    pub attributes: Value,
+    pub attributes: Attributes,
     pub activity: Sid,
     /// One per channel, in the snapshot's channel order.
     pub channels: Vec<WorkerChannel>,
@@ -89,7 +87,7 @@ pub struct WorkflowState {
 pub struct TaskState {
     pub sid: Sid,
     pub seq: u64,
-    pub attributes: Value,
+    pub attributes: Attributes,
     pub priority: i64,
     pub channel: Sid,
     pub workflow: Sid,

@@ -777,7 +777,7 @@ impl From<&Snapshot> for SnapshotRecord {
                 .map(|w| WorkerV1 {
                     sid: w.sid,
                     friendly_name: w.friendly_name.clone(),
-                    attributes: w.attributes.clone(),
+                    attributes: Value::clone(&w.attributes),
                     activity: w.activity,
                     channels: w.channels.iter().map(|c| (c.capacity, c.busy, c.available)).collect(),
                     last_assignment: w.last_assignment,
@@ -818,7 +818,7 @@ impl From<&Snapshot> for SnapshotRecord {
                 .map(|t| TaskV1 {
                     sid: t.sid,
                     seq: t.seq,
-                    attributes: t.attributes.clone(),
+                    attributes: Value::clone(&t.attributes),
                     priority: t.priority,
                     channel: t.channel,
                     workflow: t.workflow,
@@ -928,7 +928,7 @@ impl SnapshotRecord {
                 .map(|w| WorkerState {
                     sid: w.sid,
                     friendly_name: w.friendly_name,
-                    attributes: w.attributes,
+                    attributes: w.attributes.into(),
                     activity: w.activity,
                     channels: w
                         .channels
@@ -974,7 +974,7 @@ impl SnapshotRecord {
                     Ok(TaskState {
                         sid: t.sid,
                         seq: t.seq,
-                        attributes: t.attributes,
+                        attributes: t.attributes.into(),
                         priority: t.priority,
                         channel: t.channel,
                         workflow: t.workflow,

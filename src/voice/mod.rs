@@ -423,7 +423,8 @@ impl Voice {
             self.cancel_if_waiting(task, "hung up before leaving a message").await?;
             return self.forget(&mut call, Response::new(vec![Verb::Hangup])).await;
         };
-        let attributes = self.live.read(|engine| engine.task(task).map(|task| task.attributes.clone()));
+        let attributes =
+            self.live.read(|engine| engine.task(task).map(|task| serde_json::Value::clone(&task.attributes)));
         if let Some(mut attributes) = attributes {
             attributes["voicemail"] = json!({"url": url, "duration": params.recording_duration.unwrap_or(0)});
             match self.live.execute(Command::UpdateTaskAttributes { task, attributes }).await {

@@ -318,7 +318,7 @@ async fn a_texter_reaches_sales_talks_with_the_agent_and_replies_survive_a_faili
     let tasks: Vec<(String, Value)> = app.engine.read(|engine| {
         engine
             .tasks()
-            .map(|task| (engine.task_channel(task).unique_name.clone(), task.attributes.clone()))
+            .map(|task| (engine.task_channel(task).unique_name.clone(), Value::clone(&task.attributes)))
             .collect()
     });
     assert_eq!(tasks.len(), 1, "one task, whatever the retries");

@@ -108,7 +108,7 @@ fn task_of(app: &TestApp, call_sid: &str) -> (Value, TaskStatus, String) {
         let task = tasks.next().expect("the call has a task");
         assert!(tasks.next().is_none(), "one task per call");
         let queue = engine.task_queue(task).map(|queue| queue.friendly_name.clone()).unwrap_or_default();
-        (task.attributes.clone(), task.status, queue)
+        (Value::clone(&task.attributes), task.status, queue)
     })
 }
 
