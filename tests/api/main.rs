@@ -7,6 +7,7 @@ mod callbacks;
 mod chaos;
 mod crash;
 mod expr_cli;
+mod framing;
 mod health;
 mod helpers;
 mod hostile;
