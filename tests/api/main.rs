@@ -11,6 +11,7 @@ mod framing;
 mod health;
 mod helpers;
 mod hostile;
+mod install;
 mod ivr_cli;
 mod pages;
 mod process;
