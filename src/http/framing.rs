@@ -216,9 +216,10 @@ async fn read_body(
 ///
 /// actix-http ends a chunked body the same way for its last chunk and for the end of the
 /// connection, so when the body has ended this tells the two apart: a body cut off by the
-/// client's close finds the connection closed. A client that sends a whole chunked body and
-/// closes its side at once, before it reads the answer, is refused as well; HTTP clients do
-/// not half-close, and it is told why.
+/// client's close always finds the connection closed. A client that sends a whole chunked body
+/// and closes its side at once, before it reads the answer, is refused as well when its close
+/// arrived with the body (it is told why); HTTP clients do not half-close a connection they
+/// expect an answer on, and a `Content-Length` body, counted instead, has no such case.
 fn peer_closed(socket: RawFd) -> bool {
     // SAFETY: `socket` is the connection's own descriptor (`on_connect`), and this runs while
     // actix-http's dispatcher polls one of the connection's requests: the dispatcher owns the

@@ -328,18 +328,23 @@ async fn bodies_that_did_not_arrive_whole_and_smuggled_requests_are_refused_and_
     )
     .await;
 
-    // What is well framed is still served: a chunked body with its last chunk, and a request
-    // pipelined behind another.
+    // What is well framed is still served: a chunked body with its last chunk, a request
+    // pipelined behind another, and a whole Content-Length body whose client closes its side.
     let mut chunked = chunks(&task);
     chunked.extend_from_slice(LAST_CHUNK);
-    let answers =
-        exchange(&app, &create(&["transfer-encoding: chunked", "connection: close"], &chunked), Waits).await;
-    assert_eq!(answers.iter().map(|answer| answer.status).collect::<Vec<_>>(), [201], "{answers:#?}");
     let pipelined = [
         create(&[&*length(&task)], task.as_bytes()),
         create(&[&*length(&task), "connection: close"], task.as_bytes()),
     ];
-    let answers = exchange(&app, &pipelined.concat(), Waits).await;
-    assert_eq!(answers.iter().map(|answer| answer.status).collect::<Vec<_>>(), [201, 201], "{answers:#?}");
-    assert_eq!(app.engine.read(|engine| engine.tasks().count()), 3);
+    let served = [
+        (create(&["transfer-encoding: chunked", "connection: close"], &chunked), Waits, vec![201]),
+        (pipelined.concat(), Waits, vec![201, 201]),
+        (create(&[&*length(&task)], task.as_bytes()), Closes, vec![201]),
+    ];
+    for (bytes, then, expected) in served {
+        let answers = exchange(&app, &bytes, then).await;
+        let statuses: Vec<u16> = answers.iter().map(|answer| answer.status).collect();
+        assert_eq!(statuses, expected, "{answers:#?}");
+    }
+    assert_eq!(app.engine.read(|engine| engine.tasks().count()), 4);
 }
