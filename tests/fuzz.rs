@@ -4,10 +4,22 @@
 //!
 //! A separate test binary, so that the fuzz build (release, instrumented, in `fuzz/target`)
 //! never shares the two cores with the timing-sensitive server tests of `tests/api`.
-//! `SWITCHBOARD_FUZZ_SECONDS` sets each target's time (10 s by default).
+//! `SWITCHBOARD_FUZZ_SECONDS` sets each target's time (10 s by default). cargo-fuzz is installed
+//! first when it is missing (`tests/fuzz/install.sh`, through `install::ensure`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+// `ensure_from_async` is for the async tests of tests/api.
+#[allow(dead_code)]
+#[path = "api/install.rs"]
+mod install;
+
+use install::Requirement;
+
+/// cargo-fuzz, pinned, built from crates.io (and a C++ compiler for libFuzzer).
+const CARGO_FUZZ: Requirement =
+    Requirement { needs: "cargo-fuzz, built from crates.io", script: "tests/fuzz/install.sh", files: &[] };
 
 /// Every target in `fuzz/Cargo.toml`: a target added there and not here fails the test.
 const TARGETS: [&str; 5] = ["expression", "ivr", "rest_form", "webhook", "workflow"];
@@ -39,11 +51,7 @@ fn final_stat(log: &str, name: &str) -> Option<u64> {
 
 #[test]
 fn every_fuzz_target_runs_from_its_seeds_without_a_crash() {
-    let installed = Command::new("bash").arg(root().join("tests/fuzz/install.sh")).status();
-    assert!(
-        installed.is_ok_and(|status| status.success()),
-        "tests/fuzz/install.sh could not install cargo-fuzz from crates.io"
-    );
+    install::ensure(&CARGO_FUZZ);
     let listed = Command::new(env!("CARGO")).current_dir(root()).args(["fuzz", "list"]).output().unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert_eq!(listed.lines().collect::<Vec<_>>(), TARGETS, "fuzz/Cargo.toml and TARGETS differ");

@@ -1,8 +1,11 @@
 //! Form bodies and query strings (`application/x-www-form-urlencoded`), read strictly: every
 //! route that takes parameters reads them here, so that all of them refuse the same things with
-//! the same messages, each area in its own shape (TwiML, Twilio's JSON, `{"status", "message"}`).
+//! the same messages, each area in its own shape (TwiML, Twilio's JSON, `{"status", "message"}`:
+//! [`refusal`]).
 //!
-//! - A body larger than `http.max_body_bytes` is refused (413) before it is buffered whole.
+//! - The body has already been read whole by `framing.rs`, which refuses one over
+//!   `http.max_body_bytes` (413) or one that did not arrive as its framing says (400) before
+//!   any route runs.
 //! - A non-empty body must say it is a form (`Content-Type`, 415) and must not be JSON (400).
 //! - Every `%` must start a two-hex-digit escape, and every decoded name and value must be
 //!   UTF-8 (400): a lenient decoder would turn such bytes into U+FFFD or keep them literally,
@@ -16,24 +19,20 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
 use super::ApiError;
+use super::framing::FramingError;
+use super::taskrouter::error::TwilioError;
 
 /// Decoded `name=value` pairs, in the order received (a name may repeat).
 pub(crate) type Pairs = Vec<(String, String)>;
-
-/// The largest body any route reads (`http.max_body_bytes`), as app data.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyLimit(pub usize);
 
 const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// Why a request's parameters are refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum FormError {
-    /// The body is longer than `http.max_body_bytes`.
-    #[error(
-        "the request body is larger than {limit} bytes, the most this server accepts (http.max_body_bytes)"
-    )]
-    TooLarge { limit: usize },
+    /// The body is too large, or did not arrive as its framing says (`framing.rs`).
+    #[error(transparent)]
+    Framing(#[from] FramingError),
     /// A non-empty body sent as something other than a form.
     #[error("the body must be form-encoded (Content-Type: {FORM_TYPE}), not {given}")]
     ContentType { given: String },
@@ -46,21 +45,32 @@ pub(crate) enum FormError {
     /// A name or value that is not UTF-8 once percent-decoded.
     #[error("the parameters are not URL-encoded UTF-8 text: the name or value at byte {at} is not")]
     NotUtf8 { at: usize },
-    /// The body could not be read (the client went away, or sent a malformed chunk).
-    #[error("the request body could not be read: {0}")]
-    Read(String),
 }
 
 impl FormError {
     /// The HTTP status that answers this refusal.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            FormError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            FormError::Framing(err) => err.status(),
             FormError::ContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            FormError::Json | FormError::Percent { .. } | FormError::NotUtf8 { .. } | FormError::Read(_) => {
+            FormError::Json | FormError::Percent { .. } | FormError::NotUtf8 { .. } => {
                 StatusCode::BAD_REQUEST
             }
         }
+    }
+}
+
+/// `err` answered in the shape of the area that `path` is in: TwiML for the provider's webhooks
+/// (`voice.rs`), Twilio's error JSON for the REST API (`TwilioError`), `{"status", "message"}`
+/// for the rest. The routes map the refusals of their own parameters the same way; this is for
+/// refusals made before any route runs (`framing.rs`).
+pub(super) fn refusal(path: &str, err: FormError) -> HttpResponse {
+    if path.starts_with("/voice/") || path.starts_with("/sms/") {
+        super::voice::form_refusal(&err)
+    } else if path.starts_with("/v1/") {
+        TwilioError::from(err).error_response()
+    } else {
+        err.error_response()
     }
 }
 
@@ -91,29 +101,17 @@ impl FromRequest for Form {
     type Future = Pin<Box<dyn Future<Output = Result<Form, FormError>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = request.app_data::<BodyLimit>().map_or(DEFAULT_LIMIT, |limit| limit.0);
-        let header_text = |name| request.headers().get(name).map(|value| value.to_str().unwrap_or("?"));
-        let declared = header_text(header::CONTENT_LENGTH).and_then(|length| length.parse::<usize>().ok());
-        let content_type = header_text(header::CONTENT_TYPE).map(str::to_owned);
+        let content_type = request.headers().get(header::CONTENT_TYPE);
+        let content_type = content_type.map(|value| value.to_str().unwrap_or("?").to_owned());
         let body = web::Payload::from_request(request, payload).into_inner();
         Box::pin(async move {
-            // Refused before reading when the length is declared; counted as it comes otherwise.
-            if declared.is_some_and(|length| length > limit) {
-                return Err(FormError::TooLarge { limit });
-            }
-            let body = body.map_err(|err| FormError::Read(err.to_string()))?;
-            let body = match body.to_bytes_limited(limit).await {
-                Ok(Ok(body)) => body,
-                Ok(Err(err)) => return Err(FormError::Read(err.to_string())),
-                Err(_) => return Err(FormError::TooLarge { limit }),
-            };
+            // In memory already, its size and framing checked (`framing.rs`).
+            let unread = |err: actix_web::Error| FramingError::Read(err.to_string());
+            let body = body.map_err(unread)?.to_bytes().await.map_err(unread)?;
             body_pairs(content_type.as_deref(), &body).map(Form)
         })
     }
 }
-
-/// actix-web's own default, for a server wired without [`BodyLimit`] (never, outside tests).
-const DEFAULT_LIMIT: usize = 256 << 10;
 
 /// The parameters of a request body sent with `content_type`.
 fn body_pairs(content_type: Option<&str>, body: &[u8]) -> Result<Pairs, FormError> {
@@ -215,22 +213,18 @@ mod tests {
     #[test]
     fn refusals_say_what_to_send() {
         let errors = [
-            FormError::TooLarge { limit: 1024 },
             FormError::ContentType { given: "text/plain".into() },
             FormError::Json,
             FormError::Percent { at: 2 },
             FormError::NotUtf8 { at: 6 },
-            FormError::Read("connection reset".into()),
         ];
         let rendered: Vec<String> =
             errors.iter().map(|err| format!("{} {err}", err.status().as_u16())).collect();
         expect![[r#"
-            413 the request body is larger than 1024 bytes, the most this server accepts (http.max_body_bytes)
             415 the body must be form-encoded (Content-Type: application/x-www-form-urlencoded), not text/plain
             400 the body is JSON; send the parameters form-encoded (application/x-www-form-urlencoded), as Twilio's API takes them
             400 the parameters are not URL-encoded: `%` at byte 2 is not followed by two hex digits
-            400 the parameters are not URL-encoded UTF-8 text: the name or value at byte 6 is not
-            400 the request body could not be read: connection reset"#]]
+            400 the parameters are not URL-encoded UTF-8 text: the name or value at byte 6 is not"#]]
         .assert_eq(&rendered.join("\n"));
     }
 }

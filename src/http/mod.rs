@@ -10,6 +10,7 @@ mod dashboard;
 mod drain;
 mod error;
 mod form;
+mod framing;
 mod health;
 mod pages;
 pub(crate) mod session;
@@ -80,10 +81,10 @@ impl Server {
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
-                // One body limit for every route and extractor: the routes read their
-                // parameters through `form::Form`, and actix's own extractors, should one be
-                // used, are held to the same limit.
-                .app_data(form::BodyLimit(max_body))
+                // One body limit for every route and extractor: `framing::check` reads every
+                // body before the route, and actix's own extractors, should one be used, are
+                // held to the same limit.
+                .app_data(framing::BodyLimit(max_body))
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::FormConfig::default().limit(max_body))
                 .app_data(in_flight_data.clone())
@@ -93,6 +94,9 @@ impl Server {
                 .app_data(texts.clone())
                 .app_data(agents.clone())
                 .app_data(webhooks.clone())
+                // Innermost, so that its refusals are logged and counted in flight like any
+                // answer; still before every route.
+                .wrap(from_fn(framing::check))
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))
                 .configure(routes)
@@ -108,6 +112,8 @@ impl Server {
                 .configure(pages::routes)
                 .default_service(web::to(error::no_route))
         })
+        // Each connection's socket, for `framing::check` to tell a cut-off chunked body.
+        .on_connect(framing::on_connect)
         .disable_signals()
         .keep_alive(Duration::from_secs(settings.keep_alive))
         .shutdown_timeout(settings.shutdown_timeout);

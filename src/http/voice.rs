@@ -107,14 +107,12 @@ pub(super) fn signed_params(
     webhooks: &Webhooks,
 ) -> Result<(Pairs, Pairs), HttpResponse> {
     let is_post = request.method() == Method::POST;
-    let refused =
-        |err: FormError| twiml(err.status(), &refusal(&format!("{}.", capitalized(&err.to_string()))));
     let params = match form {
         Ok(Form(params)) if is_post => params,
         Ok(_) => Vec::new(),
-        Err(err) => return Err(refused(err)),
+        Err(err) => return Err(form_refusal(&err)),
     };
-    let query = decode(request.query_string().as_bytes()).map_err(refused)?;
+    let query = decode(request.query_string().as_bytes()).map_err(|err| form_refusal(&err))?;
     if !webhooks.validate_signatures {
         tracing::warn!(path = %request.path(), "webhook accepted WITHOUT a signature check: twilio.validate_signatures is false");
         return Ok((params, query));
@@ -146,6 +144,11 @@ pub(super) fn signed_params(
 fn capitalized(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// A webhook's parameters refused (400, 413, 415), as TwiML saying why.
+pub(super) fn form_refusal(err: &FormError) -> HttpResponse {
+    twiml(err.status(), &refusal(&format!("{}.", capitalized(&err.to_string()))))
 }
 
 /// A refusal the caller would hear, should the provider play it.

@@ -9,8 +9,9 @@
 //! the pages render with JavaScript. Waits poll; that bound only turns a broken page into a
 //! failure instead of a hang, and no test asserts on how long a wait took.
 //!
-//! Chromium and chromedriver come from `tests/browser/install.sh` (`.ci/run` runs it); when they
-//! are missing, [`Browser::start`] fails and says to run it.
+//! Chromium and chromedriver come from `tests/browser/install.sh`, which [`Browser::start`] runs
+//! when either is missing (`install::ensure`, once for all the browser tests; `.ci/run` runs it
+//! too).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -25,10 +26,18 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::helpers::{START_TIMEOUT, lines_of, spawn_app, wait_for_line};
+use crate::install::{self, Requirement};
 
 /// Debian's Chromium launcher and its matching WebDriver server.
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Both, from Debian's packages.
+const BROWSER: Requirement = Requirement {
+    needs: "Debian's chromium and chromium-driver (apt-get, as root or with sudo)",
+    script: "tests/browser/install.sh",
+    files: &[CHROMIUM, CHROMEDRIVER],
+};
 
 /// How long a wait for an element or a condition may take before the test fails; generous
 /// because CI machines are shared and slow, and only reached when something is broken.
@@ -49,19 +58,13 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver and opens a headless Chromium session in it.
+    /// Starts chromedriver and opens a headless Chromium session in it, installing both first
+    /// when either is missing.
     ///
-    /// Panics, saying to run `tests/browser/install.sh`, when Chromium or chromedriver is not
-    /// installed.
+    /// Panics, saying what to run, when they cannot be installed (neither root nor sudo, no
+    /// network...).
     pub async fn start() -> Browser {
-        let missing: Vec<&str> =
-            [CHROMIUM, CHROMEDRIVER].into_iter().filter(|path| !Path::new(path).exists()).collect();
-        assert!(
-            missing.is_empty(),
-            "the browser tests need Debian's chromium and chromium-driver, and {} is missing: run \
-             `bash tests/browser/install.sh` (as root or with sudo; `.ci/run` does)",
-            missing.join(" and ")
-        );
+        install::ensure_from_async(&BROWSER).await;
         let driver = tokio::task::spawn_blocking(ChromeDriver::start).await.expect("chromedriver starts");
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(headless_chromium_capabilities())

@@ -16,12 +16,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::helpers::{SignedIn, TestApp};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api, spawn_api_with};
 
-const CALLER: &str = "%2B15550100001";
-const LINE: &str = "%2B15550100200";
+pub(crate) const CALLER: &str = "%2B15550100001";
+pub(crate) const LINE: &str = "%2B15550100200";
 
 /// Everything a request could change.
 #[derive(PartialEq)]
-struct State {
+pub(crate) struct State {
     engine: switchboard::routing::Snapshot,
     calls: Vec<CallRecord>,
     conversations: Vec<ConversationRecord>,
@@ -29,7 +29,7 @@ struct State {
     outbox: Vec<OutboxRecord>,
 }
 
-fn state(app: &TestApp) -> State {
+pub(crate) fn state(app: &TestApp) -> State {
     State {
         engine: app.engine.read(|engine| engine.export()),
         calls: app.engine.stored().unwrap(),
@@ -41,7 +41,7 @@ fn state(app: &TestApp) -> State {
 
 impl State {
     /// What differs from `before`, by name (the whole state is too long to print usefully).
-    fn changed_since(&self, before: &State) -> Vec<&'static str> {
+    pub(crate) fn changed_since(&self, before: &State) -> Vec<&'static str> {
         let parts = [
             ("routing state", self.engine != before.engine),
             ("calls", self.calls != before.calls),
@@ -129,7 +129,7 @@ async fn send(app: &TestApp, from: &Sender, method: &str, path: &str, body: Body
 
 /// The message of an answer to `path`: what a webhook's TwiML says, or the JSON's `message`
 /// (Twilio's error shape under `/v1`, `{"status", "message"}` elsewhere).
-fn message(path: &str, status: u16, text: &str) -> String {
+pub(crate) fn message(path: &str, status: u16, text: &str) -> String {
     if path.starts_with("/voice/") || path.starts_with("/sms/") {
         let verbs =
             switchboard::twiml::parse(text).unwrap_or_else(|err| panic!("{path}: not TwiML ({err}): {text}"));
@@ -178,11 +178,11 @@ fn unknown(kind: &str) -> String {
     format!("{kind}{}", "0".repeat(32))
 }
 
-fn workspace(app: &TestApp) -> String {
+pub(crate) fn workspace(app: &TestApp) -> String {
     app.engine.read(|engine| engine.workspace_sid().to_string())
 }
 
-fn worker(app: &TestApp, name: &str) -> String {
+pub(crate) fn worker(app: &TestApp, name: &str) -> String {
     app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid.to_string())
 }
 
@@ -190,7 +190,7 @@ fn activity(app: &TestApp, name: &str) -> String {
     app.engine.read(|engine| engine.activity_by_name(name).unwrap().sid.to_string())
 }
 
-fn workflow(app: &TestApp) -> String {
+pub(crate) fn workflow(app: &TestApp) -> String {
     crate::taskrouter::sales_and_support(app)
 }
 
@@ -213,7 +213,7 @@ async fn session(signed_in: reqwest::Response) -> Sender {
 }
 
 /// Where the caller's keys go after the menu of call `call_sid` (its Gather's action).
-async fn menu_action(app: &TestApp, call_sid: &str) -> String {
+pub(crate) async fn menu_action(app: &TestApp, call_sid: &str) -> String {
     crate::voice::action(&crate::voice::webhook(app, "/voice/incoming", call_sid, &[]).await)
 }
 

@@ -1,27 +1,29 @@
 //! Twilio's official Python SDK (PyPI `twilio`) as the client of the REST API, its host the
 //! only change: the onboarding guide's setup, a task, its reservation accepted, the task
 //! completed, the queue's real-time and cumulative statistics read. The SDK is installed by
-//! `tests/sdk/install.sh` (`.ci/run` runs it first; this test runs it too, which does nothing
-//! once it is there).
+//! `tests/sdk/install.sh`, which this test runs first (`install::ensure`; it does nothing once
+//! the SDK is there).
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::helpers::spawn_app_with;
+use crate::install::{self, Requirement};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
+
+/// Twilio's Python SDK, pinned, in `target/sdk-venv`.
+const SDK: Requirement = Requirement {
+    needs: "Twilio's Python SDK in target/sdk-venv (python3 with venv and pip, and PyPI)",
+    script: "tests/sdk/install.sh",
+    files: &["target/sdk-venv/bin/python"],
+};
 
 #[tokio::test]
 async fn twilios_python_sdk_drives_the_taskrouter_api() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = repo.join("target/sdk-venv/bin/python");
-    // Idempotent and quick when the pinned SDK is there already (as after `.ci/run`).
-    let install = Command::new("bash").arg(repo.join("tests/sdk/install.sh")).output();
-    let install = install.expect("bash runs tests/sdk/install.sh");
-    assert!(
-        install.status.success(),
-        "tests/sdk/install.sh (python3 with venv and pip, and PyPI) failed:\n{}",
-        String::from_utf8_lossy(&install.stderr)
-    );
+    // Quick when the pinned SDK is there already (as after `.ci/run`).
+    install::ensure_from_async(&SDK).await;
     let app = spawn_app_with(|settings| {
         settings.twilio.account_sid = ACCOUNT_SID.into();
         settings.twilio.auth_token = AUTH_TOKEN.into();
