@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use crate::routing::{
     ActivityState, ChannelState, Command, Event, Millis, NewTask, NewTaskQueue, NewWorker, NewWorkflow,
-    Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskOrder,
-    TaskQueueChanges, TaskState, TaskStatus, Timer, WorkerChannel, WorkerState, WorkflowChanges,
-    WorkflowState, WorkspaceSettings,
+    Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskChanges,
+    TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, WorkerChannel, WorkerState,
+    WorkflowChanges, WorkflowState, WorkspaceSettings,
 };
 
 /// A logged command with the time it ran at.
@@ -105,6 +105,14 @@ pub enum CommandV1 {
         workflow: Option<Sid>,
         channel: Option<String>,
     },
+    /// Attributes, priority and status in one command (earlier logs hold `update_task_attributes`,
+    /// `wrap_up`, `complete` and `cancel` for the same updates, and still replay).
+    UpdateTask {
+        task: Sid,
+        attributes: Option<Value>,
+        priority: Option<i64>,
+        status: Option<TaskStatusChangeV1>,
+    },
     UpdateTaskAttributes {
         task: Sid,
         attributes: Value,
@@ -130,6 +138,15 @@ pub enum CommandV1 {
         task: Sid,
         reason: String,
     },
+}
+
+/// The status a task update sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatusChangeV1 {
+    Canceled { reason: String },
+    Wrapping,
+    Completed { reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -585,6 +602,16 @@ impl CommandRecord {
                 workflow: new.workflow,
                 channel: new.channel,
             },
+            Command::UpdateTask { task, changes } => CommandV1::UpdateTask {
+                task,
+                attributes: changes.attributes,
+                priority: changes.priority,
+                status: changes.status.map(|status| match status {
+                    TaskStatusChange::Canceled { reason } => TaskStatusChangeV1::Canceled { reason },
+                    TaskStatusChange::Wrapping => TaskStatusChangeV1::Wrapping,
+                    TaskStatusChange::Completed { reason } => TaskStatusChangeV1::Completed { reason },
+                }),
+            },
             Command::UpdateTaskAttributes { task, attributes } => {
                 CommandV1::UpdateTaskAttributes { task, attributes }
             }
@@ -682,6 +709,18 @@ impl CommandRecord {
             CommandV1::CreateTask { attributes, priority, timeout, workflow, channel } => {
                 Command::CreateTask(NewTask { attributes, priority, timeout, workflow, channel })
             }
+            CommandV1::UpdateTask { task, attributes, priority, status } => Command::UpdateTask {
+                task,
+                changes: TaskChanges {
+                    attributes,
+                    priority,
+                    status: status.map(|status| match status {
+                        TaskStatusChangeV1::Canceled { reason } => TaskStatusChange::Canceled { reason },
+                        TaskStatusChangeV1::Wrapping => TaskStatusChange::Wrapping,
+                        TaskStatusChangeV1::Completed { reason } => TaskStatusChange::Completed { reason },
+                    }),
+                },
+            },
             CommandV1::UpdateTaskAttributes { task, attributes } => {
                 Command::UpdateTaskAttributes { task, attributes }
             }
