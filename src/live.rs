@@ -207,6 +207,11 @@ impl LiveEngine {
         self.store.all()
     }
 
+    /// The stored record of kind `R` with key `id`, if any (see [`Store::get`]).
+    pub fn stored_one<R: Keyed>(&self, id: &str) -> Result<Option<R>, StoreError> {
+        self.store.get(id)
+    }
+
     /// Stores `record` and answers once it is durable.
     pub async fn put<R: Keyed>(&self, record: &R) -> Result<(), StoreError> {
         let stored = async { self.store.durable(self.store.put(record)?).await };

@@ -5,6 +5,7 @@
 //! delivery loses nothing.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -520,19 +521,33 @@ async fn the_conversation_api_needs_the_credentials_and_an_accepted_conversation
 
 /// A customer routed to Sales and accepted by alice, with the provider's API at `provider`.
 async fn accepted_conversation(provider: &Provider) -> (crate::helpers::TestApp, Switchboard, String) {
-    let api_base = provider.base();
-    let app = spawn_app_with(|settings| {
-        settings.twilio.account_sid = ACCOUNT_SID.into();
-        settings.twilio.auth_token = AUTH_TOKEN.into();
-        settings.sms.api_base = api_base;
-        settings.sms.retry_initial_ms = 200;
-    })
-    .await;
+    let app = sms_app(provider, None).await;
     let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
     switchboard.text("SM1", "hi").await;
     switchboard.text("SM2", "1").await;
     let task = switchboard.alice_accepts().await;
     (app, switchboard, task)
+}
+
+/// The server with the provider's API at `provider`, and its data in `data` if given.
+async fn sms_app(provider: &Provider, data: Option<&Path>) -> crate::helpers::TestApp {
+    let api_base = provider.base();
+    spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+        settings.sms.api_base = api_base;
+        settings.sms.retry_initial_ms = 200;
+        if let Some(data) = data {
+            settings.store.data_dir = data.to_owned();
+        }
+    })
+    .await
+}
+
+/// The bodies of a conversation's messages, in the order the API gives them.
+fn bodies(conversation: &Value) -> Vec<String> {
+    let messages = conversation["messages"].as_array().unwrap();
+    messages.iter().map(|message| message["body"].as_str().unwrap().to_owned()).collect()
 }
 
 async fn reply(switchboard: &Switchboard, task: &str, body: &str) -> Value {
@@ -691,4 +706,89 @@ async fn a_reply_the_provider_took_without_answering_is_found_there_and_not_sent
     })
     .await;
     assert_eq!(provider.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_thousand_texts_write_linearly_and_come_back_in_order_after_a_restart() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let data = tempfile::tempdir().unwrap();
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    switchboard.text("SM1", "hi").await;
+    switchboard.text("SM2", "1").await;
+    let task = switchboard.alice_accepts().await;
+    let before = bodies(&switchboard.conversation(&task).await);
+
+    // 1,000 texts of the same length, in blocks of 100: the bytes each block had written.
+    let mut blocks = Vec::new();
+    for block in 0..10 {
+        let written = app.sms.bytes_written();
+        for n in 0..100 {
+            let text = block * 100 + n;
+            let answer =
+                switchboard.text(&format!("SMtext{text:04}"), &format!("text number {text:04}")).await;
+            assert_eq!(answer, "<Response/>");
+        }
+        blocks.push(app.sms.bytes_written() - written);
+    }
+
+    // Linear: the last 100 texts wrote about what the first 100 did. With every message
+    // rewritten on each text, they wrote about ten times as much.
+    assert!(blocks[9] <= 2 * blocks[0], "bytes written per 100 texts: {blocks:?}");
+    let mut expected = before;
+    expected.extend((0..1_000).map(|text| format!("text number {text:04}")));
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected);
+    app.shut_down().await.unwrap();
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected, "the same after a restart");
+}
+
+#[tokio::test]
+async fn a_conversation_stored_in_the_first_format_is_read_and_paged_at_its_next_text() {
+    use switchboard::store::{ConversationRecord, ConversationV1, MessagePageRecord, MessageV1};
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let data = tempfile::tempdir().unwrap();
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    switchboard.text("SM1", "hi").await;
+    switchboard.text("SM2", "1").await;
+    let task = app.engine.read(|engine| engine.tasks().next().unwrap().sid);
+    // Its record as the first format wrote it: 60 messages inline.
+    let messages: Vec<MessageV1> = (0..60)
+        .map(|n| MessageV1 { at: n, author: "customer".into(), body: format!("old {n:02}"), outbox: None })
+        .collect();
+    let old = ConversationV1 {
+        customer: CUSTOMER.into(),
+        number: NUMBER.into(),
+        flow: "main".into(),
+        menu: None,
+        failures: 0,
+        language: String::new(),
+        path: Vec::new(),
+        task: Some(task),
+        messages,
+        stopped: false,
+        answered: Vec::new(),
+    };
+    app.engine.put(&ConversationRecord::V1(old)).await.unwrap();
+    app.shut_down().await.unwrap();
+    let mut expected: Vec<String> = (0..60).map(|n| format!("old {n:02}")).collect();
+
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    let task = task.to_string();
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected, "read as it was");
+    assert_eq!(switchboard.text("SM3", "still there?").await, "<Response/>");
+    expected.push("still there?".into());
+
+    let stored = app.engine.stored::<ConversationRecord>().unwrap();
+    let [ConversationRecord::V2(head)] = &stored[..] else { panic!("written in the new format: {stored:?}") };
+    assert_eq!((head.pages, head.messages.len()), (2, 11));
+    assert_eq!(app.engine.stored::<MessagePageRecord>().unwrap().len(), 2);
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected);
+    app.shut_down().await.unwrap();
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected, "the same after a restart");
 }
