@@ -3,7 +3,8 @@
 //!
 //! - `GET /agent/api/conversations/{TaskSid}`: the messages, each reply with its delivery;
 //! - `POST /agent/api/conversations/{TaskSid}/messages` (`Body`): a reply, queued durably;
-//! - `POST /agent/api/conversations/{TaskSid}/close`: completes the task, texts the closing;
+//! - `POST /agent/api/conversations/{TaskSid}/close`: completes the task, texts the closing
+//!   (as any completion of the task does), and answers once that text is queued durably;
 //! - `GET /agent/api/conversations/{TaskSid}/events`: the conversation live (server-sent
 //!   events): each customer text as it arrives, each reply and its delivery.
 //!

@@ -11,21 +11,26 @@
 //!
 //! Messages are stored in pages (`pages.rs`): the conversation held in memory and rewritten
 //! with each text has only the newest ones; older ones are read back when an agent asks.
+//!
+//! A conversation ends when its task is completed, however it was completed: the customer gets
+//! the closing text once ([`Sms::close_completed`]).
 
 mod pages;
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::SmsSettings;
 use crate::ivr::{self, CallState, Effect, Input, Medium};
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
-use crate::routing::{Command, Millis, Sid, TaskStatus};
+use crate::routing::{Command, Event, EventType, Millis, Sid, TaskStatus};
 use crate::store::{
     ConversationRecord, ConversationV1, ConversationV2, KeyedWrite, MessagePageRecord, MessagePageV1,
     MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
@@ -110,6 +115,12 @@ pub struct Sms {
     stopping: watch::Sender<bool>,
     /// Bytes of conversations, pages and outbox entries handed to the store (keys and values).
     bytes_written: AtomicU64,
+    /// The engine's events from the moment the conversations were loaded, for
+    /// [`Sms::close_completed`] (taken when it starts).
+    completions: Mutex<Option<broadcast::Receiver<Event>>>,
+    /// The tasks found completed, with their conversations still open, when the conversations
+    /// were loaded: still closed if the catch-up after a restart purges the task first.
+    due: Mutex<Vec<Sid>>,
 }
 
 /// A change an agent watching conversation `task` sees: a new message, or a reply's delivery.
@@ -142,10 +153,18 @@ pub enum Outgoing {
 }
 
 impl Sms {
-    /// Loads the stored conversations and outbox.
+    /// Loads the stored conversations and outbox. Call it before the engine catches up with the
+    /// deadlines missed while stopped, which may purge completed tasks whose conversations are
+    /// still to be closed.
     pub fn open(live: Arc<LiveEngine>, flows: Arc<Flows>, settings: &SmsSettings) -> Result<Sms, StoreError> {
+        let completions = live.subscribe();
         let conversations: Vec<ConversationV2> =
             live.stored::<ConversationRecord>()?.into_iter().map(ConversationRecord::into_current).collect();
+        let due = live.read(|engine| {
+            let completed =
+                |task: &Sid| engine.task(*task).is_some_and(|t| t.status == TaskStatus::Completed);
+            conversations.iter().filter_map(|c| c.task).filter(completed).collect()
+        });
         let by_task = conversations
             .iter()
             .filter_map(|c| Some((c.task?, ConversationV1::key(&c.customer, &c.number))))
@@ -168,6 +187,8 @@ impl Sms {
             events: broadcast::channel(1024).0,
             stopping: watch::channel(false).0,
             bytes_written: AtomicU64::new(0),
+            completions: Mutex::new(Some(completions)),
+            due: Mutex::new(due),
         })
     }
 
@@ -178,6 +199,13 @@ impl Sms {
         let mut conversation = self.conversations.lock(&key).await;
         if let Some(answer) = conversation.as_ref().and_then(|c| answered(c, &params.message_sid)) {
             return Ok(answer);
+        }
+        // A conversation whose task is completed ends first, with its closing text (usually
+        // `close_completed` did it already); this text then starts a new one.
+        if let Some(task) =
+            conversation.as_ref().and_then(|c| c.task).filter(|&task| self.task_completed(task))
+        {
+            self.close_locked(&mut conversation, task, now).await?;
         }
         let Some((flow_name, _)) = self.flows.for_number(&params.to) else {
             tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
@@ -418,20 +446,85 @@ impl Sms {
     }
 
     /// The agent closes the conversation of `task`: the task is completed, the customer gets
-    /// the closing text, and their next text starts at the IVR again.
+    /// the closing text, and their next text starts at the IVR again. Answers once the closing
+    /// text is queued durably. A conversation closed already (its task completed another way)
+    /// is not an error: there is nothing more to do.
     pub async fn close(&self, task: Sid, now: Millis) -> Result<(), SmsError> {
-        let mut conversation = self.by_task(task).await?;
-        let record = conversation.as_ref().cloned().ok_or_else(|| not_found(task))?;
+        let mut conversation = match self.by_task(task).await {
+            Ok(conversation) => conversation,
+            Err(SmsError::NotFound(_)) if self.is_closed_text_task(task) => return Ok(()),
+            Err(err) => return Err(err),
+        };
         match self.live.execute(Command::Complete { task, reason: "conversation closed".into() }).await {
             Ok(_) => {}
             Err(ExecuteError::Storage(err)) => return Err(SmsError::Storage(err)),
-            // Completed already (through the REST API, or by a close cut short by a crash):
-            // closing the conversation is still due.
-            Err(ExecuteError::Refused(_))
-                if self.live.read(|engine| engine.task(task).map(|task| task.status))
-                    == Some(TaskStatus::Completed) => {}
+            // Completed already (through another API, and the conversation not closed yet).
+            Err(ExecuteError::Refused(_)) if self.task_completed(task) => {}
             Err(ExecuteError::Refused(err)) => return Err(SmsError::Conflict(err.to_string())),
         }
+        self.close_locked(&mut conversation, task, now).await
+    }
+
+    /// The one rule for ending a text conversation: once its task is completed (by the close
+    /// above, the agent API, the REST API's task or reservation update, whatever completes it),
+    /// the customer gets the closing text once and the conversation ends.
+    ///
+    /// Runs until `stop` completes, acting on the engine's `task.completed` events. First, and
+    /// again whenever it fell behind the events, it closes every conversation whose task is
+    /// completed: those a crash (or a lagging event stream) left open. Acting on an event
+    /// before the completion is durable is safe: this writes after the completion's log
+    /// record, and the store writes in order, so the closing text is never on disk without
+    /// the completion; a completion on disk without its closing is closed by that first pass.
+    pub async fn close_completed(&self, stop: impl Future<Output = ()>) -> Result<(), SmsError> {
+        let Some(mut events) = self.lock_completions().take() else { return Ok(()) };
+        self.close_all_completed().await?;
+        // Only the start-up pass needs the completions found at open.
+        self.lock_due().clear();
+        tokio::pin!(stop);
+        loop {
+            let event = tokio::select! {
+                () = &mut stop => return Ok(()),
+                event = events.recv() => event,
+            };
+            match event {
+                Ok(Event { event_type: EventType::TaskCompleted, task: Some(task), .. }) => {
+                    if let Ok(mut conversation) = self.by_task(task).await {
+                        self.close_locked(&mut conversation, task, live::now()).await?;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the text conversations fell behind the engine's events");
+                    self.close_all_completed().await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    /// Closes the conversation of every completed task.
+    async fn close_all_completed(&self) -> Result<(), SmsError> {
+        let tasks: Vec<Sid> = self.lock_by_task().keys().copied().collect();
+        for task in tasks.into_iter().filter(|&task| self.task_completed(task)) {
+            if let Ok(mut conversation) = self.by_task(task).await {
+                self.close_locked(&mut conversation, task, live::now()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends `conversation`, whose task `task` is completed, if it is still open: the closing
+    /// text (unless the customer opted out) and the conversation's end in one atomic write, so
+    /// that the conversation still open is what says the closing text is still due.
+    async fn close_locked(
+        &self,
+        conversation: &mut KeyedGuard<'_, ConversationV2>,
+        task: Sid,
+        now: Millis,
+    ) -> Result<(), SmsError> {
+        let Some(record) = conversation.as_ref().filter(|c| c.task == Some(task)).cloned() else {
+            return Ok(());
+        };
         let closing = (!record.stopped)
             .then(|| self.new_outbox(&record.customer, &record.number, &self.settings.closing, now));
         // Only an opt-out outlives the conversation.
@@ -443,9 +536,26 @@ impl Sms {
         let closing: Vec<OutboxV1> = closing.into_iter().collect();
         let parties = (record.customer.as_str(), record.number.as_str());
         self.write(pages::writes(parties, record.pages, next.as_ref(), &[], &closing)?).await?;
-        *conversation = next;
+        **conversation = next;
         self.publish(closing);
         Ok(())
+    }
+
+    /// Whether `task` is completed, or was when the conversations were loaded (the catch-up at
+    /// start may have purged it since).
+    fn task_completed(&self, task: Sid) -> bool {
+        self.lock_due().contains(&task)
+            || self.live.read(|engine| engine.task(task).map(|task| task.status))
+                == Some(TaskStatus::Completed)
+    }
+
+    /// Whether `task` is a completed task on the `sms` channel (whose conversation is closed).
+    fn is_closed_text_task(&self, task: Sid) -> bool {
+        self.live.read(|engine| {
+            engine.task(task).is_some_and(|found| {
+                found.status == TaskStatus::Completed && engine.task_channel(found).unique_name == "sms"
+            })
+        })
     }
 
     /// Forgets conversations left in the IVR (no task) with no text for a day; an opt-out is
@@ -722,6 +832,14 @@ impl Sms {
 
     fn lock_by_task(&self) -> MutexGuard<'_, HashMap<Sid, String>> {
         self.by_task.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_completions(&self) -> MutexGuard<'_, Option<broadcast::Receiver<Event>>> {
+        self.completions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_due(&self) -> MutexGuard<'_, Vec<Sid>> {
+        self.due.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_outbox(&self) -> MutexGuard<'_, BTreeMap<u64, OutboxV1>> {
