@@ -532,12 +532,13 @@ impl Sms {
             stopped: true,
             ..fresh(&record.customer, &record.number, &record.flow)
         });
-        self.lock_by_task().remove(&task);
         let closing: Vec<OutboxV1> = closing.into_iter().collect();
         let parties = (record.customer.as_str(), record.number.as_str());
         self.write(pages::writes(parties, record.pages, next.as_ref(), &[], &closing)?).await?;
         **conversation = next;
         self.publish(closing);
+        // Last: whoever finds no conversation for the task finds its closing text queued.
+        self.lock_by_task().remove(&task);
         Ok(())
     }
 

@@ -521,7 +521,15 @@ async fn the_conversation_api_needs_the_credentials_and_an_accepted_conversation
 
 /// A customer routed to Sales and accepted by alice, with the provider's API at `provider`.
 async fn accepted_conversation(provider: &Provider) -> (crate::helpers::TestApp, Switchboard, String) {
-    let app = sms_app(provider, None).await;
+    accepted_conversation_in(provider, None).await
+}
+
+/// [`accepted_conversation`] with the data in `data` if given.
+async fn accepted_conversation_in(
+    provider: &Provider,
+    data: Option<&Path>,
+) -> (crate::helpers::TestApp, Switchboard, String) {
+    let app = sms_app(provider, data).await;
     let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
     switchboard.text("SM1", "hi").await;
     switchboard.text("SM2", "1").await;
@@ -702,11 +710,8 @@ async fn however_a_text_task_is_completed_the_customer_gets_the_closing_text_onc
 async fn a_completion_a_crash_cut_off_from_its_closing_text_is_closed_at_the_next_start() {
     let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
     let data = tempfile::tempdir().unwrap();
-    let app = sms_app(&provider, Some(data.path())).await;
-    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
-    switchboard.text("SM1", "hi").await;
-    switchboard.text("SM2", "1").await;
-    let task: switchboard::routing::Sid = switchboard.alice_accepts().await.parse().unwrap();
+    let (app, _, task) = accepted_conversation_in(&provider, Some(data.path())).await;
+    let task: switchboard::routing::Sid = task.parse().unwrap();
     app.shut_down().await.unwrap();
 
     // The task is completed and the process stops before the conversation module sees it, as a
@@ -814,11 +819,7 @@ async fn a_reply_the_provider_took_without_answering_is_found_there_and_not_sent
 async fn a_thousand_texts_write_linearly_and_come_back_in_order_after_a_restart() {
     let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
     let data = tempfile::tempdir().unwrap();
-    let app = sms_app(&provider, Some(data.path())).await;
-    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
-    switchboard.text("SM1", "hi").await;
-    switchboard.text("SM2", "1").await;
-    let task = switchboard.alice_accepts().await;
+    let (app, switchboard, task) = accepted_conversation_in(&provider, Some(data.path())).await;
     let before = bodies(&switchboard.conversation(&task).await);
 
     // 1,000 texts of the same length, in blocks of 100: the bytes each block had written.

@@ -568,21 +568,16 @@ async fn a_task_update_is_one_command_refused_whole_or_applied_attributes_first(
         events.map(|event| event["event_type"].as_str().unwrap().to_owned()).collect()
     };
     let before = events(&api).await;
+    let update = [
+        ("Attributes", r#"{"skillsNeeded":["Sales"],"note":"vip"}"#),
+        ("Priority", "7"),
+        ("AssignmentStatus", "completed"),
+        ("Reason", "done"),
+    ];
 
     // Completing a pending task is refused, and the attributes and priority sent with it are not
     // applied either.
-    let refused = api
-        .call(
-            Method::POST,
-            &path,
-            &[
-                ("Attributes", r#"{"skillsNeeded":["Sales"],"note":"vip"}"#),
-                ("Priority", "7"),
-                ("AssignmentStatus", "completed"),
-                ("Reason", "done"),
-            ],
-        )
-        .await;
+    let refused = api.call(Method::POST, &path, &update).await;
     check_error(refused, 400, 20001, "is pending; only an assigned or wrapping task can be completed");
     let unchanged = api.get(&path).await;
     assert_eq!((&unchanged["attributes"], &unchanged["priority"]), (&task["attributes"], &task["priority"]));
@@ -595,17 +590,7 @@ async fn a_task_update_is_one_command_refused_whole_or_applied_attributes_first(
     let reservation = api.get(&format!("{path}/Reservations")).await["reservations"][0]["sid"].clone();
     let reservation = reservation.as_str().unwrap();
     api.post(&format!("{path}/Reservations/{reservation}"), &[("ReservationStatus", "accepted")]).await;
-    let updated = api
-        .post(
-            &path,
-            &[
-                ("Attributes", r#"{"skillsNeeded":["Sales"],"note":"vip"}"#),
-                ("Priority", "7"),
-                ("AssignmentStatus", "completed"),
-                ("Reason", "done"),
-            ],
-        )
-        .await;
+    let updated = api.post(&path, &update).await;
 
     assert_eq!(
         (&updated["assignment_status"], &updated["reason"], &updated["priority"], &updated["attributes"]),
