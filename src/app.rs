@@ -44,6 +44,13 @@ impl Application {
             .with_context(|| format!("opening the data directory {}", settings.store.data_dir.display()))?;
         let engine = Arc::new(engine);
         let callback_events = (!settings.events.callback_url.is_empty()).then(|| engine.subscribe());
+        let flows = Arc::new(Flows::for_settings(&settings.voice).context("loading the IVR flows")?);
+        // Before the catch-up, which may purge tasks completed while their conversations' closing
+        // texts were still due.
+        let sms = Arc::new(
+            Sms::open(engine.clone(), flows.clone(), &settings.sms)
+                .context("loading the text conversations")?,
+        );
         engine.catch_up(live::now()).context("firing the deadlines missed while stopped")?;
         let credentials = engine.credentials(&settings.twilio).context("reading the API credentials")?;
         if credentials.generated_token {
@@ -54,14 +61,9 @@ impl Application {
                  set twilio.account_sid and twilio.auth_token to choose your own"
             );
         }
-        let flows = Arc::new(Flows::for_settings(&settings.voice).context("loading the IVR flows")?);
-        let voice = Arc::new(
-            Voice::open(engine.clone(), flows.clone(), &settings.voice).context("loading the calls")?,
-        );
+        let voice =
+            Arc::new(Voice::open(engine.clone(), flows, &settings.voice).context("loading the calls")?);
         let agents = Arc::new(Agents::load(&engine).context("loading the agents' sign-in secrets")?);
-        let sms = Arc::new(
-            Sms::open(engine.clone(), flows, &settings.sms).context("loading the text conversations")?,
-        );
         tracing::info!(flows = voice.flows().len(), dir = %settings.voice.ivr_dir.display(), "IVR flows loaded");
         if !settings.twilio.validate_signatures {
             tracing::warn!(
@@ -159,6 +161,17 @@ impl Application {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
         };
+        let closings = {
+            let (sms, mut stopped) = (self.sms.clone(), stop_timers.subscribe());
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|&stop| stop).await;
+                };
+                if let Err(err) = sms.close_completed(stop).await {
+                    tracing::error!(%err, "closing the conversations of completed tasks failed");
+                }
+            })
+        };
         let callbacks = self.callback_events.map(|events| {
             let mut stopped = stop_timers.subscribe();
             tokio::spawn(callbacks::deliver(self.engine.clone(), self.events.clone(), events, async move {
@@ -179,6 +192,7 @@ impl Application {
         let _ = timers.await;
         let _ = sweeper.await;
         let _ = replies.await;
+        let _ = closings.await;
         if let Some(callbacks) = callbacks {
             let _ = callbacks.await;
         }

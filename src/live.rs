@@ -255,6 +255,11 @@ impl LiveEngine {
         self.shared.store.all()
     }
 
+    /// The stored record of kind `R` with key `id`, if any (see [`Store::get`]).
+    pub fn stored_one<R: Keyed>(&self, id: &str) -> Result<Option<R>, StoreError> {
+        self.shared.store.get(id)
+    }
+
     /// Stores `record` and answers once it is on disk. Keyed records answer only then, even
     /// with `periodic` durability: what follows from them (a text sent, a page told) must not
     /// leave before they are durable.

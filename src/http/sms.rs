@@ -3,7 +3,8 @@
 //!
 //! - `GET /agent/api/conversations/{TaskSid}`: the messages, each reply with its delivery;
 //! - `POST /agent/api/conversations/{TaskSid}/messages` (`Body`): a reply, queued durably;
-//! - `POST /agent/api/conversations/{TaskSid}/close`: completes the task, texts the closing;
+//! - `POST /agent/api/conversations/{TaskSid}/close`: completes the task, texts the closing
+//!   (as any completion of the task does), and answers once that text is queued durably;
 //! - `GET /agent/api/conversations/{TaskSid}/events`: the conversation live (server-sent
 //!   events): each customer text as it arrives, each reply and its delivery.
 //!
@@ -128,7 +129,7 @@ async fn conversation(ConversationTask(task): ConversationTask, sms: web::Data<S
 /// comment every 15 s keeps proxies from closing an idle stream. The stream ends when the
 /// server stops.
 async fn events(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -> HttpResponse {
-    if let Err(err) = sms.conversation(task).await {
+    if let Err(err) = sms.check_conversation(task).await {
         return error(err);
     }
     let receiver = sms.subscribe();
@@ -202,14 +203,14 @@ fn error(err: SmsError) -> HttpResponse {
         SmsError::NotFound(_) => StatusCode::NOT_FOUND,
         SmsError::Conflict(_) => StatusCode::CONFLICT,
         SmsError::Invalid(_) => StatusCode::BAD_REQUEST,
-        SmsError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        SmsError::Storage(_) | SmsError::Damaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, err.to_string()).error_response()
 }
 
 fn render(view: &ConversationView) -> Value {
     let conversation = &view.conversation;
-    let messages: Vec<Value> = conversation
+    let messages: Vec<Value> = view
         .messages
         .iter()
         .map(|message| {

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::engine::{
-    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskQueueChanges, WorkflowChanges,
+    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskChanges, TaskQueueChanges, WorkflowChanges,
 };
 use super::model::TaskOrder;
 use super::sid::{Sid, SidKind};
@@ -72,6 +72,12 @@ pub enum Command {
         resource: Sid,
     },
     CreateTask(NewTask),
+    /// TaskRouter's task update: attributes, priority and status in one step, all or nothing.
+    UpdateTask {
+        task: Sid,
+        changes: TaskChanges,
+    },
+    /// Logged before `UpdateTask` existed, and still used alone.
     UpdateTaskAttributes {
         task: Sid,
         attributes: Value,
@@ -164,6 +170,10 @@ impl Engine {
                 None
             }
             Command::CreateTask(new) => created(self.create_task(new.clone(), now)?),
+            Command::UpdateTask { task, changes } => {
+                self.update_task(*task, changes.clone(), now)?;
+                None
+            }
             Command::UpdateTaskAttributes { task, attributes } => {
                 self.update_task_attributes(*task, attributes.clone(), now)?;
                 None

@@ -126,6 +126,26 @@ pub struct NewTask {
     pub channel: Option<String>,
 }
 
+/// What a task update changes (`Command::UpdateTask`, TaskRouter's `POST .../Tasks/{WT}`), as
+/// one command; `None` leaves a part as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskChanges {
+    pub attributes: Option<Value>,
+    pub priority: Option<i64>,
+    pub status: Option<TaskStatusChange>,
+}
+
+/// The assignment statuses a task update may set, each with what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskStatusChange {
+    /// A pending or reserved task ends unassigned; its offers are canceled.
+    Canceled { reason: String },
+    /// An assigned task moves to after-work; the worker's capacity stays held.
+    Wrapping,
+    /// An assigned or wrapping task ends; the worker's capacity is freed.
+    Completed { reason: String },
+}
+
 /// One item of the engine's start-up defaults: (name, available).
 const DEFAULT_ACTIVITIES: [(&str, bool); 4] =
     [("Offline", false), ("Available", true), ("Unavailable", false), ("Break", false)];
@@ -754,9 +774,7 @@ impl Engine {
     pub fn create_task(&mut self, new: NewTask, now: Millis) -> Result<Sid, RoutingError> {
         validate_attributes(&new.attributes)?;
         let priority = new.priority.unwrap_or(0);
-        if !(0..=MAX_PRIORITY).contains(&priority) {
-            return Err(RoutingError::invalid("priority", "must be between 0 and 2147483647"));
-        }
+        validate_priority(priority)?;
         let ttl = new.timeout.unwrap_or(DEFAULT_TASK_TTL);
         if !(1..=MAX_TASK_TTL).contains(&ttl) {
             return Err(RoutingError::invalid("timeout", "must be between 1 and 1209600 seconds"));
@@ -905,31 +923,97 @@ impl Engine {
 
     /// Moves an assigned task to wrap-up (after-call work); its capacity stays held.
     pub fn wrap_up(&mut self, task: Sid, now: Millis) -> Result<(), RoutingError> {
+        let changes = TaskChanges { status: Some(TaskStatusChange::Wrapping), ..TaskChanges::default() };
+        self.update_task(task, changes, now)
+    }
+
+    /// Completes an assigned or wrapping task and frees the worker's capacity.
+    pub fn complete(&mut self, task: Sid, reason: &str, now: Millis) -> Result<(), RoutingError> {
+        let status = TaskStatusChange::Completed { reason: reason.to_owned() };
+        self.update_task(task, TaskChanges { status: Some(status), ..TaskChanges::default() }, now)
+    }
+
+    /// Cancels a pending or reserved task; pending reservations are canceled with it.
+    pub fn cancel(&mut self, task: Sid, reason: &str, now: Millis) -> Result<(), RoutingError> {
+        let status = TaskStatusChange::Canceled { reason: reason.to_owned() };
+        self.update_task(task, TaskChanges { status: Some(status), ..TaskChanges::default() }, now)
+    }
+
+    /// Replaces a task's attributes; a pending task is routed again from the top of its
+    /// workflow, keeping its age.
+    pub fn update_task_attributes(
+        &mut self,
+        task: Sid,
+        attributes: Value,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        self.update_task(task, TaskChanges { attributes: Some(attributes), ..TaskChanges::default() }, now)
+    }
+
+    /// Changes a task's attributes, priority and status as one command. Everything is checked
+    /// before anything changes, so a refused status change leaves the attributes as they were.
+    ///
+    /// The attributes and priority change first (one `task.updated`): a pending task is then
+    /// routed again from the top of its workflow, keeping its age (a new priority alone only
+    /// moves it in its queue's line), unless the same update cancels it. The status changes
+    /// last, with its own events, so that they describe the task as updated.
+    pub fn update_task(&mut self, task: Sid, changes: TaskChanges, now: Millis) -> Result<(), RoutingError> {
         let current = self.existing_task(task)?.status;
-        if current != TaskStatus::Assigned {
-            return Err(RoutingError::conflict(format!(
-                "task {task} is {}; only an assigned task wraps up",
-                current.as_str()
-            )));
+        if let Some(attributes) = &changes.attributes {
+            validate_attributes(attributes)?;
         }
+        if let Some(priority) = changes.priority {
+            validate_priority(priority)?;
+        }
+        if let Some(status) = &changes.status {
+            check_status_change(task, current, status)?;
+        }
+        // Checked: from here on nothing fails.
+        let TaskChanges { attributes, priority, status } = changes;
+        if attributes.is_some() || priority.is_some() {
+            let reroute = attributes.is_some();
+            let task_ref = self.task_mut(task);
+            if let Some(attributes) = attributes {
+                task_ref.attributes = attributes.into();
+            }
+            if let Some(priority) = priority {
+                task_ref.priority = priority;
+            }
+            self.emit(now, EventType::TaskUpdated, task, |event| event.task = Some(task));
+            let canceling = matches!(status, Some(TaskStatusChange::Canceled { .. }));
+            if current == TaskStatus::Pending && !canceling {
+                if reroute {
+                    self.route_from_top(task, now);
+                } else {
+                    self.rerank(task);
+                }
+                self.dispatch(now);
+            }
+        }
+        match status {
+            None => {}
+            Some(TaskStatusChange::Canceled { reason }) => {
+                self.cancel_waiting_task(task, &reason, now);
+                self.dispatch(now);
+            }
+            Some(TaskStatusChange::Wrapping) => self.start_wrap_up(task, now),
+            Some(TaskStatusChange::Completed { reason }) => self.finish_task(task, &reason, now),
+        }
+        Ok(())
+    }
+
+    /// Moves an assigned task to wrapping (checked by the caller).
+    fn start_wrap_up(&mut self, task: Sid, now: Millis) {
         self.task_mut(task).status = TaskStatus::Wrapping;
         self.emit(now, EventType::TaskWrapup, task, |event| event.task = Some(task));
         if let Some(reservation) = self.accepted_reservation(task) {
             self.reservations.get_mut(&reservation).expect("exists").status = ReservationStatus::Wrapping;
             self.emit_reservation(now, EventType::ReservationWrapup, reservation);
         }
-        Ok(())
     }
 
-    /// Completes an assigned or wrapping task and frees the worker's capacity.
-    pub fn complete(&mut self, task: Sid, reason: &str, now: Millis) -> Result<(), RoutingError> {
-        let current = self.existing_task(task)?.status;
-        if !matches!(current, TaskStatus::Assigned | TaskStatus::Wrapping) {
-            return Err(RoutingError::conflict(format!(
-                "task {task} is {}; only an assigned or wrapping task can be completed",
-                current.as_str()
-            )));
-        }
+    /// Completes an assigned or wrapping task (checked by the caller).
+    fn finish_task(&mut self, task: Sid, reason: &str, now: Millis) {
         let task_ref = self.task_mut(task);
         task_ref.status = TaskStatus::Completed;
         task_ref.reason = Some(reason.to_owned());
@@ -948,40 +1032,6 @@ impl Engine {
         }
         self.schedule(now.saturating_add(PURGE_AFTER), Timer::Purge(task));
         self.dispatch(now);
-        Ok(())
-    }
-
-    /// Cancels a pending or reserved task; pending reservations are canceled with it.
-    pub fn cancel(&mut self, task: Sid, reason: &str, now: Millis) -> Result<(), RoutingError> {
-        let current = self.existing_task(task)?.status;
-        if !current.is_waiting() {
-            return Err(RoutingError::conflict(format!(
-                "task {task} is {}; only a pending or reserved task can be canceled",
-                current.as_str()
-            )));
-        }
-        self.cancel_waiting_task(task, reason, now);
-        self.dispatch(now);
-        Ok(())
-    }
-
-    /// Replaces a waiting task's attributes and routes it again from the top of its workflow,
-    /// keeping its age.
-    pub fn update_task_attributes(
-        &mut self,
-        task: Sid,
-        attributes: Value,
-        now: Millis,
-    ) -> Result<(), RoutingError> {
-        let current = self.existing_task(task)?.status;
-        validate_attributes(&attributes)?;
-        self.task_mut(task).attributes = attributes.into();
-        self.emit(now, EventType::TaskUpdated, task, |event| event.task = Some(task));
-        if current == TaskStatus::Pending {
-            self.route_from_top(task, now);
-            self.dispatch(now);
-        }
-        Ok(())
     }
 
     /// Fires every deadline up to `now`, each at its own time, in order.
@@ -1366,6 +1416,14 @@ impl Engine {
         }
     }
 
+    /// Puts a task waiting in a queue back in line by its current priority.
+    fn rerank(&mut self, sid: Sid) {
+        if self.tasks[&sid].wait_key.is_some() {
+            self.leave_queue(sid);
+            self.join_queue(sid);
+        }
+    }
+
     fn step_timed_out(&mut self, sid: Sid, at: Millis) {
         let Some(task) = self.tasks.get_mut(&sid) else { return };
         task.step_timer = None;
@@ -1734,6 +1792,37 @@ fn validate_name(field: &'static str, name: &str) -> Result<(), RoutingError> {
 
 /// Attributes must be a JSON object of at most 4,096 bytes (reference §7.1); the REST API
 /// checks this before a multi-part update, so that a refusal changes nothing.
+fn validate_priority(priority: i64) -> Result<(), RoutingError> {
+    if (0..=MAX_PRIORITY).contains(&priority) {
+        Ok(())
+    } else {
+        Err(RoutingError::invalid("priority", format!("must be between 0 and {MAX_PRIORITY}")))
+    }
+}
+
+/// Whether a task in status `current` may take the status `change` sets.
+fn check_status_change(
+    task: Sid,
+    current: TaskStatus,
+    change: &TaskStatusChange,
+) -> Result<(), RoutingError> {
+    let (allowed, rule) = match change {
+        TaskStatusChange::Canceled { .. } => {
+            (current.is_waiting(), "only a pending or reserved task can be canceled")
+        }
+        TaskStatusChange::Wrapping => (current == TaskStatus::Assigned, "only an assigned task wraps up"),
+        TaskStatusChange::Completed { .. } => (
+            matches!(current, TaskStatus::Assigned | TaskStatus::Wrapping),
+            "only an assigned or wrapping task can be completed",
+        ),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(RoutingError::conflict(format!("task {task} is {}; {rule}", current.as_str())))
+    }
+}
+
 pub fn validate_attributes(attributes: &Value) -> Result<(), RoutingError> {
     if !attributes.is_object() {
         return Err(RoutingError::invalid("attributes", "must be a JSON object"));

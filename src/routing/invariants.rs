@@ -264,7 +264,7 @@ fn run(seed: u64, steps: usize, carried_out: &mut BTreeSet<String>) -> Result<()
             check_invariants(&e, now, &format!("seed {seed} step {step} advance"))
                 .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
         }
-        let op = rng.below(21);
+        let op = rng.below(22);
         let pick =
             |rng: &mut Rng, v: &Vec<Sid>| if v.is_empty() { None } else { Some(v[rng.below(v.len())]) };
         let desc;
@@ -423,6 +423,29 @@ fn run(seed: u64, steps: usize, carried_out: &mut BTreeSet<String>) -> Result<()
                 desc = format!("delete_task_queue({last})");
                 e.delete_task_queue(last, now)
             }
+            21 => match pick(&mut rng, &tasks) {
+                Some(t) => {
+                    let attributes = rng.chance(50).then(|| {
+                        json!({"kind": kinds[rng.below(4)], "min": rng.below(5), "agent": format!("w{}", rng.below(7))})
+                    });
+                    let priority = rng.chance(40).then(|| rng.below(4) as i64);
+                    let status = match rng.below(4) {
+                        0 => Some(TaskStatusChange::Canceled { reason: "c".into() }),
+                        1 => Some(TaskStatusChange::Wrapping),
+                        2 => Some(TaskStatusChange::Completed { reason: "done".into() }),
+                        _ => None,
+                    };
+                    let changes = TaskChanges { attributes, priority, status };
+                    desc = format!("update_task({t}, {changes:?})");
+                    let before = e.export();
+                    let result = e.update_task(t, changes, now);
+                    if result.is_err() && e.export() != before {
+                        return Err(format!("seed {seed} step {step}: a refused {desc} changed the engine"));
+                    }
+                    result
+                }
+                None => continue,
+            },
             16 => {
                 let accepted: Vec<Sid> = e
                     .reservations
@@ -491,6 +514,7 @@ fn random_command_sequences_keep_every_invariant() {
         "set_worker_activity",
         "set_worker_channel",
         "unanswered",
+        "update_task",
         "update_task_attributes",
         "update_task_queue",
         "update_worker_attributes",

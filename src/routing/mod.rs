@@ -44,8 +44,8 @@ pub use engine::snapshot::{
     WorkflowState,
 };
 pub use engine::{
-    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskQueueChanges, WorkflowChanges,
-    WorkspaceSettings, validate_attributes,
+    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskChanges, TaskQueueChanges, TaskStatusChange,
+    WorkflowChanges, WorkspaceSettings, validate_attributes,
 };
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};

@@ -1606,3 +1606,178 @@ fn editing_a_workflow_never_times_out_old_tasks_and_leaves_offers_alone() {
     sim.at(150.0);
     assert_eq!(sim.status("T2"), "pending");
 }
+
+/// T1 (skills Sales, priority 1), brought to `state` (pending, reserved, assigned or wrapping)
+/// with alice, then updated at t=5 with `changes`: the events, or the refusal (after which
+/// nothing changed), then the task's status, priority and attributes.
+fn check_update(state: &str, changes: TaskChanges, expected: Expect) {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Offline");
+    let task = sim.task_with(json!({"skillsNeeded": ["Sales"]}), Some(1), None, None);
+    if state != "pending" {
+        sim.set_activity("alice", "Available");
+    }
+    if state == "assigned" || state == "wrapping" {
+        sim.accept("alice");
+    }
+    if state == "wrapping" {
+        sim.engine.wrap_up(task, sim.now).unwrap();
+    }
+    assert_eq!(sim.status("T1"), state);
+    sim.events();
+    sim.at(5.0);
+    let before = sim.engine.export();
+
+    let outcome = sim.engine.update_task(task, changes, sim.now);
+
+    let mut actual = match outcome {
+        Ok(()) => sim.events(),
+        Err(err) => {
+            assert_eq!(sim.engine.export(), before, "a refused update changes nothing");
+            format!("refused: {}", err.to_string().replace(&task.to_string(), "T1"))
+        }
+    };
+    let task = sim.engine.task(task).unwrap();
+    actual.push_str(&format!(
+        "\n=> {} priority={} attributes={}",
+        task.status.as_str(),
+        task.priority,
+        task.attributes
+    ));
+    expected.assert_eq(&actual);
+}
+
+fn changes(
+    attributes: Option<Value>,
+    priority: Option<i64>,
+    status: Option<TaskStatusChange>,
+) -> TaskChanges {
+    TaskChanges { attributes, priority, status }
+}
+
+fn completed() -> Option<TaskStatusChange> {
+    Some(TaskStatusChange::Completed { reason: "done".into() })
+}
+
+fn canceled() -> Option<TaskStatusChange> {
+    Some(TaskStatusChange::Canceled { reason: "gone".into() })
+}
+
+#[test]
+fn a_task_update_changes_attributes_and_priority_then_status_in_one_step() {
+    let support = || Some(json!({"skillsNeeded": ["Support"]}));
+    check_update(
+        "assigned",
+        changes(support(), Some(7), completed()),
+        expect![[r#"
+            t=5 task.updated task=T1
+            t=5 task.completed task=T1 reason="done"
+            t=5 reservation.completed task=T1 worker=alice queue=Sales
+            => completed priority=7 attributes={"skillsNeeded":["Support"]}"#]],
+    );
+    check_update(
+        "assigned",
+        changes(None, Some(3), Some(TaskStatusChange::Wrapping)),
+        expect![[r#"
+            t=5 task.updated task=T1
+            t=5 task.wrapup task=T1
+            t=5 reservation.wrapup task=T1 worker=alice queue=Sales
+            => wrapping priority=3 attributes={"skillsNeeded":["Sales"]}"#]],
+    );
+    check_update(
+        "wrapping",
+        changes(support(), None, completed()),
+        expect![[r#"
+            t=5 task.updated task=T1
+            t=5 task.completed task=T1 reason="done"
+            t=5 reservation.completed task=T1 worker=alice queue=Sales
+            => completed priority=1 attributes={"skillsNeeded":["Support"]}"#]],
+    );
+    // Canceled in the same step: it is not routed again on the way out.
+    check_update(
+        "reserved",
+        changes(support(), None, canceled()),
+        expect![[r#"
+            t=5 task.updated task=T1
+            t=5 reservation.canceled task=T1 worker=alice queue=Sales
+            t=5 task.canceled task=T1 reason="gone"
+            => canceled priority=1 attributes={"skillsNeeded":["Support"]}"#]],
+    );
+    // Attributes alone: a pending task is routed again from the top.
+    check_update(
+        "pending",
+        changes(support(), Some(4), None),
+        expect![[r#"
+            t=5 task.updated task=T1
+            t=5 task-queue.moved task=T1 queue=Sales
+            t=5 task-queue.entered task=T1 queue=Support
+            t=5 workflow.target-matched task=T1 queue=Support
+            => pending priority=4 attributes={"skillsNeeded":["Support"]}"#]],
+    );
+    check_update(
+        "assigned",
+        changes(None, None, None),
+        expect![[r#"
+            
+            => assigned priority=1 attributes={"skillsNeeded":["Sales"]}"#]],
+    );
+}
+
+#[test]
+fn a_task_update_with_a_refused_part_changes_nothing() {
+    let support = || Some(json!({"skillsNeeded": ["Support"]}));
+    check_update(
+        "pending",
+        changes(support(), Some(9), completed()),
+        expect![[r#"
+            refused: task T1 is pending; only an assigned or wrapping task can be completed
+            => pending priority=1 attributes={"skillsNeeded":["Sales"]}"#]],
+    );
+    check_update(
+        "pending",
+        changes(support(), None, Some(TaskStatusChange::Wrapping)),
+        expect![[r#"
+            refused: task T1 is pending; only an assigned task wraps up
+            => pending priority=1 attributes={"skillsNeeded":["Sales"]}"#]],
+    );
+    check_update(
+        "assigned",
+        changes(support(), None, canceled()),
+        expect![[r#"
+            refused: task T1 is assigned; only a pending or reserved task can be canceled
+            => assigned priority=1 attributes={"skillsNeeded":["Sales"]}"#]],
+    );
+    check_update(
+        "assigned",
+        changes(Some(json!(["Support"])), None, completed()),
+        expect![[r#"
+            refused: attributes: must be a JSON object
+            => assigned priority=1 attributes={"skillsNeeded":["Sales"]}"#]],
+    );
+    check_update(
+        "wrapping",
+        changes(support(), Some(-1), completed()),
+        expect![[r#"
+            refused: priority: must be between 0 and 2147483647
+            => wrapping priority=1 attributes={"skillsNeeded":["Sales"]}"#]],
+    );
+}
+
+#[test]
+fn a_new_priority_moves_a_waiting_task_up_its_queue() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Offline");
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), Some(5), None, None);
+    let second = sim.task_with(json!({"skillsNeeded": ["Sales"]}), Some(1), None, None);
+    sim.events();
+
+    sim.at(2.0);
+    sim.engine.update_task(second, changes(None, Some(9), None), sim.now).unwrap();
+    sim.at(3.0);
+    sim.set_activity("alice", "Available");
+
+    sim.check(expect![[r#"
+        t=2 task.updated task=T2
+        t=3 worker.activity.update worker=alice activity=Available
+        t=3 reservation.created task=T2 worker=alice queue=Sales"#]]);
+}

@@ -8,21 +8,32 @@
 //! lock), and every change is durable before the answer. A provider's retry of a MessageSid is
 //! answered as the first time, without acting twice. STOP silences everything to the customer
 //! (queued replies included) until START.
+//!
+//! Messages are stored in pages (`pages.rs`): the conversation held in memory and rewritten
+//! with each text has only the newest ones; older ones are read back when an agent asks.
+//!
+//! A conversation ends when its task is completed, however it was completed: the customer gets
+//! the closing text once ([`Sms::close_completed`]).
+
+mod pages;
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::SmsSettings;
 use crate::ivr::{self, CallState, Effect, Input, Medium};
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
-use crate::routing::{Command, Millis, Sid, TaskStatus};
+use crate::routing::{Command, Event, EventType, Millis, Sid, TaskStatus};
 use crate::store::{
-    ConversationRecord, ConversationV1, KeyedWrite, MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
+    ConversationRecord, ConversationV1, ConversationV2, KeyedWrite, MessagePageRecord, MessagePageV1,
+    MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
 };
 use crate::twiml::{Response, Verb};
 use crate::voice::Flows;
@@ -57,6 +68,9 @@ pub enum SmsError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// A stored page of a conversation's messages is missing or unreadable.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 /// The longest text the provider takes (Twilio: 1,600 characters).
@@ -84,7 +98,7 @@ pub struct Sms {
     live: Arc<LiveEngine>,
     flows: Arc<Flows>,
     settings: SmsSettings,
-    conversations: KeyedLocks<ConversationV1>,
+    conversations: KeyedLocks<ConversationV2>,
     /// The conversation (key) of each routed task.
     by_task: Mutex<HashMap<Sid, String>>,
     /// Every outbox entry not yet pruned, by id.
@@ -99,6 +113,14 @@ pub struct Sms {
     events: broadcast::Sender<ConversationEvent>,
     /// Set when the server stops, which ends the live streams.
     stopping: watch::Sender<bool>,
+    /// Bytes of conversations, pages and outbox entries handed to the store (keys and values).
+    bytes_written: AtomicU64,
+    /// The engine's events from the moment the conversations were loaded, for
+    /// [`Sms::close_completed`] (taken when it starts).
+    completions: Mutex<Option<broadcast::Receiver<Event>>>,
+    /// The tasks found completed, with their conversations still open, when the conversations
+    /// were loaded: still closed if the catch-up after a restart purges the task first.
+    due: Mutex<Vec<Sid>>,
 }
 
 /// A change an agent watching conversation `task` sees: a new message, or a reply's delivery.
@@ -113,7 +135,10 @@ pub struct ConversationEvent {
 #[derive(Debug, Clone)]
 pub struct ConversationView {
     pub task: Sid,
-    pub conversation: ConversationV1,
+    /// The conversation's state, with only the newest messages.
+    pub conversation: ConversationV2,
+    /// Every message, oldest first.
+    pub messages: Vec<MessageV1>,
     pub deliveries: HashMap<u64, OutboxV1>,
 }
 
@@ -128,10 +153,18 @@ pub enum Outgoing {
 }
 
 impl Sms {
-    /// Loads the stored conversations and outbox.
+    /// Loads the stored conversations and outbox. Call it before the engine catches up with the
+    /// deadlines missed while stopped, which may purge completed tasks whose conversations are
+    /// still to be closed.
     pub fn open(live: Arc<LiveEngine>, flows: Arc<Flows>, settings: &SmsSettings) -> Result<Sms, StoreError> {
-        let conversations: Vec<ConversationV1> =
-            live.stored::<ConversationRecord>()?.into_iter().map(|ConversationRecord::V1(c)| c).collect();
+        let completions = live.subscribe();
+        let conversations: Vec<ConversationV2> =
+            live.stored::<ConversationRecord>()?.into_iter().map(ConversationRecord::into_current).collect();
+        let due = live.read(|engine| {
+            let completed =
+                |task: &Sid| engine.task(*task).is_some_and(|t| t.status == TaskStatus::Completed);
+            conversations.iter().filter_map(|c| c.task).filter(completed).collect()
+        });
         let by_task = conversations
             .iter()
             .filter_map(|c| Some((c.task?, ConversationV1::key(&c.customer, &c.number))))
@@ -153,6 +186,9 @@ impl Sms {
             outbox_writes: tokio::sync::Mutex::new(()),
             events: broadcast::channel(1024).0,
             stopping: watch::channel(false).0,
+            bytes_written: AtomicU64::new(0),
+            completions: Mutex::new(Some(completions)),
+            due: Mutex::new(due),
         })
     }
 
@@ -163,6 +199,13 @@ impl Sms {
         let mut conversation = self.conversations.lock(&key).await;
         if let Some(answer) = conversation.as_ref().and_then(|c| answered(c, &params.message_sid)) {
             return Ok(answer);
+        }
+        // A conversation whose task is completed ends first, with its closing text (usually
+        // `close_completed` did it already); this text then starts a new one.
+        if let Some(task) =
+            conversation.as_ref().and_then(|c| c.task).filter(|&task| self.task_completed(task))
+        {
+            self.close_locked(&mut conversation, task, now).await?;
         }
         let Some((flow_name, _)) = self.flows.for_number(&params.to) else {
             tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
@@ -184,7 +227,7 @@ impl Sms {
     /// conversation.
     async fn handle(
         &self,
-        record: &mut ConversationV1,
+        record: &mut ConversationV2,
         params: &MessageParams,
         now: Millis,
     ) -> Result<(Response, Vec<OutboxV1>), SmsError> {
@@ -214,7 +257,7 @@ impl Sms {
             }
             // The task ended without the conversation being closed here: start again.
             self.lock_by_task().remove(&task);
-            *record = ConversationV1 {
+            *record = ConversationV2 {
                 stopped: record.stopped,
                 answered: record.answered.clone(),
                 ..fresh(&record.customer, &record.number, &record.flow)
@@ -231,8 +274,11 @@ impl Sms {
         };
         let (state, input) = match &record.menu {
             None => {
-                // A new walk through the IVR: the conversation starts with this text.
+                // A new walk through the IVR: the conversation starts with this text (the next
+                // write deletes the pages before it). Starting never routes a text (the start
+                // menu is sent), so no task is created before that write.
                 record.messages = record.messages.split_off(record.messages.len() - 1);
+                record.pages = 0;
                 (CallState::new(flow, live::timestamp(now)), Input::Start)
             }
             Some(menu) => (
@@ -259,6 +305,7 @@ impl Sms {
                 // The walk ended (goodbye): the next text starts a new one.
                 record.menu = None;
                 record.messages.clear();
+                record.pages = 0;
                 Ok((step.response, Vec::new()))
             }
             Effect::Route(request) => {
@@ -283,24 +330,24 @@ impl Sms {
     }
 
     /// Creates the conversation's task, with the conversation stored in the same write.
-    async fn route(&self, record: &mut ConversationV1, request: ivr::RouteRequest) -> Result<(), SmsError> {
+    async fn route(&self, record: &mut ConversationV2, request: ivr::RouteRequest) -> Result<(), SmsError> {
         let extra = [
             ("channel", json!("sms")),
             ("from", json!(record.customer)),
             ("to", json!(record.number)),
             ("ivr_flow", json!(record.flow)),
-            ("conversation", conversation_attribute(&record.messages)),
+            ("conversation", conversation_attribute(&self.recent_messages(record)?)),
         ];
         let task = self.live.read(|engine| request.into_task(engine.workflows(), "sms", &extra));
         let command = Command::CreateTask(task.map_err(SmsError::Conflict)?);
         let base = record.clone();
         let created = self
             .live
-            .execute_with(command, |task| ConversationRecord::V1(ConversationV1 { task, menu: None, ..base }))
+            .execute_with(command, |task| ConversationRecord::V2(ConversationV2 { task, menu: None, ..base }))
             .await;
         match created {
-            Ok((task, ConversationRecord::V1(stored))) => {
-                *record = stored;
+            Ok((task, stored)) => {
+                *record = stored.into_current();
                 if let Some(task) = task {
                     self.lock_by_task().insert(task, ConversationV1::key(&record.customer, &record.number));
                 }
@@ -313,25 +360,71 @@ impl Sms {
         }
     }
 
-    /// The conversation of `task`, with the delivery of each reply.
+    /// The conversation of `task`, every message read back, with the delivery of each reply.
     pub async fn conversation(&self, task: Sid) -> Result<ConversationView, SmsError> {
-        let (conversation, _) = self.by_task(task).await?;
-        let conversation = conversation.as_ref().cloned().ok_or_else(|| not_found(task))?;
+        // Held while the pages are read: a close meanwhile would delete them.
+        let guard = self.by_task(task).await?;
+        let conversation = guard.as_ref().cloned().ok_or_else(|| not_found(task))?;
+        let mut messages = self.read_pages(&conversation, 0..conversation.pages)?;
+        drop(guard);
+        messages.extend(conversation.messages.iter().cloned());
         let outbox = self.lock_outbox();
-        let deliveries = conversation
-            .messages
+        let deliveries = messages
             .iter()
             .filter_map(|m| m.outbox)
             .filter_map(|id| outbox.get(&id).map(|entry| (id, entry.clone())))
             .collect();
-        Ok(ConversationView { task, conversation, deliveries })
+        Ok(ConversationView { task, conversation, messages, deliveries })
+    }
+
+    /// Whether `task` has a conversation (an error saying why not otherwise), without reading
+    /// its messages.
+    pub async fn check_conversation(&self, task: Sid) -> Result<(), SmsError> {
+        self.by_task(task).await.map(drop)
+    }
+
+    /// The bytes of conversations, their pages and outbox entries written so far (keys and
+    /// values handed to the store), for tests and diagnostics.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// The messages of `conversation`'s sealed pages `range`, oldest first.
+    fn read_pages(
+        &self,
+        conversation: &ConversationV2,
+        range: std::ops::Range<u32>,
+    ) -> Result<Vec<MessageV1>, SmsError> {
+        let mut messages = Vec::new();
+        for page in range {
+            let key = MessagePageV1::key(&conversation.customer, &conversation.number, page);
+            match self.live.stored_one::<MessagePageRecord>(&key)? {
+                Some(MessagePageRecord::V1(page)) => messages.extend(page.messages),
+                None => return Err(SmsError::Damaged(format!("page {key} of a conversation is missing"))),
+            }
+        }
+        Ok(messages)
+    }
+
+    /// The newest messages of `conversation`, enough for its task attribute: the open page and,
+    /// while they are fewer than the attribute takes, the pages before it.
+    fn recent_messages(&self, conversation: &ConversationV2) -> Result<Vec<MessageV1>, SmsError> {
+        let mut recent = conversation.messages.clone();
+        let mut page = conversation.pages;
+        while page > 0 && recent.iter().map(attribute_cost).sum::<usize>() <= ATTRIBUTE_BUDGET {
+            page -= 1;
+            let mut older = self.read_pages(conversation, page..page + 1)?;
+            older.append(&mut recent);
+            recent = older;
+        }
+        Ok(recent)
     }
 
     /// An agent's reply in the conversation of `task`: stored with the conversation and queued
     /// for the provider, durably, before it is acknowledged.
     pub async fn reply(&self, task: Sid, body: &str, now: Millis) -> Result<OutboxV1, SmsError> {
         check_body(body)?;
-        let (mut conversation, _) = self.by_task(task).await?;
+        let mut conversation = self.by_task(task).await?;
         let mut record = conversation.as_ref().cloned().ok_or_else(|| not_found(task))?;
         let status = self.live.read(|engine| engine.task(task).map(|task| task.status));
         if !matches!(status, Some(TaskStatus::Assigned | TaskStatus::Wrapping)) {
@@ -353,33 +446,117 @@ impl Sms {
     }
 
     /// The agent closes the conversation of `task`: the task is completed, the customer gets
-    /// the closing text, and their next text starts at the IVR again.
+    /// the closing text, and their next text starts at the IVR again. Answers once the closing
+    /// text is queued durably. A conversation closed already (its task completed another way)
+    /// is not an error: there is nothing more to do.
     pub async fn close(&self, task: Sid, now: Millis) -> Result<(), SmsError> {
-        let (mut conversation, key) = self.by_task(task).await?;
-        let record = conversation.as_ref().cloned().ok_or_else(|| not_found(task))?;
+        let mut conversation = match self.by_task(task).await {
+            Ok(conversation) => conversation,
+            Err(SmsError::NotFound(_)) if self.is_closed_text_task(task) => return Ok(()),
+            Err(err) => return Err(err),
+        };
         match self.live.execute(Command::Complete { task, reason: "conversation closed".into() }).await {
             Ok(_) => {}
             Err(ExecuteError::Storage(err)) => return Err(SmsError::Storage(err)),
-            // Completed already (through the REST API, or by a close cut short by a crash):
-            // closing the conversation is still due.
-            Err(ExecuteError::Refused(_))
-                if self.live.read(|engine| engine.task(task).map(|task| task.status))
-                    == Some(TaskStatus::Completed) => {}
+            // Completed already (through another API, and the conversation not closed yet).
+            Err(ExecuteError::Refused(_)) if self.task_completed(task) => {}
             Err(ExecuteError::Refused(err)) => return Err(SmsError::Conflict(err.to_string())),
         }
+        self.close_locked(&mut conversation, task, now).await
+    }
+
+    /// The one rule for ending a text conversation: once its task is completed (by the close
+    /// above, the agent API, the REST API's task or reservation update, whatever completes it),
+    /// the customer gets the closing text once and the conversation ends.
+    ///
+    /// Runs until `stop` completes, acting on the engine's `task.completed` events. First, and
+    /// again whenever it fell behind the events, it closes every conversation whose task is
+    /// completed: those a crash (or a lagging event stream) left open. Acting on an event
+    /// before the completion is durable is safe: this writes after the completion's log
+    /// record, and the store writes in order, so the closing text is never on disk without
+    /// the completion; a completion on disk without its closing is closed by that first pass.
+    pub async fn close_completed(&self, stop: impl Future<Output = ()>) -> Result<(), SmsError> {
+        let Some(mut events) = self.lock_completions().take() else { return Ok(()) };
+        self.close_all_completed().await?;
+        // Only the start-up pass needs the completions found at open.
+        self.lock_due().clear();
+        tokio::pin!(stop);
+        loop {
+            let event = tokio::select! {
+                () = &mut stop => return Ok(()),
+                event = events.recv() => event,
+            };
+            match event {
+                Ok(Event { event_type: EventType::TaskCompleted, task: Some(task), .. }) => {
+                    if let Ok(mut conversation) = self.by_task(task).await {
+                        self.close_locked(&mut conversation, task, live::now()).await?;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the text conversations fell behind the engine's events");
+                    self.close_all_completed().await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    /// Closes the conversation of every completed task.
+    async fn close_all_completed(&self) -> Result<(), SmsError> {
+        let tasks: Vec<Sid> = self.lock_by_task().keys().copied().collect();
+        for task in tasks.into_iter().filter(|&task| self.task_completed(task)) {
+            if let Ok(mut conversation) = self.by_task(task).await {
+                self.close_locked(&mut conversation, task, live::now()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends `conversation`, whose task `task` is completed, if it is still open: the closing
+    /// text (unless the customer opted out) and the conversation's end in one atomic write, so
+    /// that the conversation still open is what says the closing text is still due.
+    async fn close_locked(
+        &self,
+        conversation: &mut KeyedGuard<'_, ConversationV2>,
+        task: Sid,
+        now: Millis,
+    ) -> Result<(), SmsError> {
+        let Some(record) = conversation.as_ref().filter(|c| c.task == Some(task)).cloned() else {
+            return Ok(());
+        };
         let closing = (!record.stopped)
             .then(|| self.new_outbox(&record.customer, &record.number, &self.settings.closing, now));
         // Only an opt-out outlives the conversation.
-        let next = record.stopped.then(|| ConversationV1 {
+        let next = record.stopped.then(|| ConversationV2 {
             stopped: true,
             ..fresh(&record.customer, &record.number, &record.flow)
         });
-        self.lock_by_task().remove(&task);
         let closing: Vec<OutboxV1> = closing.into_iter().collect();
-        self.live.put_together(writes(&key, next.as_ref(), &closing)?).await?;
-        *conversation = next;
+        let parties = (record.customer.as_str(), record.number.as_str());
+        self.write(pages::writes(parties, record.pages, next.as_ref(), &[], &closing)?).await?;
+        **conversation = next;
         self.publish(closing);
+        // Last: whoever finds no conversation for the task finds its closing text queued.
+        self.lock_by_task().remove(&task);
         Ok(())
+    }
+
+    /// Whether `task` is completed, or was when the conversations were loaded (the catch-up at
+    /// start may have purged it since).
+    fn task_completed(&self, task: Sid) -> bool {
+        self.lock_due().contains(&task)
+            || self.live.read(|engine| engine.task(task).map(|task| task.status))
+                == Some(TaskStatus::Completed)
+    }
+
+    /// Whether `task` is a completed task on the `sms` channel (whose conversation is closed).
+    fn is_closed_text_task(&self, task: Sid) -> bool {
+        self.live.read(|engine| {
+            engine.task(task).is_some_and(|found| {
+                found.status == TaskStatus::Completed && engine.task_channel(found).unique_name == "sms"
+            })
+        })
     }
 
     /// Forgets conversations left in the IVR (no task) with no text for a day; an opt-out is
@@ -387,13 +564,15 @@ impl Sms {
     pub async fn sweep(&self, now: Millis) -> Result<(), SmsError> {
         for key in self.conversations.keys() {
             let mut conversation = self.conversations.lock(&key).await;
-            let idle = conversation.as_ref().is_some_and(|c| {
+            let idle = conversation.as_ref().filter(|c| {
                 c.task.is_none()
                     && !c.stopped
                     && c.messages.last().is_none_or(|m| now - m.at > IDLE_FORGOTTEN)
             });
-            if idle {
-                self.live.delete::<ConversationRecord>(&key).await?;
+            if let Some(idle) = idle {
+                let parties = (idle.customer.as_str(), idle.number.as_str());
+                let forget = pages::writes(parties, idle.pages, None, &[], &[])?;
+                self.write(forget).await?;
                 *conversation = None;
             }
         }
@@ -519,7 +698,8 @@ impl Sms {
             return Ok(());
         };
         change(&mut entry);
-        self.live.put(&OutboxRecord::V1(entry.clone())).await?;
+        let (key, value) = Store::encode(&OutboxRecord::V1(entry.clone()))?;
+        self.write(vec![(key, Some(value))]).await?;
         if let Some(task) = entry.task {
             let _nobody_watching =
                 self.events.send(ConversationEvent { task, message: None, delivery: Some(entry.clone()) });
@@ -546,7 +726,7 @@ impl Sms {
         }
         let deletes =
             old.iter().map(|&id| (Store::key_of::<OutboxRecord>(&OutboxV1::key(id)), None)).collect();
-        self.live.put_together(deletes).await?;
+        self.write(deletes).await?;
         let mut outbox = self.lock_outbox();
         for id in old {
             outbox.remove(&id);
@@ -590,16 +770,24 @@ impl Sms {
     /// current state.
     async fn save(
         &self,
-        conversation: &mut KeyedGuard<'_, ConversationV1>,
-        record: ConversationV1,
+        conversation: &mut KeyedGuard<'_, ConversationV2>,
+        mut record: ConversationV2,
         outbox: Vec<OutboxV1>,
     ) -> Result<(), SmsError> {
-        let key = ConversationV1::key(&record.customer, &record.number);
-        self.live.put_together(writes(&key, Some(&record), &outbox)?).await?;
-        let known = conversation.as_ref().map_or(0, |old| old.messages.len());
+        // The messages this change added: after those the stored conversation had, if it is
+        // still the same one (a new walk or task starts a new one).
+        let known = match conversation.as_ref() {
+            Some(old) if old.task == record.task && old.pages == record.pages => old.messages.len(),
+            _ => 0,
+        };
+        let added: Vec<MessageV1> = record.messages.iter().skip(known).cloned().collect();
+        let stored_pages = conversation.as_ref().map_or(0, |old| old.pages);
+        let sealed = pages::seal(&mut record);
+        let parties = (record.customer.as_str(), record.number.as_str());
+        self.write(pages::writes(parties, stored_pages, Some(&record), &sealed, &outbox)?).await?;
         if let Some(task) = record.task {
-            let new_outbox: Vec<u64> = record.messages.iter().skip(known).filter_map(|m| m.outbox).collect();
-            for message in record.messages.iter().skip(known) {
+            let new_outbox: Vec<u64> = added.iter().filter_map(|m| m.outbox).collect();
+            for message in &added {
                 let delivery =
                     message.outbox.and_then(|id| outbox.iter().find(|entry| entry.id == id)).cloned();
                 let event = ConversationEvent { task, message: Some(message.clone()), delivery };
@@ -616,6 +804,12 @@ impl Sms {
         Ok(())
     }
 
+    /// Hands `writes` to the store as one atomic write, and answers once it is durable.
+    async fn write(&self, writes: Vec<KeyedWrite>) -> Result<(), StoreError> {
+        self.bytes_written.fetch_add(pages::size(&writes), Ordering::Relaxed);
+        self.live.put_together(writes).await
+    }
+
     fn publish(&self, entries: Vec<OutboxV1>) {
         if entries.is_empty() {
             return;
@@ -628,17 +822,25 @@ impl Sms {
         self.outbox_changed.notify_one();
     }
 
-    async fn by_task(&self, task: Sid) -> Result<(KeyedGuard<'_, ConversationV1>, String), SmsError> {
+    async fn by_task(&self, task: Sid) -> Result<KeyedGuard<'_, ConversationV2>, SmsError> {
         let key = self.lock_by_task().get(&task).cloned().ok_or_else(|| not_found(task))?;
         let conversation = self.conversations.lock(&key).await;
         if conversation.as_ref().and_then(|c| c.task) != Some(task) {
             return Err(not_found(task));
         }
-        Ok((conversation, key))
+        Ok(conversation)
     }
 
     fn lock_by_task(&self) -> MutexGuard<'_, HashMap<Sid, String>> {
         self.by_task.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_completions(&self) -> MutexGuard<'_, Option<broadcast::Receiver<Event>>> {
+        self.completions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_due(&self) -> MutexGuard<'_, Vec<Sid>> {
+        self.due.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_outbox(&self) -> MutexGuard<'_, BTreeMap<u64, OutboxV1>> {
@@ -646,28 +848,8 @@ impl Sms {
     }
 }
 
-/// One atomic write: conversation `key` stored (or, `None`, deleted) with `outbox` entries.
-fn writes(
-    key: &str,
-    conversation: Option<&ConversationV1>,
-    outbox: &[OutboxV1],
-) -> Result<Vec<KeyedWrite>, StoreError> {
-    let mut writes = vec![match conversation {
-        Some(conversation) => {
-            let (key, value) = Store::encode(&ConversationRecord::V1(conversation.clone()))?;
-            (key, Some(value))
-        }
-        None => (Store::key_of::<ConversationRecord>(key), None),
-    }];
-    for entry in outbox {
-        let (key, value) = Store::encode(&OutboxRecord::V1(entry.clone()))?;
-        writes.push((key, Some(value)));
-    }
-    Ok(writes)
-}
-
-fn fresh(customer: &str, number: &str, flow: &str) -> ConversationV1 {
-    ConversationV1 {
+fn fresh(customer: &str, number: &str, flow: &str) -> ConversationV2 {
+    ConversationV2 {
         customer: customer.to_owned(),
         number: number.to_owned(),
         flow: flow.to_owned(),
@@ -676,6 +858,7 @@ fn fresh(customer: &str, number: &str, flow: &str) -> ConversationV1 {
         language: String::new(),
         path: Vec::new(),
         task: None,
+        pages: 0,
         messages: Vec::new(),
         stopped: false,
         answered: Vec::new(),
@@ -683,7 +866,7 @@ fn fresh(customer: &str, number: &str, flow: &str) -> ConversationV1 {
 }
 
 /// Remembers that `message_sid` was answered `response` (the last few only).
-fn remember(record: &mut ConversationV1, message_sid: &str, response: &Response) {
+fn remember(record: &mut ConversationV2, message_sid: &str, response: &Response) {
     if message_sid.is_empty() || record.answered.iter().any(|(sid, _)| sid == message_sid) {
         return;
     }
@@ -692,25 +875,35 @@ fn remember(record: &mut ConversationV1, message_sid: &str, response: &Response)
     record.answered.drain(..excess);
 }
 
-/// The messages so far as a task attribute, the latest that fit: task attributes are capped
-/// (4 KiB in all), and the agent reads the whole conversation through its API anyway.
+/// The most the conversation attribute takes (its [`attribute_cost`]): task attributes are
+/// capped (4 KiB in all), and the agent reads the whole conversation through its API anyway.
+const ATTRIBUTE_BUDGET: usize = 2_000;
+/// The most of a message's body the conversation attribute shows, in characters.
+const ATTRIBUTE_BODY: usize = 300;
+
+/// The messages so far as a task attribute, the latest that fit.
 fn conversation_attribute(messages: &[MessageV1]) -> serde_json::Value {
-    const BUDGET: usize = 2_000;
     let mut kept = Vec::new();
     let mut used = 0;
     for message in messages.iter().rev() {
-        let body: String = message.body.chars().take(300).collect();
-        used += body.len() + message.author.len() + 24;
-        if used > BUDGET {
+        used += attribute_cost(message);
+        if used > ATTRIBUTE_BUDGET {
             break;
         }
+        let body: String = message.body.chars().take(ATTRIBUTE_BODY).collect();
         kept.push(json!({"author": message.author, "body": body}));
     }
     kept.reverse();
     serde_json::Value::Array(kept)
 }
 
-fn answered(conversation: &ConversationV1, message_sid: &str) -> Option<Response> {
+/// What `message` takes of the conversation attribute's budget.
+fn attribute_cost(message: &MessageV1) -> usize {
+    let body: usize = message.body.chars().take(ATTRIBUTE_BODY).map(char::len_utf8).sum();
+    body + message.author.len() + 24
+}
+
+fn answered(conversation: &ConversationV2, message_sid: &str) -> Option<Response> {
     if message_sid.is_empty() {
         return None;
     }
@@ -725,7 +918,7 @@ fn answered(conversation: &ConversationV1, message_sid: &str) -> Option<Response
 }
 
 /// The Switchboard texts in `response`, added to the conversation.
-fn record_replies(record: &mut ConversationV1, response: &Response, now: Millis) {
+fn record_replies(record: &mut ConversationV2, response: &Response, now: Millis) {
     for verb in &response.verbs {
         if let Verb::Message(sent) = verb {
             record.messages.push(message(now, "switchboard", &sent.body));

@@ -22,7 +22,8 @@
 //! | `c:` + seq (BE u64)          | a group of logged commands, the last one's seq (a JSON array; a single object in the first layout) |
 //! | `e:` + event sequence (BE)   | the group's events, keyed by the first one's sequence, for the Events API and callbacks |
 //! | `v:` + CallSid               | a call in line or bridged: its task, its agent |
-//! | `k:` + customer `\|` number  | a text conversation: IVR place, task, messages, STOP |
+//! | `k:` + customer `\|` number  | a text conversation: IVR place, task, newest messages, STOP |
+//! | `p:` + customer `\|` number `\|` page (10 digits) | a sealed page of its older messages |
 //! | `o:` + id (20 digits)        | an outgoing text message and its delivery state |
 //!
 //! Durability: a command or record is acknowledged when a flush covering it has finished: each
@@ -47,8 +48,9 @@ use tokio::sync::watch;
 
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 pub use records::{
-    AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1, EventRecord,
-    Keyed, MessageV1, OutboxRecord, OutboxV1, RecordError, SnapshotRecord,
+    AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,
+    ConversationV2, EventRecord, Keyed, MessagePageRecord, MessagePageV1, MessageV1, OutboxRecord, OutboxV1,
+    RecordError, SnapshotRecord,
 };
 
 const FORMAT: &[u8] = b"1";
@@ -380,6 +382,22 @@ impl Store {
     /// Deletes the record of kind `R` with key `id`, in the next group.
     pub fn delete<R: Keyed>(&self, id: &str) -> Ticket {
         self.flusher.queue_record(keyed::<R>(id), None)
+    }
+
+    /// The record of kind `R` with key `id`, if there is one. For records written once and
+    /// never changed (a conversation's sealed pages): one found in sled is current, and only
+    /// one not found there may still be queued.
+    pub fn get<R: Keyed>(&self, id: &str) -> Result<Option<R>, StoreError> {
+        let key = keyed::<R>(id);
+        let read = |db: &sled::Db| db.get(&key).map_err(|err| StoreError::Write(err.to_string()));
+        let value = match read(&self.db)? {
+            Some(value) => Some(value),
+            None => {
+                self.flusher.write_pending().map_err(StoreError::Write)?;
+                read(&self.db)?
+            }
+        };
+        value.map(|value| serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))).transpose()
     }
 
     /// Every record of kind `R`, in key order.

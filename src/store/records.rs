@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use crate::routing::{
     ActivityState, ChannelState, Command, Event, Millis, NewTask, NewTaskQueue, NewWorker, NewWorkflow,
-    Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskOrder,
-    TaskQueueChanges, TaskState, TaskStatus, Timer, WorkerChannel, WorkerState, WorkflowChanges,
-    WorkflowState, WorkspaceSettings,
+    Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskChanges,
+    TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, WorkerChannel, WorkerState,
+    WorkflowChanges, WorkflowState, WorkspaceSettings,
 };
 
 /// A logged command with the time it ran at.
@@ -105,6 +105,14 @@ pub enum CommandV1 {
         workflow: Option<Sid>,
         channel: Option<String>,
     },
+    /// Attributes, priority and status in one command (earlier logs hold `update_task_attributes`,
+    /// `wrap_up`, `complete` and `cancel` for the same updates, and still replay).
+    UpdateTask {
+        task: Sid,
+        attributes: Option<Value>,
+        priority: Option<i64>,
+        status: Option<TaskStatusChangeV1>,
+    },
     UpdateTaskAttributes {
         task: Sid,
         attributes: Value,
@@ -130,6 +138,15 @@ pub enum CommandV1 {
         task: Sid,
         reason: String,
     },
+}
+
+/// The status a task update sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatusChangeV1 {
+    Canceled { reason: String },
+    Wrapping,
+    Completed { reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,9 +219,12 @@ impl Keyed for CallRecord {
 #[serde(rename_all = "snake_case")]
 pub enum ConversationRecord {
     V1(ConversationV1),
+    V2(ConversationV2),
 }
 
-/// The first conversation format; the SMS module keeps conversations in memory in this shape.
+/// The first conversation format: every message inline, so the record grew with each text and
+/// was rewritten whole. Still read (as a [`ConversationV2`] with no sealed pages); the next
+/// change writes it as V2.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationV1 {
     /// The customer's number.
@@ -220,6 +240,34 @@ pub struct ConversationV1 {
     /// The routing task, once the IVR routed the conversation.
     pub task: Option<Sid>,
     /// Every message of the current conversation, oldest first.
+    pub messages: Vec<MessageV1>,
+    /// The customer texted STOP: nothing is sent to them until START.
+    pub stopped: bool,
+    /// The last inbound MessageSids and what they were answered, so a provider's retry is
+    /// answered the same and handled once.
+    pub answered: Vec<(String, String)>,
+}
+
+/// A conversation's head: its state and its newest messages. Older messages are sealed in
+/// [`MessagePageRecord`]s, written once and never rewritten, so a text costs the head (bounded)
+/// and, now and then, one page. The SMS module keeps conversations in memory in this shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationV2 {
+    /// The customer's number.
+    pub customer: String,
+    /// Switchboard's number they text.
+    pub number: String,
+    /// The IVR flow (file stem) and the customer's place in it, while they are choosing.
+    pub flow: String,
+    pub menu: Option<String>,
+    pub failures: u32,
+    pub language: String,
+    pub path: Vec<String>,
+    /// The routing task, once the IVR routed the conversation.
+    pub task: Option<Sid>,
+    /// How many pages of older messages are sealed: pages `0..pages`, oldest first.
+    pub pages: u32,
+    /// The messages after the sealed pages (the open page), oldest first.
     pub messages: Vec<MessageV1>,
     /// The customer texted STOP: nothing is sent to them until START.
     pub stopped: bool,
@@ -246,12 +294,72 @@ impl ConversationV1 {
     }
 }
 
+impl ConversationRecord {
+    /// The conversation in the current format.
+    pub fn into_current(self) -> ConversationV2 {
+        match self {
+            ConversationRecord::V1(old) => ConversationV2 {
+                customer: old.customer,
+                number: old.number,
+                flow: old.flow,
+                menu: old.menu,
+                failures: old.failures,
+                language: old.language,
+                path: old.path,
+                task: old.task,
+                pages: 0,
+                messages: old.messages,
+                stopped: old.stopped,
+                answered: old.answered,
+            },
+            ConversationRecord::V2(conversation) => conversation,
+        }
+    }
+}
+
 impl Keyed for ConversationRecord {
     const PREFIX: &'static [u8] = b"k:";
 
     fn id(&self) -> String {
-        let ConversationRecord::V1(conversation) = self;
-        ConversationV1::key(&conversation.customer, &conversation.number)
+        let (customer, number) = match self {
+            ConversationRecord::V1(c) => (&c.customer, &c.number),
+            ConversationRecord::V2(c) => (&c.customer, &c.number),
+        };
+        ConversationV1::key(customer, number)
+    }
+}
+
+/// A sealed page of a conversation's older messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessagePageRecord {
+    V1(MessagePageV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePageV1 {
+    pub customer: String,
+    pub number: String,
+    /// Its place among the conversation's pages, from 0.
+    pub page: u32,
+    /// Oldest first.
+    pub messages: Vec<MessageV1>,
+}
+
+impl MessagePageV1 {
+    /// The key of page `page` of the conversation of `customer` and `number`: the conversation's
+    /// key and the page number, zero-padded so that a conversation's pages sort in order.
+    pub fn key(customer: &str, number: &str, page: u32) -> String {
+        format!("{}|{page:010}", ConversationV1::key(customer, number))
+    }
+}
+
+impl Keyed for MessagePageRecord {
+    const PREFIX: &'static [u8] = b"p:";
+
+    fn id(&self) -> String {
+        let MessagePageRecord::V1(page) = self;
+        MessagePageV1::key(&page.customer, &page.number, page.page)
     }
 }
 
@@ -585,6 +693,16 @@ impl CommandRecord {
                 workflow: new.workflow,
                 channel: new.channel,
             },
+            Command::UpdateTask { task, changes } => CommandV1::UpdateTask {
+                task,
+                attributes: changes.attributes,
+                priority: changes.priority,
+                status: changes.status.map(|status| match status {
+                    TaskStatusChange::Canceled { reason } => TaskStatusChangeV1::Canceled { reason },
+                    TaskStatusChange::Wrapping => TaskStatusChangeV1::Wrapping,
+                    TaskStatusChange::Completed { reason } => TaskStatusChangeV1::Completed { reason },
+                }),
+            },
             Command::UpdateTaskAttributes { task, attributes } => {
                 CommandV1::UpdateTaskAttributes { task, attributes }
             }
@@ -682,6 +800,18 @@ impl CommandRecord {
             CommandV1::CreateTask { attributes, priority, timeout, workflow, channel } => {
                 Command::CreateTask(NewTask { attributes, priority, timeout, workflow, channel })
             }
+            CommandV1::UpdateTask { task, attributes, priority, status } => Command::UpdateTask {
+                task,
+                changes: TaskChanges {
+                    attributes,
+                    priority,
+                    status: status.map(|status| match status {
+                        TaskStatusChangeV1::Canceled { reason } => TaskStatusChange::Canceled { reason },
+                        TaskStatusChangeV1::Wrapping => TaskStatusChange::Wrapping,
+                        TaskStatusChangeV1::Completed { reason } => TaskStatusChange::Completed { reason },
+                    }),
+                },
+            },
             CommandV1::UpdateTaskAttributes { task, attributes } => {
                 Command::UpdateTaskAttributes { task, attributes }
             }

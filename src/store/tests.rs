@@ -454,3 +454,53 @@ fn commands_logged_before_later_fields_replay_as_they_did() {
     let EventRecord::V1 { channel, .. } = serde_json::from_value(event).unwrap();
     assert_eq!(channel, None);
 }
+
+/// A task update is logged as one `update_task` record; the four commands that earlier logs
+/// hold for the same updates still decode as they were written.
+#[test]
+fn task_updates_are_one_logged_command_and_the_older_task_commands_still_replay() {
+    use crate::routing::{TaskChanges, TaskStatusChange};
+    let task = "WT0000000000002a00000000000000000c";
+    let sid: Sid = task.parse().unwrap();
+    let update = Command::UpdateTask {
+        task: sid,
+        changes: TaskChanges {
+            attributes: Some(json!({"a": 1})),
+            priority: Some(4),
+            status: Some(TaskStatusChange::Completed { reason: "done".into() }),
+        },
+    };
+    let written = serde_json::to_value(CommandRecord::new(5, &update)).unwrap();
+    assert_eq!(
+        written,
+        json!({"v1": {"at": 5, "command": {"update_task": {"task": task, "attributes": {"a": 1}, "priority": 4, "status": {"completed": {"reason": "done"}}}}}})
+    );
+    let cases = [
+        (written, update),
+        (
+            json!({"v1": {"at": 5, "command": {"update_task": {"task": task, "attributes": null, "priority": null, "status": "wrapping"}}}}),
+            Command::UpdateTask {
+                task: sid,
+                changes: TaskChanges { status: Some(TaskStatusChange::Wrapping), ..TaskChanges::default() },
+            },
+        ),
+        (
+            json!({"v1": {"at": 5, "command": {"update_task_attributes": {"task": task, "attributes": {"a": 2}}}}}),
+            Command::UpdateTaskAttributes { task: sid, attributes: json!({"a": 2}) },
+        ),
+        (
+            json!({"v1": {"at": 5, "command": {"complete": {"task": task, "reason": "r"}}}}),
+            Command::Complete { task: sid, reason: "r".into() },
+        ),
+        (
+            json!({"v1": {"at": 5, "command": {"cancel": {"task": task, "reason": "r"}}}}),
+            Command::Cancel { task: sid, reason: "r".into() },
+        ),
+        (json!({"v1": {"at": 5, "command": {"wrap_up": {"task": task}}}}), Command::WrapUp { task: sid }),
+    ];
+    for (stored, expected) in cases {
+        let record: CommandRecord =
+            serde_json::from_value(stored.clone()).unwrap_or_else(|err| panic!("{stored}: {err}"));
+        assert_eq!(record.into_command(), (5, expected), "{stored}");
+    }
+}

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::Value;
 use switchboard::http::signature;
-use switchboard::store::{AgentRecord, CallRecord, ConversationRecord, OutboxRecord};
+use switchboard::store::{AgentRecord, CallRecord, ConversationRecord, MessagePageRecord, OutboxRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{SignedIn, TestApp};
@@ -25,6 +25,7 @@ pub(crate) struct State {
     engine: switchboard::routing::Snapshot,
     calls: Vec<CallRecord>,
     conversations: Vec<ConversationRecord>,
+    pages: Vec<MessagePageRecord>,
     agents: Vec<AgentRecord>,
     outbox: Vec<OutboxRecord>,
 }
@@ -34,6 +35,7 @@ pub(crate) fn state(app: &TestApp) -> State {
         engine: app.engine.read(|engine| engine.export()),
         calls: app.engine.stored().unwrap(),
         conversations: app.engine.stored().unwrap(),
+        pages: app.engine.stored().unwrap(),
         agents: app.engine.stored().unwrap(),
         outbox: app.engine.stored().unwrap(),
     }
@@ -45,7 +47,7 @@ impl State {
         let parts = [
             ("routing state", self.engine != before.engine),
             ("calls", self.calls != before.calls),
-            ("conversations", self.conversations != before.conversations),
+            ("conversations", self.conversations != before.conversations || self.pages != before.pages),
             ("agents", self.agents != before.agents),
             ("outbox", self.outbox != before.outbox),
         ];

@@ -5,6 +5,7 @@
 //! delivery loses nothing.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -520,19 +521,41 @@ async fn the_conversation_api_needs_the_credentials_and_an_accepted_conversation
 
 /// A customer routed to Sales and accepted by alice, with the provider's API at `provider`.
 async fn accepted_conversation(provider: &Provider) -> (crate::helpers::TestApp, Switchboard, String) {
-    let api_base = provider.base();
-    let app = spawn_app_with(|settings| {
-        settings.twilio.account_sid = ACCOUNT_SID.into();
-        settings.twilio.auth_token = AUTH_TOKEN.into();
-        settings.sms.api_base = api_base;
-        settings.sms.retry_initial_ms = 200;
-    })
-    .await;
+    accepted_conversation_in(provider, None).await
+}
+
+/// [`accepted_conversation`] with the data in `data` if given.
+async fn accepted_conversation_in(
+    provider: &Provider,
+    data: Option<&Path>,
+) -> (crate::helpers::TestApp, Switchboard, String) {
+    let app = sms_app(provider, data).await;
     let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
     switchboard.text("SM1", "hi").await;
     switchboard.text("SM2", "1").await;
     let task = switchboard.alice_accepts().await;
     (app, switchboard, task)
+}
+
+/// The server with the provider's API at `provider`, and its data in `data` if given.
+async fn sms_app(provider: &Provider, data: Option<&Path>) -> crate::helpers::TestApp {
+    let api_base = provider.base();
+    spawn_app_with(|settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+        settings.sms.api_base = api_base;
+        settings.sms.retry_initial_ms = 200;
+        if let Some(data) = data {
+            settings.store.data_dir = data.to_owned();
+        }
+    })
+    .await
+}
+
+/// The bodies of a conversation's messages, in the order the API gives them.
+fn bodies(conversation: &Value) -> Vec<String> {
+    let messages = conversation["messages"].as_array().unwrap();
+    messages.iter().map(|message| message["body"].as_str().unwrap().to_owned()).collect()
 }
 
 async fn reply(switchboard: &Switchboard, task: &str, body: &str) -> Value {
@@ -594,26 +617,125 @@ async fn replies_leave_in_order_and_stop_cancels_what_is_still_queued_for_that_n
     assert_eq!(status, StatusCode::CONFLICT, "nothing is sent after STOP: {body}");
 }
 
-#[tokio::test]
-async fn a_conversation_completed_through_the_rest_api_still_closes_with_the_closing_text() {
+/// The ways an agent or a program completes a text conversation's task.
+#[derive(Debug, Clone, Copy)]
+enum Completion {
+    /// The agent page's `POST /agent/api/conversations/{WT}/close`, sent twice.
+    Close,
+    /// The agent API's `POST /agent/api/tasks/{WT}` with `completed`, signed in as alice.
+    AgentApi,
+    /// The REST API's `POST .../Tasks/{WT}` with `completed` (and new attributes).
+    RestTask,
+    /// The REST API's wrap-up, a reply during it, then the reservation updated to `completed`.
+    WrapUpReplyThenReservation,
+}
+
+/// Completes an accepted conversation's task through `how`: the conversation is closed, the
+/// closing text queued once and delivered once, and the customer's next text starts at the IVR.
+async fn check_closing(how: Completion) {
     let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
-    let (_app, switchboard, task) = accepted_conversation(&provider).await;
+    let (app, switchboard, task) = accepted_conversation(&provider).await;
     let ws = switchboard.workspace().await;
-    let (status, body) = switchboard
-        .api(
-            reqwest::Method::POST,
-            &format!("/v1/Workspaces/{ws}/Tasks/{task}"),
-            &[("AssignmentStatus", "completed"), ("Reason", "done elsewhere")],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let post = async |path: &str, form: &[(&str, &str)]| {
+        let (status, body) = switchboard.api(reqwest::Method::POST, path, form).await;
+        assert!(status.is_success(), "{how:?}: POST {path}: {status} {body}");
+    };
 
-    let (status, body) =
-        switchboard.api(reqwest::Method::POST, &format!("/agent/api/conversations/{task}/close"), &[]).await;
+    match how {
+        Completion::Close => {
+            for _ in 0..2 {
+                post(&format!("/agent/api/conversations/{task}/close"), &[]).await;
+            }
+        }
+        Completion::AgentApi => {
+            let alice = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().sid.to_string());
+            let base = app.url("");
+            let alice = crate::helpers::SignedIn::agent(&app.client, &base, &alice, "alice").await;
+            let answer = (app.client.post(app.url(&format!("/agent/api/tasks/{task}"))))
+                .header("cookie", &alice.cookie)
+                .header("x-csrf-token", &alice.csrf)
+                .form(&[("AssignmentStatus", "completed")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::OK, "{}", answer.text().await.unwrap());
+        }
+        Completion::RestTask => {
+            let form =
+                [("AssignmentStatus", "completed"), ("Reason", "done"), ("Attributes", r#"{"done":true}"#)];
+            post(&format!("/v1/Workspaces/{ws}/Tasks/{task}"), &form).await;
+        }
+        Completion::WrapUpReplyThenReservation => {
+            post(&format!("/v1/Workspaces/{ws}/Tasks/{task}"), &[("AssignmentStatus", "wrapping")]).await;
+            // Wrapping up is the agent's after-work: the conversation is still open.
+            reply(&switchboard, &task, "one last thing").await;
+            let path = format!("/v1/Workspaces/{ws}/Tasks/{task}/Reservations?ReservationStatus=wrapping");
+            let (_, reservations) = switchboard.api(reqwest::Method::GET, &path, &[]).await;
+            let reservation = reservations["reservations"][0]["sid"].as_str().unwrap().to_owned();
+            let path = format!("/v1/Workspaces/{ws}/Tasks/{task}/Reservations/{reservation}");
+            post(&path, &[("ReservationStatus", "completed")]).await;
+        }
+    }
 
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    eventually("the closing text was delivered", async || provider.received().len() == 1).await;
-    assert!(provider.received()[0].field("Body").starts_with("Thanks for contacting us."));
+    assert_eq!(switchboard.task(&task).await["assignment_status"], "completed", "{how:?}");
+    let sid = task.parse().unwrap();
+    let sms = app.sms.clone();
+    eventually("the conversation is closed", async || sms.check_conversation(sid).await.is_err()).await;
+    let closing = |body: &str| body.starts_with("Thanks for contacting us.");
+    let queued = app.sms.outbox().into_iter().filter(|entry| closing(&entry.body)).count();
+    assert_eq!(queued, 1, "{how:?}: the closing text is queued once");
+    eventually("the closing text was delivered", async || {
+        app.sms.outbox().iter().all(|entry| entry.status == "sent")
+    })
+    .await;
+    let sent: Vec<String> = provider.received().iter().map(|r| r.field("Body").to_owned()).collect();
+    assert_eq!(sent.iter().filter(|body| closing(body)).count(), 1, "{how:?}: {sent:?}");
+    assert!(sent.last().is_some_and(|body| closing(body)), "{how:?}: the closing text comes last: {sent:?}");
+    assert!(switchboard.text("SM9", "hello again").await.contains("Reply 1 or SALES"), "{how:?}");
+}
+
+#[tokio::test]
+async fn however_a_text_task_is_completed_the_customer_gets_the_closing_text_once() {
+    for how in [
+        Completion::Close,
+        Completion::AgentApi,
+        Completion::RestTask,
+        Completion::WrapUpReplyThenReservation,
+    ] {
+        check_closing(how).await;
+    }
+}
+
+#[tokio::test]
+async fn a_completion_a_crash_cut_off_from_its_closing_text_is_closed_at_the_next_start() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let data = tempfile::tempdir().unwrap();
+    let (app, _, task) = accepted_conversation_in(&provider, Some(data.path())).await;
+    let task: switchboard::routing::Sid = task.parse().unwrap();
+    app.shut_down().await.unwrap();
+
+    // The task is completed and the process stops before the conversation module sees it, as a
+    // crash would stop it. The completion is ten minutes old at the restart: the catch-up
+    // purges the task before anything else runs.
+    {
+        let mut settings = switchboard::config::Settings::default();
+        settings.store.data_dir = data.path().to_owned();
+        let now = switchboard::live::now();
+        let engine =
+            switchboard::live::LiveEngine::open(&settings.store, &settings.workspace, "", now).unwrap();
+        let complete = switchboard::routing::Command::Complete { task, reason: "done".into() };
+        engine.execute_at(complete, now - 10 * 60 * 1000).await.unwrap();
+    }
+    let app = sms_app(&provider, Some(data.path())).await;
+
+    assert!(app.engine.read(|engine| engine.task(task).is_none()), "purged at the restart");
+    let sms = app.sms.clone();
+    eventually("the conversation is closed", async || sms.check_conversation(task).await.is_err()).await;
+    eventually("the closing text was delivered", async || !provider.received().is_empty()).await;
+    let sent: Vec<String> = provider.received().iter().map(|r| r.field("Body").to_owned()).collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with("Thanks for contacting us."), "{sent:?}");
+    assert_eq!(app.sms.outbox().len(), 1);
 }
 
 #[tokio::test]
@@ -691,4 +813,85 @@ async fn a_reply_the_provider_took_without_answering_is_found_there_and_not_sent
     })
     .await;
     assert_eq!(provider.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_thousand_texts_write_linearly_and_come_back_in_order_after_a_restart() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let data = tempfile::tempdir().unwrap();
+    let (app, switchboard, task) = accepted_conversation_in(&provider, Some(data.path())).await;
+    let before = bodies(&switchboard.conversation(&task).await);
+
+    // 1,000 texts of the same length, in blocks of 100: the bytes each block had written.
+    let mut blocks = Vec::new();
+    for block in 0..10 {
+        let written = app.sms.bytes_written();
+        for n in 0..100 {
+            let text = block * 100 + n;
+            let answer =
+                switchboard.text(&format!("SMtext{text:04}"), &format!("text number {text:04}")).await;
+            assert_eq!(answer, "<Response/>");
+        }
+        blocks.push(app.sms.bytes_written() - written);
+    }
+
+    // Linear: the last 100 texts wrote about what the first 100 did. With every message
+    // rewritten on each text, they wrote about ten times as much.
+    assert!(blocks[9] <= 2 * blocks[0], "bytes written per 100 texts: {blocks:?}");
+    let mut expected = before;
+    expected.extend((0..1_000).map(|text| format!("text number {text:04}")));
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected);
+    app.shut_down().await.unwrap();
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected, "the same after a restart");
+}
+
+#[tokio::test]
+async fn a_conversation_stored_in_the_first_format_is_read_and_paged_at_its_next_text() {
+    use switchboard::store::{ConversationRecord, ConversationV1, MessagePageRecord, MessageV1};
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let data = tempfile::tempdir().unwrap();
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    switchboard.text("SM1", "hi").await;
+    switchboard.text("SM2", "1").await;
+    let task = app.engine.read(|engine| engine.tasks().next().unwrap().sid);
+    // Its record as the first format wrote it: 60 messages inline.
+    let messages: Vec<MessageV1> = (0..60)
+        .map(|n| MessageV1 { at: n, author: "customer".into(), body: format!("old {n:02}"), outbox: None })
+        .collect();
+    let old = ConversationV1 {
+        customer: CUSTOMER.into(),
+        number: NUMBER.into(),
+        flow: "main".into(),
+        menu: None,
+        failures: 0,
+        language: String::new(),
+        path: Vec::new(),
+        task: Some(task),
+        messages,
+        stopped: false,
+        answered: Vec::new(),
+    };
+    app.engine.put(&ConversationRecord::V1(old)).await.unwrap();
+    app.shut_down().await.unwrap();
+    let mut expected: Vec<String> = (0..60).map(|n| format!("old {n:02}")).collect();
+
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    let task = task.to_string();
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected, "read as it was");
+    assert_eq!(switchboard.text("SM3", "still there?").await, "<Response/>");
+    expected.push("still there?".into());
+
+    let stored = app.engine.stored::<ConversationRecord>().unwrap();
+    let [ConversationRecord::V2(head)] = &stored[..] else { panic!("written in the new format: {stored:?}") };
+    assert_eq!((head.pages, head.messages.len()), (2, 11));
+    assert_eq!(app.engine.stored::<MessagePageRecord>().unwrap().len(), 2);
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected);
+    app.shut_down().await.unwrap();
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    assert_eq!(bodies(&switchboard.conversation(&task).await), expected, "the same after a restart");
 }

@@ -556,6 +556,60 @@ async fn a_refused_update_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_task_update_is_one_command_refused_whole_or_applied_attributes_first() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let workflow = sales_and_support(&app);
+    let task = api.task_needing(&workflow, "Sales").await;
+    let path = format!("/Tasks/{}", task["sid"].as_str().unwrap());
+    let events = async |api: &Api<'_>| -> Vec<String> {
+        let events = api.get(&format!("/Events?TaskSid={}", task["sid"].as_str().unwrap())).await;
+        let events = events["events"].as_array().unwrap().iter().rev();
+        events.map(|event| event["event_type"].as_str().unwrap().to_owned()).collect()
+    };
+    let before = events(&api).await;
+    let update = [
+        ("Attributes", r#"{"skillsNeeded":["Sales"],"note":"vip"}"#),
+        ("Priority", "7"),
+        ("AssignmentStatus", "completed"),
+        ("Reason", "done"),
+    ];
+
+    // Completing a pending task is refused, and the attributes and priority sent with it are not
+    // applied either.
+    let refused = api.call(Method::POST, &path, &update).await;
+    check_error(refused, 400, 20001, "is pending; only an assigned or wrapping task can be completed");
+    let unchanged = api.get(&path).await;
+    assert_eq!((&unchanged["attributes"], &unchanged["priority"]), (&task["attributes"], &task["priority"]));
+    assert_eq!(events(&api).await, before, "no event for a refused update");
+
+    // Accepted by alice, the same update applies whole: attributes and priority, then the status.
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
+    api.post(&format!("/Workers/{alice}"), &[("ActivitySid", &available)]).await;
+    let reservation = api.get(&format!("{path}/Reservations")).await["reservations"][0]["sid"].clone();
+    let reservation = reservation.as_str().unwrap();
+    api.post(&format!("{path}/Reservations/{reservation}"), &[("ReservationStatus", "accepted")]).await;
+    let updated = api.post(&path, &update).await;
+
+    assert_eq!(
+        (&updated["assignment_status"], &updated["reason"], &updated["priority"], &updated["attributes"]),
+        (
+            &"completed".into(),
+            &"done".into(),
+            &7.into(),
+            &r#"{"skillsNeeded":["Sales"],"note":"vip"}"#.into()
+        )
+    );
+    let after = events(&api).await;
+    assert_eq!(
+        after[after.len() - 3..],
+        ["task.updated", "task.completed", "reservation.completed"],
+        "one update, attributes first: {after:?}"
+    );
+}
+
+#[tokio::test]
 async fn queues_workflows_and_activities_are_created_and_queue_statistics_follow_the_tasks() {
     let app = spawn_api().await;
     let api = Api::new(&app).await;

@@ -8,7 +8,7 @@ use super::params::Params;
 use crate::expr::{Context, Expression};
 use crate::routing::{
     Command, Engine, Explanation, MAX_PRIORITY, MAX_TASK_TTL, NewTask, Reservation, ReservationStatus, Sid,
-    SidKind, Task, validate_attributes,
+    SidKind, Task, TaskChanges, TaskStatusChange,
 };
 
 /// `GET .../Tasks`, filtered by `AssignmentStatus` (several allowed), `Priority`, `WorkflowSid`,
@@ -123,40 +123,38 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
     Ok(HttpResponse::Ok().json(render_task(&api, sid)?))
 }
 
-/// `POST .../Tasks/{WT}`: `AssignmentStatus` (`canceled`, `wrapping`, `completed`) with
-/// `Reason`, and `Attributes`. The attributes are checked first and the status change, which
-/// the task's state may refuse, is made first, so a refused update changes nothing.
+/// `POST .../Tasks/{WT}`: `Attributes`, `Priority` and `AssignmentStatus` (`canceled`,
+/// `wrapping`, `completed`, with `Reason` for the first and last), as one engine command: a
+/// refused part (completing a pending task...) changes nothing, not even the attributes.
 pub(super) async fn update(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("task", SidKind::Task)?;
-    let attributes = form.json_object("Attributes")?;
-    for unsupported in ["Priority", "TaskChannel", "VirtualStartTime"] {
+    for unsupported in ["TaskChannel", "VirtualStartTime"] {
         if form.get(unsupported).is_some() {
             return Err(TwilioError::invalid(format!("{unsupported} cannot be changed after creation here")));
         }
     }
     let reason = form.get("Reason").unwrap_or_default().to_owned();
-    let status_command = match form.get("AssignmentStatus") {
+    let status = match form.get("AssignmentStatus") {
         None => None,
-        Some("canceled") => Some(Command::Cancel { task: sid, reason: required_reason(&reason)? }),
-        Some("completed") => Some(Command::Complete { task: sid, reason: required_reason(&reason)? }),
-        Some("wrapping") => Some(Command::WrapUp { task: sid }),
+        Some("canceled") => Some(TaskStatusChange::Canceled { reason: required_reason(&reason)? }),
+        Some("completed") => Some(TaskStatusChange::Completed { reason: required_reason(&reason)? }),
+        Some("wrapping") => Some(TaskStatusChange::Wrapping),
         Some(other) => {
             return Err(TwilioError::invalid(format!(
                 "AssignmentStatus: {other:?} cannot be set; use canceled, wrapping or completed"
             )));
         }
     };
-    if let Some(attributes) = &attributes {
-        validate_attributes(attributes)?;
-    }
+    let changes = TaskChanges {
+        attributes: form.json_object("Attributes")?,
+        priority: form.integer("Priority", 0..=MAX_PRIORITY)?,
+        status,
+    };
     if api.engine.read(|engine| engine.task(sid).is_none()) {
         return Err(api.not_found());
     }
-    if let Some(command) = status_command {
-        api.execute(command, &[]).await?;
-    }
-    if let Some(attributes) = attributes {
-        api.execute(Command::UpdateTaskAttributes { task: sid, attributes }, &[]).await?;
+    if changes != TaskChanges::default() {
+        api.execute(Command::UpdateTask { task: sid, changes }, &[]).await?;
     }
     Ok(HttpResponse::Ok().json(render_task(&api, sid)?))
 }
