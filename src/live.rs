@@ -338,7 +338,7 @@ impl LiveEngine {
         // encodes and writes it, so no request waits on a snapshot's write and flush.
         if state.since_snapshot >= self.snapshot_every {
             state.since_snapshot = 0;
-            let snapshot = state.engine.export();
+            let snapshot = state.engine.export_unordered();
             drop(state);
             self.shared.schedule_snapshot(seq, snapshot);
         }
@@ -347,11 +347,12 @@ impl LiveEngine {
 
     /// Writes a snapshot now (shutdown, tools, benchmarks); the log it covers is dropped.
     pub fn snapshot_now(&self) -> Result<(), StoreError> {
-        let (seq, snapshot) = {
+        let (seq, mut snapshot) = {
             let mut state = self.lock();
             state.since_snapshot = 0;
-            (state.last_seq, state.engine.export())
+            (state.last_seq, state.engine.export_unordered())
         };
+        snapshot.put_in_order();
         self.shared.write_snapshot(seq, &snapshot)
     }
 
@@ -462,7 +463,8 @@ impl Shared {
                 }
                 (job.snapshot.take(), job.stop)
             };
-            let written = snapshot.map(|(seq, snapshot)| {
+            let written = snapshot.map(|(seq, mut snapshot)| {
+                snapshot.put_in_order();
                 let written = self.write_snapshot(seq, &snapshot);
                 drop(snapshot);
                 release_freed_memory();

@@ -33,6 +33,15 @@ pub struct Snapshot {
     pub event_seq: u64,
 }
 
+impl Snapshot {
+    /// Sorts the tasks and reservations into creation order (SIDs are minted from a counter,
+    /// so a reservation's SID orders it), as [`Engine::export`] gives them.
+    pub fn put_in_order(&mut self) {
+        self.tasks.sort_unstable_by_key(|task| task.seq);
+        self.reservations.sort_unstable_by_key(|reservation| reservation.sid);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityState {
     pub sid: Sid,
@@ -130,11 +139,18 @@ fn corrupt(message: String) -> RoutingError {
 impl Engine {
     /// The whole state as plain data. Take it between commands (no events pending).
     pub fn export(&self) -> Snapshot {
+        let mut snapshot = self.export_unordered();
+        snapshot.put_in_order();
+        snapshot
+    }
+
+    /// [`Engine::export`] with tasks and reservations in no particular order, for a caller
+    /// that holds a lock around the engine: [`Snapshot::put_in_order`] can then sort them
+    /// after the lock is released.
+    pub fn export_unordered(&self) -> Snapshot {
         let (salt, next_sid) = self.sids.parts();
-        let mut tasks: Vec<&Task> = self.tasks.values().map(|task| &**task).collect();
-        tasks.sort_unstable_by_key(|task| task.seq);
-        let mut reservations: Vec<&Reservation> = self.reservations.values().collect();
-        reservations.sort_unstable_by_key(|reservation| reservation.sid);
+        let tasks = self.tasks.values().map(|task| &**task);
+        let reservations = self.reservations.values();
         Snapshot {
             salt,
             next_sid,
