@@ -11,6 +11,7 @@ mod drain;
 mod error;
 mod form;
 mod health;
+mod origin;
 mod pages;
 pub(crate) mod session;
 pub mod signature;
@@ -77,6 +78,7 @@ impl Server {
         let texts = web::Data::from(texts);
         let agents = web::Data::from(agents);
         let webhooks = web::Data::new(webhooks);
+        let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -93,6 +95,7 @@ impl Server {
                 .app_data(texts.clone())
                 .app_data(agents.clone())
                 .app_data(webhooks.clone())
+                .app_data(trusted_proxies.clone())
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))
                 .configure(routes)

@@ -138,12 +138,12 @@ fn signed_in(
     HttpResponse::Ok().cookie(cookie).json(extra)
 }
 
-/// Whether the pages are reached over https (`voice.public_url`): the cookie is then sent only
-/// over https.
+/// Whether the pages are reached over https (`voice.public_url`, or the request's scheme as
+/// [`super::origin`] reads it): the cookie is then sent only over https.
 fn behind_https(request: &HttpRequest) -> bool {
     let public_url =
         request.app_data::<web::Data<super::Webhooks>>().map(|webhooks| webhooks.public_url.as_str());
-    public_url.is_some_and(|url| url.starts_with("https://"))
+    super::origin::base_url(request, public_url.unwrap_or_default()).starts_with("https://")
 }
 
 /// A sign-in's form, unless it was posted from another site (a forged form signing the

@@ -13,6 +13,7 @@ mod hostile;
 mod ivr_cli;
 mod pages;
 mod process;
+mod proxies;
 mod sdk;
 mod simulate;
 mod sms;

@@ -48,13 +48,7 @@ impl Api {
         // Behind a proxy, the configured public URL is the address clients reach us at.
         let public_url =
             request.app_data::<web::Data<Webhooks>>().map(|webhooks| webhooks.public_url.as_str());
-        let base = match public_url.filter(|url| !url.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => {
-                let info = request.connection_info();
-                format!("{}://{}", info.scheme(), info.host())
-            }
-        };
+        let base = crate::http::origin::base_url(request, public_url.unwrap_or_default());
         let api = Api {
             engine: engine.clone(),
             credentials: credentials.clone(),
