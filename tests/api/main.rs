@@ -15,6 +15,7 @@ mod pages;
 mod process;
 mod proxies;
 mod sdk;
+mod sessions;
 mod simulate;
 mod sms;
 mod taskrouter;
