@@ -24,6 +24,8 @@
 //! | `v:` + CallSid               | a call in line or bridged: its task, its agent |
 //! | `k:` + customer `\|` number  | a text conversation: IVR place, task, messages, STOP |
 //! | `o:` + id (20 digits)        | an outgoing text message and its delivery state |
+//! | `a:` + WorkerSid             | an agent's sign-in secret, as a keyed digest |
+//! | `n:` + nonce                 | a signed-out browser session, until it would have expired |
 //!
 //! Durability: a command or record is acknowledged when a flush covering it has finished: each
 //! append or put returns a [`Ticket`] to wait on. Appending only queues the encoded command in
@@ -47,7 +49,7 @@ use tokio::sync::watch;
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1, EventRecord,
-    Keyed, MessageV1, OutboxRecord, OutboxV1, RecordError, SnapshotRecord,
+    Keyed, MessageV1, OutboxRecord, OutboxV1, RecordError, SignOutRecord, SignOutV1, SnapshotRecord,
 };
 
 const FORMAT: &[u8] = b"1";

@@ -2,9 +2,9 @@
 //! cache keep, every way a session ends (at once, and across a restart of the real process),
 //! the live streams that end with it, and the sign-in throttle.
 
-use reqwest::RequestBuilder;
+use reqwest::{RequestBuilder, StatusCode};
 
-use crate::helpers::{SignedIn, TestApp, issue_secret};
+use crate::helpers::{SignedIn, SwitchboardProcess, TestApp, fixed_config, issue_secret};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api};
 
 fn worker(app: &TestApp, name: &str) -> String {
@@ -104,4 +104,173 @@ async fn no_answer_carrying_a_session_a_csrf_token_or_a_secret_may_be_stored_and
         "#]],
     )
     .await;
+}
+
+/// How a session is ended in [`check_ending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Not at all: the session holds, across a restart too.
+    Nothing,
+    /// The browser signs out.
+    SignOut,
+    /// The admin issues the agent a new secret.
+    NewSecret,
+    /// The agent's worker is deleted through the REST API.
+    WorkerDeleted,
+    /// The server restarts with another `twilio.auth_token`.
+    NewAuthToken,
+}
+
+/// Whose session: the agent alice's (watching `/agent/api/events`) or the admin's (watching
+/// the dashboard's stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    Agent,
+    Admin,
+}
+
+/// `switchboard serve` in `dir`, started off the async runtime.
+async fn serve(dir: &std::path::Path) -> SwitchboardProcess {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || crate::helpers::serve_in(&dir)).await.unwrap()
+}
+
+fn config(auth_token: &str) -> String {
+    fixed_config(0, ACCOUNT_SID, auth_token)
+}
+
+/// Signs `whose` in on the real executable, opens their live stream, ends the session as
+/// `ending` says, then renders whether the stream ended, and what the same cookie (a copy of
+/// it) gets now and after the process is killed and started again.
+async fn check_ending(whose: Whose, ending: Ending, expected: expect_test::Expect) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchboard.toml"), config(AUTH_TOKEN)).unwrap();
+    let process = serve(dir.path()).await;
+    let client = reqwest::Client::new();
+    let base = process.url("");
+    let account = |request: RequestBuilder| request.basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
+    let workspaces: serde_json::Value =
+        account(client.get(format!("{base}/v1/Workspaces"))).send().await.unwrap().json().await.unwrap();
+    let workspace = format!("{base}/v1/Workspaces/{}", workspaces["workspaces"][0]["sid"].as_str().unwrap());
+    let workers: serde_json::Value = account(client.get(format!("{workspace}/Workers?FriendlyName=alice")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice = workers["workers"][0]["sid"].as_str().unwrap().to_owned();
+    let (session, stream_path, session_path) = match whose {
+        Whose::Agent => (
+            SignedIn::agent(&client, &base, &alice, "alice").await,
+            "/agent/api/events",
+            "/agent/api/session",
+        ),
+        Whose::Admin => (admin(&client, &base).await, "/admin/api/dashboard/events", "/admin/api/session"),
+    };
+    let mut live = with(client.get(format!("{base}{stream_path}")), &session).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert!(live.chunk().await.unwrap().is_some(), "the stream's first push");
+
+    match ending {
+        Ending::Nothing | Ending::NewAuthToken => {}
+        Ending::SignOut => {
+            let signed_out =
+                with(client.delete(format!("{base}{session_path}")), &session).send().await.unwrap();
+            assert_eq!(signed_out.status(), StatusCode::NO_CONTENT);
+        }
+        Ending::NewSecret => drop(issue_secret(&client, &base, &alice).await),
+        Ending::WorkerDeleted => {
+            let deleted =
+                account(client.delete(format!("{workspace}/Workers/{alice}"))).send().await.unwrap();
+            assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        }
+    }
+    // A change that every live stream pushes (a new activity), so that one that is still open
+    // says so at once.
+    let poke = account(client.post(format!("{workspace}/Activities"))).form(&[("FriendlyName", "Poke")]);
+    assert_eq!(poke.send().await.unwrap().status(), StatusCode::CREATED);
+    let next = tokio::time::timeout(std::time::Duration::from_secs(20), live.chunk()).await;
+    let stream = match next {
+        Ok(Ok(None)) => "stream ended",
+        Ok(Ok(Some(_))) => "stream still open",
+        Ok(Err(_)) => "stream broken",
+        Err(_) => "stream silent",
+    };
+
+    // The cookie, as a copy of it would be sent: on the session's own read route.
+    let check_path = match whose {
+        Whose::Agent => "/agent/api/state",
+        Whose::Admin => "/admin/api/session",
+    };
+    let answer = |base: String| {
+        let request = client.get(format!("{base}{check_path}")).header("cookie", &session.cookie);
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let body: serde_json::Value = answer.json().await.unwrap();
+            format!("{status} {}", body["message"].as_str().unwrap_or("(signed in)"))
+        }
+    };
+    let now = answer(base).await;
+    drop(process);
+    let token = if ending == Ending::NewAuthToken { "another-token" } else { AUTH_TOKEN };
+    std::fs::write(dir.path().join("switchboard.toml"), config(token)).unwrap();
+    let restarted = serve(dir.path()).await;
+    let after_restart = answer(restarted.url("")).await;
+    expected.assert_eq(&format!("{stream}; then {now}; after a restart {after_restart}"));
+}
+
+#[tokio::test]
+async fn every_way_a_session_ends_ends_it_at_once_and_across_restarts() {
+    use Ending::*;
+    use Whose::*;
+    use expect_test::expect;
+    check_ending(
+        Agent,
+        Nothing,
+        expect!["stream still open; then 200 (signed in); after a restart 200 (signed in)"],
+    )
+    .await;
+    check_ending(Agent, SignOut, expect!["stream ended; then 401 your session has ended: sign in again; after a restart 401 your session has ended: sign in again"]).await;
+    check_ending(Agent, NewSecret, expect!["stream ended; then 401 your session has ended: sign in again; after a restart 401 your session has ended: sign in again"]).await;
+    check_ending(
+        Agent,
+        WorkerDeleted,
+        expect!["stream ended; then 401 sign in again; after a restart 401 sign in again"],
+    )
+    .await;
+    check_ending(Agent, NewAuthToken, expect!["stream still open; then 200 (signed in); after a restart 401 your session has ended: sign in again"]).await;
+    check_ending(
+        Admin,
+        Nothing,
+        expect!["stream still open; then 200 (signed in); after a restart 200 (signed in)"],
+    )
+    .await;
+    check_ending(Admin, SignOut, expect!["stream ended; then 401 your session has ended: sign in again; after a restart 401 your session has ended: sign in again"]).await;
+    check_ending(Admin, NewAuthToken, expect!["stream still open; then 200 (signed in); after a restart 401 your session has ended: sign in again"]).await;
+}
+
+#[tokio::test]
+async fn an_agent_s_conversation_stream_ends_when_they_sign_out() {
+    let app = spawn_api().await;
+    let switchboard = crate::sms::Switchboard { base: app.url(""), client: app.client.clone() };
+    switchboard.text("SM1", "hi").await;
+    switchboard.text("SM2", "1").await;
+    let task = switchboard.alice_accepts().await;
+    let alice = SignedIn::agent(&app.client, &app.url(""), &worker(&app, "alice"), "alice").await;
+    let events = app.url(&format!("/agent/api/conversations/{task}/events"));
+    let mut live = with(app.client.get(&events), &alice).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    let ready = live.chunk().await.unwrap().unwrap();
+    assert!(ready.starts_with(b"event: ready"), "{ready:?}");
+
+    let signed_out = with(app.client.delete(app.url("/agent/api/session")), &alice).send().await.unwrap();
+    assert_eq!(signed_out.status(), StatusCode::NO_CONTENT);
+    // The customer's next text would be pushed to a stream still open.
+    switchboard.text("SM3", "still there?").await;
+    let next = tokio::time::timeout(std::time::Duration::from_secs(20), live.chunk()).await;
+    assert!(matches!(next, Ok(Ok(None))), "the stream ended: {next:?}");
+    let again = with(app.client.get(&events), &alice).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "and cannot be opened again");
 }
