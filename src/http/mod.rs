@@ -17,6 +17,7 @@ pub(crate) mod session;
 pub mod signature;
 mod sms;
 mod taskrouter;
+mod throttle;
 mod voice;
 
 /// The fuzz targets' checks of what the HTTP edge reads (see `crate::fuzzing`).
@@ -79,6 +80,8 @@ impl Server {
         let agents = web::Data::from(agents);
         let webhooks = web::Data::new(webhooks);
         let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
+        // In memory only: a restart forgets the failed sign-ins (see throttle.rs).
+        let throttle = web::Data::new(throttle::SignInThrottle::default());
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -96,6 +99,7 @@ impl Server {
                 .app_data(agents.clone())
                 .app_data(webhooks.clone())
                 .app_data(trusted_proxies.clone())
+                .app_data(throttle.clone())
                 .wrap(from_fn(protective_headers))
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))

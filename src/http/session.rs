@@ -3,7 +3,8 @@
 //!
 //! - `POST /agent/api/session` (`Name`, `Secret`): an agent signs in with the secret the admin
 //!   was given;
-//! - `POST /admin/api/session` (`AccountSid`, `AuthToken`): the admin signs in;
+//! - `POST /admin/api/session` (`AccountSid`, `AuthToken`): the admin signs in. Both go through
+//!   the sign-in throttle (`throttle.rs`): after a few failures, 429 with `Retry-After`;
 //! - `GET /admin/api/session`: the signed-in admin's CSRF token, for a reloaded page;
 //! - `DELETE` on either: signs out, for good (see `agents.rs` for every way a session ends).
 //!
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 use super::ApiError;
 use super::form::{Form, FormError};
 use super::taskrouter::api::credentials_match;
+use super::throttle::SignInThrottle;
 use crate::agents::{Agents, Role, Session, SessionRefusal};
 use crate::config::Credentials;
 use crate::live::{self, LiveEngine};
@@ -72,8 +74,11 @@ async fn agent_sign_in(
     let (Some(name), Some(secret)) = (form.get("Name"), form.get("Secret")) else {
         return refused(StatusCode::BAD_REQUEST, "Name and Secret are required");
     };
-    let Some(worker) = agents.sign_in(&engine, name.trim(), secret.trim()) else {
-        return refused(StatusCode::UNAUTHORIZED, "unknown name or wrong secret");
+    let worker = match throttled(&request, Role::Agent, name, "unknown name or wrong secret", || {
+        agents.sign_in(&engine, name.trim(), secret.trim())
+    }) {
+        Ok(worker) => worker,
+        Err(refusal) => return refusal,
     };
     let bound_to = agents.secret_digest(worker).unwrap_or_default();
     let name =
@@ -100,10 +105,48 @@ async fn admin_sign_in(
     let (Some(account_sid), Some(auth_token)) = (form.get("AccountSid"), form.get("AuthToken")) else {
         return refused(StatusCode::BAD_REQUEST, "AccountSid and AuthToken are required");
     };
-    if !credentials_match(&credentials, account_sid.trim(), auth_token.trim()) {
-        return refused(StatusCode::UNAUTHORIZED, "wrong account SID or auth token");
+    let right = || credentials_match(&credentials, account_sid.trim(), auth_token.trim()).then_some(());
+    if let Err(refusal) =
+        throttled(&request, Role::Admin, account_sid, "wrong account SID or auth token", right)
+    {
+        return refusal;
     }
     signed_in(&request, Role::Admin, &credentials.account_sid, &credentials.auth_token, "", json!({}))
+}
+
+/// A sign-in as `name` for `role`, through the sign-in throttle (`throttle.rs`): while the name
+/// or the client's address must wait, it is refused with 429 and `Retry-After` and `check` is
+/// not even run, so the right secret does not work either; otherwise `check` decides (`None`:
+/// wrong, answered 401 with `wrong`), and a failure is counted, a success forgets the name's.
+fn throttled<T>(
+    request: &HttpRequest,
+    role: Role,
+    name: &str,
+    wrong: &str,
+    check: impl FnOnce() -> Option<T>,
+) -> Result<T, HttpResponse> {
+    let throttle = request.app_data::<web::Data<SignInThrottle>>();
+    let client = super::origin::origin(request).client;
+    let now = live::now();
+    if let Some(wait) = throttle.and_then(|throttle| throttle.sign_in_wait(role, name, client, now)) {
+        return Err(ApiError::too_many_failures(wait).error_response());
+    }
+    match check() {
+        Some(signed_in) => {
+            if let Some(throttle) = throttle {
+                throttle.sign_in_succeeded(role, name);
+            }
+            Ok(signed_in)
+        }
+        None => {
+            let wait = throttle.and_then(|throttle| throttle.sign_in_failed(role, name, client, now));
+            if let Some(wait_ms) = wait {
+                // The name typed is not logged: it may be a secret typed in the wrong field.
+                tracing::warn!(?role, ?client, wait_ms, "failed sign-ins: the next attempt waits");
+            }
+            Err(refused(StatusCode::UNAUTHORIZED, wrong))
+        }
+    }
 }
 
 /// The admin's session, for a reloaded page: its CSRF token (401 when not signed in).

@@ -274,3 +274,94 @@ async fn an_agent_s_conversation_stream_ends_when_they_sign_out() {
     let again = with(app.client.get(&events), &alice).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "and cannot be opened again");
 }
+
+/// Sends each of `attempts` (`what`, request) in turn and renders the answers, one line per run
+/// of identical ones: `{count}× {what}: {status} Retry-After {seconds} {message}`.
+async fn check_attempts(attempts: Vec<(String, RequestBuilder)>, expected: expect_test::Expect) {
+    let mut lines: Vec<(usize, String)> = Vec::new();
+    for (what, request) in attempts {
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        let retry_after = answer.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+        let body: serde_json::Value = answer.json().await.unwrap();
+        let said = body["message"].as_str().unwrap_or("(signed in)");
+        let retry_after = retry_after.map(|seconds| format!(" Retry-After {seconds}")).unwrap_or_default();
+        let line = format!("{what}: {status}{retry_after} {said}");
+        match lines.last_mut() {
+            Some((count, last)) if *last == line => *count += 1,
+            _ => lines.push((1, line)),
+        }
+    }
+    let rendered: Vec<String> = lines.into_iter().map(|(count, line)| format!("{count}× {line}")).collect();
+    expected.assert_eq(&(rendered.join("\n") + "\n"));
+}
+
+#[tokio::test]
+async fn failed_sign_ins_make_the_name_then_the_address_wait_and_the_right_secret_waits_too() {
+    // The test client plays a proxy, so that X-Forwarded-For gives each attempt its address.
+    let app = crate::taskrouter::spawn_api_with(|settings| {
+        settings.http.trusted_proxies = switchboard::config::TrustedProxies::parse(["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let (alice, bob) = (worker(&app, "alice"), worker(&app, "bob"));
+    let alice_secret = issue_secret(&app.client, &app.url(""), &alice).await;
+    let bob_secret = issue_secret(&app.client, &app.url(""), &bob).await;
+    let sign_in = |from: &str, name: &str, secret: &str| {
+        let what =
+            format!("{name} from {from} with {}", if secret.len() == 32 { "the secret" } else { secret });
+        let form = [("Name", name.to_owned()), ("Secret", secret.to_owned())];
+        (what, app.client.post(app.url("/agent/api/session")).header("x-forwarded-for", from).form(&form))
+    };
+    let (here, there) = ("203.0.113.1", "198.51.100.2");
+    let mut attempts: Vec<_> = (0..5).map(|_| sign_in(here, "alice", "guess")).collect();
+    attempts.push(sign_in(here, "alice", &alice_secret));
+    attempts.push(sign_in(there, "alice", &alice_secret));
+    // Other names from the same address: 15 more failures make the address wait too.
+    for name in ["carol", "dave", "nobody"] {
+        attempts.extend((0..5).map(|_| sign_in(here, name, "guess")));
+    }
+    attempts.push(sign_in(here, "bob", &bob_secret));
+    let credentials = [("AccountSid", ACCOUNT_SID), ("AuthToken", AUTH_TOKEN)];
+    let admin =
+        app.client.post(app.url("/admin/api/session")).header("x-forwarded-for", here).form(&credentials);
+    attempts.push((format!("admin from {here} with the token"), admin));
+    attempts.push(sign_in(there, "bob", &bob_secret));
+    check_attempts(attempts, expect_test::expect![[r#"
+        5× alice from 203.0.113.1 with guess: 401 unknown name or wrong secret
+        1× alice from 203.0.113.1 with the secret: 429 Retry-After 1 too many failed sign-ins: wait 1 s before trying again
+        1× alice from 198.51.100.2 with the secret: 429 Retry-After 1 too many failed sign-ins: wait 1 s before trying again
+        5× carol from 203.0.113.1 with guess: 401 unknown name or wrong secret
+        5× dave from 203.0.113.1 with guess: 401 unknown name or wrong secret
+        5× nobody from 203.0.113.1 with guess: 401 unknown name or wrong secret
+        1× bob from 203.0.113.1 with the secret: 429 Retry-After 1 too many failed sign-ins: wait 1 s before trying again
+        1× admin from 203.0.113.1 with the token: 429 Retry-After 1 too many failed sign-ins: wait 1 s before trying again
+        1× bob from 198.51.100.2 with the secret: 200 (signed in)
+    "#]]).await;
+}
+
+#[tokio::test]
+async fn wrong_api_credentials_make_the_address_wait_and_the_right_ones_wait_too() {
+    let app = spawn_api().await;
+    let alice = worker(&app, "alice");
+    let agent = SignedIn::agent(&app.client, &app.url(""), &alice, "alice").await;
+    let bob_secret = issue_secret(&app.client, &app.url(""), &worker(&app, "bob")).await;
+    let workspaces = app.url("/v1/Workspaces");
+    let mut attempts: Vec<_> = (0..100)
+        .map(|_| {
+            ("wrong token".to_owned(), app.client.get(&workspaces).basic_auth(ACCOUNT_SID, Some("guess")))
+        })
+        .collect();
+    let right = app.client.get(&workspaces).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
+    attempts.push(("the token".to_owned(), right));
+    // Sessions, and the sign-in forms, are counted apart.
+    attempts.push(("alice's session".to_owned(), with(app.client.get(app.url("/agent/api/state")), &agent)));
+    let bob =
+        app.client.post(app.url("/agent/api/session")).form(&[("Name", "bob"), ("Secret", &bob_secret)]);
+    attempts.push(("bob signs in".to_owned(), bob));
+    check_attempts(attempts, expect_test::expect![[r#"
+        100× wrong token: 401 Authentication Error - invalid username or auth token
+        1× the token: 429 Retry-After 1 Too Many Requests - too many wrong credentials from this address: wait 1 s before trying again
+        1× alice's session: 200 (signed in)
+        1× bob signs in: 200 (signed in)
+    "#]]).await;
+}

@@ -14,6 +14,7 @@ use super::params::Params;
 use super::render::{List, Renderer};
 use crate::config::Credentials;
 use crate::http::Webhooks;
+use crate::http::throttle::SignInThrottle;
 use crate::live::{self, LiveEngine};
 use crate::routing::{Command, Engine, Sid, SidKind};
 
@@ -142,18 +143,26 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
             "Authentication Error - credentials sent by another site's page are not accepted",
         ));
     }
+    // Wrong credentials are throttled per client address (`throttle.rs`): while it must wait,
+    // none are checked, the right ones included.
+    let throttle = request.app_data::<web::Data<SignInThrottle>>();
+    let client = crate::http::origin::origin(request).client;
+    let now = live::now();
+    if let Some(wait) = throttle.and_then(|throttle| throttle.api_wait(client, now)) {
+        return Err(TwilioError::too_many_failures(wait));
+    }
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap_or_default();
     let (user, password) =
         std::str::from_utf8(&decoded).ok().and_then(|text| text.split_once(':')).unwrap_or_default();
     if credentials_match(credentials, user, password) {
-        Ok(())
-    } else {
-        Err(unauthorized("Authentication Error - invalid username or auth token"))
+        return Ok(());
     }
+    if let Some(wait_ms) = throttle.and_then(|throttle| throttle.api_failed(client, now)) {
+        tracing::warn!(?client, wait_ms, "wrong API credentials: the next attempt waits");
+    }
+    Err(unauthorized("Authentication Error - invalid username or auth token"))
 }
 
-/// Equality whose time depends only on `expected`'s length, not on `given` nor on where the
-/// two differ, so that a token cannot be guessed byte by byte from response times.
 /// Whether `user` and `password` are the account's SID and auth token. Both are compared,
 /// each in constant time, so that the time says neither which one is wrong nor where.
 pub(crate) fn credentials_match(credentials: &Credentials, user: &str, password: &str) -> bool {
@@ -162,6 +171,8 @@ pub(crate) fn credentials_match(credentials: &Credentials, user: &str, password:
     user_ok & password_ok
 }
 
+/// Equality whose time depends only on `expected`'s length, not on `given` nor on where the
+/// two differ, so that a token cannot be guessed byte by byte from response times.
 fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let mut difference = u8::from(given.len() != expected.len());
     for (idx, byte) in expected.iter().enumerate() {
