@@ -140,8 +140,8 @@ fn config(auth_token: &str) -> String {
 }
 
 /// Signs `whose` in on the real executable, opens their live stream, ends the session as
-/// `ending` says, then renders whether the stream ended, and what the same cookie (a copy of
-/// it) gets now and after the process is killed and started again.
+/// `ending` says, then renders whether the stream ended, and the status the same cookie (a copy
+/// of it) gets now and after the process is killed and started again.
 async fn check_ending(whose: Whose, ending: Ending, expected: expect_test::Expect) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("switchboard.toml"), config(AUTH_TOKEN)).unwrap();
@@ -207,9 +207,7 @@ async fn check_ending(whose: Whose, ending: Ending, expected: expect_test::Expec
         let request = client.get(format!("{base}{check_path}")).header("cookie", &session.cookie);
         async move {
             let answer = request.send().await.unwrap();
-            let status = answer.status().as_u16();
-            let body: serde_json::Value = answer.json().await.unwrap();
-            format!("{status} {}", body["message"].as_str().unwrap_or("(signed in)"))
+            answer.status().as_u16()
         }
     };
     let now = answer(base).await;
@@ -218,7 +216,7 @@ async fn check_ending(whose: Whose, ending: Ending, expected: expect_test::Expec
     std::fs::write(dir.path().join("switchboard.toml"), config(token)).unwrap();
     let restarted = serve(dir.path()).await;
     let after_restart = answer(restarted.url("")).await;
-    expected.assert_eq(&format!("{stream}; then {now}; after a restart {after_restart}"));
+    expected.assert_eq(&format!("{stream}, then {now}, after a restart {after_restart}"));
 }
 
 #[tokio::test]
@@ -226,29 +224,19 @@ async fn every_way_a_session_ends_ends_it_at_once_and_across_restarts() {
     use Ending::*;
     use Whose::*;
     use expect_test::expect;
-    check_ending(
-        Agent,
-        Nothing,
-        expect!["stream still open; then 200 (signed in); after a restart 200 (signed in)"],
-    )
-    .await;
-    check_ending(Agent, SignOut, expect!["stream ended; then 401 your session has ended: sign in again; after a restart 401 your session has ended: sign in again"]).await;
-    check_ending(Agent, NewSecret, expect!["stream ended; then 401 your session has ended: sign in again; after a restart 401 your session has ended: sign in again"]).await;
-    check_ending(
-        Agent,
-        WorkerDeleted,
-        expect!["stream ended; then 401 sign in again; after a restart 401 sign in again"],
-    )
-    .await;
-    check_ending(Agent, NewAuthToken, expect!["stream still open; then 200 (signed in); after a restart 401 your session has ended: sign in again"]).await;
-    check_ending(
-        Admin,
-        Nothing,
-        expect!["stream still open; then 200 (signed in); after a restart 200 (signed in)"],
-    )
-    .await;
-    check_ending(Admin, SignOut, expect!["stream ended; then 401 your session has ended: sign in again; after a restart 401 your session has ended: sign in again"]).await;
-    check_ending(Admin, NewAuthToken, expect!["stream still open; then 200 (signed in); after a restart 401 your session has ended: sign in again"]).await;
+    let cases = [
+        (Agent, Nothing, expect!["stream still open, then 200, after a restart 200"]),
+        (Agent, SignOut, expect!["stream ended, then 401, after a restart 401"]),
+        (Agent, NewSecret, expect!["stream ended, then 401, after a restart 401"]),
+        (Agent, WorkerDeleted, expect!["stream ended, then 401, after a restart 401"]),
+        (Agent, NewAuthToken, expect!["stream still open, then 200, after a restart 401"]),
+        (Admin, Nothing, expect!["stream still open, then 200, after a restart 200"]),
+        (Admin, SignOut, expect!["stream ended, then 401, after a restart 401"]),
+        (Admin, NewAuthToken, expect!["stream still open, then 200, after a restart 401"]),
+    ];
+    for (whose, ending, expected) in cases {
+        check_ending(whose, ending, expected).await;
+    }
 }
 
 #[tokio::test]
