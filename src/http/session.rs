@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::ApiError;
 use super::form::{Form, FormError};
 use super::taskrouter::api::credentials_match;
-use super::throttle::SignInThrottle;
+use super::throttle::{Refused, SignInThrottle};
 use crate::agents::{Agents, Role, Session, SessionRefusal};
 use crate::config::Credentials;
 use crate::live::{self, LiveEngine};
@@ -125,21 +125,14 @@ fn throttled<T>(
     wrong: &str,
     check: impl FnOnce() -> Option<T>,
 ) -> Result<T, HttpResponse> {
-    let throttle = request.app_data::<web::Data<SignInThrottle>>();
+    let Some(throttle) = request.app_data::<web::Data<SignInThrottle>>() else {
+        return check().ok_or_else(|| refused(StatusCode::UNAUTHORIZED, wrong));
+    };
     let client = super::origin::origin(request).client;
-    let now = live::now();
-    if let Some(wait) = throttle.and_then(|throttle| throttle.sign_in_wait(role, name, client, now)) {
-        return Err(ApiError::too_many_failures(wait).error_response());
-    }
-    match check() {
-        Some(signed_in) => {
-            if let Some(throttle) = throttle {
-                throttle.sign_in_succeeded(role, name);
-            }
-            Ok(signed_in)
-        }
-        None => {
-            let wait = throttle.and_then(|throttle| throttle.sign_in_failed(role, name, client, now));
+    match throttle.sign_in(role, name, client, live::now(), check) {
+        Ok(signed_in) => Ok(signed_in),
+        Err(Refused::Wait(wait)) => Err(ApiError::too_many_failures(wait).error_response()),
+        Err(Refused::Wrong { wait }) => {
             if let Some(wait_ms) = wait {
                 // The name typed is not logged: it may be a secret typed in the wrong field.
                 tracing::warn!(?role, ?client, wait_ms, "failed sign-ins: the next attempt waits");

@@ -172,48 +172,67 @@ impl Default for SignInThrottle {
     }
 }
 
+/// Why an attempt was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Not checked: the name or the address must wait this long (ms) still.
+    Wait(Millis),
+    /// Checked and wrong; `wait` is what this failure imposes on the next attempt, if anything.
+    Wrong { wait: Option<Millis> },
+}
+
 impl SignInThrottle {
-    /// How long a sign-in as `name` (for `role`) from `client` must still wait at `now`;
-    /// `None`: check it.
-    pub(crate) fn sign_in_wait(
-        &self,
-        role: Role,
-        name: &str,
-        client: Option<IpAddr>,
-        now: Millis,
-    ) -> Option<Millis> {
-        let by_name = lock(&self.names).wait(&self.name_key(role, name), now);
-        let by_address = client.and_then(|client| lock(&self.addresses).wait(&address_key(client), now));
-        by_name.max(by_address)
-    }
-
-    /// Counts a failed sign-in; answers the wait it imposes, if any.
-    pub(crate) fn sign_in_failed(
-        &self,
-        role: Role,
-        name: &str,
-        client: Option<IpAddr>,
-        now: Millis,
-    ) -> Option<Millis> {
-        let by_name = lock(&self.names).failed(self.name_key(role, name), now);
-        let by_address = client.and_then(|client| lock(&self.addresses).failed(address_key(client), now));
-        by_name.max(by_address)
-    }
-
-    /// A successful sign-in: the name's failures are forgotten (not the address's, or an
+    /// A sign-in as `name` (for `role`) from `client` at `now`: refused unchecked while the name
+    /// or the address must wait; otherwise `check` decides (`None`: wrong), and a failure is
+    /// counted against both, a success forgets the name's failures (not the address's, or an
     /// attacker with one account of their own could reset it at will).
-    pub(crate) fn sign_in_succeeded(&self, role: Role, name: &str) {
-        lock(&self.names).succeeded(&self.name_key(role, name));
+    ///
+    /// The locks are held from the wait to the count, `check` included (it reads memory only:
+    /// a digest and a MAC), so that concurrent attempts cannot all pass the wait before the
+    /// first failure is counted.
+    pub(crate) fn sign_in<T>(
+        &self,
+        role: Role,
+        name: &str,
+        client: Option<IpAddr>,
+        now: Millis,
+        check: impl FnOnce() -> Option<T>,
+    ) -> Result<T, Refused> {
+        let name = self.name_key(role, name);
+        let client = client.map(address_key);
+        let mut names = lock(&self.names);
+        let mut addresses = lock(&self.addresses);
+        let by_address = client.and_then(|client| addresses.wait(&client, now));
+        if let Some(wait) = names.wait(&name, now).max(by_address) {
+            return Err(Refused::Wait(wait));
+        }
+        if let Some(signed_in) = check() {
+            names.succeeded(&name);
+            return Ok(signed_in);
+        }
+        let by_address = client.and_then(|client| addresses.failed(client, now));
+        Err(Refused::Wrong { wait: names.failed(name, now).max(by_address) })
     }
 
-    /// How long an API request with HTTP Basic credentials from `client` must still wait.
-    pub(crate) fn api_wait(&self, client: Option<IpAddr>, now: Millis) -> Option<Millis> {
-        client.and_then(|client| lock(&self.api_addresses).wait(&address_key(client), now))
-    }
-
-    /// Counts wrong HTTP Basic credentials from `client`; answers the wait it imposes, if any.
-    pub(crate) fn api_failed(&self, client: Option<IpAddr>, now: Millis) -> Option<Millis> {
-        client.and_then(|client| lock(&self.api_addresses).failed(address_key(client), now))
+    /// An API request with HTTP Basic credentials from `client` at `now`: refused unchecked
+    /// while the address must wait; otherwise `check` decides, and a failure is counted.
+    pub(crate) fn api(
+        &self,
+        client: Option<IpAddr>,
+        now: Millis,
+        check: impl FnOnce() -> bool,
+    ) -> Result<(), Refused> {
+        let Some(client) = client.map(address_key) else {
+            return if check() { Ok(()) } else { Err(Refused::Wrong { wait: None }) };
+        };
+        let mut addresses = lock(&self.api_addresses);
+        if let Some(wait) = addresses.wait(&client, now) {
+            return Err(Refused::Wait(wait));
+        }
+        if check() {
+            return Ok(());
+        }
+        Err(Refused::Wrong { wait: addresses.failed(client, now) })
     }
 
     fn name_key(&self, role: Role, name: &str) -> u64 {
@@ -379,32 +398,59 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_guesses_are_counted_before_the_next_is_let_through() {
+        let throttle = SignInThrottle::default();
+        let checked = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..40 {
+                scope.spawn(|| {
+                    let _ = throttle.sign_in(Role::Agent, "alice", None, 0, || {
+                        checked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // Let the others run meanwhile: they must wait for this count.
+                        std::thread::yield_now();
+                        None::<()>
+                    });
+                });
+            }
+        });
+        assert_eq!(checked.into_inner(), 5, "only the free guesses were checked");
+        assert_eq!(throttle.sign_in(Role::Agent, "alice", None, 40, || Some(())), Err(Refused::Wait(960)));
+    }
+
+    #[test]
     fn the_shell_counts_names_and_addresses_apart_and_a_success_forgets_the_name_only() {
         let throttle = SignInThrottle::default();
         let here = Some("192.0.2.7".parse().unwrap());
-        for at in 0..5 {
-            assert_eq!(throttle.sign_in_wait(Role::Agent, "Alice", here, at), None);
-            throttle.sign_in_failed(Role::Agent, " alice ", here, at);
+        let sign_in = |role, name: &str, client, at, right: bool| {
+            throttle.sign_in(role, name, client, at, || right.then_some(())).map_err(
+                |refused| match refused {
+                    Refused::Wait(wait) => format!("wait {wait}"),
+                    Refused::Wrong { wait } => format!("wrong, then {wait:?}"),
+                },
+            )
+        };
+        for at in 0..4 {
+            assert_eq!(sign_in(Role::Agent, " Alice", here, at, false), Err("wrong, then None".into()));
         }
-        assert_eq!(
-            throttle.sign_in_wait(Role::Agent, "ALICE", None, 5),
-            Some(999),
-            "case and spaces ignored"
-        );
-        assert_eq!(throttle.sign_in_wait(Role::Admin, "alice", None, 5), None, "another role's name");
-        assert_eq!(throttle.sign_in_wait(Role::Agent, "bob", here, 5), None, "the address has 15 more");
+        assert_eq!(sign_in(Role::Agent, "alice ", here, 4, false), Err("wrong, then Some(1000)".into()));
+        assert_eq!(sign_in(Role::Agent, "ALICE", None, 5, true), Err("wait 999".into()), "case ignored");
+        assert_eq!(sign_in(Role::Admin, "alice", None, 5, true), Ok(()), "another role's name");
         for at in 5..20 {
-            throttle.sign_in_failed(Role::Agent, &format!("name {at}"), here, at);
+            assert!(sign_in(Role::Agent, &format!("name {at}"), here, at, false).is_err());
         }
-        assert_eq!(throttle.sign_in_wait(Role::Agent, "bob", here, 20), Some(999), "now the address waits");
-        assert_eq!(throttle.sign_in_wait(Role::Agent, "bob", None, 20), None);
-        throttle.sign_in_succeeded(Role::Agent, "alice");
-        assert_eq!(throttle.sign_in_wait(Role::Agent, "alice", None, 20), None);
+        assert_eq!(sign_in(Role::Agent, "bob", here, 20, true), Err("wait 999".into()), "the address waits");
+        assert_eq!(sign_in(Role::Agent, "bob", None, 20, true), Ok(()), "from elsewhere");
+        assert_eq!(sign_in(Role::Agent, "alice", None, 1_004, true), Ok(()), "after the wait");
         assert_eq!(
-            throttle.sign_in_wait(Role::Agent, "alice", here, 20),
-            Some(999),
-            "the address still waits"
+            sign_in(Role::Agent, "alice", None, 1_005, false),
+            Err("wrong, then None".into()),
+            "forgotten"
         );
-        assert_eq!(throttle.api_wait(here, 20), None, "API failures are counted apart");
+        assert_eq!(throttle.api(here, 21, || true), Ok(()), "API failures are counted apart");
+        for at in 0..99 {
+            assert_eq!(throttle.api(here, at, || false), Err(Refused::Wrong { wait: None }));
+        }
+        assert_eq!(throttle.api(here, 99, || false), Err(Refused::Wrong { wait: Some(1_000) }));
+        assert_eq!(throttle.api(here, 100, || true), Err(Refused::Wait(999)));
     }
 }

@@ -14,7 +14,7 @@ use super::params::Params;
 use super::render::{List, Renderer};
 use crate::config::Credentials;
 use crate::http::Webhooks;
-use crate::http::throttle::SignInThrottle;
+use crate::http::throttle::{Refused, SignInThrottle};
 use crate::live::{self, LiveEngine};
 use crate::routing::{Command, Engine, Sid, SidKind};
 
@@ -145,22 +145,31 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
     }
     // Wrong credentials are throttled per client address (`throttle.rs`): while it must wait,
     // none are checked, the right ones included.
-    let throttle = request.app_data::<web::Data<SignInThrottle>>();
-    let client = crate::http::origin::origin(request).client;
-    let now = live::now();
-    if let Some(wait) = throttle.and_then(|throttle| throttle.api_wait(client, now)) {
-        return Err(TwilioError::too_many_failures(wait));
-    }
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap_or_default();
     let (user, password) =
         std::str::from_utf8(&decoded).ok().and_then(|text| text.split_once(':')).unwrap_or_default();
-    if credentials_match(credentials, user, password) {
-        return Ok(());
+    let right = || credentials_match(credentials, user, password);
+    let client = crate::http::origin::origin(request).client;
+    let checked = match request.app_data::<web::Data<SignInThrottle>>() {
+        Some(throttle) => throttle.api(client, live::now(), right),
+        None => {
+            if right() {
+                Ok(())
+            } else {
+                Err(Refused::Wrong { wait: None })
+            }
+        }
+    };
+    match checked {
+        Ok(()) => Ok(()),
+        Err(Refused::Wait(wait)) => Err(TwilioError::too_many_failures(wait)),
+        Err(Refused::Wrong { wait }) => {
+            if let Some(wait_ms) = wait {
+                tracing::warn!(?client, wait_ms, "wrong API credentials: the next attempt waits");
+            }
+            Err(unauthorized("Authentication Error - invalid username or auth token"))
+        }
     }
-    if let Some(wait_ms) = throttle.and_then(|throttle| throttle.api_failed(client, now)) {
-        tracing::warn!(?client, wait_ms, "wrong API credentials: the next attempt waits");
-    }
-    Err(unauthorized("Authentication Error - invalid username or auth token"))
 }
 
 /// Whether `user` and `password` are the account's SID and auth token. Both are compared,
