@@ -30,9 +30,11 @@
 //! [`Throttle`] is pure (time is a parameter) and bounded: at most `capacity` keys (10,000 of
 //! each kind, a few megabytes in all), the one whose last failure is oldest forgotten first, so
 //! an attacker cycling names or addresses cannot grow it. To push a waiting name out, they
-//! would need 10,000 newer failures, from at least 500 addresses' allowances. [`SignInThrottle`] holds the three in memory for the HTTP edge: a restart
-//! forgets every count, which gives an attacker a fresh start only as often as the server
-//! restarts.
+//! would need 10,000 newer failures, from at least 500 addresses' allowances.
+//! [`SignInThrottle`] holds the three in memory for the HTTP edge, and checks the wait, the
+//! secret and counts the outcome under one lock, so that concurrent guesses cannot slip past;
+//! a restart forgets every count, which gives an attacker a fresh start only as often as the
+//! server restarts.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash, RandomState};
