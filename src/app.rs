@@ -133,6 +133,7 @@ impl Application {
         }));
         let sweeper = {
             let (voice, sms, mut stopped) = (self.voice.clone(), self.sms.clone(), stop_timers.subscribe());
+            let (agents, engine) = (self.agents.clone(), self.engine.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(SWEEP_EVERY);
                 for round in 0u64.. {
@@ -149,6 +150,13 @@ impl Application {
                         && let Err(err) = sms.sweep(live::now()).await
                     {
                         tracing::error!(%err, "sweeping idle conversations failed");
+                        return;
+                    }
+                    // Signed-out sessions are kept until they would have expired, then forgotten.
+                    if round % 12 == 0
+                        && let Err(err) = agents.sweep(&engine, live::now()).await
+                    {
+                        tracing::error!(%err, "forgetting expired sign-outs failed");
                         return;
                     }
                 }

@@ -220,6 +220,52 @@ pub struct HttpSettings {
     /// that they close first: a request sent on a connection the server is closing at that
     /// instant is lost in between.
     pub keep_alive: u64,
+    /// The proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For`, `-Host`, `-Proto`)
+    /// are believed: a request whose direct peer is not one of them is taken as sent, with its
+    /// own Host header, scheme and address. Empty: no proxy is trusted.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// IP addresses and networks (CIDR), such as `127.0.0.1` or `10.0.0.0/8`; in the file a list
+/// of strings, in the environment a comma-separated list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses each entry: an address alone is a network of one.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<TrustedProxies, String> {
+        let parse = |entry: &str| {
+            let entry = entry.trim();
+            let network = match entry.parse::<ipnet::IpNet>() {
+                Ok(network) => network,
+                Err(_) => entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from).map_err(|_| {
+                    format!("{entry:?} is neither an IP address nor a network like 10.0.0.0/8")
+                })?,
+            };
+            Ok(network.trunc())
+        };
+        entries.into_iter().map(parse).collect::<Result<_, String>>().map(TrustedProxies)
+    }
+
+    /// Whether `address` is one of the trusted proxies (an IPv4 address mapped into IPv6, as a
+    /// dual-stack listener sees it, counts as the IPv4 address).
+    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.0.iter().any(|network| network.contains(&address))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<Vec<String>> for TrustedProxies {
+    type Error = String;
+
+    fn try_from(entries: Vec<String>) -> Result<TrustedProxies, String> {
+        TrustedProxies::parse(entries.iter().map(String::as_str))
+    }
 }
 
 /// One documented setting.
@@ -265,6 +311,12 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_HTTP_KEEP_ALIVE",
         default: "75",
         meaning: "Seconds an idle keep-alive connection stays open; keep it above the idle timeout of any proxy in front",
+    },
+    SettingInfo {
+        key: "http.trusted_proxies",
+        env: "SWITCHBOARD_HTTP_TRUSTED_PROXIES",
+        default: "",
+        meaning: "IP addresses or CIDR networks of the proxies in front, e.g. `127.0.0.1, 10.0.0.0/8` (in the file a list of strings): only from these are `Forwarded` and `X-Forwarded-For`/`-Host`/`-Proto` believed (the client's address for the sign-in throttle, and with `voice.public_url` empty the host and scheme of links and of the URL signatures are checked over); empty: none",
     },
     SettingInfo {
         key: "store.data_dir",
@@ -354,7 +406,7 @@ pub const SETTINGS: &[SettingInfo] = &[
         key: "voice.public_url",
         env: "SWITCHBOARD_VOICE_PUBLIC_URL",
         default: "",
-        meaning: "The URL the provider posts webhooks to, e.g. `https://switchboard.example.com`, over which signatures are checked; also the base of the REST API's `url` and `links`; empty: `http://` + the request's Host",
+        meaning: "The URL the provider posts webhooks to, e.g. `https://switchboard.example.com`, over which signatures are checked; also the base of the REST API's `url` and `links`; empty: `http://` + the request's Host (from a proxy in `http.trusted_proxies`: the forwarded scheme and host)",
     },
     SettingInfo {
         key: "voice.wait_seconds",
@@ -455,6 +507,7 @@ impl Default for HttpSettings {
             shutdown_timeout: 10,
             max_body_bytes: 2 << 20,
             keep_alive: 75,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -554,6 +607,10 @@ impl Settings {
             "http.shutdown_timeout" => self.http.shutdown_timeout = parse_number(value)?,
             "http.max_body_bytes" => self.http.max_body_bytes = parse_number(value)?,
             "http.keep_alive" => self.http.keep_alive = parse_number(value)?,
+            "http.trusted_proxies" => {
+                let entries = value.split(',').filter(|entry| !entry.trim().is_empty());
+                self.http.trusted_proxies = TrustedProxies::parse(entries)?;
+            }
             "store.data_dir" => self.store.data_dir = PathBuf::from(value),
             "store.durability" => {
                 self.store.durability = match value {
@@ -680,35 +737,49 @@ mod tests {
             None,
             &[],
             expect![[
-                r#"defaults: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
+                r#"defaults: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75, trusted_proxies: TrustedProxies([]) }"#
             ]],
         );
         check(
             Some(""),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75, trusted_proxies: TrustedProxies([]) }"#
             ]],
         );
         check(
             Some("[http]\nworkers = 3\n"),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 3, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 3, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75, trusted_proxies: TrustedProxies([]) }"#
             ]],
         );
         check(
             Some("[http]\nworkers = 3\nlisten = \"0.0.0.0:80\"\n"),
             &[("SWITCHBOARD_HTTP_WORKERS", "5"), ("HOME", "/root"), ("SWITCHBOARD_CONFIG", "x")],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "0.0.0.0:80", workers: 5, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
+                r#"switchboard.toml: HttpSettings { listen: "0.0.0.0:80", workers: 5, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75, trusted_proxies: TrustedProxies([]) }"#
             ]],
         );
         check(
             None,
             &[("SWITCHBOARD_HTTP_LISTEN", "[::1]:0")],
             expect![[
-                r#"defaults: HttpSettings { listen: "[::1]:0", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
+                r#"defaults: HttpSettings { listen: "[::1]:0", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75, trusted_proxies: TrustedProxies([]) }"#
+            ]],
+        );
+        check(
+            Some("[http]\ntrusted_proxies = [\"10.1.2.3/8\", \"::1\"]\n"),
+            &[],
+            expect![[
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75, trusted_proxies: TrustedProxies([10.0.0.0/8, ::1/128]) }"#
+            ]],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_HTTP_TRUSTED_PROXIES", " 127.0.0.1, 192.168.0.0/16 ,")],
+            expect![[
+                r#"defaults: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75, trusted_proxies: TrustedProxies([127.0.0.1/32, 192.168.0.0/16]) }"#
             ]],
         );
     }
@@ -723,7 +794,24 @@ mod tests {
                   |
                 3 | lisen = "x"
                   | ^^^^^
-                unknown field `lisen`, expected one of `listen`, `workers`, `shutdown_timeout`, `max_body_bytes`, `keep_alive`"#]],
+                unknown field `lisen`, expected one of `listen`, `workers`, `shutdown_timeout`, `max_body_bytes`, `keep_alive`, `trusted_proxies`"#]],
+        );
+        check(
+            Some("[http]\ntrusted_proxies = [\"proxy.local\"]\n"),
+            &[],
+            expect![[r#"
+                DIR/switchboard.toml: TOML parse error at line 2, column 19
+                  |
+                2 | trusted_proxies = ["proxy.local"]
+                  |                   ^^^^^^^^^^^^^^^
+                "proxy.local" is neither an IP address nor a network like 10.0.0.0/8"#]],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_HTTP_TRUSTED_PROXIES", "10.0.0.0/33")],
+            expect![[
+                r#"environment variable SWITCHBOARD_HTTP_TRUSTED_PROXIES="10.0.0.0/33": "10.0.0.0/33" is neither an IP address nor a network like 10.0.0.0/8"#
+            ]],
         );
         check(
             Some("[htp]\n"),
@@ -784,14 +872,14 @@ mod tests {
             Some("[voice]\npublic_url = \"https://sb.example.com:8443/\"\n"),
             &[],
             expect![[
-                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75 }"#
+                r#"switchboard.toml: HttpSettings { listen: "127.0.0.1:8080", workers: 0, shutdown_timeout: 10, max_body_bytes: 2097152, keep_alive: 75, trusted_proxies: TrustedProxies([]) }"#
             ]],
         );
         check(
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
             ],
         );
         check(

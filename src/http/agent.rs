@@ -6,7 +6,8 @@
 //!   IVR, the skills needed, the attributes and when the offer times out) and the tasks in hand;
 //! - `GET /agent/api/events`: the same document pushed again (server-sent events, `state`)
 //!   whenever something about the agent changes; after a dropped connection the browser
-//!   reconnects and the first `state` puts the page right again;
+//!   reconnects and the first `state` puts the page right again. The stream ends as soon as the
+//!   session does (signed out, a new secret...), and the reconnection is then refused;
 //! - `POST /agent/api/activity` (`ActivitySid`);
 //! - `POST /agent/api/reservations/{WR}` (`ReservationStatus`: `accepted` or `rejected`);
 //! - `POST /agent/api/tasks/{WT}` (`AssignmentStatus`: `wrapping` or `completed`).
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -26,9 +27,9 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::ApiError;
 use super::form::Form;
-use super::session::AgentSession;
+use super::session::{AgentSession, SessionWatch};
 use super::taskrouter::render::date;
-use crate::agents::Agents;
+use crate::agents::Role;
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::routing::{
     Command, Engine, Event, Millis, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus,
@@ -121,20 +122,18 @@ async fn state(session: AgentSession, engine: web::Data<LiveEngine>) -> Result<H
     Ok(HttpResponse::Ok().json(with(found, "csrf_token", session.csrf.into())))
 }
 
-/// How often an idle stream says it is alive (and checks that its session still holds).
+/// How often an idle stream says it is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// What one agent's stream carries along between pushes.
 struct Stream {
     worker: Sid,
-    /// The session's expiry and the secret digest it was signed with: when either no longer
-    /// holds, the stream ends (a new secret signs the agent out everywhere, live streams too).
-    expires: Millis,
-    bound_to: Option<String>,
+    /// The stream ends as soon as the session does (signed out, expired, a new secret, the
+    /// worker deleted).
+    session: SessionWatch,
     /// The tasks on the page (offers and tasks in hand), as of the last push.
     shown: HashSet<Sid>,
     engine: Arc<LiveEngine>,
-    agents: Arc<Agents>,
     sms: Arc<Sms>,
     changes: broadcast::Receiver<Event>,
     texts: broadcast::Receiver<ConversationEvent>,
@@ -142,10 +141,6 @@ struct Stream {
 }
 
 impl Stream {
-    fn session_holds(&self) -> bool {
-        live::now() < self.expires && self.agents.secret_digest(self.worker) == self.bound_to
-    }
-
     /// The agent's state, noting which tasks it shows.
     fn state(&mut self) -> Option<Bytes> {
         let (state, shown) = self.engine.read(|engine| view(engine, self.worker, live::now()))?;
@@ -168,20 +163,19 @@ impl Stream {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             let relevant = tokio::select! {
+                biased;
                 () = self.sms.stopping() => return None,
-                _ = self.beat.tick() => {
-                    return self.session_holds().then(|| Bytes::from_static(b": keep-alive\n\n"));
-                }
+                () = self.session.ended() => return None,
+                _ = self.beat.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
                 text = self.texts.recv() => match text {
                     Ok(text) if self.shown.contains(&text.task) => {
                         let task = json!({"task_sid": text.task.to_string()});
-                        return self.session_holds().then(|| Bytes::from(sse("conversation", &task)));
+                        return Some(Bytes::from(sse("conversation", &task)));
                     }
                     Ok(_) => continue,
                     // Missed some: every conversation on the page is read again.
                     Err(RecvError::Lagged(_)) => {
-                        let all = json!({"task_sid": null});
-                        return self.session_holds().then(|| Bytes::from(sse("conversation", &all)));
+                        return Some(Bytes::from(sse("conversation", &json!({"task_sid": null}))));
                     }
                     Err(RecvError::Closed) => return None,
                 },
@@ -202,7 +196,7 @@ impl Stream {
                 }
             }
             if relevant {
-                return if self.session_holds() { self.state() } else { None };
+                return self.state();
             }
         }
     }
@@ -213,29 +207,27 @@ impl Stream {
 /// browser opens at most six connections to a host, which a stream per conversation would
 /// use up.
 async fn events(
+    request: HttpRequest,
     session: AgentSession,
     engine: web::Data<LiveEngine>,
-    agents: web::Data<Agents>,
     sms: web::Data<Sms>,
 ) -> Result<HttpResponse, ApiError> {
     let mut beat = tokio::time::interval(KEEP_ALIVE);
     beat.reset();
     let mut stream = Stream {
         worker: session.worker,
-        expires: session.expires,
-        bound_to: agents.secret_digest(session.worker),
+        session: SessionWatch::of(&request, Role::Agent)?,
         shown: HashSet::new(),
         changes: engine.subscribe(),
         texts: sms.subscribe(),
         engine: engine.into_inner(),
-        agents: agents.into_inner(),
         sms: sms.into_inner(),
         beat,
     };
     let first = stream.state().ok_or_else(gone)?;
     let first = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(first)));
     let changes = futures_util::stream::unfold(stream, |mut stream| async move {
-        let chunk = stream.next().await?;
+        let chunk = stream.next().await.filter(|_| stream.session.holds())?;
         Some((Ok(chunk), stream))
     });
     Ok(HttpResponse::Ok()

@@ -4,18 +4,21 @@
 //!   available; the agents by activity; the waiting tasks (for "why not this agent");
 //! - `GET /admin/api/dashboard/events`: the same document pushed (server-sent events,
 //!   `dashboard`) after engine events, at most twice a second, and every few seconds anyway so
-//!   that waiting times keep counting.
+//!   that waiting times keep counting. Opened with the admin's session, it ends as soon as that
+//!   session does.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::admin::Authenticated;
+use super::session::SessionWatch;
+use crate::agents::Role;
 use crate::live::{self, LiveEngine};
 use crate::routing::{Engine, Millis};
 use crate::sms::Sms;
@@ -89,29 +92,48 @@ const MIN_INTERVAL: Duration = Duration::from_millis(500);
 /// A push at least this often, so that ages move on a quiet day too.
 const MAX_INTERVAL: Duration = Duration::from_secs(5);
 
-async fn events(_: Authenticated, engine: web::Data<LiveEngine>, sms: web::Data<Sms>) -> HttpResponse {
+async fn events(
+    request: HttpRequest,
+    _: Authenticated,
+    engine: web::Data<LiveEngine>,
+    sms: web::Data<Sms>,
+) -> HttpResponse {
+    let session = match SessionWatch::of(&request, Role::Admin) {
+        Ok(session) => session,
+        Err(refused) => return refused.error_response(),
+    };
     let receiver = engine.subscribe();
     let engine = engine.into_inner();
     let sms = sms.into_inner();
     let first = engine.read(|engine| view(engine, live::now()));
     let first = stream::once(std::future::ready(Ok::<_, Infallible>(Bytes::from(sse(&first)))));
-    let changes =
-        stream::unfold((receiver, engine, sms, true), |(mut receiver, engine, sms, mut pause)| async move {
-            if pause {
-                tokio::time::sleep(MIN_INTERVAL).await;
-            }
+    let changes = stream::unfold(
+        (receiver, engine, sms, session),
+        |(mut receiver, engine, sms, mut session)| async move {
             tokio::select! {
-                // Every live stream of the server ends when it stops.
+                biased;
+                // Every live stream of the server ends when it stops, and this one when its
+                // session does.
                 () = sms.stopping() => return None,
-                () = tokio::time::sleep(MAX_INTERVAL) => {}
-                next = receiver.recv() => if let Err(RecvError::Closed) = next { return None },
+                () = session.ended() => return None,
+                // At most one push per MIN_INTERVAL, and one per MAX_INTERVAL anyway.
+                open = async {
+                    tokio::time::sleep(MIN_INTERVAL).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(MAX_INTERVAL) => true,
+                        next = receiver.recv() => !matches!(next, Err(RecvError::Closed)),
+                    }
+                } => if !open { return None },
+            }
+            if !session.holds() {
+                return None;
             }
             // Whatever else arrived meanwhile is in this push too.
             while !matches!(receiver.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
-            pause = true;
             let state = engine.read(|engine| view(engine, live::now()));
-            Some((Ok(Bytes::from(sse(&state))), (receiver, engine, sms, pause)))
-        });
+            Some((Ok(Bytes::from(sse(&state))), (receiver, engine, sms, session)))
+        },
+    );
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))

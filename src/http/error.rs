@@ -11,6 +11,8 @@ use serde::Serialize;
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// For 429: the seconds to announce in `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -21,7 +23,14 @@ struct ErrorBody<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError { status, message: message.into(), retry_after: None }
+    }
+
+    /// Too many failed sign-ins: 429, with the wait (ms) left before the next is checked.
+    pub(crate) fn too_many_failures(wait: crate::routing::Millis) -> ApiError {
+        let seconds = super::throttle::retry_after_seconds(wait);
+        let message = format!("too many failed sign-ins: wait {seconds} s before trying again");
+        ApiError { retry_after: Some(seconds), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message) }
     }
 }
 
@@ -31,8 +40,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(ErrorBody { status: self.status.as_u16(), message: &self.message })
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
+        response.json(ErrorBody { status: self.status.as_u16(), message: &self.message })
     }
 }
 

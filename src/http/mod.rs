@@ -12,11 +12,13 @@ mod error;
 mod form;
 mod framing;
 mod health;
+mod origin;
 mod pages;
 pub(crate) mod session;
 pub mod signature;
 mod sms;
 mod taskrouter;
+mod throttle;
 mod voice;
 
 /// The fuzz targets' checks of what the HTTP edge reads (see `crate::fuzzing`).
@@ -78,6 +80,9 @@ impl Server {
         let texts = web::Data::from(texts);
         let agents = web::Data::from(agents);
         let webhooks = web::Data::new(webhooks);
+        let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
+        // In memory only: a restart forgets the failed sign-ins (see throttle.rs).
+        let throttle = web::Data::new(throttle::SignInThrottle::default());
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -94,9 +99,12 @@ impl Server {
                 .app_data(texts.clone())
                 .app_data(agents.clone())
                 .app_data(webhooks.clone())
-                // Innermost, so that its refusals are logged and counted in flight like any
-                // answer; still before every route.
+                .app_data(trusted_proxies.clone())
+                .app_data(throttle.clone())
+                // Innermost, so that its refusals are logged, counted in flight and given the
+                // protective headers like any answer; still before every route.
                 .wrap(from_fn(framing::check))
+                .wrap(from_fn(protective_headers))
                 .wrap(from_fn(log_request))
                 .wrap(from_fn(drain::track_in_flight))
                 .configure(routes)
@@ -185,6 +193,27 @@ async fn log_request(
         500.. => tracing::error!(%method, %path, status, elapsed_ms, "request failed"),
         400.. => tracing::info!(%method, %path, status, elapsed_ms, "request refused"),
         _ => tracing::debug!(%method, %path, status, elapsed_ms, "request served"),
+    }
+    Ok(response)
+}
+
+/// Headers that every answer carries, so that no handler can forget them:
+///
+/// - `X-Content-Type-Options: nosniff`: a browser takes JSON as JSON (and a page's script as a
+///   script) and never guesses HTML or script from a body that holds callers' text;
+/// - `Cache-Control: no-store` on every answer that does not set its own (the pages and the live
+///   streams do) and on every answer that sets a cookie: sessions, CSRF tokens, sign-in secrets
+///   and callers' details must not be kept by a browser's or a proxy's cache.
+async fn protective_headers(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{self, HeaderValue};
+    let mut response = next.call(request).await?;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if headers.contains_key(header::SET_COOKIE) || !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(response)
 }

@@ -3,7 +3,8 @@
 //!
 //! Every page is served with a Content-Security-Policy that allows scripts and styles from this
 //! server only: even if some caller-supplied text reached the page as HTML, no inline script or
-//! event handler in it would run.
+//! event handler in it would run. (`X-Content-Type-Options: nosniff` is on every answer of the
+//! server: `http::protective_headers`.)
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -35,7 +36,6 @@ fn page(body: &'static str, content_type: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         // The pages change with the binary; a browser checks again rather than run stale code.
         .insert_header((header::CACHE_CONTROL, "no-cache"))

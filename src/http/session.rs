@@ -3,9 +3,10 @@
 //!
 //! - `POST /agent/api/session` (`Name`, `Secret`): an agent signs in with the secret the admin
 //!   was given;
-//! - `POST /admin/api/session` (`AccountSid`, `AuthToken`): the admin signs in;
+//! - `POST /admin/api/session` (`AccountSid`, `AuthToken`): the admin signs in. Both go through
+//!   the sign-in throttle (`throttle.rs`): after a few failures, 429 with `Retry-After`;
 //! - `GET /admin/api/session`: the signed-in admin's CSRF token, for a reloaded page;
-//! - `DELETE` on either: signs out.
+//! - `DELETE` on either: signs out, for good (see `agents.rs` for every way a session ends).
 //!
 //! Every write made with a session cookie must carry the session's CSRF token in the
 //! `X-CSRF-Token` header (the page reads it from the sign-in answer or its state): the cookie
@@ -15,17 +16,19 @@ use std::future::{Ready, ready};
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
+use tokio::sync::watch;
 
 use super::ApiError;
 use super::form::{Form, FormError};
 use super::taskrouter::api::credentials_match;
-use crate::agents::{Agents, Role, Session};
+use super::throttle::{Refused, SignInThrottle};
+use crate::agents::{Agents, Role, Session, SessionRefusal};
 use crate::config::Credentials;
 use crate::live::{self, LiveEngine};
-use crate::routing::{Sid, SidKind};
+use crate::routing::{Millis, Sid, SidKind};
 
 /// The session cookies' names, one per role: signing in on the agent page in a browser where
 /// the admin page is open does not end the admin's session.
@@ -47,13 +50,13 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/agent/api/session")
                 .route(web::post().to(agent_sign_in))
-                .route(web::delete().to(|request: HttpRequest| sign_out(request, Role::Agent))),
+                .route(web::delete().to(|request, engine| sign_out(request, Role::Agent, engine))),
         )
         .service(
             web::resource("/admin/api/session")
                 .route(web::get().to(admin_session))
                 .route(web::post().to(admin_sign_in))
-                .route(web::delete().to(|request: HttpRequest| sign_out(request, Role::Admin))),
+                .route(web::delete().to(|request, engine| sign_out(request, Role::Admin, engine))),
         );
 }
 
@@ -71,8 +74,11 @@ async fn agent_sign_in(
     let (Some(name), Some(secret)) = (form.get("Name"), form.get("Secret")) else {
         return refused(StatusCode::BAD_REQUEST, "Name and Secret are required");
     };
-    let Some(worker) = agents.sign_in(&engine, name.trim(), secret.trim()) else {
-        return refused(StatusCode::UNAUTHORIZED, "unknown name or wrong secret");
+    let worker = match throttled(&request, Role::Agent, name, "unknown name or wrong secret", || {
+        agents.sign_in(&engine, name.trim(), secret.trim())
+    }) {
+        Ok(worker) => worker,
+        Err(refusal) => return refusal,
     };
     let bound_to = agents.secret_digest(worker).unwrap_or_default();
     let name =
@@ -99,10 +105,41 @@ async fn admin_sign_in(
     let (Some(account_sid), Some(auth_token)) = (form.get("AccountSid"), form.get("AuthToken")) else {
         return refused(StatusCode::BAD_REQUEST, "AccountSid and AuthToken are required");
     };
-    if !credentials_match(&credentials, account_sid.trim(), auth_token.trim()) {
-        return refused(StatusCode::UNAUTHORIZED, "wrong account SID or auth token");
+    let right = || credentials_match(&credentials, account_sid.trim(), auth_token.trim()).then_some(());
+    if let Err(refusal) =
+        throttled(&request, Role::Admin, account_sid, "wrong account SID or auth token", right)
+    {
+        return refusal;
     }
     signed_in(&request, Role::Admin, &credentials.account_sid, &credentials.auth_token, "", json!({}))
+}
+
+/// A sign-in as `name` for `role`, through the sign-in throttle (`throttle.rs`): while the name
+/// or the client's address must wait, it is refused with 429 and `Retry-After` and `check` is
+/// not even run, so the right secret does not work either; otherwise `check` decides (`None`:
+/// wrong, answered 401 with `wrong`), and a failure is counted, a success forgets the name's.
+fn throttled<T>(
+    request: &HttpRequest,
+    role: Role,
+    name: &str,
+    wrong: &str,
+    check: impl FnOnce() -> Option<T>,
+) -> Result<T, HttpResponse> {
+    let Some(throttle) = request.app_data::<web::Data<SignInThrottle>>() else {
+        return check().ok_or_else(|| refused(StatusCode::UNAUTHORIZED, wrong));
+    };
+    let client = super::origin::origin(request).client;
+    match throttle.sign_in(role, name, client, live::now(), check) {
+        Ok(signed_in) => Ok(signed_in),
+        Err(Refused::Wait(wait)) => Err(ApiError::too_many_failures(wait).error_response()),
+        Err(Refused::Wrong { wait }) => {
+            if let Some(wait_ms) = wait {
+                // The name typed is not logged: it may be a secret typed in the wrong field.
+                tracing::warn!(?role, ?client, wait_ms, "failed sign-ins: the next attempt waits");
+            }
+            Err(refused(StatusCode::UNAUTHORIZED, wrong))
+        }
+    }
 }
 
 /// The admin's session, for a reloaded page: its CSRF token (401 when not signed in).
@@ -138,12 +175,12 @@ fn signed_in(
     HttpResponse::Ok().cookie(cookie).json(extra)
 }
 
-/// Whether the pages are reached over https (`voice.public_url`): the cookie is then sent only
-/// over https.
+/// Whether the pages are reached over https (`voice.public_url`, or the request's scheme as
+/// [`super::origin`] reads it): the cookie is then sent only over https.
 fn behind_https(request: &HttpRequest) -> bool {
     let public_url =
         request.app_data::<web::Data<super::Webhooks>>().map(|webhooks| webhooks.public_url.as_str());
-    public_url.is_some_and(|url| url.starts_with("https://"))
+    super::origin::base_url(request, public_url.unwrap_or_default()).starts_with("https://")
 }
 
 /// A sign-in's form, unless it was posted from another site (a forged form signing the
@@ -156,7 +193,18 @@ fn sign_in_form(request: &HttpRequest, form: Result<Form, FormError>) -> Result<
     form.map_err(|err| err.error_response())
 }
 
-async fn sign_out(request: HttpRequest, role: Role) -> HttpResponse {
+/// Signs the browser out: its session, if it holds, ends for good (a copy of the cookie is
+/// refused too, after a restart as well), and the cookie is cleared. No CSRF token is needed:
+/// ending one's own session harms nobody, and a page that lost its token must still be able to.
+async fn sign_out(request: HttpRequest, role: Role, engine: web::Data<LiveEngine>) -> HttpResponse {
+    if let Ok((session, _, _)) = session_of(&request, role) {
+        let agents = request.app_data::<web::Data<Agents>>().expect("session_of found the agents");
+        if let Err(err) = agents.sign_out(&engine, &session).await {
+            tracing::error!(%err, "a sign-out could not be stored");
+            return refused(StatusCode::INTERNAL_SERVER_ERROR, "the sign-out could not be stored; try again");
+        }
+        tracing::info!(subject = %session.subject, "signed out");
+    }
     let mut cookie = Cookie::build(cookie_name(role), "")
         .path("/")
         .http_only(true)
@@ -175,8 +223,6 @@ fn refused(status: StatusCode, message: &str) -> HttpResponse {
 /// token is refused (403).
 pub(super) struct AgentSession {
     pub worker: Sid,
-    /// When the session ends.
-    pub expires: crate::routing::Millis,
     /// The session's CSRF token, which the page needs again after a reload.
     pub csrf: String,
 }
@@ -189,7 +235,7 @@ impl FromRequest for AgentSession {
         ready(checked_session(request, Role::Agent).and_then(|(session, csrf)| {
             match session.role {
                 Role::Agent => Sid::parse(&session.subject, SidKind::Worker)
-                    .map(|worker| AgentSession { worker, expires: session.expires, csrf })
+                    .map(|worker| AgentSession { worker, csrf })
                     .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "sign in again")),
                 Role::Admin => {
                     Err(ApiError::new(StatusCode::FORBIDDEN, "this is the agents' API: sign in as an agent"))
@@ -199,31 +245,11 @@ impl FromRequest for AgentSession {
     }
 }
 
-/// The `role` session of `request`, checked: signature, expiry, and for a write its CSRF
-/// token. Answers the session and its CSRF token.
+/// The `role` session of `request`, checked ([`Agents::check_session`]: signature under the
+/// current keys, expiry, not signed out), and for a write its CSRF token. Answers the session
+/// and its CSRF token.
 pub(super) fn checked_session(request: &HttpRequest, role: Role) -> Result<(Session, String), ApiError> {
-    let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, message);
-    let cookie = request.cookie(cookie_name(role)).ok_or_else(|| unauthorized("not signed in"))?;
-    let (session, mac) = Session::parse(cookie.value()).ok_or_else(|| unauthorized("not signed in"))?;
-    if session.role != role {
-        return Err(unauthorized("not signed in"));
-    }
-    let (Some(credentials), Some(agents)) =
-        (request.app_data::<web::Data<Credentials>>(), request.app_data::<web::Data<Agents>>())
-    else {
-        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "sessions are not configured"));
-    };
-    let bound_to = match session.role {
-        Role::Admin if session.subject == credentials.account_sid => String::new(),
-        Role::Admin => return Err(unauthorized("sign in again")),
-        Role::Agent => Sid::parse(&session.subject, SidKind::Worker)
-            .ok()
-            .and_then(|worker| agents.secret_digest(worker))
-            .ok_or_else(|| unauthorized("sign in again"))?,
-    };
-    if !session.verify(mac, &credentials.auth_token, &bound_to, live::now()) {
-        return Err(unauthorized("your session has ended: sign in again"));
-    }
+    let (session, bound_to, credentials) = session_of(request, role)?;
     let is_write = ![Method::GET, Method::HEAD, Method::OPTIONS].contains(request.method());
     let given = request.headers().get(CSRF_HEADER).and_then(|value| value.to_str().ok()).unwrap_or_default();
     if is_write && !session.csrf_ok(given, &credentials.auth_token, &bound_to) {
@@ -231,6 +257,90 @@ pub(super) fn checked_session(request: &HttpRequest, role: Role) -> Result<(Sess
     }
     let csrf = session.csrf_token(&credentials.auth_token, &bound_to);
     Ok((session, csrf))
+}
+
+/// The `role` session of `request` if it holds (its CSRF token unchecked), what its CSRF token
+/// is bound to, and the credentials in force.
+fn session_of(request: &HttpRequest, role: Role) -> Result<(Session, String, &Credentials), ApiError> {
+    let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, message);
+    let cookie = request.cookie(cookie_name(role)).ok_or_else(|| unauthorized("not signed in"))?;
+    let (Some(credentials), Some(agents)) =
+        (request.app_data::<web::Data<Credentials>>(), request.app_data::<web::Data<Agents>>())
+    else {
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "sessions are not configured"));
+    };
+    match agents.check_session(cookie.value(), role, credentials, live::now()) {
+        Ok((session, bound_to)) => Ok((session, bound_to, credentials.get_ref())),
+        Err(SessionRefusal::NotSignedIn) => Err(unauthorized("not signed in")),
+        Err(SessionRefusal::SignInAgain) => Err(unauthorized("sign in again")),
+        Err(SessionRefusal::Ended) => Err(unauthorized("your session has ended: sign in again")),
+    }
+}
+
+/// Watches the session a live stream was opened with, so that the stream ends when it does.
+pub(super) struct SessionWatch {
+    /// The role and cookie value; `None` when the stream was opened with the account's
+    /// credentials (Basic auth), which only a new auth token, and so a restart, revokes.
+    session: Option<(Role, String)>,
+    /// When the session expires.
+    expires: Millis,
+    agents: web::Data<Agents>,
+    credentials: web::Data<Credentials>,
+    ended: watch::Receiver<u64>,
+}
+
+impl SessionWatch {
+    /// Watches the `role` session that `request` was let in with. For the admin's, as in
+    /// `taskrouter::api::authenticate`: an `Authorization` header goes before the cookie.
+    pub(super) fn of(request: &HttpRequest, role: Role) -> Result<SessionWatch, ApiError> {
+        let (Some(credentials), Some(agents)) =
+            (request.app_data::<web::Data<Credentials>>(), request.app_data::<web::Data<Agents>>())
+        else {
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "sessions are not configured"));
+        };
+        let by_credentials = role == Role::Admin && request.headers().contains_key(header::AUTHORIZATION);
+        let cookie = request.cookie(cookie_name(role)).filter(|_| !by_credentials);
+        let (session, expires) = match cookie {
+            Some(cookie) => {
+                let (session, _, _) = session_of(request, role)?;
+                (Some((role, cookie.value().to_owned())), session.expires)
+            }
+            None => (None, Millis::MAX),
+        };
+        let ended = agents.ended();
+        Ok(SessionWatch { session, expires, agents: agents.clone(), credentials: credentials.clone(), ended })
+    }
+
+    /// Whether the session still holds: checked before every push too, since a push may be
+    /// ready at the same moment as [`SessionWatch::ended`].
+    pub(super) fn holds(&self) -> bool {
+        let Some((role, token)) = &self.session else { return true };
+        self.agents.check_session(token, *role, &self.credentials, live::now()).is_ok()
+    }
+
+    /// Completes once the session no longer holds: when it expires, or as soon as it is signed
+    /// out or its keys change. Never, for a stream opened with the account's credentials.
+    pub(super) async fn ended(&mut self) {
+        if self.session.is_none() {
+            return std::future::pending().await;
+        }
+        loop {
+            let left = u64::try_from(self.expires - live::now()).unwrap_or(0);
+            let expiry = tokio::time::sleep(std::time::Duration::from_millis(left));
+            tokio::select! {
+                () = expiry => {}
+                changed = self.ended.changed() => {
+                    if changed.is_err() {
+                        // Nothing signs out any more (the server is going away): expiry only.
+                        self.ended = watch::Sender::new(0).subscribe();
+                    }
+                }
+            }
+            if !self.holds() {
+                return;
+            }
+        }
+    }
 }
 
 /// Whether `request` carries a valid admin session (with its CSRF token for a write).

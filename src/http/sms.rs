@@ -6,7 +6,8 @@
 //! - `POST /agent/api/conversations/{TaskSid}/close`: completes the task, texts the closing
 //!   (as any completion of the task does), and answers once that text is queued durably;
 //! - `GET /agent/api/conversations/{TaskSid}/events`: the conversation live (server-sent
-//!   events): each customer text as it arrives, each reply and its delivery.
+//!   events): each customer text as it arrives, each reply and its delivery; it ends as soon
+//!   as the session it was opened with does.
 //!
 //! The conversation API takes a signed-in agent's session (their own conversations only, 403
 //! for others'), or the account's credentials or admin session (any conversation).
@@ -26,7 +27,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::ApiError;
 use super::admin::Authenticated;
 use super::form::{Form, FormError};
-use super::session::{AGENT_COOKIE, checked_session};
+use super::session::{AGENT_COOKIE, SessionWatch, checked_session};
 use super::taskrouter::render::date;
 use super::voice::{Webhooks, refusal, signed_params, twiml};
 use crate::agents::Role;
@@ -127,8 +128,18 @@ async fn conversation(ConversationTask(task): ConversationTask, sms: web::Data<S
 /// Server-sent events: `ready` once connected, then `message` for each new message (with its
 /// delivery, for a reply) and `delivery` for each change of a reply's delivery, as JSON; a
 /// comment every 15 s keeps proxies from closing an idle stream. The stream ends when the
-/// server stops.
-async fn events(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -> HttpResponse {
+/// server stops, and as soon as the session it was opened with ends.
+async fn events(
+    request: HttpRequest,
+    ConversationTask(task): ConversationTask,
+    sms: web::Data<Sms>,
+) -> HttpResponse {
+    // The session that let the request in: the agent's (checked first), else the admin's.
+    let role = if request.cookie(AGENT_COOKIE).is_some() { Role::Agent } else { Role::Admin };
+    let session = match SessionWatch::of(&request, role) {
+        Ok(session) => session,
+        Err(refused) => return refused.error_response(),
+    };
     if let Err(err) = sms.check_conversation(task).await {
         return error(err);
     }
@@ -140,10 +151,13 @@ async fn events(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -
     // A fixed beat, which events for other conversations do not reset.
     let mut beat = tokio::time::interval(KEEP_ALIVE);
     beat.reset();
-    let changes = stream::unfold((receiver, sms, beat), move |(mut receiver, sms, mut beat)| async move {
+    let state = (receiver, sms, beat, session);
+    let changes = stream::unfold(state, move |(mut receiver, sms, mut beat, mut session)| async move {
         loop {
             let chunk = tokio::select! {
+                biased;
                 () = sms.stopping() => return None,
+                () = session.ended() => return None,
                 _ = beat.tick() => Bytes::from_static(b": keep-alive\n\n"),
                 next = receiver.recv() => match next {
                     Ok(event) if event.task == task => Bytes::from(sse(&event)),
@@ -153,7 +167,10 @@ async fn events(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -
                     Err(RecvError::Closed) => return None,
                 },
             };
-            return Some((Ok(chunk), (receiver, sms, beat)));
+            if !session.holds() {
+                return None;
+            }
+            return Some((Ok(chunk), (receiver, sms, beat, session)));
         }
     });
     HttpResponse::Ok()

@@ -117,12 +117,7 @@ pub(super) fn signed_params(
         tracing::warn!(path = %request.path(), "webhook accepted WITHOUT a signature check: twilio.validate_signatures is false");
         return Ok((params, query));
     }
-    let base = if webhooks.public_url.is_empty() {
-        let info = request.connection_info();
-        format!("{}://{}", info.scheme(), info.host())
-    } else {
-        webhooks.public_url.clone()
-    };
+    let base = super::origin::base_url(request, &webhooks.public_url);
     let path_and_query = request.uri().path_and_query().map_or(request.path(), |pq| pq.as_str());
     let url = format!("{base}{path_and_query}");
     let signature = request.headers().get("X-Twilio-Signature").and_then(|value| value.to_str().ok());
@@ -190,11 +185,11 @@ pub(crate) mod fuzz {
         pub(crate) query: String,
         /// `X-Twilio-Signature`, unless the request is signed as the provider signs.
         pub(crate) signature_header: Vec<u8>,
-        /// `X-Forwarded-Host`.
+        /// `X-Forwarded-Host` (ignored: no proxy is trusted here).
         pub(crate) forwarded: Vec<u8>,
         /// Signed with the auth token over the public URL, as the provider signs.
         pub(crate) sign_as_provider: bool,
-        /// No public URL is set: the signed URL is the request's own (forwarded) host.
+        /// No public URL is set: the signed URL is the request's own Host.
         pub(crate) behind_proxy: bool,
     }
 
@@ -217,7 +212,7 @@ pub(crate) mod fuzz {
         let webhooks = Webhooks {
             auth_token: TOKEN.to_owned(),
             validate_signatures: true,
-            // Empty: the URL is the request's own scheme and (forwarded) host.
+            // Empty: the URL is the request's own scheme and Host.
             public_url: if behind_proxy { String::new() } else { PUBLIC_URL.to_owned() },
         };
         // Decoded strictly, as every route reads its parameters (`http::form`).

@@ -25,6 +25,8 @@
 //! | `k:` + customer `\|` number  | a text conversation: IVR place, task, newest messages, STOP |
 //! | `p:` + customer `\|` number `\|` page (10 digits) | a sealed page of its older messages |
 //! | `o:` + id (20 digits)        | an outgoing text message and its delivery state |
+//! | `a:` + WorkerSid             | an agent's sign-in secret, as a keyed digest |
+//! | `n:` + nonce                 | a signed-out browser session, until it would have expired |
 //!
 //! Durability: a command or record is acknowledged when a flush covering it has finished: each
 //! append or put returns a [`Ticket`] to wait on. Appending only queues the encoded command in
@@ -50,7 +52,7 @@ use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,
     ConversationV2, EventRecord, Keyed, MessagePageRecord, MessagePageV1, MessageV1, OutboxRecord, OutboxV1,
-    RecordError, SnapshotRecord,
+    RecordError, SignOutRecord, SignOutV1, SnapshotRecord,
 };
 
 const FORMAT: &[u8] = b"1";

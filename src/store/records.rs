@@ -395,6 +395,33 @@ impl Keyed for AgentRecord {
     }
 }
 
+/// A browser session that was signed out, kept until it would have expired: a copy of its
+/// cookie is refused, after a restart too. Only its nonce is kept, not the cookie.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignOutRecord {
+    V1(SignOutV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOutV1 {
+    /// The session's random nonce (32 hex digits), which the cookie carries.
+    pub nonce: String,
+    /// Whose session it was: the account SID (admin) or the worker's SID (agent).
+    pub subject: String,
+    /// When the session would have expired; the record is deleted after that.
+    pub expires: Millis,
+}
+
+impl Keyed for SignOutRecord {
+    const PREFIX: &'static [u8] = b"n:";
+
+    fn id(&self) -> String {
+        let SignOutRecord::V1(signed_out) = self;
+        signed_out.nonce.clone()
+    }
+}
+
 /// A message to send through the provider's REST API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -228,7 +228,7 @@ impl Switchboard {
     }
 
     /// Alice becomes available, is offered the customer's task and accepts it; its SID.
-    async fn alice_accepts(&self) -> String {
+    pub(crate) async fn alice_accepts(&self) -> String {
         let ws = self.workspace().await;
         let (_, workers) = self
             .api(reqwest::Method::GET, &format!("/v1/Workspaces/{ws}/Workers?FriendlyName=alice"), &[])

@@ -14,6 +14,7 @@ use super::params::Params;
 use super::render::{List, Renderer};
 use crate::config::Credentials;
 use crate::http::Webhooks;
+use crate::http::throttle::{Refused, SignInThrottle};
 use crate::live::{self, LiveEngine};
 use crate::routing::{Command, Engine, Sid, SidKind};
 
@@ -48,13 +49,7 @@ impl Api {
         // Behind a proxy, the configured public URL is the address clients reach us at.
         let public_url =
             request.app_data::<web::Data<Webhooks>>().map(|webhooks| webhooks.public_url.as_str());
-        let base = match public_url.filter(|url| !url.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => {
-                let info = request.connection_info();
-                format!("{}://{}", info.scheme(), info.host())
-            }
-        };
+        let base = crate::http::origin::base_url(request, public_url.unwrap_or_default());
         let api = Api {
             engine: engine.clone(),
             credentials: credentials.clone(),
@@ -148,18 +143,35 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
             "Authentication Error - credentials sent by another site's page are not accepted",
         ));
     }
+    // Wrong credentials are throttled per client address (`throttle.rs`): while it must wait,
+    // none are checked, the right ones included.
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap_or_default();
     let (user, password) =
         std::str::from_utf8(&decoded).ok().and_then(|text| text.split_once(':')).unwrap_or_default();
-    if credentials_match(credentials, user, password) {
-        Ok(())
-    } else {
-        Err(unauthorized("Authentication Error - invalid username or auth token"))
+    let right = || credentials_match(credentials, user, password);
+    let client = crate::http::origin::origin(request).client;
+    let checked = match request.app_data::<web::Data<SignInThrottle>>() {
+        Some(throttle) => throttle.api(client, live::now(), right),
+        None => {
+            if right() {
+                Ok(())
+            } else {
+                Err(Refused::Wrong { wait: None })
+            }
+        }
+    };
+    match checked {
+        Ok(()) => Ok(()),
+        Err(Refused::Wait(wait)) => Err(TwilioError::too_many_failures(wait)),
+        Err(Refused::Wrong { wait }) => {
+            if let Some(wait_ms) = wait {
+                tracing::warn!(?client, wait_ms, "wrong API credentials: the next attempt waits");
+            }
+            Err(unauthorized("Authentication Error - invalid username or auth token"))
+        }
     }
 }
 
-/// Equality whose time depends only on `expected`'s length, not on `given` nor on where the
-/// two differ, so that a token cannot be guessed byte by byte from response times.
 /// Whether `user` and `password` are the account's SID and auth token. Both are compared,
 /// each in constant time, so that the time says neither which one is wrong nor where.
 pub(crate) fn credentials_match(credentials: &Credentials, user: &str, password: &str) -> bool {
@@ -168,6 +180,8 @@ pub(crate) fn credentials_match(credentials: &Credentials, user: &str, password:
     user_ok & password_ok
 }
 
+/// Equality whose time depends only on `expected`'s length, not on `given` nor on where the
+/// two differ, so that a token cannot be guessed byte by byte from response times.
 fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let mut difference = u8::from(given.len() != expected.len());
     for (idx, byte) in expected.iter().enumerate() {

@@ -15,6 +15,7 @@ const AUTHENTICATE: u32 = 20003;
 const METHOD_NOT_ALLOWED: u32 = 20004;
 const FORBIDDEN: u32 = 20403;
 const NOT_FOUND: u32 = 20404;
+const TOO_MANY_REQUESTS: u32 = 20429;
 const INTERNAL: u32 = 20500;
 
 /// An error answered in Twilio's shape.
@@ -28,6 +29,8 @@ pub(crate) struct TwilioError {
     allow: Option<&'static str>,
     /// For 401: whether to send a Basic challenge (not to a browser page using a session).
     challenge: bool,
+    /// For 429: the seconds to announce in `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +50,7 @@ impl TwilioError {
             message: message.into(),
             allow: None,
             challenge: true,
+            retry_after: None,
         }
     }
 
@@ -58,6 +62,7 @@ impl TwilioError {
             message: format!("The requested resource {path} was not found"),
             allow: None,
             challenge: true,
+            retry_after: None,
         }
     }
 
@@ -68,6 +73,7 @@ impl TwilioError {
             message: message.into(),
             allow: None,
             challenge: true,
+            retry_after: None,
         }
     }
 
@@ -78,6 +84,23 @@ impl TwilioError {
             message: message.into(),
             allow: None,
             challenge: true,
+            retry_after: None,
+        }
+    }
+
+    /// Too many wrong credentials from this client: 429, with the wait (ms) left before the
+    /// next are checked.
+    pub(crate) fn too_many_failures(wait: crate::routing::Millis) -> TwilioError {
+        let seconds = crate::http::throttle::retry_after_seconds(wait);
+        TwilioError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: TOO_MANY_REQUESTS,
+            message: format!(
+                "Too Many Requests - too many wrong credentials from this address: wait {seconds} s before trying again"
+            ),
+            allow: None,
+            challenge: false,
+            retry_after: Some(seconds),
         }
     }
 
@@ -92,7 +115,14 @@ impl TwilioError {
         let code = if status == StatusCode::FORBIDDEN { FORBIDDEN } else { AUTHENTICATE };
         // No Basic challenge: the page that sent the cookie signs in again itself, where a
         // challenge would make the browser prompt for the account's credentials.
-        TwilioError { status, code, message: refused.to_string(), allow: None, challenge: false }
+        TwilioError {
+            status,
+            code,
+            message: refused.to_string(),
+            allow: None,
+            challenge: false,
+            retry_after: None,
+        }
     }
 
     /// The resource exists but does not take this method; `allow` lists those it takes.
@@ -103,6 +133,7 @@ impl TwilioError {
             message: format!("Method not allowed: this resource accepts {allow}"),
             allow: Some(allow),
             challenge: true,
+            retry_after: None,
         }
     }
 }
@@ -116,6 +147,7 @@ impl From<RoutingError> for TwilioError {
                 message: format!("The requested resource {sid} was not found"),
                 allow: None,
                 challenge: true,
+                retry_after: None,
             },
             // A late answer to an offer (rescinded, timed out): gone, as TaskRouter answers it.
             err @ RoutingError::ReservationNotPending { .. } => TwilioError {
@@ -124,6 +156,7 @@ impl From<RoutingError> for TwilioError {
                 message: err.to_string(),
                 allow: None,
                 challenge: true,
+                retry_after: None,
             },
             RoutingError::Invalid { field, message } | RoutingError::InvalidExpression { field, message } => {
                 TwilioError::invalid(format!("{}: {message}", parameter_name(field)))
@@ -173,6 +206,7 @@ impl From<crate::http::form::FormError> for TwilioError {
             message: err.to_string(),
             allow: None,
             challenge: true,
+            retry_after: None,
         }
     }
 }
@@ -212,6 +246,9 @@ impl ResponseError for TwilioError {
         }
         if let Some(allow) = self.allow {
             response.insert_header((header::ALLOW, allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
         }
         response.json(Body {
             code: self.code,
