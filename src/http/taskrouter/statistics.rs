@@ -184,7 +184,7 @@ fn stored_facts(
         .stored_events(
             |EventRecord::V1 { timestamp, event_type, task, queue, workflow, channel, .. }| {
                 if *timestamp <= end {
-                    facts.extend(EventFacts::new(*timestamp, event_type, *task, *queue, *workflow));
+                    facts.extend(EventFacts::new(*timestamp, event_type, *task, *queue, *workflow, *channel));
                     if let (Some(task), Some(channel)) = (task, channel) {
                         channels.insert(*task, *channel);
                     }
