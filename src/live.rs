@@ -18,6 +18,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
+use crate::statistics::Statistics;
 use crate::store::{Durability, EventRecord, FlushStatistics, Keyed, KeyedWrite, Store, StoreError, Ticket};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
@@ -32,6 +33,8 @@ pub struct LiveEngine {
     last_snapshot: Mutex<u64>,
     store: Store,
     events: broadcast::Sender<Event>,
+    /// The cumulative statistics, fed each command's events in log order; rebuilt at open.
+    statistics: Statistics,
     /// Woken when a command may have moved the next deadline earlier.
     deadline_changed: Notify,
     /// Set when a change was applied in memory but could not be made durable: memory is then
@@ -119,11 +122,14 @@ impl LiveEngine {
             last_seq = *seq;
         }
         tracing::info!(replayed = recovered.commands.len(), "state recovered");
+        // The replayed commands' events were discarded above: they are among those stored.
+        let statistics = Statistics::rebuild(&store, &engine, settings)?;
         let live = LiveEngine {
             state: Mutex::new(State { engine, last_seq, since_snapshot: recovered.commands.len() as u64 }),
             last_snapshot: Mutex::new(recovered.snapshot_seq),
             store,
             events: broadcast::channel(EVENT_BUFFER).0,
+            statistics,
             deadline_changed: Notify::new(),
             storage_failed: watch::channel(false).0,
             snapshot_every: settings.snapshot_every.max(1),
@@ -202,6 +208,11 @@ impl LiveEngine {
         self.store.events_newest_first(keep, limit, since)
     }
 
+    /// The cumulative statistics, kept as events happen.
+    pub fn statistics(&self) -> &Statistics {
+        &self.statistics
+    }
+
     /// Every stored record of kind `R` (calls, conversations, outgoing messages).
     pub fn stored<R: Keyed>(&self) -> Result<Vec<R>, StoreError> {
         self.store.all()
@@ -278,6 +289,8 @@ impl LiveEngine {
         let ticket = self.store.append_encoded(seq, &record, &events, also)?;
         state.last_seq = seq;
         state.since_snapshot += 1;
+        // Under the lock, so in log order.
+        self.statistics.observe(&events);
         // Only the export needs the engine; encoding and writing happen after the lock is
         // released, so requests do not stall behind a snapshot.
         let snapshot = (state.since_snapshot >= self.snapshot_every).then(|| {
