@@ -19,7 +19,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
 use crate::statistics::Statistics;
-use crate::store::{Durability, EventRecord, FlushStatistics, Keyed, KeyedWrite, Store, StoreError, Ticket};
+use crate::store::{Durability, FlushStatistics, Keyed, KeyedWrite, Store, StoreError, StoredEvents, Ticket};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -197,15 +197,10 @@ impl LiveEngine {
         Ok((created, made.expect("made under the lock when the command applied")))
     }
 
-    /// Stored events that `keep` accepts, newest first, at most `limit`, none older than
-    /// `since` (the scan stops there).
-    pub fn stored_events(
-        &self,
-        keep: impl FnMut(&EventRecord) -> bool,
-        limit: usize,
-        since: Option<Millis>,
-    ) -> Result<Vec<EventRecord>, StoreError> {
-        self.store.events_newest_first(keep, limit, since)
+    /// The stored events newest first, read as the iterator is advanced; with `before`, those
+    /// numbered below it.
+    pub fn stored_events(&self, before: Option<u64>) -> Result<StoredEvents<'_>, StoreError> {
+        self.store.events_newest_first(before)
     }
 
     /// The cumulative statistics, kept as events happen.

@@ -408,32 +408,23 @@ impl Store {
         Ok(records)
     }
 
-    /// The stored events that `keep` accepts, newest first, at most `limit` of them, and none
-    /// older than `since`: the scan stops there.
-    pub fn events_newest_first(
-        &self,
-        mut keep: impl FnMut(&EventRecord) -> bool,
-        limit: usize,
-        since: Option<Millis>,
-    ) -> Result<Vec<EventRecord>, StoreError> {
+    /// The stored events, newest first, read one stored group at a time as the iterator is
+    /// advanced: a caller that stops early reads no further. With `before`, only the events
+    /// numbered below it (the scan starts at the group holding `before - 1`).
+    pub fn events_newest_first(&self, before: Option<u64>) -> Result<StoredEvents<'_>, StoreError> {
         self.flusher.write_pending().map_err(StoreError::Write)?;
-        let mut found = Vec::new();
-        for entry in self.db.scan_prefix(b"e:").rev() {
-            let (key, value) = entry.map_err(|err| StoreError::Write(err.to_string()))?;
-            let records: Vec<EventRecord> =
-                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
-            for record in records.into_iter().rev() {
-                // Event times never go back, so the rest is older still.
-                let EventRecord::V1 { timestamp, .. } = &record;
-                if found.len() >= limit || since.is_some_and(|since| *timestamp < since) {
-                    return Ok(found);
-                }
-                if keep(&record) {
-                    found.push(record);
-                }
-            }
-        }
-        Ok(found)
+        let groups = match before {
+            Some(before) => self.db.range(key_u64(b"e:", 0)..key_u64(b"e:", before)),
+            None => self.db.scan_prefix(b"e:"),
+        };
+        Ok(StoredEvents {
+            store: self,
+            groups,
+            group: Vec::new().into_iter(),
+            newest_first: true,
+            before,
+            failed: false,
+        })
     }
 
     /// The stored events, oldest first, one stored group at a time (the statistics read them

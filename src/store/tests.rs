@@ -283,6 +283,54 @@ fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
 }
 
 #[test]
+fn stored_events_are_read_in_either_order_and_below_a_position_group_by_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = workspace();
+    let (store, _) = open(dir.path()).unwrap();
+    for n in 1..=4 {
+        // One group per command, each of several events.
+        run(&store, &mut engine, n as u64, &[(n * 1_000, task(n))]);
+        store.flush().unwrap();
+    }
+    fn sequences(events: impl Iterator<Item = Result<EventRecord, StoreError>>) -> Vec<u64> {
+        let sequence =
+            |record: Result<EventRecord, StoreError>| record.map(|EventRecord::V1 { sequence, .. }| sequence);
+        events.map(sequence).collect::<Result<_, _>>().unwrap()
+    }
+    let last = engine.events_emitted();
+
+    let oldest_first = sequences(store.events_oldest_first().unwrap());
+    let newest_first = sequences(store.events_newest_first(None).unwrap());
+
+    let first = oldest_first[0];
+    assert_eq!(oldest_first, (first..=last).collect::<Vec<u64>>());
+    assert_eq!(newest_first, (first..=last).rev().collect::<Vec<u64>>());
+    // Below a position in the middle of a group: that group's older events, then the rest.
+    let middle = last - 2;
+    let below = sequences(store.events_newest_first(Some(middle)).unwrap());
+    assert_eq!(below, (first..middle).rev().collect::<Vec<u64>>());
+    assert_eq!(sequences(store.events_newest_first(Some(first)).unwrap()), Vec::<u64>::new());
+    // A command appended but not yet flushed is read too.
+    run(&store, &mut engine, 5, &[(5_000, task(5))]);
+    let newest = store.events_newest_first(None).unwrap().next().unwrap().unwrap();
+    let EventRecord::V1 { sequence, .. } = newest;
+    assert_eq!(sequence, engine.events_emitted());
+
+    // Groups are read only as the iterator comes to them: a damaged oldest group stops a full
+    // read, not the newest events.
+    store.db.insert(key_u64(b"e:", first), b"not json".as_slice()).unwrap();
+    let newest: Vec<u64> = sequences(store.events_newest_first(None).unwrap().take(3));
+    assert_eq!(newest.len(), 3);
+    let err = store.events_oldest_first().unwrap().next().unwrap().unwrap_err().to_string();
+    assert!(err.contains(&format!("e:{first}")), "{err}");
+    assert_eq!(
+        store.events_newest_first(None).unwrap().filter(Result::is_err).count(),
+        1,
+        "then nothing more"
+    );
+}
+
+#[test]
 fn snapshots_are_read_in_chunks_and_in_the_first_layout_of_one_record_per_entity() {
     // Arrange: more tasks than one snapshot record holds.
     let dir = tempfile::tempdir().unwrap();
