@@ -168,7 +168,7 @@ mod tests {
 
     use super::*;
     use crate::live::LiveEngine;
-    use crate::routing::{Command, EventType, NewTask, SidKind};
+    use crate::routing::{Command, EventType, NewTask};
     use crate::workspace::WorkspaceFile;
 
     /// On a minute boundary.
@@ -214,26 +214,15 @@ mod tests {
         // counted from the store, once.
         let live = open(&settings, T0 + 125_000);
         assert_eq!(created_per_minute(&live, 3), [1, 1, 0]);
+        let mut published = live.subscribe();
         create_task(&live, T0 + 126_000).await;
         assert_eq!(created_per_minute(&live, 3), [1, 1, 1]);
-        // An event handed over again (an older sequence number) is not counted again.
-        let task = Sid::parse(&format!("WT{:032x}", 1), SidKind::Task).unwrap();
-        let mut created = Event {
-            sequence: 1,
-            timestamp: T0 + 127_000,
-            event_type: EventType::TaskCreated,
-            resource: task,
-            task: Some(task),
-            worker: None,
-            reservation: None,
-            queue: None,
-            workflow: None,
-            activity: None,
-            reason: None,
-            channel: None,
-        };
-        live.statistics().observe(std::slice::from_ref(&created));
+        // Events handed over again (their sequence numbers counted already) are not counted again.
+        let events: Vec<Event> = std::iter::from_fn(|| published.try_recv().ok()).collect();
+        live.statistics().observe(&events);
         assert_eq!(created_per_minute(&live, 3), [1, 1, 1]);
+        let mut created =
+            events.into_iter().find(|event| event.event_type == EventType::TaskCreated).unwrap();
         created.sequence = live.read(|engine| engine.events_emitted()) + 1;
         live.statistics().observe(&[created]);
         assert_eq!(created_per_minute(&live, 3), [1, 1, 2]);

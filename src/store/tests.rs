@@ -252,16 +252,22 @@ fn a_directory_held_by_another_store_is_a_clear_error() {
     );
 }
 
-#[test]
-fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
+/// `commands` task creations, one a second, each flushed: one group, so one event record (of
+/// several events), per command.
+fn one_group_per_command(dir: &Path, commands: i64) -> (Store, Engine) {
     let mut engine = workspace();
-    let (store, _) = open(dir.path()).unwrap();
-    for n in 1..=5 {
-        // One flush per command: one group, so one event record, per command.
+    let (store, _) = open(dir).unwrap();
+    for n in 1..=commands {
         run(&store, &mut engine, n as u64, &[(n * 1_000, task(n))]);
         store.flush().unwrap();
     }
+    (store, engine)
+}
+
+#[test]
+fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engine) = one_group_per_command(dir.path(), 5);
     let last = engine.events_emitted();
     let stored = |store: &Store| -> Vec<u64> {
         store
@@ -285,13 +291,7 @@ fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
 #[test]
 fn stored_events_are_read_in_either_order_and_below_a_position_group_by_group() {
     let dir = tempfile::tempdir().unwrap();
-    let mut engine = workspace();
-    let (store, _) = open(dir.path()).unwrap();
-    for n in 1..=4 {
-        // One group per command, each of several events.
-        run(&store, &mut engine, n as u64, &[(n * 1_000, task(n))]);
-        store.flush().unwrap();
-    }
+    let (store, mut engine) = one_group_per_command(dir.path(), 4);
     fn sequences(events: impl Iterator<Item = Result<EventRecord, StoreError>>) -> Vec<u64> {
         let sequence =
             |record: Result<EventRecord, StoreError>| record.map(|EventRecord::V1 { sequence, .. }| sequence);
