@@ -31,6 +31,8 @@ pub struct Statistics {
 
 struct State {
     counters: StatisticsCounters,
+    /// The facts of the events being counted (kept to spare an allocation per command).
+    facts: Vec<EventFacts>,
     /// The sequence number of the last event counted.
     last_counted: u64,
     /// How many events (counted or not) each minute had, oldest first: what the store's
@@ -54,6 +56,7 @@ impl Statistics {
     ) -> Result<Statistics, StoreError> {
         let mut state = State {
             counters: StatisticsCounters::new(),
+            facts: Vec::new(),
             last_counted: 0,
             history: VecDeque::new(),
             history_events: 0,
@@ -101,14 +104,14 @@ impl Statistics {
     /// Counts `events`, the next ones in log order (those already counted are skipped).
     pub fn observe(&self, events: &[Event]) {
         let mut state = self.lock();
+        let state = &mut *state;
         let last_counted = state.last_counted;
-        let fresh = events.iter().filter(|event| event.sequence > last_counted);
-        let mut facts = Vec::with_capacity(events.len());
-        for event in fresh {
-            facts.extend(EventFacts::from_event(event));
+        state.facts.clear();
+        for event in events.iter().filter(|event| event.sequence > last_counted) {
+            state.facts.extend(EventFacts::from_event(event));
             state.note(event.sequence, event.timestamp);
         }
-        state.counters.observe(&facts);
+        state.counters.observe(&state.facts);
         state.prune();
     }
 

@@ -17,7 +17,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::Millis;
-use super::event::Event;
+use super::event::{Event, EventType};
 use super::sid::Sid;
 
 /// What the statistics are about.
@@ -61,23 +61,24 @@ pub enum ReservationEvent {
     Rescinded,
 }
 
-/// TaskRouter's name for each counted event (reference §6.2).
-const EVENT_NAMES: [(&str, CountedEvent); 15] = [
-    ("workflow.entered", CountedEvent::WorkflowEntered),
-    ("workflow.timeout", CountedEvent::WorkflowTimeout),
-    ("workflow.skipped", CountedEvent::WorkflowSkipped),
-    ("task-queue.entered", CountedEvent::TaskQueueEntered),
-    ("task-queue.moved", CountedEvent::TaskQueueMoved),
-    ("task.created", CountedEvent::TaskCreated),
-    ("task.canceled", CountedEvent::TaskCanceled),
-    ("task.completed", CountedEvent::TaskCompleted),
-    ("task.deleted", CountedEvent::TaskDeleted),
-    ("reservation.created", CountedEvent::Reservation(ReservationEvent::Created)),
-    ("reservation.accepted", CountedEvent::Reservation(ReservationEvent::Accepted)),
-    ("reservation.rejected", CountedEvent::Reservation(ReservationEvent::Rejected)),
-    ("reservation.timeout", CountedEvent::Reservation(ReservationEvent::TimedOut)),
-    ("reservation.canceled", CountedEvent::Reservation(ReservationEvent::Canceled)),
-    ("reservation.rescinded", CountedEvent::Reservation(ReservationEvent::Rescinded)),
+/// The engine's event for each counted event; TaskRouter's name is its `as_str` (reference
+/// §6.2).
+const COUNTED_EVENTS: [(EventType, CountedEvent); 15] = [
+    (EventType::WorkflowEntered, CountedEvent::WorkflowEntered),
+    (EventType::WorkflowTimeout, CountedEvent::WorkflowTimeout),
+    (EventType::WorkflowSkipped, CountedEvent::WorkflowSkipped),
+    (EventType::TaskQueueEntered, CountedEvent::TaskQueueEntered),
+    (EventType::TaskQueueMoved, CountedEvent::TaskQueueMoved),
+    (EventType::TaskCreated, CountedEvent::TaskCreated),
+    (EventType::TaskCanceled, CountedEvent::TaskCanceled),
+    (EventType::TaskCompleted, CountedEvent::TaskCompleted),
+    (EventType::TaskDeleted, CountedEvent::TaskDeleted),
+    (EventType::ReservationCreated, CountedEvent::Reservation(ReservationEvent::Created)),
+    (EventType::ReservationAccepted, CountedEvent::Reservation(ReservationEvent::Accepted)),
+    (EventType::ReservationRejected, CountedEvent::Reservation(ReservationEvent::Rejected)),
+    (EventType::ReservationTimeout, CountedEvent::Reservation(ReservationEvent::TimedOut)),
+    (EventType::ReservationCanceled, CountedEvent::Reservation(ReservationEvent::Canceled)),
+    (EventType::ReservationRescinded, CountedEvent::Reservation(ReservationEvent::Rescinded)),
 ];
 
 /// What the statistics need of one event, whether it comes from the engine ([`Event`]) or from
@@ -105,13 +106,22 @@ impl EventFacts {
         workflow: Option<Sid>,
         channel: Option<Sid>,
     ) -> Option<EventFacts> {
-        let event = EVENT_NAMES.iter().find(|(name, _)| *name == event_type)?.1;
+        let event = COUNTED_EVENTS.iter().find(|(kind, _)| kind.as_str() == event_type)?.1;
         Some(EventFacts { timestamp, event, task: task?, queue, workflow, channel })
     }
 
+    /// [`EventFacts::new`] for the engine's own events (their type compared, not its name).
     pub fn from_event(event: &Event) -> Option<EventFacts> {
         let Event { timestamp, event_type, task, queue, workflow, channel, .. } = event;
-        EventFacts::new(*timestamp, event_type.as_str(), *task, *queue, *workflow, *channel)
+        let event = COUNTED_EVENTS.iter().find(|(kind, _)| kind == event_type)?.1;
+        Some(EventFacts {
+            timestamp: *timestamp,
+            event,
+            task: (*task)?,
+            queue: *queue,
+            workflow: *workflow,
+            channel: *channel,
+        })
     }
 }
 
