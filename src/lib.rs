@@ -14,6 +14,7 @@
 //! - [`store`]: snapshots and the command log in sled, with group commit; the only module that
 //!   knows sled.
 //! - [`live`]: the engine running live: recovery, durable commands, timers, events.
+//! - [`statistics`]: the cumulative statistics, kept per minute as the engine's events come.
 //! - [`outbound`]: outgoing HTTP, the only module that knows reqwest: event callbacks, and the
 //!   provider played by `switchboard call`.
 //! - [`twiml`]: typed TwiML, its rendering and reading, the only module that knows quick-xml.
@@ -36,6 +37,7 @@ pub mod store;
 pub mod agents;
 pub mod live;
 pub mod locks;
+pub mod statistics;
 
 pub mod outbound;
 

@@ -19,7 +19,8 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
-use crate::store::{Durability, EventRecord, FlushStatistics, Keyed, KeyedWrite, Store, StoreError, Ticket};
+use crate::statistics::Statistics;
+use crate::store::{Durability, FlushStatistics, Keyed, KeyedWrite, Store, StoreError, StoredEvents, Ticket};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -30,6 +31,9 @@ pub struct LiveEngine {
     /// What the engine shares with its maintenance thread.
     shared: Arc<Shared>,
     events: broadcast::Sender<Event>,
+    /// The cumulative statistics, fed each command's events once durable, in log order (by
+    /// the store's publisher); rebuilt at open.
+    statistics: Arc<Statistics>,
     /// Woken when a command may have moved the next deadline earlier.
     deadline_changed: Notify,
     snapshot_every: u64,
@@ -145,9 +149,14 @@ impl LiveEngine {
             last_seq = *seq;
         }
         tracing::info!(replayed = recovered.commands.len(), "state recovered");
+        // The replayed commands' events were discarded above: they are among those stored.
+        let statistics = Arc::new(Statistics::rebuild(&store, &engine, settings)?);
         let events = broadcast::channel(EVENT_BUFFER).0;
-        let publish = events.clone();
+        let (publish, count) = (events.clone(), statistics.clone());
         store.publish_when_durable(Box::new(move |durable| {
+            // Counted before anyone hears of them, so a page that reads the statistics on an
+            // event finds it counted; in log order, as the store publishes.
+            count.observe(&durable);
             for event in durable {
                 // Nobody listening is fine: events are stored for those who come later.
                 let _ = publish.send(event);
@@ -174,6 +183,7 @@ impl LiveEngine {
             state: Mutex::new(State { engine, last_seq, since_snapshot: recovered.commands.len() as u64 }),
             shared,
             events,
+            statistics,
             deadline_changed: Notify::new(),
             snapshot_every: settings.snapshot_every.max(1),
             maintenance: Mutex::new(Some(maintenance)),
@@ -239,15 +249,15 @@ impl LiveEngine {
         Ok((created, made.expect("made under the lock when the command applied")))
     }
 
-    /// Stored events that `keep` accepts, newest first, at most `limit`, none older than
-    /// `since` (the scan stops there).
-    pub fn stored_events(
-        &self,
-        keep: impl FnMut(&EventRecord) -> bool,
-        limit: usize,
-        since: Option<Millis>,
-    ) -> Result<Vec<EventRecord>, StoreError> {
-        self.shared.store.events_newest_first(keep, limit, since)
+    /// The stored events newest first, read as the iterator is advanced; with `before`, those
+    /// numbered below it.
+    pub fn stored_events(&self, before: Option<u64>) -> Result<StoredEvents<'_>, StoreError> {
+        self.shared.store.events_newest_first(before)
+    }
+
+    /// The cumulative statistics, kept as events become durable.
+    pub fn statistics(&self) -> &Statistics {
+        &self.statistics
     }
 
     /// Every stored record of kind `R` (calls, conversations, outgoing messages).

@@ -9,15 +9,19 @@
 //! Wait durations count from the task's creation, as TaskRouter's do, in whole seconds. A task
 //! created before the oldest event given has no known wait: its events are counted, its waits
 //! are not.
+//!
+//! This is the reference computation, one pass over the events per question. The server keeps
+//! the same figures per minute as events happen (`counters.rs`, which reuses `observe` and
+//! `count` below), and a property test checks that both agree.
 
 use std::collections::{BTreeSet, HashMap};
 
 use super::Millis;
-use super::event::Event;
+use super::event::{Event, EventType};
 use super::sid::Sid;
 
 /// What the statistics are about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     Workspace,
     Queue(Sid),
@@ -57,23 +61,24 @@ pub enum ReservationEvent {
     Rescinded,
 }
 
-/// TaskRouter's name for each counted event (reference §6.2).
-const EVENT_NAMES: [(&str, CountedEvent); 15] = [
-    ("workflow.entered", CountedEvent::WorkflowEntered),
-    ("workflow.timeout", CountedEvent::WorkflowTimeout),
-    ("workflow.skipped", CountedEvent::WorkflowSkipped),
-    ("task-queue.entered", CountedEvent::TaskQueueEntered),
-    ("task-queue.moved", CountedEvent::TaskQueueMoved),
-    ("task.created", CountedEvent::TaskCreated),
-    ("task.canceled", CountedEvent::TaskCanceled),
-    ("task.completed", CountedEvent::TaskCompleted),
-    ("task.deleted", CountedEvent::TaskDeleted),
-    ("reservation.created", CountedEvent::Reservation(ReservationEvent::Created)),
-    ("reservation.accepted", CountedEvent::Reservation(ReservationEvent::Accepted)),
-    ("reservation.rejected", CountedEvent::Reservation(ReservationEvent::Rejected)),
-    ("reservation.timeout", CountedEvent::Reservation(ReservationEvent::TimedOut)),
-    ("reservation.canceled", CountedEvent::Reservation(ReservationEvent::Canceled)),
-    ("reservation.rescinded", CountedEvent::Reservation(ReservationEvent::Rescinded)),
+/// The engine's event for each counted event; TaskRouter's name is its `as_str` (reference
+/// §6.2).
+const COUNTED_EVENTS: [(EventType, CountedEvent); 15] = [
+    (EventType::WorkflowEntered, CountedEvent::WorkflowEntered),
+    (EventType::WorkflowTimeout, CountedEvent::WorkflowTimeout),
+    (EventType::WorkflowSkipped, CountedEvent::WorkflowSkipped),
+    (EventType::TaskQueueEntered, CountedEvent::TaskQueueEntered),
+    (EventType::TaskQueueMoved, CountedEvent::TaskQueueMoved),
+    (EventType::TaskCreated, CountedEvent::TaskCreated),
+    (EventType::TaskCanceled, CountedEvent::TaskCanceled),
+    (EventType::TaskCompleted, CountedEvent::TaskCompleted),
+    (EventType::TaskDeleted, CountedEvent::TaskDeleted),
+    (EventType::ReservationCreated, CountedEvent::Reservation(ReservationEvent::Created)),
+    (EventType::ReservationAccepted, CountedEvent::Reservation(ReservationEvent::Accepted)),
+    (EventType::ReservationRejected, CountedEvent::Reservation(ReservationEvent::Rejected)),
+    (EventType::ReservationTimeout, CountedEvent::Reservation(ReservationEvent::TimedOut)),
+    (EventType::ReservationCanceled, CountedEvent::Reservation(ReservationEvent::Canceled)),
+    (EventType::ReservationRescinded, CountedEvent::Reservation(ReservationEvent::Rescinded)),
 ];
 
 /// What the statistics need of one event, whether it comes from the engine ([`Event`]) or from
@@ -86,6 +91,8 @@ pub struct EventFacts {
     /// For `task-queue.moved`, the queue the task left (the engine's convention).
     pub queue: Option<Sid>,
     pub workflow: Option<Sid>,
+    /// The task's channel, on `task.created`.
+    pub channel: Option<Sid>,
 }
 
 impl EventFacts {
@@ -97,13 +104,24 @@ impl EventFacts {
         task: Option<Sid>,
         queue: Option<Sid>,
         workflow: Option<Sid>,
+        channel: Option<Sid>,
     ) -> Option<EventFacts> {
-        let event = EVENT_NAMES.iter().find(|(name, _)| *name == event_type)?.1;
-        Some(EventFacts { timestamp, event, task: task?, queue, workflow })
+        let event = COUNTED_EVENTS.iter().find(|(kind, _)| kind.as_str() == event_type)?.1;
+        Some(EventFacts { timestamp, event, task: task?, queue, workflow, channel })
     }
 
+    /// [`EventFacts::new`] for the engine's own events (their type compared, not its name).
     pub fn from_event(event: &Event) -> Option<EventFacts> {
-        EventFacts::new(event.timestamp, event.event_type.as_str(), event.task, event.queue, event.workflow)
+        let Event { timestamp, event_type, task, queue, workflow, channel, .. } = event;
+        let event = COUNTED_EVENTS.iter().find(|(kind, _)| kind == event_type)?.1;
+        Some(EventFacts {
+            timestamp: *timestamp,
+            event,
+            task: (*task)?,
+            queue: *queue,
+            workflow: *workflow,
+            channel: *channel,
+        })
     }
 }
 
@@ -183,25 +201,36 @@ impl WaitDurations {
         self.total += seconds;
         self.count += 1;
     }
+
+    /// Adds the waits of `other`, as if each had been added here.
+    fn merge(&mut self, other: &WaitDurations) {
+        if other.count == 0 {
+            return;
+        }
+        self.min = if self.count == 0 { other.min } else { self.min.min(other.min) };
+        self.max = self.max.max(other.max);
+        self.total += other.total;
+        self.count += other.count;
+    }
 }
 
 /// What is known of a task from the events seen so far.
 #[derive(Debug, Clone, Copy, Default)]
-struct TaskTrack {
-    created_at: Option<Millis>,
-    workflow: Option<Sid>,
-    queue: Option<Sid>,
-    queue_entered_at: Option<Millis>,
+pub(super) struct TaskTrack {
+    pub(super) created_at: Option<Millis>,
+    pub(super) workflow: Option<Sid>,
+    pub(super) queue: Option<Sid>,
+    pub(super) queue_entered_at: Option<Millis>,
 }
 
 /// One event as counted: the queue and workflow it counts for, and the task's waits then.
 #[derive(Debug, Clone, Copy)]
-struct Counted {
-    event: CountedEvent,
-    queue: Option<Sid>,
-    workflow: Option<Sid>,
-    since_created: Option<Millis>,
-    since_queue_entered: Option<Millis>,
+pub(super) struct Counted {
+    pub(super) event: CountedEvent,
+    pub(super) queue: Option<Sid>,
+    pub(super) workflow: Option<Sid>,
+    pub(super) since_created: Option<Millis>,
+    pub(super) since_queue_entered: Option<Millis>,
 }
 
 /// The cumulative statistics of `scope` over `window`, from `events` oldest first (events
@@ -212,15 +241,7 @@ pub fn cumulative_statistics(
     scope: Scope,
     split_thresholds: &[u32],
 ) -> CumulativeStatistics {
-    let thresholds: BTreeSet<u32> = split_thresholds.iter().copied().collect();
-    let mut statistics = CumulativeStatistics {
-        window,
-        split_by_wait_time: thresholds
-            .into_iter()
-            .map(|threshold| WaitSplit { threshold, ..WaitSplit::default() })
-            .collect(),
-        ..CumulativeStatistics::default()
-    };
+    let mut statistics = CumulativeStatistics::empty(window, split_thresholds);
     let mut tasks: HashMap<Sid, TaskTrack> = HashMap::new();
     for facts in events.into_iter().filter(|facts| facts.timestamp <= window.end) {
         let counted = observe(tasks.entry(facts.task).or_default(), &facts);
@@ -233,7 +254,7 @@ pub fn cumulative_statistics(
 
 /// Learns from one event of a task; `None` when the event itself counts for nothing (it only
 /// says where the task is).
-fn observe(track: &mut TaskTrack, facts: &EventFacts) -> Option<Counted> {
+pub(super) fn observe(track: &mut TaskTrack, facts: &EventFacts) -> Option<Counted> {
     let at = facts.timestamp;
     track.workflow = facts.workflow.or(track.workflow);
     let mut counts = true;
@@ -270,7 +291,42 @@ fn observe(track: &mut TaskTrack, facts: &EventFacts) -> Option<Counted> {
 }
 
 impl CumulativeStatistics {
-    fn count(&mut self, counted: &Counted, scope: Scope) {
+    /// Nothing counted yet over `window`, with a split at each of `split_thresholds` seconds
+    /// (ascending, each once).
+    pub(super) fn empty(window: Window, split_thresholds: &[u32]) -> CumulativeStatistics {
+        let thresholds: BTreeSet<u32> = split_thresholds.iter().copied().collect();
+        CumulativeStatistics {
+            window,
+            split_by_wait_time: thresholds
+                .into_iter()
+                .map(|threshold| WaitSplit { threshold, ..WaitSplit::default() })
+                .collect(),
+            ..CumulativeStatistics::default()
+        }
+    }
+
+    /// Adds the counts and waits of `other` (not its window or split), as if its events had
+    /// been counted here.
+    pub(super) fn merge(&mut self, other: &CumulativeStatistics) {
+        self.tasks_entered += other.tasks_entered;
+        self.tasks_canceled += other.tasks_canceled;
+        self.tasks_completed += other.tasks_completed;
+        self.tasks_deleted += other.tasks_deleted;
+        self.tasks_moved += other.tasks_moved;
+        self.tasks_timed_out_in_workflow += other.tasks_timed_out_in_workflow;
+        self.reservations_created += other.reservations_created;
+        self.reservations_accepted += other.reservations_accepted;
+        self.reservations_rejected += other.reservations_rejected;
+        self.reservations_timed_out += other.reservations_timed_out;
+        self.reservations_canceled += other.reservations_canceled;
+        self.reservations_rescinded += other.reservations_rescinded;
+        self.wait_until_accepted.merge(&other.wait_until_accepted);
+        self.wait_until_canceled.merge(&other.wait_until_canceled);
+        self.wait_in_queue_until_accepted.merge(&other.wait_in_queue_until_accepted);
+    }
+
+    /// Counts one event for `scope`, if it is the scope's.
+    pub(super) fn count(&mut self, counted: &Counted, scope: Scope) {
         let in_scope = match scope {
             Scope::Workspace => true,
             Scope::Queue(queue) => counted.queue == Some(queue),
@@ -323,8 +379,9 @@ impl CumulativeStatistics {
     }
 }
 
+/// The scripts, renderings and summaries of these tests, shared with `counters.rs`'s.
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use expect_test::{Expect, expect};
     use serde_json::json;
 
@@ -332,13 +389,14 @@ mod tests {
     use crate::routing::sid::SidKind;
     use crate::routing::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskOrder};
 
-    /// `T1`, `Q2`, `W1`: the task, queue or workflow numbered so.
-    fn sid(name: &str) -> Sid {
+    /// `T1`, `Q2`, `W1`, `C1`: the task, queue, workflow or task channel numbered so.
+    pub(in crate::routing) fn sid(name: &str) -> Sid {
         let kind = match &name[..1] {
             "T" => SidKind::Task,
             "Q" => SidKind::TaskQueue,
             "W" => SidKind::Workflow,
-            _ => panic!("{name} is not T1, Q1 or W1"),
+            "C" => SidKind::TaskChannel,
+            _ => panic!("{name} is not T1, Q1, W1 or C1"),
         };
         let number: u64 = name[1..].parse().unwrap();
         Sid::parse(&format!("{}{number:032x}", kind.prefix()), kind).unwrap()
@@ -350,31 +408,32 @@ mod tests {
         format!("{letter}{}", u64::from_str_radix(&sid.to_string()[18..], 16).unwrap())
     }
 
-    /// One event a line (or between semicolons): seconds, TaskRouter's event type, then the task, queue and workflow it
-    /// names (`12 reservation.accepted T1 Q1 W1`). `create T1 Q1 W1` stands for the three
-    /// events of a task created into a queue, as the engine emits them. Events that no
-    /// statistic counts are dropped, as [`EventFacts::new`] drops them.
-    fn script(text: &str) -> Vec<EventFacts> {
+    /// One event a line (or between semicolons): seconds, TaskRouter's event type, then the
+    /// task, queue, workflow and channel it names (`12 reservation.accepted T1 Q1 W1`).
+    /// `create T1 Q1 W1 C2` stands for the three events of a task created into a queue (on
+    /// channel 2), as the engine emits them. Events that no statistic counts are dropped, as
+    /// [`EventFacts::new`] drops them.
+    pub(in crate::routing) fn script(text: &str) -> Vec<EventFacts> {
         let mut events = Vec::new();
         for line in text.split(['\n', ';']).map(str::trim).filter(|line| !line.is_empty()) {
             let words: Vec<&str> = line.split_whitespace().collect();
             let at = (words[0].parse::<f64>().unwrap() * 1000.0) as Millis;
             let named =
                 |letter: &str| words[2..].iter().find(|word| word.starts_with(letter)).map(|w| sid(w));
-            let (task, queue, workflow) = (named("T"), named("Q"), named("W"));
+            let (task, queue, workflow, channel) = (named("T"), named("Q"), named("W"), named("C"));
             if words[1] == "create" {
-                events.extend(EventFacts::new(at, "workflow.entered", task, None, workflow));
-                events.extend(EventFacts::new(at, "task-queue.entered", task, queue, workflow));
-                events.extend(EventFacts::new(at, "task.created", task, None, workflow));
+                events.extend(EventFacts::new(at, "workflow.entered", task, None, workflow, None));
+                events.extend(EventFacts::new(at, "task-queue.entered", task, queue, workflow, None));
+                events.extend(EventFacts::new(at, "task.created", task, None, workflow, channel));
             } else {
-                events.extend(EventFacts::new(at, words[1], task, queue, workflow));
+                events.extend(EventFacts::new(at, words[1], task, queue, workflow, channel));
             }
         }
         events
     }
 
     /// The fields that are not zero; a wait as its one value when there is one.
-    fn fields(s: &CumulativeStatistics) -> String {
+    pub(in crate::routing) fn fields(s: &CumulativeStatistics) -> String {
         let tasks = [
             ("entered", s.tasks_entered),
             ("canceled", s.tasks_canceled),
@@ -424,9 +483,12 @@ mod tests {
         parts.join("; ")
     }
 
-    /// The statistics of the workspace and of each queue and workflow the events name, one
-    /// line each, the scopes with the same figures on one line.
-    fn summary(events: &[EventFacts], window: Window, thresholds: &[u32]) -> String {
+    /// The statistics (`statistics_of` a scope) of the workspace and of each queue and workflow
+    /// the events name, one line each, the scopes with the same figures on one line.
+    pub(in crate::routing) fn summary(
+        events: &[EventFacts],
+        statistics_of: impl Fn(Scope) -> CumulativeStatistics,
+    ) -> String {
         let named: BTreeSet<Sid> =
             events.iter().flat_map(|facts| [facts.queue, facts.workflow]).flatten().collect();
         let scopes = named.into_iter().map(|sid| {
@@ -436,7 +498,7 @@ mod tests {
         });
         let mut lines: Vec<(Vec<String>, String)> = Vec::new();
         for (label, scope) in std::iter::once(("workspace".to_owned(), Scope::Workspace)).chain(scopes) {
-            let figures = fields(&cumulative_statistics(events.iter().copied(), window, scope, thresholds));
+            let figures = fields(&statistics_of(scope));
             match lines.iter_mut().find(|(_, same)| *same == figures) {
                 Some((labels, _)) => labels.push(label),
                 None => lines.push((vec![label], figures)),
@@ -451,7 +513,8 @@ mod tests {
     /// compares them, for every scope, with `expected`.
     fn check(events: &[EventFacts], window: (i64, i64), thresholds: &[u32], expected: Expect) {
         let window = Window { start: window.0 * 1000, end: window.1 * 1000 };
-        expected.assert_eq(&summary(events, window, thresholds));
+        let statistics_of = |scope| cumulative_statistics(events.iter().copied(), window, scope, thresholds);
+        expected.assert_eq(&summary(events, statistics_of));
     }
 
     #[test]

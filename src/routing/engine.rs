@@ -23,7 +23,7 @@ use crate::expr::{Context, Expression, Scope, WorkerFacts};
 
 #[cfg(test)]
 #[path = "invariants.rs"]
-mod invariants;
+pub(super) mod invariants;
 #[path = "removal.rs"]
 mod removal;
 #[path = "snapshot.rs"]

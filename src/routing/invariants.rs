@@ -172,8 +172,24 @@ pub(super) fn check_invariants(e: &Engine, now: Millis, label: &str) -> Result<(
     Ok(())
 }
 
-/// Plays one sequence; adds the name of each command that was carried out to `carried_out`.
-fn run(seed: u64, steps: usize, carried_out: &mut BTreeSet<String>) -> Result<(), String> {
+/// The events of sequence `seed` (`steps` commands), in the order the engine produced them: a
+/// realistic history for checks of what is computed from events (`counters.rs`).
+pub(crate) fn random_events(seed: u64, steps: usize) -> Vec<Event> {
+    let mut events = Vec::new();
+    if let Err(failure) = run(seed, steps, &mut BTreeSet::new(), &mut events) {
+        panic!("{failure}");
+    }
+    events
+}
+
+/// Plays one sequence; adds the name of each command that was carried out to `carried_out`,
+/// and the events taken after each command to `events`.
+fn run(
+    seed: u64,
+    steps: usize,
+    carried_out: &mut BTreeSet<String>,
+    events: &mut Vec<Event>,
+) -> Result<(), String> {
     let mut rng = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
     let mut now: Millis = 1_000;
     let mut e = Engine::new("fuzz", 1, now);
@@ -483,6 +499,7 @@ fn run(seed: u64, steps: usize, carried_out: &mut BTreeSet<String>) -> Result<()
                 ));
             }
         }
+        events.extend(evs);
     }
     Ok(())
 }
@@ -496,7 +513,7 @@ const STEPS: usize = 300;
 fn random_command_sequences_keep_every_invariant() {
     let mut carried_out = BTreeSet::new();
     for seed in 1..=SEQUENCES {
-        if let Err(failure) = run(seed, STEPS, &mut carried_out) {
+        if let Err(failure) = run(seed, STEPS, &mut carried_out, &mut Vec::new()) {
             panic!("{failure}");
         }
     }

@@ -14,11 +14,13 @@
 //! - `skill.rs`: the skills catalogue and Flex's `routing.skills` / `routing.levels` layout.
 //! - `stats.rs`: real-time statistics for queues, workflows and the workspace.
 //! - `cumulative.rs`: cumulative statistics over a window, computed from events.
+//! - `counters.rs`: the same statistics kept per minute as events happen, summed per question.
 //! - `removal.rs`: deleting activities, workers, queues, workflows (by rebuilding from an
 //!   edited snapshot) and tasks.
 //! - `explain.rs`: why a worker is or is not offered a task.
 
 mod command;
+mod counters;
 mod cumulative;
 mod engine;
 mod event;
@@ -35,6 +37,7 @@ pub(crate) use workflow::fuzz as workflow_fuzz;
 mod tests;
 
 pub use command::Command;
+pub use counters::{StatisticsCounters, TaskSeed};
 pub use cumulative::{
     CountedEvent, CumulativeStatistics, EventFacts, ReservationEvent, Scope, SplitCounts, WaitDurations,
     WaitSplit, Window, cumulative_statistics,

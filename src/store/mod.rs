@@ -141,6 +141,55 @@ pub type Publisher = Box<dyn Fn(Vec<Event>) + Send + Sync>;
 /// or named by [`Store::key_of`].
 pub type KeyedWrite = (Vec<u8>, Option<Vec<u8>>);
 
+/// Stored events in order ([`Store::events_newest_first`], [`Store::events_oldest_first`]):
+/// one group of events decoded at a time, an error (a record that does not decode) ending it.
+pub struct StoredEvents<'a> {
+    store: &'a Store,
+    groups: sled::Iter,
+    /// The rest of the group being read, in the iterator's order.
+    group: std::vec::IntoIter<EventRecord>,
+    newest_first: bool,
+    before: Option<u64>,
+    /// Set after an error: nothing follows a record that does not decode.
+    failed: bool,
+}
+
+impl Iterator for StoredEvents<'_> {
+    type Item = Result<EventRecord, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.group.next() {
+                let EventRecord::V1 { sequence, .. } = &record;
+                if self.before.is_none_or(|before| *sequence < before) {
+                    return Some(Ok(record));
+                }
+                continue;
+            }
+            if self.failed {
+                return None;
+            }
+            let entry = if self.newest_first { self.groups.next_back() } else { self.groups.next() }?;
+            let decoded = entry.map_err(|err| StoreError::Write(err.to_string())).and_then(|(key, value)| {
+                serde_json::from_slice::<Vec<EventRecord>>(&value)
+                    .map_err(|err| self.store.corrupt(&key, err))
+            });
+            match decoded {
+                Ok(mut records) => {
+                    if self.newest_first {
+                        records.reverse();
+                    }
+                    self.group = records.into_iter();
+                }
+                Err(err) => {
+                    self.failed = true;
+                    return Some(Err(err));
+                }
+            }
+        }
+    }
+}
+
 /// What a caller waits on to know that an append or a put is durable ([`Store::durable`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[must_use = "a change is durable only once its ticket is"]
@@ -413,32 +462,38 @@ impl Store {
         Ok(records)
     }
 
-    /// The stored events that `keep` accepts, newest first, at most `limit` of them, and none
-    /// older than `since`: the scan stops there.
-    pub fn events_newest_first(
-        &self,
-        mut keep: impl FnMut(&EventRecord) -> bool,
-        limit: usize,
-        since: Option<Millis>,
-    ) -> Result<Vec<EventRecord>, StoreError> {
+    /// The stored events, newest first, read one stored group at a time as the iterator is
+    /// advanced: a caller that stops early reads no further. With `before`, only the events
+    /// numbered below it (the scan starts at the group holding `before - 1`).
+    pub fn events_newest_first(&self, before: Option<u64>) -> Result<StoredEvents<'_>, StoreError> {
         self.flusher.write_pending().map_err(StoreError::Write)?;
-        let mut found = Vec::new();
-        for entry in self.db.scan_prefix(b"e:").rev() {
-            let (key, value) = entry.map_err(|err| StoreError::Write(err.to_string()))?;
-            let records: Vec<EventRecord> =
-                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
-            for record in records.into_iter().rev() {
-                // Event times never go back, so the rest is older still.
-                let EventRecord::V1 { timestamp, .. } = &record;
-                if found.len() >= limit || since.is_some_and(|since| *timestamp < since) {
-                    return Ok(found);
-                }
-                if keep(&record) {
-                    found.push(record);
-                }
-            }
-        }
-        Ok(found)
+        let groups = match before {
+            Some(before) => self.db.range(key_u64(b"e:", 0)..key_u64(b"e:", before)),
+            None => self.db.scan_prefix(b"e:"),
+        };
+        Ok(StoredEvents {
+            store: self,
+            groups,
+            group: Vec::new().into_iter(),
+            newest_first: true,
+            before,
+            failed: false,
+        })
+    }
+
+    /// The stored events, oldest first, one stored group at a time (the statistics read them
+    /// once at start).
+    pub fn events_oldest_first(&self) -> Result<StoredEvents<'_>, StoreError> {
+        self.flusher.write_pending().map_err(StoreError::Write)?;
+        let groups = self.db.scan_prefix(b"e:");
+        Ok(StoredEvents {
+            store: self,
+            groups,
+            group: Vec::new().into_iter(),
+            newest_first: false,
+            before: None,
+            failed: false,
+        })
     }
 
     /// Flushes done by the group-commit flusher, and their total time.

@@ -252,16 +252,22 @@ fn a_directory_held_by_another_store_is_a_clear_error() {
     );
 }
 
-#[test]
-fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
+/// `commands` task creations, one a second, each flushed: one group, so one event record (of
+/// several events), per command.
+fn one_group_per_command(dir: &Path, commands: i64) -> (Store, Engine) {
     let mut engine = workspace();
-    let (store, _) = open(dir.path()).unwrap();
-    for n in 1..=5 {
-        // One flush per command: one group, so one event record, per command.
+    let (store, _) = open(dir).unwrap();
+    for n in 1..=commands {
         run(&store, &mut engine, n as u64, &[(n * 1_000, task(n))]);
         store.flush().unwrap();
     }
+    (store, engine)
+}
+
+#[test]
+fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engine) = one_group_per_command(dir.path(), 5);
     let last = engine.events_emitted();
     let stored = |store: &Store| -> Vec<u64> {
         store
@@ -280,6 +286,48 @@ fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
     // Older than the last command's time: all but the last go.
     store.prune_events(5_000, u64::MAX).unwrap();
     assert_eq!(stored(&store), before[4..].to_vec());
+}
+
+#[test]
+fn stored_events_are_read_in_either_order_and_below_a_position_group_by_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut engine) = one_group_per_command(dir.path(), 4);
+    fn sequences(events: impl Iterator<Item = Result<EventRecord, StoreError>>) -> Vec<u64> {
+        let sequence =
+            |record: Result<EventRecord, StoreError>| record.map(|EventRecord::V1 { sequence, .. }| sequence);
+        events.map(sequence).collect::<Result<_, _>>().unwrap()
+    }
+    let last = engine.events_emitted();
+
+    let oldest_first = sequences(store.events_oldest_first().unwrap());
+    let newest_first = sequences(store.events_newest_first(None).unwrap());
+
+    let first = oldest_first[0];
+    assert_eq!(oldest_first, (first..=last).collect::<Vec<u64>>());
+    assert_eq!(newest_first, (first..=last).rev().collect::<Vec<u64>>());
+    // Below a position in the middle of a group: that group's older events, then the rest.
+    let middle = last - 2;
+    let below = sequences(store.events_newest_first(Some(middle)).unwrap());
+    assert_eq!(below, (first..middle).rev().collect::<Vec<u64>>());
+    assert_eq!(sequences(store.events_newest_first(Some(first)).unwrap()), Vec::<u64>::new());
+    // A command appended but not yet flushed is read too.
+    run(&store, &mut engine, 5, &[(5_000, task(5))]);
+    let newest = store.events_newest_first(None).unwrap().next().unwrap().unwrap();
+    let EventRecord::V1 { sequence, .. } = newest;
+    assert_eq!(sequence, engine.events_emitted());
+
+    // Groups are read only as the iterator comes to them: a damaged oldest group stops a full
+    // read, not the newest events.
+    store.db.insert(key_u64(b"e:", first), b"not json".as_slice()).unwrap();
+    let newest: Vec<u64> = sequences(store.events_newest_first(None).unwrap().take(3));
+    assert_eq!(newest.len(), 3);
+    let err = store.events_oldest_first().unwrap().next().unwrap().unwrap_err().to_string();
+    assert!(err.contains(&format!("e:{first}")), "{err}");
+    assert_eq!(
+        store.events_newest_first(None).unwrap().filter(Result::is_err).count(),
+        1,
+        "then nothing more"
+    );
 }
 
 #[test]

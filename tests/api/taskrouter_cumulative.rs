@@ -1,8 +1,8 @@
 //! Cumulative statistics through the REST API against the real server: the counts after
 //! tasks are created, accepted, rejected, completed and canceled through the API, for the
-//! workspace, a queue and a workflow; the window, channel and split parameters; `Statistics`
-//! with both its parts; errors naming the parameter. Waits run on the wall clock, so only how
-//! their figures relate is checked, never their size.
+//! workspace, a queue and a workflow; the window (counted in whole minutes), channel and split
+//! parameters; `Statistics` with both its parts; errors naming the parameter. Waits run on the
+//! wall clock, so only how their figures relate is checked, never their size.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -235,4 +235,34 @@ async fn bad_parameters_get_errors_naming_them() {
     let unknown_workflow = format!("/Workflows/WW{}/CumulativeStatistics", "0".repeat(32));
     check_error(api.call(Method::GET, &unknown_workflow, &[]).await, 404, 20404, "was not found");
     check_error(api.call(Method::POST, "/CumulativeStatistics", &[]).await, 405, 20004, "");
+}
+
+#[tokio::test]
+async fn a_window_counts_the_whole_minutes_it_touches() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    a_morning(&app, &api).await;
+    // The minute the first task was created in, and how many were created in it.
+    let created = api.get("/Events?EventType=task.created&PageSize=1000").await;
+    let minutes: Vec<i64> = created["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["event_date_ms"].as_i64().unwrap().div_euclid(60_000))
+        .collect();
+    let first = *minutes.last().unwrap();
+    let in_first = minutes.iter().filter(|&&minute| minute == first).count();
+    let iso = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap().to_string();
+
+    // A window of one instant, the start of that minute, counts the whole minute.
+    let instant = iso(first * 60_000);
+    let statistics = api.get(&format!("/CumulativeStatistics?StartDate={instant}&EndDate={instant}")).await;
+    check_fields(
+        &statistics,
+        &format!(r#"start_time="{instant}" end_time="{instant}" tasks_created={in_first}"#),
+    );
+    // The minute before it counts nothing.
+    let before = iso(first * 60_000 - 1);
+    let statistics = api.get(&format!("/CumulativeStatistics?StartDate={before}&EndDate={before}")).await;
+    check_fields(&statistics, "tasks_created=0");
 }

@@ -1,5 +1,8 @@
 //! Events: what happened in the workspace, newest first, from the stored event history (kept
-//! for `store.event_max_age` and up to `store.event_max_count`).
+//! for `store.event_max_age` and up to `store.event_max_count`). A list request reads the
+//! store's event records one group at a time, newest first, with the filters applied as it
+//! goes, and stops once it has the page and one more: a page costs what it shows (plus what the
+//! filters turn down), not the history; the page a `PageToken` names starts its read there.
 
 use actix_web::HttpResponse;
 use serde_json::{Value, json};
@@ -7,8 +10,9 @@ use serde_json::{Value, json};
 use super::api::Api;
 use super::error::TwilioError;
 use super::render::date;
+use crate::live::LiveEngine;
 use crate::routing::{Sid, SidKind};
-use crate::store::EventRecord;
+use crate::store::{EventRecord, StoreError};
 
 /// Event SIDs are the event's sequence number in hex (see `render`).
 fn sequence_of(api: &Api, sid: Sid) -> Result<u64, TwilioError> {
@@ -39,50 +43,68 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
         None => query.date_time("StartDate")?,
     };
     let end = query.date_time("EndDate")?;
-    // Enough to fill the page asked for and to know whether another follows. Events are listed
-    // newest first: a page token keeps those older than its position.
-    let token = list.paging.token.clone();
-    let pages = if token.is_some() { 1 } else { list.paging.page + 1 };
-    let limit = pages.saturating_mul(list.paging.page_size).saturating_add(1);
-    let found = api
-        .engine
-        .stored_events(
-            |EventRecord::V1 {
-                 sequence: number,
-                 timestamp,
-                 event_type: kind,
-                 resource: about,
-                 task,
-                 worker,
-                 reservation,
-                 queue,
-                 workflow,
-                 ..
-             }| {
-                let field = |field: Field| match field {
-                    Field::Task => *task,
-                    Field::Worker => *worker,
-                    Field::Reservation => *reservation,
-                    Field::Queue => *queue,
-                    Field::Workflow => *workflow,
-                };
-                sequence.is_none_or(|wanted| wanted == *number)
-                    && token.as_ref().is_none_or(|token| token.precedes(&position(*number)))
-                    && event_type.as_ref().is_none_or(|wanted| wanted == kind)
-                    && resource.as_ref().is_none_or(|wanted| *wanted == about.to_string())
-                    && sids.iter().all(|(wanted, which)| wanted.is_none_or(|sid| field(*which) == Some(sid)))
-                    && start.is_none_or(|start| *timestamp >= start)
-                    && end.is_none_or(|end| *timestamp <= end)
-            },
-            limit,
-            start,
-        )
+    let wanted = |record: &EventRecord| {
+        let EventRecord::V1 { sequence: number, timestamp, event_type: kind, resource: about, .. } = record;
+        sequence.is_none_or(|wanted| wanted == *number)
+            && list.paging.token.as_ref().is_none_or(|token| token.precedes(&position(*number)))
+            && event_type.as_ref().is_none_or(|wanted| wanted == kind)
+            && resource.as_ref().is_none_or(|wanted| *wanted == about.to_string())
+            && sids.iter().all(|(wanted, which)| wanted.is_none_or(|sid| which.of(record) == Some(sid)))
+            && end.is_none_or(|end| *timestamp <= end)
+    };
+    // Newest first, read from the store only as far as the page needs: a page token's events
+    // start below its position (and `Sid`'s at that event); `Page` alone counts the pages before
+    // it without keeping them; the scan stops at `start`, one past the page, or past `Sid`.
+    let token_position = list.paging.token.as_ref().filter(|token| !token.ascending);
+    let before = [
+        token_position.and_then(|token| token.after.parse::<u64>().ok()),
+        sequence.map(|wanted| wanted.saturating_add(1)),
+    ];
+    let before = before.into_iter().flatten().min();
+    let skip = match list.paging.token {
+        Some(_) => 0,
+        None => list.paging.page.saturating_mul(list.paging.page_size),
+    };
+    // Event times never go back, so once past `start` (or `Sid`) the rest is older still.
+    let past = |EventRecord::V1 { sequence: number, timestamp, .. }: &EventRecord| {
+        start.is_some_and(|start| *timestamp < start) || sequence.is_some_and(|wanted| *number < wanted)
+    };
+    let page = read_page(&api.engine, before, past, wanted, skip, list.paging.page_size + 1)
         .map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
         let workspace = format!("{}/v1/Workspaces/{}", renderer.base, renderer.engine.workspace_sid());
         let position = |EventRecord::V1 { sequence, .. }: &EventRecord| position(*sequence);
-        renderer.page(&list, &found, position, |record| render(renderer.account_sid, &workspace, record))
+        renderer.page_from(&list, &page, position, |record| render(renderer.account_sid, &workspace, record))
     })))
+}
+
+/// The stored events below `before`, newest first, that `wanted` accepts, read only as far as
+/// needed: the first `skip` are counted, not kept, then `take` are kept; the scan ends there,
+/// or at the first event `past` the list's oldest.
+fn read_page(
+    engine: &LiveEngine,
+    before: Option<u64>,
+    past: impl Fn(&EventRecord) -> bool,
+    wanted: impl Fn(&EventRecord) -> bool,
+    skip: usize,
+    take: usize,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let (mut page, mut skipped) = (Vec::new(), 0);
+    for record in engine.stored_events(before)? {
+        let record = record?;
+        if past(&record) || page.len() == take {
+            break;
+        }
+        if !wanted(&record) {
+            continue;
+        }
+        if skipped < skip {
+            skipped += 1;
+        } else {
+            page.push(record);
+        }
+    }
+    Ok(page)
 }
 
 #[derive(Clone, Copy)]
@@ -92,6 +114,20 @@ enum Field {
     Reservation,
     Queue,
     Workflow,
+}
+
+impl Field {
+    /// The SID `record` gives this field.
+    fn of(self, record: &EventRecord) -> Option<Sid> {
+        let EventRecord::V1 { task, worker, reservation, queue, workflow, .. } = record;
+        match self {
+            Field::Task => *task,
+            Field::Worker => *worker,
+            Field::Reservation => *reservation,
+            Field::Queue => *queue,
+            Field::Workflow => *workflow,
+        }
+    }
 }
 
 fn optional_sid_text(text: Option<&str>) -> Option<String> {
@@ -168,11 +204,11 @@ fn position(sequence: u64) -> String {
 /// `GET .../Events/{EV}`.
 pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
     let sequence = sequence_of(&api, api.path_sid("event", SidKind::Event)?)?;
-    let found = api
-        .engine
-        .stored_events(|EventRecord::V1 { sequence: stored, .. }| *stored == sequence, 1, None)
-        .map_err(|err| TwilioError::from(crate::live::ExecuteError::Storage(err)))?;
-    let record = found.first().ok_or_else(|| api.not_found())?;
+    let storage = |err| TwilioError::from(crate::live::ExecuteError::Storage(err));
+    let newest = api.engine.stored_events(Some(sequence.saturating_add(1))).map_err(storage)?.next();
+    let record = newest.transpose().map_err(storage)?;
+    let record = record.filter(|EventRecord::V1 { sequence: stored, .. }| *stored == sequence);
+    let record = record.as_ref().ok_or_else(|| api.not_found())?;
     Ok(HttpResponse::Ok().json(api.render(|renderer| {
         let workspace = format!("{}/v1/Workspaces/{}", renderer.base, renderer.engine.workspace_sid());
         render(renderer.account_sid, &workspace, record)

@@ -319,14 +319,29 @@ impl Renderer<'_> {
         position: impl Fn(&T) -> String,
         render: impl Fn(&T) -> Value,
     ) -> Value {
+        let Paging { page, page_size, ref token } = list.paging;
+        let start = match token {
+            Some(token) => {
+                items.iter().position(|item| token.precedes(&position(item))).unwrap_or(items.len())
+            }
+            None => page.saturating_mul(page_size).min(items.len()),
+        };
+        let end = items.len().min(start.saturating_add(page_size).saturating_add(1));
+        self.page_from(list, &items[start..end], position, render)
+    }
+
+    /// [`Renderer::page`] for a list read only as far as the page: `items` start with the
+    /// page's first, and one more than the page tells that another page follows.
+    pub(crate) fn page_from<T>(
+        &self,
+        list: &List<'_>,
+        items: &[T],
+        position: impl Fn(&T) -> String,
+        render: impl Fn(&T) -> Value,
+    ) -> Value {
         let List { key, path, filters, paging } = list;
         let Paging { page, page_size, ref token } = *paging;
-        let total = items.len();
-        let start = match token {
-            Some(token) => items.iter().position(|item| token.precedes(&position(item))).unwrap_or(total),
-            None => page.saturating_mul(page_size).min(total),
-        };
-        let shown: Vec<Value> = items[start..].iter().take(page_size).map(render).collect();
+        let shown: Vec<Value> = items.iter().take(page_size).map(render).collect();
         let link = |page: usize, token: Option<&PageToken>| {
             let mut query: Vec<(&str, String)> =
                 filters.iter().map(|&(key, value)| (key, value.to_owned())).collect();
@@ -338,12 +353,11 @@ impl Renderer<'_> {
             let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
             format!("{}{path}?{encoded}", self.base)
         };
-        let has_next = start + page_size < total;
-        // Another page follows, so the list has at least two items to tell its direction.
-        let next = has_next.then(|| {
+        // Another page follows, so there are at least two items to tell the list's direction.
+        let next = (items.len() > page_size).then(|| {
             let next = PageToken {
-                ascending: position(&items[0]) <= position(&items[total - 1]),
-                after: position(&items[start + page_size - 1]),
+                ascending: position(&items[0]) <= position(&items[items.len() - 1]),
+                after: position(&items[page_size - 1]),
             };
             Value::String(link(page + 1, Some(&next)))
         });

@@ -1,16 +1,24 @@
 //! Cumulative statistics (`.../CumulativeStatistics` of the workspace, a task queue or a
-//! workflow), computed from the stored event history over a window, and `.../Statistics`,
-//! which joins them to the real-time statistics as `{"realtime": ..., "cumulative": ...}`.
+//! workflow), and `.../Statistics`, which joins them to the real-time statistics as
+//! `{"realtime": ..., "cumulative": ...}`. They are answered from the per-minute counters kept
+//! as events happen (`crate::statistics`, `routing::StatisticsCounters`): a request sums the
+//! minutes of its window and reads no event history, in microseconds.
 //!
 //! The window is `Minutes` back from now, or `StartDate` to `EndDate` (ISO 8601), by default
-//! the last 15 minutes, as on Twilio. Events older than the stored history
-//! (`store.event_max_age`, `store.event_max_count`) are not counted.
+//! the last 15 minutes, as on Twilio. It is counted in whole minutes: an event counts when its
+//! minute is one of the minutes the window touches, from the minute of `StartDate` to the
+//! minute of `EndDate`, both whole. So the last 15 minutes count from the start of the minute
+//! 15 minutes ago (up to 59 s more than 15 minutes); `start_time` and `end_time` give the
+//! window as asked. Events older than the stored history (`store.event_max_age`,
+//! `store.event_max_count`) are not counted, to the minute.
+//!
+//! Wait durations count from the task's creation. A task created before the oldest event kept
+//! has its waits known if the engine held it at the last start (its creation time comes from
+//! the engine then), else none.
 //!
 //! `TaskChannel` (a unique name or a `TC` SID) keeps the tasks of that channel, known from each
 //! task's `task.created` event (or, for a task created before the stored history, from the
-//! engine while it keeps the task).
-
-use std::collections::HashMap;
+//! engine at start).
 
 use actix_web::HttpResponse;
 use serde_json::{Value, json};
@@ -19,17 +27,7 @@ use super::api::Api;
 use super::error::TwilioError;
 use super::render::{Renderer, date};
 
-use crate::live::{ExecuteError, LiveEngine};
-use crate::routing::{
-    CumulativeStatistics, EventFacts, Millis, Scope, Sid, SidKind, SplitCounts, WaitDurations, Window,
-    cumulative_statistics,
-};
-use crate::store::EventRecord;
-
-/// How far before the window a task's history is read (when it was created, which queue it
-/// entered): a day, the default task TTL. A task older than that when the window starts is
-/// still counted, without its wait.
-const HISTORY_BEFORE_WINDOW: Millis = 24 * 3_600_000;
+use crate::routing::{CumulativeStatistics, Millis, Scope, Sid, SidKind, SplitCounts, WaitDurations, Window};
 
 /// Twilio's window when none is asked for: the last 15 minutes.
 const DEFAULT_MINUTES: i64 = 15;
@@ -83,8 +81,7 @@ pub(super) async fn statistics_response(
 }
 
 /// The cumulative statistics of `scope` as TaskRouter renders them, with the query's window,
-/// channel and split. The stored history is read on a blocking thread, never under the engine
-/// lock.
+/// channel and split, from the counters (never under the engine lock).
 async fn cumulative(api: &Api, scope: Scope) -> Result<Value, TwilioError> {
     let window = window(api, crate::live::now())?;
     let thresholds = split_thresholds(api)?;
@@ -100,24 +97,8 @@ async fn cumulative(api: &Api, scope: Scope) -> Result<Value, TwilioError> {
         return Err(api.not_found());
     }
     let channel = channel.transpose()?;
-    let engine = api.engine.clone();
-    let scanned = actix_web::web::block(move || stored_facts(&engine, window)).await;
-    let (mut facts, mut channels) =
-        scanned.map_err(|_| TwilioError::invalid("the statistics could not be computed"))??;
-    if let Some(channel) = channel {
-        // Tasks created before the stored history: the engine knows those it still keeps.
-        let unknown: Vec<Sid> =
-            facts.iter().map(|facts| facts.task).filter(|task| !channels.contains_key(task)).collect();
-        api.engine.read(|engine| {
-            for task in unknown {
-                if let Some(found) = engine.task(task) {
-                    channels.insert(task, engine.task_channel(found).sid);
-                }
-            }
-        });
-        facts.retain(|facts| channels.get(&facts.task) == Some(&channel));
-    }
-    let statistics = cumulative_statistics(facts, window, scope, thresholds.as_deref().unwrap_or_default());
+    let split = thresholds.as_deref().unwrap_or_default();
+    let statistics = api.engine.statistics().cumulative(window, scope, channel, split);
     Ok(api.render(|renderer| render(renderer, scope, &statistics, thresholds.is_some())))
 }
 
@@ -167,36 +148,6 @@ fn task_channel(api: &Api, renderer: &Renderer<'_>) -> Option<Result<Sid, Twilio
             known.join(", ")
         ))
     }))
-}
-
-/// What the statistics need of every stored event in the window (and the day before it),
-/// oldest first, and each task's
-/// channel (from its `task.created`). The facts are taken while the store is scanned and `keep`
-/// turns every record down, so that the history is not copied whole into memory.
-fn stored_facts(
-    engine: &LiveEngine,
-    window: Window,
-) -> Result<(Vec<EventFacts>, HashMap<Sid, Sid>), TwilioError> {
-    let (since, end) = (window.start.saturating_sub(HISTORY_BEFORE_WINDOW), window.end);
-    let mut facts = Vec::new();
-    let mut channels = HashMap::new();
-    engine
-        .stored_events(
-            |EventRecord::V1 { timestamp, event_type, task, queue, workflow, channel, .. }| {
-                if *timestamp <= end {
-                    facts.extend(EventFacts::new(*timestamp, event_type, *task, *queue, *workflow));
-                    if let (Some(task), Some(channel)) = (task, channel) {
-                        channels.insert(*task, *channel);
-                    }
-                }
-                false
-            },
-            usize::MAX,
-            Some(since),
-        )
-        .map_err(|err| TwilioError::from(ExecuteError::Storage(err)))?;
-    facts.reverse();
-    Ok((facts, channels))
 }
 
 /// TaskRouter's `{avg, min, max, total}`, in seconds.

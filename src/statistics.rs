@@ -1,0 +1,252 @@
+//! The running server's cumulative statistics: [`StatisticsCounters`] (pure, in `routing`)
+//! behind a lock, rebuilt at start from the stored events and then fed every event the engine
+//! produces, so that no `CumulativeStatistics` or `Statistics` request reads the event history.
+//!
+//! Feeding: the store's publisher (set by [`LiveEngine`](crate::live::LiveEngine)) hands
+//! [`Statistics::observe`] each command's events once its group is on disk, in log order, once. Events already counted are
+//! skipped by sequence number: those read from the store at start include the events of the
+//! commands replayed then, whose events `open` discards.
+//!
+//! History: the counters cover what the store keeps (`store.event_max_age`,
+//! `store.event_max_count`), to the minute: a minute is dropped once it is older than the age
+//! limit, or once the events after it reach the count limit, as the store drops its records.
+//! What is known of each live task is kept whatever its age.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::config::StoreSettings;
+use crate::routing::{
+    CumulativeStatistics, Engine, Event, EventFacts, Millis, Scope, Sid, StatisticsCounters, TaskSeed, Window,
+};
+use crate::store::{EventRecord, Store, StoreError};
+
+const MINUTE: Millis = 60_000;
+
+pub struct Statistics {
+    /// Held for the few microseconds a command's events take to count, or a question takes to
+    /// answer; taken by [`Statistics::observe`] on the thread that publishes durable events,
+    /// which holds no other lock of the engine's then.
+    state: Mutex<State>,
+}
+
+struct State {
+    counters: StatisticsCounters,
+    /// The facts of the events being counted (kept to spare an allocation per command).
+    facts: Vec<EventFacts>,
+    /// The sequence number of the last event counted.
+    last_counted: u64,
+    /// How many events (counted or not) each minute had, oldest first: what the store's
+    /// pruning by count follows. A late event counts in the newest minute.
+    history: VecDeque<(i64, u64)>,
+    history_events: u64,
+    /// The newest event time seen: what the store's pruning by age follows.
+    newest: Millis,
+    max_age: Millis,
+    max_count: u64,
+}
+
+impl Statistics {
+    /// The statistics of the stored events, read once, oldest first, one stored group at a
+    /// time; `engine` (recovered, the log replayed) tells what it knows of the live tasks
+    /// created before the oldest event kept.
+    pub fn rebuild(
+        store: &Store,
+        engine: &Engine,
+        settings: &StoreSettings,
+    ) -> Result<Statistics, StoreError> {
+        let mut state = State {
+            counters: StatisticsCounters::new(),
+            facts: Vec::new(),
+            last_counted: 0,
+            history: VecDeque::new(),
+            history_events: 0,
+            newest: Millis::MIN,
+            max_age: i64::try_from(settings.event_max_age).unwrap_or(i64::MAX).saturating_mul(1000),
+            max_count: settings.event_max_count as u64,
+        };
+        for task in engine.tasks().filter(|task| !task.status.is_final()) {
+            let seed = TaskSeed {
+                created_at: task.created_at,
+                workflow: engine.task_workflow(task).sid,
+                channel: engine.task_channel(task).sid,
+                queue: engine
+                    .task_queue(task)
+                    .zip(task.queue_entered_at)
+                    .map(|(queue, since)| (queue.sid, since)),
+            };
+            state.counters.seed(task.sid, seed);
+        }
+        // A command's events share their time: fed together, as they come live.
+        let mut command: Vec<EventFacts> = Vec::new();
+        for record in store.events_oldest_first()? {
+            let EventRecord::V1 { sequence, timestamp, event_type, task, queue, workflow, channel, .. } =
+                record?;
+            if command.first().is_some_and(|facts| facts.timestamp != timestamp) {
+                state.counters.observe(&command);
+                command.clear();
+            }
+            command.extend(EventFacts::new(timestamp, &event_type, task, queue, workflow, channel));
+            state.note(sequence, timestamp);
+        }
+        state.counters.observe(&command);
+        state.prune();
+        state.counters.retain_tasks(|task| engine.task(task).is_some());
+        let (minutes, tasks) = state.counters.size();
+        tracing::info!(
+            events = state.history_events,
+            minutes,
+            tasks,
+            "statistics rebuilt from the stored events"
+        );
+        Ok(Statistics { state: Mutex::new(state) })
+    }
+
+    /// Counts `events`, the next ones in log order (those already counted are skipped).
+    pub fn observe(&self, events: &[Event]) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let last_counted = state.last_counted;
+        state.facts.clear();
+        for event in events.iter().filter(|event| event.sequence > last_counted) {
+            state.facts.extend(EventFacts::from_event(event));
+            state.note(event.sequence, event.timestamp);
+        }
+        state.counters.observe(&state.facts);
+        state.prune();
+    }
+
+    /// The statistics of `scope` over the minutes `window` touches, for the tasks of `channel`
+    /// (all when `None`), split at each of `split_thresholds` seconds.
+    pub fn cumulative(
+        &self,
+        window: Window,
+        scope: Scope,
+        channel: Option<Sid>,
+        split_thresholds: &[u32],
+    ) -> CumulativeStatistics {
+        self.lock().counters.statistics(window, scope, channel, split_thresholds)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Counting is plain arithmetic on memory: a panic midway leaves counts, not broken state.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    /// Notes that event `sequence`, at `at`, was counted.
+    fn note(&mut self, sequence: u64, at: Millis) {
+        self.last_counted = sequence;
+        self.newest = self.newest.max(at);
+        let minute = at.div_euclid(MINUTE);
+        match self.history.back_mut() {
+            Some((newest, events)) if *newest >= minute => *events += 1,
+            _ => self.history.push_back((minute, 1)),
+        }
+        self.history_events += 1;
+    }
+
+    /// Drops the minutes that the store no longer keeps (or will not at its next pruning).
+    fn prune(&mut self) {
+        let by_age = self.newest.saturating_sub(self.max_age);
+        let mut before = None;
+        while let Some(&(minute, events)) = self.history.front() {
+            let end = (minute + 1) * MINUTE;
+            if end > by_age && self.history_events - events < self.max_count {
+                break;
+            }
+            self.history.pop_front();
+            self.history_events -= events;
+            before = Some(end);
+        }
+        if let Some(before) = before {
+            self.counters.prune(before);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::live::LiveEngine;
+    use crate::routing::{Command, EventType, NewTask};
+    use crate::workspace::WorkspaceFile;
+
+    /// On a minute boundary.
+    const T0: Millis = 1_767_603_600_000;
+
+    fn open(settings: &StoreSettings, at: Millis) -> LiveEngine {
+        LiveEngine::open(settings, &WorkspaceFile::default(), "", at).unwrap()
+    }
+
+    async fn create_task(live: &LiveEngine, at: Millis) {
+        let workflow = live.read(|engine| {
+            engine.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
+        });
+        let new = NewTask {
+            attributes: json!({"skillsNeeded": ["Sales"]}),
+            priority: None,
+            timeout: None,
+            workflow: Some(workflow),
+            channel: Some("voice".into()),
+        };
+        live.execute_at(Command::CreateTask(new), at).await.unwrap();
+    }
+
+    /// Tasks created in each of the first `minutes` minutes from `T0`.
+    fn created_per_minute(live: &LiveEngine, minutes: i64) -> Vec<u64> {
+        let minute = |n: i64| Window { start: T0 + n * MINUTE, end: T0 + (n + 1) * MINUTE - 1 };
+        let created = |n| live.statistics().cumulative(minute(n), Scope::Workspace, None, &[]).tasks_entered;
+        (0..minutes).map(created).collect()
+    }
+
+    #[tokio::test]
+    async fn a_restart_counts_each_stored_event_once_then_goes_on_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreSettings { data_dir: dir.path().to_owned(), ..StoreSettings::default() };
+        {
+            let live = open(&settings, T0);
+            create_task(&live, T0 + 1_000).await;
+            create_task(&live, T0 + 61_000).await;
+            assert_eq!(created_per_minute(&live, 3), [1, 1, 0]);
+        }
+
+        // Every command is replayed at the restart (no snapshot since): their events are
+        // counted from the store, once.
+        let live = open(&settings, T0 + 125_000);
+        assert_eq!(created_per_minute(&live, 3), [1, 1, 0]);
+        let mut published = live.subscribe();
+        create_task(&live, T0 + 126_000).await;
+        assert_eq!(created_per_minute(&live, 3), [1, 1, 1]);
+        // Events handed over again (their sequence numbers counted already) are not counted again.
+        let events: Vec<Event> = std::iter::from_fn(|| published.try_recv().ok()).collect();
+        live.statistics().observe(&events);
+        assert_eq!(created_per_minute(&live, 3), [1, 1, 1]);
+        let mut created =
+            events.into_iter().find(|event| event.event_type == EventType::TaskCreated).unwrap();
+        created.sequence = live.read(|engine| engine.events_emitted()) + 1;
+        live.statistics().observe(&[created]);
+        assert_eq!(created_per_minute(&live, 3), [1, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn minutes_older_than_the_history_kept_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        // A task's creation is more than 3 events (workflow.entered, task-queue.entered...).
+        let settings =
+            StoreSettings { data_dir: dir.path().to_owned(), event_max_count: 3, ..StoreSettings::default() };
+        let live = open(&settings, T0);
+        create_task(&live, T0 + 1_000).await;
+        create_task(&live, T0 + 61_000).await;
+        assert_eq!(created_per_minute(&live, 2), [0, 1], "by count");
+        drop(live);
+        let settings = StoreSettings { event_max_count: 1_000, event_max_age: 60, ..settings };
+        let live = open(&settings, T0 + 200_000);
+        assert_eq!(created_per_minute(&live, 2), [1, 1], "the store prunes at snapshots only");
+        create_task(&live, T0 + 200_000).await;
+        assert_eq!(created_per_minute(&live, 4), [0, 0, 0, 1], "by age: older than 140 s");
+    }
+}
