@@ -600,6 +600,7 @@ impl Engine {
             members: Default::default(),
             ready: vec![Default::default(); self.channels.len()],
             waiting: Default::default(),
+            live: Default::default(),
             created_at: now,
             updated_at: now,
         });
@@ -853,10 +854,10 @@ impl Engine {
         for other in others {
             self.end_reservation(other, ReservationStatus::Rescinded, now);
         }
+        self.place_in_queue(task_sid, queue);
         let task = self.task_mut(task_sid);
         task.status = TaskStatus::Assigned;
         task.assigned_worker = Some(worker);
-        task.queue = Some(queue);
         let timers = [task.step_timer.take(), task.ttl_timer.take()];
         for timer in timers.into_iter().flatten() {
             self.timers.remove(&timer);
@@ -1014,6 +1015,7 @@ impl Engine {
 
     /// Completes an assigned or wrapping task (checked by the caller).
     fn finish_task(&mut self, task: Sid, reason: &str, now: Millis) {
+        self.leave_live_set(task);
         let task_ref = self.task_mut(task);
         task_ref.status = TaskStatus::Completed;
         task_ref.reason = Some(reason.to_owned());
@@ -1052,6 +1054,7 @@ impl Engine {
                     }
                 }
                 Timer::Purge(task) => {
+                    self.leave_live_set(task);
                     if let Some(removed) = self.tasks.remove(&task) {
                         for reservation in removed.reservations {
                             self.reservations.remove(&reservation);
@@ -1350,6 +1353,7 @@ impl Engine {
         let priority = config.priority_at(position);
         let queue = self.queue_by_sid[&queue_sid];
         let previous_queue = task.queue;
+        self.place_in_queue(sid, queue);
         let task = self.task_mut(sid);
         task.step = step;
         task.step_expired = false;
@@ -1357,7 +1361,6 @@ impl Engine {
         if let Some(priority) = priority {
             task.priority = priority;
         }
-        task.queue = Some(queue);
         if previous_queue != Some(queue) {
             task.queue_entered_at = Some(now);
         }
@@ -1472,12 +1475,30 @@ impl Engine {
         }
     }
 
+    /// Makes `queue` the task's current queue, in the queues' live sets as well.
+    pub(super) fn place_in_queue(&mut self, task: Sid, queue: usize) {
+        let task_ref = self.task_mut(task);
+        let previous = task_ref.queue.replace(queue);
+        if let Some(previous) = previous.filter(|&previous| previous != queue) {
+            self.queues[previous].live.remove(&task);
+        }
+        self.queues[queue].live.insert(task);
+    }
+
+    /// Takes an ending task out of its queue's live set (it stays the task's queue).
+    pub(super) fn leave_live_set(&mut self, task: Sid) {
+        if let Some(queue) = self.tasks.get(&task).and_then(|task| task.queue) {
+            self.queues[queue].live.remove(&task);
+        }
+    }
+
     fn cancel_waiting_task(&mut self, sid: Sid, reason: &str, at: Millis) {
         let pending: Vec<Sid> = self.pending_reservations(&self.tasks[&sid]).iter().map(|r| r.sid).collect();
         for reservation in pending {
             self.end_reservation(reservation, ReservationStatus::Canceled, at);
         }
         self.leave_queue(sid);
+        self.leave_live_set(sid);
         let task = self.task_mut(sid);
         task.status = TaskStatus::Canceled;
         task.reason = Some(reason.to_owned());

@@ -97,6 +97,11 @@ pub(super) fn check_invariants(e: &Engine, now: Millis, label: &str) -> Result<(
         if expected != queue.waiting {
             return Err(format!("{label}: waiting set q{q} mismatch {:?} vs {:?}", queue.waiting, expected));
         }
+        let live: BTreeSet<Sid> =
+            e.tasks.values().filter(|t| !t.status.is_final() && t.queue == Some(q)).map(|t| t.sid).collect();
+        if live != queue.live {
+            return Err(format!("{label}: live set q{q} is {:?}, expected {live:?}", queue.live));
+        }
     }
     // 4. tasks vs reservations, timers
     let mut referenced: BTreeSet<TimerKey> = BTreeSet::new();

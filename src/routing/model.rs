@@ -106,6 +106,10 @@ pub struct TaskQueue {
     pub(super) ready: Vec<BTreeSet<(Millis, usize)>>,
     /// Pending tasks in this queue, in the order they are served.
     pub(super) waiting: BTreeSet<WaitKey>,
+    /// Every task in this queue not yet completed or canceled (pending, reserved, assigned,
+    /// wrapping): what the queue's real-time statistics count, without a scan of every task the
+    /// engine keeps (ended ones stay 5 minutes, until purged).
+    pub(super) live: BTreeSet<Sid>,
     pub created_at: Millis,
     /// The last change (`date_updated`).
     pub updated_at: Millis,

@@ -156,6 +156,7 @@ impl Engine {
             }
         }
         self.leave_queue(sid);
+        self.leave_live_set(sid);
         let task = self.tasks.remove(&sid).expect("checked above");
         for reservation in &task.reservations {
             self.reservations.remove(reservation);

@@ -350,6 +350,7 @@ impl Engine {
                 members: Default::default(),
                 ready: vec![Default::default(); engine.channels.len()],
                 waiting: Default::default(),
+                live: Default::default(),
                 created_at: queue.created_at,
                 updated_at: queue.updated_at,
             });
@@ -431,6 +432,9 @@ impl Engine {
                     assigned_worker,
                 }),
             );
+            if let Some(queue) = queue.filter(|_| !task.status.is_final()) {
+                engine.queues[queue].live.insert(task.sid);
+            }
         }
         for reservation in &snapshot.reservations {
             if !engine.tasks.contains_key(&reservation.task) {

@@ -84,8 +84,9 @@ impl Engine {
     /// A task queue's real-time statistics.
     pub fn queue_statistics(&self, queue: Sid, now: Millis) -> Result<QueueStatistics, RoutingError> {
         let queue_ref = self.queue(queue).ok_or(RoutingError::not_found(queue))?;
-        let in_queue =
-            || self.tasks().filter(move |task| self.task_queue(task).is_some_and(|q| q.sid == queue));
+        // The queue's own live tasks: a wallboard asks every queue every second, and the engine
+        // keeps every ended task for minutes.
+        let in_queue = || queue_ref.live.iter().filter_map(|sid| self.task(*sid));
         let tasks = TaskStatistics::collect(in_queue(), now);
         let oldest_in_queue = in_queue()
             .filter(|task| task.status.is_waiting())
