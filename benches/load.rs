@@ -541,6 +541,9 @@ fn main() {
         .expect("the server starts");
     let pid = server.id();
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    // Killed however this ends, a failed check included: a server left running would load
+    // the next run's machine.
+    let _server = KillOnDrop(server);
     let mut seen = Vec::new();
     let address = loop {
         let line =
@@ -814,6 +817,14 @@ fn main() {
             acknowledged.len()
         );
     });
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

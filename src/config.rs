@@ -220,7 +220,7 @@ pub struct HttpSettings {
     /// that they close first: a request sent on a connection the server is closing at that
     /// instant is lost in between.
     pub keep_alive: u64,
-    /// The proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For`, `-Host`, `-Proto`)
+    /// The proxies whose forwarding headers (`X-Forwarded-For`, `-Host`, `-Proto`)
     /// are believed: a request whose direct peer is not one of them is taken as sent, with its
     /// own Host header, scheme and address. Empty: no proxy is trusted.
     pub trusted_proxies: TrustedProxies,
@@ -316,7 +316,7 @@ pub const SETTINGS: &[SettingInfo] = &[
         key: "http.trusted_proxies",
         env: "SWITCHBOARD_HTTP_TRUSTED_PROXIES",
         default: "",
-        meaning: "IP addresses or CIDR networks of the proxies in front, e.g. `127.0.0.1, 10.0.0.0/8` (in the file a list of strings): only from these are `Forwarded` and `X-Forwarded-For`/`-Host`/`-Proto` believed (the client's address for the sign-in throttle, and with `voice.public_url` empty the host and scheme of links and of the URL signatures are checked over); empty: none",
+        meaning: "IP addresses or CIDR networks of the proxies in front, e.g. `127.0.0.1, 10.0.0.0/8` (in the file a list of strings): only from these are `X-Forwarded-For`/`-Host`/`-Proto` believed, the nearest value of each (the client's address for the sign-in throttle, and with `voice.public_url` empty the host and scheme of links and of the URL signatures are checked over); RFC 7239's `Forwarded` is never read, since a proxy that writes the X- headers passes a client's own through; empty: none",
     },
     SettingInfo {
         key: "store.data_dir",

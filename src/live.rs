@@ -78,6 +78,8 @@ struct State {
     last_seq: u64,
     /// Commands logged since the last snapshot.
     since_snapshot: u64,
+    /// The time of the last logged command: the next is applied no earlier.
+    last_at: Millis,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,11 +144,11 @@ impl LiveEngine {
             store.write_snapshot(0, &engine.export())?;
             tracing::info!(dir = %settings.data_dir.display(), "new data directory: workspace created from the configuration");
         }
-        let mut last_seq = recovered.snapshot_seq;
+        let (mut last_seq, mut last_at) = (recovered.snapshot_seq, Millis::MIN);
         for (seq, at, command) in &recovered.commands {
             engine.apply(command, *at).map_err(|err| LiveError::Replay(format!("command {seq}: {err}")))?;
             engine.take_events();
-            last_seq = *seq;
+            (last_seq, last_at) = (*seq, last_at.max(*at));
         }
         tracing::info!(replayed = recovered.commands.len(), "state recovered");
         // The replayed commands' events were discarded above: they are among those stored.
@@ -180,7 +182,12 @@ impl LiveEngine {
                 .map_err(|err| StoreError::Write(format!("cannot start the maintenance thread: {err}")))?
         };
         let live = LiveEngine {
-            state: Mutex::new(State { engine, last_seq, since_snapshot: recovered.commands.len() as u64 }),
+            state: Mutex::new(State {
+                engine,
+                last_seq,
+                since_snapshot: recovered.commands.len() as u64,
+                last_at,
+            }),
             shared,
             events,
             statistics,
@@ -335,6 +342,13 @@ impl LiveEngine {
         // Encoded before the lock: the lock is the one serial section of every request.
         let record = Store::encode_command(at, command)?;
         let mut state = self.lock();
+        // Commands read the clock before the lock, so two at once may arrive out of time order.
+        // The log never goes back in time (the Events list, the statistics and a standby rely
+        // on it): a late one is applied at the time of the one before, and encoded again.
+        let (at, record) = match at < state.last_at {
+            true => (state.last_at, Store::encode_command(state.last_at, command)?),
+            false => (at, record),
+        };
         let created = state.engine.apply(command, at)?;
         let events = state.engine.take_events();
         let seq = state.last_seq + 1;
@@ -342,6 +356,7 @@ impl LiveEngine {
         let also = also(created)?;
         let ticket = self.shared.store.append_encoded(seq, &record, events, also)?;
         state.last_seq = seq;
+        state.last_at = at;
         state.since_snapshot += 1;
         self.shared.latest_at.fetch_max(at, Ordering::Relaxed);
         // Only the export needs the engine, and only it runs here: the maintenance thread
@@ -451,8 +466,13 @@ impl Shared {
 
     /// Hands the snapshot taken after command `seq` to the maintenance thread.
     fn schedule_snapshot(&self, seq: u64, snapshot: Snapshot) {
-        // A snapshot still waiting is older: this one covers it.
-        let _older = self.job_slot().snapshot.replace((seq, snapshot));
+        // Taken after the engine lock was released, so two may arrive out of order: the newer
+        // one stays (it covers the older), whichever came last.
+        let mut job = self.job_slot();
+        if job.snapshot.as_ref().is_none_or(|(waiting, _)| *waiting < seq) {
+            job.snapshot = Some((seq, snapshot));
+        }
+        drop(job);
         self.wake.notify_one();
     }
 
@@ -702,5 +722,49 @@ mod tests {
         let event = events.try_recv().unwrap();
         assert_eq!((event.event_type.as_str(), event.worker), ("worker.activity.update", Some(bob)));
         assert!(live.shared.store.debug_dump().contains("worker.activity.update"), "stored too");
+    }
+
+    #[tokio::test]
+    async fn the_log_never_goes_back_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
+        let mut events = live.subscribe();
+        let bob = live.read(|engine| engine.worker_by_name("bob").unwrap().sid);
+        let (available, offline) = live.read(|engine| {
+            (
+                engine.activity_by_name("Available").unwrap().sid,
+                engine.activity_by_name("Offline").unwrap().sid,
+            )
+        });
+        let set = |activity| Command::SetWorkerActivity { worker: bob, activity, reject_pending: false };
+
+        // The second read the clock first but reached the lock last.
+        live.execute_at(set(available), 5_000).await.unwrap();
+        live.execute_at(set(offline), 4_000).await.unwrap();
+
+        let times: Vec<Millis> =
+            std::iter::from_fn(|| events.try_recv().ok()).map(|event| event.timestamp).collect();
+        assert_eq!(times, [5_000, 5_000]);
+        drop(live);
+        let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
+        let logged: Vec<Millis> = recovered.commands.iter().map(|(_, at, _)| *at).collect();
+        assert_eq!(logged, [5_000, 5_000], "logged at the time it was applied, so replayed the same");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_scheduled_late_never_replaces_a_newer_one_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
+        live.execute_at(Command::Advance, 1_000).await.unwrap();
+        let older = live.read(|engine| engine.export_unordered());
+        live.execute_at(Command::Advance, 2_000).await.unwrap();
+        let newer = live.read(|engine| engine.export_unordered());
+
+        live.shared.schedule_snapshot(2, newer);
+        live.shared.schedule_snapshot(1, older);
+
+        drop(live);
+        let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
+        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (2, 0));
     }
 }

@@ -1,12 +1,18 @@
 //! Where a request comes from and which URL it was sent to: the one place that reads the
-//! forwarding headers (`Forwarded`, `X-Forwarded-For`, `X-Forwarded-Host`, `X-Forwarded-Proto`).
+//! forwarding headers (`X-Forwarded-For`, `X-Forwarded-Host`, `X-Forwarded-Proto`).
 //!
 //! Any client can send those headers, so they are believed only when the direct peer is one of
 //! `http.trusted_proxies`; otherwise a request is taken as it arrived: its Host header, the
-//! scheme of the connection, the peer's address. Everything built from the request's own URL
-//! goes through here: the REST API's `url` and `links`, the URL that webhook signatures are
-//! checked over (with `voice.public_url` empty), whether the session cookie is `Secure`, and
-//! the client address that the sign-in throttle counts.
+//! scheme of the connection, the peer's address. Even from a trusted proxy, only what the
+//! proxy itself wrote counts: the nearest (last) value of each header, and the client address
+//! found walking `X-Forwarded-For` from the nearest hop. RFC 7239's `Forwarded` is not read at
+//! all: a proxy that writes the `X-Forwarded-*` headers (nginx, HAProxy, Envoy, Caddy,
+//! Traefik, cloud balancers) passes a client's own `Forwarded` through untouched, and reading
+//! it would let any client pick the address the sign-in throttle counts.
+//!
+//! Everything built from the request's own URL goes through here: the REST API's `url` and
+//! `links`, the URL that webhook signatures are checked over (with `voice.public_url` empty),
+//! whether the session cookie is `Secure`, and the client address that the throttle counts.
 
 use std::net::IpAddr;
 
@@ -35,16 +41,29 @@ pub(crate) fn origin(request: &HttpRequest) -> Origin {
     let Some(proxies) = trusted else {
         return Origin { scheme: own_scheme(request), host: own_host(request), client: peer };
     };
-    // actix reads the first value of each (`Forwarded` first, then the `X-Forwarded-*`
-    // headers), which is what the proxy nearest the client set.
-    let info = request.connection_info();
-    let scheme = match info.scheme().to_ascii_lowercase().as_str() {
-        scheme @ ("http" | "https") => scheme.to_owned(),
+    let scheme = match nearest(request, "x-forwarded-proto").map(|scheme| scheme.to_ascii_lowercase()) {
+        Some(scheme) if scheme == "http" || scheme == "https" => scheme,
         _ => own_scheme(request),
     };
-    let host = info.host().to_owned();
-    drop(info);
+    let host = nearest(request, "x-forwarded-host").unwrap_or_else(|| own_host(request));
     Origin { scheme, host, client: forwarded_client(request, proxies, peer) }
+}
+
+/// The values of header `name`, in order, every comma-separated item on its own.
+fn header_values(request: &HttpRequest, name: &'static str) -> Vec<String> {
+    let headers = request.headers().get_all(header::HeaderName::from_static(name));
+    let texts = headers.filter_map(|value| value.to_str().ok());
+    texts
+        .flat_map(|value| value.split(','))
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+/// The last value of header `name`: the one the nearest proxy wrote (a proxy that appends
+/// leaves what the client sent to its left).
+fn nearest(request: &HttpRequest, name: &'static str) -> Option<String> {
+    header_values(request, name).pop()
 }
 
 /// `voice.public_url` when set (`public_url`), otherwise `scheme://host` of [`origin`]: what
@@ -75,29 +94,12 @@ fn own_host(request: &HttpRequest) -> String {
     host.unwrap_or_else(|| request.app_config().host()).to_owned()
 }
 
-/// The client behind a trusted `peer`: walking the forwarding chain (`Forwarded`'s `for=`, or
-/// else `X-Forwarded-For`) from the nearest hop, the first address that is not a trusted proxy.
-/// A hop that is not an address (`unknown`, an obfuscated name) stops the walk at the last
-/// trusted one: nothing further out can be believed.
+/// The client behind a trusted `peer`: walking `X-Forwarded-For` from the nearest hop, the
+/// first address that is not a trusted proxy. A hop that is not an address (`unknown`, an
+/// obfuscated name) stops the walk at the last trusted one: nothing further out can be believed.
 fn forwarded_client(request: &HttpRequest, proxies: &TrustedProxies, peer: Option<IpAddr>) -> Option<IpAddr> {
-    let values = |name: header::HeaderName| -> Vec<String> {
-        let headers = request.headers().get_all(name).filter_map(|value| value.to_str().ok());
-        headers.flat_map(|value| value.split(',')).map(|item| item.trim().to_owned()).collect()
-    };
-    let forwarded: Vec<String> = values(header::FORWARDED)
-        .iter()
-        .flat_map(|element| element.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
-        .map(|(_, value)| value.trim().to_owned())
-        .collect();
-    let chain = if forwarded.is_empty() {
-        values(header::HeaderName::from_static("x-forwarded-for"))
-    } else {
-        forwarded
-    };
     let mut client = peer;
-    for hop in chain.iter().rev() {
+    for hop in header_values(request, "x-forwarded-for").iter().rev() {
         let Some(address) = parse_hop(hop) else { break };
         client = Some(address);
         if !proxies.contains(address) {
@@ -169,16 +171,31 @@ mod tests {
             expect!["https://evil.example from 203.0.113.9"],
         );
         check(&["::1"], "[::1]:5000", &forwarded, expect!["https://evil.example from 203.0.113.9"]);
-        // Forwarded wins over the X- headers; its for= may carry a port and brackets.
+        // `Forwarded` is not read: behind a proxy that appends X-Forwarded-For, it is whatever
+        // the client sent. Of each X- header, the nearest value counts.
         check(
             &["127.0.0.1"],
             "127.0.0.1:5000",
             &[
                 ("host", "10.0.0.5"),
-                ("forwarded", r#"for="[2001:db8::7]:4711";proto=https;host=sb.example"#),
+                ("forwarded", r#"for="[2001:db8::7]:4711";proto=https;host=evil.example"#),
                 ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-host", "evil.example, sb.example"),
             ],
-            expect!["https://sb.example from 2001:db8::7"],
+            expect!["http://sb.example from 203.0.113.9"],
+        );
+        check(
+            &["127.0.0.1"],
+            "127.0.0.1:5000",
+            &[("host", "h"), ("forwarded", "for=6.6.6.6;proto=https;host=evil.example")],
+            expect!["http://h from 127.0.0.1"],
+        );
+        // A client's IPv6 hop may carry a port and brackets.
+        check(
+            &["127.0.0.1"],
+            "127.0.0.1:5000",
+            &[("host", "h"), ("x-forwarded-for", r#""[2001:db8::7]:4711""#)],
+            expect!["http://h from 2001:db8::7"],
         );
         // A scheme that is neither http nor https is not taken.
         check(

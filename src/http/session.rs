@@ -324,17 +324,21 @@ impl SessionWatch {
         if self.session.is_none() {
             return std::future::pending().await;
         }
+        // Cleared once nothing can sign out any more (the server is going away): expiry only.
+        let mut signals = true;
         loop {
             let left = u64::try_from(self.expires - live::now()).unwrap_or(0);
             let expiry = tokio::time::sleep(std::time::Duration::from_millis(left));
+            let (listen, ended) = (signals, &mut self.ended);
+            let signal = async move {
+                match listen {
+                    true => ended.changed().await.is_ok(),
+                    false => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = expiry => {}
-                changed = self.ended.changed() => {
-                    if changed.is_err() {
-                        // Nothing signs out any more (the server is going away): expiry only.
-                        self.ended = watch::Sender::new(0).subscribe();
-                    }
-                }
+                still = signal => signals = still,
             }
             if !self.holds() {
                 return;

@@ -1,6 +1,6 @@
 //! Random command sequences against the engine, with every invariant checked after each
-//! command: busy counts match pending offers plus assigned and wrapping tasks; ready and
-//! waiting sets hold exactly what they should; every waiting task and pending reservation has
+//! command: busy counts match pending offers plus assigned and wrapping tasks; ready, waiting
+//! and live sets hold exactly what they should; every waiting task and pending reservation has
 //! its timer and no timer is orphaned or in the past; events never go back in time; and no
 //! pending task is left while an eligible worker is ready for it.
 //!

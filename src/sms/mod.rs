@@ -471,10 +471,10 @@ impl Sms {
     ///
     /// Runs until `stop` completes, acting on the engine's `task.completed` events. First, and
     /// again whenever it fell behind the events, it closes every conversation whose task is
-    /// completed: those a crash (or a lagging event stream) left open. Acting on an event
-    /// before the completion is durable is safe: this writes after the completion's log
-    /// record, and the store writes in order, so the closing text is never on disk without
-    /// the completion; a completion on disk without its closing is closed by that first pass.
+    /// completed: those a crash (or a lagging event stream) left open. An event arrives only
+    /// once its completion is on disk, and this writes after it in the store's order, so the
+    /// closing text is never on disk without the completion; a completion on disk without its
+    /// closing is closed by that first pass.
     pub async fn close_completed(&self, stop: impl Future<Output = ()>) -> Result<(), SmsError> {
         let Some(mut events) = self.lock_completions().take() else { return Ok(()) };
         self.close_all_completed().await?;

@@ -132,6 +132,9 @@ struct Flusher {
     publish: OnceLock<Publisher>,
     /// The sequence of the newest event written to sled, for pruning by count.
     last_event: AtomicU64,
+    /// The sequence of the newest event published: on disk, and announced. The Events API
+    /// reads no further, so it never shows what a crash could still take back.
+    published_event: AtomicU64,
 }
 
 /// What receives each command's events once the group that holds the command is on disk.
@@ -235,6 +238,8 @@ impl Store {
         let store = Store::start(dir, db, durability);
         let recovered = store.recover()?;
         store.flusher.last_event.store(recovered.last_event, Ordering::SeqCst);
+        // Everything stored before the start is on disk.
+        store.flusher.published_event.store(recovered.last_event, Ordering::SeqCst);
         Ok((store, recovered))
     }
 
@@ -255,6 +260,7 @@ impl Store {
             publishing: Mutex::new(()),
             publish: OnceLock::new(),
             last_event: AtomicU64::new(0),
+            published_event: AtomicU64::new(0),
         });
         let thread = {
             let flusher = flusher.clone();
@@ -466,7 +472,10 @@ impl Store {
     /// advanced: a caller that stops early reads no further. With `before`, only the events
     /// numbered below it (the scan starts at the group holding `before - 1`).
     pub fn events_newest_first(&self, before: Option<u64>) -> Result<StoredEvents<'_>, StoreError> {
-        self.flusher.write_pending().map_err(StoreError::Write)?;
+        // Only what is published: written and flushed is not enough until it is announced,
+        // and written alone could still be lost.
+        let published = self.flusher.published_event.load(Ordering::SeqCst).saturating_add(1);
+        let before = Some(before.map_or(published, |before| before.min(published)));
         let groups = match before {
             Some(before) => self.db.range(key_u64(b"e:", 0)..key_u64(b"e:", before)),
             None => self.db.scan_prefix(b"e:"),
@@ -716,8 +725,21 @@ impl Flusher {
                 }
             };
             let Some((_, events)) = next else { return };
+            let newest = events.last().map(|event| event.sequence);
             if let Some(publish) = self.publish.get() {
-                publish(events);
+                // A publisher that panics must not take the flusher thread with it: every
+                // waiter would then wait forever on a server that looks healthy. The failure
+                // is final, as a failed write is, and stops the server.
+                let published = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| publish(events)));
+                if published.is_err() {
+                    let message = "publishing durable events failed (a panic in a subscriber)".to_owned();
+                    tracing::error!("{message}");
+                    let _previous = self.flushed.send_replace(Err(message));
+                    return;
+                }
+            }
+            if let Some(newest) = newest {
+                self.published_event.fetch_max(newest, Ordering::SeqCst);
             }
         }
     }

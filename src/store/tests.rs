@@ -310,11 +310,17 @@ fn stored_events_are_read_in_either_order_and_below_a_position_group_by_group() 
     let below = sequences(store.events_newest_first(Some(middle)).unwrap());
     assert_eq!(below, (first..middle).rev().collect::<Vec<u64>>());
     assert_eq!(sequences(store.events_newest_first(Some(first)).unwrap()), Vec::<u64>::new());
-    // A command appended but not yet flushed is read too.
+    // A command appended but not yet on disk is not read: it could still be lost. Once
+    // flushed, it is.
     run(&store, &mut engine, 5, &[(5_000, task(5))]);
-    let newest = store.events_newest_first(None).unwrap().next().unwrap().unwrap();
-    let EventRecord::V1 { sequence, .. } = newest;
-    assert_eq!(sequence, engine.events_emitted());
+    let newest = |store: &Store| {
+        let EventRecord::V1 { sequence, .. } =
+            store.events_newest_first(None).unwrap().next().unwrap().unwrap();
+        sequence
+    };
+    assert_eq!(newest(&store), last);
+    store.flush().unwrap();
+    assert_eq!(newest(&store), engine.events_emitted());
 
     // Groups are read only as the iterator comes to them: a damaged oldest group stops a full
     // read, not the newest events.
@@ -551,4 +557,52 @@ fn task_updates_are_one_logged_command_and_the_older_task_commands_still_replay(
             serde_json::from_value(stored.clone()).unwrap_or_else(|err| panic!("{stored}: {err}"));
         assert_eq!(record.into_command(), (5, expected), "{stored}");
     }
+}
+
+/// The sequences of the events the Events API would list now, newest first.
+fn listed(store: &Store) -> Vec<u64> {
+    let events = store.events_newest_first(None).unwrap();
+    events.map(|record| record.unwrap()).map(|EventRecord::V1 { sequence, .. }| sequence).collect()
+}
+
+#[test]
+fn events_are_published_and_listed_only_once_flushed_in_log_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path()).unwrap();
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let into = published.clone();
+    store.publish_when_durable(Box::new(move |events| {
+        into.lock().unwrap().extend(events.iter().map(|event| event.sequence));
+    }));
+    let mut engine = workspace();
+    let before = engine.events_emitted();
+    run(&store, &mut engine, 1, &[(2_000, task(1)), (2_001, task(2))]);
+    // Written to sled, not yet flushed: neither announced nor listed.
+    store.flusher.write_pending().unwrap();
+    assert_eq!((published.lock().unwrap().len(), listed(&store)), (0, vec![]));
+
+    store.flush().unwrap();
+
+    let announced = published.lock().unwrap().clone();
+    assert_eq!(announced, (before + 1..=engine.events_emitted()).collect::<Vec<u64>>(), "all, in log order");
+    assert_eq!(listed(&store), announced.iter().rev().copied().collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_publisher_that_panics_stops_the_store_instead_of_hanging_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path()).unwrap();
+    store.publish_when_durable(Box::new(|_| panic!("a subscriber's bug")));
+    let mut engine = workspace();
+    engine.apply(&task(1), 2_000).unwrap();
+    let ticket = store.append(1, 2_000, &task(1), &engine.take_events()).unwrap();
+
+    let waited = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), store.durable(ticket)).await });
+
+    let err = waited.expect("answered, not hung").unwrap_err();
+    assert!(err.to_string().contains("publishing durable events failed"), "{err}");
 }
