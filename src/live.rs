@@ -69,6 +69,16 @@ struct Job {
     stop: bool,
 }
 
+/// When a command applies.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    /// The wall clock, read before the engine lock: applied no earlier than the command logged
+    /// before it.
+    Wall(Millis),
+    /// A time given by the caller (tests and tools playing a timeline): applied as given.
+    Given(Millis),
+}
+
 /// How often the maintenance thread prunes events when no snapshot wakes it earlier.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
@@ -204,7 +214,7 @@ impl LiveEngine {
     pub fn catch_up(&self, now: Millis) -> Result<(), LiveError> {
         // Made durable by the blocking flush, not by waiting on the ticket.
         let _ticket = self
-            .apply_and_log(&Command::Advance, now, |_| Ok(None))
+            .apply_and_log(&Command::Advance, When::Wall(now), |_| Ok(None))
             .map_err(|err| LiveError::Replay(err.to_string()))?
             .1;
         self.shared.store.flush()?;
@@ -213,13 +223,18 @@ impl LiveEngine {
 
     /// Applies `command` now and answers once it is durable.
     pub async fn execute(&self, command: Command) -> Result<Option<Sid>, ExecuteError> {
-        self.execute_at(command, now()).await
+        self.execute_when(command, When::Wall(now())).await
     }
 
-    /// Applies `command` at `at` (the wall clock, except in tests) and answers once durable.
+    /// Applies `command` at exactly `at` (tests and tools replaying a timeline) and answers
+    /// once durable.
     pub async fn execute_at(&self, command: Command, at: Millis) -> Result<Option<Sid>, ExecuteError> {
+        self.execute_when(command, When::Given(at)).await
+    }
+
+    async fn execute_when(&self, command: Command, when: When) -> Result<Option<Sid>, ExecuteError> {
         let outcome = async {
-            let (created, ticket) = self.apply_and_log(&command, at, |_| Ok(None))?;
+            let (created, ticket) = self.apply_and_log(&command, when, |_| Ok(None))?;
             self.shared.store.durable(ticket).await?;
             Ok(created)
         };
@@ -239,7 +254,7 @@ impl LiveEngine {
     ) -> Result<(Option<Sid>, R), ExecuteError> {
         let mut made = None;
         let outcome = async {
-            let (created, ticket) = self.apply_and_log(&command, now(), |created| {
+            let (created, ticket) = self.apply_and_log(&command, When::Wall(now()), |created| {
                 let record = make(created);
                 let encoded = Store::encode(&record)?;
                 made = Some(record);
@@ -336,18 +351,21 @@ impl LiveEngine {
     fn apply_and_log(
         &self,
         command: &Command,
-        at: Millis,
+        when: When,
         also: impl FnOnce(Option<Sid>) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>,
     ) -> Result<(Option<Sid>, Ticket), ExecuteError> {
+        let (When::Wall(at) | When::Given(at)) = when;
         // Encoded before the lock: the lock is the one serial section of every request.
         let record = Store::encode_command(at, command)?;
         let mut state = self.lock();
         // Commands read the clock before the lock, so two at once may arrive out of time order.
         // The log never goes back in time (the Events list, the statistics and a standby rely
         // on it): a late one is applied at the time of the one before, and encoded again.
-        let (at, record) = match at < state.last_at {
-            true => (state.last_at, Store::encode_command(state.last_at, command)?),
-            false => (at, record),
+        let (at, record) = match when {
+            When::Wall(at) if at < state.last_at => {
+                (state.last_at, Store::encode_command(state.last_at, command)?)
+            }
+            _ => (at, record),
         };
         let created = state.engine.apply(command, at)?;
         let events = state.engine.take_events();
@@ -356,7 +374,7 @@ impl LiveEngine {
         let also = also(created)?;
         let ticket = self.shared.store.append_encoded(seq, &record, events, also)?;
         state.last_seq = seq;
-        state.last_at = at;
+        state.last_at = state.last_at.max(at);
         state.since_snapshot += 1;
         self.shared.latest_at.fetch_max(at, Ordering::Relaxed);
         // Only the export needs the engine, and only it runs here: the maintenance thread
@@ -739,8 +757,10 @@ mod tests {
         let set = |activity| Command::SetWorkerActivity { worker: bob, activity, reject_pending: false };
 
         // The second read the clock first but reached the lock last.
-        live.execute_at(set(available), 5_000).await.unwrap();
-        live.execute_at(set(offline), 4_000).await.unwrap();
+        for (activity, read_at) in [(available, 5_000), (offline, 4_000)] {
+            let (_, ticket) = live.apply_and_log(&set(activity), When::Wall(read_at), |_| Ok(None)).unwrap();
+            live.shared.store.durable(ticket).await.unwrap();
+        }
 
         let times: Vec<Millis> =
             std::iter::from_fn(|| events.try_recv().ok()).map(|event| event.timestamp).collect();
