@@ -10,6 +10,7 @@
 //! load` for the soak. Every 30 s the server's RSS, its data directory, and each interval's
 //! hold-loop and baseline p99 and slowest request go to `target/load-series.csv`
 //! (`LOAD_SERIES` to change), which `python3 benches/plot-load.py` draws as a PNG.
+//! `LOAD_DATA_DIR` puts the server's data directory there and keeps it, to look into.
 //!
 //! A caller: the menu, presses 1 or 2, then the hold loop every
 //! `HOLD_SECONDS` until bridged, talks `TALK` and hangs up (dial status completed); a new caller
@@ -26,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +77,13 @@ struct Kind {
     causes: HashMap<String, (u64, Vec<u64>)>,
 }
 
+/// When the bench started: the clock of its own and the server's slow moments.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn since_start(at: Instant) -> f64 {
+    at.duration_since(*EPOCH.get_or_init(Instant::now)).as_secs_f64()
+}
+
 struct Figures {
     kinds: HashMap<&'static str, Kind>,
     /// When the load started.
@@ -87,7 +96,16 @@ impl Figures {
         match outcome {
             Ok(()) => {
                 let at = started.duration_since(self.since).as_secs() as u32;
-                entry.latencies.push((at, started.elapsed().as_micros() as u64));
+                let took = started.elapsed();
+                entry.latencies.push((at, took.as_micros() as u64));
+                if took > STALL {
+                    // Beside the server's slow flushes and snapshots (same clock), for the cause.
+                    println!(
+                        "[{:9.3} s] {kind} took {:.1} ms",
+                        since_start(started),
+                        took.as_secs_f64() * 1e3
+                    );
+                }
             }
             Err(cause) => {
                 entry.errors += 1;
@@ -449,12 +467,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// The server's resident memory and the size of its data directory every [`SAMPLE_EVERY`]
 /// seconds, as the load runs: whether memory and disk level off once ended tasks are purged
 /// (5 minutes after they end) and the event history reaches its cap, or keep growing.
-async fn memory_over_time(
-    pid: u32,
-    data: std::path::PathBuf,
-    started: Instant,
-    samples: Arc<Mutex<Vec<Sample>>>,
-) {
+async fn memory_over_time(pid: u32, data: PathBuf, started: Instant, samples: Arc<Mutex<Vec<Sample>>>) {
     let mut every = tokio::time::interval(Duration::from_secs(SAMPLE_EVERY));
     loop {
         every.tick().await;
@@ -518,8 +531,11 @@ fn workspace_config() -> String {
 }
 
 fn main() {
+    EPOCH.get_or_init(Instant::now);
     let minutes: u64 = std::env::var("LOAD_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
+    // `LOAD_DATA_DIR` keeps the server's data directory after the run, to look into.
+    let data_dir = std::env::var_os("LOAD_DATA_DIR").map_or_else(|| dir.path().join("data"), PathBuf::from);
     std::fs::write(dir.path().join("switchboard.toml"), workspace_config()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let texts_taken = Arc::new(AtomicU64::default());
@@ -530,12 +546,12 @@ fn main() {
         .arg("serve")
         .current_dir(dir.path())
         .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
-        .env("SWITCHBOARD_STORE_DATA_DIR", dir.path().join("data"))
+        .env("SWITCHBOARD_STORE_DATA_DIR", &data_dir)
         .env("SWITCHBOARD_TWILIO_ACCOUNT_SID", ACCOUNT_SID)
         .env("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN)
         .env("SWITCHBOARD_VOICE_WAIT_SECONDS", HOLD_SECONDS.to_string())
         .env("SWITCHBOARD_SMS_API_BASE", &messages_base)
-        .env("RUST_LOG", "warn,switchboard::app=info")
+        .env("RUST_LOG", "warn,switchboard::app=info,switchboard::live=debug")
         .stderr(Stdio::piped())
         .spawn()
         .expect("the server starts");
@@ -553,7 +569,13 @@ fn main() {
         }
         seen.push(line);
     };
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains("took long") || line.contains("snapshot written") {
+                println!("[{:9.3} s] server: {line}", since_start(Instant::now()));
+            }
+        }
+    });
 
     runtime.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(1_500).timeout(Duration::from_secs(30)).build().unwrap();
@@ -616,7 +638,7 @@ fn main() {
         let baseline = load.clone();
         handles.push(tokio::spawn(async move { baseline.baseline().await }));
         let samples = Arc::new(Mutex::new(Vec::new()));
-        let memory = tokio::spawn(memory_over_time(pid, dir.path().join("data"), started, samples.clone()));
+        let memory = tokio::spawn(memory_over_time(pid, data_dir.clone(), started, samples.clone()));
         for handle in handles {
             let _ = handle.await;
         }

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, broadcast, watch};
 
@@ -512,10 +512,18 @@ impl Shared {
                 (job.snapshot.take(), job.stop)
             };
             let written = snapshot.map(|(seq, mut snapshot)| {
+                let started = Instant::now();
                 snapshot.put_in_order();
                 let written = self.write_snapshot(seq, &snapshot);
+                let wrote = started.elapsed();
                 drop(snapshot);
                 release_freed_memory();
+                tracing::debug!(
+                    seq,
+                    write_ms = wrote.as_millis() as u64,
+                    trim_ms = (started.elapsed() - wrote).as_millis() as u64,
+                    "snapshot written"
+                );
                 written
             });
             if let Err(err) = written.unwrap_or(Ok(())).and_then(|()| self.prune()) {

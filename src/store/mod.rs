@@ -12,13 +12,9 @@
 //! |------------------------------|-----------------------------------------|
 //! | `m:format`                   | the format version, `1`                 |
 //! | `m:snapshot_seq`             | last command covered by the snapshot     |
+//! | `m:snapshot_file`           | the snapshot's file, `snapshots/` + its seq (20 digits) + `.json` |
 //! | `m:kept:` + name             | a value generated once and kept (credentials) |
-//! | `s:0head`                    | snapshot scalars, activities, skills...  |
-//! | `s:1worker:` + number (BE u64) | up to 500 workers, in order (ties)     |
-//! | `s:2queue:`, `s:3workflow:` + number | up to 500 queues / workflows     |
-//! | `s:4task:` + number           | up to 500 tasks                         |
-//! | `s:5reservation:` + number    | up to 500 reservations                  |
-//! | `s:6timer:` + number          | up to 500 pending deadlines, in order   |
+//! | `s:0head`, `s:1worker:`...   | the snapshot as the first stores kept it (still read; the next snapshot deletes it) |
 //! | `c:` + seq (BE u64)          | a group of logged commands, the last one's seq (a JSON array; a single object in the first layout) |
 //! | `e:` + event sequence (BE)   | the group's events, keyed by the first one's sequence, for the Events API and callbacks |
 //! | `v:` + CallSid               | a call in line or bridged: its task, its agent |
@@ -79,6 +75,9 @@ pub enum StoreError {
     /// A record does not decode: the directory was damaged or written by another program.
     #[error("the data directory {dir} holds a damaged record at key {key}: {message}")]
     Corrupt { dir: PathBuf, key: String, message: String },
+    /// The snapshot file is missing or does not decode.
+    #[error("the snapshot file {path} is damaged or missing: {message}")]
+    DamagedFile { path: PathBuf, message: String },
     /// A write or flush failed; the server stops rather than acknowledge what may be lost.
     #[error("storage failure: {0}")]
     Write(String),
@@ -296,12 +295,14 @@ impl Store {
             }
             None => 0,
         };
-        let mut parts = SnapshotParts::default();
-        for entry in self.db.scan_prefix(b"s:") {
-            let (key, value) = entry.map_err(read_error)?;
-            parts.add(&key, &value).map_err(|message| self.corrupt(&key, message))?;
-        }
-        let snapshot = parts.assemble().map_err(|message| self.corrupt(b"s:0head", message))?;
+        let snapshot = match self.db.get(b"m:snapshot_file").map_err(read_error)? {
+            Some(bytes) => {
+                let seq = u64_from(&bytes)
+                    .ok_or_else(|| self.corrupt(b"m:snapshot_file", "not a sequence number"))?;
+                Some(self.read_snapshot_file(seq)?)
+            }
+            None => self.read_legacy_snapshot()?,
+        };
         let mut commands = Vec::new();
         for entry in self.db.scan_prefix(b"c:") {
             let (key, value) = entry.map_err(read_error)?;
@@ -337,6 +338,29 @@ impl Store {
             None => 0,
         };
         Ok(Recovered { snapshot, snapshot_seq, commands, last_event })
+    }
+
+    /// The snapshot file taken after command `seq`.
+    fn read_snapshot_file(&self, seq: u64) -> Result<Snapshot, StoreError> {
+        let path = self.dir.join(SNAPSHOTS).join(snapshot_file_name(seq));
+        let damaged = |message: String| StoreError::DamagedFile { path: path.clone(), message };
+        let bytes = std::fs::read(&path).map_err(|err| damaged(err.to_string()))?;
+        let record: SnapshotRecord =
+            serde_json::from_slice(&bytes).map_err(|err| damaged(err.to_string()))?;
+        record.into_snapshot().map_err(|err| damaged(err.0))
+    }
+
+    /// The snapshot as the first stores kept it: records under `s:` in sled.
+    fn read_legacy_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        let mut parts = SnapshotParts::default();
+        for entry in self.db.scan_prefix(LEGACY_SNAPSHOT) {
+            let (key, value) =
+                entry.map_err(|err| StoreError::Open { dir: self.dir.clone(), message: err.to_string() })?;
+            parts
+                .add(&key[LEGACY_SNAPSHOT.len()..], &value)
+                .map_err(|message| self.corrupt(&key, message))?;
+        }
+        parts.assemble().map_err(|message| self.corrupt(b"s:0head", message))
     }
 
     /// Logs command `seq` and its events, atomically, after every command appended before.
@@ -562,24 +586,59 @@ impl Store {
     }
 
     /// Replaces the snapshot with `snapshot`, taken after command `seq`, and drops the commands
-    /// it covers, in one atomic batch; then flushes.
+    /// it covers.
+    ///
+    /// The snapshot goes to a file of its own, written whole and synced, then made current by
+    /// one small sled batch; the previous file and the covered commands are deleted after it
+    /// (sled's, a bounded batch at a time). Written through sled, a snapshot (tens of MiB at a
+    /// busy center) held sled's tree while its batch was applied and made the next group's
+    /// flush write it all, stalling requests for 100 ms and more; rewritten every few minutes,
+    /// it was also most of what sled's log had to reclaim (BENCHMARKS.md, the soak). A crash
+    /// before the commit leaves the previous snapshot current; whatever a crash leaves
+    /// undeleted, the next snapshot deletes.
     pub fn write_snapshot(&self, seq: u64, snapshot: &Snapshot) -> Result<(), StoreError> {
         let write_error = |err: sled::Error| StoreError::Write(err.to_string());
         // The commands it covers must be in sled to be dropped with the rest of their group.
         self.flusher.write_pending().map_err(StoreError::Write)?;
-        let mut batch = sled::Batch::default();
-        for key in self.db.scan_prefix(b"s:").keys() {
-            batch.remove(key.map_err(write_error)?);
+        let folder = self.dir.join(SNAPSHOTS);
+        let path = folder.join(snapshot_file_name(seq));
+        let file_error = |err: std::io::Error| StoreError::Write(format!("{}: {err}", path.display()));
+        std::fs::create_dir_all(&folder).map_err(file_error)?;
+        let unfinished = path.with_extension("partial");
+        let mut writer = std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(&unfinished).map_err(file_error)?,
+        );
+        serde_json::to_writer(&mut writer, &SnapshotRecord::from(snapshot))
+            .map_err(|err| StoreError::Write(format!("{}: {err}", path.display())))?;
+        let file = writer.into_inner().map_err(|err| file_error(err.into_error()))?;
+        file.sync_all().map_err(file_error)?;
+        drop(file);
+        std::fs::rename(&unfinished, &path).map_err(file_error)?;
+        // The rename itself must be on disk before sled names the file.
+        std::fs::File::open(&folder).and_then(|folder| folder.sync_all()).map_err(file_error)?;
+        let mut commit = sled::Batch::default();
+        commit.insert(b"m:snapshot_seq".as_slice(), seq.to_be_bytes().as_slice());
+        commit.insert(b"m:snapshot_file".as_slice(), seq.to_be_bytes().as_slice());
+        self.db.apply_batch(commit).map_err(write_error)?;
+        self.flush()?;
+        for entry in std::fs::read_dir(&folder).map_err(file_error)? {
+            let other = entry.map_err(file_error)?.path();
+            if other != path {
+                std::fs::remove_file(&other).map_err(file_error)?;
+            }
         }
-        for key in self.db.range(key_u64(b"c:", 0)..=key_u64(b"c:", seq)).keys() {
-            batch.remove(key.map_err(write_error)?);
+        let legacy = self.db.scan_prefix(LEGACY_SNAPSHOT).keys();
+        let covered = self.db.range(key_u64(b"c:", 0)..=key_u64(b"c:", seq)).keys();
+        let mut keys = legacy.chain(covered).peekable();
+        while keys.peek().is_some() {
+            let mut batch = sled::Batch::default();
+            for key in keys.by_ref().take(PRUNE_BATCH) {
+                batch.remove(key.map_err(write_error)?);
+            }
+            self.db.apply_batch(batch).map_err(write_error)?;
         }
-        for (key, value) in SnapshotParts::split(snapshot).map_err(StoreError::Write)? {
-            batch.insert(key, value);
-        }
-        batch.insert(b"m:snapshot_seq".as_slice(), seq.to_be_bytes().as_slice());
-        self.db.apply_batch(batch).map_err(write_error)?;
-        self.flush()
+        Ok(())
     }
 
     /// Deletes the events older than `before`, and the oldest beyond the newest `keep`, whole
@@ -779,8 +838,12 @@ impl Flusher {
                 .write_pending()
                 .and_then(|written| self.db.flush().map(|_| written).map_err(|err| err.to_string()));
             self.flushes.fetch_add(1, Ordering::Relaxed);
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            self.flush_nanos.fetch_add(nanos, Ordering::Relaxed);
+            let took = started.elapsed();
+            self.flush_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+            if took >= SLOW_FLUSH {
+                // A request waits for up to two flushes: this is where a slow answer starts.
+                tracing::warn!(ms = took.as_millis() as u64, "a group took long to write and flush");
+            }
             match result {
                 Ok(covered) => {
                     self.publish_through(covered);
@@ -815,16 +878,18 @@ struct SnapshotParts {
     timers: Vec<(Millis, u64, records::TimerV1)>,
 }
 
-/// The most event groups one [`Store::prune_events`] call deletes.
+/// A flush this slow is logged.
+const SLOW_FLUSH: Duration = Duration::from_millis(50);
+
+/// The most event groups one [`Store::prune_events`] call deletes, and the most keys a
+/// snapshot deletes in one batch.
 const PRUNE_BATCH: usize = 1_000;
 
-/// A key and its value, as written to sled.
-type KeyValue = (Vec<u8>, Vec<u8>);
+/// The folder in the data directory that holds the snapshot file.
+const SNAPSHOTS: &str = "snapshots";
 
-/// Entities per snapshot record. A snapshot of 100,000 tasks is a few hundred sled values
-/// rather than 100,000: sled's cost (writing, and above all reading back on the first open
-/// after a crash) grows with the number of values, far more than with their size.
-const ENTITIES_PER_RECORD: usize = 500;
+/// Where the first stores kept their snapshot: records in sled.
+const LEGACY_SNAPSHOT: &[u8] = b"s:";
 
 /// One snapshot record, tagged with its version: a run of entities (`chunk_v1`, written now),
 /// or a single entity (`v1`, as the first stores wrote them; still read).
@@ -836,22 +901,8 @@ enum Part<T> {
 }
 
 impl SnapshotParts {
-    fn split(snapshot: &Snapshot) -> Result<Vec<KeyValue>, String> {
-        let SnapshotRecord::V1(record) = SnapshotRecord::from(snapshot);
-        let mut head = *record;
-        let mut parts = Vec::new();
-        chunks(&mut parts, b"s:1worker:", &std::mem::take(&mut head.workers))?;
-        chunks(&mut parts, b"s:2queue:", &std::mem::take(&mut head.queues))?;
-        chunks(&mut parts, b"s:3workflow:", &std::mem::take(&mut head.workflows))?;
-        chunks(&mut parts, b"s:4task:", &std::mem::take(&mut head.tasks))?;
-        chunks(&mut parts, b"s:5reservation:", &std::mem::take(&mut head.reservations))?;
-        chunks(&mut parts, b"s:6timer:", &std::mem::take(&mut head.timers))?;
-        let head = serde_json::to_vec(&Part::V1(&head)).map_err(|err| err.to_string())?;
-        parts.push((b"s:0head".to_vec(), head));
-        Ok(parts)
-    }
-
-    fn add(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+    /// Adds the record stored under `kind` (its key after the generation's prefix).
+    fn add(&mut self, kind: &[u8], value: &[u8]) -> Result<(), String> {
         fn decode<T: for<'de> Deserialize<'de>>(value: &[u8], into: &mut Vec<T>) -> Result<(), String> {
             match serde_json::from_slice::<Part<T>>(value).map_err(|err| err.to_string())? {
                 Part::V1(one) => into.push(one),
@@ -859,7 +910,6 @@ impl SnapshotParts {
             }
             Ok(())
         }
-        let kind = key.get(2..).unwrap_or_default();
         match kind.first() {
             Some(b'0') => {
                 let mut head = Vec::new();
@@ -894,16 +944,8 @@ impl SnapshotParts {
     }
 }
 
-/// Appends `entities` as records of [`ENTITIES_PER_RECORD`], keyed `prefix` + record number,
-/// so that reading the keys in order gives the entities back in order.
-fn chunks<T: Serialize>(parts: &mut Vec<KeyValue>, prefix: &[u8], entities: &[T]) -> Result<(), String> {
-    for (number, chunk) in entities.chunks(ENTITIES_PER_RECORD).enumerate() {
-        let value = serde_json::to_vec(&Part::<&T>::ChunkV1(chunk.iter().collect()))
-            .map_err(|err| err.to_string())?;
-        parts.push((key_u64(prefix, number as u64), value));
-    }
-    Ok(())
-}
+/// How often sled's own thread writes its buffers and reclaims dead space.
+const SLED_FLUSH_EVERY_MS: u64 = 200;
 
 /// How long to wait for a directory lock that a store closed in this process still holds (sled
 /// releases it from a background thread), before concluding another process has it.
@@ -914,10 +956,17 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, String> {
     loop {
         // sled panics on some damaged files instead of returning an error; a damaged data
         // directory must give a clear message, not a crash.
-        // sled's own background flush is off: what reaches the disk, and when, is the
-        // flusher's to say (the events of a group are published after the flush that covers
-        // it), and with `periodic` durability a crash loses exactly the unflushed interval.
-        let config = || sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None).open();
+        // sled's own background thread stays on: it is what reclaims the space of rewritten
+        // and deleted values (`attempt_gc`), and without it the directory grew without end
+        // (BENCHMARKS.md, the soak). It only makes what is already in sled durable sooner:
+        // commands reach sled from the flusher alone, and are announced after its flushes.
+        let config = || {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
+                .open()
+        };
         match std::panic::catch_unwind(config) {
             Ok(Ok(db)) => return Ok(db),
             // sled reports the lock as an I/O error whose only mark is its message.
@@ -933,6 +982,10 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, String> {
             Err(_) => return Err("the database files are damaged (sled could not read them)".to_owned()),
         }
     }
+}
+
+fn snapshot_file_name(seq: u64) -> String {
+    format!("{seq:020}.json")
 }
 
 fn keyed<R: Keyed>(id: &str) -> Vec<u8> {

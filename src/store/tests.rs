@@ -111,9 +111,14 @@ fn a_snapshot_replaces_the_commands_it_covers() {
     let kinds: Vec<&str> = keys.iter().map(|key| key.split(':').take(2).collect::<Vec<_>>()[1]).collect();
     assert!(kinds.starts_with(&["3"]), "commands first in key order: {keys:?}");
     assert!(
-        keys.iter().any(|key| key == "s:0head") && keys.iter().any(|key| key.starts_with("s:4task:")),
+        keys.contains(&"m:snapshot_file".to_owned()) && !keys.iter().any(|key| key.starts_with("s:")),
         "{keys:?}"
     );
+    let files: Vec<_> = std::fs::read_dir(dir.path().join(SNAPSHOTS))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(files, [snapshot_file_name(2).as_str()]);
     assert_eq!(restore(recovered).export(), engine.export());
 }
 
@@ -336,40 +341,128 @@ fn stored_events_are_read_in_either_order_and_below_a_position_group_by_group() 
     );
 }
 
-#[test]
-fn snapshots_are_read_in_chunks_and_in_the_first_layout_of_one_record_per_entity() {
-    // Arrange: more tasks than one snapshot record holds.
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open(dir.path()).unwrap();
-    let mut engine = workspace();
-    let commands: Vec<(Millis, Command)> = (0..1_200).map(|n| (2_000 + n, task(n))).collect();
-    run(&store, &mut engine, 1, &commands);
-    store.write_snapshot(1_200, &engine.export()).unwrap();
-    let chunks: Vec<sled::IVec> = store.db.scan_prefix(b"s:4task:").keys().map(Result::unwrap).collect();
-    assert_eq!(chunks.len(), 3, "500 tasks per record");
-    drop(store);
-    let (store, recovered) = open(dir.path()).unwrap();
-    assert_eq!(restore(recovered).export(), engine.export());
+/// Writes `snapshot`, taken after `seq`, as the stores before snapshot files kept it: in sled,
+/// under `s:`, its entities in chunks of 500 (`one_per_task`: the tasks one `v1` record each,
+/// as the very first stores wrote them).
+fn write_first_layout(store: &Store, seq: u64, snapshot: &Snapshot, one_per_task: bool) {
+    fn chunks<T: Serialize>(store: &Store, prefix: &[u8], entities: &[T]) {
+        for (number, chunk) in entities.chunks(500).enumerate() {
+            let value = serde_json::to_vec(&Part::<&T>::ChunkV1(chunk.iter().collect())).unwrap();
+            store.db.insert(key_u64(prefix, number as u64), value).unwrap();
+        }
+    }
+    let SnapshotRecord::V1(record) = SnapshotRecord::from(snapshot);
+    let mut head = *record;
+    chunks(store, b"s:1worker:", &std::mem::take(&mut head.workers));
+    chunks(store, b"s:2queue:", &std::mem::take(&mut head.queues));
+    chunks(store, b"s:3workflow:", &std::mem::take(&mut head.workflows));
+    let tasks = std::mem::take(&mut head.tasks);
+    if one_per_task {
+        for task in &tasks {
+            store
+                .db
+                .insert(key_u64(b"s:4task:", task.seq), serde_json::to_vec(&Part::V1(task)).unwrap())
+                .unwrap();
+        }
+    } else {
+        chunks(store, b"s:4task:", &tasks);
+    }
+    chunks(store, b"s:5reservation:", &std::mem::take(&mut head.reservations));
+    chunks(store, b"s:6timer:", &std::mem::take(&mut head.timers));
+    store.db.insert(b"s:0head", serde_json::to_vec(&Part::V1(&head)).unwrap()).unwrap();
+    store.db.insert(b"m:snapshot_seq", seq.to_be_bytes().as_slice()).unwrap();
+    store.db.remove(b"m:snapshot_file").unwrap();
+    for folder in std::fs::read_dir(store.dir.join(SNAPSHOTS)).into_iter().flatten() {
+        std::fs::remove_file(folder.unwrap().path()).unwrap();
+    }
+    store.flush().unwrap();
+}
 
-    // Act: rewrite the tasks as the first stores did, one `v1` record per task.
-    let mut tasks = Vec::new();
-    for key in chunks {
-        let value = store.db.remove(&key).unwrap().unwrap();
-        let Part::<serde_json::Value>::ChunkV1(chunk) = serde_json::from_slice(&value).unwrap() else {
-            panic!("a chunk")
-        };
-        tasks.extend(chunk);
+#[test]
+fn snapshots_in_the_first_layouts_in_sled_are_still_read_then_replaced_by_a_file() {
+    for one_per_task in [false, true] {
+        // Arrange: more tasks than one record of the first layout held, stored that way.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(dir.path()).unwrap();
+        let mut engine = workspace();
+        let commands: Vec<(Millis, Command)> = (0..1_200).map(|n| (2_000 + n, task(n))).collect();
+        run(&store, &mut engine, 1, &commands);
+        store.write_snapshot(1_200, &engine.export()).unwrap();
+        write_first_layout(&store, 1_200, &engine.export(), one_per_task);
+        run(&store, &mut engine, 1_201, &[(5_000, task(5_000))]);
+        drop(store);
+
+        // Act + assert: the same state comes back...
+        let (store, recovered) = open(dir.path()).unwrap();
+        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (1_200, 1));
+        assert_eq!(restore(recovered).export(), engine.export());
+
+        // ...and the next snapshot is a file, with nothing left of the old layout.
+        store.write_snapshot(1_201, &engine.export()).unwrap();
+        assert_eq!(store.db.scan_prefix(b"s:").count(), 0, "one_per_task: {one_per_task}");
+        drop(store);
+        let (_, recovered) = open(dir.path()).unwrap();
+        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (1_201, 0));
+        assert_eq!(restore(recovered).export(), engine.export());
     }
-    for task in tasks {
-        let key = key_u64(b"s:4task:", task["seq"].as_u64().unwrap());
-        store.db.insert(key, serde_json::to_vec(&Part::V1(task)).unwrap()).unwrap();
-    }
+}
+
+#[test]
+fn a_snapshot_cut_short_by_a_crash_leaves_the_previous_one_current() {
+    // Arrange: a snapshot at 1, then commands, then a later snapshot's file cut short before
+    // it was renamed and before sled named it (as a crash in the middle leaves them).
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = workspace();
+    let (store, _) = open(dir.path()).unwrap();
+    run(&store, &mut engine, 1, &[(2_000, task(1))]);
+    store.write_snapshot(1, &engine.export()).unwrap();
+    run(&store, &mut engine, 2, &[(3_000, task(2)), (4_000, task(3))]);
+    let folder = dir.path().join(SNAPSHOTS);
+    std::fs::write(folder.join("00000000000000000003.partial"), b"{\"v1\":{\"ta").unwrap();
+    std::fs::write(folder.join(snapshot_file_name(3)), b"{\"v1\":{\"ta").unwrap();
     store.flush().unwrap();
     drop(store);
 
-    // Assert: the same state comes back.
-    let (_, recovered) = open(dir.path()).unwrap();
+    // Act + assert: the previous snapshot and the commands since recover the state...
+    let (store, recovered) = open(dir.path()).unwrap();
+    assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (1, 2));
     assert_eq!(restore(recovered).export(), engine.export());
+
+    // ...and the next snapshot (after the same command) replaces what was left.
+    store.write_snapshot(3, &engine.export()).unwrap();
+    let files: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files, [snapshot_file_name(3)]);
+    drop(store);
+    let (_, recovered) = open(dir.path()).unwrap();
+    assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (3, 0));
+    assert_eq!(restore(recovered).export(), engine.export());
+}
+
+#[test]
+fn a_missing_or_damaged_snapshot_file_is_a_clear_error() {
+    for damage in ["missing", "damaged"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = workspace();
+        let (store, _) = open(dir.path()).unwrap();
+        run(&store, &mut engine, 1, &[(2_000, task(1))]);
+        store.write_snapshot(1, &engine.export()).unwrap();
+        drop(store);
+        let file = dir.path().join(SNAPSHOTS).join(snapshot_file_name(1));
+        match damage {
+            "missing" => std::fs::remove_file(&file).unwrap(),
+            _ => std::fs::write(&file, b"{\"v1\": [").unwrap(),
+        }
+
+        let err = open(dir.path()).err().expect("refused").to_string();
+
+        assert!(
+            err.contains("00000000000000000001.json") && err.contains("damaged or missing"),
+            "{damage}: {err}"
+        );
+    }
 }
 
 #[test]
