@@ -275,9 +275,13 @@ impl Store {
         StoreError::Corrupt { dir: self.dir.clone(), key: printable_key(key), message: message.to_string() }
     }
 
+    /// sled could not read the directory.
+    fn read_error(&self, err: sled::Error) -> StoreError {
+        StoreError::Open { dir: self.dir.clone(), message: err.to_string() }
+    }
+
     fn recover(&self) -> Result<Recovered, StoreError> {
-        let read_error =
-            |err: sled::Error| StoreError::Open { dir: self.dir.clone(), message: err.to_string() };
+        let read_error = |err| self.read_error(err);
         match self.db.get(b"m:format").map_err(read_error)? {
             None if self.db.is_empty() => {
                 self.db.insert(b"m:format", FORMAT).map_err(read_error)?;
@@ -354,8 +358,7 @@ impl Store {
     fn read_legacy_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
         let mut parts = SnapshotParts::default();
         for entry in self.db.scan_prefix(LEGACY_SNAPSHOT) {
-            let (key, value) =
-                entry.map_err(|err| StoreError::Open { dir: self.dir.clone(), message: err.to_string() })?;
+            let (key, value) = entry.map_err(|err| self.read_error(err))?;
             parts
                 .add(&key[LEGACY_SNAPSHOT.len()..], &value)
                 .map_err(|message| self.corrupt(&key, message))?;
@@ -610,7 +613,7 @@ impl Store {
             std::fs::File::create(&unfinished).map_err(file_error)?,
         );
         serde_json::to_writer(&mut writer, &SnapshotRecord::from(snapshot))
-            .map_err(|err| StoreError::Write(format!("{}: {err}", path.display())))?;
+            .map_err(|err| file_error(err.into()))?;
         let file = writer.into_inner().map_err(|err| file_error(err.into_error()))?;
         file.sync_all().map_err(file_error)?;
         drop(file);
@@ -866,7 +869,7 @@ impl Flusher {
     }
 }
 
-/// The snapshot cut into per-entity records, and put back together.
+/// A snapshot as the first stores kept it in sled (records under `s:`), put back together.
 #[derive(Default)]
 struct SnapshotParts {
     head: Option<records::SnapshotV1>,
@@ -891,8 +894,8 @@ const SNAPSHOTS: &str = "snapshots";
 /// Where the first stores kept their snapshot: records in sled.
 const LEGACY_SNAPSHOT: &[u8] = b"s:";
 
-/// One snapshot record, tagged with its version: a run of entities (`chunk_v1`, written now),
-/// or a single entity (`v1`, as the first stores wrote them; still read).
+/// One snapshot record of the first layout, tagged with its version: a run of entities
+/// (`chunk_v1`), or a single entity (`v1`, as the very first stores wrote them).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Part<T> {
@@ -901,7 +904,7 @@ enum Part<T> {
 }
 
 impl SnapshotParts {
-    /// Adds the record stored under `kind` (its key after the generation's prefix).
+    /// Adds the record stored under `kind` (its key after `s:`).
     fn add(&mut self, kind: &[u8], value: &[u8]) -> Result<(), String> {
         fn decode<T: for<'de> Deserialize<'de>>(value: &[u8], into: &mut Vec<T>) -> Result<(), String> {
             match serde_json::from_slice::<Part<T>>(value).map_err(|err| err.to_string())? {

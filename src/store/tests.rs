@@ -70,6 +70,21 @@ fn restore(recovered: Recovered) -> Engine {
     engine
 }
 
+/// Reopens `dir` and checks that it recovers the snapshot after command `snapshot_seq`,
+/// `replayed` commands after it, and together exactly `engine`'s state.
+fn reopens_as(dir: &Path, snapshot_seq: u64, replayed: usize, engine: &Engine) -> Store {
+    let (store, recovered) = open(dir).unwrap();
+    assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (snapshot_seq, replayed));
+    assert_eq!(restore(recovered).export(), engine.export());
+    store
+}
+
+/// The files in the data directory's snapshot folder.
+fn snapshot_files(dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir.join(SNAPSHOTS)).unwrap();
+    entries.map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect()
+}
+
 #[test]
 fn a_reopened_store_rebuilds_exactly_the_engine_it_logged() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,11 +129,7 @@ fn a_snapshot_replaces_the_commands_it_covers() {
         keys.contains(&"m:snapshot_file".to_owned()) && !keys.iter().any(|key| key.starts_with("s:")),
         "{keys:?}"
     );
-    let files: Vec<_> = std::fs::read_dir(dir.path().join(SNAPSHOTS))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name())
-        .collect();
-    assert_eq!(files, [snapshot_file_name(2).as_str()]);
+    assert_eq!(snapshot_files(dir.path()), [snapshot_file_name(2)]);
     assert_eq!(restore(recovered).export(), engine.export());
 }
 
@@ -393,17 +404,13 @@ fn snapshots_in_the_first_layouts_in_sled_are_still_read_then_replaced_by_a_file
         drop(store);
 
         // Act + assert: the same state comes back...
-        let (store, recovered) = open(dir.path()).unwrap();
-        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (1_200, 1));
-        assert_eq!(restore(recovered).export(), engine.export());
+        let store = reopens_as(dir.path(), 1_200, 1, &engine);
 
         // ...and the next snapshot is a file, with nothing left of the old layout.
         store.write_snapshot(1_201, &engine.export()).unwrap();
         assert_eq!(store.db.scan_prefix(b"s:").count(), 0, "one_per_task: {one_per_task}");
         drop(store);
-        let (_, recovered) = open(dir.path()).unwrap();
-        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (1_201, 0));
-        assert_eq!(restore(recovered).export(), engine.export());
+        reopens_as(dir.path(), 1_201, 0, &engine);
     }
 }
 
@@ -424,21 +431,13 @@ fn a_snapshot_cut_short_by_a_crash_leaves_the_previous_one_current() {
     drop(store);
 
     // Act + assert: the previous snapshot and the commands since recover the state...
-    let (store, recovered) = open(dir.path()).unwrap();
-    assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (1, 2));
-    assert_eq!(restore(recovered).export(), engine.export());
+    let store = reopens_as(dir.path(), 1, 2, &engine);
 
     // ...and the next snapshot (after the same command) replaces what was left.
     store.write_snapshot(3, &engine.export()).unwrap();
-    let files: Vec<String> = std::fs::read_dir(&folder)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(files, [snapshot_file_name(3)]);
+    assert_eq!(snapshot_files(dir.path()), [snapshot_file_name(3)]);
     drop(store);
-    let (_, recovered) = open(dir.path()).unwrap();
-    assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (3, 0));
-    assert_eq!(restore(recovered).export(), engine.export());
+    reopens_as(dir.path(), 3, 0, &engine);
 }
 
 #[test]
