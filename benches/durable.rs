@@ -25,10 +25,24 @@ const SUBMITTERS: usize = 64;
 const PER_SUBMITTER: usize = 400;
 
 fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// The highest resident memory since the last [`reset_peak_rss`].
+fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Starts a new peak for [`peak_rss_mib`] (Linux: writing 5 to `clear_refs`).
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("the peak resident memory can be reset");
+}
+
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap_or(f64::NAN);
@@ -158,9 +172,12 @@ fn memory_and_restart(runtime: &tokio::runtime::Runtime) {
         })
         .collect();
     exports.sort_by(f64::total_cmp);
+    let rss_idle = rss_mib();
+    reset_peak_rss();
     let started = Instant::now();
     live.snapshot_now().unwrap();
     let whole_snapshot = started.elapsed().as_secs_f64() * 1000.0;
+    let rss_snapshot_peak = peak_rss_mib();
     drop(live);
 
     // 3. Restart with those 100,000 open tasks.
@@ -172,6 +189,10 @@ fn memory_and_restart(runtime: &tokio::runtime::Runtime) {
 
     println!(
         "| Resident memory, 10,000 workers + {open_tasks} waiting tasks (fresh process; {rss_before:.0} MiB at start) | {rss_loaded:.0} MiB |"
+    );
+    println!(
+        "| Peak resident memory while a snapshot is written, over the {rss_idle:.0} MiB before it | +{:.0} MiB |",
+        rss_snapshot_peak - rss_idle
     );
     println!(
         "| Snapshot export under the engine lock, 10,000 workers + {open_tasks} tasks (median of 5; max) | {:.1} ms; {:.1} ms |",

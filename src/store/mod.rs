@@ -48,7 +48,7 @@ use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,
     ConversationV2, EventRecord, Keyed, MessagePageRecord, MessagePageV1, MessageV1, OutboxRecord, OutboxV1,
-    RecordError, SignOutRecord, SignOutV1, SnapshotRecord,
+    RecordError, SignOutRecord, SignOutV1, SnapshotEncoding, SnapshotRecord,
 };
 
 const FORMAT: &[u8] = b"1";
@@ -612,7 +612,7 @@ impl Store {
             1 << 20,
             std::fs::File::create(&unfinished).map_err(file_error)?,
         );
-        serde_json::to_writer(&mut writer, &SnapshotRecord::from(snapshot))
+        serde_json::to_writer(&mut writer, &SnapshotEncoding(snapshot))
             .map_err(|err| file_error(err.into()))?;
         let file = writer.into_inner().map_err(|err| file_error(err.into_error()))?;
         file.sync_all().map_err(file_error)?;

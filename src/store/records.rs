@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::routing::{
     ActivityState, ChannelState, Command, Event, Millis, NewTask, NewTaskQueue, NewWorker, NewWorkflow,
     Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskChanges,
-    TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, WorkerChannel, WorkerState,
-    WorkflowChanges, WorkflowState, WorkspaceSettings,
+    TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey, WorkerChannel,
+    WorkerState, WorkflowChanges, WorkflowState, WorkspaceSettings,
 };
 
 /// A logged command with the time it ran at.
@@ -904,19 +904,6 @@ fn reservation_status(text: &str) -> Result<ReservationStatus, RecordError> {
 
 impl From<&Snapshot> for SnapshotRecord {
     fn from(s: &Snapshot) -> SnapshotRecord {
-        let step = |step: &Step| match *step {
-            Step::At { position, deadline, filter_entered_at, timed_out_of_a_filter } => StepV1::At {
-                target: match position {
-                    Position::Target { filter, target } => Some((filter, target)),
-                    Position::Default => None,
-                },
-                deadline,
-                filter_entered_at,
-                timed_out_of_a_filter,
-            },
-            Step::TimedOut => StepV1::TimedOut,
-            Step::Skipped => StepV1::Skipped,
-        };
         SnapshotRecord::V1(Box::new(SnapshotV1 {
             salt: s.salt,
             next_sid: s.next_sid,
@@ -925,112 +912,187 @@ impl From<&Snapshot> for SnapshotRecord {
             default_activity: s.settings.default_activity,
             timeout_activity: s.settings.timeout_activity,
             prioritize_queue_order: s.settings.prioritize_queue_order.into(),
-            activities: s.activities.iter().map(|a| (a.sid, a.friendly_name.clone(), a.available)).collect(),
-            channels: s.channels.iter().map(|c| (c.sid, c.unique_name.clone(), c.default_capacity)).collect(),
-            skills: s.skills.iter().map(|skill| (skill.name.clone(), skill.levels)).collect(),
-            workers: s
-                .workers
-                .iter()
-                .map(|w| WorkerV1 {
-                    sid: w.sid,
-                    friendly_name: w.friendly_name.clone(),
-                    attributes: Value::clone(&w.attributes),
-                    activity: w.activity,
-                    channels: w.channels.iter().map(|c| (c.capacity, c.busy, c.available)).collect(),
-                    last_assignment: w.last_assignment,
-                    available_since: w.available_since,
-                    activity_changed_at: w.activity_changed_at,
-                    created_at: w.created_at,
-                    updated_at: Some(w.updated_at),
-                })
-                .collect(),
-            queues: s
-                .queues
-                .iter()
-                .map(|q| QueueV1 {
-                    sid: q.sid,
-                    friendly_name: q.friendly_name.clone(),
-                    target_workers: q.target_workers.clone(),
-                    task_order: q.task_order.into(),
-                    max_reserved_workers: q.max_reserved_workers,
-                    created_at: q.created_at,
-                    updated_at: Some(q.updated_at),
-                })
-                .collect(),
-            workflows: s
-                .workflows
-                .iter()
-                .map(|w| WorkflowV1 {
-                    sid: w.sid,
-                    friendly_name: w.friendly_name.clone(),
-                    configuration: w.configuration.clone(),
-                    task_reservation_timeout: w.task_reservation_timeout,
-                    created_at: w.created_at,
-                    updated_at: Some(w.updated_at),
-                })
-                .collect(),
-            tasks: s
-                .tasks
-                .iter()
-                .map(|t| TaskV1 {
-                    sid: t.sid,
-                    seq: t.seq,
-                    attributes: Value::clone(&t.attributes),
-                    priority: t.priority,
-                    channel: t.channel,
-                    workflow: t.workflow,
-                    status: t.status.as_str().to_owned(),
-                    reason: t.reason.clone(),
-                    created_at: t.created_at,
-                    updated_at: Some(t.updated_at),
-                    virtual_start: t.virtual_start,
-                    ttl: t.ttl,
-                    step: step(&t.step),
-                    queue: t.queue,
-                    queue_entered_at: t.queue_entered_at,
-                    reservations: t.reservations.clone(),
-                    rejected_by: t.rejected_by.clone(),
-                    assignment_count: t.assignment_count,
-                    step_timer: t.step_timer,
-                    ttl_timer: t.ttl_timer,
-                    skip_check_pending: t.skip_check_pending,
-                    step_expired: t.step_expired,
-                    assigned_worker: t.assigned_worker,
-                })
-                .collect(),
-            reservations: s
-                .reservations
-                .iter()
-                .map(|r| ReservationV1 {
-                    sid: r.sid,
-                    task: r.task,
-                    worker: r.worker,
-                    queue: r.queue,
-                    status: r.status.as_str().to_owned(),
-                    created_at: r.created_at,
-                    updated_at: Some(r.updated_at),
-                    timeout_at: r.timeout_at,
-                    timer: r.timer,
-                })
-                .collect(),
-            timers: s
-                .timers
-                .iter()
-                .map(|&((at, seq), timer)| {
-                    let timer = match timer {
-                        Timer::ReservationTimeout(sid) => TimerV1::ReservationTimeout(sid),
-                        Timer::StepTimeout(sid) => TimerV1::StepTimeout(sid),
-                        Timer::TaskTtl(sid) => TimerV1::TaskTtl(sid),
-                        Timer::Purge(sid) => TimerV1::Purge(sid),
-                    };
-                    (at, seq, timer)
-                })
-                .collect(),
+            activities: s.activities.iter().map(activity_record).collect(),
+            channels: s.channels.iter().map(channel_record).collect(),
+            skills: s.skills.iter().map(skill_record).collect(),
+            workers: s.workers.iter().map(worker_record).collect(),
+            queues: s.queues.iter().map(queue_record).collect(),
+            workflows: s.workflows.iter().map(workflow_record).collect(),
+            tasks: s.tasks.iter().map(task_record).collect(),
+            reservations: s.reservations.iter().map(reservation_record).collect(),
+            timers: s.timers.iter().map(timer_record).collect(),
             timer_seq: s.timer_seq,
             task_seq: s.task_seq,
             event_seq: s.event_seq,
         }))
     }
+}
+
+/// Encodes a snapshot exactly as its [`SnapshotRecord`] would be, converting one entity at a
+/// time: a whole `SnapshotRecord` is a second deep copy of the state (attributes included),
+/// held for as long as the encoding takes, and at the soak's size that copy alone was the
+/// swing in resident memory at every snapshot.
+pub struct SnapshotEncoding<'a>(pub &'a Snapshot);
+
+impl Serialize for SnapshotEncoding<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_variant("SnapshotRecord", 0, "v1", &SnapshotFields(self.0))
+    }
+}
+
+struct SnapshotFields<'a>(&'a Snapshot);
+
+impl Serialize for SnapshotFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let s = self.0;
+        let mut fields = serializer.serialize_struct("SnapshotV1", 19)?;
+        fields.serialize_field("salt", &s.salt)?;
+        fields.serialize_field("next_sid", &s.next_sid)?;
+        fields.serialize_field("workspace_sid", &s.workspace_sid)?;
+        fields.serialize_field("friendly_name", &s.settings.friendly_name)?;
+        fields.serialize_field("default_activity", &s.settings.default_activity)?;
+        fields.serialize_field("timeout_activity", &s.settings.timeout_activity)?;
+        fields
+            .serialize_field("prioritize_queue_order", &OrderV1::from(s.settings.prioritize_queue_order))?;
+        fields.serialize_field("activities", &Each(&s.activities, activity_record))?;
+        fields.serialize_field("channels", &Each(&s.channels, channel_record))?;
+        fields.serialize_field("skills", &Each(&s.skills, skill_record))?;
+        fields.serialize_field("workers", &Each(&s.workers, worker_record))?;
+        fields.serialize_field("queues", &Each(&s.queues, queue_record))?;
+        fields.serialize_field("workflows", &Each(&s.workflows, workflow_record))?;
+        fields.serialize_field("tasks", &Each(&s.tasks, task_record))?;
+        fields.serialize_field("reservations", &Each(&s.reservations, reservation_record))?;
+        fields.serialize_field("timers", &Each(&s.timers, timer_record))?;
+        fields.serialize_field("timer_seq", &s.timer_seq)?;
+        fields.serialize_field("task_seq", &s.task_seq)?;
+        fields.serialize_field("event_seq", &s.event_seq)?;
+        fields.end()
+    }
+}
+
+/// A list encoded as the records `convert` makes of its items, one at a time.
+struct Each<'a, T, R>(&'a [T], fn(&T) -> R);
+
+impl<T, R: Serialize> Serialize for Each<'_, T, R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(self.1))
+    }
+}
+
+fn activity_record(a: &ActivityState) -> (Sid, String, bool) {
+    (a.sid, a.friendly_name.clone(), a.available)
+}
+
+fn channel_record(c: &ChannelState) -> (Sid, String, u32) {
+    (c.sid, c.unique_name.clone(), c.default_capacity)
+}
+
+fn skill_record(skill: &Skill) -> (String, Option<(u32, u32)>) {
+    (skill.name.clone(), skill.levels)
+}
+
+fn worker_record(w: &WorkerState) -> WorkerV1 {
+    WorkerV1 {
+        sid: w.sid,
+        friendly_name: w.friendly_name.clone(),
+        attributes: Value::clone(&w.attributes),
+        activity: w.activity,
+        channels: w.channels.iter().map(|c| (c.capacity, c.busy, c.available)).collect(),
+        last_assignment: w.last_assignment,
+        available_since: w.available_since,
+        activity_changed_at: w.activity_changed_at,
+        created_at: w.created_at,
+        updated_at: Some(w.updated_at),
+    }
+}
+
+fn queue_record(q: &QueueState) -> QueueV1 {
+    QueueV1 {
+        sid: q.sid,
+        friendly_name: q.friendly_name.clone(),
+        target_workers: q.target_workers.clone(),
+        task_order: q.task_order.into(),
+        max_reserved_workers: q.max_reserved_workers,
+        created_at: q.created_at,
+        updated_at: Some(q.updated_at),
+    }
+}
+
+fn workflow_record(w: &WorkflowState) -> WorkflowV1 {
+    WorkflowV1 {
+        sid: w.sid,
+        friendly_name: w.friendly_name.clone(),
+        configuration: w.configuration.clone(),
+        task_reservation_timeout: w.task_reservation_timeout,
+        created_at: w.created_at,
+        updated_at: Some(w.updated_at),
+    }
+}
+
+fn task_record(t: &TaskState) -> TaskV1 {
+    let step = match t.step {
+        Step::At { position, deadline, filter_entered_at, timed_out_of_a_filter } => StepV1::At {
+            target: match position {
+                Position::Target { filter, target } => Some((filter, target)),
+                Position::Default => None,
+            },
+            deadline,
+            filter_entered_at,
+            timed_out_of_a_filter,
+        },
+        Step::TimedOut => StepV1::TimedOut,
+        Step::Skipped => StepV1::Skipped,
+    };
+    TaskV1 {
+        sid: t.sid,
+        seq: t.seq,
+        attributes: Value::clone(&t.attributes),
+        priority: t.priority,
+        channel: t.channel,
+        workflow: t.workflow,
+        status: t.status.as_str().to_owned(),
+        reason: t.reason.clone(),
+        created_at: t.created_at,
+        updated_at: Some(t.updated_at),
+        virtual_start: t.virtual_start,
+        ttl: t.ttl,
+        step,
+        queue: t.queue,
+        queue_entered_at: t.queue_entered_at,
+        reservations: t.reservations.clone(),
+        rejected_by: t.rejected_by.clone(),
+        assignment_count: t.assignment_count,
+        step_timer: t.step_timer,
+        ttl_timer: t.ttl_timer,
+        skip_check_pending: t.skip_check_pending,
+        step_expired: t.step_expired,
+        assigned_worker: t.assigned_worker,
+    }
+}
+
+fn reservation_record(r: &ReservationState) -> ReservationV1 {
+    ReservationV1 {
+        sid: r.sid,
+        task: r.task,
+        worker: r.worker,
+        queue: r.queue,
+        status: r.status.as_str().to_owned(),
+        created_at: r.created_at,
+        updated_at: Some(r.updated_at),
+        timeout_at: r.timeout_at,
+        timer: r.timer,
+    }
+}
+
+fn timer_record(&((at, seq), timer): &(TimerKey, Timer)) -> (Millis, u64, TimerV1) {
+    let timer = match timer {
+        Timer::ReservationTimeout(sid) => TimerV1::ReservationTimeout(sid),
+        Timer::StepTimeout(sid) => TimerV1::StepTimeout(sid),
+        Timer::TaskTtl(sid) => TimerV1::TaskTtl(sid),
+        Timer::Purge(sid) => TimerV1::Purge(sid),
+    };
+    (at, seq, timer)
 }
 
 impl SnapshotRecord {

@@ -107,6 +107,22 @@ fn a_reopened_store_rebuilds_exactly_the_engine_it_logged() {
 }
 
 #[test]
+fn a_snapshot_is_encoded_one_entity_at_a_time_exactly_as_its_record() {
+    let mut engine = workspace();
+    for n in 1..=4 {
+        engine.apply(&task(n), 1_000 + n * 100).unwrap();
+    }
+    let snapshot = engine.export();
+    assert!(!snapshot.reservations.is_empty() && !snapshot.timers.is_empty(), "every kind of entity");
+
+    let streamed = serde_json::to_string(&SnapshotEncoding(&snapshot)).unwrap();
+
+    assert_eq!(streamed, serde_json::to_string(&SnapshotRecord::from(&snapshot)).unwrap());
+    let decoded: SnapshotRecord = serde_json::from_str(&streamed).unwrap();
+    assert_eq!(decoded.into_snapshot().unwrap(), snapshot);
+}
+
+#[test]
 fn a_snapshot_replaces_the_commands_it_covers() {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = workspace();
