@@ -81,6 +81,9 @@ enum When {
 
 /// How often the maintenance thread prunes events when no snapshot wakes it earlier.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
+/// How often the maintenance thread hands freed memory back to the system between snapshots
+/// (see [`release_freed_memory`]): a few milliseconds each time.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 struct State {
     engine: Engine,
@@ -499,6 +502,7 @@ impl Shared {
     /// dropped. Both run here so that no request ever waits on them; a failure stops the
     /// server as a failed command would.
     fn maintain(&self) {
+        let mut last_trim = Instant::now();
         loop {
             let (snapshot, stop) = {
                 let mut job = self.job_slot();
@@ -518,6 +522,7 @@ impl Shared {
                 let wrote = started.elapsed();
                 drop(snapshot);
                 release_freed_memory();
+                last_trim = Instant::now();
                 tracing::debug!(
                     seq,
                     write_ms = wrote.as_millis() as u64,
@@ -529,6 +534,12 @@ impl Shared {
             if let Err(err) = written.unwrap_or(Ok(())).and_then(|()| self.prune()) {
                 self.stop_for(&err);
                 return;
+            }
+            // Requests, events and pruning free memory all the time; without this, resident
+            // memory climbs from one snapshot's trim to the next by a tenth or more.
+            if last_trim.elapsed() >= TRIM_EVERY {
+                release_freed_memory();
+                last_trim = Instant::now();
             }
             // A snapshot scheduled before the stop is still written: the next start replays less.
             if stop {
@@ -558,10 +569,10 @@ impl Shared {
     }
 }
 
-/// Hands the memory a snapshot freed back to the system. A snapshot makes tens of MiB of
-/// short-lived allocations (the export, its encoding, sled's batch) on whichever worker thread
-/// ran the command that was due for one, and glibc keeps freed memory in that thread's arena:
-/// without this, every arena that ever wrote a snapshot stays at the snapshot's peak, and
+/// Hands freed memory back to the system, after each snapshot and every [`TRIM_EVERY`]. A
+/// snapshot makes tens of MiB of short-lived allocations (the export on whichever worker thread
+/// ran the command that was due for one), and glibc keeps freed memory in that thread's arena:
+/// without this, every arena that ever held a snapshot stays at the snapshot's peak, and
 /// resident memory climbs in steps of ~100 MiB while the live heap stays flat (BENCHMARKS.md,
 /// the load's memory).
 fn release_freed_memory() {
