@@ -15,9 +15,10 @@ use serde_json::Value;
 
 use crate::app::{self, Application};
 use crate::config::{CONFIG_ENV, ConfigSource, Settings};
+use crate::emulator::{Emulator, EmulatorSettings};
 use crate::expr::{Clock, Context, ExprError, Expression, Scope, WorkerFacts};
 use crate::ivr::located;
-use crate::outbound::provider::{self, CallOptions};
+use crate::outbound::simulated_call::{self, CallOptions};
 use crate::telemetry;
 use crate::voice::flows::{Flows, toml_files};
 
@@ -51,6 +52,30 @@ enum Command {
     /// follow the TwiML (menus, hold loop, the bridge to an agent) and print what the caller
     /// hears. Exit 1 if the server fails to answer TwiML.
     Call(CallArgs),
+    /// Run the provider emulator: calls and conferences in memory, Twilio's Voice REST API
+    /// (Calls, Conferences, Participants, Recordings) and signed webhooks to the server, with
+    /// callers and agents' phones played through its control API (`/emulator/...`).
+    Provider(ProviderArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProviderArgs {
+    /// `host:port` to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: String,
+    /// The server's base URL: calls fetch `{server}/voice/incoming` and report to
+    /// `{server}/voice/status`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The account whose API is served (the server's `twilio.account_sid`).
+    #[arg(long, env = "SWITCHBOARD_TWILIO_ACCOUNT_SID")]
+    account_sid: String,
+    /// Checks the API's Basic auth and signs the webhooks (the server's `twilio.auth_token`).
+    #[arg(long, env = "SWITCHBOARD_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: String,
+    /// Emulated seconds per second: 10 plays a 5 s pause in 0.5 s.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +194,7 @@ pub fn main() -> ExitCode {
         Command::Ivr(IvrCommand::Test { dir }) => ivr_test(&dir),
         Command::Simulate { scenario } => simulate(&scenario),
         Command::Call(args) => call(args),
+        Command::Provider(args) => provider(args),
     };
     match outcome {
         Ok(output) => {
@@ -207,11 +233,50 @@ fn call(args: CallArgs) -> Result<String, Failure> {
         .map_err(|err| Failure { message: format!("cannot start the runtime: {err}"), code: 1 })?;
     let mut stdout = std::io::stdout();
     runtime
-        .block_on(provider::call(&options, &mut |line| {
+        .block_on(simulated_call::call(&options, &mut |line| {
             // Printed as they come: a person follows the call live.
             let _ = writeln!(stdout, "{line}");
         }))
         .map_err(|err| Failure { message: err.to_string(), code: 1 })?;
+    Ok(String::new())
+}
+
+fn provider(args: ProviderArgs) -> Result<String, Failure> {
+    telemetry::init();
+    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
+        return Err(Failure::invalid_input(format!(
+            "--time-scale must be a positive number, not {}",
+            args.time_scale
+        )));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure { message: format!("cannot start the runtime: {err}"), code: 1 })?;
+    let server = args.server.trim_end_matches('/').to_owned();
+    runtime
+        .block_on(async {
+            let listener = std::net::TcpListener::bind(&args.listen)
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            let address = listener.local_addr()?;
+            let settings = EmulatorSettings {
+                account_sid: args.account_sid,
+                auth_token: args.auth_token,
+                voice_url: format!("{server}/voice/incoming"),
+                status_callback: format!("{server}/voice/status"),
+                public_url: format!("http://{address}"),
+                time_scale: args.time_scale,
+            };
+            let running = crate::http::emulator::serve(listener, Emulator::new(settings))
+                .with_context(|| format!("cannot listen on {address}"))?;
+            tracing::info!(%server, "provider emulator listening on http://{address}");
+            let shutdown = app::shutdown_signal().context("installing the signal handlers")?;
+            tokio::select! {
+                result = running => result.context("the emulator's HTTP server failed"),
+                () = shutdown => Ok(()),
+            }
+        })
+        .map_err(|err: anyhow::Error| Failure { message: format!("{err:#}"), code: 1 })?;
     Ok(String::new())
 }
 

@@ -15,7 +15,8 @@
 //!   knows sled.
 //! - [`live`]: the engine running live: recovery, durable commands, timers, events.
 //! - [`statistics`]: the cumulative statistics, kept per minute as the engine's events come.
-//! - [`outbound`]: outgoing HTTP, the only module that knows reqwest: event callbacks, and the
+//! - [`outbound`]: outgoing HTTP, the only module that knows reqwest: event callbacks, text
+//!   replies, the provider's Voice API for live call control, signed webhooks, and the
 //!   provider played by `switchboard call`.
 //! - [`twiml`]: typed TwiML, its rendering and reading, the only module that knows quick-xml.
 //! - [`agents`]: agents' sign-in secrets (issued once to the admin, stored as digests).
@@ -26,6 +27,8 @@
 //! - [`simulate`]: scenario files run through the engine on a virtual clock.
 //! - [`telemetry`]: logging setup.
 //! - [`app`]: builds the server from settings and runs it until a shutdown signal.
+//! - [`emulator`]: `switchboard provider`, a telephony provider in memory (calls, conferences,
+//!   TwiML, the Voice REST API, signed webhooks) for trying Switchboard and for the tests.
 //! - [`cli`]: the `switchboard` command line.
 
 pub mod expr;
@@ -49,6 +52,7 @@ pub mod http;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod emulator;
 pub mod simulate;
 pub mod sms;
 pub mod telemetry;

@@ -8,6 +8,7 @@ mod admin;
 mod agent;
 mod dashboard;
 mod drain;
+pub mod emulator;
 mod error;
 mod form;
 mod framing;

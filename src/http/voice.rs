@@ -86,7 +86,7 @@ async fn handle(
         Hook::Wait => voice.wait(&call, now).await,
         Hook::DialStatus => voice.dial_status(&call, now).await,
         Hook::Status => voice.status(&call, now).await,
-        Hook::Voicemail => voice.voicemail(&call).await,
+        Hook::Voicemail => voice.voicemail(&call, now).await,
         Hook::Fallback => unreachable!("answered above"),
     };
     match answered {

@@ -7,12 +7,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ivr::CallState;
 use crate::routing::{
     ActivityState, ChannelState, Command, Event, Millis, NewTask, NewTaskQueue, NewWorker, NewWorkflow,
     Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskChanges,
     TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey, WorkerChannel,
     WorkerState, WorkflowChanges, WorkflowState, WorkspaceSettings,
 };
+use crate::voice::{Call, Stage};
 
 /// A logged command with the time it ran at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,8 +164,8 @@ pub enum CallRecord {
     V1(CallV1),
 }
 
-/// The first call format. The voice module keeps calls in memory in this shape too: it is
-/// plain data, and a second version would be converted on read here.
+/// The first call format, converted from and to [`Call`] below: the call's stage is spread
+/// over `task`, `bridged`, `voicemail`, `message_left` and `ended_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallV1 {
     pub call_sid: String,
@@ -900,6 +902,63 @@ fn reservation_status(text: &str) -> Result<ReservationStatus, RecordError> {
     .into_iter()
     .find(|status| status.as_str() == text)
     .ok_or_else(|| RecordError(format!("unknown reservation status {text:?}")))
+}
+
+impl From<&Call> for CallV1 {
+    fn from(call: &Call) -> CallV1 {
+        let (bridged, voicemail, message_left, ended_at) = match call.stage {
+            Stage::Waiting => (None, false, false, None),
+            Stage::Dialing { reservation } => (Some(reservation), false, false, None),
+            Stage::Voicemail { left, ended_at } => (None, true, left, ended_at),
+        };
+        CallV1 {
+            call_sid: call.sid.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
+            flow: call.flow.clone(),
+            menu: call.place.menu.clone(),
+            failures: call.place.failures,
+            language: call.place.language.clone(),
+            path: call.place.path.clone(),
+            task: Some(call.task),
+            started_at: call.started_at,
+            last_seen: call.last_seen,
+            announced_at: call.announced_at,
+            bridged,
+            voicemail,
+            message_left,
+            ended_at,
+        }
+    }
+}
+
+impl CallV1 {
+    /// The call this record holds; none for a record that the first stores wrote before the
+    /// IVR routed the call (without a task).
+    pub fn into_call(self) -> Option<Call> {
+        let stage = match (self.bridged, self.voicemail) {
+            (Some(reservation), _) => Stage::Dialing { reservation },
+            (None, true) => Stage::Voicemail { left: self.message_left, ended_at: self.ended_at },
+            (None, false) => Stage::Waiting,
+        };
+        Some(Call {
+            sid: self.call_sid,
+            from: self.from,
+            to: self.to,
+            flow: self.flow,
+            place: CallState {
+                menu: self.menu,
+                failures: self.failures,
+                language: self.language,
+                path: self.path,
+            },
+            task: self.task?,
+            started_at: self.started_at,
+            last_seen: self.last_seen,
+            announced_at: self.announced_at,
+            stage,
+        })
+    }
 }
 
 impl From<&Snapshot> for SnapshotRecord {

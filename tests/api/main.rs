@@ -7,6 +7,7 @@ mod callbacks;
 mod chaos;
 mod crash;
 mod durable_events;
+mod emulator;
 mod expr_cli;
 mod framing;
 mod health;

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use switchboard::http::signature;
 use switchboard::routing::{Command, TaskStatus};
-use switchboard::voice::CallParams;
+use switchboard::voice::{CallParams, Stage};
 
 use crate::helpers::TestApp;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
@@ -92,7 +92,7 @@ fn check(twiml: &(StatusCode, String), expected: Expect) {
 }
 
 /// Moves the named worker to `activity`.
-async fn set_activity(app: &TestApp, worker: &str, activity: &str) {
+pub(crate) async fn set_activity(app: &TestApp, worker: &str, activity: &str) {
     let command = app.engine.read(|engine| Command::SetWorkerActivity {
         worker: engine.worker_by_name(worker).unwrap().sid,
         activity: engine.activity_by_name(activity).unwrap().sid,
@@ -102,7 +102,7 @@ async fn set_activity(app: &TestApp, worker: &str, activity: &str) {
 }
 
 /// The task of call `call_sid`: its attributes, status and queue name.
-fn task_of(app: &TestApp, call_sid: &str) -> (Value, TaskStatus, String) {
+pub(crate) fn task_of(app: &TestApp, call_sid: &str) -> (Value, TaskStatus, String) {
     app.engine.read(|engine| {
         let mut tasks = engine.tasks().filter(|task| task.attributes["call_sid"] == call_sid);
         let task = tasks.next().expect("the call has a task");
@@ -114,7 +114,7 @@ fn task_of(app: &TestApp, call_sid: &str) -> (Value, TaskStatus, String) {
 
 /// Accepts, through the REST API as the agent page would, the pending reservation of the call's
 /// task; returns the accepting worker's name.
-async fn accept(app: &TestApp, call_sid: &str) -> String {
+pub(crate) async fn accept(app: &TestApp, call_sid: &str) -> String {
     let (workspace, task, reservation, worker) = app.engine.read(|engine| {
         let task = engine.tasks().find(|task| task.attributes["call_sid"] == call_sid).unwrap();
         let pending = engine.pending_reservations(task);
@@ -540,7 +540,8 @@ async fn a_voicemail_whose_recording_arrives_after_the_hang_up_is_kept() {
     assert_eq!(app.voice.call_record("CA10").await, None, "nothing more will come for it");
 
     // CA11's never does: once voice.abandon_after has passed, its task is canceled.
-    let ended = app.voice.call_record("CA11").await.unwrap().ended_at.unwrap();
+    let stage = app.voice.call_record("CA11").await.unwrap().stage;
+    let Stage::Voicemail { left: false, ended_at: Some(ended) } = stage else { panic!("{stage:?}") };
     app.voice.sweep(ended + 61_000).await.unwrap();
     assert_eq!(task_of(&app, "CA11").1, TaskStatus::Canceled);
     assert_eq!(task_of(&app, "CA10").1, TaskStatus::Pending, "the message waits for a call-back");
