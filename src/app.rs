@@ -12,9 +12,10 @@ use tokio::sync::{broadcast, watch};
 
 use crate::agents::Agents;
 use crate::config::Credentials;
-use crate::config::{EventSettings, Settings};
+use crate::config::{BridgeMode, EventSettings, Settings};
 use crate::http;
 use crate::live::{self, LiveEngine};
+use crate::outbound::voice_api::{VoiceApi, VoiceApiSettings};
 use crate::outbound::{callbacks, messages};
 use crate::routing::Event;
 use crate::sms::Sms;
@@ -35,6 +36,8 @@ pub struct Application {
     events: EventSettings,
     /// Subscribed before the missed deadlines fire, so callbacks see those events too.
     callback_events: Option<broadcast::Receiver<Event>>,
+    /// Conference bridging's view of the events: accepted calls are connected at once.
+    accept_events: Option<broadcast::Receiver<Event>>,
 }
 
 impl Application {
@@ -44,6 +47,7 @@ impl Application {
             .with_context(|| format!("opening the data directory {}", settings.store.data_dir.display()))?;
         let engine = Arc::new(engine);
         let callback_events = (!settings.events.callback_url.is_empty()).then(|| engine.subscribe());
+        let accept_events = (settings.voice.bridge == BridgeMode::Conference).then(|| engine.subscribe());
         let flows = Arc::new(Flows::for_settings(&settings.voice).context("loading the IVR flows")?);
         // Before the catch-up, which may purge tasks completed while their conversations' closing
         // texts were still due.
@@ -61,8 +65,27 @@ impl Application {
                  set twilio.account_sid and twilio.auth_token to choose your own"
             );
         }
-        let voice =
-            Arc::new(Voice::open(engine.clone(), flows, &settings.voice).context("loading the calls")?);
+        let voice_api = match settings.voice.bridge {
+            BridgeMode::Dial => None,
+            BridgeMode::Conference => {
+                let (user, secret) = if settings.voice.api_key_sid.is_empty() {
+                    (credentials.account_sid.clone(), credentials.auth_token.clone())
+                } else {
+                    (settings.voice.api_key_sid.clone(), settings.voice.api_key_secret.clone())
+                };
+                let api = VoiceApi::new(VoiceApiSettings {
+                    api_base: settings.voice.api_base.clone(),
+                    account_sid: credentials.account_sid.clone(),
+                    user,
+                    secret,
+                })
+                .context("building the Voice API client")?;
+                Some(api)
+            }
+        };
+        let voice = Arc::new(
+            Voice::open(engine.clone(), flows, &settings.voice, voice_api).context("loading the calls")?,
+        );
         let agents = Arc::new(Agents::load(&engine).context("loading the agents' sign-in secrets")?);
         tracing::info!(flows = voice.flows().len(), dir = %settings.voice.ivr_dir.display(), "IVR flows loaded");
         if !settings.twilio.validate_signatures {
@@ -88,6 +111,7 @@ impl Application {
         )
         .context("starting the HTTP server")?;
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
+        voice.listening_on(server.local_addr());
         Ok(Application {
             server,
             engine,
@@ -97,6 +121,7 @@ impl Application {
             delivery,
             events: settings.events.clone(),
             callback_events,
+            accept_events,
         })
     }
 
@@ -180,6 +205,15 @@ impl Application {
                 }
             })
         };
+        let accepts = self.accept_events.map(|events| {
+            let (voice, mut stopped) = (self.voice.clone(), stop_timers.subscribe());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = voice.follow_accepts(events) => {}
+                    _ = stopped.wait_for(|&stop| stop) => {}
+                }
+            })
+        });
         let callbacks = self.callback_events.map(|events| {
             let mut stopped = stop_timers.subscribe();
             tokio::spawn(callbacks::deliver(self.engine.clone(), self.events.clone(), events, async move {
@@ -203,6 +237,9 @@ impl Application {
         let _ = closings.await;
         if let Some(callbacks) = callbacks {
             let _ = callbacks.await;
+        }
+        if let Some(accepts) = accepts {
+            let _ = accepts.await;
         }
         served?;
         if self.engine.has_storage_failed() {

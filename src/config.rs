@@ -119,6 +119,36 @@ pub struct VoiceSettings {
     pub voicemail_after: u32,
     /// Seconds an agent's phone rings before the call goes to the next agent.
     pub dial_timeout: u32,
+    /// How a caller reaches the agent who accepted: `<Dial>` on the next hold-loop request,
+    /// or a conference Switchboard controls through the provider's Voice API.
+    pub bridge: BridgeMode,
+    /// The provider's Voice REST API: `{api_base}/2010-04-01/Accounts/{AccountSid}/...`.
+    pub api_base: String,
+    /// An API key to call it with, instead of the account SID and auth token; both or neither.
+    pub api_key_sid: String,
+    pub api_key_secret: String,
+    /// Record every bridged call from the moment the agent joins (conference bridging).
+    pub record: RecordMode,
+}
+
+/// How a caller is connected to the agent who accepted (`voice.bridge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeMode {
+    /// The next hold-loop request answers `<Dial>` to the agent; the call then leaves
+    /// Switchboard's hands (for providers without conferences).
+    Dial,
+    /// The caller is moved into a conference named after the task at once, and the agent's
+    /// phone called into it, through the provider's Voice API.
+    Conference,
+}
+
+/// Which calls are recorded (`voice.record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    None,
+    All,
 }
 
 /// Text conversations: where replies are sent, and what Switchboard itself says.
@@ -160,6 +190,11 @@ impl Default for VoiceSettings {
             abandon_after: 60,
             voicemail_after: 0,
             dial_timeout: 20,
+            bridge: BridgeMode::Dial,
+            api_base: "https://api.twilio.com".to_owned(),
+            api_key_sid: String::new(),
+            api_key_secret: String::new(),
+            record: RecordMode::None,
         }
     }
 }
@@ -445,6 +480,36 @@ pub const SETTINGS: &[SettingInfo] = &[
         meaning: "Seconds an agent's phone rings before the call goes to the next agent",
     },
     SettingInfo {
+        key: "voice.bridge",
+        env: "SWITCHBOARD_VOICE_BRIDGE",
+        default: "dial",
+        meaning: "`dial`: the next hold-loop request answers `<Dial>` to the agent who accepted; `conference`: the caller is moved at once into a conference named after the task and the agent called into it, through the provider's Voice API (hold, mute, recording)",
+    },
+    SettingInfo {
+        key: "voice.api_base",
+        env: "SWITCHBOARD_VOICE_API_BASE",
+        default: "https://api.twilio.com",
+        meaning: "The provider's Voice REST API (calls, conferences, participants, recordings), e.g. the emulator's `http://127.0.0.1:8081`",
+    },
+    SettingInfo {
+        key: "voice.api_key_sid",
+        env: "SWITCHBOARD_VOICE_API_KEY_SID",
+        default: "",
+        meaning: "An API key (`SK...`) for the Voice API, with `voice.api_key_secret`; empty: the account SID and auth token",
+    },
+    SettingInfo {
+        key: "voice.api_key_secret",
+        env: "SWITCHBOARD_VOICE_API_KEY_SECRET",
+        default: "",
+        meaning: "The API key's secret",
+    },
+    SettingInfo {
+        key: "voice.record",
+        env: "SWITCHBOARD_VOICE_RECORD",
+        default: "none",
+        meaning: "`all`: record every bridged call from the moment the agent joins (conference bridging); the recording is stored with the task; `none`: only when an agent starts it",
+    },
+    SettingInfo {
         key: "sms.api_base",
         env: "SWITCHBOARD_SMS_API_BASE",
         default: "https://api.twilio.com",
@@ -553,6 +618,12 @@ impl Settings {
                 voice.abandon_after, voice.wait_seconds
             )));
         }
+        if voice.api_key_sid.is_empty() != voice.api_key_secret.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "voice.api_key_sid and voice.api_key_secret go together: give both, or neither to use the account SID and auth token"
+                    .to_owned(),
+            ));
+        }
         Ok(())
     }
 
@@ -572,6 +643,9 @@ impl Settings {
         })?;
         settings.sms.api_base = parse_base_url(&settings.sms.api_base)
             .map_err(|reason| parse_error(format!("sms.api_base = {:?}: {reason}", settings.sms.api_base)))?;
+        settings.voice.api_base = parse_base_url(&settings.voice.api_base).map_err(|reason| {
+            parse_error(format!("voice.api_base = {:?}: {reason}", settings.voice.api_base))
+        })?;
         // Build the workspace once now, so that its mistakes stop the start with their line.
         settings.workspace.build(text, 0, 0).map_err(|err| parse_error(format!("[workspace] {err}")))?;
         Ok(settings)
@@ -613,11 +687,10 @@ impl Settings {
             }
             "store.data_dir" => self.store.data_dir = PathBuf::from(value),
             "store.durability" => {
-                self.store.durability = match value {
-                    "flush" => DurabilityMode::Flush,
-                    "periodic" => DurabilityMode::Periodic,
-                    _ => return Err("expected flush or periodic".to_owned()),
-                }
+                self.store.durability = parse_choice(
+                    value,
+                    &[("flush", DurabilityMode::Flush), ("periodic", DurabilityMode::Periodic)],
+                )?
             }
             "store.flush_interval_ms" => self.store.flush_interval_ms = parse_number(value)?,
             "store.snapshot_every" => self.store.snapshot_every = parse_number(value)?,
@@ -638,6 +711,19 @@ impl Settings {
             "voice.abandon_after" => self.voice.abandon_after = parse_number(value)?,
             "voice.voicemail_after" => self.voice.voicemail_after = parse_number(value)?,
             "voice.dial_timeout" => self.voice.dial_timeout = parse_number(value)?,
+            "voice.bridge" => {
+                self.voice.bridge = parse_choice(
+                    value,
+                    &[("dial", BridgeMode::Dial), ("conference", BridgeMode::Conference)],
+                )?
+            }
+            "voice.api_base" => self.voice.api_base = parse_base_url(value)?,
+            "voice.api_key_sid" => self.voice.api_key_sid = value.to_owned(),
+            "voice.api_key_secret" => self.voice.api_key_secret = value.to_owned(),
+            "voice.record" => {
+                self.voice.record =
+                    parse_choice(value, &[("none", RecordMode::None), ("all", RecordMode::All)])?
+            }
             "sms.api_base" => self.sms.api_base = parse_base_url(value)?,
             "sms.retry_initial_ms" => self.sms.retry_initial_ms = parse_number(value)?,
             "sms.confirmation" => self.sms.confirmation = value.to_owned(),
@@ -692,6 +778,14 @@ fn parse_base_url(value: &str) -> Result<String, String> {
     } else {
         Err("expected an http:// or https:// URL".to_owned())
     }
+}
+
+/// One of `choices`, by name.
+fn parse_choice<T: Copy>(value: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices.iter().find(|(name, _)| *name == value).map(|(_, choice)| *choice).ok_or_else(|| {
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        format!("expected {}", names.join(" or "))
+    })
 }
 
 fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
@@ -863,6 +957,23 @@ mod tests {
         );
         check(
             None,
+            &[("SWITCHBOARD_VOICE_API_KEY_SID", "SK0123")],
+            expect![[
+                r#"voice.api_key_sid and voice.api_key_secret go together: give both, or neither to use the account SID and auth token"#
+            ]],
+        );
+        check(
+            Some("[voice]\nbridge = \"phone\"\n"),
+            &[],
+            expect![[r#"
+                DIR/switchboard.toml: TOML parse error at line 2, column 10
+                  |
+                2 | bridge = "phone"
+                  |          ^^^^^^^
+                unknown variant `phone`, expected `dial` or `conference`"#]],
+        );
+        check(
+            None,
             &[("SWITCHBOARD_VOICE_PUBLIC_URL", "https://example.com/switchboard")],
             expect![[
                 r#"environment variable SWITCHBOARD_VOICE_PUBLIC_URL="https://example.com/switchboard": expected scheme and host only (like https://switchboard.example.com), without a path"#
@@ -879,7 +990,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
             ],
         );
         check(

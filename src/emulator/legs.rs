@@ -46,6 +46,12 @@ pub async fn run(emulator: Emulator, call_sid: String, mut next: Next) {
                 match emulator.poster().post(&url, &params).await {
                     Ok(document) => {
                         at = url;
+                        if let Some(leg) = emulator.world().legs.get_mut(&call_sid)
+                            && leg.status == CallStatus::Ringing
+                        {
+                            leg.status = CallStatus::InProgress;
+                            leg.answered = Some(Instant::now());
+                        }
                         document
                     }
                     Err(err) => {

@@ -10,7 +10,9 @@
 //!   session does (signed out, a new secret...), and the reconnection is then refused;
 //! - `POST /agent/api/activity` (`ActivitySid`);
 //! - `POST /agent/api/reservations/{WR}` (`ReservationStatus`: `accepted` or `rejected`);
-//! - `POST /agent/api/tasks/{WT}` (`AssignmentStatus`: `wrapping` or `completed`).
+//! - `POST /agent/api/tasks/{WT}` (`AssignmentStatus`: `wrapping` or `completed`);
+//! - `POST /agent/api/tasks/{WT}/call` (`Action`: `hold`, `resume`, `mute`, `unmute`,
+//!   `hangup`, `record`, `stop-recording`): the live call of a task bridged in a conference.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -35,6 +37,8 @@ use crate::routing::{
     Command, Engine, Event, Millis, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus,
 };
 use crate::sms::{ConversationEvent, Sms};
+use crate::voice::conference::Control;
+use crate::voice::{ControlError, Voice};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
@@ -42,7 +46,8 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/agent/api/events").route(web::get().to(events)))
         .service(web::resource("/agent/api/activity").route(web::post().to(set_activity)))
         .service(web::resource("/agent/api/reservations/{reservation}").route(web::post().to(answer)))
-        .service(web::resource("/agent/api/tasks/{task}").route(web::post().to(finish)));
+        .service(web::resource("/agent/api/tasks/{task}").route(web::post().to(finish)))
+        .service(web::resource("/agent/api/tasks/{task}/call").route(web::post().to(control_call)));
 }
 
 /// The agent's view at `now`, and the tasks it shows: `None` if the worker is gone.
@@ -319,6 +324,50 @@ async fn finish(
         }
     };
     execute(&engine, command).await?;
+    state(session, engine).await
+}
+
+/// The agent's control of the live call of their task.
+async fn control_call(
+    session: AgentSession,
+    path: web::Path<String>,
+    form: Form,
+    engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
+) -> Result<HttpResponse, ApiError> {
+    let action = required(&form, "Action")?;
+    let control = match action {
+        "hold" => Control::Hold(true),
+        "resume" => Control::Hold(false),
+        "mute" => Control::Mute(true),
+        "unmute" => Control::Mute(false),
+        "hangup" => Control::HangUp,
+        "record" => Control::Record(true),
+        "stop-recording" => Control::Record(false),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Action: {other:?} is not one of hold, resume, mute, unmute, hangup, record, stop-recording"
+                ),
+            ));
+        }
+    };
+    let task = Sid::parse(&path, SidKind::Task)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{path} is not a task SID")))?;
+    let took = engine.read(|engine| engine.worker_took_task(session.worker, task));
+    if !took {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "this task is not yours"));
+    }
+    voice.control(task, control).await.map_err(|err| match err {
+        ControlError::NoCall => ApiError::new(StatusCode::NOT_FOUND, err.to_string()),
+        ControlError::Refused(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+        ControlError::Provider(_) => ApiError::new(StatusCode::BAD_GATEWAY, err.to_string()),
+        ControlError::Voice(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("not stored ({err}); the server is stopping"),
+        ),
+    })?;
     state(session, engine).await
 }
 

@@ -29,6 +29,10 @@ enum Hook {
     DialStatus,
     Status,
     Voicemail,
+    AgentLeg,
+    Conference,
+    ConferenceEnded,
+    Recording,
     /// Static TwiML for the provider's fallback URL (used when Switchboard failed to answer).
     Fallback,
 }
@@ -41,6 +45,10 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         (paths::DIAL_STATUS, Hook::DialStatus),
         (paths::STATUS, Hook::Status),
         (paths::VOICEMAIL, Hook::Voicemail),
+        (paths::AGENT_LEG, Hook::AgentLeg),
+        (paths::CONFERENCE, Hook::Conference),
+        (paths::CONFERENCE_ENDED, Hook::ConferenceEnded),
+        (paths::RECORDING, Hook::Recording),
         (paths::FALLBACK, Hook::Fallback),
     ];
     for (path, hook) in hooks {
@@ -76,7 +84,8 @@ async fn handle(
     }
     // The provider's parameters, then what Switchboard put in the URL (the IVR position).
     let call = CallParams::from_params(&[params, query].concat());
-    if call.call_sid.is_empty() {
+    // A conference's own events (start, end) are about no call.
+    if call.call_sid.is_empty() && hook != Hook::Conference {
         return twiml(StatusCode::BAD_REQUEST, &refusal("CallSid is missing."));
     }
     let now = live::now();
@@ -87,6 +96,10 @@ async fn handle(
         Hook::DialStatus => voice.dial_status(&call, now).await,
         Hook::Status => voice.status(&call, now).await,
         Hook::Voicemail => voice.voicemail(&call, now).await,
+        Hook::AgentLeg => voice.agent_leg(&call, now).await,
+        Hook::Conference => voice.conference_event(&call, now).await,
+        Hook::ConferenceEnded => voice.conference_ended(&call, now).await,
+        Hook::Recording => voice.recording(&call, now).await,
         Hook::Fallback => unreachable!("answered above"),
     };
     match answered {

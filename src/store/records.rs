@@ -14,7 +14,7 @@ use crate::routing::{
     TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey, WorkerChannel,
     WorkerState, WorkflowChanges, WorkflowState, WorkspaceSettings,
 };
-use crate::voice::{Call, Stage};
+use crate::voice::{Bridge, Call, Stage};
 
 /// A logged command with the time it ran at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +196,21 @@ pub struct CallV1 {
     /// When the provider reported the call over, if it did before the recording arrived.
     #[serde(default)]
     pub ended_at: Option<Millis>,
+    /// Bridged in a conference (`voice.bridge = "conference"`); absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference: Option<BridgeV1>,
+}
+
+/// A call bridged in a conference ([`Bridge`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeV1 {
+    pub reservation: Option<Sid>,
+    pub agent_call: Option<String>,
+    pub conference: Option<String>,
+    pub talking: bool,
+    pub on_hold: bool,
+    pub muted: bool,
+    pub recording: Option<String>,
 }
 
 /// A record kept under a key of its own, beside the command log: a call, a conversation, an
@@ -907,9 +922,21 @@ fn reservation_status(text: &str) -> Result<ReservationStatus, RecordError> {
 impl From<&Call> for CallV1 {
     fn from(call: &Call) -> CallV1 {
         let (bridged, voicemail, message_left, ended_at) = match call.stage {
-            Stage::Waiting => (None, false, false, None),
+            Stage::Waiting | Stage::Conference(_) => (None, false, false, None),
             Stage::Dialing { reservation } => (Some(reservation), false, false, None),
             Stage::Voicemail { left, ended_at } => (None, true, left, ended_at),
+        };
+        let conference = match &call.stage {
+            Stage::Conference(bridge) => Some(BridgeV1 {
+                reservation: bridge.reservation,
+                agent_call: bridge.agent_call.clone(),
+                conference: bridge.conference.clone(),
+                talking: bridge.talking,
+                on_hold: bridge.on_hold,
+                muted: bridge.muted,
+                recording: bridge.recording.clone(),
+            }),
+            _ => None,
         };
         CallV1 {
             call_sid: call.sid.clone(),
@@ -928,6 +955,7 @@ impl From<&Call> for CallV1 {
             voicemail,
             message_left,
             ended_at,
+            conference,
         }
     }
 }
@@ -936,10 +964,19 @@ impl CallV1 {
     /// The call this record holds; none for a record that the first stores wrote before the
     /// IVR routed the call (without a task).
     pub fn into_call(self) -> Option<Call> {
-        let stage = match (self.bridged, self.voicemail) {
-            (Some(reservation), _) => Stage::Dialing { reservation },
-            (None, true) => Stage::Voicemail { left: self.message_left, ended_at: self.ended_at },
-            (None, false) => Stage::Waiting,
+        let stage = match (self.conference, self.bridged, self.voicemail) {
+            (Some(bridge), _, _) => Stage::Conference(Bridge {
+                reservation: bridge.reservation,
+                agent_call: bridge.agent_call,
+                conference: bridge.conference,
+                talking: bridge.talking,
+                on_hold: bridge.on_hold,
+                muted: bridge.muted,
+                recording: bridge.recording,
+            }),
+            (None, Some(reservation), _) => Stage::Dialing { reservation },
+            (None, None, true) => Stage::Voicemail { left: self.message_left, ended_at: self.ended_at },
+            (None, None, false) => Stage::Waiting,
         };
         Some(Call {
             sid: self.call_sid,
@@ -957,6 +994,7 @@ impl CallV1 {
             last_seen: self.last_seen,
             announced_at: self.announced_at,
             stage,
+            dial_fallback: false,
         })
     }
 }

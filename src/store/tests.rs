@@ -500,6 +500,7 @@ fn calls_are_put_and_deleted_durably_with_the_commands_around_them() {
         voicemail: false,
         message_left: false,
         ended_at: None,
+        conference: None,
     };
     {
         let (store, _) = open(dir.path()).unwrap();

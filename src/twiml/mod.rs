@@ -105,7 +105,7 @@ pub struct Dial {
     pub answer_on_bridge: Option<bool>,
 }
 
-/// Who a `<Dial>` rings, chosen from an agent's `contact_uri`.
+/// Who a `<Dial>` rings, chosen from an agent's `contact_uri`, or the conference it joins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DialTarget {
     /// `+E.164`.
@@ -114,6 +114,30 @@ pub enum DialTarget {
     Client(String),
     /// A `sip:` URI.
     Sip(String),
+    /// A conference room, joined (`twiml.md` §4.3, `voice-api.md` §3.1).
+    Conference(Conference),
+}
+
+/// `<Conference>`: a room named `name`, created by its first participant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conference {
+    pub name: String,
+    /// Starts the conference when this participant joins (Twilio's default: true).
+    pub start_conference_on_enter: Option<bool>,
+    /// Ends it, and takes everyone out, when this participant leaves (default: false).
+    pub end_conference_on_exit: Option<bool>,
+    /// `true`, `false`, `onEnter` or `onExit`.
+    pub beep: Option<String>,
+    /// What the participant hears while alone (TwiML or audio; `""`: silence).
+    pub wait_url: Option<String>,
+    pub wait_method: Option<Method>,
+    /// Where the conference's events are posted (the first participant's wins)...
+    pub status_callback: Option<String>,
+    /// ...and which: space-separated, of `start end join leave mute hold modify speaker`.
+    pub status_callback_event: Option<String>,
+    pub status_callback_method: Option<Method>,
+    /// The participant's label, unique in the conference.
+    pub participant_label: Option<String>,
 }
 
 /// An SMS reply.
@@ -270,12 +294,25 @@ fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
                 ("answerOnBridge", boolean(dial.answer_on_bridge)),
             ];
             writer.write_event(Event::Start(start("Dial", attributes)))?;
-            let (noun, text) = match &dial.target {
-                DialTarget::Number(number) => ("Number", number),
-                DialTarget::Client(identity) => ("Client", identity),
-                DialTarget::Sip(uri) => ("Sip", uri),
-            };
-            element(writer, noun, vec![], Some(text))?;
+            match &dial.target {
+                DialTarget::Number(number) => element(writer, "Number", vec![], Some(number))?,
+                DialTarget::Client(identity) => element(writer, "Client", vec![], Some(identity))?,
+                DialTarget::Sip(uri) => element(writer, "Sip", vec![], Some(uri))?,
+                DialTarget::Conference(room) => {
+                    let attributes = vec![
+                        ("startConferenceOnEnter", boolean(room.start_conference_on_enter)),
+                        ("endConferenceOnExit", boolean(room.end_conference_on_exit)),
+                        ("beep", room.beep.clone()),
+                        ("waitUrl", room.wait_url.clone()),
+                        ("waitMethod", method(room.wait_method)),
+                        ("statusCallback", room.status_callback.clone()),
+                        ("statusCallbackEvent", room.status_callback_event.clone()),
+                        ("statusCallbackMethod", method(room.status_callback_method)),
+                        ("participantLabel", room.participant_label.clone()),
+                    ];
+                    element(writer, "Conference", attributes, Some(&room.name))?
+                }
+            }
             writer.write_event(Event::End(BytesEnd::new("Dial")))
         }
         Verb::Message(message) => {

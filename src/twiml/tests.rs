@@ -120,6 +120,21 @@ fn golden_twiml() {
         ("dial-number", DialTarget::Number("+15551230000".into())),
         ("dial-client", DialTarget::Client("alice".into())),
         ("dial-sip", DialTarget::Sip("sip:alice@pbx.example.com".into())),
+        (
+            "dial-conference",
+            DialTarget::Conference(Conference {
+                name: "WT00000000000000000000000000000001".into(),
+                start_conference_on_enter: Some(true),
+                end_conference_on_exit: Some(false),
+                beep: Some("false".into()),
+                wait_url: Some("https://example.com/hold.mp3".into()),
+                wait_method: Some(Method::Get),
+                status_callback: Some("/voice/conference?call=CA1&a=b".into()),
+                status_callback_event: Some("start end join leave hold mute".into()),
+                status_callback_method: Some(Method::Post),
+                participant_label: Some("customer".into()),
+            }),
+        ),
     ] {
         check(
             name,

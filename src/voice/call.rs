@@ -16,12 +16,12 @@
 //! A status callback that reports the call over cancels a waiting task or wraps up an
 //! assigned one, and forgets the call.
 
-use crate::config::VoiceSettings;
+use crate::config::{BridgeMode, VoiceSettings};
 use crate::ivr::{self, CallState, Flow};
 use crate::routing::{Command, Millis, Sid, TaskStatus};
 use crate::twiml::{self, DialTarget, Method, Response, Verb};
 
-use super::paths;
+use super::{conference, paths};
 
 /// A caller whom the IVR routed: stored from the moment their task exists until the call is
 /// over and nothing more can come for it.
@@ -44,10 +44,13 @@ pub struct Call {
     /// When the caller last heard their place in line.
     pub announced_at: Option<Millis>,
     pub stage: Stage,
+    /// The provider's API failed to move this caller into a conference: they are bridged with
+    /// `<Dial>` instead, as without conferences. In memory only: a restart tries again.
+    pub dial_fallback: bool,
 }
 
 /// What a routed call is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stage {
     /// In the hold loop, polling `/voice/wait` until an agent accepts.
     Waiting,
@@ -56,6 +59,29 @@ pub enum Stage {
     /// Offered to leave a message. The caller's hang-up does not cancel the task at once: the
     /// recording may come after the status callback (`ended_at`: when that came).
     Voicemail { left: bool, ended_at: Option<Millis> },
+    /// In (or on the way into) the task's conference (`voice.bridge = "conference"`).
+    Conference(Bridge),
+}
+
+/// A call bridged in a conference: who is called in, who talks, what is held and recorded.
+/// Stored: after a restart, each callback still finds the leg it is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bridge {
+    /// The reservation whose worker is called in, or talks; none while the caller waits in the
+    /// conference for the next agent (the last one did not answer).
+    pub reservation: Option<Sid>,
+    /// The agent's call leg, once the provider placed it.
+    pub agent_call: Option<String>,
+    /// The conference's SID, once the provider named it.
+    pub conference: Option<String>,
+    /// The agent joined: they and the caller talk.
+    pub talking: bool,
+    /// The caller is on hold.
+    pub on_hold: bool,
+    /// The agent is muted.
+    pub muted: bool,
+    /// The recording in progress.
+    pub recording: Option<String>,
 }
 
 /// What the engine shows of a call's task when a webhook comes.
@@ -94,6 +120,43 @@ pub enum Action {
     Save,
     /// Deletes the stored call: nothing more will come for it.
     Forget,
+    /// Asks the provider (its Voice API) to act on the call; should it fail, `fallback` says
+    /// what the call does instead (see [`super::conference::on_provider_failed`]).
+    Provider { request: ProviderRequest, fallback: Fallback },
+}
+
+/// What Switchboard asks of the provider for a call in conference bridging.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderRequest {
+    /// Moves the caller, wherever their TwiML is, into the task's conference (Calls update
+    /// with this TwiML).
+    MoveCaller(Response),
+    /// Calls the worker at `to` into the task's conference (Participants create, labelled with
+    /// the reservation so that a repeat can never ring them twice).
+    CallAgent { reservation: Sid, to: String, label: String },
+    /// Hangs up the agent's leg (ringing or talking).
+    HangUpAgent { call_sid: String },
+    /// Hangs up the caller.
+    HangUpCaller,
+    /// Puts the caller on hold (music) or back.
+    HoldCaller(bool),
+    /// Mutes or unmutes the agent.
+    MuteAgent(bool),
+    /// Starts recording the caller's call (both parties), or stops the recording.
+    Record(bool),
+}
+
+/// What a call does when a provider request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Back to the hold loop, to be bridged with `<Dial>` on its next request as without
+    /// conferences: the caller was not moved, so nothing is stranded.
+    DialAsBefore,
+    /// The agent could not be called: their reservation ends as unanswered and the caller
+    /// waits in the conference for the next agent.
+    NextAgent,
+    /// Nothing changes; the failure is logged (and, for the agent page, reported).
+    Report,
 }
 
 /// A decision: the TwiML to answer, once the actions are carried out.
@@ -104,11 +167,11 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn answer(response: Response) -> Decision {
+    pub(super) fn answer(response: Response) -> Decision {
         Decision { response, actions: Vec::new() }
     }
 
-    fn with(mut self, action: Action) -> Decision {
+    pub(super) fn with(mut self, action: Action) -> Decision {
         self.actions.push(action);
         self
     }
@@ -119,6 +182,9 @@ impl Decision {
 pub struct Context<'a> {
     pub flow: &'a Flow,
     pub settings: &'a VoiceSettings,
+    /// Where the provider reaches Switchboard (`voice.public_url`, or the listener's), for the
+    /// absolute URLs of TwiML sent through the API.
+    pub base_url: &'a str,
     pub now: Millis,
 }
 
@@ -164,6 +230,12 @@ pub fn on_wait(call: &mut Call, seen: &Seen, cx: Context<'_>) -> Decision {
             Decision::answer(offer).with(Action::Save)
         }
         (Some(TaskStatus::Assigned), Some(accepted)) => {
+            if cx.settings.bridge == BridgeMode::Conference
+                && !call.dial_fallback
+                && let Some(to) = conference::agent_address(accepted)
+            {
+                return conference::connect(call, accepted, to, true, cx);
+            }
             let Some(target) = accepted.target.clone() else {
                 // Nothing stored changes: the call was not bridged, and still waits.
                 let response = hold(call, seen, Some(STILL_TRYING), cx);
@@ -259,6 +331,10 @@ pub fn on_call_ended(call: &mut Call, seen: &Seen, cx: Context<'_>) -> Decision 
     let decision = match follow_up {
         Some(command) => nothing.with(Action::Execute { command, why: "the call ended" }),
         None => nothing,
+    };
+    let decision = match conference::agent_to_hang_up(call) {
+        Some(hang_up_agent) => decision.with(hang_up_agent),
+        None => decision,
     };
     decision.with(Action::Forget)
 }

@@ -10,6 +10,7 @@
 //! module is the shell that reads the engine, holds the call's lock and carries it out.
 
 pub mod call;
+pub mod conference;
 pub mod flows;
 #[cfg(test)]
 mod tests;
@@ -23,10 +24,13 @@ use crate::config::VoiceSettings;
 use crate::ivr::{self, CallState, Effect, Flow, Input};
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
-use crate::routing::{Command, Millis, ReservationStatus, Sid, TaskStatus};
+use crate::outbound::voice_api::{
+    self, CallUpdate, NewParticipant, ParticipantUpdate, RecordingStatus, VoiceApi, VoiceApiError,
+};
+use crate::routing::{Command, Millis, ReservationStatus, Sid, SidKind, TaskStatus};
 use crate::store::{CallRecord, CallV1, StoreError};
 use crate::twiml::{DialTarget, Response, Verb};
-pub use call::{Accepted, Action, Call, Context, Decision, Seen, Stage};
+pub use call::{Accepted, Action, Bridge, Call, Context, Decision, ProviderRequest, Seen, Stage};
 pub use flows::{Flows, FlowsError};
 
 /// Where the provider posts each webhook; TwiML refers to them by path.
@@ -37,6 +41,14 @@ pub mod paths {
     pub const DIAL_STATUS: &str = "/voice/dial-status";
     pub const STATUS: &str = "/voice/status";
     pub const VOICEMAIL: &str = "/voice/voicemail";
+    /// The agent's leg's status callback (conference bridging).
+    pub const AGENT_LEG: &str = "/voice/agent-leg";
+    /// The conference's events.
+    pub const CONFERENCE: &str = "/voice/conference";
+    /// The caller's `<Dial><Conference>` action.
+    pub const CONFERENCE_ENDED: &str = "/voice/conference-ended";
+    /// The recording's status callback.
+    pub const RECORDING: &str = "/voice/recording";
     pub const FALLBACK: &str = "/voice/fallback";
 }
 
@@ -57,6 +69,25 @@ pub struct CallParams {
     pub recording_duration: Option<u32>,
     /// The flow and the place in it, from the action URL of the menu the caller answers.
     pub ivr: Option<(String, CallState)>,
+    /// The caller's CallSid, from the query of a callback about another leg or the
+    /// conference (`?call=`).
+    pub caller: Option<String>,
+    /// The reservation an agent's leg was placed for (`?reservation=`).
+    pub reservation: Option<Sid>,
+    /// A conference's event.
+    pub conference_event: Option<conference::ConferenceEvent>,
+    /// A recording's status callback.
+    pub recording: Option<RecordingParams>,
+}
+
+/// A recording's status callback (`RecordingSid`, `RecordingUrl`, `RecordingStatus`,
+/// `RecordingDuration`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordingParams {
+    pub sid: String,
+    pub url: String,
+    pub status: String,
+    pub duration: u32,
 }
 
 impl CallParams {
@@ -85,6 +116,23 @@ impl CallParams {
             recording_url: get("RecordingUrl"),
             recording_duration: get("RecordingDuration").and_then(|duration| duration.parse().ok()),
             ivr,
+            caller: get("call"),
+            reservation: get("reservation").and_then(|sid| Sid::parse(&sid, SidKind::Reservation).ok()),
+            conference_event: get("StatusCallbackEvent").zip(get("ConferenceSid")).map(
+                |(event, conference)| conference::ConferenceEvent {
+                    event,
+                    conference,
+                    call_sid: get("CallSid"),
+                    muted: get("Muted").map(|muted| muted == "true"),
+                    hold: get("Hold").map(|hold| hold == "true"),
+                },
+            ),
+            recording: get("RecordingSid").zip(get("RecordingStatus")).map(|(sid, status)| RecordingParams {
+                sid,
+                url: get("RecordingUrl").unwrap_or_default(),
+                status,
+                duration: get("RecordingDuration").and_then(|duration| duration.parse().ok()).unwrap_or(0),
+            }),
         }
     }
 }
@@ -104,6 +152,21 @@ fn ivr_action(flow: &str, state: &CallState) -> String {
     ])
     .unwrap_or_default();
     format!("{}?{query}", paths::IVR)
+}
+
+/// Why an agent's control of their call was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The task has no call Switchboard holds (not a call, or over).
+    #[error("this task has no call in progress")]
+    NoCall,
+    #[error(transparent)]
+    Refused(conference::ControlRefused),
+    /// The provider did not do it.
+    #[error(transparent)]
+    Provider(VoiceApiError),
+    #[error(transparent)]
+    Voice(#[from] VoiceError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +191,11 @@ pub struct Voice {
     unrouted: Mutex<Vec<String>>,
     /// Per queue, how often callers leave it for an agent: the estimated wait.
     pace: Mutex<HashMap<Sid, Pace>>,
+    /// Where the provider reaches this server: `voice.public_url`, or else the listener's
+    /// address once bound ([`Voice::listening_on`]).
+    base_url: std::sync::OnceLock<String>,
+    /// The provider's Voice API, with conference bridging.
+    api: Option<VoiceApi>,
 }
 
 /// The mean time between two callers of a queue being connected (an exponential moving
@@ -144,6 +212,7 @@ impl Voice {
         live: Arc<LiveEngine>,
         flows: Arc<Flows>,
         settings: &VoiceSettings,
+        api: Option<VoiceApi>,
     ) -> Result<Voice, VoiceError> {
         // Hold loops were interrupted by the restart: each caller gets a fresh abandon window.
         let now = live::now();
@@ -162,11 +231,22 @@ impl Voice {
             calls: KeyedLocks::new(calls),
             unrouted: Mutex::new(unrouted),
             pace: Mutex::new(HashMap::new()),
+            base_url: match settings.public_url.as_str() {
+                "" => std::sync::OnceLock::new(),
+                configured => std::sync::OnceLock::from(configured.to_owned()),
+            },
+            api,
         })
     }
 
     pub fn flows(&self) -> &Flows {
         &self.flows
+    }
+
+    /// The server listens on `address`: the base of the URLs given to the provider, unless
+    /// `voice.public_url` says otherwise.
+    pub fn listening_on(&self, address: std::net::SocketAddr) {
+        let _ = self.base_url.set(format!("http://{address}"));
     }
 
     /// `POST /voice/incoming`: a new call hears its flow's first menu. Nothing is stored: the
@@ -276,6 +356,187 @@ impl Voice {
         self.decide(&mut guard, now, |call, seen, cx| call::on_voicemail(call, seen, recording, cx)).await
     }
 
+    /// `POST /voice/agent-leg?call=…&reservation=…`: the agent's leg's status callback.
+    pub async fn agent_leg(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let (Some(caller), Some(reservation)) = (&params.caller, params.reservation) else {
+            tracing::info!(call_sid = %params.call_sid, "an agent leg's callback without its call: ignored");
+            return Ok(Response::default());
+        };
+        let status = params.call_status.clone().unwrap_or_default();
+        self.on_known_call(caller, now, |call, seen, _| {
+            conference::on_agent_leg(call, reservation, &status, seen)
+        })
+        .await
+    }
+
+    /// `POST /voice/conference?call=…`: the conference's events.
+    pub async fn conference_event(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let (Some(caller), Some(event)) = (&params.caller, &params.conference_event) else {
+            tracing::info!("a conference callback without its call or event: ignored");
+            return Ok(Response::default());
+        };
+        self.on_known_call(caller, now, |call, _, cx| conference::on_conference_event(call, event, cx)).await
+    }
+
+    /// `POST /voice/conference-ended`: the caller's `<Dial><Conference>` is over.
+    pub async fn conference_ended(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let mut guard = self.calls.lock(&params.call_sid).await;
+        if guard.is_none() {
+            return Ok(Response::new(vec![Verb::Hangup]));
+        }
+        self.decide(&mut guard, now, conference::on_conference_ended).await
+    }
+
+    /// `POST /voice/recording?call=…`: a recording's status. A completed one is stored with
+    /// the task (`conversations.media`, as Flex keeps it), for the agent and admin pages.
+    pub async fn recording(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let Some(caller) = &params.caller else { return Ok(Response::default()) };
+        let Some(recording) = &params.recording else { return Ok(Response::default()) };
+        let mut guard = self.calls.lock(caller).await;
+        let task = match guard.as_ref() {
+            Some(call) => call.task,
+            None => {
+                // The call is over (a recording completes after the hang-up): its task is
+                // found by the call SID it carries.
+                let task = self.live.read(|engine| {
+                    engine
+                        .tasks()
+                        .find(|task| task.attributes["call_sid"] == caller.as_str())
+                        .map(|task| task.sid)
+                });
+                let Some(task) = task else {
+                    tracing::info!(call_sid = %caller, "a recording of an unknown call: ignored");
+                    return Ok(Response::default());
+                };
+                task
+            }
+        };
+        if recording.status != "completed" {
+            return Ok(Response::default());
+        }
+        self.attach_recording(task, recording).await?;
+        if guard.is_some() {
+            self.decide(&mut guard, now, |call, _, _| conference::on_recording(call, None)).await?;
+        }
+        Ok(Response::default())
+    }
+
+    /// Follows the durable events: an accepted reservation of a voice task whose caller waits
+    /// connects them at once (conference bridging). Runs until the events end.
+    pub async fn follow_accepts(&self, mut events: tokio::sync::broadcast::Receiver<crate::routing::Event>) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                // Missed accepts are still connected by the callers' next hold-loop request.
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "accepted calls fell behind; the hold loop connects them");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            };
+            if event.event_type != crate::routing::EventType::ReservationAccepted {
+                continue;
+            }
+            let Some(task) = event.task else { continue };
+            let caller = self.live.read(|engine| {
+                engine.task(task).and_then(|task| task.attributes["call_sid"].as_str().map(str::to_owned))
+            });
+            let Some(caller) = caller else { continue };
+            let mut guard = self.calls.lock(&caller).await;
+            if guard.is_some()
+                && let Err(err) = self.decide(&mut guard, live::now(), conference::on_accepted).await
+            {
+                tracing::error!(%err, call_sid = %caller, "connecting an accepted call failed");
+                return;
+            }
+        }
+    }
+
+    /// An agent's control of the call of `task` (hold, mute, hang up, record): refused when
+    /// the call is not bridged in a conference, or the provider did not do it.
+    pub async fn control(&self, task: Sid, control: conference::Control) -> Result<(), ControlError> {
+        let caller = self
+            .live
+            .read(|engine| {
+                engine.task(task).and_then(|task| task.attributes["call_sid"].as_str().map(str::to_owned))
+            })
+            .ok_or(ControlError::NoCall)?;
+        let mut guard = self.calls.lock(&caller).await;
+        let Some(current) = guard.as_mut() else { return Err(ControlError::NoCall) };
+        let before = current.stage.clone();
+        let Decision { actions, .. } =
+            conference::control(current, control).map_err(ControlError::Refused)?;
+        for action in actions {
+            let Action::Provider { request, .. } = action else { continue };
+            let cx = self.context(current, live::now());
+            match self.provide(current, &request, cx).await {
+                Ok(Provided::Recording(sid)) => {
+                    conference::on_recording(current, sid);
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    // Not done: the call stays as it was.
+                    current.stage = before;
+                    return Err(ControlError::Provider(err));
+                }
+            }
+        }
+        self.live.put(&CallRecord::V1(CallV1::from(&*current))).await.map_err(VoiceError::Storage)?;
+        Ok(())
+    }
+
+    /// Runs `decision` on the call `caller` if it is known; callbacks about unknown calls are
+    /// answered, logged and change nothing.
+    async fn on_known_call(
+        &self,
+        caller: &str,
+        now: Millis,
+        decision: impl FnOnce(&mut Call, &Seen, Context<'_>) -> Decision,
+    ) -> Result<Response, VoiceError> {
+        let mut guard = self.calls.lock(caller).await;
+        if guard.is_none() {
+            tracing::info!(call_sid = %caller, "a callback about an unknown call: ignored");
+            return Ok(Response::default());
+        }
+        self.decide(&mut guard, now, decision).await?;
+        Ok(Response::default())
+    }
+
+    /// Stores a completed recording with its task, under `conversations.media`.
+    async fn attach_recording(&self, task: Sid, recording: &RecordingParams) -> Result<(), VoiceError> {
+        let attributes =
+            self.live.read(|engine| engine.task(task).map(|task| serde_json::Value::clone(&task.attributes)));
+        let Some(mut attributes) = attributes else { return Ok(()) };
+        let media = json!({
+            "type": "VoiceRecording",
+            "url": recording.url,
+            "sid": recording.sid,
+            "duration": recording.duration,
+        });
+        if !attributes["conversations"].is_object() {
+            attributes["conversations"] = json!({});
+        }
+        let list = &mut attributes["conversations"]["media"];
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        if list.as_array().is_some_and(|list| list.iter().any(|item| item["sid"] == recording.sid.as_str())) {
+            return Ok(());
+        }
+        if let Some(list) = list.as_array_mut() {
+            list.push(media);
+        }
+        match self.live.execute(Command::UpdateTaskAttributes { task, attributes }).await {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Storage(err)) => Err(VoiceError::Storage(err)),
+            Err(ExecuteError::Refused(err)) => {
+                tracing::warn!(%err, %task, "the recording could not be stored with its task");
+                Ok(())
+            }
+        }
+    }
+
     /// Cancels the tasks of callers whose hold loop stopped (no request for
     /// `abandon_after` seconds, and no status callback), and forgets calls long over.
     pub async fn sweep(&self, now: Millis) -> Result<(), VoiceError> {
@@ -294,7 +555,8 @@ impl Voice {
     }
 
     /// Runs `decision` on the locked call (there is one) with what the engine shows of its
-    /// task, carries out its actions in order and answers its TwiML.
+    /// task, carries out its actions in order and answers its TwiML. A provider request that
+    /// fails replaces the rest with what its fallback decides (`conference::on_provider_failed`).
     async fn decide(
         &self,
         guard: &mut KeyedGuard<'_, Call>,
@@ -304,8 +566,9 @@ impl Voice {
         let Some(current) = guard.as_mut() else { return Ok(call::goodbye_plain(call::SORRY_GOODBYE)) };
         let seen = self.seen(current.task, now);
         let cx = self.context(current, now);
-        let Decision { response, actions } = decision(current, &seen, cx);
-        for action in actions {
+        let Decision { mut response, actions } = decision(current, &seen, cx);
+        let mut actions: std::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = actions.pop_front() {
             match action {
                 Action::Execute { command, why } => self.execute(current, command, why).await?,
                 Action::Connected { reservation, queue, waited } => {
@@ -323,9 +586,154 @@ impl Voice {
                     **guard = None;
                     break;
                 }
+                Action::Provider { request, fallback } => match self.provide(current, &request, cx).await {
+                    Ok(Provided::Done) => {}
+                    Ok(Provided::AgentCalled { call_sid, conference }) => {
+                        actions.extend(conference::on_agent_called(current, &call_sid, &conference).actions);
+                    }
+                    Ok(Provided::Recording(sid)) => {
+                        actions.extend(conference::on_recording(current, sid).actions)
+                    }
+                    Err(err) => {
+                        tracing::warn!(call_sid = %current.sid, %err, ?fallback, "the provider did not carry out a request");
+                        let failure = conference::Failure { code: err.code() };
+                        let mut instead = conference::on_provider_failed(current, fallback, failure, cx);
+                        if current.dial_fallback && current.stage == Stage::Waiting {
+                            // Back in the hold loop: bridged with `<Dial>` as without conferences,
+                            // by this answer when it goes to the caller's own request.
+                            let seen = self.seen(current.task, now);
+                            let dial = call::on_wait(current, &seen, cx);
+                            instead.actions.extend(dial.actions);
+                            instead.response = dial.response;
+                        }
+                        response = instead.response;
+                        actions = instead.actions.into();
+                    }
+                },
             }
         }
         Ok(response)
+    }
+
+    /// Carries out `request` for `current` through the provider's Voice API.
+    async fn provide(
+        &self,
+        current: &Call,
+        request: &ProviderRequest,
+        cx: Context<'_>,
+    ) -> Result<Provided, VoiceApiError> {
+        let Some(api) = &self.api else {
+            return Err(VoiceApiError::Unreachable {
+                operation: "control the call",
+                reason: "voice.bridge is not \"conference\": no Voice API client".to_owned(),
+            });
+        };
+        let bridge = match &current.stage {
+            Stage::Conference(bridge) => bridge.clone(),
+            _ => Bridge::default(),
+        };
+        let in_conference = |what: &'static str| {
+            bridge.conference.clone().ok_or(VoiceApiError::Refused {
+                operation: what,
+                status: 409,
+                code: None,
+                message: "the conference is not known yet".to_owned(),
+            })
+        };
+        let base = cx.base_url;
+        match request {
+            ProviderRequest::MoveCaller(twiml) => {
+                api.update_call(&current.sid, &CallUpdate::Twiml(twiml.to_xml())).await?;
+                Ok(Provided::Done)
+            }
+            ProviderRequest::CallAgent { reservation, to, label } => {
+                let callback_query = serde_urlencoded::to_string([
+                    ("call", current.sid.as_str()),
+                    ("reservation", reservation.to_string().as_str()),
+                ])
+                .unwrap_or_default();
+                let new = NewParticipant {
+                    conference: conference::room(current),
+                    from: current.to.clone(),
+                    to: to.clone(),
+                    label: Some(label.clone()),
+                    timeout: Some(self.settings.dial_timeout),
+                    status_callback: Some(format!("{base}{}?{callback_query}", paths::AGENT_LEG)),
+                    status_callback_events: vec!["initiated", "ringing", "answered", "completed"],
+                    early_media: Some(true),
+                    start_conference_on_enter: Some(true),
+                    // The agent hanging up ends the call for the caller too.
+                    end_conference_on_exit: Some(true),
+                    beep: Some("false"),
+                    wait_url: None,
+                    conference_status_callback: Some(format!(
+                        "{base}{}?call={}",
+                        paths::CONFERENCE,
+                        current.sid
+                    )),
+                    conference_status_callback_events: vec!["start", "end", "join", "leave", "mute", "hold"],
+                    conference_record: None,
+                    conference_recording_status_callback: None,
+                };
+                match api.create_participant(&new).await {
+                    Ok(agent) => Ok(Provided::AgentCalled {
+                        call_sid: agent.call_sid,
+                        conference: agent.conference_sid,
+                    }),
+                    // Placed already (a repeat after a retry or a restart): found by its label.
+                    Err(err) if err.code() == Some(voice_api::codes::LABEL_IN_USE) => {
+                        let room = api.active_conference(&new.conference).await?.ok_or(err)?;
+                        let agent = api.fetch_participant(&room.sid, label).await?;
+                        Ok(Provided::AgentCalled {
+                            call_sid: agent.call_sid,
+                            conference: agent.conference_sid,
+                        })
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            ProviderRequest::HangUpAgent { call_sid } => {
+                match api.update_call(call_sid, &CallUpdate::HangUp).await {
+                    Err(err)
+                        if matches!(
+                            err.code(),
+                            Some(voice_api::codes::CALL_NOT_IN_PROGRESS | voice_api::codes::NOT_FOUND)
+                        ) =>
+                    {
+                        Ok(Provided::Done)
+                    }
+                    outcome => outcome.map(|_| Provided::Done),
+                }
+            }
+            ProviderRequest::HangUpCaller => {
+                api.update_call(&current.sid, &CallUpdate::HangUp).await?;
+                Ok(Provided::Done)
+            }
+            ProviderRequest::HoldCaller(on) => {
+                let hold_url =
+                    Some(self.settings.hold_music_url.clone()).filter(|url| !url.is_empty() && *on);
+                let update = ParticipantUpdate { hold: Some(*on), hold_url, ..ParticipantUpdate::default() };
+                api.update_participant(&in_conference("hold the caller")?, &current.sid, &update).await?;
+                Ok(Provided::Done)
+            }
+            ProviderRequest::MuteAgent(on) => {
+                let agent = bridge.agent_call.clone().unwrap_or_default();
+                let update = ParticipantUpdate { muted: Some(*on), ..ParticipantUpdate::default() };
+                api.update_participant(&in_conference("mute the agent")?, &agent, &update).await?;
+                Ok(Provided::Done)
+            }
+            ProviderRequest::Record(true) => {
+                let callback = format!("{base}{}?call={}", paths::RECORDING, current.sid);
+                let recording = api.start_recording(&current.sid, &callback).await?;
+                Ok(Provided::Recording(Some(recording.sid)))
+            }
+            ProviderRequest::Record(false) => {
+                let current_recording =
+                    bridge.recording.clone().unwrap_or_else(|| "Twilio.CURRENT".to_owned());
+                api.update_recording(&current.sid, &current_recording, RecordingStatus::Stopped).await?;
+                Ok(Provided::Recording(None))
+            }
+        }
     }
 
     /// What the engine shows of `task` to a decision.
@@ -361,7 +769,8 @@ impl Voice {
     }
 
     fn context<'a>(&'a self, call: &Call, now: Millis) -> Context<'a> {
-        Context { flow: self.flow_of(call), settings: &self.settings, now }
+        let base_url = self.base_url.get().map_or("", String::as_str);
+        Context { flow: self.flow_of(call), settings: &self.settings, base_url, now }
     }
 
     fn record_pace(&self, queue: Sid, now: Millis) {
@@ -412,6 +821,7 @@ impl Voice {
                     last_seen: now,
                     announced_at: None,
                     stage,
+                    dial_fallback: false,
                 }))
             })
             .await;
@@ -473,6 +883,18 @@ impl Voice {
     pub async fn call_record(&self, call_sid: &str) -> Option<Call> {
         self.calls.lock(call_sid).await.clone()
     }
+}
+
+/// What a provider request gave back.
+enum Provided {
+    Done,
+    /// The agent's leg was placed, in this conference.
+    AgentCalled {
+        call_sid: String,
+        conference: String,
+    },
+    /// The recording started (its SID) or stopped.
+    Recording(Option<String>),
 }
 
 /// A call the IVR is routing, before its task exists.

@@ -5,11 +5,13 @@
 use expect_test::{Expect, expect};
 use proptest::prelude::*;
 
+use super::call::{Fallback, ProviderRequest};
 use super::*;
-use crate::config::VoiceSettings;
+use crate::config::{BridgeMode, RecordMode, VoiceSettings};
 use crate::fuzzing::{self, awkward_text};
 use crate::ivr::load_flow;
 use crate::routing::SidKind;
+use crate::twiml;
 
 const FLOW: &str = r#"
 start = "main"
@@ -57,6 +59,7 @@ impl Journey {
             last_seen: 0,
             announced_at: None,
             stage: Stage::Waiting,
+            dial_fallback: false,
         };
         Journey { call: Some(call), flow: load_flow(FLOW).unwrap(), settings, now: 0, log: Vec::new() }
     }
@@ -73,13 +76,18 @@ impl Journey {
         decide: impl FnOnce(&mut Call, &Seen, Context<'_>) -> Decision,
     ) {
         let call = self.call.as_mut().expect("the call was forgotten");
-        let cx = Context { flow: &self.flow, settings: &self.settings, now: self.now };
+        let cx = Context {
+            flow: &self.flow,
+            settings: &self.settings,
+            base_url: "https://sb.example.com",
+            now: self.now,
+        };
         let Decision { response, actions } = decide(call, &seen, cx);
         let mut line = format!("t={} {hook}: {}", self.now / 1000, heard(&response));
         for action in &actions {
             line.push_str(&format!(" | {}", done(action)));
         }
-        line.push_str(&format!(" | {:?}", call.stage));
+        line.push_str(&format!(" | {}", stage(&call.stage)));
         if actions.contains(&Action::Forget) {
             self.call = None;
         }
@@ -113,8 +121,94 @@ impl Journey {
         self
     }
 
+    /// The reservation.accepted event of the call's task reaches the call (conference bridging).
+    fn accepted_event(&mut self, seen: Seen) -> &mut Journey {
+        self.step("accepted", seen, conference::on_accepted);
+        self
+    }
+
+    /// The provider placed the agent's leg.
+    fn agent_called(&mut self, agent_call: &str) -> &mut Journey {
+        self.step(&format!("agent leg {agent_call} placed"), Seen::default(), |call, _, _| {
+            conference::on_agent_called(call, agent_call, "CF1")
+        });
+        self
+    }
+
+    /// A provider request of the last step failed; the call falls back.
+    fn provider_failed(&mut self, fallback: Fallback, code: Option<u32>) -> &mut Journey {
+        self.step(&format!("provider failed ({fallback:?}, {code:?})"), Seen::default(), |call, _, cx| {
+            conference::on_provider_failed(call, fallback, conference::Failure { code }, cx)
+        });
+        self
+    }
+
+    fn agent_leg(&mut self, status: &str, seen: Seen) -> &mut Journey {
+        self.step(&format!("agent-leg {status}"), seen, |call, seen, _| {
+            conference::on_agent_leg(call, sid("WR1"), status, seen)
+        });
+        self
+    }
+
+    fn conference(&mut self, event: &str, call_sid: &str) -> &mut Journey {
+        let event = conference::ConferenceEvent {
+            event: event.to_owned(),
+            conference: "CF1".to_owned(),
+            call_sid: Some(call_sid.to_owned()),
+            muted: None,
+            hold: None,
+        };
+        self.step(&format!("conference {} {call_sid}", event.event), Seen::default(), |call, _, cx| {
+            conference::on_conference_event(call, &event, cx)
+        });
+        self
+    }
+
+    fn conference_ended(&mut self, seen: Seen) -> &mut Journey {
+        self.step("conference-ended", seen, conference::on_conference_ended);
+        self
+    }
+
+    fn control(&mut self, control: conference::Control) -> &mut Journey {
+        let call = self.call.as_mut().expect("the call was forgotten");
+        let line = match conference::control(call, control) {
+            Ok(Decision { actions, .. }) => {
+                actions.iter().map(done).collect::<Vec<_>>().join(" | ")
+                    + &format!(" | {}", stage(&call.stage))
+            }
+            Err(refused) => format!("refused: {refused}"),
+        };
+        self.log.push(format!("t={} control {control:?}: {line}", self.now / 1000));
+        self
+    }
+
     fn check(&mut self, expected: Expect) {
         expected.assert_eq(&self.log.join("\n"));
+    }
+}
+
+/// A SID without its trailing zeros: `WR1`.
+fn short(text: &str) -> String {
+    text.trim_end_matches('0').to_owned()
+}
+
+fn stage(stage: &Stage) -> String {
+    match stage {
+        Stage::Dialing { reservation } => format!("Dialing {}", short(&reservation.to_string())),
+        Stage::Conference(bridge) => {
+            let mut parts = vec![bridge.reservation.map_or("no agent".to_owned(), |r| short(&r.to_string()))];
+            parts.extend(bridge.agent_call.iter().map(|call| format!("agent leg {call}")));
+            for (on, what) in
+                [(bridge.talking, "talking"), (bridge.on_hold, "on hold"), (bridge.muted, "muted")]
+            {
+                if on {
+                    parts.push(what.to_owned());
+                }
+            }
+            parts.extend(bridge.recording.iter().map(|sid| format!("recording {sid}")));
+            format!("Conference({})", parts.join(", "))
+        }
+        other => format!("{other:?}"),
     }
 }
 
@@ -150,6 +244,9 @@ fn heard(response: &Response) -> String {
             Verb::Redirect { url, .. } => format!("redirect {url}"),
             Verb::Hangup => "hangup".to_owned(),
             Verb::Record(record) => format!("record to {}", record.action.as_deref().unwrap_or("")),
+            Verb::Dial(twiml::Dial { target: DialTarget::Conference(room), action, .. }) => {
+                format!("join conference {} then {}", short(&room.name), action.as_deref().unwrap_or("-"))
+            }
             Verb::Dial(dial) => format!("dial {:?} ({} s)", dial.target, dial.timeout.unwrap_or(0)),
             other => format!("{other:?}"),
         })
@@ -168,7 +265,147 @@ fn done(action: &Action) -> String {
         Action::AttachVoicemail { url, duration } => format!("attach {url} ({duration} s)"),
         Action::Save => "save".to_owned(),
         Action::Forget => "forget".to_owned(),
+        Action::Provider { request, fallback } => {
+            let request = match request {
+                ProviderRequest::MoveCaller(_) => "move the caller into the conference".to_owned(),
+                ProviderRequest::CallAgent { to, label, .. } => format!("call {to} in as {}", short(label)),
+                other => format!("{other:?}"),
+            };
+            format!("provider: {request} (else {fallback:?})")
+        }
     }
+}
+
+fn conference_mode() -> VoiceSettings {
+    VoiceSettings { bridge: BridgeMode::Conference, ..VoiceSettings::default() }
+}
+
+#[test]
+fn an_accepted_caller_is_moved_into_the_conference_at_once_and_the_agent_called_in() {
+    Journey::new(conference_mode())
+        .at(1)
+        .wait(waiting(1))
+        .at(3)
+        .accepted_event(accepted("client:alice"))
+        .agent_called("CA9")
+        // A hold-loop request in flight when the caller was moved: the same conference.
+        .wait(accepted("client:alice"))
+        .at(5)
+        .conference("participant-join", "CA9")
+        .at(60)
+        .agent_leg("completed", status(TaskStatus::Wrapping))
+        .conference_ended(status(TaskStatus::Wrapping))
+        .check(expect![[r#"
+            t=1 wait: say "You are next in line.", pause 5, redirect /voice/wait | Waiting
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+            t=3 wait: join conference WT1 then https://sb.example.com/voice/conference-ended | Conference(WR1, agent leg CA9)
+            t=5 conference participant-join CA9: (nothing) | save | Conference(WR1, agent leg CA9, talking)
+            t=60 agent-leg completed: (nothing) | save | wrap up | Conference(WR1, agent leg CA9)
+            t=60 conference-ended: hangup | forget | Conference(WR1, agent leg CA9)"#]]);
+}
+
+#[test]
+fn an_agent_who_does_not_answer_leaves_the_caller_waiting_in_the_conference_for_the_next() {
+    Journey::new(conference_mode())
+        .at(3)
+        .accepted_event(accepted("client:alice"))
+        .agent_called("CA9")
+        .at(23)
+        .agent_leg("no-answer", status(TaskStatus::Pending))
+        // A late callback about that leg changes nothing.
+        .agent_leg("completed", status(TaskStatus::Pending))
+        .at(30)
+        .accepted_event(accepted("+15550003333"))
+        .check(expect![[r#"
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+            t=23 agent-leg no-answer: (nothing) | save | unanswered | Conference(no agent)
+            t=23 agent-leg completed: (nothing) | Conference(no agent)
+            t=30 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: call +15550003333 in as agent-WR1 (else NextAgent) | Conference(WR1)"#]]);
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_the_agents_phone_rings_hangs_it_up_too() {
+    Journey::new(conference_mode())
+        .at(3)
+        .accepted_event(accepted("client:alice"))
+        .agent_called("CA9")
+        .at(5)
+        .hang_up(status(TaskStatus::Assigned))
+        .check(expect![[r#"
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+            t=5 status completed: (nothing) | wrap up | provider: HangUpAgent { call_sid: "CA9" } (else Report) | forget | Conference(WR1, agent leg CA9)"#]]);
+}
+
+#[test]
+fn when_the_provider_cannot_move_the_caller_the_hold_loop_bridges_them_as_before() {
+    Journey::new(conference_mode())
+        .at(3)
+        .accepted_event(accepted("client:alice"))
+        .provider_failed(Fallback::DialAsBefore, None)
+        .at(4)
+        .wait(accepted("client:alice"))
+        .check(expect![[r#"
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 provider failed (DialAsBefore, None): (nothing) | save | Waiting
+            t=4 wait: dial Client("alice") (20 s) | connected after 12 s | save | Dialing WR1"#]]);
+    // The caller had hung up meanwhile (21220): their status callback ends the call.
+    Journey::new(conference_mode())
+        .at(3)
+        .accepted_event(accepted("client:alice"))
+        .provider_failed(Fallback::DialAsBefore, Some(21220))
+        .check(expect![[r#"
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 provider failed (DialAsBefore, Some(21220)): (nothing) | Conference(WR1)"#]]);
+}
+
+#[test]
+fn a_poll_that_finds_the_task_accepted_answers_the_conference_and_calls_the_agent() {
+    Journey::new(conference_mode()).at(3).wait(accepted("client:alice")).check(expect!["t=3 wait: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: call client:alice in as agent-WR1 (else DialAsBefore) | Conference(WR1)"]);
+}
+
+#[test]
+fn an_agent_holds_mutes_and_records_only_once_they_talk() {
+    let mut journey = Journey::new(conference_mode());
+    journey
+        .at(3)
+        .control(conference::Control::Hold(true))
+        .accepted_event(accepted("client:alice"))
+        .agent_called("CA9")
+        .control(conference::Control::Hold(true))
+        .conference("participant-join", "CA9")
+        .control(conference::Control::Hold(true))
+        .control(conference::Control::Hold(true))
+        .control(conference::Control::Mute(true))
+        .control(conference::Control::Record(true));
+    journey.check(expect![[r#"
+        t=3 control Hold(true): refused: the call is not bridged in a conference (voice.bridge = "conference")
+        t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+        t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+        t=3 control Hold(true): refused: the agent has not joined the call yet
+        t=3 conference participant-join CA9: (nothing) | save | Conference(WR1, agent leg CA9, talking)
+        t=3 control Hold(true): save | provider: HoldCaller(true) (else Report) | Conference(WR1, agent leg CA9, talking, on hold)
+        t=3 control Hold(true): refused: the call is already on hold
+        t=3 control Mute(true): save | provider: MuteAgent(true) (else Report) | Conference(WR1, agent leg CA9, talking, on hold, muted)
+        t=3 control Record(true): save | provider: Record(true) (else Report) | Conference(WR1, agent leg CA9, talking, on hold, muted)"#]]);
+}
+
+#[test]
+fn with_record_all_the_recording_starts_when_the_agent_joins() {
+    let settings = VoiceSettings { record: RecordMode::All, ..conference_mode() };
+    Journey::new(settings)
+        .at(3)
+        .accepted_event(accepted("client:alice"))
+        .agent_called("CA9")
+        .conference("participant-join", "CA1")
+        .conference("participant-join", "CA9")
+        .check(expect![[r#"
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+            t=3 conference participant-join CA1: (nothing) | Conference(WR1, agent leg CA9)
+            t=3 conference participant-join CA9: (nothing) | save | provider: Record(true) (else Report) | Conference(WR1, agent leg CA9, talking)"#]]);
 }
 
 #[test]
@@ -189,8 +426,8 @@ fn a_caller_holds_hears_their_place_then_is_dialed_to_the_agent_who_accepted() {
             t=0 wait: say "You are number 3 in line.", pause 5, redirect /voice/wait | Waiting
             t=5 wait: pause 5, redirect /voice/wait | Waiting
             t=31 wait: say "You are next in line.", pause 5, redirect /voice/wait | Waiting
-            t=33 wait: dial Client("alice") (20 s) | connected after 12 s | save | Dialing { reservation: WR10000000000000000000000000000000 }
-            t=34 wait: dial Client("alice") (20 s) | Dialing { reservation: WR10000000000000000000000000000000 }
+            t=33 wait: dial Client("alice") (20 s) | connected after 12 s | save | Dialing WR1
+            t=34 wait: dial Client("alice") (20 s) | Dialing WR1
             t=90 dial-status completed: hangup | wrap up | forget | Waiting"#]]);
 }
 
@@ -204,7 +441,7 @@ fn an_agent_who_does_not_answer_sends_the_caller_back_to_the_hold_loop() {
         .at(35)
         .dial_status("no-answer", waiting(1))
         .check(expect![[r#"
-            t=10 wait: dial Number("+15550003333") (20 s) | connected after 12 s | save | Dialing { reservation: WR10000000000000000000000000000000 }
+            t=10 wait: dial Number("+15550003333") (20 s) | connected after 12 s | save | Dialing WR1
             t=30 dial-status no-answer: say "Please hold, we are connecting you to the next available agent.", say "You are next in line.", pause 5, redirect /voice/wait | unanswered | save | Waiting
             t=35 dial-status no-answer: pause 5, redirect /voice/wait | Waiting"#]]);
 }
@@ -225,8 +462,8 @@ fn hanging_up_cancels_a_waiting_task_and_wraps_up_an_assigned_one() {
         .at(10)
         .hang_up(status(TaskStatus::Assigned))
         .check(expect![[r#"
-            t=0 wait: dial Client("alice") (20 s) | connected after 12 s | save | Dialing { reservation: WR10000000000000000000000000000000 }
-            t=10 status completed: (nothing) | wrap up | forget | Dialing { reservation: WR10000000000000000000000000000000 }"#]]);
+            t=0 wait: dial Client("alice") (20 s) | connected after 12 s | save | Dialing WR1
+            t=10 status completed: (nothing) | wrap up | forget | Dialing WR1"#]]);
 }
 
 #[test]
@@ -297,9 +534,9 @@ fn the_sweep_cancels_an_abandoned_hold_loop_and_forgets_calls_long_over() {
         .at(5 * 3600)
         .sweep(status(TaskStatus::Completed))
         .check(expect![[r#"
-            t=10 wait: dial Client("alice") (20 s) | connected after 12 s | save | Dialing { reservation: WR10000000000000000000000000000000 }
-            t=14400 sweep: (nothing) | Dialing { reservation: WR10000000000000000000000000000000 }
-            t=18000 sweep: (nothing) | forget | Dialing { reservation: WR10000000000000000000000000000000 }"#]]);
+            t=10 wait: dial Client("alice") (20 s) | connected after 12 s | save | Dialing WR1
+            t=14400 sweep: (nothing) | Dialing WR1
+            t=18000 sweep: (nothing) | forget | Dialing WR1"#]]);
 }
 
 #[test]

@@ -10,8 +10,11 @@ use switchboard::outbound::voice_api::{
 };
 use switchboard::routing::TaskStatus;
 
-use crate::helpers::{SwitchboardProcess, TestApp, switchboard_command};
-use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api};
+use switchboard::config::BridgeMode;
+use switchboard::voice::Stage;
+
+use crate::helpers::{SignedIn, SwitchboardProcess, TestApp, switchboard_command};
+use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api, spawn_api_with};
 use crate::voice::{accept, set_activity, task_of};
 
 /// How much faster than the wall clock the emulator runs: the hold loop's 5 s pause is 0.1 s.
@@ -27,9 +30,14 @@ pub(crate) struct Provider {
 impl Provider {
     /// Starts the emulator in front of `app` (webhooks to its `/voice/...`).
     pub(crate) fn start(app: &TestApp) -> Provider {
+        Provider::start_on(app, "127.0.0.1:0")
+    }
+
+    /// The same, listening on `listen` (which the server's `voice.api_base` names).
+    pub(crate) fn start_on(app: &TestApp, listen: &str) -> Provider {
         let dir = tempfile::tempdir().unwrap();
         let mut command = switchboard_command(dir.path());
-        command.args(["provider", "--listen", "127.0.0.1:0", "--server", &app.url("")]);
+        command.args(["provider", "--listen", listen, "--server", &app.url("")]);
         command.args(["--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--time-scale", TIME_SCALE]);
         let process = SwitchboardProcess::start(command).expect("the emulator starts");
         Provider { process, client: reqwest::Client::new(), _dir: dir }
@@ -64,6 +72,26 @@ impl Provider {
             .await
             .unwrap();
         answer["sid"].as_str().unwrap().to_owned()
+    }
+
+    /// The conferences with their participants.
+    pub(crate) async fn conferences(&self) -> Vec<Value> {
+        let answer: Value =
+            self.client.get(self.url("/emulator/conferences")).send().await.unwrap().json().await.unwrap();
+        answer["conferences"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until some conference satisfies `done`; answers it.
+    pub(crate) async fn wait_for_conference(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let conferences = self.conferences().await;
+            if let Some(found) = conferences.iter().find(|conference| done(conference)) {
+                return found.clone();
+            }
+            assert!(Instant::now() < deadline, "waited in vain for {what}: {conferences:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub(crate) async fn hang_up(&self, call_sid: &str) {
@@ -114,6 +142,24 @@ pub(crate) fn heard(summary: &Value, text: &str) -> bool {
         .any(|line| line.as_str().is_some_and(|line| line.contains(text)))
 }
 
+/// Waits until the task of `call` is offered to an agent.
+async fn until_offered(app: &TestApp, call: &str) {
+    wait_until(app, "the call to be offered", |engine| {
+        engine
+            .tasks()
+            .any(|task| task.attributes["call_sid"] == call && !engine.pending_reservations(task).is_empty())
+    })
+    .await;
+}
+
+/// Waits until the task of `call` has `status`.
+async fn until_task_is(app: &TestApp, call: &str, status: TaskStatus) {
+    wait_until(app, &format!("the task to be {}", status.as_str()), |engine| {
+        engine.tasks().any(|task| task.attributes["call_sid"] == call && task.status == status)
+    })
+    .await;
+}
+
 /// Waits until `app` shows `done` of its engine.
 async fn wait_until(app: &TestApp, what: &str, done: impl Fn(&switchboard::routing::Engine) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -130,12 +176,7 @@ async fn a_caller_on_the_emulator_walks_the_ivr_holds_and_talks_to_the_agent_who
     let provider = Provider::start(&app);
 
     let call = provider.call(&["1"]).await;
-    wait_until(&app, "alice to be offered the call", |engine| {
-        engine.tasks().any(|task| {
-            task.attributes["call_sid"] == call.as_str() && !engine.pending_reservations(task).is_empty()
-        })
-    })
-    .await;
+    until_offered(&app, &call).await;
     assert_eq!(accept(&app, &call).await, "alice");
     provider
         .wait_for(&call, "the bridge to alice", |summary| heard(summary, "is connected to client:alice"))
@@ -143,12 +184,7 @@ async fn a_caller_on_the_emulator_walks_the_ivr_holds_and_talks_to_the_agent_who
     provider.hang_up(&call).await;
     let summary =
         provider.wait_for(&call, "the end of the call", |summary| summary["status"] == "completed").await;
-    wait_until(&app, "the task to wrap up", |engine| {
-        engine
-            .tasks()
-            .any(|task| task.attributes["call_sid"] == call.as_str() && task.status == TaskStatus::Wrapping)
-    })
-    .await;
+    until_task_is(&app, &call, TaskStatus::Wrapping).await;
 
     assert!(heard(&summary, "hears \"Please hold for the next available agent.\""), "{summary:#}");
     assert!(heard(&summary, "presses \"1\""), "{summary:#}");
@@ -213,4 +249,177 @@ async fn the_emulators_rest_api_bridges_a_caller_into_a_conference_and_holds_and
     assert!(heard(&caller_after, "joins conference WT-room"), "{caller_after:#}");
     assert!(heard(&caller_after, "is put on hold"), "{caller_after:#}");
     assert_eq!(over.code(), Some(codes::CALL_NOT_IN_PROGRESS));
+}
+
+/// The server in conference bridging, and the emulator as its provider (Voice API and
+/// webhooks both ways).
+async fn conference_bridging() -> (TestApp, Provider) {
+    let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app = spawn_api_with(|settings| {
+        settings.voice.bridge = BridgeMode::Conference;
+        settings.voice.api_base = format!("http://{address}");
+    })
+    .await;
+    let provider = Provider::start_on(&app, &address.to_string());
+    (app, provider)
+}
+
+/// Waits until Switchboard has the caller and the agent talking in the conference; answers the
+/// agent's leg.
+async fn talking(app: &TestApp, call: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = app.voice.call_record(call).await;
+        if let Some(Stage::Conference(bridge)) = stored.as_ref().map(|call| &call.stage)
+            && bridge.talking
+        {
+            return bridge.agent_call.clone().expect("the agent's leg is known");
+        }
+        assert!(Instant::now() < deadline, "waited in vain for the talk: {stored:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The agent's answer on the agent page's API to the call of `task`: `action`.
+async fn control(app: &TestApp, agent: &SignedIn, task: &str, action: &str) -> reqwest::StatusCode {
+    let response = app
+        .client
+        .post(app.url(&format!("/agent/api/tasks/{task}/call")))
+        .header("cookie", &agent.cookie)
+        .header("x-csrf-token", &agent.csrf)
+        .form(&[("Action", action)])
+        .send()
+        .await
+        .unwrap();
+    response.status()
+}
+
+#[tokio::test]
+async fn an_accepted_caller_joins_the_agent_in_a_conference_the_agent_holds_mutes_and_hangs_up() {
+    let (app, provider) = conference_bridging().await;
+    set_activity(&app, "alice", "Available").await;
+    let (alice, task_of_call) = (
+        app.engine.read(|engine| engine.worker_by_name("alice").unwrap().sid.to_string()),
+        |app: &TestApp, call: &str| {
+            app.engine.read(|engine| {
+                engine
+                    .tasks()
+                    .find(|task| task.attributes["call_sid"] == call)
+                    .map(|task| task.sid.to_string())
+            })
+        },
+    );
+    let agent = SignedIn::agent(&app.client, &app.url(""), &alice, "alice").await;
+
+    let call = provider.call(&["1"]).await;
+    until_offered(&app, &call).await;
+    let task = task_of_call(&app, &call).unwrap();
+    assert_eq!(
+        control(&app, &agent, &task, "hold").await,
+        reqwest::StatusCode::FORBIDDEN,
+        "an offer not yet accepted is not the agent's call"
+    );
+    accept(&app, &call).await;
+    let room = provider
+        .wait_for_conference("the caller and alice in one conference", |conference| {
+            conference["friendly_name"] == task.as_str()
+                && conference["participants"].as_array().is_some_and(|p| p.len() == 2)
+        })
+        .await;
+    let agent_leg = talking(&app, &call).await;
+
+    let hold = control(&app, &agent, &task, "hold").await;
+    let caller_held =
+        provider.wait_for(&call, "the caller on hold", |summary| heard(summary, "is put on hold")).await;
+    let resume = control(&app, &agent, &task, "resume").await;
+    let mute = control(&app, &agent, &task, "mute").await;
+    provider.hang_up(&agent_leg).await;
+    let over = provider
+        .wait_for(&call, "the caller's call to end", |summary| summary["status"] == "completed")
+        .await;
+    until_task_is(&app, &call, TaskStatus::Wrapping).await;
+
+    assert_eq!(room["status"], "in-progress");
+    assert_eq!(
+        (hold, resume, mute),
+        (reqwest::StatusCode::OK, reqwest::StatusCode::OK, reqwest::StatusCode::OK)
+    );
+    assert!(heard(&caller_held, &format!("joins conference {task}")), "{caller_held:#}");
+    assert!(heard(&over, "is taken off hold"), "{over:#}");
+    assert_eq!(app.voice.call_record(&call).await, None, "the call is over and forgotten");
+}
+
+#[tokio::test]
+async fn an_agent_who_does_not_answer_passes_the_caller_to_the_next_while_they_wait_in_the_conference() {
+    let (app, provider) = conference_bridging().await;
+    provider.script_phone("client:alice", json!({"answer_after": null})).await;
+    set_activity(&app, "alice", "Available").await;
+
+    let call = provider.call(&["1"]).await;
+    until_offered(&app, &call).await;
+    accept(&app, &call).await;
+    provider
+        .wait_for(&call, "the caller in the conference", |summary| summary["conference"].is_string())
+        .await;
+    until_task_is(&app, &call, TaskStatus::Pending).await;
+    let waiting = provider.summary(&call).await;
+    provider.hang_up(&call).await;
+    until_task_is(&app, &call, TaskStatus::Canceled).await;
+
+    assert!(waiting["conference"].is_string(), "still in the conference: {waiting:#}");
+}
+
+#[tokio::test]
+async fn forged_conference_callbacks_get_403_and_those_about_unknown_calls_change_nothing() {
+    let (app, provider) = conference_bridging().await;
+    set_activity(&app, "alice", "Available").await;
+    let call = provider.call(&["1"]).await;
+    until_offered(&app, &call).await;
+    accept(&app, &call).await;
+    let agent_leg = talking(&app, &call).await;
+    let reservation = app.engine.read(|engine| {
+        let task = engine.tasks().find(|task| task.attributes["call_sid"] == call.as_str()).unwrap();
+        task.reservations.last().unwrap().to_string()
+    });
+    let before = app.voice.call_record(&call).await;
+    let post = |path: String, params: Vec<(&'static str, String)>, token: Option<&'static str>| {
+        let url = app.url(&path);
+        let params: Vec<(String, String)> = params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let mut request = app.client.post(&url).form(&params);
+        if let Some(token) = token {
+            request = request
+                .header("X-Twilio-Signature", switchboard::http::signature::sign(token, &url, &params));
+        }
+        request.send()
+    };
+    let hung_up = vec![("CallSid", agent_leg.clone()), ("CallStatus", "completed".to_owned())];
+    let left = vec![
+        ("ConferenceSid", "CF1".to_owned()),
+        ("StatusCallbackEvent", "participant-leave".to_owned()),
+        ("CallSid", agent_leg.clone()),
+    ];
+
+    let unsigned =
+        post(format!("/voice/agent-leg?call={call}&reservation={reservation}"), hung_up.clone(), None)
+            .await
+            .unwrap();
+    let forged =
+        post(format!("/voice/conference?call={call}"), left.clone(), Some("not-the-token")).await.unwrap();
+    let unknown_call =
+        post(format!("/voice/agent-leg?call=CA404&reservation={reservation}"), hung_up, Some(AUTH_TOKEN))
+            .await
+            .unwrap();
+    let unknown_conference =
+        post("/voice/conference?call=CA404".to_owned(), left, Some(AUTH_TOKEN)).await.unwrap();
+
+    assert_eq!(
+        (unsigned.status(), forged.status()),
+        (reqwest::StatusCode::FORBIDDEN, reqwest::StatusCode::FORBIDDEN)
+    );
+    assert_eq!(
+        (unknown_call.status(), unknown_conference.status()),
+        (reqwest::StatusCode::OK, reqwest::StatusCode::OK)
+    );
+    assert_eq!(app.voice.call_record(&call).await, before, "nothing changed");
+    assert_eq!(task_of(&app, &call).1, TaskStatus::Assigned);
 }

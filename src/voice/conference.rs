@@ -1,0 +1,368 @@
+//! Conference bridging's decisions (`voice.bridge = "conference"`), pure like the rest of
+//! [`super::call`]: the caller is moved into a conference named after the task the moment an
+//! agent accepts, and the agent's phone is called into it through the provider's Voice API, as
+//! Flex's `conference` instruction does (`../shared/reference/voice-api.md` §5.1). What
+//! follows comes back as callbacks: the agent's leg (`/voice/agent-leg`), the conference's
+//! events (`/voice/conference`) and the end of the caller's `<Dial>` (`/voice/conference-ended`).
+//!
+//! Nothing reaches the provider before the call's new stage is stored (`Save` comes first in
+//! every decision), and every request says what the call does if it fails ([`Fallback`]): a
+//! caller the provider could not move stays in the hold loop and is bridged with `<Dial>` on
+//! its next request, so no call is stranded when the API is down.
+
+use crate::config::{BridgeMode, RecordMode};
+use crate::routing::{Command, Sid, TaskStatus};
+use crate::twiml::{self, DialTarget, Method, Response, Verb};
+
+use super::call::{
+    Accepted, Action, Bridge, Call, Context, Decision, Fallback, ProviderRequest, Seen, Stage,
+};
+use super::paths;
+
+/// The caller's participant label in the conference.
+pub const CUSTOMER: &str = "customer";
+
+/// The conference's name: the task's SID, as Flex names it.
+pub fn room(call: &Call) -> String {
+    call.task.to_string()
+}
+
+/// The agent's participant label: one per reservation, so that a repeated request (a retry,
+/// or after a restart) is refused by the provider instead of ringing the agent twice.
+pub fn agent_label(reservation: Sid) -> String {
+    format!("agent-{reservation}")
+}
+
+/// The TwiML that takes the caller into the task's conference: hold music until the agent
+/// joins, the conference's events to `/voice/conference`, and `/voice/conference-ended` when
+/// it is over for them. URLs are absolute: a Calls update refuses relative ones (15004).
+pub fn join(call: &Call, cx: Context<'_>) -> Response {
+    let base = cx.base_url;
+    let wait_url = if cx.settings.hold_music_url.is_empty() {
+        // Twilio's own hold music when none is configured, rather than silence.
+        None
+    } else {
+        Some(cx.settings.hold_music_url.clone())
+    };
+    let conference = twiml::Conference {
+        name: room(call),
+        start_conference_on_enter: Some(true),
+        // The caller leaving ends it for the agent too (their leg is hung up with it).
+        end_conference_on_exit: Some(true),
+        beep: Some("false".to_owned()),
+        wait_method: wait_url.as_ref().map(|_| Method::Get),
+        wait_url,
+        status_callback: Some(format!("{base}{}?call={}", paths::CONFERENCE, call.sid)),
+        status_callback_event: Some("start end join leave mute hold".to_owned()),
+        status_callback_method: Some(Method::Post),
+        participant_label: Some(CUSTOMER.to_owned()),
+    };
+    Response::new(vec![Verb::Dial(twiml::Dial {
+        target: DialTarget::Conference(conference),
+        action: Some(format!("{base}{}", paths::CONFERENCE_ENDED)),
+        method: Some(Method::Post),
+        timeout: None,
+        caller_id: None,
+        answer_on_bridge: None,
+    })])
+}
+
+/// Where the provider reaches the accepting worker: their `contact_uri` as Participants
+/// create takes it; none when it is not one a phone can be called at.
+pub fn agent_address(accepted: &Accepted) -> Option<String> {
+    match accepted.target.as_ref()? {
+        DialTarget::Number(number) => Some(number.clone()),
+        DialTarget::Client(identity) => Some(format!("client:{identity}")),
+        DialTarget::Sip(uri) => Some(uri.clone()),
+        DialTarget::Conference(_) => None,
+    }
+}
+
+/// The event path: an agent accepted (the `reservation.accepted` event, once durable) the task
+/// of a caller who waits, in the hold loop or alone in the conference.
+pub fn on_accepted(call: &mut Call, seen: &Seen, cx: Context<'_>) -> Decision {
+    let nothing = Decision::answer(Response::default());
+    if cx.settings.bridge != BridgeMode::Conference || call.dial_fallback {
+        return nothing;
+    }
+    let (Some(TaskStatus::Assigned), Some(accepted)) = (seen.status, &seen.accepted) else { return nothing };
+    match (&call.stage, agent_address(accepted)) {
+        (Stage::Waiting | Stage::Conference(_), Some(to)) => connect(call, accepted, to, false, cx),
+        (Stage::Conference(bridge), None) if bridge.reservation.is_none() => nothing.with(Action::Execute {
+            command: Command::Unanswered { reservation: accepted.reservation },
+            why: "the accepting worker has no usable contact_uri: routing the call to the next agent",
+        }),
+        // In the hold loop: its next request deals with it, as without conferences.
+        _ => nothing,
+    }
+}
+
+/// Connects the caller to the accepting agent at `to`: the stage is stored, then the caller
+/// moved (unless `answered_by_poll`: the caller's own hold-loop request is answered with the
+/// conference instead) and the agent called in. A repeat (the accept seen twice, or a poll
+/// after the event) changes nothing.
+pub fn connect(
+    call: &mut Call,
+    accepted: &Accepted,
+    to: String,
+    answered_by_poll: bool,
+    cx: Context<'_>,
+) -> Decision {
+    let request = ProviderRequest::CallAgent {
+        reservation: accepted.reservation,
+        to,
+        label: agent_label(accepted.reservation),
+    };
+    let connected = Action::Connected {
+        reservation: accepted.reservation,
+        queue: accepted.queue,
+        waited: accepted.waited,
+    };
+    match &mut call.stage {
+        Stage::Waiting => {
+            call.stage =
+                Stage::Conference(Bridge { reservation: Some(accepted.reservation), ..Bridge::default() });
+            let decision = Decision::answer(join(call, cx)).with(connected).with(Action::Save);
+            if answered_by_poll {
+                // Not answered yet: should the agent's call fail, the poll answers `<Dial>`.
+                decision.with(Action::Provider { request, fallback: Fallback::DialAsBefore })
+            } else {
+                let move_caller = ProviderRequest::MoveCaller(join(call, cx));
+                decision
+                    .with(Action::Provider { request: move_caller, fallback: Fallback::DialAsBefore })
+                    .with(Action::Provider { request, fallback: Fallback::NextAgent })
+            }
+        }
+        Stage::Conference(bridge) if bridge.reservation.is_none() => {
+            bridge.reservation = Some(accepted.reservation);
+            bridge.agent_call = None;
+            // The caller is in the conference already: should the call fail, the next agent.
+            Decision::answer(join(call, cx))
+                .with(connected)
+                .with(Action::Save)
+                .with(Action::Provider { request, fallback: Fallback::NextAgent })
+        }
+        // Already connecting this agent, or another: a repeat.
+        _ => Decision::answer(join(call, cx)),
+    }
+}
+
+/// How a provider request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Twilio's error code, when the provider refused with one.
+    pub code: Option<u32>,
+}
+
+/// The provider did not carry out a request: the call does what the request's fallback says.
+/// The shell drops the decision's remaining actions and carries these out instead.
+pub fn on_provider_failed(
+    call: &mut Call,
+    fallback: Fallback,
+    failure: Failure,
+    cx: Context<'_>,
+) -> Decision {
+    // 21220 or 20404 about the caller: their call is over, and its status callback ends it.
+    let caller_gone = matches!(failure.code, Some(21220 | 20404));
+    match (fallback, &mut call.stage) {
+        (Fallback::DialAsBefore, Stage::Conference(_)) if !caller_gone => {
+            // Back in the hold loop, which bridges with `<Dial>` from now on: the poll that
+            // asked (or the caller's next one) answers it.
+            call.stage = Stage::Waiting;
+            call.dial_fallback = true;
+            Decision::answer(Response::default()).with(Action::Save)
+        }
+        (Fallback::NextAgent, Stage::Conference(bridge)) => {
+            let Some(reservation) = bridge.reservation.take() else {
+                return Decision::answer(join(call, cx));
+            };
+            bridge.agent_call = None;
+            Decision::answer(join(call, cx)).with(Action::Save).with(Action::Execute {
+                command: Command::Unanswered { reservation },
+                why: "the agent could not be called: routing the call to the next agent",
+            })
+        }
+        _ => Decision::answer(Response::default()),
+    }
+}
+
+/// The provider placed the agent's leg (Participants create answered): noted, so that its
+/// callbacks and the agent page's controls find it.
+pub fn on_agent_called(call: &mut Call, agent_call: &str, conference: &str) -> Decision {
+    let Stage::Conference(bridge) = &mut call.stage else { return Decision::answer(Response::default()) };
+    bridge.agent_call = Some(agent_call.to_owned());
+    bridge.conference = Some(conference.to_owned());
+    Decision::answer(Response::default()).with(Action::Save)
+}
+
+/// `/voice/agent-leg?call=…&reservation=…`: the agent's leg's status callback.
+pub fn on_agent_leg(call: &mut Call, reservation: Sid, call_status: &str, seen: &Seen) -> Decision {
+    let nothing = Decision::answer(Response::default());
+    let Stage::Conference(bridge) = &mut call.stage else { return nothing };
+    if bridge.reservation != Some(reservation) {
+        // An earlier agent's leg, already dealt with.
+        return nothing;
+    }
+    match call_status {
+        "busy" | "no-answer" | "failed" | "canceled" => {
+            bridge.reservation = None;
+            bridge.agent_call = None;
+            nothing.with(Action::Save).with(Action::Execute {
+                command: Command::Unanswered { reservation },
+                why: "the agent did not answer: routing the call to the next agent",
+            })
+        }
+        "completed" if bridge.talking => {
+            // The agent hung up: the conference ended with them (endConferenceOnExit), and the
+            // caller's Dial reports it; the task moves to after-call work now.
+            bridge.talking = false;
+            let wrap_up = Command::WrapUp { task: call.task };
+            nothing.with(Action::Save).with(Action::Execute { command: wrap_up, why: "the agent hung up" })
+        }
+        "completed" if seen.status == Some(TaskStatus::Assigned) => {
+            // Answered, then hung up before joining: as if not answered.
+            bridge.reservation = None;
+            bridge.agent_call = None;
+            nothing.with(Action::Save).with(Action::Execute {
+                command: Command::Unanswered { reservation },
+                why: "the agent hung up before joining: routing the call to the next agent",
+            })
+        }
+        _ => nothing,
+    }
+}
+
+/// A conference event (`StatusCallbackEvent`) about the call's conference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceEvent {
+    pub event: String,
+    pub conference: String,
+    /// The participant's call, for participant events.
+    pub call_sid: Option<String>,
+    pub muted: Option<bool>,
+    pub hold: Option<bool>,
+}
+
+/// `/voice/conference?call=…`: the conference's events. The agent joining starts the talk (and
+/// the recording, with `voice.record = "all"`); hold and mute follow what the provider did.
+pub fn on_conference_event(call: &mut Call, event: &ConferenceEvent, cx: Context<'_>) -> Decision {
+    let nothing = Decision::answer(Response::default());
+    let caller = call.sid.clone();
+    let Stage::Conference(bridge) = &mut call.stage else { return nothing };
+    bridge.conference.get_or_insert_with(|| event.conference.clone());
+    let about_caller = event.call_sid.as_deref() == Some(caller.as_str());
+    let about_agent = event.call_sid.is_some()
+        && !about_caller
+        && bridge.agent_call.as_ref().is_none_or(|agent| Some(agent) == event.call_sid.as_ref());
+    match event.event.as_str() {
+        "participant-join" if about_agent && bridge.reservation.is_some() => {
+            bridge.talking = true;
+            bridge.agent_call = event.call_sid.clone();
+            let decision = nothing.with(Action::Save);
+            if cx.settings.record == RecordMode::All && bridge.recording.is_none() {
+                decision.with(Action::Provider {
+                    request: ProviderRequest::Record(true),
+                    fallback: Fallback::Report,
+                })
+            } else {
+                decision
+            }
+        }
+        "participant-hold" | "participant-unhold" if about_caller => {
+            bridge.on_hold = event.event == "participant-hold";
+            nothing.with(Action::Save)
+        }
+        "participant-mute" | "participant-unmute" if about_agent => {
+            bridge.muted = event.event == "participant-mute";
+            nothing.with(Action::Save)
+        }
+        _ => nothing,
+    }
+}
+
+/// `/voice/conference-ended`: the caller's `<Dial><Conference>` is over. After a talk the call
+/// ends (the task is wrapping up already, or now). Otherwise the caller most likely hung up
+/// (the provider reports the Dial before the call's end, and ignores this answer): nothing
+/// changes, so that the status callback still finds the agent's ringing leg to hang up; a
+/// caller still on the line goes back through the hold loop, which takes them in again.
+pub fn on_conference_ended(call: &mut Call, seen: &Seen, _cx: Context<'_>) -> Decision {
+    let talked = matches!(&call.stage, Stage::Conference(bridge) if bridge.talking);
+    if !talked && seen.status != Some(TaskStatus::Wrapping) {
+        let url = paths::WAIT.to_owned();
+        return Decision::answer(Response::new(vec![Verb::Redirect { url, method: Some(Method::Post) }]));
+    }
+    let hang_up = Decision::answer(Response::new(vec![Verb::Hangup]));
+    let hang_up = match seen.status {
+        Some(TaskStatus::Assigned) => hang_up.with(Action::Execute {
+            command: Command::WrapUp { task: call.task },
+            why: "the conference ended",
+        }),
+        _ => hang_up,
+    };
+    hang_up.with(Action::Forget)
+}
+
+/// The caller hung up during conference bridging: an agent still ringing is hung up too.
+pub fn agent_to_hang_up(call: &Call) -> Option<Action> {
+    let Stage::Conference(bridge) = &call.stage else { return None };
+    let call_sid = bridge.agent_call.clone().filter(|_| !bridge.talking)?;
+    Some(Action::Provider { request: ProviderRequest::HangUpAgent { call_sid }, fallback: Fallback::Report })
+}
+
+/// What an agent can do to their call from the agent page or API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Hold(bool),
+    Mute(bool),
+    HangUp,
+    Record(bool),
+}
+
+/// Why a control is refused (a 409 for the agent page).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlRefused {
+    #[error("the call is not bridged in a conference (voice.bridge = \"conference\")")]
+    NotInConference,
+    #[error("the agent has not joined the call yet")]
+    NotTalking,
+    #[error("the call is already {0}")]
+    Already(&'static str),
+}
+
+/// An agent's control of their call: the provider request to make, and the state to keep
+/// once it is made (the conference's events confirm hold and mute later).
+pub fn control(call: &mut Call, control: Control) -> Result<Decision, ControlRefused> {
+    let Stage::Conference(bridge) = &mut call.stage else { return Err(ControlRefused::NotInConference) };
+    let request = match control {
+        Control::HangUp => ProviderRequest::HangUpCaller,
+        _ if !bridge.talking => return Err(ControlRefused::NotTalking),
+        Control::Hold(on) if bridge.on_hold == on => {
+            return Err(ControlRefused::Already(if on { "on hold" } else { "off hold" }));
+        }
+        Control::Hold(on) => {
+            bridge.on_hold = on;
+            ProviderRequest::HoldCaller(on)
+        }
+        Control::Mute(on) if bridge.muted == on => {
+            return Err(ControlRefused::Already(if on { "muted" } else { "unmuted" }));
+        }
+        Control::Mute(on) => {
+            bridge.muted = on;
+            ProviderRequest::MuteAgent(on)
+        }
+        Control::Record(on) if bridge.recording.is_some() == on => {
+            return Err(ControlRefused::Already(if on { "being recorded" } else { "not being recorded" }));
+        }
+        Control::Record(on) => ProviderRequest::Record(on),
+    };
+    Ok(Decision::answer(Response::default())
+        .with(Action::Save)
+        .with(Action::Provider { request, fallback: Fallback::Report }))
+}
+
+/// The provider started recording the call (`sid`), or stopped it (`None`).
+pub fn on_recording(call: &mut Call, sid: Option<String>) -> Decision {
+    let Stage::Conference(bridge) = &mut call.stage else { return Decision::answer(Response::default()) };
+    bridge.recording = sid;
+    Decision::answer(Response::default()).with(Action::Save)
+}
