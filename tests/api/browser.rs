@@ -204,23 +204,34 @@ struct ChromeDriver {
 
 impl ChromeDriver {
     /// Runs chromedriver on a port it picks (`--port=0`) and waits for the line that names it.
+    /// It binds that port on IPv6 and then IPv4, and gives up when another process took the
+    /// IPv4 one in between ("IPv4 port not available"): then it is started again, a few times.
     fn start() -> ChromeDriver {
-        let scratch = tempfile::tempdir().expect("a temporary directory for Chromium");
-        let mut child = Command::new(CHROMEDRIVER)
-            .arg("--port=0")
-            .env("TMPDIR", scratch.path())
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("{CHROMEDRIVER} starts: {err}"));
-        let output = lines_of(child.stdout.take().expect("stdout is piped"));
-        let mut driver = ChromeDriver { child, url: String::new(), output, _scratch: scratch };
-        match wait_for_line(&driver.output, START_TIMEOUT, started_on_port) {
-            Ok(port) => driver.url = format!("http://127.0.0.1:{port}"),
-            Err(seen) => panic!("chromedriver did not start; it wrote:\n{}", seen.join("\n")),
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let scratch = tempfile::tempdir().expect("a temporary directory for Chromium");
+            let mut child = Command::new(CHROMEDRIVER)
+                .arg("--port=0")
+                .env("TMPDIR", scratch.path())
+                .process_group(0)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|err| panic!("{CHROMEDRIVER} starts: {err}"));
+            let output = lines_of(child.stdout.take().expect("stdout is piped"));
+            let mut driver = ChromeDriver { child, url: String::new(), output, _scratch: scratch };
+            match wait_for_line(&driver.output, START_TIMEOUT, started_on_port) {
+                Ok(port) => {
+                    driver.url = format!("http://127.0.0.1:{port}");
+                    return driver;
+                }
+                Err(seen) if attempts < 5 && seen.iter().any(|line| line.contains("port not available")) => {
+                    drop(driver);
+                }
+                Err(seen) => panic!("chromedriver did not start; it wrote:\n{}", seen.join("\n")),
+            }
         }
-        driver
     }
 
     /// What it wrote since it started, for a failure message.
