@@ -46,6 +46,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::outbound::webhooks::Poster;
@@ -86,8 +87,6 @@ impl Default for PhoneScript {
         PhoneScript { answer_after: Some(1.0), busy: false, hang_up_after: None }
     }
 }
-
-use serde::{Deserialize, Serialize};
 
 /// A call's state, as Twilio names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

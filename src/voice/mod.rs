@@ -439,10 +439,7 @@ impl Voice {
                 continue;
             }
             let Some(task) = event.task else { continue };
-            let caller = self.live.read(|engine| {
-                engine.task(task).and_then(|task| task.attributes["call_sid"].as_str().map(str::to_owned))
-            });
-            let Some(caller) = caller else { continue };
+            let Some(caller) = self.caller_of(task) else { continue };
             let mut guard = self.calls.lock(&caller).await;
             if guard.is_some()
                 && let Err(err) = self.decide(&mut guard, live::now(), conference::on_accepted).await
@@ -456,12 +453,7 @@ impl Voice {
     /// An agent's control of the call of `task` (hold, mute, hang up, record): refused when
     /// the call is not bridged in a conference, or the provider did not do it.
     pub async fn control(&self, task: Sid, control: conference::Control) -> Result<(), ControlError> {
-        let caller = self
-            .live
-            .read(|engine| {
-                engine.task(task).and_then(|task| task.attributes["call_sid"].as_str().map(str::to_owned))
-            })
-            .ok_or(ControlError::NoCall)?;
+        let caller = self.caller_of(task).ok_or(ControlError::NoCall)?;
         let mut guard = self.calls.lock(&caller).await;
         let Some(current) = guard.as_mut() else { return Err(ControlError::NoCall) };
         let before = current.stage.clone();
@@ -484,6 +476,13 @@ impl Voice {
         }
         self.live.put(&CallRecord::V1(CallV1::from(&*current))).await.map_err(VoiceError::Storage)?;
         Ok(())
+    }
+
+    /// The CallSid of `task`'s caller (the `call_sid` its attributes carry), for a voice task.
+    fn caller_of(&self, task: Sid) -> Option<String> {
+        self.live.read(|engine| {
+            engine.task(task).and_then(|task| task.attributes["call_sid"].as_str().map(str::to_owned))
+        })
     }
 
     /// Runs `decision` on the call `caller` if it is known; callbacks about unknown calls are
