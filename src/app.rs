@@ -208,8 +208,14 @@ impl Application {
         let accepts = self.accept_events.map(|events| {
             let (voice, mut stopped) = (self.voice.clone(), stop_timers.subscribe());
             tokio::spawn(async move {
+                let follow = async {
+                    if let Err(err) = voice.reconcile(live::now()).await {
+                        tracing::error!(%err, "bringing the calls in progress up to date failed");
+                    }
+                    voice.follow_accepts(events).await;
+                };
                 tokio::select! {
-                    () = voice.follow_accepts(events) => {}
+                    () = follow => {}
                     _ = stopped.wait_for(|&stop| stop) => {}
                 }
             })

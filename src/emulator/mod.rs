@@ -23,7 +23,8 @@
 //!   `start end join leave mute hold modify` with `SequenceNumber`, the first participant's
 //!   callback winning. Participants create (by SID or friendly name, `Label` unique, 16026),
 //!   update (`Hold`, `HoldUrl`, `Muted`, `Coaching`, `CallSidToCoach`, `EndConferenceOnExit`),
-//!   remove; their calls' status callbacks `initiated ringing answered completed`.
+//!   remove, fetch (by call SID or label; one still being called in is found with the status
+//!   `queued`, `ringing` or `connecting`); their calls' status callbacks `initiated ringing answered completed`.
 //! - Recordings (§4): `Calls/{CA}/Recordings` create (21220 unless in progress) and update
 //!   (`paused`, `in-progress`, `stopped`, `Twilio.CURRENT`); the `recordingStatusCallback` with
 //!   `RecordingSid`, `RecordingUrl`, `RecordingStatus`, `RecordingDuration`; the recording
@@ -151,6 +152,9 @@ pub struct Leg {
     pub keys: VecDeque<String>,
     /// What the caller hears and does, one line each.
     pub transcript: Vec<String>,
+    /// The conference it is being called into (its SID) and as which participant, listed by
+    /// the API while its phone rings, as Twilio lists a participant before it connects.
+    pub joining: Option<(String, Participant)>,
     /// The conference it is in (its SID).
     pub conference: Option<String>,
     /// Set by the API or the control API; the leg's runner acts on it at its next wait.
@@ -422,6 +426,7 @@ pub fn new_leg(
         status_callback,
         keys: VecDeque::new(),
         transcript: Vec::new(),
+        joining: None,
         conference: None,
         interruption: None,
         changed: watch::channel(0).0,

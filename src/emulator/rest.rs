@@ -216,7 +216,6 @@ pub fn create_participant(emulator: &Emulator, conference: &str, params: &Params
     let sid = world.sid("CA");
     let status_callback = callback(params, "StatusCallback", "StatusCallbackEvent", &["completed"]);
     let leg = new_leg(&sid, None, from, to, "outbound-api", status_callback);
-    world.legs.insert(sid.clone(), Leg { label: label.clone(), ..leg });
     let participant = Participant {
         call_sid: sid.clone(),
         label: label.clone(),
@@ -227,6 +226,8 @@ pub fn create_participant(emulator: &Emulator, conference: &str, params: &Params
         start_conference_on_enter: flag(params, "StartConferenceOnEnter").unwrap_or(true),
         end_conference_on_exit: flag(params, "EndConferenceOnExit").unwrap_or(false),
     };
+    let joining = Some((conference_sid.clone(), participant.clone()));
+    world.legs.insert(sid.clone(), Leg { label: label.clone(), joining, ..leg });
     let answer = participant_json(emulator, &conference_sid, &participant, "queued");
     let timeout = seconds(params, "Timeout", 60.0);
     tokio::spawn(legs::place(emulator.clone(), sid, timeout, Placed::Join(conference_sid, participant)));
@@ -267,8 +268,23 @@ fn participant_mut<'a>(
 }
 
 /// `GET /Conferences/{CF}/Participants/{CallSid or Label}.json`.
+/// A participant still being called in is found too, with its call's progress as its status.
 pub fn fetch_participant(emulator: &Emulator, conference_sid: &str, participant: &str) -> ApiResult {
     let mut world = emulator.world();
+    let calling = world.legs.values().find_map(|leg| {
+        let (joining, found) = leg.joining.as_ref()?;
+        let named = leg.sid == participant || leg.label.as_deref() == Some(participant);
+        let status = match leg.status {
+            CallStatus::Queued => "queued",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "connecting",
+            _ => return None,
+        };
+        (named && joining == conference_sid && leg.conference.is_none()).then(|| (found.clone(), status))
+    });
+    if let Some((found, status)) = calling {
+        return Ok((200, participant_json(emulator, conference_sid, &found, status)));
+    }
     let found = participant_mut(&mut world, conference_sid, participant)?.clone();
     Ok((200, participant_json(emulator, conference_sid, &found, "connected")))
 }

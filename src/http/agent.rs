@@ -3,9 +3,10 @@
 //!
 //! - `GET /agent/api/state`: everything the page shows, in one document: the agent and their
 //!   activity, the activities to choose from, pending offers (with what the caller did in the
-//!   IVR, the skills needed, the attributes and when the offer times out) and the tasks in hand;
+//!   IVR, the skills needed, the attributes and when the offer times out) and the tasks in hand
+//!   (with their live call in a conference, `call`: state, on hold, muted, recording);
 //! - `GET /agent/api/events`: the same document pushed again (server-sent events, `state`)
-//!   whenever something about the agent changes; after a dropped connection the browser
+//!   whenever something about the agent or one of their calls changes; after a dropped connection the browser
 //!   reconnects and the first `state` puts the page right again. The stream ends as soon as the
 //!   session does (signed out, a new secret...), and the reconnection is then refused;
 //! - `POST /agent/api/activity` (`ActivitySid`);
@@ -51,7 +52,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// The agent's view at `now`, and the tasks it shows: `None` if the worker is gone.
-fn view(engine: &Engine, worker: Sid, now: Millis) -> Option<(Value, HashSet<Sid>)> {
+fn view(engine: &Engine, voice: &Voice, worker: Sid, now: Millis) -> Option<(Value, HashSet<Sid>)> {
     let me = engine.worker(worker)?;
     let activity = engine.worker_activity(me);
     let activities: Vec<Value> = engine
@@ -91,7 +92,7 @@ fn view(engine: &Engine, worker: Sid, now: Millis) -> Option<(Value, HashSet<Sid
             ReservationStatus::Accepted | ReservationStatus::Wrapping
                 if matches!(task.status, TaskStatus::Assigned | TaskStatus::Wrapping) =>
             {
-                tasks.push(item);
+                tasks.push(with(item, "call", json!(voice.call_view(task.sid))));
             }
             _ => continue,
         }
@@ -121,9 +122,13 @@ fn gone() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "this worker no longer exists: sign in again")
 }
 
-async fn state(session: AgentSession, engine: web::Data<LiveEngine>) -> Result<HttpResponse, ApiError> {
+async fn state(
+    session: AgentSession,
+    engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
+) -> Result<HttpResponse, ApiError> {
     let now = live::now();
-    let (found, _) = engine.read(|engine| view(engine, session.worker, now)).ok_or_else(gone)?;
+    let (found, _) = engine.read(|engine| view(engine, &voice, session.worker, now)).ok_or_else(gone)?;
     Ok(HttpResponse::Ok().json(with(found, "csrf_token", session.csrf.into())))
 }
 
@@ -140,15 +145,19 @@ struct Stream {
     shown: HashSet<Sid>,
     engine: Arc<LiveEngine>,
     sms: Arc<Sms>,
+    voice: Arc<Voice>,
     changes: broadcast::Receiver<Event>,
     texts: broadcast::Receiver<ConversationEvent>,
+    /// Tasks whose live call changed (talking, on hold, muted, recording).
+    calls: broadcast::Receiver<Sid>,
     beat: tokio::time::Interval,
 }
 
 impl Stream {
     /// The agent's state, noting which tasks it shows.
     fn state(&mut self) -> Option<Bytes> {
-        let (state, shown) = self.engine.read(|engine| view(engine, self.worker, live::now()))?;
+        let (state, shown) =
+            self.engine.read(|engine| view(engine, &self.voice, self.worker, live::now()))?;
         self.shown = shown;
         Some(Bytes::from(sse("state", &state)))
     }
@@ -184,6 +193,11 @@ impl Stream {
                     }
                     Err(RecvError::Closed) => return None,
                 },
+                call = self.calls.recv() => match call {
+                    Ok(task) => self.shown.contains(&task),
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => return None,
+                },
                 change = self.changes.recv() => match change {
                     Ok(event) => self.concerns(&event),
                     // Missed some: the whole state catches up anyway.
@@ -216,6 +230,7 @@ async fn events(
     session: AgentSession,
     engine: web::Data<LiveEngine>,
     sms: web::Data<Sms>,
+    voice: web::Data<Voice>,
 ) -> Result<HttpResponse, ApiError> {
     let mut beat = tokio::time::interval(KEEP_ALIVE);
     beat.reset();
@@ -225,8 +240,10 @@ async fn events(
         shown: HashSet::new(),
         changes: engine.subscribe(),
         texts: sms.subscribe(),
+        calls: voice.subscribe_views(),
         engine: engine.into_inner(),
         sms: sms.into_inner(),
+        voice: voice.into_inner(),
         beat,
     };
     let first = stream.state().ok_or_else(gone)?;
@@ -256,12 +273,13 @@ async fn set_activity(
     session: AgentSession,
     form: Form,
     engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
 ) -> Result<HttpResponse, ApiError> {
     let activity = Sid::parse(required(&form, "ActivitySid")?.trim(), SidKind::Activity)
         .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, format!("ActivitySid: {err}")))?;
     let command = Command::SetWorkerActivity { worker: session.worker, activity, reject_pending: false };
     execute(&engine, command).await?;
-    state(session, engine).await
+    state(session, engine, voice).await
 }
 
 async fn answer(
@@ -269,6 +287,7 @@ async fn answer(
     path: web::Path<String>,
     form: Form,
     engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
 ) -> Result<HttpResponse, ApiError> {
     let status = required(&form, "ReservationStatus")?;
     let reservation = Sid::parse(&path, SidKind::Reservation)
@@ -293,7 +312,7 @@ async fn answer(
         }
     };
     execute(&engine, command).await?;
-    state(session, engine).await
+    state(session, engine, voice).await
 }
 
 async fn finish(
@@ -301,6 +320,7 @@ async fn finish(
     path: web::Path<String>,
     form: Form,
     engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
 ) -> Result<HttpResponse, ApiError> {
     let status = required(&form, "AssignmentStatus")?;
     let task = Sid::parse(&path, SidKind::Task)
@@ -324,7 +344,7 @@ async fn finish(
         }
     };
     execute(&engine, command).await?;
-    state(session, engine).await
+    state(session, engine, voice).await
 }
 
 /// The agent's control of the live call of their task.
@@ -368,7 +388,7 @@ async fn control_call(
             format!("not stored ({err}); the server is stopping"),
         ),
     })?;
-    state(session, engine).await
+    state(session, engine, voice).await
 }
 
 async fn execute(engine: &LiveEngine, command: Command) -> Result<(), ApiError> {

@@ -205,6 +205,9 @@ pub struct CallV1 {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BridgeV1 {
     pub reservation: Option<Sid>,
+    /// Absent in records written before it was kept.
+    #[serde(default)]
+    pub caller_moved: bool,
     pub agent_call: Option<String>,
     pub conference: Option<String>,
     pub talking: bool,
@@ -929,6 +932,7 @@ impl From<&Call> for CallV1 {
         let conference = match &call.stage {
             Stage::Conference(bridge) => Some(BridgeV1 {
                 reservation: bridge.reservation,
+                caller_moved: bridge.caller_moved,
                 agent_call: bridge.agent_call.clone(),
                 conference: bridge.conference.clone(),
                 talking: bridge.talking,
@@ -967,6 +971,7 @@ impl CallV1 {
         let stage = match (self.conference, self.bridged, self.voicemail) {
             (Some(bridge), _, _) => Stage::Conference(Bridge {
                 reservation: bridge.reservation,
+                caller_moved: bridge.caller_moved,
                 agent_call: bridge.agent_call,
                 conference: bridge.conference,
                 talking: bridge.talking,

@@ -70,6 +70,9 @@ pub struct Bridge {
     /// The reservation whose worker is called in, or talks; none while the caller waits in the
     /// conference for the next agent (the last one did not answer).
     pub reservation: Option<Sid>,
+    /// The caller is in the conference, or on the way in: stored before the agent is called,
+    /// so that after a crash an agent is only called again when they certainly were not.
+    pub caller_moved: bool,
     /// The agent's call leg, once the provider placed it.
     pub agent_call: Option<String>,
     /// The conference's SID, once the provider named it.

@@ -120,8 +120,12 @@ pub fn connect(
     };
     match &mut call.stage {
         Stage::Waiting => {
-            call.stage =
-                Stage::Conference(Bridge { reservation: Some(accepted.reservation), ..Bridge::default() });
+            call.stage = Stage::Conference(Bridge {
+                reservation: Some(accepted.reservation),
+                // The poll's own answer takes the caller in.
+                caller_moved: answered_by_poll,
+                ..Bridge::default()
+            });
             let decision = Decision::answer(join(call, cx)).with(connected).with(Action::Save);
             if answered_by_poll {
                 // Not answered yet: should the agent's call fail, the poll answers `<Dial>`.
@@ -184,6 +188,15 @@ pub fn on_provider_failed(
         }
         _ => Decision::answer(Response::default()),
     }
+}
+
+/// The provider moved the caller into the conference: stored before the agent is called
+/// (the decision's next action), which is what makes calling them again after a crash safe
+/// exactly when this was not stored.
+pub fn on_caller_moved(call: &mut Call) -> Decision {
+    let Stage::Conference(bridge) = &mut call.stage else { return Decision::answer(Response::default()) };
+    bridge.caller_moved = true;
+    Decision::answer(Response::default()).with(Action::Save)
 }
 
 /// The provider placed the agent's leg (Participants create answered): noted, so that its
@@ -365,4 +378,110 @@ pub fn on_recording(call: &mut Call, sid: Option<String>) -> Decision {
     let Stage::Conference(bridge) = &mut call.stage else { return Decision::answer(Response::default()) };
     bridge.recording = sid;
     Decision::answer(Response::default()).with(Action::Save)
+}
+
+/// What the provider says of a call when Switchboard starts again ([`reconcile`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The caller's call is over (or unknown to the provider).
+    pub caller_over: bool,
+    /// The task's conference, while it is active.
+    pub conference: Option<String>,
+    /// The caller's participant in it: on hold or not.
+    pub caller_on_hold: Option<bool>,
+    /// The accepting agent's participant in it, found by its label.
+    pub agent: Option<FoundAgent>,
+}
+
+/// The agent's participant, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundAgent {
+    pub call_sid: String,
+    /// Answered and in the conference (`connected`), rather than still ringing.
+    pub joined: bool,
+    pub muted: bool,
+}
+
+/// After a restart: the call carries on from what the provider says happened while Switchboard
+/// was down (callbacks sent then were lost). An agent is called again only when the stored
+/// call proves they never were (the caller was not yet moved); one who was called but is no
+/// longer in the conference did not answer, or hung up.
+pub fn reconcile(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>) -> Decision {
+    if found.caller_over {
+        if let Stage::Conference(bridge) = &mut call.stage
+            && bridge.agent_call.is_none()
+        {
+            // A leg still ringing for a caller who is gone is hung up.
+            bridge.agent_call = found.agent.as_ref().map(|agent| agent.call_sid.clone());
+        }
+        return super::call::on_call_ended(call, seen, cx);
+    }
+    let Stage::Conference(bridge) = &mut call.stage else {
+        // Accepted while the caller waited in the hold loop: connected now, not at their next poll.
+        return on_accepted(call, seen, cx);
+    };
+    if !bridge.caller_moved {
+        // Stopped between storing the accept and moving the caller: the agent was never called.
+        call.stage = Stage::Waiting;
+        let decision = on_accepted(call, seen, cx);
+        return if call.stage == Stage::Waiting { decision.with(Action::Save) } else { decision };
+    }
+    if let Some(conference) = &found.conference {
+        bridge.conference = Some(conference.clone());
+    }
+    if let Some(on_hold) = found.caller_on_hold {
+        bridge.on_hold = on_hold;
+    }
+    let nothing = Decision::answer(Response::default());
+    let Some(reservation) = bridge.reservation else { return nothing.with(Action::Save) };
+    match &found.agent {
+        Some(agent) => {
+            bridge.agent_call = Some(agent.call_sid.clone());
+            bridge.muted = agent.muted;
+            if !agent.joined || bridge.talking {
+                return nothing.with(Action::Save);
+            }
+            // Answered while Switchboard was down: as if the join had been reported.
+            let joined = ConferenceEvent {
+                event: "participant-join".to_owned(),
+                conference: found.conference.clone().unwrap_or_default(),
+                call_sid: Some(agent.call_sid.clone()),
+                muted: Some(agent.muted),
+                hold: None,
+            };
+            on_conference_event(call, &joined, cx)
+        }
+        // Gone: hung up after talking, or never answered.
+        None => {
+            let status = if bridge.talking { "completed" } else { "failed" };
+            on_agent_leg(call, reservation, status, seen)
+        }
+    }
+}
+
+/// What the agent page shows of a call bridged in a conference, and which controls it offers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CallView {
+    /// `waiting` (for the next agent), `calling` (the agent's phone), `ringing`, `talking`.
+    pub state: &'static str,
+    pub on_hold: bool,
+    pub muted: bool,
+    pub recording: bool,
+}
+
+/// The call as the agent page shows it; none unless it is bridged in a conference.
+pub fn view(call: &Call) -> Option<CallView> {
+    let Stage::Conference(bridge) = &call.stage else { return None };
+    let state = match bridge {
+        Bridge { talking: true, .. } => "talking",
+        Bridge { reservation: None, .. } => "waiting",
+        Bridge { agent_call: None, .. } => "calling",
+        Bridge { .. } => "ringing",
+    };
+    Some(CallView {
+        state,
+        on_hold: bridge.on_hold,
+        muted: bridge.muted,
+        recording: bridge.recording.is_some(),
+    })
 }

@@ -196,6 +196,10 @@ pub struct Voice {
     base_url: std::sync::OnceLock<String>,
     /// The provider's Voice API, with conference bridging.
     api: Option<VoiceApi>,
+    /// What the agent page shows of each task's call in a conference, kept as each is stored.
+    views: Mutex<HashMap<Sid, conference::CallView>>,
+    /// The task whose call's view changed.
+    view_changes: tokio::sync::broadcast::Sender<Sid>,
 }
 
 /// The mean time between two callers of a queue being connected (an exponential moving
@@ -224,6 +228,7 @@ impl Voice {
                 None => unrouted.push(sid),
             }
         }
+        let views = calls.iter().filter_map(|(_, call)| Some((call.task, conference::view(call)?))).collect();
         Ok(Voice {
             live,
             flows,
@@ -236,7 +241,43 @@ impl Voice {
                 configured => std::sync::OnceLock::from(configured.to_owned()),
             },
             api,
+            views: Mutex::new(views),
+            view_changes: tokio::sync::broadcast::channel(1024).0,
         })
+    }
+
+    /// The agent page's view of the call of `task`, while it is bridged in a conference.
+    pub fn call_view(&self, task: Sid) -> Option<conference::CallView> {
+        self.lock_views().get(&task).cloned()
+    }
+
+    /// The tasks whose calls change as the agent page shows them.
+    pub fn subscribe_views(&self) -> tokio::sync::broadcast::Receiver<Sid> {
+        self.view_changes.subscribe()
+    }
+
+    fn lock_views(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, conference::CallView>> {
+        self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores `call` (durable when this returns), then shows it as it now is.
+    async fn save(&self, call: &Call) -> Result<(), StoreError> {
+        self.live.put(&CallRecord::V1(CallV1::from(call))).await?;
+        self.show(call.task, conference::view(call));
+        Ok(())
+    }
+
+    fn show(&self, task: Sid, view: Option<conference::CallView>) {
+        let changed = {
+            let mut views = self.lock_views();
+            match view {
+                Some(view) => views.insert(task, view.clone()) != Some(view),
+                None => views.remove(&task).is_some(),
+            }
+        };
+        if changed {
+            let _ = self.view_changes.send(task);
+        }
     }
 
     pub fn flows(&self) -> &Flows {
@@ -421,6 +462,67 @@ impl Voice {
         Ok(Response::default())
     }
 
+    /// After a restart with conference bridging: each stored call is brought up to date with
+    /// what the provider says of it ([`conference::reconcile`]). A call the provider cannot be
+    /// asked about is left as it was: its callbacks and the hold loop's poll carry it on.
+    pub async fn reconcile(&self, now: Millis) -> Result<(), VoiceError> {
+        if self.api.is_none() {
+            return Ok(());
+        }
+        for call_sid in self.calls.keys() {
+            let mut guard = self.calls.lock(&call_sid).await;
+            let Some(call) = guard.as_ref() else { continue };
+            let found = match self.find(call).await {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::warn!(%call_sid, %err, "the provider could not say where a call stands; its callbacks will");
+                    continue;
+                }
+            };
+            tracing::info!(%call_sid, ?found, "a call in progress before the restart, as the provider has it");
+            self.decide(&mut guard, now, |call, seen, cx| conference::reconcile(call, seen, &found, cx))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// What the provider says of `call`: whether its caller is still there, and who is in the
+    /// task's conference.
+    async fn find(&self, call: &Call) -> Result<conference::Found, VoiceApiError> {
+        let Some(api) = &self.api else { return Ok(conference::Found::default()) };
+        let gone = |err: &VoiceApiError| err.code() == Some(voice_api::codes::NOT_FOUND);
+        let caller_over = match api.fetch_call(&call.sid).await {
+            Ok(caller) => {
+                matches!(caller.status.as_str(), "completed" | "busy" | "failed" | "no-answer" | "canceled")
+            }
+            Err(err) if gone(&err) => true,
+            Err(err) => return Err(err),
+        };
+        let mut found = conference::Found { caller_over, ..conference::Found::default() };
+        let Stage::Conference(bridge) = &call.stage else { return Ok(found) };
+        let Some(room) = api.active_conference(&conference::room(call)).await? else { return Ok(found) };
+        let room = &room.sid;
+        let participant = |label: String| async move {
+            match api.fetch_participant(room, &label).await {
+                Ok(participant) => Ok(Some(participant)),
+                Err(err) if gone(&err) => Ok(None),
+                Err(err) => Err(err),
+            }
+        };
+        found.caller_on_hold = participant(conference::CUSTOMER.to_owned()).await?.map(|caller| caller.hold);
+        if let Some(reservation) = bridge.reservation {
+            found.agent = participant(conference::agent_label(reservation)).await?.map(|agent| {
+                conference::FoundAgent {
+                    joined: agent.status == "connected",
+                    muted: agent.muted,
+                    call_sid: agent.call_sid,
+                }
+            });
+        }
+        found.conference = Some(room.clone());
+        Ok(found)
+    }
+
     /// Follows the durable events: an accepted reservation of a voice task whose caller waits
     /// connects them at once (conference bridging). Runs until the events end.
     pub async fn follow_accepts(&self, mut events: tokio::sync::broadcast::Receiver<crate::routing::Event>) {
@@ -474,7 +576,7 @@ impl Voice {
                 }
             }
         }
-        self.live.put(&CallRecord::V1(CallV1::from(&*current))).await.map_err(VoiceError::Storage)?;
+        self.save(current).await.map_err(VoiceError::Storage)?;
         Ok(())
     }
 
@@ -579,19 +681,27 @@ impl Voice {
                 Action::AttachVoicemail { url, duration } => {
                     self.attach_voicemail(current.task, &url, duration).await?
                 }
-                Action::Save => self.live.put(&CallRecord::V1(CallV1::from(&*current))).await?,
+                Action::Save => self.save(current).await?,
                 Action::Forget => {
                     self.live.delete::<CallRecord>(&current.sid).await?;
+                    self.show(current.task, None);
                     **guard = None;
                     break;
                 }
                 Action::Provider { request, fallback } => match self.provide(current, &request, cx).await {
-                    Ok(Provided::Done) => {}
-                    Ok(Provided::AgentCalled { call_sid, conference }) => {
-                        actions.extend(conference::on_agent_called(current, &call_sid, &conference).actions);
-                    }
-                    Ok(Provided::Recording(sid)) => {
-                        actions.extend(conference::on_recording(current, sid).actions)
+                    Ok(provided) => {
+                        // What the provider did is noted (and stored) before the next request.
+                        let noted = match provided {
+                            Provided::Done => Vec::new(),
+                            Provided::CallerMoved => conference::on_caller_moved(current).actions,
+                            Provided::AgentCalled { call_sid, conference } => {
+                                conference::on_agent_called(current, &call_sid, &conference).actions
+                            }
+                            Provided::Recording(sid) => conference::on_recording(current, sid).actions,
+                        };
+                        for action in noted.into_iter().rev() {
+                            actions.push_front(action);
+                        }
                     }
                     Err(err) => {
                         tracing::warn!(call_sid = %current.sid, %err, ?fallback, "the provider did not carry out a request");
@@ -643,7 +753,7 @@ impl Voice {
         match request {
             ProviderRequest::MoveCaller(twiml) => {
                 api.update_call(&current.sid, &CallUpdate::Twiml(twiml.to_xml())).await?;
-                Ok(Provided::Done)
+                Ok(Provided::CallerMoved)
             }
             ProviderRequest::CallAgent { reservation, to, label } => {
                 let callback_query = serde_urlencoded::to_string([
@@ -887,6 +997,8 @@ impl Voice {
 /// What a provider request gave back.
 enum Provided {
     Done,
+    /// The caller's call now runs the TwiML that takes them into the conference.
+    CallerMoved,
     /// The agent's leg was placed, in this conference.
     AgentCalled {
         call_sid: String,

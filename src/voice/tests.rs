@@ -127,6 +127,18 @@ impl Journey {
         self
     }
 
+    /// The provider moved the caller into the conference.
+    fn caller_moved(&mut self) -> &mut Journey {
+        self.step("caller moved", Seen::default(), |call, _, _| conference::on_caller_moved(call));
+        self
+    }
+
+    /// Switchboard starts again, and the provider says where the call stands.
+    fn restart(&mut self, found: conference::Found, seen: Seen) -> &mut Journey {
+        self.step("restart", seen, |call, seen, cx| conference::reconcile(call, seen, &found, cx));
+        self
+    }
+
     /// The provider placed the agent's leg.
     fn agent_called(&mut self, agent_call: &str) -> &mut Journey {
         self.step(&format!("agent leg {agent_call} placed"), Seen::default(), |call, _, _| {
@@ -197,6 +209,9 @@ fn stage(stage: &Stage) -> String {
         Stage::Dialing { reservation } => format!("Dialing {}", short(&reservation.to_string())),
         Stage::Conference(bridge) => {
             let mut parts = vec![bridge.reservation.map_or("no agent".to_owned(), |r| short(&r.to_string()))];
+            if !bridge.caller_moved {
+                parts.push("caller not moved".to_owned());
+            }
             parts.extend(bridge.agent_call.iter().map(|call| format!("agent leg {call}")));
             for (on, what) in
                 [(bridge.talking, "talking"), (bridge.on_hold, "on hold"), (bridge.muted, "muted")]
@@ -287,6 +302,7 @@ fn an_accepted_caller_is_moved_into_the_conference_at_once_and_the_agent_called_
         .wait(waiting(1))
         .at(3)
         .accepted_event(accepted("client:alice"))
+        .caller_moved()
         .agent_called("CA9")
         // A hold-loop request in flight when the caller was moved: the same conference.
         .wait(accepted("client:alice"))
@@ -297,7 +313,8 @@ fn an_accepted_caller_is_moved_into_the_conference_at_once_and_the_agent_called_
         .conference_ended(status(TaskStatus::Wrapping))
         .check(expect![[r#"
             t=1 wait: say "You are next in line.", pause 5, redirect /voice/wait | Waiting
-            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+            t=3 caller moved: (nothing) | save | Conference(WR1)
             t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
             t=3 wait: join conference WT1 then https://sb.example.com/voice/conference-ended | Conference(WR1, agent leg CA9)
             t=5 conference participant-join CA9: (nothing) | save | Conference(WR1, agent leg CA9, talking)
@@ -310,6 +327,7 @@ fn an_agent_who_does_not_answer_leaves_the_caller_waiting_in_the_conference_for_
     Journey::new(conference_mode())
         .at(3)
         .accepted_event(accepted("client:alice"))
+        .caller_moved()
         .agent_called("CA9")
         .at(23)
         .agent_leg("no-answer", status(TaskStatus::Pending))
@@ -318,11 +336,149 @@ fn an_agent_who_does_not_answer_leaves_the_caller_waiting_in_the_conference_for_
         .at(30)
         .accepted_event(accepted("+15550003333"))
         .check(expect![[r#"
-            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+            t=3 caller moved: (nothing) | save | Conference(WR1)
             t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
             t=23 agent-leg no-answer: (nothing) | save | unanswered | Conference(no agent)
             t=23 agent-leg completed: (nothing) | Conference(no agent)
             t=30 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: call +15550003333 in as agent-WR1 (else NextAgent) | Conference(WR1)"#]]);
+}
+
+/// What the provider says after a restart: the caller there, in conference CF1, and the agent's
+/// leg `agent` (call CA9) ringing or joined.
+fn found(agent: Option<bool>) -> conference::Found {
+    conference::Found {
+        caller_over: false,
+        conference: Some("CF1".to_owned()),
+        caller_on_hold: Some(false),
+        agent: agent.map(|joined| conference::FoundAgent {
+            call_sid: "CA9".to_owned(),
+            joined,
+            muted: false,
+        }),
+    }
+}
+
+#[test]
+fn after_a_restart_an_agent_is_called_again_only_if_the_caller_was_never_moved() {
+    let check =
+        |before: fn(&mut Journey) -> &mut Journey, found: conference::Found, seen: Seen, expected: Expect| {
+            let mut journey = Journey::new(conference_mode());
+            before(journey.at(3)).at(9).restart(found, seen);
+            journey.log.drain(..journey.log.len() - 1);
+            journey.check(expected);
+        };
+    fn accepted_only(j: &mut Journey) -> &mut Journey {
+        j.accepted_event(accepted("client:alice"))
+    }
+    fn moved(j: &mut Journey) -> &mut Journey {
+        accepted_only(j).caller_moved()
+    }
+    fn ringing(j: &mut Journey) -> &mut Journey {
+        moved(j).agent_called("CA9")
+    }
+    fn talking(j: &mut Journey) -> &mut Journey {
+        ringing(j).conference("participant-join", "CA9")
+    }
+    fn held(j: &mut Journey) -> &mut Journey {
+        talking(j).conference("participant-hold", "CA1")
+    }
+    fn stayed(j: &mut Journey) -> &mut Journey {
+        j
+    }
+
+    // Accepted while down, or before the follower ran: connected now.
+    check(
+        stayed,
+        conference::Found::default(),
+        accepted("client:alice"),
+        expect![
+            "t=9 restart: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)"
+        ],
+    );
+    check(stayed, conference::Found::default(), waiting(2), expect!["t=9 restart: (nothing) | Waiting"]);
+    // Stopped before the caller was moved: the agent was never called, so they are.
+    check(
+        accepted_only,
+        found(None),
+        accepted("client:alice"),
+        expect![
+            "t=9 restart: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)"
+        ],
+    );
+    check(
+        accepted_only,
+        found(None),
+        status(TaskStatus::Canceled),
+        expect!["t=9 restart: (nothing) | save | Waiting"],
+    );
+    // Moved, agent maybe called: found ringing, found joined, or gone (never called again).
+    check(
+        moved,
+        found(Some(false)),
+        accepted("client:alice"),
+        expect!["t=9 restart: (nothing) | save | Conference(WR1, agent leg CA9)"],
+    );
+    check(
+        moved,
+        found(Some(true)),
+        accepted("client:alice"),
+        expect!["t=9 restart: (nothing) | save | Conference(WR1, agent leg CA9, talking)"],
+    );
+    check(
+        moved,
+        found(None),
+        accepted("client:alice"),
+        expect!["t=9 restart: (nothing) | save | unanswered | Conference(no agent)"],
+    );
+    check(
+        ringing,
+        found(None),
+        accepted("client:alice"),
+        expect!["t=9 restart: (nothing) | save | unanswered | Conference(no agent)"],
+    );
+    // Talking: still, or the agent hung up while Switchboard was down.
+    check(
+        talking,
+        found(Some(true)),
+        accepted("client:alice"),
+        expect!["t=9 restart: (nothing) | save | Conference(WR1, agent leg CA9, talking)"],
+    );
+    check(
+        talking,
+        found(None),
+        accepted("client:alice"),
+        expect!["t=9 restart: (nothing) | save | wrap up | Conference(WR1, agent leg CA9)"],
+    );
+    check(
+        held,
+        found(Some(true)),
+        accepted("client:alice"),
+        expect!["t=9 restart: (nothing) | save | Conference(WR1, agent leg CA9, talking)"],
+    );
+    // The caller hung up while Switchboard was down: a leg still ringing is hung up too.
+    let caller_over = conference::Found { caller_over: true, ..conference::Found::default() };
+    let over_and_ringing = conference::Found { caller_over: true, ..found(Some(false)) };
+    check(
+        moved,
+        over_and_ringing,
+        accepted("client:alice"),
+        expect![[
+            r#"t=9 restart: (nothing) | wrap up | provider: HangUpAgent { call_sid: "CA9" } (else Report) | forget | Conference(WR1, agent leg CA9)"#
+        ]],
+    );
+    check(
+        talking,
+        caller_over.clone(),
+        status(TaskStatus::Wrapping),
+        expect!["t=9 restart: (nothing) | forget | Conference(WR1, agent leg CA9, talking)"],
+    );
+    check(
+        stayed,
+        caller_over,
+        waiting(1),
+        expect!["t=9 restart: (nothing) | cancel (caller hung up) | forget | Waiting"],
+    );
 }
 
 #[test]
@@ -330,11 +486,13 @@ fn a_caller_who_hangs_up_while_the_agents_phone_rings_hangs_it_up_too() {
     Journey::new(conference_mode())
         .at(3)
         .accepted_event(accepted("client:alice"))
+        .caller_moved()
         .agent_called("CA9")
         .at(5)
         .hang_up(status(TaskStatus::Assigned))
         .check(expect![[r#"
-            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+            t=3 caller moved: (nothing) | save | Conference(WR1)
             t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
             t=5 status completed: (nothing) | wrap up | provider: HangUpAgent { call_sid: "CA9" } (else Report) | forget | Conference(WR1, agent leg CA9)"#]]);
 }
@@ -348,7 +506,7 @@ fn when_the_provider_cannot_move_the_caller_the_hold_loop_bridges_them_as_before
         .at(4)
         .wait(accepted("client:alice"))
         .check(expect![[r#"
-            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
             t=3 provider failed (DialAsBefore, None): (nothing) | save | Waiting
             t=4 wait: dial Client("alice") (20 s) | connected after 12 s | save | Dialing WR1"#]]);
     // The caller had hung up meanwhile (21220): their status callback ends the call.
@@ -357,8 +515,8 @@ fn when_the_provider_cannot_move_the_caller_the_hold_loop_bridges_them_as_before
         .accepted_event(accepted("client:alice"))
         .provider_failed(Fallback::DialAsBefore, Some(21220))
         .check(expect![[r#"
-            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
-            t=3 provider failed (DialAsBefore, Some(21220)): (nothing) | Conference(WR1)"#]]);
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+            t=3 provider failed (DialAsBefore, Some(21220)): (nothing) | Conference(WR1, caller not moved)"#]]);
 }
 
 #[test]
@@ -373,6 +531,7 @@ fn an_agent_holds_mutes_and_records_only_once_they_talk() {
         .at(3)
         .control(conference::Control::Hold(true))
         .accepted_event(accepted("client:alice"))
+        .caller_moved()
         .agent_called("CA9")
         .control(conference::Control::Hold(true))
         .conference("participant-join", "CA9")
@@ -382,7 +541,8 @@ fn an_agent_holds_mutes_and_records_only_once_they_talk() {
         .control(conference::Control::Record(true));
     journey.check(expect![[r#"
         t=3 control Hold(true): refused: the call is not bridged in a conference (voice.bridge = "conference")
-        t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+        t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+        t=3 caller moved: (nothing) | save | Conference(WR1)
         t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
         t=3 control Hold(true): refused: the agent has not joined the call yet
         t=3 conference participant-join CA9: (nothing) | save | Conference(WR1, agent leg CA9, talking)
@@ -398,11 +558,13 @@ fn with_record_all_the_recording_starts_when_the_agent_joins() {
     Journey::new(settings)
         .at(3)
         .accepted_event(accepted("client:alice"))
+        .caller_moved()
         .agent_called("CA9")
         .conference("participant-join", "CA1")
         .conference("participant-join", "CA9")
         .check(expect![[r#"
-            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)
+            t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+            t=3 caller moved: (nothing) | save | Conference(WR1)
             t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
             t=3 conference participant-join CA1: (nothing) | Conference(WR1, agent leg CA9)
             t=3 conference participant-join CA9: (nothing) | save | provider: Record(true) (else Report) | Conference(WR1, agent leg CA9, talking)"#]]);

@@ -35,10 +35,16 @@ impl Provider {
 
     /// The same, listening on `listen` (which the server's `voice.api_base` names).
     pub(crate) fn start_on(app: &TestApp, listen: &str) -> Provider {
+        Provider::start_for(&app.url(""), listen, TIME_SCALE)
+    }
+
+    /// The emulator in front of the server at `server`, listening on `listen`, its time running
+    /// `time_scale` times as fast as the wall clock's.
+    pub(crate) fn start_for(server: &str, listen: &str, time_scale: &str) -> Provider {
         let dir = tempfile::tempdir().unwrap();
         let mut command = switchboard_command(dir.path());
-        command.args(["provider", "--listen", listen, "--server", &app.url("")]);
-        command.args(["--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--time-scale", TIME_SCALE]);
+        command.args(["provider", "--listen", listen, "--server", server]);
+        command.args(["--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--time-scale", time_scale]);
         let process = SwitchboardProcess::start(command).expect("the emulator starts");
         Provider { process, client: reqwest::Client::new(), _dir: dir }
     }

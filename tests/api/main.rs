@@ -3,6 +3,7 @@
 
 mod agent;
 mod browser;
+mod call_crash;
 mod callbacks;
 mod chaos;
 mod crash;
