@@ -37,7 +37,8 @@
 //! `Dial` to several numbers at once, conference announcements, `speaker` events, coaching's
 //! effect on who hears whom (the flags are kept and reported), the fallback URL, CPS metering
 //! and the `participant-leave` of a participant whose call never connected (its call's status
-//! callback reports it). Time runs `time_scale` times as fast as the wall clock's, so that
+//! callback reports it). The control API can take the REST API out of service for a while
+//! (503 with Twilio's 20503) while calls and webhooks go on. Time runs `time_scale` times as fast as the wall clock's, so that
 //! tests need not wait out rings and pauses.
 
 pub mod legs;
@@ -234,6 +235,9 @@ pub struct World {
     pub phones: HashMap<String, PhoneScript>,
     /// Every REST request received: method, path and parameter names (for the tests).
     pub requests: Vec<(String, String, Vec<String>)>,
+    /// Until then the REST API is out of service (503, Twilio's 20503), while calls go on and
+    /// webhooks are still sent: an outage of the provider's API alone.
+    pub api_down_until: Option<Instant>,
 }
 
 impl World {

@@ -11,6 +11,10 @@
 //!   null}`: what the phone at `client:alice` (or a number, a SIP URI) does when called.
 //! - `GET /emulator/conferences`: conferences with their participants.
 //! - `GET /emulator/requests`: the REST requests received (method, path, parameter names).
+//! - `PUT /emulator/api` `{"down_for": 30}`: the REST API answers 503 for that many (emulated)
+//!   seconds, while calls go on and webhooks are still sent.
+
+use std::time::Instant;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -40,6 +44,7 @@ pub fn serve(listener: std::net::TcpListener, emulator: Emulator) -> std::io::Re
             .route("/emulator/phones/{address}", web::put().to(script_phone))
             .route("/emulator/conferences", web::get().to(conferences))
             .route("/emulator/requests", web::get().to(requests))
+            .route("/emulator/api", web::put().to(take_api_down))
     })
     .workers(2)
     .disable_signals()
@@ -88,6 +93,10 @@ async fn rest_api(request: HttpRequest, body: web::Bytes, emulator: web::Data<Em
         format!("/{tail}"),
         params.iter().map(|(name, _)| name.clone()).collect(),
     ));
+    if emulator.world().api_down_until.is_some_and(|until| Instant::now() < until) {
+        let message = "Service Unavailable: the emulator's API is out of service".to_owned();
+        return answer(Err(ApiError { status: 503, code: 20503, message }));
+    }
     let Some(tail) = tail.strip_suffix(".json") else {
         return answer(Err(ApiError {
             status: 404,
@@ -235,6 +244,20 @@ async fn requests(emulator: web::Data<Emulator>) -> HttpResponse {
         .map(|(method, path, names)| json!({ "method": method, "path": path, "params": names }))
         .collect();
     HttpResponse::Ok().json(json!({ "requests": requests }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Outage {
+    /// Emulated seconds from now.
+    down_for: f64,
+}
+
+/// `PUT /emulator/api` `{"down_for": 30}`: the REST API answers 503 for that long.
+async fn take_api_down(outage: web::Json<Outage>, emulator: web::Data<Emulator>) -> HttpResponse {
+    let until = Instant::now() + emulator.wall(outage.down_for);
+    emulator.world().api_down_until = Some(until);
+    HttpResponse::NoContent().finish()
 }
 
 fn not_found(sid: &str) -> HttpResponse {

@@ -106,6 +106,18 @@ impl Provider {
         assert!(response.status().is_success(), "{}", response.status());
     }
 
+    /// The provider's REST API out of service for `seconds` (emulated), calls going on.
+    pub(crate) async fn take_api_down(&self, seconds: f64) {
+        let response = self
+            .client
+            .put(self.url("/emulator/api"))
+            .json(&json!({"down_for": seconds}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
     pub(crate) async fn script_phone(&self, address: &str, script: Value) {
         let url = self.url(&format!("/emulator/phones/{}", address.replace(':', "%3A")));
         let response = self.client.put(url).json(&script).send().await.unwrap();
@@ -260,13 +272,18 @@ async fn the_emulators_rest_api_bridges_a_caller_into_a_conference_and_holds_and
 /// The server in conference bridging, and the emulator as its provider (Voice API and
 /// webhooks both ways).
 async fn conference_bridging() -> (TestApp, Provider) {
+    conference_bridging_at(TIME_SCALE).await
+}
+
+/// The same, the emulator's time running `time_scale` times as fast as the wall clock's.
+async fn conference_bridging_at(time_scale: &str) -> (TestApp, Provider) {
     let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let app = spawn_api_with(|settings| {
         settings.voice.bridge = BridgeMode::Conference;
         settings.voice.api_base = format!("http://{address}");
     })
     .await;
-    let provider = Provider::start_on(&app, &address.to_string());
+    let provider = Provider::start_for(&app.url(""), &address.to_string(), time_scale);
     (app, provider)
 }
 
@@ -428,4 +445,54 @@ async fn forged_conference_callbacks_get_403_and_those_about_unknown_calls_chang
     );
     assert_eq!(app.voice.call_record(&call).await, before, "nothing changed");
     assert_eq!(task_of(&app, &call).1, TaskStatus::Assigned);
+}
+
+#[tokio::test]
+async fn with_the_providers_api_down_for_30_s_accepted_callers_are_still_bridged_by_the_hold_loop() {
+    // Time 5 times as fast: the outage lasts 6 s, the client's retries give up after about 1.5 s.
+    let (app, provider) = conference_bridging_at("5").await;
+    set_activity(&app, "alice", "Available").await;
+    set_activity(&app, "bob", "Available").await;
+    let first = provider.call(&["1"]).await;
+    until_offered(&app, &first).await;
+    let second = provider.call(&["1"]).await;
+    until_offered(&app, &second).await;
+
+    provider.take_api_down(30.0).await;
+    let agents = [accept(&app, &first).await, accept(&app, &second).await];
+    let mut bridged = Vec::new();
+    for call in [&first, &second] {
+        let summary = provider
+            .wait_for(call, "the caller bridged by <Dial>", |summary| {
+                heard(summary, "is connected to client:")
+            })
+            .await;
+        bridged.push(summary);
+    }
+    let outage_requests: Value =
+        app.client.get(provider.url("/emulator/requests")).send().await.unwrap().json().await.unwrap();
+    for call in [&first, &second] {
+        provider.hang_up(call).await;
+        until_task_is(&app, call, TaskStatus::Wrapping).await;
+    }
+    // The API is back: the next caller joins the agent in a conference again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    app.engine
+        .execute(app.engine.read(|engine| {
+            let task = engine.tasks().find(|task| task.attributes["call_sid"] == first.as_str()).unwrap();
+            switchboard::routing::Command::Complete { task: task.sid, reason: "handled".to_owned() }
+        }))
+        .await
+        .unwrap();
+    let third = provider.call(&["1"]).await;
+    until_offered(&app, &third).await;
+    accept(&app, &third).await;
+    talking(&app, &third).await;
+
+    assert_ne!(agents[0], agents[1]);
+    for summary in &bridged {
+        assert!(!heard(summary, "joins conference"), "bridged by <Dial>, not in a conference: {summary:#}");
+    }
+    let refused = outage_requests["requests"].as_array().unwrap().len();
+    assert!(refused >= 2, "the server did try the API during the outage: {outage_requests:#}");
 }
