@@ -49,6 +49,32 @@ function route() {
   const wanted = (location.hash || "#dashboard").slice(1);
   for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== wanted;
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("current", link.getAttribute("href") === `#${wanted}`);
+  if (wanted === "recordings" && workspace) loadRecordings().catch(failed);
+}
+
+// ----- recordings -----
+
+/** The call recordings the tasks keep, each played through the server (which holds the provider's credentials). */
+async function loadRecordings() {
+  const { recordings } = await request("GET", "/admin/api/recordings");
+  $("no-recordings").hidden = recordings.length > 0;
+  const playing = new Map([...document.querySelectorAll("#recording-rows audio")].map((audio) => [audio.dataset.recording, audio]));
+  $("recording-rows").replaceChildren(
+    ...recordings.map((item) => {
+      const player = playing.get(item.recording_sid) ||
+        el("audio", { controls: "", preload: "metadata", src: item.audio_url, "data-recording": item.recording_sid, "aria-label": `Recording ${item.recording_sid}` });
+      return el(
+        "tr",
+        { "data-recording": item.recording_sid },
+        el("td", {}, new Date(item.date_created).toLocaleString()),
+        el("td", {}, item.caller || ""),
+        el("td", {}, item.queue || ""),
+        el("td", {}, `${item.task_sid} (${item.assignment_status})`),
+        el("td", {}, item.duration ? `${item.duration} s` : ""),
+        el("td", {}, player),
+      );
+    }),
+  );
 }
 
 async function start() {

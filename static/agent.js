@@ -192,6 +192,7 @@ function renderTasks(tasks) {
   drawn.tasks = drawing;
   const open = new Set(tasks.map((task) => task.task_sid));
   for (const task of conversations.keys()) if (!open.has(task)) conversations.delete(task);
+  for (const key of players.keys()) if (!open.has(key.split("/")[0])) players.delete(key);
   $("tasks").replaceChildren(
     ...tasks.map((task) => {
       const wrapping = task.assignment_status === "wrapping";
@@ -199,6 +200,7 @@ function renderTasks(tasks) {
         "article",
         { class: "card task", "data-task": task.task_sid },
         el("strong", {}, `${task.channel} task`), " · ", el("span", { class: "status" }, task.assignment_status),
+        task.call ? callPanel(task) : null,
         details(task),
         attributes(task),
         el(
@@ -208,10 +210,72 @@ function renderTasks(tasks) {
           el("button", { type: "button", class: "complete", onclick: () => finish(task.task_sid, "completed", task.channel) }, "Complete"),
         ),
       );
+      const played = recordings(task);
+      if (played) card.append(played);
       if (task.channel === "sms") card.append(conversation(task.task_sid));
       return card;
     }),
   );
+}
+
+const CALL_STATES = {
+  waiting: "The caller waits for an agent",
+  calling: "Calling your phone…",
+  ringing: "Your phone is ringing",
+  talking: "On the call",
+};
+
+/** A live call's state and controls: hold, mute and record once talking; hang up at any time. */
+function callPanel(task) {
+  const call = task.call;
+  const talking = call.state === "talking";
+  const flags = [call.on_hold && "caller on hold", call.muted && "you are muted", call.recording && "recording"].filter(Boolean);
+  const control = (action, label) =>
+    el("button", { type: "button", class: "secondary", "data-action": action, onclick: () => controlCall(task.task_sid, action) }, label);
+  return el(
+    "section",
+    { class: "call", "data-state": call.state },
+    el("h3", {}, "Call"),
+    el("p", { class: "call-state", "aria-live": "polite" }, [CALL_STATES[call.state] || call.state, ...flags].join(" · ")),
+    el(
+      "div",
+      { class: "actions" },
+      talking ? (call.on_hold ? control("resume", "Resume") : control("hold", "Hold")) : null,
+      talking ? (call.muted ? control("unmute", "Unmute") : control("mute", "Mute")) : null,
+      talking ? (call.recording ? control("stop-recording", "Stop recording") : control("record", "Record")) : null,
+      control("hangup", "Hang up"),
+    ),
+  );
+}
+
+async function controlCall(task, action) {
+  $("desk-error").textContent = "";
+  try {
+    // Not drawn from this answer: the stream pushes the change, and what follows it (a
+    // recording stored a moment later), which this answer, arriving late, would hide again.
+    await api("POST", `/agent/api/tasks/${task}/call`, { Action: action });
+  } catch (error) {
+    $("desk-error").textContent = error.message;
+  }
+}
+
+/** Players kept across renders, so that a push does not stop one that is playing. */
+const players = new Map();
+
+/** The task's call recordings (`conversations.media`), played through the server. */
+function recordings(task) {
+  const media = ((task.attributes && task.attributes.conversations && task.attributes.conversations.media) || [])
+    .filter((item) => item && item.type === "VoiceRecording" && typeof item.sid === "string");
+  if (!media.length) return null;
+  return el("section", { class: "recordings" }, el("h3", {}, "Recordings"), ...media.map((item) => {
+    const key = `${task.task_sid}/${item.sid}`;
+    if (!players.has(key)) {
+      const src = `/agent/api/tasks/${encodeURIComponent(task.task_sid)}/recordings/${encodeURIComponent(item.sid)}`;
+      const label = `Recording ${item.sid}${item.duration ? `, ${item.duration} s` : ""}`;
+      players.set(key, el("p", { class: "recording" }, el("audio", { controls: "", preload: "metadata", src, "data-recording": item.sid, "aria-label": label }), ` ${item.duration || "?"} s`));
+    }
+    return players.get(key);
+  }));
 }
 
 /** The conversation panel of an SMS task: kept across renders, read again when it changes. */

@@ -1,5 +1,5 @@
-//! The skills admin API: skills live outside TaskRouter's API (Flex keeps them in its
-//! configuration), so Switchboard serves them here, behind the account's credentials.
+//! The admin API for what lives outside TaskRouter's API, behind the account's credentials:
+//! skills (Flex keeps them in its configuration), sign-in secrets and call recordings.
 //!
 //! - `GET /admin/api/skills`: every skill with its level range and the two expressions the
 //!   onboarding guide has you paste (the queue's target workers, the workflow filter);
@@ -12,7 +12,9 @@
 //!   level; without `DisabledSkill` those stay, less the ones given as `Skill`, and an empty
 //!   `DisabledSkill=` clears them), every other attribute kept;
 //! - `POST /admin/api/workers/{WorkerSid}/secret`: a new sign-in secret for the agent page,
-//!   shown in that answer only.
+//!   shown in that answer only;
+//! - `GET /admin/api/recordings`: the call recordings the tasks keep (newest first), and
+//!   `GET /admin/api/recordings/{WT}/{RE}` the audio of one, fetched from the provider.
 
 use std::future::{Ready, ready};
 
@@ -25,17 +27,65 @@ use serde_json::json;
 use super::ApiError;
 use super::form::Form;
 use super::taskrouter::api::authenticate;
+use super::taskrouter::render::date;
 use crate::agents::Agents;
 use crate::config::Credentials;
 use crate::live::{ExecuteError, LiveEngine};
-use crate::routing::{Command, RoutingError, Sid, SidKind, Skill};
+use crate::routing::{Command, Millis, RoutingError, Sid, SidKind, Skill};
+use crate::voice::{Voice, recordings_of};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/admin/api/skills").route(web::get().to(list)).route(web::post().to(create)))
         .service(web::resource("/admin/api/skills/{name}").route(web::delete().to(delete)))
         .service(web::resource("/admin/api/workers/{worker}/skills").route(web::post().to(assign)))
-        .service(web::resource("/admin/api/workers/{worker}/secret").route(web::post().to(issue_secret)));
+        .service(web::resource("/admin/api/workers/{worker}/secret").route(web::post().to(issue_secret)))
+        .service(web::resource("/admin/api/recordings").route(web::get().to(recordings)))
+        .service(web::resource("/admin/api/recordings/{task}/{recording}").route(web::get().to(recording)));
+}
+
+/// How many recordings the list shows, newest first.
+const RECORDINGS_SHOWN: usize = 100;
+
+/// `GET /admin/api/recordings`: the call recordings the tasks keep, newest call first.
+async fn recordings(_: Authenticated, engine: web::Data<LiveEngine>) -> HttpResponse {
+    let mut found: Vec<(Millis, serde_json::Value)> = engine.read(|engine| {
+        engine
+            .tasks()
+            .flat_map(|task| {
+                let queue = engine.task_queue(task).map(|queue| queue.friendly_name.clone());
+                recordings_of(&task.attributes).map(move |media| {
+                    let sid = media["sid"].as_str().unwrap_or_default();
+                    let item = json!({
+                        "task_sid": task.sid.to_string(),
+                        "caller": task.attributes.get("from").cloned(),
+                        "queue": queue.clone(),
+                        "assignment_status": task.status.as_str(),
+                        "date_created": date(task.created_at),
+                        "recording_sid": sid,
+                        "duration": media["duration"].clone(),
+                        "audio_url": format!("/admin/api/recordings/{}/{sid}", task.sid),
+                    });
+                    (task.created_at, item)
+                })
+            })
+            .collect()
+    });
+    found.sort_by_key(|(created_at, _)| std::cmp::Reverse(*created_at));
+    let shown: Vec<_> = found.into_iter().take(RECORDINGS_SHOWN).map(|(_, item)| item).collect();
+    HttpResponse::Ok().json(json!({ "recordings": shown }))
+}
+
+/// `GET /admin/api/recordings/{WT}/{RE}`: a recording's audio.
+async fn recording(
+    _: Authenticated,
+    path: web::Path<(String, String)>,
+    voice: web::Data<Voice>,
+) -> Result<HttpResponse, ApiError> {
+    let (task, recording) = path.into_inner();
+    let task = Sid::parse(&task, SidKind::Task)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{task} is not a task SID")))?;
+    super::agent::recording_audio(&voice, task, &recording).await
 }
 
 /// A request that carries the account's credentials (HTTP Basic, as for the REST API).

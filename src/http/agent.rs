@@ -13,7 +13,9 @@
 //! - `POST /agent/api/reservations/{WR}` (`ReservationStatus`: `accepted` or `rejected`);
 //! - `POST /agent/api/tasks/{WT}` (`AssignmentStatus`: `wrapping` or `completed`);
 //! - `POST /agent/api/tasks/{WT}/call` (`Action`: `hold`, `resume`, `mute`, `unmute`,
-//!   `hangup`, `record`, `stop-recording`): the live call of a task bridged in a conference.
+//!   `hangup`, `record`, `stop-recording`): the live call of a task bridged in a conference;
+//! - `GET /agent/api/tasks/{WT}/recordings/{RE}`: a recording of the task's call (WAV), which
+//!   Switchboard fetches from the provider with its credentials.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -34,12 +36,13 @@ use super::session::{AgentSession, SessionWatch};
 use super::taskrouter::render::date;
 use crate::agents::Role;
 use crate::live::{self, ExecuteError, LiveEngine};
+use crate::outbound::voice_api::codes;
 use crate::routing::{
     Command, Engine, Event, Millis, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus,
 };
 use crate::sms::{ConversationEvent, Sms};
 use crate::voice::conference::Control;
-use crate::voice::{ControlError, Voice};
+use crate::voice::{ControlError, RecordingError, Voice};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
@@ -48,7 +51,51 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/agent/api/activity").route(web::post().to(set_activity)))
         .service(web::resource("/agent/api/reservations/{reservation}").route(web::post().to(answer)))
         .service(web::resource("/agent/api/tasks/{task}").route(web::post().to(finish)))
-        .service(web::resource("/agent/api/tasks/{task}/call").route(web::post().to(control_call)));
+        .service(web::resource("/agent/api/tasks/{task}/call").route(web::post().to(control_call)))
+        .service(
+            web::resource("/agent/api/tasks/{task}/recordings/{recording}").route(web::get().to(recording)),
+        );
+}
+
+/// `GET /agent/api/tasks/{WT}/recordings/{RE}`: a recording of the agent's own task.
+async fn recording(
+    session: AgentSession,
+    path: web::Path<(String, String)>,
+    engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
+) -> Result<HttpResponse, ApiError> {
+    let (task, recording) = path.into_inner();
+    let task = task_sid(&task)?;
+    if !engine.read(|engine| engine.worker_took_task(session.worker, task)) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "this task is not yours"));
+    }
+    recording_audio(&voice, task, &recording).await
+}
+
+fn task_sid(text: &str) -> Result<Sid, ApiError> {
+    Sid::parse(text, SidKind::Task)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{text} is not a task SID")))
+}
+
+/// A recording's audio for a page's `<audio>` player, fetched from the provider.
+pub(super) async fn recording_audio(
+    voice: &Voice,
+    task: Sid,
+    recording: &str,
+) -> Result<HttpResponse, ApiError> {
+    match voice.recording_audio(task, recording).await {
+        Ok(audio) => Ok(HttpResponse::Ok()
+            .content_type("audio/wav")
+            .insert_header(("cache-control", "private, max-age=3600"))
+            .body(audio)),
+        Err(err @ (RecordingError::NotOfTask { .. } | RecordingError::NoApi)) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, err.to_string()))
+        }
+        Err(RecordingError::Provider(err)) if err.code() == Some(codes::NOT_FOUND) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, format!("the provider no longer has it: {err}")))
+        }
+        Err(err) => Err(ApiError::new(StatusCode::BAD_GATEWAY, err.to_string())),
+    }
 }
 
 /// The agent's view at `now`, and the tasks it shows: `None` if the worker is gone.
@@ -373,8 +420,7 @@ async fn control_call(
             ));
         }
     };
-    let task = Sid::parse(&path, SidKind::Task)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{path} is not a task SID")))?;
+    let task = task_sid(&path)?;
     let took = engine.read(|engine| engine.worker_took_task(session.worker, task));
     if !took {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "this task is not yours"));

@@ -17,7 +17,7 @@ const PAGE_JS: &str = include_str!("../../static/page.js");
 const STYLE_CSS: &str = include_str!("../../static/switchboard.css");
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+     connect-src 'self'; img-src 'self' data:; media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     let asset = |body: &'static str, content_type: &'static str| {

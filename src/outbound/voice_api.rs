@@ -603,6 +603,33 @@ impl VoiceApi {
         unreachable!("the last attempt returns")
     }
 
+    /// A recording's audio, as WAV: what the provider serves the account at
+    /// `/Recordings/{RE}.wav` (with Basic auth, which Twilio can require for media). The pages
+    /// play recordings through Switchboard, which alone holds the credentials.
+    pub async fn recording_audio(&self, recording_sid: &str) -> Result<Vec<u8>, VoiceApiError> {
+        let operation = "fetch a recording's audio";
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{}.wav",
+            self.settings.api_base,
+            segment(&self.settings.account_sid),
+            segment(recording_sid)
+        );
+        let answer =
+            self.http.get(&url).basic_auth(&self.settings.user, Some(&self.settings.secret)).send().await;
+        let response =
+            answer.map_err(|err| VoiceApiError::Unreachable { operation, reason: err.to_string() })?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|err| VoiceApiError::Unknown {
+            operation,
+            reason: format!("the answer was cut: {err}"),
+        })?;
+        match status {
+            200..300 => Ok(body.to_vec()),
+            400..500 => Err(refusal(operation, status, &String::from_utf8_lossy(&body))),
+            _ => Err(VoiceApiError::Unknown { operation, reason: format!("{status}") }),
+        }
+    }
+
     async fn attempt(&self, request: &Request) -> Attempt {
         let url = format!(
             "{}/2010-04-01/Accounts/{}{}",

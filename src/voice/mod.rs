@@ -169,6 +169,19 @@ pub enum ControlError {
     Voice(#[from] VoiceError),
 }
 
+/// Why a recording's audio cannot be played.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("task {task} has no recording {recording}")]
+    NotOfTask { task: Sid, recording: String },
+    #[error(
+        "recordings are fetched through the provider's Voice API, which needs voice.bridge = \"conference\""
+    )]
+    NoApi,
+    #[error(transparent)]
+    Provider(VoiceApiError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VoiceError {
     #[error("the IVR flows cannot be loaded:\n{0}")]
@@ -578,6 +591,21 @@ impl Voice {
         }
         self.save(current).await.map_err(VoiceError::Storage)?;
         Ok(())
+    }
+
+    /// The audio (WAV) of `recording`, a recording of `task`'s call that its attributes list
+    /// (`conversations.media`), fetched from the provider for the agent and admin pages.
+    pub async fn recording_audio(&self, task: Sid, recording: &str) -> Result<Vec<u8>, RecordingError> {
+        let listed = self.live.read(|engine| {
+            engine.task(task).is_some_and(|task| {
+                recordings_of(&task.attributes).any(|media| media["sid"].as_str() == Some(recording))
+            })
+        });
+        if !listed {
+            return Err(RecordingError::NotOfTask { task, recording: recording.to_owned() });
+        }
+        let api = self.api.as_ref().ok_or(RecordingError::NoApi)?;
+        api.recording_audio(recording).await.map_err(RecordingError::Provider)
     }
 
     /// The CallSid of `task`'s caller (the `call_sid` its attributes carry), for a voice task.
@@ -995,6 +1023,15 @@ impl Voice {
 }
 
 /// What a provider request gave back.
+/// The call recordings a task's attributes list (`conversations.media`, as Flex keeps them).
+pub fn recordings_of(attributes: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    attributes["conversations"]["media"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|media| media["type"] == "VoiceRecording")
+}
+
 enum Provided {
     Done,
     /// The caller's call now runs the TwiML that takes them into the conference.

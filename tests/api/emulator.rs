@@ -271,7 +271,7 @@ async fn the_emulators_rest_api_bridges_a_caller_into_a_conference_and_holds_and
 
 /// The server in conference bridging, and the emulator as its provider (Voice API and
 /// webhooks both ways).
-async fn conference_bridging() -> (TestApp, Provider) {
+pub(crate) async fn conference_bridging() -> (TestApp, Provider) {
     conference_bridging_at(TIME_SCALE).await
 }
 

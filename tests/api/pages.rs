@@ -374,3 +374,60 @@ async fn the_admin_page_edits_skills_queues_and_workflows_and_explains_a_waiting
     assert!(explanation.contains("Offline"), "{explanation}");
     admin.screenshot("admin-explain").await;
 }
+
+/// Whether the player `css` loads its audio through the server and knows its length (the
+/// page's CSP, the server's fetch from the provider and the WAV all hold): its duration.
+async fn playable(browser: &Browser, css: &str) -> serde_json::Value {
+    let load = format!(
+        "const audio = document.querySelector({css:?}); \
+         return new Promise((resolve) => {{ \
+           audio.addEventListener('loadedmetadata', () => resolve(audio.duration), {{ once: true }}); \
+           audio.addEventListener('error', () => resolve('error ' + (audio.error && audio.error.code)), {{ once: true }}); \
+           audio.load(); }})"
+    );
+    script(browser, &load).await
+}
+
+#[tokio::test]
+async fn an_agent_holds_records_and_hangs_up_a_bridged_call_on_the_page_and_the_recording_plays() {
+    let (app, provider) = crate::emulator::conference_bridging().await;
+    let secret = issue_secret(&app, "alice").await;
+    let agent = agent_signs_in(&app.url(""), "alice", &secret).await;
+
+    // A caller presses 1; alice accepts on her page, and the call's state follows there.
+    let call = provider.call(&["1"]).await;
+    agent.click(".offer .accept").await;
+    agent.wait_for_text(".task .call .call-state", "On the call").await;
+    agent.click(".task .call [data-action='hold']").await;
+    agent.wait_for_text(".task .call .call-state", "caller on hold").await;
+    agent.screenshot("agent-call-on-hold").await;
+    agent.click(".task .call [data-action='resume']").await;
+    agent.find(".task .call [data-action='hold']").await;
+    agent.click(".task .call [data-action='mute']").await;
+    agent.wait_for_text(".task .call .call-state", "you are muted").await;
+    agent.click(".task .call [data-action='record']").await;
+    agent.wait_for_text(".task .call .call-state", "recording").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    agent.click(".task .call [data-action='stop-recording']").await;
+
+    // The finished recording is stored with the task and plays on her page.
+    agent.find(".task .recordings audio").await;
+    let on_agent_page = playable(&agent, ".task .recordings audio").await;
+    agent.screenshot("agent-call-recording").await;
+    agent.click(".task .call [data-action='hangup']").await;
+    let ended = provider
+        .wait_for(&call, "the caller's call to end", |summary| summary["status"] == "completed")
+        .await;
+    agent.wait_for_text(".task .status", "wrapping").await;
+
+    // And on the admin page's recordings.
+    let admin = admin_signs_in(&app).await;
+    admin.click("a[href='#recordings']").await;
+    admin.find("#recording-rows audio").await;
+    let on_admin_page = playable(&admin, "#recording-rows audio").await;
+    admin.screenshot("admin-recordings").await;
+
+    assert!(on_agent_page.as_f64().is_some_and(|seconds| seconds > 0.0), "{on_agent_page}");
+    assert!(on_admin_page.as_f64().is_some_and(|seconds| seconds > 0.0), "{on_admin_page}");
+    assert!(crate::emulator::heard(&ended, "is put on hold"), "{ended:#}");
+}
