@@ -212,7 +212,7 @@ impl Application {
                     if let Err(err) = voice.reconcile(live::now()).await {
                         tracing::error!(%err, "bringing the calls in progress up to date failed");
                     }
-                    voice.follow_accepts(events).await;
+                    voice.clone().follow_accepts(events).await;
                 };
                 tokio::select! {
                     () = follow => {}

@@ -245,6 +245,7 @@ async fn dial(
         sid
     };
     note(emulator, call_sid, format!("is connected to {address}"));
+    bridged(emulator, call_sid);
     let started = Instant::now();
     let outcome = ring(emulator, call_sid, &child, &address, timeout).await;
     let status = match outcome {
@@ -387,6 +388,7 @@ async fn in_conference(
         join(emulator, &mut world, &conference, participant);
     }
     note(emulator, call_sid, format!("joins conference {}", noun.text));
+    bridged(emulator, call_sid);
     let left = |world: &World| world.legs.get(call_sid).is_none_or(|leg| leg.conference.is_none());
     match wait(emulator, call_sid, None, left).await {
         Woke::Interrupted(interruption) => {
@@ -694,6 +696,13 @@ impl Emulator {
             self.settings().public_url,
             self.settings().account_sid
         )
+    }
+}
+
+/// The leg leaves the hold loop toward an agent: the first time is kept.
+fn bridged(emulator: &Emulator, call_sid: &str) {
+    if let Some(leg) = emulator.world().legs.get_mut(call_sid) {
+        leg.bridged_at.get_or_insert_with(std::time::SystemTime::now);
     }
 }
 

@@ -166,6 +166,9 @@ pub struct Leg {
     pub answered: Option<Instant>,
     /// The recording in progress, if any.
     pub recording: Option<String>,
+    /// When its TwiML first took it out of the hold loop toward an agent (a `Dial` to a phone,
+    /// or into a conference), on the wall clock: what the benchmarks time an accept against.
+    pub bridged_at: Option<std::time::SystemTime>,
 }
 
 /// A conference participant.
@@ -437,5 +440,6 @@ pub fn new_leg(
         created: Instant::now(),
         answered: None,
         recording: None,
+        bridged_at: None,
     }
 }

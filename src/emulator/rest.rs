@@ -568,5 +568,10 @@ pub fn call_summary(emulator: &Emulator, leg: &Leg) -> Value {
     summary["transcript"] = json!(leg.transcript);
     summary["conference"] = json!(leg.conference);
     summary["recording"] = json!(leg.recording);
+    summary["bridged_at_ms"] = json!(
+        leg.bridged_at
+            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|since| since.as_millis() as u64)
+    );
     summary
 }

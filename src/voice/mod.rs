@@ -537,9 +537,17 @@ impl Voice {
     }
 
     /// Follows the durable events: an accepted reservation of a voice task whose caller waits
-    /// connects them at once (conference bridging). Runs until the events end.
-    pub async fn follow_accepts(&self, mut events: tokio::sync::broadcast::Receiver<crate::routing::Event>) {
+    /// connects them at once (conference bridging). Each accept is connected on a task of its
+    /// own (the call's lock keeps one call's steps in order), so that one slow provider answer
+    /// does not hold up the other callers; at most [`CONNECTING_AT_ONCE`] at a time. Runs until
+    /// the events end.
+    pub async fn follow_accepts(
+        self: Arc<Self>,
+        mut events: tokio::sync::broadcast::Receiver<crate::routing::Event>,
+    ) {
         use tokio::sync::broadcast::error::RecvError;
+        let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTING_AT_ONCE));
+        let mut connecting = tokio::task::JoinSet::new();
         loop {
             let event = match events.recv().await {
                 Ok(event) => event,
@@ -548,21 +556,27 @@ impl Voice {
                     tracing::warn!(missed, "accepted calls fell behind; the hold loop connects them");
                     continue;
                 }
-                Err(RecvError::Closed) => return,
+                Err(RecvError::Closed) => break,
             };
+            while connecting.try_join_next().is_some() {}
             if event.event_type != crate::routing::EventType::ReservationAccepted {
                 continue;
             }
             let Some(task) = event.task else { continue };
             let Some(caller) = self.caller_of(task) else { continue };
-            let mut guard = self.calls.lock(&caller).await;
-            if guard.is_some()
-                && let Err(err) = self.decide(&mut guard, live::now(), conference::on_accepted).await
-            {
-                tracing::error!(%err, call_sid = %caller, "connecting an accepted call failed");
-                return;
-            }
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+            let voice = self.clone();
+            connecting.spawn(async move {
+                let _slot = slot;
+                let mut guard = voice.calls.lock(&caller).await;
+                if guard.is_some()
+                    && let Err(err) = voice.decide(&mut guard, live::now(), conference::on_accepted).await
+                {
+                    tracing::error!(%err, call_sid = %caller, "connecting an accepted call failed");
+                }
+            });
         }
+        while connecting.join_next().await.is_some() {}
     }
 
     /// An agent's control of the call of `task` (hold, mute, hang up, record): refused when
@@ -1023,6 +1037,9 @@ impl Voice {
 }
 
 /// What a provider request gave back.
+/// How many accepted calls are connected at the same time (each a few provider requests).
+const CONNECTING_AT_ONCE: usize = 64;
+
 /// The call recordings a task's attributes list (`conversations.media`, as Flex keeps them).
 pub fn recordings_of(attributes: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
     attributes["conversations"]["media"]
