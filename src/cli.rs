@@ -5,6 +5,7 @@
 //! expression, JSON, time or configuration), 1 when the server fails while running. Results go
 //! to standard output, errors to standard error.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,10 +16,9 @@ use serde_json::Value;
 
 use crate::app::{self, Application};
 use crate::config::{CONFIG_ENV, ConfigSource, Settings};
-use crate::emulator::{Emulator, EmulatorSettings};
+use crate::emulator::{Emulator, EmulatorSettings, PhoneScript};
 use crate::expr::{Clock, Context, ExprError, Expression, Scope, WorkerFacts};
 use crate::ivr::located;
-use crate::outbound::simulated_call::{self, CallOptions};
 use crate::telemetry;
 use crate::voice::flows::{Flows, toml_files};
 
@@ -48,9 +48,11 @@ enum Command {
         /// The scenario file (TOML).
         scenario: PathBuf,
     },
-    /// Play the phone company against a running server: post a signed incoming call to URL,
-    /// follow the TwiML (menus, hold loop, the bridge to an agent) and print what the caller
-    /// hears. Exit 1 if the server fails to answer TwiML.
+    /// Ring a running server from a phone of your own: starts the provider emulator, places a
+    /// call from it that presses the keys given, and prints what the caller hears and what the
+    /// agents' phones do, live, until the call ends. Accept it on the agent page; with
+    /// conference bridging (`voice.api_base` = this emulator) hold, mute and record it there.
+    /// Exit 1 if the server fails to answer TwiML.
     Call(CallArgs),
     /// Run the provider emulator: calls and conferences in memory, Twilio's Voice REST API
     /// (Calls, Conferences, Participants, Recordings) and signed webhooks to the server, with
@@ -89,18 +91,38 @@ struct CallArgs {
     /// Keys for each menu in turn, comma-separated; an empty entry is silence (`1,,2`).
     #[arg(long, default_value = "")]
     digits: String,
-    /// The auth token that signs the requests (the server's `twilio.auth_token`); without it,
-    /// requests are unsigned, which only a server with signatures switched off accepts.
+    /// The server's `twilio.account_sid`, which its Voice API requests to the emulator carry
+    /// (conference bridging).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TWILIO_ACCOUNT_SID",
+        default_value = "AC00000000000000000000000000000000"
+    )]
+    account_sid: String,
+    /// The server's `twilio.auth_token`: signs the webhooks and checks the Voice API's requests.
     #[arg(long, env = "SWITCHBOARD_TWILIO_AUTH_TOKEN", hide_env_values = true)]
-    auth_token: Option<String>,
-    /// How the call to the agent ends (`DialCallStatus`): completed, no-answer, busy, failed.
-    #[arg(long, default_value = "completed")]
-    dial_status: String,
-    /// Seconds the caller is willing to hold before hanging up.
-    #[arg(long, default_value_t = 120)]
-    max_wait: u32,
-    /// The incoming-call webhook, e.g. http://127.0.0.1:8080/voice/incoming.
-    url: String,
+    auth_token: String,
+    /// Where the emulator listens (the server's `voice.api_base` for conference bridging).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: String,
+    /// Seconds an agent's phone rings before it answers.
+    #[arg(long, default_value_t = 1.0)]
+    answer_after: f64,
+    /// Agents' phones never answer.
+    #[arg(long)]
+    no_answer: bool,
+    /// Agents' phones are busy.
+    #[arg(long)]
+    busy: bool,
+    /// Seconds an agent talks before hanging up; without it, until the agent page or the caller
+    /// ends the call.
+    #[arg(long)]
+    talk: Option<f64>,
+    /// Seconds the caller holds before hanging up, if no agent took the call by then.
+    #[arg(long, default_value_t = 120.0)]
+    max_wait: f64,
+    /// The server's base URL (its `/voice/incoming` is accepted too).
+    server: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,33 +234,140 @@ pub fn main() -> ExitCode {
 }
 
 fn call(args: CallArgs) -> Result<String, Failure> {
-    let digits = if args.digits.is_empty() {
+    let keys = if args.digits.is_empty() {
         Vec::new()
     } else {
         args.digits.split(',').map(|keys| keys.trim().to_owned()).collect()
     };
-    let options = CallOptions {
-        url: args.url,
-        to: args.to,
-        from: args.from,
-        digits,
-        auth_token: args.auth_token.filter(|token| !token.is_empty()),
-        dial_status: args.dial_status,
-        max_wait: args.max_wait,
-        real_time: true,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    for (name, seconds) in [("--answer-after", args.answer_after), ("--max-wait", args.max_wait)]
+        .into_iter()
+        .chain(args.talk.map(|talk| ("--talk", talk)))
+    {
+        if !(seconds >= 0.0 && seconds.is_finite()) {
+            return Err(Failure::invalid_input(format!("{name} must be a number of seconds, not {seconds}")));
+        }
+    }
+    let server = args.server.trim_end_matches('/');
+    let server = server.strip_suffix("/voice/incoming").unwrap_or(server).to_owned();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|err| Failure { message: format!("cannot start the runtime: {err}"), code: 1 })?;
-    let mut stdout = std::io::stdout();
-    runtime
-        .block_on(simulated_call::call(&options, &mut |line| {
-            // Printed as they come: a person follows the call live.
-            let _ = writeln!(stdout, "{line}");
-        }))
-        .map_err(|err| Failure { message: err.to_string(), code: 1 })?;
+    let failed = runtime
+        .block_on(async {
+            let listener = std::net::TcpListener::bind(&args.listen)
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            let address = listener.local_addr()?;
+            let emulator = Emulator::new(EmulatorSettings {
+                account_sid: args.account_sid,
+                auth_token: args.auth_token,
+                voice_url: format!("{server}/voice/incoming"),
+                status_callback: format!("{server}/voice/status"),
+                public_url: format!("http://{address}"),
+                time_scale: 1.0,
+            });
+            emulator.script_every_phone(PhoneScript {
+                answer_after: (!args.no_answer).then_some(args.answer_after),
+                busy: args.busy,
+                hang_up_after: args.talk,
+            });
+            let running = crate::http::emulator::serve(listener, emulator.clone())
+                .with_context(|| format!("cannot listen on {address}"))?;
+            let handle = running.handle();
+            tokio::spawn(running);
+            let shutdown = app::shutdown_signal().context("installing the signal handlers")?;
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "(the provider emulator listens on http://{address}: the server's voice.api_base for conference bridging)");
+            let call = emulator.incoming_call(&args.from, &args.to, keys);
+            let _ = writeln!(out, "({} calls {} at {server}: {call})", args.from, args.to);
+            let failed = follow_call(&emulator, &call, args.max_wait, shutdown, &mut |line| {
+                // Printed as they come: a person follows the call live.
+                let _ = writeln!(out, "{line}");
+            })
+            .await;
+            handle.stop(true).await;
+            Ok(failed)
+        })
+        .map_err(|err: anyhow::Error| Failure { message: format!("{err:#}"), code: 1 })?;
+    if failed {
+        return Err(Failure { message: "the server did not answer the call with TwiML".to_owned(), code: 1 });
+    }
     Ok(String::new())
+}
+
+/// Prints, as they happen, what the caller `call` hears and does and what the agents' phones
+/// do, until the caller's call is over; the caller hangs up on `stop` (Ctrl-C) or after
+/// `max_wait` seconds without an agent. Answers whether the server failed to answer TwiML.
+async fn follow_call(
+    emulator: &Emulator,
+    call: &str,
+    max_wait: f64,
+    stop: impl std::future::Future<Output = ()>,
+    print: &mut dyn FnMut(String),
+) -> bool {
+    let started = std::time::Instant::now();
+    let mut stop = std::pin::pin!(stop);
+    let (mut shown, mut phones) =
+        (HashMap::<String, usize>::new(), HashMap::<String, Vec<&'static str>>::new());
+    let (mut failed, mut stopped) = (false, false);
+    loop {
+        let (over, bridged) = {
+            let world = emulator.world();
+            let mut legs: Vec<_> = world.legs.values().collect();
+            legs.sort_by_key(|leg| leg.created);
+            for leg in legs {
+                let caller = leg.sid == call;
+                let who = if caller { leg.from.clone() } else { leg.to.clone() };
+                let seen = shown.entry(leg.sid.clone()).or_default();
+                for line in &leg.transcript[*seen..] {
+                    failed |= caller && line.contains("An application error has occurred");
+                    print(format!("{who} {line}"));
+                }
+                *seen = leg.transcript.len();
+                if caller {
+                    continue;
+                }
+                // What an agent's phone did since the last look (a short answer may come and
+                // go between two looks; its transcript says how it ended).
+                let said = phones.entry(leg.sid.clone()).or_default();
+                let status = leg.status.as_str();
+                if !said.contains(&"rings") && status != "queued" {
+                    said.push("rings");
+                    print(format!("{who}'s phone rings"));
+                }
+                if !said.contains(&"answers") && leg.answered.is_some() {
+                    said.push("answers");
+                    print(format!("{who} answers"));
+                }
+                if matches!(status, "busy" | "no-answer" | "failed" | "canceled") && !said.contains(&status) {
+                    said.push(status);
+                    print(format!("{who}'s phone: {status}"));
+                }
+            }
+            let caller = world.legs.get(call);
+            (
+                caller.is_none_or(|leg| leg.status.is_over()),
+                caller.is_some_and(|leg| leg.bridged_at.is_some()),
+            )
+        };
+        if over {
+            let status = emulator.world().legs.get(call).map_or("gone", |leg| leg.status.as_str());
+            print(format!("(the call is over: {status})"));
+            return failed;
+        }
+        if !bridged && started.elapsed().as_secs_f64() > max_wait && emulator.hang_up(call) {
+            print(format!("(the caller gives up after {max_wait} s on hold)"));
+        }
+        tokio::select! {
+            () = &mut stop, if !stopped => {
+                stopped = true;
+                if emulator.hang_up(call) {
+                    print("(the caller hangs up)".to_owned());
+                }
+            }
+            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    }
 }
 
 fn provider(args: ProviderArgs) -> Result<String, Failure> {

@@ -684,9 +684,10 @@ async fn wait(
 }
 
 impl Emulator {
-    /// What the phone at `address` is scripted to do (by default: answer after a second).
+    /// What the phone at `address` is scripted to do: its own script, or every phone's.
     pub fn phone(&self, address: &str) -> PhoneScript {
-        self.world().phones.get(address).copied().unwrap_or_default()
+        let world = self.world();
+        world.phones.get(address).copied().unwrap_or(world.every_phone)
     }
 
     /// Where a recording's audio is served.

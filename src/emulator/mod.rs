@@ -236,6 +236,8 @@ pub struct World {
     pub recordings: HashMap<String, Recording>,
     /// Scripted phones by address (`client:alice`, `+15550001111`, `sip:...`).
     pub phones: HashMap<String, PhoneScript>,
+    /// What a phone without a script of its own does (by default: answer after a second).
+    pub every_phone: PhoneScript,
     /// Every REST request received: method, path and parameter names (for the tests).
     pub requests: Vec<(String, String, Vec<String>)>,
     /// Until then the REST API is out of service (503, Twilio's 20503), while calls go on and
@@ -410,6 +412,11 @@ impl Emulator {
     /// Scripts what the phone at `address` does when called.
     pub fn script_phone(&self, address: &str, script: PhoneScript) {
         self.world().phones.insert(address.to_owned(), script);
+    }
+
+    /// What every phone without a script of its own does.
+    pub fn script_every_phone(&self, script: PhoneScript) {
+        self.world().every_phone = script;
     }
 }
 

@@ -496,3 +496,63 @@ async fn with_the_providers_api_down_for_30_s_accepted_callers_are_still_bridged
     let refused = outage_requests["requests"].as_array().unwrap().len();
     assert!(refused >= 2, "the server did try the API during the outage: {outage_requests:#}");
 }
+
+#[tokio::test]
+async fn switchboard_call_is_the_provider_a_person_accepts_holds_and_hangs_up_from_the_agent_page() {
+    let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app = spawn_api_with(|settings| {
+        settings.voice.bridge = BridgeMode::Conference;
+        settings.voice.api_base = format!("http://{address}");
+    })
+    .await;
+    set_activity(&app, "alice", "Available").await;
+    let alice = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().sid.to_string());
+    let agent = SignedIn::agent(&app.client, &app.url(""), &alice, "alice").await;
+    let mut command = switchboard_command(std::path::Path::new("."));
+    command
+        .args(["call", "--auth-token", AUTH_TOKEN, "--account-sid", ACCOUNT_SID, "--digits", "1"])
+        .args(["--listen", &address.to_string()])
+        .arg(app.url(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let caller = command.spawn().expect("switchboard call starts");
+
+    let call = wait_for_a_call(&app).await;
+    until_offered(&app, &call).await;
+    accept(&app, &call).await;
+    talking(&app, &call).await;
+    let task = app.engine.read(|engine| {
+        engine.tasks().find(|t| t.attributes["call_sid"] == call.as_str()).map(|t| t.sid.to_string()).unwrap()
+    });
+    let held = control(&app, &agent, &task, "hold").await;
+    let hung_up = control(&app, &agent, &task, "hangup").await;
+    let output = tokio::task::spawn_blocking(move || caller.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!((held, hung_up), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
+    for line in [
+        format!("+15550100001 joins conference {task}"),
+        "client:alice answers".to_owned(),
+        "+15550100001 is put on hold".to_owned(),
+        "(the call is over: completed)".to_owned(),
+    ] {
+        assert!(stdout.lines().any(|printed| printed.starts_with(&line)), "{line:?} in:\n{stdout}");
+    }
+    until_task_is(&app, &call, TaskStatus::Wrapping).await;
+}
+
+/// Waits for the first call the server holds; answers its CallSid.
+async fn wait_for_a_call(app: &TestApp) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = app.engine.read(|engine| {
+            engine.tasks().next().and_then(|task| task.attributes["call_sid"].as_str().map(str::to_owned))
+        });
+        if let Some(call) = found {
+            return call;
+        }
+        assert!(Instant::now() < deadline, "no call reached the server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

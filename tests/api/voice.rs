@@ -390,7 +390,8 @@ async fn switchboard_call_plays_the_provider_through_the_menu_the_hold_loop_and_
     set_activity(&app, "alice", "Available").await;
     let mut command = crate::helpers::switchboard_command(std::path::Path::new("."));
     command
-        .args(["call", "--auth-token", AUTH_TOKEN, "--digits", "7,1", "--max-wait", "30"])
+        .args(["call", "--auth-token", AUTH_TOKEN, "--account-sid", ACCOUNT_SID, "--digits", "7,1"])
+        .args(["--listen", "127.0.0.1:0", "--talk", "1", "--max-wait", "30"])
         .arg(app.url("/voice/incoming"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -416,22 +417,29 @@ async fn switchboard_call_plays_the_provider_through_the_menu_the_hold_loop_and_
     let output = tokio::task::spawn_blocking(move || caller.wait_with_output()).await.unwrap().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let heard: Vec<&str> = stdout.lines().skip(1).filter(|line| !line.contains("s of silence")).collect();
+    // The caller's lines, in order; the agent's phone's, in order, between them.
+    let of = |who: &str| stdout.lines().filter(|line| line.starts_with(who)).collect::<Vec<_>>();
     assert_eq!(
-        heard,
+        of("+15550100001 "),
         [
-            "  says: Thanks for calling. For sales, press 1. For support, press 2.",
-            "(the caller presses 7)",
-            "  says: Sorry, that is not one of the options.",
-            "  says: Thanks for calling. For sales, press 1. For support, press 2.",
-            "(the caller presses 1)",
+            r#"+15550100001 hears "Thanks for calling. For sales, press 1. For support, press 2.""#,
+            r#"+15550100001 presses "7""#,
+            r#"+15550100001 hears "Sorry, that is not one of the options.""#,
+            r#"+15550100001 hears "Thanks for calling. For sales, press 1. For support, press 2.""#,
+            r#"+15550100001 presses "1""#,
             // Alice is offered the call at once: no place in line to announce.
-            "  says: Please hold for the next available agent.",
-            "  connects the caller to Client alice: completed",
-            "(Switchboard hangs up)",
+            r#"+15550100001 hears "Please hold for the next available agent.""#,
+            "+15550100001 is connected to client:alice",
+            "+15550100001 call over: completed",
         ],
         "{stdout}"
     );
+    assert_eq!(
+        of("client:alice"),
+        ["client:alice's phone rings", "client:alice answers", "client:alice call over: completed"],
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("(the call is over: completed)"), "{stdout}");
     assert_eq!(task_of(&app, &call_sid).1, TaskStatus::Wrapping);
 }
 
