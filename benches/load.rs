@@ -550,6 +550,8 @@ fn main() {
         .env("SWITCHBOARD_TWILIO_ACCOUNT_SID", ACCOUNT_SID)
         .env("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN)
         .env("SWITCHBOARD_VOICE_WAIT_SECONDS", HOLD_SECONDS.to_string())
+        // The bench plays the provider's webhooks, without a Voice API: `<Dial>` bridging.
+        .env("SWITCHBOARD_VOICE_BRIDGE", "dial")
         .env("SWITCHBOARD_SMS_API_BASE", &messages_base)
         .env("RUST_LOG", "warn,switchboard::app=info,switchboard::live=debug")
         .stderr(Stdio::piped())

@@ -65,6 +65,19 @@ impl Application {
                  set twilio.account_sid and twilio.auth_token to choose your own"
             );
         }
+        if settings.voice.bridge == BridgeMode::Conference
+            && credentials.generated_token
+            && settings.voice.api_key_sid.is_empty()
+        {
+            tracing::warn!(
+                api_base = %settings.voice.api_base,
+                "conference bridging calls the provider's Voice API with the generated credentials, \
+                 which a real provider refuses (each accepted caller is then bridged with <Dial> by the \
+                 hold loop): set twilio.account_sid and twilio.auth_token to the provider's, point \
+                 voice.api_base at `switchboard call` or `switchboard provider` to try it locally, \
+                 or set voice.bridge = \"dial\""
+            );
+        }
         let voice_api = match settings.voice.bridge {
             BridgeMode::Dial => None,
             BridgeMode::Conference => {

@@ -190,7 +190,7 @@ impl Default for VoiceSettings {
             abandon_after: 60,
             voicemail_after: 0,
             dial_timeout: 20,
-            bridge: BridgeMode::Dial,
+            bridge: BridgeMode::Conference,
             api_base: "https://api.twilio.com".to_owned(),
             api_key_sid: String::new(),
             api_key_secret: String::new(),
@@ -482,8 +482,8 @@ pub const SETTINGS: &[SettingInfo] = &[
     SettingInfo {
         key: "voice.bridge",
         env: "SWITCHBOARD_VOICE_BRIDGE",
-        default: "dial",
-        meaning: "`dial`: the next hold-loop request answers `<Dial>` to the agent who accepted; `conference`: the caller is moved at once into a conference named after the task and the agent called into it, through the provider's Voice API (hold, mute, recording)",
+        default: "conference",
+        meaning: "`conference`: the moment an agent accepts, the caller is moved into a conference named after the task and the agent called into it, through the provider's Voice API at `voice.api_base` (hold, mute, recording; should the API fail, the hold loop bridges with `<Dial>`); `dial`: the next hold-loop request answers `<Dial>` to the agent who accepted (providers without conferences)",
     },
     SettingInfo {
         key: "voice.api_base",

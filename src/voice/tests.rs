@@ -295,6 +295,11 @@ fn conference_mode() -> VoiceSettings {
     VoiceSettings { bridge: BridgeMode::Conference, ..VoiceSettings::default() }
 }
 
+/// `<Dial>` bridging, for providers without conferences.
+fn dial_mode() -> VoiceSettings {
+    VoiceSettings { bridge: BridgeMode::Dial, ..VoiceSettings::default() }
+}
+
 #[test]
 fn an_accepted_caller_is_moved_into_the_conference_at_once_and_the_agent_called_in() {
     Journey::new(conference_mode())
@@ -572,7 +577,7 @@ fn with_record_all_the_recording_starts_when_the_agent_joins() {
 
 #[test]
 fn a_caller_holds_hears_their_place_then_is_dialed_to_the_agent_who_accepted() {
-    Journey::new(VoiceSettings::default())
+    Journey::new(dial_mode())
         .wait(waiting(3))
         .at(5)
         .wait(waiting(2))
@@ -595,7 +600,7 @@ fn a_caller_holds_hears_their_place_then_is_dialed_to_the_agent_who_accepted() {
 
 #[test]
 fn an_agent_who_does_not_answer_sends_the_caller_back_to_the_hold_loop() {
-    Journey::new(VoiceSettings::default())
+    Journey::new(dial_mode())
         .at(10)
         .wait(accepted("+15550003333"))
         .at(30)
@@ -610,16 +615,16 @@ fn an_agent_who_does_not_answer_sends_the_caller_back_to_the_hold_loop() {
 
 #[test]
 fn an_agent_without_a_usable_contact_uri_is_passed_over() {
-    Journey::new(VoiceSettings::default()).at(10).wait(accepted("mailto:alice")).check(expect![[r#"t=10 wait: say "Please hold, we are connecting you to the next available agent.", pause 5, redirect /voice/wait | unanswered | Waiting"#]]);
+    Journey::new(dial_mode()).at(10).wait(accepted("mailto:alice")).check(expect![[r#"t=10 wait: say "Please hold, we are connecting you to the next available agent.", pause 5, redirect /voice/wait | unanswered | Waiting"#]]);
 }
 
 #[test]
 fn hanging_up_cancels_a_waiting_task_and_wraps_up_an_assigned_one() {
-    Journey::new(VoiceSettings::default())
+    Journey::new(dial_mode())
         .at(10)
         .hang_up(waiting(1))
         .check(expect!["t=10 status completed: (nothing) | cancel (caller hung up) | forget | Waiting"]);
-    Journey::new(VoiceSettings::default())
+    Journey::new(dial_mode())
         .wait(accepted("client:alice"))
         .at(10)
         .hang_up(status(TaskStatus::Assigned))
@@ -630,7 +635,7 @@ fn hanging_up_cancels_a_waiting_task_and_wraps_up_an_assigned_one() {
 
 #[test]
 fn a_caller_who_waited_too_long_is_offered_voicemail_and_their_message_kept() {
-    let settings = VoiceSettings { voicemail_after: 60, ..VoiceSettings::default() };
+    let settings = VoiceSettings { voicemail_after: 60, ..dial_mode() };
     Journey::new(settings.clone())
         .at(30)
         .wait(waiting(2))
@@ -677,18 +682,13 @@ fn a_caller_who_waited_too_long_is_offered_voicemail_and_their_message_kept() {
 
 #[test]
 fn the_sweep_cancels_an_abandoned_hold_loop_and_forgets_calls_long_over() {
-    Journey::new(VoiceSettings::default())
-        .at(5)
-        .wait(waiting(1))
-        .at(60)
-        .sweep(waiting(1))
-        .at(66)
-        .sweep(waiting(1))
-        .check(expect![[r#"
+    Journey::new(dial_mode()).at(5).wait(waiting(1)).at(60).sweep(waiting(1)).at(66).sweep(waiting(1)).check(
+        expect![[r#"
             t=5 wait: say "You are next in line.", pause 5, redirect /voice/wait | Waiting
             t=60 sweep: (nothing) | Waiting
-            t=66 sweep: (nothing) | cancel (hold loop abandoned) | forget | Waiting"#]]);
-    Journey::new(VoiceSettings::default())
+            t=66 sweep: (nothing) | cancel (hold loop abandoned) | forget | Waiting"#]],
+    );
+    Journey::new(dial_mode())
         .at(10)
         .wait(accepted("client:alice"))
         .at(4 * 3600)
@@ -703,14 +703,13 @@ fn the_sweep_cancels_an_abandoned_hold_loop_and_forgets_calls_long_over() {
 
 #[test]
 fn a_task_that_ended_while_the_caller_held_says_goodbye() {
-    Journey::new(VoiceSettings::default()).at(10).wait(status(TaskStatus::Canceled)).check(expect![[r#"t=10 wait: say "Sorry, no one can take your call right now. Please call again later. Goodbye.", hangup | forget | Waiting"#]]);
-    Journey::new(VoiceSettings::default()).at(10).wait(Seen::default()).check(expect![[r#"t=10 wait: say "Sorry, no one can take your call right now. Please call again later. Goodbye.", hangup | forget | Waiting"#]]);
+    Journey::new(dial_mode()).at(10).wait(status(TaskStatus::Canceled)).check(expect![[r#"t=10 wait: say "Sorry, no one can take your call right now. Please call again later. Goodbye.", hangup | forget | Waiting"#]]);
+    Journey::new(dial_mode()).at(10).wait(Seen::default()).check(expect![[r#"t=10 wait: say "Sorry, no one can take your call right now. Please call again later. Goodbye.", hangup | forget | Waiting"#]]);
 }
 
 #[test]
 fn hold_music_replaces_the_pause() {
-    let settings =
-        VoiceSettings { hold_music_url: "https://example.com/music.mp3".into(), ..VoiceSettings::default() };
+    let settings = VoiceSettings { hold_music_url: "https://example.com/music.mp3".into(), ..dial_mode() };
     Journey::new(settings).at(1).wait(waiting(4)).check(expect![[r#"t=1 wait: say "You are number 4 in line.", play https://example.com/music.mp3, redirect /voice/wait | Waiting"#]]);
 }
 

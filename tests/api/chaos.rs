@@ -54,8 +54,10 @@ fn config(port: u16, provider: &str) -> String {
     let head = fixed_config(port, ACCOUNT_SID, AUTH_TOKEN);
     let workspace = sales_and_support(AGENTS, RESERVATION_TIMEOUT);
     // The provider also receives the task.created callbacks: what was announced to the world.
+    // It plays webhooks only, without a Voice API: calls are bridged with `<Dial>` (a crash
+    // during conference bridging is `call_crash.rs`'s).
     format!(
-        "{head}\n[sms]\napi_base = \"{provider}\"\nretry_initial_ms = 100\nclosing = \"{CLOSING}\"\n[events]\ncallback_url = \"{provider}/events\"\ncallback_filter = \"task.created\"\n{workspace}"
+        "{head}\n[voice]\nbridge = \"dial\"\n[sms]\napi_base = \"{provider}\"\nretry_initial_ms = 100\nclosing = \"{CLOSING}\"\n[events]\ncallback_url = \"{provider}/events\"\ncallback_filter = \"task.created\"\n{workspace}"
     )
 }
 
