@@ -277,10 +277,19 @@ pub(crate) async fn conference_bridging() -> (TestApp, Provider) {
 
 /// The same, the emulator's time running `time_scale` times as fast as the wall clock's.
 async fn conference_bridging_at(time_scale: &str) -> (TestApp, Provider) {
+    conference_bridging_with(time_scale, |_| {}).await
+}
+
+/// The same, with the server's settings adjusted by `adjust`.
+async fn conference_bridging_with(
+    time_scale: &str,
+    adjust: impl FnOnce(&mut switchboard::config::Settings),
+) -> (TestApp, Provider) {
     let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let app = spawn_api_with(|settings| {
         settings.voice.bridge = BridgeMode::Conference;
         settings.voice.api_base = format!("http://{address}");
+        adjust(settings);
     })
     .await;
     let provider = Provider::start_for(&app.url(""), &address.to_string(), time_scale);
@@ -555,4 +564,37 @@ async fn wait_for_a_call(app: &TestApp) -> String {
         assert!(Instant::now() < deadline, "no call reached the server");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_while_the_agents_phone_rings_ends_the_ring_and_the_task_wraps_up() {
+    // Alice's phone rings until the ring time is up: 10 minutes, 12 s at 50 times the pace.
+    let (app, provider) =
+        conference_bridging_with(TIME_SCALE, |settings| settings.voice.dial_timeout = 600).await;
+    provider.script_phone("client:alice", json!({"answer_after": null})).await;
+    set_activity(&app, "alice", "Available").await;
+    let call = provider.call(&["1"]).await;
+    until_offered(&app, &call).await;
+    accept(&app, &call).await;
+    let agent_leg = loop {
+        let stored = app.voice.call_record(&call).await;
+        if let Some(Stage::Conference(bridge)) = stored.map(|call| call.stage)
+            && let Some(agent_leg) = bridge.agent_call
+        {
+            break agent_leg;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let ringing = provider.summary(&agent_leg).await;
+
+    provider.hang_up(&call).await;
+    let ended = provider
+        .wait_for(&agent_leg, "the agent's ring to end", |summary| summary["status"] != "ringing")
+        .await;
+    until_task_is(&app, &call, TaskStatus::Wrapping).await;
+
+    assert_eq!(ringing["status"], "ringing", "{ringing:#}");
+    assert_eq!(ended["status"], "canceled", "the ring was called off: {ended:#}");
+    assert!(ended["start_time"].is_null(), "never answered: {ended:#}");
+    assert_eq!(app.voice.call_record(&call).await, None, "the call is over and forgotten");
 }
