@@ -100,7 +100,14 @@ function listen(delay = 1000) {
   });
 }
 
+/** The newest state drawn: its server run and version. */
+let shownVersion = { epoch: null, version: -1 };
+
 function render(state) {
+  // The stream and the answers to this page's requests both bring states, and a later one can
+  // arrive first: one older than what is shown is dropped.
+  if (state.epoch === shownVersion.epoch && state.version < shownVersion.version) return;
+  shownVersion = { epoch: state.epoch, version: state.version };
   receivedAt = performance.now();
   $("who").textContent = state.worker.friendly_name;
   $("who").dataset.activity = state.worker.activity_name;
@@ -251,9 +258,7 @@ function callPanel(task) {
 async function controlCall(task, action) {
   $("desk-error").textContent = "";
   try {
-    // Not drawn from this answer: the stream pushes the change, and what follows it (a
-    // recording stored a moment later), which this answer, arriving late, would hide again.
-    await api("POST", `/agent/api/tasks/${task}/call`, { Action: action });
+    render(await api("POST", `/agent/api/tasks/${task}/call`, { Action: action }));
   } catch (error) {
     $("desk-error").textContent = error.message;
   }

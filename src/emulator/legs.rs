@@ -46,11 +46,18 @@ pub async fn run(emulator: Emulator, call_sid: String, mut next: Next) {
                 match emulator.poster().post(&url, &params).await {
                     Ok(document) => {
                         at = url;
-                        if let Some(leg) = emulator.world().legs.get_mut(&call_sid)
-                            && leg.status == CallStatus::Ringing
-                        {
+                        let mut world = emulator.world();
+                        let Some(leg) = world.legs.get_mut(&call_sid) else { return };
+                        if leg.status == CallStatus::Ringing {
                             leg.status = CallStatus::InProgress;
                             leg.answered = Some(Instant::now());
+                        }
+                        // Redirected or hung up while the answer was on its way: as Twilio does,
+                        // what the answer says is dropped and the call does what came since.
+                        if let Some(interruption) = leg.interruption.take() {
+                            drop(world);
+                            next = interrupted(&at, interruption);
+                            continue;
                         }
                         document
                     }

@@ -6,7 +6,8 @@
 //!   IVR, the skills needed, the attributes and when the offer times out) and the tasks in hand
 //!   (with their live call in a conference, `call`: state, on hold, muted, recording);
 //! - `GET /agent/api/events`: the same document pushed again (server-sent events, `state`)
-//!   whenever something about the agent or one of their calls changes; after a dropped connection the browser
+//!   whenever something about the agent or one of their calls changes (each state carries
+//!   `epoch` and `version`, so that the page draws none older than the one it shows); after a dropped connection the browser
 //!   reconnects and the first `state` puts the page right again. The stream ends as soon as the
 //!   session does (signed out, a new secret...), and the reconnection is then refused;
 //! - `POST /agent/api/activity` (`ActivitySid`);
@@ -146,6 +147,11 @@ fn view(engine: &Engine, voice: &Voice, worker: Sid, now: Millis) -> Option<(Val
         shown.insert(task.sid);
     }
     let state = json!({
+        // States are drawn in the order they come, from the stream and from the answers to the
+        // page's own requests: a later one can arrive first. Both counts only grow while the
+        // process runs (`epoch`), so the page skips a state older than the one it shows.
+        "epoch": *EPOCH,
+        "version": engine.events_emitted() + voice.views_changed(),
         "worker": {
             "sid": worker.to_string(),
             "friendly_name": me.friendly_name,
@@ -159,6 +165,9 @@ fn view(engine: &Engine, voice: &Voice, worker: Sid, now: Millis) -> Option<(Val
     });
     Some((state, shown))
 }
+
+/// This process's run: the states' versions count from its start.
+static EPOCH: std::sync::LazyLock<Millis> = std::sync::LazyLock::new(live::now);
 
 fn with(mut item: Value, key: &str, value: Value) -> Value {
     item[key] = value;

@@ -213,6 +213,9 @@ pub struct Voice {
     views: Mutex<HashMap<Sid, conference::CallView>>,
     /// The task whose call's view changed.
     view_changes: tokio::sync::broadcast::Sender<Sid>,
+    /// How many times a view changed: with the engine's event count, how the agent page tells a
+    /// newer state from an older one that arrives late.
+    views_changed: std::sync::atomic::AtomicU64,
 }
 
 /// The mean time between two callers of a queue being connected (an exponential moving
@@ -256,6 +259,7 @@ impl Voice {
             api,
             views: Mutex::new(views),
             view_changes: tokio::sync::broadcast::channel(1024).0,
+            views_changed: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -289,8 +293,14 @@ impl Voice {
             }
         };
         if changed {
+            self.views_changed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = self.view_changes.send(task);
         }
+    }
+
+    /// How many times a call's view changed since the start.
+    pub fn views_changed(&self) -> u64 {
+        self.views_changed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn flows(&self) -> &Flows {
