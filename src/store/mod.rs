@@ -1,4 +1,4 @@
-//! Durable storage: the only module that imports sled.
+//! Durable storage: the only module that imports sled (in `sled_backend.rs`).
 //!
 //! The engine is deterministic, so what is stored is a snapshot of its state plus the log of
 //! commands applied since (with their times and the events they produced). Recovery loads the
@@ -6,33 +6,21 @@
 //! written by the flusher, so a crash keeps or loses a group whole, and the log on disk is
 //! always a prefix of the commands applied in memory.
 //!
-//! Key layout (one tree, read in one ordered pass on recovery):
-//!
-//! | key                          | value                                   |
-//! |------------------------------|-----------------------------------------|
-//! | `m:format`                   | the format version, `1`                 |
-//! | `m:snapshot_seq`             | last command covered by the snapshot     |
-//! | `m:snapshot_file`           | the snapshot's file, `snapshots/` + its seq (20 digits) + `.json` |
-//! | `m:kept:` + name             | a value generated once and kept (credentials) |
-//! | `s:0head`, `s:1worker:`...   | the snapshot as the first stores kept it (still read; the next snapshot deletes it) |
-//! | `c:` + seq (BE u64)          | a group of logged commands, the last one's seq (a JSON array; a single object in the first layout) |
-//! | `e:` + event sequence (BE)   | the group's events, keyed by the first one's sequence, for the Events API and callbacks |
-//! | `v:` + CallSid               | a call in line or bridged: its task, its agent |
-//! | `k:` + customer `\|` number  | a text conversation: IVR place, task, newest messages, STOP |
-//! | `p:` + customer `\|` number `\|` page (10 digits) | a sealed page of its older messages |
-//! | `o:` + id (20 digits)        | an outgoing text message and its delivery state |
-//! | `a:` + WorkerSid             | an agent's sign-in secret, as a keyed digest |
-//! | `n:` + nonce                 | a signed-out browser session, until it would have expired |
+//! What touches the medium is behind [`backend::Backend`]: sled in the data directory
+//! ([`SledBackend`], whose module doc has the key layout) unless configured otherwise. The group
+//! commit, the tickets, "a failed group is final" and publishing events once durable are here,
+//! shared by every backend.
 //!
 //! Durability: a command or record is acknowledged when a flush covering it has finished: each
 //! append or put returns a [`Ticket`] to wait on. Appending only queues the encoded command in
 //! memory; one flusher thread writes everything queued as one
-//! group (two sled inserts, however many commands), runs sled's blocking `flush`, and wakes
-//! every waiter whose command it covered (group commit). Concurrent commands share both the
-//! sled writes and the flush, and nobody awaits sled's `flush_async`, which hung under
-//! concurrency here (DESIGN §7).
+//! group (one log record and one events record, however many commands), makes it durable
+//! ([`backend::Backend::sync`]), and wakes every waiter whose command it covered (group commit).
+//! Concurrent commands share both the writes and the sync.
 
+pub mod backend;
 mod records;
+mod sled_backend;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -45,13 +33,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::watch;
 
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
+use backend::Backend;
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,
     ConversationV2, EventRecord, Keyed, MessagePageRecord, MessagePageV1, MessageV1, OutboxRecord, OutboxV1,
     RecordError, SignOutRecord, SignOutV1, SnapshotEncoding, SnapshotRecord,
 };
-
-const FORMAT: &[u8] = b"1";
+pub use sled_backend::SledBackend;
 
 /// sled's page cache, unless configured: sled's own default (1 GiB) dwarfs the routing state,
 /// which lives in memory anyway; sled's cache only serves recovery and the event history.
@@ -95,8 +83,7 @@ pub struct Recovered {
 
 /// The open store. Cheap to share behind an `Arc`.
 pub struct Store {
-    dir: PathBuf,
-    db: sled::Db,
+    backend: Arc<dyn Backend>,
     flusher: Arc<Flusher>,
     thread: Mutex<Option<JoinHandle<()>>>,
     durability: Durability,
@@ -104,7 +91,7 @@ pub struct Store {
 
 /// The group-commit flusher's shared state.
 struct Flusher {
-    db: sled::Db,
+    backend: Arc<dyn Backend>,
     /// Commands appended but not yet written to sled.
     pending: Mutex<Pending>,
     /// Held while a group is written, so that `written` only ever moves past whole groups.
@@ -146,8 +133,8 @@ pub type KeyedWrite = (Vec<u8>, Option<Vec<u8>>);
 /// Stored events in order ([`Store::events_newest_first`], [`Store::events_oldest_first`]):
 /// one group of events decoded at a time, an error (a record that does not decode) ending it.
 pub struct StoredEvents<'a> {
-    store: &'a Store,
-    groups: sled::Iter,
+    backend: &'a dyn Backend,
+    groups: backend::EventGroups<'a>,
     /// The rest of the group being read, in the iterator's order.
     group: std::vec::IntoIter<EventRecord>,
     newest_first: bool,
@@ -171,10 +158,9 @@ impl Iterator for StoredEvents<'_> {
             if self.failed {
                 return None;
             }
-            let entry = if self.newest_first { self.groups.next_back() } else { self.groups.next() }?;
-            let decoded = entry.map_err(|err| StoreError::Write(err.to_string())).and_then(|(key, value)| {
+            let decoded = self.groups.next()?.and_then(|(key, value)| {
                 serde_json::from_slice::<Vec<EventRecord>>(&value)
-                    .map_err(|err| self.store.corrupt(&key, err))
+                    .map_err(|err| self.backend.corrupt(&key, err.to_string()))
             });
             match decoded {
                 Ok(mut records) => {
@@ -231,21 +217,26 @@ impl Store {
         durability: Durability,
         cache_bytes: u64,
     ) -> Result<(Store, Recovered), StoreError> {
-        let open_error = |message: String| StoreError::Open { dir: dir.to_owned(), message };
-        std::fs::create_dir_all(dir).map_err(|err| open_error(err.to_string()))?;
-        let db = open_sled(dir, cache_bytes).map_err(open_error)?;
-        let store = Store::start(dir, db, durability);
-        let recovered = store.recover()?;
+        Store::open_on(Arc::new(SledBackend::open(dir, cache_bytes)?), durability)
+    }
+
+    /// The store on `backend`, and what it holds.
+    pub fn open_on(
+        backend: Arc<dyn Backend>,
+        durability: Durability,
+    ) -> Result<(Store, Recovered), StoreError> {
+        let store = Store::start(backend, durability);
+        let recovered = store.backend.recover()?;
         store.flusher.last_event.store(recovered.last_event, Ordering::SeqCst);
         // Everything stored before the start is on disk.
         store.flusher.published_event.store(recovered.last_event, Ordering::SeqCst);
         Ok((store, recovered))
     }
 
-    fn start(dir: &Path, db: sled::Db, durability: Durability) -> Store {
+    fn start(backend: Arc<dyn Backend>, durability: Durability) -> Store {
         let (flushed, _) = watch::channel(Ok(0));
         let flusher = Arc::new(Flusher {
-            db: db.clone(),
+            backend: backend.clone(),
             pending: Mutex::new(Pending::default()),
             writing: Mutex::new(()),
             issued: AtomicU64::new(0),
@@ -268,102 +259,7 @@ impl Store {
                 .spawn(move || flusher.run(durability))
                 .expect("the flusher thread starts")
         };
-        Store { dir: dir.to_owned(), db, flusher, thread: Mutex::new(Some(thread)), durability }
-    }
-
-    fn corrupt(&self, key: &[u8], message: impl ToString) -> StoreError {
-        StoreError::Corrupt { dir: self.dir.clone(), key: printable_key(key), message: message.to_string() }
-    }
-
-    /// sled could not read the directory.
-    fn read_error(&self, err: sled::Error) -> StoreError {
-        StoreError::Open { dir: self.dir.clone(), message: err.to_string() }
-    }
-
-    fn recover(&self) -> Result<Recovered, StoreError> {
-        let read_error = |err| self.read_error(err);
-        match self.db.get(b"m:format").map_err(read_error)? {
-            None if self.db.is_empty() => {
-                self.db.insert(b"m:format", FORMAT).map_err(read_error)?;
-            }
-            Some(format) if &*format == FORMAT => {}
-            other => {
-                let found =
-                    other.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_else(|| "none".into());
-                return Err(self.corrupt(b"m:format", format!("format {found}, expected 1")));
-            }
-        }
-        let snapshot_seq = match self.db.get(b"m:snapshot_seq").map_err(read_error)? {
-            Some(bytes) => {
-                u64_from(&bytes).ok_or_else(|| self.corrupt(b"m:snapshot_seq", "not a sequence number"))?
-            }
-            None => 0,
-        };
-        let snapshot = match self.db.get(b"m:snapshot_file").map_err(read_error)? {
-            Some(bytes) => {
-                let seq = u64_from(&bytes)
-                    .ok_or_else(|| self.corrupt(b"m:snapshot_file", "not a sequence number"))?;
-                Some(self.read_snapshot_file(seq)?)
-            }
-            None => self.read_legacy_snapshot()?,
-        };
-        let mut commands = Vec::new();
-        for entry in self.db.scan_prefix(b"c:") {
-            let (key, value) = entry.map_err(read_error)?;
-            let last = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?;
-            let group: Vec<CommandRecord> = if value.first() == Some(&b'[') {
-                serde_json::from_slice(&value)
-            } else {
-                serde_json::from_slice(&value).map(|record| vec![record])
-            }
-            .map_err(|err| self.corrupt(&key, err))?;
-            let first = (last + 1)
-                .checked_sub(group.len() as u64)
-                .ok_or_else(|| self.corrupt(&key, "more commands than sequence numbers"))?;
-            for (seq, record) in (first..).zip(group) {
-                // A group written while a snapshot was taken may straddle it.
-                if seq > snapshot_seq {
-                    let expected = commands.last().map_or(snapshot_seq + 1, |(last, _, _)| last + 1);
-                    if seq != expected {
-                        return Err(self.corrupt(&key, format!("command {expected} is missing from the log")));
-                    }
-                    let (at, command) = record.into_command();
-                    commands.push((seq, at, command));
-                }
-            }
-        }
-        let last_event = match self.db.scan_prefix(b"e:").next_back() {
-            Some(entry) => {
-                let (key, value) = entry.map_err(read_error)?;
-                let records: Vec<EventRecord> =
-                    serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
-                records.last().map_or(0, |EventRecord::V1 { sequence, .. }| *sequence)
-            }
-            None => 0,
-        };
-        Ok(Recovered { snapshot, snapshot_seq, commands, last_event })
-    }
-
-    /// The snapshot file taken after command `seq`.
-    fn read_snapshot_file(&self, seq: u64) -> Result<Snapshot, StoreError> {
-        let path = self.dir.join(SNAPSHOTS).join(snapshot_file_name(seq));
-        let damaged = |message: String| StoreError::DamagedFile { path: path.clone(), message };
-        let bytes = std::fs::read(&path).map_err(|err| damaged(err.to_string()))?;
-        let record: SnapshotRecord =
-            serde_json::from_slice(&bytes).map_err(|err| damaged(err.to_string()))?;
-        record.into_snapshot().map_err(|err| damaged(err.0))
-    }
-
-    /// The snapshot as the first stores kept it: records under `s:` in sled.
-    fn read_legacy_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        let mut parts = SnapshotParts::default();
-        for entry in self.db.scan_prefix(LEGACY_SNAPSHOT) {
-            let (key, value) = entry.map_err(|err| self.read_error(err))?;
-            parts
-                .add(&key[LEGACY_SNAPSHOT.len()..], &value)
-                .map_err(|message| self.corrupt(&key, message))?;
-        }
-        parts.assemble().map_err(|message| self.corrupt(b"s:0head", message))
+        Store { backend, flusher, thread: Mutex::new(Some(thread)), durability }
     }
 
     /// Logs command `seq` and its events, atomically, after every command appended before.
@@ -473,24 +369,28 @@ impl Store {
     /// one not found there may still be queued.
     pub fn get<R: Keyed>(&self, id: &str) -> Result<Option<R>, StoreError> {
         let key = keyed::<R>(id);
-        let read = |db: &sled::Db| db.get(&key).map_err(|err| StoreError::Write(err.to_string()));
-        let value = match read(&self.db)? {
+        let value = match self.backend.get(&key)? {
             Some(value) => Some(value),
             None => {
                 self.flusher.write_pending().map_err(StoreError::Write)?;
-                read(&self.db)?
+                self.backend.get(&key)?
             }
         };
-        value.map(|value| serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))).transpose()
+        value
+            .map(|value| {
+                serde_json::from_slice(&value).map_err(|err| self.backend.corrupt(&key, err.to_string()))
+            })
+            .transpose()
     }
 
     /// Every record of kind `R`, in key order.
     pub fn all<R: Keyed>(&self) -> Result<Vec<R>, StoreError> {
         self.flusher.write_pending().map_err(StoreError::Write)?;
         let mut records = Vec::new();
-        for entry in self.db.scan_prefix(R::PREFIX) {
-            let (key, value) = entry.map_err(|err| StoreError::Write(err.to_string()))?;
-            records.push(serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?);
+        for (key, value) in self.backend.scan_prefix(R::PREFIX)? {
+            records.push(
+                serde_json::from_slice(&value).map_err(|err| self.backend.corrupt(&key, err.to_string()))?,
+            );
         }
         Ok(records)
     }
@@ -503,13 +403,9 @@ impl Store {
         // and written alone could still be lost.
         let published = self.flusher.published_event.load(Ordering::SeqCst).saturating_add(1);
         let before = Some(before.map_or(published, |before| before.min(published)));
-        let groups = match before {
-            Some(before) => self.db.range(key_u64(b"e:", 0)..key_u64(b"e:", before)),
-            None => self.db.scan_prefix(b"e:"),
-        };
         Ok(StoredEvents {
-            store: self,
-            groups,
+            backend: &*self.backend,
+            groups: self.backend.event_groups(before, true),
             group: Vec::new().into_iter(),
             newest_first: true,
             before,
@@ -521,10 +417,9 @@ impl Store {
     /// once at start).
     pub fn events_oldest_first(&self) -> Result<StoredEvents<'_>, StoreError> {
         self.flusher.write_pending().map_err(StoreError::Write)?;
-        let groups = self.db.scan_prefix(b"e:");
         Ok(StoredEvents {
-            store: self,
-            groups,
+            backend: &*self.backend,
+            groups: self.backend.event_groups(None, false),
             group: Vec::new().into_iter(),
             newest_first: false,
             before: None,
@@ -570,109 +465,32 @@ impl Store {
     /// The value kept under `name`; on first use, `generated`, stored and flushed before it is
     /// returned (generated credentials must not change on a restart).
     pub fn kept_value(&self, name: &str, generated: String) -> Result<String, StoreError> {
-        let key = [b"m:kept:".as_slice(), name.as_bytes()].concat();
-        let write_error = |err: sled::Error| StoreError::Write(err.to_string());
-        if let Some(value) = self.db.get(&key).map_err(write_error)? {
-            return String::from_utf8(value.to_vec()).map_err(|err| self.corrupt(&key, err));
-        }
-        self.db.insert(&key, generated.as_bytes()).map_err(write_error)?;
-        self.flush()?;
-        Ok(generated)
+        self.backend.kept_value(name, generated)
     }
 
     /// Blocking form of [`Store::durable`] for everything appended so far, for start-up and tools.
     pub fn flush(&self) -> Result<(), StoreError> {
         let covered = self.flusher.write_pending().map_err(StoreError::Write)?;
-        self.db.flush().map_err(|err| StoreError::Write(err.to_string()))?;
+        self.backend.sync().map_err(StoreError::Write)?;
         self.flusher.publish_through(covered);
         Ok(())
     }
 
     /// Replaces the snapshot with `snapshot`, taken after command `seq`, and drops the commands
-    /// it covers.
-    ///
-    /// The snapshot goes to a file of its own, written whole and synced, then made current by
-    /// one small sled batch; the previous file and the covered commands are deleted after it
-    /// (sled's, a bounded batch at a time). Written through sled, a snapshot (tens of MiB at a
-    /// busy center) held sled's tree while its batch was applied and made the next group's
-    /// flush write it all, stalling requests for 100 ms and more; rewritten every few minutes,
-    /// it was also most of what sled's log had to reclaim (BENCHMARKS.md, the soak). A crash
-    /// before the commit leaves the previous snapshot current; whatever a crash leaves
-    /// undeleted, the next snapshot deletes.
+    /// it covers (see the backend's [`Backend::write_snapshot`]).
     pub fn write_snapshot(&self, seq: u64, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let write_error = |err: sled::Error| StoreError::Write(err.to_string());
-        // The commands it covers must be in sled to be dropped with the rest of their group.
+        // The commands it covers must be written to be dropped with the rest of their group.
         self.flusher.write_pending().map_err(StoreError::Write)?;
-        let folder = self.dir.join(SNAPSHOTS);
-        let path = folder.join(snapshot_file_name(seq));
-        let file_error = |err: std::io::Error| StoreError::Write(format!("{}: {err}", path.display()));
-        std::fs::create_dir_all(&folder).map_err(file_error)?;
-        let unfinished = path.with_extension("partial");
-        let mut writer = std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(&unfinished).map_err(file_error)?,
-        );
-        serde_json::to_writer(&mut writer, &SnapshotEncoding(snapshot))
-            .map_err(|err| file_error(err.into()))?;
-        let file = writer.into_inner().map_err(|err| file_error(err.into_error()))?;
-        file.sync_all().map_err(file_error)?;
-        drop(file);
-        std::fs::rename(&unfinished, &path).map_err(file_error)?;
-        // The rename itself must be on disk before sled names the file.
-        std::fs::File::open(&folder).and_then(|folder| folder.sync_all()).map_err(file_error)?;
-        let mut commit = sled::Batch::default();
-        commit.insert(b"m:snapshot_seq".as_slice(), seq.to_be_bytes().as_slice());
-        commit.insert(b"m:snapshot_file".as_slice(), seq.to_be_bytes().as_slice());
-        self.db.apply_batch(commit).map_err(write_error)?;
-        self.flush()?;
-        for entry in std::fs::read_dir(&folder).map_err(file_error)? {
-            let other = entry.map_err(file_error)?.path();
-            if other != path {
-                std::fs::remove_file(&other).map_err(file_error)?;
-            }
-        }
-        let legacy = self.db.scan_prefix(LEGACY_SNAPSHOT).keys();
-        let covered = self.db.range(key_u64(b"c:", 0)..=key_u64(b"c:", seq)).keys();
-        let mut keys = legacy.chain(covered).peekable();
-        while keys.peek().is_some() {
-            let mut batch = sled::Batch::default();
-            for key in keys.by_ref().take(PRUNE_BATCH) {
-                batch.remove(key.map_err(write_error)?);
-            }
-            self.db.apply_batch(batch).map_err(write_error)?;
-        }
-        Ok(())
+        self.backend.write_snapshot(seq, snapshot)?;
+        self.flush()
     }
 
     /// Deletes the events older than `before`, and the oldest beyond the newest `keep`, whole
-    /// groups at a time, at most [`PRUNE_BATCH`] groups per call (called again and again, it
-    /// keeps up with the appends without ever holding a large batch). Returns how many
-    /// events went. The deletions ride on the next flush: losing them to a crash only means
-    /// pruning them again.
+    /// groups at a time, a bounded number of groups per call (called again and again, it keeps
+    /// up with the appends without ever holding a large batch). Returns how many events went.
     pub fn prune_events(&self, before: Millis, keep: u64) -> Result<u64, StoreError> {
-        let write_error = |err: sled::Error| StoreError::Write(err.to_string());
         let last_event = self.flusher.last_event.load(Ordering::SeqCst);
-        let mut batch = sled::Batch::default();
-        let mut removed = 0;
-        for entry in self.db.scan_prefix(b"e:").take(PRUNE_BATCH) {
-            let (key, value) = entry.map_err(write_error)?;
-            let first = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key"))?;
-            let stored = last_event.saturating_sub(first) + 1;
-            let records: Vec<EventRecord> =
-                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err))?;
-            let newest = records
-                .iter()
-                .map(|EventRecord::V1 { timestamp, .. }| *timestamp)
-                .max()
-                .unwrap_or(Millis::MIN);
-            if stored <= keep && newest >= before {
-                break;
-            }
-            batch.remove(key);
-            removed += records.len() as u64;
-        }
-        self.db.apply_batch(batch).map_err(write_error)?;
-        Ok(removed)
+        self.backend.prune_events(before, keep, last_event)
     }
 
     /// Every key and value, in key order, as text: for tests and for looking at a data
@@ -682,13 +500,19 @@ impl Store {
         if let Err(err) = self.flusher.write_pending() {
             out.push_str(&format!("(the commands not yet written could not be: {err})\n"));
         }
-        for (key, value) in self.db.iter().flatten() {
+        for (key, value) in self.backend.dump() {
             out.push_str(&printable_key(&key));
             out.push_str(" = ");
             out.push_str(&String::from_utf8_lossy(&value));
             out.push('\n');
         }
         out
+    }
+
+    /// The backend, for tests that look inside it.
+    #[cfg(test)]
+    fn sled(&self) -> &SledBackend {
+        self.backend.as_any().downcast_ref().expect("the tests' stores are sled's")
     }
 }
 
@@ -744,21 +568,12 @@ impl Flusher {
             return Ok(self.written.load(Ordering::SeqCst));
         }
         let array = |items: Vec<u8>| [b"[".as_slice(), &items, b"]"].concat();
-        let mut batch = sled::Batch::default();
-        if !pending.commands.is_empty() {
-            batch.insert(key_u64(b"c:", pending.last_seq), array(pending.commands));
-        }
-        if let Some(first) = pending.first_event {
-            batch.insert(key_u64(b"e:", first), array(pending.events));
-        }
-        for (key, value) in pending.records {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        if let Err(err) = self.db.apply_batch(batch) {
-            let message = format!("writing a group of changes failed: {err}");
+        let group = backend::Group {
+            commands: (!pending.commands.is_empty()).then(|| (pending.last_seq, array(pending.commands))),
+            events: pending.first_event.map(|first| (first, array(pending.events))),
+            records: pending.records,
+        };
+        if let Err(message) = self.backend.write_group(group) {
             let _previous = self.flushed.send_replace(Err(message.clone()));
             return Err(message);
         }
@@ -837,9 +652,7 @@ impl Flusher {
             }
             let started = std::time::Instant::now();
             // Everything written before the flush starts is covered by it.
-            let result = self
-                .write_pending()
-                .and_then(|written| self.db.flush().map(|_| written).map_err(|err| err.to_string()));
+            let result = self.write_pending().and_then(|written| self.backend.sync().map(|()| written));
             self.flushes.fetch_add(1, Ordering::Relaxed);
             let took = started.elapsed();
             self.flush_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
@@ -869,144 +682,25 @@ impl Flusher {
     }
 }
 
-/// A snapshot as the first stores kept it in sled (records under `s:`), put back together.
-#[derive(Default)]
-struct SnapshotParts {
-    head: Option<records::SnapshotV1>,
-    workers: Vec<records::WorkerV1>,
-    queues: Vec<records::QueueV1>,
-    workflows: Vec<records::WorkflowV1>,
-    tasks: Vec<records::TaskV1>,
-    reservations: Vec<records::ReservationV1>,
-    timers: Vec<(Millis, u64, records::TimerV1)>,
-}
-
 /// A flush this slow is logged.
 const SLOW_FLUSH: Duration = Duration::from_millis(50);
-
-/// The most event groups one [`Store::prune_events`] call deletes, and the most keys a
-/// snapshot deletes in one batch.
-const PRUNE_BATCH: usize = 1_000;
-
-/// The folder in the data directory that holds the snapshot file.
-const SNAPSHOTS: &str = "snapshots";
-
-/// Where the first stores kept their snapshot: records in sled.
-const LEGACY_SNAPSHOT: &[u8] = b"s:";
-
-/// One snapshot record of the first layout, tagged with its version: a run of entities
-/// (`chunk_v1`), or a single entity (`v1`, as the very first stores wrote them).
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Part<T> {
-    V1(T),
-    ChunkV1(Vec<T>),
-}
-
-impl SnapshotParts {
-    /// Adds the record stored under `kind` (its key after `s:`).
-    fn add(&mut self, kind: &[u8], value: &[u8]) -> Result<(), String> {
-        fn decode<T: for<'de> Deserialize<'de>>(value: &[u8], into: &mut Vec<T>) -> Result<(), String> {
-            match serde_json::from_slice::<Part<T>>(value).map_err(|err| err.to_string())? {
-                Part::V1(one) => into.push(one),
-                Part::ChunkV1(many) => into.extend(many),
-            }
-            Ok(())
-        }
-        match kind.first() {
-            Some(b'0') => {
-                let mut head = Vec::new();
-                decode(value, &mut head)?;
-                self.head = head.pop();
-            }
-            Some(b'1') => decode(value, &mut self.workers)?,
-            Some(b'2') => decode(value, &mut self.queues)?,
-            Some(b'3') => decode(value, &mut self.workflows)?,
-            Some(b'4') => decode(value, &mut self.tasks)?,
-            Some(b'5') => decode(value, &mut self.reservations)?,
-            Some(b'6') => decode(value, &mut self.timers)?,
-            _ => return Err("unknown snapshot record".to_owned()),
-        }
-        Ok(())
-    }
-
-    fn assemble(self) -> Result<Option<Snapshot>, String> {
-        let Some(mut head) = self.head else {
-            return match self.workers.is_empty() && self.tasks.is_empty() && self.queues.is_empty() {
-                true => Ok(None),
-                false => Err("snapshot records without their head".to_owned()),
-            };
-        };
-        head.workers = self.workers;
-        head.queues = self.queues;
-        head.workflows = self.workflows;
-        head.tasks = self.tasks;
-        head.reservations = self.reservations;
-        head.timers = self.timers;
-        SnapshotRecord::V1(Box::new(head)).into_snapshot().map(Some).map_err(|err| err.0)
-    }
-}
-
-/// How often sled's own thread writes its buffers and reclaims dead space.
-const SLED_FLUSH_EVERY_MS: u64 = 200;
-
-/// How long to wait for a directory lock that a store closed in this process still holds (sled
-/// releases it from a background thread), before concluding another process has it.
-const LOCK_WAIT: Duration = Duration::from_secs(3);
-
-fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, String> {
-    let started = std::time::Instant::now();
-    loop {
-        // sled panics on some damaged files instead of returning an error; a damaged data
-        // directory must give a clear message, not a crash.
-        // sled's own background thread stays on: it is what reclaims the space of rewritten
-        // and deleted values (`attempt_gc`), and without it the directory grew without end
-        // (BENCHMARKS.md, the soak). It only makes what is already in sled durable sooner:
-        // commands reach sled from the flusher alone, and are announced after its flushes.
-        let config = || {
-            sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
-                .open()
-        };
-        match std::panic::catch_unwind(config) {
-            Ok(Ok(db)) => return Ok(db),
-            // sled reports the lock as an I/O error whose only mark is its message.
-            Ok(Err(err)) if err.to_string().contains("could not acquire lock") => {
-                if started.elapsed() >= LOCK_WAIT {
-                    return Err(
-                        "it is in use by another process (is another Switchboard running on it?)".to_owned()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(Err(err)) => return Err(err.to_string()),
-            Err(_) => return Err("the database files are damaged (sled could not read them)".to_owned()),
-        }
-    }
-}
-
-fn snapshot_file_name(seq: u64) -> String {
-    format!("{seq:020}.json")
-}
 
 fn keyed<R: Keyed>(id: &str) -> Vec<u8> {
     [R::PREFIX, id.as_bytes()].concat()
 }
 
-fn key_u64(prefix: &[u8], value: u64) -> Vec<u8> {
+pub(crate) fn key_u64(prefix: &[u8], value: u64) -> Vec<u8> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(&value.to_be_bytes());
     key
 }
 
-fn u64_from(bytes: &[u8]) -> Option<u64> {
+pub(crate) fn u64_from(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?)).filter(|_| bytes.len() == 8)
 }
 
 /// A key as text: its text prefix, then a number or SID where it has one.
-fn printable_key(key: &[u8]) -> String {
+pub(crate) fn printable_key(key: &[u8]) -> String {
     let split = key.iter().rposition(|&b| b == b':').map_or(key.len(), |idx| idx + 1);
     let (prefix, rest) = key.split_at(split);
     let rest = match u64_from(rest) {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+use super::sled_backend::{Part, SNAPSHOTS, snapshot_file_name};
 use super::*;
 use crate::routing::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskOrder};
 
@@ -187,7 +188,11 @@ fn commands_logged_one_per_record_by_the_first_stores_still_load() {
             let command = task(seq as i64);
             engine.apply(&command, at).unwrap();
             engine.take_events();
-            store.db.insert(key_u64(b"c:", seq), Store::encode_command(at, &command).unwrap()).unwrap();
+            store
+                .sled()
+                .db()
+                .insert(key_u64(b"c:", seq), Store::encode_command(at, &command).unwrap())
+                .unwrap();
         }
         store.flush().unwrap();
     }
@@ -204,7 +209,7 @@ fn damaged_directories_are_clear_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (store, _) = open(dir.path()).unwrap();
-        store.db.insert(key_u64(b"c:", 7), b"{not json".as_slice()).unwrap();
+        store.sled().db().insert(key_u64(b"c:", 7), b"{not json".as_slice()).unwrap();
     }
     let err = open(dir.path()).err().expect("refused").to_string();
     assert!(err.contains("holds a damaged record at key c:7: key must be a string"), "{err}");
@@ -356,7 +361,7 @@ fn stored_events_are_read_in_either_order_and_below_a_position_group_by_group() 
 
     // Groups are read only as the iterator comes to them: a damaged oldest group stops a full
     // read, not the newest events.
-    store.db.insert(key_u64(b"e:", first), b"not json".as_slice()).unwrap();
+    store.sled().db().insert(key_u64(b"e:", first), b"not json".as_slice()).unwrap();
     let newest: Vec<u64> = sequences(store.events_newest_first(None).unwrap().take(3));
     assert_eq!(newest.len(), 3);
     let err = store.events_oldest_first().unwrap().next().unwrap().unwrap_err().to_string();
@@ -375,7 +380,7 @@ fn write_first_layout(store: &Store, seq: u64, snapshot: &Snapshot, one_per_task
     fn chunks<T: Serialize>(store: &Store, prefix: &[u8], entities: &[T]) {
         for (number, chunk) in entities.chunks(500).enumerate() {
             let value = serde_json::to_vec(&Part::<&T>::ChunkV1(chunk.iter().collect())).unwrap();
-            store.db.insert(key_u64(prefix, number as u64), value).unwrap();
+            store.sled().db().insert(key_u64(prefix, number as u64), value).unwrap();
         }
     }
     let SnapshotRecord::V1(record) = SnapshotRecord::from(snapshot);
@@ -387,7 +392,8 @@ fn write_first_layout(store: &Store, seq: u64, snapshot: &Snapshot, one_per_task
     if one_per_task {
         for task in &tasks {
             store
-                .db
+                .sled()
+                .db()
                 .insert(key_u64(b"s:4task:", task.seq), serde_json::to_vec(&Part::V1(task)).unwrap())
                 .unwrap();
         }
@@ -396,10 +402,10 @@ fn write_first_layout(store: &Store, seq: u64, snapshot: &Snapshot, one_per_task
     }
     chunks(store, b"s:5reservation:", &std::mem::take(&mut head.reservations));
     chunks(store, b"s:6timer:", &std::mem::take(&mut head.timers));
-    store.db.insert(b"s:0head", serde_json::to_vec(&Part::V1(&head)).unwrap()).unwrap();
-    store.db.insert(b"m:snapshot_seq", seq.to_be_bytes().as_slice()).unwrap();
-    store.db.remove(b"m:snapshot_file").unwrap();
-    for folder in std::fs::read_dir(store.dir.join(SNAPSHOTS)).into_iter().flatten() {
+    store.sled().db().insert(b"s:0head", serde_json::to_vec(&Part::V1(&head)).unwrap()).unwrap();
+    store.sled().db().insert(b"m:snapshot_seq", seq.to_be_bytes().as_slice()).unwrap();
+    store.sled().db().remove(b"m:snapshot_file").unwrap();
+    for folder in std::fs::read_dir(store.sled().dir().join(SNAPSHOTS)).into_iter().flatten() {
         std::fs::remove_file(folder.unwrap().path()).unwrap();
     }
     store.flush().unwrap();
@@ -424,7 +430,7 @@ fn snapshots_in_the_first_layouts_in_sled_are_still_read_then_replaced_by_a_file
 
         // ...and the next snapshot is a file, with nothing left of the old layout.
         store.write_snapshot(1_201, &engine.export()).unwrap();
-        assert_eq!(store.db.scan_prefix(b"s:").count(), 0, "one_per_task: {one_per_task}");
+        assert_eq!(store.sled().db().scan_prefix(b"s:").count(), 0, "one_per_task: {one_per_task}");
         drop(store);
         reopens_as(dir.path(), 1_201, 0, &engine);
     }
@@ -528,8 +534,8 @@ fn a_hole_in_the_command_log_is_a_clear_error() {
             run(&store, &mut engine, n as u64, &[(n * 1_000, task(n))]);
             store.flush().unwrap();
         }
-        store.db.remove(key_u64(b"c:", 2)).unwrap();
-        store.db.flush().unwrap();
+        store.sled().db().remove(key_u64(b"c:", 2)).unwrap();
+        store.sled().db().flush().unwrap();
     }
 
     let err = open(dir.path()).err().expect("refused").to_string();
