@@ -4,7 +4,7 @@
 //! the default. A backend shared by several nodes will implement the same trait, checking its
 //! fence in [`Backend::write_group`].
 
-use crate::routing::{Millis, Snapshot};
+use crate::routing::Snapshot;
 
 use super::{KeyedWrite, Recovered, StoreError};
 
@@ -58,10 +58,9 @@ pub trait Backend: Send + Sync + 'static {
     /// the commands it covers. Every group written before is in place.
     fn write_snapshot(&self, seq: u64, snapshot: &Snapshot) -> Result<(), StoreError>;
 
-    /// Deletes whole event groups from the oldest: those older than `before`, and those beyond
-    /// the newest `keep` of the `last_event` stored, at most a bounded number per call.
-    /// Answers how many events went.
-    fn prune_events(&self, before: Millis, keep: u64, last_event: u64) -> Result<u64, StoreError>;
+    /// Deletes the event groups whose first events are `firsts` (the oldest, as
+    /// [`super::Store::prune_events`] chose them).
+    fn delete_event_groups(&self, firsts: &[u64]) -> Result<(), StoreError>;
 
     /// Every key and value, in key order, for tests and for looking at the data by hand.
     fn dump(&self) -> Vec<Entry>;

@@ -490,7 +490,29 @@ impl Store {
     /// up with the appends without ever holding a large batch). Returns how many events went.
     pub fn prune_events(&self, before: Millis, keep: u64) -> Result<u64, StoreError> {
         let last_event = self.flusher.last_event.load(Ordering::SeqCst);
-        self.backend.prune_events(before, keep, last_event)
+        let (mut firsts, mut removed) = (Vec::new(), 0);
+        for entry in self.backend.event_groups(None, false).take(PRUNE_BATCH) {
+            let (key, value) = entry?;
+            let first =
+                u64_from(&key[2..]).ok_or_else(|| self.backend.corrupt(&key, "bad key".to_owned()))?;
+            let stored = last_event.saturating_sub(first) + 1;
+            let records: Vec<EventRecord> =
+                serde_json::from_slice(&value).map_err(|err| self.backend.corrupt(&key, err.to_string()))?;
+            let newest = records
+                .iter()
+                .map(|EventRecord::V1 { timestamp, .. }| *timestamp)
+                .max()
+                .unwrap_or(Millis::MIN);
+            if stored <= keep && newest >= before {
+                break;
+            }
+            firsts.push(first);
+            removed += records.len() as u64;
+        }
+        if !firsts.is_empty() {
+            self.backend.delete_event_groups(&firsts)?;
+        }
+        Ok(removed)
     }
 
     /// Every key and value, in key order, as text: for tests and for looking at a data
@@ -684,6 +706,50 @@ impl Flusher {
 
 /// A flush this slow is logged.
 const SLOW_FLUSH: Duration = Duration::from_millis(50);
+
+/// The most event groups one [`Store::prune_events`] call deletes.
+const PRUNE_BATCH: usize = 1_000;
+
+/// The commands logged after `snapshot_seq`, from the log's groups in order (`(key, last
+/// sequence, value)`: a JSON array, or a single object in the first layout), checked to have no
+/// gap. A group written while a snapshot was taken may straddle it.
+fn commands_after(
+    snapshot_seq: u64,
+    groups: impl Iterator<Item = Result<(Vec<u8>, u64, Vec<u8>), StoreError>>,
+    backend: &dyn Backend,
+) -> Result<Vec<(u64, Millis, Command)>, StoreError> {
+    let mut commands: Vec<(u64, Millis, Command)> = Vec::new();
+    for group in groups {
+        let (key, last, value) = group?;
+        let group: Vec<CommandRecord> = if value.first() == Some(&b'[') {
+            serde_json::from_slice(&value)
+        } else {
+            serde_json::from_slice(&value).map(|record| vec![record])
+        }
+        .map_err(|err| backend.corrupt(&key, err.to_string()))?;
+        let first = (last + 1)
+            .checked_sub(group.len() as u64)
+            .ok_or_else(|| backend.corrupt(&key, "more commands than sequence numbers".to_owned()))?;
+        for (seq, record) in (first..).zip(group) {
+            if seq > snapshot_seq {
+                let expected = commands.last().map_or(snapshot_seq + 1, |(last, _, _)| last + 1);
+                if seq != expected {
+                    return Err(backend.corrupt(&key, format!("command {expected} is missing from the log")));
+                }
+                let (at, command) = record.into_command();
+                commands.push((seq, at, command));
+            }
+        }
+    }
+    Ok(commands)
+}
+
+/// The sequence of the last event in a stored event group.
+fn last_event_in(key: &[u8], value: &[u8], backend: &dyn Backend) -> Result<u64, StoreError> {
+    let records: Vec<EventRecord> =
+        serde_json::from_slice(value).map_err(|err| backend.corrupt(key, err.to_string()))?;
+    Ok(records.last().map_or(0, |EventRecord::V1 { sequence, .. }| *sequence))
+}
 
 fn keyed<R: Keyed>(id: &str) -> Vec<u8> {
     [R::PREFIX, id.as_bytes()].concat()

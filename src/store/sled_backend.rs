@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, Entry, EventGroups, Group};
-use super::records::{self, CommandRecord, EventRecord, SnapshotEncoding, SnapshotRecord};
+use super::records::{self, SnapshotEncoding, SnapshotRecord};
 use super::{Recovered, StoreError, key_u64, printable_key, u64_from};
 use crate::routing::{Millis, Snapshot};
 
@@ -40,8 +40,7 @@ pub(super) const SNAPSHOTS: &str = "snapshots";
 /// Where the first stores kept their snapshot: records in sled.
 const LEGACY_SNAPSHOT: &[u8] = b"s:";
 
-/// The most event groups one [`Backend::prune_events`] call deletes, and the most keys a
-/// snapshot deletes in one batch.
+/// The most keys a snapshot deletes in one batch.
 const PRUNE_BATCH: usize = 1_000;
 
 /// How often sled's own thread writes its buffers and reclaims dead space.
@@ -132,37 +131,16 @@ impl Backend for SledBackend {
             }
             None => self.read_legacy_snapshot()?,
         };
-        let mut commands = Vec::new();
-        for entry in self.db.scan_prefix(b"c:") {
+        let groups = self.db.scan_prefix(b"c:").map(|entry| {
             let (key, value) = entry.map_err(read_error)?;
             let last = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key".to_owned()))?;
-            let group: Vec<CommandRecord> = if value.first() == Some(&b'[') {
-                serde_json::from_slice(&value)
-            } else {
-                serde_json::from_slice(&value).map(|record| vec![record])
-            }
-            .map_err(|err| self.corrupt(&key, err.to_string()))?;
-            let first = (last + 1)
-                .checked_sub(group.len() as u64)
-                .ok_or_else(|| self.corrupt(&key, "more commands than sequence numbers".to_owned()))?;
-            for (seq, record) in (first..).zip(group) {
-                // A group written while a snapshot was taken may straddle it.
-                if seq > snapshot_seq {
-                    let expected = commands.last().map_or(snapshot_seq + 1, |(last, _, _)| last + 1);
-                    if seq != expected {
-                        return Err(self.corrupt(&key, format!("command {expected} is missing from the log")));
-                    }
-                    let (at, command) = record.into_command();
-                    commands.push((seq, at, command));
-                }
-            }
-        }
+            Ok((key.to_vec(), last, value.to_vec()))
+        });
+        let commands = super::commands_after(snapshot_seq, groups, self)?;
         let last_event = match self.db.scan_prefix(b"e:").next_back() {
             Some(entry) => {
                 let (key, value) = entry.map_err(read_error)?;
-                let records: Vec<EventRecord> =
-                    serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err.to_string()))?;
-                records.last().map_or(0, |EventRecord::V1 { sequence, .. }| *sequence)
+                super::last_event_in(&key, &value, self)?
             }
             None => 0,
         };
@@ -281,29 +259,12 @@ impl Backend for SledBackend {
 
     /// The deletions ride on the next flush: losing them to a crash only means pruning them
     /// again.
-    fn prune_events(&self, before: Millis, keep: u64, last_event: u64) -> Result<u64, StoreError> {
-        let write_error = |err: sled::Error| StoreError::Write(err.to_string());
+    fn delete_event_groups(&self, firsts: &[u64]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        let mut removed = 0;
-        for entry in self.db.scan_prefix(b"e:").take(PRUNE_BATCH) {
-            let (key, value) = entry.map_err(write_error)?;
-            let first = u64_from(&key[2..]).ok_or_else(|| self.corrupt(&key, "bad key".to_owned()))?;
-            let stored = last_event.saturating_sub(first) + 1;
-            let records: Vec<EventRecord> =
-                serde_json::from_slice(&value).map_err(|err| self.corrupt(&key, err.to_string()))?;
-            let newest = records
-                .iter()
-                .map(|EventRecord::V1 { timestamp, .. }| *timestamp)
-                .max()
-                .unwrap_or(Millis::MIN);
-            if stored <= keep && newest >= before {
-                break;
-            }
-            batch.remove(key);
-            removed += records.len() as u64;
+        for first in firsts {
+            batch.remove(key_u64(b"e:", *first));
         }
-        self.db.apply_batch(batch).map_err(write_error)?;
-        Ok(removed)
+        self.db.apply_batch(batch).map_err(|err| StoreError::Write(err.to_string()))
     }
 
     fn dump(&self) -> Vec<Entry> {
