@@ -40,8 +40,14 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
+    /// Where the data lives: sled in `data_dir`, or a PostgreSQL database.
+    pub backend: StoreBackend,
     /// The sled data directory.
     pub data_dir: PathBuf,
+    /// The PostgreSQL database (a libpq connection string or URI), for `backend = "postgres"`.
+    pub postgres_url: String,
+    /// The workspace's name in the database's keys.
+    pub postgres_workspace: String,
     /// `flush`: answer a request only once its change is on disk (group commit). `periodic`:
     /// answer at once and flush every `flush_interval_ms`; a crash loses up to that much.
     pub durability: DurabilityMode,
@@ -217,6 +223,13 @@ impl std::fmt::Debug for Credentials {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Sled,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DurabilityMode {
     Flush,
     Periodic,
@@ -225,7 +238,10 @@ pub enum DurabilityMode {
 impl Default for StoreSettings {
     fn default() -> StoreSettings {
         StoreSettings {
+            backend: StoreBackend::Sled,
             data_dir: PathBuf::from("data"),
+            postgres_url: String::new(),
+            postgres_workspace: "main".to_owned(),
             durability: DurabilityMode::Flush,
             flush_interval_ms: 100,
             snapshot_every: 10_000,
@@ -352,6 +368,24 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_HTTP_TRUSTED_PROXIES",
         default: "",
         meaning: "IP addresses or CIDR networks of the proxies in front, e.g. `127.0.0.1, 10.0.0.0/8` (in the file a list of strings): only from these are `X-Forwarded-For`/`-Host`/`-Proto` believed, the nearest value of each (the client's address for the sign-in throttle, and with `voice.public_url` empty the host and scheme of links and of the URL signatures are checked over); RFC 7239's `Forwarded` is never read, since a proxy that writes the X- headers passes a client's own through; empty: none",
+    },
+    SettingInfo {
+        key: "store.backend",
+        env: "SWITCHBOARD_STORE_BACKEND",
+        default: "sled",
+        meaning: "Where the data lives: `sled`, embedded in `store.data_dir`; `postgres`, the database at `store.postgres_url` (schema created and migrated by Switchboard)",
+    },
+    SettingInfo {
+        key: "store.postgres_url",
+        env: "SWITCHBOARD_STORE_POSTGRES_URL",
+        default: "",
+        meaning: "With `store.backend = \"postgres\"`: the database, as a libpq connection string or URI, e.g. `postgresql://switchboard:secret@db.example.com/switchboard` or `host=/run/postgresql dbname=switchboard`",
+    },
+    SettingInfo {
+        key: "store.postgres_workspace",
+        env: "SWITCHBOARD_STORE_POSTGRES_WORKSPACE",
+        default: "main",
+        meaning: "The workspace's name in the database's keys: several Switchboards with different names can share one database",
     },
     SettingInfo {
         key: "store.data_dir",
@@ -618,6 +652,12 @@ impl Settings {
                 voice.abandon_after, voice.wait_seconds
             )));
         }
+        if self.store.backend == StoreBackend::Postgres && self.store.postgres_url.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "store.backend = \"postgres\" needs store.postgres_url, the database to keep the data in"
+                    .to_owned(),
+            ));
+        }
         if voice.api_key_sid.is_empty() != voice.api_key_secret.is_empty() {
             return Err(ConfigError::Inconsistent(
                 "voice.api_key_sid and voice.api_key_secret go together: give both, or neither to use the account SID and auth token"
@@ -685,6 +725,14 @@ impl Settings {
                 let entries = value.split(',').filter(|entry| !entry.trim().is_empty());
                 self.http.trusted_proxies = TrustedProxies::parse(entries)?;
             }
+            "store.backend" => {
+                self.store.backend = parse_choice(
+                    value,
+                    &[("sled", StoreBackend::Sled), ("postgres", StoreBackend::Postgres)],
+                )?
+            }
+            "store.postgres_url" => self.store.postgres_url = value.to_owned(),
+            "store.postgres_workspace" => self.store.postgres_workspace = value.to_owned(),
             "store.data_dir" => self.store.data_dir = PathBuf::from(value),
             "store.durability" => {
                 self.store.durability = parse_choice(
@@ -949,6 +997,23 @@ mod tests {
             ]],
         );
         check(
+            Some("[store]\nbackend = \"postgres\"\n"),
+            &[],
+            expect![[
+                r#"store.backend = "postgres" needs store.postgres_url, the database to keep the data in"#
+            ]],
+        );
+        check(
+            Some("[store]\nbackend = \"mysql\"\n"),
+            &[],
+            expect![[r#"
+            DIR/switchboard.toml: TOML parse error at line 2, column 11
+              |
+            2 | backend = "mysql"
+              |           ^^^^^^^
+            unknown variant `mysql`, expected `sled` or `postgres`"#]],
+        );
+        check(
             Some("[voice]\nwait_seconds = 60\n"),
             &[],
             expect![[
@@ -990,7 +1055,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_BACKEND, SWITCHBOARD_STORE_POSTGRES_URL, SWITCHBOARD_STORE_POSTGRES_WORKSPACE, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
             ],
         );
         check(

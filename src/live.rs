@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, broadcast, watch};
 
-use crate::config::{Credentials, DurabilityMode, StoreSettings, TwilioSettings};
+use crate::config::{Credentials, DurabilityMode, StoreBackend, StoreSettings, TwilioSettings};
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
 use crate::statistics::Statistics;
-use crate::store::{Durability, FlushStatistics, Keyed, KeyedWrite, Store, StoreError, StoredEvents, Ticket};
+use crate::store::{
+    Durability, FlushStatistics, Keyed, KeyedWrite, PostgresBackend, Store, StoreError, StoredEvents, Ticket,
+};
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -145,8 +147,15 @@ impl LiveEngine {
                 Durability::Periodic { interval: Duration::from_millis(settings.flush_interval_ms.max(1)) }
             }
         };
-        let (store, recovered) =
-            Store::open_with_cache(&settings.data_dir, durability, settings.cache_mb << 20)?;
+        let (store, recovered) = match settings.backend {
+            StoreBackend::Sled => {
+                Store::open_with_cache(&settings.data_dir, durability, settings.cache_mb << 20)?
+            }
+            StoreBackend::Postgres => {
+                let backend = PostgresBackend::connect(&settings.postgres_url, &settings.postgres_workspace)?;
+                Store::open_on(Arc::new(backend), durability)?
+            }
+        };
         let (mut engine, fresh) = match recovered.snapshot {
             Some(snapshot) => {
                 (Engine::import(snapshot).map_err(|err| LiveError::Replay(err.to_string()))?, false)
@@ -155,7 +164,14 @@ impl LiveEngine {
         };
         if fresh {
             store.write_snapshot(0, &engine.export())?;
-            tracing::info!(dir = %settings.data_dir.display(), "new data directory: workspace created from the configuration");
+            match settings.backend {
+                StoreBackend::Sled => {
+                    tracing::info!(dir = %settings.data_dir.display(), "new data directory: workspace created from the configuration")
+                }
+                StoreBackend::Postgres => {
+                    tracing::info!(workspace = %settings.postgres_workspace, "new workspace in the database: created from the configuration")
+                }
+            }
         }
         let (mut last_seq, mut last_at) = (recovered.snapshot_seq, Millis::MIN);
         for (seq, at, command) in &recovered.commands {

@@ -19,6 +19,7 @@
 //! Concurrent commands share both the writes and the sync.
 
 pub mod backend;
+mod postgres_backend;
 mod records;
 mod sled_backend;
 
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 use backend::Backend;
+pub use postgres_backend::PostgresBackend;
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,
     ConversationV2, EventRecord, Keyed, MessagePageRecord, MessagePageV1, MessageV1, OutboxRecord, OutboxV1,
@@ -63,6 +65,9 @@ pub enum StoreError {
     /// A record does not decode: the directory was damaged or written by another program.
     #[error("the data directory {dir} holds a damaged record at key {key}: {message}")]
     Corrupt { dir: PathBuf, key: String, message: String },
+    /// A record read from a database does not decode.
+    #[error("the store at {place} holds a damaged record at key {key}: {message}")]
+    Damaged { place: String, key: String, message: String },
     /// The snapshot file is missing or does not decode.
     #[error("the snapshot file {path} is damaged or missing: {message}")]
     DamagedFile { path: PathBuf, message: String },
@@ -791,5 +796,7 @@ impl<'de> Deserialize<'de> for Sid {
     }
 }
 
+#[cfg(test)]
+mod test_postgres;
 #[cfg(test)]
 mod tests;

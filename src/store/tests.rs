@@ -1,5 +1,7 @@
-//! Store tests on real sled directories: what is appended and flushed comes back, snapshots
-//! compact the log, damage is reported with the key, and group commit serves many waiters.
+//! Store tests on real sled directories and real PostgreSQL databases (a private cluster,
+//! `test_postgres`): what is appended and flushed comes back, snapshots compact the log, damage
+//! is reported with the key, and group commit serves many waiters. The tests of what every
+//! backend must do run on both ([`on_both`]); those of sled's own layout on sled alone.
 
 use std::path::Path;
 
@@ -11,6 +13,29 @@ use crate::routing::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, Task
 
 fn open(dir: &Path) -> Result<(Store, Recovered), StoreError> {
     Store::open(dir, Durability::Flush)
+}
+
+/// Where a test's store lives, and how it is opened again.
+enum Medium {
+    Sled(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Medium {
+    fn open(&self) -> Result<(Store, Recovered), StoreError> {
+        match self {
+            Medium::Sled(dir) => open(dir.path()),
+            Medium::Postgres(url) => {
+                Store::open_on(Arc::new(PostgresBackend::connect(url, "main")?), Durability::Flush)
+            }
+        }
+    }
+}
+
+/// Runs `test` on a new sled directory, then on a new PostgreSQL database.
+fn on_both(test: impl Fn(&Medium)) {
+    test(&Medium::Sled(tempfile::tempdir().unwrap()));
+    test(&Medium::Postgres(super::test_postgres::new_database()));
 }
 
 /// A small workspace: one queue, one workflow, two workers (one available).
@@ -88,23 +113,24 @@ fn snapshot_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_reopened_store_rebuilds_exactly_the_engine_it_logged() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut engine = workspace();
-    {
-        let (store, recovered) = open(dir.path()).unwrap();
-        assert!(recovered.snapshot.is_none() && recovered.commands.is_empty(), "a new directory is empty");
-        store.write_snapshot(0, &engine.export()).unwrap();
-        let commands: Vec<(Millis, Command)> = (1..=5).map(|n| (1_000 + n * 100, task(n))).collect();
-        run(&store, &mut engine, 1, &commands);
-        run(&store, &mut engine, 6, &[(40_000, Command::Advance)]);
-        store.flush().unwrap();
-    }
+    on_both(|medium| {
+        let mut engine = workspace();
+        {
+            let (store, recovered) = medium.open().unwrap();
+            assert!(recovered.snapshot.is_none() && recovered.commands.is_empty(), "a new store is empty");
+            store.write_snapshot(0, &engine.export()).unwrap();
+            let commands: Vec<(Millis, Command)> = (1..=5).map(|n| (1_000 + n * 100, task(n))).collect();
+            run(&store, &mut engine, 1, &commands);
+            run(&store, &mut engine, 6, &[(40_000, Command::Advance)]);
+            store.flush().unwrap();
+        }
 
-    let (_store, recovered) = open(dir.path()).unwrap();
+        let (_store, recovered) = medium.open().unwrap();
 
-    assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (0, 6));
-    assert!(recovered.last_event > 0);
-    assert_eq!(restore(recovered).export(), engine.export());
+        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (0, 6));
+        assert!(recovered.last_event > 0);
+        assert_eq!(restore(recovered).export(), engine.export());
+    });
 }
 
 #[test]
@@ -152,29 +178,30 @@ fn a_snapshot_replaces_the_commands_it_covers() {
 
 #[test]
 fn commands_are_written_in_groups_and_a_group_may_straddle_a_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut engine = workspace();
-    let (store, _) = open(dir.path()).unwrap();
-    store.write_snapshot(0, &engine.export()).unwrap();
-    run(&store, &mut engine, 1, &[(2_000, task(1))]);
-    let after_first = engine.export();
-    run(&store, &mut engine, 2, &[(3_000, task(2)), (4_000, task(3))]);
+    on_both(|medium| {
+        let mut engine = workspace();
+        let (store, _) = medium.open().unwrap();
+        store.write_snapshot(0, &engine.export()).unwrap();
+        run(&store, &mut engine, 1, &[(2_000, task(1))]);
+        let after_first = engine.export();
+        run(&store, &mut engine, 2, &[(3_000, task(2)), (4_000, task(3))]);
 
-    // The snapshot after command 1 writes the pending group 1..=3 first, under key c:3.
-    store.write_snapshot(1, &after_first).unwrap();
-    let commands: Vec<String> = store
-        .debug_dump()
-        .lines()
-        .filter(|line| line.starts_with("c:"))
-        .map(|line| line[..3].to_owned())
-        .collect();
-    assert_eq!(commands, ["c:3"]);
-    drop(store);
+        // The snapshot after command 1 writes the pending group 1..=3 first, under key c:3.
+        store.write_snapshot(1, &after_first).unwrap();
+        let commands: Vec<String> = store
+            .debug_dump()
+            .lines()
+            .filter(|line| line.starts_with("c:"))
+            .map(|line| line[..3].to_owned())
+            .collect();
+        assert_eq!(commands, ["c:3"]);
+        drop(store);
 
-    let (_store, recovered) = open(dir.path()).unwrap();
-    let sequences: Vec<u64> = recovered.commands.iter().map(|(seq, _, _)| *seq).collect();
-    assert_eq!((recovered.snapshot_seq, sequences), (1, vec![2, 3]));
-    assert_eq!(restore(recovered).export(), engine.export());
+        let (_store, recovered) = medium.open().unwrap();
+        let sequences: Vec<u64> = recovered.commands.iter().map(|(seq, _, _)| *seq).collect();
+        assert_eq!((recovered.snapshot_seq, sequences), (1, vec![2, 3]));
+        assert_eq!(restore(recovered).export(), engine.export());
+    });
 }
 
 #[test]
@@ -244,8 +271,11 @@ fn damaged_directories_are_clear_errors_not_panics() {
 
 #[test]
 fn many_concurrent_waiters_share_flushes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open(dir.path()).unwrap();
+    on_both(many_concurrent_waiters_share_flushes_on);
+}
+
+fn many_concurrent_waiters_share_flushes_on(medium: &Medium) {
+    let (store, _) = medium.open().unwrap();
     let store = Arc::new(store);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let sequence = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -291,9 +321,9 @@ fn a_directory_held_by_another_store_is_a_clear_error() {
 
 /// `commands` task creations, one a second, each flushed: one group, so one event record (of
 /// several events), per command.
-fn one_group_per_command(dir: &Path, commands: i64) -> (Store, Engine) {
+fn one_group_per_command(medium: &Medium, commands: i64) -> (Store, Engine) {
     let mut engine = workspace();
-    let (store, _) = open(dir).unwrap();
+    let (store, _) = medium.open().unwrap();
     for n in 1..=commands {
         run(&store, &mut engine, n as u64, &[(n * 1_000, task(n))]);
         store.flush().unwrap();
@@ -303,62 +333,73 @@ fn one_group_per_command(dir: &Path, commands: i64) -> (Store, Engine) {
 
 #[test]
 fn events_are_pruned_by_count_and_age_whole_groups_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, engine) = one_group_per_command(dir.path(), 5);
-    let last = engine.events_emitted();
-    let stored = |store: &Store| -> Vec<u64> {
-        store
-            .debug_dump()
-            .lines()
-            .filter_map(|line| line.strip_prefix("e:")?.split(' ').next()?.parse().ok())
-            .collect()
-    };
-    let before = stored(&store);
-    assert_eq!(before.len(), 5, "one record per group");
+    on_both(|medium| {
+        let (store, engine) = one_group_per_command(medium, 5);
+        let last = engine.events_emitted();
+        let stored = |store: &Store| -> Vec<u64> {
+            store
+                .debug_dump()
+                .lines()
+                .filter_map(|line| line.strip_prefix("e:")?.split(' ').next()?.parse().ok())
+                .collect()
+        };
+        let before = stored(&store);
+        assert_eq!(before.len(), 5, "one record per group");
 
-    // Keep exactly the last two commands' events: the 3 oldest records go, whole.
-    let removed = store.prune_events(0, last - before[3] + 1).unwrap();
-    assert_eq!((removed, stored(&store)), (before[3] - before[0], before[3..].to_vec()));
+        // Keep exactly the last two commands' events: the 3 oldest records go, whole.
+        let removed = store.prune_events(0, last - before[3] + 1).unwrap();
+        assert_eq!((removed, stored(&store)), (before[3] - before[0], before[3..].to_vec()));
 
-    // Older than the last command's time: all but the last go.
-    store.prune_events(5_000, u64::MAX).unwrap();
-    assert_eq!(stored(&store), before[4..].to_vec());
+        // Older than the last command's time: all but the last go.
+        store.prune_events(5_000, u64::MAX).unwrap();
+        assert_eq!(stored(&store), before[4..].to_vec());
+    });
 }
 
 #[test]
 fn stored_events_are_read_in_either_order_and_below_a_position_group_by_group() {
+    on_both(|medium| {
+        // More groups than PostgreSQL's scans read per query.
+        let (store, mut engine) = one_group_per_command(medium, 70);
+        let last = engine.events_emitted();
+
+        let oldest_first = sequences(store.events_oldest_first().unwrap());
+        let newest_first = sequences(store.events_newest_first(None).unwrap());
+
+        let first = oldest_first[0];
+        assert_eq!(oldest_first, (first..=last).collect::<Vec<u64>>());
+        assert_eq!(newest_first, (first..=last).rev().collect::<Vec<u64>>());
+        // Below a position in the middle of a group: that group's older events, then the rest.
+        let middle = last - 2;
+        let below = sequences(store.events_newest_first(Some(middle)).unwrap());
+        assert_eq!(below, (first..middle).rev().collect::<Vec<u64>>());
+        assert_eq!(sequences(store.events_newest_first(Some(first)).unwrap()), Vec::<u64>::new());
+        // A command appended but not yet on disk is not read: it could still be lost. Once
+        // flushed, it is.
+        run(&store, &mut engine, 71, &[(71_000, task(71))]);
+        let newest = |store: &Store| {
+            let EventRecord::V1 { sequence, .. } =
+                store.events_newest_first(None).unwrap().next().unwrap().unwrap();
+            sequence
+        };
+        assert_eq!(newest(&store), last);
+        store.flush().unwrap();
+        assert_eq!(newest(&store), engine.events_emitted());
+    });
+}
+
+fn sequences(events: impl Iterator<Item = Result<EventRecord, StoreError>>) -> Vec<u64> {
+    let sequence =
+        |record: Result<EventRecord, StoreError>| record.map(|EventRecord::V1 { sequence, .. }| sequence);
+    events.map(sequence).collect::<Result<_, _>>().unwrap()
+}
+
+#[test]
+fn a_damaged_event_group_stops_a_full_read_not_the_newest_events() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, mut engine) = one_group_per_command(dir.path(), 4);
-    fn sequences(events: impl Iterator<Item = Result<EventRecord, StoreError>>) -> Vec<u64> {
-        let sequence =
-            |record: Result<EventRecord, StoreError>| record.map(|EventRecord::V1 { sequence, .. }| sequence);
-        events.map(sequence).collect::<Result<_, _>>().unwrap()
-    }
-    let last = engine.events_emitted();
-
-    let oldest_first = sequences(store.events_oldest_first().unwrap());
-    let newest_first = sequences(store.events_newest_first(None).unwrap());
-
-    let first = oldest_first[0];
-    assert_eq!(oldest_first, (first..=last).collect::<Vec<u64>>());
-    assert_eq!(newest_first, (first..=last).rev().collect::<Vec<u64>>());
-    // Below a position in the middle of a group: that group's older events, then the rest.
-    let middle = last - 2;
-    let below = sequences(store.events_newest_first(Some(middle)).unwrap());
-    assert_eq!(below, (first..middle).rev().collect::<Vec<u64>>());
-    assert_eq!(sequences(store.events_newest_first(Some(first)).unwrap()), Vec::<u64>::new());
-    // A command appended but not yet on disk is not read: it could still be lost. Once
-    // flushed, it is.
-    run(&store, &mut engine, 5, &[(5_000, task(5))]);
-    let newest = |store: &Store| {
-        let EventRecord::V1 { sequence, .. } =
-            store.events_newest_first(None).unwrap().next().unwrap().unwrap();
-        sequence
-    };
-    assert_eq!(newest(&store), last);
-    store.flush().unwrap();
-    assert_eq!(newest(&store), engine.events_emitted());
-
+    let medium = Medium::Sled(dir);
+    let (store, _engine) = one_group_per_command(&medium, 4);
+    let first = sequences(store.events_oldest_first().unwrap())[0];
     // Groups are read only as the iterator comes to them: a damaged oldest group stops a full
     // read, not the newest events.
     store.sled().db().insert(key_u64(b"e:", first), b"not json".as_slice()).unwrap();
@@ -488,39 +529,40 @@ fn a_missing_or_damaged_snapshot_file_is_a_clear_error() {
 
 #[test]
 fn calls_are_put_and_deleted_durably_with_the_commands_around_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let call = |sid: &str, menu: &str| CallV1 {
-        call_sid: sid.into(),
-        from: "+15550100".into(),
-        to: "+15550199".into(),
-        flow: "main".into(),
-        menu: menu.into(),
-        failures: 0,
-        language: "en-US".into(),
-        path: vec!["1".into()],
-        task: None,
-        started_at: 1_000,
-        last_seen: 2_000,
-        announced_at: None,
-        bridged: None,
-        voicemail: false,
-        message_left: false,
-        ended_at: None,
-        conference: None,
-    };
-    {
-        let (store, _) = open(dir.path()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let _ = store.put(&CallRecord::V1(call("CA1", "main"))).unwrap();
-        let _ = store.put(&CallRecord::V1(call("CA2", "main"))).unwrap();
-        let _ = store.put(&CallRecord::V1(call("CA1", "support"))).unwrap();
-        let last = store.delete::<CallRecord>("CA2");
-        runtime.block_on(store.durable(last)).unwrap();
-    }
+    on_both(|medium| {
+        let call = |sid: &str, menu: &str| CallV1 {
+            call_sid: sid.into(),
+            from: "+15550100".into(),
+            to: "+15550199".into(),
+            flow: "main".into(),
+            menu: menu.into(),
+            failures: 0,
+            language: "en-US".into(),
+            path: vec!["1".into()],
+            task: None,
+            started_at: 1_000,
+            last_seen: 2_000,
+            announced_at: None,
+            bridged: None,
+            voicemail: false,
+            message_left: false,
+            ended_at: None,
+            conference: None,
+        };
+        {
+            let (store, _) = medium.open().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _ = store.put(&CallRecord::V1(call("CA1", "main"))).unwrap();
+            let _ = store.put(&CallRecord::V1(call("CA2", "main"))).unwrap();
+            let _ = store.put(&CallRecord::V1(call("CA1", "support"))).unwrap();
+            let last = store.delete::<CallRecord>("CA2");
+            runtime.block_on(store.durable(last)).unwrap();
+        }
 
-    let (store, _) = open(dir.path()).unwrap();
+        let (store, _) = medium.open().unwrap();
 
-    assert_eq!(store.all::<CallRecord>().unwrap(), vec![CallRecord::V1(call("CA1", "support"))]);
+        assert_eq!(store.all::<CallRecord>().unwrap(), vec![CallRecord::V1(call("CA1", "support"))]);
+    });
 }
 
 #[test]
@@ -682,25 +724,30 @@ fn listed(store: &Store) -> Vec<u64> {
 
 #[test]
 fn events_are_published_and_listed_only_once_flushed_in_log_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open(dir.path()).unwrap();
-    let published = Arc::new(Mutex::new(Vec::new()));
-    let into = published.clone();
-    store.publish_when_durable(Box::new(move |events| {
-        into.lock().unwrap().extend(events.iter().map(|event| event.sequence));
-    }));
-    let mut engine = workspace();
-    let before = engine.events_emitted();
-    run(&store, &mut engine, 1, &[(2_000, task(1)), (2_001, task(2))]);
-    // Written to sled, not yet flushed: neither announced nor listed.
-    store.flusher.write_pending().unwrap();
-    assert_eq!((published.lock().unwrap().len(), listed(&store)), (0, vec![]));
+    on_both(|medium| {
+        let (store, _) = medium.open().unwrap();
+        let published = Arc::new(Mutex::new(Vec::new()));
+        let into = published.clone();
+        store.publish_when_durable(Box::new(move |events| {
+            into.lock().unwrap().extend(events.iter().map(|event| event.sequence));
+        }));
+        let mut engine = workspace();
+        let before = engine.events_emitted();
+        run(&store, &mut engine, 1, &[(2_000, task(1)), (2_001, task(2))]);
+        // Written to sled, not yet flushed: neither announced nor listed.
+        store.flusher.write_pending().unwrap();
+        assert_eq!((published.lock().unwrap().len(), listed(&store)), (0, vec![]));
 
-    store.flush().unwrap();
+        store.flush().unwrap();
 
-    let announced = published.lock().unwrap().clone();
-    assert_eq!(announced, (before + 1..=engine.events_emitted()).collect::<Vec<u64>>(), "all, in log order");
-    assert_eq!(listed(&store), announced.iter().rev().copied().collect::<Vec<u64>>());
+        let announced = published.lock().unwrap().clone();
+        assert_eq!(
+            announced,
+            (before + 1..=engine.events_emitted()).collect::<Vec<u64>>(),
+            "all, in log order"
+        );
+        assert_eq!(listed(&store), announced.iter().rev().copied().collect::<Vec<u64>>());
+    });
 }
 
 #[test]
@@ -720,4 +767,45 @@ fn a_publisher_that_panics_stops_the_store_instead_of_hanging_it() {
 
     let err = waited.expect("answered, not hung").unwrap_err();
     assert!(err.to_string().contains("publishing durable events failed"), "{err}");
+}
+
+#[test]
+fn on_postgresql_the_first_node_to_keep_a_value_wins_and_workspaces_are_apart() {
+    let url = super::test_postgres::new_database();
+    let connect = |workspace: &str| PostgresBackend::connect(&url, workspace).unwrap();
+    let (main, other, main_again) = (connect("main"), connect("other"), connect("main"));
+    main.recover().unwrap();
+    other.recover().unwrap();
+
+    let kept = main.kept_value("auth_token", "first".to_owned()).unwrap();
+    let kept_again = main_again.kept_value("auth_token", "second".to_owned()).unwrap();
+    let kept_elsewhere = other.kept_value("auth_token", "its own".to_owned()).unwrap();
+    main.write_group(backend::Group {
+        records: vec![(b"v:CA1".to_vec(), Some(b"{}".to_vec()))],
+        ..Default::default()
+    })
+    .unwrap();
+
+    assert_eq!((kept.as_str(), kept_again.as_str(), kept_elsewhere.as_str()), ("first", "first", "its own"));
+    assert_eq!(main_again.get(b"v:CA1").unwrap(), Some(b"{}".to_vec()));
+    assert_eq!(other.get(b"v:CA1").unwrap(), None);
+}
+
+#[test]
+fn a_damaged_postgresql_record_is_a_clear_error_naming_the_database_and_key() {
+    let url = super::test_postgres::new_database();
+    let medium = Medium::Postgres(url.clone());
+    {
+        let (store, _) = medium.open().unwrap();
+        let mut engine = workspace();
+        run(&store, &mut engine, 1, &[(2_000, task(1))]);
+        store.flush().unwrap();
+    }
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client.execute("UPDATE sb_log SET commands = 'not json'", &[]).unwrap();
+
+    let err = medium.open().err().expect("refused").to_string();
+
+    assert!(err.starts_with("the store at postgresql://"), "{err}");
+    assert!(err.contains("(workspace main) holds a damaged record at key c:1"), "{err}");
 }

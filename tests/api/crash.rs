@@ -1,6 +1,7 @@
 //! A crash: the real `switchboard serve` process, killed with SIGKILL in the middle of routing,
-//! restarted on the same sled directory. Everything acknowledged through the REST API is there
-//! again, and the reservation whose timeout passed during the outage has timed out.
+//! restarted on the same sled directory, or the same PostgreSQL database. Everything
+//! acknowledged through the REST API is there again, and the reservation whose timeout passed
+//! during the outage has timed out.
 
 use std::time::{Duration, Instant};
 
@@ -107,8 +108,15 @@ impl Client {
     }
 }
 
-fn serve(dir: &std::path::Path) -> SwitchboardProcess {
-    crate::helpers::serve_in(dir)
+/// `switchboard serve` in `dir`, its data in sled there, or in the PostgreSQL database
+/// `postgres` when given.
+fn serve(dir: &std::path::Path, postgres: Option<&str>) -> SwitchboardProcess {
+    let mut command = crate::helpers::switchboard_command(dir);
+    command.arg("serve");
+    if let Some(url) = postgres {
+        command.env("SWITCHBOARD_STORE_BACKEND", "postgres").env("SWITCHBOARD_STORE_POSTGRES_URL", url);
+    }
+    SwitchboardProcess::start(command).expect("switchboard starts")
 }
 
 fn find<'a>(items: &'a [Value], sid: &str) -> &'a Value {
@@ -117,10 +125,21 @@ fn find<'a>(items: &'a [Value], sid: &str) -> &'a Value {
 
 #[test]
 fn after_sigkill_every_acknowledged_change_is_recovered_and_missed_timeouts_fire() {
+    sigkill_and_restart(None);
+}
+
+#[test]
+fn on_postgresql_after_sigkill_every_acknowledged_change_is_recovered_and_missed_timeouts_fire() {
+    let url = crate::test_postgres::new_database();
+    sigkill_and_restart(Some(&url));
+}
+
+/// The crash test, on sled or on the PostgreSQL database `postgres`.
+fn sigkill_and_restart(postgres: Option<&str>) {
     // Arrange: a fresh directory and a first process.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("switchboard.toml"), format!("{CONFIG}{SKILLS_AND_QUEUES}")).unwrap();
-    let first = serve(dir.path());
+    let first = serve(dir.path(), postgres);
     let api = Client::new(&first);
     let available = api.sid("/Activities", "activities", "Available");
     let alice = api.sid("/Workers", "workers", "alice");
@@ -165,8 +184,11 @@ fn after_sigkill_every_acknowledged_change_is_recovered_and_missed_timeouts_fire
     {
         std::thread::sleep(rest);
     }
-    let second = serve(dir.path());
+    let second = serve(dir.path(), postgres);
     let api = Client::new(&second);
+    if postgres.is_some() {
+        assert!(!dir.path().join("data").exists(), "on PostgreSQL, nothing is kept in a data directory");
+    }
 
     // Assert: the tasks nothing happened to are exactly as acknowledged.
     let tasks_after = api.all("/Tasks", "tasks");

@@ -24,8 +24,11 @@ mod sessions;
 mod simulate;
 mod sms;
 mod taskrouter;
+// The same private PostgreSQL cluster as the store's unit tests.
 mod taskrouter_cumulative;
 mod taskrouter_lists;
+#[path = "../../src/store/test_postgres.rs"]
+mod test_postgres;
 mod tidy;
 mod voice;
 mod workspaces;

@@ -10,6 +10,7 @@ use switchboard::config::{SETTINGS, Settings};
 const CRATE_HOMES: &[(&str, &str)] = &[
     ("actix_web", "src/http/"),
     ("sled", "src/store/"),
+    ("postgres", "src/store/"),
     ("quick_xml", "src/twiml/"),
     ("reqwest", "src/outbound/"),
 ];
