@@ -624,8 +624,34 @@ mod tests {
     use super::*;
     use crate::routing::{NewTask, TaskStatus};
 
-    fn settings(dir: &std::path::Path) -> StoreSettings {
-        StoreSettings { data_dir: dir.to_owned(), ..StoreSettings::default() }
+    /// The stores each test runs on: sled in a new directory, then a new PostgreSQL database.
+    fn media() -> [(tempfile::TempDir, StoreSettings); 2] {
+        let fresh = |backend, postgres_url| {
+            let dir = tempfile::tempdir().unwrap();
+            let data_dir = dir.path().to_owned();
+            (dir, StoreSettings { backend, postgres_url, data_dir, ..StoreSettings::default() })
+        };
+        [
+            fresh(StoreBackend::Sled, String::new()),
+            fresh(StoreBackend::Postgres, crate::store::test_postgres::new_database()),
+        ]
+    }
+
+    /// The live engine on `settings`, with the default workspace on a first start.
+    fn open(settings: &StoreSettings) -> LiveEngine {
+        LiveEngine::open(settings, &WorkspaceFile::default(), "", 0).unwrap()
+    }
+
+    /// What the store of `settings` recovers now.
+    fn recovered(settings: &StoreSettings) -> crate::store::Recovered {
+        let opened = match settings.backend {
+            StoreBackend::Sled => Store::open(&settings.data_dir, Durability::Flush),
+            StoreBackend::Postgres => {
+                PostgresBackend::connect(&settings.postgres_url, &settings.postgres_workspace)
+                    .and_then(|backend| Store::open_on(Arc::new(backend), Durability::Flush))
+            }
+        };
+        opened.unwrap().1
     }
 
     fn sales_call() -> Command {
@@ -640,186 +666,200 @@ mod tests {
 
     #[tokio::test]
     async fn acknowledged_commands_survive_a_restart_and_missed_deadlines_fire_at_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let workspace = WorkspaceFile::default();
-        let t0 = 1_767_603_600_000;
-        let (task, reservation) = {
-            let live = LiveEngine::open(&settings(dir.path()), &workspace, "", t0).unwrap();
-            let (alice, available, workflow) = live.read(|engine| {
-                let workflow =
-                    engine.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow");
-                (
-                    engine.worker_by_name("alice").unwrap().sid,
-                    engine.activity_by_name("Available").unwrap().sid,
-                    workflow.unwrap().sid,
-                )
+        for (_dir, settings) in media() {
+            let workspace = WorkspaceFile::default();
+            let t0 = 1_767_603_600_000;
+            let (task, reservation) = {
+                let live = LiveEngine::open(&settings, &workspace, "", t0).unwrap();
+                let (alice, available, workflow) = live.read(|engine| {
+                    let workflow =
+                        engine.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow");
+                    (
+                        engine.worker_by_name("alice").unwrap().sid,
+                        engine.activity_by_name("Available").unwrap().sid,
+                        workflow.unwrap().sid,
+                    )
+                });
+                let set_available =
+                    Command::SetWorkerActivity { worker: alice, activity: available, reject_pending: false };
+                live.execute_at(set_available, t0 + 1_000).await.unwrap();
+                let Command::CreateTask(mut new) = sales_call() else { unreachable!() };
+                new.workflow = Some(workflow);
+                let task = live.execute_at(Command::CreateTask(new), t0 + 2_000).await.unwrap().unwrap();
+                let reservation = live.read(|engine| engine.task(task).unwrap().reservations[0]);
+                (task, reservation)
+            };
+
+            // Restart 60 s later: the 20 s reservation timeout passed while the server was down.
+            let live = LiveEngine::open(&settings, &workspace, "", t0 + 62_000).unwrap();
+            live.catch_up(t0 + 62_000).unwrap();
+
+            live.read(|engine| {
+                let reservation = engine.reservation(reservation).unwrap();
+                assert_eq!((reservation.status.as_str(), reservation.timeout_at), ("timeout", t0 + 22_000));
+                assert_eq!(engine.task(task).unwrap().status, TaskStatus::Pending, "back in line, not lost");
+                let alice = engine.worker_by_name("alice").unwrap();
+                assert_eq!(
+                    engine.worker_activity(alice).friendly_name,
+                    "Offline",
+                    "moved to the timeout activity"
+                );
             });
-            let set_available =
-                Command::SetWorkerActivity { worker: alice, activity: available, reject_pending: false };
-            live.execute_at(set_available, t0 + 1_000).await.unwrap();
-            let Command::CreateTask(mut new) = sales_call() else { unreachable!() };
-            new.workflow = Some(workflow);
-            let task = live.execute_at(Command::CreateTask(new), t0 + 2_000).await.unwrap().unwrap();
-            let reservation = live.read(|engine| engine.task(task).unwrap().reservations[0]);
-            (task, reservation)
-        };
-
-        // Restart 60 s later: the 20 s reservation timeout passed while the server was down.
-        let live = LiveEngine::open(&settings(dir.path()), &workspace, "", t0 + 62_000).unwrap();
-        live.catch_up(t0 + 62_000).unwrap();
-
-        live.read(|engine| {
-            let reservation = engine.reservation(reservation).unwrap();
-            assert_eq!((reservation.status.as_str(), reservation.timeout_at), ("timeout", t0 + 22_000));
-            assert_eq!(engine.task(task).unwrap().status, TaskStatus::Pending, "back in line, not lost");
-            let alice = engine.worker_by_name("alice").unwrap();
-            assert_eq!(
-                engine.worker_activity(alice).friendly_name,
-                "Offline",
-                "moved to the timeout activity"
-            );
-        });
+        }
     }
 
     #[test]
     fn generated_credentials_are_kept_and_configured_ones_win() {
-        let dir = tempfile::tempdir().unwrap();
-        let open = || LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
-        let generated = open().credentials(&TwilioSettings::default()).unwrap();
-        assert!(generated.generated_token);
-        assert_eq!((generated.account_sid.len(), &generated.account_sid[..2]), (34, "AC"));
-        assert_eq!(generated.auth_token.len(), 32);
+        for (_dir, settings) in media() {
+            let open = || open(&settings);
+            let generated = open().credentials(&TwilioSettings::default()).unwrap();
+            assert!(generated.generated_token);
+            assert_eq!((generated.account_sid.len(), &generated.account_sid[..2]), (34, "AC"));
+            assert_eq!(generated.auth_token.len(), 32);
 
-        let after_restart = open().credentials(&TwilioSettings::default()).unwrap();
-        assert_eq!(after_restart, generated, "a restart must not change the credentials");
+            let after_restart = open().credentials(&TwilioSettings::default()).unwrap();
+            assert_eq!(after_restart, generated, "a restart must not change the credentials");
 
-        let configured = TwilioSettings {
-            account_sid: String::new(),
-            auth_token: "mine".into(),
-            ..TwilioSettings::default()
-        };
-        let mixed = open().credentials(&configured).unwrap();
-        assert_eq!(
-            (mixed.account_sid.as_str(), mixed.auth_token.as_str()),
-            (generated.account_sid.as_str(), "mine")
-        );
-        assert!(!mixed.generated_token);
-        let other_dir = tempfile::tempdir().unwrap();
-        let elsewhere =
-            LiveEngine::open(&settings(other_dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
-        assert_ne!(
-            elsewhere.credentials(&TwilioSettings::default()).unwrap().auth_token,
-            generated.auth_token
-        );
+            let configured = TwilioSettings {
+                account_sid: String::new(),
+                auth_token: "mine".into(),
+                ..TwilioSettings::default()
+            };
+            let mixed = open().credentials(&configured).unwrap();
+            assert_eq!(
+                (mixed.account_sid.as_str(), mixed.auth_token.as_str()),
+                (generated.account_sid.as_str(), "mine")
+            );
+            assert!(!mixed.generated_token);
+            // Another data directory, or another workspace in the same database.
+            let other_dir = tempfile::tempdir().unwrap();
+            let elsewhere = StoreSettings {
+                data_dir: other_dir.path().to_owned(),
+                postgres_workspace: "other".into(),
+                ..settings.clone()
+            };
+            let elsewhere = LiveEngine::open(&elsewhere, &WorkspaceFile::default(), "", 0).unwrap();
+            assert_ne!(
+                elsewhere.credentials(&TwilioSettings::default()).unwrap().auth_token,
+                generated.auth_token
+            );
+        }
     }
 
     #[tokio::test]
     async fn refused_commands_change_nothing_and_are_not_logged() {
-        let dir = tempfile::tempdir().unwrap();
-        let live = LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
-        let before = live.read(|engine| engine.export());
+        for (_dir, settings) in media() {
+            let live = open(&settings);
+            let before = live.read(|engine| engine.export());
 
-        let err = live.execute_at(sales_call(), 1_000).await.unwrap_err();
+            let err = live.execute_at(sales_call(), 1_000).await.unwrap_err();
 
-        assert_eq!(err.to_string(), "workflow_sid: required: the workspace has 2 workflows");
-        assert_eq!(live.read(|engine| engine.export()), before);
-        assert!(!live.shared.store.debug_dump().contains("create_task"));
+            assert_eq!(err.to_string(), "workflow_sid: required: the workspace has 2 workflows");
+            assert_eq!(live.read(|engine| engine.export()), before);
+            assert!(!live.shared.store.debug_dump().contains("create_task"));
+        }
     }
 
     #[tokio::test]
     async fn snapshots_bound_the_replayed_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = StoreSettings { snapshot_every: 3, ..settings(dir.path()) };
-        {
-            let live = LiveEngine::open(&settings, &WorkspaceFile::default(), "", 0).unwrap();
-            for at in 1..=7 {
-                live.execute_at(Command::Advance, at * 1000).await.unwrap();
+        for (_dir, settings) in media() {
+            let settings = StoreSettings { snapshot_every: 3, ..settings };
+            {
+                let live = open(&settings);
+                for at in 1..=7 {
+                    live.execute_at(Command::Advance, at * 1000).await.unwrap();
+                }
             }
+            let recovered = recovered(&settings);
+            // 7 commands: snapshots after 3 and 6, so one remains.
+            assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (6, 1));
         }
-        let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
-        // 7 commands: snapshots after 3 and 6, so one remains.
-        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (6, 1));
     }
 
     #[tokio::test]
     async fn an_older_snapshot_never_replaces_a_newer_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let live = LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
-        live.execute_at(Command::Advance, 1_000).await.unwrap();
-        let older = live.read(|engine| engine.export());
-        live.execute_at(Command::Advance, 2_000).await.unwrap();
-        live.snapshot_now().unwrap();
+        for (_dir, settings) in media() {
+            let live = open(&settings);
+            live.execute_at(Command::Advance, 1_000).await.unwrap();
+            let older = live.read(|engine| engine.export());
+            live.execute_at(Command::Advance, 2_000).await.unwrap();
+            live.snapshot_now().unwrap();
 
-        live.shared.write_snapshot(1, &older).unwrap();
+            live.shared.write_snapshot(1, &older).unwrap();
 
-        drop(live);
-        let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
-        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (2, 0));
+            drop(live);
+            let recovered = recovered(&settings);
+            assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (2, 0));
+        }
     }
 
     #[tokio::test]
     async fn events_are_broadcast_after_the_command_is_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let live = LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
-        let mut events = live.subscribe();
-        let bob = live.read(|engine| engine.worker_by_name("bob").unwrap().sid);
-        let available = live.read(|engine| engine.activity_by_name("Available").unwrap().sid);
+        for (_dir, settings) in media() {
+            let live = open(&settings);
+            let mut events = live.subscribe();
+            let bob = live.read(|engine| engine.worker_by_name("bob").unwrap().sid);
+            let available = live.read(|engine| engine.activity_by_name("Available").unwrap().sid);
 
-        live.execute_at(
-            Command::SetWorkerActivity { worker: bob, activity: available, reject_pending: false },
-            5,
-        )
-        .await
-        .unwrap();
+            live.execute_at(
+                Command::SetWorkerActivity { worker: bob, activity: available, reject_pending: false },
+                5,
+            )
+            .await
+            .unwrap();
 
-        let event = events.try_recv().unwrap();
-        assert_eq!((event.event_type.as_str(), event.worker), ("worker.activity.update", Some(bob)));
-        assert!(live.shared.store.debug_dump().contains("worker.activity.update"), "stored too");
+            let event = events.try_recv().unwrap();
+            assert_eq!((event.event_type.as_str(), event.worker), ("worker.activity.update", Some(bob)));
+            assert!(live.shared.store.debug_dump().contains("worker.activity.update"), "stored too");
+        }
     }
 
     #[tokio::test]
     async fn the_log_never_goes_back_in_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let live = LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
-        let mut events = live.subscribe();
-        let bob = live.read(|engine| engine.worker_by_name("bob").unwrap().sid);
-        let (available, offline) = live.read(|engine| {
-            (
-                engine.activity_by_name("Available").unwrap().sid,
-                engine.activity_by_name("Offline").unwrap().sid,
-            )
-        });
-        let set = |activity| Command::SetWorkerActivity { worker: bob, activity, reject_pending: false };
+        for (_dir, settings) in media() {
+            let live = open(&settings);
+            let mut events = live.subscribe();
+            let bob = live.read(|engine| engine.worker_by_name("bob").unwrap().sid);
+            let (available, offline) = live.read(|engine| {
+                (
+                    engine.activity_by_name("Available").unwrap().sid,
+                    engine.activity_by_name("Offline").unwrap().sid,
+                )
+            });
+            let set = |activity| Command::SetWorkerActivity { worker: bob, activity, reject_pending: false };
 
-        // The second read the clock first but reached the lock last.
-        for (activity, read_at) in [(available, 5_000), (offline, 4_000)] {
-            let (_, ticket) = live.apply_and_log(&set(activity), When::Wall(read_at), |_| Ok(None)).unwrap();
-            live.shared.store.durable(ticket).await.unwrap();
+            // The second read the clock first but reached the lock last.
+            for (activity, read_at) in [(available, 5_000), (offline, 4_000)] {
+                let (_, ticket) =
+                    live.apply_and_log(&set(activity), When::Wall(read_at), |_| Ok(None)).unwrap();
+                live.shared.store.durable(ticket).await.unwrap();
+            }
+
+            let times: Vec<Millis> =
+                std::iter::from_fn(|| events.try_recv().ok()).map(|event| event.timestamp).collect();
+            assert_eq!(times, [5_000, 5_000]);
+            drop(live);
+            let recovered = recovered(&settings);
+            let logged: Vec<Millis> = recovered.commands.iter().map(|(_, at, _)| *at).collect();
+            assert_eq!(logged, [5_000, 5_000], "logged at the time it was applied, so replayed the same");
         }
-
-        let times: Vec<Millis> =
-            std::iter::from_fn(|| events.try_recv().ok()).map(|event| event.timestamp).collect();
-        assert_eq!(times, [5_000, 5_000]);
-        drop(live);
-        let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
-        let logged: Vec<Millis> = recovered.commands.iter().map(|(_, at, _)| *at).collect();
-        assert_eq!(logged, [5_000, 5_000], "logged at the time it was applied, so replayed the same");
     }
 
     #[tokio::test]
     async fn a_snapshot_scheduled_late_never_replaces_a_newer_one_waiting() {
-        let dir = tempfile::tempdir().unwrap();
-        let live = LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
-        live.execute_at(Command::Advance, 1_000).await.unwrap();
-        let older = live.read(|engine| engine.export_unordered());
-        live.execute_at(Command::Advance, 2_000).await.unwrap();
-        let newer = live.read(|engine| engine.export_unordered());
+        for (_dir, settings) in media() {
+            let live = open(&settings);
+            live.execute_at(Command::Advance, 1_000).await.unwrap();
+            let older = live.read(|engine| engine.export_unordered());
+            live.execute_at(Command::Advance, 2_000).await.unwrap();
+            let newer = live.read(|engine| engine.export_unordered());
 
-        live.shared.schedule_snapshot(2, newer);
-        live.shared.schedule_snapshot(1, older);
+            live.shared.schedule_snapshot(2, newer);
+            live.shared.schedule_snapshot(1, older);
 
-        drop(live);
-        let (_store, recovered) = Store::open(dir.path(), Durability::Flush).unwrap();
-        assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (2, 0));
+            drop(live);
+            let recovered = recovered(&settings);
+            assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (2, 0));
+        }
     }
 }

@@ -797,6 +797,6 @@ impl<'de> Deserialize<'de> for Sid {
 }
 
 #[cfg(test)]
-mod test_postgres;
+pub(crate) mod test_postgres;
 #[cfg(test)]
 mod tests;

@@ -22,11 +22,20 @@ pub fn new_database() -> String {
     let cluster = CLUSTER.get_or_init(start).as_ref().unwrap_or_else(|err| panic!("{err}"));
     let name = format!("test_{}", DATABASES.fetch_add(1, Ordering::SeqCst));
     let admin = format!("host={} user=postgres dbname=postgres", cluster.socket_dir.display());
-    let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-        .unwrap_or_else(|err| panic!("connecting to the test cluster: {err}"));
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap_or_else(|err| panic!("creating database {name}: {err}"));
+    // On a thread of its own: the blocking client runs a runtime, which must not start inside
+    // an async test's.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+                    .unwrap_or_else(|err| panic!("connecting to the test cluster: {err}"));
+                client
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .unwrap_or_else(|err| panic!("creating database {name}: {err}"));
+            })
+            .join()
+            .unwrap_or_else(|_| panic!("creating database {name} failed"));
+    });
     format!("host={} user=postgres dbname={name}", cluster.socket_dir.display())
 }
 
