@@ -7,7 +7,9 @@
 //!
 //! 1. Durable task creations per second, 64 concurrent submitters, each create answered only
 //!    after group commit made it durable; beside it, raw sled insert + flush of records of the
-//!    same size from 64 threads, one flush per record (what a naive durable store does).
+//!    same size from 64 threads, one flush per record (what a naive durable store does); and the
+//!    same durable creations on PostgreSQL (`store.backend = "postgres"`, a private cluster
+//!    started from Debian's binaries, as the tests do).
 //! 2. Resident memory with 10,000 workers and 100,000 waiting tasks.
 //! 3. The snapshot's export under the engine lock at that size, beside the whole snapshot.
 //! 4. Restart time with those 100,000 open tasks: open, load the snapshot, replay, ready.
@@ -16,10 +18,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use switchboard::config::StoreSettings;
+use switchboard::config::{StoreBackend, StoreSettings};
 use switchboard::live::LiveEngine;
 use switchboard::routing::{Command, NewTask, NewWorker};
 use switchboard::workspace::WorkspaceFile;
+
+// A private PostgreSQL cluster, as the tests start it.
+#[path = "../src/store/test_postgres.rs"]
+mod test_postgres;
 
 const SUBMITTERS: usize = 64;
 const PER_SUBMITTER: usize = 400;
@@ -94,6 +100,26 @@ fn main() {
     let flushes = live.flush_statistics();
     drop(live);
 
+    // 1c. The same on PostgreSQL (a private cluster on this machine, on a Unix socket).
+    let postgres_settings = StoreSettings {
+        backend: StoreBackend::Postgres,
+        postgres_url: test_postgres::new_database(),
+        ..settings(dir.path())
+    };
+    let live = Arc::new(LiveEngine::open(&postgres_settings, &WorkspaceFile::default(), "", 0).unwrap());
+    let postgres_workflow = live.read(|e| {
+        e.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
+    });
+    let started = Instant::now();
+    runtime.block_on(submit_concurrently(
+        &live,
+        (0..SUBMITTERS * PER_SUBMITTER).map(|n| task(n, postgres_workflow)).collect(),
+        1_000,
+    ));
+    let postgres_per_second = (SUBMITTERS * PER_SUBMITTER) as f64 / started.elapsed().as_secs_f64();
+    let postgres_flushes = live.flush_statistics();
+    drop(live);
+
     // 1b. Raw sled: insert + flush per record, 64 threads, same record size.
     let raw_dir = tempfile::tempdir().unwrap();
     let db = sled::open(raw_dir.path()).unwrap();
@@ -122,6 +148,13 @@ fn main() {
         "| Raw sled insert + flush per record ({record_size} bytes), {SUBMITTERS} threads | {raw_per_second:.0} records/s |"
     );
     println!("| Ratio durable / raw | {:.2} |", durable_per_second / raw_per_second);
+    println!(
+        "| Durable task creations on PostgreSQL, same load (one statement per group) | {postgres_per_second:.0} tasks/s, {:.2} of sled's; {} groups, {:.1} commands each, {:.2} ms each |",
+        postgres_per_second / durable_per_second,
+        postgres_flushes.flushes,
+        (SUBMITTERS * PER_SUBMITTER) as f64 / postgres_flushes.flushes.max(1) as f64,
+        postgres_flushes.total.as_secs_f64() * 1000.0 / postgres_flushes.flushes.max(1) as f64
+    );
     println!(
         "| Group commit: flushes, commands per flush, mean flush time | {}, {:.1}, {:.2} ms |",
         flushes.flushes,

@@ -1,6 +1,7 @@
 //! PostgreSQL as the store's medium (`store.backend = "postgres"`, `store.postgres_url`): the
-//! only file that uses the `postgres` crate. Each group is one transaction (committed with the
-//! server's `synchronous_commit`, so durable when it returns); the snapshot is one row,
+//! only file that uses the `postgres` crate. Each group is one statement, so one round trip and
+//! one transaction (committed with the server's `synchronous_commit`, so durable when it
+//! returns); the snapshot is one row,
 //! replaced in the same transaction that drops the log it covers.
 //!
 //! Every table carries the workspace (`store.postgres_workspace`) in its key, so that workspaces
@@ -50,12 +51,20 @@ const MIGRATION_LOCK: i64 = 0x5357_4254_4348;
 /// Event groups read per query when they are scanned.
 const EVENT_PAGE: i64 = 64;
 
+/// A whole group in one statement, so one round trip and one implicit transaction: the log
+/// record and the events when there are some, the keyed records deleted and put (each key's
+/// last change in the group; a key is in one list or the other, so their order is moot).
+const WRITE_GROUP: &str = "
+    WITH log AS (INSERT INTO sb_log SELECT $1, $2, $3 WHERE $3::bytea IS NOT NULL),
+         events AS (INSERT INTO sb_events SELECT $1, $4, $5 WHERE $5::bytea IS NOT NULL),
+         deleted AS (DELETE FROM sb_records WHERE workspace = $1 AND key = ANY($6)),
+         put AS (INSERT INTO sb_records SELECT $1, key, value FROM unnest($7::bytea[], $8::bytea[]) AS t(key, value)
+                 ON CONFLICT (workspace, key) DO UPDATE SET value = EXCLUDED.value)
+    SELECT 1";
+
 /// The statements of the write path, prepared once per connection.
 struct Prepared {
-    log: Statement,
-    events: Statement,
-    put: Statement,
-    delete: Statement,
+    write_group: Statement,
 }
 
 /// The connection, on its own thread.
@@ -92,15 +101,7 @@ impl PostgresBackend {
             .spawn(move || {
                 let connection = config.connect(NoTls).and_then(|mut client| {
                     migrate(&mut client)?;
-                    let prepared = Prepared {
-                        log: client.prepare("INSERT INTO sb_log VALUES ($1, $2, $3)")?,
-                        events: client.prepare("INSERT INTO sb_events VALUES ($1, $2, $3)")?,
-                        put: client.prepare(
-                            "INSERT INTO sb_records VALUES ($1, $2, $3) \
-                             ON CONFLICT (workspace, key) DO UPDATE SET value = EXCLUDED.value",
-                        )?,
-                        delete: client.prepare("DELETE FROM sb_records WHERE workspace = $1 AND key = $2")?,
-                    };
+                    let prepared = Prepared { write_group: client.prepare(WRITE_GROUP)? };
                     Ok(Connection { client, prepared })
                 });
                 let mut connection = match connection {
@@ -272,22 +273,43 @@ impl Backend for PostgresBackend {
     }
 
     fn write_group(&self, group: Group) -> Result<(), String> {
+        let (last_seq, commands) =
+            group.commands.map_or((None, None), |(last, commands)| (Some(big(last)), Some(commands)));
+        let (first_event, events) =
+            group.events.map_or((None, None), |(first, events)| (Some(big(first)), Some(events)));
+        // Each key's last change in the group is the one that counts.
+        let mut last_change: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::BTreeMap::new();
+        for (key, value) in group.records {
+            last_change.insert(key, value);
+        }
+        let (mut deleted, mut put_keys, mut put_values) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in last_change {
+            match value {
+                Some(value) => {
+                    put_keys.push(key);
+                    put_values.push(value);
+                }
+                None => deleted.push(key),
+            }
+        }
         self.call(move |connection, workspace| {
-            let Connection { client, prepared } = connection;
-            let mut transaction = client.transaction()?;
-            if let Some((last_seq, commands)) = &group.commands {
-                transaction.execute(&prepared.log, &[&workspace, &big(*last_seq), commands])?;
-            }
-            if let Some((first, events)) = &group.events {
-                transaction.execute(&prepared.events, &[&workspace, &big(*first), events])?;
-            }
-            for (key, value) in &group.records {
-                match value {
-                    Some(value) => transaction.execute(&prepared.put, &[&workspace, key, value])?,
-                    None => transaction.execute(&prepared.delete, &[&workspace, key])?,
-                };
-            }
-            transaction.commit()
+            connection
+                .client
+                .execute(
+                    &connection.prepared.write_group,
+                    &[
+                        &workspace,
+                        &last_seq,
+                        &commands,
+                        &first_event,
+                        &events,
+                        &deleted,
+                        &put_keys,
+                        &put_values,
+                    ],
+                )
+                .map(|_| ())
         })
         .map_err(|err| format!("writing a group of changes failed: {err}"))
     }

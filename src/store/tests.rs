@@ -809,3 +809,29 @@ fn a_damaged_postgresql_record_is_a_clear_error_naming_the_database_and_key() {
     assert!(err.starts_with("the store at postgresql://"), "{err}");
     assert!(err.contains("(workspace main) holds a damaged record at key c:1"), "{err}");
 }
+
+#[test]
+fn within_one_group_the_last_change_of_a_key_is_the_one_kept() {
+    on_both(|medium| {
+        let sign_out = |nonce: &str| {
+            SignOutRecord::V1(SignOutV1 { nonce: nonce.into(), subject: "WK1".into(), expires: 1 })
+        };
+        {
+            let (store, _) = medium.open().unwrap();
+            let encoded =
+                |nonce| Store::encode(&sign_out(nonce)).map(|(key, value)| (key, Some(value))).unwrap();
+            let gone = Store::key_of::<SignOutRecord>("n1");
+            let _ = store.put_together(vec![
+                encoded("n1"),
+                (gone, None),
+                (Store::key_of::<SignOutRecord>("n2"), None),
+                encoded("n2"),
+            ]);
+            store.flush().unwrap();
+        }
+
+        let (store, _) = medium.open().unwrap();
+
+        assert_eq!(store.all::<SignOutRecord>().unwrap(), vec![sign_out("n2")]);
+    });
+}
