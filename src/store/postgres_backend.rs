@@ -4,6 +4,10 @@
 //! returns); the snapshot is one row,
 //! replaced in the same transaction that drops the log it covers.
 //!
+//! Opening the store takes the workspace over (`sb_lease`: its epoch goes up by one), and every
+//! write checks that epoch in the same statement: a node that another one took over from
+//! (paused, partitioned, or simply still running) can never write or acknowledge again.
+//!
 //! Every table carries the workspace (`store.postgres_workspace`) in its key, so that workspaces
 //! can later be spread over nodes without a migration. The schema is created and migrated by
 //! Switchboard, versioned in `switchboard_schema`, under an advisory lock so that two nodes
@@ -16,6 +20,7 @@
 //! | `sb_log` | workspace, last_seq | a group of commands (`c:`) |
 //! | `sb_events` | workspace, first_event | a group's events (`e:`) |
 //! | `sb_records` | workspace, key | keyed records: calls, conversations, outbox... |
+//! | `sb_lease` | workspace | the epoch of the node that holds it, who, since when |
 //!
 //! The client is blocking, like sled, and lives on a thread of its own: the store calls it
 //! from the flusher thread and from the server's async tasks alike, and the client's own
@@ -33,7 +38,8 @@ use super::records::{SnapshotEncoding, SnapshotRecord};
 use super::{Recovered, StoreError, key_u64, printable_key};
 
 /// The schema's migrations, in order; `switchboard_schema` holds how many have run.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE sb_meta (workspace text NOT NULL, name text NOT NULL, value bytea NOT NULL,
                           PRIMARY KEY (workspace, name));
     CREATE TABLE sb_snapshot (workspace text PRIMARY KEY, seq bigint NOT NULL, snapshot bytea NOT NULL);
@@ -43,7 +49,12 @@ const MIGRATIONS: &[&str] = &[r"
                             PRIMARY KEY (workspace, first_event));
     CREATE TABLE sb_records (workspace text NOT NULL, key bytea NOT NULL, value bytea NOT NULL,
                              PRIMARY KEY (workspace, key));
-"];
+",
+    r"
+    CREATE TABLE sb_lease (workspace text PRIMARY KEY, epoch bigint NOT NULL, holder text NOT NULL,
+                           taken_at timestamptz NOT NULL);
+",
+];
 
 /// Taken while the schema is checked and migrated (an arbitrary number of Switchboard's).
 const MIGRATION_LOCK: i64 = 0x5357_4254_4348;
@@ -54,13 +65,28 @@ const EVENT_PAGE: i64 = 64;
 /// A whole group in one statement, so one round trip and one implicit transaction: the log
 /// record and the events when there are some, the keyed records deleted and put (each key's
 /// last change in the group; a key is in one list or the other, so their order is moot).
+///
+/// Fenced: it writes nothing, and answers 0, unless this node's epoch is still the workspace's
+/// (`$9`). The lease row is locked for the statement, so a takeover waits for it or fences it.
 const WRITE_GROUP: &str = "
-    WITH log AS (INSERT INTO sb_log SELECT $1, $2, $3 WHERE $3::bytea IS NOT NULL),
-         events AS (INSERT INTO sb_events SELECT $1, $4, $5 WHERE $5::bytea IS NOT NULL),
-         deleted AS (DELETE FROM sb_records WHERE workspace = $1 AND key = ANY($6)),
+    WITH fence AS (SELECT 1 FROM sb_lease WHERE workspace = $1 AND epoch = $9 FOR UPDATE),
+         log AS (INSERT INTO sb_log SELECT $1, $2, $3 FROM fence WHERE $3::bytea IS NOT NULL),
+         events AS (INSERT INTO sb_events SELECT $1, $4, $5 FROM fence WHERE $5::bytea IS NOT NULL),
+         deleted AS (DELETE FROM sb_records WHERE workspace = $1 AND key = ANY($6) AND EXISTS (SELECT 1 FROM fence)),
          put AS (INSERT INTO sb_records SELECT $1, key, value FROM unnest($7::bytea[], $8::bytea[]) AS t(key, value)
+                 WHERE EXISTS (SELECT 1 FROM fence)
                  ON CONFLICT (workspace, key) DO UPDATE SET value = EXCLUDED.value)
-    SELECT 1";
+    SELECT count(*) FROM fence";
+
+/// Takes the workspace over: the epoch goes up by one, which fences whoever held it before.
+const TAKE_OVER: &str = "
+    INSERT INTO sb_lease VALUES ($1, 1, $2, now())
+    ON CONFLICT (workspace) DO UPDATE SET epoch = sb_lease.epoch + 1, holder = EXCLUDED.holder, taken_at = now()
+    RETURNING epoch";
+
+/// Locks the lease row for the rest of a transaction, answering whether this node still holds
+/// it (`$2`, its epoch).
+const STILL_MINE: &str = "SELECT epoch FROM sb_lease WHERE workspace = $1 AND epoch = $2 FOR UPDATE";
 
 /// The statements of the write path, prepared once per connection.
 struct Prepared {
@@ -71,6 +97,8 @@ struct Prepared {
 struct Connection {
     client: Client,
     prepared: Prepared,
+    /// The workspace's epoch when this node took it over: its writes are fenced with it.
+    epoch: i64,
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -96,21 +124,23 @@ impl PostgresBackend {
         let open_error = |message: String| StoreError::Open { dir: place.clone().into(), message };
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready, connected) = mpsc::sync_channel(1);
+        let (owner, holder) = (workspace.to_owned(), format!("{} (pid {})", hostname(), std::process::id()));
         let thread = std::thread::Builder::new()
             .name("store-postgres".to_owned())
             .spawn(move || {
                 let connection = config.connect(NoTls).and_then(|mut client| {
                     migrate(&mut client)?;
+                    let epoch: i64 = client.query_one(TAKE_OVER, &[&owner, &holder])?.get(0);
                     let prepared = Prepared { write_group: client.prepare(WRITE_GROUP)? };
-                    Ok(Connection { client, prepared })
+                    Ok((Connection { client, prepared, epoch }, epoch))
                 });
                 let mut connection = match connection {
-                    Ok(connection) => {
-                        let _ = ready.send(Ok(()));
+                    Ok((connection, epoch)) => {
+                        let _ = ready.send(Ok(epoch));
                         connection
                     }
                     Err(err) => {
-                        let _ = ready.send(Err(err.to_string()));
+                        let _ = ready.send(Err(explained(&err)));
                         return;
                     }
                 };
@@ -119,10 +149,11 @@ impl PostgresBackend {
                 }
             })
             .map_err(|err| open_error(err.to_string()))?;
-        connected
+        let epoch = connected
             .recv()
             .map_err(|_| open_error("the connection's thread stopped".to_owned()))?
             .map_err(open_error)?;
+        tracing::info!(%place, %workspace, epoch, "took the workspace over in PostgreSQL");
         Ok(PostgresBackend {
             place,
             workspace: workspace.to_owned(),
@@ -150,7 +181,7 @@ impl PostgresBackend {
         answered
             .recv()
             .map_err(|_| format!("the connection to {} stopped", self.place))?
-            .map_err(|err| format!("{}: {err}", self.place))
+            .map_err(|err| format!("{}: {}", self.place, explained(&err)))
     }
 
     fn read<T: Send + 'static>(
@@ -158,6 +189,16 @@ impl PostgresBackend {
         job: impl FnOnce(&mut Connection, &str) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.call(job).map_err(StoreError::Write)
+    }
+}
+
+impl PostgresBackend {
+    /// Why nothing more is written: another node took the workspace over.
+    fn fenced(&self) -> String {
+        format!(
+            "another Switchboard took workspace {} over in {}: this one writes and acknowledges nothing more",
+            self.workspace, self.place
+        )
     }
 }
 
@@ -188,6 +229,19 @@ fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
         transaction.execute("UPDATE switchboard_schema SET version = $1", &[&latest])?;
     }
     transaction.commit()
+}
+
+/// The error with what the server said (`db error` alone says nothing).
+fn explained(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => err.to_string(),
+    }
+}
+
+/// This machine's name, to say in the lease who holds it.
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|name| name.trim().to_owned()).unwrap_or_default()
 }
 
 /// `host:port/database` of `config`, without credentials.
@@ -293,25 +347,28 @@ impl Backend for PostgresBackend {
                 None => deleted.push(key),
             }
         }
-        self.call(move |connection, workspace| {
-            connection
-                .client
-                .execute(
-                    &connection.prepared.write_group,
-                    &[
-                        &workspace,
-                        &last_seq,
-                        &commands,
-                        &first_event,
-                        &events,
-                        &deleted,
-                        &put_keys,
-                        &put_values,
-                    ],
-                )
-                .map(|_| ())
-        })
-        .map_err(|err| format!("writing a group of changes failed: {err}"))
+        let written = self.call(move |connection, workspace| {
+            let row = connection.client.query_one(
+                &connection.prepared.write_group,
+                &[
+                    &workspace,
+                    &last_seq,
+                    &commands,
+                    &first_event,
+                    &events,
+                    &deleted,
+                    &put_keys,
+                    &put_values,
+                    &connection.epoch,
+                ],
+            )?;
+            Ok(row.get::<_, i64>(0) == 1)
+        });
+        match written {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.fenced()),
+            Err(err) => Err(format!("writing a group of changes failed: {err}")),
+        }
     }
 
     fn sync(&self) -> Result<(), String> {
@@ -373,8 +430,11 @@ impl Backend for PostgresBackend {
     fn write_snapshot(&self, seq: u64, snapshot: &crate::routing::Snapshot) -> Result<(), StoreError> {
         let encoded = serde_json::to_vec(&SnapshotEncoding(snapshot))
             .map_err(|err| StoreError::Write(err.to_string()))?;
-        self.read(move |connection, workspace| {
+        let still_mine = self.read(move |connection, workspace| {
             let mut transaction = connection.client.transaction()?;
+            if transaction.query_opt(STILL_MINE, &[&workspace, &connection.epoch])?.is_none() {
+                return Ok(false);
+            }
             transaction.execute(
                 "INSERT INTO sb_snapshot VALUES ($1, $2, $3) \
                  ON CONFLICT (workspace) DO UPDATE SET seq = EXCLUDED.seq, snapshot = EXCLUDED.snapshot",
@@ -384,8 +444,9 @@ impl Backend for PostgresBackend {
                 "DELETE FROM sb_log WHERE workspace = $1 AND last_seq <= $2",
                 &[&workspace, &big(seq)],
             )?;
-            transaction.commit()
-        })
+            transaction.commit().map(|()| true)
+        })?;
+        if still_mine { Ok(()) } else { Err(StoreError::Write(self.fenced())) }
     }
 
     fn delete_event_groups(&self, firsts: &[u64]) -> Result<(), StoreError> {

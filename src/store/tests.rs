@@ -773,22 +773,47 @@ fn a_publisher_that_panics_stops_the_store_instead_of_hanging_it() {
 fn on_postgresql_the_first_node_to_keep_a_value_wins_and_workspaces_are_apart() {
     let url = super::test_postgres::new_database();
     let connect = |workspace: &str| PostgresBackend::connect(&url, workspace).unwrap();
-    let (main, other, main_again) = (connect("main"), connect("other"), connect("main"));
+    let (main, other) = (connect("main"), connect("other"));
     main.recover().unwrap();
     other.recover().unwrap();
 
     let kept = main.kept_value("auth_token", "first".to_owned()).unwrap();
-    let kept_again = main_again.kept_value("auth_token", "second".to_owned()).unwrap();
     let kept_elsewhere = other.kept_value("auth_token", "its own".to_owned()).unwrap();
-    main.write_group(backend::Group {
-        records: vec![(b"v:CA1".to_vec(), Some(b"{}".to_vec()))],
+    let put = |key: &[u8]| backend::Group {
+        records: vec![(key.to_vec(), Some(b"{}".to_vec()))],
         ..Default::default()
-    })
-    .unwrap();
+    };
+    main.write_group(put(b"v:CA1")).unwrap();
+    let main_again = connect("main");
+    let kept_again = main_again.kept_value("auth_token", "second".to_owned()).unwrap();
 
     assert_eq!((kept.as_str(), kept_again.as_str(), kept_elsewhere.as_str()), ("first", "first", "its own"));
     assert_eq!(main_again.get(b"v:CA1").unwrap(), Some(b"{}".to_vec()));
     assert_eq!(other.get(b"v:CA1").unwrap(), None);
+}
+
+#[test]
+fn on_postgresql_a_node_taken_over_from_never_writes_or_acknowledges_again() {
+    let medium = Medium::Postgres(super::test_postgres::new_database());
+    let mut engine = workspace();
+    let (first, _) = medium.open().unwrap();
+    first.write_snapshot(0, &engine.export()).unwrap();
+    run(&first, &mut engine, 1, &[(2_000, task(1))]);
+    first.flush().unwrap();
+    let acknowledged = engine.export();
+
+    // Another node takes the workspace over (the first one is paused, or cut off, or alive).
+    let (second, recovered) = medium.open().unwrap();
+    run(&first, &mut engine, 2, &[(3_000, task(2))]);
+    let refused = first.flush().unwrap_err().to_string();
+    let snapshot_refused = first.write_snapshot(2, &engine.export()).unwrap_err().to_string();
+    drop((first, second));
+
+    assert_eq!(restore(recovered).export(), acknowledged, "everything acknowledged before, nothing after");
+    assert!(refused.contains("took workspace main over"), "{refused}");
+    assert!(snapshot_refused.contains("took workspace main over"), "{snapshot_refused}");
+    let (_third, later) = medium.open().unwrap();
+    assert_eq!((later.snapshot_seq, later.commands.len()), (0, 1), "the refused command is nowhere");
 }
 
 #[test]
