@@ -83,9 +83,7 @@ async fn recording(
     voice: web::Data<Voice>,
 ) -> Result<HttpResponse, ApiError> {
     let (task, recording) = path.into_inner();
-    let task = Sid::parse(&task, SidKind::Task)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{task} is not a task SID")))?;
-    super::agent::recording_audio(&voice, task, &recording).await
+    super::agent::recording_audio(&voice, super::agent::task_sid(&task)?, &recording).await
 }
 
 /// A request that carries the account's credentials (HTTP Basic, as for the REST API).

@@ -73,7 +73,8 @@ async fn recording(
     recording_audio(&voice, task, &recording).await
 }
 
-fn task_sid(text: &str) -> Result<Sid, ApiError> {
+/// `text` as a task SID, or a 404 saying it is not one.
+pub(super) fn task_sid(text: &str) -> Result<Sid, ApiError> {
     Sid::parse(text, SidKind::Task)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{text} is not a task SID")))
 }
@@ -379,8 +380,7 @@ async fn finish(
     voice: web::Data<Voice>,
 ) -> Result<HttpResponse, ApiError> {
     let status = required(&form, "AssignmentStatus")?;
-    let task = Sid::parse(&path, SidKind::Task)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("{path} is not a task SID")))?;
+    let task = task_sid(&path)?;
     let (exists, took) =
         engine.read(|engine| (engine.task(task).is_some(), engine.worker_took_task(session.worker, task)));
     if !exists {

@@ -87,11 +87,9 @@ impl FromRequest for ConversationTask {
         let refused =
             |error: ApiError| InternalError::from_response("refused", error.error_response()).into();
         let text = request.match_info().get("task").unwrap_or_default();
-        let Ok(task) = Sid::parse(text, SidKind::Task) else {
-            return ready(Err(refused(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("{text} is not a task SID"),
-            ))));
+        let task = match super::agent::task_sid(text) {
+            Ok(task) => task,
+            Err(error) => return ready(Err(refused(error))),
         };
         // An agent signed in on the agent page reaches only the conversations they took.
         let agent = match request.cookie(AGENT_COOKIE).map(|_| checked_session(request, Role::Agent)) {

@@ -608,12 +608,7 @@ impl VoiceApi {
     /// play recordings through Switchboard, which alone holds the credentials.
     pub async fn recording_audio(&self, recording_sid: &str) -> Result<Vec<u8>, VoiceApiError> {
         let operation = "fetch a recording's audio";
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Recordings/{}.wav",
-            self.settings.api_base,
-            segment(&self.settings.account_sid),
-            segment(recording_sid)
-        );
+        let url = self.account_url(&format!("/Recordings/{}.wav", segment(recording_sid)));
         let answer =
             self.http.get(&url).basic_auth(&self.settings.user, Some(&self.settings.secret)).send().await;
         let response =
@@ -630,13 +625,17 @@ impl VoiceApi {
         }
     }
 
-    async fn attempt(&self, request: &Request) -> Attempt {
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}{}",
+    /// `path` under the account: `{api_base}/2010-04-01/Accounts/{AccountSid}{path}`.
+    fn account_url(&self, path: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}{path}",
             self.settings.api_base,
-            segment(&self.settings.account_sid),
-            request.path
-        );
+            segment(&self.settings.account_sid)
+        )
+    }
+
+    async fn attempt(&self, request: &Request) -> Attempt {
+        let url = self.account_url(&request.path);
         let builder = match request.method {
             HttpMethod::Get => self.http.get(&url).query(&request.params),
             HttpMethod::Delete => self.http.delete(&url),

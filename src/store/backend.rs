@@ -55,7 +55,8 @@ pub trait Backend: Send + Sync + 'static {
     fn kept_value(&self, name: &str, generated: String) -> Result<String, StoreError>;
 
     /// Makes `snapshot`, taken after command `seq`, the one recovery starts from, and drops
-    /// the commands it covers. Every group written before is in place.
+    /// the commands it covers. Every group written before is in place, and is durable once
+    /// this returns.
     fn write_snapshot(&self, seq: u64, snapshot: &Snapshot) -> Result<(), StoreError>;
 
     /// Deletes the event groups whose first events are `firsts` (the oldest, as

@@ -485,9 +485,11 @@ impl Store {
     /// it covers (see the backend's [`Backend::write_snapshot`]).
     pub fn write_snapshot(&self, seq: u64, snapshot: &Snapshot) -> Result<(), StoreError> {
         // The commands it covers must be written to be dropped with the rest of their group.
-        self.flusher.write_pending().map_err(StoreError::Write)?;
+        let covered = self.flusher.write_pending().map_err(StoreError::Write)?;
+        // Durable when it returns, and with it everything written before.
         self.backend.write_snapshot(seq, snapshot)?;
-        self.flush()
+        self.flusher.publish_through(covered);
+        Ok(())
     }
 
     /// Deletes the events older than `before`, and the oldest beyond the newest `keep`, whole
