@@ -48,6 +48,12 @@ pub struct StoreSettings {
     pub postgres_url: String,
     /// The workspace's name in the database's keys.
     pub postgres_workspace: String,
+    /// With PostgreSQL: how long a node's lease on the workspace lasts unless renewed (ms);
+    /// a standby takes over once it ran out (at once when the leader's session is gone).
+    pub lease_ms: u64,
+    /// How this node is named to the others and in `/readyz` (its URL, as the load balancer
+    /// reaches it); empty: the host name and process id.
+    pub advertise_url: String,
     /// `flush`: answer a request only once its change is on disk (group commit). `periodic`:
     /// answer at once and flush every `flush_interval_ms`; a crash loses up to that much.
     pub durability: DurabilityMode,
@@ -242,6 +248,8 @@ impl Default for StoreSettings {
             data_dir: PathBuf::from("data"),
             postgres_url: String::new(),
             postgres_workspace: "main".to_owned(),
+            lease_ms: 2_000,
+            advertise_url: String::new(),
             durability: DurabilityMode::Flush,
             flush_interval_ms: 100,
             snapshot_every: 10_000,
@@ -386,6 +394,18 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_STORE_POSTGRES_WORKSPACE",
         default: "main",
         meaning: "The workspace's name in the database's keys: several Switchboards with different names can share one database",
+    },
+    SettingInfo {
+        key: "store.lease_ms",
+        env: "SWITCHBOARD_STORE_LEASE_MS",
+        default: "2000",
+        meaning: "With PostgreSQL: how long the leader's lease on the workspace lasts unless renewed (every quarter of it), judged by PostgreSQL's clock; a standby takes over once it ran out, or at once when the leader's database session is gone (a crash); a leader that could not renew for three quarters of it answers 503 until it does",
+    },
+    SettingInfo {
+        key: "store.advertise_url",
+        env: "SWITCHBOARD_STORE_ADVERTISE_URL",
+        default: "",
+        meaning: "With PostgreSQL: how this node is named in the lease and by the standby's `/readyz` (its URL as the load balancer reaches it, e.g. `http://10.0.0.5:8080`); empty: the host name and process id",
     },
     SettingInfo {
         key: "store.data_dir",
@@ -658,6 +678,12 @@ impl Settings {
                     .to_owned(),
             ));
         }
+        if self.store.lease_ms < 100 {
+            return Err(ConfigError::Inconsistent(format!(
+                "store.lease_ms ({} ms) must be at least 100: the lease is renewed every quarter of it, over the network",
+                self.store.lease_ms
+            )));
+        }
         if voice.api_key_sid.is_empty() != voice.api_key_secret.is_empty() {
             return Err(ConfigError::Inconsistent(
                 "voice.api_key_sid and voice.api_key_secret go together: give both, or neither to use the account SID and auth token"
@@ -733,6 +759,8 @@ impl Settings {
             }
             "store.postgres_url" => self.store.postgres_url = value.to_owned(),
             "store.postgres_workspace" => self.store.postgres_workspace = value.to_owned(),
+            "store.lease_ms" => self.store.lease_ms = parse_number(value)?,
+            "store.advertise_url" => self.store.advertise_url = value.to_owned(),
             "store.data_dir" => self.store.data_dir = PathBuf::from(value),
             "store.durability" => {
                 self.store.durability = parse_choice(

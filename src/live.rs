@@ -21,7 +21,8 @@ use crate::config::{Credentials, DurabilityMode, StoreBackend, StoreSettings, Tw
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
 use crate::statistics::Statistics;
 use crate::store::{
-    Durability, FlushStatistics, Keyed, KeyedWrite, PostgresBackend, Store, StoreError, StoredEvents, Ticket,
+    Durability, FOLLOW_POLL, FlushStatistics, Keyed, KeyedWrite, LeaseSettings, PostgresBackend, Store,
+    StoreError, StoredEvents, Ticket,
 };
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
@@ -41,6 +42,22 @@ pub struct LiveEngine {
     snapshot_every: u64,
     /// Writes snapshots and prunes events, off the request path.
     maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// With PostgreSQL: the lease and the log this node follows while it stands by.
+    cluster: Option<Arc<PostgresBackend>>,
+    /// What the statistics are rebuilt with when a standby starts over from a snapshot.
+    settings: StoreSettings,
+}
+
+/// What this node does for the workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// It leads, and is sure of it: it answers everything.
+    Leader,
+    /// It leads, but could not renew its lease lately: it answers nothing until it did (another
+    /// node may have taken over meanwhile).
+    Unsure,
+    /// It follows the log of `leader` (as far as it knows) and answers nothing.
+    Standby { leader: Option<String> },
 }
 
 /// The store and what the maintenance thread needs beside it.
@@ -56,6 +73,8 @@ struct Shared {
     /// The time of the newest command applied: events are pruned by age against it, so that
     /// the engine's time, not the wall clock, decides (tests run on virtual time).
     latest_at: AtomicI64,
+    /// Whether this node leads (always with sled): only a leader prunes events.
+    leading: std::sync::atomic::AtomicBool,
     event_max_age: Millis,
     event_max_count: usize,
     /// The next job for the maintenance thread.
@@ -135,7 +154,21 @@ pub fn now() -> Millis {
 impl LiveEngine {
     /// Recovers the engine from `settings.data_dir`, or starts it from `workspace` when the
     /// directory is new (`workspace_source` is the text it was parsed from, for line numbers).
+    /// With PostgreSQL, waits until this node leads the workspace (following the log meanwhile).
     pub fn open(
+        settings: &StoreSettings,
+        workspace: &WorkspaceFile,
+        workspace_source: &str,
+        now: Millis,
+    ) -> Result<LiveEngine, LiveError> {
+        let live = LiveEngine::open_following(settings, workspace, workspace_source, now)?;
+        live.follow_until_leading(&|| false)?;
+        Ok(live)
+    }
+
+    /// [`LiveEngine::open`], but with PostgreSQL answers at once, standing by when another
+    /// node leads: [`LiveEngine::follow_until_leading`] then follows its log.
+    pub fn open_following(
         settings: &StoreSettings,
         workspace: &WorkspaceFile,
         workspace_source: &str,
@@ -147,13 +180,31 @@ impl LiveEngine {
                 Durability::Periodic { interval: Duration::from_millis(settings.flush_interval_ms.max(1)) }
             }
         };
-        let (store, recovered) = match settings.backend {
+        let (store, recovered, cluster) = match settings.backend {
             StoreBackend::Sled => {
-                Store::open_with_cache(&settings.data_dir, durability, settings.cache_mb << 20)?
+                let (store, recovered) =
+                    Store::open_with_cache(&settings.data_dir, durability, settings.cache_mb << 20)?;
+                (store, recovered, None)
             }
             StoreBackend::Postgres => {
-                let backend = PostgresBackend::connect(&settings.postgres_url, &settings.postgres_workspace)?;
-                Store::open_on(Arc::new(backend), durability)?
+                let lease = LeaseSettings {
+                    ttl: Duration::from_millis(settings.lease_ms),
+                    holder: settings.advertise_url.clone(),
+                };
+                let backend = Arc::new(PostgresBackend::open(
+                    &settings.postgres_url,
+                    &settings.postgres_workspace,
+                    lease,
+                )?);
+                let (store, mut recovered) = Store::open_on(backend.clone(), durability)?;
+                // A new workspace is made by its first leader; a standby waits for it.
+                while recovered.snapshot.is_none() && !backend.wait_leading(FOLLOW_POLL) {
+                    recovered = store.recover()?;
+                }
+                if recovered.snapshot.is_none() {
+                    recovered = store.recover()?;
+                }
+                (store, recovered, Some(backend))
             }
         };
         let (mut engine, fresh) = match recovered.snapshot {
@@ -173,12 +224,7 @@ impl LiveEngine {
                 }
             }
         }
-        let (mut last_seq, mut last_at) = (recovered.snapshot_seq, Millis::MIN);
-        for (seq, at, command) in &recovered.commands {
-            engine.apply(command, *at).map_err(|err| LiveError::Replay(format!("command {seq}: {err}")))?;
-            engine.take_events();
-            (last_seq, last_at) = (*seq, last_at.max(*at));
-        }
+        let (last_seq, last_at) = replay_into(&mut engine, recovered.snapshot_seq, &recovered.commands)?;
         tracing::info!(replayed = recovered.commands.len(), "state recovered");
         // The replayed commands' events were discarded above: they are among those stored.
         let statistics = Arc::new(Statistics::rebuild(&store, &engine, settings)?);
@@ -198,11 +244,21 @@ impl LiveEngine {
             last_snapshot: Mutex::new(recovered.snapshot_seq),
             storage_failed: watch::channel(false).0,
             latest_at: AtomicI64::new(now),
+            leading: std::sync::atomic::AtomicBool::new(cluster.is_none()),
             event_max_age: i64::try_from(settings.event_max_age).unwrap_or(i64::MAX).saturating_mul(1000),
             event_max_count: settings.event_max_count,
             job: Mutex::new(Job::default()),
             wake: Condvar::new(),
         });
+        if let Some(cluster) = &cluster {
+            // Another node took over: memory may be ahead of what this node may write.
+            let shared = Arc::downgrade(&shared);
+            cluster.on_lost(Box::new(move |why| {
+                if let Some(shared) = shared.upgrade() {
+                    shared.stop_for(&StoreError::LostLease(why));
+                }
+            }));
+        }
         let maintenance = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -223,9 +279,129 @@ impl LiveEngine {
             deadline_changed: Notify::new(),
             snapshot_every: settings.snapshot_every.max(1),
             maintenance: Mutex::new(Some(maintenance)),
+            cluster,
+            settings: settings.clone(),
         };
         live.shared.store.flush()?;
         Ok(live)
+    }
+
+    /// Follows the leader's log into this engine (no timers, no side effects: the events are
+    /// the leader's, already stored) until this node takes the workspace over, then reads the
+    /// log to its end, adopting whatever the old leader committed, acknowledged or not; or
+    /// until `stop` answers true. At once with sled, which has no other node.
+    pub fn follow_until_leading(&self, stop: &dyn Fn() -> bool) -> Result<(), LiveError> {
+        let Some(cluster) = self.cluster.clone() else { return Ok(()) };
+        let mut complained = false;
+        loop {
+            let leading = cluster.leading();
+            if !leading && stop() {
+                return Ok(());
+            }
+            let after = self.lock().last_seq;
+            let wait = if leading { Duration::ZERO } else { FOLLOW_POLL };
+            match cluster.commands_after(after, wait) {
+                Ok(Some(commands)) if commands.is_empty() && leading => {
+                    self.shared.store.adopt_events(cluster.last_event()?);
+                    self.shared.leading.store(true, Ordering::SeqCst);
+                    let state = self.lock();
+                    tracing::info!(
+                        seq = state.last_seq,
+                        node = cluster.node(),
+                        "caught up with the log: leading"
+                    );
+                    return Ok(());
+                }
+                Ok(Some(commands)) => {
+                    self.replay(commands)?;
+                    complained = false;
+                }
+                Ok(None) => self.start_over()?,
+                // Taking over needs the whole log: stop rather than lead on part of it.
+                Err(err) if leading => return Err(err.into()),
+                Err(err) => {
+                    if !complained {
+                        tracing::warn!(%err, "cannot follow the log; trying again");
+                        complained = true;
+                    }
+                    std::thread::sleep(FOLLOW_POLL);
+                }
+            }
+        }
+    }
+
+    /// Applies the leader's `commands`, the next ones in its log, as it applied them.
+    fn replay(&self, commands: Vec<(u64, Millis, Command)>) -> Result<(), LiveError> {
+        let mut state = self.lock();
+        for (seq, at, command) in commands {
+            if seq <= state.last_seq {
+                continue;
+            }
+            state
+                .engine
+                .apply(&command, at)
+                .map_err(|err| LiveError::Replay(format!("command {seq}: {err}")))?;
+            let events = state.engine.take_events();
+            self.statistics.observe(&events);
+            if let Some(last) = events.last() {
+                self.shared.store.adopt_events(last.sequence);
+            }
+            state.last_seq = seq;
+            state.last_at = state.last_at.max(at);
+            state.since_snapshot += 1;
+            self.shared.latest_at.fetch_max(at, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Starts following again from the newest snapshot: the log no longer holds the commands
+    /// this standby would apply next.
+    fn start_over(&self) -> Result<(), LiveError> {
+        let recovered = self.shared.store.recover()?;
+        let snapshot = recovered
+            .snapshot
+            .ok_or_else(|| LiveError::Replay("the snapshot is gone from the store".to_owned()))?;
+        let mut engine = Engine::import(snapshot).map_err(|err| LiveError::Replay(err.to_string()))?;
+        let (last_seq, last_at) = replay_into(&mut engine, recovered.snapshot_seq, &recovered.commands)?;
+        self.statistics.replace(Statistics::rebuild(&self.shared.store, &engine, &self.settings)?);
+        *self.shared.last_snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            recovered.snapshot_seq;
+        self.shared.latest_at.fetch_max(last_at, Ordering::Relaxed);
+        *self.lock() = State { engine, last_seq, since_snapshot: recovered.commands.len() as u64, last_at };
+        tracing::info!(seq = last_seq, "started following again from the newest snapshot");
+        Ok(())
+    }
+
+    /// What this node does for the workspace now.
+    pub fn role(&self) -> Role {
+        match &self.cluster {
+            None => Role::Leader,
+            Some(cluster) if cluster.sure() && self.shared.leading.load(Ordering::SeqCst) => Role::Leader,
+            Some(cluster) if cluster.leading() && self.shared.leading.load(Ordering::SeqCst) => Role::Unsure,
+            Some(cluster) => Role::Standby { leader: cluster.leader() },
+        }
+    }
+
+    /// This node's name among those sharing the workspace (none with sled).
+    pub fn node(&self) -> Option<String> {
+        self.cluster.as_ref().map(|cluster| cluster.node().to_owned())
+    }
+
+    /// The sequence of the last command applied (logged by this node or its leader).
+    pub fn applied(&self) -> u64 {
+        self.lock().last_seq
+    }
+
+    /// Why this node stopped leading, if another node took over.
+    pub fn lost_lease(&self) -> Option<String> {
+        self.cluster.as_ref().and_then(|cluster| cluster.lost())
+    }
+
+    /// Stops renewing the lease, or resumes, as a paused process would (tests).
+    pub fn pause_lease(&self, paused: bool) {
+        if let Some(cluster) = &self.cluster {
+            cluster.pause_lease(paused);
+        }
     }
 
     /// Fires, each at its own time, the deadlines that passed while the server was down. Call
@@ -497,7 +673,10 @@ impl Shared {
     }
 
     fn stop_for(&self, err: &StoreError) {
-        tracing::error!(%err, "a change could not be made durable: stopping");
+        match err {
+            StoreError::LostLease(_) => tracing::error!(%err, "stopping"),
+            _ => tracing::error!(%err, "a change could not be made durable: stopping"),
+        }
         self.storage_failed.send_replace(true);
     }
 
@@ -567,6 +746,9 @@ impl Shared {
     /// Deletes the events past `store.event_max_age` (by the engine's time) or beyond
     /// `store.event_max_count`, a bounded batch at a time until none is left.
     fn prune(&self) -> Result<(), StoreError> {
+        if !self.leading.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let before = self.latest_at.load(Ordering::Relaxed).saturating_sub(self.event_max_age);
         while self.store.prune_events(before, self.event_max_count as u64)? > 0 {}
         Ok(())
@@ -583,6 +765,22 @@ impl Shared {
         *last_snapshot = seq;
         Ok(())
     }
+}
+
+/// Applies the `commands` recovered after snapshot `snapshot_seq` to `engine`, discarding their
+/// events (they are stored); answers the last command's sequence and the latest time.
+fn replay_into(
+    engine: &mut Engine,
+    snapshot_seq: u64,
+    commands: &[(u64, Millis, Command)],
+) -> Result<(u64, Millis), LiveError> {
+    let (mut last_seq, mut last_at) = (snapshot_seq, Millis::MIN);
+    for (seq, at, command) in commands {
+        engine.apply(command, *at).map_err(|err| LiveError::Replay(format!("command {seq}: {err}")))?;
+        engine.take_events();
+        (last_seq, last_at) = (*seq, last_at.max(*at));
+    }
+    Ok((last_seq, last_at))
 }
 
 /// Hands freed memory back to the system, after each snapshot and every [`TRIM_EVERY`]. A
@@ -861,5 +1059,45 @@ mod tests {
             let recovered = recovered(&settings);
             assert_eq!((recovered.snapshot_seq, recovered.commands.len()), (2, 0));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_standby_follows_the_leaders_log_and_takes_over_where_it_left_off_never_earlier() {
+        let [_, (_dir, settings)] = media();
+        let workspace = WorkspaceFile::default();
+        // The old leader's clock is a day ahead of the new one's.
+        let ahead = now() + 24 * 3600 * 1000;
+        let leader = LiveEngine::open(&settings, &workspace, "", ahead).unwrap();
+        let standby = Arc::new(LiveEngine::open_following(&settings, &workspace, "", now()).unwrap());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let follower = {
+            let (standby, stop) = (standby.clone(), stop.clone());
+            tokio::task::spawn_blocking(move || standby.follow_until_leading(&|| stop.load(Ordering::SeqCst)))
+        };
+
+        let workflow = leader.read(|engine| engine.workflows()[0].sid);
+        let call = || match sales_call() {
+            Command::CreateTask(task) => Command::CreateTask(NewTask { workflow: Some(workflow), ..task }),
+            _ => unreachable!(),
+        };
+        for step in 0..40 {
+            leader.execute_at(call(), ahead + step * 1_000).await.unwrap();
+        }
+        while standby.applied() < leader.applied() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (standby_role, standby_state) = (standby.role(), standby.read(Engine::export));
+        let (leader_role, leader_state) = (leader.role(), leader.read(Engine::export));
+        let leader_name = leader.node();
+        drop(leader);
+        follower.await.unwrap().unwrap();
+        let created = standby.execute(call()).await.unwrap().unwrap();
+
+        assert_eq!(leader_role, Role::Leader);
+        assert_eq!(standby_role, Role::Standby { leader: leader_name });
+        assert!(standby_state == leader_state, "the standby holds exactly the leader's state");
+        assert_eq!(standby.role(), Role::Leader, "took over once the leader handed the lease back");
+        let created_at = standby.read(|engine| engine.task(created).unwrap().created_at);
+        assert_eq!(created_at, ahead + 39_000, "applied no earlier than the old leader's last command");
     }
 }

@@ -102,6 +102,11 @@ impl Statistics {
         Ok(Statistics { state: Mutex::new(state) })
     }
 
+    /// Takes `rebuilt`'s counts in place of these (a standby starting over from a snapshot).
+    pub fn replace(&self, rebuilt: Statistics) {
+        *self.lock() = rebuilt.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+
     /// Counts `events`, the next ones in log order (those already counted are skipped).
     pub fn observe(&self, events: &[Event]) {
         let mut state = self.lock();

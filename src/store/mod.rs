@@ -20,6 +20,7 @@
 
 pub mod backend;
 mod postgres_backend;
+mod postgres_lease;
 mod records;
 mod sled_backend;
 
@@ -35,7 +36,7 @@ use tokio::sync::watch;
 
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 use backend::Backend;
-pub use postgres_backend::PostgresBackend;
+pub use postgres_backend::{FOLLOW_POLL, LeaseSettings, PostgresBackend};
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,
     ConversationV2, EventRecord, Keyed, MessagePageRecord, MessagePageV1, MessageV1, OutboxRecord, OutboxV1,
@@ -74,6 +75,9 @@ pub enum StoreError {
     /// A write or flush failed; the server stops rather than acknowledge what may be lost.
     #[error("storage failure: {0}")]
     Write(String),
+    /// Another node leads the workspace now: this one writes and answers nothing more.
+    #[error("this node no longer leads: {0}")]
+    LostLease(String),
 }
 
 /// What the directory held: the latest snapshot (none on a first start) and the commands since.
@@ -231,11 +235,23 @@ impl Store {
         durability: Durability,
     ) -> Result<(Store, Recovered), StoreError> {
         let store = Store::start(backend, durability);
-        let recovered = store.backend.recover()?;
-        store.flusher.last_event.store(recovered.last_event, Ordering::SeqCst);
         // Everything stored before the start is on disk.
-        store.flusher.published_event.store(recovered.last_event, Ordering::SeqCst);
+        let recovered = store.recover()?;
         Ok((store, recovered))
+    }
+
+    /// Reads what the medium holds again (a standby starting over from a newer snapshot).
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let recovered = self.backend.recover()?;
+        self.adopt_events(recovered.last_event);
+        Ok(recovered)
+    }
+
+    /// Takes `last_event` as the newest event stored and announced: events a standby replayed,
+    /// or those its leader stored, which it adopts when it takes over.
+    pub fn adopt_events(&self, last_event: u64) {
+        self.flusher.last_event.fetch_max(last_event, Ordering::SeqCst);
+        self.flusher.published_event.fetch_max(last_event, Ordering::SeqCst);
     }
 
     fn start(backend: Arc<dyn Backend>, durability: Durability) -> Store {

@@ -1,12 +1,15 @@
-//! PostgreSQL as the store's medium (`store.backend = "postgres"`, `store.postgres_url`): the
-//! only file that uses the `postgres` crate. Each group is one statement, so one round trip and
-//! one transaction (committed with the server's `synchronous_commit`, so durable when it
-//! returns); the snapshot is one row,
-//! replaced in the same transaction that drops the log it covers.
+//! PostgreSQL as the store's medium (`store.backend = "postgres"`, `store.postgres_url`): with
+//! `postgres_lease.rs`, the only files that use the `postgres` crate. Each group is one
+//! statement, so one round trip and one transaction (committed with the server's
+//! `synchronous_commit`, so durable when it returns); the snapshot is one row, replaced in the
+//! same transaction that drops the log before the previous one.
 //!
-//! Opening the store takes the workspace over (`sb_lease`: its epoch goes up by one), and every
-//! write checks that epoch in the same statement: a node that another one took over from
-//! (paused, partitioned, or simply still running) can never write or acknowledge again.
+//! Several nodes may point at one database: one leads the workspace, the others stand by
+//! (`postgres_lease.rs`). Every write checks the leader's epoch in the same statement: a node
+//! that another one took over from (paused, partitioned, or simply still running) can never
+//! write or acknowledge again. A standby follows the log ([`PostgresBackend::commands_after`]):
+//! each group's write notifies `sb_log` (LISTEN/NOTIFY), and a standby looks anyway every
+//! [`FOLLOW_POLL`], since a notification is lost while its connection is down.
 //!
 //! Every table carries the workspace (`store.postgres_workspace`) in its key, so that workspaces
 //! can later be spread over nodes without a migration. The schema is created and migrated by
@@ -20,20 +23,22 @@
 //! | `sb_log` | workspace, last_seq | a group of commands (`c:`) |
 //! | `sb_events` | workspace, first_event | a group's events (`e:`) |
 //! | `sb_records` | workspace, key | keyed records: calls, conversations, outbox... |
-//! | `sb_lease` | workspace | the epoch of the node that holds it, who, since when |
+//! | `sb_lease` | workspace | who leads, its epoch, until when, its session |
 //!
 //! The client is blocking, like sled, and lives on a thread of its own: the store calls it
 //! from the flusher thread and from the server's async tasks alike, and the client's own
 //! runtime must not run inside the server's.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Statement};
 
 use super::backend::{Backend, Entry, EventGroups, Group};
+use super::postgres_lease::{self, Lease};
 use super::records::{SnapshotEncoding, SnapshotRecord};
 use super::{Recovered, StoreError, key_u64, printable_key};
 
@@ -54,6 +59,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE sb_lease (workspace text PRIMARY KEY, epoch bigint NOT NULL, holder text NOT NULL,
                            taken_at timestamptz NOT NULL);
 ",
+    r"
+    ALTER TABLE sb_lease ADD COLUMN expires_at timestamptz NOT NULL DEFAULT '-infinity',
+                         ADD COLUMN holder_pid integer NOT NULL DEFAULT 0;
+",
 ];
 
 /// Taken while the schema is checked and migrated (an arbitrary number of Switchboard's).
@@ -61,6 +70,12 @@ const MIGRATION_LOCK: i64 = 0x5357_4254_4348;
 
 /// Event groups read per query when they are scanned.
 const EVENT_PAGE: i64 = 64;
+
+/// Commands read from the log: `(sequence, time, command)` in order.
+pub type Logged = Vec<(u64, crate::routing::Millis, crate::routing::Command)>;
+
+/// How often a standby reads the log when no notification came.
+pub const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A whole group in one statement, so one round trip and one implicit transaction: the log
 /// record and the events when there are some, the keyed records deleted and put (each key's
@@ -75,14 +90,9 @@ const WRITE_GROUP: &str = "
          deleted AS (DELETE FROM sb_records WHERE workspace = $1 AND key = ANY($6) AND EXISTS (SELECT 1 FROM fence)),
          put AS (INSERT INTO sb_records SELECT $1, key, value FROM unnest($7::bytea[], $8::bytea[]) AS t(key, value)
                  WHERE EXISTS (SELECT 1 FROM fence)
-                 ON CONFLICT (workspace, key) DO UPDATE SET value = EXCLUDED.value)
-    SELECT count(*) FROM fence";
-
-/// Takes the workspace over: the epoch goes up by one, which fences whoever held it before.
-const TAKE_OVER: &str = "
-    INSERT INTO sb_lease VALUES ($1, 1, $2, now())
-    ON CONFLICT (workspace) DO UPDATE SET epoch = sb_lease.epoch + 1, holder = EXCLUDED.holder, taken_at = now()
-    RETURNING epoch";
+                 ON CONFLICT (workspace, key) DO UPDATE SET value = EXCLUDED.value),
+         notified AS (SELECT pg_notify('sb_log', $1) FROM fence WHERE $3::bytea IS NOT NULL)
+    SELECT count(*) FROM fence LEFT JOIN notified ON true";
 
 /// Locks the lease row for the rest of a transaction, answering whether this node still holds
 /// it (`$2`, its epoch).
@@ -97,8 +107,14 @@ struct Prepared {
 struct Connection {
     client: Client,
     prepared: Prepared,
-    /// The workspace's epoch when this node took it over: its writes are fenced with it.
-    epoch: i64,
+    lease: Arc<Lease>,
+}
+
+impl Connection {
+    /// The epoch this node's writes are fenced with.
+    fn epoch(&self) -> i64 {
+        self.lease.epoch()
+    }
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -110,56 +126,246 @@ pub struct PostgresBackend {
     workspace: String,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    lease: Arc<Lease>,
+    lease_thread: Mutex<Option<JoinHandle<()>>>,
+    config: postgres::Config,
+    /// A standby's connection for following the log, listening on `sb_log`; opened on first use.
+    follower: Mutex<Option<Client>>,
+}
+
+/// How a node leads: its lease's length, and its name in the lease.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    pub ttl: std::time::Duration,
+    /// Empty: the host name and process id.
+    pub holder: String,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> LeaseSettings {
+        LeaseSettings { ttl: std::time::Duration::from_secs(2), holder: String::new() }
+    }
 }
 
 impl PostgresBackend {
     /// Connects to `url` (a libpq connection string or URI), creating or migrating the schema,
-    /// for `workspace`'s data.
+    /// for `workspace`'s data, and waits until this node leads the workspace (at once when
+    /// nobody else holds it): for tools and tests that need the workspace to themselves.
     pub fn connect(url: &str, workspace: &str) -> Result<PostgresBackend, StoreError> {
+        let backend = PostgresBackend::open(url, workspace, LeaseSettings::default())?;
+        while !backend.wait_leading(std::time::Duration::from_secs(5)) {
+            tracing::info!(leader = ?backend.leader(), "waiting for the workspace's lease");
+        }
+        Ok(backend)
+    }
+
+    /// Connects to `url` for `workspace`'s data, creating or migrating the schema, and starts
+    /// looking for the lease: this node takes the workspace over as soon as it may
+    /// ([`PostgresBackend::leading`]), standing by until then.
+    pub fn open(url: &str, workspace: &str, lease: LeaseSettings) -> Result<PostgresBackend, StoreError> {
         let config: postgres::Config = url.parse().map_err(|err| StoreError::Open {
             dir: "store.postgres_url".into(),
             message: format!("{err}"),
         })?;
         let place = describe(&config);
         let open_error = |message: String| StoreError::Open { dir: place.clone().into(), message };
+        let holder = if lease.holder.is_empty() {
+            format!("{} (pid {})", hostname(), std::process::id())
+        } else {
+            lease.holder.clone()
+        };
+        let lease = Arc::new(Lease::new(workspace, holder, lease.ttl));
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready, connected) = mpsc::sync_channel(1);
-        let (owner, holder) = (workspace.to_owned(), format!("{} (pid {})", hostname(), std::process::id()));
-        let thread = std::thread::Builder::new()
-            .name("store-postgres".to_owned())
-            .spawn(move || {
-                let connection = config.connect(NoTls).and_then(|mut client| {
-                    migrate(&mut client)?;
-                    let epoch: i64 = client.query_one(TAKE_OVER, &[&owner, &holder])?.get(0);
-                    let prepared = Prepared { write_group: client.prepare(WRITE_GROUP)? };
-                    Ok((Connection { client, prepared, epoch }, epoch))
-                });
-                let mut connection = match connection {
-                    Ok((connection, epoch)) => {
-                        let _ = ready.send(Ok(epoch));
-                        connection
+        let thread = {
+            let (config, lease) = (config.clone(), lease.clone());
+            std::thread::Builder::new()
+                .name("store-postgres".to_owned())
+                .spawn(move || {
+                    let connection = config.connect(NoTls).and_then(|mut client| {
+                        migrate(&mut client)?;
+                        let prepared = Prepared { write_group: client.prepare(WRITE_GROUP)? };
+                        Ok(Connection { client, prepared, lease })
+                    });
+                    let mut connection = match connection {
+                        Ok(connection) => {
+                            let _ = ready.send(Ok(()));
+                            connection
+                        }
+                        Err(err) => {
+                            let _ = ready.send(Err(explained(&err)));
+                            return;
+                        }
+                    };
+                    for job in queue {
+                        job(&mut connection);
                     }
-                    Err(err) => {
-                        let _ = ready.send(Err(explained(&err)));
-                        return;
-                    }
-                };
-                for job in queue {
-                    job(&mut connection);
-                }
-            })
-            .map_err(|err| open_error(err.to_string()))?;
-        let epoch = connected
+                })
+                .map_err(|err| open_error(err.to_string()))?
+        };
+        connected
             .recv()
             .map_err(|_| open_error("the connection's thread stopped".to_owned()))?
             .map_err(open_error)?;
-        tracing::info!(%place, %workspace, epoch, "took the workspace over in PostgreSQL");
+        let lease_thread = {
+            let (config, lease) = (config.clone(), lease.clone());
+            std::thread::Builder::new()
+                .name("store-lease".to_owned())
+                .spawn(move || postgres_lease::run(config, &lease))
+                .map_err(|err| open_error(err.to_string()))?
+        };
+        tracing::info!(%place, %workspace, node = %lease.holder, "connected to PostgreSQL");
         Ok(PostgresBackend {
             place,
             workspace: workspace.to_owned(),
             jobs: Mutex::new(Some(jobs)),
             thread: Mutex::new(Some(thread)),
+            lease,
+            lease_thread: Mutex::new(Some(lease_thread)),
+            config,
+            follower: Mutex::new(None),
         })
+    }
+
+    /// Whether this node leads the workspace (took it over, and has not lost it).
+    pub fn leading(&self) -> bool {
+        self.lease.leading()
+    }
+
+    /// Whether this node leads and is sure of it now (renewed within three quarters of the
+    /// lease): what it knows in memory is current.
+    pub fn sure(&self) -> bool {
+        self.lease.sure()
+    }
+
+    /// Waits up to `timeout` for this node to lead; answers whether it does.
+    pub fn wait_leading(&self, timeout: std::time::Duration) -> bool {
+        self.lease.wait_leading(timeout)
+    }
+
+    /// The node that leads the workspace, as far as this one knows.
+    pub fn leader(&self) -> Option<String> {
+        self.lease.leader()
+    }
+
+    /// This node's name in the lease.
+    pub fn node(&self) -> &str {
+        &self.lease.holder
+    }
+
+    /// Why this node no longer leads, once it lost the lease.
+    pub fn lost(&self) -> Option<String> {
+        self.lease.lost()
+    }
+
+    /// Tells `told`, once, when this node loses the lease (another node took over).
+    pub fn on_lost(&self, told: Box<dyn Fn(String) + Send + Sync>) {
+        self.lease.on_lost(told);
+    }
+
+    /// Stops or resumes renewing the lease, as a paused process would (tests).
+    pub fn pause_lease(&self, paused: bool) {
+        self.lease.pause(paused);
+    }
+
+    /// The commands logged after command `after`, `(sequence, time, command)` in order,
+    /// waiting up to `wait` for some when there are none yet; `None` when the log no longer
+    /// holds the next one (a snapshot dropped it): the follower then starts again from the
+    /// snapshot.
+    pub fn commands_after(
+        &self,
+        after: u64,
+        wait: std::time::Duration,
+    ) -> Result<Option<Logged>, StoreError> {
+        // The blocking client must not run on an async runtime's thread, which the caller's
+        // may be: it runs on a thread of its own for the call.
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.follow(after, wait)).join().unwrap_or_else(|_| {
+                Err(StoreError::Write("following the log failed unexpectedly".to_owned()))
+            })
+        })
+    }
+
+    fn follow(&self, after: u64, wait: std::time::Duration) -> Result<Option<Logged>, StoreError> {
+        let mut follower = self.follower.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let failed = |err: postgres::Error| StoreError::Write(format!("{}: {}", self.place, explained(&err)));
+        if follower.is_none() {
+            let mut client = self.config.connect(NoTls).map_err(failed)?;
+            client.batch_execute("LISTEN sb_log").map_err(failed)?;
+            *follower = Some(client);
+        }
+        let client = follower.as_mut().expect("connected above");
+        let outcome = (|| {
+            let mut read = self.log_after(client, after)?;
+            if read.as_ref().is_some_and(Vec::is_empty) && !wait.is_zero() {
+                let heard = {
+                    let mut notifications = client.notifications();
+                    let heard = notifications.timeout_iter(wait).next()?.is_some();
+                    // Several groups may have been announced: one read takes them all.
+                    while notifications.iter().next()?.is_some() {}
+                    heard
+                };
+                if heard {
+                    read = self.log_after(client, after)?;
+                }
+            }
+            Ok::<_, LogError>(read)
+        })();
+        match outcome {
+            Ok(read) => Ok(read),
+            Err(LogError::Database(err)) => {
+                // Connected again on the next call, listening again.
+                *follower = None;
+                Err(failed(err))
+            }
+            Err(LogError::Store(err)) => Err(err),
+        }
+    }
+
+    /// The commands after `after` in the log, or `None` when it no longer holds the next one.
+    fn log_after(&self, client: &mut Client, after: u64) -> Result<Option<Logged>, LogError> {
+        let rows = client.query(
+            "SELECT last_seq, commands FROM sb_log WHERE workspace = $1 AND last_seq > $2 ORDER BY last_seq",
+            &[&self.workspace, &big(after)],
+        )?;
+        let groups = rows.into_iter().map(|row| {
+            let last = unbig(row.get(0));
+            Ok((key_u64(b"c:", last), last, row.get::<_, Vec<u8>>(1)))
+        });
+        match super::commands_after(after, groups, self) {
+            Ok(commands) if commands.first().is_none_or(|(first, _, _)| *first == after + 1) => {
+                Ok(Some(commands))
+            }
+            Ok(_) => Ok(None),
+            Err(err) => {
+                let snapshot: Option<i64> = client
+                    .query_opt("SELECT seq FROM sb_snapshot WHERE workspace = $1", &[&self.workspace])?
+                    .map(|row| row.get(0));
+                if snapshot.is_some_and(|seq| unbig(seq) > after) {
+                    Ok(None)
+                } else {
+                    Err(LogError::Store(err))
+                }
+            }
+        }
+    }
+
+    /// The sequence of the newest event stored.
+    pub fn last_event(&self) -> Result<u64, StoreError> {
+        let last = self.read(|connection, workspace| {
+            Ok(connection
+                .client
+                .query_opt(
+                    "SELECT first_event, events FROM sb_events WHERE workspace = $1 \
+                     ORDER BY first_event DESC LIMIT 1",
+                    &[&workspace],
+                )?
+                .map(|row| (row.get::<_, i64>(0), row.get::<_, Vec<u8>>(1))))
+        })?;
+        match last {
+            Some((first, value)) => super::last_event_in(&key_u64(b"e:", unbig(first)), &value, self),
+            None => Ok(0),
+        }
     }
 
     /// Runs `job` on the connection's thread and waits for its answer.
@@ -202,11 +408,34 @@ impl PostgresBackend {
     }
 }
 
+/// Why the log could not be read: the database, or a record that does not decode.
+enum LogError {
+    Database(postgres::Error),
+    Store(StoreError),
+}
+
+impl From<postgres::Error> for LogError {
+    fn from(err: postgres::Error) -> LogError {
+        LogError::Database(err)
+    }
+}
+
 impl Drop for PostgresBackend {
     fn drop(&mut self) {
-        // Closing the queue ends the thread, which closes the connection.
+        // Closing the queue ends the thread, which closes the connection; the lease is handed
+        // back last, once nothing more is written.
         self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+            let _ = thread.join();
+        }
+        // Closed on a thread of its own, like every use of the blocking client.
+        let follower = self.follower.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(follower) = follower {
+            let _ = std::thread::spawn(move || drop(follower)).join();
+        }
+        self.lease.stop();
+        if let Some(thread) = self.lease_thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+        {
             let _ = thread.join();
         }
     }
@@ -232,7 +461,7 @@ fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
 }
 
 /// The error with what the server said (`db error` alone says nothing).
-fn explained(err: &postgres::Error) -> String {
+pub(super) fn explained(err: &postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => err.to_string(),
@@ -281,7 +510,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 impl Backend for PostgresBackend {
     fn recover(&self) -> Result<Recovered, StoreError> {
-        let (snapshot, log, last_events) = self.read(|connection, workspace| {
+        let (snapshot, log) = self.read(|connection, workspace| {
             let client = &mut connection.client;
             client.execute(
                 "INSERT INTO sb_meta VALUES ($1, 'format', '1') ON CONFLICT DO NOTHING",
@@ -298,14 +527,7 @@ impl Backend for PostgresBackend {
                 .into_iter()
                 .map(|row| (row.get(0), row.get(1)))
                 .collect();
-            let last_events = client
-                .query_opt(
-                    "SELECT first_event, events FROM sb_events WHERE workspace = $1 \
-                     ORDER BY first_event DESC LIMIT 1",
-                    &[&workspace],
-                )?
-                .map(|row| (row.get::<_, i64>(0), row.get::<_, Vec<u8>>(1)));
-            Ok((snapshot, log, last_events))
+            Ok((snapshot, log))
         })?;
         let (snapshot_seq, snapshot) = match snapshot {
             Some((seq, bytes)) => {
@@ -319,10 +541,7 @@ impl Backend for PostgresBackend {
         let groups =
             log.into_iter().map(|(last, value)| Ok((key_u64(b"c:", unbig(last)), unbig(last), value)));
         let commands = super::commands_after(snapshot_seq, groups, self)?;
-        let last_event = match last_events {
-            Some((first, value)) => super::last_event_in(&key_u64(b"e:", unbig(first)), &value, self)?,
-            None => 0,
-        };
+        let last_event = self.last_event()?;
         Ok(Recovered { snapshot, snapshot_seq, commands, last_event })
     }
 
@@ -359,7 +578,7 @@ impl Backend for PostgresBackend {
                     &deleted,
                     &put_keys,
                     &put_values,
-                    &connection.epoch,
+                    &connection.epoch(),
                 ],
             )?;
             Ok(row.get::<_, i64>(0) == 1)
@@ -431,18 +650,22 @@ impl Backend for PostgresBackend {
         let encoded = serde_json::to_vec(&SnapshotEncoding(snapshot))
             .map_err(|err| StoreError::Write(err.to_string()))?;
         let still_mine = self.read(move |connection, workspace| {
+            let epoch = connection.epoch();
             let mut transaction = connection.client.transaction()?;
-            if transaction.query_opt(STILL_MINE, &[&workspace, &connection.epoch])?.is_none() {
+            if transaction.query_opt(STILL_MINE, &[&workspace, &epoch])?.is_none() {
                 return Ok(false);
             }
+            // The log back to the previous snapshot stays, so that a standby a little behind
+            // follows it without starting again from the snapshot.
+            transaction.execute(
+                "DELETE FROM sb_log WHERE workspace = $1 \
+                 AND last_seq <= (SELECT seq FROM sb_snapshot WHERE workspace = $1)",
+                &[&workspace],
+            )?;
             transaction.execute(
                 "INSERT INTO sb_snapshot VALUES ($1, $2, $3) \
                  ON CONFLICT (workspace) DO UPDATE SET seq = EXCLUDED.seq, snapshot = EXCLUDED.snapshot",
                 &[&workspace, &big(seq), &encoded],
-            )?;
-            transaction.execute(
-                "DELETE FROM sb_log WHERE workspace = $1 AND last_seq <= $2",
-                &[&workspace, &big(seq)],
             )?;
             transaction.commit().map(|()| true)
         })?;
@@ -452,11 +675,13 @@ impl Backend for PostgresBackend {
     fn delete_event_groups(&self, firsts: &[u64]) -> Result<(), StoreError> {
         let firsts: Vec<i64> = firsts.iter().copied().map(big).collect();
         self.read(move |connection, workspace| {
+            let epoch = connection.epoch();
             connection
                 .client
                 .execute(
-                    "DELETE FROM sb_events WHERE workspace = $1 AND first_event = ANY($2)",
-                    &[&workspace, &firsts],
+                    "DELETE FROM sb_events WHERE workspace = $1 AND first_event = ANY($2) \
+                     AND EXISTS (SELECT 1 FROM sb_lease WHERE workspace = $1 AND epoch = $3)",
+                    &[&workspace, &firsts, &epoch],
                 )
                 .map(|_| ())
         })

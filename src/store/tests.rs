@@ -784,7 +784,8 @@ fn on_postgresql_the_first_node_to_keep_a_value_wins_and_workspaces_are_apart() 
         ..Default::default()
     };
     main.write_group(put(b"v:CA1")).unwrap();
-    let main_again = connect("main");
+    // A standby of the same workspace reads what its leader keeps.
+    let main_again = PostgresBackend::open(&url, "main", LeaseSettings::default()).unwrap();
     let kept_again = main_again.kept_value("auth_token", "second".to_owned()).unwrap();
 
     assert_eq!((kept.as_str(), kept_again.as_str(), kept_elsewhere.as_str()), ("first", "first", "its own"));
@@ -802,8 +803,13 @@ fn on_postgresql_a_node_taken_over_from_never_writes_or_acknowledges_again() {
     first.flush().unwrap();
     let acknowledged = engine.export();
 
-    // Another node takes the workspace over (the first one is paused, or cut off, or alive).
+    // The first node stops renewing its lease (paused, or cut off from the database) and
+    // another one takes the workspace over once the lease ran out, by the database's clock.
+    let postgres =
+        |store: &Store| store.backend.as_any().downcast_ref::<PostgresBackend>().unwrap().leading();
+    first.backend.as_any().downcast_ref::<PostgresBackend>().unwrap().pause_lease(true);
     let (second, recovered) = medium.open().unwrap();
+    assert!(postgres(&first), "the first node does not know yet: only its writes are refused");
     run(&first, &mut engine, 2, &[(3_000, task(2))]);
     let refused = first.flush().unwrap_err().to_string();
     let snapshot_refused = first.write_snapshot(2, &engine.export()).unwrap_err().to_string();
