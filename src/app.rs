@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::agents::Agents;
 use crate::config::Credentials;
-use crate::config::{BridgeMode, EventSettings, Settings};
+use crate::config::{BridgeMode, EventSettings, Settings, StoreBackend};
 use crate::http;
 use crate::live::{self, LiveEngine};
 use crate::outbound::voice_api::{VoiceApi, VoiceApiSettings};
@@ -41,11 +41,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Recovers the routing state from the data directory and binds the listener.
+    /// Recovers the routing state from the store and binds the listener. With PostgreSQL,
+    /// waits until this node leads the workspace.
     pub fn build(settings: &Settings) -> anyhow::Result<Application> {
         let engine = LiveEngine::open(&settings.store, &settings.workspace, "", live::now())
-            .with_context(|| format!("opening the data directory {}", settings.store.data_dir.display()))?;
-        let engine = Arc::new(engine);
+            .with_context(|| opening(settings))?;
+        Application::build_on(settings, Arc::new(engine), None)
+    }
+
+    /// [`Application::build`] on an engine that leads (recovered, or a standby that took
+    /// over), serving `listener` when given instead of binding `http.listen`.
+    pub fn build_on(
+        settings: &Settings,
+        engine: Arc<LiveEngine>,
+        listener: Option<std::net::TcpListener>,
+    ) -> anyhow::Result<Application> {
         let callback_events = (!settings.events.callback_url.is_empty()).then(|| engine.subscribe());
         let accept_events = (settings.voice.bridge == BridgeMode::Conference).then(|| engine.subscribe());
         let flows = Arc::new(Flows::for_settings(&settings.voice).context("loading the IVR flows")?);
@@ -115,6 +125,7 @@ impl Application {
         let delivery = (settings.sms.api_base.clone(), credentials.clone());
         let server = http::Server::bind(
             &settings.http,
+            listener,
             engine.clone(),
             credentials,
             voice.clone(),
@@ -261,6 +272,11 @@ impl Application {
             let _ = accepts.await;
         }
         served?;
+        if let Some(why) = self.engine.lost_lease() {
+            anyhow::bail!(
+                "stopped because this node no longer leads ({why}); start it again to stand by for the new leader"
+            );
+        }
         if self.engine.has_storage_failed() {
             anyhow::bail!(
                 "stopped because a change could not be written to the data directory; a restart recovers \
@@ -270,6 +286,76 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// What the engine was opened from, for errors.
+fn opening(settings: &Settings) -> String {
+    match settings.store.backend {
+        StoreBackend::Sled => format!("opening the data directory {}", settings.store.data_dir.display()),
+        StoreBackend::Postgres => {
+            format!("opening workspace {:?} in PostgreSQL", settings.store.postgres_workspace)
+        }
+    }
+}
+
+/// Runs the server until `shutdown` completes. With PostgreSQL, a node that does not lead the
+/// workspace stands by first: it binds the listener, answers `/healthz`, `/readyz` (503) and
+/// 503 for the rest, follows the leader's log, and once it takes over serves everything on the
+/// same listener (connections arriving meanwhile wait in its backlog).
+pub async fn serve(settings: &Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    if settings.store.backend == StoreBackend::Sled {
+        return Application::build(settings)?.run_until_stopped(shutdown).await;
+    }
+    let listener = std::net::TcpListener::bind(&settings.http.listen)
+        .with_context(|| format!("cannot listen on {}", settings.http.listen))?;
+    let engine = {
+        let (store, workspace) = (settings.store.clone(), settings.workspace.clone());
+        tokio::task::spawn_blocking(move || LiveEngine::open_following(&store, &workspace, "", live::now()))
+            .await
+            .context("opening the store")?
+            .with_context(|| opening(settings))?
+    };
+    let engine = Arc::new(engine);
+    let mut shutdown = std::pin::pin!(shutdown);
+    if engine.role() == live::Role::Leader {
+        // Led already: what `follow_until_leading` does at once then (the log read to its end).
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || engine.follow_until_leading(&|| false)).await??;
+    } else {
+        tracing::info!(
+            leader = ?engine.role(),
+            "standing by; listening on http://{} and following the leader's log until this node takes over",
+            listener.local_addr()?
+        );
+        let standby = http::StandbyServer::bind(listener.try_clone()?, engine.clone())?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut follow = {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            tokio::task::spawn_blocking(move || {
+                engine.follow_until_leading(&|| stop.load(std::sync::atomic::Ordering::SeqCst))
+            })
+        };
+        let (took_over, stand_by) = tokio::sync::oneshot::channel::<()>();
+        let standing_by = tokio::spawn(standby.serve_until(async move {
+            let _ = stand_by.await;
+        }));
+        let outcome = tokio::select! {
+            followed = &mut follow => Some(followed),
+            () = &mut shutdown => None,
+        };
+        let _ = took_over.send(());
+        let _ = standing_by.await;
+        match outcome {
+            Some(followed) => followed.context("following the leader's log")??,
+            None => {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = follow.await;
+                tracing::info!("stopped");
+                return Ok(());
+            }
+        }
+    }
+    Application::build_on(settings, engine, Some(listener))?.run_until_stopped(shutdown).await
 }
 
 /// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that completes

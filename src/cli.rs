@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
-use crate::app::{self, Application};
+use crate::app;
 use crate::config::{CONFIG_ENV, ConfigSource, Settings};
 use crate::emulator::{Emulator, EmulatorSettings, PhoneScript};
 use crate::expr::{Clock, Context, ExprError, Expression, Scope, WorkerFacts};
@@ -426,8 +426,7 @@ fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
     runtime
         .block_on(async {
             let shutdown = app::shutdown_signal().context("installing the signal handlers")?;
-            let application = Application::build(&settings)?;
-            application.run_until_stopped(shutdown).await
+            app::serve(&settings, shutdown).await
         })
         .map_err(|err| Failure { message: format!("{err:#}"), code: 1 })?;
     Ok(String::new())

@@ -21,8 +21,8 @@ use crate::config::{Credentials, DurabilityMode, StoreBackend, StoreSettings, Tw
 use crate::routing::{Command, Engine, Event, Millis, RoutingError, Sid, Snapshot};
 use crate::statistics::Statistics;
 use crate::store::{
-    Durability, FOLLOW_POLL, FlushStatistics, Keyed, KeyedWrite, LeaseSettings, PostgresBackend, Store,
-    StoreError, StoredEvents, Ticket,
+    Durability, FOLLOW_POLL, FlushStatistics, Keyed, KeyedWrite, LeaseSettings, OnceRecord, OnceV1,
+    PostgresBackend, Store, StoreError, StoredEvents, Ticket,
 };
 use crate::workspace::{WorkspaceError, WorkspaceFile};
 
@@ -44,8 +44,52 @@ pub struct LiveEngine {
     maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// With PostgreSQL: the lease and the log this node follows while it stands by.
     cluster: Option<Arc<PostgresBackend>>,
+    /// Requests made with an idempotency key ([`LiveEngine::execute_once`]).
+    once: Mutex<OnceKeys>,
     /// What the statistics are rebuilt with when a standby starts over from a snapshot.
     settings: StoreSettings,
+}
+
+/// How long a request's idempotency key is remembered.
+const ONCE_KEPT: Millis = 24 * 3600 * 1000;
+
+/// The idempotency keys of the last day.
+#[derive(Default)]
+struct OnceKeys {
+    done: std::collections::HashMap<String, OnceV1>,
+    /// Keys whose request runs now: a second one with the same key waits for the first.
+    running: std::collections::HashSet<String>,
+    /// Keys in the order they were made, to forget them after [`ONCE_KEPT`].
+    by_age: std::collections::VecDeque<(Millis, String)>,
+}
+
+impl OnceKeys {
+    /// Remembers `record`, answering the keys now too old to keep.
+    fn remember(&mut self, record: OnceV1) -> Vec<String> {
+        let newest = record.at;
+        self.by_age.push_back((record.at, record.key.clone()));
+        self.done.insert(record.key.clone(), record);
+        let mut forgotten = Vec::new();
+        while let Some((at, _)) = self.by_age.front()
+            && *at < newest - ONCE_KEPT
+        {
+            let (_, key) = self.by_age.pop_front().expect("looked at");
+            self.done.remove(&key);
+            forgotten.push(key);
+        }
+        forgotten
+    }
+}
+
+/// What a request made with an idempotency key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once {
+    /// It ran now, creating this (if anything).
+    Ran(Option<Sid>),
+    /// The same request ran before with this key, creating this: nothing ran now.
+    Repeated(Option<Sid>),
+    /// Another request ran before with this key: nothing ran now.
+    Conflict,
 }
 
 /// What this node does for the workspace.
@@ -280,9 +324,13 @@ impl LiveEngine {
             snapshot_every: settings.snapshot_every.max(1),
             maintenance: Mutex::new(Some(maintenance)),
             cluster,
+            once: Mutex::new(OnceKeys::default()),
             settings: settings.clone(),
         };
         live.shared.store.flush()?;
+        if live.cluster.is_none() {
+            live.load_once_keys()?;
+        }
         Ok(live)
     }
 
@@ -303,6 +351,7 @@ impl LiveEngine {
             match cluster.commands_after(after, wait) {
                 Ok(Some(commands)) if commands.is_empty() && leading => {
                     self.shared.store.adopt_events(cluster.last_event()?);
+                    self.load_once_keys()?;
                     self.shared.leading.store(true, Ordering::SeqCst);
                     let state = self.lock();
                     tracing::info!(
@@ -370,6 +419,72 @@ impl LiveEngine {
         *self.lock() = State { engine, last_seq, since_snapshot: recovered.commands.len() as u64, last_at };
         tracing::info!(seq = last_seq, "started following again from the newest snapshot");
         Ok(())
+    }
+
+    /// Reads the idempotency keys of the last day, once this node leads (they are written with
+    /// the commands; a standby needs them only when it takes over).
+    fn load_once_keys(&self) -> Result<(), StoreError> {
+        let mut records: Vec<OnceV1> =
+            self.stored::<OnceRecord>()?.into_iter().map(|OnceRecord::V1(record)| record).collect();
+        records.sort_by_key(|record| record.at);
+        let mut once = self.once_keys();
+        *once = OnceKeys::default();
+        for record in records {
+            // The oldest are forgotten here; their records go with the next ones made.
+            once.remember(record);
+        }
+        Ok(())
+    }
+
+    fn once_keys(&self) -> MutexGuard<'_, OnceKeys> {
+        self.once.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `command` once for `key` (a client's `Idempotency-Key` and the route it was sent
+    /// to), now and durably as [`LiveEngine::execute`]: the key is written in the same atomic
+    /// group as the command, so a client that retries after a crash or a failover, not knowing
+    /// whether its first try was stored, gets what that try made instead of making it twice.
+    pub async fn execute_once(&self, command: Command, key: String) -> Result<Once, ExecuteError> {
+        use sha1::Digest as _;
+        let encoded = Store::encode_command(0, &command)?;
+        let fingerprint: String =
+            sha1::Sha1::digest(&encoded).iter().map(|byte| format!("{byte:02x}")).collect();
+        loop {
+            {
+                let mut once = self.once_keys();
+                if let Some(done) = once.done.get(&key) {
+                    return Ok(if done.fingerprint == fingerprint {
+                        Once::Repeated(done.created)
+                    } else {
+                        Once::Conflict
+                    });
+                }
+                if once.running.insert(key.clone()) {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        /// Lets the next request with the key go, even when this one is dropped half-way.
+        struct Running<'a>(&'a LiveEngine, &'a str);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.once_keys().running.remove(self.1);
+            }
+        }
+        let _running = Running(self, &key);
+        let at = now();
+        let (created, OnceRecord::V1(record)) = self
+            .execute_with(command, |created| {
+                OnceRecord::V1(OnceV1 { key: key.clone(), fingerprint, created, at })
+            })
+            .await?;
+        let forgotten = self.once_keys().remember(record);
+        if !forgotten.is_empty() {
+            let deletions = forgotten.iter().map(|key| (Store::key_of::<OnceRecord>(key), None)).collect();
+            self.put_together(deletions).await?;
+        }
+        Ok(Once::Ran(created))
     }
 
     /// What this node does for the workspace now.
@@ -619,6 +734,12 @@ impl LiveEngine {
     /// Reads the engine's state.
     pub fn read<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
         read(&self.lock().engine)
+    }
+
+    /// Reads the engine's state with the sequence of the last command applied to it.
+    pub fn read_applied<R>(&self, read: impl FnOnce(&Engine) -> R) -> (u64, R) {
+        let state = self.lock();
+        (state.last_seq, read(&state.engine))
     }
 
     /// Events as they happen, from now on.

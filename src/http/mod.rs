@@ -6,6 +6,7 @@
 
 mod admin;
 mod agent;
+mod cluster;
 mod dashboard;
 mod drain;
 pub mod emulator;
@@ -39,6 +40,7 @@ use crate::config::{Credentials, HttpSettings};
 use crate::live::LiveEngine;
 use drain::InFlight;
 
+pub use cluster::StandbyServer;
 pub use error::ApiError;
 pub use voice::Webhooks;
 
@@ -61,10 +63,12 @@ pub enum HttpError {
 }
 
 impl Server {
-    /// Binds `settings.listen`, serving `engine`. Requests are served once [`Server::run`] is
-    /// awaited.
+    /// Binds `settings.listen` (or serves `listener`, bound already), serving `engine`.
+    /// Requests are served once [`Server::run`] is awaited.
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         settings: &HttpSettings,
+        listener: Option<std::net::TcpListener>,
         engine: std::sync::Arc<LiveEngine>,
         credentials: Credentials,
         calls: std::sync::Arc<crate::voice::Voice>,
@@ -104,6 +108,7 @@ impl Server {
                 .app_data(throttle.clone())
                 // Innermost, so that its refusals are logged, counted in flight and given the
                 // protective headers like any answer; still before every route.
+                .wrap(from_fn(cluster::lead_or_refuse))
                 .wrap(from_fn(framing::check))
                 .wrap(from_fn(protective_headers))
                 .wrap(from_fn(log_request))
@@ -129,7 +134,10 @@ impl Server {
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        let server = server.bind(&settings.listen).map_err(bind_error)?;
+        let server = match listener {
+            Some(listener) => server.listen(listener).map_err(bind_error)?,
+            None => server.bind(&settings.listen).map_err(bind_error)?,
+        };
         let local_addr = *server.addrs().first().ok_or_else(|| {
             bind_error(std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address"))
         })?;
@@ -171,11 +179,17 @@ impl Server {
 }
 
 fn routes(config: &mut web::ServiceConfig) {
-    config.service(
-        web::resource("/healthz")
-            .route(web::get().to(health::healthz))
-            .default_service(web::to(error::method_not_allowed)),
-    );
+    config
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(health::healthz))
+                .default_service(web::to(error::method_not_allowed)),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(cluster::readyz))
+                .default_service(web::to(error::method_not_allowed)),
+        );
 }
 
 /// One log line per request: debug when it went well, info for client errors, error for server

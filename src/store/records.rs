@@ -442,6 +442,37 @@ impl Keyed for SignOutRecord {
     }
 }
 
+/// A REST request made with an `Idempotency-Key`, written in the same atomic group as the
+/// command it ran: a client that retries it (after a failover, say) gets what it made the
+/// first time instead of making it again. Kept a day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnceRecord {
+    V1(OnceV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnceV1 {
+    /// The route and the client's key.
+    pub key: String,
+    /// The SHA-1 of the command (without its time): the same key with another request is
+    /// refused.
+    pub fingerprint: String,
+    /// What the command created, if anything.
+    pub created: Option<Sid>,
+    /// When it ran.
+    pub at: Millis,
+}
+
+impl Keyed for OnceRecord {
+    const PREFIX: &'static [u8] = b"i:";
+
+    fn id(&self) -> String {
+        let OnceRecord::V1(once) = self;
+        once.key.clone()
+    }
+}
+
 /// A message to send through the provider's REST API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -18,6 +18,7 @@
 //! | `o:` + id (20 digits)        | an outgoing text message and its delivery state |
 //! | `a:` + WorkerSid             | an agent's sign-in secret, as a keyed digest |
 //! | `n:` + nonce                 | a signed-out browser session, until it would have expired |
+//! | `i:` + route and key         | a REST request made with an `Idempotency-Key`, for a day |
 //!
 //! A group is one sled `Batch`; [`Backend::sync`] is sled's blocking `flush` (nobody awaits
 //! sled's `flush_async`, which hung under concurrency here, DESIGN §7).

@@ -1091,3 +1091,48 @@ async fn a_new_worker_s_sign_in_secret_is_shown_once_to_the_admin() {
     let stored = app.engine.stored::<switchboard::store::AgentRecord>().unwrap();
     assert!(stored.is_empty(), "{stored:?}");
 }
+
+#[tokio::test]
+async fn a_create_retried_with_its_idempotency_key_answers_the_first_task_instead_of_making_another() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let workflow = sales_and_support(&app);
+    let create = |key: &'static str, header: &'static str, skill: &'static str| {
+        let url = app.url(&format!("/v1/Workspaces/{}/Tasks", api.workspace));
+        let attributes = format!(r#"{{"skillsNeeded": ["{skill}"]}}"#);
+        let form = [("WorkflowSid", workflow.clone()), ("Attributes", attributes)];
+        let request =
+            app.client.post(url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).header(header, key).form(&form);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let first = create("order-1", "Idempotency-Key", "Sales").await;
+    let again = create("order-1", "Idempotency-Key", "Sales").await;
+    let mut at_once = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        at_once.spawn(create("order-2", "Idempotency-Key", "Sales"));
+    }
+    let concurrent = at_once.join_all().await;
+    let twilio_token = [
+        create("hook-1", "I-Twilio-Idempotency-Token", "Support").await,
+        create("hook-1", "I-Twilio-Idempotency-Token", "Support").await,
+    ];
+    let other_request = create("order-1", "Idempotency-Key", "Support").await;
+    let tasks = api.get("/Tasks?PageSize=100").await;
+
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    assert_eq!(
+        (again.0, &again.1["sid"]),
+        (StatusCode::CREATED, &first.1["sid"]),
+        "the first task, not another"
+    );
+    let concurrent_sids: std::collections::BTreeSet<String> =
+        concurrent.iter().map(|(_, task)| task["sid"].to_string()).collect();
+    assert_eq!(concurrent_sids.len(), 1, "eight at once with one key make one task: {concurrent:?}");
+    assert_eq!(twilio_token[0].1["sid"], twilio_token[1].1["sid"]);
+    check_error(other_request, 422, 20001, "this key was used for another request");
+    assert_eq!(tasks["tasks"].as_array().unwrap().len(), 3, "{tasks}");
+}

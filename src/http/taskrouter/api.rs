@@ -15,8 +15,11 @@ use super::render::{List, Renderer};
 use crate::config::Credentials;
 use crate::http::Webhooks;
 use crate::http::throttle::{Refused, SignInThrottle};
-use crate::live::{self, LiveEngine};
+use crate::live::{self, LiveEngine, Once};
 use crate::routing::{Command, Engine, Sid, SidKind};
+
+/// The longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// An authenticated request to one workspace.
 pub(crate) struct Api {
@@ -67,12 +70,44 @@ impl Api {
 
     /// Executes `command` (answering once it is durable); `parameters` are the SIDs the body
     /// named, so that an unknown one is reported as a bad parameter.
+    ///
+    /// With an `Idempotency-Key` header (or Twilio's `I-Twilio-Idempotency-Token`), a request
+    /// that ran before with the same key on the same route runs no more: it answers what the
+    /// first one made (a retry after a failover, or after a lost answer, creates nothing twice).
     pub(crate) async fn execute(
         &self,
         command: Command,
         parameters: &[(&str, Option<Sid>)],
     ) -> Result<Option<Sid>, TwilioError> {
-        self.engine.execute(command).await.map_err(|err| TwilioError::from_command(err, parameters))
+        let refused = |err| TwilioError::from_command(err, parameters);
+        let Some(key) = self.idempotency_key()? else {
+            return self.engine.execute(command).await.map_err(refused);
+        };
+        match self.engine.execute_once(command, key).await.map_err(refused)? {
+            Once::Ran(created) | Once::Repeated(created) => Ok(created),
+            Once::Conflict => Err(TwilioError::invalid(
+                "Idempotency-Key: this key was used for another request on this route; use a new key for a new request",
+            )
+            .with_status(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY)),
+        }
+    }
+
+    /// The request's idempotency key, scoped to its route.
+    fn idempotency_key(&self) -> Result<Option<String>, TwilioError> {
+        let headers = self.request.headers();
+        let Some(value) =
+            headers.get("idempotency-key").or_else(|| headers.get("i-twilio-idempotency-token"))
+        else {
+            return Ok(None);
+        };
+        match value.to_str() {
+            Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => {
+                Ok(Some(format!("{} {} {key}", self.request.method(), self.request.path())))
+            }
+            _ => Err(TwilioError::invalid(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters, such as a UUID"
+            ))),
+        }
     }
 
     /// The SID in path segment `name`; a malformed one is a resource that does not exist.

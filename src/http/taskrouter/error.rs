@@ -54,6 +54,11 @@ impl TwilioError {
         }
     }
 
+    /// The same error answered with `status`.
+    pub(crate) fn with_status(self, status: StatusCode) -> TwilioError {
+        TwilioError { status, ..self }
+    }
+
     /// `path` names no resource (also for a malformed SID in the path, as Twilio answers).
     pub(crate) fn not_found(path: &str) -> TwilioError {
         TwilioError {
