@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage as _, HttpServer, web};
 
 use crate::config::{Credentials, HttpSettings};
 use crate::live::LiveEngine;
@@ -212,6 +212,11 @@ async fn log_request(
     Ok(response)
 }
 
+/// Marks a request that repeated an earlier one with the same idempotency key: its answer
+/// says so (`Idempotent-Replayed: true`, as Stripe's API does), and nothing ran again.
+#[derive(Clone, Copy)]
+pub(crate) struct Replayed;
+
 /// Headers that every answer carries, so that no handler can forget them:
 ///
 /// - `X-Content-Type-Options: nosniff`: a browser takes JSON as JSON (and a page's script as a
@@ -225,8 +230,13 @@ async fn protective_headers(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     use actix_web::http::header::{self, HeaderValue};
     let mut response = next.call(request).await?;
+    let replayed = response.request().extensions().contains::<Replayed>();
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if replayed {
+        headers
+            .insert(header::HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
+    }
     if headers.contains_key(header::SET_COOKIE) || !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -22,6 +22,15 @@
 //!
 //! `cargo test` plays [`ROUNDS`] rounds; `SWITCHBOARD_CRASH_ROUNDS=200 cargo test --release
 //! chaos` plays a longer run by hand.
+//!
+//! The failover test of issue #19 plays the same load against two `switchboard serve` processes
+//! on one PostgreSQL database behind a balancer that follows `/readyz` ([`Balancer`]): the
+//! leader is killed, the standby takes over, the killed one starts again as the standby, and
+//! the same invariants are checked through the balancer. Beside them, scripts create tasks
+//! through the REST API with an `Idempotency-Key`, retrying each until it is answered, as a
+//! client does after a failover: each is there exactly once. And once quiet, the standby's
+//! state is the leader's (`/readyz?state=sha1`). `cargo test` plays [`FAILOVERS`];
+//! `SWITCHBOARD_FAILOVER_ROUNDS=20` more.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -30,13 +39,18 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{SignedIn, SwitchboardProcess, fixed_config, json_as_account, serve_in, signed_webhook};
+use crate::helpers::{
+    Balancer, SignedIn, SwitchboardProcess, fixed_config, json_as_account, serve_in, signed_webhook,
+    switchboard_command,
+};
 use crate::sms::{Provider, Received};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 use crate::workspaces::sales_and_support;
 
 /// Kills (and restarts) in a `cargo test` run.
 const ROUNDS: u32 = 20;
+/// Leaders killed (and failed over from) in a `cargo test` run.
+const FAILOVERS: u32 = 10;
 /// The offer timeout of the workspace below, in seconds.
 const RESERVATION_TIMEOUT: u32 = 3;
 /// Agents, each taking one call at a time.
@@ -74,6 +88,11 @@ struct Acknowledged {
     replies: BTreeSet<String>,
     /// Conversations whose close was answered 204: customer number by task SID.
     closed: BTreeMap<String, String>,
+    /// Tasks created through the REST API with an idempotency key, by key.
+    orders: BTreeSet<String>,
+    /// Of those, the ones whose first try got no answer and whose retry found it made: the
+    /// commands a leader committed and died before acknowledging, adopted by its successor.
+    adopted: usize,
 }
 
 /// An agent signed in on the agent page: their session cookie and CSRF token.
@@ -105,6 +124,8 @@ struct Load {
     replied_in: Mutex<BTreeSet<String>>,
     /// Tasks announced by an event callback: their attributes then, and when first seen.
     announced: Mutex<BTreeMap<String, (Value, Instant)>>,
+    /// The workflow the scripts' tasks go to.
+    workflow: String,
 }
 
 impl Load {
@@ -204,6 +225,47 @@ impl Load {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A script creating a task through the REST API with idempotency key `order`, sending it
+    /// again (same key) until it is answered, as a client does when a failover cut it off.
+    async fn creator(&self, order: String) {
+        let attributes = format!(r#"{{"order": "{order}", "skillsNeeded": ["Sales"]}}"#);
+        let form = [("WorkflowSid", self.workflow.as_str()), ("Attributes", attributes.as_str())];
+        let url = format!("{}/v1/Workspaces/{}/Tasks", self.base, self.workspace);
+        for attempt in 0..40 {
+            let request = self.client.post(&url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).form(&form);
+            let answer = request.header("Idempotency-Key", &order).send().await;
+            if let Ok(answer) = answer
+                && answer.status() == StatusCode::CREATED
+            {
+                let mut acknowledged = self.acknowledged.lock().unwrap();
+                acknowledged.adopted +=
+                    usize::from(attempt > 0 && answer.headers().contains_key("idempotent-replayed"));
+                acknowledged.orders.insert(order);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Scripts creating tasks one after another (`creator`) for `period`.
+    async fn creators(self: Arc<Self>, round: u32, period: Duration) {
+        let started = Instant::now();
+        let mut scripts = tokio::task::JoinSet::new();
+        for script in 0..8 {
+            let load = self.clone();
+            scripts.spawn(async move {
+                for serial in 0.. {
+                    if started.elapsed() > period {
+                        return;
+                    }
+                    load.creator(format!("order-{round}-{script}-{serial}")).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+        scripts.join_all().await;
     }
 
     /// A texter: a greeting, then a choice.
@@ -343,17 +405,13 @@ impl Load {
 }
 
 /// Signs in every agent on the agent page, with a secret the admin API issues.
-async fn sign_in_agents(
-    client: &reqwest::Client,
-    server: &SwitchboardProcess,
-    workspace: &str,
-) -> Vec<PageAgent> {
+async fn sign_in_agents(client: &reqwest::Client, base: &str, workspace: &str) -> Vec<PageAgent> {
     let workers: Value =
-        json_as_account(client.get(server.url(&format!("/v1/Workspaces/{workspace}/Workers")))).await;
+        json_as_account(client.get(format!("{base}/v1/Workspaces/{workspace}/Workers"))).await;
     let mut agents = Vec::new();
     for worker in workers["workers"].as_array().unwrap() {
         let (sid, name) = (worker["sid"].as_str().unwrap(), worker["friendly_name"].as_str().unwrap());
-        let SignedIn { cookie, csrf } = SignedIn::agent(client, &server.url(""), sid, name).await;
+        let SignedIn { cookie, csrf } = SignedIn::agent(client, base, sid, name).await;
         agents.push(PageAgent { sid: sid.to_owned(), name: name.to_owned(), cookie, csrf });
     }
     agents
@@ -378,6 +436,7 @@ async fn check(load: &Load, received: &[Received], now_ms: i64) -> Vec<String> {
         }
     }
     let mut by_call: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_order: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_customer: BTreeMap<String, usize> = BTreeMap::new();
     let mut open_by_customer: BTreeMap<String, usize> = BTreeMap::new();
     for task in &tasks {
@@ -385,6 +444,8 @@ async fn check(load: &Load, received: &[Received], now_ms: i64) -> Vec<String> {
             serde_json::from_str(task["attributes"].as_str().unwrap_or("{}")).unwrap_or_default();
         if let Some(call) = attributes["call_sid"].as_str() {
             *by_call.entry(call.to_owned()).or_default() += 1;
+        } else if let Some(order) = attributes["order"].as_str() {
+            *by_order.entry(order.to_owned()).or_default() += 1;
         } else if let Some(customer) = attributes["from"].as_str() {
             *by_customer.entry(customer.to_owned()).or_default() += 1;
             if !matches!(task["assignment_status"].as_str(), Some("completed" | "canceled")) {
@@ -393,7 +454,7 @@ async fn check(load: &Load, received: &[Received], now_ms: i64) -> Vec<String> {
         }
     }
     // A copy: the lock is not held across the requests below.
-    let (calls, texts, accepts, closed) = {
+    let (calls, texts, accepts, closed, orders) = {
         let acknowledged = load.acknowledged.lock().unwrap();
         let listed = |acknowledged: &BTreeMap<String, Instant>| -> Vec<String> {
             let still_listed = |at: &&Instant| at.elapsed() < LISTED_FOR;
@@ -404,8 +465,20 @@ async fn check(load: &Load, received: &[Received], now_ms: i64) -> Vec<String> {
             listed(&acknowledged.texts),
             acknowledged.accepts.clone(),
             acknowledged.closed.clone(),
+            acknowledged.orders.clone(),
         )
     };
+    // Created once, whether the client heard so or not (in doubt, it sent the same key again).
+    for (order, count) in &by_order {
+        if *count > 1 {
+            wrong.push(format!("order {order}: {count} tasks, expected one"));
+        }
+    }
+    for order in &orders {
+        if !by_order.contains_key(order) {
+            wrong.push(format!("order {order} was acknowledged, and has no task"));
+        }
+    }
     for (what, acknowledged, tasks) in [("call", &calls, &by_call), ("texter", &texts, &by_customer)] {
         for key in acknowledged {
             match tasks.get(key) {
@@ -541,6 +614,85 @@ fn inconsistency(status: &str, reservations: &[Value]) -> Option<String> {
     }
 }
 
+/// The servers under test, and how they are killed.
+enum Servers {
+    /// One process, killed and restarted on the same port and data.
+    One { dir: tempfile::TempDir, server: SwitchboardProcess },
+    /// Two processes on one PostgreSQL database behind a balancer: the leader is killed, the
+    /// standby takes over, the killed one starts again as the standby.
+    Two { dir: tempfile::TempDir, database: String, nodes: Vec<SwitchboardProcess>, balancer: Balancer },
+}
+
+impl Servers {
+    /// Where the clients send their requests.
+    fn base(&self) -> String {
+        match self {
+            Servers::One { server, .. } => server.url(""),
+            Servers::Two { balancer, .. } => balancer.url(""),
+        }
+    }
+
+    /// Kills the server (the leader), and starts it again (as the standby); answers once the
+    /// load can reach a server again.
+    async fn kill_and_restart(&mut self) {
+        match self {
+            Servers::One { dir, server } => {
+                server.signal(libc::SIGKILL);
+                server.wait(Duration::from_secs(10)).expect("the killed process exits");
+                *server = serve_in(dir.path());
+            }
+            Servers::Two { dir, database, nodes, balancer } => {
+                let leader = balancer.leader().expect("a node leads before the kill");
+                let killed =
+                    nodes.iter().position(|node| node.address == leader).expect("the leader is a node");
+                nodes[killed].signal(libc::SIGKILL);
+                nodes[killed].wait(Duration::from_secs(10)).expect("the killed process exits");
+                let took_over =
+                    balancer.wait_for_leader_other_than(Some(leader), Duration::from_secs(30)).await;
+                assert!(took_over.is_some(), "the standby took over");
+                nodes[killed] = node(dir.path(), database);
+                balancer.set_nodes(nodes.iter().map(|node| node.address).collect());
+            }
+        }
+    }
+
+    /// With two nodes: once quiet, the standby holds exactly the leader's state.
+    async fn replicas_agree(&self, client: &reqwest::Client) -> Option<String> {
+        let Servers::Two { nodes, .. } = self else { return None };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut states = Vec::new();
+            for node in nodes {
+                let ready = client.get(node.url("/readyz?state=sha1")).send().await.ok()?;
+                let ready: Value = ready.json().await.ok()?;
+                states.push((ready["status"].clone(), ready["applied"].clone(), ready["state_sha1"].clone()));
+            }
+            let (first, second) = (&states[0], &states[1]);
+            if first.1 == second.1 {
+                return (first.2 != second.2)
+                    .then(|| format!("the nodes applied the same log and differ: {states:?}"));
+            }
+            if Instant::now() > deadline {
+                return Some(format!("the standby did not catch up with the leader: {states:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A node of the pair: `switchboard serve` in `dir` on PostgreSQL database `database`, on a
+/// port of its own.
+fn node(dir: &std::path::Path, database: &str) -> SwitchboardProcess {
+    let mut command = switchboard_command(dir);
+    command
+        .arg("serve")
+        .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_STORE_BACKEND", "postgres")
+        .env("SWITCHBOARD_STORE_POSTGRES_URL", database)
+        .env("SWITCHBOARD_STORE_LEASE_MS", "1000");
+    SwitchboardProcess::start(command).expect("switchboard starts")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
     let rounds =
@@ -549,12 +701,39 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
     std::fs::write(dir.path().join("switchboard.toml"), config(port, &provider.base())).unwrap();
-    let mut server = serve_in(dir.path());
+    let server = serve_in(dir.path());
+    play(Servers::One { dir, server }, &provider, rounds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_the_leader_killed_again_and_again_fails_over_with_nothing_acknowledged_lost() {
+    let rounds =
+        std::env::var("SWITCHBOARD_FAILOVER_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(FAILOVERS);
+    let dir = tempfile::tempdir().unwrap();
+    let database = crate::test_postgres::new_database();
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    std::fs::write(dir.path().join("switchboard.toml"), config(0, &provider.base())).unwrap();
+    let first = node(dir.path(), &database);
+    let balancer = Balancer::start(vec![first.address]).await;
+    assert!(
+        balancer.wait_for_leader_other_than(None, Duration::from_secs(30)).await.is_some(),
+        "a node leads"
+    );
+    let second = node(dir.path(), &database);
+    balancer.set_nodes(vec![first.address, second.address]);
+    play(Servers::Two { dir, database, nodes: vec![first, second], balancer }, &provider, rounds).await;
+}
+
+/// Plays `rounds` rounds of load, each cut by a kill, checking everything after each.
+async fn play(mut servers: Servers, provider: &Provider, rounds: u32) {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let base = server.url("");
+    let base = servers.base();
     let workspaces: Value = json_as_account(client.get(format!("{base}/v1/Workspaces"))).await;
     let workspace = workspaces["workspaces"][0]["sid"].as_str().unwrap().to_owned();
-    let agents = sign_in_agents(&client, &server, &workspace).await;
+    let workflows: Value =
+        json_as_account(client.get(format!("{base}/v1/Workspaces/{workspace}/Workflows"))).await;
+    let workflow = workflows["workflows"][0]["sid"].as_str().unwrap().to_owned();
+    let agents = sign_in_agents(&client, &base, &workspace).await;
     let load = Arc::new(Load {
         client,
         base,
@@ -564,6 +743,7 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         agents,
         replied_in: Mutex::default(),
         announced: Mutex::default(),
+        workflow,
     });
     let mut serial = 0;
     for round in 0..rounds {
@@ -583,15 +763,17 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
             if on_the_page { desk.page_desk().await } else { desk.desk().await }
         }));
         let at = 100 + (u64::from(round) * 7919) % 500;
+        if matches!(servers, Servers::Two { .. }) {
+            clients.push(tokio::spawn(load.clone().creators(round, Duration::from_millis(at + 1_000))));
+        }
         tokio::time::sleep(Duration::from_millis(at)).await;
-        server.signal(libc::SIGKILL);
-        server.wait(Duration::from_secs(10)).expect("the killed process exits");
+        servers.kill_and_restart().await;
         for client in clients {
             let _ = client.await;
         }
-        server = serve_in(dir.path());
         let now = jiff::Timestamp::now().as_millisecond();
         let mut wrong = check(&load, &provider.received(), now).await;
+        wrong.extend(servers.replicas_agree(&load.client).await);
         if on_the_page {
             for agent in &load.agents {
                 match load.first_pushed_state(agent).await {
@@ -635,6 +817,10 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
     assert!(lost.is_empty() && twice.is_empty(), "lost: {lost:?}; sent twice: {twice:?}");
     let acknowledged = load.acknowledged.lock().unwrap();
     assert!(
+        matches!(servers, Servers::One { .. }) || !acknowledged.orders.is_empty(),
+        "the scripts' tasks got through between the failovers"
+    );
+    assert!(
         !acknowledged.calls.is_empty()
             && !acknowledged.accepts.is_empty()
             && !acknowledged.texts.is_empty()
@@ -649,11 +835,13 @@ async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
         load.announced.lock().unwrap().len()
     );
     eprintln!(
-        "{rounds} kills: {} calls, {} texts, {} accepts, {} replies and {closed} closes acknowledged, all there after every restart; every reply and closing text delivered once",
+        "{rounds} kills: {} calls, {} texts, {} accepts, {} replies, {closed} closes and {} scripted tasks acknowledged ({} of them committed by a leader that died before answering, adopted by the next), all there after every restart; every reply and closing text delivered once",
         acknowledged.calls.len(),
         acknowledged.texts.len(),
         acknowledged.accepts.len(),
-        acknowledged.replies.len()
+        acknowledged.replies.len(),
+        acknowledged.orders.len(),
+        acknowledged.adopted
     );
 }
 

@@ -278,3 +278,99 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
     rest.split_whitespace().next()?.parse().ok()
 }
+
+/// A load balancer in front of several nodes, as HAProxy in TCP mode with an HTTP health check
+/// would be: every `BALANCER_CHECK_EVERY` it asks each node's `/readyz`, and each connection it
+/// accepts goes whole to the node that answered 200 (the leader), waiting for one when none
+/// does. A connection to a node that dies breaks, as behind a real balancer.
+pub struct Balancer {
+    pub address: SocketAddr,
+    nodes: std::sync::Arc<std::sync::Mutex<Vec<SocketAddr>>>,
+    leader: tokio::sync::watch::Receiver<Option<SocketAddr>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+const BALANCER_CHECK_EVERY: Duration = Duration::from_millis(50);
+
+impl Balancer {
+    pub async fn start(nodes: Vec<SocketAddr>) -> Balancer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let nodes = std::sync::Arc::new(std::sync::Mutex::new(nodes));
+        let (elected, leader) = tokio::sync::watch::channel(None);
+        let checker = {
+            let nodes = nodes.clone();
+            let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
+            tokio::spawn(async move {
+                loop {
+                    let candidates = nodes.lock().unwrap().clone();
+                    let mut found = None;
+                    for node in candidates {
+                        let ready = client.get(format!("http://{node}/readyz")).send().await;
+                        if ready.is_ok_and(|answer| answer.status() == reqwest::StatusCode::OK) {
+                            found = Some(node);
+                            break;
+                        }
+                    }
+                    elected.send_if_modified(|current| std::mem::replace(current, found) != found);
+                    tokio::time::sleep(BALANCER_CHECK_EVERY).await;
+                }
+            })
+        };
+        let acceptor = {
+            let leader = leader.clone();
+            tokio::spawn(async move {
+                while let Ok((mut incoming, _)) = listener.accept().await {
+                    let mut leader = leader.clone();
+                    tokio::spawn(async move {
+                        let Ok(Ok(node)) =
+                            tokio::time::timeout(Duration::from_secs(10), leader.wait_for(Option::is_some))
+                                .await
+                                .map(|node| node.map(|node| node.expect("waited for one")))
+                        else {
+                            return;
+                        };
+                        if let Ok(mut outgoing) = tokio::net::TcpStream::connect(node).await {
+                            let _ = tokio::io::copy_bidirectional(&mut incoming, &mut outgoing).await;
+                        }
+                    });
+                }
+            })
+        };
+        Balancer { address, nodes, leader, tasks: vec![checker, acceptor] }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Replaces the nodes checked (a node restarted on another port).
+    pub fn set_nodes(&self, nodes: Vec<SocketAddr>) {
+        *self.nodes.lock().unwrap() = nodes;
+    }
+
+    /// The node the balancer sends connections to now, if any.
+    pub fn leader(&self) -> Option<SocketAddr> {
+        *self.leader.borrow()
+    }
+
+    /// Waits up to `timeout` for the balancer to send connections to a node other than `not`.
+    pub async fn wait_for_leader_other_than(
+        &self,
+        not: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> Option<SocketAddr> {
+        let mut leader = self.leader.clone();
+        let found =
+            tokio::time::timeout(timeout, leader.wait_for(|leader| leader.is_some() && *leader != not)).await;
+        found.ok().and_then(|leader| leader.ok().and_then(|leader| *leader))
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use base64::Engine as _;
 
 use super::error::TwilioError;
@@ -84,7 +84,11 @@ impl Api {
             return self.engine.execute(command).await.map_err(refused);
         };
         match self.engine.execute_once(command, key).await.map_err(refused)? {
-            Once::Ran(created) | Once::Repeated(created) => Ok(created),
+            Once::Ran(created) => Ok(created),
+            Once::Repeated(created) => {
+                self.request.extensions_mut().insert(crate::http::Replayed);
+                Ok(created)
+            }
             Once::Conflict => Err(TwilioError::invalid(
                 "Idempotency-Key: this key was used for another request on this route; use a new key for a new request",
             )
