@@ -240,6 +240,8 @@ impl LiveEngine {
                     &settings.postgres_workspace,
                     lease,
                 )?);
+                // Its first look for the lease, so that a node starting alone leads from the start.
+                backend.wait_leading(FOLLOW_POLL * 2);
                 let (store, mut recovered) = Store::open_on(backend.clone(), durability)?;
                 // A new workspace is made by its first leader; a standby waits for it.
                 while recovered.snapshot.is_none() && !backend.wait_leading(FOLLOW_POLL) {

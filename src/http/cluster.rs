@@ -28,7 +28,8 @@ use super::HttpError;
 /// What `/readyz` says.
 #[derive(Serialize)]
 struct Readiness {
-    /// `leader`, `unsure` (leads, but could not renew its lease lately) or `standby`.
+    /// `leader`, `unsure` (leads, but could not renew its lease lately), `standby`, or
+    /// `starting` (took over, and starts serving).
     status: &'static str,
     /// This node's name in the lease (absent with sled).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,9 +51,15 @@ pub(super) struct ReadinessQuery {
 
 /// `GET /readyz`: 200 on the leader, 503 elsewhere (naming the leader), for load balancers;
 /// `/healthz` stays the process's liveness.
-pub(super) async fn readyz(engine: web::Data<LiveEngine>, query: web::Query<ReadinessQuery>) -> HttpResponse {
+pub(super) async fn readyz(
+    engine: web::Data<LiveEngine>,
+    query: web::Query<ReadinessQuery>,
+    standing_by: Option<web::Data<StandingBy>>,
+) -> HttpResponse {
     let role = engine.role();
     let (status, code, leader) = match role {
+        // Took over, and its server starts: ready once that one answers.
+        Role::Leader if standing_by.is_some() => ("starting", StatusCode::SERVICE_UNAVAILABLE, engine.node()),
         Role::Leader => ("leader", StatusCode::OK, engine.node()),
         Role::Unsure => ("unsure", StatusCode::SERVICE_UNAVAILABLE, None),
         Role::Standby { leader } => ("standby", StatusCode::SERVICE_UNAVAILABLE, leader),
@@ -108,12 +115,14 @@ fn unavailable(request: &HttpRequest, role: &Role) -> HttpResponse {
             format!("this node stands by; {leader} leads: retry (through the load balancer)")
         }
         Role::Standby { leader: None } => "this node stands by and no node leads right now: retry".to_owned(),
-        Role::Unsure | Role::Leader => {
-            "this node could not renew its lease lately and may no longer lead: retry".to_owned()
-        }
+        Role::Unsure => "this node could not renew its lease lately and may no longer lead: retry".to_owned(),
+        Role::Leader => "this node is taking over: retry".to_owned(),
     };
     response.json(serde_json::json!({ "status": 503, "message": message }))
 }
+
+/// Marks the standby's server: its `/readyz` never answers 200.
+pub(super) struct StandingBy;
 
 /// The server a standby runs on `listener` until it takes over: `/healthz`, `/readyz`, and 503
 /// for everything else.
@@ -127,6 +136,7 @@ impl StandbyServer {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(engine.clone())
+                .app_data(web::Data::new(StandingBy))
                 .route("/healthz", web::get().to(super::health::healthz))
                 .route("/readyz", web::get().to(readyz))
                 .default_service(web::to(|request: HttpRequest, engine: web::Data<LiveEngine>| async move {
@@ -141,8 +151,9 @@ impl StandbyServer {
         Ok(StandbyServer { server })
     }
 
-    /// Serves until `until` completes, then stops (the listener stays open in its other
-    /// copies: connections wait in its backlog for the leader's server).
+    /// Serves until `until` completes, then stops at once, closing its connections (the
+    /// listener stays open in its other copies: new connections wait in its backlog for the
+    /// leader's server).
     pub async fn serve_until(self, until: impl std::future::Future<Output = ()>) -> Result<(), HttpError> {
         let handle = self.server.handle();
         let mut server = std::pin::pin!(self.server);
@@ -150,7 +161,7 @@ impl StandbyServer {
             result = &mut server => return Ok(result?),
             () = until => {}
         }
-        let ((), result) = tokio::join!(handle.stop(true), server);
+        let ((), result) = tokio::join!(handle.stop(false), server);
         Ok(result?)
     }
 }

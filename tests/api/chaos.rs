@@ -40,8 +40,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::{
-    Balancer, SignedIn, SwitchboardProcess, fixed_config, json_as_account, serve_in, signed_webhook,
-    switchboard_command,
+    Balancer, SignedIn, SwitchboardProcess, fixed_config, json_as_account, serve_in, serve_on_postgres,
+    signed_webhook,
 };
 use crate::sms::{Provider, Received};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
@@ -650,7 +650,7 @@ impl Servers {
                 let took_over =
                     balancer.wait_for_leader_other_than(Some(leader), Duration::from_secs(30)).await;
                 assert!(took_over.is_some(), "the standby took over");
-                nodes[killed] = node(dir.path(), database);
+                nodes[killed] = serve_on_postgres(dir.path(), database);
                 balancer.set_nodes(nodes.iter().map(|node| node.address).collect());
             }
         }
@@ -680,19 +680,6 @@ impl Servers {
     }
 }
 
-/// A node of the pair: `switchboard serve` in `dir` on PostgreSQL database `database`, on a
-/// port of its own.
-fn node(dir: &std::path::Path, database: &str) -> SwitchboardProcess {
-    let mut command = switchboard_command(dir);
-    command
-        .arg("serve")
-        .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
-        .env("SWITCHBOARD_STORE_BACKEND", "postgres")
-        .env("SWITCHBOARD_STORE_POSTGRES_URL", database)
-        .env("SWITCHBOARD_STORE_LEASE_MS", "1000");
-    SwitchboardProcess::start(command).expect("switchboard starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_again_and_again_under_load_nothing_acknowledged_is_lost() {
     let rounds =
@@ -713,13 +700,13 @@ async fn on_postgresql_the_leader_killed_again_and_again_fails_over_with_nothing
     let database = crate::test_postgres::new_database();
     let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
     std::fs::write(dir.path().join("switchboard.toml"), config(0, &provider.base())).unwrap();
-    let first = node(dir.path(), &database);
+    let first = serve_on_postgres(dir.path(), &database);
     let balancer = Balancer::start(vec![first.address]).await;
     assert!(
         balancer.wait_for_leader_other_than(None, Duration::from_secs(30)).await.is_some(),
         "a node leads"
     );
-    let second = node(dir.path(), &database);
+    let second = serve_on_postgres(dir.path(), &database);
     balancer.set_nodes(vec![first.address, second.address]);
     play(Servers::Two { dir, database, nodes: vec![first, second], balancer }, &provider, rounds).await;
 }

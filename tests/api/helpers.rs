@@ -161,6 +161,19 @@ pub fn serve_in(dir: &Path) -> SwitchboardProcess {
     SwitchboardProcess::start(command).expect("switchboard starts")
 }
 
+/// A node of several on one PostgreSQL database: `switchboard serve` in `dir` (reading its
+/// `switchboard.toml`) on `database`, on a port of its own, with a one-second lease.
+pub fn serve_on_postgres(dir: &Path, database: &str) -> SwitchboardProcess {
+    let mut command = switchboard_command(dir);
+    command
+        .arg("serve")
+        .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_STORE_BACKEND", "postgres")
+        .env("SWITCHBOARD_STORE_POSTGRES_URL", database)
+        .env("SWITCHBOARD_STORE_LEASE_MS", "1000");
+    SwitchboardProcess::start(command).expect("switchboard starts")
+}
+
 /// The head of a `switchboard.toml` for a server that a restart brings back where it was: a
 /// fixed port, the data in `dir/data`, and the test account (`account_sid`, `auth_token`).
 pub fn fixed_config(port: u16, account_sid: &str, auth_token: &str) -> String {

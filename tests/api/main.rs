@@ -10,6 +10,7 @@ mod crash;
 mod durable_events;
 mod emulator;
 mod expr_cli;
+mod failover;
 mod framing;
 mod health;
 mod helpers;
