@@ -33,25 +33,28 @@ enum Hook {
     Conference,
     ConferenceEnded,
     Recording,
-    /// Static TwiML for the provider's fallback URL (used when Switchboard failed to answer).
+    /// The provider's fallback URL, requested when a webhook failed (a failover, say): the
+    /// webhook it names in `ErrorUrl` is answered now, or else an apology.
     Fallback,
 }
 
+/// Every voice webhook, by path.
+const HOOKS: [(&str, Hook); 11] = [
+    (paths::INCOMING, Hook::Incoming),
+    (paths::IVR, Hook::Ivr),
+    (paths::WAIT, Hook::Wait),
+    (paths::DIAL_STATUS, Hook::DialStatus),
+    (paths::STATUS, Hook::Status),
+    (paths::VOICEMAIL, Hook::Voicemail),
+    (paths::AGENT_LEG, Hook::AgentLeg),
+    (paths::CONFERENCE, Hook::Conference),
+    (paths::CONFERENCE_ENDED, Hook::ConferenceEnded),
+    (paths::RECORDING, Hook::Recording),
+    (paths::FALLBACK, Hook::Fallback),
+];
+
 pub(super) fn routes(config: &mut web::ServiceConfig) {
-    let hooks = [
-        (paths::INCOMING, Hook::Incoming),
-        (paths::IVR, Hook::Ivr),
-        (paths::WAIT, Hook::Wait),
-        (paths::DIAL_STATUS, Hook::DialStatus),
-        (paths::STATUS, Hook::Status),
-        (paths::VOICEMAIL, Hook::Voicemail),
-        (paths::AGENT_LEG, Hook::AgentLeg),
-        (paths::CONFERENCE, Hook::Conference),
-        (paths::CONFERENCE_ENDED, Hook::ConferenceEnded),
-        (paths::RECORDING, Hook::Recording),
-        (paths::FALLBACK, Hook::Fallback),
-    ];
-    for (path, hook) in hooks {
+    for (path, hook) in HOOKS {
         let handler = move |request: HttpRequest,
                             form: Result<Form, FormError>,
                             voice: web::Data<Voice>,
@@ -69,18 +72,24 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 }
 
 async fn handle(
-    hook: Hook,
+    mut hook: Hook,
     request: HttpRequest,
     form: Result<Form, FormError>,
     voice: Arc<Voice>,
     webhooks: Arc<Webhooks>,
 ) -> HttpResponse {
-    let (params, query) = match signed_params(&request, form, &webhooks) {
+    let (params, mut query) = match signed_params(&request, form, &webhooks) {
         Ok(params) => params,
         Err(refused) => return refused,
     };
     if hook == Hook::Fallback {
-        return twiml(StatusCode::OK, &technical_difficulty());
+        // The provider signed these parameters, `ErrorUrl` among them: the URL it failed to
+        // fetch, as Switchboard's TwiML gave it (with the IVR position in its query).
+        let failed = params.iter().find(|(name, _)| name == "ErrorUrl").map(|(_, url)| url.as_str());
+        match failed.and_then(failed_webhook) {
+            Some((failed_hook, failed_query)) => (hook, query) = (failed_hook, failed_query),
+            None => return twiml(StatusCode::OK, &technical_difficulty()),
+        }
     }
     // The provider's parameters, then what Switchboard put in the URL (the IVR position).
     let call = CallParams::from_params(&[params, query].concat());
@@ -114,6 +123,15 @@ async fn handle(
 /// A webhook's form (POST) and query parameters, once its X-Twilio-Signature is checked over
 /// the public URL; or the TwiML refusal to answer (400, 403, 413, 415). The parameters are
 /// read strictly (`form.rs`), before the signature, which is computed over them.
+/// The webhook at `url` (a URL the provider failed to fetch), and its query.
+fn failed_webhook(url: &str) -> Option<(Hook, Pairs)> {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path_and_query = &after_scheme[after_scheme.find('/')?..];
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let hook = HOOKS.iter().find(|(hook_path, hook)| *hook_path == path && *hook != Hook::Fallback)?.1;
+    Some((hook, decode(query.split('#').next().unwrap_or_default().as_bytes()).ok()?))
+}
+
 pub(super) fn signed_params(
     request: &HttpRequest,
     form: Result<Form, FormError>,

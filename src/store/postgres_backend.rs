@@ -94,9 +94,9 @@ const WRITE_GROUP: &str = "
          notified AS (SELECT pg_notify('sb_log', $1) FROM fence WHERE $3::bytea IS NOT NULL)
     SELECT count(*) FROM fence LEFT JOIN notified ON true";
 
-/// Locks the lease row for the rest of a transaction, answering whether this node still holds
-/// it (`$2`, its epoch).
-const STILL_MINE: &str = "SELECT epoch FROM sb_lease WHERE workspace = $1 AND epoch = $2 FOR UPDATE";
+/// Locks the lease row (shared) for the rest of a transaction, answering whether this node still
+/// holds it (`$2`, its epoch): a takeover waits for the transaction's end.
+const STILL_MINE: &str = "SELECT epoch FROM sb_lease WHERE workspace = $1 AND epoch = $2 FOR SHARE";
 
 /// The statements of the write path, prepared once per connection.
 struct Prepared {
@@ -649,26 +649,35 @@ impl Backend for PostgresBackend {
     fn write_snapshot(&self, seq: u64, snapshot: &crate::routing::Snapshot) -> Result<(), StoreError> {
         let encoded = serde_json::to_vec(&SnapshotEncoding(snapshot))
             .map_err(|err| StoreError::Write(err.to_string()))?;
-        let still_mine = self.read(move |connection, workspace| {
-            let epoch = connection.epoch();
-            let mut transaction = connection.client.transaction()?;
-            if transaction.query_opt(STILL_MINE, &[&workspace, &epoch])?.is_none() {
-                return Ok(false);
-            }
-            // The log back to the previous snapshot stays, so that a standby a little behind
-            // follows it without starting again from the snapshot.
-            transaction.execute(
-                "DELETE FROM sb_log WHERE workspace = $1 \
-                 AND last_seq <= (SELECT seq FROM sb_snapshot WHERE workspace = $1)",
-                &[&workspace],
-            )?;
-            transaction.execute(
-                "INSERT INTO sb_snapshot VALUES ($1, $2, $3) \
-                 ON CONFLICT (workspace) DO UPDATE SET seq = EXCLUDED.seq, snapshot = EXCLUDED.snapshot",
-                &[&workspace, &big(seq), &encoded],
-            )?;
-            transaction.commit().map(|()| true)
-        })?;
+        // On a connection of its own (and a thread, as every use of the blocking client): a
+        // snapshot takes a while to write, and the groups written meanwhile must not wait.
+        let failed = |err: postgres::Error| StoreError::Write(format!("{}: {}", self.place, explained(&err)));
+        let still_mine = std::thread::scope(|scope| {
+            let written = scope.spawn(|| {
+                let mut client = self.config.connect(NoTls)?;
+                let mut transaction = client.transaction()?;
+                // The log back to the previous snapshot stays, so that a standby a little behind
+                // follows it without starting again from the snapshot.
+                transaction.execute(
+                    "DELETE FROM sb_log WHERE workspace = $1 \
+                     AND last_seq <= (SELECT seq FROM sb_snapshot WHERE workspace = $1)",
+                    &[&self.workspace],
+                )?;
+                transaction.execute(
+                    "INSERT INTO sb_snapshot VALUES ($1, $2, $3) \
+                     ON CONFLICT (workspace) DO UPDATE SET seq = EXCLUDED.seq, snapshot = EXCLUDED.snapshot",
+                    &[&self.workspace, &big(seq), &encoded],
+                )?;
+                // Checked last, so that the lease row is locked only from here to the commit:
+                // a takeover either waits for the commit or makes this check fail.
+                if transaction.query_opt(STILL_MINE, &[&self.workspace, &self.lease.epoch()])?.is_none() {
+                    return Ok(false);
+                }
+                transaction.commit().map(|()| true)
+            });
+            written.join().unwrap_or_else(|_| Ok(false))
+        })
+        .map_err(failed)?;
         if still_mine { Ok(()) } else { Err(StoreError::Write(self.fenced())) }
     }
 

@@ -336,6 +336,46 @@ async fn retried_webhooks_of_a_call_never_create_a_second_task() {
 }
 
 #[tokio::test]
+async fn the_fallback_url_answers_the_webhook_that_failed_so_a_failover_strands_no_caller() {
+    let app = spawn_voice().await;
+    let menu = webhook(&app, "/voice/incoming", "CA6", &[]).await;
+    let keys = action(&menu);
+    let failed = |path: &str| app.url(path);
+
+    // The provider could not fetch the menu's action (a node taking over), and falls back.
+    let held = webhook(
+        &app,
+        "/voice/fallback",
+        "CA6",
+        &[("Digits", "1"), ("ErrorCode", "11200"), ("ErrorUrl", &failed(&keys))],
+    )
+    .await;
+    let incoming_again = webhook(
+        &app,
+        "/voice/fallback",
+        "CA7",
+        &[("ErrorCode", "11205"), ("ErrorUrl", &failed("/voice/incoming"))],
+    )
+    .await;
+    let unknown = webhook(
+        &app,
+        "/voice/fallback",
+        "CA8",
+        &[("ErrorCode", "11200"), ("ErrorUrl", "https://elsewhere.example/x")],
+    )
+    .await;
+
+    assert!(held.1.contains("/voice/wait"), "the keys pressed are taken, and the caller holds: {}", held.1);
+    task_of(&app, "CA6");
+    assert_eq!(
+        incoming_again.1,
+        webhook(&app, "/voice/incoming", "CA7", &[]).await.1,
+        "the menu, as at first"
+    );
+    assert!(unknown.1.contains("<Hangup/>") || unknown.1.contains("<Say"), "an apology: {}", unknown.1);
+}
+
+#[tokio::test]
 async fn a_hold_loop_that_stops_polling_cancels_its_task() {
     let app = spawn_voice().await;
     let menu = webhook(&app, "/voice/incoming", "CA6", &[]).await;
