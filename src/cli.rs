@@ -19,6 +19,8 @@ use crate::config::{CONFIG_ENV, ConfigSource, Settings};
 use crate::emulator::{Emulator, EmulatorSettings, PhoneScript};
 use crate::expr::{Clock, Context, ExprError, Expression, Scope, WorkerFacts};
 use crate::ivr::located;
+use crate::store::backend::Backend;
+use crate::store::{DEFAULT_CACHE_BYTES, LeaseSettings, PostgresBackend, SledBackend, StoreError, copy};
 use crate::telemetry;
 use crate::voice::flows::{Flows, toml_files};
 
@@ -43,6 +45,10 @@ enum Command {
     /// Check IVR flows.
     #[command(subcommand)]
     Ivr(IvrCommand),
+    /// Look after the store: migrate PostgreSQL's schema, copy the data between sled and
+    /// PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Run a scenario (a workspace and a timeline) on a virtual clock; print each event as JSON.
     Simulate {
         /// The scenario file (TOML).
@@ -123,6 +129,33 @@ struct CallArgs {
     max_wait: f64,
     /// The server's base URL (its `/voice/incoming` is accepted too).
     server: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Create the PostgreSQL schema, or bring it up to date, and print its version (a server
+    /// does this itself on start; this is for doing it ahead of an upgrade).
+    Migrate {
+        /// The database, a libpq connection string or URI (default: the configuration's
+        /// store.postgres_url).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Configuration file; it must exist when given.
+        #[arg(long, env = CONFIG_ENV, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Copy everything a stopped Switchboard keeps from one store into another, empty one:
+    /// `sled:DIR` or `postgres:URL`. Stop the servers first; on PostgreSQL the copy takes the
+    /// workspace's lease, and refuses while a server still leads it.
+    Copy {
+        /// Where the data is: `sled:DIR` or `postgres:URL`.
+        from: String,
+        /// Where it goes (empty): `sled:DIR` or `postgres:URL`.
+        to: String,
+        /// The workspace's name in PostgreSQL (store.postgres_workspace), on either side.
+        #[arg(long, default_value = "main")]
+        workspace: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +248,8 @@ pub fn main() -> ExitCode {
         Command::Ivr(IvrCommand::Check { dir }) => ivr_check(&dir),
         Command::Ivr(IvrCommand::Test { dir }) => ivr_test(&dir),
         Command::Simulate { scenario } => simulate(&scenario),
+        Command::Store(StoreCommand::Migrate { url, config }) => store_migrate(url, config),
+        Command::Store(StoreCommand::Copy { from, to, workspace }) => store_copy(&from, &to, &workspace),
         Command::Call(args) => call(args),
         Command::Provider(args) => provider(args),
     };
@@ -430,6 +465,63 @@ fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
         })
         .map_err(|err| Failure { message: format!("{err:#}"), code: 1 })?;
     Ok(String::new())
+}
+
+fn store_migrate(url: Option<String>, config: Option<PathBuf>) -> Result<String, Failure> {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let working_dir = std::env::current_dir()
+                .map_err(|err| Failure::invalid_input(format!("cannot read the working directory: {err}")))?;
+            let (settings, _) = Settings::load(config.as_deref(), &working_dir, std::env::vars())
+                .map_err(|err| Failure::invalid_input(err.to_string()))?;
+            if settings.store.postgres_url.is_empty() {
+                return Err(Failure::invalid_input(
+                    "no database: give --url, or set store.postgres_url (sled needs no migration)",
+                ));
+            }
+            settings.store.postgres_url
+        }
+    };
+    let version =
+        PostgresBackend::migrate(&url).map_err(|err| Failure { message: err.to_string(), code: 1 })?;
+    Ok(format!("schema version {version}: up to date"))
+}
+
+/// A store named on the command line: `sled:DIR` or `postgres:URL`.
+fn open_store(location: &str, workspace: &str, must_exist: bool) -> Result<Box<dyn Backend>, Failure> {
+    let failed = |err: StoreError| Failure { message: format!("{location}: {err}"), code: 1 };
+    if let Some(dir) = location.strip_prefix("sled:") {
+        if must_exist && !std::path::Path::new(dir).is_dir() {
+            return Err(Failure::invalid_input(format!("{location}: no such directory")));
+        }
+        return Ok(Box::new(
+            SledBackend::open(std::path::Path::new(dir), DEFAULT_CACHE_BYTES).map_err(failed)?,
+        ));
+    }
+    if let Some(url) = location.strip_prefix("postgres:") {
+        let backend = PostgresBackend::open(url, workspace, LeaseSettings::default()).map_err(failed)?;
+        if !backend.wait_leading(std::time::Duration::from_secs(5)) {
+            let leader = backend.leader().unwrap_or_else(|| "another node".to_owned());
+            return Err(Failure {
+                message: format!("{location}: {leader} leads workspace {workspace}: stop it first"),
+                code: 1,
+            });
+        }
+        return Ok(Box::new(backend));
+    }
+    Err(Failure::invalid_input(format!("{location:?}: a store is sled:DIR or postgres:URL")))
+}
+
+fn store_copy(from: &str, to: &str, workspace: &str) -> Result<String, Failure> {
+    let source = open_store(from, workspace, true)?;
+    let target = open_store(to, workspace, false)?;
+    let copied = copy(source.as_ref(), target.as_ref())
+        .map_err(|err| Failure { message: err.to_string(), code: 1 })?;
+    Ok(format!(
+        "copied {from} into {to}: the state after command {}, {} records, {} event groups",
+        copied.seq, copied.records, copied.event_groups
+    ))
 }
 
 fn simulate(path: &std::path::Path) -> Result<String, Failure> {

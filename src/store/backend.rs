@@ -54,6 +54,9 @@ pub trait Backend: Send + Sync + 'static {
     /// returned.
     fn kept_value(&self, name: &str, generated: String) -> Result<String, StoreError>;
 
+    /// The value kept under `name`, if one was.
+    fn kept(&self, name: &str) -> Result<Option<String>, StoreError>;
+
     /// Makes `snapshot`, taken after command `seq`, the one recovery starts from, and drops
     /// the commands it covers. Every group written before is in place, and is durable once
     /// this returns.

@@ -19,6 +19,7 @@
 //! Concurrent commands share both the writes and the sync.
 
 pub mod backend;
+pub mod copy;
 mod postgres_backend;
 mod postgres_lease;
 mod records;
@@ -36,6 +37,7 @@ use tokio::sync::watch;
 
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 use backend::Backend;
+pub use copy::{Copied, copy};
 pub use postgres_backend::{FOLLOW_POLL, LeaseSettings, PostgresBackend};
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,

@@ -227,6 +227,28 @@ impl PostgresBackend {
         })
     }
 
+    /// Creates or brings up to date the schema at `url`, answering its version.
+    pub fn migrate(url: &str) -> Result<i32, StoreError> {
+        let config: postgres::Config = url.parse().map_err(|err| StoreError::Open {
+            dir: "store.postgres_url".into(),
+            message: format!("{err}"),
+        })?;
+        let place = describe(&config);
+        let failed =
+            |err: postgres::Error| StoreError::Open { dir: place.clone().into(), message: explained(&err) };
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut client = config.connect(NoTls)?;
+                    migrate(&mut client)?;
+                    Ok(client.query_one("SELECT version FROM switchboard_schema", &[])?.get(0))
+                })
+                .join()
+                .unwrap_or_else(|_| Ok(0))
+        })
+        .map_err(failed)
+    }
+
     /// Whether this node leads the workspace (took it over, and has not lost it).
     pub fn leading(&self) -> bool {
         self.lease.leading()
@@ -626,6 +648,24 @@ impl Backend for PostgresBackend {
             page: VecDeque::new(),
             done: false,
         })
+    }
+
+    fn kept(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = format!("kept:{name}");
+        let key = name.clone();
+        let value = self.read(move |connection, workspace| {
+            let row = connection.client.query_opt(
+                "SELECT value FROM sb_meta WHERE workspace = $1 AND name = $2",
+                &[&workspace, &name],
+            )?;
+            Ok(row.map(|row| row.get::<_, Vec<u8>>(0)))
+        })?;
+        value
+            .map(|value| {
+                String::from_utf8(value)
+                    .map_err(|err| self.corrupt(format!("m:{key}").as_bytes(), err.to_string()))
+            })
+            .transpose()
     }
 
     fn kept_value(&self, name: &str, generated: String) -> Result<String, StoreError> {

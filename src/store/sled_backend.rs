@@ -196,6 +196,14 @@ impl Backend for SledBackend {
         if newest_first { Box::new(groups.rev().map(entry)) } else { Box::new(groups.map(entry)) }
     }
 
+    fn kept(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let key = [b"m:kept:".as_slice(), name.as_bytes()].concat();
+        let value = self.db.get(&key).map_err(|err| StoreError::Write(err.to_string()))?;
+        value
+            .map(|value| String::from_utf8(value.to_vec()).map_err(|err| self.corrupt(&key, err.to_string())))
+            .transpose()
+    }
+
     fn kept_value(&self, name: &str, generated: String) -> Result<String, StoreError> {
         let key = [b"m:kept:".as_slice(), name.as_bytes()].concat();
         let write_error = |err: sled::Error| StoreError::Write(err.to_string());

@@ -116,7 +116,11 @@ fn serve(dir: &std::path::Path, postgres: Option<&str>) -> SwitchboardProcess {
     if let Some(url) = postgres {
         command.env("SWITCHBOARD_STORE_BACKEND", "postgres").env("SWITCHBOARD_STORE_POSTGRES_URL", url);
     }
-    SwitchboardProcess::start(command).expect("switchboard starts")
+    let process = SwitchboardProcess::start(command).expect("switchboard starts");
+    // On PostgreSQL it leads once the killed one's database session is gone: a moment.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(crate::helpers::until_ready(&reqwest::Client::new(), &process));
+    process
 }
 
 fn find<'a>(items: &'a [Value], sid: &str) -> &'a Value {

@@ -3,12 +3,12 @@
 //! answers, a clean stop handing over at once, and a paused leader that must never answer
 //! again once another node took over. The leader killed under load is `chaos.rs`'s.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{SwitchboardProcess, fixed_config, serve_on_postgres};
+use crate::helpers::{SwitchboardProcess, fixed_config, json_as_account, serve_on_postgres, until_ready};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN};
 
 /// Two nodes on a new database: the first leads, the second stands by.
@@ -17,7 +17,7 @@ async fn pair(client: &reqwest::Client) -> (tempfile::TempDir, SwitchboardProces
     let database = crate::test_postgres::new_database();
     std::fs::write(dir.path().join("switchboard.toml"), fixed_config(0, ACCOUNT_SID, AUTH_TOKEN)).unwrap();
     let leader = serve_on_postgres(dir.path(), &database);
-    until_leading(client, &leader).await;
+    until_ready(client, &leader).await;
     let standby = serve_on_postgres(dir.path(), &database);
     (dir, leader, standby)
 }
@@ -27,21 +27,8 @@ async fn readyz(client: &reqwest::Client, node: &SwitchboardProcess) -> Option<(
     Some((answer.status(), answer.json().await.ok()?))
 }
 
-/// Waits up to 30 s for `node` to answer `/readyz` with 200.
-async fn until_leading(client: &reqwest::Client, node: &SwitchboardProcess) -> Duration {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Some((StatusCode::OK, _)) = readyz(client, node).await {
-            return started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{} did not take over", node.address);
-}
-
 async fn get(client: &reqwest::Client, url: &str) -> Value {
-    let answer = client.get(url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).send().await.unwrap();
-    answer.json().await.unwrap()
+    json_as_account(client.get(url)).await
 }
 
 /// The workspace's URL on `node`, and after a `#` its first workflow's SID.
@@ -99,7 +86,7 @@ async fn the_leader_is_ready_the_standby_refuses_naming_it_and_a_clean_stop_hand
 
     leader.signal(libc::SIGTERM);
     let (status, _) = leader.wait(Duration::from_secs(30)).expect("the leader stops");
-    let handed_over = until_leading(&client, &standby).await;
+    let handed_over = until_ready(&client, &standby).await;
 
     assert_eq!(leader_ready.0, StatusCode::OK, "{}", leader_ready.1);
     assert_eq!(leader_ready.1["status"], "leader");
@@ -139,7 +126,7 @@ async fn a_paused_leader_never_answers_again_once_another_node_took_over() {
     assert_eq!(made_before, StatusCode::CREATED);
 
     paused.signal(libc::SIGSTOP);
-    until_leading(&client, &standby).await;
+    until_ready(&client, &standby).await;
     let (made_after, after) = create_task(&client, &on_standby).await;
     // Sent while it is paused: answered, if ever, only once it runs again.
     let sent_while_paused = {

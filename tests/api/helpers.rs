@@ -174,6 +174,20 @@ pub fn serve_on_postgres(dir: &Path, database: &str) -> SwitchboardProcess {
     SwitchboardProcess::start(command).expect("switchboard starts")
 }
 
+/// Waits up to 30 s for `node` to answer `/readyz` with 200 (it leads, and serves); answers how
+/// long that took.
+pub async fn until_ready(client: &reqwest::Client, node: &SwitchboardProcess) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let answer = client.get(node.url("/readyz")).send().await;
+        if answer.is_ok_and(|answer| answer.status() == reqwest::StatusCode::OK) {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{} did not become ready", node.address);
+}
+
 /// The head of a `switchboard.toml` for a server that a restart brings back where it was: a
 /// fixed port, the data in `dir/data`, and the test account (`account_sid`, `auth_token`).
 pub fn fixed_config(port: u16, account_sid: &str, auth_token: &str) -> String {

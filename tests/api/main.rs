@@ -24,6 +24,7 @@ mod sdk;
 mod sessions;
 mod simulate;
 mod sms;
+mod store_copy;
 mod taskrouter;
 // The same private PostgreSQL cluster as the store's unit tests.
 mod taskrouter_cumulative;
