@@ -515,9 +515,32 @@ fn open_store(location: &str, workspace: &str, must_exist: bool) -> Result<Box<d
 
 fn store_copy(from: &str, to: &str, workspace: &str) -> Result<String, Failure> {
     let source = open_store(from, workspace, true)?;
+    let new_directory = to.strip_prefix("sled:").filter(|dir| !std::path::Path::new(dir).exists());
     let target = open_store(to, workspace, false)?;
-    let copied = copy(source.as_ref(), target.as_ref())
-        .map_err(|err| Failure { message: err.to_string(), code: 1 })?;
+    let copied = match copy(source.as_ref(), target.as_ref()) {
+        Ok(copied) => copied,
+        Err(err) => {
+            // Nothing half-copied is left for a server to start on.
+            let refused =
+                matches!(&err, StoreError::Write(message) if message.contains("already holds data"));
+            let undone = match target.as_any().downcast_ref::<PostgresBackend>() {
+                Some(postgres) if !refused => postgres.forget_workspace().map_err(|err| err.to_string()),
+                _ => Ok(()),
+            };
+            drop(target);
+            let undone = undone.and_then(|()| match new_directory {
+                Some(dir) => std::fs::remove_dir_all(dir).map_err(|err| err.to_string()),
+                None => Ok(()),
+            });
+            let message = match undone {
+                Ok(()) => err.to_string(),
+                Err(undo) => {
+                    format!("{err}; what was copied could not be removed ({undo}): empty {to} by hand")
+                }
+            };
+            return Err(Failure { message, code: 1 });
+        }
+    };
     Ok(format!(
         "copied {from} into {to}: the state after command {}, {} records, {} event groups",
         copied.seq, copied.records, copied.event_groups

@@ -399,7 +399,7 @@ pub const SETTINGS: &[SettingInfo] = &[
         key: "store.lease_ms",
         env: "SWITCHBOARD_STORE_LEASE_MS",
         default: "2000",
-        meaning: "With PostgreSQL: how long the leader's lease on the workspace lasts unless renewed (every quarter of it), judged by PostgreSQL's clock; a standby takes over once it ran out, or at once when the leader's database session is gone (a crash); a leader that could not renew for three quarters of it answers 503 until it does",
+        meaning: "With PostgreSQL: how long the leader's lease on the workspace lasts unless renewed (every fifth of it), judged by PostgreSQL's clock; a standby takes over once it ran out, or after half of it when the leader's database session is gone (a crash); a leader that could not renew for half of it answers 503 until it does",
     },
     SettingInfo {
         key: "store.advertise_url",
@@ -678,9 +678,15 @@ impl Settings {
                     .to_owned(),
             ));
         }
+        if self.store.backend == StoreBackend::Postgres && self.store.durability == DurabilityMode::Periodic {
+            return Err(ConfigError::Inconsistent(
+                "store.durability = \"periodic\" is for sled only: with PostgreSQL every answer waits for its commit, so that a failover loses nothing acknowledged"
+                    .to_owned(),
+            ));
+        }
         if self.store.lease_ms < 100 {
             return Err(ConfigError::Inconsistent(format!(
-                "store.lease_ms ({} ms) must be at least 100: the lease is renewed every quarter of it, over the network",
+                "store.lease_ms ({} ms) must be at least 100: the lease is renewed every fifth of it, over the network",
                 self.store.lease_ms
             )));
         }

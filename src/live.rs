@@ -56,7 +56,8 @@ const ONCE_KEPT: Millis = 24 * 3600 * 1000;
 /// The idempotency keys of the last day.
 #[derive(Default)]
 struct OnceKeys {
-    done: std::collections::HashMap<String, OnceV1>,
+    /// Each key's record, and the ticket of its command until known durable.
+    done: std::collections::HashMap<String, (OnceV1, Option<Ticket>)>,
     /// Keys whose request runs now: a second one with the same key waits for the first.
     running: std::collections::HashSet<String>,
     /// Keys in the order they were made, to forget them after [`ONCE_KEPT`].
@@ -64,11 +65,12 @@ struct OnceKeys {
 }
 
 impl OnceKeys {
-    /// Remembers `record`, answering the keys now too old to keep.
-    fn remember(&mut self, record: OnceV1) -> Vec<String> {
+    /// Remembers `record` (made by the command of `ticket`), answering the keys now too old to
+    /// keep.
+    fn remember(&mut self, record: OnceV1, ticket: Option<Ticket>) -> Vec<String> {
         let newest = record.at;
         self.by_age.push_back((record.at, record.key.clone()));
-        self.done.insert(record.key.clone(), record);
+        self.done.insert(record.key.clone(), (record, ticket));
         let mut forgotten = Vec::new();
         while let Some((at, _)) = self.by_age.front()
             && *at < newest - ONCE_KEPT
@@ -345,6 +347,10 @@ impl LiveEngine {
         let mut complained = false;
         loop {
             let leading = cluster.leading();
+            if let Some(why) = cluster.lost() {
+                // Lost while catching up: start again, as a standby.
+                return Err(StoreError::LostLease(why).into());
+            }
             if !leading && stop() {
                 return Ok(());
             }
@@ -367,7 +373,15 @@ impl LiveEngine {
                     self.replay(commands)?;
                     complained = false;
                 }
-                Ok(None) => self.start_over()?,
+                Ok(None) => {
+                    if let Err(err) = self.start_over() {
+                        if leading {
+                            return Err(err);
+                        }
+                        tracing::warn!(%err, "cannot start following again from the snapshot; trying again");
+                        std::thread::sleep(FOLLOW_POLL);
+                    }
+                }
                 // Taking over needs the whole log: stop rather than lead on part of it.
                 Err(err) if leading => return Err(err.into()),
                 Err(err) => {
@@ -433,7 +447,7 @@ impl LiveEngine {
         *once = OnceKeys::default();
         for record in records {
             // The oldest are forgotten here; their records go with the next ones made.
-            once.remember(record);
+            once.remember(record, None);
         }
         Ok(())
     }
@@ -451,21 +465,41 @@ impl LiveEngine {
         let encoded = Store::encode_command(0, &command)?;
         let fingerprint: String =
             sha1::Sha1::digest(&encoded).iter().map(|byte| format!("{byte:02x}")).collect();
-        loop {
+        /// What an earlier request with the key did.
+        enum Earlier {
+            Same(Option<Sid>, Option<Ticket>),
+            Other,
+            Nothing,
+        }
+        let earlier = loop {
             {
                 let mut once = self.once_keys();
-                if let Some(done) = once.done.get(&key) {
-                    return Ok(if done.fingerprint == fingerprint {
-                        Once::Repeated(done.created)
+                if let Some((done, ticket)) = once.done.get(&key) {
+                    break if done.fingerprint == fingerprint {
+                        Earlier::Same(done.created, *ticket)
                     } else {
-                        Once::Conflict
-                    });
+                        Earlier::Other
+                    };
                 }
+                // Nobody runs it now: this request does.
                 if once.running.insert(key.clone()) {
-                    break;
+                    break Earlier::Nothing;
                 }
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        match earlier {
+            Earlier::Same(created, ticket) => {
+                // Not answered before the first one is durable.
+                if let Some(ticket) = ticket {
+                    self.storage_checked(
+                        self.shared.store.durable(ticket).await.map_err(ExecuteError::from),
+                    )?;
+                }
+                return Ok(Once::Repeated(created));
+            }
+            Earlier::Other => return Ok(Once::Conflict),
+            Earlier::Nothing => {}
         }
         /// Lets the next request with the key go, even when this one is dropped half-way.
         struct Running<'a>(&'a LiveEngine, &'a str);
@@ -476,12 +510,20 @@ impl LiveEngine {
         }
         let _running = Running(self, &key);
         let at = now();
-        let (created, OnceRecord::V1(record)) = self
-            .execute_with(command, |created| {
-                OnceRecord::V1(OnceV1 { key: key.clone(), fingerprint, created, at })
-            })
-            .await?;
-        let forgotten = self.once_keys().remember(record);
+        let mut made = None;
+        let (created, ticket) =
+            self.storage_checked(self.apply_and_log(&command, When::Wall(at), |created| {
+                let record = OnceRecord::V1(OnceV1 { key: key.clone(), fingerprint, created, at });
+                let encoded = Store::encode(&record)?;
+                made = Some(record);
+                Ok(Some(encoded))
+            }))?;
+        // Remembered before anything is awaited: once logged, the command is done, whether or
+        // not this request lives to hear it is durable; a retry waits for the same ticket.
+        let Some(OnceRecord::V1(record)) = made else { unreachable!("made when the command applied") };
+        let forgotten = self.once_keys().remember(record, Some(ticket));
+        self.storage_checked(self.shared.store.durable(ticket).await.map_err(ExecuteError::from))?;
+        self.deadline_changed.notify_one();
         if !forgotten.is_empty() {
             let deletions = forgotten.iter().map(|key| (Store::key_of::<OnceRecord>(key), None)).collect();
             self.put_together(deletions).await?;

@@ -63,6 +63,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sb_lease ADD COLUMN expires_at timestamptz NOT NULL DEFAULT '-infinity',
                          ADD COLUMN holder_pid integer NOT NULL DEFAULT 0;
 ",
+    r"
+    ALTER TABLE sb_lease ADD COLUMN renewed_at timestamptz NOT NULL DEFAULT '-infinity';
+",
 ];
 
 /// Taken while the schema is checked and migrated (an arbitrary number of Switchboard's).
@@ -163,10 +166,21 @@ impl PostgresBackend {
     /// looking for the lease: this node takes the workspace over as soon as it may
     /// ([`PostgresBackend::leading`]), standing by until then.
     pub fn open(url: &str, workspace: &str, lease: LeaseSettings) -> Result<PostgresBackend, StoreError> {
-        let config: postgres::Config = url.parse().map_err(|err| StoreError::Open {
+        let mut config: postgres::Config = url.parse().map_err(|err| StoreError::Open {
             dir: "store.postgres_url".into(),
             message: format!("{err}"),
         })?;
+        // A connection that a network or a proxy dropped silently is found within seconds, not
+        // the minutes TCP would take: a leader cannot renew, a standby cannot follow, without it.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(std::time::Duration::from_secs(10))
+            .keepalives_interval(std::time::Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(std::time::Duration::from_secs(10));
         let place = describe(&config);
         let open_error = |message: String| StoreError::Open { dir: place.clone().into(), message };
         let holder = if lease.holder.is_empty() {
@@ -208,7 +222,11 @@ impl PostgresBackend {
             .map_err(|_| open_error("the connection's thread stopped".to_owned()))?
             .map_err(open_error)?;
         let lease_thread = {
-            let (config, lease) = (config.clone(), lease.clone());
+            let (mut config, lease) = (config.clone(), lease.clone());
+            // A renewal stuck on a dead connection must fail before the lease runs out.
+            let limit = format!("-c statement_timeout={}", (lease.ttl / 5).as_millis().max(1));
+            let options = config.get_options().map_or(limit.clone(), |given| format!("{given} {limit}"));
+            config.options(&options);
             std::thread::Builder::new()
                 .name("store-lease".to_owned())
                 .spawn(move || postgres_lease::run(config, &lease))
@@ -249,12 +267,28 @@ impl PostgresBackend {
         .map_err(failed)
     }
 
+    /// Deletes everything of this node's workspace (a copy into it that failed half-way), if
+    /// this node leads it.
+    pub fn forget_workspace(&self) -> Result<(), StoreError> {
+        self.read(|connection, workspace| {
+            let epoch = connection.epoch();
+            let mut transaction = connection.client.transaction()?;
+            if transaction.query_opt(STILL_MINE, &[&workspace, &epoch])?.is_none() {
+                return Ok(());
+            }
+            for table in ["sb_meta", "sb_snapshot", "sb_log", "sb_events", "sb_records"] {
+                transaction.execute(&format!("DELETE FROM {table} WHERE workspace = $1"), &[&workspace])?;
+            }
+            transaction.commit()
+        })
+    }
+
     /// Whether this node leads the workspace (took it over, and has not lost it).
     pub fn leading(&self) -> bool {
         self.lease.leading()
     }
 
-    /// Whether this node leads and is sure of it now (renewed within three quarters of the
+    /// Whether this node leads and is sure of it now (renewed within half of the
     /// lease): what it knows in memory is current.
     pub fn sure(&self) -> bool {
         self.lease.sure()
@@ -533,7 +567,13 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 impl Backend for PostgresBackend {
     fn recover(&self) -> Result<Recovered, StoreError> {
         let (snapshot, log) = self.read(|connection, workspace| {
-            let client = &mut connection.client;
+            // One view of both: a snapshot written between the two reads would drop the log
+            // this one's snapshot needs.
+            let mut client = connection
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .start()?;
             client.execute(
                 "INSERT INTO sb_meta VALUES ($1, 'format', '1') ON CONFLICT DO NOTHING",
                 &[&workspace],
@@ -549,6 +589,7 @@ impl Backend for PostgresBackend {
                 .into_iter()
                 .map(|row| (row.get(0), row.get(1)))
                 .collect();
+            client.commit()?;
             Ok((snapshot, log))
         })?;
         let (snapshot_seq, snapshot) = match snapshot {

@@ -3,16 +3,18 @@
 //! write never delays a renewal.
 //!
 //! A node takes the workspace over when the lease ran out (`expires_at < now()`, the server's
-//! clock: the nodes' clocks never decide), or at once when the database session that last
+//! clock: the nodes' clocks never decide), or sooner when the database session that last
 //! renewed it is gone (`holder_pid` no longer in `pg_stat_activity`: the leader crashed or was
-//! killed, and PostgreSQL closed its sessions). Taking over raises the epoch, and every write
-//! checks the epoch in the same statement (`postgres_backend.rs`), so a paused or cut-off
-//! leader can never write again, whatever it believes.
+//! killed, and PostgreSQL closed its sessions) and half the lease has passed since that renewal
+//! (`renewed_at`). Taking over raises the epoch, and every write checks the epoch in the same
+//! statement (`postgres_backend.rs`), so a paused or cut-off leader can never write again,
+//! whatever it believes.
 //!
-//! The leader renews every quarter of the lease. It counts itself sure of the lease for three
-//! quarters of it after the start of its last successful renewal (its own monotonic clock), and
-//! answers nothing in between ([`Lease::sure`]): a leader that was paused for longer cannot tell
-//! whether it still leads until it renewed. When a renewal finds the epoch moved on, the lease
+//! The leader renews every fifth of the lease. It counts itself sure of the lease for half of
+//! it after the start of its last successful renewal (its own monotonic clock), and answers
+//! nothing past that ([`Lease::sure`]) until it renewed again: a leader that was paused, or
+//! whose session was cut while it lives, cannot tell whether it still leads. No node takes
+//! over before that half has passed, whichever way, so two nodes never both answer from memory. When a renewal finds the epoch moved on, the lease
 //! is lost for good and the node stops ([`Lease::lost`]); a clean stop hands the lease back, so
 //! a standby takes over at once.
 
@@ -25,18 +27,20 @@ use postgres::{Client, NoTls};
 /// Takes the workspace over when nobody holds it, its lease ran out, or the session that held
 /// it is gone; answers the new epoch, or nothing when another node still holds it.
 const ACQUIRE: &str = "
-    INSERT INTO sb_lease AS lease (workspace, epoch, holder, taken_at, expires_at, holder_pid)
-    VALUES ($1, 1, $2, now(), now() + $3::bigint * interval '1 millisecond', pg_backend_pid())
+    INSERT INTO sb_lease AS lease (workspace, epoch, holder, taken_at, expires_at, holder_pid, renewed_at)
+    VALUES ($1, 1, $2, now(), now() + $3::bigint * interval '1 millisecond', pg_backend_pid(), now())
     ON CONFLICT (workspace) DO UPDATE
         SET epoch = lease.epoch + 1, holder = EXCLUDED.holder, taken_at = now(),
-            expires_at = EXCLUDED.expires_at, holder_pid = EXCLUDED.holder_pid
+            expires_at = EXCLUDED.expires_at, holder_pid = EXCLUDED.holder_pid, renewed_at = now()
         WHERE lease.expires_at < now()
-           OR NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = lease.holder_pid)
+           OR (lease.renewed_at + $3::bigint / 2 * interval '1 millisecond' < now()
+               AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = lease.holder_pid))
     RETURNING epoch";
 
 /// Extends the lease this node holds (`$2`, its epoch); no row when another node took over.
 const RENEW: &str = "
-    UPDATE sb_lease SET expires_at = now() + $3::bigint * interval '1 millisecond', holder_pid = pg_backend_pid()
+    UPDATE sb_lease SET expires_at = now() + $3::bigint * interval '1 millisecond', holder_pid = pg_backend_pid(),
+                        renewed_at = now()
     WHERE workspace = $1 AND epoch = $2 RETURNING 1";
 
 /// Hands the lease back on a clean stop: a standby takes over at its next look.
@@ -161,12 +165,12 @@ impl Lease {
     fn took_over(&self, epoch: i64, started: Instant) {
         let mut state = self.state();
         self.epoch.store(epoch, Ordering::SeqCst);
-        state.sure_until = Some(started + self.ttl * 3 / 4);
+        state.sure_until = Some(started + self.ttl / 2);
         self.changed.notify_all();
     }
 
     fn renewed(&self, started: Instant) {
-        self.state().sure_until = Some(started + self.ttl * 3 / 4);
+        self.state().sure_until = Some(started + self.ttl / 2);
     }
 
     fn lose(&self, why: String) {
@@ -194,7 +198,7 @@ impl Lease {
 /// it is lost or [`Lease::stop`] is called.
 pub(super) fn run(config: postgres::Config, lease: &Lease) {
     let ttl_ms = i64::try_from(lease.ttl.as_millis()).unwrap_or(i64::MAX);
-    let poll = STANDBY_POLL.min(lease.ttl / 4);
+    let poll = STANDBY_POLL.min(lease.ttl / 5);
     let mut client: Option<Client> = None;
     let mut next = Instant::now();
     let mut complained = false;
@@ -224,7 +228,7 @@ pub(super) fn run(config: postgres::Config, lease: &Lease) {
         let epoch = lease.epoch();
         let Some(connection) = client.as_mut() else {
             if epoch != 0
-                && started.duration_since(lease.state().sure_until.unwrap_or(started)) > lease.ttl / 4
+                && started.duration_since(lease.state().sure_until.unwrap_or(started)) > lease.ttl / 2
             {
                 lease.lose("PostgreSQL could not be reached to renew the lease before it ran out".to_owned());
                 return;
@@ -237,7 +241,7 @@ pub(super) fn run(config: postgres::Config, lease: &Lease) {
                     let epoch: i64 = row.get(0);
                     lease.took_over(epoch, started);
                     tracing::info!(workspace = %lease.workspace, epoch, "took the workspace over: leading");
-                    next = started + lease.ttl / 4;
+                    next = started + lease.ttl / 5;
                 }
                 None => {
                     if let Ok(Some(row)) = connection.query_opt(HOLDER, &[&lease.workspace]) {
@@ -249,7 +253,7 @@ pub(super) fn run(config: postgres::Config, lease: &Lease) {
             connection.query_opt(RENEW, &[&lease.workspace, &epoch, &ttl_ms]).map(|row| {
                 if row.is_some() {
                     lease.renewed(started);
-                    next = started + lease.ttl / 4;
+                    next = started + lease.ttl / 5;
                 } else {
                     lease.lose(format!(
                         "another node took workspace {} over (this node held epoch {epoch})",

@@ -102,5 +102,5 @@ async fn a_sled_directory_copied_into_postgresql_and_back_serves_as_before() {
     assert_eq!(back_in_sled, before, "and back again");
     assert_eq!(malformed.0, 2);
     assert!(malformed.2.contains("a store is sled:DIR or postgres:URL"), "{}", malformed.2);
-    assert_eq!((migrated.0, migrated.1.trim()), (0, "schema version 3: up to date"), "{}", migrated.2);
+    assert_eq!((migrated.0, migrated.1.trim()), (0, "schema version 4: up to date"), "{}", migrated.2);
 }

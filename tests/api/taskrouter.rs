@@ -1135,4 +1135,16 @@ async fn a_create_retried_with_its_idempotency_key_answers_the_first_task_instea
     assert_eq!(twilio_token[0].1["sid"], twilio_token[1].1["sid"]);
     check_error(other_request, 422, 20001, "this key was used for another request");
     assert_eq!(tasks["tasks"].as_array().unwrap().len(), 3, "{tasks}");
+
+    // One request, two commands (a worker's attributes, then its activity): each done once.
+    let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    let update = || {
+        let url = app.url(&format!("/v1/Workspaces/{}/Workers/{alice}", api.workspace));
+        let form = [("Attributes", r#"{"skills": ["Sales"]}"#), ("ActivitySid", available.as_str())];
+        let request =
+            app.client.post(url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).header("Idempotency-Key", "w-1");
+        async move { request.form(&form).send().await.unwrap().status() }
+    };
+    assert_eq!((update().await, update().await), (StatusCode::OK, StatusCode::OK));
 }

@@ -29,6 +29,8 @@ pub(crate) struct Api {
     /// `voice.public_url`, or else `scheme://host` as the client reached us.
     base: String,
     pub query: Params,
+    /// Commands executed so far for this request: each has its own idempotency key.
+    executed: std::cell::Cell<u32>,
 }
 
 impl FromRequest for Api {
@@ -59,6 +61,7 @@ impl Api {
             request: request.clone(),
             base,
             query: Params::parse(request.query_string().as_bytes())?,
+            executed: std::cell::Cell::new(0),
         };
         if let Some(workspace) = request.match_info().get("workspace")
             && workspace != api.engine.read(|engine| engine.workspace_sid()).to_string()
@@ -106,7 +109,10 @@ impl Api {
         };
         match value.to_str() {
             Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => {
-                Ok(Some(format!("{} {} {key}", self.request.method(), self.request.path())))
+                // A request may run more than one command (a worker's attributes, then its
+                // activity): each is done once, under the key and its place in the request.
+                let place = self.executed.replace(self.executed.get() + 1);
+                Ok(Some(format!("{} {} {place} {key}", self.request.method(), self.request.path())))
             }
             _ => Err(TwilioError::invalid(format!(
                 "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters, such as a UUID"
