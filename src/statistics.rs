@@ -17,7 +17,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::config::StoreSettings;
 use crate::routing::{
-    CumulativeStatistics, Engine, Event, EventFacts, Millis, Scope, Sid, StatisticsCounters, TaskSeed, Window,
+    CumulativeStatistics, Engine, Event, EventFacts, Millis, Scope, Sid, StatisticsCounters, TaskSeed,
+    Window, WorkerCumulative, WorkerHistory,
 };
 use crate::store::{EventRecord, Store, StoreError};
 
@@ -32,6 +33,8 @@ pub struct Statistics {
 
 struct State {
     counters: StatisticsCounters,
+    /// Each worker's activity stays and reservation outcomes, for the worker statistics.
+    workers: WorkerHistory,
     /// The facts of the events being counted (kept to spare an allocation per command).
     facts: Vec<EventFacts>,
     /// The sequence number of the last event counted.
@@ -57,6 +60,7 @@ impl Statistics {
     ) -> Result<Statistics, StoreError> {
         let mut state = State {
             counters: StatisticsCounters::new(),
+            workers: WorkerHistory::new(),
             facts: Vec::new(),
             last_counted: 0,
             history: VecDeque::new(),
@@ -80,8 +84,19 @@ impl Statistics {
         // A command's events share their time: fed together, as they come live.
         let mut command: Vec<EventFacts> = Vec::new();
         for record in store.events_oldest_first()? {
-            let EventRecord::V1 { sequence, timestamp, event_type, task, queue, workflow, channel, .. } =
-                record?;
+            let EventRecord::V1 {
+                sequence,
+                timestamp,
+                event_type,
+                task,
+                queue,
+                workflow,
+                channel,
+                worker,
+                activity,
+                ..
+            } = record?;
+            state.workers.observe_facts(timestamp, &event_type, worker, activity, task, channel);
             if command.first().is_some_and(|facts| facts.timestamp != timestamp) {
                 state.counters.observe(&command);
                 command.clear();
@@ -90,6 +105,11 @@ impl Statistics {
             state.note(sequence, timestamp);
         }
         state.counters.observe(&command);
+        // Workers whose current activity began before the history kept.
+        for worker in engine.workers() {
+            let activity = engine.worker_activity(worker).sid;
+            state.workers.seed(worker.sid, activity, worker.activity_changed_at());
+        }
         state.prune();
         state.counters.retain_tasks(|task| engine.task(task).is_some());
         let (minutes, tasks) = state.counters.size();
@@ -115,6 +135,7 @@ impl Statistics {
         state.facts.clear();
         for event in events.iter().filter(|event| event.sequence > last_counted) {
             state.facts.extend(EventFacts::from_event(event));
+            state.workers.observe(event);
             state.note(event.sequence, event.timestamp);
         }
         state.counters.observe(&state.facts);
@@ -131,6 +152,17 @@ impl Statistics {
         split_thresholds: &[u32],
     ) -> CumulativeStatistics {
         self.lock().counters.statistics(window, scope, channel, split_thresholds)
+    }
+
+    /// The worker statistics over `window` of the workers `include` keeps, their reservations
+    /// on `channel` only when one is given.
+    pub fn workers(
+        &self,
+        window: Window,
+        channel: Option<Sid>,
+        include: impl Fn(Sid) -> bool,
+    ) -> WorkerCumulative {
+        self.lock().workers.cumulative(window, channel, include)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -167,6 +199,7 @@ impl State {
         }
         if let Some(before) = before {
             self.counters.prune(before);
+            self.workers.prune(before);
         }
     }
 }
@@ -235,6 +268,44 @@ mod tests {
         created.sequence = live.read(|engine| engine.events_emitted()) + 1;
         live.statistics().observe(&[created]);
         assert_eq!(created_per_minute(&live, 3), [1, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn worker_statistics_are_rebuilt_from_the_stored_events_at_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreSettings { data_dir: dir.path().to_owned(), ..StoreSettings::default() };
+        let window = Window { start: T0, end: T0 + 600_000 };
+        let stays = |live: &LiveEngine| {
+            let (bob, available) = live.read(|engine| {
+                (engine.worker_by_name("bob").unwrap().sid, engine.activity_by_name("Available").unwrap().sid)
+            });
+            let statistics = live.statistics().workers(window, None, |worker| worker == bob);
+            statistics.durations.get(&available).map(|stays| (stays.stays, stays.total))
+        };
+        let before = {
+            let live = open(&settings, T0);
+            let (bob, available, offline) = live.read(|engine| {
+                (
+                    engine.worker_by_name("bob").unwrap().sid,
+                    engine.activity_by_name("Available").unwrap().sid,
+                    engine.activity_by_name("Offline").unwrap().sid,
+                )
+            });
+            let set = |activity| Command::SetWorkerActivity { worker: bob, activity, reject_pending: false };
+            live.execute_at(set(available), T0 + 60_000).await.unwrap();
+            live.execute_at(set(offline), T0 + 180_000).await.unwrap();
+            live.execute_at(set(available), T0 + 300_000).await.unwrap();
+            stays(&live)
+        };
+
+        let after = stays(&open(&settings, T0 + 400_000));
+
+        assert_eq!(
+            before,
+            Some((2, 120_000 + 300_000)),
+            "two stays: 120 s, and 300 s up to the window's end"
+        );
+        assert_eq!(after, before);
     }
 
     #[tokio::test]

@@ -495,7 +495,12 @@ impl Engine {
         });
         self.worker_by_sid.insert(sid, idx);
         self.worker_by_name.insert(new.friendly_name.to_lowercase(), idx);
-        self.emit(now, EventType::WorkerCreated, sid, |event| event.worker = Some(sid));
+        let activity_sid = self.activities[activity].sid;
+        self.emit(now, EventType::WorkerCreated, sid, |event| {
+            event.worker = Some(sid);
+            // Where its time starts to count (worker statistics' activity durations).
+            event.activity = Some(activity_sid);
+        });
         self.update_membership(idx);
         self.mark_worker(idx);
         self.dispatch(now);

@@ -29,6 +29,7 @@ mod model;
 mod sid;
 mod skill;
 mod stats;
+mod worker_stats;
 mod workflow;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use workflow::fuzz as workflow_fuzz;
@@ -59,6 +60,7 @@ pub use model::{
 pub use sid::{Sid, SidError, SidKind};
 pub use skill::{Skill, assign_skills};
 pub use stats::{ActivityCount, QueueStatistics, TaskStatistics, WorkspaceStatistics};
+pub use worker_stats::{ReservationCounts, StayDurations, WorkerCumulative, WorkerHistory};
 pub use workflow::{Position, Step};
 
 /// Milliseconds since the Unix epoch: the engine's only notion of time, always passed in.

@@ -584,7 +584,7 @@ fn a_worker_who_rejects_is_not_offered_the_same_task_again() {
 
     sim.check(expect![[r#"
         t=0 reservation.rejected task=T1 worker=alice queue=Sales
-        t=0 worker.created worker=amos
+        t=0 worker.created worker=amos activity=Available
         t=0 reservation.created task=T1 worker=amos queue=Sales"#]]);
 }
 

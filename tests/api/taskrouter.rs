@@ -1148,3 +1148,75 @@ async fn a_create_retried_with_its_idempotency_key_answers_the_first_task_instea
     };
     assert_eq!((update().await, update().await), (StatusCode::OK, StatusCode::OK));
 }
+
+#[tokio::test]
+async fn worker_statistics_count_each_workers_reservations_and_activities_in_twilios_shapes() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    let alice = api.find("/Workers", "workers", "friendly_name", "alice").await;
+    let workflow = sales_and_support(&app);
+    api.post(&format!("/Workers/{alice}"), &[("ActivitySid", &available)]).await;
+    let task = api
+        .post("/Tasks", &[("Attributes", r#"{"skillsNeeded":["Sales"]}"#), ("WorkflowSid", &workflow)])
+        .await;
+    let reservations = api.get(&format!("/Tasks/{}/Reservations", task["sid"].as_str().unwrap())).await;
+    let reservation = reservations["reservations"][0]["sid"].as_str().unwrap().to_owned();
+    api.post(&format!("/Workers/{alice}/Reservations/{reservation}"), &[("ReservationStatus", "accepted")])
+        .await;
+
+    let all = api.get("/Workers/Statistics").await;
+    let cumulative = api.get("/Workers/CumulativeStatistics?Minutes=60").await;
+    let realtime = api.get("/Workers/RealTimeStatistics").await;
+    let hers = api.get(&format!("/Workers/{alice}/Statistics?TaskChannel=default")).await;
+    let on_voice = api.get(&format!("/Workers/{alice}/Statistics?TaskChannel=voice")).await;
+    let sales_only = api.get("/Workers/Statistics?TaskQueueName=Sales").await;
+    let bob_only = api.get("/Workers/Statistics?FriendlyName=bob").await;
+
+    let counts = |statistics: &Value| {
+        ["created", "accepted", "rejected", "timed_out", "canceled", "rescinded"]
+            .map(|outcome| statistics[format!("reservations_{outcome}")].as_u64().unwrap())
+    };
+    assert_eq!(counts(&all["cumulative"]), [1, 1, 0, 0, 0, 0], "{all}");
+    assert_eq!(counts(&cumulative), [1, 1, 0, 0, 0, 0], "{cumulative}");
+    assert_eq!(counts(&hers["cumulative"]), [1, 1, 0, 0, 0, 0], "the task is on the default channel: {hers}");
+    assert_eq!(counts(&on_voice["cumulative"]), [0; 6], "{on_voice}");
+    assert_eq!(counts(&bob_only["cumulative"]), [0; 6], "{bob_only}");
+    assert_eq!(hers["worker_sid"], alice.as_str());
+    assert!(hers.get("realtime").is_none(), "one worker's statistics are cumulative only, as on Twilio");
+    let activities = cumulative["activity_durations"].as_array().unwrap();
+    assert_eq!(activities.len(), 4, "every activity, with zeros: {cumulative}");
+    for activity in activities {
+        for field in ["sid", "friendly_name", "min", "max", "avg", "total"] {
+            assert!(activity.get(field).is_some(), "{field} in {activity}");
+        }
+    }
+    let total_workers = realtime["total_workers"].as_u64().unwrap();
+    let by_activity: u64 = realtime["activity_statistics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["workers"].as_u64().unwrap())
+        .sum();
+    assert_eq!((total_workers, by_activity), (total_workers, total_workers), "{realtime}");
+    assert_eq!(all["realtime"]["total_workers"], realtime["total_workers"]);
+    let sales = api.find("/TaskQueues", "task_queues", "friendly_name", "Sales").await;
+    let eligible =
+        api.get(&format!("/TaskQueues/{sales}/RealTimeStatistics")).await["total_eligible_workers"].clone();
+    assert_eq!(sales_only["realtime"]["total_workers"], eligible, "the workers Sales targets: {sales_only}");
+    assert_eq!(bob_only["realtime"]["total_workers"], 1, "{bob_only}");
+    assert!(realtime["url"].as_str().unwrap().ends_with("/Workers/RealTimeStatistics"));
+    assert!(cumulative["start_time"].as_str().unwrap().ends_with('Z'));
+    check_error(
+        api.call(Method::GET, "/Workers/RealTimeStatistics?TaskChannel=voice", &[]).await,
+        400,
+        20001,
+        "TaskChannel",
+    );
+    check_error(
+        api.call(Method::GET, "/Workers/Statistics?TaskQueueName=Nope", &[]).await,
+        400,
+        20001,
+        "no task queue is named",
+    );
+}

@@ -113,6 +113,15 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
                 .route(get().to(workers::list))
                 .route(post().to(workers::create)),
         )
+        // Before `/Workers/{worker}`, which would take `Statistics` for a SID.
+        .service(resource("/Workers/Statistics", "GET").route(get().to(statistics::workers_statistics)))
+        .service(
+            resource("/Workers/CumulativeStatistics", "GET").route(get().to(statistics::workers_cumulative)),
+        )
+        .service(resource("/Workers/RealTimeStatistics", "GET").route(get().to(statistics::workers_realtime)))
+        .service(
+            resource("/Workers/{worker}/Statistics", "GET").route(get().to(statistics::worker_statistics)),
+        )
         .service(
             resource("/Workers/{worker}", "GET, POST, DELETE")
                 .route(get().to(workers::fetch))

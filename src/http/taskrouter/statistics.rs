@@ -19,6 +19,12 @@
 //! `TaskChannel` (a unique name or a `TC` SID) keeps the tasks of that channel, known from each
 //! task's `task.created` event (or, for a task created before the stored history, from the
 //! engine at start).
+//!
+//! The workers' statistics (`Workers/Statistics`, `Workers/CumulativeStatistics`,
+//! `Workers/RealTimeStatistics`, `Workers/{WK}/Statistics`) come from each worker's activity
+//! stays and reservation outcomes (`routing::WorkerHistory`): the reservations counted when
+//! their outcome falls in the window (on `TaskChannel` only, when given), each stay cut to the
+//! window, in whole seconds; every activity is listed, with zeros when nobody stayed in it.
 
 use actix_web::HttpResponse;
 use serde_json::{Value, json};
@@ -223,4 +229,139 @@ fn render(
         .push(("split_by_wait_time", if split_asked { Value::Object(split.collect()) } else { Value::Null }));
     fields.push(("url", json!(format!("{url}/CumulativeStatistics"))));
     Value::Object(fields.into_iter().map(|(name, value)| (name.to_owned(), value)).collect())
+}
+
+/// `GET .../Workers/CumulativeStatistics`: every worker's, over the query's window, their
+/// reservations on `TaskChannel` only when one is given.
+pub(super) async fn workers_cumulative(api: Api) -> Result<HttpResponse, TwilioError> {
+    let cumulative = workers_cumulative_part(&api, |_| true)?;
+    Ok(HttpResponse::Ok().json(owned(&api, cumulative, "/Workers/CumulativeStatistics")))
+}
+
+/// `GET .../Workers/RealTimeStatistics`: how many workers are in each activity now.
+pub(super) async fn workers_realtime(api: Api) -> Result<HttpResponse, TwilioError> {
+    api.query.refuse(&["TaskChannel"], "real-time statistics are not kept per channel")?;
+    let realtime = api.render(|renderer| workers_realtime_part(renderer, |_| true));
+    Ok(HttpResponse::Ok().json(owned(&api, realtime, "/Workers/RealTimeStatistics")))
+}
+
+/// `statistics` with the account, the workspace and its own URL (`path` under the workspace).
+fn owned(api: &Api, mut statistics: Value, path: &str) -> Value {
+    let (account_sid, workspace_sid) = api.render(owners);
+    statistics["account_sid"] = account_sid;
+    statistics["workspace_sid"] = workspace_sid;
+    statistics["url"] = json!(api.render(|renderer| format!("{}{path}", workspace_url(renderer))));
+    statistics
+}
+
+/// `GET .../Workers/Statistics`: both, for the workers of `TaskQueueSid` or `TaskQueueName`
+/// (those its target expression takes) and of `FriendlyName`, when given.
+pub(super) async fn workers_statistics(api: Api) -> Result<HttpResponse, TwilioError> {
+    let members = api.render(|renderer| {
+        let engine = renderer.engine;
+        let queue = match (api.query.sid("TaskQueueSid", SidKind::TaskQueue)?, api.query.get("TaskQueueName"))
+        {
+            (Some(sid), _) => Some(engine.queue(sid).ok_or_else(|| {
+                TwilioError::invalid(format!("TaskQueueSid: task queue {sid} does not exist"))
+            })?),
+            (None, Some(name)) => Some(engine.queue_by_name(name).ok_or_else(|| {
+                TwilioError::invalid(format!("TaskQueueName: no task queue is named {name:?}"))
+            })?),
+            (None, None) => None,
+        };
+        let named = api.query.get("FriendlyName").filter(|name| !name.is_empty());
+        let in_queue: Option<std::collections::HashSet<Sid>> =
+            queue.map(|queue| engine.queue_members(queue).into_iter().collect());
+        let members: std::collections::HashSet<Sid> = engine
+            .workers()
+            .filter(|worker| named.is_none_or(|name| worker.friendly_name.eq_ignore_ascii_case(name)))
+            .filter(|worker| in_queue.as_ref().is_none_or(|members| members.contains(&worker.sid)))
+            .map(|worker| worker.sid)
+            .collect();
+        Ok::<_, TwilioError>(members)
+    })?;
+    let included = |worker: Sid| members.contains(&worker);
+    let cumulative = workers_cumulative_part(&api, included)?;
+    let realtime = api.render(|renderer| workers_realtime_part(renderer, included));
+    let url = api.render(|renderer| format!("{}/Workers/Statistics", workspace_url(renderer)));
+    let (account_sid, workspace_sid) = api.render(owners);
+    Ok(HttpResponse::Ok().json(json!({
+        "account_sid": account_sid,
+        "workspace_sid": workspace_sid,
+        "cumulative": cumulative,
+        "realtime": realtime,
+        "url": url,
+    })))
+}
+
+/// `GET .../Workers/{WK}/Statistics`: one worker's cumulative statistics.
+pub(super) async fn worker_statistics(api: Api) -> Result<HttpResponse, TwilioError> {
+    let worker = api.path_sid("worker", SidKind::Worker)?;
+    if api.render(|renderer| renderer.engine.worker(worker).is_none()) {
+        return Err(api.not_found());
+    }
+    let cumulative = workers_cumulative_part(&api, |sid| sid == worker)?;
+    let url = api.render(|renderer| format!("{}/Workers/{worker}/Statistics", workspace_url(renderer)));
+    let (account_sid, workspace_sid) = api.render(owners);
+    Ok(HttpResponse::Ok().json(json!({
+        "account_sid": account_sid,
+        "workspace_sid": workspace_sid,
+        "worker_sid": worker.to_string(),
+        "cumulative": cumulative,
+        "url": url,
+    })))
+}
+
+fn workspace_url(renderer: &Renderer<'_>) -> String {
+    format!("{}/v1/Workspaces/{}", renderer.base, renderer.engine.workspace_sid())
+}
+
+fn owners(renderer: &Renderer<'_>) -> (Value, Value) {
+    (json!(renderer.account_sid), json!(renderer.engine.workspace_sid().to_string()))
+}
+
+/// The workers' cumulative part over the query's window: their reservations by outcome and
+/// their stays in each activity (every activity listed, in seconds).
+fn workers_cumulative_part(api: &Api, include: impl Fn(Sid) -> bool) -> Result<Value, TwilioError> {
+    let window = window(api, crate::live::now())?;
+    let channel = api.render(|renderer| task_channel(api, renderer)).transpose()?;
+    let statistics = api.engine.statistics().workers(window, channel, include);
+    let counts = &statistics.reservations;
+    let activities = api.render(|renderer| {
+        let activities = renderer.engine.activities().iter().map(|activity| {
+            let stays = statistics.durations.get(&activity.sid).copied().unwrap_or_default();
+            json!({
+                "sid": activity.sid.to_string(),
+                "friendly_name": activity.friendly_name,
+                "min": stays.min / 1000,
+                "max": stays.max / 1000,
+                "avg": stays.avg() / 1000,
+                "total": stays.total / 1000,
+            })
+        });
+        activities.collect::<Vec<Value>>()
+    });
+    Ok(json!({
+        "start_time": date(window.start),
+        "end_time": date(window.end),
+        "reservations_created": counts.created,
+        "reservations_accepted": counts.accepted,
+        "reservations_rejected": counts.rejected,
+        "reservations_timed_out": counts.timed_out,
+        "reservations_canceled": counts.canceled,
+        "reservations_rescinded": counts.rescinded,
+        "activity_durations": activities,
+    }))
+}
+
+/// How many of the workers `include` keeps are in each activity now.
+fn workers_realtime_part(renderer: &Renderer<'_>, include: impl Fn(Sid) -> bool) -> Value {
+    let engine = renderer.engine;
+    let workers: Vec<_> = engine.workers().filter(|worker| include(worker.sid)).collect();
+    let activities = engine.activities().iter().map(|activity| {
+        let count =
+            workers.iter().filter(|worker| engine.worker_activity(worker).sid == activity.sid).count();
+        json!({"sid": activity.sid.to_string(), "friendly_name": activity.friendly_name, "workers": count})
+    });
+    json!({"total_workers": workers.len(), "activity_statistics": activities.collect::<Vec<Value>>()})
 }
