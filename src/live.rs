@@ -986,6 +986,7 @@ mod tests {
 
     use super::*;
     use crate::routing::{NewTask, TaskStatus};
+    use crate::store::IDLE_CHECK_FOR_TESTS;
 
     /// The stores each test runs on: sled in a new directory, then a new PostgreSQL database.
     fn media() -> [(tempfile::TempDir, StoreSettings); 2] {
@@ -1264,5 +1265,39 @@ mod tests {
         assert_eq!(standby.role(), Role::Leader, "took over once the leader handed the lease back");
         let created_at = standby.read(|engine| engine.task(created).unwrap().created_at);
         assert_eq!(created_at, ahead + 39_000, "applied no earlier than the old leader's last command");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_standby_whose_connections_were_cut_while_it_waited_still_takes_over_and_writes() {
+        let [_, (_dir, settings)] = media();
+        let workspace = WorkspaceFile::default();
+        let leader = LiveEngine::open(&settings, &workspace, "", now()).unwrap();
+        let standby = Arc::new(LiveEngine::open_following(&settings, &workspace, "", now()).unwrap());
+        let follower = {
+            let standby = standby.clone();
+            tokio::task::spawn_blocking(move || standby.follow_until_leading(&|| false))
+        };
+        // Idle longer than the writer's check, then the server ends the writer and follower
+        // connections (a restart of a pooler, an administrator, a network cut).
+        tokio::time::sleep(IDLE_CHECK_FOR_TESTS).await;
+        let url = settings.postgres_url.clone();
+        let terminated = tokio::task::spawn_blocking(move || {
+            crate::store::test_postgres::end_sessions(&url, &["switchboard", "switchboard follower"])
+        })
+        .await
+        .unwrap();
+        drop(leader);
+        follower.await.unwrap().unwrap();
+        let workflow = standby.read(|engine| engine.workflows()[0].sid);
+        let created = match sales_call() {
+            Command::CreateTask(task) => {
+                standby.execute(Command::CreateTask(NewTask { workflow: Some(workflow), ..task })).await
+            }
+            _ => unreachable!(),
+        };
+
+        assert!(terminated >= 2, "the writer and follower connections were ended ({terminated})");
+        assert_eq!(standby.role(), Role::Leader);
+        assert!(created.is_ok(), "the new leader writes on a connection opened again: {created:?}");
     }
 }

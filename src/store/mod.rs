@@ -38,6 +38,8 @@ use tokio::sync::watch;
 use crate::routing::{Command, Event, Millis, Sid, Snapshot};
 use backend::Backend;
 pub use copy::{Copied, copy};
+#[cfg(test)]
+pub use postgres_backend::IDLE_CHECK_FOR_TESTS;
 pub use postgres_backend::{FOLLOW_POLL, LeaseSettings, PostgresBackend};
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,

@@ -74,6 +74,13 @@ const MIGRATION_LOCK: i64 = 0x5357_4254_4348;
 /// Event groups read per query when they are scanned.
 const EVENT_PAGE: i64 = 64;
 
+/// How long the writer's connection may sit idle before it is checked ahead of its next job.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A little longer than [`IDLE_CHECK`], for tests that wait for the check.
+#[cfg(test)]
+pub const IDLE_CHECK_FOR_TESTS: std::time::Duration = std::time::Duration::from_millis(5_500);
+
 /// Commands read from the log: `(sequence, time, command)` in order.
 pub type Logged = Vec<(u64, crate::routing::Millis, crate::routing::Command)>;
 
@@ -117,6 +124,22 @@ impl Connection {
     /// The epoch this node's writes are fenced with.
     fn epoch(&self) -> i64 {
         self.lease.epoch()
+    }
+
+    /// Opens the connection again, with its prepared statements; keeps the closed one when
+    /// that fails (the next job then fails, and says why).
+    fn reconnect(&mut self, config: &postgres::Config) {
+        let reopened = config.connect(NoTls).and_then(|mut client| {
+            let prepared = Prepared { write_group: client.prepare(WRITE_GROUP)? };
+            Ok((client, prepared))
+        });
+        match reopened {
+            Ok((client, prepared)) => {
+                tracing::info!("the connection to PostgreSQL was closed: connected again");
+                (self.client, self.prepared) = (client, prepared);
+            }
+            Err(err) => tracing::warn!(err = %explained(&err), "cannot connect to PostgreSQL again"),
+        }
     }
 }
 
@@ -181,6 +204,10 @@ impl PostgresBackend {
             .keepalives_interval(std::time::Duration::from_secs(2))
             .keepalives_retries(3)
             .tcp_user_timeout(std::time::Duration::from_secs(10));
+        // Each connection says what it is for, in `pg_stat_activity`.
+        if config.get_application_name().is_none() {
+            config.application_name("switchboard");
+        }
         let place = describe(&config);
         let open_error = |message: String| StoreError::Open { dir: place.clone().into(), message };
         let holder = if lease.holder.is_empty() {
@@ -211,8 +238,21 @@ impl PostgresBackend {
                             return;
                         }
                     };
+                    let mut last_job = std::time::Instant::now();
                     for job in queue {
+                        // A connection the server or the network closed while it was idle (a
+                        // standby's, for hours, say) is opened again before the next job,
+                        // which would fail on it. A busy one is never idle that long, so this
+                        // costs a round trip only after a quiet spell.
+                        let idle = last_job.elapsed() > IDLE_CHECK;
+                        if connection.client.is_closed()
+                            || (idle
+                                && connection.client.is_valid(std::time::Duration::from_secs(2)).is_err())
+                        {
+                            connection.reconnect(&config);
+                        }
                         job(&mut connection);
+                        last_job = std::time::Instant::now();
                     }
                 })
                 .map_err(|err| open_error(err.to_string()))?
@@ -222,7 +262,7 @@ impl PostgresBackend {
             .map_err(|_| open_error("the connection's thread stopped".to_owned()))?
             .map_err(open_error)?;
         let lease_thread = {
-            let (mut config, lease) = (config.clone(), lease.clone());
+            let (mut config, lease) = (named(&config, "lease"), lease.clone());
             // A renewal stuck on a dead connection must fail before the lease runs out.
             let limit = format!("-c statement_timeout={}", (lease.ttl / 5).as_millis().max(1));
             let options = config.get_options().map_or(limit.clone(), |given| format!("{given} {limit}"));
@@ -346,7 +386,7 @@ impl PostgresBackend {
         let mut follower = self.follower.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let failed = |err: postgres::Error| StoreError::Write(format!("{}: {}", self.place, explained(&err)));
         if follower.is_none() {
-            let mut client = self.config.connect(NoTls).map_err(failed)?;
+            let mut client = named(&self.config, "follower").connect(NoTls).map_err(failed)?;
             client.batch_execute("LISTEN sb_log").map_err(failed)?;
             *follower = Some(client);
         }
@@ -514,6 +554,13 @@ fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
         transaction.execute("UPDATE switchboard_schema SET version = $1", &[&latest])?;
     }
     transaction.commit()
+}
+
+/// `config` for a connection of `role` (its application name says so).
+fn named(config: &postgres::Config, role: &str) -> postgres::Config {
+    let mut named = config.clone();
+    named.application_name(&format!("{} {role}", config.get_application_name().unwrap_or("switchboard")));
+    named
 }
 
 /// The error with what the server said (`db error` alone says nothing).
@@ -735,7 +782,7 @@ impl Backend for PostgresBackend {
         let failed = |err: postgres::Error| StoreError::Write(format!("{}: {}", self.place, explained(&err)));
         let still_mine = std::thread::scope(|scope| {
             let written = scope.spawn(|| {
-                let mut client = self.config.connect(NoTls)?;
+                let mut client = named(&self.config, "snapshot").connect(NoTls)?;
                 let mut transaction = client.transaction()?;
                 // The log back to the previous snapshot stays, so that a standby a little behind
                 // follows it without starting again from the snapshot.

@@ -39,6 +39,23 @@ pub fn new_database() -> String {
     format!("host={} user=postgres dbname={name}", cluster.socket_dir.display())
 }
 
+/// Ends the sessions of database `url` whose application names are `names`, as an
+/// administrator or a pooler restart would; answers how many.
+#[allow(dead_code, reason = "the benches and the integration tests include this file and do not end sessions")]
+pub fn end_sessions(url: &str, names: &[&str]) -> usize {
+    let mut client =
+        postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|err| panic!("{url}: {err}"));
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    let rows = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = ANY($1)",
+            &[&names],
+        )
+        .unwrap_or_else(|err| panic!("ending sessions: {err}"));
+    rows.len()
+}
+
 /// Debian's PostgreSQL binaries (the newest installed version).
 fn binaries() -> Option<PathBuf> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
