@@ -41,7 +41,10 @@ pub fn new_database() -> String {
 
 /// Ends the sessions of database `url` whose application names are `names`, as an
 /// administrator or a pooler restart would; answers how many.
-#[allow(dead_code, reason = "the benches and the integration tests include this file and do not end sessions")]
+#[allow(
+    dead_code,
+    reason = "the benches and the integration tests include this file and do not end sessions"
+)]
 pub fn end_sessions(url: &str, names: &[&str]) -> usize {
     let mut client =
         postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|err| panic!("{url}: {err}"));

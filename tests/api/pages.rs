@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::agent::issue_secret;
 use crate::browser::Browser;
-use crate::helpers::{SwitchboardProcess, TestApp, fixed_config, serve_in};
+use crate::helpers::{
+    Balancer, SwitchboardProcess, TestApp, fixed_config, serve_in, serve_on_postgres, until_ready,
+};
 use crate::sms::Switchboard;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api_with};
 use crate::voice::{action, webhook};
@@ -430,4 +432,49 @@ async fn an_agent_holds_records_and_hangs_up_a_bridged_call_on_the_page_and_the_
     assert!(on_agent_page.as_f64().is_some_and(|seconds| seconds > 0.0), "{on_agent_page}");
     assert!(on_admin_page.as_f64().is_some_and(|seconds| seconds > 0.0), "{on_admin_page}");
     assert!(crate::emulator::heard(&ended, "is put on hold"), "{ended:#}");
+}
+
+#[tokio::test]
+async fn the_agent_page_follows_a_failover_to_the_standby_without_signing_in_again() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchboard.toml"), fixed_config(0, ACCOUNT_SID, AUTH_TOKEN)).unwrap();
+    let database = crate::test_postgres::new_database();
+    let client = reqwest::Client::new();
+    let first = serve_on_postgres(dir.path(), &database);
+    until_ready(&client, &first).await;
+    let second = serve_on_postgres(dir.path(), &database);
+    let balancer = Balancer::start(vec![first.address, second.address]).await;
+    let base = balancer.url("");
+    let workspaces = as_admin(&client, Method::GET, &format!("{base}/v1/Workspaces"), &[]).await;
+    let workspace = format!("{base}/v1/Workspaces/{}", workspaces["workspaces"][0]["sid"].as_str().unwrap());
+    let workers =
+        as_admin(&client, Method::GET, &format!("{workspace}/Workers?FriendlyName=alice"), &[]).await;
+    let alice = workers["workers"][0]["sid"].as_str().unwrap();
+    let issued =
+        as_admin(&client, Method::POST, &format!("{base}/admin/api/workers/{alice}/secret"), &[]).await;
+    let workflows = as_admin(
+        &client,
+        Method::GET,
+        &format!("{workspace}/Workflows?FriendlyName=Sales and Support Workflow"),
+        &[],
+    )
+    .await;
+    let workflow = workflows["workflows"][0]["sid"].as_str().unwrap().to_owned();
+    let agent = agent_signs_in(&base, "alice", issued["sign_in_secret"].as_str().unwrap()).await;
+    script(&agent, "window.notReloaded = true; return null").await;
+
+    // The leader dies; the standby takes over behind the balancer; a Sales task arrives there.
+    first.signal(libc::SIGKILL);
+    drop(first);
+    until_ready(&client, &second).await;
+    let attributes = r#"{"skillsNeeded": ["Sales"], "from": "+15550100043"}"#;
+    let form = [("Attributes", attributes), ("WorkflowSid", workflow.as_str())];
+    as_admin(&client, Method::POST, &format!("{workspace}/Tasks"), &form).await;
+
+    // The page reconnected by itself, to the new leader, with the same session.
+    assert_eq!(agent.wait_for_text(".offer .caller", "+15550100043").await, "+15550100043");
+    agent.find("#connection:not(.down)").await;
+    assert_eq!(script(&agent, "return window.notReloaded === true").await, true, "no reload");
+    agent.screenshot("agent-after-failover").await;
 }
