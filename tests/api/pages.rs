@@ -237,6 +237,30 @@ async fn as_admin(
     response.json().await.unwrap()
 }
 
+/// Alice signed in on the agent page of the server at `base` (Available, the page marked so
+/// that a reload would show), the workspace's URL, and the Sales and Support workflow's SID.
+async fn alice_on_the_page(client: &reqwest::Client, base: &str) -> (Browser, String, String) {
+    use reqwest::Method;
+    let workspaces = as_admin(client, Method::GET, &format!("{base}/v1/Workspaces"), &[]).await;
+    let workspace = format!("{base}/v1/Workspaces/{}", workspaces["workspaces"][0]["sid"].as_str().unwrap());
+    let workers =
+        as_admin(client, Method::GET, &format!("{workspace}/Workers?FriendlyName=alice"), &[]).await;
+    let alice = workers["workers"][0]["sid"].as_str().unwrap();
+    let issued =
+        as_admin(client, Method::POST, &format!("{base}/admin/api/workers/{alice}/secret"), &[]).await;
+    let workflows = as_admin(
+        client,
+        Method::GET,
+        &format!("{workspace}/Workflows?FriendlyName=Sales and Support Workflow"),
+        &[],
+    )
+    .await;
+    let workflow = workflows["workflows"][0]["sid"].as_str().unwrap().to_owned();
+    let agent = agent_signs_in(base, "alice", issued["sign_in_secret"].as_str().unwrap()).await;
+    script(&agent, "window.notReloaded = true; return null").await;
+    (agent, workspace, workflow)
+}
+
 #[tokio::test]
 async fn the_agent_page_reconnects_after_a_crash_and_catches_up_without_a_reload() {
     use reqwest::Method;
@@ -245,23 +269,7 @@ async fn the_agent_page_reconnects_after_a_crash_and_catches_up_without_a_reload
     let server = serve_on(dir.path(), port);
     let base = server.url("");
     let client = reqwest::Client::new();
-    let workspaces = as_admin(&client, Method::GET, &format!("{base}/v1/Workspaces"), &[]).await;
-    let workspace = format!("{base}/v1/Workspaces/{}", workspaces["workspaces"][0]["sid"].as_str().unwrap());
-    let workers =
-        as_admin(&client, Method::GET, &format!("{workspace}/Workers?FriendlyName=alice"), &[]).await;
-    let alice = workers["workers"][0]["sid"].as_str().unwrap();
-    let issued =
-        as_admin(&client, Method::POST, &format!("{base}/admin/api/workers/{alice}/secret"), &[]).await;
-    let workflows = as_admin(
-        &client,
-        Method::GET,
-        &format!("{workspace}/Workflows?FriendlyName=Sales and Support Workflow"),
-        &[],
-    )
-    .await;
-    let workflow = workflows["workflows"][0]["sid"].as_str().unwrap().to_owned();
-    let agent = agent_signs_in(&base, "alice", issued["sign_in_secret"].as_str().unwrap()).await;
-    script(&agent, "window.notReloaded = true; return null").await;
+    let (agent, workspace, workflow) = alice_on_the_page(&client, &base).await;
 
     // The server dies: the page says it is reconnecting.
     server.signal(libc::SIGKILL);
@@ -446,23 +454,7 @@ async fn the_agent_page_follows_a_failover_to_the_standby_without_signing_in_aga
     let second = serve_on_postgres(dir.path(), &database);
     let balancer = Balancer::start(vec![first.address, second.address]).await;
     let base = balancer.url("");
-    let workspaces = as_admin(&client, Method::GET, &format!("{base}/v1/Workspaces"), &[]).await;
-    let workspace = format!("{base}/v1/Workspaces/{}", workspaces["workspaces"][0]["sid"].as_str().unwrap());
-    let workers =
-        as_admin(&client, Method::GET, &format!("{workspace}/Workers?FriendlyName=alice"), &[]).await;
-    let alice = workers["workers"][0]["sid"].as_str().unwrap();
-    let issued =
-        as_admin(&client, Method::POST, &format!("{base}/admin/api/workers/{alice}/secret"), &[]).await;
-    let workflows = as_admin(
-        &client,
-        Method::GET,
-        &format!("{workspace}/Workflows?FriendlyName=Sales and Support Workflow"),
-        &[],
-    )
-    .await;
-    let workflow = workflows["workflows"][0]["sid"].as_str().unwrap().to_owned();
-    let agent = agent_signs_in(&base, "alice", issued["sign_in_secret"].as_str().unwrap()).await;
-    script(&agent, "window.notReloaded = true; return null").await;
+    let (agent, workspace, workflow) = alice_on_the_page(&client, &base).await;
 
     // The leader dies; the standby takes over behind the balancer; a Sales task arrives there.
     first.signal(libc::SIGKILL);
