@@ -20,14 +20,16 @@ use std::time::Instant;
 use serde_json::json;
 use switchboard::config::{StoreBackend, StoreSettings};
 use switchboard::live::LiveEngine;
-use switchboard::routing::{Command, NewTask, NewWorker};
 use switchboard::workspace::WorkspaceFile;
 
 // A private PostgreSQL cluster, as the tests start it.
 #[path = "../src/store/test_postgres.rs"]
 mod test_postgres;
 
-const SUBMITTERS: usize = 64;
+#[path = "support/mod.rs"]
+mod support;
+use support::{SUBMITTERS, sales_workflow, submit_concurrently, task, workers};
+
 const PER_SUBMITTER: usize = 400;
 
 fn rss_mib() -> f64 {
@@ -55,16 +57,6 @@ fn status_mib(field: &str) -> f64 {
     kib / 1024.0
 }
 
-fn task(n: usize, workflow: switchboard::routing::Sid) -> Command {
-    Command::CreateTask(NewTask {
-        attributes: json!({"skillsNeeded": ["Sales"], "call_sid": format!("CA{n:032x}"), "from": "+15550100000"}),
-        priority: None,
-        timeout: None,
-        workflow: Some(workflow),
-        channel: Some("voice".into()),
-    })
-}
-
 fn settings(dir: &std::path::Path) -> StoreSettings {
     // Snapshots are written by the 100,000-task part only when asked; keep them out of the
     // throughput figure, as a production default of 10,000 would amortise them.
@@ -78,9 +70,7 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let live = Arc::new(LiveEngine::open(&settings(dir.path()), &WorkspaceFile::default(), "", 0).unwrap());
-    let workflow = live.read(|e| {
-        e.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
-    });
+    let workflow = sales_workflow(&live);
     let record_size = {
         let json = serde_json::to_vec(&json!({"v1": {"at": 0, "command": {"create_task": {
             "attributes": {"skillsNeeded": ["Sales"], "call_sid": format!("CA{:032x}", 0), "from": "+15550100000"},
@@ -107,9 +97,7 @@ fn main() {
         ..settings(dir.path())
     };
     let live = Arc::new(LiveEngine::open(&postgres_settings, &WorkspaceFile::default(), "", 0).unwrap());
-    let postgres_workflow = live.read(|e| {
-        e.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
-    });
+    let postgres_workflow = sales_workflow(&live);
     let started = Instant::now();
     runtime.block_on(submit_concurrently(
         &live,
@@ -178,17 +166,9 @@ fn memory_and_restart(runtime: &tokio::runtime::Runtime) {
     let big_dir = tempfile::tempdir().unwrap();
     let rss_before = rss_mib();
     let live = LiveEngine::open(&settings(big_dir.path()), &WorkspaceFile::default(), "", 0).unwrap();
-    let workflow = live.read(|e| {
-        e.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
-    });
+    let workflow = sales_workflow(&live);
     let live = Arc::new(live);
-    let workers: Vec<Command> = (0..10_000)
-        .map(|n| {
-            let attributes = json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 3}}, "contact_uri": format!("client:agent{n}")});
-            Command::CreateWorker(NewWorker { friendly_name: format!("agent{n}"), attributes, activity: None })
-        })
-        .collect();
-    runtime.block_on(submit_concurrently(&live, workers, 1_000));
+    runtime.block_on(submit_concurrently(&live, workers(10_000), 1_000));
     runtime.block_on(submit_concurrently(&live, (0..100_000).map(|n| task(n, workflow)).collect(), 2_000));
     let open_tasks = live.read(|e| e.workspace_statistics(2_000).tasks.total_tasks);
     let rss_loaded = rss_mib();
@@ -239,27 +219,4 @@ fn memory_and_restart(runtime: &tokio::runtime::Runtime) {
         "| Restart with {reopened_tasks} open tasks (open, load snapshot, replay, ready) | {:.2} s |",
         restart.as_secs_f64()
     );
-}
-
-/// Submits `commands` from [`SUBMITTERS`] concurrent tasks, each waiting for durability before
-/// its next command, as concurrent HTTP requests would.
-async fn submit_concurrently(
-    live: &Arc<LiveEngine>,
-    commands: Vec<Command>,
-    at: switchboard::routing::Millis,
-) {
-    let commands = Arc::new(std::sync::Mutex::new(commands));
-    let mut handles = Vec::new();
-    for _ in 0..SUBMITTERS {
-        let (live, commands) = (live.clone(), commands.clone());
-        handles.push(tokio::spawn(async move {
-            loop {
-                let Some(command) = commands.lock().unwrap().pop() else { return };
-                live.execute_at(command, at).await.unwrap();
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.unwrap();
-    }
 }

@@ -21,29 +21,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use switchboard::config::{StoreBackend, StoreSettings};
-use switchboard::live::LiveEngine;
-use switchboard::routing::{Command, NewTask, NewWorker, Sid};
+use switchboard::live::{LiveEngine, now};
+use switchboard::routing::{Command, Sid};
 use switchboard::workspace::WorkspaceFile;
 
 // A private PostgreSQL cluster, as the tests start it.
 #[path = "../src/store/test_postgres.rs"]
 mod test_postgres;
 
-const SUBMITTERS: usize = 64;
+#[path = "support/mod.rs"]
+mod support;
+use support::{SUBMITTERS, sales_workflow, submit_concurrently, task, workers};
+
 const ACCOUNT_SID: &str = "AC0000000000000000000000000000beef";
 const AUTH_TOKEN: &str = "bench-token";
-
-fn task(n: usize, workflow: Sid) -> Command {
-    Command::CreateTask(NewTask {
-        attributes: json!({"skillsNeeded": ["Sales"], "call_sid": format!("CA{n:032x}"), "from": "+15550100000"}),
-        priority: None,
-        timeout: None,
-        workflow: Some(workflow),
-        channel: Some("voice".into()),
-    })
-}
 
 fn postgres(url: &str) -> StoreSettings {
     StoreSettings {
@@ -76,9 +68,7 @@ fn standby_lag_and_restart(runtime: &tokio::runtime::Runtime) {
     let settings = postgres(&test_postgres::new_database());
     let workspace = WorkspaceFile::default();
     let leader = Arc::new(LiveEngine::open(&settings, &workspace, "", 0).unwrap());
-    let workflow = leader.read(|e| {
-        e.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
-    });
+    let workflow = sales_workflow(&leader);
     let standby = Arc::new(LiveEngine::open_following(&settings, &workspace, "", 0).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let follower = {
@@ -132,17 +122,11 @@ fn standby_lag_and_restart(runtime: &tokio::runtime::Runtime) {
     drop(standby);
 
     // 2. A standby started on 10,000 workers and 100,000 open tasks.
-    let workers: Vec<Command> = (0..10_000)
-        .map(|n| {
-            let attributes = json!({"routing": {"skills": ["Sales"], "levels": {"Sales": 3}}, "contact_uri": format!("client:agent{n}")});
-            Command::CreateWorker(NewWorker { friendly_name: format!("agent{n}"), attributes, activity: None })
-        })
-        .collect();
-    runtime.block_on(submit_all(&leader, workers));
+    runtime.block_on(submit_concurrently(&leader, workers(10_000), now()));
     let open = leader.read(|e| e.workspace_statistics(0).tasks.total_tasks);
     let more: Vec<Command> =
         (created..created + 100_000usize.saturating_sub(open)).map(|n| task(n, workflow)).collect();
-    runtime.block_on(submit_all(&leader, more));
+    runtime.block_on(submit_concurrently(&leader, more, now()));
     let open = leader.read(|e| e.workspace_statistics(0).tasks.total_tasks);
     let started = Instant::now();
     let standby = Arc::new(LiveEngine::open_following(&settings, &workspace, "", 0).unwrap());
@@ -187,24 +171,6 @@ async fn submit_for(live: &Arc<LiveEngine>, period: Duration, workflow: Sid, fir
         handle.await.unwrap();
     }
     counter.load(Ordering::SeqCst) - first
-}
-
-/// Submits `commands` from [`SUBMITTERS`] concurrent tasks, each waiting for durability.
-async fn submit_all(live: &Arc<LiveEngine>, commands: Vec<Command>) {
-    let commands = Arc::new(std::sync::Mutex::new(commands));
-    let mut handles = Vec::new();
-    for _ in 0..SUBMITTERS {
-        let (live, commands) = (live.clone(), commands.clone());
-        handles.push(tokio::spawn(async move {
-            loop {
-                let Some(command) = commands.lock().unwrap().pop() else { return };
-                live.execute(command).await.unwrap();
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.unwrap();
-    }
 }
 
 /// A `switchboard serve` process on `database`, and its address once it listens.
@@ -269,30 +235,16 @@ fn failover(runtime: &tokio::runtime::Runtime, kills: usize) {
     while !ready(&nodes[0]) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let workspace = runtime.block_on(async {
-        let url = format!("http://{}/v1/Workspaces", nodes[0].address);
-        let list: serde_json::Value = client
-            .get(url)
-            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let get = |url: String| {
+        let request = client.get(url).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
+        runtime.block_on(async { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() })
+    };
+    let workspace = {
+        let list = get(format!("http://{}/v1/Workspaces", nodes[0].address));
         let workspace = list["workspaces"][0]["sid"].as_str().unwrap().to_owned();
-        let url = format!("http://{}/v1/Workspaces/{workspace}/Workflows", nodes[0].address);
-        let workflows: serde_json::Value = client
-            .get(url)
-            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let workflows = get(format!("http://{}/v1/Workspaces/{workspace}/Workflows", nodes[0].address));
         (workspace, workflows["workflows"][0]["sid"].as_str().unwrap().to_owned())
-    });
+    };
     let create = |node: &Node| {
         let url = format!("http://{}/v1/Workspaces/{}/Tasks", node.address, workspace.0);
         let form = [("WorkflowSid", workspace.1.as_str()), ("Attributes", r#"{"skillsNeeded": ["Sales"]}"#)];

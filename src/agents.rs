@@ -30,7 +30,7 @@ use sha1::Sha1;
 use tokio::sync::watch;
 
 use crate::config::Credentials;
-use crate::live::{ExecuteError, LiveEngine, random_hex};
+use crate::live::{ExecuteError, LiveEngine, hex, random_hex};
 use crate::routing::{Command, Millis, NewWorker, Sid, SidKind};
 use crate::store::{AgentRecord, AgentV1, SignOutRecord, SignOutV1, Store, StoreError};
 
@@ -337,10 +337,6 @@ impl Session {
         decode_hex(given)
             .is_some_and(|given| self.mac(auth_token, bound_to, "csrf").verify_slice(&given).is_ok())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

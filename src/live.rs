@@ -463,8 +463,7 @@ impl LiveEngine {
     pub async fn execute_once(&self, command: Command, key: String) -> Result<Once, ExecuteError> {
         use sha1::Digest as _;
         let encoded = Store::encode_command(0, &command)?;
-        let fingerprint: String =
-            sha1::Sha1::digest(&encoded).iter().map(|byte| format!("{byte:02x}")).collect();
+        let fingerprint = hex(&sha1::Sha1::digest(&encoded));
         /// What an earlier request with the key did.
         enum Earlier {
             Same(Option<Sid>, Option<Ticket>),
@@ -972,7 +971,12 @@ fn release_freed_memory() {
 pub fn random_hex() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(hex(&bytes))
+}
+
+/// `bytes` in lower-case hex digits.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A workspace's SID salt: distinct per data directory, taken from the creation time.

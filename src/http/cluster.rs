@@ -68,7 +68,7 @@ pub(super) async fn readyz(
         (query.state.as_deref() == Some("sha1")).then(|| {
             let encoded =
                 serde_json::to_vec(&crate::store::SnapshotEncoding(&routing.export())).unwrap_or_default();
-            Sha1::digest(&encoded).iter().map(|byte| format!("{byte:02x}")).collect::<String>()
+            crate::live::hex(&Sha1::digest(&encoded))
         })
     });
     HttpResponse::build(code).json(Readiness { status, node: engine.node(), leader, applied, state_sha1 })

@@ -189,10 +189,7 @@ impl PostgresBackend {
     /// looking for the lease: this node takes the workspace over as soon as it may
     /// ([`PostgresBackend::leading`]), standing by until then.
     pub fn open(url: &str, workspace: &str, lease: LeaseSettings) -> Result<PostgresBackend, StoreError> {
-        let mut config: postgres::Config = url.parse().map_err(|err| StoreError::Open {
-            dir: "store.postgres_url".into(),
-            message: format!("{err}"),
-        })?;
+        let mut config = parse_url(url)?;
         // A connection that a network or a proxy dropped silently is found within seconds, not
         // the minutes TCP would take: a leader cannot renew, a standby cannot follow, without it.
         if config.get_connect_timeout().is_none() {
@@ -287,10 +284,7 @@ impl PostgresBackend {
 
     /// Creates or brings up to date the schema at `url`, answering its version.
     pub fn migrate(url: &str) -> Result<i32, StoreError> {
-        let config: postgres::Config = url.parse().map_err(|err| StoreError::Open {
-            dir: "store.postgres_url".into(),
-            message: format!("{err}"),
-        })?;
+        let config = parse_url(url)?;
         let place = describe(&config);
         let failed =
             |err: postgres::Error| StoreError::Open { dir: place.clone().into(), message: explained(&err) };
@@ -384,7 +378,7 @@ impl PostgresBackend {
 
     fn follow(&self, after: u64, wait: std::time::Duration) -> Result<Option<Logged>, StoreError> {
         let mut follower = self.follower.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let failed = |err: postgres::Error| StoreError::Write(format!("{}: {}", self.place, explained(&err)));
+        let failed = |err: postgres::Error| StoreError::Write(self.failure(&err));
         if follower.is_none() {
             let mut client = named(&self.config, "follower").connect(NoTls).map_err(failed)?;
             client.batch_execute("LISTEN sb_log").map_err(failed)?;
@@ -483,7 +477,12 @@ impl PostgresBackend {
         answered
             .recv()
             .map_err(|_| format!("the connection to {} stopped", self.place))?
-            .map_err(|err| format!("{}: {}", self.place, explained(&err)))
+            .map_err(|err| self.failure(&err))
+    }
+
+    /// What the server said about a failed statement, naming the database.
+    fn failure(&self, err: &postgres::Error) -> String {
+        format!("{}: {}", self.place, explained(err))
     }
 
     fn read<T: Send + 'static>(
@@ -554,6 +553,12 @@ fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
         transaction.execute("UPDATE switchboard_schema SET version = $1", &[&latest])?;
     }
     transaction.commit()
+}
+
+/// The connection settings in `url` (`store.postgres_url`).
+fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
+    url.parse()
+        .map_err(|err| StoreError::Open { dir: "store.postgres_url".into(), message: format!("{err}") })
 }
 
 /// `config` for a connection of `role` (its application name says so).
@@ -779,7 +784,7 @@ impl Backend for PostgresBackend {
             .map_err(|err| StoreError::Write(err.to_string()))?;
         // On a connection of its own (and a thread, as every use of the blocking client): a
         // snapshot takes a while to write, and the groups written meanwhile must not wait.
-        let failed = |err: postgres::Error| StoreError::Write(format!("{}: {}", self.place, explained(&err)));
+        let failed = |err: postgres::Error| StoreError::Write(self.failure(&err));
         let still_mine = std::thread::scope(|scope| {
             let written = scope.spawn(|| {
                 let mut client = named(&self.config, "snapshot").connect(NoTls)?;

@@ -31,21 +31,24 @@ async fn get(client: &reqwest::Client, url: &str) -> Value {
     json_as_account(client.get(url)).await
 }
 
-/// The workspace's URL on `node`, and after a `#` its first workflow's SID.
-async fn workspace_url(client: &reqwest::Client, node: &SwitchboardProcess) -> String {
+/// The workspace's path (`/v1/Workspaces/WS...`) and its first workflow's SID, as `node`
+/// answers them.
+async fn workspace(client: &reqwest::Client, node: &SwitchboardProcess) -> (String, String) {
     let list = get(client, &node.url("/v1/Workspaces")).await;
-    let workspace = node.url(&format!("/v1/Workspaces/{}", list["workspaces"][0]["sid"].as_str().unwrap()));
-    let workflows = get(client, &format!("{workspace}/Workflows")).await;
-    format!("{workspace}#{}", workflows["workflows"][0]["sid"].as_str().unwrap())
+    let path = format!("/v1/Workspaces/{}", list["workspaces"][0]["sid"].as_str().unwrap());
+    let workflows = get(client, &node.url(&format!("{path}/Workflows"))).await;
+    (path, workflows["workflows"][0]["sid"].as_str().unwrap().to_owned())
 }
 
-/// `POST .../Tasks` to `workspace` (a node's URL): the status, and the task's SID if made.
-async fn create_task(client: &reqwest::Client, workspace: &str) -> (StatusCode, Option<String>) {
-    let workflow = workspace.rsplit_once('#').map_or("", |(_, workflow)| workflow);
-    let workspace = workspace.split('#').next().unwrap_or_default();
-    let form = [("Attributes", r#"{"skillsNeeded": ["Sales"]}"#), ("WorkflowSid", workflow)];
+/// `POST .../Tasks` to `node` in `(path, workflow)`: the status, and the task's SID if made.
+async fn create_task(
+    client: &reqwest::Client,
+    node: &SwitchboardProcess,
+    (path, workflow): &(String, String),
+) -> (StatusCode, Option<String>) {
+    let form = [("Attributes", r#"{"skillsNeeded": ["Sales"]}"#), ("WorkflowSid", workflow.as_str())];
     let answer = client
-        .post(format!("{workspace}/Tasks"))
+        .post(node.url(&format!("{path}/Tasks")))
         .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
         .form(&form)
         .send()
@@ -120,31 +123,29 @@ async fn the_leader_is_ready_the_standby_refuses_naming_it_and_a_clean_stop_hand
 async fn a_paused_leader_never_answers_again_once_another_node_took_over() {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let (_dir, mut paused, standby) = pair(&client).await;
-    let on_paused = workspace_url(&client, &paused).await;
-    let on_standby = on_paused.replace(&paused.address.to_string(), &standby.address.to_string());
-    let (made_before, before) = create_task(&client, &on_paused).await;
+    let workspace = workspace(&client, &paused).await;
+    let (made_before, before) = create_task(&client, &paused, &workspace).await;
     assert_eq!(made_before, StatusCode::CREATED);
 
     paused.signal(libc::SIGSTOP);
     until_ready(&client, &standby).await;
-    let (made_after, after) = create_task(&client, &on_standby).await;
+    let (made_after, after) = create_task(&client, &standby, &workspace).await;
     // Sent while it is paused: answered, if ever, only once it runs again.
     let sent_while_paused = {
-        let (client, on_paused) = (client.clone(), on_paused.clone());
+        let tasks = paused.url(&format!("{}/Tasks", workspace.0));
+        let client = client.clone();
         tokio::spawn(async move {
-            let workspace = on_paused.split('#').next().unwrap_or_default();
-            let tasks =
-                client.get(format!("{workspace}/Tasks")).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).send();
+            let tasks = client.get(tasks).basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).send();
             tasks.await.map(|answer| answer.status())
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     paused.signal(libc::SIGCONT);
     let resumed_read = sent_while_paused.await.unwrap();
-    let (resumed_write, _) = create_task(&client, &on_paused).await;
+    let (resumed_write, _) = create_task(&client, &paused, &workspace).await;
     let resumed_ready = readyz(&client, &paused).await.map(|(status, _)| status);
     let exited = paused.wait(Duration::from_secs(30));
-    let listed = get(&client, &format!("{}/Tasks?PageSize=100", on_standby.split('#').next().unwrap())).await;
+    let listed = get(&client, &standby.url(&format!("{}/Tasks?PageSize=100", workspace.0))).await;
     let listed: Vec<&str> = listed["tasks"]
         .as_array()
         .unwrap_or_else(|| panic!("{listed}"))
