@@ -24,7 +24,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use switchboard::config::StoreSettings;
 use switchboard::routing::{
-    Command, CumulativeStatistics, Engine, EventFacts, EventType, Millis, NewTask, Scope, Sid, Window,
+    Command, CumulativeStatistics, Engine, EventType, Millis, NewTask, Scope, Sid, Window,
     cumulative_statistics,
 };
 use switchboard::statistics::Statistics;
@@ -162,12 +162,13 @@ fn event_scan(store: &Store, window: Window, scope: Scope) -> CumulativeStatisti
     let since = window.start - DAY;
     let mut facts = Vec::new();
     for record in store.events_newest_first(None).unwrap() {
-        let EventRecord::V1 { timestamp, event_type, task, queue, workflow, channel, .. } = record.unwrap();
+        let record = record.unwrap();
+        let EventRecord::V1 { timestamp, .. } = record;
         if timestamp < since {
             break;
         }
         if timestamp <= window.end {
-            facts.extend(EventFacts::new(timestamp, &event_type, task, queue, workflow, channel));
+            facts.extend(record.facts());
         }
     }
     facts.reverse();

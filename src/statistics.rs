@@ -84,24 +84,16 @@ impl Statistics {
         // A command's events share their time: fed together, as they come live.
         let mut command: Vec<EventFacts> = Vec::new();
         for record in store.events_oldest_first()? {
+            let record = record?;
             let EventRecord::V1 {
-                sequence,
-                timestamp,
-                event_type,
-                task,
-                queue,
-                workflow,
-                channel,
-                worker,
-                activity,
-                ..
-            } = record?;
-            state.workers.observe_facts(timestamp, &event_type, worker, activity, task, channel);
+                sequence, timestamp, ref event_type, task, channel, worker, activity, ..
+            } = record;
+            state.workers.observe_facts(timestamp, event_type, worker, activity, task, channel);
             if command.first().is_some_and(|facts| facts.timestamp != timestamp) {
                 state.counters.observe(&command);
                 command.clear();
             }
-            command.extend(EventFacts::new(timestamp, &event_type, task, queue, workflow, channel));
+            command.extend(record.facts());
             state.note(sequence, timestamp);
         }
         state.counters.observe(&command);

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use toml::Spanned;
 
-use crate::routing::{Engine, Millis, NewTaskQueue, NewWorker, NewWorkflow, RoutingError, TaskOrder};
+use crate::routing::{
+    Engine, Millis, NewTaskQueue, NewWorker, NewWorkflow, RoutingError, TaskOrder, WrapUpRules,
+};
 
 /// The repository's example `switchboard.toml`, whose `[workspace]` is the default workspace.
 const EXAMPLE_CONFIG: &str = include_str!("../switchboard.toml");
@@ -80,6 +82,12 @@ pub struct QueueSpec {
     pub task_order: QueueOrder,
     #[serde(default = "one")]
     pub max_reserved_workers: u32,
+    /// Seconds a task may wrap up before it completes by itself (0: until the agent completes it).
+    #[serde(default)]
+    pub wrap_up_limit: u32,
+    /// The codes an agent picks one of to complete a task (`conversations.outcome`).
+    #[serde(default)]
+    pub dispositions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -236,6 +244,10 @@ impl WorkspaceFile {
                 target_workers,
                 task_order: queue.task_order.into(),
                 max_reserved_workers: queue.max_reserved_workers,
+                wrap_up: WrapUpRules {
+                    limit_seconds: queue.wrap_up_limit,
+                    dispositions: queue.dispositions.clone(),
+                },
             };
             engine.create_task_queue(new, now).map_err(at(queue.name.span()))?;
         }

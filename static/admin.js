@@ -324,9 +324,17 @@ function renderQueues() {
       el("tr", { "data-queue": queue.friendly_name },
         el("td", {}, queue.friendly_name), el("td", {}, el("code", {}, queue.target_workers)), el("td", {}, queue.task_order),
         el("td", {}, String(queue.max_reserved_workers)),
+        el("td", {}, wrapUpSummary(queue)),
         el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => editQueue(queue) }, "Edit")))),
   );
   for (const select of document.querySelectorAll("select.queue-choice, #default-queue")) refillQueues(select);
+}
+
+/** "30 s · Sale, No sale": the queue's wrap-up limit and disposition codes. */
+function wrapUpSummary(queue) {
+  const limit = queue.wrap_up_limit ? `${queue.wrap_up_limit} s` : "no limit";
+  const codes = queue.disposition_codes || [];
+  return codes.length ? `${limit} · ${codes.join(", ")}` : limit;
 }
 
 function editQueue(queue) {
@@ -336,6 +344,8 @@ function editQueue(queue) {
   $("queue-target").value = queue ? queue.target_workers : "1==1";
   $("queue-order").value = queue ? queue.task_order : "FIFO";
   $("queue-max").value = queue ? queue.max_reserved_workers : 1;
+  $("queue-wrap-up").value = queue ? queue.wrap_up_limit : 0;
+  $("queue-dispositions").value = queue ? (queue.disposition_codes || []).join("\n") : "";
   checkTarget();
 }
 
@@ -364,7 +374,11 @@ $("queue-new").addEventListener("click", () => editQueue(null));
 $("queue-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const sid = $("queue-sid").value;
-  const form = { FriendlyName: $("queue-name").value.trim(), TargetWorkers: $("queue-target").value, TaskOrder: $("queue-order").value, MaxReservedWorkers: $("queue-max").value };
+  const codes = $("queue-dispositions").value.split("\n").map((code) => code.trim()).filter(Boolean);
+  const form = {
+    FriendlyName: $("queue-name").value.trim(), TargetWorkers: $("queue-target").value, TaskOrder: $("queue-order").value,
+    MaxReservedWorkers: $("queue-max").value, WrapUpLimit: $("queue-wrap-up").value, DispositionCodes: codes.join(","),
+  };
   act(async () => {
     await rest("POST", sid ? `/TaskQueues/${sid}` : "/TaskQueues", form);
     editQueue(null);

@@ -126,7 +126,7 @@ function render(state) {
 
 /** What a part of the page shows of `items`, leaving out what changes with every push. */
 function signature(items) {
-  return JSON.stringify(items.map(({ age, expires_in_ms, ...kept }) => kept));
+  return JSON.stringify(items.map(({ age, expires_in_ms, wrap_up_ends_in_ms, ...kept }) => kept));
 }
 
 function details(item) {
@@ -192,11 +192,27 @@ function renderOffers(offers) {
   document.title = offers.length ? `(${offers.length}) Offer · Switchboard` : "Switchboard · Agent";
 }
 
+/** The disposition picked for each task, kept while its card is drawn again. */
+const picked = new Map();
+
+/** The wrap-up limit's countdown of each wrapping task that has one. */
+function wrapUpCountdowns(tasks) {
+  for (const task of tasks) {
+    const countdown = document.querySelector(`[data-task="${task.task_sid}"] .countdown`);
+    if (countdown && task.wrap_up_ends_in_ms != null) countdown.dataset.expires = String(receivedAt + task.wrap_up_ends_in_ms);
+  }
+  tick();
+}
+
 function renderTasks(tasks) {
   $("no-tasks").hidden = tasks.length > 0;
   const drawing = signature(tasks);
-  if (drawing === drawn.tasks) return;
+  if (drawing === drawn.tasks) {
+    wrapUpCountdowns(tasks);
+    return;
+  }
   drawn.tasks = drawing;
+  for (const task of picked.keys()) if (!tasks.some((open) => open.task_sid === task)) picked.delete(task);
   const open = new Set(tasks.map((task) => task.task_sid));
   for (const task of conversations.keys()) if (!open.has(task)) conversations.delete(task);
   for (const key of players.keys()) if (!open.has(key.split("/")[0])) players.delete(key);
@@ -213,9 +229,13 @@ function renderTasks(tasks) {
         el(
           "div",
           { class: "actions" },
+          disposition(task),
           wrapping ? null : el("button", { type: "button", class: "secondary wrap", onclick: () => finish(task.task_sid, "wrapping") }, "Wrap up"),
           el("button", { type: "button", class: "complete", onclick: () => finish(task.task_sid, "completed", task.channel) }, "Complete"),
         ),
+        task.wrap_up_ends_in_ms == null
+          ? null
+          : el("p", { class: "quiet wrap-up-limit" }, "Completes by itself in ", el("span", { class: "countdown", "data-done": "a moment" })),
       );
       const played = recordings(task);
       if (played) card.append(played);
@@ -223,6 +243,20 @@ function renderTasks(tasks) {
       return card;
     }),
   );
+  wrapUpCountdowns(tasks);
+}
+
+/** The queue's disposition codes to pick one from, when it has some. */
+function disposition(task) {
+  if (!task.dispositions.length) return null;
+  const select = el(
+    "select",
+    { class: "disposition", "aria-label": "Disposition", onchange: () => picked.set(task.task_sid, select.value) },
+    el("option", { value: "" }, "Disposition…"),
+    ...task.dispositions.map((code) => el("option", { value: code }, code)),
+  );
+  select.value = picked.get(task.task_sid) || "";
+  return el("label", { class: "disposition-choice" }, select);
 }
 
 const CALL_STATES = {
@@ -350,13 +384,14 @@ async function answer(reservation, status) {
 async function finish(task, status, channel) {
   $("desk-error").textContent = "";
   try {
+    const chosen = status === "completed" && picked.get(task) ? { Disposition: picked.get(task) } : {};
     if (channel === "sms" && status === "completed") {
       // Closing a conversation completes its task and texts the customer the closing message.
-      await api("POST", `/agent/api/conversations/${task}/close`);
+      await api("POST", `/agent/api/conversations/${task}/close`, chosen);
       render(await api("GET", "/agent/api/state"));
       return;
     }
-    render(await api("POST", `/agent/api/tasks/${task}`, { AssignmentStatus: status }));
+    render(await api("POST", `/agent/api/tasks/${task}`, { AssignmentStatus: status, ...chosen }));
   } catch (error) {
     $("desk-error").textContent = error.message;
   }
@@ -367,7 +402,7 @@ function tick() {
   const now = performance.now();
   for (const countdown of document.querySelectorAll(".countdown")) {
     const left = Math.max(0, Math.ceil((Number(countdown.dataset.expires) - now) / 1000));
-    countdown.textContent = left > 0 ? `${left} s` : "expired";
+    countdown.textContent = left > 0 ? `${left} s` : countdown.dataset.done || "expired";
   }
 }
 

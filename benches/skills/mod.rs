@@ -3,7 +3,7 @@
 //! with two skills each.
 
 use serde_json::json;
-use switchboard::routing::{Engine, NewTaskQueue, NewWorker, NewWorkflow, TaskOrder};
+use switchboard::routing::{Engine, NewTaskQueue, NewWorker, NewWorkflow, TaskOrder, WrapUpRules};
 
 pub const SKILLS: usize = 100;
 
@@ -19,6 +19,7 @@ pub fn workspace(n_workers: usize) -> Engine {
                     target_workers: format!(r#"routing.skills HAS "Skill{skill}""#),
                     task_order: TaskOrder::Fifo,
                     max_reserved_workers: 1,
+                    wrap_up: WrapUpRules::default(),
                 },
                 0,
             )

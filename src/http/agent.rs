@@ -4,7 +4,8 @@
 //! - `GET /agent/api/state`: everything the page shows, in one document: the agent and their
 //!   activity, the activities to choose from, pending offers (with what the caller did in the
 //!   IVR, the skills needed, the attributes and when the offer times out) and the tasks in hand
-//!   (with their live call in a conference, `call`: state, on hold, muted, recording);
+//!   (with their live call in a conference, `call`: state, on hold, muted, recording; the
+//!   queue's disposition codes; while wrapping, when the queue's wrap-up limit completes it);
 //! - `GET /agent/api/events`: the same document pushed again (server-sent events, `state`)
 //!   whenever something about the agent or one of their calls changes (each state carries
 //!   `epoch` and `version`, so that the page draws none older than the one it shows); after a dropped connection the browser
@@ -12,7 +13,8 @@
 //!   session does (signed out, a new secret...), and the reconnection is then refused;
 //! - `POST /agent/api/activity` (`ActivitySid`);
 //! - `POST /agent/api/reservations/{WR}` (`ReservationStatus`: `accepted` or `rejected`);
-//! - `POST /agent/api/tasks/{WT}` (`AssignmentStatus`: `wrapping` or `completed`);
+//! - `POST /agent/api/tasks/{WT}` (`AssignmentStatus`: `wrapping` or `completed`, and with
+//!   `completed` the `Disposition` picked from the queue's codes, required when it has some);
 //! - `POST /agent/api/tasks/{WT}/call` (`Action`: `hold`, `resume`, `mute`, `unmute`,
 //!   `hangup`, `record`, `stop-recording`): the live call of a task bridged in a conference;
 //! - `GET /agent/api/tasks/{WT}/recordings/{RE}`: a recording of the task's call (WAV), which
@@ -133,6 +135,7 @@ fn view(engine: &Engine, voice: &Voice, worker: Sid, now: Millis) -> Option<(Val
             "priority": task.priority,
             "age": (now - task.created_at).max(0) / 1000,
             "date_created": date(reservation.created_at),
+            "dispositions": engine.task_queue(task).map(|queue| queue.wrap_up.dispositions.clone()).unwrap_or_default(),
         });
         match reservation.status {
             ReservationStatus::Pending => {
@@ -141,6 +144,11 @@ fn view(engine: &Engine, voice: &Voice, worker: Sid, now: Millis) -> Option<(Val
             ReservationStatus::Accepted | ReservationStatus::Wrapping
                 if matches!(task.status, TaskStatus::Assigned | TaskStatus::Wrapping) =>
             {
+                let limit = engine.task_queue(task).map_or(0, |queue| queue.wrap_up.limit_seconds);
+                // Wrapping since the reservation's last change (`reservation.wrapup`).
+                let wrap_up_ends = (task.status == TaskStatus::Wrapping && limit > 0)
+                    .then(|| (reservation.updated_at + i64::from(limit) * 1000 - now).max(0));
+                let item = with(item, "wrap_up_ends_in_ms", json!(wrap_up_ends));
                 tasks.push(with(item, "call", json!(voice.call_view(task.sid))));
             }
             _ => continue,
@@ -389,9 +397,12 @@ async fn finish(
     if !took {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "this task is another agent's"));
     }
+    let disposition = form.get("Disposition").filter(|code| !code.is_empty());
     let command = match status {
         "wrapping" => Command::WrapUp { task },
-        "completed" => Command::Complete { task, reason: "completed by the agent".to_owned() },
+        "completed" => engine
+            .read(|engine| Command::agent_completion(engine, task, disposition, "completed by the agent"))
+            .map_err(refusal)?,
         other => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -448,17 +459,23 @@ async fn control_call(
 
 async fn execute(engine: &LiveEngine, command: Command) -> Result<(), ApiError> {
     engine.execute(command).await.map(|_| ()).map_err(|err| match err {
-        ExecuteError::Refused(RoutingError::NotFound { sid }) => {
-            ApiError::new(StatusCode::NOT_FOUND, format!("{sid} does not exist"))
-        }
-        // A late answer: the offer was rescinded or timed out meanwhile.
-        ExecuteError::Refused(err @ RoutingError::ReservationNotPending { .. }) => {
-            ApiError::new(StatusCode::GONE, err.to_string())
-        }
-        ExecuteError::Refused(err) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+        ExecuteError::Refused(err) => refusal(err),
         ExecuteError::Storage(err) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("not stored ({err}); the server is stopping"),
         ),
     })
+}
+
+/// The engine's refusal of an agent's action, as the page shows it.
+fn refusal(err: RoutingError) -> ApiError {
+    match err {
+        RoutingError::NotFound { sid } => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("{sid} does not exist"))
+        }
+        // A late answer: the offer was rescinded or timed out meanwhile.
+        err @ RoutingError::ReservationNotPending { .. } => ApiError::new(StatusCode::GONE, err.to_string()),
+        err @ RoutingError::Invalid { .. } => ApiError::new(StatusCode::BAD_REQUEST, err.to_string()),
+        err => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+    }
 }

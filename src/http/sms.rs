@@ -206,8 +206,9 @@ async fn reply(ConversationTask(task): ConversationTask, form: Form, sms: web::D
     }
 }
 
-async fn close(ConversationTask(task): ConversationTask, sms: web::Data<Sms>) -> HttpResponse {
-    match sms.close(task, live::now()).await {
+async fn close(ConversationTask(task): ConversationTask, form: Form, sms: web::Data<Sms>) -> HttpResponse {
+    let disposition = form.get("Disposition").filter(|code| !code.is_empty());
+    match sms.close(task, disposition, live::now()).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(err) => error(err),
     }

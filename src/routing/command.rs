@@ -101,10 +101,41 @@ pub enum Command {
         task: Sid,
         reason: String,
     },
+    /// Completes a task with one of its queue's disposition codes, kept in its attributes as
+    /// `conversations.outcome`.
+    Dispose {
+        task: Sid,
+        outcome: String,
+        reason: String,
+    },
     Cancel {
         task: Sid,
         reason: String,
     },
+}
+
+impl Command {
+    /// An agent's completion of `task`: with the disposition they picked, which its queue's
+    /// codes require (the REST API's completion, as on TaskRouter, asks for none).
+    pub fn agent_completion(
+        engine: &Engine,
+        task: Sid,
+        disposition: Option<&str>,
+        reason: &str,
+    ) -> Result<Command, RoutingError> {
+        let reason = reason.to_owned();
+        if let Some(outcome) = disposition {
+            return Ok(Command::Dispose { task, outcome: outcome.to_owned(), reason });
+        }
+        let found = engine.task(task).ok_or_else(|| RoutingError::not_found(task))?;
+        match engine.task_queue(found) {
+            Some(queue) if !queue.wrap_up.dispositions.is_empty() => Err(RoutingError::invalid(
+                "disposition",
+                format!("pick a disposition: {}", queue.wrap_up.dispositions.join(", ")),
+            )),
+            _ => Ok(Command::Complete { task, reason }),
+        }
+    }
 }
 
 impl Engine {
@@ -196,6 +227,10 @@ impl Engine {
             }
             Command::Complete { task, reason } => {
                 self.complete(*task, reason, now)?;
+                None
+            }
+            Command::Dispose { task, outcome, reason } => {
+                self.dispose(*task, outcome, reason, now)?;
                 None
             }
             Command::Cancel { task, reason } => {

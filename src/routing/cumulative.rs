@@ -14,7 +14,8 @@
 //! the same figures per minute as events happen (`counters.rs`, which reuses `observe` and
 //! `count` below), and a property test checks that both agree.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::Millis;
 use super::event::{Event, EventType};
@@ -83,7 +84,7 @@ const COUNTED_EVENTS: [(EventType, CountedEvent); 15] = [
 
 /// What the statistics need of one event, whether it comes from the engine ([`Event`]) or from
 /// the stored history (where the type is TaskRouter's name for it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFacts {
     pub timestamp: Millis,
     pub event: CountedEvent,
@@ -93,6 +94,8 @@ pub struct EventFacts {
     pub workflow: Option<Sid>,
     /// The task's channel, on `task.created`.
     pub channel: Option<Sid>,
+    /// The task's disposition, on `task.completed`.
+    pub outcome: Option<Arc<str>>,
 }
 
 impl EventFacts {
@@ -105,14 +108,16 @@ impl EventFacts {
         queue: Option<Sid>,
         workflow: Option<Sid>,
         channel: Option<Sid>,
+        outcome: Option<&str>,
     ) -> Option<EventFacts> {
         let event = COUNTED_EVENTS.iter().find(|(kind, _)| kind.as_str() == event_type)?.1;
-        Some(EventFacts { timestamp, event, task: task?, queue, workflow, channel })
+        let outcome = outcome.map(Arc::from);
+        Some(EventFacts { timestamp, event, task: task?, queue, workflow, channel, outcome })
     }
 
     /// [`EventFacts::new`] for the engine's own events (their type compared, not its name).
     pub fn from_event(event: &Event) -> Option<EventFacts> {
-        let Event { timestamp, event_type, task, queue, workflow, channel, .. } = event;
+        let Event { timestamp, event_type, task, queue, workflow, channel, outcome, .. } = event;
         let event = COUNTED_EVENTS.iter().find(|(kind, _)| kind == event_type)?.1;
         Some(EventFacts {
             timestamp: *timestamp,
@@ -121,6 +126,7 @@ impl EventFacts {
             queue: *queue,
             workflow: *workflow,
             channel: *channel,
+            outcome: outcome.as_deref().map(Arc::from),
         })
     }
 }
@@ -158,6 +164,8 @@ pub struct CumulativeStatistics {
     pub wait_in_queue_until_accepted: WaitDurations,
     /// One per threshold asked for, in ascending order.
     pub split_by_wait_time: Vec<WaitSplit>,
+    /// Completed tasks by disposition (`conversations.outcome`); those without one are not here.
+    pub completed_by_outcome: BTreeMap<Arc<str>, u64>,
 }
 
 /// Waits in whole seconds: how many, and their total, shortest and longest (all 0 when none).
@@ -224,9 +232,10 @@ pub(super) struct TaskTrack {
 }
 
 /// One event as counted: the queue and workflow it counts for, and the task's waits then.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Counted {
     pub(super) event: CountedEvent,
+    pub(super) outcome: Option<Arc<str>>,
     pub(super) queue: Option<Sid>,
     pub(super) workflow: Option<Sid>,
     pub(super) since_created: Option<Millis>,
@@ -282,6 +291,7 @@ pub(super) fn observe(track: &mut TaskTrack, facts: &EventFacts) -> Option<Count
     }
     let counted = Counted {
         event: facts.event,
+        outcome: facts.outcome.clone(),
         queue: facts.queue.or(track.queue),
         workflow: track.workflow,
         since_created: track.created_at.map(|created| at - created),
@@ -323,6 +333,9 @@ impl CumulativeStatistics {
         self.wait_until_accepted.merge(&other.wait_until_accepted);
         self.wait_until_canceled.merge(&other.wait_until_canceled);
         self.wait_in_queue_until_accepted.merge(&other.wait_in_queue_until_accepted);
+        for (outcome, count) in &other.completed_by_outcome {
+            *self.completed_by_outcome.entry(outcome.clone()).or_default() += count;
+        }
     }
 
     /// Counts one event for `scope`, if it is the scope's.
@@ -351,7 +364,12 @@ impl CumulativeStatistics {
                     self.split(wait, |counts| counts.tasks_canceled += 1);
                 }
             }
-            CountedEvent::TaskCompleted => self.tasks_completed += 1,
+            CountedEvent::TaskCompleted => {
+                self.tasks_completed += 1;
+                if let Some(outcome) = &counted.outcome {
+                    *self.completed_by_outcome.entry(outcome.clone()).or_default() += 1;
+                }
+            }
             CountedEvent::TaskDeleted => self.tasks_deleted += 1,
             CountedEvent::Reservation(ReservationEvent::Created) => self.reservations_created += 1,
             CountedEvent::Reservation(ReservationEvent::Accepted) => {
@@ -387,7 +405,7 @@ pub(super) mod tests {
 
     use super::*;
     use crate::routing::sid::SidKind;
-    use crate::routing::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskOrder};
+    use crate::routing::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskOrder, WrapUpRules};
 
     /// `T1`, `Q2`, `W1`, `C1`: the task, queue, workflow or task channel numbered so.
     pub(in crate::routing) fn sid(name: &str) -> Sid {
@@ -409,7 +427,8 @@ pub(super) mod tests {
     }
 
     /// One event a line (or between semicolons): seconds, TaskRouter's event type, then the
-    /// task, queue, workflow and channel it names (`12 reservation.accepted T1 Q1 W1`).
+    /// task, queue, workflow and channel it names (`12 reservation.accepted T1 Q1 W1`), and a
+    /// completed task's disposition after `=` (`30 task.completed T1 =Sale`).
     /// `create T1 Q1 W1 C2` stands for the three events of a task created into a queue (on
     /// channel 2), as the engine emits them. Events that no statistic counts are dropped, as
     /// [`EventFacts::new`] drops them.
@@ -421,12 +440,13 @@ pub(super) mod tests {
             let named =
                 |letter: &str| words[2..].iter().find(|word| word.starts_with(letter)).map(|w| sid(w));
             let (task, queue, workflow, channel) = (named("T"), named("Q"), named("W"), named("C"));
+            let outcome = words[2..].iter().find_map(|word| word.strip_prefix('='));
             if words[1] == "create" {
-                events.extend(EventFacts::new(at, "workflow.entered", task, None, workflow, None));
-                events.extend(EventFacts::new(at, "task-queue.entered", task, queue, workflow, None));
-                events.extend(EventFacts::new(at, "task.created", task, None, workflow, channel));
+                events.extend(EventFacts::new(at, "workflow.entered", task, None, workflow, None, None));
+                events.extend(EventFacts::new(at, "task-queue.entered", task, queue, workflow, None, None));
+                events.extend(EventFacts::new(at, "task.created", task, None, workflow, channel, None));
             } else {
-                events.extend(EventFacts::new(at, words[1], task, queue, workflow, channel));
+                events.extend(EventFacts::new(at, words[1], task, queue, workflow, channel, outcome));
             }
         }
         events
@@ -468,6 +488,11 @@ pub(super) mod tests {
                 1 => format!("{wait} {}", d.total),
                 n => format!("{wait} n={n} avg={} min={} max={} total={}", d.avg(), d.min, d.max, d.total),
             });
+        }
+        if !s.completed_by_outcome.is_empty() {
+            let outcomes: Vec<String> =
+                s.completed_by_outcome.iter().map(|(outcome, n)| format!("{outcome:?}={n}")).collect();
+            parts.push(format!("dispositions {}", outcomes.join(" ")));
         }
         for split in &s.split_by_wait_time {
             let side = |c: SplitCounts| {
@@ -513,7 +538,7 @@ pub(super) mod tests {
     /// compares them, for every scope, with `expected`.
     fn check(events: &[EventFacts], window: (i64, i64), thresholds: &[u32], expected: Expect) {
         let window = Window { start: window.0 * 1000, end: window.1 * 1000 };
-        let statistics_of = |scope| cumulative_statistics(events.iter().copied(), window, scope, thresholds);
+        let statistics_of = |scope| cumulative_statistics(events.iter().cloned(), window, scope, thresholds);
         expected.assert_eq(&summary(events, statistics_of));
     }
 
@@ -624,6 +649,24 @@ pub(super) mod tests {
                 workspace, W1: tasks entered=2 canceled=1; until canceled 45
                 Q1: tasks entered=1 canceled=1; until canceled 45
                 Q2: tasks entered=1"#]],
+        );
+    }
+
+    #[test]
+    fn completed_tasks_count_by_disposition_in_the_queue_they_were_served_from() {
+        let events = script(
+            "0 create T1 Q1 W1; 0 create T2 Q1 W1; 0 create T3 Q2 W1
+             5 reservation.accepted T1 Q1 W1; 6 reservation.accepted T2 Q1 W1; 7 reservation.accepted T3 Q2 W1
+             60 task.completed T1 =Sale; 61 task.completed T2 =Sale; 62 task.completed T3",
+        );
+        check(
+            &events,
+            (0, 100),
+            &[],
+            expect![[r#"
+                workspace, W1: tasks entered=3 completed=3; reservations accepted=3; until accepted n=3 avg=6 min=5 max=7 total=18; dispositions "Sale"=2
+                Q1: tasks entered=2 completed=2; reservations accepted=2; until accepted n=2 avg=6 min=5 max=6 total=11; in queue n=2 avg=6 min=5 max=6 total=11; dispositions "Sale"=2
+                Q2: tasks entered=1 completed=1; reservations accepted=1; until accepted 7; in queue 7"#]],
         );
     }
 
@@ -798,6 +841,7 @@ pub(super) mod tests {
             target_workers: "1==1".to_owned(),
             task_order: TaskOrder::Fifo,
             max_reserved_workers: 1,
+            wrap_up: WrapUpRules::default(),
         };
         let queue = engine.create_task_queue(new_queue, 0).unwrap();
         let configuration =

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::event::{Event, EventType};
 use super::model::*;
@@ -84,6 +84,7 @@ pub struct NewTaskQueue {
     pub target_workers: String,
     pub task_order: TaskOrder,
     pub max_reserved_workers: u32,
+    pub wrap_up: WrapUpRules,
 }
 
 /// Changes to a task queue; `None` leaves a field as it is.
@@ -93,6 +94,10 @@ pub struct TaskQueueChanges {
     pub target_workers: Option<String>,
     pub task_order: Option<TaskOrder>,
     pub max_reserved_workers: Option<u32>,
+    /// Seconds; 0 removes the limit.
+    pub wrap_up_limit: Option<u32>,
+    /// Replaces the list; an empty one asks for no code.
+    pub dispositions: Option<Vec<String>>,
 }
 
 /// Changes to a workflow; `None` leaves a field as it is.
@@ -593,6 +598,8 @@ impl Engine {
         validate_unique_name("a task queue", &new.friendly_name, taken)?;
         let target_expression = parse_target_workers(&new.target_workers)?;
         validate_max_reserved(new.max_reserved_workers)?;
+        validate_wrap_up_limit(new.wrap_up.limit_seconds)?;
+        validate_dispositions(&new.wrap_up.dispositions)?;
         let sid = self.sids.mint(SidKind::TaskQueue);
         let idx = self.queues.len();
         self.queues.push(TaskQueue {
@@ -602,6 +609,7 @@ impl Engine {
             target_expression,
             task_order: new.task_order,
             max_reserved_workers: new.max_reserved_workers,
+            wrap_up: new.wrap_up,
             members: Default::default(),
             ready: vec![Default::default(); self.channels.len()],
             waiting: Default::default(),
@@ -624,7 +632,14 @@ impl Engine {
         now: Millis,
     ) -> Result<(), RoutingError> {
         let idx = self.queue_index(sid)?;
-        let TaskQueueChanges { friendly_name, target_workers, task_order, max_reserved_workers } = changes;
+        let TaskQueueChanges {
+            friendly_name,
+            target_workers,
+            task_order,
+            max_reserved_workers,
+            wrap_up_limit,
+            dispositions,
+        } = changes;
         if let Some(name) = &friendly_name {
             let others = self.queues.iter().filter(|queue| queue.sid != sid);
             validate_unique_name("a task queue", name, others.map(|queue| queue.friendly_name.as_str()))?;
@@ -633,8 +648,21 @@ impl Engine {
         if let Some(max) = max_reserved_workers {
             validate_max_reserved(max)?;
         }
+        if let Some(limit) = wrap_up_limit {
+            validate_wrap_up_limit(limit)?;
+        }
+        if let Some(dispositions) = &dispositions {
+            validate_dispositions(dispositions)?;
+        }
         let queue = &mut self.queues[idx];
         queue.updated_at = now;
+        // A new limit applies to tasks that begin wrapping from now on.
+        if let Some(limit) = wrap_up_limit {
+            queue.wrap_up.limit_seconds = limit;
+        }
+        if let Some(dispositions) = dispositions {
+            queue.wrap_up.dispositions = dispositions;
+        }
         if let Some(name) = friendly_name {
             queue.friendly_name = name;
         }
@@ -939,6 +967,50 @@ impl Engine {
         self.update_task(task, TaskChanges { status: Some(status), ..TaskChanges::default() }, now)
     }
 
+    /// Completes an assigned or wrapping task with `outcome`, one of its queue's disposition
+    /// codes, written into its attributes as `conversations.outcome` in the same step.
+    pub fn dispose(
+        &mut self,
+        task: Sid,
+        outcome: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(), RoutingError> {
+        let task_ref = self.existing_task(task)?;
+        let queue = self.task_queue(task_ref);
+        let codes = queue.map(|queue| queue.wrap_up.dispositions.as_slice()).unwrap_or_default();
+        if !codes.iter().any(|code| code == outcome) {
+            let message = match queue {
+                Some(queue) if !codes.is_empty() => {
+                    format!("{outcome:?} is not one of {}'s codes: {}", queue.friendly_name, codes.join(", "))
+                }
+                Some(queue) => format!("{} has no disposition codes", queue.friendly_name),
+                None => "the task was served from no queue, which has no disposition codes".to_owned(),
+            };
+            return Err(RoutingError::invalid("disposition", message));
+        }
+        let mut attributes = Value::clone(&task_ref.attributes);
+        let conversations =
+            attributes.as_object_mut().map(|object| object.entry("conversations").or_insert(json!({})));
+        match conversations {
+            Some(Value::Object(conversations)) => {
+                conversations.insert("outcome".to_owned(), json!(outcome));
+            }
+            _ => {
+                return Err(RoutingError::invalid(
+                    "attributes",
+                    "the task's conversations attribute is not an object: its outcome cannot be kept",
+                ));
+            }
+        }
+        let status = TaskStatusChange::Completed { reason: reason.to_owned() };
+        self.update_task(
+            task,
+            TaskChanges { attributes: Some(attributes), status: Some(status), ..TaskChanges::default() },
+            now,
+        )
+    }
+
     /// Cancels a pending or reserved task; pending reservations are canceled with it.
     pub fn cancel(&mut self, task: Sid, reason: &str, now: Millis) -> Result<(), RoutingError> {
         let status = TaskStatusChange::Canceled { reason: reason.to_owned() };
@@ -1008,9 +1080,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves an assigned task to wrapping (checked by the caller).
+    /// Moves an assigned task to wrapping (checked by the caller), until the agent completes it
+    /// or its queue's wrap-up limit does.
     fn start_wrap_up(&mut self, task: Sid, now: Millis) {
-        self.task_mut(task).status = TaskStatus::Wrapping;
+        let task_ref = self.task_mut(task);
+        task_ref.status = TaskStatus::Wrapping;
+        let limit = task_ref.queue.map_or(0, |queue| self.queues[queue].wrap_up.limit_seconds);
+        if limit > 0 {
+            self.schedule(now.saturating_add(i64::from(limit) * 1000), Timer::WrapUpLimit(task));
+        }
         self.emit(now, EventType::TaskWrapup, task, |event| event.task = Some(task));
         if let Some(reservation) = self.accepted_reservation(task) {
             self.reservations.get_mut(&reservation).expect("exists").status = ReservationStatus::Wrapping;
@@ -1026,9 +1104,12 @@ impl Engine {
         task_ref.reason = Some(reason.to_owned());
         let channel = task_ref.channel;
         let worker = task_ref.assigned_worker;
+        let outcome = task_ref.attributes.pointer("/conversations/outcome").and_then(Value::as_str);
+        let outcome = outcome.map(str::to_owned);
         self.emit(now, EventType::TaskCompleted, task, |event| {
             event.task = Some(task);
             event.reason = Some(reason.to_owned());
+            event.outcome = outcome;
         });
         if let Some(reservation) = self.accepted_reservation(task) {
             self.reservations.get_mut(&reservation).expect("exists").status = ReservationStatus::Completed;
@@ -1056,6 +1137,12 @@ impl Engine {
                     self.task_mut(task).ttl_timer = None;
                     if self.tasks[&task].status.is_waiting() {
                         self.cancel_waiting_task(task, "Task TTL Exceeded", at);
+                    }
+                }
+                Timer::WrapUpLimit(task) => {
+                    // Completed by the agent in time, or deleted, the task needs nothing more.
+                    if self.tasks.get(&task).is_some_and(|task| task.status == TaskStatus::Wrapping) {
+                        self.finish_task(task, WRAP_UP_LIMIT_REASON, at);
                     }
                 }
                 Timer::Purge(task) => {
@@ -1147,6 +1234,7 @@ impl Engine {
             activity: None,
             reason: None,
             channel: None,
+            outcome: None,
         };
         fill(&mut event);
         // What an event tells of a task, reservation or worker changed it (`date_updated`).
@@ -1880,6 +1968,38 @@ fn validate_unique_name<'a>(
 fn validate_reservation_timeout(seconds: u32) -> Result<(), RoutingError> {
     if !(1..=MAX_RESERVATION_TIMEOUT).contains(&seconds) {
         return Err(RoutingError::invalid("task_reservation_timeout", "must be between 1 and 86400 seconds"));
+    }
+    Ok(())
+}
+
+fn validate_wrap_up_limit(seconds: u32) -> Result<(), RoutingError> {
+    if seconds > MAX_WRAP_UP_SECONDS {
+        return Err(RoutingError::invalid(
+            "wrap_up_limit",
+            "must be between 0 (no limit) and 86,400 seconds",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_dispositions(codes: &[String]) -> Result<(), RoutingError> {
+    if codes.len() > MAX_DISPOSITIONS {
+        return Err(RoutingError::invalid("disposition_codes", format!("at most {MAX_DISPOSITIONS} codes")));
+    }
+    for (at, code) in codes.iter().enumerate() {
+        let chars = code.chars().count();
+        // Commas separate codes in a request (`DispositionCodes=Sale,Callback`).
+        if code.trim() != code || chars == 0 || chars > MAX_DISPOSITION_CHARS || code.contains(',') {
+            return Err(RoutingError::invalid(
+                "disposition_codes",
+                format!(
+                    "{code:?}: a code is 1 to {MAX_DISPOSITION_CHARS} characters, without a comma or spaces around it"
+                ),
+            ));
+        }
+        if codes[..at].contains(code) {
+            return Err(RoutingError::invalid("disposition_codes", format!("{code:?} is listed twice")));
+        }
     }
     Ok(())
 }

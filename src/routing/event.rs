@@ -24,6 +24,8 @@ pub struct Event {
     pub reason: Option<String>,
     /// The task's channel, on `task.created` (so that statistics by channel outlive the task).
     pub channel: Option<Sid>,
+    /// On `task.completed`, the task's disposition (`conversations.outcome`), for the statistics.
+    pub outcome: Option<String>,
 }
 
 /// The event types the engine produces.

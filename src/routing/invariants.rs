@@ -159,6 +159,15 @@ pub(super) fn check_invariants(e: &Engine, now: Millis, label: &str) -> Result<(
                 return Err(format!("{label}: purge timer for a waiting task"));
             }
             Timer::Purge(_) => {}
+            // Left in place when the agent completes the task first: it then finds nothing to do.
+            Timer::WrapUpLimit(t)
+                if e.tasks
+                    .get(t)
+                    .is_some_and(|t| !matches!(t.status, TaskStatus::Wrapping | TaskStatus::Completed)) =>
+            {
+                return Err(format!("{label}: wrap-up limit for a task neither wrapping nor completed"));
+            }
+            Timer::WrapUpLimit(_) => {}
             _ if !referenced.contains(key) => return Err(format!("{label}: orphan timer {timer:?}")),
             _ => {}
         }
@@ -214,6 +223,10 @@ fn run(
                     target_workers: expr.to_string(),
                     task_order: order,
                     max_reserved_workers: 1 + rng.below(3) as u32,
+                    wrap_up: WrapUpRules {
+                        limit_seconds: if rng.chance(30) { rng.below(40) as u32 } else { 0 },
+                        dispositions: vec!["Sale".into(), "No sale".into()],
+                    },
                 },
                 now,
             )
@@ -345,6 +358,11 @@ fn run(
                 }
             }
             6 | 7 => match pick(&mut rng, &tasks) {
+                Some(t) if rng.chance(30) => {
+                    let outcome = ["Sale", "No sale", "Unknown"][rng.below(3)];
+                    desc = format!("dispose({t}, {outcome})");
+                    e.dispose(t, outcome, "done", now)
+                }
                 Some(t) => {
                     desc = format!("complete({t})");
                     e.complete(t, "done", now)
@@ -409,6 +427,8 @@ fn run(
                         .chance(30)
                         .then(|| if rng.chance(50) { TaskOrder::Lifo } else { TaskOrder::Fifo }),
                     max_reserved_workers: rng.chance(50).then(|| 1 + rng.below(3) as u32),
+                    wrap_up_limit: rng.chance(20).then(|| rng.below(40) as u32),
+                    dispositions: rng.chance(10).then(Vec::new),
                 };
                 desc = format!("update_task_queue(Q{qi}, {changes:?})");
                 e.update_task_queue(queues[qi], changes, now)
@@ -447,7 +467,9 @@ fn run(
             21 => match pick(&mut rng, &tasks) {
                 Some(t) => {
                     let attributes = rng.chance(50).then(|| {
-                        json!({"kind": kinds[rng.below(4)], "min": rng.below(5), "agent": format!("w{}", rng.below(7))})
+                        let outcome = ["Sale", "No sale"][rng.below(2)];
+                        json!({"kind": kinds[rng.below(4)], "min": rng.below(5), "agent": format!("w{}", rng.below(7)),
+                            "conversations": {"outcome": outcome}})
                     });
                     let priority = rng.chance(40).then(|| rng.below(4) as i64);
                     let status = match rng.below(4) {
@@ -532,6 +554,7 @@ fn random_command_sequences_keep_every_invariant() {
         "delete_task",
         "delete_task_queue",
         "delete_worker",
+        "dispose",
         "reject",
         "set_worker_activity",
         "set_worker_channel",

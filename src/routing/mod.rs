@@ -54,8 +54,9 @@ pub use engine::{
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};
 pub use model::{
-    Activity, MAX_PRIORITY, MAX_TASK_TTL, Reservation, ReservationStatus, Task, TaskChannel, TaskOrder,
-    TaskQueue, TaskStatus, Timer, TimerKey, Worker, WorkerChannel, Workflow,
+    Activity, MAX_PRIORITY, MAX_TASK_TTL, MAX_WRAP_UP_SECONDS, Reservation, ReservationStatus, Task,
+    TaskChannel, TaskOrder, TaskQueue, TaskStatus, Timer, TimerKey, WRAP_UP_LIMIT_REASON, Worker,
+    WorkerChannel, Workflow, WrapUpRules,
 };
 pub use sid::{Sid, SidError, SidKind};
 pub use skill::{Skill, assign_skills};

@@ -23,6 +23,12 @@ pub const MAX_TASK_TTL: u32 = 1_209_600;
 pub const MAX_ASSIGNMENTS: u32 = 1_000;
 /// Completed and canceled tasks stay readable this long, then are purged (as on Twilio).
 pub const PURGE_AFTER: Millis = 5 * 60 * 1000;
+/// Limits of a queue's wrap-up rules: a day, and a list an agent can read at a glance.
+pub const MAX_WRAP_UP_SECONDS: u32 = 86_400;
+pub const MAX_DISPOSITIONS: usize = 50;
+pub const MAX_DISPOSITION_CHARS: usize = 64;
+/// Why a task completed by itself at its queue's wrap-up limit (the task's `reason`).
+pub const WRAP_UP_LIMIT_REASON: &str = "wrap-up time limit reached";
 
 #[derive(Debug, Clone)]
 pub struct Activity {
@@ -99,6 +105,7 @@ pub struct TaskQueue {
     pub(super) target_expression: Expression,
     pub task_order: TaskOrder,
     pub max_reserved_workers: u32,
+    pub wrap_up: WrapUpRules,
     /// Every worker matching `target_workers`, whatever its activity.
     pub(super) members: BTreeSet<usize>,
     /// Per channel: members that could take a task on it now (available activity, channel
@@ -113,6 +120,17 @@ pub struct TaskQueue {
     pub created_at: Millis,
     /// The last change (`date_updated`).
     pub updated_at: Millis,
+}
+
+/// The after-call work a queue's tasks get (a Switchboard setting; TaskRouter has none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WrapUpRules {
+    /// Seconds a task may stay wrapping before it completes by itself and frees the agent
+    /// (Asterisk's `wrapuptime`); 0: until the agent completes it.
+    pub limit_seconds: u32,
+    /// The codes an agent picks one of to complete a task, kept in its attributes as
+    /// `conversations.outcome` (what Flex Insights reads); none: the agent is not asked.
+    pub dispositions: Vec<String>,
 }
 
 /// Orders a queue's waiting tasks: FIFO by priority (high first) then age; LIFO newest first,
@@ -213,13 +231,18 @@ pub enum Timer {
     StepTimeout(Sid),
     TaskTtl(Sid),
     Purge(Sid),
+    /// The queue's wrap-up limit, counted from when the task began wrapping.
+    WrapUpLimit(Sid),
 }
 
 impl Timer {
     /// The task a step, TTL or purge timer is about.
     pub(super) fn task(self) -> Option<Sid> {
         match self {
-            Timer::StepTimeout(task) | Timer::TaskTtl(task) | Timer::Purge(task) => Some(task),
+            Timer::StepTimeout(task)
+            | Timer::TaskTtl(task)
+            | Timer::Purge(task)
+            | Timer::WrapUpLimit(task) => Some(task),
             Timer::ReservationTimeout(_) => None,
         }
     }

@@ -78,6 +78,7 @@ pub struct QueueState {
     pub target_workers: String,
     pub task_order: TaskOrder,
     pub max_reserved_workers: u32,
+    pub wrap_up: WrapUpRules,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -200,6 +201,7 @@ impl Engine {
                     target_workers: q.target_workers.clone(),
                     task_order: q.task_order,
                     max_reserved_workers: q.max_reserved_workers,
+                    wrap_up: q.wrap_up.clone(),
                     created_at: q.created_at,
                     updated_at: q.updated_at,
                 })
@@ -347,6 +349,7 @@ impl Engine {
                 target_expression: parse_target_workers(&queue.target_workers)?,
                 task_order: queue.task_order,
                 max_reserved_workers: queue.max_reserved_workers,
+                wrap_up: queue.wrap_up.clone(),
                 members: Default::default(),
                 ready: vec![Default::default(); engine.channels.len()],
                 waiting: Default::default(),

@@ -57,6 +57,7 @@ impl Sim {
             target_workers: target_workers.to_owned(),
             task_order,
             max_reserved_workers,
+            wrap_up: WrapUpRules::default(),
         };
         let sid = self.engine.create_task_queue(new, self.now).unwrap();
         self.names.insert(sid, name.to_owned());
@@ -178,6 +179,9 @@ impl Sim {
             }
             if let Some(reason) = &event.reason {
                 line.push_str(&format!(" reason={reason:?}"));
+            }
+            if let Some(outcome) = &event.outcome {
+                line.push_str(&format!(" outcome={outcome:?}"));
             }
             lines.push(line);
         }
@@ -751,6 +755,89 @@ fn wrap_up_keeps_capacity_until_complete() {
 }
 
 #[test]
+fn the_queues_wrap_up_limit_completes_a_task_the_agent_left_wrapping_and_frees_them() {
+    let mut sim = onboarding();
+    let sales = sim.engine.queue_by_name("Sales").unwrap().sid;
+    let rules = TaskQueueChanges {
+        wrap_up_limit: Some(30),
+        dispositions: Some(vec!["Sale".into(), "No sale".into()]),
+        ..TaskQueueChanges::default()
+    };
+    sim.engine.update_task_queue(sales, rules, sim.now).unwrap();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.accept("alice");
+    sim.at(10.0);
+    sim.engine.wrap_up(sim.named("T1"), sim.now).unwrap();
+    sim.events();
+
+    sim.at(39.9);
+    assert_eq!(sim.status("T1"), "wrapping", "inside the limit the agent still writes notes");
+    sim.at(40.0);
+    sim.accept("alice");
+    // Completed by the agent in time, with a disposition: nothing happens at the limit.
+    sim.at(50.0);
+    sim.engine.wrap_up(sim.named("T2"), sim.now).unwrap();
+    let done = TaskChanges {
+        attributes: Some(json!({"skillsNeeded": ["Sales"], "conversations": {"outcome": "Sale"}})),
+        status: Some(TaskStatusChange::Completed { reason: "Sale".into() }),
+        ..TaskChanges::default()
+    };
+    sim.engine.update_task(sim.named("T2"), done, sim.now).unwrap();
+    sim.at(100.0);
+
+    sim.check(expect![[r#"
+        t=40 task.completed task=T1 reason="wrap-up time limit reached"
+        t=40 reservation.completed task=T1 worker=alice queue=Sales
+        t=40 reservation.created task=T2 worker=alice queue=Sales
+        t=40 reservation.accepted task=T2 worker=alice queue=Sales
+        t=40 task.updated task=T2
+        t=50 task.wrapup task=T2
+        t=50 reservation.wrapup task=T2 worker=alice queue=Sales
+        t=50 task.updated task=T2
+        t=50 task.completed task=T2 reason="Sale" outcome="Sale"
+        t=50 reservation.completed task=T2 worker=alice queue=Sales"#]]);
+}
+
+#[test]
+fn wrap_up_rules_are_checked_whole_before_anything_changes() {
+    let mut sim = onboarding();
+    let sales = sim.engine.queue_by_name("Sales").unwrap().sid;
+    let check = |sim: &mut Sim, limit: Option<u32>, codes: &[&str], expected: &str| {
+        let changes = TaskQueueChanges {
+            friendly_name: Some("Renamed".into()),
+            wrap_up_limit: limit,
+            dispositions: Some(codes.iter().map(|code| code.to_string()).collect()),
+            ..TaskQueueChanges::default()
+        };
+        let answer = sim.engine.update_task_queue(sales, changes, sim.now).map_err(|err| err.to_string());
+        assert_eq!(answer.err().unwrap_or_default(), expected, "{limit:?} {codes:?}");
+    };
+    check(&mut sim, Some(86_401), &[], "wrap_up_limit: must be between 0 (no limit) and 86,400 seconds");
+    check(&mut sim, None, &["Sale", "Sale"], r#"disposition_codes: "Sale" is listed twice"#);
+    check(
+        &mut sim,
+        None,
+        &["Sale,Callback"],
+        r#"disposition_codes: "Sale,Callback": a code is 1 to 64 characters, without a comma or spaces around it"#,
+    );
+    check(
+        &mut sim,
+        None,
+        &[" Sale"],
+        r#"disposition_codes: " Sale": a code is 1 to 64 characters, without a comma or spaces around it"#,
+    );
+    assert_eq!(sim.engine.queue(sales).unwrap().friendly_name, "Sales", "a refused change changes nothing");
+    check(&mut sim, Some(0), &["Sale", "No sale"], "");
+    let queue = sim.engine.queue(sales).unwrap();
+    assert_eq!(
+        queue.wrap_up,
+        WrapUpRules { limit_seconds: 0, dispositions: vec!["Sale".into(), "No sale".into()] }
+    );
+}
+
+#[test]
 fn a_task_is_canceled_after_a_thousand_assignment_rounds() {
     let mut sim = onboarding();
     sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
@@ -887,6 +974,7 @@ fn invalid_commands_are_refused_and_change_nothing() {
                     target_workers: "skill-level > 3".into(),
                     task_order: TaskOrder::Fifo,
                     max_reserved_workers: 1,
+                    wrap_up: WrapUpRules::default(),
                 },
                 0,
             ),
@@ -899,6 +987,7 @@ fn invalid_commands_are_refused_and_change_nothing() {
                     target_workers: "1==1".into(),
                     task_order: TaskOrder::Fifo,
                     max_reserved_workers: 51,
+                    wrap_up: WrapUpRules::default(),
                 },
                 0,
             ),

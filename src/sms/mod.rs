@@ -30,7 +30,7 @@ use crate::config::SmsSettings;
 use crate::ivr::{self, CallState, Effect, Input, Medium};
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
-use crate::routing::{Command, Event, EventType, Millis, Sid, TaskStatus};
+use crate::routing::{Command, Event, EventType, Millis, RoutingError, Sid, TaskStatus};
 use crate::store::{
     ConversationRecord, ConversationV1, ConversationV2, KeyedWrite, MessagePageRecord, MessagePageV1,
     MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
@@ -449,18 +449,25 @@ impl Sms {
     /// the closing text, and their next text starts at the IVR again. Answers once the closing
     /// text is queued durably. A conversation closed already (its task completed another way)
     /// is not an error: there is nothing more to do.
-    pub async fn close(&self, task: Sid, now: Millis) -> Result<(), SmsError> {
+    pub async fn close(&self, task: Sid, disposition: Option<&str>, now: Millis) -> Result<(), SmsError> {
         let mut conversation = match self.by_task(task).await {
             Ok(conversation) => conversation,
             Err(SmsError::NotFound(_)) if self.is_closed_text_task(task) => return Ok(()),
             Err(err) => return Err(err),
         };
-        match self.live.execute(Command::Complete { task, reason: "conversation closed".into() }).await {
+        let completion = self
+            .live
+            .read(|engine| Command::agent_completion(engine, task, disposition, "conversation closed"));
+        let refused = |err: RoutingError| match err {
+            RoutingError::Invalid { .. } => SmsError::Invalid(err.to_string()),
+            err => SmsError::Conflict(err.to_string()),
+        };
+        match self.live.execute(completion.map_err(refused)?).await {
             Ok(_) => {}
             Err(ExecuteError::Storage(err)) => return Err(SmsError::Storage(err)),
             // Completed already (through another API, and the conversation not closed yet).
             Err(ExecuteError::Refused(_)) if self.task_completed(task) => {}
-            Err(ExecuteError::Refused(err)) => return Err(SmsError::Conflict(err.to_string())),
+            Err(ExecuteError::Refused(err)) => return Err(refused(err)),
         }
         self.close_locked(&mut conversation, task, now).await
     }

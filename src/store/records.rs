@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use crate::ivr::CallState;
 use crate::routing::{
-    ActivityState, ChannelState, Command, Event, Millis, NewTask, NewTaskQueue, NewWorker, NewWorkflow,
-    Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step, TaskChanges,
-    TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey, WorkerChannel,
-    WorkerState, WorkflowChanges, WorkflowState, WorkspaceSettings,
+    ActivityState, ChannelState, Command, Event, EventFacts, Millis, NewTask, NewTaskQueue, NewWorker,
+    NewWorkflow, Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step,
+    TaskChanges, TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey,
+    WorkerChannel, WorkerState, WorkflowChanges, WorkflowState, WorkspaceSettings, WrapUpRules,
 };
 use crate::voice::{Bridge, Call, Stage};
 
@@ -75,6 +75,11 @@ pub enum CommandV1 {
         target_workers: String,
         task_order: OrderV1,
         max_reserved_workers: u32,
+        /// Absent in records written before wrap-up rules, and when there are none.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        wrap_up_limit: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        dispositions: Vec<String>,
     },
     UpdateTaskQueue {
         queue: Sid,
@@ -84,6 +89,10 @@ pub enum CommandV1 {
         friendly_name: Option<String>,
         #[serde(default)]
         task_order: Option<OrderV1>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wrap_up_limit: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dispositions: Option<Vec<String>>,
     },
     UpdateWorkflow {
         workflow: Sid,
@@ -134,6 +143,11 @@ pub enum CommandV1 {
     },
     Complete {
         task: Sid,
+        reason: String,
+    },
+    Dispose {
+        task: Sid,
+        outcome: String,
         reason: String,
     },
     Cancel {
@@ -540,6 +554,9 @@ pub enum EventRecord {
         /// The task's channel, on `task.created`; absent in older records.
         #[serde(default)]
         channel: Option<Sid>,
+        /// The task's disposition, on `task.completed`; absent in older records and without one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
     },
 }
 
@@ -601,6 +618,11 @@ pub struct QueueV1 {
     /// Absent in records written before it was kept: then the creation time.
     #[serde(default)]
     pub updated_at: Option<Millis>,
+    /// Absent in records written before wrap-up rules, and when there are none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wrap_up_limit: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dispositions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -680,6 +702,11 @@ pub enum TimerV1 {
     StepTimeout(Sid),
     TaskTtl(Sid),
     Purge(Sid),
+    WrapUpLimit(Sid),
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// A record that does not decode into a valid routing value.
@@ -743,6 +770,8 @@ impl CommandRecord {
                 target_workers: new.target_workers,
                 task_order: new.task_order.into(),
                 max_reserved_workers: new.max_reserved_workers,
+                wrap_up_limit: new.wrap_up.limit_seconds,
+                dispositions: new.wrap_up.dispositions,
             },
             Command::UpdateTaskQueue { queue, changes } => CommandV1::UpdateTaskQueue {
                 queue,
@@ -750,6 +779,8 @@ impl CommandRecord {
                 max_reserved_workers: changes.max_reserved_workers,
                 friendly_name: changes.friendly_name,
                 task_order: changes.task_order.map(OrderV1::from),
+                wrap_up_limit: changes.wrap_up_limit,
+                dispositions: changes.dispositions,
             },
             Command::UpdateWorkflow { workflow, changes } => CommandV1::UpdateWorkflow {
                 workflow,
@@ -789,6 +820,7 @@ impl CommandRecord {
             Command::Reject { reservation, activity } => CommandV1::Reject { reservation, activity },
             Command::WrapUp { task } => CommandV1::WrapUp { task },
             Command::Complete { task, reason } => CommandV1::Complete { task, reason },
+            Command::Dispose { task, outcome, reason } => CommandV1::Dispose { task, outcome, reason },
             Command::Cancel { task, reason } => CommandV1::Cancel { task, reason },
         };
         CommandRecord::V1 { at, command }
@@ -831,11 +863,14 @@ impl CommandRecord {
                 target_workers,
                 task_order,
                 max_reserved_workers,
+                wrap_up_limit,
+                dispositions,
             } => Command::CreateTaskQueue(NewTaskQueue {
                 friendly_name,
                 target_workers,
                 task_order: task_order.into(),
                 max_reserved_workers,
+                wrap_up: WrapUpRules { limit_seconds: wrap_up_limit, dispositions },
             }),
             CommandV1::UpdateTaskQueue {
                 queue,
@@ -843,6 +878,8 @@ impl CommandRecord {
                 max_reserved_workers,
                 friendly_name,
                 task_order,
+                wrap_up_limit,
+                dispositions,
             } => Command::UpdateTaskQueue {
                 queue,
                 changes: TaskQueueChanges {
@@ -850,6 +887,8 @@ impl CommandRecord {
                     target_workers,
                     task_order: task_order.map(TaskOrder::from),
                     max_reserved_workers,
+                    wrap_up_limit,
+                    dispositions,
                 },
             },
             CommandV1::UpdateWorkflow {
@@ -898,9 +937,18 @@ impl CommandRecord {
             CommandV1::Reject { reservation, activity } => Command::Reject { reservation, activity },
             CommandV1::WrapUp { task } => Command::WrapUp { task },
             CommandV1::Complete { task, reason } => Command::Complete { task, reason },
+            CommandV1::Dispose { task, outcome, reason } => Command::Dispose { task, outcome, reason },
             CommandV1::Cancel { task, reason } => Command::Cancel { task, reason },
         };
         (at, command)
+    }
+}
+
+impl EventRecord {
+    /// What the cumulative statistics count of the stored event, if anything.
+    pub fn facts(&self) -> Option<EventFacts> {
+        let EventRecord::V1 { timestamp, event_type, task, queue, workflow, channel, outcome, .. } = self;
+        EventFacts::new(*timestamp, event_type, *task, *queue, *workflow, *channel, outcome.as_deref())
     }
 }
 
@@ -919,6 +967,7 @@ impl From<&Event> for EventRecord {
             activity: event.activity,
             reason: event.reason.clone(),
             channel: event.channel,
+            outcome: event.outcome.clone(),
         }
     }
 }
@@ -1149,6 +1198,8 @@ fn queue_record(q: &QueueState) -> QueueV1 {
         max_reserved_workers: q.max_reserved_workers,
         created_at: q.created_at,
         updated_at: Some(q.updated_at),
+        wrap_up_limit: q.wrap_up.limit_seconds,
+        dispositions: q.wrap_up.dispositions.clone(),
     }
 }
 
@@ -1224,6 +1275,7 @@ fn timer_record(&((at, seq), timer): &(TimerKey, Timer)) -> (Millis, u64, TimerV
         Timer::StepTimeout(sid) => TimerV1::StepTimeout(sid),
         Timer::TaskTtl(sid) => TimerV1::TaskTtl(sid),
         Timer::Purge(sid) => TimerV1::Purge(sid),
+        Timer::WrapUpLimit(sid) => TimerV1::WrapUpLimit(sid),
     };
     (at, seq, timer)
 }
@@ -1303,6 +1355,7 @@ impl SnapshotRecord {
                     target_workers: q.target_workers,
                     task_order: q.task_order.into(),
                     max_reserved_workers: q.max_reserved_workers,
+                    wrap_up: WrapUpRules { limit_seconds: q.wrap_up_limit, dispositions: q.dispositions },
                     created_at: q.created_at,
                     updated_at: q.updated_at.unwrap_or(q.created_at),
                 })
@@ -1376,6 +1429,7 @@ impl SnapshotRecord {
                         TimerV1::StepTimeout(sid) => Timer::StepTimeout(sid),
                         TimerV1::TaskTtl(sid) => Timer::TaskTtl(sid),
                         TimerV1::Purge(sid) => Timer::Purge(sid),
+                        TimerV1::WrapUpLimit(sid) => Timer::WrapUpLimit(sid),
                     };
                     ((at, seq), timer)
                 })

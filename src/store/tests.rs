@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::sled_backend::{Part, SNAPSHOTS, snapshot_file_name};
 use super::*;
-use crate::routing::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskOrder};
+use crate::routing::{Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskOrder, WrapUpRules};
 
 fn open(dir: &Path) -> Result<(Store, Recovered), StoreError> {
     Store::open(dir, Durability::Flush)
@@ -49,6 +49,7 @@ fn workspace() -> Engine {
                 target_workers: "1==1".into(),
                 task_order: TaskOrder::Fifo,
                 max_reserved_workers: 1,
+                wrap_up: WrapUpRules::default(),
             },
             1_000,
         )

@@ -3,7 +3,7 @@
 //! own offers and tasks.
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{SignedIn, TestApp};
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, Api, spawn_api};
@@ -273,4 +273,105 @@ async fn browsers_are_never_challenged_and_other_sites_cannot_use_the_credential
         .unwrap();
     assert_eq!(signed.status(), StatusCode::FORBIDDEN);
     assert!(signed.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn an_agent_completes_with_one_of_the_queues_dispositions_and_the_wrap_up_limit_frees_them() {
+    let app = spawn_api().await;
+    let api = Api::new(&app).await;
+    let alice = Agent::sign_in(&app, "alice").await;
+    let sales = api.find("/TaskQueues", "task_queues", "friendly_name", "Sales").await;
+    let workflow = crate::taskrouter::sales_and_support(&app);
+    let available = api.find("/Activities", "activities", "friendly_name", "Available").await;
+    alice.post("/agent/api/activity", &[("ActivitySid", &available)]).await;
+
+    // The queue's wrap-up rules, through the REST API; a bad one is refused whole.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/TaskQueues/{sales}"),
+            &[("WrapUpLimit", "86401"), ("FriendlyName", "X")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let queue = api.post(&format!("/TaskQueues/{sales}"), &[("DispositionCodes", "Sale,No sale")]).await;
+    assert_eq!(queue["friendly_name"], "Sales", "the refused update changed nothing");
+    assert_eq!(
+        (queue["wrap_up_limit"].as_u64(), &queue["disposition_codes"]),
+        (Some(0), &json!(["Sale", "No sale"]))
+    );
+
+    // Offered, accepted, wrapped up: the page lists the codes; completing needs one of them.
+    let accepted = |state: &Value| state["tasks"].as_array().map(Vec::len) == Some(1);
+    let task = take_a_sales_call(&api, &alice, &workflow).await;
+    let state = alice.state().await;
+    assert!(accepted(&state), "{state}");
+    assert_eq!(state["tasks"][0]["dispositions"], json!(["Sale", "No sale"]));
+    let path = format!("/agent/api/tasks/{task}");
+    let finish = |form: &'static [(&'static str, &'static str)]| alice.post(&path, form);
+    let (status, state) = finish(&[("AssignmentStatus", "wrapping")]).await;
+    assert_eq!(
+        (status, state["tasks"][0]["wrap_up_ends_in_ms"].clone()),
+        (StatusCode::OK, Value::Null),
+        "no limit"
+    );
+    for (form, expected) in [
+        (&[("AssignmentStatus", "completed")][..], "disposition: pick a disposition: Sale, No sale"),
+        (
+            &[("AssignmentStatus", "completed"), ("Disposition", "Maybe")][..],
+            r#"disposition: "Maybe" is not one of Sales's codes: Sale, No sale"#,
+        ),
+    ] {
+        let (status, body) = finish(form).await;
+        assert_eq!((status, body["message"].as_str()), (StatusCode::BAD_REQUEST, Some(expected)));
+    }
+    let (status, state) = finish(&[("AssignmentStatus", "completed"), ("Disposition", "No sale")]).await;
+    assert_eq!((status, state["tasks"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{state}");
+    let completed = api.get(&format!("/Tasks/{task}")).await;
+    assert_eq!(completed["assignment_status"], "completed");
+    let attributes: Value = serde_json::from_str(completed["attributes"].as_str().unwrap()).unwrap();
+    assert_eq!(attributes["conversations"]["outcome"], "No sale", "where Flex Insights reads it");
+    let statistics = api.get(&format!("/TaskQueues/{sales}/CumulativeStatistics")).await;
+    assert_eq!(statistics["tasks_completed_by_disposition"], json!({"No sale": 1}));
+    let events = api.get(&format!("/Events?TaskSid={task}&EventType=task.completed")).await;
+    assert_eq!(events["events"][0]["event_data"]["disposition"], "No sale");
+
+    // With a limit, a task left wrapping completes by itself and the agent is free again.
+    api.post(&format!("/TaskQueues/{sales}"), &[("WrapUpLimit", "1")]).await;
+    let task = take_a_sales_call(&api, &alice, &workflow).await;
+    let (_, state) =
+        alice.post(&format!("/agent/api/tasks/{task}"), &[("AssignmentStatus", "wrapping")]).await;
+    assert!(state["tasks"][0]["wrap_up_ends_in_ms"].as_i64().is_some_and(|left| left <= 1000), "{state}");
+    let mut reason = Value::Null;
+    for _ in 0..100 {
+        reason = api.get(&format!("/Tasks/{task}")).await["reason"].clone();
+        if !reason.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(reason, "wrap-up time limit reached");
+    assert_eq!(alice.state().await["tasks"], json!([]), "alice is free for the next call");
+    app.shut_down().await.unwrap();
+}
+
+/// A Sales call offered to `agent`, who accepts it: its task SID.
+async fn take_a_sales_call(api: &Api<'_>, agent: &Agent<'_>, workflow: &str) -> String {
+    let attributes = r#"{"skillsNeeded": ["Sales"], "from": "+15551230000"}"#;
+    let task = api
+        .post("/Tasks", &[("WorkflowSid", workflow), ("Attributes", attributes), ("TaskChannel", "voice")])
+        .await;
+    let task = task["sid"].as_str().unwrap().to_owned();
+    let offers = agent.state().await["offers"].clone();
+    let offer = offers.as_array().unwrap().iter().find(|offer| offer["task_sid"] == task.as_str());
+    let reservation =
+        offer.unwrap_or_else(|| panic!("no offer of {task}: {offers}"))["reservation_sid"].clone();
+    let (status, body) = agent
+        .post(
+            &format!("/agent/api/reservations/{}", reservation.as_str().unwrap()),
+            &[("ReservationStatus", "accepted")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    task
 }

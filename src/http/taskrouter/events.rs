@@ -148,6 +148,7 @@ fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
         activity,
         reason,
         channel,
+        outcome,
     } = record;
     let sid_text = |sid: &Option<Sid>| sid.map(|sid| sid.to_string());
     let (resource_type, collection) = match resource.kind() {
@@ -190,6 +191,7 @@ fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
             "worker_activity_sid": sid_text(activity),
             "task_channel_sid": sid_text(channel),
             "reason": reason,
+            "disposition": outcome,
         },
         "url": format!("{workspace}/Events/{sid}"),
         "links": { "workspace": workspace },

@@ -7,7 +7,8 @@ use super::error::TwilioError;
 use super::params::Params;
 use super::statistics::statistics_response;
 use crate::routing::{
-    Command, Engine, NewTaskQueue, NewWorkflow, Scope, SidKind, TaskOrder, TaskQueueChanges, WorkflowChanges,
+    Command, Engine, MAX_WRAP_UP_SECONDS, NewTaskQueue, NewWorkflow, Scope, SidKind, TaskOrder,
+    TaskQueueChanges, WorkflowChanges, WrapUpRules,
 };
 
 /// What to do instead of the assignment callbacks and automatic activities Switchboard does not
@@ -41,7 +42,8 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 }
 
 /// `POST .../TaskQueues`: `FriendlyName` (required), `TargetWorkers` (default `1==1`),
-/// `TaskOrder` (`FIFO`, `LIFO`), `MaxReservedWorkers` (1 to 50).
+/// `TaskOrder` (`FIFO`, `LIFO`), `MaxReservedWorkers` (1 to 50), and Switchboard's wrap-up
+/// rules: `WrapUpLimit` (seconds, 0 for none) and `DispositionCodes`.
 pub(super) async fn create(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     form.refuse(&["ReservationActivitySid", "AssignmentActivitySid"], CALLBACKS_INSTEAD)?;
     let new = NewTaskQueue {
@@ -49,6 +51,10 @@ pub(super) async fn create(api: Api, form: Params) -> Result<HttpResponse, Twili
         target_workers: form.get("TargetWorkers").unwrap_or("1==1").to_owned(),
         task_order: task_order(&form)?.unwrap_or(TaskOrder::Fifo),
         max_reserved_workers: form.integer("MaxReservedWorkers", 1..=50)?.unwrap_or(1) as u32,
+        wrap_up: WrapUpRules {
+            limit_seconds: wrap_up_limit(&form)?.unwrap_or(0),
+            dispositions: dispositions(&form).unwrap_or_default(),
+        },
     };
     let sid = api.execute(Command::CreateTaskQueue(new), &[]).await?.ok_or_else(|| api.not_found())?;
     let queue = api.render(|renderer| renderer.engine.queue(sid).map(|queue| renderer.queue(queue)));
@@ -63,7 +69,8 @@ pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
 }
 
 /// `POST .../TaskQueues/{WQ}`: `FriendlyName`, `TargetWorkers`, `TaskOrder`,
-/// `MaxReservedWorkers`; what is not given stays as it is.
+/// `MaxReservedWorkers`, `WrapUpLimit`, `DispositionCodes` (given empty: none); what is not
+/// given stays as it is.
 pub(super) async fn update(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
     let sid = api.path_sid("queue", SidKind::TaskQueue)?;
     form.refuse(&["ReservationActivitySid", "AssignmentActivitySid"], CALLBACKS_INSTEAD)?;
@@ -72,9 +79,22 @@ pub(super) async fn update(api: Api, form: Params) -> Result<HttpResponse, Twili
         target_workers: form.get("TargetWorkers").map(str::to_owned),
         task_order: task_order(&form)?,
         max_reserved_workers: form.integer("MaxReservedWorkers", 1..=50)?.map(|max| max as u32),
+        wrap_up_limit: wrap_up_limit(&form)?,
+        dispositions: dispositions(&form),
     };
     api.execute(Command::UpdateTaskQueue { queue: sid, changes }, &[]).await?;
     fetch(api).await
+}
+
+/// `WrapUpLimit`: seconds a task may wrap up before it completes by itself.
+fn wrap_up_limit(form: &Params) -> Result<Option<u32>, TwilioError> {
+    Ok(form.integer("WrapUpLimit", 0..=i64::from(MAX_WRAP_UP_SECONDS))?.map(|seconds| seconds as u32))
+}
+
+/// `DispositionCodes`, repeated or separated by commas, when given.
+fn dispositions(form: &Params) -> Option<Vec<String>> {
+    form.get("DispositionCodes")?;
+    Some(form.all("DispositionCodes").into_iter().map(str::to_owned).collect())
 }
 
 /// `GET .../TaskQueues/{WQ}/RealTimeStatistics` (and `.../Statistics`, whose `realtime` part

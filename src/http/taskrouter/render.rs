@@ -174,6 +174,8 @@ impl Renderer<'_> {
             "target_workers": queue.target_workers,
             "task_order": match queue.task_order { TaskOrder::Fifo => "FIFO", TaskOrder::Lifo => "LIFO" },
             "max_reserved_workers": queue.max_reserved_workers,
+            "wrap_up_limit": queue.wrap_up.limit_seconds,
+            "disposition_codes": queue.wrap_up.dispositions,
             "reservation_activity_sid": null,
             "reservation_activity_name": null,
             "assignment_activity_sid": null,

@@ -199,6 +199,7 @@ fn render(
         (entered, json!(statistics.tasks_entered)),
         ("tasks_canceled", json!(statistics.tasks_canceled)),
         ("tasks_completed", json!(statistics.tasks_completed)),
+        ("tasks_completed_by_disposition", json!(statistics.completed_by_outcome)),
         ("tasks_deleted", json!(statistics.tasks_deleted)),
         ("tasks_moved", json!(statistics.tasks_moved)),
     ]);
