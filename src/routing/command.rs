@@ -6,7 +6,8 @@
 use serde_json::Value;
 
 use super::engine::{
-    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskChanges, TaskQueueChanges, WorkflowChanges,
+    Engine, NewTask, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, TaskChanges, TaskQueueChanges,
+    WorkflowChanges,
 };
 use super::model::TaskOrder;
 use super::sid::{Sid, SidKind};
@@ -112,6 +113,8 @@ pub enum Command {
         task: Sid,
         reason: String,
     },
+    /// Transfers an assigned task: creates the task for its new agent or queue.
+    Transfer(NewTransfer),
 }
 
 impl Command {
@@ -237,6 +240,7 @@ impl Engine {
                 self.cancel(*task, reason, now)?;
                 None
             }
+            Command::Transfer(new) => created(self.transfer(new.clone(), now)?),
         })
     }
 }

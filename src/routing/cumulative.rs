@@ -48,6 +48,8 @@ pub enum CountedEvent {
     TaskCanceled,
     TaskCompleted,
     TaskDeleted,
+    /// `task.transfer-initiated`, about the task transferred.
+    TaskTransferred,
     Reservation(ReservationEvent),
 }
 
@@ -64,7 +66,7 @@ pub enum ReservationEvent {
 
 /// The engine's event for each counted event; TaskRouter's name is its `as_str` (reference
 /// §6.2).
-const COUNTED_EVENTS: [(EventType, CountedEvent); 15] = [
+const COUNTED_EVENTS: [(EventType, CountedEvent); 16] = [
     (EventType::WorkflowEntered, CountedEvent::WorkflowEntered),
     (EventType::WorkflowTimeout, CountedEvent::WorkflowTimeout),
     (EventType::WorkflowSkipped, CountedEvent::WorkflowSkipped),
@@ -74,6 +76,7 @@ const COUNTED_EVENTS: [(EventType, CountedEvent); 15] = [
     (EventType::TaskCanceled, CountedEvent::TaskCanceled),
     (EventType::TaskCompleted, CountedEvent::TaskCompleted),
     (EventType::TaskDeleted, CountedEvent::TaskDeleted),
+    (EventType::TaskTransferInitiated, CountedEvent::TaskTransferred),
     (EventType::ReservationCreated, CountedEvent::Reservation(ReservationEvent::Created)),
     (EventType::ReservationAccepted, CountedEvent::Reservation(ReservationEvent::Accepted)),
     (EventType::ReservationRejected, CountedEvent::Reservation(ReservationEvent::Rejected)),
@@ -145,6 +148,8 @@ pub struct CumulativeStatistics {
     pub tasks_deleted: u64,
     /// Moves from one queue to another; a queue counts the tasks that left it.
     pub tasks_moved: u64,
+    /// Transfers to another agent or queue; a queue counts those of the tasks it served.
+    pub tasks_transferred: u64,
     /// Tasks that fell off the end of their workflow (`workflow.timeout`) or skipped its last
     /// step (`workflow.skipped`): either way the task is canceled without being assigned.
     pub tasks_timed_out_in_workflow: u64,
@@ -323,6 +328,7 @@ impl CumulativeStatistics {
         self.tasks_completed += other.tasks_completed;
         self.tasks_deleted += other.tasks_deleted;
         self.tasks_moved += other.tasks_moved;
+        self.tasks_transferred += other.tasks_transferred;
         self.tasks_timed_out_in_workflow += other.tasks_timed_out_in_workflow;
         self.reservations_created += other.reservations_created;
         self.reservations_accepted += other.reservations_accepted;
@@ -371,6 +377,7 @@ impl CumulativeStatistics {
                 }
             }
             CountedEvent::TaskDeleted => self.tasks_deleted += 1,
+            CountedEvent::TaskTransferred => self.tasks_transferred += 1,
             CountedEvent::Reservation(ReservationEvent::Created) => self.reservations_created += 1,
             CountedEvent::Reservation(ReservationEvent::Accepted) => {
                 self.reservations_accepted += 1;
@@ -460,6 +467,7 @@ pub(super) mod tests {
             ("completed", s.tasks_completed),
             ("deleted", s.tasks_deleted),
             ("moved", s.tasks_moved),
+            ("transferred", s.tasks_transferred),
             ("timed_out_in_workflow", s.tasks_timed_out_in_workflow),
         ];
         let reservations = [
@@ -471,7 +479,7 @@ pub(super) mod tests {
             ("rescinded", s.reservations_rescinded),
         ];
         let mut parts = Vec::new();
-        for (group, counts) in [("tasks", tasks), ("reservations", reservations)] {
+        for (group, counts) in [("tasks", &tasks[..]), ("reservations", &reservations[..])] {
             let shown: Vec<String> =
                 counts.iter().filter(|(_, n)| *n > 0).map(|(field, n)| format!("{field}={n}")).collect();
             if !shown.is_empty() {
@@ -653,10 +661,11 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn completed_tasks_count_by_disposition_in_the_queue_they_were_served_from() {
+    fn completed_and_transferred_tasks_count_in_the_queue_they_were_served_from() {
         let events = script(
             "0 create T1 Q1 W1; 0 create T2 Q1 W1; 0 create T3 Q2 W1
              5 reservation.accepted T1 Q1 W1; 6 reservation.accepted T2 Q1 W1; 7 reservation.accepted T3 Q2 W1
+             30 task.transfer-initiated T3
              60 task.completed T1 =Sale; 61 task.completed T2 =Sale; 62 task.completed T3",
         );
         check(
@@ -664,9 +673,9 @@ pub(super) mod tests {
             (0, 100),
             &[],
             expect![[r#"
-                workspace, W1: tasks entered=3 completed=3; reservations accepted=3; until accepted n=3 avg=6 min=5 max=7 total=18; dispositions "Sale"=2
+                workspace, W1: tasks entered=3 completed=3 transferred=1; reservations accepted=3; until accepted n=3 avg=6 min=5 max=7 total=18; dispositions "Sale"=2
                 Q1: tasks entered=2 completed=2; reservations accepted=2; until accepted n=2 avg=6 min=5 max=6 total=11; in queue n=2 avg=6 min=5 max=6 total=11; dispositions "Sale"=2
-                Q2: tasks entered=1 completed=1; reservations accepted=1; until accepted 7; in queue 7"#]],
+                Q2: tasks entered=1 completed=1 transferred=1; reservations accepted=1; until accepted 7; in queue 7"#]],
         );
     }
 

@@ -118,6 +118,28 @@ pub struct NewWorkflow {
     pub task_reservation_timeout: u32,
 }
 
+/// A transfer of an assigned task (`Engine::transfer`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTransfer {
+    pub task: Sid,
+    pub to: TransferTarget,
+    pub mode: TransferMode,
+    /// Default: the task's; never lower.
+    pub priority: Option<i64>,
+}
+
+/// A task about to be stored: what `create_task` and `transfer` choose.
+struct FreshTask {
+    attributes: Attributes,
+    priority: i64,
+    channel: usize,
+    workflow: usize,
+    virtual_start: Millis,
+    ttl: u32,
+    step: Step,
+    transfer: Option<TransferOf>,
+}
+
 /// A task to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {
@@ -767,18 +789,24 @@ impl Engine {
     fn rewalk(&mut self, task: Sid, now: Millis) {
         self.leave_queue(task);
         let task_ref = &self.tasks[&task];
-        let step = self.workflows[task_ref.workflow].config.first_step(&task_ref.attributes, now, now);
+        let step = match transfer_step(task_ref) {
+            Some(step) => step,
+            None => self.workflows[task_ref.workflow].config.first_step(&task_ref.attributes, now, now),
+        };
         self.enter_step(task, step, now, false);
     }
 
     /// Routes a waiting task from the top of its workflow again, keeping its age: a pending
     /// task leaves its queue for wherever the walk now leads; a reserved one keeps its offer.
+    /// A transfer's task stays in the queue its transfer named.
     fn route_from_top(&mut self, task: Sid, now: Millis) {
         self.leave_queue(task);
         let task_ref = &self.tasks[&task];
-        let config = &self.workflows[task_ref.workflow].config;
-        let first = config.first_step(&task_ref.attributes, task_ref.created_at, now);
-        let step = config.settle(first, &task_ref.attributes, now);
+        let step = transfer_step(task_ref).unwrap_or_else(|| {
+            let config = &self.workflows[task_ref.workflow].config;
+            let first = config.first_step(&task_ref.attributes, task_ref.created_at, now);
+            config.settle(first, &task_ref.attributes, now)
+        });
         self.enter_step(task, step, now, false);
     }
 
@@ -824,15 +852,36 @@ impl Engine {
             }
         };
         let channel = self.channel_index(new.channel.as_deref().unwrap_or("default"))?;
+        let step = self.workflows[workflow].config.first_step(&new.attributes, now, now);
+        let fresh = FreshTask {
+            attributes: new.attributes.into(),
+            priority,
+            channel,
+            workflow,
+            virtual_start: now,
+            ttl,
+            step,
+            transfer: None,
+        };
+        let sid = self.insert_task(fresh, now);
+        let workflow_sid = self.workflows[workflow].sid;
+        self.emit_task(now, EventType::WorkflowEntered, sid, sid, workflow_sid);
+        self.enter_step(sid, step, now, true);
+        self.dispatch(now);
+        Ok(sid)
+    }
+
+    /// Mints and stores a new pending task, with its TTL; the caller puts it in its step.
+    fn insert_task(&mut self, fresh: FreshTask, now: Millis) -> Sid {
         let sid = self.sids.mint(SidKind::Task);
         self.task_seq += 1;
-        let step = self.workflows[workflow].config.first_step(&new.attributes, now, now);
+        let FreshTask { attributes, priority, channel, workflow, virtual_start, ttl, step, transfer } = fresh;
         self.tasks.insert(
             sid,
             Box::new(Task {
                 sid,
                 seq: self.task_seq,
-                attributes: new.attributes.into(),
+                attributes,
                 priority,
                 channel,
                 workflow,
@@ -840,7 +889,7 @@ impl Engine {
                 reason: None,
                 created_at: now,
                 updated_at: now,
-                virtual_start: now,
+                virtual_start,
                 ttl,
                 step,
                 queue: None,
@@ -855,15 +904,139 @@ impl Engine {
                 step_expired: false,
                 dirty: false,
                 assigned_worker: None,
+                transfer,
             }),
         );
-        let workflow_sid = self.workflows[workflow].sid;
-        self.emit_task(now, EventType::WorkflowEntered, sid, sid, workflow_sid);
         let ttl_timer = self.schedule(now.saturating_add(i64::from(ttl) * 1000), Timer::TaskTtl(sid));
         self.task_mut(sid).ttl_timer = Some(ttl_timer);
+        sid
+    }
+
+    /// Transfers an assigned task's call or conversation: a new task for it, with the first
+    /// one's attributes (and Flex Insights' `conversations` links between the two), its channel,
+    /// workflow and place in line (`virtual_start`), the priority kept or raised, waiting in the
+    /// target queue outside the workflow's filters; or reserved at once for the target worker,
+    /// who must be able to take it now. The first task stays with its agent (warm: until they
+    /// leave; the caller's shell wraps it up).
+    pub fn transfer(&mut self, new: NewTransfer, now: Millis) -> Result<Sid, RoutingError> {
+        let from = self.existing_task(new.task)?;
+        if from.status != TaskStatus::Assigned {
+            return Err(RoutingError::conflict(format!(
+                "task {} is {}; only an assigned task can be transferred",
+                from.sid,
+                from.status.as_str()
+            )));
+        }
+        if let Some(open) = self.tasks.values().find(|task| {
+            task.transfer.is_some_and(|transfer| transfer.from == new.task) && !task.status.is_final()
+        }) {
+            return Err(RoutingError::conflict(format!(
+                "task {} is being transferred already (task {})",
+                new.task, open.sid
+            )));
+        }
+        let priority = new.priority.unwrap_or(from.priority);
+        if priority < from.priority {
+            return Err(RoutingError::invalid(
+                "priority",
+                format!("a transfer keeps or raises the priority ({}), not {priority}", from.priority),
+            ));
+        }
+        validate_priority(priority)?;
+        let from_queue = from.queue.expect("an assigned task has its queue");
+        let (queue, worker, kind) = match new.to {
+            TransferTarget::Queue(queue) => (self.queue_index(queue)?, None, "queue"),
+            TransferTarget::Worker(worker) => {
+                let idx = self.worker_index(worker)?;
+                if let Some(reason) = self.explain_transfer(new.task, worker)? {
+                    let name = &self.workers[idx].friendly_name;
+                    return Err(RoutingError::conflict(format!(
+                        "{name} cannot take it now: {}",
+                        reason.reason()
+                    )));
+                }
+                (from_queue, Some(worker), "worker")
+            }
+        };
+        let target_sid = match new.to {
+            TransferTarget::Queue(sid) | TransferTarget::Worker(sid) => sid,
+        };
+        let conversation_id = from
+            .attributes
+            .pointer("/conversations/conversation_id")
+            .and_then(Value::as_str)
+            .map_or_else(|| from.sid.to_string(), str::to_owned);
+        let followed_by = if kind == "queue" { "Transfer to Queue" } else { "Transfer to Agent" };
+        let mut first = Value::clone(&from.attributes);
+        let mut second = first.clone();
+        let conversations = conversations_of(&mut first)?;
+        conversations.insert("conversation_id".to_owned(), json!(conversation_id));
+        conversations.insert("followed_by".to_owned(), json!(followed_by));
+        let conversations = conversations_of(&mut second)?;
+        // The first task's outcome and links are its own.
+        conversations.remove("outcome");
+        conversations.remove("followed_by");
+        conversations.insert("conversation_id".to_owned(), json!(conversation_id));
+        conversations.insert("preceded_by".to_owned(), json!(followed_by));
+        if let Some(second) = second.as_object_mut() {
+            second.insert("transferTargetType".to_owned(), json!(kind));
+            second.insert("transferTargetSid".to_owned(), json!(target_sid.to_string()));
+            second.insert("transferMode".to_owned(), json!(new.mode.as_str()));
+            second.insert("transferredFrom".to_owned(), json!(new.task.to_string()));
+        }
+        validate_attributes(&first)?;
+        validate_attributes(&second)?;
+        // Checked: from here on nothing fails.
+        let (channel, workflow, virtual_start) = (from.channel, from.workflow, from.virtual_start);
+        let queue_sid = self.queues[queue].sid;
+        let step = Step::At {
+            position: Position::Transfer { queue: queue_sid },
+            deadline: None,
+            filter_entered_at: now,
+            timed_out_of_a_filter: false,
+        };
+        self.task_mut(new.task).attributes = first.into();
+        self.emit(now, EventType::TaskUpdated, new.task, |event| event.task = Some(new.task));
+        self.emit(now, EventType::TaskTransferInitiated, new.task, |event| event.task = Some(new.task));
+        let fresh = FreshTask {
+            attributes: second.into(),
+            priority,
+            channel,
+            workflow,
+            virtual_start,
+            ttl: DEFAULT_TASK_TTL,
+            step,
+            transfer: Some(TransferOf { from: new.task, mode: new.mode, worker }),
+        };
+        let sid = self.insert_task(fresh, now);
         self.enter_step(sid, step, now, true);
         self.dispatch(now);
         Ok(sid)
+    }
+
+    /// A transfer task's offer to its one worker ended untaken: a warm transfer ends (back to
+    /// the transferring agent); a cold one is now for anyone of the queue, routed by the caller.
+    /// True if the task ended.
+    fn transfer_untaken(&mut self, sid: Sid, at: Millis) -> bool {
+        let Some(transfer) = self.tasks[&sid].transfer.filter(|transfer| transfer.worker.is_some()) else {
+            return false;
+        };
+        match transfer.mode {
+            TransferMode::Warm => {
+                self.emit(at, EventType::TaskTransferFailed, transfer.from, |event| {
+                    event.task = Some(transfer.from);
+                });
+                self.cancel_waiting_task(sid, "transfer not taken", at);
+            }
+            TransferMode::Cold => {
+                self.task_mut(sid).transfer = Some(TransferOf { worker: None, ..transfer });
+                self.emit(at, EventType::TaskTransferAttemptFailed, transfer.from, |event| {
+                    event.task = Some(transfer.from);
+                });
+                return false;
+            }
+        }
+        true
     }
 
     /// Accepts a pending reservation: the task is assigned, the others rescinded.
@@ -898,6 +1071,13 @@ impl Engine {
         self.workers[worker].last_assignment = Some(now);
         self.refresh_ready(worker);
         self.emit(now, EventType::TaskUpdated, task_sid, |event| event.task = Some(task_sid));
+        if let Some(transfer) = self.tasks[&task_sid].transfer {
+            let worker_sid = self.workers[worker].sid;
+            self.emit(now, EventType::TaskTransferCompleted, transfer.from, |event| {
+                event.task = Some(transfer.from);
+                event.worker = Some(worker_sid);
+            });
+        }
         self.dispatch(now);
         Ok(())
     }
@@ -950,7 +1130,9 @@ impl Engine {
             self.change_activity(worker, timeout_activity, now);
         }
         self.emit(now, EventType::TaskUpdated, task_sid, |event| event.task = Some(task_sid));
-        self.route_from_top(task_sid, now);
+        if !self.transfer_untaken(task_sid, now) {
+            self.route_from_top(task_sid, now);
+        }
         self.dispatch(now);
         Ok(())
     }
@@ -1071,6 +1253,11 @@ impl Engine {
         match status {
             None => {}
             Some(TaskStatusChange::Canceled { reason }) => {
+                if let Some(transfer) = self.tasks[&task].transfer {
+                    self.emit(now, EventType::TaskTransferCanceled, transfer.from, |event| {
+                        event.task = Some(transfer.from);
+                    });
+                }
                 self.cancel_waiting_task(task, &reason, now);
                 self.dispatch(now);
             }
@@ -1136,6 +1323,11 @@ impl Engine {
                 Timer::TaskTtl(task) => {
                     self.task_mut(task).ttl_timer = None;
                     if self.tasks[&task].status.is_waiting() {
+                        if let Some(transfer) = self.tasks[&task].transfer {
+                            self.emit(at, EventType::TaskTransferFailed, transfer.from, |event| {
+                                event.task = Some(transfer.from);
+                            });
+                        }
                         self.cancel_waiting_task(task, "Task TTL Exceeded", at);
                     }
                 }
@@ -1665,6 +1857,7 @@ impl Engine {
         if task.status == TaskStatus::Reserved
             && matches!(status, ReservationStatus::Rejected | ReservationStatus::Timeout)
             && self.pending_reservations(task).is_empty()
+            && !self.transfer_untaken(task_sid, at)
         {
             self.reevaluate(task_sid, at);
         }
@@ -1732,6 +1925,15 @@ impl Engine {
     }
 
     fn eligible_workers(&self, task: &Task, queue: usize, now: Millis) -> Vec<usize> {
+        if let Some(worker) = task.transfer.and_then(|transfer| transfer.worker) {
+            // Offered to that worker only, member of the queue or not.
+            let idx = self.worker_by_sid.get(&worker).copied();
+            let ready = idx.filter(|&idx| {
+                self.unready(&self.workers[idx], task.channel).is_none()
+                    && self.worker_eligible_for(task, idx, now)
+            });
+            return ready.into_iter().collect();
+        }
         let config = &self.workflows[task.workflow].config;
         let target = config.target(match task.step {
             Step::At { position, .. } => position,
@@ -1791,6 +1993,9 @@ impl Engine {
                 && self.reservations[sid].status == ReservationStatus::Pending
         });
         if already_offered {
+            return false;
+        }
+        if task.transfer.and_then(|transfer| transfer.worker).is_some_and(|to| self.workers[idx].sid != to) {
             return false;
         }
         let Step::At { position, .. } = task.step else { return false };
@@ -1894,6 +2099,11 @@ impl Engine {
     }
 }
 
+/// The step of a task made by a transfer: where the transfer put it, whatever its workflow says.
+fn transfer_step(task: &Task) -> Option<Step> {
+    matches!(task.step, Step::At { position: Position::Transfer { .. }, .. }).then_some(task.step)
+}
+
 fn validate_name(field: &'static str, name: &str) -> Result<(), RoutingError> {
     if name.trim().is_empty() {
         return Err(RoutingError::invalid(field, "must not be empty"));
@@ -1970,6 +2180,20 @@ fn validate_reservation_timeout(seconds: u32) -> Result<(), RoutingError> {
         return Err(RoutingError::invalid("task_reservation_timeout", "must be between 1 and 86400 seconds"));
     }
     Ok(())
+}
+
+/// The `conversations` object of a task's attributes (Flex Insights' links and outcome), made
+/// if there is none; refused if the attribute is something else.
+fn conversations_of(attributes: &mut Value) -> Result<&mut serde_json::Map<String, Value>, RoutingError> {
+    let not_an_object = || {
+        RoutingError::invalid(
+            "attributes",
+            "the task's conversations attribute is not an object (Flex Insights' shape)",
+        )
+    };
+    let entry =
+        attributes.as_object_mut().ok_or_else(not_an_object)?.entry("conversations").or_insert(json!({}));
+    entry.as_object_mut().ok_or_else(not_an_object)
 }
 
 fn validate_wrap_up_limit(seconds: u32) -> Result<(), RoutingError> {

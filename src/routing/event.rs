@@ -58,6 +58,15 @@ pub enum EventType {
     TaskWrapup,
     TaskCompleted,
     TaskDeleted,
+    /// On the task transferred, when its transfer task is made.
+    TaskTransferInitiated,
+    /// A cold transfer's agent did not take it: it waits in the queue now.
+    TaskTransferAttemptFailed,
+    /// The transfer task ended untaken (a warm transfer's agent did not take it, or its TTL).
+    TaskTransferFailed,
+    TaskTransferCanceled,
+    /// Someone accepted the transfer task.
+    TaskTransferCompleted,
     ReservationCreated,
     ReservationAccepted,
     ReservationRejected,
@@ -99,6 +108,11 @@ impl EventType {
             EventType::TaskWrapup => "task.wrapup",
             EventType::TaskCompleted => "task.completed",
             EventType::TaskDeleted => "task.deleted",
+            EventType::TaskTransferInitiated => "task.transfer-initiated",
+            EventType::TaskTransferAttemptFailed => "task.transfer-attempt-failed",
+            EventType::TaskTransferFailed => "task.transfer-failed",
+            EventType::TaskTransferCanceled => "task.transfer-canceled",
+            EventType::TaskTransferCompleted => "task.transfer-completed",
             EventType::ReservationCreated => "reservation.created",
             EventType::ReservationAccepted => "reservation.accepted",
             EventType::ReservationRejected => "reservation.rejected",

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::engine::Engine;
-use super::model::{ReservationStatus, Task, TaskStatus};
+use super::model::{ReservationStatus, Task, TaskStatus, Worker};
 use super::sid::Sid;
 use super::workflow::{Position, Step, clock};
 use super::{Millis, RoutingError};
@@ -35,6 +35,8 @@ pub enum Explanation {
     TargetExpressionFalse { step: String, failing: Condition },
     /// Nothing stands in the way: the worker gets the task when it is their turn.
     Eligible { waiting_for: String },
+    /// A transfer's question: this is the agent who transfers it.
+    TransferringAgent,
 }
 
 /// The first false clause of an expression, with the values its attributes had.
@@ -64,22 +66,16 @@ impl Engine {
             return Ok(Explanation::TaskNotWaiting { status: task_ref.status.as_str() });
         };
         let facts = self.facts(worker_ref);
-        if !self.queue_members(queue).contains(&worker) {
+        let transferred_to = task_ref.transfer.and_then(|transfer| transfer.worker);
+        if transferred_to.is_some_and(|to| to != worker) {
+            return Ok(Explanation::NotTheKnownWorker { reference: "the transfer".to_owned() });
+        }
+        if transferred_to.is_none() && !self.queue_members(queue).contains(&worker) {
             let failing = first_false(&queue.target_expression, &Scope::worker(facts));
             return Ok(Explanation::NotInQueue { queue: queue.friendly_name.clone(), failing });
         }
-        let activity = self.worker_activity(worker_ref);
-        if !activity.available {
-            return Ok(Explanation::ActivityUnavailable { activity: activity.friendly_name.clone() });
-        }
-        let channel = &self.channels[task_ref.channel];
-        let state = worker_ref.channels[task_ref.channel];
-        if !state.available {
-            return Ok(Explanation::ChannelUnavailable { channel: channel.unique_name.clone() });
-        }
-        if state.busy >= state.capacity {
-            let (busy, capacity) = (state.busy, state.capacity);
-            return Ok(Explanation::CapacityFull { channel: channel.unique_name.clone(), busy, capacity });
+        if let Some(unready) = self.unready(worker_ref, task_ref.channel) {
+            return Ok(unready);
         }
         if task_ref.rejected_by.iter().any(|&idx| self.workers[idx].sid == worker) {
             return Ok(Explanation::RejectedThisTask);
@@ -114,6 +110,39 @@ impl Engine {
         Ok(Explanation::Eligible { waiting_for: self.turn(task_ref) })
     }
 
+    /// Whether `worker` could take `task`'s call or conversation if it were transferred to them
+    /// now: `None` if so, else the first reason not.
+    pub fn explain_transfer(&self, task: Sid, worker: Sid) -> Result<Option<Explanation>, RoutingError> {
+        let task_ref = self.task(task).ok_or(RoutingError::not_found(task))?;
+        let worker_ref = self.worker(worker).ok_or(RoutingError::not_found(worker))?;
+        if task_ref.status != TaskStatus::Assigned {
+            return Ok(Some(Explanation::TaskNotWaiting { status: task_ref.status.as_str() }));
+        }
+        if task_ref.assigned_worker.map(|idx| self.workers[idx].sid) == Some(worker) {
+            return Ok(Some(Explanation::TransferringAgent));
+        }
+        Ok(self.unready(worker_ref, task_ref.channel))
+    }
+
+    /// Why `worker` could not take a task on `channel` now: their activity, the channel
+    /// switched off, or no capacity left; `None` if they could.
+    pub(super) fn unready(&self, worker: &Worker, channel: usize) -> Option<Explanation> {
+        let activity = self.worker_activity(worker);
+        if !activity.available {
+            return Some(Explanation::ActivityUnavailable { activity: activity.friendly_name.clone() });
+        }
+        let name = &self.channels[channel].unique_name;
+        let state = worker.channels[channel];
+        if !state.available {
+            return Some(Explanation::ChannelUnavailable { channel: name.clone() });
+        }
+        if state.busy >= state.capacity {
+            let (busy, capacity) = (state.busy, state.capacity);
+            return Some(Explanation::CapacityFull { channel: name.clone(), busy, capacity });
+        }
+        None
+    }
+
     /// What an eligible worker is waiting for.
     fn turn(&self, task: &Task) -> String {
         if task.status == TaskStatus::Reserved {
@@ -127,7 +156,7 @@ impl Engine {
 fn step_filter(position: Position) -> usize {
     match position {
         Position::Target { filter, .. } => filter,
-        Position::Default => usize::MAX,
+        Position::Default | Position::Transfer { .. } => usize::MAX,
     }
 }
 
@@ -140,6 +169,7 @@ fn step_name(filter_name: Option<&str>, position: Position) -> String {
             _ => format!("filter {}, step {}", filter + 1, target + 1),
         },
         Position::Default => "the default filter".to_owned(),
+        Position::Transfer { .. } => "a transfer".to_owned(),
     }
 }
 
@@ -162,40 +192,71 @@ impl fmt::Display for Condition {
     }
 }
 
-impl fmt::Display for Explanation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Explanation {
+    /// The reason as a word for programs (`activity_unavailable`...).
+    pub fn code(&self) -> &'static str {
         match self {
-            Explanation::TaskNotWaiting { status } => {
-                write!(f, "not offered: the task is {status}, not waiting")
+            Explanation::TaskNotWaiting { .. } => "task_not_waiting",
+            Explanation::Offered { .. } => "offered",
+            Explanation::NotInQueue { .. } => "not_in_queue",
+            Explanation::ActivityUnavailable { .. } => "activity_unavailable",
+            Explanation::ChannelUnavailable { .. } => "channel_unavailable",
+            Explanation::CapacityFull { .. } => "capacity_full",
+            Explanation::RejectedThisTask => "rejected_this_task",
+            Explanation::NotTheKnownWorker { .. } => "not_the_known_worker",
+            Explanation::TargetExpressionFalse { .. } => "target_expression_false",
+            Explanation::Eligible { .. } => "eligible",
+            Explanation::TransferringAgent => "transferring_agent",
+        }
+    }
+
+    /// The failing condition, for the reasons that have one.
+    pub fn condition(&self) -> Option<&Condition> {
+        match self {
+            Explanation::NotInQueue { failing, .. } | Explanation::TargetExpressionFalse { failing, .. } => {
+                Some(failing)
             }
-            Explanation::Offered { reservation } => {
-                write!(f, "offered now: reservation {reservation} is pending")
-            }
+            _ => None,
+        }
+    }
+
+    /// The reason alone, without saying what it stands in the way of.
+    pub fn reason(&self) -> String {
+        match self {
+            Explanation::TaskNotWaiting { status } => format!("the task is {status}, not waiting"),
+            Explanation::Offered { reservation } => format!("reservation {reservation} is pending"),
             Explanation::NotInQueue { queue, failing } => {
-                write!(f, "not offered: not in queue {queue:?}, whose target workers expression {failing}")
+                format!("not in queue {queue:?}, whose target workers expression {failing}")
             }
             Explanation::ActivityUnavailable { activity } => {
-                write!(f, "not offered: activity {activity:?} is not an available activity")
+                format!("activity {activity:?} is not an available activity")
             }
-            Explanation::ChannelUnavailable { channel } => {
-                write!(f, "not offered: the {channel} channel is switched off")
-            }
+            Explanation::ChannelUnavailable { channel } => format!("the {channel} channel is switched off"),
             Explanation::CapacityFull { channel, busy, capacity } => {
-                write!(
-                    f,
-                    "not offered: {channel} capacity is full ({busy} of {capacity}, pending offers included)"
-                )
+                format!("{channel} capacity is full ({busy} of {capacity}, pending offers included)")
             }
-            Explanation::RejectedThisTask => write!(f, "not offered: the worker rejected this task"),
+            Explanation::RejectedThisTask => "the worker rejected this task".to_owned(),
             Explanation::NotTheKnownWorker { reference } => {
-                write!(f, "not offered: this step routes only to the worker named by {reference}")
+                format!("this step routes only to the worker named by {reference}")
             }
             Explanation::TargetExpressionFalse { step, failing } => {
                 let level = failing.values.iter().any(|(path, _)| path.contains("levels."));
                 let lead = if level { "level too low: " } else { "" };
-                write!(f, "not offered: {lead}the target expression of {step}: {failing}")
+                format!("{lead}the target expression of {step}: {failing}")
             }
-            Explanation::Eligible { waiting_for } => write!(f, "eligible: {waiting_for}"),
+            Explanation::Eligible { waiting_for } => waiting_for.clone(),
+            Explanation::TransferringAgent => "this agent is the one transferring it".to_owned(),
         }
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lead = match self {
+            Explanation::Offered { .. } => "offered now",
+            Explanation::Eligible { .. } => "eligible",
+            _ => "not offered",
+        };
+        write!(f, "{lead}: {}", self.reason())
     }
 }

@@ -107,6 +107,11 @@ pub(super) fn check_invariants(e: &Engine, now: Millis, label: &str) -> Result<(
     let mut referenced: BTreeSet<TimerKey> = BTreeSet::new();
     for task in e.tasks.values() {
         let pending = e.pending_reservations(task).len();
+        if task.transfer.is_some_and(|transfer| transfer.worker.is_some())
+            && task.status == TaskStatus::Pending
+        {
+            return Err(format!("{label}: transfer task {} waits for its one worker", task.sid));
+        }
         match task.status {
             TaskStatus::Pending if pending != 0 => return Err(format!("{label}: pending task with offers")),
             TaskStatus::Reserved if pending == 0 => {
@@ -298,7 +303,7 @@ fn run(
             check_invariants(&e, now, &format!("seed {seed} step {step} advance"))
                 .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
         }
-        let op = rng.below(22);
+        let op = rng.below(24);
         let pick =
             |rng: &mut Rng, v: &Vec<Sid>| if v.is_empty() { None } else { Some(v[rng.below(v.len())]) };
         let desc;
@@ -504,6 +509,24 @@ fn run(
                     None => continue,
                 }
             }
+            22 | 23 => {
+                let mut assigned: Vec<Sid> =
+                    e.tasks.values().filter(|t| t.status == TaskStatus::Assigned).map(|t| t.sid).collect();
+                assigned.sort();
+                let Some(task) = pick(&mut rng, &assigned) else { continue };
+                let to = if rng.chance(50) {
+                    TransferTarget::Queue(queues[rng.below(queues.len())])
+                } else {
+                    match pick(&mut rng, &workers) {
+                        Some(worker) => TransferTarget::Worker(worker),
+                        None => continue,
+                    }
+                };
+                let mode = if rng.chance(50) { TransferMode::Cold } else { TransferMode::Warm };
+                let priority = rng.chance(30).then(|| rng.below(4) as i64);
+                desc = format!("transfer({task}, {to:?}, {mode:?}, {priority:?})");
+                e.transfer(NewTransfer { task, to, mode, priority }, now).map(|sid| tasks.push(sid))
+            }
             _ => continue,
         };
         log.push(format!("{desc} @{now} -> {:?}", result.as_ref().err()));
@@ -558,6 +581,7 @@ fn random_command_sequences_keep_every_invariant() {
         "reject",
         "set_worker_activity",
         "set_worker_channel",
+        "transfer",
         "unanswered",
         "update_task",
         "update_task_attributes",

@@ -48,15 +48,15 @@ pub use engine::snapshot::{
     WorkflowState,
 };
 pub use engine::{
-    Engine, NewTask, NewTaskQueue, NewWorker, NewWorkflow, TaskChanges, TaskQueueChanges, TaskStatusChange,
-    WorkflowChanges, WorkspaceSettings, validate_attributes,
+    Engine, NewTask, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, TaskChanges, TaskQueueChanges,
+    TaskStatusChange, WorkflowChanges, WorkspaceSettings, validate_attributes,
 };
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};
 pub use model::{
     Activity, MAX_PRIORITY, MAX_TASK_TTL, MAX_WRAP_UP_SECONDS, Reservation, ReservationStatus, Task,
-    TaskChannel, TaskOrder, TaskQueue, TaskStatus, Timer, TimerKey, WRAP_UP_LIMIT_REASON, Worker,
-    WorkerChannel, Workflow, WrapUpRules,
+    TaskChannel, TaskOrder, TaskQueue, TaskStatus, Timer, TimerKey, TransferMode, TransferOf, TransferTarget,
+    WRAP_UP_LIMIT_REASON, Worker, WorkerChannel, Workflow, WrapUpRules,
 };
 pub use sid::{Sid, SidError, SidKind};
 pub use skill::{Skill, assign_skills};

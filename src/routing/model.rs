@@ -194,6 +194,35 @@ pub struct Task {
     pub(super) step_expired: bool,
     pub(super) dirty: bool,
     pub(super) assigned_worker: Option<usize>,
+    /// Set on a task made by a transfer: it waits in the queue the transfer named, outside its
+    /// workflow's filters.
+    pub transfer: Option<TransferOf>,
+}
+
+/// Cold: the transferring agent leaves at once. Warm: they talk to whoever takes the transfer
+/// first, and may cancel it until then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferMode {
+    Cold,
+    Warm,
+}
+
+/// Where a transfer goes: anyone of a queue, or one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferTarget {
+    Queue(Sid),
+    Worker(Sid),
+}
+
+/// What a task made by a transfer keeps of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferOf {
+    /// The task transferred (its call's or conversation's earlier task).
+    pub from: Sid,
+    pub mode: TransferMode,
+    /// The one worker it is offered to, while that offer lasts; none for a transfer to a queue
+    /// (or a cold one to a worker who did not take it: it waits in the queue then).
+    pub worker: Option<Sid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -302,6 +331,16 @@ impl ReservationStatus {
             ReservationStatus::Rescinded => "rescinded",
             ReservationStatus::Wrapping => "wrapping",
             ReservationStatus::Completed => "completed",
+        }
+    }
+}
+
+impl TransferMode {
+    /// As TaskRouter's transfer objects spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferMode::Cold => "COLD",
+            TransferMode::Warm => "WARM",
         }
     }
 }

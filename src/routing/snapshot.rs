@@ -118,6 +118,7 @@ pub struct TaskState {
     pub skip_check_pending: bool,
     pub step_expired: bool,
     pub assigned_worker: Option<Sid>,
+    pub transfer: Option<TransferOf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,6 +245,7 @@ impl Engine {
                     skip_check_pending: t.skip_check_pending,
                     step_expired: t.step_expired,
                     assigned_worker: t.assigned_worker.map(|w| self.workers[w].sid),
+                    transfer: t.transfer,
                 })
                 .collect(),
             reservations: reservations
@@ -390,7 +392,7 @@ impl Engine {
             // configuration since replaced (a reserved one is walked again when its offer ends).
             if let Step::At { position, .. } = task.step
                 && task.status == TaskStatus::Pending
-                && position != Position::Default
+                && matches!(position, Position::Target { .. })
                 && engine.workflows[workflow].config.target(position).is_none()
             {
                 return Err(corrupt(format!(
@@ -433,6 +435,7 @@ impl Engine {
                     step_expired: task.step_expired,
                     dirty: false,
                     assigned_worker,
+                    transfer: task.transfer,
                 }),
             );
             if let Some(queue) = queue.filter(|_| !task.status.is_final()) {

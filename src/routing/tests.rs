@@ -113,6 +113,29 @@ impl Sim {
         self.task_with(attributes, None, None, None)
     }
 
+    /// Transfers the named task to the queue or worker named `to`: the new task's name, or
+    /// the refusal.
+    fn transfer(
+        &mut self,
+        task: &str,
+        to: &str,
+        mode: TransferMode,
+        priority: Option<i64>,
+    ) -> Result<String, String> {
+        let target = self.named(to);
+        let to = if target.kind() == SidKind::TaskQueue {
+            TransferTarget::Queue(target)
+        } else {
+            TransferTarget::Worker(target)
+        };
+        let new = NewTransfer { task: self.named(task), to, mode, priority };
+        let sid = self.engine.transfer(new, self.now).map_err(|err| err.to_string())?;
+        self.n_tasks += 1;
+        let name = format!("T{}", self.n_tasks);
+        self.names.insert(sid, name.clone());
+        Ok(name)
+    }
+
     /// Moves the clock to `t` seconds, firing every deadline on the way.
     fn at(&mut self, t: f64) {
         self.now = seconds(t);
@@ -835,6 +858,128 @@ fn wrap_up_rules_are_checked_whole_before_anything_changes() {
         queue.wrap_up,
         WrapUpRules { limit_seconds: 0, dispositions: vec!["Sale".into(), "No sale".into()] }
     );
+}
+
+/// Sales (alice, carol) and Support (bob): alice has the Sales call T1 in hand.
+fn alice_on_a_sales_call() -> Sim {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.worker("bob", json!({"routing": {"skills": ["Support"]}}), "Available");
+    sim.worker("carol", json!({"routing": {"skills": ["Sales"]}}), "Offline");
+    sim.at(1.0);
+    sim.task(json!({"skillsNeeded": ["Sales"], "from": "+15550001111"}));
+    sim.at(5.0);
+    sim.accept("alice");
+    sim.events();
+    sim
+}
+
+#[test]
+fn a_cold_transfer_to_a_queue_is_a_new_task_for_the_call_that_keeps_its_place_and_attributes() {
+    let mut sim = alice_on_a_sales_call();
+    sim.at(60.0);
+    let support = sim.engine.queue_by_name("Support").unwrap().sid;
+    sim.names.insert(support, "Support".into());
+    // An earlier Support caller waits: the transferred call, older, goes first.
+    sim.set_activity("bob", "Offline");
+    sim.task(json!({"skillsNeeded": ["Support"]}));
+    sim.events();
+    assert_eq!(
+        sim.transfer("T1", "Support", TransferMode::Cold, Some(-1)).unwrap_err(),
+        "priority: a transfer keeps or raises the priority (0), not -1"
+    );
+    assert_eq!(sim.transfer("T1", "Support", TransferMode::Cold, None).unwrap(), "T3");
+    assert_eq!(
+        sim.transfer("T1", "Support", TransferMode::Cold, None).unwrap_err(),
+        format!("task {} is being transferred already (task {})", sim.named("T1"), sim.named("T3"))
+    );
+    sim.engine.wrap_up(sim.named("T1"), sim.now).unwrap();
+    sim.at(70.0);
+    sim.set_activity("bob", "Available");
+    sim.accept("bob");
+
+    sim.check(expect![[r#"
+        t=60 task.updated task=T1
+        t=60 task.transfer-initiated task=T1
+        t=60 task-queue.entered task=T3 queue=Support
+        t=60 task.created task=T3
+        t=60 task.wrapup task=T1
+        t=60 reservation.wrapup task=T1 worker=alice queue=Sales
+        t=70 worker.activity.update worker=bob activity=Available
+        t=70 reservation.created task=T3 worker=bob queue=Support
+        t=70 reservation.accepted task=T3 worker=bob queue=Support
+        t=70 task.updated task=T3
+        t=70 task.transfer-completed task=T1 worker=bob"#]]);
+    let (first, second) =
+        (sim.engine.task(sim.named("T1")).unwrap(), sim.engine.task(sim.named("T3")).unwrap());
+    assert_eq!(second.virtual_start, first.virtual_start, "the time already waited counts");
+    assert_eq!(
+        first.attributes["conversations"],
+        json!({"conversation_id": first.sid.to_string(), "followed_by": "Transfer to Queue"})
+    );
+    assert_eq!(
+        second.attributes["conversations"],
+        json!({"conversation_id": first.sid.to_string(), "preceded_by": "Transfer to Queue"})
+    );
+    assert_eq!(second.attributes["from"], "+15550001111", "the caller's attributes are kept");
+    assert_eq!(
+        (second.attributes["transferTargetType"].as_str(), second.attributes["transferMode"].as_str()),
+        (Some("queue"), Some("COLD"))
+    );
+    assert_eq!(sim.status("T2"), "pending", "the later caller waits behind the transferred one");
+}
+
+#[test]
+fn a_warm_transfer_to_an_agent_goes_to_them_alone_and_comes_back_when_they_reject_it() {
+    let mut sim = alice_on_a_sales_call();
+    sim.at(30.0);
+    assert_eq!(
+        sim.transfer("T1", "alice", TransferMode::Warm, None).unwrap_err(),
+        "alice cannot take it now: this agent is the one transferring it"
+    );
+    assert_eq!(
+        sim.transfer("T1", "carol", TransferMode::Warm, None).unwrap_err(),
+        r#"carol cannot take it now: activity "Offline" is not an available activity"#
+    );
+    assert_eq!(sim.transfer("T1", "bob", TransferMode::Warm, Some(5)).unwrap(), "T2");
+    sim.set_activity("carol", "Available");
+    sim.at(31.0);
+    sim.reject("bob");
+    // Canceled: alice keeps the call; carol, a Sales agent now available, is not offered it.
+    assert_eq!((sim.status("T1"), sim.status("T2")), ("assigned", "canceled"));
+    // A cold transfer to bob that he does not answer waits in alice's queue for anyone there.
+    sim.at(40.0);
+    assert_eq!(sim.transfer("T1", "bob", TransferMode::Cold, None).unwrap(), "T3");
+    sim.engine.wrap_up(sim.named("T1"), sim.now).unwrap();
+    sim.at(60.0);
+    sim.accept("carol");
+
+    sim.check(expect![[r#"
+        t=30 task.updated task=T1
+        t=30 task.transfer-initiated task=T1
+        t=30 task-queue.entered task=T2 queue=Sales
+        t=30 task.created task=T2
+        t=30 reservation.created task=T2 worker=bob queue=Sales
+        t=30 worker.activity.update worker=carol activity=Available
+        t=31 reservation.rejected task=T2 worker=bob queue=Sales
+        t=31 task.transfer-failed task=T1
+        t=31 task.canceled task=T2 reason="transfer not taken"
+        t=40 task.updated task=T1
+        t=40 task.transfer-initiated task=T1
+        t=40 task-queue.entered task=T3 queue=Sales
+        t=40 task.created task=T3
+        t=40 reservation.created task=T3 worker=bob queue=Sales
+        t=40 task.wrapup task=T1
+        t=40 reservation.wrapup task=T1 worker=alice queue=Sales
+        t=60 reservation.timeout task=T3 worker=bob queue=Sales
+        t=60 task.transfer-attempt-failed task=T1
+        t=60 worker.activity.update worker=bob activity=Offline
+        t=60 reservation.created task=T3 worker=carol queue=Sales
+        t=60 reservation.accepted task=T3 worker=carol queue=Sales
+        t=60 task.updated task=T3
+        t=60 task.transfer-completed task=T1 worker=carol"#]]);
+    assert_eq!(sim.engine.task(sim.named("T2")).unwrap().reason.as_deref(), Some("transfer not taken"));
+    assert_eq!(sim.engine.task(sim.named("T3")).unwrap().priority, 0, "kept");
 }
 
 #[test]

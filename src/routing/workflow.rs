@@ -80,8 +80,16 @@ pub enum KnownWorker {
 /// Where a task stands in its workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
-    Target { filter: usize, target: usize },
+    Target {
+        filter: usize,
+        target: usize,
+    },
     Default,
+    /// Put in this queue by a transfer, outside the workflow's filters: no expression, no
+    /// timeout (TaskRouter's transfers to a queue bypass target expressions too).
+    Transfer {
+        queue: Sid,
+    },
 }
 
 /// The outcome of a walk: a step to wait in, or the end of the workflow.
@@ -175,7 +183,7 @@ impl WorkflowConfig {
     pub fn target(&self, position: Position) -> Option<&Target> {
         match position {
             Position::Target { filter, target } => self.filters.get(filter)?.targets.get(target),
-            Position::Default => None,
+            Position::Default | Position::Transfer { .. } => None,
         }
     }
 
@@ -293,6 +301,7 @@ impl WorkflowConfig {
         match position {
             Position::Target { .. } => self.target(position)?.priority,
             Position::Default => self.default_filter.as_ref()?.priority,
+            Position::Transfer { .. } => None,
         }
     }
 
@@ -309,6 +318,7 @@ impl WorkflowConfig {
         match position {
             Position::Target { .. } => self.target(position).map(|target| target.queue),
             Position::Default => self.default_filter.as_ref().map(|default| default.queue),
+            Position::Transfer { queue } => Some(queue),
         }
     }
 }
@@ -635,6 +645,7 @@ pub(crate) mod fuzz {
                 prop_assert_eq!(deadline.is_some(), target.timeout.is_some(), "{:?}", step);
             }
             Position::Default => prop_assert_eq!(deadline, None),
+            Position::Transfer { .. } => prop_assert!(false, "a walk never leads to a transfer's position"),
         }
         prop_assert!(deadline.is_none_or(|deadline| deadline >= filter_entered_at), "{:?}", step);
         Ok(())

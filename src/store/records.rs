@@ -9,10 +9,11 @@ use serde_json::Value;
 
 use crate::ivr::CallState;
 use crate::routing::{
-    ActivityState, ChannelState, Command, Event, EventFacts, Millis, NewTask, NewTaskQueue, NewWorker,
-    NewWorkflow, Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot, Step,
-    TaskChanges, TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey,
-    WorkerChannel, WorkerState, WorkflowChanges, WorkflowState, WorkspaceSettings, WrapUpRules,
+    ActivityState, ChannelState, Command, Event, EventFacts, Millis, NewTask, NewTaskQueue, NewTransfer,
+    NewWorker, NewWorkflow, Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot,
+    Step, TaskChanges, TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey,
+    TransferMode, TransferOf, TransferTarget, WorkerChannel, WorkerState, WorkflowChanges, WorkflowState,
+    WorkspaceSettings, WrapUpRules,
 };
 use crate::voice::{Bridge, Call, Stage};
 
@@ -149,6 +150,12 @@ pub enum CommandV1 {
         task: Sid,
         outcome: String,
         reason: String,
+    },
+    Transfer {
+        task: Sid,
+        to: TransferTargetV1,
+        mode: ModeV1,
+        priority: Option<i64>,
     },
     Cancel {
         task: Sid,
@@ -664,6 +671,49 @@ pub struct TaskV1 {
     pub skip_check_pending: bool,
     pub step_expired: bool,
     pub assigned_worker: Option<Sid>,
+    /// Set on a task made by a transfer; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferV1>,
+}
+
+/// What a task made by a transfer keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferV1 {
+    pub from: Sid,
+    pub mode: ModeV1,
+    pub worker: Option<Sid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferTargetV1 {
+    Queue(Sid),
+    Worker(Sid),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeV1 {
+    Cold,
+    Warm,
+}
+
+impl From<TransferMode> for ModeV1 {
+    fn from(mode: TransferMode) -> ModeV1 {
+        match mode {
+            TransferMode::Cold => ModeV1::Cold,
+            TransferMode::Warm => ModeV1::Warm,
+        }
+    }
+}
+
+impl From<ModeV1> for TransferMode {
+    fn from(mode: ModeV1) -> TransferMode {
+        match mode {
+            ModeV1::Cold => TransferMode::Cold,
+            ModeV1::Warm => TransferMode::Warm,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -672,6 +722,9 @@ pub enum StepV1 {
     At {
         /// `None` for the default filter.
         target: Option<(usize, usize)>,
+        /// The queue a transfer put the task in, outside the filters; absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transfer_queue: Option<Sid>,
         deadline: Option<Millis>,
         filter_entered_at: Millis,
         timed_out_of_a_filter: bool,
@@ -821,6 +874,13 @@ impl CommandRecord {
             Command::WrapUp { task } => CommandV1::WrapUp { task },
             Command::Complete { task, reason } => CommandV1::Complete { task, reason },
             Command::Dispose { task, outcome, reason } => CommandV1::Dispose { task, outcome, reason },
+            Command::Transfer(NewTransfer { task, to, mode, priority }) => {
+                let to = match to {
+                    TransferTarget::Queue(queue) => TransferTargetV1::Queue(queue),
+                    TransferTarget::Worker(worker) => TransferTargetV1::Worker(worker),
+                };
+                CommandV1::Transfer { task, to, mode: mode.into(), priority }
+            }
             Command::Cancel { task, reason } => CommandV1::Cancel { task, reason },
         };
         CommandRecord::V1 { at, command }
@@ -938,6 +998,13 @@ impl CommandRecord {
             CommandV1::WrapUp { task } => Command::WrapUp { task },
             CommandV1::Complete { task, reason } => Command::Complete { task, reason },
             CommandV1::Dispose { task, outcome, reason } => Command::Dispose { task, outcome, reason },
+            CommandV1::Transfer { task, to, mode, priority } => {
+                let to = match to {
+                    TransferTargetV1::Queue(queue) => TransferTarget::Queue(queue),
+                    TransferTargetV1::Worker(worker) => TransferTarget::Worker(worker),
+                };
+                Command::Transfer(NewTransfer { task, to, mode: mode.into(), priority })
+            }
             CommandV1::Cancel { task, reason } => Command::Cancel { task, reason },
         };
         (at, command)
@@ -1219,7 +1286,11 @@ fn task_record(t: &TaskState) -> TaskV1 {
         Step::At { position, deadline, filter_entered_at, timed_out_of_a_filter } => StepV1::At {
             target: match position {
                 Position::Target { filter, target } => Some((filter, target)),
-                Position::Default => None,
+                Position::Default | Position::Transfer { .. } => None,
+            },
+            transfer_queue: match position {
+                Position::Transfer { queue } => Some(queue),
+                _ => None,
             },
             deadline,
             filter_entered_at,
@@ -1252,6 +1323,11 @@ fn task_record(t: &TaskState) -> TaskV1 {
         skip_check_pending: t.skip_check_pending,
         step_expired: t.step_expired,
         assigned_worker: t.assigned_worker,
+        transfer: t.transfer.map(|transfer| TransferV1 {
+            from: transfer.from,
+            mode: transfer.mode.into(),
+            worker: transfer.worker,
+        }),
     }
 }
 
@@ -1284,15 +1360,18 @@ impl SnapshotRecord {
     pub fn into_snapshot(self) -> Result<Snapshot, RecordError> {
         let SnapshotRecord::V1(s) = self;
         let step = |step: StepV1| match step {
-            StepV1::At { target, deadline, filter_entered_at, timed_out_of_a_filter } => Step::At {
-                position: match target {
-                    Some((filter, target)) => Position::Target { filter, target },
-                    None => Position::Default,
-                },
-                deadline,
-                filter_entered_at,
-                timed_out_of_a_filter,
-            },
+            StepV1::At { target, transfer_queue, deadline, filter_entered_at, timed_out_of_a_filter } => {
+                Step::At {
+                    position: match (transfer_queue, target) {
+                        (Some(queue), _) => Position::Transfer { queue },
+                        (None, Some((filter, target))) => Position::Target { filter, target },
+                        (None, None) => Position::Default,
+                    },
+                    deadline,
+                    filter_entered_at,
+                    timed_out_of_a_filter,
+                }
+            }
             StepV1::TimedOut => Step::TimedOut,
             StepV1::Skipped => Step::Skipped,
         };
@@ -1400,6 +1479,11 @@ impl SnapshotRecord {
                         skip_check_pending: t.skip_check_pending,
                         step_expired: t.step_expired,
                         assigned_worker: t.assigned_worker,
+                        transfer: t.transfer.map(|transfer| TransferOf {
+                            from: transfer.from,
+                            mode: transfer.mode.into(),
+                            worker: transfer.worker,
+                        }),
                     })
                 })
                 .collect::<Result<_, RecordError>>()?,

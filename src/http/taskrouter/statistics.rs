@@ -202,6 +202,7 @@ fn render(
         ("tasks_completed_by_disposition", json!(statistics.completed_by_outcome)),
         ("tasks_deleted", json!(statistics.tasks_deleted)),
         ("tasks_moved", json!(statistics.tasks_moved)),
+        ("tasks_transferred", json!(statistics.tasks_transferred)),
     ]);
     if !is_queue {
         fields.push(("tasks_timed_out_in_workflow", json!(statistics.tasks_timed_out_in_workflow)));

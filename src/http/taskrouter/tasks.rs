@@ -336,23 +336,12 @@ pub(super) async fn explain(api: Api) -> Result<HttpResponse, TwilioError> {
     let explained = api.engine.read(|engine| engine.explain(task, worker, crate::live::now()));
     let explanation =
         explained.map_err(|err| TwilioError::from_command(err.into(), &[("WorkerSid", Some(worker))]))?;
-    let (reason, condition) = match &explanation {
-        Explanation::TaskNotWaiting { .. } => ("task_not_waiting", None),
-        Explanation::Offered { .. } => ("offered", None),
-        Explanation::NotInQueue { failing, .. } => ("not_in_queue", Some(failing)),
-        Explanation::ActivityUnavailable { .. } => ("activity_unavailable", None),
-        Explanation::ChannelUnavailable { .. } => ("channel_unavailable", None),
-        Explanation::CapacityFull { .. } => ("capacity_full", None),
-        Explanation::RejectedThisTask => ("rejected_this_task", None),
-        Explanation::NotTheKnownWorker { .. } => ("not_the_known_worker", None),
-        Explanation::TargetExpressionFalse { failing, .. } => ("target_expression_false", Some(failing)),
-        Explanation::Eligible { .. } => ("eligible", None),
-    };
+    let condition = explanation.condition();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "task_sid": task.to_string(),
         "worker_sid": worker.to_string(),
         "offered_or_eligible": matches!(explanation, Explanation::Offered { .. } | Explanation::Eligible { .. }),
-        "reason": reason,
+        "reason": explanation.code(),
         "explanation": explanation.to_string(),
         "failing_clause": condition.map(|condition| condition.clause.clone()),
         "values": condition.map(|condition| {
