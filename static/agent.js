@@ -264,30 +264,95 @@ const CALL_STATES = {
   calling: "Calling your phone…",
   ringing: "Your phone is ringing",
   talking: "On the call",
+  transferring: "Transferring",
 };
 
 /** A live call's state and controls: hold, mute and record once talking; hang up at any time. */
 function callPanel(task) {
   const call = task.call;
   const talking = call.state === "talking";
-  const flags = [call.on_hold && "caller on hold", call.muted && "you are muted", call.recording && "recording"].filter(Boolean);
+  const transfer = call.transfer;
+  const flags = [
+    transfer && `${transfer.mode.toLowerCase()}${transfer.outside ? " to an outside number" : ""}`,
+    transfer && (transfer.joined ? "they are on the line" : "waiting for them to join"),
+    call.on_hold && "caller on hold", call.muted && "you are muted", call.recording && "recording",
+  ].filter(Boolean);
   const control = (action, label) =>
     el("button", { type: "button", class: "secondary", "data-action": action, onclick: () => controlCall(task.task_sid, action) }, label);
+  const actions = transfer
+    ? [
+      transfer.joined ? el("button", { type: "button", "data-action": "complete-transfer", onclick: () => controlCall(task.task_sid, "complete-transfer") }, "Leave them with the caller") : null,
+      !transfer.joined || transfer.outside ? control("cancel-transfer", "Cancel transfer") : null,
+    ]
+    : [
+      talking ? (call.on_hold ? control("resume", "Resume") : control("hold", "Hold")) : null,
+      talking ? (call.muted ? control("unmute", "Unmute") : control("mute", "Mute")) : null,
+      talking ? (call.recording ? control("stop-recording", "Stop recording") : control("record", "Record")) : null,
+      talking ? el("button", { type: "button", class: "secondary", "data-action": "transfer", onclick: () => openTransfer(task.task_sid) }, "Transfer…") : null,
+      control("hangup", "Hang up"),
+    ];
   return el(
     "section",
     { class: "call", "data-state": call.state },
     el("h3", {}, "Call"),
     el("p", { class: "call-state", "aria-live": "polite" }, [CALL_STATES[call.state] || call.state, ...flags].join(" · ")),
-    el(
-      "div",
-      { class: "actions" },
-      talking ? (call.on_hold ? control("resume", "Resume") : control("hold", "Hold")) : null,
-      talking ? (call.muted ? control("unmute", "Unmute") : control("mute", "Mute")) : null,
-      talking ? (call.recording ? control("stop-recording", "Stop recording") : control("record", "Record")) : null,
-      control("hangup", "Hang up"),
-    ),
+    el("div", { class: "actions" }, ...actions),
   );
 }
+
+/** The task whose call the transfer dialog is about. */
+let transferring = null;
+
+/** Opens the transfer dialog: every other agent (those who cannot take it now greyed, with
+ * why), every task queue, and an outside number. */
+async function openTransfer(task) {
+  $("desk-error").textContent = "";
+  let targets;
+  try {
+    targets = await api("GET", `/agent/api/tasks/${task}/transfer`);
+  } catch (error) {
+    $("desk-error").textContent = error.message;
+    return;
+  }
+  transferring = task;
+  $("transfer-error").textContent = "";
+  const choice = (value, label, enabled, note) =>
+    el(
+      "label",
+      { class: "inline", "data-target": label },
+      el("input", { type: "radio", name: "to", value, disabled: !enabled }),
+      el("span", {}, label),
+      note ? el("span", { class: "why-not" }, note) : null,
+    );
+  $("transfer-agents").replaceChildren(
+    ...targets.workers.map((worker) =>
+      choice(worker.sid, worker.friendly_name, worker.can_take, worker.can_take ? worker.activity_name : `cannot take it now: ${worker.why_not}`)),
+  );
+  $("transfer-queues").replaceChildren(...targets.queues.map((queue) => choice(queue.sid, queue.friendly_name, true, null)));
+  $("transfer-dialog").showModal();
+}
+
+$("transfer-close").addEventListener("click", () => $("transfer-dialog").close());
+$("transfer-number").addEventListener("focus", () => {
+  document.querySelector('#transfer-form input[name="to"][value="outside"]').checked = true;
+});
+$("transfer-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = $("transfer-form");
+  const picked = form.querySelector('input[name="to"]:checked');
+  if (!picked) {
+    $("transfer-error").textContent = "Choose an agent, a queue or an outside number.";
+    return;
+  }
+  const to = picked.value === "outside" ? $("transfer-number").value.trim() : picked.value;
+  const mode = form.querySelector('input[name="mode"]:checked').value;
+  try {
+    render(await api("POST", `/agent/api/tasks/${transferring}/transfer`, { To: to, Mode: mode }));
+    $("transfer-dialog").close();
+  } catch (error) {
+    $("transfer-error").textContent = error.message;
+  }
+});
 
 async function controlCall(task, action) {
   $("desk-error").textContent = "";

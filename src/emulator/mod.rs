@@ -25,6 +25,7 @@
 //!   update (`Hold`, `HoldUrl`, `Muted`, `Coaching`, `CallSidToCoach`, `EndConferenceOnExit`),
 //!   remove, fetch (by call SID or label; one still being called in is found with the status
 //!   `queued`, `ringing` or `connecting`); their calls' status callbacks `initiated ringing answered completed`.
+//!   Who hears whom follows hold, mute and coaching ([`Conference::hearing`]), for tests to check.
 //! - Recordings (§4): `Calls/{CA}/Recordings` create (21220 unless in progress) and update
 //!   (`paused`, `in-progress`, `stopped`, `Twilio.CURRENT`); the `recordingStatusCallback` with
 //!   `RecordingSid`, `RecordingUrl`, `RecordingStatus`, `RecordingDuration`; the recording
@@ -35,7 +36,7 @@
 //!
 //! What it leaves out: audio (speech is text in a transcript), SMS, queues (`Enqueue`), AMD,
 //! `Dial` to several numbers at once, conference announcements, `speaker` events, coaching's
-//! effect on who hears whom (the flags are kept and reported), the fallback URL, CPS metering
+//! the fallback URL, CPS metering
 //! and the `participant-leave` of a participant whose call never connected (its call's status
 //! callback reports it). The control API can take the REST API out of service for a while
 //! (503 with Twilio's 20503) while calls and webhooks go on. Time runs `time_scale` times as fast as the wall clock's, so that
@@ -182,6 +183,28 @@ pub struct Participant {
     pub call_sid_to_coach: Option<String>,
     pub start_conference_on_enter: bool,
     pub end_conference_on_exit: bool,
+}
+
+impl Conference {
+    /// Who each participant hears, as Twilio mixes a conference: nobody on hold is heard or
+    /// hears anyone (they hear the hold music); nobody muted is heard; a coach is heard only by
+    /// the participant they coach (a whisper). Call SIDs, each list in the participants' order.
+    pub fn hearing(&self) -> Vec<(String, Vec<String>)> {
+        self.participants
+            .iter()
+            .map(|listener| {
+                let heard = self.participants.iter().filter(|speaker| {
+                    speaker.call_sid != listener.call_sid
+                        && !listener.hold
+                        && !speaker.hold
+                        && !speaker.muted
+                        && (!speaker.coaching
+                            || speaker.call_sid_to_coach.as_ref() == Some(&listener.call_sid))
+                });
+                (listener.call_sid.clone(), heard.map(|speaker| speaker.call_sid.clone()).collect())
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,10 +41,12 @@ use crate::agents::Role;
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::outbound::voice_api::codes;
 use crate::routing::{
-    Command, Engine, Event, Millis, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus,
+    Command, Engine, Event, Millis, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus, TransferMode,
 };
 use crate::sms::{ConversationEvent, Sms};
+use crate::twiml::DialTarget;
 use crate::voice::conference::Control;
+use crate::voice::transfer::TransferTo;
 use crate::voice::{ControlError, RecordingError, Voice};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
@@ -55,6 +57,11 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/agent/api/reservations/{reservation}").route(web::post().to(answer)))
         .service(web::resource("/agent/api/tasks/{task}").route(web::post().to(finish)))
         .service(web::resource("/agent/api/tasks/{task}/call").route(web::post().to(control_call)))
+        .service(
+            web::resource("/agent/api/tasks/{task}/transfer")
+                .route(web::get().to(transfer_targets))
+                .route(web::post().to(transfer)),
+        )
         .service(
             web::resource("/agent/api/tasks/{task}/recordings/{recording}").route(web::get().to(recording)),
         );
@@ -423,37 +430,141 @@ async fn control_call(
     voice: web::Data<Voice>,
 ) -> Result<HttpResponse, ApiError> {
     let action = required(&form, "Action")?;
-    let control = match action {
-        "hold" => Control::Hold(true),
-        "resume" => Control::Hold(false),
-        "mute" => Control::Mute(true),
-        "unmute" => Control::Mute(false),
-        "hangup" => Control::HangUp,
-        "record" => Control::Record(true),
-        "stop-recording" => Control::Record(false),
+    let action = match action {
+        "hold" => CallAction::Control(Control::Hold(true)),
+        "resume" => CallAction::Control(Control::Hold(false)),
+        "mute" => CallAction::Control(Control::Mute(true)),
+        "unmute" => CallAction::Control(Control::Mute(false)),
+        "hangup" => CallAction::Control(Control::HangUp),
+        "record" => CallAction::Control(Control::Record(true)),
+        "stop-recording" => CallAction::Control(Control::Record(false)),
+        "cancel-transfer" => CallAction::EndTransfer { leave: false },
+        "complete-transfer" => CallAction::EndTransfer { leave: true },
         other => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "Action: {other:?} is not one of hold, resume, mute, unmute, hangup, record, stop-recording"
+                    "Action: {other:?} is not one of hold, resume, mute, unmute, hangup, record, stop-recording, cancel-transfer, complete-transfer"
                 ),
             ));
         }
     };
-    let task = task_sid(&path)?;
+    let task = own_task(&session, &path, &engine)?;
+    let done = match action {
+        CallAction::Control(control) => voice.control(task, control).await,
+        CallAction::EndTransfer { leave } => voice.end_transfer(task, leave).await,
+    };
+    done.map_err(control_refusal)?;
+    state(session, engine, voice).await
+}
+
+/// What an agent does to their call: a control, or the end of their transfer (leaving the
+/// caller with whoever took it, or canceling it).
+enum CallAction {
+    Control(Control),
+    EndTransfer { leave: bool },
+}
+
+/// A task of the signed-in agent's (403 for another agent's).
+fn own_task(session: &AgentSession, path: &str, engine: &LiveEngine) -> Result<Sid, ApiError> {
+    let task = task_sid(path)?;
     let took = engine.read(|engine| engine.worker_took_task(session.worker, task));
     if !took {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "this task is not yours"));
     }
-    voice.control(task, control).await.map_err(|err| match err {
+    Ok(task)
+}
+
+fn control_refusal(err: ControlError) -> ApiError {
+    match err {
         ControlError::NoCall => ApiError::new(StatusCode::NOT_FOUND, err.to_string()),
         ControlError::Refused(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+        ControlError::Routing(err) => refusal(err),
         ControlError::Provider(_) => ApiError::new(StatusCode::BAD_GATEWAY, err.to_string()),
         ControlError::Voice(_) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("not stored ({err}); the server is stopping"),
         ),
-    })?;
+    }
+}
+
+/// Where the agent may transfer their task's call: every task queue, and every other agent
+/// with whether they could take it now (and why not, as `explain` says).
+async fn transfer_targets(
+    session: AgentSession,
+    path: web::Path<String>,
+    engine: web::Data<LiveEngine>,
+) -> Result<HttpResponse, ApiError> {
+    let task = own_task(&session, &path, &engine)?;
+    let targets = engine.read(|engine| {
+        let queues: Vec<Value> = engine
+            .queues()
+            .iter()
+            .map(|queue| json!({"sid": queue.sid.to_string(), "friendly_name": queue.friendly_name}))
+            .collect();
+        let mut workers: Vec<Value> = engine
+            .workers()
+            .filter(|worker| worker.sid != session.worker)
+            .map(|worker| {
+                let why_not = engine.explain_transfer(task, worker.sid).ok().flatten();
+                json!({
+                    "sid": worker.sid.to_string(),
+                    "friendly_name": worker.friendly_name,
+                    "activity_name": engine.worker_activity(worker).friendly_name,
+                    "can_take": why_not.is_none(),
+                    "why_not": why_not.map(|why| why.reason()),
+                })
+            })
+            .collect();
+        workers.sort_by_key(|worker| {
+            (!worker["can_take"].as_bool().unwrap_or(false), worker["friendly_name"].to_string())
+        });
+        json!({"task_sid": task.to_string(), "queues": queues, "workers": workers})
+    });
+    Ok(HttpResponse::Ok().json(targets))
+}
+
+/// `POST /agent/api/tasks/{WT}/transfer`: `To` (a task queue `WQ…`, a worker `WK…`, or an
+/// outside `+E.164`, `sip:` or `client:` address) and `Mode` (`cold`, the default, or `warm`).
+async fn transfer(
+    session: AgentSession,
+    path: web::Path<String>,
+    form: Form,
+    engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
+) -> Result<HttpResponse, ApiError> {
+    let task = own_task(&session, &path, &engine)?;
+    let to = required(&form, "To")?.trim();
+    let to = if let Ok(queue) = Sid::parse(to, SidKind::TaskQueue) {
+        TransferTo::Queue(queue)
+    } else if let Ok(worker) = Sid::parse(to, SidKind::Worker) {
+        TransferTo::Worker(worker)
+    } else {
+        match DialTarget::from_contact_uri(to) {
+            Some(target @ (DialTarget::Number(_) | DialTarget::Sip(_) | DialTarget::Client(_))) => {
+                TransferTo::Outside(target)
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "To: {to:?} is not a task queue (WQ…), a worker (WK…), a +E.164 number, sip: or client: address"
+                    ),
+                ));
+            }
+        }
+    };
+    let mode = match form.get("Mode").unwrap_or("cold") {
+        "cold" => TransferMode::Cold,
+        "warm" => TransferMode::Warm,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("Mode: {other:?} is not cold or warm"),
+            ));
+        }
+    };
+    voice.transfer(task, to, mode).await.map_err(control_refusal)?;
     state(session, engine, voice).await
 }
 

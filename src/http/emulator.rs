@@ -9,7 +9,7 @@
 //! - `GET /emulator/calls[/{sid}]`: calls with their status, conference and transcript.
 //! - `PUT /emulator/phones/{address}` `{"answer_after": 2, "busy": false, "hang_up_after":
 //!   null}`: what the phone at `client:alice` (or a number, a SIP URI) does when called.
-//! - `GET /emulator/conferences`: conferences with their participants.
+//! - `GET /emulator/conferences`: conferences with their participants, and whom each hears.
 //! - `GET /emulator/requests`: the REST requests received (method, path, parameter names).
 //! - `PUT /emulator/api` `{"down_for": 30}`: the REST API answers 503 for that many (emulated)
 //!   seconds, while calls go on and webhooks are still sent.
@@ -224,10 +224,16 @@ async fn conferences(emulator: web::Data<Emulator>) -> HttpResponse {
         .values()
         .map(|conference| {
             let mut summary = rest::conference_json(&emulator, conference);
+            let hearing = conference.hearing();
             summary["participants"] = conference
                 .participants
                 .iter()
-                .map(|p| rest::participant_json(&emulator, &conference.sid, p, "connected"))
+                .zip(hearing)
+                .map(|(p, (_, hears))| {
+                    let mut participant = rest::participant_json(&emulator, &conference.sid, p, "connected");
+                    participant["hears"] = json!(hears);
+                    participant
+                })
                 .collect();
             summary
         })

@@ -15,6 +15,7 @@ use crate::routing::{
     TransferMode, TransferOf, TransferTarget, WorkerChannel, WorkerState, WorkflowChanges, WorkflowState,
     WorkspaceSettings, WrapUpRules,
 };
+use crate::voice::transfer::Transfer;
 use crate::voice::{Bridge, Call, Stage};
 
 /// A logged command with the time it ran at.
@@ -220,6 +221,9 @@ pub struct CallV1 {
     /// Bridged in a conference (`voice.bridge = "conference"`); absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conference: Option<BridgeV1>,
+    /// The task the conference is named after, once a transfer moved the call to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<Sid>,
 }
 
 /// A call bridged in a conference ([`Bridge`]).
@@ -235,6 +239,19 @@ pub struct BridgeV1 {
     pub on_hold: bool,
     pub muted: bool,
     pub recording: Option<String>,
+    /// A transfer under way; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<CallTransferV1>,
+}
+
+/// A transfer under way in a call's conference ([`Transfer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallTransferV1 {
+    pub from_task: Sid,
+    pub from_reservation: Sid,
+    pub from_call: Option<String>,
+    pub mode: ModeV1,
+    pub outside_call: Option<String>,
 }
 
 /// A record kept under a key of its own, beside the command log: a call, a conversation, an
@@ -1086,6 +1103,13 @@ impl From<&Call> for CallV1 {
                 on_hold: bridge.on_hold,
                 muted: bridge.muted,
                 recording: bridge.recording.clone(),
+                transfer: bridge.transfer.as_ref().map(|transfer| CallTransferV1 {
+                    from_task: transfer.from_task,
+                    from_reservation: transfer.from_reservation,
+                    from_call: transfer.from_call.clone(),
+                    mode: transfer.mode.into(),
+                    outside_call: transfer.outside_call.clone(),
+                }),
             }),
             _ => None,
         };
@@ -1107,6 +1131,7 @@ impl From<&Call> for CallV1 {
             message_left,
             ended_at,
             conference,
+            room: call.room,
         }
     }
 }
@@ -1125,6 +1150,13 @@ impl CallV1 {
                 on_hold: bridge.on_hold,
                 muted: bridge.muted,
                 recording: bridge.recording,
+                transfer: bridge.transfer.map(|transfer| Transfer {
+                    from_task: transfer.from_task,
+                    from_reservation: transfer.from_reservation,
+                    from_call: transfer.from_call,
+                    mode: transfer.mode.into(),
+                    outside_call: transfer.outside_call,
+                }),
             }),
             (None, Some(reservation), _) => Stage::Dialing { reservation },
             (None, None, true) => Stage::Voicemail { left: self.message_left, ended_at: self.ended_at },
@@ -1147,6 +1179,7 @@ impl CallV1 {
             announced_at: self.announced_at,
             stage,
             dial_fallback: false,
+            room: self.room,
         })
     }
 }

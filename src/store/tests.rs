@@ -549,6 +549,7 @@ fn calls_are_put_and_deleted_durably_with_the_commands_around_them() {
             message_left: false,
             ended_at: None,
             conference: None,
+            room: None,
         };
         {
             let (store, _) = medium.open().unwrap();

@@ -47,6 +47,8 @@ pub struct Call {
     /// The provider's API failed to move this caller into a conference: they are bridged with
     /// `<Dial>` instead, as without conferences. In memory only: a restart tries again.
     pub dial_fallback: bool,
+    /// The task the conference is named after, once a transfer made `task` another one.
+    pub room: Option<Sid>,
 }
 
 /// What a routed call is doing.
@@ -85,6 +87,8 @@ pub struct Bridge {
     pub muted: bool,
     /// The recording in progress.
     pub recording: Option<String>,
+    /// A transfer under way: the agent and queue fields above are about its taker then.
+    pub transfer: Option<super::transfer::Transfer>,
 }
 
 /// What the engine shows of a call's task when a webhook comes.
@@ -147,6 +151,10 @@ pub enum ProviderRequest {
     MuteAgent(bool),
     /// Starts recording the caller's call (both parties), or stops the recording.
     Record(bool),
+    /// Whether this participant leaving ends the conference for everyone.
+    EndConferenceOnExit { call_sid: String, end: bool },
+    /// Calls an outside party into the conference, for a warm transfer to them.
+    CallOutside { to: String, label: String },
 }
 
 /// What a call does when a provider request fails.
@@ -334,6 +342,14 @@ pub fn on_call_ended(call: &mut Call, seen: &Seen, cx: Context<'_>) -> Decision 
     let decision = match follow_up {
         Some(command) => nothing.with(Action::Execute { command, why: "the call ended" }),
         None => nothing,
+    };
+    // Hung up during a transfer: the transferring agent's task is over too.
+    let decision = match &call.stage {
+        Stage::Conference(Bridge { transfer: Some(transfer), .. }) if transfer.from_call.is_some() => {
+            let command = Command::WrapUp { task: transfer.from_task };
+            decision.with(Action::Execute { command, why: "the caller hung up during a transfer" })
+        }
+        _ => decision,
     };
     let decision = match conference::agent_to_hang_up(call) {
         Some(hang_up_agent) => decision.with(hang_up_agent),

@@ -22,9 +22,10 @@ use super::paths;
 /// The caller's participant label in the conference.
 pub const CUSTOMER: &str = "customer";
 
-/// The conference's name: the task's SID, as Flex names it.
+/// The conference's name: the task's SID, as Flex names it (the first task's, after a
+/// transfer).
 pub fn room(call: &Call) -> String {
-    call.task.to_string()
+    call.room.unwrap_or(call.task).to_string()
 }
 
 /// The agent's participant label: one per reservation, so that a repeated request (a retry,
@@ -70,11 +71,16 @@ pub fn join(call: &Call, cx: Context<'_>) -> Response {
 /// Where the provider reaches the accepting worker: their `contact_uri` as Participants
 /// create takes it; none when it is not one a phone can be called at.
 pub fn agent_address(accepted: &Accepted) -> Option<String> {
-    match accepted.target.as_ref()? {
-        DialTarget::Number(number) => Some(number.clone()),
-        DialTarget::Client(identity) => Some(format!("client:{identity}")),
-        DialTarget::Sip(uri) => Some(uri.clone()),
-        DialTarget::Conference(_) => None,
+    accepted.target.as_ref().filter(|target| !matches!(target, DialTarget::Conference(_))).map(address_of)
+}
+
+/// A phone, client or SIP address as Participants create takes it in `To`.
+pub fn address_of(target: &DialTarget) -> String {
+    match target {
+        DialTarget::Number(number) => number.clone(),
+        DialTarget::Client(identity) => format!("client:{identity}"),
+        DialTarget::Sip(uri) => uri.clone(),
+        DialTarget::Conference(conference) => conference.name.clone(),
     }
 }
 
@@ -211,6 +217,11 @@ pub fn on_agent_called(call: &mut Call, agent_call: &str, conference: &str) -> D
 /// `/voice/agent-leg?call=…&reservation=…`: the agent's leg's status callback.
 pub fn on_agent_leg(call: &mut Call, reservation: Sid, call_status: &str, seen: &Seen) -> Decision {
     let nothing = Decision::answer(Response::default());
+    if matches!(call_status, "completed" | "busy" | "no-answer" | "failed" | "canceled")
+        && let Some(decision) = super::transfer::on_agent_hung_up(call, reservation)
+    {
+        return decision;
+    }
     let Stage::Conference(bridge) = &mut call.stage else { return nothing };
     if bridge.reservation != Some(reservation) {
         // An earlier agent's leg, already dealt with.
@@ -227,10 +238,18 @@ pub fn on_agent_leg(call: &mut Call, reservation: Sid, call_status: &str, seen: 
         }
         "completed" if bridge.talking => {
             // The agent hung up: the conference ended with them (endConferenceOnExit), and the
-            // caller's Dial reports it; the task moves to after-call work now.
+            // caller's Dial reports it; the task moves to after-call work now. Taking a warm
+            // transfer, they hung up on the consultation: the call is back with its first agent.
             bridge.talking = false;
             let wrap_up = Command::WrapUp { task: call.task };
-            nothing.with(Action::Save).with(Action::Execute { command: wrap_up, why: "the agent hung up" })
+            let wrapped = nothing
+                .with(Action::Save)
+                .with(Action::Execute { command: wrap_up, why: "the agent hung up" });
+            if super::transfer::consulting(call) {
+                let back = super::transfer::back_to_agent(call);
+                return Decision { actions: [wrapped.actions, back.actions].concat(), ..back };
+            }
+            wrapped
         }
         "completed" if seen.status == Some(TaskStatus::Assigned) => {
             // Answered, then hung up before joining: as if not answered.
@@ -264,14 +283,21 @@ pub fn on_conference_event(call: &mut Call, event: &ConferenceEvent, cx: Context
     let Stage::Conference(bridge) = &mut call.stage else { return nothing };
     bridge.conference.get_or_insert_with(|| event.conference.clone());
     let about_caller = event.call_sid.as_deref() == Some(caller.as_str());
+    let about_transferring_agent = bridge.transfer.as_ref().is_some_and(|transfer| {
+        event.call_sid.is_some() && [&transfer.from_call, &transfer.outside_call].contains(&&event.call_sid)
+    });
     let about_agent = event.call_sid.is_some()
         && !about_caller
+        && !about_transferring_agent
         && bridge.agent_call.as_ref().is_none_or(|agent| Some(agent) == event.call_sid.as_ref());
     match event.event.as_str() {
         "participant-join" if about_agent && bridge.reservation.is_some() => {
             bridge.talking = true;
             bridge.agent_call = event.call_sid.clone();
-            let decision = nothing.with(Action::Save);
+            let transferred = bridge.transfer.is_some();
+            let decision =
+                if transferred { super::transfer::taker_joined(call) } else { nothing.with(Action::Save) };
+            let Stage::Conference(bridge) = &mut call.stage else { return decision };
             if cx.settings.record == RecordMode::All && bridge.recording.is_none() {
                 decision.with(Action::Provider {
                     request: ProviderRequest::Record(true),
@@ -340,12 +366,23 @@ pub enum ControlRefused {
     NotTalking,
     #[error("the call is already {0}")]
     Already(&'static str),
+    #[error("the call is being transferred: cancel or finish that first")]
+    Transferring,
+    #[error("the call is not being transferred")]
+    NoTransfer,
+    #[error("whoever takes the transfer has not joined yet: cancel it, or wait")]
+    NotJoinedYet,
 }
 
 /// An agent's control of their call: the provider request to make, and the state to keep
 /// once it is made (the conference's events confirm hold and mute later).
 pub fn control(call: &mut Call, control: Control) -> Result<Decision, ControlRefused> {
     let Stage::Conference(bridge) = &mut call.stage else { return Err(ControlRefused::NotInConference) };
+    if bridge.transfer.is_some() {
+        // The transferring agent cancels or completes it; until then the call is not theirs to
+        // hang up, nor the taker's.
+        return Err(ControlRefused::Transferring);
+    }
     let request = match control {
         Control::HangUp => ProviderRequest::HangUpCaller,
         _ if !bridge.talking => return Err(ControlRefused::NotTalking),
@@ -391,6 +428,8 @@ pub struct Found {
     pub caller_on_hold: Option<bool>,
     /// The accepting agent's participant in it, found by its label.
     pub agent: Option<FoundAgent>,
+    /// During a transfer, whether the transferring agent is still in it.
+    pub transferring_agent_present: Option<bool>,
 }
 
 /// The agent's participant, as the provider reports it.
@@ -416,10 +455,37 @@ pub fn reconcile(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>) -
         }
         return super::call::on_call_ended(call, seen, cx);
     }
-    let Stage::Conference(bridge) = &mut call.stage else {
+    if !matches!(call.stage, Stage::Conference(_)) {
         // Accepted while the caller waited in the hold loop: connected now, not at their next poll.
         return on_accepted(call, seen, cx);
-    };
+    }
+    let transfer = reconcile_transfer(call, seen, found);
+    // What was found of the legs was about the call before the transfer moved on.
+    if !transfer.actions.is_empty() {
+        return transfer;
+    }
+    reconcile_bridge(call, seen, found, cx)
+}
+
+/// A transfer under way before the restart carries on: a cold one's agent still in the
+/// conference leaves now; a transferring agent gone meanwhile is done with their task; an
+/// untaken warm transfer comes back to its agent.
+fn reconcile_transfer(call: &mut Call, seen: &Seen, found: &Found) -> Decision {
+    let nothing = Decision::answer(Response::default());
+    let Stage::Conference(Bridge { transfer: Some(transfer), .. }) = &call.stage else { return nothing };
+    if transfer.from_call.is_none() {
+        return nothing;
+    }
+    match (found.transferring_agent_present, transfer.mode) {
+        (Some(false), _) => super::transfer::agent_leaves(call, false),
+        (_, crate::routing::TransferMode::Cold) => super::transfer::agent_leaves(call, true),
+        _ => super::transfer::on_task_ended(call, seen),
+    }
+}
+
+/// [`reconcile`] for the caller's and the called agent's legs.
+fn reconcile_bridge(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>) -> Decision {
+    let Stage::Conference(bridge) = &mut call.stage else { return Decision::answer(Response::default()) };
     if !bridge.caller_moved {
         // Stopped between storing the accept and moving the caller: the agent was never called.
         call.stage = Stage::Waiting;
@@ -462,11 +528,25 @@ pub fn reconcile(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>) -
 /// What the agent page shows of a call bridged in a conference, and which controls it offers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CallView {
-    /// `waiting` (for the next agent), `calling` (the agent's phone), `ringing`, `talking`.
+    /// `waiting` (for the next agent), `calling` (the agent's phone), `ringing`, `talking`;
+    /// `transferring` for the agent who transfers it, until they leave.
     pub state: &'static str,
     pub on_hold: bool,
     pub muted: bool,
     pub recording: bool,
+    /// For the transferring agent: the transfer under way.
+    pub transfer: Option<TransferView>,
+}
+
+/// A transfer as its agent's page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TransferView {
+    /// `COLD` or `WARM`.
+    pub mode: &'static str,
+    /// Whoever takes it is in the conference (the agent may leave them with the caller).
+    pub joined: bool,
+    /// To an outside number.
+    pub outside: bool,
 }
 
 /// The call as the agent page shows it; none unless it is bridged in a conference.
@@ -483,5 +563,32 @@ pub fn view(call: &Call) -> Option<CallView> {
         on_hold: bridge.on_hold,
         muted: bridge.muted,
         recording: bridge.recording.is_some(),
+        transfer: None,
     })
+}
+
+/// Every task's view of the call: its own task's, and during a transfer the transferring
+/// agent's (while they are in the conference).
+pub fn views(call: &Call) -> Vec<(Sid, CallView)> {
+    let mut views: Vec<(Sid, CallView)> = view(call).map(|view| (call.task, view)).into_iter().collect();
+    if let Stage::Conference(bridge) = &call.stage
+        && let Some(transfer) = bridge.transfer.as_ref().filter(|transfer| transfer.from_call.is_some())
+    {
+        let outside = transfer.outside_call.is_some();
+        views.push((
+            transfer.from_task,
+            CallView {
+                state: "transferring",
+                on_hold: bridge.on_hold,
+                muted: false,
+                recording: bridge.recording.is_some(),
+                transfer: Some(TransferView {
+                    mode: transfer.mode.as_str(),
+                    joined: bridge.talking || outside,
+                    outside,
+                }),
+            },
+        ));
+    }
+    views
 }

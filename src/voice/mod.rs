@@ -14,6 +14,7 @@ pub mod conference;
 pub mod flows;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ use crate::outbound::voice_api::{
 };
 use crate::routing::{Command, Millis, ReservationStatus, Sid, SidKind, TaskStatus};
 use crate::store::{CallRecord, CallV1, StoreError};
-use crate::twiml::{DialTarget, Response, Verb};
+use crate::twiml::{self, DialTarget, Response, Verb};
 pub use call::{Accepted, Action, Bridge, Call, Context, Decision, ProviderRequest, Seen, Stage};
 pub use flows::{Flows, FlowsError};
 
@@ -165,6 +166,9 @@ pub enum ControlError {
     /// The provider did not do it.
     #[error(transparent)]
     Provider(VoiceApiError),
+    /// The routing engine refused (a transfer to someone who cannot take it now...).
+    #[error(transparent)]
+    Routing(crate::routing::RoutingError),
     #[error(transparent)]
     Voice(#[from] VoiceError),
 }
@@ -210,7 +214,8 @@ pub struct Voice {
     /// The provider's Voice API, with conference bridging.
     api: Option<VoiceApi>,
     /// What the agent page shows of each task's call in a conference, kept as each is stored.
-    views: Mutex<HashMap<Sid, conference::CallView>>,
+    /// Each task's view of its call, with the call's SID.
+    views: Mutex<HashMap<Sid, (String, conference::CallView)>>,
     /// The task whose call's view changed.
     view_changes: tokio::sync::broadcast::Sender<Sid>,
     /// How many times a view changed: with the engine's event count, how the agent page tells a
@@ -244,7 +249,12 @@ impl Voice {
                 None => unrouted.push(sid),
             }
         }
-        let views = calls.iter().filter_map(|(_, call)| Some((call.task, conference::view(call)?))).collect();
+        let views = calls
+            .iter()
+            .flat_map(|(_, call)| {
+                conference::views(call).into_iter().map(|(task, view)| (task, (call.sid.clone(), view)))
+            })
+            .collect();
         Ok(Voice {
             live,
             flows,
@@ -265,7 +275,7 @@ impl Voice {
 
     /// The agent page's view of the call of `task`, while it is bridged in a conference.
     pub fn call_view(&self, task: Sid) -> Option<conference::CallView> {
-        self.lock_views().get(&task).cloned()
+        self.lock_views().get(&task).map(|(_, view)| view.clone())
     }
 
     /// The tasks whose calls change as the agent page shows them.
@@ -273,26 +283,38 @@ impl Voice {
         self.view_changes.subscribe()
     }
 
-    fn lock_views(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, conference::CallView>> {
+    fn lock_views(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, (String, conference::CallView)>> {
         self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stores `call` (durable when this returns), then shows it as it now is.
     async fn save(&self, call: &Call) -> Result<(), StoreError> {
         self.live.put(&CallRecord::V1(CallV1::from(call))).await?;
-        self.show(call.task, conference::view(call));
+        self.show(&call.sid, conference::views(call));
         Ok(())
     }
 
-    fn show(&self, task: Sid, view: Option<conference::CallView>) {
-        let changed = {
-            let mut views = self.lock_views();
-            match view {
-                Some(view) => views.insert(task, view.clone()) != Some(view),
-                None => views.remove(&task).is_some(),
+    /// Shows the call `call_sid` to the agent pages of the tasks in `views`, and no longer to
+    /// those of its other tasks (a transfer moved on, or the call is over).
+    fn show(&self, call_sid: &str, views: Vec<(Sid, conference::CallView)>) {
+        let mut changed = Vec::new();
+        {
+            let mut shown = self.lock_views();
+            shown.retain(|task, (call, _)| {
+                let keep = call != call_sid || views.iter().any(|(current, _)| current == task);
+                if !keep {
+                    changed.push(*task);
+                }
+                keep
+            });
+            for (task, view) in views {
+                if shown.get(&task).map(|(_, shown)| shown) != Some(&view) {
+                    shown.insert(task, (call_sid.to_owned(), view));
+                    changed.push(task);
+                }
             }
-        };
-        if changed {
+        }
+        for task in changed {
             self.views_changed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = self.view_changes.send(task);
         }
@@ -533,6 +555,10 @@ impl Voice {
             }
         };
         found.caller_on_hold = participant(conference::CUSTOMER.to_owned()).await?.map(|caller| caller.hold);
+        if let Some(leg) = bridge.transfer.as_ref().and_then(|transfer| transfer.from_call.clone()) {
+            let present = participant(leg).await?.is_some_and(|agent| agent.status == "connected");
+            found.transferring_agent_present = Some(present);
+        }
         if let Some(reservation) = bridge.reservation {
             found.agent = participant(conference::agent_label(reservation)).await?.map(|agent| {
                 conference::FoundAgent {
@@ -569,7 +595,8 @@ impl Voice {
                 Err(RecvError::Closed) => break,
             };
             while connecting.try_join_next().is_some() {}
-            if event.event_type != crate::routing::EventType::ReservationAccepted {
+            let canceled = event.event_type == crate::routing::EventType::TaskCanceled;
+            if event.event_type != crate::routing::EventType::ReservationAccepted && !canceled {
                 continue;
             }
             let Some(task) = event.task else { continue };
@@ -579,10 +606,21 @@ impl Voice {
             connecting.spawn(async move {
                 let _slot = slot;
                 let mut guard = voice.calls.lock(&caller).await;
-                if guard.is_some()
-                    && let Err(err) = voice.decide(&mut guard, live::now(), conference::on_accepted).await
-                {
-                    tracing::error!(%err, call_sid = %caller, "connecting an accepted call failed");
+                let about_this_task = guard.as_ref().is_some_and(|call| call.task == task);
+                let outcome = match (about_this_task, canceled) {
+                    (false, _) => return,
+                    (true, false) => voice.decide(&mut guard, live::now(), conference::on_accepted).await,
+                    // A transfer's task ended untaken: back to its first agent.
+                    (true, true) => {
+                        voice
+                            .decide(&mut guard, live::now(), |call, seen, _| {
+                                transfer::on_task_ended(call, seen)
+                            })
+                            .await
+                    }
+                };
+                if let Err(err) = outcome {
+                    tracing::error!(%err, call_sid = %caller, "following the routing of a call failed");
                 }
             });
         }
@@ -594,7 +632,10 @@ impl Voice {
     pub async fn control(&self, task: Sid, control: conference::Control) -> Result<(), ControlError> {
         let caller = self.caller_of(task).ok_or(ControlError::NoCall)?;
         let mut guard = self.calls.lock(&caller).await;
-        let Some(current) = guard.as_mut() else { return Err(ControlError::NoCall) };
+        // The call is this task's only while it is the call's task: not once transferred.
+        let Some(current) = guard.as_mut().filter(|call| call.task == task) else {
+            return Err(ControlError::NoCall);
+        };
         let before = current.stage.clone();
         let Decision { actions, .. } =
             conference::control(current, control).map_err(ControlError::Refused)?;
@@ -615,6 +656,176 @@ impl Voice {
         }
         self.save(current).await.map_err(VoiceError::Storage)?;
         Ok(())
+    }
+
+    /// Transfers the call of `task`, whose agent talks with the caller, to a queue, an agent
+    /// or an outside number: the new task's SID, for a queue or an agent. Nothing changes when
+    /// it is refused (the provider's steps taken so far are undone).
+    ///
+    /// Order, for a restart at any point: the agent's leg is set not to end the conference and
+    /// the caller is held (both undone on a refusal); the new task and the call's new state are
+    /// stored in one write; only then does a cold transfer's agent leave. A warm transfer to an
+    /// outside number stores the consultation before the number is called.
+    pub async fn transfer(
+        &self,
+        task: Sid,
+        to: transfer::TransferTo,
+        mode: crate::routing::TransferMode,
+    ) -> Result<Option<Sid>, ControlError> {
+        use crate::routing::{NewTransfer, TransferMode, TransferTarget};
+        use transfer::TransferTo;
+        let caller = self.caller_of(task).ok_or(ControlError::NoCall)?;
+        let mut guard = self.calls.lock(&caller).await;
+        let Some(current) = guard.as_mut() else { return Err(ControlError::NoCall) };
+        let (_, agent_leg) = transfer::check(current, task).map_err(ControlError::Refused)?;
+        let now = live::now();
+        if let (TransferTo::Outside(target), TransferMode::Cold) = (&to, mode) {
+            // The caller leaves the conference for the number; the conference ends, and the
+            // agent's leg with it.
+            let dial = twiml::Dial {
+                target: target.clone(),
+                action: None,
+                method: None,
+                timeout: Some(self.settings.dial_timeout),
+                caller_id: Some(current.to.clone()),
+                answer_on_bridge: Some(true),
+            };
+            let twiml = Response::new(vec![Verb::Dial(dial), Verb::Hangup]);
+            let cx = self.context(current, now);
+            self.provide(current, &ProviderRequest::MoveCaller(twiml), cx)
+                .await
+                .map_err(ControlError::Provider)?;
+            transfer::started(current, None, mode);
+            self.decide(&mut guard, now, |call, _, _| transfer::agent_leaves(call, false)).await?;
+            return Ok(None);
+        }
+        let undo = [
+            ProviderRequest::EndConferenceOnExit { call_sid: agent_leg.clone(), end: true },
+            ProviderRequest::HoldCaller(false),
+        ];
+        // Held whatever the call's state says: hold follows the provider's events, which may
+        // not have caught up with a hold just undone.
+        let was_on_hold = matches!(&current.stage, Stage::Conference(bridge) if bridge.on_hold);
+        let steps = [
+            ProviderRequest::EndConferenceOnExit { call_sid: agent_leg, end: false },
+            ProviderRequest::HoldCaller(true),
+        ];
+        for (done, step) in steps.iter().enumerate() {
+            let cx = self.context(current, now);
+            if let Err(err) = self.provide(current, step, cx).await {
+                self.undo(current, &undo[..done]).await;
+                return Err(ControlError::Provider(err));
+            }
+        }
+        let target = match &to {
+            TransferTo::Queue(queue) => Some(TransferTarget::Queue(*queue)),
+            TransferTo::Worker(worker) => Some(TransferTarget::Worker(*worker)),
+            TransferTo::Outside(_) => None,
+        };
+        let created = match target {
+            Some(to) => {
+                let command = Command::Transfer(NewTransfer { task, to, mode, priority: None });
+                let mut moved = current.clone();
+                let stored = self
+                    .live
+                    .execute_with(command, |created| {
+                        transfer::started(&mut moved, created, mode);
+                        CallRecord::V1(CallV1::from(&moved))
+                    })
+                    .await;
+                match stored {
+                    Ok((created, _)) => {
+                        *current = moved;
+                        self.show(&current.sid, conference::views(current));
+                        created
+                    }
+                    Err(ExecuteError::Refused(err)) => {
+                        self.undo(current, &undo[..if was_on_hold { 1 } else { 2 }]).await;
+                        return Err(ControlError::Routing(err));
+                    }
+                    Err(ExecuteError::Storage(err)) => {
+                        return Err(ControlError::Voice(VoiceError::Storage(err)));
+                    }
+                }
+            }
+            None => {
+                transfer::started(current, None, mode);
+                self.save(current).await.map_err(VoiceError::Storage)?;
+                None
+            }
+        };
+        if let TransferTo::Outside(target) = &to {
+            let request = ProviderRequest::CallOutside {
+                to: conference::address_of(target),
+                label: transfer::outside_label(task),
+            };
+            self.decide(&mut guard, now, move |_, _, _| {
+                Decision::answer(Response::default())
+                    .with(Action::Provider { request, fallback: call::Fallback::Report })
+            })
+            .await?;
+        }
+        if mode == TransferMode::Cold {
+            self.decide(&mut guard, now, |call, _, _| transfer::agent_leaves(call, true)).await?;
+        }
+        Ok(created)
+    }
+
+    /// The transferring agent of `task` leaves the caller with whoever took the transfer
+    /// (`leave`), or cancels it and talks with the caller again.
+    pub async fn end_transfer(&self, task: Sid, leave: bool) -> Result<(), ControlError> {
+        let caller = self.caller_of(task).ok_or(ControlError::NoCall)?;
+        let mut guard = self.calls.lock(&caller).await;
+        let Some(current) = guard.as_mut() else { return Err(ControlError::NoCall) };
+        let Stage::Conference(bridge) = &current.stage else {
+            return Err(ControlError::Refused(conference::ControlRefused::NotInConference));
+        };
+        let Some(under_way) = bridge
+            .transfer
+            .clone()
+            .filter(|transfer| transfer.from_task == task && transfer.from_call.is_some())
+        else {
+            return Err(ControlError::Refused(conference::ControlRefused::NoTransfer));
+        };
+        let joined = bridge.talking || under_way.outside_call.is_some();
+        let now = live::now();
+        if leave {
+            if !joined {
+                return Err(ControlError::Refused(conference::ControlRefused::NotJoinedYet));
+            }
+            self.decide(&mut guard, now, |call, _, _| transfer::agent_leaves(call, true)).await?;
+            return Ok(());
+        }
+        if bridge.talking && under_way.outside_call.is_none() {
+            // Taken already: the two agents talk; the transferring one may only leave.
+            return Err(ControlError::Refused(conference::ControlRefused::Transferring));
+        }
+        let taker_task = (current.task != task).then_some(current.task);
+        if let Some(taker_task) = taker_task {
+            let accepted = self.seen(taker_task, now).accepted.map(|accepted| accepted.reservation);
+            if let Some(reservation) = accepted {
+                // Accepted, their phone ringing: as if they had not answered.
+                self.execute(current, Command::Unanswered { reservation }, "the transfer was canceled")
+                    .await?;
+            }
+            let waiting = self.seen(taker_task, now).status.is_some_and(TaskStatus::is_waiting);
+            if waiting {
+                let cancel = Command::Cancel { task: taker_task, reason: "transfer canceled".to_owned() };
+                self.execute(current, cancel, "the transfer was canceled").await?;
+            }
+        }
+        self.decide(&mut guard, now, |call, _, _| transfer::back_to_agent(call)).await?;
+        Ok(())
+    }
+
+    /// Puts back what a refused transfer's first steps changed, as far as the provider lets.
+    async fn undo(&self, current: &Call, steps: &[ProviderRequest]) {
+        for step in steps.iter().rev() {
+            let cx = self.context(current, live::now());
+            if let Err(err) = self.provide(current, step, cx).await {
+                tracing::warn!(call_sid = %current.sid, %err, "a refused transfer could not be undone at the provider");
+            }
+        }
     }
 
     /// The audio (WAV) of `recording`, a recording of `task`'s call that its attributes list
@@ -736,7 +947,7 @@ impl Voice {
                 Action::Save => self.save(current).await?,
                 Action::Forget => {
                     self.live.delete::<CallRecord>(&current.sid).await?;
-                    self.show(current.task, None);
+                    self.show(&current.sid, Vec::new());
                     **guard = None;
                     break;
                 }
@@ -750,6 +961,9 @@ impl Voice {
                                 conference::on_agent_called(current, &call_sid, &conference).actions
                             }
                             Provided::Recording(sid) => conference::on_recording(current, sid).actions,
+                            Provided::OutsideCalled { call_sid } => {
+                                transfer::on_outside_called(current, &call_sid).actions
+                            }
                         };
                         for action in noted.into_iter().rev() {
                             actions.push_front(action);
@@ -814,27 +1028,18 @@ impl Voice {
                 ])
                 .unwrap_or_default();
                 let new = NewParticipant {
-                    conference: conference::room(current),
-                    from: current.to.clone(),
-                    to: to.clone(),
-                    label: Some(label.clone()),
-                    timeout: Some(self.settings.dial_timeout),
                     status_callback: Some(format!("{base}{}?{callback_query}", paths::AGENT_LEG)),
                     status_callback_events: vec!["initiated", "ringing", "answered", "completed"],
-                    early_media: Some(true),
-                    start_conference_on_enter: Some(true),
-                    // The agent hanging up ends the call for the caller too.
-                    end_conference_on_exit: Some(true),
-                    beep: Some("false"),
-                    wait_url: None,
+                    // The agent hanging up ends the call for the caller too; not while they
+                    // consult with an agent transferring the call to them.
+                    end_conference_on_exit: Some(!transfer::consulting(current)),
                     conference_status_callback: Some(format!(
                         "{base}{}?call={}",
                         paths::CONFERENCE,
                         current.sid
                     )),
                     conference_status_callback_events: vec!["start", "end", "join", "leave", "mute", "hold"],
-                    conference_record: None,
-                    conference_recording_status_callback: None,
+                    ..self.participant(current, to, label)
                 };
                 match api.create_participant(&new).await {
                     Ok(agent) => Ok(Provided::AgentCalled {
@@ -888,12 +1093,51 @@ impl Voice {
                 let recording = api.start_recording(&current.sid, &callback).await?;
                 Ok(Provided::Recording(Some(recording.sid)))
             }
+            ProviderRequest::EndConferenceOnExit { call_sid, end } => {
+                let update =
+                    ParticipantUpdate { end_conference_on_exit: Some(*end), ..ParticipantUpdate::default() };
+                let room = in_conference("keep the conference going")?;
+                match api.update_participant(&room, call_sid, &update).await {
+                    // Gone already: nothing left to change.
+                    Err(err) if err.code() == Some(voice_api::codes::NOT_FOUND) => Ok(Provided::Done),
+                    outcome => outcome.map(|_| Provided::Done),
+                }
+            }
+            ProviderRequest::CallOutside { to, label } => {
+                // Not ending the conference by leaving, until the agent leaves them with the caller.
+                let new = self.participant(current, to, label);
+                let outside = api.create_participant(&new).await?;
+                Ok(Provided::OutsideCalled { call_sid: outside.call_sid })
+            }
             ProviderRequest::Record(false) => {
                 let current_recording =
                     bridge.recording.clone().unwrap_or_else(|| "Twilio.CURRENT".to_owned());
                 api.update_recording(&current.sid, &current_recording, RecordingStatus::Stopped).await?;
                 Ok(Provided::Recording(None))
             }
+        }
+    }
+
+    /// A leg that `to` is called on into `current`'s conference as `label`: early media, no
+    /// beep, starting the conference but not ending it by leaving, no callbacks.
+    fn participant(&self, current: &Call, to: &str, label: &str) -> NewParticipant {
+        NewParticipant {
+            conference: conference::room(current),
+            from: current.to.clone(),
+            to: to.to_owned(),
+            label: Some(label.to_owned()),
+            timeout: Some(self.settings.dial_timeout),
+            status_callback: None,
+            status_callback_events: Vec::new(),
+            early_media: Some(true),
+            start_conference_on_enter: Some(true),
+            end_conference_on_exit: Some(false),
+            beep: Some("false"),
+            wait_url: None,
+            conference_status_callback: None,
+            conference_status_callback_events: Vec::new(),
+            conference_record: None,
+            conference_recording_status_callback: None,
         }
     }
 
@@ -983,6 +1227,7 @@ impl Voice {
                     announced_at: None,
                     stage,
                     dial_fallback: false,
+                    room: None,
                 }))
             })
             .await;
@@ -1070,6 +1315,10 @@ enum Provided {
     },
     /// The recording started (its SID) or stopped.
     Recording(Option<String>),
+    /// An outside party is being called into the conference (a warm transfer to them).
+    OutsideCalled {
+        call_sid: String,
+    },
 }
 
 /// A call the IVR is routing, before its task exists.

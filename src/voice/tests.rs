@@ -10,7 +10,7 @@ use super::*;
 use crate::config::{BridgeMode, RecordMode, VoiceSettings};
 use crate::fuzzing::{self, awkward_text};
 use crate::ivr::load_flow;
-use crate::routing::SidKind;
+use crate::routing::{SidKind, TransferMode};
 use crate::twiml;
 
 const FLOW: &str = r#"
@@ -60,6 +60,7 @@ impl Journey {
             announced_at: None,
             stage: Stage::Waiting,
             dial_fallback: false,
+            room: None,
         };
         Journey { call: Some(call), flow: load_flow(FLOW).unwrap(), settings, now: 0, log: Vec::new() }
     }
@@ -176,6 +177,37 @@ impl Journey {
         self
     }
 
+    /// The agent transferred the call: the shell stored the transfer task WT2 with the call.
+    fn transfer_started(&mut self, mode: TransferMode) -> &mut Journey {
+        self.step(&format!("transfer {mode:?}"), Seen::default(), |call, _, _| {
+            transfer::started(call, Some(sid("WT2")), mode);
+            Decision::answer(Response::default()).with(Action::Save)
+        });
+        self
+    }
+
+    fn agent_leaves(&mut self) -> &mut Journey {
+        self.step("the transferring agent leaves", Seen::default(), |call, _, _| {
+            transfer::agent_leaves(call, true)
+        });
+        self
+    }
+
+    /// The transfer's task ended (canceled): its events reach the call.
+    fn transfer_task_ended(&mut self) -> &mut Journey {
+        self.step("transfer task canceled", status(TaskStatus::Canceled), |call, seen, _| {
+            transfer::on_task_ended(call, seen)
+        });
+        self
+    }
+
+    fn agent_leg_of(&mut self, reservation: &str, status: &str, seen: Seen) -> &mut Journey {
+        self.step(&format!("agent-leg of {reservation} {status}"), seen, |call, seen, _| {
+            conference::on_agent_leg(call, sid(reservation), status, seen)
+        });
+        self
+    }
+
     fn conference_ended(&mut self, seen: Seen) -> &mut Journey {
         self.step("conference-ended", seen, conference::on_conference_ended);
         self
@@ -221,6 +253,15 @@ fn stage(stage: &Stage) -> String {
                 }
             }
             parts.extend(bridge.recording.iter().map(|sid| format!("recording {sid}")));
+            if let Some(transfer) = &bridge.transfer {
+                let leg = transfer.from_call.as_deref().unwrap_or("gone");
+                parts.push(format!(
+                    "transfer of {} from {} (leg {leg}, {:?})",
+                    short(&transfer.from_task.to_string()),
+                    short(&transfer.from_reservation.to_string()),
+                    transfer.mode
+                ));
+            }
             format!("Conference({})", parts.join(", "))
         }
         other => format!("{other:?}"),
@@ -234,8 +275,13 @@ fn waiting(place: usize) -> Seen {
 
 /// An agent reachable at `contact_uri` accepted reservation WR1.
 fn accepted(contact_uri: &str) -> Seen {
+    accepted_as(contact_uri, "WR1")
+}
+
+/// An agent reachable at `contact_uri` accepted `reservation`.
+fn accepted_as(contact_uri: &str, reservation: &str) -> Seen {
     let accepted = Accepted {
-        reservation: sid("WR1"),
+        reservation: sid(reservation),
         target: DialTarget::from_contact_uri(contact_uri),
         queue: Some(sid("WQ1")),
         waited: 12_000,
@@ -284,6 +330,12 @@ fn done(action: &Action) -> String {
             let request = match request {
                 ProviderRequest::MoveCaller(_) => "move the caller into the conference".to_owned(),
                 ProviderRequest::CallAgent { to, label, .. } => format!("call {to} in as {}", short(label)),
+                ProviderRequest::EndConferenceOnExit { call_sid, end } => {
+                    format!(
+                        "{call_sid} leaving {} the conference",
+                        if *end { "ends" } else { "does not end" }
+                    )
+                }
                 other => format!("{other:?}"),
             };
             format!("provider: {request} (else {fallback:?})")
@@ -361,6 +413,7 @@ fn found(agent: Option<bool>) -> conference::Found {
             joined,
             muted: false,
         }),
+        transferring_agent_present: None,
     }
 }
 
@@ -756,4 +809,89 @@ proptest! {
             serde_urlencoded::from_str(action.split_once('?').unwrap().1).unwrap();
         prop_assert_eq!(CallParams::from_params(&query).ivr, Some((flow, state)));
     }
+}
+
+/// A caller bridged at t=3 to alice (reservation WR1, leg CA9), who joined.
+fn talking_with_alice() -> Journey {
+    let mut journey = Journey::new(conference_mode());
+    journey
+        .at(3)
+        .accepted_event(accepted("client:alice"))
+        .caller_moved()
+        .agent_called("CA9")
+        .conference("participant-join", "CA9");
+    journey
+}
+
+#[test]
+fn a_warm_transfer_holds_the_caller_while_the_agents_talk_then_leaves_them_with_the_second() {
+    let mut journey = talking_with_alice();
+    journey
+        .at(10)
+        .transfer_started(TransferMode::Warm)
+        // Refused while under way.
+        .control(conference::Control::Hold(false))
+        .at(15)
+        .accepted_event(accepted_as("client:bob", "WR2"))
+        .agent_called("CAB")
+        .conference("participant-join", "CAB")
+        // The transferring agent's own events are not the new agent's.
+        .conference("participant-mute", "CA9")
+        .at(30)
+        .agent_leaves()
+        // Their leg's end, after they left.
+        .agent_leg("completed", accepted("client:alice"))
+        .at(90)
+        .agent_leg_of("WR2", "completed", accepted_as("client:bob", "WR2"));
+    journey.check(expect![[r#"
+        t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+        t=3 caller moved: (nothing) | save | Conference(WR1)
+        t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+        t=3 conference participant-join CA9: (nothing) | save | Conference(WR1, agent leg CA9, talking)
+        t=10 transfer Warm: (nothing) | save | Conference(no agent, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=10 control Hold(false): refused: the call is being transferred: cancel or finish that first
+        t=15 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: call client:bob in as agent-WR2 (else NextAgent) | Conference(WR2, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=15 agent leg CAB placed: (nothing) | save | Conference(WR2, agent leg CAB, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=15 conference participant-join CAB: (nothing) | save | Conference(WR2, agent leg CAB, talking, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=15 conference participant-mute CA9: (nothing) | Conference(WR2, agent leg CAB, talking, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=30 the transferring agent leaves: (nothing) | save | wrap up | provider: CAB leaving ends the conference (else Report) | provider: HangUpAgent { call_sid: "CA9" } (else Report) | provider: HoldCaller(false) (else Report) | Conference(WR2, agent leg CAB, talking)
+        t=30 agent-leg completed: (nothing) | Conference(WR2, agent leg CAB, talking)
+        t=90 agent-leg of WR2 completed: (nothing) | save | wrap up | Conference(WR2, agent leg CAB)"#]]);
+}
+
+#[test]
+fn a_canceled_or_untaken_warm_transfer_puts_the_call_back_with_its_agent_and_a_cold_one_goes_on() {
+    let mut journey = talking_with_alice();
+    journey
+        .at(10)
+        .transfer_started(TransferMode::Warm)
+        .accepted_event(accepted_as("client:bob", "WR2"))
+        .agent_called("CAB")
+        // Bob does not answer: the engine cancels the warm transfer's task.
+        .agent_leg_of("WR2", "no-answer", accepted_as("client:bob", "WR2"))
+        .transfer_task_ended()
+        .at(20)
+        .transfer_started(TransferMode::Cold)
+        .agent_leaves()
+        // Cold: the caller waits on hold for whoever takes it; alice hanging up changes nothing.
+        .agent_leg("completed", accepted("client:alice"))
+        .transfer_task_ended()
+        .at(40)
+        // The caller hangs up while waiting for the transfer: its task is canceled.
+        .hang_up(waiting(1));
+    journey.check(expect![[r#"
+        t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+        t=3 caller moved: (nothing) | save | Conference(WR1)
+        t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+        t=3 conference participant-join CA9: (nothing) | save | Conference(WR1, agent leg CA9, talking)
+        t=10 transfer Warm: (nothing) | save | Conference(no agent, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=10 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: call client:bob in as agent-WR2 (else NextAgent) | Conference(WR2, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=10 agent leg CAB placed: (nothing) | save | Conference(WR2, agent leg CAB, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=10 agent-leg of WR2 no-answer: (nothing) | save | unanswered | Conference(no agent, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=10 transfer task canceled: (nothing) | save | provider: HoldCaller(false) (else Report) | provider: CA9 leaving ends the conference (else Report) | Conference(WR1, agent leg CA9, talking)
+        t=20 transfer Cold: (nothing) | save | Conference(no agent, on hold, transfer of WT1 from WR1 (leg CA9, Cold))
+        t=20 the transferring agent leaves: (nothing) | save | wrap up | provider: HangUpAgent { call_sid: "CA9" } (else Report) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
+        t=20 agent-leg completed: (nothing) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
+        t=20 transfer task canceled: (nothing) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
+        t=40 status completed: (nothing) | cancel (caller hung up) | forget | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))"#]]);
 }

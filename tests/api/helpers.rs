@@ -63,6 +63,26 @@ impl SignedIn {
             client.post(format!("{base}/agent/api/session")).form(&credentials).send().await.unwrap();
         SignedIn::from_answer(answer).await
     }
+
+    /// Sends `method` to `path` of the server at `base` in this session (with its CSRF token),
+    /// `form` form-encoded: the status and the JSON answer (null when there is none).
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let request = client
+            .request(method, format!("{base}{path}"))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .form(form);
+        let answer = request.send().await.unwrap();
+        let status = answer.status();
+        (status, answer.json().await.unwrap_or(serde_json::Value::Null))
+    }
 }
 
 /// A new sign-in secret for the worker `worker` (a SID), issued through the admin API of the

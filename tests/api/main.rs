@@ -32,5 +32,6 @@ mod taskrouter_lists;
 #[path = "../../src/store/test_postgres.rs"]
 mod test_postgres;
 mod tidy;
+mod transfers;
 mod voice;
 mod workspaces;
