@@ -470,3 +470,40 @@ async fn the_agent_page_follows_a_failover_to_the_standby_without_signing_in_aga
     assert_eq!(script(&agent, "return window.notReloaded === true").await, true, "no reload");
     agent.screenshot("agent-after-failover").await;
 }
+
+#[tokio::test]
+async fn two_agents_transfer_a_call_warm_on_their_pages_and_the_caller_ends_up_with_the_second() {
+    let (app, provider) = crate::emulator::conference_bridging().await;
+    let alice = agent_signs_in(&app.url(""), "alice", &issue_secret(&app, "alice").await).await;
+    let call = provider.call(&["1"]).await;
+    alice.click(".offer .accept").await;
+    alice.wait_for_text(".task .call .call-state", "On the call").await;
+    let room = app.engine.read(|engine| {
+        let task = engine.tasks().find(|task| task.attributes["call_sid"] == call.as_str()).unwrap();
+        task.sid.to_string()
+    });
+    let bob = agent_signs_in(&app.url(""), "bob", &issue_secret(&app, "bob").await).await;
+
+    // The dialog lists bob (available) with the queues; alice transfers warm to him.
+    alice.click(".task .call [data-action='transfer']").await;
+    alice.find("#transfer-dialog[open] [data-target='bob'] input:not([disabled])").await;
+    alice.find("#transfer-queues [data-target='Support']").await;
+    alice.screenshot("agent-transfer-dialog").await;
+    alice.click("#transfer-dialog [data-target='bob'] input").await;
+    alice.click("#transfer-form input[value='warm']").await;
+    alice.click("#transfer-go").await;
+    alice.wait_for_text(".task .call .call-state", "waiting for them to join").await;
+    bob.click(".offer .accept").await;
+    alice.wait_for_text(".task .call .call-state", "they are on the line").await;
+    alice.screenshot("agent-warm-transfer-consulting").await;
+    let consulting = crate::transfers::until_hearing(&provider, &room, &call, &[]).await;
+    assert_eq!(consulting["participants"].as_array().map(Vec::len), Some(3), "{consulting:#}");
+
+    // She leaves them together: the caller hears bob, and her task wraps up.
+    alice.click(".task .call [data-action='complete-transfer']").await;
+    bob.wait_for_text(".task .call .call-state", "On the call").await;
+    alice.wait_for_text(".task .status", "wrapping").await;
+    let together = crate::transfers::until_hearing(&provider, &room, &call, &["agent"]).await;
+    assert_eq!(crate::transfers::hearing(&together).len(), 2, "{together:#}");
+    bob.screenshot("agent-after-transfer").await;
+}

@@ -119,7 +119,7 @@ async fn a_sales_call_with(app: &TestApp, provider: &Provider, agent: &Agent<'_>
 /// Waits until, in the conference named `room`, the caller `call` hears exactly the parties
 /// named in `hears` (`agent` for any agent's leg, or a call SID) and no more; answers the
 /// conference.
-async fn until_hearing(provider: &Provider, room: &str, call: &str, hears: &[&str]) -> Value {
+pub(crate) async fn until_hearing(provider: &Provider, room: &str, call: &str, hears: &[&str]) -> Value {
     provider
         .wait_for_conference(&format!("{call} hearing {hears:?} in {room}"), |conference| {
             if conference["friendly_name"] != room {
@@ -140,7 +140,7 @@ async fn until_hearing(provider: &Provider, room: &str, call: &str, hears: &[&st
 }
 
 /// Who each participant of `conference` hears, by label (`customer`, `agent-WR…`), sorted.
-fn hearing(conference: &Value) -> Vec<(String, Vec<String>)> {
+pub(crate) fn hearing(conference: &Value) -> Vec<(String, Vec<String>)> {
     let participants = conference["participants"].as_array().cloned().unwrap_or_default();
     let label_of = |call: &str| {
         participants
