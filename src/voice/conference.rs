@@ -499,7 +499,14 @@ fn reconcile_bridge(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>
         bridge.on_hold = on_hold;
     }
     let nothing = Decision::answer(Response::default());
-    let Some(reservation) = bridge.reservation else { return nothing.with(Action::Save) };
+    let Some(reservation) = bridge.reservation else {
+        // Accepted while Switchboard was down, or before it called the agent in: now.
+        if seen.status == Some(TaskStatus::Assigned) && seen.accepted.is_some() {
+            let decision = on_accepted(call, seen, cx);
+            return Decision { actions: [vec![Action::Save], decision.actions].concat(), ..decision };
+        }
+        return nothing.with(Action::Save);
+    };
     match &found.agent {
         Some(agent) => {
             bridge.agent_call = Some(agent.call_sid.clone());

@@ -895,3 +895,37 @@ fn a_canceled_or_untaken_warm_transfer_puts_the_call_back_with_its_agent_and_a_c
         t=20 transfer task canceled: (nothing) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
         t=40 status completed: (nothing) | cancel (caller hung up) | forget | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))"#]]);
 }
+
+#[test]
+fn a_restart_carries_a_transfer_on_from_where_the_provider_has_it() {
+    let mut journey = talking_with_alice();
+    journey
+        .at(10)
+        .transfer_started(TransferMode::Warm)
+        // Bob accepted just before the crash, and was never called: he is called now.
+        .at(20)
+        .restart(found(None), accepted_as("client:bob", "WR2"));
+    let mut cold = talking_with_alice();
+    cold.at(10)
+        .transfer_started(TransferMode::Cold)
+        // Killed before alice left: she leaves now.
+        .at(20)
+        .restart(conference::Found { transferring_agent_present: Some(true), ..found(None) }, waiting(1));
+    let mut gone = talking_with_alice();
+    gone.at(10)
+        .transfer_started(TransferMode::Warm)
+        // Alice hung up while Switchboard was down: her task wraps up, the transfer goes on.
+        .at(20)
+        .restart(conference::Found { transferring_agent_present: Some(false), ..found(None) }, waiting(1));
+    journey.log.extend(cold.log.split_off(5));
+    journey.log.extend(gone.log.split_off(5));
+    journey.check(expect![[r#"
+        t=3 accepted: join conference WT1 then https://sb.example.com/voice/conference-ended | connected after 12 s | save | provider: move the caller into the conference (else DialAsBefore) | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1, caller not moved)
+        t=3 caller moved: (nothing) | save | Conference(WR1)
+        t=3 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+        t=3 conference participant-join CA9: (nothing) | save | Conference(WR1, agent leg CA9, talking)
+        t=10 transfer Warm: (nothing) | save | Conference(no agent, on hold, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=20 restart: join conference WT1 then https://sb.example.com/voice/conference-ended | save | connected after 12 s | save | provider: call client:bob in as agent-WR2 (else NextAgent) | Conference(WR2, transfer of WT1 from WR1 (leg CA9, Warm))
+        t=20 restart: (nothing) | save | wrap up | provider: HangUpAgent { call_sid: "CA9" } (else Report) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
+        t=20 restart: (nothing) | save | wrap up | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Warm))"#]]);
+}

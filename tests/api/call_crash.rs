@@ -281,3 +281,140 @@ async fn a_server_killed_at_each_step_of_a_bridged_call_carries_every_call_on_af
         calls["calls"].as_array().unwrap().iter().filter(|call| call["to"] == "client:alice").count();
     assert_eq!(alice_rung, 4, "alice was called once per call, never twice: {calls:#}");
 }
+
+impl Center {
+    /// `name` made Available and signed in on the agent page's API.
+    async fn available_agent(&self, name: &str) -> (String, SignedIn) {
+        let found = self.rest(Method::GET, &format!("/Workers?FriendlyName={name}"), &[]).await;
+        let worker = found["workers"][0]["sid"].as_str().unwrap().to_owned();
+        let available = self.rest(Method::GET, "/Activities?FriendlyName=Available", &[]).await;
+        let available = available["activities"][0]["sid"].as_str().unwrap().to_owned();
+        self.rest(Method::POST, &format!("/Workers/{worker}"), &[("ActivitySid", &available)]).await;
+        let session = SignedIn::agent(&self.client, &self.server.url(""), &worker, name).await;
+        (worker, session)
+    }
+
+    /// `session`'s POST to the agent page's API: the status and the state answered.
+    async fn as_agent(&self, session: &SignedIn, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        session.send(&self.client, &self.server.url(""), Method::POST, path, form).await
+    }
+
+    /// Whether a call to `address` rings now.
+    async fn rings(&self, address: &str) -> bool {
+        let calls: Value =
+            self.client.get(self.provider.url("/emulator/calls")).send().await.unwrap().json().await.unwrap();
+        calls["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|call| call["to"] == address && call["status"] == "ringing")
+    }
+
+    /// The tasks of `call`, oldest first: (SID, status).
+    async fn tasks_of(&self, call: &str) -> Vec<(String, String)> {
+        let tasks = self.rest(Method::GET, "/Tasks?PageSize=100", &[]).await;
+        let mut found: Vec<(String, String, String)> = tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|task| {
+                let attributes: Value = serde_json::from_str(task["attributes"].as_str().unwrap()).unwrap();
+                attributes["call_sid"] == call
+            })
+            .map(|task| {
+                let field = |name: &str| task[name].as_str().unwrap_or_default().to_owned();
+                (field("sid"), field("assignment_status"), field("date_created"))
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.2, &a.0).cmp(&(&b.2, &b.0)));
+        found.into_iter().map(|(sid, status, _)| (sid, status)).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_server_killed_during_a_warm_transfer_carries_it_on_and_leaves_nobody_alone() {
+    let mut center = Center::start().await;
+    let (call, first, reservation) = center.offered_call().await;
+    center.accept(&first, &reservation).await;
+    center.call_once(&first, "the talk", talking).await;
+    let (bob, _) = center.available_agent("bob").await;
+    let alice_session = SignedIn { cookie: center.agent.cookie.clone(), csrf: center.agent.csrf.clone() };
+
+    // A warm transfer to bob, whose phone rings 30 s (3 s here): killed while it rings.
+    center.provider.script_phone("client:bob", json!({"answer_after": 30.0})).await;
+    let transfer = [("To", bob.as_str()), ("Mode", "warm")];
+    let (status, state) =
+        center.as_agent(&alice_session, &format!("/agent/api/tasks/{first}/transfer"), &transfer).await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    let second = loop {
+        let tasks = center.tasks_of(&call).await;
+        if let Some((sid, _)) = tasks.iter().find(|(sid, status)| *sid != first && status == "reserved") {
+            break sid.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bob_session = center.available_agent("bob").await.1;
+    let pending = center
+        .rest(Method::GET, &format!("/Tasks/{second}/Reservations?ReservationStatus=pending"), &[])
+        .await;
+    let offer = pending["reservations"][0]["sid"].as_str().unwrap().to_owned();
+    let (status, _) = center
+        .as_agent(
+            &bob_session,
+            &format!("/agent/api/reservations/{offer}"),
+            &[("ReservationStatus", "accepted")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Ringing: the provider placed his leg (Participants create answered).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !center.rings("client:bob").await {
+        assert!(Instant::now() < deadline, "bob's phone never rang");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    center.kill_and_restart();
+
+    // After the restart bob answers and joins; alice, still transferring, leaves them together.
+    let consulting = center
+        .call_once(&first, "alice seeing bob on the line", |call| call["transfer"]["joined"] == true)
+        .await;
+    let (status, _) = center
+        .as_agent(
+            &alice_session,
+            &format!("/agent/api/tasks/{first}/call"),
+            &[("Action", "complete-transfer")],
+        )
+        .await;
+    let together = crate::transfers::until_hearing(&center.provider, &first, &call, &["agent"]).await;
+    let statuses = center.tasks_of(&call).await;
+
+    // Killed right after a cold transfer to a queue began: the restart takes alice out of the
+    // conference; the caller waits on hold for the queue, never alone with a dead line.
+    center.provider.hang_up(&call).await;
+    center.until_task_then_complete(&second, "wrapping").await;
+    center.until_task_then_complete(&first, "wrapping").await;
+    let (call, third, reservation) = center.offered_call().await;
+    center.accept(&third, &reservation).await;
+    center.call_once(&third, "the talk", talking).await;
+    let everyone = center.rest(Method::GET, "/TaskQueues?FriendlyName=Everyone", &[]).await;
+    let everyone = everyone["task_queues"][0]["sid"].as_str().unwrap().to_owned();
+    let transfer = [("To", everyone.as_str()), ("Mode", "cold")];
+    let (status_cold, _) =
+        center.as_agent(&alice_session, &format!("/agent/api/tasks/{third}/transfer"), &transfer).await;
+    center.kill_and_restart();
+    let waiting = crate::transfers::until_hearing(&center.provider, &third, &call, &[]).await;
+    let after_cold = center.tasks_of(&call).await;
+
+    assert_eq!(consulting["state"], "transferring");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(crate::transfers::hearing(&together).len(), 2, "the caller and bob: {together:#}");
+    assert_eq!(statuses, [(first.clone(), "wrapping".to_owned()), (second, "assigned".to_owned())]);
+    assert_eq!(status_cold, StatusCode::OK);
+    assert_eq!(waiting["participants"].as_array().map(Vec::len), Some(1), "alice left: {waiting:#}");
+    assert_eq!(after_cold[0], (third, "wrapping".to_owned()), "{after_cold:?}");
+    let calls: Value =
+        center.client.get(center.provider.url("/emulator/calls")).send().await.unwrap().json().await.unwrap();
+    let bob_rung =
+        calls["calls"].as_array().unwrap().iter().filter(|call| call["to"] == "client:bob").count();
+    assert_eq!(bob_rung, 1, "bob was called once, never twice: {calls:#}");
+}
