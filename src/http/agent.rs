@@ -475,7 +475,8 @@ fn own_task(session: &AgentSession, path: &str, engine: &LiveEngine) -> Result<S
     Ok(task)
 }
 
-fn control_refusal(err: ControlError) -> ApiError {
+/// A refused call control, as the agent and supervisor pages show it.
+pub(super) fn control_refusal(err: ControlError) -> ApiError {
     match err {
         ControlError::NoCall => ApiError::new(StatusCode::NOT_FOUND, err.to_string()),
         ControlError::Refused(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),

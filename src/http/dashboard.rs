@@ -30,7 +30,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// The dashboard at `now`.
-fn view(engine: &Engine, now: Millis) -> Value {
+pub(super) fn view(engine: &Engine, now: Millis) -> Value {
     let queues: Vec<Value> = engine
         .queues()
         .iter()

@@ -19,6 +19,7 @@ mod pages;
 pub(crate) mod session;
 pub mod signature;
 mod sms;
+mod supervisor;
 mod taskrouter;
 mod throttle;
 mod voice;
@@ -123,6 +124,7 @@ impl Server {
                 .configure(session::routes)
                 .configure(agent::routes)
                 .configure(dashboard::routes)
+                .configure(supervisor::routes)
                 .configure(pages::routes)
                 .default_service(web::to(error::no_route))
         })

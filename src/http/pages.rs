@@ -1,4 +1,4 @@
-//! The agent and admin pages: plain HTML, CSS and JavaScript from `static/`, compiled into the
+//! The agent, supervisor and admin pages: plain HTML, CSS and JavaScript from `static/`, compiled into the
 //! binary (no build step, nothing to install next to it).
 //!
 //! Every page is served with a Content-Security-Policy that allows scripts and styles from this
@@ -13,6 +13,8 @@ const AGENT_HTML: &str = include_str!("../../static/agent.html");
 const AGENT_JS: &str = include_str!("../../static/agent.js");
 const ADMIN_HTML: &str = include_str!("../../static/admin.html");
 const ADMIN_JS: &str = include_str!("../../static/admin.js");
+const SUPERVISOR_HTML: &str = include_str!("../../static/supervisor.html");
+const SUPERVISOR_JS: &str = include_str!("../../static/supervisor.js");
 const PAGE_JS: &str = include_str!("../../static/page.js");
 const STYLE_CSS: &str = include_str!("../../static/switchboard.css");
 
@@ -29,6 +31,8 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .route("/static/agent.js", asset(AGENT_JS, "text/javascript; charset=utf-8"))
         .route("/admin", asset(ADMIN_HTML, "text/html; charset=utf-8"))
         .route("/static/admin.js", asset(ADMIN_JS, "text/javascript; charset=utf-8"))
+        .route("/supervisor", asset(SUPERVISOR_HTML, "text/html; charset=utf-8"))
+        .route("/static/supervisor.js", asset(SUPERVISOR_JS, "text/javascript; charset=utf-8"))
         .route("/static/switchboard.css", asset(STYLE_CSS, "text/css; charset=utf-8"));
 }
 

@@ -348,6 +348,11 @@ impl SessionWatch {
 }
 
 /// Whether `request` carries a valid admin session (with its CSRF token for a write).
+/// Whether `request` carries a valid agent session (an agent's or a supervisor's).
+pub(crate) fn is_agent_session(request: &HttpRequest) -> bool {
+    request.cookie(AGENT_COOKIE).is_some() && session_of(request, Role::Agent).is_ok()
+}
+
 pub(crate) fn is_admin_session(request: &HttpRequest) -> Result<bool, ApiError> {
     if request.cookie(ADMIN_COOKIE).is_none() {
         return Ok(false);

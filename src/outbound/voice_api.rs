@@ -213,6 +213,10 @@ pub struct NewParticipant {
     /// Of `initiated`, `ringing`, `answered`, `completed`.
     pub status_callback_events: Vec<&'static str>,
     pub early_media: Option<bool>,
+    /// Joins muted (a supervisor listening), or coaching `call_sid_to_coach` (whispering).
+    pub muted: Option<bool>,
+    pub coaching: Option<bool>,
+    pub call_sid_to_coach: Option<String>,
     pub start_conference_on_enter: Option<bool>,
     pub end_conference_on_exit: Option<bool>,
     pub beep: Option<&'static str>,
@@ -359,6 +363,9 @@ pub fn create_participant(new: &NewParticipant) -> Request {
         .param_if("StatusCallbackMethod", new.status_callback.as_ref().map(|_| "POST"))
         .params_each("StatusCallbackEvent", &new.status_callback_events)
         .param_if("EarlyMedia", new.early_media)
+        .param_if("Muted", new.muted)
+        .param_if("Coaching", new.coaching)
+        .param_if("CallSidToCoach", new.call_sid_to_coach.as_ref())
         .param_if("StartConferenceOnEnter", new.start_conference_on_enter)
         .param_if("EndConferenceOnExit", new.end_conference_on_exit)
         .param_if("Beep", new.beep)
@@ -856,6 +863,9 @@ mod tests {
             status_callback: Some("https://sb.example.com/voice/leg".into()),
             status_callback_events: vec!["initiated", "ringing", "answered", "completed"],
             early_media: Some(true),
+            muted: None,
+            coaching: None,
+            call_sid_to_coach: None,
             start_conference_on_enter: Some(true),
             end_conference_on_exit: Some(false),
             beep: Some("false"),

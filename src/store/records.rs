@@ -15,6 +15,7 @@ use crate::routing::{
     TransferMode, TransferOf, TransferTarget, WorkerChannel, WorkerState, WorkflowChanges, WorkflowState,
     WorkspaceSettings, WrapUpRules,
 };
+use crate::voice::supervise::{SuperviseMode, Supervision};
 use crate::voice::transfer::Transfer;
 use crate::voice::{Bridge, Call, Stage};
 
@@ -242,6 +243,9 @@ pub struct BridgeV1 {
     /// A transfer under way; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<CallTransferV1>,
+    /// Supervisors in the conference, by label; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supervisors: Vec<(String, SuperviseMode)>,
 }
 
 /// A transfer under way in a call's conference ([`Transfer`]).
@@ -1110,6 +1114,7 @@ impl From<&Call> for CallV1 {
                     mode: transfer.mode.into(),
                     outside_call: transfer.outside_call.clone(),
                 }),
+                supervisors: bridge.supervisors.iter().map(|s| (s.label.clone(), s.mode)).collect(),
             }),
             _ => None,
         };
@@ -1150,13 +1155,20 @@ impl CallV1 {
                 on_hold: bridge.on_hold,
                 muted: bridge.muted,
                 recording: bridge.recording,
-                transfer: bridge.transfer.map(|transfer| Transfer {
-                    from_task: transfer.from_task,
-                    from_reservation: transfer.from_reservation,
-                    from_call: transfer.from_call,
-                    mode: transfer.mode.into(),
-                    outside_call: transfer.outside_call,
+                transfer: bridge.transfer.map(|transfer| {
+                    Box::new(Transfer {
+                        from_task: transfer.from_task,
+                        from_reservation: transfer.from_reservation,
+                        from_call: transfer.from_call,
+                        mode: transfer.mode.into(),
+                        outside_call: transfer.outside_call,
+                    })
                 }),
+                supervisors: bridge
+                    .supervisors
+                    .into_iter()
+                    .map(|(label, mode)| Supervision { label, mode })
+                    .collect(),
             }),
             (None, Some(reservation), _) => Stage::Dialing { reservation },
             (None, None, true) => Stage::Voicemail { left: self.message_left, ended_at: self.ended_at },

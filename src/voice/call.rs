@@ -88,7 +88,9 @@ pub struct Bridge {
     /// The recording in progress.
     pub recording: Option<String>,
     /// A transfer under way: the agent and queue fields above are about its taker then.
-    pub transfer: Option<super::transfer::Transfer>,
+    pub transfer: Option<Box<super::transfer::Transfer>>,
+    /// Supervisors in the conference (monitoring, whispering or barged in).
+    pub supervisors: Vec<super::supervise::Supervision>,
 }
 
 /// What the engine shows of a call's task when a webhook comes.
@@ -155,6 +157,13 @@ pub enum ProviderRequest {
     EndConferenceOnExit { call_sid: String, end: bool },
     /// Calls an outside party into the conference, for a warm transfer to them.
     CallOutside { to: String, label: String },
+    /// Calls a supervisor at `to` into the conference as `label`, listening as `mode` says
+    /// (coaching the agent's leg `agent` when whispering).
+    CallSupervisor { to: String, label: String, mode: super::supervise::SuperviseMode, agent: String },
+    /// Changes how the supervisor `label` takes part.
+    Supervise { label: String, mode: super::supervise::SuperviseMode, agent: String },
+    /// Hangs up the participant `label`.
+    RemoveParticipant { label: String },
 }
 
 /// What a call does when a provider request fails.

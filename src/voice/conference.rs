@@ -372,6 +372,10 @@ pub enum ControlRefused {
     NoTransfer,
     #[error("whoever takes the transfer has not joined yet: cancel it, or wait")]
     NotJoinedYet,
+    #[error("you are not in this call")]
+    NotSupervising,
+    #[error("no phone to call you on: give To, or a contact_uri in your attributes")]
+    NoPhone,
 }
 
 /// An agent's control of their call: the provider request to make, and the state to keep
@@ -543,6 +547,9 @@ pub struct CallView {
     pub recording: bool,
     /// For the transferring agent: the transfer under way.
     pub transfer: Option<TransferView>,
+    /// For the supervisor view only (agents are not told who listens).
+    #[serde(skip)]
+    pub supervisors: Vec<super::supervise::Supervision>,
 }
 
 /// A transfer as its agent's page shows it.
@@ -571,6 +578,7 @@ pub fn view(call: &Call) -> Option<CallView> {
         muted: bridge.muted,
         recording: bridge.recording.is_some(),
         transfer: None,
+        supervisors: bridge.supervisors.clone(),
     })
 }
 
@@ -594,6 +602,7 @@ pub fn views(call: &Call) -> Vec<(Sid, CallView)> {
                     joined: bridge.talking || outside,
                     outside,
                 }),
+                supervisors: Vec::new(),
             },
         ));
     }

@@ -12,6 +12,7 @@
 pub mod call;
 pub mod conference;
 pub mod flows;
+pub mod supervise;
 #[cfg(test)]
 mod tests;
 pub mod transfer;
@@ -630,6 +631,41 @@ impl Voice {
     /// An agent's control of the call of `task` (hold, mute, hang up, record): refused when
     /// the call is not bridged in a conference, or the provider did not do it.
     pub async fn control(&self, task: Sid, control: conference::Control) -> Result<(), ControlError> {
+        self.act(task, |call| conference::control(call, control)).await
+    }
+
+    /// A supervisor (`label`) monitors, coaches or barges into the call of `task` (their phone,
+    /// `to`, called in if they are not in it yet), or leaves it (`mode` none).
+    pub async fn supervise(
+        &self,
+        task: Sid,
+        label: &str,
+        to: Option<&str>,
+        mode: Option<supervise::SuperviseMode>,
+    ) -> Result<(), ControlError> {
+        self.act(task, |call| supervise::supervise(call, task, label, to, mode)).await
+    }
+
+    /// The calls in progress as the supervisor view shows them: each task's own view of its
+    /// call (not a transferring agent's), with the call's SID.
+    pub fn live_calls(&self) -> Vec<(Sid, String, conference::CallView)> {
+        let views = self.lock_views();
+        let mut calls: Vec<(Sid, String, conference::CallView)> = views
+            .iter()
+            .filter(|(_, (_, view))| view.transfer.is_none())
+            .map(|(task, (call, view))| (*task, call.clone(), view.clone()))
+            .collect();
+        calls.sort_by(|a, b| a.1.cmp(&b.1));
+        calls
+    }
+
+    /// Carries out what `decide` makes of the call of `task` (its provider requests in order),
+    /// then stores it; nothing changes if the provider refuses one.
+    async fn act(
+        &self,
+        task: Sid,
+        decide: impl FnOnce(&mut Call) -> Result<Decision, conference::ControlRefused>,
+    ) -> Result<(), ControlError> {
         let caller = self.caller_of(task).ok_or(ControlError::NoCall)?;
         let mut guard = self.calls.lock(&caller).await;
         // The call is this task's only while it is the call's task: not once transferred.
@@ -637,8 +673,7 @@ impl Voice {
             return Err(ControlError::NoCall);
         };
         let before = current.stage.clone();
-        let Decision { actions, .. } =
-            conference::control(current, control).map_err(ControlError::Refused)?;
+        let Decision { actions, .. } = decide(current).map_err(ControlError::Refused)?;
         for action in actions {
             let Action::Provider { request, .. } = action else { continue };
             let cx = self.context(current, live::now());
@@ -1109,6 +1144,32 @@ impl Voice {
                 let outside = api.create_participant(&new).await?;
                 Ok(Provided::OutsideCalled { call_sid: outside.call_sid })
             }
+            ProviderRequest::CallSupervisor { to, label, mode, agent } => {
+                let (muted, coaching) = mode.flags();
+                let new = NewParticipant {
+                    muted: Some(muted),
+                    coaching: Some(coaching),
+                    call_sid_to_coach: coaching.then(|| agent.clone()),
+                    ..self.participant(current, to, label)
+                };
+                api.create_participant(&new).await?;
+                Ok(Provided::Done)
+            }
+            ProviderRequest::Supervise { label, mode, agent } => {
+                let (muted, coaching) = mode.flags();
+                let update = ParticipantUpdate {
+                    muted: Some(muted),
+                    coaching: Some(coaching),
+                    call_sid_to_coach: coaching.then(|| agent.clone()),
+                    ..ParticipantUpdate::default()
+                };
+                api.update_participant(&in_conference("supervise the call")?, label, &update).await?;
+                Ok(Provided::Done)
+            }
+            ProviderRequest::RemoveParticipant { label } => {
+                api.remove_participant(&in_conference("leave the call")?, label).await?;
+                Ok(Provided::Done)
+            }
             ProviderRequest::Record(false) => {
                 let current_recording =
                     bridge.recording.clone().unwrap_or_else(|| "Twilio.CURRENT".to_owned());
@@ -1130,6 +1191,9 @@ impl Voice {
             status_callback: None,
             status_callback_events: Vec::new(),
             early_media: Some(true),
+            muted: None,
+            coaching: None,
+            call_sid_to_coach: None,
             start_conference_on_enter: Some(true),
             end_conference_on_exit: Some(false),
             beep: Some("false"),

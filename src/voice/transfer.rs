@@ -69,13 +69,13 @@ pub fn started(call: &mut Call, to_task: Option<Sid>, mode: TransferMode) {
     let room = call.room.unwrap_or(call.task);
     let Stage::Conference(bridge) = &mut call.stage else { return };
     let (Some(reservation), from_call) = (bridge.reservation, bridge.agent_call.clone()) else { return };
-    bridge.transfer = Some(Transfer {
+    bridge.transfer = Some(Box::new(Transfer {
         from_task: call.task,
         from_reservation: reservation,
         from_call,
         mode,
         outside_call: None,
-    });
+    }));
     bridge.reservation = None;
     bridge.agent_call = None;
     bridge.talking = false;

@@ -695,8 +695,11 @@ async fn wrong_credentials_and_sessions_on_the_wrong_routes_are_refused() {
         (Authorization("Basic !!!not-base64!!!".to_owned()), invalid),
         (Authorization(format!("Bearer {AUTH_TOKEN}")), no_credentials),
         (AnotherSite, (401, "credentials sent by another site's page are not accepted")),
-        // An agent's session is not the admin's, whatever it carries.
-        (Session(agent_cookie.clone(), agent_csrf.clone()), no_credentials),
+        // An agent's (or supervisor's) session is not the admin's, whatever it carries.
+        (
+            Session(agent_cookie.clone(), agent_csrf.clone()),
+            (403, "an agent's or supervisor's session cannot use it"),
+        ),
         (Session(as_admin, agent_csrf.clone()), signed_out),
         (Session("switchboard_admin=garbage".into(), admin_csrf.clone()), signed_out),
         (Session(tampered, admin_csrf.clone()), (401, "your session has ended")),

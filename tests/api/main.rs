@@ -25,6 +25,7 @@ mod sessions;
 mod simulate;
 mod sms;
 mod store_copy;
+mod supervisor;
 mod taskrouter;
 // The same private PostgreSQL cluster as the store's unit tests.
 mod taskrouter_cumulative;

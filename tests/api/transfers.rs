@@ -13,28 +13,28 @@ use crate::taskrouter::Api;
 use crate::voice::set_activity;
 
 /// An agent signed in on the agent page's API.
-struct Agent<'a> {
-    app: &'a TestApp,
-    session: SignedIn,
+pub(crate) struct Agent<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) session: SignedIn,
 }
 
 impl<'a> Agent<'a> {
-    async fn sign_in(app: &'a TestApp, name: &str) -> Agent<'a> {
+    pub(crate) async fn sign_in(app: &'a TestApp, name: &str) -> Agent<'a> {
         let worker = worker_sid(app, name);
         let session = SignedIn::agent(&app.client, &app.url(""), &worker, name).await;
         Agent { app, session }
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
         self.session.send(&self.app.client, &self.app.url(""), Method::POST, path, form).await
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.session.send(&self.app.client, &self.app.url(""), Method::GET, path, &[]).await
     }
 
     /// Accepts this agent's offer of `task`, waiting for it.
-    async fn accept(&self, task: &str) {
+    pub(crate) async fn accept(&self, task: &str) {
         let reservation = until(self.app, "the offer", |engine| {
             let task = engine.task(task.parse().ok()?)?;
             engine.pending_reservations(task).first().map(|reservation| reservation.sid.to_string())
@@ -52,7 +52,7 @@ impl<'a> Agent<'a> {
     }
 
     /// Waits until the agent page's state satisfies `done`.
-    async fn until_state(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn until_state(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let (_, state) = self.get("/agent/api/state").await;
@@ -64,17 +64,17 @@ impl<'a> Agent<'a> {
         }
     }
 
-    async fn call_action(&self, task: &str, action: &str) -> (StatusCode, Value) {
+    pub(crate) async fn call_action(&self, task: &str, action: &str) -> (StatusCode, Value) {
         self.post(&format!("/agent/api/tasks/{task}/call"), &[("Action", action)]).await
     }
 }
 
-fn worker_sid(app: &TestApp, name: &str) -> String {
+pub(crate) fn worker_sid(app: &TestApp, name: &str) -> String {
     app.engine.read(|engine| engine.worker_by_name(name).unwrap().sid.to_string())
 }
 
 /// Waits (generously, for slow machines) until `found` finds something in the engine.
-async fn until<T>(
+pub(crate) async fn until<T>(
     app: &TestApp,
     what: &str,
     found: impl Fn(&switchboard::routing::Engine) -> Option<T>,
@@ -90,7 +90,7 @@ async fn until<T>(
 }
 
 /// The task of `call` that is `status` now (a transferred call has several).
-async fn task_with_status(app: &TestApp, call: &str, status: TaskStatus) -> String {
+pub(crate) async fn task_with_status(app: &TestApp, call: &str, status: TaskStatus) -> String {
     until(app, &format!("a task of {call} {}", status.as_str()), |engine| {
         let mut tasks: Vec<_> = engine
             .tasks()
@@ -103,12 +103,16 @@ async fn task_with_status(app: &TestApp, call: &str, status: TaskStatus) -> Stri
 }
 
 /// The status of `task` now.
-fn status_of(app: &TestApp, task: &str) -> TaskStatus {
+pub(crate) fn status_of(app: &TestApp, task: &str) -> TaskStatus {
     app.engine.read(|engine| engine.task(task.parse().unwrap()).unwrap().status)
 }
 
 /// A caller for Sales (presses 1) whom `agent` accepted and talks with: the call and its task.
-async fn a_sales_call_with(app: &TestApp, provider: &Provider, agent: &Agent<'_>) -> (String, String) {
+pub(crate) async fn a_sales_call_with(
+    app: &TestApp,
+    provider: &Provider,
+    agent: &Agent<'_>,
+) -> (String, String) {
     let call = provider.call(&["1"]).await;
     let task = task_with_status(app, &call, TaskStatus::Reserved).await;
     agent.accept(&task).await;

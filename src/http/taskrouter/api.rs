@@ -179,6 +179,14 @@ pub(crate) fn authenticate(request: &HttpRequest, credentials: &Credentials) -> 
         if from_browser(request) { error.without_challenge() } else { error }
     };
     let Some(encoded) = encoded else {
+        // Signed in as an agent or supervisor, who may not change the configuration.
+        if crate::http::session::is_agent_session(request) {
+            let forbidden = crate::http::ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "the admin's API: an agent's or supervisor's session cannot use it",
+            );
+            return Err(TwilioError::session_refused(&forbidden));
+        }
         return Err(unauthorized(
             "Authentication Error - No credentials provided (HTTP Basic auth: account SID and auth token)",
         ));
