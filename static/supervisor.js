@@ -7,6 +7,25 @@
 
 let csrf = "";
 let timer = null;
+// What each table was last drawn from, times left out: a table is drawn again only when
+// something in it changed (so that a click never lands on a row being replaced); the times
+// move in place.
+const drawn = { calls: "", agents: "", queues: "" };
+
+/** Draws `rows` into the table body `id` if `items` (less `ticking`) changed; else only the
+ * ticking cells (`.ticking`, in order) move. */
+function draw(id, items, ticking, rows) {
+  const signature = JSON.stringify(items.map((item) => ({ ...item, [ticking]: null })));
+  if (signature !== drawn[id]) {
+    drawn[id] = signature;
+    $(id).replaceChildren(...items.map(rows));
+    return;
+  }
+  const cells = $(id).querySelectorAll(".ticking");
+  items.forEach((item, at) => {
+    if (cells[at]) cells[at].textContent = duration(item[ticking] || 0);
+  });
+}
 
 const api = serverCalls(() => csrf, "/agent/api/session", () => signedOut());
 
@@ -68,20 +87,20 @@ function render(state) {
   $("who").textContent = state.you.friendly_name;
   $("no-calls").hidden = state.calls.length > 0;
   $("calls-table").hidden = state.calls.length === 0;
-  $("calls").replaceChildren(...state.calls.map(callRow));
-  $("agents").replaceChildren(...state.agents.map((agent) =>
+  draw("calls", state.calls, "age", callRow);
+  draw("agents", state.agents, "in_activity", (agent) =>
     el("tr", { "data-agent": agent.friendly_name },
       el("td", {}, agent.friendly_name),
       el("td", {}, el("span", { class: agent.available ? "ok" : "quiet" }, agent.activity_name)),
-      el("td", {}, duration(agent.in_activity)),
+      el("td", { class: "ticking" }, duration(agent.in_activity)),
       el("td", {}, agent.tasks.map((task) => `${task.channel} (${task.status}${task.queue ? `, ${task.queue}` : ""})`).join("; ") || "—"),
-      el("td", { class: "handled" }, String(agent.calls_handled_today)))));
-  $("queues").replaceChildren(...state.dashboard.queues.map((queue) =>
+      el("td", { class: "handled" }, String(agent.calls_handled_today))));
+  draw("queues", state.dashboard.queues, "longest_wait", (queue) =>
     el("tr", {},
       el("td", {}, queue.friendly_name),
       el("td", {}, String(queue.tasks_waiting)),
-      el("td", {}, duration(queue.longest_wait || 0)),
-      el("td", {}, String(queue.agents_available)))));
+      el("td", { class: "ticking" }, duration(queue.longest_wait || 0)),
+      el("td", {}, String(queue.agents_available))));
 }
 
 function callRow(call) {
@@ -101,8 +120,8 @@ function callRow(call) {
     el("td", {}, call.agent || "—"),
     el("td", {}, call.queue || "—"),
     el("td", { class: "state" }, [call.state, call.on_hold && "on hold", call.recording && "recording"].filter(Boolean).join(" · ")),
-    el("td", {}, duration(call.age)),
-    el("td", {}, call.supervisors.map((s) => `${s.label.replace("supervisor-", "")}: ${s.mode}`).join(", ") || "—"),
+    el("td", { class: "ticking" }, duration(call.age)),
+    el("td", {}, call.supervisors.map((s) => `${s.name}: ${s.mode}`).join(", ") || "—"),
     el("td", { class: "your-mode" }, el("div", { class: "actions" }, ...buttons)));
 }
 

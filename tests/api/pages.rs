@@ -507,3 +507,74 @@ async fn two_agents_transfer_a_call_warm_on_their_pages_and_the_caller_ends_up_w
     assert_eq!(crate::transfers::hearing(&together).len(), 2, "{together:#}");
     bob.screenshot("agent-after-transfer").await;
 }
+
+#[tokio::test]
+async fn a_supervisor_monitors_whispers_and_barges_from_their_page_while_an_agent_talks() {
+    let (app, provider) = crate::emulator::conference_bridging().await;
+    let api = crate::taskrouter::Api::new(&app).await;
+    let attributes = r#"{"contact_uri": "client:sam", "roles": ["supervisor"]}"#;
+    let sam = api.post("/Workers", &[("FriendlyName", "sam"), ("Attributes", attributes)]).await;
+    let secret = crate::helpers::issue_secret(&app.client, &app.url(""), sam["sid"].as_str().unwrap()).await;
+    let supervisor = Browser::start().await;
+    supervisor.open(&app.url("/supervisor")).await;
+    fill(&supervisor, "#name", "sam").await;
+    fill(&supervisor, "#secret", &secret).await;
+    supervisor.click("#sign-in-form button").await;
+    supervisor.wait_for_text("#who", "sam").await;
+
+    // Alice takes a call; it shows on the supervisor's page within a refresh.
+    let alice = agent_signs_in(&app.url(""), "alice", &issue_secret(&app, "alice").await).await;
+    let call = provider.call(&["1"]).await;
+    alice.click(".offer .accept").await;
+    alice.wait_for_text(".task .call .call-state", "On the call").await;
+    let room = app.engine.read(|engine| {
+        engine.tasks().find(|task| task.attributes["call_sid"] == call.as_str()).unwrap().sid.to_string()
+    });
+    let row = format!("#calls tr[data-task='{room}']");
+    supervisor.wait_for_text(&format!("{row} .state"), "talking").await;
+    supervisor.find("#agents tr[data-agent='alice'] .handled").await;
+
+    // Monitor, then whisper, then barge: each as the emulator mixes it.
+    let heard_by = |conference: &serde_json::Value, who: &str| {
+        crate::transfers::hearing(conference)
+            .into_iter()
+            .find(|(label, _)| label.starts_with(who))
+            .map(|(_, hears)| hears.len())
+    };
+    supervisor.click(&format!("{row} [data-mode='monitor']")).await;
+    supervisor.find(&format!("{row} [data-mode='monitor'][aria-pressed='true']")).await;
+    let monitoring = provider
+        .wait_for_conference("sam listening", |c| {
+            c["friendly_name"] == room.as_str() && heard_by(c, "supervisor") == Some(2)
+        })
+        .await;
+    supervisor.screenshot("supervisor-view-monitoring").await;
+    supervisor.click(&format!("{row} [data-mode='whisper']")).await;
+    supervisor.find(&format!("{row} [data-mode='whisper'][aria-pressed='true']")).await;
+    let whispering = provider
+        .wait_for_conference("sam coaching", |c| {
+            c["friendly_name"] == room.as_str() && heard_by(c, "agent") == Some(2)
+        })
+        .await;
+    supervisor.click(&format!("{row} [data-mode='barge']")).await;
+    supervisor.find(&format!("{row} [data-mode='barge'][aria-pressed='true']")).await;
+    let barged = provider
+        .wait_for_conference("sam in the call", |c| {
+            c["friendly_name"] == room.as_str() && heard_by(c, "customer") == Some(2)
+        })
+        .await;
+    supervisor.click(&format!("{row} [data-mode='leave']")).await;
+    supervisor.find(&format!("{row} [data-mode='monitor'][aria-pressed='false']")).await;
+
+    assert_eq!(
+        (heard_by(&monitoring, "customer"), heard_by(&monitoring, "agent")),
+        (Some(1), Some(1)),
+        "{monitoring:#}"
+    );
+    assert_eq!(
+        heard_by(&whispering, "customer"),
+        Some(1),
+        "the caller does not hear the coach: {whispering:#}"
+    );
+    assert_eq!(heard_by(&barged, "agent"), Some(2), "{barged:#}");
+}
