@@ -141,6 +141,8 @@ pub struct VoiceSettings {
     pub api_key_secret: String,
     /// Record every bridged call from the moment the agent joins (conference bridging).
     pub record: RecordMode,
+    /// The number outbound calls come from (`+E.164`); empty: the number the task came in on.
+    pub caller_id: String,
 }
 
 /// How a caller is connected to the agent who accepted (`voice.bridge`).
@@ -207,6 +209,7 @@ impl Default for VoiceSettings {
             api_key_sid: String::new(),
             api_key_secret: String::new(),
             record: RecordMode::None,
+            caller_id: String::new(),
         }
     }
 }
@@ -564,6 +567,12 @@ pub const SETTINGS: &[SettingInfo] = &[
         meaning: "`all`: record every bridged call from the moment the agent joins (conference bridging); the recording is stored with the task; `none`: only when an agent starts it",
     },
     SettingInfo {
+        key: "voice.caller_id",
+        env: "SWITCHBOARD_VOICE_CALLER_ID",
+        default: "",
+        meaning: "The number agents' outbound calls come from (`+E.164`); empty: a call back comes from the number the customer called, and calling a new number is refused",
+    },
+    SettingInfo {
         key: "sms.api_base",
         env: "SWITCHBOARD_SMS_API_BASE",
         default: "https://api.twilio.com",
@@ -690,6 +699,16 @@ impl Settings {
                 self.store.lease_ms
             )));
         }
+        let e164 = matches!(
+            crate::twiml::DialTarget::from_contact_uri(&voice.caller_id),
+            Some(crate::twiml::DialTarget::Number(_))
+        );
+        if !voice.caller_id.is_empty() && !e164 {
+            return Err(ConfigError::Inconsistent(format!(
+                "voice.caller_id ({:?}) must be a +E.164 number, or empty",
+                voice.caller_id
+            )));
+        }
         if voice.api_key_sid.is_empty() != voice.api_key_secret.is_empty() {
             return Err(ConfigError::Inconsistent(
                 "voice.api_key_sid and voice.api_key_secret go together: give both, or neither to use the account SID and auth token"
@@ -802,6 +821,7 @@ impl Settings {
             "voice.api_base" => self.voice.api_base = parse_base_url(value)?,
             "voice.api_key_sid" => self.voice.api_key_sid = value.to_owned(),
             "voice.api_key_secret" => self.voice.api_key_secret = value.to_owned(),
+            "voice.caller_id" => self.voice.caller_id = value.trim().to_owned(),
             "voice.record" => {
                 self.voice.record =
                     parse_choice(value, &[("none", RecordMode::None), ("all", RecordMode::All)])?
@@ -1055,6 +1075,11 @@ mod tests {
             ]],
         );
         check(
+            Some("[voice]\ncaller_id = \"555-0100\"\n"),
+            &[],
+            expect![[r#"voice.caller_id ("555-0100") must be a +E.164 number, or empty"#]],
+        );
+        check(
             None,
             &[("SWITCHBOARD_VOICE_API_KEY_SID", "SK0123")],
             expect![[
@@ -1089,7 +1114,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_BACKEND, SWITCHBOARD_STORE_POSTGRES_URL, SWITCHBOARD_STORE_POSTGRES_WORKSPACE, SWITCHBOARD_STORE_LEASE_MS, SWITCHBOARD_STORE_ADVERTISE_URL, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_BACKEND, SWITCHBOARD_STORE_POSTGRES_URL, SWITCHBOARD_STORE_POSTGRES_WORKSPACE, SWITCHBOARD_STORE_LEASE_MS, SWITCHBOARD_STORE_ADVERTISE_URL, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_VOICE_CALLER_ID, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
             ],
         );
         check(

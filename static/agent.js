@@ -177,6 +177,9 @@ function renderOffers(offers) {
           "div",
           { class: "actions" },
           el("button", { type: "button", class: "accept", onclick: () => answer(offer.reservation_sid, "accepted") }, "Accept"),
+          callsBack(offer)
+            ? el("button", { type: "button", class: "secondary call-back", onclick: () => acceptAndCallBack(offer) }, "Accept and call back")
+            : null,
           el("button", { type: "button", class: "reject secondary", onclick: () => answer(offer.reservation_sid, "rejected") }, "Reject"),
         ),
       );
@@ -230,6 +233,9 @@ function renderTasks(tasks) {
           "div",
           { class: "actions" },
           disposition(task),
+          task.channel === "voice" && !task.call && !wrapping && task.attributes && task.attributes.from
+            ? el("button", { type: "button", class: "secondary call-back", onclick: () => callBack(task.task_sid) }, "Call back")
+            : null,
           wrapping ? null : el("button", { type: "button", class: "secondary wrap", onclick: () => finish(task.task_sid, "wrapping") }, "Wrap up"),
           el("button", { type: "button", class: "complete", onclick: () => finish(task.task_sid, "completed", task.channel) }, "Complete"),
         ),
@@ -436,6 +442,42 @@ function message(item) {
   const delivery = item.delivery ? el("span", { class: "delivery" }, item.delivery.status) : null;
   return el("p", { class: `message ${item.author}` }, el("span", { class: "author" }, item.author), el("span", { class: "body" }, item.body), delivery);
 }
+
+/** A voicemail or callback request: a customer to call back. */
+function callsBack(offer) {
+  const attributes = offer.attributes || {};
+  return offer.channel === "voice" && Boolean(attributes.from) && Boolean(attributes.voicemail || attributes.callback);
+}
+
+async function acceptAndCallBack(offer) {
+  $("desk-error").textContent = "";
+  try {
+    await api("POST", `/agent/api/reservations/${offer.reservation_sid}`, { ReservationStatus: "accepted" });
+    render(await api("POST", `/agent/api/tasks/${offer.task_sid}/call-out`));
+  } catch (error) {
+    $("desk-error").textContent = error.message;
+  }
+}
+
+async function callBack(task) {
+  $("desk-error").textContent = "";
+  try {
+    render(await api("POST", `/agent/api/tasks/${task}/call-out`));
+  } catch (error) {
+    $("desk-error").textContent = error.message;
+  }
+}
+
+$("dial-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("desk-error").textContent = "";
+  try {
+    render(await api("POST", "/agent/api/calls", { To: $("dial-number").value.trim() }));
+    $("dial-number").value = "";
+  } catch (error) {
+    $("desk-error").textContent = error.message;
+  }
+});
 
 async function answer(reservation, status) {
   $("desk-error").textContent = "";

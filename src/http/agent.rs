@@ -41,11 +41,12 @@ use crate::agents::Role;
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::outbound::voice_api::codes;
 use crate::routing::{
-    Command, Engine, Event, Millis, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus, TransferMode,
+    Command, Engine, Event, Millis, NewAssigned, ReservationStatus, RoutingError, Sid, SidKind, TaskStatus,
+    TransferMode,
 };
 use crate::sms::{ConversationEvent, Sms};
 use crate::twiml::DialTarget;
-use crate::voice::conference::Control;
+use crate::voice::conference::{Control, address_of};
 use crate::voice::transfer::TransferTo;
 use crate::voice::{ControlError, RecordingError, Voice};
 
@@ -57,6 +58,8 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/agent/api/reservations/{reservation}").route(web::post().to(answer)))
         .service(web::resource("/agent/api/tasks/{task}").route(web::post().to(finish)))
         .service(web::resource("/agent/api/tasks/{task}/call").route(web::post().to(control_call)))
+        .service(web::resource("/agent/api/calls").route(web::post().to(call_a_number)))
+        .service(web::resource("/agent/api/tasks/{task}/call-out").route(web::post().to(call_back)))
         .service(
             web::resource("/agent/api/tasks/{task}/transfer")
                 .route(web::get().to(transfer_targets))
@@ -135,7 +138,10 @@ fn view(engine: &Engine, voice: &Voice, worker: Sid, now: Millis) -> Option<(Val
             "assignment_status": task.status.as_str(),
             "channel": engine.task_channel(task).unique_name,
             "queue": engine.task_queue(task).map(|queue| queue.friendly_name.clone()),
-            "caller": attributes.get("from").or_else(|| attributes.get("caller")).cloned(),
+            // The customer: whom an outbound call went to, else who called.
+            "caller": if attributes["direction"] == "outbound" { attributes.get("to") } else { attributes.get("from") }
+                .or_else(|| attributes.get("caller"))
+                .cloned(),
             "ivr_path": attributes.get("ivr_path").cloned(),
             "skills_needed": attributes.get("skillsNeeded").cloned(),
             "attributes": attributes,
@@ -525,6 +531,63 @@ async fn transfer_targets(
     Ok(HttpResponse::Ok().json(targets))
 }
 
+/// `POST /agent/api/calls` (`To`: `+E.164`, `sip:` or `client:`): an outbound call, a voice
+/// task assigned to the agent at once, the customer called into its conference.
+async fn call_a_number(
+    session: AgentSession,
+    form: Form,
+    engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
+) -> Result<HttpResponse, ApiError> {
+    let to = address_of(&outside_address(required(&form, "To")?)?);
+    let attributes = json!({"direction": "outbound", "to": to, "name": to, "channel": "voice"});
+    let new = NewAssigned { worker: session.worker, attributes, channel: "voice".to_owned() };
+    let task = execute(&engine, Command::CreateAssigned(new))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no task was created"))?;
+    if let Err(err) = voice.call_out(task, &to).await {
+        // Nobody was called: the task the call was for is done with.
+        let over = Command::Complete { task, reason: "the call could not be placed".to_owned() };
+        let _ = engine.execute(over).await;
+        return Err(control_refusal(err));
+    }
+    state(session, engine, voice).await
+}
+
+/// `POST /agent/api/tasks/{WT}/call-out` (`To`, by default the task's `from`): calls the
+/// customer of a task in hand back (a voicemail, a callback), in its conference.
+async fn call_back(
+    session: AgentSession,
+    path: web::Path<String>,
+    form: Form,
+    engine: web::Data<LiveEngine>,
+    voice: web::Data<Voice>,
+) -> Result<HttpResponse, ApiError> {
+    let task = own_task(&session, &path, &engine)?;
+    let from = engine.read(|engine| {
+        engine.task(task).and_then(|task| task.attributes["from"].as_str().map(str::to_owned))
+    });
+    let to = match form.get("To").filter(|to| !to.trim().is_empty()) {
+        Some(to) => address_of(&outside_address(to)?),
+        None => from.ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "To: the task has no number to call back")
+        })?,
+    };
+    voice.call_out(task, &to).await.map_err(control_refusal)?;
+    state(session, engine, voice).await
+}
+
+/// A phone number, SIP address or client identity to call, as given.
+fn outside_address(to: &str) -> Result<DialTarget, ApiError> {
+    match DialTarget::from_contact_uri(to.trim()) {
+        Some(target @ (DialTarget::Number(_) | DialTarget::Sip(_) | DialTarget::Client(_))) => Ok(target),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("To: {to:?} is not a +E.164 number, sip: or client: address"),
+        )),
+    }
+}
+
 /// `POST /agent/api/tasks/{WT}/transfer`: `To` (a task queue `WQ…`, a worker `WK…`, or an
 /// outside `+E.164`, `sip:` or `client:` address) and `Mode` (`cold`, the default, or `warm`).
 async fn transfer(
@@ -569,8 +632,9 @@ async fn transfer(
     state(session, engine, voice).await
 }
 
-async fn execute(engine: &LiveEngine, command: Command) -> Result<(), ApiError> {
-    engine.execute(command).await.map(|_| ()).map_err(|err| match err {
+/// Runs the agent's command: what it created, or the refusal as the page shows it.
+async fn execute(engine: &LiveEngine, command: Command) -> Result<Option<Sid>, ApiError> {
+    engine.execute(command).await.map_err(|err| match err {
         ExecuteError::Refused(err) => refusal(err),
         ExecuteError::Storage(err) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -33,13 +33,15 @@ enum Hook {
     Conference,
     ConferenceEnded,
     Recording,
+    /// An outbound call's customer answered.
+    Outbound,
     /// The provider's fallback URL, requested when a webhook failed (a failover, say): the
     /// webhook it names in `ErrorUrl` is answered now, or else an apology.
     Fallback,
 }
 
 /// Every voice webhook, by path.
-const HOOKS: [(&str, Hook); 11] = [
+const HOOKS: [(&str, Hook); 12] = [
     (paths::INCOMING, Hook::Incoming),
     (paths::IVR, Hook::Ivr),
     (paths::WAIT, Hook::Wait),
@@ -50,6 +52,7 @@ const HOOKS: [(&str, Hook); 11] = [
     (paths::CONFERENCE, Hook::Conference),
     (paths::CONFERENCE_ENDED, Hook::ConferenceEnded),
     (paths::RECORDING, Hook::Recording),
+    (paths::OUTBOUND, Hook::Outbound),
     (paths::FALLBACK, Hook::Fallback),
 ];
 
@@ -109,6 +112,7 @@ async fn handle(
         Hook::Conference => voice.conference_event(&call, now).await,
         Hook::ConferenceEnded => voice.conference_ended(&call, now).await,
         Hook::Recording => voice.recording(&call, now).await,
+        Hook::Outbound => voice.outbound_answered(&call, now).await,
         Hook::Fallback => unreachable!("answered above"),
     };
     match answered {

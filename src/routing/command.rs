@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use super::engine::{
-    Engine, NewTask, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, TaskChanges, TaskQueueChanges,
-    WorkflowChanges,
+    Engine, NewAssigned, NewTask, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, TaskChanges,
+    TaskQueueChanges, WorkflowChanges,
 };
 use super::model::TaskOrder;
 use super::sid::{Sid, SidKind};
@@ -115,6 +115,8 @@ pub enum Command {
     },
     /// Transfers an assigned task: creates the task for its new agent or queue.
     Transfer(NewTransfer),
+    /// A task a worker starts themselves (an outbound call), assigned to them at once.
+    CreateAssigned(NewAssigned),
 }
 
 impl Command {
@@ -241,6 +243,7 @@ impl Engine {
                 None
             }
             Command::Transfer(new) => created(self.transfer(new.clone(), now)?),
+            Command::CreateAssigned(new) => created(self.create_assigned(new.clone(), now)?),
         })
     }
 }

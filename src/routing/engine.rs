@@ -128,6 +128,15 @@ pub struct NewTransfer {
     pub priority: Option<i64>,
 }
 
+/// A task a worker starts themselves, assigned to them at once (`Engine::create_assigned`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAssigned {
+    pub worker: Sid,
+    pub attributes: Value,
+    /// A channel unique name (`voice`...).
+    pub channel: String,
+}
+
 /// A task about to be stored: what `create_task` and `transfer` choose.
 struct FreshTask {
     attributes: Attributes,
@@ -1014,6 +1023,50 @@ impl Engine {
         Ok(sid)
     }
 
+    /// A task a worker starts themselves (an outbound call): created on `channel` and assigned
+    /// to them at once (reserved and accepted in the same step), in the first of their queues,
+    /// outside the workflow's filters. Refused when they cannot take it now.
+    pub fn create_assigned(&mut self, new: NewAssigned, now: Millis) -> Result<Sid, RoutingError> {
+        validate_attributes(&new.attributes)?;
+        let idx = self.worker_index(new.worker)?;
+        let channel = self.channel_index(&new.channel)?;
+        if let Some(reason) = self.unready(&self.workers[idx], channel) {
+            let name = &self.workers[idx].friendly_name;
+            return Err(RoutingError::conflict(format!("{name} cannot take it now: {}", reason.reason())));
+        }
+        let Some(&queue) = self.workers[idx].queues.iter().min() else {
+            return Err(RoutingError::conflict(format!(
+                "{} is in no task queue: a task is always in one",
+                self.workers[idx].friendly_name
+            )));
+        };
+        let Some(workflow) = (!self.workflows.is_empty()).then_some(0) else {
+            return Err(RoutingError::conflict("the workspace has no workflow: a task is always in one"));
+        };
+        // Checked: from here on nothing fails.
+        let step = Step::At {
+            position: Position::Transfer { queue: self.queues[queue].sid },
+            deadline: None,
+            filter_entered_at: now,
+            timed_out_of_a_filter: false,
+        };
+        let fresh = FreshTask {
+            attributes: new.attributes.into(),
+            priority: 0,
+            channel,
+            workflow,
+            virtual_start: now,
+            ttl: DEFAULT_TASK_TTL,
+            step,
+            transfer: None,
+        };
+        let sid = self.insert_task(fresh, now);
+        self.enter_step(sid, step, now, true);
+        let reservation = self.reserve(sid, idx, queue, now);
+        self.accept(reservation, now)?;
+        Ok(sid)
+    }
+
     /// A transfer task's offer to its one worker ended untaken: a warm transfer ends (back to
     /// the transferring agent); a cold one is now for anyone of the queue, routed by the caller.
     /// True if the task ended.
@@ -1800,7 +1853,7 @@ impl Engine {
 
     // ----- internals: reservations -----
 
-    fn reserve(&mut self, task_sid: Sid, worker: usize, queue: usize, at: Millis) {
+    fn reserve(&mut self, task_sid: Sid, worker: usize, queue: usize, at: Millis) -> Sid {
         let task = &self.tasks[&task_sid];
         let timeout = i64::from(self.workflows[task.workflow].task_reservation_timeout) * 1000;
         let channel = task.channel;
@@ -1830,6 +1883,7 @@ impl Engine {
         self.workers[worker].channels[channel].busy += 1;
         self.refresh_ready(worker);
         self.emit_reservation(at, EventType::ReservationCreated, sid);
+        sid
     }
 
     /// Ends a pending reservation as rejected, timed out, canceled or rescinded: frees the

@@ -303,7 +303,7 @@ fn run(
             check_invariants(&e, now, &format!("seed {seed} step {step} advance"))
                 .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
         }
-        let op = rng.below(24);
+        let op = rng.below(25);
         let pick =
             |rng: &mut Rng, v: &Vec<Sid>| if v.is_empty() { None } else { Some(v[rng.below(v.len())]) };
         let desc;
@@ -527,6 +527,13 @@ fn run(
                 desc = format!("transfer({task}, {to:?}, {mode:?}, {priority:?})");
                 e.transfer(NewTransfer { task, to, mode, priority }, now).map(|sid| tasks.push(sid))
             }
+            24 => {
+                let Some(worker) = pick(&mut rng, &workers) else { continue };
+                let channel = ["voice", "sms"][rng.below(2)].to_owned();
+                let attributes = json!({"direction": "outbound", "kind": "x"});
+                desc = format!("create_assigned({worker}, {channel})");
+                e.create_assigned(NewAssigned { worker, attributes, channel }, now).map(|sid| tasks.push(sid))
+            }
             _ => continue,
         };
         log.push(format!("{desc} @{now} -> {:?}", result.as_ref().err()));
@@ -572,6 +579,7 @@ fn random_command_sequences_keep_every_invariant() {
         "accept",
         "cancel",
         "complete",
+        "create_assigned",
         "create_task",
         "create_worker",
         "delete_task",

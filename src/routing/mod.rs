@@ -48,8 +48,8 @@ pub use engine::snapshot::{
     WorkflowState,
 };
 pub use engine::{
-    Engine, NewTask, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, TaskChanges, TaskQueueChanges,
-    TaskStatusChange, WorkflowChanges, WorkspaceSettings, validate_attributes,
+    Engine, NewAssigned, NewTask, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, TaskChanges,
+    TaskQueueChanges, TaskStatusChange, WorkflowChanges, WorkspaceSettings, validate_attributes,
 };
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};

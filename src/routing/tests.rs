@@ -983,6 +983,29 @@ fn a_warm_transfer_to_an_agent_goes_to_them_alone_and_comes_back_when_they_rejec
 }
 
 #[test]
+fn an_agent_starts_a_task_of_their_own_assigned_to_them_at_once() {
+    let mut sim = alice_on_a_sales_call();
+    let (alice, bob) = (sim.named("alice"), sim.named("bob"));
+    // The Sales call is on the default channel.
+    let outbound = |worker| NewAssigned {
+        worker,
+        attributes: json!({"direction": "outbound"}),
+        channel: "default".into(),
+    };
+    let busy = sim.engine.create_assigned(outbound(alice), sim.now).unwrap_err().to_string();
+    assert_eq!(busy, "alice cannot take it now: default capacity is full (1 of 1, pending offers included)");
+    let sid = sim.engine.create_assigned(outbound(bob), sim.now).unwrap();
+    sim.names.insert(sid, "T2".into());
+    sim.check(expect![[r#"
+        t=5 task-queue.entered task=T2 queue=Everyone
+        t=5 task.created task=T2
+        t=5 reservation.created task=T2 worker=bob queue=Everyone
+        t=5 reservation.accepted task=T2 worker=bob queue=Everyone
+        t=5 task.updated task=T2"#]]);
+    assert_eq!(sim.status("T2"), "assigned");
+}
+
+#[test]
 fn a_task_is_canceled_after_a_thousand_assignment_rounds() {
     let mut sim = onboarding();
     sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");

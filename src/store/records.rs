@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use crate::ivr::CallState;
 use crate::routing::{
-    ActivityState, ChannelState, Command, Event, EventFacts, Millis, NewTask, NewTaskQueue, NewTransfer,
-    NewWorker, NewWorkflow, Position, QueueState, ReservationState, ReservationStatus, Sid, Skill, Snapshot,
-    Step, TaskChanges, TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey,
-    TransferMode, TransferOf, TransferTarget, WorkerChannel, WorkerState, WorkflowChanges, WorkflowState,
-    WorkspaceSettings, WrapUpRules,
+    ActivityState, ChannelState, Command, Event, EventFacts, Millis, NewAssigned, NewTask, NewTaskQueue,
+    NewTransfer, NewWorker, NewWorkflow, Position, QueueState, ReservationState, ReservationStatus, Sid,
+    Skill, Snapshot, Step, TaskChanges, TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange,
+    Timer, TimerKey, TransferMode, TransferOf, TransferTarget, WorkerChannel, WorkerState, WorkflowChanges,
+    WorkflowState, WorkspaceSettings, WrapUpRules,
 };
 use crate::voice::supervise::{SuperviseMode, Supervision};
 use crate::voice::transfer::Transfer;
@@ -158,6 +158,11 @@ pub enum CommandV1 {
         to: TransferTargetV1,
         mode: ModeV1,
         priority: Option<i64>,
+    },
+    CreateAssigned {
+        worker: Sid,
+        attributes: Value,
+        channel: String,
     },
     Cancel {
         task: Sid,
@@ -902,6 +907,9 @@ impl CommandRecord {
                 };
                 CommandV1::Transfer { task, to, mode: mode.into(), priority }
             }
+            Command::CreateAssigned(NewAssigned { worker, attributes, channel }) => {
+                CommandV1::CreateAssigned { worker, attributes, channel }
+            }
             Command::Cancel { task, reason } => CommandV1::Cancel { task, reason },
         };
         CommandRecord::V1 { at, command }
@@ -1025,6 +1033,9 @@ impl CommandRecord {
                     TransferTargetV1::Worker(worker) => TransferTarget::Worker(worker),
                 };
                 Command::Transfer(NewTransfer { task, to, mode: mode.into(), priority })
+            }
+            CommandV1::CreateAssigned { worker, attributes, channel } => {
+                Command::CreateAssigned(NewAssigned { worker, attributes, channel })
             }
             CommandV1::Cancel { task, reason } => Command::Cancel { task, reason },
         };

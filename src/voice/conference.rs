@@ -341,10 +341,11 @@ pub fn on_conference_ended(call: &mut Call, seen: &Seen, _cx: Context<'_>) -> De
     hang_up.with(Action::Forget)
 }
 
-/// The caller hung up during conference bridging: an agent still ringing is hung up too.
+/// The caller's call is over during conference bridging: the agent's leg is hung up too, still
+/// ringing or alone in the conference (an outbound call the customer never answered).
 pub fn agent_to_hang_up(call: &Call) -> Option<Action> {
     let Stage::Conference(bridge) = &call.stage else { return None };
-    let call_sid = bridge.agent_call.clone().filter(|_| !bridge.talking)?;
+    let call_sid = bridge.agent_call.clone()?;
     Some(Action::Provider { request: ProviderRequest::HangUpAgent { call_sid }, fallback: Fallback::Report })
 }
 
@@ -376,6 +377,12 @@ pub enum ControlRefused {
     NotSupervising,
     #[error("no phone to call you on: give To, or a contact_uri in your attributes")]
     NoPhone,
+    #[error("the task is not assigned to you")]
+    NotAssigned,
+    #[error("the task has a call in progress")]
+    CallInProgress,
+    #[error("no caller ID to call from: set voice.caller_id")]
+    NoCallerId,
 }
 
 /// An agent's control of their call: the provider request to make, and the state to keep

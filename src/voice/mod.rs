@@ -52,6 +52,8 @@ pub mod paths {
     /// The recording's status callback.
     pub const RECORDING: &str = "/voice/recording";
     pub const FALLBACK: &str = "/voice/fallback";
+    /// An outbound call's TwiML, fetched when the customer answers (`?task=`).
+    pub const OUTBOUND: &str = "/voice/outbound";
 }
 
 /// The parameters of a voice webhook that Switchboard reads.
@@ -804,6 +806,114 @@ impl Voice {
             self.decide(&mut guard, now, |call, _, _| transfer::agent_leaves(call, true)).await?;
         }
         Ok(created)
+    }
+
+    /// Calls the customer `to` for `task`, assigned to the agent who asks (an outbound call,
+    /// or calling back a voicemail), into a conference named after the task, and calls the
+    /// agent in: their phone joins first, the customer when they answer. Caller ID:
+    /// `voice.caller_id`, else the number the task came in on. The call is stored (and its SID
+    /// kept in the task's attributes, as `call_sid`) before the agent is called, so that it is
+    /// an inbound call's equal from then on: hold, recording, transfers, supervisors.
+    pub async fn call_out(&self, task: Sid, to: &str) -> Result<String, ControlError> {
+        use conference::ControlRefused as Refused;
+        let refused = ControlError::Refused;
+        let Some(api) = &self.api else { return Err(refused(Refused::NotInConference)) };
+        let now = live::now();
+        let seen = self.seen(task, now);
+        let accepted = match (seen.status, &seen.accepted) {
+            (Some(TaskStatus::Assigned), Some(accepted)) => accepted.clone(),
+            _ => return Err(refused(Refused::NotAssigned)),
+        };
+        let agent_to = conference::agent_address(&accepted).ok_or(refused(Refused::NoPhone))?;
+        let attributes =
+            self.live.read(|engine| engine.task(task).map(|task| serde_json::Value::clone(&task.attributes)));
+        let Some(mut attributes) = attributes else { return Err(ControlError::NoCall) };
+        if attributes["call_sid"].as_str().is_some_and(|sid| self.calls.keys().iter().any(|key| key == sid)) {
+            return Err(refused(Refused::CallInProgress));
+        }
+        // A call back comes from the number the customer called; a new call needs the setting.
+        let came_in_on = (attributes["direction"] != "outbound").then(|| attributes["to"].as_str()).flatten();
+        let from = match self.settings.caller_id.as_str() {
+            "" => came_in_on.unwrap_or_default().to_owned(),
+            configured => configured.to_owned(),
+        };
+        if from.is_empty() {
+            return Err(refused(Refused::NoCallerId));
+        }
+        let base = self.base_url.get().map_or("", String::as_str);
+        let new = voice_api::NewCall {
+            to: to.to_owned(),
+            from: from.clone(),
+            url: format!("{base}{}?task={task}", paths::OUTBOUND),
+            status_callback: Some(format!("{base}{}", paths::STATUS)),
+            status_callback_events: vec!["initiated", "ringing", "answered", "completed"],
+            timeout: Some(self.settings.dial_timeout),
+        };
+        let customer = api.create_call(&new).await.map_err(ControlError::Provider)?;
+        // Held from now: the call's first callbacks wait until it is stored.
+        let mut guard = self.calls.lock(&customer.sid).await;
+        attributes["call_sid"] = json!(customer.sid);
+        attributes["direction"] = json!("outbound");
+        let (flow_name, flow) = self
+            .flows
+            .for_number(&from)
+            .or_else(|| self.flows.iter().next().map(|(name, flow)| (name.as_str(), flow)))
+            .expect("a folder of flows holds at least one (checked at load)");
+        let call = Call {
+            sid: customer.sid.clone(),
+            from,
+            to: to.to_owned(),
+            flow: flow_name.to_owned(),
+            place: CallState::new(flow, live::timestamp(now)),
+            task,
+            started_at: now,
+            last_seen: now,
+            announced_at: None,
+            // The customer's TwiML takes them in when they answer.
+            stage: Stage::Conference(Bridge {
+                reservation: Some(accepted.reservation),
+                caller_moved: true,
+                ..Bridge::default()
+            }),
+            dial_fallback: false,
+            room: None,
+        };
+        let command = Command::UpdateTaskAttributes { task, attributes };
+        let stored = self.live.execute_with(command, |_| CallRecord::V1(CallV1::from(&call))).await;
+        match stored {
+            Ok(_) => {}
+            Err(ExecuteError::Storage(err)) => return Err(ControlError::Voice(VoiceError::Storage(err))),
+            Err(ExecuteError::Refused(err)) => return Err(ControlError::Routing(err)),
+        }
+        *guard = Some(call);
+        let request = ProviderRequest::CallAgent {
+            reservation: accepted.reservation,
+            to: agent_to,
+            label: conference::agent_label(accepted.reservation),
+        };
+        self.decide(&mut guard, now, move |_, _, _| {
+            Decision::answer(Response::default())
+                .with(Action::Save)
+                .with(Action::Provider { request, fallback: call::Fallback::Report })
+        })
+        .await?;
+        Ok(customer.sid)
+    }
+
+    /// `POST /voice/outbound?task=…`: the customer of an outbound call answered; they join the
+    /// task's conference, where their agent is.
+    pub async fn outbound_answered(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let guard = self.calls.lock(&params.call_sid).await;
+        match guard.as_ref() {
+            Some(call) => {
+                let cx = self.context(call, now);
+                Ok(conference::join(call, cx))
+            }
+            None => {
+                tracing::warn!(call_sid = %params.call_sid, "an outbound call Switchboard does not hold answered: hung up");
+                Ok(Response::new(vec![Verb::Hangup]))
+            }
+        }
     }
 
     /// The transferring agent of `task` leaves the caller with whoever took the transfer

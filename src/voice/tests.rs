@@ -529,7 +529,9 @@ fn after_a_restart_an_agent_is_called_again_only_if_the_caller_was_never_moved()
         talking,
         caller_over.clone(),
         status(TaskStatus::Wrapping),
-        expect!["t=9 restart: (nothing) | forget | Conference(WR1, agent leg CA9, talking)"],
+        expect![[
+            r#"t=9 restart: (nothing) | provider: HangUpAgent { call_sid: "CA9" } (else Report) | forget | Conference(WR1, agent leg CA9, talking)"#
+        ]],
     );
     check(
         stayed,

@@ -281,7 +281,7 @@ async fn conference_bridging_at(time_scale: &str) -> (TestApp, Provider) {
 }
 
 /// The same, with the server's settings adjusted by `adjust`.
-async fn conference_bridging_with(
+pub(crate) async fn conference_bridging_with(
     time_scale: &str,
     adjust: impl FnOnce(&mut switchboard::config::Settings),
 ) -> (TestApp, Provider) {

@@ -578,3 +578,23 @@ async fn a_supervisor_monitors_whispers_and_barges_from_their_page_while_an_agen
     );
     assert_eq!(heard_by(&barged, "agent"), Some(2), "{barged:#}");
 }
+
+#[tokio::test]
+async fn an_agent_calls_a_number_from_the_page_and_talks_in_a_conference() {
+    let (app, provider) = crate::emulator::conference_bridging_with("50", |settings| {
+        settings.voice.caller_id = "+15550100200".into();
+    })
+    .await;
+    let alice = agent_signs_in(&app.url(""), "alice", &issue_secret(&app, "alice").await).await;
+    fill(&alice, "#dial-number", "+15550107777").await;
+    alice.click("#dial-form button").await;
+    alice.wait_for_text(".task .call .call-state", "On the call").await;
+    alice.screenshot("agent-outbound-call").await;
+    let (task, call) = app.engine.read(|engine| {
+        let task = engine.tasks().find(|task| task.attributes["direction"] == "outbound").unwrap();
+        (task.sid.to_string(), task.attributes["call_sid"].as_str().unwrap().to_owned())
+    });
+    crate::transfers::until_hearing(&provider, &task, &call, &["agent"]).await;
+    alice.click(".task .call [data-action='hangup']").await;
+    alice.wait_for_text(".task .status", "wrapping").await;
+}

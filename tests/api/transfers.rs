@@ -386,3 +386,74 @@ fn sorted(mut hearing: Vec<(String, Vec<String>)>) -> Vec<(String, Vec<String>)>
     hearing.sort();
     hearing
 }
+
+#[tokio::test]
+async fn an_agent_calls_a_number_and_calls_a_voicemail_back_each_in_a_conference_like_an_inbound_call() {
+    let (app, provider) = crate::emulator::conference_bridging_with("50", |settings| {
+        settings.voice.caller_id = "+15550100200".into();
+    })
+    .await;
+    let api = Api::new(&app).await;
+    let alice = Agent::sign_in(&app, "alice").await;
+    set_activity(&app, "alice", "Available").await;
+
+    // A number that is not one is refused; a real one rings, answers and joins alice.
+    let (status, refused) = alice.post("/agent/api/calls", &[("To", "555-0107")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, state) = alice.post("/agent/api/calls", &[("To", "+15550107777")]).await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    let task = state["tasks"][0]["task_sid"].as_str().unwrap().to_owned();
+    let call = until(&app, "the outbound call's SID", |engine| {
+        engine.task(task.parse().ok()?)?.attributes["call_sid"].as_str().map(str::to_owned)
+    })
+    .await;
+    let talking = until_hearing(&provider, &task, &call, &["agent"]).await;
+    assert_eq!(talking["participants"].as_array().map(Vec::len), Some(2), "{talking:#}");
+    let summary = provider.summary(&call).await;
+    assert_eq!(
+        (summary["to"].as_str(), summary["from"].as_str()),
+        (Some("+15550107777"), Some("+15550100200"))
+    );
+    let fetched = api.get(&format!("/Tasks/{task}")).await;
+    assert_eq!(
+        (fetched["assignment_status"].as_str(), fetched["task_channel_unique_name"].as_str()),
+        (Some("assigned"), Some("voice"))
+    );
+    // Held, then hung up from the page, as an inbound call.
+    alice.until_state("the call talking", |state| state["tasks"][0]["call"]["state"] == "talking").await;
+    let (status, _) = alice.call_action(&task, "hold").await;
+    assert_eq!(status, StatusCode::OK);
+    until_hearing(&provider, &task, &call, &[]).await;
+    let (status, _) = alice.call_action(&task, "hangup").await;
+    assert_eq!(status, StatusCode::OK);
+    provider.wait_for(&call, "the customer's call to end", |summary| summary["status"] == "completed").await;
+    until(&app, "the outbound task wrapping", |engine| {
+        (engine.task(task.parse().ok()?)?.status == TaskStatus::Wrapping).then_some(())
+    })
+    .await;
+    api.post(&format!("/Tasks/{task}"), &[("AssignmentStatus", "completed"), ("Reason", "done")]).await;
+
+    // A voicemail: alice accepts it and calls the customer back with one request.
+    let workflow = crate::taskrouter::sales_and_support(&app);
+    let attributes = r#"{"skillsNeeded": ["Sales"], "from": "+15550108888", "to": "+15550100200", "voicemail": {"url": "https://example.com/m.wav"}}"#;
+    let voicemail = api
+        .post("/Tasks", &[("WorkflowSid", &workflow), ("Attributes", attributes), ("TaskChannel", "voice")])
+        .await;
+    let voicemail = voicemail["sid"].as_str().unwrap().to_owned();
+    alice.accept(&voicemail).await;
+    let (status, state) = alice.post(&format!("/agent/api/tasks/{voicemail}/call-out"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    let call_back = until(&app, "the call back's SID", |engine| {
+        engine.task(voicemail.parse().ok()?)?.attributes["call_sid"].as_str().map(str::to_owned)
+    })
+    .await;
+    until_hearing(&provider, &voicemail, &call_back, &["agent"]).await;
+    assert_eq!(provider.summary(&call_back).await["to"], "+15550108888");
+    // A second call out on a task with a call in progress is refused.
+    let (status, refused) = alice.post(&format!("/agent/api/tasks/{voicemail}/call-out"), &[]).await;
+    assert_eq!(
+        (status, refused["message"].as_str()),
+        (StatusCode::CONFLICT, Some("the task has a call in progress"))
+    );
+    app.shut_down().await.unwrap();
+}
