@@ -321,6 +321,8 @@ async function openTransfer(task) {
     return;
   }
   transferring = task;
+  // Each transfer starts afresh: cold, nobody chosen.
+  $("transfer-form").reset();
   $("transfer-error").textContent = "";
   const choice = (value, label, enabled, note) =>
     el(

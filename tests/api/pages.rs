@@ -598,3 +598,56 @@ async fn an_agent_calls_a_number_from_the_page_and_talks_in_a_conference() {
     alice.click(".task .call [data-action='hangup']").await;
     alice.wait_for_text(".task .status", "wrapping").await;
 }
+
+#[tokio::test]
+async fn an_agent_cancels_a_warm_transfer_then_transfers_cold_to_a_queue_and_to_an_outside_number() {
+    let (app, provider) = crate::emulator::conference_bridging().await;
+    let alice = agent_signs_in(&app.url(""), "alice", &issue_secret(&app, "alice").await).await;
+    let call = provider.call(&["1"]).await;
+    alice.click(".offer .accept").await;
+    alice.wait_for_text(".task .call .call-state", "On the call").await;
+    let bob = agent_signs_in(&app.url(""), "bob", &issue_secret(&app, "bob").await).await;
+
+    // Warm to bob, canceled before he answers: alice has the caller again.
+    alice.click(".task .call [data-action='transfer']").await;
+    alice.click("#transfer-dialog [data-target='bob'] input").await;
+    alice.click("#transfer-form input[value='warm']").await;
+    alice.click("#transfer-go").await;
+    alice.wait_for_text(".task .call .call-state", "waiting for them to join").await;
+    bob.find(".offer .accept").await;
+    alice.click(".task .call [data-action='cancel-transfer']").await;
+    alice.wait_for_text(".task .call .call-state", "On the call").await;
+    bob.wait_for_text("#no-offers", "No offer right now.").await;
+
+    // Cold to the Support queue: alice wraps up at once; bob (Support) takes it.
+    alice.click(".task .call [data-action='transfer']").await;
+    alice.click("#transfer-dialog [data-target='Support'] input").await;
+    alice.click("#transfer-go").await;
+    alice.wait_for_text(".task .status", "wrapping").await;
+    bob.click(".offer .accept").await;
+    bob.wait_for_text(".task .call .call-state", "On the call").await;
+    let room = app.engine.read(|engine| {
+        let mut tasks: Vec<_> =
+            engine.tasks().filter(|task| task.attributes["call_sid"] == call.as_str()).collect();
+        tasks.sort_by_key(|task| task.created_at);
+        tasks[0].sid.to_string()
+    });
+    crate::transfers::until_hearing(&provider, &room, &call, &["agent"]).await;
+    alice.click(".task .complete").await;
+    alice.wait_for_text("#no-tasks", "No task in hand.").await;
+
+    // A second caller, whom alice sends to an outside number.
+    let second = provider.call(&["1"]).await;
+    alice.click(".offer .accept").await;
+    alice.wait_for_text(".task .call .call-state", "On the call").await;
+    alice.click(".task .call [data-action='transfer']").await;
+    fill(&alice, "#transfer-number", "+15550109999").await;
+    alice.click("#transfer-go").await;
+    alice.wait_for_text(".task .status", "wrapping").await;
+    let dialled = provider
+        .wait_for(&second, "the caller put through to the number", |summary| {
+            crate::emulator::heard(summary, "+15550109999")
+        })
+        .await;
+    assert!(crate::emulator::heard(&dialled, "+15550109999"), "{dialled:#}");
+}
