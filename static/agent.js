@@ -313,6 +313,8 @@ let transferring = null;
  * why), every task queue, and an outside number. */
 async function openTransfer(task) {
   $("desk-error").textContent = "";
+  $("transfer-agents").replaceChildren();
+  $("transfer-queues").replaceChildren();
   let targets;
   try {
     targets = await api("GET", `/agent/api/tasks/${task}/transfer`);

@@ -610,6 +610,7 @@ async fn an_agent_cancels_a_warm_transfer_then_transfers_cold_to_a_queue_and_to_
 
     // Warm to bob, canceled before he answers: alice has the caller again.
     alice.click(".task .call [data-action='transfer']").await;
+    alice.find("#transfer-dialog[open]").await;
     alice.click("#transfer-dialog [data-target='bob'] input").await;
     alice.click("#transfer-form input[value='warm']").await;
     alice.click("#transfer-go").await;
@@ -621,6 +622,7 @@ async fn an_agent_cancels_a_warm_transfer_then_transfers_cold_to_a_queue_and_to_
 
     // Cold to the Support queue: alice wraps up at once; bob (Support) takes it.
     alice.click(".task .call [data-action='transfer']").await;
+    alice.find("#transfer-dialog[open]").await;
     alice.click("#transfer-dialog [data-target='Support'] input").await;
     alice.click("#transfer-go").await;
     alice.wait_for_text(".task .status", "wrapping").await;
@@ -641,6 +643,7 @@ async fn an_agent_cancels_a_warm_transfer_then_transfers_cold_to_a_queue_and_to_
     alice.click(".offer .accept").await;
     alice.wait_for_text(".task .call .call-state", "On the call").await;
     alice.click(".task .call [data-action='transfer']").await;
+    alice.find("#transfer-dialog[open]").await;
     fill(&alice, "#transfer-number", "+15550109999").await;
     alice.click("#transfer-go").await;
     alice.wait_for_text(".task .status", "wrapping").await;

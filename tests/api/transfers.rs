@@ -216,7 +216,9 @@ async fn a_warm_transfer_to_an_agent_consults_on_hold_then_leaves_the_caller_wit
     // Nor can bob, whose call it is not, transfer it or end it.
     let (status, _) = bob.transfer(&first, &bob_sid, "warm").await;
     let (hold, _) = bob.call_action(&first, "hangup").await;
-    assert_eq!((status, hold), (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN));
+    let (read, _) = bob.get(&format!("/agent/api/tasks/{first}/transfer")).await;
+    let (call_out, _) = bob.post(&format!("/agent/api/tasks/{first}/call-out"), &[]).await;
+    assert_eq!([status, hold, read, call_out], [StatusCode::FORBIDDEN; 4]);
 
     // Bob available: a warm transfer. The caller holds while alice and bob talk.
     set_activity(&app, "bob", "Available").await;
