@@ -261,6 +261,8 @@ pub struct CallTransferV1 {
     pub from_call: Option<String>,
     pub mode: ModeV1,
     pub outside_call: Option<String>,
+    #[serde(default)]
+    pub outside_joined: bool,
 }
 
 /// A record kept under a key of its own, beside the command log: a call, a conversation, an
@@ -1124,6 +1126,7 @@ impl From<&Call> for CallV1 {
                     from_call: transfer.from_call.clone(),
                     mode: transfer.mode.into(),
                     outside_call: transfer.outside_call.clone(),
+                    outside_joined: transfer.outside_joined,
                 }),
                 supervisors: bridge.supervisors.iter().map(|s| (s.label.clone(), s.mode)).collect(),
             }),
@@ -1173,6 +1176,7 @@ impl CallV1 {
                         from_call: transfer.from_call,
                         mode: transfer.mode.into(),
                         outside_call: transfer.outside_call,
+                        outside_joined: transfer.outside_joined,
                     })
                 }),
                 supervisors: bridge

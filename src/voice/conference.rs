@@ -290,7 +290,12 @@ pub fn on_conference_event(call: &mut Call, event: &ConferenceEvent, cx: Context
         && !about_caller
         && !about_transferring_agent
         && bridge.agent_call.as_ref().is_none_or(|agent| Some(agent) == event.call_sid.as_ref());
+    let about_outside = bridge
+        .transfer
+        .as_ref()
+        .is_some_and(|transfer| transfer.outside_call.is_some() && transfer.outside_call == event.call_sid);
     match event.event.as_str() {
+        "participant-join" if about_outside => super::transfer::on_outside_joined(call),
         "participant-join" if about_agent && bridge.reservation.is_some() => {
             bridge.talking = true;
             bridge.agent_call = event.call_sid.clone();
@@ -470,7 +475,7 @@ pub fn reconcile(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>) -
         // Accepted while the caller waited in the hold loop: connected now, not at their next poll.
         return on_accepted(call, seen, cx);
     }
-    let transfer = reconcile_transfer(call, seen, found);
+    let transfer = reconcile_transfer(call, seen, found, cx);
     // What was found of the legs was about the call before the transfer moved on.
     if !transfer.actions.is_empty() {
         return transfer;
@@ -481,7 +486,7 @@ pub fn reconcile(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>) -
 /// A transfer under way before the restart carries on: a cold one's agent still in the
 /// conference leaves now; a transferring agent gone meanwhile is done with their task; an
 /// untaken warm transfer comes back to its agent.
-fn reconcile_transfer(call: &mut Call, seen: &Seen, found: &Found) -> Decision {
+fn reconcile_transfer(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>) -> Decision {
     let nothing = Decision::answer(Response::default());
     let Stage::Conference(Bridge { transfer: Some(transfer), .. }) = &call.stage else { return nothing };
     if transfer.from_call.is_none() {
@@ -490,7 +495,7 @@ fn reconcile_transfer(call: &mut Call, seen: &Seen, found: &Found) -> Decision {
     match (found.transferring_agent_present, transfer.mode) {
         (Some(false), _) => super::transfer::agent_leaves(call, false),
         (_, crate::routing::TransferMode::Cold) => super::transfer::agent_leaves(call, true),
-        _ => super::transfer::on_task_ended(call, seen),
+        _ => super::transfer::on_task_ended(call, seen, cx),
     }
 }
 
@@ -606,7 +611,7 @@ pub fn views(call: &Call) -> Vec<(Sid, CallView)> {
                 recording: bridge.recording.is_some(),
                 transfer: Some(TransferView {
                     mode: transfer.mode.as_str(),
-                    joined: bridge.talking || outside,
+                    joined: bridge.talking || transfer.outside_joined,
                     outside,
                 }),
                 supervisors: Vec::new(),

@@ -613,14 +613,8 @@ impl Voice {
                 let outcome = match (about_this_task, canceled) {
                     (false, _) => return,
                     (true, false) => voice.decide(&mut guard, live::now(), conference::on_accepted).await,
-                    // A transfer's task ended untaken: back to its first agent.
-                    (true, true) => {
-                        voice
-                            .decide(&mut guard, live::now(), |call, seen, _| {
-                                transfer::on_task_ended(call, seen)
-                            })
-                            .await
-                    }
+                    // A transfer's task ended untaken: back to its first agent, if still there.
+                    (true, true) => voice.decide(&mut guard, live::now(), transfer::on_task_ended).await,
                 };
                 if let Err(err) = outcome {
                     tracing::error!(%err, call_sid = %caller, "following the routing of a call failed");
@@ -645,7 +639,19 @@ impl Voice {
         to: Option<&str>,
         mode: Option<supervise::SuperviseMode>,
     ) -> Result<(), ControlError> {
-        self.act(task, |call| supervise::supervise(call, task, label, to, mode)).await
+        match self.act(task, |call| supervise::supervise(call, task, label, to, mode)).await {
+            // Their leg is gone (hung up, never answered): forgotten, and called in again.
+            Err(ControlError::Provider(err))
+                if err.code() == Some(voice_api::codes::NOT_FOUND) && mode.is_some() =>
+            {
+                self.act(task, |call| {
+                    supervise::forget(call, label);
+                    supervise::supervise(call, task, label, to, mode)
+                })
+                .await
+            }
+            done => done,
+        }
     }
 
     /// The calls in progress as the supervisor view shows them: each task's own view of its
@@ -816,6 +822,9 @@ impl Voice {
     /// an inbound call's equal from then on: hold, recording, transfers, supervisors.
     pub async fn call_out(&self, task: Sid, to: &str) -> Result<String, ControlError> {
         use conference::ControlRefused as Refused;
+        // One call out per task at a time (a double click, two tabs): the second finds the
+        // first's call.
+        let _calling_out = self.calls.lock(&format!("call-out:{task}")).await;
         let refused = ControlError::Refused;
         let Some(api) = &self.api else { return Err(refused(Refused::NotInConference)) };
         let now = live::now();
@@ -852,17 +861,19 @@ impl Voice {
         let customer = api.create_call(&new).await.map_err(ControlError::Provider)?;
         // Held from now: the call's first callbacks wait until it is stored.
         let mut guard = self.calls.lock(&customer.sid).await;
+        // The task's own direction and numbers stay: a call back may be tried again.
         attributes["call_sid"] = json!(customer.sid);
-        attributes["direction"] = json!("outbound");
         let (flow_name, flow) = self
             .flows
             .for_number(&from)
             .or_else(|| self.flows.iter().next().map(|(name, flow)| (name.as_str(), flow)))
             .expect("a folder of flows holds at least one (checked at load)");
+        // As for a caller: `from` the customer, `to` the contact center's number, which every
+        // leg Switchboard places for this call comes from.
         let call = Call {
             sid: customer.sid.clone(),
-            from,
-            to: to.to_owned(),
+            from: to.to_owned(),
+            to: from,
             flow: flow_name.to_owned(),
             place: CallState::new(flow, live::timestamp(now)),
             task,
@@ -886,6 +897,15 @@ impl Voice {
             Err(ExecuteError::Refused(err)) => return Err(ControlError::Routing(err)),
         }
         *guard = Some(call);
+        // Callbacks sent before the call was held were answered as about an unknown call: a
+        // customer already gone ends it now, instead of the agent being called in for nobody.
+        let over = api.fetch_call(&customer.sid).await.is_ok_and(|found| {
+            matches!(found.status.as_str(), "completed" | "busy" | "failed" | "no-answer" | "canceled")
+        });
+        if over {
+            self.decide(&mut guard, now, call::on_call_ended).await?;
+            return Ok(customer.sid);
+        }
         let request = ProviderRequest::CallAgent {
             reservation: accepted.reservation,
             to: agent_to,
@@ -932,7 +952,7 @@ impl Voice {
         else {
             return Err(ControlError::Refused(conference::ControlRefused::NoTransfer));
         };
-        let joined = bridge.talking || under_way.outside_call.is_some();
+        let joined = bridge.talking || under_way.outside_joined;
         let now = live::now();
         if leave {
             if !joined {
@@ -947,16 +967,16 @@ impl Voice {
         }
         let taker_task = (current.task != task).then_some(current.task);
         if let Some(taker_task) = taker_task {
-            let accepted = self.seen(taker_task, now).accepted.map(|accepted| accepted.reservation);
-            if let Some(reservation) = accepted {
-                // Accepted, their phone ringing: as if they had not answered.
-                self.execute(current, Command::Unanswered { reservation }, "the transfer was canceled")
-                    .await?;
-            }
+            // Waiting: canceled. Accepted (their phone ringing), or accepted meanwhile: their
+            // task is over, without counting against them as an unanswered call would.
             let waiting = self.seen(taker_task, now).status.is_some_and(TaskStatus::is_waiting);
             if waiting {
                 let cancel = Command::Cancel { task: taker_task, reason: "transfer canceled".to_owned() };
                 self.execute(current, cancel, "the transfer was canceled").await?;
+            }
+            if self.seen(taker_task, now).status == Some(TaskStatus::Assigned) {
+                let over = Command::Complete { task: taker_task, reason: "transfer canceled".to_owned() };
+                self.execute(current, over, "the transfer was canceled").await?;
             }
         }
         self.decide(&mut guard, now, |call, _, _| transfer::back_to_agent(call)).await?;

@@ -65,6 +65,13 @@ pub fn label(worker: Option<Sid>) -> String {
     worker.map_or_else(|| "supervisor-admin".to_owned(), |worker| format!("supervisor-{worker}"))
 }
 
+/// Forgets the supervisor `label` (their leg is gone).
+pub fn forget(call: &mut Call, label: &str) {
+    if let Stage::Conference(bridge) = &mut call.stage {
+        bridge.supervisors.retain(|supervision| supervision.label != label);
+    }
+}
+
 /// The supervisor `label` takes part in the call of `task` as `mode` (joining, reached at `to`,
 /// if not in it yet), or leaves it (`mode` none).
 pub fn supervise(
@@ -76,8 +83,10 @@ pub fn supervise(
 ) -> Result<Decision, ControlRefused> {
     let is_the_calls_task = call.task == task;
     let Stage::Conference(bridge) = &mut call.stage else { return Err(ControlRefused::NotInConference) };
+    // Leaving needs nothing more; joining and switching need the agent on the call.
     let agent = match (&bridge.agent_call, bridge.talking && is_the_calls_task) {
         (Some(agent), true) => agent.clone(),
+        _ if mode.is_none() => String::new(),
         _ => return Err(ControlRefused::NotTalking),
     };
     let present = bridge.supervisors.iter().position(|supervision| supervision.label == label);

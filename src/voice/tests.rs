@@ -195,9 +195,7 @@ impl Journey {
 
     /// The transfer's task ended (canceled): its events reach the call.
     fn transfer_task_ended(&mut self) -> &mut Journey {
-        self.step("transfer task canceled", status(TaskStatus::Canceled), |call, seen, _| {
-            transfer::on_task_ended(call, seen)
-        });
+        self.step("transfer task canceled", status(TaskStatus::Canceled), transfer::on_task_ended);
         self
     }
 
@@ -328,7 +326,10 @@ fn done(action: &Action) -> String {
         Action::Forget => "forget".to_owned(),
         Action::Provider { request, fallback } => {
             let request = match request {
-                ProviderRequest::MoveCaller(_) => "move the caller into the conference".to_owned(),
+                ProviderRequest::MoveCaller(twiml) if heard(twiml).starts_with("join conference") => {
+                    "move the caller into the conference".to_owned()
+                }
+                ProviderRequest::MoveCaller(twiml) => format!("move the caller to: {}", heard(twiml)),
                 ProviderRequest::CallAgent { to, label, .. } => format!("call {to} in as {}", short(label)),
                 ProviderRequest::EndConferenceOnExit { call_sid, end } => {
                     format!(
@@ -877,6 +878,8 @@ fn a_canceled_or_untaken_warm_transfer_puts_the_call_back_with_its_agent_and_a_c
         .agent_leaves()
         // Cold: the caller waits on hold for whoever takes it; alice hanging up changes nothing.
         .agent_leg("completed", accepted("client:alice"))
+        // Its task canceled (its TTL, the API): nobody is left to come back to; the caller is
+        // told so, not left on hold.
         .transfer_task_ended()
         .at(40)
         // The caller hangs up while waiting for the transfer: its task is canceled.
@@ -894,8 +897,8 @@ fn a_canceled_or_untaken_warm_transfer_puts_the_call_back_with_its_agent_and_a_c
         t=20 transfer Cold: (nothing) | save | Conference(no agent, on hold, transfer of WT1 from WR1 (leg CA9, Cold))
         t=20 the transferring agent leaves: (nothing) | save | wrap up | provider: HangUpAgent { call_sid: "CA9" } (else Report) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
         t=20 agent-leg completed: (nothing) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
-        t=20 transfer task canceled: (nothing) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
-        t=40 status completed: (nothing) | cancel (caller hung up) | forget | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))"#]]);
+        t=20 transfer task canceled: (nothing) | save | provider: move the caller to: say "Sorry, no one can take your call right now. Please call again later. Goodbye.", hangup (else Report) | Conference(no agent, on hold)
+        t=40 status completed: (nothing) | cancel (caller hung up) | forget | Conference(no agent, on hold)"#]]);
 }
 
 #[test]

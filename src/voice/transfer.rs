@@ -18,7 +18,7 @@
 use crate::routing::{Command, Sid, TaskStatus, TransferMode};
 use crate::twiml::{DialTarget, Response};
 
-use super::call::{Action, Bridge, Call, Decision, Fallback, ProviderRequest, Seen, Stage};
+use super::call::{Action, Bridge, Call, Context, Decision, Fallback, ProviderRequest, Seen, Stage};
 use super::conference::ControlRefused;
 
 /// Where an agent sends their call.
@@ -39,8 +39,10 @@ pub struct Transfer {
     /// The transferring agent's leg, while they are in the conference.
     pub from_call: Option<String>,
     pub mode: TransferMode,
-    /// A warm transfer to an outside number: that party's leg, once placed.
+    /// A warm transfer to an outside number: that party's leg, once placed...
     pub outside_call: Option<String>,
+    /// ...and whether they answered and joined (the agent may leave them with the caller).
+    pub outside_joined: bool,
 }
 
 /// The agent's leg's label in the conference for a consultation with an outside number.
@@ -75,6 +77,7 @@ pub fn started(call: &mut Call, to_task: Option<Sid>, mode: TransferMode) {
         from_call,
         mode,
         outside_call: None,
+        outside_joined: false,
     }));
     bridge.reservation = None;
     bridge.agent_call = None;
@@ -198,12 +201,36 @@ pub fn taker_joined(call: &mut Call) -> Decision {
         .with(Action::Provider { request: ProviderRequest::HoldCaller(false), fallback: Fallback::Report })
 }
 
-/// The transfer's task ended (its events, once durable): if nobody took it and the
-/// transferring agent is still there, the call comes back to them.
-pub fn on_task_ended(call: &mut Call, seen: &Seen) -> Decision {
+/// The transfer's task ended (its events, once durable) without anyone taking it: the call
+/// comes back to the transferring agent if they are still there; otherwise nobody is left
+/// for the caller, who is told so rather than left on hold.
+pub fn on_task_ended(call: &mut Call, seen: &Seen, cx: Context<'_>) -> Decision {
+    let nothing = Decision::answer(Response::default());
     let ended_untaken = matches!(seen.status, Some(TaskStatus::Canceled) | None);
-    let transferring = matches!(&call.stage, Stage::Conference(Bridge { transfer: Some(transfer), .. }) if transfer.from_call.is_some());
-    if ended_untaken && transferring { back_to_agent(call) } else { Decision::answer(Response::default()) }
+    let Stage::Conference(Bridge { transfer: Some(transfer), .. }) = &call.stage else { return nothing };
+    match (ended_untaken, transfer.from_call.is_some()) {
+        (false, _) => nothing,
+        (true, true) => back_to_agent(call),
+        (true, false) => {
+            let sorry = super::call::goodbye(cx.flow, &call.place.language, super::call::SORRY_GOODBYE);
+            if let Stage::Conference(bridge) = &mut call.stage {
+                bridge.transfer = None;
+            }
+            nothing.with(Action::Save).with(Action::Provider {
+                request: ProviderRequest::MoveCaller(sorry),
+                fallback: Fallback::Report,
+            })
+        }
+    }
+}
+
+/// The outside party of a warm transfer answered and joined the conference.
+pub fn on_outside_joined(call: &mut Call) -> Decision {
+    let Stage::Conference(Bridge { transfer: Some(transfer), .. }) = &mut call.stage else {
+        return Decision::answer(Response::default());
+    };
+    transfer.outside_joined = true;
+    Decision::answer(Response::default()).with(Action::Save)
 }
 
 /// Whether whoever takes the transfer joins a consultation with the transferring agent (and

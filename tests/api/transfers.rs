@@ -318,13 +318,7 @@ async fn a_canceled_or_rejected_warm_transfer_comes_back_to_the_first_agent() {
     let (status, _) = alice.transfer(&first, &bob_sid, "warm").await;
     assert_eq!(status, StatusCode::OK);
     let canceled = task_with_status(&app, &call, TaskStatus::Reserved).await;
-    let (status, state) = alice.call_action(&first, "cancel-transfer").await;
-    assert_eq!(
-        (status, state["tasks"][0]["call"]["state"].as_str()),
-        (StatusCode::OK, Some("talking")),
-        "{state}"
-    );
-    until_hearing(&provider, &first, &call, &["agent"]).await;
+    cancel_and_talk_again(&alice, &provider, &first, &call).await;
     assert_eq!(status_of(&app, &canceled), TaskStatus::Canceled);
 
     // Rejected by bob: the same.
@@ -357,6 +351,19 @@ async fn a_canceled_or_rejected_warm_transfer_comes_back_to_the_first_agent() {
         ]
     );
 
+    // An outside number, warm, that never answers: alice cannot leave the caller with it, and
+    // cancels.
+    provider.script_phone("+15550109998", serde_json::json!({"answer_after": null})).await;
+    let (status, state) = alice.transfer(&first, "+15550109998", "warm").await;
+    assert_eq!(
+        (status, &state["tasks"][0]["call"]["transfer"]["joined"]),
+        (StatusCode::OK, &Value::Bool(false)),
+        "{state}"
+    );
+    let (status, refused) = alice.call_action(&first, "complete-transfer").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    cancel_and_talk_again(&alice, &provider, &first, &call).await;
+
     // An outside number, cold: the caller is dialled through to it, alice's task wraps up.
     let (status, state) = alice.transfer(&first, "+15550109999", "cold").await;
     assert_eq!(status, StatusCode::OK, "{state}");
@@ -365,6 +372,17 @@ async fn a_canceled_or_rejected_warm_transfer_comes_back_to_the_first_agent() {
     assert!(heard(&summary, "+15550109999"), "{summary:#}");
     assert_eq!(status_of(&app, &first), TaskStatus::Wrapping);
     app.shut_down().await.unwrap();
+}
+
+/// `agent` cancels the transfer of `task`'s call; the caller is back with them.
+async fn cancel_and_talk_again(agent: &Agent<'_>, provider: &Provider, task: &str, call: &str) {
+    let (status, state) = agent.call_action(task, "cancel-transfer").await;
+    assert_eq!(
+        (status, state["tasks"][0]["call"]["state"].as_str()),
+        (StatusCode::OK, Some("talking")),
+        "{state}"
+    );
+    until_hearing(provider, task, call, &["agent"]).await;
 }
 
 /// The conference label of the agent who accepted `task`.
