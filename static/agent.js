@@ -139,7 +139,17 @@ function details(item) {
     el("dt", {}, "Channel"), el("dd", {}, item.channel),
     el("dt", {}, "Queue"), el("dd", {}, text(item.queue)),
     el("dt", {}, "Waiting"), el("dd", {}, `${item.age} s`),
+    ...callbackDetails(item),
   );
+}
+
+/** A callback request's progress: asked, being called (try n of m), to try again, unanswered. */
+function callbackDetails(item) {
+  const callback = item.attributes && item.attributes.callback;
+  if (!callback || typeof callback !== "object") return [];
+  const tries = `try ${callback.attempts || 0} of ${callback.max_attempts || "?"}`;
+  const next = callback.next_attempt_at ? `, next at ${callback.next_attempt_at}` : "";
+  return [el("dt", {}, "Callback"), el("dd", { class: "callback" }, `${callback.status} (${tries}${next})`)];
 }
 
 function attributes(item) {
@@ -447,10 +457,10 @@ function message(item) {
   return el("p", { class: `message ${item.author}` }, el("span", { class: "author" }, item.author), el("span", { class: "body" }, item.body), delivery);
 }
 
-/** A voicemail or callback request: a customer to call back. */
+/** A voicemail: a customer to call back by hand (a callback request is called by itself). */
 function callsBack(offer) {
   const attributes = offer.attributes || {};
-  return offer.channel === "voice" && Boolean(attributes.from) && Boolean(attributes.voicemail || attributes.callback);
+  return offer.channel === "voice" && Boolean(attributes.from) && Boolean(attributes.voicemail) && !attributes.callback;
 }
 
 async function acceptAndCallBack(offer) {

@@ -7,7 +7,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::hours::{self, Hours};
-use super::{Choice, DEFAULT_MAX_LENGTH, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Flow, Menu, Prompt, Route};
+use super::{
+    CallbackEnd, CallbackOffer, Choice, DEFAULT_MAX_LENGTH, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Flow, Menu,
+    Prompt, Route,
+};
 use crate::workspace::line_of;
 
 /// One mistake in a flow file, with its line when it has one.
@@ -32,7 +35,36 @@ struct FlowFile {
     #[serde(default)]
     numbers: Vec<Spanned<String>>,
     hours: Option<Spanned<HoursFile>>,
+    callback: Option<Spanned<CallbackFile>>,
     menus: BTreeMap<String, Spanned<MenuFile>>,
+}
+
+/// `[callback]`: callers on hold may ask to be called back, keeping their place.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackFile {
+    #[serde(default)]
+    offer_after: u32,
+    #[serde(default = "default_callback_attempts")]
+    attempts: u32,
+    #[serde(default = "default_callback_retry_after")]
+    retry_after: u32,
+    #[serde(default)]
+    then: CallbackEnd,
+    #[serde(default = "default_callback_key")]
+    key: String,
+}
+
+fn default_callback_attempts() -> u32 {
+    3
+}
+
+fn default_callback_retry_after() -> u32 {
+    120
+}
+
+fn default_callback_key() -> String {
+    "1".to_owned()
 }
 
 #[derive(Deserialize)]
@@ -169,6 +201,32 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
             );
         }
         Some(Hours { time_zone: time_zone?, week, holidays, closed: hours.closed.get_ref().clone() })
+    });
+    let callback = file.callback.as_ref().and_then(|spanned| {
+        let callback = spanned.get_ref();
+        let mut fail = |message: &str| error(spanned.span(), format!("callback: {message}"));
+        let mut ok = true;
+        if !(1..=10).contains(&callback.attempts) {
+            fail("attempts must be from 1 to 10");
+            ok = false;
+        }
+        if !(5..=86_400).contains(&callback.retry_after) {
+            fail("retry_after must be from 5 to 86400 seconds");
+            ok = false;
+        }
+        if callback.key.chars().count() != 1
+            || !callback.key.chars().all(|key| key.is_ascii_digit() || key == '*' || key == '#')
+        {
+            fail("key must be one of 0-9, * or #");
+            ok = false;
+        }
+        ok.then(|| CallbackOffer {
+            offer_after: callback.offer_after,
+            attempts: callback.attempts,
+            retry_after: callback.retry_after,
+            then: callback.then,
+            key: callback.key.clone(),
+        })
     });
     let mut menus = BTreeMap::new();
     for (name, menu) in &file.menus {
@@ -358,6 +416,7 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
         workflow: file.workflow,
         numbers: file.numbers.into_iter().map(Spanned::into_inner).collect(),
         hours,
+        callback,
         menus,
     })
 }

@@ -74,7 +74,34 @@ pub struct Flow {
     pub numbers: Vec<String>,
     /// None: always open.
     pub hours: Option<Hours>,
+    /// Callers on hold may ask to be called back; none: they may not.
+    pub callback: Option<CallbackOffer>,
     pub menus: BTreeMap<String, Menu>,
+}
+
+/// The hold loop's offer to call the caller back, keeping their place in line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackOffer {
+    /// Seconds in line before it is offered (0: from the start).
+    pub offer_after: u32,
+    /// Calls tried when an agent takes the request, before giving up.
+    pub attempts: u32,
+    /// Seconds between two tries.
+    pub retry_after: u32,
+    /// What happens after the last unanswered try.
+    pub then: CallbackEnd,
+    /// The key that asks for it.
+    pub key: String,
+}
+
+/// After a callback's last unanswered try: the agent keeps it as a voicemail, to call back by
+/// hand (or complete), or it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackEnd {
+    #[default]
+    Voicemail,
+    Cancel,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -21,6 +21,38 @@ fn the_shipped_flow_loads() {
 }
 
 #[test]
+fn a_callback_offer_is_checked_with_its_line() {
+    let flow =
+        |callback: &str| format!("start = \"main\"\n{callback}\n[menus.main]\nsay = \"Hi\"\nhangup = true\n");
+    check_load(
+        &flow("[callback]\noffer_after = 60\nattempts = 2\nretry_after = 300\nthen = \"cancel\""),
+        expect!["ok"],
+    );
+    check_load(
+        &flow("[callback]\nattempts = 0\nretry_after = 1\nkey = \"12\""),
+        expect![[r#"
+            line 2: callback: attempts must be from 1 to 10
+            line 2: callback: retry_after must be from 5 to 86400 seconds
+            line 2: callback: key must be one of 0-9, * or #"#]],
+    );
+    check_load(
+        &flow("[callback]\nthen = \"later\""),
+        expect![[r#"line 3: unknown variant `later`, expected `voicemail` or `cancel`"#]],
+    );
+    let loaded = load_flow(&flow("[callback]")).unwrap();
+    assert_eq!(
+        loaded.callback,
+        Some(CallbackOffer {
+            offer_after: 0,
+            attempts: 3,
+            retry_after: 120,
+            then: CallbackEnd::Voicemail,
+            key: "1".into()
+        })
+    );
+}
+
+#[test]
 fn mistakes_are_reported_with_their_lines() {
     check_load("start = \"main\"\n[menus.main\n", expect!["line 2: unclosed table, expected `]`"]);
     check_load(

@@ -230,6 +230,9 @@ pub struct CallV1 {
     /// The task the conference is named after, once a transfer moved the call to another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<Sid>,
+    /// A callback's customer to be called again then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Millis>,
 }
 
 /// A call bridged in a conference ([`Bridge`]).
@@ -1151,6 +1154,7 @@ impl From<&Call> for CallV1 {
             ended_at,
             conference,
             room: call.room,
+            retry_at: call.retry_at,
         }
     }
 }
@@ -1207,6 +1211,7 @@ impl CallV1 {
             stage,
             dial_fallback: false,
             room: self.room,
+            retry_at: self.retry_at,
         })
     }
 }

@@ -550,6 +550,7 @@ fn calls_are_put_and_deleted_durably_with_the_commands_around_them() {
             ended_at: None,
             conference: None,
             room: None,
+            retry_at: None,
         };
         {
             let (store, _) = medium.open().unwrap();

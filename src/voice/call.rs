@@ -49,6 +49,8 @@ pub struct Call {
     pub dial_fallback: bool,
     /// The task the conference is named after, once a transfer made `task` another one.
     pub room: Option<Sid>,
+    /// A callback's customer to be called again then (the last try went unanswered).
+    pub retry_at: Option<Millis>,
 }
 
 /// What a routed call is doing.
@@ -104,6 +106,8 @@ pub struct Seen {
     pub position: Option<(Sid, usize)>,
     /// The mean time between two callers of that queue being connected, in ms.
     pub mean_gap: Option<f64>,
+    /// The task asks to be called back, and how far that went.
+    pub callback: Option<super::callback::CallbackState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +136,10 @@ pub enum Action {
     /// Asks the provider (its Voice API) to act on the call; should it fail, `fallback` says
     /// what the call does instead (see [`super::conference::on_provider_failed`]).
     Provider { request: ProviderRequest, fallback: Fallback },
+    /// Merges `attribute`'s fields into the task's `callback` attribute.
+    MarkCallback { attribute: serde_json::Value },
+    /// Calls a callback's customer again, once the call's lock is let go.
+    CallBackAgain { task: Sid, number: String },
 }
 
 /// What Switchboard asks of the provider for a call in conference bridging.
@@ -226,6 +234,15 @@ pub fn routed(call: &mut Call, seen: &Seen, ivr_response: Response, cx: Context<
     match call.stage {
         Stage::Voicemail { .. } => ivr_response,
         _ => hold(call, seen, Some(PLEASE_HOLD), cx),
+    }
+}
+
+/// `/voice/wait` with the keys the caller pressed in the hold loop: the callback key asks to
+/// be called back; anything else is the hold loop as ever.
+pub fn on_wait_keys(call: &mut Call, seen: &Seen, digits: Option<&str>, cx: Context<'_>) -> Decision {
+    match digits.and_then(|digits| super::callback::on_key(call, seen, digits, cx)) {
+        Some(decision) => decision,
+        None => on_wait(call, seen, cx),
     }
 }
 
@@ -367,6 +384,15 @@ pub fn on_call_ended(call: &mut Call, seen: &Seen, cx: Context<'_>) -> Decision 
     decision.with(Action::Forget)
 }
 
+/// The caller's call is over; `unanswered` when it never was (busy, no answer, failed): a
+/// callback's customer is then tried again, or given up on.
+pub fn on_call_over(call: &mut Call, seen: &Seen, unanswered: bool, cx: Context<'_>) -> Decision {
+    match (unanswered, seen.callback) {
+        (true, Some(_)) => super::callback::on_unanswered(call, seen, cx),
+        _ => on_call_ended(call, seen, cx),
+    }
+}
+
 /// `/voice/voicemail`: the `<Record>` of a caller offered voicemail ended; `recording` is its
 /// URL and duration, none when nothing was recorded.
 pub fn on_voicemail(
@@ -402,6 +428,9 @@ pub fn on_voicemail(
 /// `voice.abandon_after`, and no status callback) or who hung up without leaving the message
 /// they were offered, and forgets calls long over. The response is not used.
 pub fn on_sweep(call: &mut Call, seen: &Seen, cx: Context<'_>) -> Decision {
+    if let Some(retry) = super::callback::on_sweep(call, seen, cx) {
+        return retry;
+    }
     let abandon_after = Millis::from(cx.settings.abandon_after) * 1000;
     let idle = cx.now - call.last_seen;
     let nothing = Decision::answer(Response::default());
@@ -445,6 +474,10 @@ fn hold(call: &mut Call, seen: &Seen, notice: Option<&str>, cx: Context<'_>) -> 
         verbs.push(Verb::Pause { length: Some(cx.settings.wait_seconds.max(1)) });
     } else {
         verbs.push(Verb::Play(twiml::Play { url: cx.settings.hold_music_url.clone(), repeat: None }));
+    }
+    if let Some(offer) = super::callback::offer(call, seen, cx) {
+        let announce = call.announced_at == Some(cx.now);
+        return Response::new(super::callback::hold_with_offer(offer, verbs, announce, call, cx));
     }
     verbs.push(Verb::Redirect { url: paths::WAIT.to_owned(), method: Some(Method::Post) });
     Response::new(verbs)

@@ -10,6 +10,7 @@
 //! module is the shell that reads the engine, holds the call's lock and carries it out.
 
 pub mod call;
+pub mod callback;
 pub mod conference;
 pub mod flows;
 pub mod supervise;
@@ -209,6 +210,8 @@ pub struct Voice {
     /// Records of calls stored before the IVR routed them, which the first stores wrote:
     /// nothing more will come for them, and the first sweep deletes them.
     unrouted: Mutex<Vec<String>>,
+    /// Callbacks whose next try is due, made once the sweep lets go of their calls' locks.
+    due_callbacks: Mutex<Vec<(Sid, String)>>,
     /// Per queue, how often callers leave it for an agent: the estimated wait.
     pace: Mutex<HashMap<Sid, Pace>>,
     /// Where the provider reaches this server: `voice.public_url`, or else the listener's
@@ -264,6 +267,7 @@ impl Voice {
             settings: settings.clone(),
             calls: KeyedLocks::new(calls),
             unrouted: Mutex::new(unrouted),
+            due_callbacks: Mutex::new(Vec::new()),
             pace: Mutex::new(HashMap::new()),
             base_url: match settings.public_url.as_str() {
                 "" => std::sync::OnceLock::new(),
@@ -403,7 +407,8 @@ impl Voice {
         if guard.is_none() {
             return Ok(call::goodbye_plain(call::SORRY_GOODBYE));
         }
-        self.decide(&mut guard, now, call::on_wait).await
+        let digits = params.digits.as_deref();
+        self.decide(&mut guard, now, |call, seen, cx| call::on_wait_keys(call, seen, digits, cx)).await
     }
 
     /// `POST /voice/dial-status`: how the call to the agent ended.
@@ -430,7 +435,8 @@ impl Voice {
         if guard.is_none() {
             return Ok(Response::default());
         }
-        self.decide(&mut guard, now, call::on_call_ended).await
+        let unanswered = never_answered(params.call_status.as_deref().unwrap_or_default());
+        self.decide(&mut guard, now, |call, seen, cx| call::on_call_over(call, seen, unanswered, cx)).await
     }
 
     /// `POST /voice/voicemail`: the message a waiting caller left; the task keeps its place in
@@ -610,6 +616,16 @@ impl Voice {
                 let _slot = slot;
                 let mut guard = voice.calls.lock(&caller).await;
                 let about_this_task = guard.as_ref().is_some_and(|call| call.task == task);
+                if !about_this_task && !canceled && guard.is_none() {
+                    drop(guard);
+                    // A callback request accepted: the customer is called, with the agent.
+                    if let Some(number) = voice.callback_number(task) {
+                        if let Err(err) = voice.call_out(task, &number).await {
+                            tracing::error!(%err, %task, "calling a callback's customer failed");
+                        }
+                    }
+                    return;
+                }
                 let outcome = match (about_this_task, canceled) {
                     (false, _) => return,
                     (true, false) => voice.decide(&mut guard, live::now(), conference::on_accepted).await,
@@ -863,6 +879,12 @@ impl Voice {
         let mut guard = self.calls.lock(&customer.sid).await;
         // The task's own direction and numbers stay: a call back may be tried again.
         attributes["call_sid"] = json!(customer.sid);
+        if let Some(callback) = attributes.get_mut("callback").and_then(|callback| callback.as_object_mut()) {
+            let attempts = callback.get("attempts").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            callback.insert("attempts".to_owned(), json!(attempts + 1));
+            callback.insert("status".to_owned(), json!("calling"));
+            callback.insert("last_attempt_at".to_owned(), json!(live::timestamp(now).to_string()));
+        }
         let (flow_name, flow) = self
             .flows
             .for_number(&from)
@@ -888,6 +910,7 @@ impl Voice {
             }),
             dial_fallback: false,
             room: None,
+            retry_at: None,
         };
         let command = Command::UpdateTaskAttributes { task, attributes };
         let stored = self.live.execute_with(command, |_| CallRecord::V1(CallV1::from(&call))).await;
@@ -899,11 +922,11 @@ impl Voice {
         *guard = Some(call);
         // Callbacks sent before the call was held were answered as about an unknown call: a
         // customer already gone ends it now, instead of the agent being called in for nobody.
-        let over = api.fetch_call(&customer.sid).await.is_ok_and(|found| {
-            matches!(found.status.as_str(), "completed" | "busy" | "failed" | "no-answer" | "canceled")
-        });
-        if over {
-            self.decide(&mut guard, now, call::on_call_ended).await?;
+        let status = api.fetch_call(&customer.sid).await.map(|found| found.status).unwrap_or_default();
+        if never_answered(&status) || status == "completed" {
+            let unanswered = never_answered(&status);
+            self.decide(&mut guard, now, |call, seen, cx| call::on_call_over(call, seen, unanswered, cx))
+                .await?;
             return Ok(customer.sid);
         }
         let request = ProviderRequest::CallAgent {
@@ -1032,6 +1055,43 @@ impl Voice {
         Ok(Response::default())
     }
 
+    /// Merges `attribute`'s fields into the task's `callback` attribute.
+    async fn mark_callback(&self, task: Sid, attribute: serde_json::Value) -> Result<(), VoiceError> {
+        let attributes =
+            self.live.read(|engine| engine.task(task).map(|task| serde_json::Value::clone(&task.attributes)));
+        let Some(mut attributes) = attributes else { return Ok(()) };
+        if !attributes["callback"].is_object() {
+            attributes["callback"] = json!({});
+        }
+        if let (Some(callback), Some(fields)) =
+            (attributes["callback"].as_object_mut(), attribute.as_object())
+        {
+            callback.extend(fields.clone());
+        }
+        match self.live.execute(Command::UpdateTaskAttributes { task, attributes }).await {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Storage(err)) => Err(VoiceError::Storage(err)),
+            Err(ExecuteError::Refused(err)) => {
+                tracing::warn!(%err, %task, "the callback's progress could not be kept with its task");
+                Ok(())
+            }
+        }
+    }
+
+    /// The number to call back for `task`, if it is a callback request not yet being called.
+    fn callback_number(&self, task: Sid) -> Option<String> {
+        self.live.read(|engine| {
+            let callback = engine.task(task)?.attributes.get("callback")?;
+            (callback["status"] == "waiting")
+                .then(|| callback["number"].as_str().map(str::to_owned))
+                .flatten()
+        })
+    }
+
+    fn lock_due_callbacks(&self) -> std::sync::MutexGuard<'_, Vec<(Sid, String)>> {
+        self.due_callbacks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Stores a completed recording with its task, under `conversations.media`.
     async fn attach_recording(&self, task: Sid, recording: &RecordingParams) -> Result<(), VoiceError> {
         let attributes =
@@ -1080,6 +1140,12 @@ impl Voice {
                 self.decide(&mut guard, now, call::on_sweep).await?;
             }
         }
+        let due = std::mem::take(&mut *self.lock_due_callbacks());
+        for (task, number) in due {
+            if let Err(err) = self.call_out(task, &number).await {
+                tracing::warn!(%task, %err, "a callback's next try could not be made");
+            }
+        }
         Ok(())
     }
 
@@ -1110,6 +1176,8 @@ impl Voice {
                     self.attach_voicemail(current.task, &url, duration).await?
                 }
                 Action::Save => self.save(current).await?,
+                Action::MarkCallback { attribute } => self.mark_callback(current.task, attribute).await?,
+                Action::CallBackAgain { task, number } => self.lock_due_callbacks().push((task, number)),
                 Action::Forget => {
                     self.live.delete::<CallRecord>(&current.sid).await?;
                     self.show(&current.sid, Vec::new());
@@ -1359,6 +1427,7 @@ impl Voice {
                 accepted,
                 position: engine.queue_position(task),
                 mean_gap: None,
+                callback: callback::state_of(&task.attributes),
             }
         });
         if let Some((queue, _)) = seen.position {
@@ -1422,6 +1491,7 @@ impl Voice {
                     stage,
                     dial_fallback: false,
                     room: None,
+                    retry_at: None,
                 }))
             })
             .await;
@@ -1525,6 +1595,11 @@ struct NewCall<'a> {
 }
 
 /// What every webhook answers when Switchboard itself failed.
+/// A call's final status that says it was never answered.
+fn never_answered(status: &str) -> bool {
+    matches!(status, "busy" | "failed" | "no-answer" | "canceled")
+}
+
 pub fn technical_difficulty() -> Response {
     call::goodbye_plain(call::TECHNICAL_DIFFICULTY)
 }

@@ -61,6 +61,7 @@ impl Journey {
             stage: Stage::Waiting,
             dial_fallback: false,
             room: None,
+            retry_at: None,
         };
         Journey { call: Some(call), flow: load_flow(FLOW).unwrap(), settings, now: 0, log: Vec::new() }
     }
@@ -206,6 +207,20 @@ impl Journey {
         self
     }
 
+    /// An agent accepted a callback request: the customer and the agent are called
+    /// (`Voice::call_out` stores the call so, the customer's TwiML taking them in).
+    fn called_back(&mut self) -> &mut Journey {
+        self.step("called back", Seen::default(), |call, _, _| {
+            call.stage = Stage::Conference(Bridge {
+                reservation: Some(sid("WR1")),
+                caller_moved: true,
+                ..Bridge::default()
+            });
+            Decision::answer(Response::default()).with(Action::Save)
+        });
+        self
+    }
+
     fn conference_ended(&mut self, seen: Seen) -> &mut Journey {
         self.step("conference-ended", seen, conference::on_conference_ended);
         self
@@ -307,6 +322,22 @@ fn heard(response: &Response) -> String {
                 format!("join conference {} then {}", short(&room.name), action.as_deref().unwrap_or("-"))
             }
             Verb::Dial(dial) => format!("dial {:?} ({} s)", dial.target, dial.timeout.unwrap_or(0)),
+            Verb::Gather(gather) => {
+                let prompts: Vec<String> = gather
+                    .prompts
+                    .iter()
+                    .map(|prompt| match prompt {
+                        twiml::Prompt::Say(say) => format!("say {:?}", say.text),
+                        twiml::Prompt::Play(play) => format!("play {}", play.url),
+                        twiml::Prompt::Pause { length } => format!("pause {}", length.unwrap_or(1)),
+                    })
+                    .collect();
+                format!(
+                    "gather a key to {} [{}]",
+                    gather.action.as_deref().unwrap_or("-"),
+                    prompts.join(", ")
+                )
+            }
             other => format!("{other:?}"),
         })
         .collect();
@@ -323,6 +354,8 @@ fn done(action: &Action) -> String {
         Action::Connected { waited, .. } => format!("connected after {} s", waited / 1000),
         Action::AttachVoicemail { url, duration } => format!("attach {url} ({duration} s)"),
         Action::Save => "save".to_owned(),
+        Action::MarkCallback { attribute } => format!("callback {attribute}"),
+        Action::CallBackAgain { number, .. } => format!("call {number} back again"),
         Action::Forget => "forget".to_owned(),
         Action::Provider { request, fallback } => {
             let request = match request {
@@ -933,4 +966,57 @@ fn a_restart_carries_a_transfer_on_from_where_the_provider_has_it() {
         t=20 restart: join conference WT1 then https://sb.example.com/voice/conference-ended | save | connected after 12 s | save | provider: call client:bob in as agent-WR2 (else NextAgent) | Conference(WR2, transfer of WT1 from WR1 (leg CA9, Warm))
         t=20 restart: (nothing) | save | wrap up | provider: HangUpAgent { call_sid: "CA9" } (else Report) | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Cold))
         t=20 restart: (nothing) | save | wrap up | Conference(no agent, on hold, transfer of WT1 from WR1 (leg gone, Warm))"#]]);
+}
+
+/// A flow whose hold loop offers a callback (`[callback]` with `fields`).
+fn with_callback(fields: &str) -> Journey {
+    let mut journey = Journey::new(conference_mode());
+    let source = FLOW.replacen("[menus.", &format!("[callback]\n{fields}\n\n[menus."), 1);
+    journey.flow = load_flow(&source).unwrap();
+    journey
+}
+
+fn callback_of(
+    attempts: u32,
+    max_attempts: u32,
+    then: crate::ivr::CallbackEnd,
+) -> Option<callback::CallbackState> {
+    Some(callback::CallbackState { attempts, max_attempts, retry_after: 60, then })
+}
+
+#[test]
+fn a_caller_on_hold_asks_to_be_called_back_and_the_tries_go_on_until_one_is_answered_or_the_last() {
+    use crate::ivr::CallbackEnd;
+    let mut journey = with_callback("offer_after = 30\nattempts = 2\nretry_after = 60\nthen = \"cancel\"");
+    journey.at(10).wait(waiting(3));
+    // Offered once the caller has waited 30 s: a key in the hold loop's Gather.
+    journey.at(40).wait(waiting(2));
+    journey
+        .step("wait, 1 pressed", waiting(2), |call, seen, cx| call::on_wait_keys(call, seen, Some("1"), cx));
+    // An agent accepts: the customer is called (Voice::call_out); busy. Tried again in 60 s.
+    let mut tries = with_callback("attempts = 2\nretry_after = 60\nthen = \"cancel\"");
+    let calling = Seen { callback: callback_of(1, 2, CallbackEnd::Cancel), ..accepted("client:alice") };
+    tries.at(100).called_back().agent_called("CA9");
+    tries.step("status busy", calling.clone(), callback::on_unanswered);
+    tries.at(150).sweep(calling.clone());
+    tries.at(160).sweep(calling);
+    // The second and last try, unanswered: given up, the task completed.
+    let mut last = with_callback("attempts = 2\nretry_after = 60\nthen = \"cancel\"");
+    let last_try = Seen { callback: callback_of(2, 2, CallbackEnd::Cancel), ..accepted("client:alice") };
+    last.at(220).called_back().agent_called("CA9");
+    last.step("status no-answer", last_try, callback::on_unanswered);
+    journey.log.extend(tries.log.split_off(0));
+    journey.log.extend(last.log.split_off(0));
+    journey.check(expect![[r#"
+        t=10 wait: say "You are number 3 in line.", pause 5, redirect /voice/wait | Waiting
+        t=40 wait: gather a key to /voice/wait [say "You are number 2 in line.", say "To be called back at this number without losing your place in line, press 1.", pause 5], redirect /voice/wait | Waiting
+        t=40 wait, 1 pressed: say "Thank you. We will call you back at this number, and you keep your place in line. Goodbye.", hangup | callback {"number":"+15550001111","status":"waiting","requested_at":"1970-01-01T00:00:40Z","attempts":0,"max_attempts":2,"retry_after":60,"then":"cancel"} | forget | Waiting
+        t=100 called back: (nothing) | save | Conference(WR1)
+        t=100 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+        t=100 status busy: (nothing) | save | callback {"status":"retry","next_attempt_at":"1970-01-01T00:02:40Z"} | provider: HangUpAgent { call_sid: "CA9" } (else Report) | Conference(WR1)
+        t=150 sweep: (nothing) | Conference(WR1)
+        t=160 sweep: (nothing) | call +15550001111 back again | forget | Conference(WR1)
+        t=220 called back: (nothing) | save | Conference(WR1)
+        t=220 agent leg CA9 placed: (nothing) | save | Conference(WR1, agent leg CA9)
+        t=220 status no-answer: (nothing) | callback {"status":"unanswered","next_attempt_at":null} | provider: HangUpAgent { call_sid: "CA9" } (else Report) | Complete { task: WT10000000000000000000000000000000, reason: "callback not answered after 2 tries" } | forget | Conference(WR1, agent leg CA9)"#]]);
 }

@@ -66,7 +66,12 @@ impl Provider {
 
     /// A caller rings the line and will press `keys`, one entry per menu; answers the CallSid.
     pub(crate) async fn call(&self, keys: &[&str]) -> String {
-        let body = json!({"from": "+15550100001", "to": "+15550100200", "keys": keys});
+        self.call_from("+15550100001", keys).await
+    }
+
+    /// The same, the caller's number being `from`.
+    pub(crate) async fn call_from(&self, from: &str, keys: &[&str]) -> String {
+        let body = json!({"from": from, "to": "+15550100200", "keys": keys});
         let answer: Value = self
             .client
             .post(self.url("/emulator/calls"))

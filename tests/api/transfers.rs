@@ -477,3 +477,77 @@ async fn an_agent_calls_a_number_and_calls_a_voicemail_back_each_in_a_conference
     );
     app.shut_down().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_callback_keeps_its_place_ahead_of_later_callers_and_is_tried_again_until_answered() {
+    // The shipped flow, offering callbacks from the first hold round, tried twice 5 s apart.
+    let ivr = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr/main.toml")).unwrap();
+    let flow = shipped.replacen("[menus.", "[callback]\nattempts = 2\nretry_after = 5\n\n[menus.", 1);
+    std::fs::write(ivr.path().join("main.toml"), flow).unwrap();
+    let (app, provider) = crate::emulator::conference_bridging_with("50", |settings| {
+        settings.voice.ivr_dir = ivr.path().to_owned();
+    })
+    .await;
+    let alice = Agent::sign_in(&app, "alice").await;
+
+    // The first caller asks to be called back (1 for Sales, then 1 on hold) and hangs up.
+    let asked = provider.call_from("+15550100011", &["1", "1"]).await;
+    let summary = provider
+        .wait_for(&asked, "the first caller thanked", |summary| summary["status"] == "completed")
+        .await;
+    assert!(heard(&summary, "We will call you back"), "{summary:#}");
+    let callback = until(&app, "the callback request", |engine| {
+        let task = engine.tasks().find(|task| task.attributes["call_sid"] == asked.as_str())?;
+        (task.attributes["callback"]["status"] == "waiting" && task.status == TaskStatus::Pending)
+            .then(|| task.sid.to_string())
+    })
+    .await;
+    // A later caller waits on hold.
+    let later = provider.call_from("+15550100012", &["1"]).await;
+    until(&app, "the later caller in line", |engine| {
+        engine
+            .tasks()
+            .find(|task| task.attributes["call_sid"] == later.as_str() && task.status == TaskStatus::Pending)
+            .map(|_| ())
+    })
+    .await;
+
+    // Alice available: the callback is offered first. Its customer is busy the first time.
+    provider.script_phone("+15550100011", serde_json::json!({"busy": true})).await;
+    set_activity(&app, "alice", "Available").await;
+    let offered = until(&app, "an offer to alice", |engine| {
+        let alice = engine.worker_by_name("alice")?;
+        engine
+            .reservations()
+            .find(|r| {
+                r.status == switchboard::routing::ReservationStatus::Pending
+                    && engine.reservation_worker(r).sid == alice.sid
+            })
+            .map(|r| r.task.to_string())
+    })
+    .await;
+    assert_eq!(offered, callback, "the callback keeps its place ahead of the later caller");
+    alice.accept(&callback).await;
+    until(&app, "the first try unanswered", |engine| {
+        let attributes = &engine.task(callback.parse().ok()?)?.attributes;
+        (attributes["callback"]["status"] == "retry").then_some(())
+    })
+    .await;
+    provider.script_phone("+15550100011", serde_json::json!({"answer_after": 1.0})).await;
+    let second = until(&app, "the second try", |engine| {
+        let attributes = &engine.task(callback.parse().ok()?)?.attributes;
+        (attributes["callback"]["attempts"] == 2)
+            .then(|| attributes["call_sid"].as_str().map(str::to_owned))
+            .flatten()
+    })
+    .await;
+    until_hearing(&provider, &callback, &second, &["agent"]).await;
+    let summary = provider.summary(&second).await;
+    assert_eq!(
+        (summary["to"].as_str(), summary["from"].as_str()),
+        (Some("+15550100011"), Some("+15550100200"))
+    );
+    assert_eq!(status_of(&app, &callback), TaskStatus::Assigned);
+    app.shut_down().await.unwrap();
+}
