@@ -537,6 +537,24 @@ impl Voice {
             self.decide(&mut guard, now, |call, seen, cx| conference::reconcile(call, seen, &found, cx))
                 .await?;
         }
+        // Callback requests accepted while Switchboard was down, or just before it stopped:
+        // their customers were never called (their status says so), and are now.
+        let accepted_callbacks: Vec<(Sid, String)> = self.live.read(|engine| {
+            engine
+                .tasks()
+                .filter(|task| {
+                    task.status == TaskStatus::Assigned && task.attributes["callback"]["status"] == "waiting"
+                })
+                .filter_map(|task| {
+                    Some((task.sid, task.attributes["callback"]["number"].as_str()?.to_owned()))
+                })
+                .collect()
+        });
+        for (task, number) in accepted_callbacks {
+            if let Err(err) = self.call_out(task, &number).await {
+                tracing::warn!(%task, %err, "a callback accepted before the restart could not be called");
+            }
+        }
         Ok(())
     }
 

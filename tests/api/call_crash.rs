@@ -35,9 +35,13 @@ fn free_port() -> u16 {
 
 impl Center {
     async fn start() -> Center {
+        Center::start_with_ivr(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr")).await
+    }
+
+    /// The same, the IVR flows from the folder `ivr`.
+    async fn start_with_ivr(ivr: &str) -> Center {
         let dir = tempfile::tempdir().unwrap();
         let (port, provider_port) = (free_port(), free_port());
-        let ivr = concat!(env!("CARGO_MANIFEST_DIR"), "/ivr");
         // The hold loop's pause (60 s, 6 s here) outlasts a restart: a caller not yet moved when
         // the server died is not polling a dead server meanwhile.
         let config = format!(
@@ -417,4 +421,57 @@ async fn a_server_killed_during_a_warm_transfer_carries_it_on_and_leaves_nobody_
     let bob_rung =
         calls["calls"].as_array().unwrap().iter().filter(|call| call["to"] == "client:bob").count();
     assert_eq!(bob_rung, 1, "bob was called once, never twice: {calls:#}");
+}
+
+#[tokio::test]
+async fn a_server_killed_while_a_callbacks_customer_rings_connects_them_to_the_agent_after_the_restart() {
+    let ivr = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr/main.toml")).unwrap();
+    let flow = shipped.replacen("[menus.", "[callback]\nattempts = 2\nretry_after = 5\n\n[menus.", 1);
+    std::fs::write(ivr.path().join("main.toml"), flow).unwrap();
+    let mut center = Center::start_with_ivr(ivr.path().to_str().unwrap()).await;
+    let offline = center.rest(Method::GET, "/Activities?FriendlyName=Offline", &[]).await;
+    let offline = offline["activities"][0]["sid"].as_str().unwrap().to_owned();
+    let alice = center.alice.clone();
+    center.rest(Method::POST, &format!("/Workers/{alice}"), &[("ActivitySid", &offline)]).await;
+
+    // A caller asks to be called back; their phone will ring 30 s (3 s here) when called.
+    center.provider.script_phone("+15550100021", json!({"answer_after": 30.0})).await;
+    let asked = center.provider.call_from("+15550100021", &["1", "1"]).await;
+    center.provider.wait_for(&asked, "the caller thanked", |summary| summary["status"] == "completed").await;
+    center.available_agent("alice").await;
+    let (_, task, reservation) = loop {
+        let tasks = center.tasks_of(&asked).await;
+        if let Some((task, _)) = tasks.first() {
+            let path = format!("/Tasks/{task}/Reservations?ReservationStatus=pending");
+            let pending = center.rest(Method::GET, &path, &[]).await;
+            if let Some(reservation) = pending["reservations"][0]["sid"].as_str() {
+                break (asked.clone(), task.clone(), reservation.to_owned());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    center.accept(&task, &reservation).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !center.rings("+15550100021").await {
+        assert!(Instant::now() < deadline, "the customer's phone never rang");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    center.kill_and_restart();
+
+    // After the restart the customer answers and joins alice; nobody waits alone.
+    let found = center.rest(Method::GET, &format!("/Tasks/{task}"), &[]).await;
+    let attributes: Value = serde_json::from_str(found["attributes"].as_str().unwrap()).unwrap();
+    let customer = attributes["call_sid"].as_str().unwrap().to_owned();
+    let together = crate::transfers::until_hearing(&center.provider, &task, &customer, &["agent"]).await;
+    assert_eq!(crate::transfers::hearing(&together).len(), 2, "{together:#}");
+    assert_eq!(
+        (attributes["callback"]["status"].as_str(), attributes["callback"]["attempts"].as_u64()),
+        (Some("calling"), Some(1))
+    );
+    let calls: Value =
+        center.client.get(center.provider.url("/emulator/calls")).send().await.unwrap().json().await.unwrap();
+    let dialled =
+        calls["calls"].as_array().unwrap().iter().filter(|call| call["to"] == "+15550100021").count();
+    assert_eq!(dialled, 1, "the customer was called once: {calls:#}");
 }
