@@ -79,6 +79,8 @@ pub struct CallParams {
     pub caller: Option<String>,
     /// The reservation an agent's leg was placed for (`?reservation=`).
     pub reservation: Option<Sid>,
+    /// The task an outbound call was placed for (`?task=`).
+    pub task: Option<Sid>,
     /// A conference's event.
     pub conference_event: Option<conference::ConferenceEvent>,
     /// A recording's status callback.
@@ -123,6 +125,7 @@ impl CallParams {
             ivr,
             caller: get("call"),
             reservation: get("reservation").and_then(|sid| Sid::parse(&sid, SidKind::Reservation).ok()),
+            task: get("task").and_then(|sid| Sid::parse(&sid, SidKind::Task).ok()),
             conference_event: get("StatusCallbackEvent").zip(get("ConferenceSid")).map(
                 |(event, conference)| conference::ConferenceEvent {
                     event,
@@ -892,28 +895,77 @@ impl Voice {
             status_callback_events: vec!["initiated", "ringing", "answered", "completed"],
             timeout: Some(self.settings.dial_timeout),
         };
-        let customer = api.create_call(&new).await.map_err(ControlError::Provider)?;
-        // Held from now: the call's first callbacks wait until it is stored.
-        let mut guard = self.calls.lock(&customer.sid).await;
-        // The task's own direction and numbers stay: a call back may be tried again.
-        attributes["call_sid"] = json!(customer.sid);
+        // A callback's try is counted, durably, before the call is placed: a stop in between
+        // never calls the customer twice (the restart calls only requests never tried; a lost
+        // call that answers is adopted by `/voice/outbound`).
         if let Some(callback) = attributes.get_mut("callback").and_then(|callback| callback.as_object_mut()) {
             let attempts = callback.get("attempts").and_then(serde_json::Value::as_u64).unwrap_or(0);
             callback.insert("attempts".to_owned(), json!(attempts + 1));
             callback.insert("status".to_owned(), json!("calling"));
             callback.insert("last_attempt_at".to_owned(), json!(live::timestamp(now).to_string()));
+            let command = Command::UpdateTaskAttributes { task, attributes };
+            match self.live.execute(command).await {
+                Ok(_) => {}
+                Err(ExecuteError::Storage(err)) => return Err(ControlError::Voice(VoiceError::Storage(err))),
+                Err(ExecuteError::Refused(err)) => return Err(ControlError::Routing(err)),
+            }
         }
+        let customer = match api.create_call(&new).await {
+            Ok(customer) => customer,
+            Err(err) => {
+                // Not placed: a callback is left for the agent to try by hand.
+                if attributes_of_callback(&self.live, task) {
+                    let unplaced = json!({"status": "unanswered", "next_attempt_at": null});
+                    self.mark_callback(task, unplaced).await.map_err(ControlError::Voice)?;
+                }
+                return Err(ControlError::Provider(err));
+            }
+        };
+        // Held from now: the call's first callbacks wait until it is stored.
+        let mut guard = self.calls.lock(&customer.sid).await;
+        self.hold_outbound(&mut guard, task, &customer.sid, to, &from, &accepted, now).await?;
+        // Callbacks sent before the call was held were answered as about an unknown call: a
+        // customer already gone ends it now, instead of the agent being called in for nobody.
+        let status = api.fetch_call(&customer.sid).await.map(|found| found.status).unwrap_or_default();
+        if never_answered(&status) || status == "completed" {
+            let unanswered = never_answered(&status);
+            self.decide(&mut guard, now, |call, seen, cx| call::on_call_over(call, seen, unanswered, cx))
+                .await?;
+            return Ok(customer.sid);
+        }
+        self.call_agent_in(&mut guard, &accepted, agent_to, now).await?;
+        Ok(customer.sid)
+    }
+
+    /// Stores the outbound call `call_sid` of `task` (to `customer`, from `ours`) in the lock
+    /// `guard` holds, its SID kept in the task's attributes (`call_sid`), in one write.
+    #[allow(clippy::too_many_arguments)]
+    async fn hold_outbound(
+        &self,
+        guard: &mut KeyedGuard<'_, Call>,
+        task: Sid,
+        call_sid: &str,
+        customer: &str,
+        ours: &str,
+        accepted: &Accepted,
+        now: Millis,
+    ) -> Result<(), ControlError> {
+        let attributes =
+            self.live.read(|engine| engine.task(task).map(|task| serde_json::Value::clone(&task.attributes)));
+        let Some(mut attributes) = attributes else { return Err(ControlError::NoCall) };
+        // The task's own direction and numbers stay: a call back may be tried again.
+        attributes["call_sid"] = json!(call_sid);
         let (flow_name, flow) = self
             .flows
-            .for_number(&from)
+            .for_number(ours)
             .or_else(|| self.flows.iter().next().map(|(name, flow)| (name.as_str(), flow)))
             .expect("a folder of flows holds at least one (checked at load)");
         // As for a caller: `from` the customer, `to` the contact center's number, which every
         // leg Switchboard places for this call comes from.
         let call = Call {
-            sid: customer.sid.clone(),
-            from: to.to_owned(),
-            to: from,
+            sid: call_sid.to_owned(),
+            from: customer.to_owned(),
+            to: ours.to_owned(),
             flow: flow_name.to_owned(),
             place: CallState::new(flow, live::timestamp(now)),
             task,
@@ -937,44 +989,69 @@ impl Voice {
             Err(ExecuteError::Storage(err)) => return Err(ControlError::Voice(VoiceError::Storage(err))),
             Err(ExecuteError::Refused(err)) => return Err(ControlError::Routing(err)),
         }
-        *guard = Some(call);
-        // Callbacks sent before the call was held were answered as about an unknown call: a
-        // customer already gone ends it now, instead of the agent being called in for nobody.
-        let status = api.fetch_call(&customer.sid).await.map(|found| found.status).unwrap_or_default();
-        if never_answered(&status) || status == "completed" {
-            let unanswered = never_answered(&status);
-            self.decide(&mut guard, now, |call, seen, cx| call::on_call_over(call, seen, unanswered, cx))
-                .await?;
-            return Ok(customer.sid);
-        }
+        **guard = Some(call);
+        Ok(())
+    }
+
+    /// Calls the accepting agent at `to` into the held call's conference.
+    async fn call_agent_in(
+        &self,
+        guard: &mut KeyedGuard<'_, Call>,
+        accepted: &Accepted,
+        to: String,
+        now: Millis,
+    ) -> Result<(), ControlError> {
         let request = ProviderRequest::CallAgent {
             reservation: accepted.reservation,
-            to: agent_to,
+            to,
             label: conference::agent_label(accepted.reservation),
         };
-        self.decide(&mut guard, now, move |_, _, _| {
+        self.decide(guard, now, move |_, _, _| {
             Decision::answer(Response::default())
                 .with(Action::Save)
                 .with(Action::Provider { request, fallback: call::Fallback::Report })
         })
         .await?;
-        Ok(customer.sid)
+        Ok(())
     }
 
     /// `POST /voice/outbound?task=…`: the customer of an outbound call answered; they join the
-    /// task's conference, where their agent is.
+    /// task's conference, where their agent is. A call Switchboard placed but did not get to
+    /// store (it stopped in between) is adopted now, if its task still waits for it.
     pub async fn outbound_answered(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
-        let guard = self.calls.lock(&params.call_sid).await;
-        match guard.as_ref() {
-            Some(call) => {
-                let cx = self.context(call, now);
-                Ok(conference::join(call, cx))
-            }
-            None => {
-                tracing::warn!(call_sid = %params.call_sid, "an outbound call Switchboard does not hold answered: hung up");
-                Ok(Response::new(vec![Verb::Hangup]))
-            }
+        let mut guard = self.calls.lock(&params.call_sid).await;
+        if let Some(call) = guard.as_ref() {
+            let cx = self.context(call, now);
+            return Ok(conference::join(call, cx));
         }
+        let lost = params.task.and_then(|task| {
+            let seen = self.seen(task, now);
+            let waits = self.live.read(|engine| {
+                engine.task(task).is_some_and(|task| task.attributes["callback"]["status"] == "calling")
+            });
+            let accepted = seen.accepted.filter(|_| waits && seen.status == Some(TaskStatus::Assigned))?;
+            Some((task, accepted))
+        });
+        let Some((task, accepted)) = lost else {
+            tracing::warn!(call_sid = %params.call_sid, "an outbound call Switchboard does not hold answered: hung up");
+            return Ok(Response::new(vec![Verb::Hangup]));
+        };
+        let Some(agent_to) = conference::agent_address(&accepted) else {
+            return Ok(Response::new(vec![Verb::Hangup]));
+        };
+        tracing::info!(call_sid = %params.call_sid, %task, "a callback's call placed before a stop answered: adopted");
+        let adopted = self
+            .hold_outbound(&mut guard, task, &params.call_sid, &params.to, &params.from, &accepted, now)
+            .await;
+        if let Err(err) = adopted {
+            tracing::warn!(%err, "the callback's call could not be adopted");
+            return Ok(Response::new(vec![Verb::Hangup]));
+        }
+        let response = guard.as_ref().map(|call| conference::join(call, self.context(call, now)));
+        if let Err(err) = self.call_agent_in(&mut guard, &accepted, agent_to, now).await {
+            tracing::warn!(%err, "the agent of an adopted callback could not be called");
+        }
+        Ok(response.unwrap_or_default())
     }
 
     /// The transferring agent of `task` leaves the caller with whoever took the transfer
@@ -1613,6 +1690,11 @@ struct NewCall<'a> {
 }
 
 /// What every webhook answers when Switchboard itself failed.
+/// Whether `task` is a callback request.
+fn attributes_of_callback(live: &LiveEngine, task: Sid) -> bool {
+    live.read(|engine| engine.task(task).is_some_and(|task| task.attributes["callback"].is_object()))
+}
+
 /// A call's final status that says it was never answered.
 fn never_answered(status: &str) -> bool {
     matches!(status, "busy" | "failed" | "no-answer" | "canceled")

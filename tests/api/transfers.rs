@@ -529,17 +529,18 @@ async fn a_callback_keeps_its_place_ahead_of_later_callers_and_is_tried_again_un
     .await;
     assert_eq!(offered, callback, "the callback keeps its place ahead of the later caller");
     alice.accept(&callback).await;
-    until(&app, "the first try unanswered", |engine| {
+    let first_try = until(&app, "the first try unanswered", |engine| {
         let attributes = &engine.task(callback.parse().ok()?)?.attributes;
-        (attributes["callback"]["status"] == "retry").then_some(())
+        (attributes["callback"]["status"] == "retry")
+            .then(|| attributes["call_sid"].as_str().map(str::to_owned))
+            .flatten()
     })
     .await;
     provider.script_phone("+15550100011", serde_json::json!({"answer_after": 1.0})).await;
     let second = until(&app, "the second try", |engine| {
         let attributes = &engine.task(callback.parse().ok()?)?.attributes;
-        (attributes["callback"]["attempts"] == 2)
-            .then(|| attributes["call_sid"].as_str().map(str::to_owned))
-            .flatten()
+        let call = attributes["call_sid"].as_str().filter(|call| *call != first_try)?;
+        (attributes["callback"]["attempts"] == 2).then(|| call.to_owned())
     })
     .await;
     until_hearing(&provider, &callback, &second, &["agent"]).await;
