@@ -654,3 +654,40 @@ async fn an_agent_cancels_a_warm_transfer_then_transfers_cold_to_a_queue_and_to_
         .await;
     assert!(crate::emulator::heard(&dialled, "+15550109999"), "{dialled:#}");
 }
+
+#[tokio::test]
+async fn a_callback_request_is_offered_ahead_of_a_later_caller_and_connects_when_accepted() {
+    let ivr = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr/main.toml")).unwrap();
+    let flow = shipped.replacen("[menus.", "[callback]\nattempts = 2\nretry_after = 5\n\n[menus.", 1);
+    std::fs::write(ivr.path().join("main.toml"), flow).unwrap();
+    let (app, provider) = crate::emulator::conference_bridging_with("50", |settings| {
+        settings.voice.ivr_dir = ivr.path().to_owned();
+    })
+    .await;
+    // The first caller asks to be called back; a second caller waits on hold after them.
+    let asked = provider.call_from("+15550100031", &["1", "1"]).await;
+    provider.wait_for(&asked, "the first caller thanked", |summary| summary["status"] == "completed").await;
+    let later = provider.call_from("+15550100032", &["1"]).await;
+    let waiting = |engine: &switchboard::routing::Engine| {
+        engine.tasks().filter(|task| task.status == switchboard::routing::TaskStatus::Pending).count()
+    };
+    while app.engine.read(waiting) < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Alice signs in: the callback is her first offer, with its progress.
+    let alice = agent_signs_in(&app.url(""), "alice", &issue_secret(&app, "alice").await).await;
+    assert_eq!(alice.wait_for_text(".offer .caller", "+15550100031").await, "+15550100031");
+    alice.wait_for_text(".offer .callback", "waiting (try 0 of 2)").await;
+    alice.screenshot("agent-callback-offer").await;
+    alice.click(".offer .accept").await;
+    alice.wait_for_text(".task .call .call-state", "On the call").await;
+    alice.wait_for_text(".task .callback", "calling (try 1 of 2)").await;
+    let (task, customer) = app.engine.read(|engine| {
+        let task = engine.tasks().find(|task| task.attributes["from"] == "+15550100031").unwrap();
+        (task.sid.to_string(), task.attributes["call_sid"].as_str().unwrap().to_owned())
+    });
+    crate::transfers::until_hearing(&provider, &task, &customer, &["agent"]).await;
+    assert_eq!(provider.summary(&later).await["status"], "in-progress", "the later caller still waits");
+}
