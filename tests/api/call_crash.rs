@@ -425,10 +425,7 @@ async fn a_server_killed_during_a_warm_transfer_carries_it_on_and_leaves_nobody_
 
 #[tokio::test]
 async fn a_server_killed_while_a_callbacks_customer_rings_connects_them_to_the_agent_after_the_restart() {
-    let ivr = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr/main.toml")).unwrap();
-    let flow = shipped.replacen("[menus.", "[callback]\nattempts = 2\nretry_after = 5\n\n[menus.", 1);
-    std::fs::write(ivr.path().join("main.toml"), flow).unwrap();
+    let ivr = crate::helpers::ivr_with_callbacks();
     let mut center = Center::start_with_ivr(ivr.path().to_str().unwrap()).await;
     let offline = center.rest(Method::GET, "/Activities?FriendlyName=Offline", &[]).await;
     let offline = offline["activities"][0]["sid"].as_str().unwrap().to_owned();

@@ -421,3 +421,13 @@ impl Drop for Balancer {
         }
     }
 }
+
+/// A folder of IVR flows: the shipped one, offering callbacks from the first hold round, tried
+/// twice 5 s apart.
+pub fn ivr_with_callbacks() -> tempfile::TempDir {
+    let ivr = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr/main.toml")).unwrap();
+    let flow = shipped.replacen("[menus.", "[callback]\nattempts = 2\nretry_after = 5\n\n[menus.", 1);
+    std::fs::write(ivr.path().join("main.toml"), flow).unwrap();
+    ivr
+}

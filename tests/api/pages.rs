@@ -657,10 +657,7 @@ async fn an_agent_cancels_a_warm_transfer_then_transfers_cold_to_a_queue_and_to_
 
 #[tokio::test]
 async fn a_callback_request_is_offered_ahead_of_a_later_caller_and_connects_when_accepted() {
-    let ivr = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr/main.toml")).unwrap();
-    let flow = shipped.replacen("[menus.", "[callback]\nattempts = 2\nretry_after = 5\n\n[menus.", 1);
-    std::fs::write(ivr.path().join("main.toml"), flow).unwrap();
+    let ivr = crate::helpers::ivr_with_callbacks();
     let (app, provider) = crate::emulator::conference_bridging_with("50", |settings| {
         settings.voice.ivr_dir = ivr.path().to_owned();
     })

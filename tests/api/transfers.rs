@@ -480,11 +480,7 @@ async fn an_agent_calls_a_number_and_calls_a_voicemail_back_each_in_a_conference
 
 #[tokio::test]
 async fn a_callback_keeps_its_place_ahead_of_later_callers_and_is_tried_again_until_answered() {
-    // The shipped flow, offering callbacks from the first hold round, tried twice 5 s apart.
-    let ivr = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr/main.toml")).unwrap();
-    let flow = shipped.replacen("[menus.", "[callback]\nattempts = 2\nretry_after = 5\n\n[menus.", 1);
-    std::fs::write(ivr.path().join("main.toml"), flow).unwrap();
+    let ivr = crate::helpers::ivr_with_callbacks();
     let (app, provider) = crate::emulator::conference_bridging_with("50", |settings| {
         settings.voice.ivr_dir = ivr.path().to_owned();
     })
