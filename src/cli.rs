@@ -173,6 +173,23 @@ enum IvrCommand {
         #[arg(default_value = "ivr")]
         dir: PathBuf,
     },
+    /// Print a flow as a picture: a Mermaid flowchart (paste it into a Markdown file on GitHub,
+    /// or mermaid.live) or Graphviz DOT (`| dot -Tsvg > flow.svg`).
+    Graph {
+        /// The flow: its file's name, with or without `.toml` (`main`).
+        flow: String,
+        /// The folder of flow files.
+        #[arg(long, default_value = "ivr")]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    Mermaid,
+    Dot,
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +264,7 @@ pub fn main() -> ExitCode {
         Command::Expr(ExprCommand::Eval(args)) => expr_eval(&args),
         Command::Ivr(IvrCommand::Check { dir }) => ivr_check(&dir),
         Command::Ivr(IvrCommand::Test { dir }) => ivr_test(&dir),
+        Command::Ivr(IvrCommand::Graph { flow, dir, format }) => ivr_graph(&dir, &flow, format),
         Command::Simulate { scenario } => simulate(&scenario),
         Command::Store(StoreCommand::Migrate { url, config }) => store_migrate(url, config),
         Command::Store(StoreCommand::Copy { from, to, workspace }) => store_copy(&from, &to, &workspace),
@@ -563,6 +581,24 @@ fn load_flows(dir: &std::path::Path) -> Result<Flows, Failure> {
 fn ivr_check(dir: &std::path::Path) -> Result<String, Failure> {
     let flows = load_flows(dir)?;
     Ok(format!("{} flow(s) in {}: ok", flows.len(), dir.display()))
+}
+
+/// The flow `name` of `dir` as a picture (its text: Mermaid or DOT).
+fn ivr_graph(dir: &std::path::Path, name: &str, format: GraphFormat) -> Result<String, Failure> {
+    let flows = load_flows(dir)?;
+    let Some(flow) = flows.get(name).or_else(|| flows.get(&format!("{name}.toml"))) else {
+        let known: Vec<&str> = flows.iter().map(|(name, _)| name.as_str()).collect();
+        return Err(Failure::invalid_input(format!(
+            "no flow {name:?} in {} (flows: {})",
+            dir.display(),
+            known.join(", ")
+        )));
+    };
+    let picture = match format {
+        GraphFormat::Mermaid => crate::ivr::graph::mermaid(flow),
+        GraphFormat::Dot => crate::ivr::graph::dot(flow),
+    };
+    Ok(picture.trim_end().to_owned())
 }
 
 /// Runs `dir/tests/*.toml` against the flows of `dir`: a line per call; exit 1 if one fails.

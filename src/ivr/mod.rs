@@ -45,6 +45,7 @@
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fuzz;
+pub mod graph;
 mod hours;
 mod load;
 mod scenario;

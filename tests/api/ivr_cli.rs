@@ -54,3 +54,25 @@ fn ivr_test_runs_the_shipped_scenarios_and_a_failing_call_exits_1() {
     );
     assert!(stderr.trim_end().ends_with("1 passed, 1 failed"), "{stderr}");
 }
+
+#[test]
+fn ivr_graph_prints_a_flow_as_mermaid_or_dot_and_names_the_flows_it_knows() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mermaid = switchboard_command(repo).args(["ivr", "graph", "main"]).output().unwrap();
+    let text = String::from_utf8_lossy(&mermaid.stdout);
+    assert_eq!(mermaid.status.code(), Some(0), "{}", String::from_utf8_lossy(&mermaid.stderr));
+    assert!(
+        text.starts_with("flowchart TD\n") && text.contains("menu_main -->|\"1\"| menu_main_route_1"),
+        "{text}"
+    );
+    let dot =
+        switchboard_command(repo).args(["ivr", "graph", "main.toml", "--format", "dot"]).output().unwrap();
+    let text = String::from_utf8_lossy(&dot.stdout);
+    assert!(text.starts_with("digraph flow {") && text.trim_end().ends_with('}'), "{text}");
+    let unknown = switchboard_command(repo).args(["ivr", "graph", "sales"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&unknown.stderr).trim(),
+        "error: no flow \"sales\" in ivr (flows: main.toml)"
+    );
+}
