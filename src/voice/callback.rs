@@ -46,6 +46,12 @@ pub fn state_of(attributes: &Value) -> Option<CallbackState> {
     })
 }
 
+/// The number of a callback request no try was made for yet (`status` still `waiting`).
+pub fn never_tried(attributes: &Value) -> Option<&str> {
+    let callback = attributes.get("callback")?;
+    (callback["status"] == "waiting").then(|| callback["number"].as_str()).flatten()
+}
+
 /// The `callback` attribute of a new request.
 pub fn requested(number: &str, offer: &CallbackOffer, now: Millis) -> Value {
     serde_json::json!({

@@ -545,12 +545,8 @@ impl Voice {
         let accepted_callbacks: Vec<(Sid, String)> = self.live.read(|engine| {
             engine
                 .tasks()
-                .filter(|task| {
-                    task.status == TaskStatus::Assigned && task.attributes["callback"]["status"] == "waiting"
-                })
-                .filter_map(|task| {
-                    Some((task.sid, task.attributes["callback"]["number"].as_str()?.to_owned()))
-                })
+                .filter(|task| task.status == TaskStatus::Assigned)
+                .filter_map(|task| Some((task.sid, callback::never_tried(&task.attributes)?.to_owned())))
                 .collect()
         });
         for (task, number) in accepted_callbacks {
@@ -1175,12 +1171,7 @@ impl Voice {
 
     /// The number to call back for `task`, if it is a callback request not yet being called.
     fn callback_number(&self, task: Sid) -> Option<String> {
-        self.live.read(|engine| {
-            let callback = engine.task(task)?.attributes.get("callback")?;
-            (callback["status"] == "waiting")
-                .then(|| callback["number"].as_str().map(str::to_owned))
-                .flatten()
-        })
+        self.live.read(|engine| callback::never_tried(&engine.task(task)?.attributes).map(str::to_owned))
     }
 
     fn lock_due_callbacks(&self) -> std::sync::MutexGuard<'_, Vec<(Sid, String)>> {
