@@ -33,11 +33,63 @@ const RATE: f64 = 2_000.0;
 const RATE_TIME: Duration = Duration::from_secs(10);
 const RATE_CONNECTIONS: usize = 64;
 
+/// A flow whose `when` step reads 20 variables (issue #21): a collect, then five conditions
+/// over the variables the call carries, then a menu.
+const WHEN_FLOW: &str = r#"start = "account"
+workflow = "Sales and Support Workflow"
+numbers = ["+15550100900"]
+
+[steps.account]
+say = "Please enter your account number."
+collect = { into = "account", digits = 8 }
+next = "sort"
+on_fail = "menu"
+
+[steps.sort]
+when = [
+  { if = 'v01 == "gold" AND v02 > 100', next = "vip" },
+  { if = 'v03 IN ["a", "b", "c"] OR v04 == true', next = "vip" },
+  { if = 'v05 CONTAINS "zz" AND v06 < 5', next = "vip" },
+  { if = 'account == "00000000" OR v20 == "never"', next = "vip" },
+  { if = "taskrouter.currentHour > 25", next = "vip" },
+]
+else = "menu"
+
+[steps.vip]
+say = "Welcome back."
+route = { skills = ["Sales"], priority = 10 }
+
+[steps.menu]
+say = "For sales, press 1. For support, press 2."
+options = { "1" = { route = { skills = ["Sales"] } }, "2" = { route = { skills = ["Support"] } } }
+"#;
+
+/// The 20 variables the calls of the `when` measurement carry, as the action URL's memory.
+fn twenty_variables() -> String {
+    let variables: serde_json::Map<String, serde_json::Value> = (1..=20)
+        .map(|n| {
+            let value = match n % 3 {
+                0 => serde_json::json!(n * 37),
+                1 => serde_json::json!(format!("value-{n:02}")),
+                _ => serde_json::json!(n % 2 == 0),
+            };
+            (format!("v{n:02}"), value)
+        })
+        .collect();
+    serde_json::json!({ "v": variables }).to_string()
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
+    // The shipped flows, and the `when` flow beside them.
+    let flows = dir.path().join("ivr");
+    std::fs::create_dir(&flows).unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr/main.toml"), flows.join("main.toml")).unwrap();
+    std::fs::write(flows.join("when.toml"), WHEN_FLOW).unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("serve")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SWITCHBOARD_VOICE_IVR_DIR", &flows)
         .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
         .env("SWITCHBOARD_STORE_DATA_DIR", dir.path())
         .env("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN)
@@ -62,15 +114,30 @@ fn main() {
     let ivr = Arc::new(requests(&address, menu, "7"));
     let fallback = Arc::new(requests(&address, "/voice/fallback", "7"));
     let route = Arc::new(requests(&address, menu, "1"));
+    let account = format!(
+        "/voice/ivr?{}",
+        serde_urlencoded::to_string([
+            ("flow", "when.toml"),
+            ("menu", "account"),
+            ("failures", "0"),
+            ("language", "en-US"),
+            ("path", ""),
+            ("memory", twenty_variables().as_str()),
+        ])
+        .unwrap()
+    );
+    let when = Arc::new(requests(&address, &account, "12345678"));
     let wait = Arc::new(requests(&address, "/voice/wait", ""));
     runtime.block_on(async {
         let dir = &dir;
         // Warm up both paths.
         closed_loop(&address, &fallback, 50, Some(Duration::from_secs(2))).await;
         closed_loop(&address, &ivr, 50, Some(Duration::from_secs(2))).await;
+        closed_loop(&address, &when, 50, Some(Duration::from_secs(2))).await;
 
         let static_saturated = closed_loop(&address, &fallback, SATURATION_CONNECTIONS, Some(SATURATION_TIME)).await;
         let ivr_saturated = closed_loop(&address, &ivr, SATURATION_CONNECTIONS, Some(SATURATION_TIME)).await;
+        let when_saturated = closed_loop(&address, &when, SATURATION_CONNECTIONS, Some(SATURATION_TIME)).await;
         let static_rate = open_loop(&address, &fallback).await;
         let ivr_rate = open_loop(&address, &ivr).await;
         // Every agent is offline: each caller who presses 1 gets a Sales task and waits.
@@ -85,6 +152,12 @@ fn main() {
             static_saturated.per_second,
             ivr_saturated.per_second,
             ivr_saturated.per_second / static_saturated.per_second
+        );
+        println!(
+            "| IVR step with a `when` over 20 variables (collect, 5 conditions, menu), saturation: requests/s, p50 / p99 | | {:.0}, {} | {:.2} |",
+            when_saturated.per_second,
+            when_saturated.percentiles(),
+            when_saturated.per_second / static_saturated.per_second
         );
         println!(
             "| Saturation: p50 / p99 latency | {} | {} | |",
@@ -130,7 +203,11 @@ fn main() {
                 ivr_wrk.0 / static_wrk.0
             );
         }
-        assert_eq!(routed.errors + held.errors + static_saturated.errors + ivr_saturated.errors, 0, "every request answered 200");
+        assert_eq!(
+            routed.errors + held.errors + static_saturated.errors + ivr_saturated.errors + when_saturated.errors,
+            0,
+            "every request answered 200"
+        );
     });
     let _ = server.kill();
     let _ = server.wait();

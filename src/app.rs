@@ -19,7 +19,7 @@ use crate::outbound::voice_api::{VoiceApi, VoiceApiSettings};
 use crate::outbound::{callbacks, messages};
 use crate::routing::Event;
 use crate::sms::Sms;
-use crate::voice::{Flows, Voice};
+use crate::voice::{Flows, Ivr, Voice};
 
 /// How often calls whose hold loop stopped are looked for.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -58,15 +58,17 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let callback_events = (!settings.events.callback_url.is_empty()).then(|| engine.subscribe());
         let accept_events = (settings.voice.bridge == BridgeMode::Conference).then(|| engine.subscribe());
-        let flows = Arc::new(Flows::for_settings(&settings.voice).context("loading the IVR flows")?);
+        let flows = Flows::for_settings(&settings.voice).context("loading the IVR flows")?;
+        let ivr = Arc::new(Ivr::new(flows, &settings.voice));
         // Before the catch-up, which may purge tasks completed while their conversations' closing
         // texts were still due.
         let sms = Arc::new(
-            Sms::open(engine.clone(), flows.clone(), &settings.sms)
+            Sms::open(engine.clone(), ivr.clone(), &settings.sms)
                 .context("loading the text conversations")?,
         );
         engine.catch_up(live::now()).context("firing the deadlines missed while stopped")?;
         let credentials = engine.credentials(&settings.twilio).context("reading the API credentials")?;
+        ivr.sign_lookups_with(credentials.auth_token.clone());
         if credentials.generated_token {
             tracing::warn!(
                 account_sid = %credentials.account_sid,
@@ -107,10 +109,11 @@ impl Application {
             }
         };
         let voice = Arc::new(
-            Voice::open(engine.clone(), flows, &settings.voice, voice_api).context("loading the calls")?,
+            Voice::open(engine.clone(), ivr.clone(), &settings.voice, voice_api)
+                .context("loading the calls")?,
         );
         let agents = Arc::new(Agents::load(&engine).context("loading the agents' sign-in secrets")?);
-        tracing::info!(flows = voice.flows().len(), dir = %settings.voice.ivr_dir.display(), "IVR flows loaded");
+        tracing::info!(flows = ivr.flows().len(), dir = %settings.voice.ivr_dir.display(), "IVR flows loaded");
         if !settings.twilio.validate_signatures {
             tracing::warn!(
                 "twilio.validate_signatures is false: webhooks are NOT authenticated, anyone who can reach \
@@ -250,6 +253,15 @@ impl Application {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
         });
+        let reloads = {
+            let (voice, mut stopped) = (self.voice.clone(), stop_timers.subscribe());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = reload_on_hangup(voice) => {}
+                    _ = stopped.wait_for(|&stop| stop) => {}
+                }
+            })
+        };
         let (engine, sms) = (self.engine.clone(), self.sms.clone());
         let stop = async move {
             tokio::select! {
@@ -262,6 +274,7 @@ impl Application {
         let served = self.server.run(stop).await.context("serving HTTP");
         let _ = stop_timers.send(true);
         let _ = timers.await;
+        let _ = reloads.await;
         let _ = sweeper.await;
         let _ = replies.await;
         let _ = closings.await;
@@ -361,6 +374,39 @@ pub async fn serve(settings: &Settings, shutdown: impl Future<Output = ()>) -> a
 /// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that completes
 /// on the first of them. Installing them before recovery and binding means that a stop
 /// requested at any point of the start is a clean stop, not the default kill.
+/// Reloads the IVR flows on each SIGHUP (on Unix): the new folder is used when it passes
+/// its checks and scenarios, and the log says what happened either way.
+async fn reload_on_hangup(voice: Arc<Voice>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGHUP: reload the IVR flows with POST /admin/api/ivr/reload");
+                return std::future::pending().await;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            let reloading = voice.clone();
+            match tokio::task::spawn_blocking(move || reloading.flows().reload()).await {
+                Ok(Ok(reloaded)) => {
+                    tracing::info!(flows = ?reloaded.flows, scenarios = reloaded.scenarios, "IVR flows reloaded (SIGHUP)")
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(mistakes = %err, "the IVR folder was not reloaded (SIGHUP); the flows in use stay")
+                }
+                Err(err) => tracing::error!(%err, "reloading the IVR flows failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = voice;
+        std::future::pending::<()>().await
+    }
+}
+
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {

@@ -22,7 +22,7 @@ use crate::ivr::located;
 use crate::store::backend::Backend;
 use crate::store::{DEFAULT_CACHE_BYTES, LeaseSettings, PostgresBackend, SledBackend, StoreError, copy};
 use crate::telemetry;
-use crate::voice::flows::{Flows, toml_files};
+use crate::voice::flows::Flows;
 
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about = "Self-hosted contact-center router")]
@@ -604,36 +604,19 @@ fn ivr_graph(dir: &std::path::Path, name: &str, format: GraphFormat) -> Result<S
 /// Runs `dir/tests/*.toml` against the flows of `dir`: a line per call; exit 1 if one fails.
 fn ivr_test(dir: &std::path::Path) -> Result<String, Failure> {
     let flows = load_flows(dir)?;
-    let tests = dir.join("tests");
-    let files = toml_files(&tests).map_err(Failure::invalid_input)?;
+    let files = flows.run_scenarios(dir).map_err(|err| Failure::invalid_input(err.to_string()))?;
     let (mut lines, mut failed, mut passed) = (Vec::new(), 0, 0);
-    for path in &files {
-        let source = std::fs::read_to_string(path)
-            .map_err(|err| Failure::invalid_input(format!("{}: cannot read: {err}", path.display())))?;
-        let scenarios = crate::ivr::read_scenarios(&source)
-            .map_err(|err| Failure::invalid_input(located(path, err.line, &err.message)))?;
-        let Some(flow) = flows.get(&scenarios.flow) else {
-            return Err(Failure::invalid_input(format!(
-                "{}: flow {:?} is not in {}",
-                path.display(),
-                scenarios.flow,
-                dir.display()
-            )));
-        };
-        for outcome in scenarios.run(flow) {
-            match outcome.failure {
+    for file in &files {
+        let path = file.path.display();
+        for outcome in &file.calls {
+            match &outcome.failure {
                 None => {
                     passed += 1;
-                    lines.push(format!("ok   {}:{}: {}", path.display(), outcome.line, outcome.name));
+                    lines.push(format!("ok   {path}:{}: {}", outcome.line, outcome.name));
                 }
                 Some(failure) => {
                     failed += 1;
-                    lines.push(format!(
-                        "FAIL {}:{}: {}: {failure}",
-                        path.display(),
-                        outcome.line,
-                        outcome.name
-                    ));
+                    lines.push(format!("FAIL {path}:{}: {}: {failure}", outcome.line, outcome.name));
                 }
             }
         }

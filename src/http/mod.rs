@@ -14,6 +14,7 @@ mod error;
 mod form;
 mod framing;
 mod health;
+mod ivr;
 mod origin;
 mod pages;
 pub(crate) mod session;
@@ -121,6 +122,7 @@ impl Server {
                 .configure(sms::routes)
                 .configure(taskrouter::routes)
                 .configure(admin::routes)
+                .configure(ivr::routes)
                 .configure(session::routes)
                 .configure(agent::routes)
                 .configure(dashboard::routes)

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use super::{CallState, Effect, Flow, Input, IvrError, Medium, load_flow, located, step};
+use super::{CallState, Caller, Effect, Flow, Input, IvrError, Medium, load_flow, located, step};
 
 /// `source` is a flow (returned, to be walked) or mistakes that each name a line of it.
 pub(crate) fn check_source(source: &str) -> Result<Option<Flow>, TestCaseError> {
@@ -42,11 +42,17 @@ pub(crate) fn assert_walks(
     let action = |state: &CallState| format!("/voice/ivr?menu={}", state.menu);
     let medium = if by_text { Medium::Text } else { Medium::Voice(&action) };
     for input in inputs {
-        let next = step(flow, &state, input, medium);
+        let caller = Caller {
+            from: "+15550100999",
+            to: "+15550100200",
+            channel: if by_text { "sms" } else { "voice" },
+            now: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let next = step(flow, &state, input, medium, &caller);
         let _ = next.response.to_xml();
         match &next.effect {
-            Effect::Continue => {
-                prop_assert!(flow.menus.contains_key(&next.state.menu), "{:?}", next.state)
+            Effect::Continue | Effect::Lookup(_) => {
+                prop_assert!(flow.steps.contains_key(&next.state.menu), "{:?}", next.state)
             }
             Effect::Route(route) => {
                 prop_assert!(route.attributes.get("skillsNeeded").is_some(), "{:?}", route)

@@ -1,9 +1,11 @@
 //! A flow as a picture: `switchboard ivr graph FLOW` prints it as a Mermaid flowchart or a
 //! Graphviz DOT graph, from one list of nodes and edges, so that both say the same. Menus are
-//! boxes; where a call ends (routed to the agents, a voicemail, hung up) are rounded; edges are
-//! labelled with the key, "no choice" (`on_fail`), or "closed" (outside business hours).
+//! boxes (with their kind: collect, lookup, when, dial); where a call ends (routed to the
+//! agents, a voicemail, hung up) are rounded; edges are labelled with the key, the variable
+//! collected, the `when` condition, "no choice" (`on_fail`), "answer"/"error" (a lookup), "no
+//! answer"/"busy" (a dial), or "closed" (outside business hours).
 
-use super::{Choice, Flow, Route};
+use super::{Action, Choice, DialTarget, Flow, Route};
 
 /// A node: its identifier (letters, digits and `_` only), its label and whether it ends a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,46 +22,96 @@ struct Edge {
     label: String,
 }
 
-/// The flow's nodes and edges, in a stable order (menus by name, keys in order).
+/// The flow's nodes and edges, in a stable order (steps by name, keys in order).
 fn graph(flow: &Flow) -> (Vec<Node>, Vec<Edge>) {
-    let menu_id = |name: &str| format!("menu_{}", identifier(name));
+    let step_id = |name: &str| format!("step_{}", identifier(name));
     let mut nodes = vec![Node { id: "start".to_owned(), label: "call".to_owned(), end: false }];
-    let mut edges = vec![Edge { from: "start".to_owned(), to: menu_id(&flow.start), label: String::new() }];
+    let mut edges = vec![Edge { from: "start".to_owned(), to: step_id(&flow.start), label: String::new() }];
     if let Some(hours) = &flow.hours {
-        edges.push(Edge { from: "start".to_owned(), to: menu_id(&hours.closed), label: "closed".to_owned() });
+        edges.push(Edge { from: "start".to_owned(), to: step_id(&hours.closed), label: "closed".to_owned() });
     }
-    for (name, menu) in &flow.menus {
-        let id = menu_id(name);
-        nodes.push(Node { id: id.clone(), label: name.clone(), end: false });
-        for (key, choice) in &menu.options {
-            let (to, label) = match choice {
-                Choice::Menu(next) => (menu_id(next), key.to_string()),
-                Choice::Language { language, menu: next } => {
-                    (menu_id(next.as_deref().unwrap_or(name)), format!("{key}: {language}"))
+    for (name, step) in &flow.steps {
+        let id = step_id(name);
+        let kind = match &step.action {
+            Action::Menu(_)
+            | Action::Next(_)
+            | Action::Route(_)
+            | Action::Voicemail { .. }
+            | Action::Hangup => String::new(),
+            Action::Collect(collect) => format!(" (collect {})", collect.into),
+            Action::Lookup(lookup) => format!(" (lookup {})", lookup.url),
+            Action::When(_) => " (when)".to_owned(),
+            Action::Dial(dial) => format!(" (dial {})", dial_label(&dial.target)),
+        };
+        nodes.push(Node { id: id.clone(), label: format!("{name}{kind}"), end: false });
+        let mut edge =
+            |to: String, label: &str| edges.push(Edge { from: id.clone(), to, label: label.to_owned() });
+        let end = |suffix: &str, label: String, nodes: &mut Vec<Node>| {
+            let to = format!("{id}_{suffix}");
+            nodes.push(Node { id: to.clone(), label, end: true });
+            to
+        };
+        match &step.action {
+            Action::Menu(menu) => {
+                for (key, option) in &menu.options {
+                    let (to, label) = match &option.choice {
+                        Choice::Step(next) => (step_id(next), key.to_string()),
+                        Choice::Language { language, menu: next } => {
+                            (step_id(next.as_deref().unwrap_or(name)), format!("{key}: {language}"))
+                        }
+                        Choice::Route(route) => {
+                            let suffix = format!("route_{}", identifier(&key.to_string()));
+                            (end(&suffix, route_label("agents", route), &mut nodes), key.to_string())
+                        }
+                    };
+                    edge(to, &label);
                 }
-                Choice::Route(route) => {
-                    let to = format!("{id}_route_{}", identifier(&key.to_string()));
-                    nodes.push(Node { id: to.clone(), label: route_label("agents", route), end: true });
-                    (to, key.to_string())
+                if let Some(next) = &menu.attempts.on_fail {
+                    edge(step_id(next), "no choice");
                 }
-            };
-            edges.push(Edge { from: id.clone(), to, label });
-        }
-        if let Some(route) = &menu.voicemail {
-            let to = format!("{id}_voicemail");
-            nodes.push(Node { id: to.clone(), label: route_label("voicemail", route), end: true });
-            edges.push(Edge { from: id.clone(), to, label: "message".to_owned() });
-        }
-        if menu.hangup {
-            let to = format!("{id}_hangup");
-            nodes.push(Node { id: to.clone(), label: "hang up".to_owned(), end: true });
-            edges.push(Edge { from: id.clone(), to, label: String::new() });
-        }
-        if let Some(next) = &menu.on_fail {
-            edges.push(Edge { from: id.clone(), to: menu_id(next), label: "no choice".to_owned() });
+            }
+            Action::Collect(collect) => {
+                edge(step_id(&collect.next), &collect.into);
+                if let Some(next) = &collect.attempts.on_fail {
+                    edge(step_id(next), "no valid answer");
+                }
+            }
+            Action::Lookup(lookup) => {
+                edge(step_id(&lookup.next), "answer");
+                edge(step_id(&lookup.on_error), "error");
+            }
+            Action::When(when) => {
+                for branch in &when.branches {
+                    edge(step_id(&branch.next), &branch.source);
+                }
+                edge(step_id(&when.otherwise), "else");
+            }
+            Action::Dial(dial) => {
+                let answered = end("hangup", "hang up".to_owned(), &mut nodes);
+                edge(answered, "answered");
+                if let Some(next) = &dial.on_no_answer {
+                    edge(step_id(next), "no answer");
+                }
+                if let Some(next) = &dial.on_busy {
+                    edge(step_id(next), "busy");
+                }
+            }
+            Action::Route(route) => edge(end("route", route_label("agents", route), &mut nodes), ""),
+            Action::Voicemail { route, .. } => {
+                edge(end("voicemail", route_label("voicemail", route), &mut nodes), "message")
+            }
+            Action::Hangup => edge(end("hangup", "hang up".to_owned(), &mut nodes), ""),
+            Action::Next(next) => edge(step_id(next), ""),
         }
     }
     (nodes, edges)
+}
+
+fn dial_label(target: &DialTarget) -> &str {
+    match target {
+        DialTarget::Number(to) | DialTarget::Client(to) | DialTarget::Sip(to) => to,
+        DialTarget::Conference(conference) => &conference.name,
+    }
 }
 
 fn route_label(kind: &str, route: &Route) -> String {
@@ -136,32 +188,32 @@ mod tests {
         expect![[r#"
             flowchart TD
               start["call"]
-              menu_goodbye["goodbye"]
-              menu_goodbye_hangup(["hang up"])
-              menu_main["main"]
-              menu_main_route_1(["agents: Sales"])
-              menu_main_route_2(["agents: Support"])
-              start --> menu_main
-              menu_goodbye --> menu_goodbye_hangup
-              menu_main -->|"1"| menu_main_route_1
-              menu_main -->|"2"| menu_main_route_2
-              menu_main -->|"no choice"| menu_goodbye
+              step_goodbye["goodbye"]
+              step_goodbye_hangup(["hang up"])
+              step_main["main"]
+              step_main_route_1(["agents: Sales"])
+              step_main_route_2(["agents: Support"])
+              start --> step_main
+              step_goodbye --> step_goodbye_hangup
+              step_main -->|"1"| step_main_route_1
+              step_main -->|"2"| step_main_route_2
+              step_main -->|"no choice"| step_goodbye
         "#]]
         .assert_eq(&mermaid(&flow));
         expect![[r#"
             digraph flow {
               node [shape=box];
               start [label="call"];
-              menu_goodbye [label="goodbye"];
-              menu_goodbye_hangup [label="hang up", style=rounded];
-              menu_main [label="main"];
-              menu_main_route_1 [label="agents: Sales", style=rounded];
-              menu_main_route_2 [label="agents: Support", style=rounded];
-              start -> menu_main;
-              menu_goodbye -> menu_goodbye_hangup;
-              menu_main -> menu_main_route_1 [label="1"];
-              menu_main -> menu_main_route_2 [label="2"];
-              menu_main -> menu_goodbye [label="no choice"];
+              step_goodbye [label="goodbye"];
+              step_goodbye_hangup [label="hang up", style=rounded];
+              step_main [label="main"];
+              step_main_route_1 [label="agents: Sales", style=rounded];
+              step_main_route_2 [label="agents: Support", style=rounded];
+              start -> step_main;
+              step_goodbye -> step_goodbye_hangup;
+              step_main -> step_main_route_1 [label="1"];
+              step_main -> step_main_route_2 [label="2"];
+              step_main -> step_goodbye [label="no choice"];
             }
         "#]]
         .assert_eq(&dot(&flow));
@@ -176,20 +228,20 @@ mod tests {
         expect![[r#"
             flowchart TD
               start["call"]
-              menu_a_20_22b_22["a #quot;b#quot;"]
-              menu_a_20_22b_22_route_1(["agents: #lt;x#gt;"])
-              start --> menu_a_20_22b_22
-              menu_a_20_22b_22 -->|"1"| menu_a_20_22b_22_route_1
+              step_a_20_22b_22["a #quot;b#quot;"]
+              step_a_20_22b_22_route_1(["agents: #lt;x#gt;"])
+              start --> step_a_20_22b_22
+              step_a_20_22b_22 -->|"1"| step_a_20_22b_22_route_1
         "#]]
         .assert_eq(&mermaid(&flow));
         expect![[r#"
             digraph flow {
               node [shape=box];
               start [label="call"];
-              menu_a_20_22b_22 [label="a \"b\""];
-              menu_a_20_22b_22_route_1 [label="agents: <x>", style=rounded];
-              start -> menu_a_20_22b_22;
-              menu_a_20_22b_22 -> menu_a_20_22b_22_route_1 [label="1"];
+              step_a_20_22b_22 [label="a \"b\""];
+              step_a_20_22b_22_route_1 [label="agents: <x>", style=rounded];
+              start -> step_a_20_22b_22;
+              step_a_20_22b_22 -> step_a_20_22b_22_route_1 [label="1"];
             }
         "#]]
         .assert_eq(&dot(&flow));

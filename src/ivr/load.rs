@@ -6,11 +6,16 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use serde_json::Value;
+
 use super::hours::{self, Hours};
+use super::memory::{self, MAX_CARRIED, Memory};
 use super::{
-    CallbackEnd, CallbackOffer, Choice, DEFAULT_MAX_LENGTH, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Flow, Menu,
-    Prompt, Route,
+    Action, Attempts, Branch, CallbackEnd, CallbackOffer, Choice, Collect, DEFAULT_LOOKUP_TIMEOUT,
+    DEFAULT_MAX_LENGTH, DEFAULT_RETRIES, DEFAULT_RING, DEFAULT_TIMEOUT, Dial, DialTarget, Flow, Lookup,
+    MAX_COLLECT_DIGITS, MAX_LOOKUP_TIMEOUT, Menu, MenuOption, Node, Pattern, Prompt, Route, Set, When,
 };
+use crate::expr::{Context, Expression};
 use crate::workspace::line_of;
 
 /// One mistake in a flow file, with its line when it has one.
@@ -36,7 +41,11 @@ struct FlowFile {
     numbers: Vec<Spanned<String>>,
     hours: Option<Spanned<HoursFile>>,
     callback: Option<Spanned<CallbackFile>>,
-    menus: BTreeMap<String, Spanned<MenuFile>>,
+    /// Steps, under their first name (menus); `steps` is the same namespace.
+    #[serde(default)]
+    menus: BTreeMap<String, Spanned<StepFile>>,
+    #[serde(default)]
+    steps: BTreeMap<String, Spanned<StepFile>>,
 }
 
 /// `[callback]`: callers on hold may ask to be called back, keeping their place.
@@ -83,26 +92,49 @@ struct HoursFile {
     sunday: Option<String>,
 }
 
+/// A step: what it sets and says on entering, one field saying what it does, and that kind's
+/// settings.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MenuFile {
+struct StepFile {
     say: Option<Spanned<TextFile>>,
     /// The prompt as a text message; without it, texters get the `say` text.
     sms: Option<Spanned<TextFile>>,
     play: Option<String>,
+    /// Variables set on entering.
+    set: Option<toml::Table>,
+    /// Task attributes set on entering.
+    attributes: Option<toml::Table>,
+    priority: Option<i64>,
+    skills: Option<Vec<String>>,
+    // What the step does: one of these.
+    options: Option<BTreeMap<String, Spanned<OptionFile>>>,
+    collect: Option<CollectFile>,
+    lookup: Option<LookupFile>,
+    when: Option<Vec<Spanned<BranchFile>>>,
+    dial: Option<DialFile>,
+    route: Option<RouteFile>,
+    /// Record a message after the prompt, then route a task carrying it.
+    voicemail: Option<RouteFile>,
+    hangup: Option<bool>,
+    next: Option<Spanned<String>>,
+    // Menus and collects.
     timeout: Option<u32>,
     retries: Option<u32>,
     no_input: Option<Spanned<TextFile>>,
     invalid: Option<Spanned<TextFile>>,
     on_fail: Option<Spanned<String>>,
-    #[serde(default)]
-    hangup: bool,
-    /// Record a message after the prompt, then route a task carrying it.
-    voicemail: Option<RouteFile>,
+    // Menus.
+    speech: Option<bool>,
+    hints: Option<String>,
+    // Lookups, `when`, dials and voicemails.
+    on_error: Option<Spanned<String>>,
+    #[serde(rename = "else")]
+    otherwise: Option<Spanned<String>>,
+    on_no_answer: Option<Spanned<String>>,
+    on_busy: Option<Spanned<String>>,
     /// The longest message, in seconds.
     max_length: Option<u32>,
-    #[serde(default)]
-    options: BTreeMap<String, Spanned<OptionFile>>,
 }
 
 /// A prompt's text: the same in every language, or one per language.
@@ -116,12 +148,16 @@ enum TextFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OptionFile {
-    /// Words a texter may send instead of the key ("sales").
+    /// Words a texter may send, or a caller say, instead of the key ("sales").
     #[serde(default)]
     keywords: Vec<String>,
+    #[serde(alias = "step")]
     menu: Option<Spanned<String>>,
     route: Option<RouteFile>,
     language: Option<String>,
+    /// Said (or played) before the option's transition.
+    say: Option<Spanned<TextFile>>,
+    play: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +168,42 @@ struct RouteFile {
     workflow: Option<String>,
     priority: Option<i64>,
     attributes: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectFile {
+    into: String,
+    digits: Option<u32>,
+    max_digits: Option<u32>,
+    pattern: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupFile {
+    url: String,
+    timeout: Option<u32>,
+    #[serde(default)]
+    keep: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BranchFile {
+    #[serde(rename = "if")]
+    condition: String,
+    next: Spanned<String>,
+    say: Option<Spanned<TextFile>>,
+    play: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DialFile {
+    to: String,
+    caller_id: Option<String>,
+    ring: Option<u32>,
 }
 
 fn default_language() -> String {
@@ -147,31 +219,89 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
         let line = err.span().map(|span| line_of(source, span.start));
         vec![IvrError { line, message: err.message().to_owned() }]
     })?;
-    let mut errors = Vec::new();
-    let mut error = |span: std::ops::Range<usize>, message: String| {
-        errors.push(IvrError { line: Some(line_of(source, span.start)), message });
-    };
     let languages: Vec<String> =
         if file.languages.is_empty() { vec![file.language.clone()] } else { file.languages.clone() };
-    if !languages.contains(&file.language) {
-        error(file.start.span(), format!("language {:?} is not in languages", file.language));
+    let mut check = Checker {
+        source,
+        errors: Vec::new(),
+        names: file.menus.keys().chain(file.steps.keys()).cloned().collect(),
+        languages,
+        workflow: file.workflow.clone(),
+    };
+    for name in file.steps.keys().filter(|name| file.menus.contains_key(*name)) {
+        check.error(file.steps[name].span(), format!("step {name:?} is both in [menus] and in [steps]"));
+    }
+    if !check.languages.contains(&file.language) {
+        check.error(file.start.span(), format!("language {:?} is not in languages", file.language));
     }
     for number in &file.numbers {
         if !is_e164(number.get_ref()) {
-            error(
+            check.error(
                 number.span(),
                 format!("number {:?} is not in E.164 form (+ and 8 to 15 digits)", number.get_ref()),
             );
         }
     }
-    let known = |name: &str| file.menus.contains_key(name);
-    if !known(file.start.get_ref()) {
-        error(file.start.span(), format!("start menu {:?} does not exist", file.start.get_ref()));
+    check.target(&file.start, "the flow", "start");
+    let hours = file.hours.as_ref().and_then(|hours| check.hours(hours));
+    let callback = file.callback.as_ref().and_then(|callback| check.callback(callback));
+    let mut steps = BTreeMap::new();
+    let mut spans = BTreeMap::new();
+    for (name, step) in file.menus.iter().chain(&file.steps) {
+        if let Some(node) = check.node(name, step) {
+            spans.insert(name.clone(), step.span());
+            steps.insert(name.clone(), node);
+        }
     }
-    let hours = file.hours.as_ref().and_then(|spanned| {
+    check.loops(&steps, &spans);
+    if !check.errors.is_empty() {
+        let mut errors = check.errors;
+        errors.sort_by_key(|err| err.line);
+        return Err(errors);
+    }
+    Ok(Flow {
+        start: file.start.into_inner(),
+        language: file.language,
+        languages: check.languages,
+        voice: file.voice,
+        workflow: file.workflow,
+        numbers: file.numbers.into_iter().map(Spanned::into_inner).collect(),
+        hours,
+        callback,
+        steps,
+    })
+}
+
+/// Collects the mistakes of one file, each with its line.
+struct Checker<'s> {
+    source: &'s str,
+    errors: Vec<IvrError>,
+    /// Every step's name.
+    names: std::collections::BTreeSet<String>,
+    languages: Vec<String>,
+    /// The flow's workflow, which routes without one use.
+    workflow: Option<String>,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl Checker<'_> {
+    fn error(&mut self, span: Span, message: String) {
+        self.errors.push(IvrError { line: Some(line_of(self.source, span.start)), message });
+    }
+
+    /// Checks that `target` names a step; `place` and `field` say where it was named.
+    fn target(&mut self, target: &Spanned<String>, place: &str, field: &str) -> String {
+        if !self.names.contains(target.get_ref()) {
+            self.error(target.span(), format!("{place}: {field} step {:?} does not exist", target.get_ref()));
+        }
+        target.get_ref().clone()
+    }
+
+    fn hours(&mut self, spanned: &Spanned<HoursFile>) -> Option<Hours> {
         let hours = spanned.get_ref();
-        let mut fail = |message: String| error(spanned.span(), format!("hours: {message}"));
-        let time_zone = hours::time_zone(&hours.time_zone).map_err(&mut fail).ok();
+        let mut failures = Vec::new();
+        let time_zone = hours::time_zone(&hours.time_zone).map_err(|message| failures.push(message)).ok();
         let days = [
             &hours.monday,
             &hours.tuesday,
@@ -188,37 +318,37 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
                     Ok(spans) => {
                         week.insert(day as u8, spans);
                     }
-                    Err(message) => fail(format!("{}: {message}", hours::DAYS[day])),
+                    Err(message) => failures.push(format!("{}: {message}", hours::DAYS[day])),
                 }
             }
         }
-        let holidays: Vec<_> =
-            hours.holidays.iter().filter_map(|text| hours::holiday(text).map_err(&mut fail).ok()).collect();
-        if !known(hours.closed.get_ref()) {
-            error(
-                hours.closed.span(),
-                format!("hours: closed menu {:?} does not exist", hours.closed.get_ref()),
-            );
+        let holidays: Vec<_> = hours
+            .holidays
+            .iter()
+            .filter_map(|text| hours::holiday(text).map_err(|message| failures.push(message)).ok())
+            .collect();
+        for message in failures {
+            self.error(spanned.span(), format!("hours: {message}"));
         }
-        Some(Hours { time_zone: time_zone?, week, holidays, closed: hours.closed.get_ref().clone() })
-    });
-    let callback = file.callback.as_ref().and_then(|spanned| {
+        let closed = self.target(&hours.closed, "hours", "closed");
+        Some(Hours { time_zone: time_zone?, week, holidays, closed })
+    }
+
+    fn callback(&mut self, spanned: &Spanned<CallbackFile>) -> Option<CallbackOffer> {
         let callback = spanned.get_ref();
-        let mut fail = |message: &str| error(spanned.span(), format!("callback: {message}"));
-        let mut ok = true;
+        let mut failures = Vec::new();
         if !(1..=10).contains(&callback.attempts) {
-            fail("attempts must be from 1 to 10");
-            ok = false;
+            failures.push("attempts must be from 1 to 10");
         }
         if !(5..=86_400).contains(&callback.retry_after) {
-            fail("retry_after must be from 5 to 86400 seconds");
-            ok = false;
+            failures.push("retry_after must be from 5 to 86400 seconds");
         }
-        if callback.key.chars().count() != 1
-            || !callback.key.chars().all(|key| key.is_ascii_digit() || key == '*' || key == '#')
-        {
-            fail("key must be one of 0-9, * or #");
-            ok = false;
+        if callback.key.chars().count() != 1 || !callback.key.chars().all(|key| KEYS.contains(key)) {
+            failures.push("key must be one of 0-9, * or #");
+        }
+        let ok = failures.is_empty();
+        for message in failures {
+            self.error(spanned.span(), format!("callback: {message}"));
         }
         ok.then(|| CallbackOffer {
             offer_after: callback.offer_after,
@@ -227,220 +357,487 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
             then: callback.then,
             key: callback.key.clone(),
         })
-    });
-    let mut menus = BTreeMap::new();
-    for (name, menu) in &file.menus {
-        let span = menu.span();
-        let menu = menu.get_ref();
-        let mut text =
-            |field: &str, prompt: &Option<Spanned<TextFile>>| -> Option<BTreeMap<String, String>> {
-                let prompt = prompt.as_ref()?;
-                let by_language: BTreeMap<String, String> = match prompt.get_ref() {
-                    TextFile::One(text) => {
-                        languages.iter().map(|language| (language.clone(), text.clone())).collect()
-                    }
-                    TextFile::PerLanguage(texts) => texts.clone(),
-                };
-                for language in &languages {
-                    if !by_language.contains_key(language) {
-                        error(prompt.span(), format!("menu {name:?}: {field} has no text in {language}"));
-                    }
-                }
-                for language in by_language.keys() {
-                    if !languages.contains(language) {
-                        error(
-                            prompt.span(),
-                            format!("menu {name:?}: {field} is in {language}, which is not in languages"),
-                        );
-                    }
-                }
-                Some(by_language)
-            };
-        let say = text("say", &menu.say);
-        let sms = text("sms", &menu.sms);
-        let no_input = text("no_input", &menu.no_input).map(Prompt::Say);
-        let invalid = text("invalid", &menu.invalid).map(Prompt::Say);
-        let prompt = match (say, &menu.play) {
-            (Some(say), None) => Prompt::Say(say),
-            (None, Some(url)) => Prompt::Play(url.clone()),
-            (Some(_), Some(_)) => {
-                error(span.clone(), format!("menu {name:?} has both say and play; choose one"));
-                continue;
+    }
+
+    /// A prompt's texts per language, each language of the flow present and no other.
+    fn texts(&mut self, place: &str, field: &str, prompt: &Spanned<TextFile>) -> BTreeMap<String, String> {
+        let by_language: BTreeMap<String, String> = match prompt.get_ref() {
+            TextFile::One(text) => {
+                self.languages.iter().map(|language| (language.clone(), text.clone())).collect()
             }
-            (None, None) => {
-                error(span.clone(), format!("menu {name:?} needs a prompt: say or play"));
-                continue;
-            }
+            TextFile::PerLanguage(texts) => texts.clone(),
         };
-        if let Some(on_fail) = &menu.on_fail
-            && !known(on_fail.get_ref())
-        {
-            error(
-                on_fail.span(),
-                format!("menu {name:?}: on_fail menu {:?} does not exist", on_fail.get_ref()),
-            );
+        for language in self.languages.clone() {
+            if !by_language.contains_key(&language) {
+                self.error(prompt.span(), format!("{place}: {field} has no text in {language}"));
+            }
         }
-        if menu.hangup && !menu.options.is_empty() {
-            error(span.clone(), format!("menu {name:?} hangs up, so it cannot have options"));
-        }
-        let voicemail = menu.voicemail.as_ref().map(|route| {
-            if menu.hangup || !menu.options.is_empty() {
-                error(
-                    span.clone(),
-                    format!("menu {name:?} records a voicemail, so it cannot have options or hang up"),
+        for (language, text) in &by_language {
+            if !self.languages.contains(language) {
+                self.error(
+                    prompt.span(),
+                    format!("{place}: {field} is in {language}, which is not in languages"),
                 );
             }
-            checked_route(
-                &mut error,
-                span.clone(),
-                &format!("menu {name:?}, voicemail"),
-                route,
-                &file.workflow,
-            )
-        });
-        if !menu.hangup && menu.options.is_empty() && voicemail.is_none() {
-            error(
-                span.clone(),
-                format!("menu {name:?} has no options; add some, or hangup = true, or a voicemail route"),
-            );
+            if let Err(message) = memory::template_names(text) {
+                self.error(prompt.span(), format!("{place}: {field}: {message}"));
+            }
         }
+        by_language
+    }
+
+    /// `say` or `play` (not both) as a prompt.
+    fn prompt(
+        &mut self,
+        place: &str,
+        span: Span,
+        say: &Option<Spanned<TextFile>>,
+        play: &Option<String>,
+    ) -> Option<Prompt> {
+        match (say, play) {
+            (Some(say), None) => Some(Prompt::Say(self.texts(place, "say", say))),
+            (None, Some(url)) => Some(Prompt::Play(url.clone())),
+            (Some(_), Some(_)) => {
+                self.error(span, format!("{place} has both say and play; choose one"));
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn node(&mut self, name: &str, spanned: &Spanned<StepFile>) -> Option<Node> {
+        let span = spanned.span();
+        let step = spanned.get_ref();
+        let place = format!("step {name:?}");
+        let errors_before = self.errors.len();
+        let prompt = self.prompt(&place, span.clone(), &step.say, &step.play);
+        let sms = step.sms.as_ref().map(|sms| self.texts(&place, "sms", sms));
+        let set = self.set(&place, span.clone(), step);
+        let kinds: Vec<&str> = [
+            ("options", step.options.is_some()),
+            ("collect", step.collect.is_some()),
+            ("lookup", step.lookup.is_some()),
+            ("when", step.when.is_some()),
+            ("dial", step.dial.is_some()),
+            ("route", step.route.is_some()),
+            ("voicemail", step.voicemail.is_some()),
+            ("hangup", step.hangup == Some(true)),
+        ]
+        .into_iter()
+        .filter_map(|(kind, present)| present.then_some(kind))
+        .collect();
+        let kind = match kinds.as_slice() {
+            [] if step.next.is_some() => "next",
+            [kind] => kind,
+            [] => {
+                self.error(
+                    span,
+                    format!(
+                        "{place} does nothing: give it options, collect, lookup, when, dial, route, voicemail, hangup = true or next"
+                    ),
+                );
+                return None;
+            }
+            [first, second, ..] => {
+                self.error(span, format!("{place} has both {first} and {second}; a step does one thing"));
+                return None;
+            }
+        };
+        self.misplaced(&place, span.clone(), kind, step);
+        if matches!(kind, "options" | "collect" | "voicemail") && prompt.is_none() {
+            self.error(span.clone(), format!("{place} needs a prompt: say or play"));
+        }
+        let action = match kind {
+            "options" => Action::Menu(self.menu(&place, span.clone(), step)),
+            "collect" => self.collect(&place, span.clone(), step)?,
+            "lookup" => self.lookup(&place, span.clone(), step)?,
+            "when" => self.when(&place, span.clone(), step)?,
+            "dial" => self.dial(&place, span.clone(), step)?,
+            "route" => {
+                Action::Route(self.route(span.clone(), &format!("{place}, route"), step.route.as_ref()?))
+            }
+            "voicemail" => Action::Voicemail {
+                route: self.route(span.clone(), &format!("{place}, voicemail"), step.voicemail.as_ref()?),
+                max_length: step.max_length.unwrap_or(DEFAULT_MAX_LENGTH),
+            },
+            "hangup" => Action::Hangup,
+            _ => Action::Next(self.target(step.next.as_ref()?, &place, "next")),
+        };
+        (self.errors.len() == errors_before).then_some(Node { set, prompt, sms, action })
+    }
+
+    /// Fields that belong to another kind of step.
+    fn misplaced(&mut self, place: &str, span: Span, kind: &str, step: &StepFile) {
+        let fields: [(&str, bool, &[&str]); 14] = [
+            ("next", step.next.is_some(), &["collect", "lookup", "next"]),
+            ("timeout", step.timeout.is_some(), &["options", "collect"]),
+            ("retries", step.retries.is_some(), &["options", "collect"]),
+            ("no_input", step.no_input.is_some(), &["options", "collect"]),
+            ("invalid", step.invalid.is_some(), &["options", "collect"]),
+            ("on_fail", step.on_fail.is_some(), &["options", "collect"]),
+            ("speech", step.speech.is_some(), &["options"]),
+            ("hints", step.hints.is_some(), &["options"]),
+            ("on_error", step.on_error.is_some(), &["lookup"]),
+            ("else", step.otherwise.is_some(), &["when"]),
+            ("on_no_answer", step.on_no_answer.is_some(), &["dial"]),
+            ("on_busy", step.on_busy.is_some(), &["dial"]),
+            ("max_length", step.max_length.is_some(), &["voicemail"]),
+            ("hangup = false", step.hangup == Some(false), &[]),
+        ];
+        for (field, present, kinds) in fields {
+            if present && !kinds.contains(&kind) {
+                let used = if kinds.is_empty() { "nothing".to_owned() } else { kinds.join(", ") };
+                self.error(
+                    span.clone(),
+                    format!("{place}: {field} does nothing in a {kind} step (it is for: {used})"),
+                );
+            }
+        }
+    }
+
+    fn attempts(&mut self, place: &str, step: &StepFile) -> Attempts {
+        Attempts {
+            timeout: step.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            retries: step.retries.unwrap_or(DEFAULT_RETRIES),
+            no_input: step.no_input.as_ref().map(|text| Prompt::Say(self.texts(place, "no_input", text))),
+            invalid: step.invalid.as_ref().map(|text| Prompt::Say(self.texts(place, "invalid", text))),
+            on_fail: step.on_fail.as_ref().map(|on_fail| self.target(on_fail, place, "on_fail")),
+        }
+    }
+
+    fn menu(&mut self, place: &str, span: Span, step: &StepFile) -> Menu {
+        let attempts = self.attempts(place, step);
         let mut options = BTreeMap::new();
         let mut keywords = BTreeMap::new();
-        for (key, option) in &menu.options {
+        let files = step.options.as_ref().expect("a menu has options");
+        if files.is_empty() {
+            self.error(span, format!("{place} has no options; add some"));
+        }
+        for (key, option) in files {
             let option_span = option.span();
             let mut chars = key.chars();
             let key_char = match (chars.next(), chars.next()) {
                 (Some(c), None) if KEYS.contains(c) => c,
                 _ => {
-                    error(option_span, format!("menu {name:?}: option {key:?} is not a key (0-9, * or #)"));
+                    self.error(option_span, format!("{place}: option {key:?} is not a key (0-9, * or #)"));
                     continue;
                 }
             };
+            let option_place = format!("{place}, option {key}");
             let option = option.get_ref();
             for keyword in &option.keywords {
                 let word = keyword.trim().to_lowercase();
                 if word.is_empty() || word.chars().count() == 1 {
-                    error(
+                    self.error(
                         option_span.clone(),
-                        format!(
-                            "menu {name:?}, option {key}: keyword {keyword:?} must be a word, not a single character"
-                        ),
+                        format!("{option_place}: keyword {keyword:?} must be a word, not a single character"),
                     );
                 } else if let Some(other) = keywords.insert(word, key_char) {
-                    error(
+                    self.error(
                         option_span.clone(),
-                        format!("menu {name:?}, option {key}: keyword {keyword:?} is also option {other}'s"),
+                        format!("{option_place}: keyword {keyword:?} is also option {other}'s"),
                     );
                 }
             }
+            let say = self.prompt(&option_place, option_span.clone(), &option.say, &option.play);
             let choice = match (&option.menu, &option.route, &option.language) {
-                (Some(target), None, None) => {
-                    if !known(target.get_ref()) {
-                        error(
-                            target.span(),
-                            format!(
-                                "menu {name:?}, option {key}: menu {:?} does not exist",
-                                target.get_ref()
-                            ),
-                        );
-                    }
-                    Choice::Menu(target.get_ref().clone())
+                (Some(target), None, None) => Choice::Step(self.target(target, &option_place, "the")),
+                (None, Some(route), None) => {
+                    Choice::Route(self.route(option_span.clone(), &option_place, route))
                 }
-                (None, Some(route), None) => Choice::Route(checked_route(
-                    &mut error,
-                    option_span.clone(),
-                    &format!("menu {name:?}, option {key}"),
-                    route,
-                    &file.workflow,
-                )),
                 (target, None, Some(language)) => {
-                    if !languages.contains(language) {
-                        error(
+                    if !self.languages.contains(language) {
+                        self.error(
                             option_span.clone(),
-                            format!("menu {name:?}, option {key}: language {language:?} is not in languages"),
+                            format!("{option_place}: language {language:?} is not in languages"),
                         );
                     }
-                    if let Some(target) = target
-                        && !known(target.get_ref())
-                    {
-                        error(
-                            target.span(),
-                            format!(
-                                "menu {name:?}, option {key}: menu {:?} does not exist",
-                                target.get_ref()
-                            ),
-                        );
-                    }
-                    Choice::Language {
-                        language: language.clone(),
-                        menu: target.as_ref().map(|t| t.get_ref().clone()),
-                    }
+                    let menu = target.as_ref().map(|target| self.target(target, &option_place, "the"));
+                    Choice::Language { language: language.clone(), menu }
                 }
                 _ => {
-                    error(
+                    self.error(
                         option_span,
-                        format!("menu {name:?}, option {key}: give one of menu, route or language"),
+                        format!("{option_place}: give one of step (or menu), route or language"),
                     );
                     continue;
                 }
             };
-            options.insert(key_char, choice);
+            options.insert(key_char, MenuOption { say, choice });
         }
-        menus.insert(
-            name.clone(),
-            Menu {
-                prompt,
-                sms,
-                timeout: menu.timeout.unwrap_or(DEFAULT_TIMEOUT),
-                retries: menu.retries.unwrap_or(DEFAULT_RETRIES),
-                no_input,
-                invalid,
-                on_fail: menu.on_fail.as_ref().map(|on_fail| on_fail.get_ref().clone()),
-                hangup: menu.hangup,
-                voicemail,
-                max_length: menu.max_length.unwrap_or(DEFAULT_MAX_LENGTH),
-                options,
-                keywords,
-            },
-        );
+        let speech = (step.speech == Some(true) || step.hints.is_some()).then(|| {
+            step.hints.clone().unwrap_or_else(|| keywords.keys().cloned().collect::<Vec<_>>().join(", "))
+        });
+        Menu { attempts, options, keywords, speech }
     }
-    if !errors.is_empty() {
-        errors.sort_by_key(|err| err.line);
-        return Err(errors);
+
+    fn collect(&mut self, place: &str, span: Span, step: &StepFile) -> Option<Action> {
+        let file = step.collect.as_ref()?;
+        if !memory::is_name(&file.into) || file.into.contains('.') {
+            self.error(
+                span.clone(),
+                format!("{place}: collect into {:?}: not a variable name (letters, digits and _)", file.into),
+            );
+        }
+        let digits_range = 1..=MAX_COLLECT_DIGITS;
+        for (field, value) in [("digits", file.digits), ("max_digits", file.max_digits)] {
+            if value.is_some_and(|value| !digits_range.contains(&value)) {
+                self.error(
+                    span.clone(),
+                    format!("{place}: collect {field} must be from 1 to {MAX_COLLECT_DIGITS}"),
+                );
+            }
+        }
+        if file.digits.is_some() && file.max_digits.is_some() {
+            self.error(
+                span.clone(),
+                format!("{place}: collect takes digits (exactly) or max_digits (ended by #), not both"),
+            );
+        }
+        let pattern = file.pattern.as_ref().and_then(|source| {
+            match regex_lite::Regex::new(&format!("^(?:{source})$")) {
+                Ok(regex) => Some(Pattern { source: source.clone(), regex }),
+                Err(err) => {
+                    self.error(span.clone(), format!("{place}: collect pattern {source:?}: {err}"));
+                    None
+                }
+            }
+        });
+        let Some(next) = &step.next else {
+            self.error(span, format!("{place}: a collect needs next, the step after a valid answer"));
+            return None;
+        };
+        Some(Action::Collect(Collect {
+            into: file.into.clone(),
+            digits: file.digits,
+            max_digits: file.max_digits.unwrap_or(MAX_COLLECT_DIGITS),
+            pattern,
+            attempts: self.attempts(place, step),
+            next: self.target(next, place, "next"),
+        }))
     }
-    Ok(Flow {
-        start: file.start.into_inner(),
-        language: file.language,
-        languages,
-        voice: file.voice,
-        workflow: file.workflow,
-        numbers: file.numbers.into_iter().map(Spanned::into_inner).collect(),
-        hours,
-        callback,
-        menus,
-    })
+
+    fn lookup(&mut self, place: &str, span: Span, step: &StepFile) -> Option<Action> {
+        let file = step.lookup.as_ref()?;
+        let host = file.url.strip_prefix("https://").or_else(|| file.url.strip_prefix("http://"));
+        if host
+            .is_none_or(|host| host.is_empty() || host.starts_with('/') || host.contains(char::is_whitespace))
+        {
+            self.error(
+                span.clone(),
+                format!("{place}: lookup url {:?} is not an http:// or https:// URL", file.url),
+            );
+        }
+        let timeout = file.timeout.unwrap_or(DEFAULT_LOOKUP_TIMEOUT);
+        if !(1..=MAX_LOOKUP_TIMEOUT).contains(&timeout) {
+            self.error(
+                span.clone(),
+                format!("{place}: lookup timeout must be from 1 to {MAX_LOOKUP_TIMEOUT} seconds"),
+            );
+        }
+        let (Some(next), Some(on_error)) = (&step.next, &step.on_error) else {
+            self.error(
+                span,
+                format!("{place}: a lookup needs next (after an answer) and on_error (after a failure)"),
+            );
+            return None;
+        };
+        Some(Action::Lookup(Lookup {
+            url: file.url.clone(),
+            timeout,
+            keep: file.keep.clone(),
+            next: self.target(next, place, "next"),
+            on_error: self.target(on_error, place, "on_error"),
+        }))
+    }
+
+    fn when(&mut self, place: &str, span: Span, step: &StepFile) -> Option<Action> {
+        let mut branches = Vec::new();
+        for (n, branch) in step.when.as_ref()?.iter().enumerate() {
+            let branch_place = format!("{place}, when #{}", n + 1);
+            let file = branch.get_ref();
+            let condition = match Expression::parse(&file.condition, Context::Filter) {
+                Ok(condition) => Some(condition),
+                Err(err) => {
+                    self.error(branch.span(), format!("{branch_place}: if {:?}: {err}", file.condition));
+                    None
+                }
+            };
+            let say = self.prompt(&branch_place, branch.span(), &file.say, &file.play);
+            let next = self.target(&file.next, &branch_place, "next");
+            if let Some(condition) = condition {
+                branches.push(Branch { condition, source: file.condition.clone(), say, next });
+            }
+        }
+        let Some(otherwise) = &step.otherwise else {
+            self.error(span, format!("{place}: a when needs else, the step when no condition holds"));
+            return None;
+        };
+        Some(Action::When(When { branches, otherwise: self.target(otherwise, place, "else") }))
+    }
+
+    fn dial(&mut self, place: &str, span: Span, step: &StepFile) -> Option<Action> {
+        let file = step.dial.as_ref()?;
+        let target = if let Some(sip) = file.to.strip_prefix("sip:") {
+            (!sip.is_empty()).then(|| DialTarget::Sip(file.to.clone()))
+        } else if let Some(client) = file.to.strip_prefix("client:") {
+            (!client.is_empty()).then(|| DialTarget::Client(client.to_owned()))
+        } else {
+            is_e164(&file.to).then(|| DialTarget::Number(file.to.clone()))
+        };
+        if target.is_none() {
+            self.error(
+                span.clone(),
+                format!(
+                    "{place}: dial to {:?}: give a +E.164 number, a sip: address or client:name",
+                    file.to
+                ),
+            );
+        }
+        if let Some(caller_id) = file.caller_id.as_ref().filter(|id| !is_e164(id)) {
+            self.error(span.clone(), format!("{place}: dial caller_id {caller_id:?} is not in E.164 form"));
+        }
+        let ring = file.ring.unwrap_or(DEFAULT_RING);
+        if !(5..=600).contains(&ring) {
+            self.error(span, format!("{place}: dial ring must be from 5 to 600 seconds"));
+        }
+        Some(Action::Dial(Dial {
+            target: target?,
+            caller_id: file.caller_id.clone(),
+            ring,
+            on_no_answer: step.on_no_answer.as_ref().map(|next| self.target(next, place, "on_no_answer")),
+            on_busy: step.on_busy.as_ref().map(|next| self.target(next, place, "on_busy")),
+        }))
+    }
+
+    /// What a step sets on entering: `set` (variables), `attributes`, `priority`, `skills`.
+    fn set(&mut self, place: &str, span: Span, step: &StepFile) -> Option<Set> {
+        if step.set.is_none() && step.attributes.is_none() && step.priority.is_none() && step.skills.is_none()
+        {
+            return None;
+        }
+        let json = |table: &Option<toml::Table>| match serde_json::to_value(table.clone().unwrap_or_default())
+        {
+            Ok(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        let (variables, attributes) = (json(&step.set), json(&step.attributes));
+        for name in variables.keys() {
+            if !memory::is_name(name) || name.contains('.') {
+                self.error(
+                    span.clone(),
+                    format!("{place}: set {name:?}: not a variable name (letters, digits and _)"),
+                );
+            }
+        }
+        for value in variables.values().chain(attributes.values()) {
+            for template in texts_in(value) {
+                if let Err(message) = memory::template_names(template) {
+                    self.error(span.clone(), format!("{place}: {message}"));
+                }
+            }
+        }
+        if step.priority.is_some_and(|priority| priority < 0) {
+            self.error(span.clone(), format!("{place}: priority must be 0 or more"));
+        }
+        let set = Set {
+            variables,
+            attributes,
+            priority: step.priority,
+            skills: step.skills.clone().unwrap_or_default(),
+        };
+        let memory = Memory {
+            variables: set.variables.clone(),
+            attributes: set.attributes.clone(),
+            skills: set.skills.clone(),
+            ..Memory::default()
+        };
+        if !memory.fits() {
+            self.error(span, format!("{place}: sets more than the {MAX_CARRIED} bytes a call carries"));
+        }
+        Some(set)
+    }
+
+    /// A route, after checking that it can create a task.
+    fn route(&mut self, span: Span, place: &str, route: &RouteFile) -> Route {
+        if route.skills.is_empty() && route.workflow.is_none() && self.workflow.is_none() {
+            self.error(span.clone(), format!("{place}: a route needs skills or a workflow"));
+        }
+        if route.priority.is_some_and(|priority| priority < 0) {
+            self.error(span, format!("{place}: priority must be 0 or more"));
+        }
+        let attributes = route.attributes.clone().unwrap_or_default();
+        Route {
+            skills: route.skills.clone(),
+            workflow: route.workflow.clone(),
+            priority: route.priority,
+            attributes: serde_json::to_value(attributes).unwrap_or_default(),
+        }
+    }
+
+    /// Refuses chains of steps that loop without waiting for the caller (`next`, `when`,
+    /// `lookup`): a call in one would never be asked anything again.
+    fn loops(&mut self, steps: &BTreeMap<String, Node>, spans: &BTreeMap<String, Span>) {
+        let onward = |node: &Node| -> Vec<String> {
+            match &node.action {
+                Action::Next(next) => vec![next.clone()],
+                Action::When(when) => when
+                    .branches
+                    .iter()
+                    .map(|branch| branch.next.clone())
+                    .chain([when.otherwise.clone()])
+                    .collect(),
+                Action::Lookup(lookup) => vec![lookup.next.clone(), lookup.on_error.clone()],
+                _ => Vec::new(),
+            }
+        };
+        // Depth-first, iteratively (a flow may have thousands of steps): 1 on the path, 2 done.
+        let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+        for root in steps.keys() {
+            if state.contains_key(root.as_str()) {
+                continue;
+            }
+            let mut path: Vec<(&str, Vec<String>)> = vec![(root, onward(&steps[root]))];
+            state.insert(root, 1);
+            while let Some((name, next)) = path.last_mut() {
+                let name: &str = name;
+                let Some(to) = next.pop() else {
+                    state.insert(name, 2);
+                    path.pop();
+                    continue;
+                };
+                let Some((to, node)) = steps.get_key_value(&to) else { continue };
+                match state.get(to.as_str()) {
+                    Some(1) => {
+                        let at = path.iter().position(|(step, _)| *step == to).unwrap_or(0);
+                        let cycle: Vec<&str> =
+                            path[at..].iter().map(|(step, _)| *step).chain([to.as_str()]).collect();
+                        let span = spans.get(to).cloned().unwrap_or(0..0);
+                        self.error(
+                            span,
+                            format!("steps {} loop without waiting for the caller", cycle.join(" → ")),
+                        );
+                        // One report per loop: the rest of this path is explored no further.
+                        state.insert(to, 2);
+                    }
+                    Some(_) => {}
+                    None => {
+                        state.insert(to, 1);
+                        path.push((to, onward(node)));
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// A route, after checking that it can create a task.
-fn checked_route(
-    error: &mut impl FnMut(std::ops::Range<usize>, String),
-    span: std::ops::Range<usize>,
-    place: &str,
-    route: &RouteFile,
-    flow_workflow: &Option<String>,
-) -> Route {
-    if route.skills.is_empty() && route.workflow.is_none() && flow_workflow.is_none() {
-        error(span.clone(), format!("{place}: a route needs skills or a workflow"));
-    }
-    if route.priority.is_some_and(|priority| priority < 0) {
-        error(span, format!("{place}: priority must be 0 or more"));
-    }
-    let attributes = route.attributes.clone().unwrap_or_default();
-    Route {
-        skills: route.skills.clone(),
-        workflow: route.workflow.clone(),
-        priority: route.priority,
-        attributes: serde_json::to_value(attributes).unwrap_or_default(),
+/// The texts inside a JSON value.
+fn texts_in(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(text) => vec![text.as_str()],
+        Value::Array(items) => items.iter().flat_map(texts_in).collect(),
+        Value::Object(fields) => fields.values().flat_map(texts_in).collect(),
+        _ => Vec::new(),
     }
 }
 

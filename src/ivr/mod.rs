@@ -1,53 +1,33 @@
 //! IVR flows from TOML files (DESIGN §4): loading with every mistake reported by file and
 //! line (`load.rs`), and the pure walker (`walk.rs`): (flow, state, input) → (TwiML, next
-//! state, effect). No I/O and no clock: the HTTP layer reads the files, keeps each call's state
-//! and acts on the effect (creating the task, hanging up).
+//! state, effect). No I/O and no clock: the HTTP layer reads the files, keeps each call's state,
+//! makes the lookups the walk asks for and acts on the effect (creating the task, hanging up).
 //!
-//! A flow file:
+//! A flow is a set of named steps (`[steps.NAME]`, or `[menus.NAME]`: one namespace). Every
+//! step may say (or play) something on entering it and `set` variables and task attributes;
+//! what it then does is given by one field:
 //!
-//! ```toml
-//! start = "main"
-//! language = "en-US"              # the caller's language until they choose another
-//! languages = ["en-US", "es-MX"]  # every prompt must then exist in each of these
-//! voice = "Polly.Joanna"
-//! workflow = "Sales and Support Workflow"   # routes use it unless they name another
-//! numbers = ["+15550100200"]      # calls to these numbers start here (`main.toml`: all others)
+//! | field        | the step                                                              |
+//! |--------------|-----------------------------------------------------------------------|
+//! | `options`    | a menu: one key (or a keyword, by text or speech) chooses an option  |
+//! | `collect`    | reads digits (or a text) into a variable, checked by a pattern        |
+//! | `lookup`     | POSTs the variables to a URL (signed); the JSON answer's fields become variables |
+//! | `when`       | goes where the first TaskRouter expression over the variables holds   |
+//! | `dial`       | forwards the call to a number, SIP address or client                  |
+//! | `route`      | routes a task to the agents                                           |
+//! | `voicemail`  | records a message, then routes a task carrying it                     |
+//! | `hangup`     | ends the call (after its `say`, or in silence)                        |
+//! | `next` alone | says and sets, then goes on                                           |
 //!
-//! [menus.main]
-//! say = { en-US = "For sales press 1...", es-MX = "Para ventas oprima 1..." }
-//! timeout = 5      # seconds of silence before a retry
-//! retries = 2      # then on_fail (or goodbye)
-//! on_fail = "goodbye"
-//!
-//! sms = "Reply 1 (or SALES) for sales..."   # the prompt as a text; default: the say text
-//!
-//! [menus.main.options]
-//! "1" = { route = { skills = ["Sales"] }, keywords = ["sales"] }   # texters may send the word
-//! "2" = { menu = "support" }
-//! "9" = { language = "es-MX" }    # switch language, hear this menu again
-//!
-//! [menus.goodbye]
-//! say = "Goodbye."
-//! hangup = true
-//!
-//! [menus.closed]                  # record a message, then route a task carrying it
-//! say = "We are closed. Leave a message after the tone."
-//! voicemail = { skills = ["Sales"], attributes = { callback = true } }
-//! max_length = 120                # seconds
-//!
-//! [hours]                         # optional; without it the line is always open
-//! time_zone = "America/New_York"
-//! monday = "09:00-17:00"          # several spans: "09:00-12:00, 13:00-17:00"; no entry: closed
-//! friday = "09:00-15:00"
-//! holidays = ["2026-12-25"]
-//! closed = "closed"               # the menu a call starts in outside these hours
-//! ```
+//! The file format is documented in full in the README's IVR section; the shipped examples
+//! under `ivr/` use every step, with a scenario for each under `ivr/tests/`.
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fuzz;
 pub mod graph;
 mod hours;
 mod load;
+mod memory;
 mod scenario;
 mod walk;
 
@@ -58,12 +38,18 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::expr::Expression;
+pub use crate::twiml::DialTarget;
 pub use hours::Hours;
 pub use load::{IvrError, is_e164, load_flow, located};
+pub use memory::{LOOKUP_ANSWER_LIMIT, MAX_CARRIED, Memory, lookup_answer};
 pub use scenario::{CallOutcome, Scenarios, read_scenarios};
-pub use walk::{CallState, Effect, Input, Medium, RouteRequest, Step, message, record, say, step};
+pub use walk::{
+    CallState, Caller, Effect, Input, LookupRequest, Medium, RouteRequest, Step, message, record, say, step,
+};
 
-/// A validated flow: every reference resolves and every prompt exists in every language.
+/// A validated flow: every reference resolves, every prompt exists in every language, and no
+/// chain of steps loops without waiting for the caller.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flow {
     pub start: String,
@@ -77,7 +63,8 @@ pub struct Flow {
     pub hours: Option<Hours>,
     /// Callers on hold may ask to be called back; none: they may not.
     pub callback: Option<CallbackOffer>,
-    pub menus: BTreeMap<String, Menu>,
+    /// The steps by name.
+    pub steps: BTreeMap<String, Node>,
 }
 
 /// The hold loop's offer to call the caller back, keeping their place in line.
@@ -105,29 +92,148 @@ pub enum CallbackEnd {
     Cancel,
 }
 
+/// One step of a flow: what it sets and says on entering, then what it does.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Menu {
-    pub prompt: Prompt,
+pub struct Node {
+    /// Applied on entering, before anything is said.
+    pub set: Option<Set>,
+    /// Said or played on entering: a menu's or a collect's question, an announcement.
+    pub prompt: Option<Prompt>,
     /// The prompt as a text message, per language; none: the `say` text.
     pub sms: Option<BTreeMap<String, String>>,
-    /// Seconds of silence before the menu counts a no-input.
+    pub action: Action,
+}
+
+/// What a step does after its prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Menu(Menu),
+    Collect(Collect),
+    Lookup(Lookup),
+    When(When),
+    Dial(Dial),
+    Route(Route),
+    /// Record a message, then route a task that carries it.
+    Voicemail {
+        route: Route,
+        /// The longest message recorded, in seconds.
+        max_length: u32,
+    },
+    Hangup,
+    /// Go on to this step.
+    Next(String),
+}
+
+/// How a step that waits for the caller counts their failed attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempts {
+    /// Seconds of silence before it counts a no-input.
     pub timeout: u32,
-    /// Extra attempts after the first, on no input or an invalid key.
+    /// Extra attempts after the first, on no input or an invalid answer.
     pub retries: u32,
     pub no_input: Option<Prompt>,
     pub invalid: Option<Prompt>,
     /// Where a caller goes after the last failed attempt; none: goodbye and hang up.
     pub on_fail: Option<String>,
-    /// Say the prompt and hang up (no options).
-    pub hangup: bool,
-    /// Record a message after the prompt, then route a task that carries it (no options).
-    pub voicemail: Option<Route>,
-    /// The longest message recorded, in seconds.
-    pub max_length: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Menu {
+    pub attempts: Attempts,
     /// By key (`0`-`9`, `*`, `#`).
-    pub options: BTreeMap<char, Choice>,
-    /// Words a texter may send instead of a key, lowercase, with the key they stand for.
+    pub options: BTreeMap<char, MenuOption>,
+    /// Words a texter may send (or a caller say) instead of a key, lowercase, with the key they
+    /// stand for.
     pub keywords: BTreeMap<String, char>,
+    /// Callers may speak as well as press keys: the hints given to the recognizer.
+    pub speech: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MenuOption {
+    /// Said or played before the option's transition ("Returning to the main menu").
+    pub say: Option<Prompt>,
+    pub choice: Choice,
+}
+
+/// Reads what the caller keys (or texts) into a variable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collect {
+    pub into: String,
+    /// Exactly this many digits; none: up to `max_digits`, ended by `#`.
+    pub digits: Option<u32>,
+    pub max_digits: u32,
+    /// What a valid answer looks like, the whole of it.
+    pub pattern: Option<Pattern>,
+    pub attempts: Attempts,
+    pub next: String,
+}
+
+/// A regular expression an answer must match whole, with its source for messages.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub source: String,
+    pub regex: regex_lite::Regex,
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.source == other.source
+    }
+}
+
+/// POSTs the call's variables to a URL and keeps the fields of the JSON answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub url: String,
+    /// Seconds to wait for the answer.
+    pub timeout: u32,
+    /// The answer's fields kept as variables (dotted for nested ones); empty: all of them.
+    pub keep: Vec<String>,
+    pub next: String,
+    /// Where the flow goes when the lookup fails (variable `lookup_error` says why).
+    pub on_error: String,
+}
+
+/// Goes where the first branch whose expression holds says, else to `otherwise`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct When {
+    pub branches: Vec<Branch>,
+    pub otherwise: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Branch {
+    /// A TaskRouter filter expression over the call's variables and facts.
+    pub condition: Expression,
+    /// The expression as written, for pictures and messages.
+    pub source: String,
+    pub say: Option<Prompt>,
+    pub next: String,
+}
+
+/// Forwards the call; what follows an unanswered or busy one is a step of the flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    pub target: DialTarget,
+    pub caller_id: Option<String>,
+    /// Seconds it rings.
+    pub ring: u32,
+    /// After no answer, a failure or (without `on_busy`) a busy line; none: goodbye.
+    pub on_no_answer: Option<String>,
+    pub on_busy: Option<String>,
+}
+
+/// Variables and task settings a step applies on entering. Strings may name variables as
+/// `{{name}}`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Set {
+    pub variables: serde_json::Map<String, Value>,
+    /// Task attributes, for the routing of the task the flow creates.
+    pub attributes: serde_json::Map<String, Value>,
+    pub priority: Option<i64>,
+    /// Added to the skills of the route.
+    pub skills: Vec<String>,
 }
 
 /// What a menu says: text to speak per language, or an audio URL.
@@ -139,7 +245,8 @@ pub enum Prompt {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Choice {
-    Menu(String),
+    /// Go to this step.
+    Step(String),
     Route(Route),
     /// Switch the caller's language, then go to `menu` (the same menu when not given).
     Language {
@@ -163,3 +270,13 @@ pub const DEFAULT_TIMEOUT: u32 = 5;
 pub const DEFAULT_RETRIES: u32 = 2;
 /// The longest voicemail, in seconds, unless the menu says otherwise.
 pub const DEFAULT_MAX_LENGTH: u32 = 120;
+/// Seconds a forwarded call rings, unless the step says otherwise.
+pub const DEFAULT_RING: u32 = 30;
+/// Seconds a lookup waits for its answer, unless the step says otherwise.
+pub const DEFAULT_LOOKUP_TIMEOUT: u32 = 5;
+/// The longest a lookup may wait: the provider waits 15 s for the webhook that makes it.
+pub const MAX_LOOKUP_TIMEOUT: u32 = 10;
+/// The most digits a collect reads.
+pub const MAX_COLLECT_DIGITS: u32 = 32;
+/// The longest text a collect keeps from a texter.
+pub const MAX_COLLECT_TEXT: usize = 64;

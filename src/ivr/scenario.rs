@@ -15,6 +15,13 @@
 //! `hears` (every prompt, in order, across the call) is optional; a call ends in `route` or
 //! `hangup = true`, and exactly one of them must be given. For a flow with business hours,
 //! `at = "2026-11-24T10:00:00-05:00"` says when the call comes in.
+//!
+//! Beside keys, a caller may speak (`{ speech = "sales please" }`) and a forwarded call end
+//! (`{ dial = "busy" }`); `dialed = ["+15550100300"]` lists where the call was forwarded. A
+//! lookup is answered by the scenario: `lookup.crm = { tier = "gold" }` (the answer's fields)
+//! or `lookup.crm = "timed out"` (it failed). `from = "+15550100999"` is who calls,
+//! `channel = "sms"` walks it as texts (each entry of `keys` a text), and
+//! `variables = { account = "12345678" }` must be among the call's variables at its end.
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -23,8 +30,8 @@ use toml::Spanned;
 
 use super::Flow;
 use super::load::IvrError;
-use super::walk::{CallState, Effect, Input, Medium, step};
-use crate::twiml::{Prompt, Verb};
+use super::walk::{CallState, Caller, Effect, Input, Medium, step};
+use crate::twiml::{DialTarget, Prompt, Verb};
 use crate::workspace::line_of;
 
 #[derive(Deserialize)]
@@ -39,14 +46,36 @@ struct ScenarioFile {
 struct CallFile {
     name: String,
     #[serde(default)]
-    keys: Vec<String>,
+    keys: Vec<KeyFile>,
     hears: Option<Vec<String>>,
+    dialed: Option<Vec<String>>,
+    /// What each lookup step answers: its fields, or why it failed.
+    #[serde(default)]
+    lookup: toml::Table,
+    from: Option<String>,
+    #[serde(default = "default_channel")]
+    channel: String,
+    variables: Option<toml::Table>,
     route: Option<ExpectedRoute>,
     attributes: Option<toml::Table>,
     #[serde(default)]
     hangup: bool,
     /// When the call comes in (RFC 3339), for flows with business hours.
     at: Option<String>,
+}
+
+/// What a caller does: keys (`-` for silence), or a text by SMS; words said; how a forwarded
+/// call ended.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeyFile {
+    Keys(String),
+    Speech { speech: String },
+    Dial { dial: String },
+}
+
+fn default_channel() -> String {
+    "voice".to_owned()
 }
 
 #[derive(Deserialize)]
@@ -123,24 +152,64 @@ fn run_call(flow: &Flow, call: &CallFile, at: Option<Timestamp>) -> Result<(), S
         (None, None) => Timestamp::UNIX_EPOCH,
         (None, Some(_)) => return Err("the flow has business hours: give the call an `at` time".to_owned()),
     };
+    let by_text = match call.channel.as_str() {
+        "voice" => false,
+        "sms" | "whatsapp" => true,
+        other => return Err(format!("channel {other:?} is not voice, sms or whatsapp")),
+    };
+    let from = call.from.as_deref().unwrap_or("+15550000000");
+    let to = flow.numbers.first().map_or("+15550000001", String::as_str);
+    let caller = Caller { from, to, channel: &call.channel, now: at };
+    let action = |_: &CallState| "/voice/ivr".to_owned();
+    let medium = if by_text { Medium::Text } else { Medium::Voice(&action) };
     let mut state = CallState::new(flow, at);
     let mut heard = Vec::new();
+    let mut dialed = Vec::new();
     let mut keys = call.keys.iter();
     let mut input = Input::Start;
     // The route the call ended in; `None` for a hang-up.
     let routed = loop {
-        let outcome = step(flow, &state, &input, Medium::Voice(&|_| "/voice/ivr".to_owned()));
+        let outcome = step(flow, &state, &input, medium, &caller);
         heard.extend(outcome.response.verbs.iter().flat_map(texts));
+        dialed.extend(outcome.response.verbs.iter().filter_map(|verb| match verb {
+            Verb::Dial(dial) => Some(match &dial.target {
+                DialTarget::Number(to) | DialTarget::Sip(to) => to.clone(),
+                DialTarget::Client(name) => format!("client:{name}"),
+                DialTarget::Conference(room) => room.name.clone(),
+            }),
+            _ => None,
+        }));
         state = outcome.state;
         match outcome.effect {
             Effect::Continue => {}
             Effect::Route(route) => break Some(route),
             Effect::Hangup => break None,
+            Effect::Lookup(_) => {
+                input = Input::Looked(match call.lookup.get(&state.menu) {
+                    Some(toml::Value::Table(fields)) => match serde_json::to_value(fields) {
+                        Ok(Value::Object(fields)) => Ok(fields),
+                        _ => Err("the scenario's answer is not JSON".to_owned()),
+                    },
+                    Some(toml::Value::String(reason)) => Err(reason.clone()),
+                    _ => {
+                        return Err(format!(
+                            "the call looked up at step {:?}: give its answer as lookup.{} = {{ field = ... }} or a reason it failed",
+                            state.menu, state.menu
+                        ));
+                    }
+                });
+                continue;
+            }
         }
         let Some(key) = keys.next() else {
-            return Err(format!("the keys ran out in menu {:?}; the call had not ended", state.menu));
+            return Err(format!("the keys ran out at step {:?}; the call had not ended", state.menu));
         };
-        input = Input::Digits(if key == "-" { String::new() } else { key.clone() });
+        input = match key {
+            KeyFile::Keys(keys) if by_text => Input::Text(keys.clone()),
+            KeyFile::Keys(keys) => Input::Digits(if keys == "-" { String::new() } else { keys.clone() }),
+            KeyFile::Speech { speech } => Input::Speech(speech.clone()),
+            KeyFile::Dial { dial } => Input::Dialed(dial.clone()),
+        };
     };
     if keys.len() > 0 {
         return Err(format!("the call ended with {} key(s) left unpressed", keys.len()));
@@ -149,6 +218,18 @@ fn run_call(flow: &Flow, call: &CallFile, at: Option<Timestamp>) -> Result<(), S
         && *hears != heard
     {
         return Err(format!("heard {heard:?}, expected {hears:?}"));
+    }
+    if let Some(expected) = &call.dialed
+        && *expected != dialed
+    {
+        return Err(format!("dialled {dialed:?}, expected {expected:?}"));
+    }
+    for (name, value) in call.variables.iter().flatten() {
+        let value = serde_json::to_value(value).unwrap_or_default();
+        let got = state.memory.variables.get(name);
+        if got != Some(&value) {
+            return Err(format!("variable {name} is {}, expected {value}", got.unwrap_or(&Value::Null)));
+        }
     }
     match (routed, &call.route) {
         (Some(route), Some(expected)) => {
@@ -184,6 +265,7 @@ fn texts(verb: &Verb) -> Vec<String> {
     match verb {
         Verb::Say(say) => vec![say.text.clone()],
         Verb::Play(play) => vec![play.url.clone()],
+        Verb::Message(message) => vec![message.body.clone()],
         Verb::Gather(gather) => gather
             .prompts
             .iter()

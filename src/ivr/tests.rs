@@ -15,6 +15,12 @@ fn check_load(source: &str, expected: Expect) {
 
 const SHIPPED: &str = include_str!("../../ivr/main.toml");
 
+/// Who calls, in the walks of these tests.
+pub(crate) const CALLER: Caller<'static> =
+    Caller { from: "+15550100999", to: "+15550100200", channel: "voice", now: jiff::Timestamp::UNIX_EPOCH };
+/// Who texts.
+const TEXTER: Caller<'static> = Caller { channel: "sms", ..CALLER };
+
 #[test]
 fn the_shipped_flow_loads() {
     check_load(SHIPPED, expect!["ok"]);
@@ -61,9 +67,9 @@ fn mistakes_are_reported_with_their_lines() {
     );
     check_load(
         "start = \"menu\"\n[menus.main]\nsay = \"hi\"\nhangup = true\ncolour = 1\n",
-        expect![[
-            r#"line 5: unknown field `colour`, expected one of `say`, `sms`, `play`, `timeout`, `retries`, `no_input`, `invalid`, `on_fail`, `hangup`, `voicemail`, `max_length`, `options`"#
-        ]],
+        expect![
+            "line 5: unknown field `colour`, expected one of `say`, `sms`, `play`, `set`, `attributes`, `priority`, `skills`, `options`, `collect`, `lookup`, `when`, `dial`, `route`, `voicemail`, `hangup`, `next`, `timeout`, `retries`, `no_input`, `invalid`, `on_fail`, `speech`, `hints`, `on_error`, `else`, `on_no_answer`, `on_busy`, `max_length`"
+        ],
     );
     check_load(
         r#"start = "menu"
@@ -82,16 +88,15 @@ say = "Nothing here"
 hangup = true
 "#,
         expect![[r#"
-            line 1: start menu "menu" does not exist
-            line 4: menu "main": on_fail menu "nowhere" does not exist
-            line 6: menu "main", option 1: menu "sales" does not exist
-            line 7: menu "main": option "12" is not a key (0-9, * or #)
-            line 8: menu "main": option "x" is not a key (0-9, * or #)
-            line 9: menu "main", option 2: give one of menu, route or language
-            line 10: menu "main", option 3: a route needs skills or a workflow
-            line 10: menu "main", option 3: priority must be 0 or more
-            line 11: menu "empty" has no options; add some, or hangup = true, or a voicemail route
-            line 13: menu "silent" needs a prompt: say or play"#]],
+            line 1: the flow: start step "menu" does not exist
+            line 4: step "main": on_fail step "nowhere" does not exist
+            line 6: step "main", option 1: the step "sales" does not exist
+            line 7: step "main": option "12" is not a key (0-9, * or #)
+            line 8: step "main": option "x" is not a key (0-9, * or #)
+            line 9: step "main", option 2: give one of step (or menu), route or language
+            line 10: step "main", option 3: a route needs skills or a workflow
+            line 10: step "main", option 3: priority must be 0 or more
+            line 11: step "empty" does nothing: give it options, collect, lookup, when, dial, route, voicemail, hangup = true or next"#]],
     );
     check_load(
         r#"start = "main"
@@ -102,28 +107,35 @@ say = { en-US = "Press 9 for Spanish", fr-FR = "Oui" }
 "9" = { language = "es-ES" }
 "#,
         expect![[r#"
-            line 4: menu "main": say has no text in es-MX
-            line 4: menu "main": say is in fr-FR, which is not in languages
-            line 6: menu "main", option 9: language "es-ES" is not in languages"#]],
+            line 4: step "main": say has no text in es-MX
+            line 4: step "main": say is in fr-FR, which is not in languages
+            line 6: step "main", option 9: language "es-ES" is not in languages"#]],
     );
 }
 
-/// Walks `flow` through `inputs` (a key string per step, `-` for silence, `rec:URL` for a
-/// recording) and renders what the
-/// caller hears and what happens, one line per step.
+/// Walks `flow` through `inputs` and renders what the caller hears and what happens, one line
+/// per step. An input is keys (`-` for silence), `rec:URL` (a recording), `txt:TEXT` (a text),
+/// `say:WORDS` (speech), `dial:STATUS` (how a forwarded call ended), `look:{JSON}` (a lookup's
+/// answer) or `fail:REASON` (a failed lookup).
 fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
     let flow = load_flow(source).expect("the flow loads");
     let mut state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
     let mut lines = Vec::new();
     for (n, keys) in std::iter::once("start").chain(inputs.iter().copied()).enumerate() {
-        let input = match keys {
-            "start" if n == 0 => Input::Start,
-            "-" => Input::Digits(String::new()),
-            keys if keys.starts_with("rec:") => Input::Recording { url: keys[4..].to_owned(), duration: 7 },
-            keys if keys.starts_with("txt:") => Input::Text(keys[4..].to_owned()),
-            keys => Input::Digits(keys.to_owned()),
+        let input = match keys.split_once(':') {
+            _ if keys == "start" && n == 0 => Input::Start,
+            _ if keys == "-" => Input::Digits(String::new()),
+            Some(("rec", url)) if !url.starts_with("//") => {
+                Input::Recording { url: url.to_owned(), duration: 7 }
+            }
+            Some(("txt", text)) => Input::Text(text.to_owned()),
+            Some(("say", words)) => Input::Speech(words.to_owned()),
+            Some(("dial", status)) => Input::Dialed(status.to_owned()),
+            Some(("look", json)) => Input::Looked(Ok(serde_json::from_str(json).expect("an object"))),
+            Some(("fail", reason)) => Input::Looked(Err(reason.to_owned())),
+            _ => Input::Digits(keys.to_owned()),
         };
-        let step = step(&flow, &state, &input, Medium::Voice(&|_| "/voice/ivr".to_owned()));
+        let step = step(&flow, &state, &input, Medium::Voice(&|_| "/voice/ivr".to_owned()), &CALLER);
         let effect = match &step.effect {
             Effect::Continue => "gather".to_owned(),
             Effect::Hangup => "hangup".to_owned(),
@@ -131,7 +143,11 @@ fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
                 "route workflow={:?} priority={:?} attributes={}",
                 route.workflow, route.priority, route.attributes
             ),
+            Effect::Lookup(request) => {
+                format!("lookup {} in {}s {:?}", request.url, request.timeout, request.params)
+            }
         };
+        let keys: String = keys.chars().take(60).collect();
         lines.push(format!(
             "{keys}: {effect} {}",
             step.response.to_xml().trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#)
@@ -249,7 +265,7 @@ route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
         expect![[r#"
             2 wrong queue: routed with skills ["Support"], workflow Some("Sales and Support Workflow"), priority None; expected skills ["Sales"], workflow Some("Sales and Support Workflow"), priority None
             6 wrong attribute: task attribute language is "en-US", expected "fr-FR"
-            11 too few keys: the keys ran out in menu "main"; the call had not ended
+            11 too few keys: the keys ran out at step "main"; the call had not ended
             15 too many keys: the call ended with 1 key(s) left unpressed
             19 expected a hang-up: the call was routed ({"skillsNeeded":["Sales"],"language":"en-US","ivr_path":"1"}), expected a hang-up
             23 wrong prompt: heard ["Thanks for calling. For sales, press 1. For support, press 2."], expected ["Hello"]"#]],
@@ -313,7 +329,7 @@ fn business_hours_mistakes_are_reported() {
             line 2: hours: monday: "17:00-09:00" ends before it starts
             line 2: hours: friday: "9am" is not a time (HH:MM)
             line 2: hours: holiday "Christmas" is not a date (YYYY-MM-DD)
-            line 7: hours: closed menu "shut" does not exist"#]],
+            line 7: hours: closed step "shut" does not exist"#]],
     );
 }
 
@@ -391,8 +407,7 @@ voicemail = { priority = 1 }
 "#,
         expect![[r#"
             line 2: number "555-0100" is not in E.164 form (+ and 8 to 15 digits)
-            line 3: menu "main" records a voicemail, so it cannot have options or hang up
-            line 3: menu "main", voicemail: a route needs skills or a workflow"#]],
+            line 3: step "main" has both options and voicemail; a step does one thing"#]],
     );
 }
 
@@ -408,11 +423,14 @@ sms = "Reply 1 or SALES."
     let routed = |text: &str| {
         let flow = load_flow(flow).unwrap();
         let state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
-        matches!(step(&flow, &state, &Input::Text(text.into()), Medium::Text).effect, Effect::Route(_))
+        matches!(
+            step(&flow, &state, &Input::Text(text.into()), Medium::Text, &TEXTER).effect,
+            Effect::Route(_)
+        )
     };
     let answers = ["SALES", " Buy ", "1", "sale", "hello"].map(|text| (text, routed(text)));
     assert_eq!(answers, [("SALES", true), (" Buy ", true), ("1", true), ("sale", false), ("hello", false)]);
-    assert_eq!(load_flow(flow).unwrap().menus["main"].sms.as_ref().unwrap()["en-US"], "Reply 1 or SALES.");
+    assert_eq!(load_flow(flow).unwrap().steps["main"].sms.as_ref().unwrap()["en-US"], "Reply 1 or SALES.");
     check_load(
         r#"start = "main"
 [menus.main]
@@ -422,8 +440,8 @@ say = "Press 1 or 2"
 "2" = { menu = "main", keywords = ["Sales"] }
 "#,
         expect![[r#"
-            line 5: menu "main", option 1: keyword "x" must be a word, not a single character
-            line 6: menu "main", option 2: keyword "Sales" is also option 1's"#]],
+            line 5: step "main", option 1: keyword "x" must be a word, not a single character
+            line 6: step "main", option 2: keyword "Sales" is also option 1's"#]],
     );
 }
 
@@ -433,7 +451,7 @@ fn over_text_the_shipped_flow_answers_messages_with_its_sms_prompts() {
     let mut state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
     let mut lines = Vec::new();
     for input in [Input::Start, Input::Text("hello?".into()), Input::Text("Support".into())] {
-        let step = step(&flow, &state, &input, Medium::Text);
+        let step = step(&flow, &state, &input, Medium::Text, &TEXTER);
         let effect = match &step.effect {
             Effect::Route(route) => format!("route {}", route.attributes),
             other => format!("{other:?}"),
@@ -454,9 +472,15 @@ fn over_text_the_shipped_flow_answers_messages_with_its_sms_prompts() {
 /// overflowed the count.
 #[test]
 fn a_failure_at_the_largest_count_does_not_overflow() {
-    let state = CallState { menu: "main".into(), failures: u32::MAX, language: "en-US".into(), path: vec![] };
+    let state = CallState {
+        menu: "main".into(),
+        failures: u32::MAX,
+        language: "en-US".into(),
+        path: vec![],
+        memory: Memory::default(),
+    };
     let flow = load_flow(SHIPPED).unwrap();
-    assert_eq!(step(&flow, &state, &Input::Digits("7".into()), Medium::Text).effect, Effect::Hangup);
+    assert_eq!(step(&flow, &state, &Input::Digits("7".into()), Medium::Text, &TEXTER).effect, Effect::Hangup);
 }
 
 mod fuzz {
@@ -471,7 +495,8 @@ mod fuzz {
     use crate::fuzzing::{self, awkward_text};
     use crate::ivr::fuzz::{assert_walks, check_source};
 
-    const MENUS: [&str; 5] = ["main", "support", "goodbye", "closed", "menu with spaces"];
+    const MENUS: [&str; 9] =
+        ["main", "support", "goodbye", "closed", "menu with spaces", "account", "crm", "sort", "partner"];
     const LANGUAGES: [&str; 3] = ["en-US", "es-MX", "fr-FR"];
     const KEYS: [&str; 9] = ["1", "2", "9", "*", "#", "0", "10", "", "a"];
 
@@ -532,7 +557,7 @@ closed = "closed"
 
     /// The valid flows that mutations start from.
     fn seed_flow() -> impl Strategy<Value = serde_json::Value> {
-        prop::sample::select(vec![SHIPPED, EVERY_FEATURE]).prop_map(|source| {
+        prop::sample::select(vec![SHIPPED, EVERY_FEATURE, ACCOUNT]).prop_map(|source| {
             let table: toml::Table = toml::from_str(source).expect("a seed flow is TOML");
             serde_json::to_value(table).expect("TOML without dates is JSON")
         })
@@ -599,6 +624,16 @@ closed = "closed"
                 .prop_map(Input::Text),
             1 => (prop_oneof![Just(String::new()), awkward_text()], any::<u32>())
                 .prop_map(|(url, duration)| Input::Recording { url, duration }),
+            1 => prop_oneof![awkward_text(), Just("billing please".to_owned())].prop_map(Input::Speech),
+            1 => prop_oneof![awkward_text(), Just("busy".to_owned()), Just("completed".to_owned())]
+                .prop_map(Input::Dialed),
+            1 => prop_oneof![
+                awkward_text().prop_map(Err),
+                (awkward_text(), awkward_text()).prop_map(|(name, value)| {
+                    Ok([(name, serde_json::Value::from(value))].into_iter().collect())
+                }),
+            ]
+            .prop_map(Input::Looked),
         ]
     }
 
@@ -621,6 +656,7 @@ closed = "closed"
                 failures,
                 language,
                 path,
+                memory: Memory::default(),
             });
         prop_oneof![at_some_moment, anywhere]
     }
@@ -654,4 +690,171 @@ closed = "closed"
             }
         }
     }
+}
+
+const ACCOUNT: &str = include_str!("../../ivr/account.toml");
+
+#[test]
+fn every_kind_of_step_as_the_provider_hears_it() {
+    check_walk(
+        ACCOUNT,
+        &["2", "12345678", r#"look:{"name": "Ada", "tier": "gold"}"#],
+        expect![[r##"
+            start: gather <Response><Gather input="dtmf speech" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US" hints="account, bill, billing, cuenta, factura, facturación, partner, socio" speechTimeout="auto"><Say voice="Polly.Joanna" language="en-US">Thanks for calling the account line.</Say><Say voice="Polly.Joanna" language="en-US">Say or press 1 for billing, 2 for your account, 3 for our partner, 9 para español.</Say></Gather></Response>
+            2: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="8" finishOnKey="#" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Please enter your eight digit account number.</Say></Gather></Response>
+            12345678: lookup http://127.0.0.1:9300/customers in 3s [("From", "+15550100999"), ("To", "+15550100200"), ("Channel", "voice"), ("Language", "en-US"), ("Step", "crm"), ("account", "12345678")] <Response/>
+            look:{"name": "Ada", "tier": "gold"}: route workflow=Some("Sales and Support Workflow") priority=Some(10) attributes={"skillsNeeded":["Support","VIP"],"language":"en-US","ivr_path":"2","topic":"account","customer_name":"Ada","vip":true,"ivr_variables":{"account":"12345678","name":"Ada","tier":"gold","verified":true}} <Response><Say voice="Polly.Joanna" language="en-US">Welcome back, Ada. You are a gold customer.</Say><Say voice="Polly.Joanna" language="en-US">Connecting you to an agent.</Say></Response>"##]],
+    );
+    check_walk(
+        ACCOUNT,
+        &["say:Partner, please.", "dial:no-answer", "rec:https://media.example/RE1"],
+        expect![[r##"
+            start: gather <Response><Gather input="dtmf speech" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US" hints="account, bill, billing, cuenta, factura, facturación, partner, socio" speechTimeout="auto"><Say voice="Polly.Joanna" language="en-US">Thanks for calling the account line.</Say><Say voice="Polly.Joanna" language="en-US">Say or press 1 for billing, 2 for your account, 3 for our partner, 9 para español.</Say></Gather></Response>
+            say:Partner, please.: gather <Response><Say voice="Polly.Joanna" language="en-US">Transferring you to our partner.</Say><Dial action="/voice/ivr" method="POST" timeout="20" callerId="+15550100300"><Number>+15550100400</Number></Dial></Response>
+            dial:no-answer: gather <Response><Say voice="Polly.Joanna" language="en-US">Our partner is not available. Leave a message after the tone.</Say><Record action="/voice/ivr" method="POST" timeout="5" maxLength="60" finishOnKey="#" playBeep="true"/></Response>
+            rec:https://media.example/RE1: route workflow=Some("Sales and Support Workflow") priority=None attributes={"skillsNeeded":["Support"],"language":"en-US","ivr_path":"3","callback":true,"voicemail":{"url":"https://media.example/RE1","duration":7}} <Response><Say voice="Polly.Joanna" language="en-US">Thank you. We will call you back. Goodbye.</Say><Hangup/></Response>"##]],
+    );
+    check_walk(
+        ACCOUNT,
+        &["2", "-", "99", "12345678", "fail:it answered 500"],
+        expect![[r##"
+        start: gather <Response><Gather input="dtmf speech" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US" hints="account, bill, billing, cuenta, factura, facturación, partner, socio" speechTimeout="auto"><Say voice="Polly.Joanna" language="en-US">Thanks for calling the account line.</Say><Say voice="Polly.Joanna" language="en-US">Say or press 1 for billing, 2 for your account, 3 for our partner, 9 para español.</Say></Gather></Response>
+        2: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="8" finishOnKey="#" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Please enter your eight digit account number.</Say></Gather></Response>
+        -: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="8" finishOnKey="#" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Please enter your eight digit account number.</Say></Gather></Response>
+        99: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="8" finishOnKey="#" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">That is not an account number.</Say><Say voice="Polly.Joanna" language="en-US">Please enter your eight digit account number.</Say></Gather></Response>
+        12345678: lookup http://127.0.0.1:9300/customers in 3s [("From", "+15550100999"), ("To", "+15550100200"), ("Channel", "voice"), ("Language", "en-US"), ("Step", "crm"), ("account", "12345678")] <Response/>
+        fail:it answered 500: route workflow=Some("Sales and Support Workflow") priority=None attributes={"skillsNeeded":["Support"],"language":"en-US","ivr_path":"2","topic":"account","ivr_variables":{"account":"12345678","lookup_error":"it answered 500","verified":false}} <Response><Say voice="Polly.Joanna" language="en-US">Sorry, we could not find your account. An agent will help you.</Say><Say voice="Polly.Joanna" language="en-US">Connecting you to an agent.</Say></Response>"##]],
+    );
+}
+
+#[test]
+fn new_steps_are_checked_with_their_lines() {
+    check_load(
+        r#"start = "a"
+[steps.a]
+collect = { into = "1x", digits = 40, max_digits = 3, pattern = "([0-9]" }
+[steps.b]
+lookup = { url = "ftp://crm", timeout = 30 }
+[steps.c]
+when = [{ if = 'tier == ', next = "a" }, { if = "true", next = "nowhere" }]
+[steps.d]
+dial = { to = "555-0100", caller_id = "nobody", ring = 1 }
+on_error = "a"
+[steps.e]
+say = "Hello {{name"
+set = { "x.y" = 1 }
+priority = -1
+next = "a"
+[steps.f]
+options = { "1" = { step = "a" } }
+route = { skills = ["S"] }
+[steps.g]
+say = "Hi"
+[menus.a]
+hangup = true
+"#,
+        expect![[r#"
+            line 2: step "a" is both in [menus] and in [steps]
+            line 2: step "a" needs a prompt: say or play
+            line 2: step "a": collect into "1x": not a variable name (letters, digits and _)
+            line 2: step "a": collect digits must be from 1 to 32
+            line 2: step "a": collect takes digits (exactly) or max_digits (ended by #), not both
+            line 2: step "a": collect pattern "([0-9]": found open group without closing ')'
+            line 2: step "a": a collect needs next, the step after a valid answer
+            line 4: step "b": lookup url "ftp://crm" is not an http:// or https:// URL
+            line 4: step "b": lookup timeout must be from 1 to 10 seconds
+            line 4: step "b": a lookup needs next (after an answer) and on_error (after a failure)
+            line 6: step "c": a when needs else, the step when no condition holds
+            line 7: step "c", when #1: if "tier == ": column 9: expected a value (a string, number, true, false, null, array or attribute), but the expression ends here
+            line 7: step "c", when #2: if "true": column 1: expected a comparison operator after `true` (==, !=, >, >=, <, <=, HAS, IN, NOT IN, CONTAINS); to test a flag write `true == true`
+            line 7: step "c", when #2: next step "nowhere" does not exist
+            line 8: step "d": on_error does nothing in a dial step (it is for: lookup)
+            line 8: step "d": dial to "555-0100": give a +E.164 number, a sip: address or client:name
+            line 8: step "d": dial caller_id "nobody" is not in E.164 form
+            line 8: step "d": dial ring must be from 5 to 600 seconds
+            line 11: step "e": set "x.y": not a variable name (letters, digits and _)
+            line 11: step "e": priority must be 0 or more
+            line 12: step "e": say: "Hello {{name" opens {{ without closing it
+            line 16: step "f" has both options and route; a step does one thing
+            line 19: step "g" does nothing: give it options, collect, lookup, when, dial, route, voicemail, hangup = true or next"#]],
+    );
+}
+
+#[test]
+fn steps_that_loop_without_waiting_for_the_caller_are_refused() {
+    check_load(
+        r#"start = "a"
+[steps.a]
+say = "One"
+next = "b"
+[steps.b]
+lookup = { url = "https://crm.example/x" }
+next = "c"
+on_error = "a"
+[steps.c]
+when = [{ if = "1 == 1", next = "d" }]
+else = "c"
+[steps.d]
+say = "Pick"
+options = { "1" = { step = "a" } }
+"#,
+        expect![[r#"
+            line 2: steps a → b → a loop without waiting for the caller
+            line 9: steps c → c loop without waiting for the caller"#]],
+    );
+}
+
+#[test]
+fn a_variable_full_of_twiml_or_script_is_said_as_text() {
+    let hostile =
+        r#"look:{"name": "</Say><Dial>+19005550100</Dial><Say><script>alert(1)</script>", "tier": "gold"}"#;
+    check_walk(
+        ACCOUNT,
+        &["2", "12345678", hostile],
+        expect![[r##"
+        start: gather <Response><Gather input="dtmf speech" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US" hints="account, bill, billing, cuenta, factura, facturación, partner, socio" speechTimeout="auto"><Say voice="Polly.Joanna" language="en-US">Thanks for calling the account line.</Say><Say voice="Polly.Joanna" language="en-US">Say or press 1 for billing, 2 for your account, 3 for our partner, 9 para español.</Say></Gather></Response>
+        2: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="8" finishOnKey="#" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Please enter your eight digit account number.</Say></Gather></Response>
+        12345678: lookup http://127.0.0.1:9300/customers in 3s [("From", "+15550100999"), ("To", "+15550100200"), ("Channel", "voice"), ("Language", "en-US"), ("Step", "crm"), ("account", "12345678")] <Response/>
+        look:{"name": "</Say><Dial>+19005550100</Dial><Say><script>a: route workflow=Some("Sales and Support Workflow") priority=Some(10) attributes={"skillsNeeded":["Support","VIP"],"language":"en-US","ivr_path":"2","topic":"account","customer_name":"</Say><Dial>+19005550100</Dial><Say><script>alert(1)</script>","vip":true,"ivr_variables":{"account":"12345678","name":"</Say><Dial>+19005550100</Dial><Say><script>alert(1)</script>","tier":"gold","verified":true}} <Response><Say voice="Polly.Joanna" language="en-US">Welcome back, &lt;/Say&gt;&lt;Dial&gt;+19005550100&lt;/Dial&gt;&lt;Say&gt;&lt;script&gt;alert(1)&lt;/script&gt;. You are a gold customer.</Say><Say voice="Polly.Joanna" language="en-US">Connecting you to an agent.</Say></Response>"##]],
+    );
+}
+
+#[test]
+fn a_flow_of_ten_thousand_menus_loads_and_walks() {
+    let mut source = String::from("start = \"m0\"\n");
+    for n in 0..10_000 {
+        source.push_str(&format!(
+            "[menus.m{n}]\nsay = \"Menu {n}\"\noptions = {{ \"1\" = {{ step = \"m{}\" }}, \"2\" = {{ route = {{ skills = [\"S\"] }} }} }}\n",
+            (n + 1) % 10_000
+        ));
+    }
+    let flow = load_flow(&source).expect("loads");
+    assert_eq!(flow.steps.len(), 10_000);
+    let mut state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
+    for _ in 0..100 {
+        state = step(&flow, &state, &Input::Digits("1".into()), Medium::Text, &TEXTER).state;
+    }
+    assert_eq!(state.menu, "m100");
+    // A chain of 10,000 steps that never wait is refused as a whole, one error per loop.
+    let mut chain = String::from("start = \"s0\"\n");
+    for n in 0..10_000 {
+        chain.push_str(&format!("[steps.s{n}]\nnext = \"s{}\"\n", (n + 1) % 10_000));
+    }
+    let errors = load_flow(&chain).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].message.ends_with("loop without waiting for the caller"), "{errors:?}");
+}
+
+#[test]
+fn a_set_or_a_lookup_past_what_a_call_carries_is_not_kept() {
+    let big = format!(r#"look:{{"name": "{}"}}"#, "x".repeat(MAX_CARRIED));
+    check_walk(
+        ACCOUNT,
+        &["2", "12345678", &big],
+        expect![[r##"
+        start: gather <Response><Gather input="dtmf speech" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US" hints="account, bill, billing, cuenta, factura, facturación, partner, socio" speechTimeout="auto"><Say voice="Polly.Joanna" language="en-US">Thanks for calling the account line.</Say><Say voice="Polly.Joanna" language="en-US">Say or press 1 for billing, 2 for your account, 3 for our partner, 9 para español.</Say></Gather></Response>
+        2: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="8" finishOnKey="#" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Please enter your eight digit account number.</Say></Gather></Response>
+        12345678: lookup http://127.0.0.1:9300/customers in 3s [("From", "+15550100999"), ("To", "+15550100200"), ("Channel", "voice"), ("Language", "en-US"), ("Step", "crm"), ("account", "12345678")] <Response/>
+        look:{"name": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx: route workflow=Some("Sales and Support Workflow") priority=None attributes={"skillsNeeded":["Support"],"language":"en-US","ivr_path":"2","topic":"account","ivr_variables":{"account":"12345678","lookup_error":"the answer's fields take more than the 1024 bytes a call carries; name the fields to keep","verified":false}} <Response><Say voice="Polly.Joanna" language="en-US">Sorry, we could not find your account. An agent will help you.</Say><Say voice="Polly.Joanna" language="en-US">Connecting you to an agent.</Say></Response>"##]],
+    );
 }

@@ -27,7 +27,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::SmsSettings;
-use crate::ivr::{self, CallState, Effect, Input, Medium};
+use crate::ivr::{self, CallState, Caller, Effect, Input, Medium};
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
 use crate::routing::{Command, Event, EventType, Millis, RoutingError, Sid, TaskStatus};
@@ -36,7 +36,7 @@ use crate::store::{
     MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
 };
 use crate::twiml::{Response, Verb};
-use crate::voice::Flows;
+use crate::voice::Ivr;
 
 /// The parameters of an incoming-message webhook that Switchboard reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,6 +84,8 @@ const IDLE_FORGOTTEN: Millis = 24 * 3600 * 1000;
 /// The longest wait between two attempts at a reply.
 const RETRY_MAX: Millis = 5 * 60 * 1000;
 
+/// The task channel of text conversations.
+const CHANNEL: &str = "sms";
 const STOP_WORDS: [&str; 6] = ["stop", "stopall", "unsubscribe", "cancel", "end", "quit"];
 const START_WORDS: [&str; 3] = ["start", "yes", "unstop"];
 const HELP_WORDS: [&str; 2] = ["help", "info"];
@@ -96,7 +98,7 @@ const TECHNICAL_DIFFICULTY: &str = "Sorry, we cannot take your message right now
 /// What the SMS webhook and the agents' conversation API share.
 pub struct Sms {
     live: Arc<LiveEngine>,
-    flows: Arc<Flows>,
+    ivr: Arc<Ivr>,
     settings: SmsSettings,
     conversations: KeyedLocks<ConversationV2>,
     /// The conversation (key) of each routed task.
@@ -156,7 +158,7 @@ impl Sms {
     /// Loads the stored conversations and outbox. Call it before the engine catches up with the
     /// deadlines missed while stopped, which may purge completed tasks whose conversations are
     /// still to be closed.
-    pub fn open(live: Arc<LiveEngine>, flows: Arc<Flows>, settings: &SmsSettings) -> Result<Sms, StoreError> {
+    pub fn open(live: Arc<LiveEngine>, ivr: Arc<Ivr>, settings: &SmsSettings) -> Result<Sms, StoreError> {
         let completions = live.subscribe();
         let conversations: Vec<ConversationV2> =
             live.stored::<ConversationRecord>()?.into_iter().map(ConversationRecord::into_current).collect();
@@ -174,7 +176,7 @@ impl Sms {
         let last_outbox_id = outbox.keys().next_back().copied().unwrap_or(0);
         Ok(Sms {
             live,
-            flows,
+            ivr,
             settings: settings.clone(),
             conversations: KeyedLocks::new(
                 conversations.into_iter().map(|c| (ConversationV1::key(&c.customer, &c.number), c)),
@@ -207,7 +209,7 @@ impl Sms {
         {
             self.close_locked(&mut conversation, task, now).await?;
         }
-        let Some((flow_name, _)) = self.flows.for_number(&params.to) else {
+        let Some(flow_name) = self.ivr.flows().for_number(&params.to).map(|(name, _)| name.to_owned()) else {
             tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
             return Ok(text(TECHNICAL_DIFFICULTY));
         };
@@ -216,7 +218,7 @@ impl Sms {
         let _outbox_writes = if stopping { Some(self.outbox_writes.lock().await) } else { None };
         // Worked on a copy: the stored conversation changes only once the new one is durable.
         let mut record =
-            conversation.as_ref().cloned().unwrap_or_else(|| fresh(&params.from, &params.to, flow_name));
+            conversation.as_ref().cloned().unwrap_or_else(|| fresh(&params.from, &params.to, &flow_name));
         let (response, writes) = self.handle(&mut record, params, now).await?;
         remember(&mut record, &params.message_sid, &response);
         self.save(&mut conversation, record, writes).await?;
@@ -267,8 +269,8 @@ impl Sms {
         if record.stopped {
             return Ok((Response::default(), Vec::new()));
         }
-        let Some(flow) =
-            self.flows.get(&record.flow).or_else(|| self.flows.for_number(&record.number).map(|(_, f)| f))
+        let flows = self.ivr.flows();
+        let Some(flow) = flows.get(&record.flow).or_else(|| flows.for_number(&record.number).map(|(_, f)| f))
         else {
             return Ok((text(TECHNICAL_DIFFICULTY), Vec::new()));
         };
@@ -287,15 +289,19 @@ impl Sms {
                     failures: record.failures,
                     language: record.language.clone(),
                     path: record.path.clone(),
+                    memory: ivr::Memory::decode(&record.memory),
                 },
                 Input::Text(params.body.clone()),
             ),
         };
-        let step = ivr::step(flow, &state, &input, Medium::Text);
+        let caller =
+            Caller { from: &params.from, to: &params.to, channel: CHANNEL, now: live::timestamp(now) };
+        let step = self.ivr.walk(flow, &state, input, Medium::Text, &caller).await;
         record.menu = Some(step.state.menu.clone());
         record.failures = step.state.failures;
         record.language = step.state.language.clone();
         record.path = step.state.path.clone();
+        record.memory = step.state.memory.encode();
         match step.effect {
             Effect::Continue => {
                 record_replies(record, &step.response, now);
@@ -308,8 +314,13 @@ impl Sms {
                 record.pages = 0;
                 Ok((step.response, Vec::new()))
             }
+            // The walk makes its lookups itself.
+            Effect::Lookup(_) => Ok((step.response, Vec::new())),
             Effect::Route(request) => {
-                let confirmation = text(&self.settings.confirmation);
+                // What the flow said on the way, then the confirmation.
+                let mut confirmation = step.response;
+                confirmation.verbs.extend(text(&self.settings.confirmation).verbs);
+                let confirmation = Response::new(crate::voice::flows::joined_messages(confirmation.verbs));
                 record_replies(record, &confirmation, now);
                 // Written with the task: a crash after it must not make the provider's retry
                 // of this text look like a message for the agent.
@@ -864,6 +875,7 @@ fn fresh(customer: &str, number: &str, flow: &str) -> ConversationV2 {
         failures: 0,
         language: String::new(),
         path: Vec::new(),
+        memory: String::new(),
         task: None,
         pages: 0,
         messages: Vec::new(),

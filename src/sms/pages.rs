@@ -91,6 +91,7 @@ mod tests {
             failures: 0,
             language: String::new(),
             path: Vec::new(),
+            memory: String::new(),
             task: None,
             pages,
             messages: (0..messages)

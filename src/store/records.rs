@@ -335,6 +335,10 @@ pub struct ConversationV2 {
     pub failures: u32,
     pub language: String,
     pub path: Vec<String>,
+    /// The customer's IVR variables and task settings, as `ivr::Memory` encodes them (JSON);
+    /// empty when there are none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub memory: String,
     /// The routing task, once the IVR routed the conversation.
     pub task: Option<Sid>,
     /// How many pages of older messages are sealed: pages `0..pages`, oldest first.
@@ -378,6 +382,7 @@ impl ConversationRecord {
                 failures: old.failures,
                 language: old.language,
                 path: old.path,
+                memory: String::new(),
                 task: old.task,
                 pages: 0,
                 messages: old.messages,
@@ -1203,6 +1208,8 @@ impl CallV1 {
                 failures: self.failures,
                 language: self.language,
                 path: self.path,
+                // Its variables went into the task's attributes when it was routed.
+                memory: crate::ivr::Memory::default(),
             },
             task: self.task?,
             started_at: self.started_at,

@@ -74,7 +74,12 @@ pub struct Gather {
     pub finish_on_key: Option<String>,
     /// Post to `action` even when nothing was entered (so the IVR can count a no-input).
     pub action_on_empty_result: Option<bool>,
+    /// The language speech is recognized in (and `<Say>` is read in by default).
     pub language: Option<String>,
+    /// Phrases the recognizer should expect, comma-separated.
+    pub hints: Option<String>,
+    /// Seconds of silence that end speech, or `auto`.
+    pub speech_timeout: Option<String>,
     pub prompts: Vec<Prompt>,
 }
 
@@ -244,6 +249,8 @@ fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
                 ("finishOnKey", gather.finish_on_key.clone()),
                 ("actionOnEmptyResult", boolean(gather.action_on_empty_result)),
                 ("language", gather.language.clone()),
+                ("hints", gather.hints.clone()),
+                ("speechTimeout", gather.speech_timeout.clone()),
             ];
             if gather.prompts.is_empty() {
                 return element(writer, "Gather", attributes, None);

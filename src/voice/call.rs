@@ -233,7 +233,12 @@ pub const FORGET_AFTER: Millis = 4 * 3600 * 1000;
 pub fn routed(call: &mut Call, seen: &Seen, ivr_response: Response, cx: Context<'_>) -> Response {
     match call.stage {
         Stage::Voicemail { .. } => ivr_response,
-        _ => hold(call, seen, Some(PLEASE_HOLD), cx),
+        // What the flow said on the way to the route, then the hold loop.
+        _ => {
+            let mut verbs = ivr_response.verbs;
+            verbs.extend(hold(call, seen, Some(PLEASE_HOLD), cx).verbs);
+            Response::new(verbs)
+        }
     }
 }
 

@@ -1,10 +1,17 @@
 //! The IVR flows of a folder, read at start (and by `switchboard ivr check`): every mistake of
 //! every file is reported with its file and line, and each called number maps to one flow.
+//! [`Ivr`] holds the flows in use, swaps them whole on a reload (SIGHUP, or the admin API) when
+//! the folder passes its checks and its scenarios, and walks calls and texts through them,
+//! making the lookups their steps ask for.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use crate::ivr::{self, Flow};
+use crate::ivr::{self, CallState, Caller, Effect, Flow, Input, Medium};
+use crate::outbound::lookup::Lookups;
+use crate::twiml::{Response, Verb};
 
 const BUILTIN_MAIN: &str = include_str!("../../ivr/main.toml");
 
@@ -14,7 +21,7 @@ pub const MAIN_FLOW: &str = "main.toml";
 /// Every flow of a folder, by file name, and the flow of each listed number.
 #[derive(Debug, Clone)]
 pub struct Flows {
-    flows: BTreeMap<String, Flow>,
+    flows: BTreeMap<String, Arc<Flow>>,
     by_number: HashMap<String, String>,
 }
 
@@ -56,7 +63,7 @@ impl Flows {
                             mistakes.push(ivr::located(path, line, &message));
                         }
                     }
-                    flows.insert(name, flow);
+                    flows.insert(name, Arc::new(flow));
                 }
                 Err(errors) => {
                     mistakes.extend(errors.iter().map(|err| ivr::located(path, err.line, &err.message)))
@@ -70,13 +77,13 @@ impl Flows {
     /// started where there is no `ivr/` folder.
     pub fn builtin() -> Flows {
         let flow = ivr::load_flow(BUILTIN_MAIN).expect("the shipped flow is valid (checked by a test)");
-        Flows { flows: BTreeMap::from([(MAIN_FLOW.to_owned(), flow)]), by_number: HashMap::new() }
+        Flows { flows: BTreeMap::from([(MAIN_FLOW.to_owned(), Arc::new(flow))]), by_number: HashMap::new() }
     }
 
     /// The flows of `settings.ivr_dir`; the built-in ones when that is the default folder and
     /// it does not exist (a server started outside the repository).
     pub fn for_settings(settings: &crate::config::VoiceSettings) -> Result<Flows, FlowsError> {
-        if !settings.ivr_dir.exists() && settings.ivr_dir == crate::config::VoiceSettings::default().ivr_dir {
+        if uses_builtin(settings) {
             tracing::info!(
                 "no ivr/ folder here: answering with the built-in onboarding IVR (1 or SALES for Sales, 2 or SUPPORT for Support)"
             );
@@ -87,7 +94,12 @@ impl Flows {
 
     /// The flow in file `name`.
     pub fn get(&self, name: &str) -> Option<&Flow> {
-        self.flows.get(name)
+        self.flows.get(name).map(|flow| &**flow)
+    }
+
+    /// The flow in file `name`, to keep beyond these flows' lifetime.
+    pub fn shared(&self, name: &str) -> Option<Arc<Flow>> {
+        self.flows.get(name).cloned()
     }
 
     /// The flow that answers calls to `to`: the one listing it, else `main.toml`, else the only
@@ -99,12 +111,12 @@ impl Flows {
             None if self.flows.len() == 1 => self.flows.keys().next()?.as_str(),
             None => return None,
         };
-        self.flows.get_key_value(name).map(|(name, flow)| (name.as_str(), flow))
+        self.flows.get_key_value(name).map(|(name, flow)| (name.as_str(), &**flow))
     }
 
     /// The flows by file name.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Flow)> {
-        self.flows.iter()
+        self.flows.iter().map(|(name, flow)| (name, &**flow))
     }
 
     pub fn len(&self) -> usize {
@@ -114,6 +126,180 @@ impl Flows {
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }
+
+    /// Runs the scenarios of `dir/tests/*.toml` against these flows (the flows of `dir`): each
+    /// file's calls, or the mistake that kept a file from running.
+    pub fn run_scenarios(&self, dir: &Path) -> Result<Vec<ScenarioFile>, FlowsError> {
+        let tests = dir.join("tests");
+        if !tests.exists() {
+            return Ok(Vec::new());
+        }
+        let fail = |message: String| FlowsError { mistakes: vec![message] };
+        let mut files = Vec::new();
+        for path in toml_files(&tests).map_err(fail)? {
+            let source = std::fs::read_to_string(&path)
+                .map_err(|err| fail(format!("{}: cannot read: {err}", path.display())))?;
+            let scenarios = ivr::read_scenarios(&source)
+                .map_err(|err| fail(ivr::located(&path, err.line, &err.message)))?;
+            let Some(flow) = self.get(&scenarios.flow) else {
+                return Err(fail(format!(
+                    "{}: flow {:?} is not in {}",
+                    path.display(),
+                    scenarios.flow,
+                    dir.display()
+                )));
+            };
+            files.push(ScenarioFile {
+                path: path.clone(),
+                flow: scenarios.flow.clone(),
+                calls: scenarios.run(flow),
+            });
+        }
+        Ok(files)
+    }
+}
+
+/// One scenario file's calls, run.
+#[derive(Debug, Clone)]
+pub struct ScenarioFile {
+    pub path: PathBuf,
+    pub flow: String,
+    pub calls: Vec<ivr::CallOutcome>,
+}
+
+/// Whether the server answers with the built-in flow: the default folder, absent.
+fn uses_builtin(settings: &crate::config::VoiceSettings) -> bool {
+    !settings.ivr_dir.exists() && settings.ivr_dir == crate::config::VoiceSettings::default().ivr_dir
+}
+
+/// How long the lookups of one webhook may take together: the provider waits 15 s for the
+/// answer, and a caller should not wait that long in silence.
+const LOOKUP_BUDGET: Duration = Duration::from_secs(12);
+/// Less time than this left in the budget fails a lookup without making it.
+const LOOKUP_LEAST: Duration = Duration::from_millis(500);
+
+/// The flows in use, and what walks calls and texts through them.
+pub struct Ivr {
+    current: RwLock<Arc<Flows>>,
+    settings: crate::config::VoiceSettings,
+    lookups: Lookups,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+}
+
+/// What a reload swapped in.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    /// The flows now in use, by file name.
+    pub flows: Vec<String>,
+    /// Scenario calls run, all of which passed.
+    pub scenarios: usize,
+}
+
+impl Ivr {
+    pub fn new(flows: Flows, settings: &crate::config::VoiceSettings) -> Ivr {
+        Ivr {
+            current: RwLock::new(Arc::new(flows)),
+            settings: settings.clone(),
+            lookups: Lookups::default(),
+            reloading: Mutex::new(()),
+        }
+    }
+
+    /// The flows in use now. A call keeps the ones it got for the rest of its webhook.
+    pub fn flows(&self) -> Arc<Flows> {
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// The folder the flows are read from.
+    pub fn dir(&self) -> &Path {
+        &self.settings.ivr_dir
+    }
+
+    /// The scenarios of the folder, run against `flows`; none for the built-in flow.
+    pub fn scenarios(&self, flows: &Flows) -> Result<Vec<ScenarioFile>, FlowsError> {
+        if uses_builtin(&self.settings) {
+            Ok(Vec::new())
+        } else {
+            flows.run_scenarios(&self.settings.ivr_dir)
+        }
+    }
+
+    /// Signs lookups with the auth token, as the provider signs its webhooks.
+    pub fn sign_lookups_with(&self, auth_token: String) {
+        self.lookups.sign_with(auth_token);
+    }
+
+    /// Reads the folder again and, when every flow loads and every scenario passes, uses it
+    /// from the next webhook on. Otherwise the flows in use stay, and the error says why.
+    /// Calls in a flow carry on in the new version (their place travels by step name; a step
+    /// that is gone starts them over at the flow's start).
+    pub fn reload(&self) -> Result<Reloaded, FlowsError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let flows = Flows::for_settings(&self.settings)?;
+        let mut scenarios = 0;
+        let mut failures = Vec::new();
+        for file in self.scenarios(&flows)? {
+            for call in &file.calls {
+                scenarios += 1;
+                if let Some(failure) = &call.failure {
+                    let message = format!("scenario {:?} failed: {failure}", call.name);
+                    failures.push(ivr::located(&file.path, Some(call.line), &message));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(FlowsError { mistakes: failures });
+        }
+        let names = flows.iter().map(|(name, _)| name.clone()).collect();
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(flows);
+        Ok(Reloaded { flows: names, scenarios })
+    }
+
+    /// One step of `flow` for a call or text, with the lookups it asks for made on the way
+    /// (within [`LOOKUP_BUDGET`]): what was said before each lookup comes first in the answer.
+    pub async fn walk(
+        &self,
+        flow: &Flow,
+        state: &CallState,
+        input: Input,
+        medium: Medium<'_>,
+        caller: &Caller<'_>,
+    ) -> ivr::Step {
+        let deadline = tokio::time::Instant::now() + LOOKUP_BUDGET;
+        let mut said = Vec::new();
+        let mut step = ivr::step(flow, state, &input, medium, caller);
+        while let Effect::Lookup(request) = &step.effect {
+            said.append(&mut step.response.verbs);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let answer = if left < LOOKUP_LEAST {
+                Err("no time was left in this webhook for another lookup".to_owned())
+            } else {
+                self.lookups.fetch(request, Duration::from_secs(u64::from(request.timeout)).min(left)).await
+            };
+            if let Err(reason) = &answer {
+                tracing::warn!(url = %request.url, step = %step.state.menu, %reason, "an IVR lookup failed; the flow goes on by its on_error step");
+            }
+            step = ivr::step(flow, &step.state, &Input::Looked(answer), medium, caller);
+        }
+        said.append(&mut step.response.verbs);
+        step.response = Response::new(joined_messages(said));
+        step
+    }
+}
+
+/// `verbs` with consecutive text messages joined into one: a texter gets one reply per text.
+pub fn joined_messages(verbs: Vec<Verb>) -> Vec<Verb> {
+    let mut out: Vec<Verb> = Vec::with_capacity(verbs.len());
+    for verb in verbs {
+        match (out.last_mut(), verb) {
+            (Some(Verb::Message(last)), Verb::Message(next)) => {
+                last.body = format!("{} {}", last.body, next.body);
+            }
+            (_, verb) => out.push(verb),
+        }
+    }
+    out
 }
 
 /// The `*.toml` files directly in `dir`, sorted.

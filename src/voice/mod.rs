@@ -34,7 +34,7 @@ use crate::routing::{Command, Millis, ReservationStatus, Sid, SidKind, TaskStatu
 use crate::store::{CallRecord, CallV1, StoreError};
 use crate::twiml::{self, DialTarget, Response, Verb};
 pub use call::{Accepted, Action, Bridge, Call, Context, Decision, ProviderRequest, Seen, Stage};
-pub use flows::{Flows, FlowsError};
+pub use flows::{Flows, FlowsError, Ivr, Reloaded};
 
 /// Where the provider posts each webhook; TwiML refers to them by path.
 pub mod paths {
@@ -65,6 +65,8 @@ pub struct CallParams {
     pub to: String,
     /// Keys pressed in a Gather.
     pub digits: Option<String>,
+    /// What the caller said in a Gather that listens for speech.
+    pub speech_result: Option<String>,
     /// The call's status (status callbacks).
     pub call_status: Option<String>,
     /// How the `<Dial>` to the agent ended (its action).
@@ -110,6 +112,7 @@ impl CallParams {
                     .filter(|path| !path.is_empty())
                     .map(|path| path.split(',').map(str::to_owned).collect())
                     .unwrap_or_default(),
+                memory: get("memory").map(|memory| ivr::Memory::decode(&memory)).unwrap_or_default(),
             };
             (flow, state)
         });
@@ -118,6 +121,7 @@ impl CallParams {
             from: get("From").unwrap_or_default(),
             to: get("To").unwrap_or_default(),
             digits: get("Digits"),
+            speech_result: get("SpeechResult").filter(|speech| !speech.trim().is_empty()),
             call_status: get("CallStatus"),
             dial_call_status: get("DialCallStatus"),
             recording_url: get("RecordingUrl"),
@@ -145,21 +149,25 @@ impl CallParams {
     }
 }
 
-/// The action URL of a menu: `/voice/ivr` with the flow and the caller's place in it. The
-/// provider posts the caller's answer there, signed over the whole URL, so the place in the
-/// IVR needs no storage and cannot be forged.
+/// The action URL of a step: `/voice/ivr` with the flow and the caller's place in it, their
+/// variables included (at most [`ivr::MAX_CARRIED`] bytes of JSON). The provider posts the
+/// caller's answer there, signed over the whole URL, so the place in the IVR needs no storage
+/// and cannot be forged.
 fn ivr_action(flow: &str, state: &CallState) -> String {
     let path = state.path.join(",");
     let failures = state.failures.to_string();
-    let query = serde_urlencoded::to_string([
+    let memory = state.memory.encode();
+    let mut params = vec![
         ("flow", flow),
         ("menu", state.menu.as_str()),
         ("failures", failures.as_str()),
         ("language", state.language.as_str()),
         ("path", path.as_str()),
-    ])
-    .unwrap_or_default();
-    format!("{}?{query}", paths::IVR)
+    ];
+    if !memory.is_empty() {
+        params.push(("memory", memory.as_str()));
+    }
+    format!("{}?{}", paths::IVR, serde_urlencoded::to_string(params).unwrap_or_default())
 }
 
 /// Why an agent's control of their call was not carried out.
@@ -206,7 +214,7 @@ pub enum VoiceError {
 /// engine, takes the call's lock and carries the decided actions out.
 pub struct Voice {
     live: Arc<LiveEngine>,
-    flows: Arc<Flows>,
+    ivr: Arc<Ivr>,
     settings: VoiceSettings,
     /// The stored calls, one lock per call.
     calls: KeyedLocks<Call>,
@@ -244,7 +252,7 @@ impl Voice {
     /// Loads the flows of `settings.ivr_dir` and the calls that were in progress.
     pub fn open(
         live: Arc<LiveEngine>,
-        flows: Arc<Flows>,
+        ivr: Arc<Ivr>,
         settings: &VoiceSettings,
         api: Option<VoiceApi>,
     ) -> Result<Voice, VoiceError> {
@@ -266,7 +274,7 @@ impl Voice {
             .collect();
         Ok(Voice {
             live,
-            flows,
+            ivr,
             settings: settings.clone(),
             calls: KeyedLocks::new(calls),
             unrouted: Mutex::new(unrouted),
@@ -335,8 +343,9 @@ impl Voice {
         self.views_changed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    pub fn flows(&self) -> &Flows {
-        &self.flows
+    /// The flows in use, and what walks calls through them.
+    pub fn flows(&self) -> &Ivr {
+        &self.ivr
     }
 
     /// The server listens on `address`: the base of the URLs given to the provider, unless
@@ -353,41 +362,63 @@ impl Voice {
         if guard.is_some() {
             return self.decide(&mut guard, now, call::on_wait).await;
         }
-        let Some((name, flow)) = self.flows.for_number(&params.to) else {
+        let flows = self.ivr.flows();
+        let Some((name, flow)) = flows.for_number(&params.to) else {
             tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
             return Ok(technical_difficulty());
         };
         let state = CallState::new(flow, live::timestamp(now));
-        Ok(ivr::step(flow, &state, &Input::Start, ivr::Medium::Voice(&|state| ivr_action(name, state)))
-            .response)
+        self.walk(&mut guard, params, (name, flow), state, Input::Start, now).await
     }
 
-    /// `POST /voice/ivr?flow=..&menu=..`: the caller pressed keys (or nothing, or left a
-    /// message) in a menu. A route creates the task and stores the call, once.
+    /// `POST /voice/ivr?flow=..&menu=..`: the caller pressed keys (or said something, or
+    /// nothing, or left a message, or a forwarded call ended) at a step. A route creates the
+    /// task and stores the call, once.
     pub async fn ivr(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
         let mut guard = self.calls.lock(&params.call_sid).await;
         if guard.is_some() {
             // A retry of the step that routed the call: it is already in line.
             return self.decide(&mut guard, now, call::on_wait).await;
         }
+        let flows = self.ivr.flows();
         let position = params.ivr.as_ref().and_then(|(name, state)| {
-            let (name, flow) = self.flows.iter().find(|(known, _)| *known == name)?;
+            let (name, flow) = flows.iter().find(|(known, _)| *known == name)?;
             Some((name.as_str(), flow, state.clone()))
         });
         let Some((name, flow, state)) = position.or_else(|| {
             // No (or an unknown) flow in the URL, e.g. a flow file renamed meanwhile: start over.
-            let (name, flow) = self.flows.for_number(&params.to)?;
+            let (name, flow) = flows.for_number(&params.to)?;
             Some((name, flow, CallState::new(flow, live::timestamp(now))))
         }) else {
             return Ok(technical_difficulty());
         };
-        let input = match (&params.recording_url, &params.digits) {
-            (Some(url), _) => {
+        let input = match (&params.recording_url, &params.dial_call_status, &params.speech_result) {
+            (Some(url), _, _) => {
                 Input::Recording { url: url.clone(), duration: params.recording_duration.unwrap_or(0) }
             }
-            (None, digits) => Input::Digits(digits.clone().unwrap_or_default()),
+            (None, Some(status), _) => Input::Dialed(status.clone()),
+            (None, None, Some(speech)) if params.digits.as_deref().is_none_or(str::is_empty) => {
+                Input::Speech(speech.clone())
+            }
+            _ => Input::Digits(params.digits.clone().unwrap_or_default()),
         };
-        let step = ivr::step(flow, &state, &input, ivr::Medium::Voice(&|state| ivr_action(name, state)));
+        self.walk(&mut guard, params, (name, flow), state, input, now).await
+    }
+
+    /// Walks the call one step through its flow; a route creates the task and stores the call.
+    async fn walk(
+        &self,
+        guard: &mut KeyedGuard<'_, Call>,
+        params: &CallParams,
+        (name, flow): (&str, &Flow),
+        state: CallState,
+        input: Input,
+        now: Millis,
+    ) -> Result<Response, VoiceError> {
+        let caller =
+            ivr::Caller { from: &params.from, to: &params.to, channel: "voice", now: live::timestamp(now) };
+        let action = |state: &CallState| ivr_action(name, state);
+        let step = self.ivr.walk(flow, &state, input, ivr::Medium::Voice(&action), &caller).await;
         let Effect::Route(request) = step.effect else { return Ok(step.response) };
         // A voicemail menu routes with the message already recorded.
         let stage =
@@ -397,9 +428,9 @@ impl Voice {
             return Ok(technical_difficulty());
         };
         let seen = self.seen(routed.task, now);
-        let cx = self.context(&routed, now);
+        let cx = self.context(flow, now);
         let response = call::routed(&mut routed, &seen, step.response, cx);
-        *guard = Some(routed);
+        **guard = Some(routed);
         Ok(response)
     }
 
@@ -717,7 +748,8 @@ impl Voice {
         let Decision { actions, .. } = decide(current).map_err(ControlError::Refused)?;
         for action in actions {
             let Action::Provider { request, .. } = action else { continue };
-            let cx = self.context(current, live::now());
+            let flow = self.flow_of(current);
+            let cx = self.context(&flow, live::now());
             match self.provide(current, &request, cx).await {
                 Ok(Provided::Recording(sid)) => {
                     conference::on_recording(current, sid);
@@ -767,7 +799,8 @@ impl Voice {
                 answer_on_bridge: Some(true),
             };
             let twiml = Response::new(vec![Verb::Dial(dial), Verb::Hangup]);
-            let cx = self.context(current, now);
+            let flow = self.flow_of(current);
+            let cx = self.context(&flow, now);
             self.provide(current, &ProviderRequest::MoveCaller(twiml), cx)
                 .await
                 .map_err(ControlError::Provider)?;
@@ -787,7 +820,8 @@ impl Voice {
             ProviderRequest::HoldCaller(true),
         ];
         for (done, step) in steps.iter().enumerate() {
-            let cx = self.context(current, now);
+            let flow = self.flow_of(current);
+            let cx = self.context(&flow, now);
             if let Err(err) = self.provide(current, step, cx).await {
                 self.undo(current, &undo[..done]).await;
                 return Err(ControlError::Provider(err));
@@ -951,10 +985,10 @@ impl Voice {
         let Some(mut attributes) = attributes else { return Err(ControlError::NoCall) };
         // The task's own direction and numbers stay: a call back may be tried again.
         attributes["call_sid"] = json!(call_sid);
-        let (flow_name, flow) = self
-            .flows
+        let flows = self.ivr.flows();
+        let (flow_name, flow) = flows
             .for_number(ours)
-            .or_else(|| self.flows.iter().next().map(|(name, flow)| (name.as_str(), flow)))
+            .or_else(|| flows.iter().next().map(|(name, flow)| (name.as_str(), flow)))
             .expect("a folder of flows holds at least one (checked at load)");
         // As for a caller: `from` the customer, `to` the contact center's number, which every
         // leg Switchboard places for this call comes from.
@@ -1017,7 +1051,8 @@ impl Voice {
     pub async fn outbound_answered(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
         let mut guard = self.calls.lock(&params.call_sid).await;
         if let Some(call) = guard.as_ref() {
-            let cx = self.context(call, now);
+            let flow = self.flow_of(call);
+            let cx = self.context(&flow, now);
             return Ok(conference::join(call, cx));
         }
         let lost = params.task.and_then(|task| {
@@ -1043,7 +1078,8 @@ impl Voice {
             tracing::warn!(%err, "the callback's call could not be adopted");
             return Ok(Response::new(vec![Verb::Hangup]));
         }
-        let response = guard.as_ref().map(|call| conference::join(call, self.context(call, now)));
+        let response =
+            guard.as_ref().map(|call| conference::join(call, self.context(&self.flow_of(call), now)));
         if let Err(err) = self.call_agent_in(&mut guard, &accepted, agent_to, now).await {
             tracing::warn!(%err, "the agent of an adopted callback could not be called");
         }
@@ -1100,7 +1136,8 @@ impl Voice {
     /// Puts back what a refused transfer's first steps changed, as far as the provider lets.
     async fn undo(&self, current: &Call, steps: &[ProviderRequest]) {
         for step in steps.iter().rev() {
-            let cx = self.context(current, live::now());
+            let flow = self.flow_of(current);
+            let cx = self.context(&flow, live::now());
             if let Err(err) = self.provide(current, step, cx).await {
                 tracing::warn!(call_sid = %current.sid, %err, "a refused transfer could not be undone at the provider");
             }
@@ -1246,7 +1283,8 @@ impl Voice {
     ) -> Result<Response, VoiceError> {
         let Some(current) = guard.as_mut() else { return Ok(call::goodbye_plain(call::SORRY_GOODBYE)) };
         let seen = self.seen(current.task, now);
-        let cx = self.context(current, now);
+        let flow = self.flow_of(current);
+        let cx = self.context(&flow, now);
         let Decision { mut response, actions } = decision(current, &seen, cx);
         let mut actions: std::collections::VecDeque<Action> = actions.into();
         while let Some(action) = actions.pop_front() {
@@ -1522,9 +1560,9 @@ impl Voice {
         seen
     }
 
-    fn context<'a>(&'a self, call: &Call, now: Millis) -> Context<'a> {
+    fn context<'a>(&'a self, flow: &'a Flow, now: Millis) -> Context<'a> {
         let base_url = self.base_url.get().map_or("", String::as_str);
-        Context { flow: self.flow_of(call), settings: &self.settings, base_url, now }
+        Context { flow, settings: &self.settings, base_url, now }
     }
 
     fn record_pace(&self, queue: Sid, now: Millis) {
@@ -1609,11 +1647,12 @@ impl Voice {
 
     /// The flow a call walks; the numbers' flow when its own file is gone (renamed while the
     /// caller held), so that the call still sounds like the line they called.
-    fn flow_of(&self, call: &Call) -> &Flow {
-        self.flows
-            .get(&call.flow)
-            .or_else(|| self.flows.for_number(&call.to).map(|(_, flow)| flow))
-            .or_else(|| self.flows.iter().next().map(|(_, flow)| flow))
+    fn flow_of(&self, call: &Call) -> Arc<Flow> {
+        let flows = self.ivr.flows();
+        flows
+            .shared(&call.flow)
+            .or_else(|| flows.for_number(&call.to).and_then(|(name, _)| flows.shared(name)))
+            .or_else(|| flows.iter().next().and_then(|(name, _)| flows.shared(name)))
             .expect("a folder of flows holds at least one (checked at load)")
     }
 

@@ -53,6 +53,7 @@ impl Journey {
                 failures: 0,
                 language: "en-US".into(),
                 path: vec!["1".into()],
+                memory: ivr::Memory::default(),
             },
             task: sid("WT1"),
             started_at: 0,
@@ -809,11 +810,24 @@ fn the_place_in_the_ivr_round_trips_through_the_action_url() {
         failures: 2,
         language: "es-MX".into(),
         path: vec!["9".into(), "2".into()],
+        memory: ivr::Memory::default(),
     };
     let action = ivr_action("main.toml", &state);
     assert_eq!(
         action,
         "/voice/ivr?flow=main.toml&menu=support+%26+billing&failures=2&language=es-MX&path=9%2C2"
+    );
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(action.split_once('?').unwrap().1).unwrap();
+    assert_eq!(CallParams::from_params(&query).ivr, Some(("main.toml".to_owned(), state.clone())));
+
+    // Variables travel too, as JSON, escaped.
+    let mut state = state;
+    state.memory.variables.insert("account".into(), serde_json::json!("12&34"));
+    state.memory.priority = Some(5);
+    let action = ivr_action("main.toml", &state);
+    assert!(
+        action.ends_with("&memory=%7B%22v%22%3A%7B%22account%22%3A%2212%2634%22%7D%2C%22p%22%3A5%7D"),
+        "{action}"
     );
 
     let query: Vec<(String, String)> = serde_urlencoded::from_str(action.split_once('?').unwrap().1).unwrap();
@@ -838,8 +852,13 @@ proptest! {
             prop::sample::select(vec!["0", "1", "9", "*", "#"]).prop_map(str::to_owned),
             0..6,
         ),
+        variables in prop::collection::vec(
+            ("[a-z]{1,5}", awkward_text().prop_map(serde_json::Value::from)),
+            0..4,
+        ),
     ) {
-        let state = CallState { menu, failures, language, path };
+        let memory = ivr::Memory { variables: variables.into_iter().collect(), ..ivr::Memory::default() };
+        let state = CallState { menu, failures, language, path, memory };
         let action = ivr_action(&flow, &state);
         let query: Vec<(String, String)> =
             serde_urlencoded::from_str(action.split_once('?').unwrap().1).unwrap();

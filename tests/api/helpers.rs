@@ -256,6 +256,12 @@ impl SwitchboardProcess {
         format!("http://{}{path}", self.address)
     }
 
+    /// Waits up to `timeout` for a log line containing `needle`; the lines seen meanwhile
+    /// otherwise.
+    pub fn wait_for_log(&self, timeout: Duration, needle: &str) -> Result<String, Vec<String>> {
+        wait_for_line(&self.log, timeout, |line| line.contains(needle).then(|| line.to_owned()))
+    }
+
     pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
         // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.

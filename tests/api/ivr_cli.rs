@@ -8,7 +8,7 @@ fn the_shipped_ivr_passes_and_mistakes_are_listed_with_file_and_line() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let shipped = switchboard_command(repo).args(["ivr", "check"]).output().unwrap();
     assert_eq!(shipped.status.code(), Some(0), "{}", String::from_utf8_lossy(&shipped.stderr));
-    assert_eq!(String::from_utf8_lossy(&shipped.stdout).trim(), "1 flow(s) in ivr: ok");
+    assert_eq!(String::from_utf8_lossy(&shipped.stdout).trim(), "2 flow(s) in ivr: ok");
 
     let dir = tempfile::tempdir().unwrap();
     let broken = "start = \"main\"\n[menus.main]\nsay = \"Press 1\"\n[menus.main.options]\n\"1\" = { menu = \"sales\" }\n\"x\" = { menu = \"main\" }\n";
@@ -24,8 +24,8 @@ fn the_shipped_ivr_passes_and_mistakes_are_listed_with_file_and_line() {
     assert_eq!(
         stderr.trim(),
         "error: ./b.toml:2: number +15550100200 is already answered by a.toml\n\
-         ./broken.toml:5: menu \"main\", option 1: menu \"sales\" does not exist\n\
-         ./broken.toml:6: menu \"main\": option \"x\" is not a key (0-9, * or #)\n\
+         ./broken.toml:5: step \"main\", option 1: the step \"sales\" does not exist\n\
+         ./broken.toml:6: step \"main\": option \"x\" is not a key (0-9, * or #)\n\
          ./syntax.toml:2: unclosed table, expected `]`"
     );
 }
@@ -36,7 +36,7 @@ fn ivr_test_runs_the_shipped_scenarios_and_a_failing_call_exits_1() {
     let shipped = switchboard_command(repo).args(["ivr", "test"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&shipped.stdout);
     assert_eq!(shipped.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&shipped.stderr));
-    assert!(stdout.trim_end().ends_with("4 passed, 0 failed"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("16 passed, 0 failed"), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tests")).unwrap();
@@ -62,7 +62,7 @@ fn ivr_graph_prints_a_flow_as_mermaid_or_dot_and_names_the_flows_it_knows() {
     let text = String::from_utf8_lossy(&mermaid.stdout);
     assert_eq!(mermaid.status.code(), Some(0), "{}", String::from_utf8_lossy(&mermaid.stderr));
     assert!(
-        text.starts_with("flowchart TD\n") && text.contains("menu_main -->|\"1\"| menu_main_route_1"),
+        text.starts_with("flowchart TD\n") && text.contains("step_main -->|\"1\"| step_main_route_1"),
         "{text}"
     );
     let dot =
@@ -73,6 +73,6 @@ fn ivr_graph_prints_a_flow_as_mermaid_or_dot_and_names_the_flows_it_knows() {
     assert_eq!(unknown.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&unknown.stderr).trim(),
-        "error: no flow \"sales\" in ivr (flows: main.toml)"
+        "error: no flow \"sales\" in ivr (flows: account.toml, main.toml)"
     );
 }

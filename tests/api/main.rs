@@ -17,6 +17,7 @@ mod helpers;
 mod hostile;
 mod install;
 mod ivr_cli;
+mod ivr_flows;
 mod pages;
 mod process;
 mod proxies;

@@ -24,9 +24,11 @@ const NUMBER: &str = "+15550100200";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Received {
     method: String,
-    path: String,
+    pub(crate) path: String,
     authorization: String,
-    form: Vec<(String, String)>,
+    /// X-Twilio-Signature, when the request has one.
+    pub(crate) signature: String,
+    pub(crate) form: Vec<(String, String)>,
 }
 
 impl Received {
@@ -155,7 +157,8 @@ fn message_list(request: &Received, taken: &[Taken]) -> String {
     serde_json::json!({ "messages": messages }).to_string()
 }
 
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
+/// One HTTP request read off `stream` (head and form body), as a small test server reads it.
+pub(crate) async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -180,7 +183,8 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
         let path = first.next()?.to_owned();
         let form = serde_urlencoded::from_bytes(&buffer[end + 4..end + 4 + length]).ok()?;
         let authorization = header("authorization").unwrap_or_default();
-        return Some(Received { method, path, authorization, form });
+        let signature = header("x-twilio-signature").unwrap_or_default();
+        return Some(Received { method, path, authorization, signature, form });
     }
 }
 
