@@ -147,27 +147,28 @@ pub(crate) fn decode(encoded: &[u8]) -> Result<Pairs, FormError> {
     Ok(pairs)
 }
 
-/// One name or value, found at byte `at` of the whole text.
+/// One name or value, found at byte `at` of the whole text. Runs without escapes are copied
+/// whole: an IVR action URL carries a long value (the caller's variables) with none.
 fn unescape(encoded: &[u8], at: usize) -> Result<String, FormError> {
     let mut decoded = Vec::with_capacity(encoded.len());
     let mut idx = 0;
-    while idx < encoded.len() {
-        match encoded[idx] {
-            b'+' => decoded.push(b' '),
-            b'%' => {
-                let digits =
-                    encoded.get(idx + 1..idx + 3).filter(|pair| pair.iter().all(u8::is_ascii_hexdigit));
-                let byte = digits
-                    .and_then(|pair| std::str::from_utf8(pair).ok())
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                    .ok_or(FormError::Percent { at: at + idx })?;
-                decoded.push(byte);
-                idx += 2;
-            }
-            byte => decoded.push(byte),
+    while let Some(run) = memchr::memchr2(b'+', b'%', &encoded[idx..]) {
+        decoded.extend_from_slice(&encoded[idx..idx + run]);
+        idx += run;
+        if encoded[idx] == b'+' {
+            decoded.push(b' ');
+            idx += 1;
+            continue;
         }
-        idx += 1;
+        let digits = encoded.get(idx + 1..idx + 3).filter(|pair| pair.iter().all(u8::is_ascii_hexdigit));
+        let byte = digits
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            .ok_or(FormError::Percent { at: at + idx })?;
+        decoded.push(byte);
+        idx += 3;
     }
+    decoded.extend_from_slice(&encoded[idx..]);
     String::from_utf8(decoded).map_err(|_| FormError::NotUtf8 { at })
 }
 

@@ -95,7 +95,7 @@ async fn handle(
         }
     }
     // The provider's parameters, then what Switchboard put in the URL (the IVR position).
-    let call = CallParams::from_params(&[params, query].concat());
+    let mut call = CallParams::from_params(&[params, query].concat());
     // A conference's own events (start, end) are about no call.
     if call.call_sid.is_empty() && hook != Hook::Conference {
         return twiml(StatusCode::BAD_REQUEST, &refusal("CallSid is missing."));
@@ -103,7 +103,10 @@ async fn handle(
     let now = live::now();
     let answered = match hook {
         Hook::Incoming => voice.incoming(&call, now).await,
-        Hook::Ivr => voice.ivr(&call, now).await,
+        Hook::Ivr => {
+            let place = call.ivr.take();
+            voice.ivr(&call, place, now).await
+        }
         Hook::Wait => voice.wait(&call, now).await,
         Hook::DialStatus => voice.dial_status(&call, now).await,
         Hook::Status => voice.status(&call, now).await,

@@ -48,7 +48,7 @@ pub(crate) fn assert_walks(
             channel: if by_text { "sms" } else { "voice" },
             now: jiff::Timestamp::UNIX_EPOCH,
         };
-        let next = step(flow, &state, input, medium, &caller);
+        let next = step(flow, state.clone(), input, medium, &caller);
         let _ = next.response.to_xml();
         match &next.effect {
             Effect::Continue | Effect::Lookup(_) => {

@@ -673,7 +673,16 @@ impl Checker<'_> {
             self.error(span, format!("{place}: a when needs else, the step when no condition holds"));
             return None;
         };
-        Some(Action::When(When { branches, otherwise: self.target(otherwise, place, "else") }))
+        // Every word of the conditions (names, but also operators and words in strings): what a
+        // condition may read is among them.
+        let reads: std::collections::BTreeSet<String> = branches
+            .iter()
+            .flat_map(|branch| branch.source.split(|c: char| !c.is_alphanumeric() && c != '_'))
+            .filter(|word| word.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_'))
+            .map(str::to_owned)
+            .collect();
+        let otherwise = self.target(otherwise, place, "else");
+        Some(Action::When(When { branches, otherwise, reads: reads.into_iter().collect() }))
     }
 
     fn dial(&mut self, place: &str, span: Span, step: &StepFile) -> Option<Action> {

@@ -37,18 +37,52 @@ impl Memory {
 
     /// The memory as compact JSON; empty when there is nothing to remember.
     pub fn encode(&self) -> String {
-        if self.is_empty() { String::new() } else { serde_json::to_string(self).unwrap_or_default() }
+        if self.is_empty() {
+            return String::new();
+        }
+        let mut text = Vec::with_capacity(self.encoded_len());
+        match serde_json::to_writer(&mut text, self) {
+            Ok(()) => String::from_utf8(text).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// The memory [`Memory::encode`] wrote; anything else (an empty text) is an empty memory.
     /// The action URL is signed, so only Switchboard's own encodings arrive here.
     pub fn decode(text: &str) -> Memory {
-        serde_json::from_str(text).unwrap_or_default()
+        Memory::decode_bytes(text.as_bytes())
     }
 
-    /// Whether it is within [`MAX_CARRIED`].
+    /// [`Memory::decode`] of the text's bytes (checked as UTF-8 while read).
+    pub fn decode_bytes(text: &[u8]) -> Memory {
+        serde_json::from_slice(text).unwrap_or_default()
+    }
+
+    /// Whether it is within [`MAX_CARRIED`] (measured without writing the text).
     pub fn fits(&self) -> bool {
-        self.encode().len() <= MAX_CARRIED
+        self.encoded_len() <= MAX_CARRIED
+    }
+
+    /// The length of [`Memory::encode`]'s text.
+    pub fn encoded_len(&self) -> usize {
+        let mut parts = Vec::with_capacity(4);
+        if !self.variables.is_empty() {
+            parts.push(4 + object_len(self.variables.iter()));
+        }
+        if !self.attributes.is_empty() {
+            parts.push(4 + object_len(self.attributes.iter()));
+        }
+        if let Some(priority) = self.priority {
+            parts.push(4 + integer_len(priority.unsigned_abs(), priority < 0));
+        }
+        if !self.skills.is_empty() {
+            let skills: usize = self.skills.iter().map(|skill| string_len(skill) + 1).sum();
+            parts.push(4 + 1 + skills);
+        }
+        match parts.len() {
+            0 => 0,
+            count => 1 + parts.iter().sum::<usize>() + count,
+        }
     }
 
     /// The value at `path` (`name` or `name.field`) among the variables.
@@ -60,6 +94,46 @@ impl Memory {
         }
         Some(value)
     }
+}
+
+/// The length of `value` as serde_json writes it compactly.
+fn json_len(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(number) => match (number.as_u64(), number.as_i64()) {
+            (Some(unsigned), _) => integer_len(unsigned, false),
+            (None, Some(signed)) => integer_len(signed.unsigned_abs(), true),
+            // Floats are rare in a call's variables: written to be measured.
+            _ => number.to_string().len(),
+        },
+        Value::String(text) => string_len(text),
+        // `[` then each item and its comma (the last comma's place is the `]`).
+        Value::Array(items) => 1 + items.iter().map(|item| json_len(item) + 1).sum::<usize>().max(1),
+        Value::Object(fields) => object_len(fields.iter()),
+    }
+}
+
+/// `{` then each `"name":value` and its comma (the last comma's place is the `}`).
+fn object_len<'a>(fields: impl Iterator<Item = (&'a String, &'a Value)>) -> usize {
+    1 + fields.map(|(name, value)| string_len(name) + 1 + json_len(value) + 1).sum::<usize>().max(1)
+}
+
+fn integer_len(magnitude: u64, negative: bool) -> usize {
+    magnitude.checked_ilog10().map_or(1, |digits| digits as usize + 1) + usize::from(negative)
+}
+
+/// A JSON string's length with its quotes and escapes (`\"`, `\\`, `\n`..., `\u00XX`).
+fn string_len(text: &str) -> usize {
+    2 + text
+        .bytes()
+        .map(|byte| match byte {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 /// A value as it reads in a prompt: text as is, numbers and booleans written out, lists joined
@@ -137,7 +211,8 @@ mod tests {
 
     fn check_render(template: &str, expected: &str) {
         let variables = json!({"name": "Ada", "n": 3, "tags": ["a", "b"], "customer": {"tier": "gold"}});
-        let memory = Memory { variables: variables.as_object().unwrap().clone(), ..Memory::default() };
+        let variables = variables.as_object().unwrap().clone();
+        let memory = Memory { variables, ..Memory::default() };
         assert_eq!(render(template, |name| memory.get(name).map(as_text)), expected, "{template}");
     }
 
@@ -193,5 +268,45 @@ mod tests {
         assert!(memory.fits());
         memory.variables.insert("big".into(), json!("x".repeat(MAX_CARRIED)));
         assert!(!memory.fits());
+    }
+
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            "[\"\\\\\n\t\u{0}-\u{1f}a-z]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..4)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The length a memory is measured at is the length of its text.
+        #[test]
+        fn the_measured_length_is_the_written_length(
+            variables in prop::collection::btree_map(any::<String>(), json_value(), 0..5),
+            attributes in prop::collection::btree_map("[a-z\"]{1,4}", json_value(), 0..3),
+            priority in prop::option::of(any::<i64>()),
+            skills in prop::collection::vec(any::<String>(), 0..3),
+        ) {
+            let memory = Memory {
+                variables: variables.into_iter().collect(),
+                attributes: attributes.into_iter().collect(),
+                priority,
+                skills,
+            };
+            prop_assert_eq!(memory.encoded_len(), memory.encode().len(), "{}", memory.encode());
+        }
     }
 }

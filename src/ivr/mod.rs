@@ -200,6 +200,9 @@ pub struct Lookup {
 pub struct When {
     pub branches: Vec<Branch>,
     pub otherwise: String,
+    /// The names the conditions may read (every word of them, a superset): the facts about
+    /// the call among them are added to what the conditions are evaluated against.
+    pub reads: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

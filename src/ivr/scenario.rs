@@ -169,7 +169,7 @@ fn run_call(flow: &Flow, call: &CallFile, at: Option<Timestamp>) -> Result<(), S
     let mut input = Input::Start;
     // The route the call ended in; `None` for a hang-up.
     let routed = loop {
-        let outcome = step(flow, &state, &input, medium, &caller);
+        let outcome = step(flow, state, &input, medium, &caller);
         heard.extend(outcome.response.verbs.iter().flat_map(texts));
         dialed.extend(outcome.response.verbs.iter().filter_map(|verb| match verb {
             Verb::Dial(dial) => Some(match &dial.target {

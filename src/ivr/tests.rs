@@ -135,7 +135,7 @@ fn check_walk(source: &str, inputs: &[&str], expected: Expect) {
             Some(("fail", reason)) => Input::Looked(Err(reason.to_owned())),
             _ => Input::Digits(keys.to_owned()),
         };
-        let step = step(&flow, &state, &input, Medium::Voice(&|_| "/voice/ivr".to_owned()), &CALLER);
+        let step = step(&flow, state, &input, Medium::Voice(&|_| "/voice/ivr".to_owned()), &CALLER);
         let effect = match &step.effect {
             Effect::Continue => "gather".to_owned(),
             Effect::Hangup => "hangup".to_owned(),
@@ -424,7 +424,7 @@ sms = "Reply 1 or SALES."
         let flow = load_flow(flow).unwrap();
         let state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
         matches!(
-            step(&flow, &state, &Input::Text(text.into()), Medium::Text, &TEXTER).effect,
+            step(&flow, state.clone(), &Input::Text(text.into()), Medium::Text, &TEXTER).effect,
             Effect::Route(_)
         )
     };
@@ -451,7 +451,7 @@ fn over_text_the_shipped_flow_answers_messages_with_its_sms_prompts() {
     let mut state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
     let mut lines = Vec::new();
     for input in [Input::Start, Input::Text("hello?".into()), Input::Text("Support".into())] {
-        let step = step(&flow, &state, &input, Medium::Text, &TEXTER);
+        let step = step(&flow, state, &input, Medium::Text, &TEXTER);
         let effect = match &step.effect {
             Effect::Route(route) => format!("route {}", route.attributes),
             other => format!("{other:?}"),
@@ -480,7 +480,7 @@ fn a_failure_at_the_largest_count_does_not_overflow() {
         memory: Memory::default(),
     };
     let flow = load_flow(SHIPPED).unwrap();
-    assert_eq!(step(&flow, &state, &Input::Digits("7".into()), Medium::Text, &TEXTER).effect, Effect::Hangup);
+    assert_eq!(step(&flow, state, &Input::Digits("7".into()), Medium::Text, &TEXTER).effect, Effect::Hangup);
 }
 
 mod fuzz {
@@ -832,7 +832,7 @@ fn a_flow_of_ten_thousand_menus_loads_and_walks() {
     assert_eq!(flow.steps.len(), 10_000);
     let mut state = CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH);
     for _ in 0..100 {
-        state = step(&flow, &state, &Input::Digits("1".into()), Medium::Text, &TEXTER).state;
+        state = step(&flow, state, &Input::Digits("1".into()), Medium::Text, &TEXTER).state;
     }
     assert_eq!(state.menu, "m100");
     // A chain of 10,000 steps that never wait is refused as a whole, one error per loop.

@@ -185,9 +185,14 @@ pub enum Medium<'a> {
 }
 
 /// One step of `flow` for a call (or conversation) in `state` after `input`.
-pub fn step(flow: &Flow, state: &CallState, input: &Input, medium: Medium<'_>, caller: &Caller<'_>) -> Step {
+pub fn step(
+    flow: &Flow,
+    mut state: CallState,
+    input: &Input,
+    medium: Medium<'_>,
+    caller: &Caller<'_>,
+) -> Step {
     let walk = Walk { flow, medium, caller, said: Vec::new() };
-    let mut state = state.clone();
     let Some(node) = flow.steps.get(&state.menu) else {
         // A flow edited while the call was in it: start over rather than fail the caller.
         let restart = CallState { menu: flow.start.clone(), failures: 0, path: Vec::new(), ..state };
@@ -205,12 +210,17 @@ pub fn step(flow: &Flow, state: &CallState, input: &Input, medium: Medium<'_>, c
             if answer.is_empty() {
                 return walk.failed(state, &collect.attempts, false);
             }
-            let mut memory = state.memory.clone();
-            memory.variables.insert(collect.into.clone(), Value::String(answer.clone()));
-            if !collect.accepts(&answer, matches!(medium, Medium::Voice(_))) || !memory.fits() {
+            if !collect.accepts(&answer, matches!(medium, Medium::Voice(_))) {
                 return walk.failed(state, &collect.attempts, true);
             }
-            state.memory = memory;
+            let before = state.memory.variables.insert(collect.into.clone(), Value::String(answer));
+            if !state.memory.fits() {
+                match before {
+                    Some(before) => state.memory.variables.insert(collect.into.clone(), before),
+                    None => state.memory.variables.shift_remove(&collect.into),
+                };
+                return walk.failed(state, &collect.attempts, true);
+            }
             walk.go(state, &collect.next)
         }
         (Action::Voicemail { route, .. }, Input::Recording { url, duration }) if !url.is_empty() => {
@@ -330,9 +340,11 @@ impl Walk<'_> {
                 }
                 Action::When(when) => {
                     self.say_node(&state, node);
-                    let facts = facts(&state, self.caller);
-                    let scope = Scope::task(&facts).at(Clock::from_unix_seconds(self.caller.now.as_second()));
-                    let branch = when.branches.iter().find(|branch| branch.condition.evaluate(&scope));
+                    let clock = Clock::from_unix_seconds(self.caller.now.as_second());
+                    let branch = with_facts(&mut state, self.caller, &when.reads, |document| {
+                        let scope = Scope::task(document).at(clock);
+                        when.branches.iter().find(|branch| branch.condition.evaluate(&scope))
+                    });
                     if let Some(say) = branch.and_then(|branch| branch.say.as_ref()) {
                         self.say(&state, say);
                     }
@@ -619,9 +631,6 @@ fn rendered(value: &Value, state: &CallState, caller: &Caller<'_>) -> Value {
     }
 }
 
-/// The facts about the call every flow may read, by name.
-const FACTS: [&str; 4] = ["from", "to", "channel", "language"];
-
 /// What `name` reads: a fact about the call, else a variable.
 fn fact(state: &CallState, caller: &Caller<'_>, name: &str) -> Option<Value> {
     let text = match name {
@@ -634,15 +643,37 @@ fn fact(state: &CallState, caller: &Caller<'_>, name: &str) -> Option<Value> {
     Some(Value::String(text.to_owned()))
 }
 
-/// The variables and the facts, as the document `when` expressions are evaluated against.
-fn facts(state: &CallState, caller: &Caller<'_>) -> Value {
-    let mut document = state.memory.variables.clone();
-    for name in FACTS {
-        if let Some(value) = fact(state, caller, name) {
-            document.insert(name.to_owned(), value);
-        }
+/// The facts about the call every flow may read, by name.
+const FACTS: [&str; 4] = ["from", "to", "channel", "language"];
+
+/// Runs `read` on the variables and the facts in `reads`, as one document (the one `when`
+/// expressions are evaluated against; facts win over variables of the same name). The
+/// variables are lent, not copied: a `when` runs on every step of a busy line.
+fn with_facts<T>(
+    state: &mut CallState,
+    caller: &Caller<'_>,
+    reads: &[String],
+    read: impl FnOnce(&Value) -> T,
+) -> T {
+    let facts: Vec<(&str, Value)> = FACTS
+        .iter()
+        .filter(|name| reads.iter().any(|read| read == *name))
+        .filter_map(|&name| Some((name, fact(state, caller, name)?)))
+        .collect();
+    let mut fields = std::mem::take(&mut state.memory.variables);
+    let displaced: Vec<(&str, Option<Value>)> =
+        facts.into_iter().map(|(name, value)| (name, fields.insert(name.to_owned(), value))).collect();
+    let document = Value::Object(fields);
+    let result = read(&document);
+    let Value::Object(mut fields) = document else { unreachable!("built as an object above") };
+    for (name, before) in displaced.into_iter().rev() {
+        match before {
+            Some(before) => fields.insert(name.to_owned(), before),
+            None => fields.shift_remove(name),
+        };
     }
-    Value::Object(document)
+    state.memory.variables = fields;
+    result
 }
 
 /// What a lookup posts: the facts, the step, then every variable.

@@ -296,7 +296,7 @@ impl Sms {
         };
         let caller =
             Caller { from: &params.from, to: &params.to, channel: CHANNEL, now: live::timestamp(now) };
-        let step = self.ivr.walk(flow, &state, input, Medium::Text, &caller).await;
+        let step = self.ivr.walk(flow, state, input, Medium::Text, &caller).await;
         record.menu = Some(step.state.menu.clone());
         record.failures = step.state.failures;
         record.language = step.state.language.clone();

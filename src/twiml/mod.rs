@@ -9,6 +9,7 @@ mod tests;
 
 pub use parse::{Element, ParseError, parse};
 
+use std::borrow::Cow;
 use std::io;
 
 use quick_xml::Writer;
@@ -220,7 +221,9 @@ impl Response {
 }
 
 /// Attributes in the order given; `None` values are left out.
-type Attributes<'a> = Vec<(&'a str, Option<String>)>;
+/// Attribute names and values, borrowed where the verb holds the text: an IVR step's action
+/// URL is long, and written on every step.
+type Attributes<'a> = Vec<(&'a str, Option<Cow<'a, str>>)>;
 
 fn write_response(writer: &mut Writer<Vec<u8>>, response: &Response) -> io::Result<()> {
     writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
@@ -241,16 +244,16 @@ fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
         Verb::Pause { length } => element(writer, "Pause", vec![("length", number(*length))], None),
         Verb::Gather(gather) => {
             let attributes = vec![
-                ("input", gather.input.clone()),
-                ("action", gather.action.clone()),
+                ("input", text(&gather.input)),
+                ("action", text(&gather.action)),
                 ("method", method(gather.method)),
                 ("timeout", number(gather.timeout)),
                 ("numDigits", number(gather.num_digits)),
-                ("finishOnKey", gather.finish_on_key.clone()),
+                ("finishOnKey", text(&gather.finish_on_key)),
                 ("actionOnEmptyResult", boolean(gather.action_on_empty_result)),
-                ("language", gather.language.clone()),
-                ("hints", gather.hints.clone()),
-                ("speechTimeout", gather.speech_timeout.clone()),
+                ("language", text(&gather.language)),
+                ("hints", text(&gather.hints)),
+                ("speechTimeout", text(&gather.speech_timeout)),
             ];
             if gather.prompts.is_empty() {
                 return element(writer, "Gather", attributes, None);
@@ -272,9 +275,11 @@ fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
         }
         Verb::Hangup => element(writer, "Hangup", vec![], None),
         Verb::Reject { reason } => {
-            let reason = reason.map(|reason| match reason {
-                RejectReason::Rejected => "rejected".to_owned(),
-                RejectReason::Busy => "busy".to_owned(),
+            let reason = reason.map(|reason| {
+                Cow::Borrowed(match reason {
+                    RejectReason::Rejected => "rejected",
+                    RejectReason::Busy => "busy",
+                })
             });
             element(writer, "Reject", vec![("reason", reason)], None)
         }
@@ -282,22 +287,22 @@ fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
             writer,
             "Record",
             vec![
-                ("action", record.action.clone()),
+                ("action", text(&record.action)),
                 ("method", method(record.method)),
                 ("timeout", number(record.timeout)),
                 ("maxLength", number(record.max_length)),
-                ("finishOnKey", record.finish_on_key.clone()),
+                ("finishOnKey", text(&record.finish_on_key)),
                 ("playBeep", boolean(record.play_beep)),
-                ("recordingStatusCallback", record.recording_status_callback.clone()),
+                ("recordingStatusCallback", text(&record.recording_status_callback)),
             ],
             None,
         ),
         Verb::Dial(dial) => {
             let attributes = vec![
-                ("action", dial.action.clone()),
+                ("action", text(&dial.action)),
                 ("method", method(dial.method)),
                 ("timeout", number(dial.timeout)),
-                ("callerId", dial.caller_id.clone()),
+                ("callerId", text(&dial.caller_id)),
                 ("answerOnBridge", boolean(dial.answer_on_bridge)),
             ];
             writer.write_event(Event::Start(start("Dial", attributes)))?;
@@ -309,13 +314,13 @@ fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
                     let attributes = vec![
                         ("startConferenceOnEnter", boolean(room.start_conference_on_enter)),
                         ("endConferenceOnExit", boolean(room.end_conference_on_exit)),
-                        ("beep", room.beep.clone()),
-                        ("waitUrl", room.wait_url.clone()),
+                        ("beep", text(&room.beep)),
+                        ("waitUrl", text(&room.wait_url)),
                         ("waitMethod", method(room.wait_method)),
-                        ("statusCallback", room.status_callback.clone()),
-                        ("statusCallbackEvent", room.status_callback_event.clone()),
+                        ("statusCallback", text(&room.status_callback)),
+                        ("statusCallbackEvent", text(&room.status_callback_event)),
                         ("statusCallbackMethod", method(room.status_callback_method)),
-                        ("participantLabel", room.participant_label.clone()),
+                        ("participantLabel", text(&room.participant_label)),
                     ];
                     element(writer, "Conference", attributes, Some(&room.name))?
                 }
@@ -323,7 +328,7 @@ fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
             writer.write_event(Event::End(BytesEnd::new("Dial")))
         }
         Verb::Message(message) => {
-            let attributes = vec![("to", message.to.clone()), ("from", message.from.clone())];
+            let attributes = vec![("to", text(&message.to)), ("from", text(&message.from))];
             if message.media.is_empty() {
                 return element(writer, "Message", attributes, Some(&message.body));
             }
@@ -339,7 +344,7 @@ fn write_verb(writer: &mut Writer<Vec<u8>>, verb: &Verb) -> io::Result<()> {
 
 fn write_say(writer: &mut Writer<Vec<u8>>, say: &Say) -> io::Result<()> {
     let attributes =
-        vec![("voice", say.voice.clone()), ("language", say.language.clone()), ("loop", number(say.repeat))];
+        vec![("voice", text(&say.voice)), ("language", text(&say.language)), ("loop", number(say.repeat))];
     element(writer, "Say", attributes, Some(&say.text))
 }
 
@@ -352,7 +357,7 @@ fn start<'a>(name: &'a str, attributes: Attributes<'_>) -> BytesStart<'a> {
     for (key, value) in attributes {
         if let Some(value) = value {
             // `push_attribute` escapes `&`, `<`, `>`, `"` and `'` in the value.
-            start.push_attribute((key, value.as_str()));
+            start.push_attribute((key, value.as_ref()));
         }
     }
     start
@@ -375,14 +380,18 @@ fn element(
     }
 }
 
-fn number(value: Option<u32>) -> Option<String> {
-    value.map(|value| value.to_string())
+fn text(value: &Option<String>) -> Option<Cow<'_, str>> {
+    value.as_deref().map(Cow::Borrowed)
 }
 
-fn boolean(value: Option<bool>) -> Option<String> {
-    value.map(|value| value.to_string())
+fn number(value: Option<u32>) -> Option<Cow<'static, str>> {
+    value.map(|value| Cow::Owned(value.to_string()))
 }
 
-fn method(value: Option<Method>) -> Option<String> {
-    value.map(|value| value.as_str().to_owned())
+fn boolean(value: Option<bool>) -> Option<Cow<'static, str>> {
+    value.map(|value| Cow::Borrowed(if value { "true" } else { "false" }))
+}
+
+fn method(value: Option<Method>) -> Option<Cow<'static, str>> {
+    value.map(|value| Cow::Borrowed(value.as_str()))
 }

@@ -261,7 +261,7 @@ impl Ivr {
     pub async fn walk(
         &self,
         flow: &Flow,
-        state: &CallState,
+        state: CallState,
         input: Input,
         medium: Medium<'_>,
         caller: &Caller<'_>,
@@ -280,7 +280,7 @@ impl Ivr {
             if let Err(reason) = &answer {
                 tracing::warn!(url = %request.url, step = %step.state.menu, %reason, "an IVR lookup failed; the flow goes on by its on_error step");
             }
-            step = ivr::step(flow, &step.state, &Input::Looked(answer), medium, caller);
+            step = ivr::step(flow, step.state, &Input::Looked(answer), medium, caller);
         }
         said.append(&mut step.response.verbs);
         step.response = Response::new(joined_messages(said));

@@ -21,6 +21,7 @@ pub mod transfer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use serde_json::json;
 
 use crate::config::VoiceSettings;
@@ -112,7 +113,7 @@ impl CallParams {
                     .filter(|path| !path.is_empty())
                     .map(|path| path.split(',').map(str::to_owned).collect())
                     .unwrap_or_default(),
-                memory: get("memory").map(|memory| ivr::Memory::decode(&memory)).unwrap_or_default(),
+                memory: get("memory").map(|memory| memory_from_url(&memory)).unwrap_or_default(),
             };
             (flow, state)
         });
@@ -156,18 +157,37 @@ impl CallParams {
 fn ivr_action(flow: &str, state: &CallState) -> String {
     let path = state.path.join(",");
     let failures = state.failures.to_string();
-    let memory = state.memory.encode();
-    let mut params = vec![
-        ("flow", flow),
-        ("menu", state.menu.as_str()),
-        ("failures", failures.as_str()),
-        ("language", state.language.as_str()),
-        ("path", path.as_str()),
-    ];
-    if !memory.is_empty() {
-        params.push(("memory", memory.as_str()));
+    let mut params = vec![("flow", flow), ("menu", state.menu.as_str())];
+    // What is absent reads as its default: every byte of this URL travels twice per step.
+    if state.failures > 0 {
+        params.push(("failures", failures.as_str()));
     }
-    format!("{}?{}", paths::IVR, serde_urlencoded::to_string(params).unwrap_or_default())
+    params.push(("language", state.language.as_str()));
+    if !path.is_empty() {
+        params.push(("path", path.as_str()));
+    }
+    let mut url = format!("{}?{}", paths::IVR, serde_urlencoded::to_string(params).unwrap_or_default());
+    // Last, and not percent-encoded: URL-safe base64 needs none.
+    memory_in_url(&state.memory, &mut url);
+    url
+}
+
+/// A caller's variables as the action URL carries them: their JSON in unpadded URL-safe
+/// base64, a third longer than the JSON where percent-encoding would double it, and with
+/// nothing for the TwiML writer to escape.
+fn memory_in_url(memory: &ivr::Memory, url: &mut String) {
+    let json = memory.encode();
+    if !json.is_empty() {
+        url.push_str("&memory=");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(json, url);
+    }
+}
+
+/// The variables [`memory_in_url`] wrote (the URL is signed, so nothing else arrives).
+fn memory_from_url(text: &str) -> ivr::Memory {
+    ivr::Memory::decode_bytes(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap_or_default(),
+    )
 }
 
 /// Why an agent's control of their call was not carried out.
@@ -374,16 +394,22 @@ impl Voice {
     /// `POST /voice/ivr?flow=..&menu=..`: the caller pressed keys (or said something, or
     /// nothing, or left a message, or a forwarded call ended) at a step. A route creates the
     /// task and stores the call, once.
-    pub async fn ivr(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+    /// `place` is `params.ivr`, handed over: the caller's variables are not copied.
+    pub async fn ivr(
+        &self,
+        params: &CallParams,
+        place: Option<(String, CallState)>,
+        now: Millis,
+    ) -> Result<Response, VoiceError> {
         let mut guard = self.calls.lock(&params.call_sid).await;
         if guard.is_some() {
             // A retry of the step that routed the call: it is already in line.
             return self.decide(&mut guard, now, call::on_wait).await;
         }
         let flows = self.ivr.flows();
-        let position = params.ivr.as_ref().and_then(|(name, state)| {
-            let (name, flow) = flows.iter().find(|(known, _)| *known == name)?;
-            Some((name.as_str(), flow, state.clone()))
+        let position = place.and_then(|(name, state)| {
+            let (name, flow) = flows.iter().find(|(known, _)| **known == name)?;
+            Some((name.as_str(), flow, state))
         });
         let Some((name, flow, state)) = position.or_else(|| {
             // No (or an unknown) flow in the URL, e.g. a flow file renamed meanwhile: start over.
@@ -418,7 +444,7 @@ impl Voice {
         let caller =
             ivr::Caller { from: &params.from, to: &params.to, channel: "voice", now: live::timestamp(now) };
         let action = |state: &CallState| ivr_action(name, state);
-        let step = self.ivr.walk(flow, &state, input, ivr::Medium::Voice(&action), &caller).await;
+        let step = self.ivr.walk(flow, state, input, ivr::Medium::Voice(&action), &caller).await;
         let Effect::Route(request) = step.effect else { return Ok(step.response) };
         // A voicemail menu routes with the message already recorded.
         let stage =

@@ -432,8 +432,11 @@ async fn a_server_killed_while_a_callbacks_customer_rings_connects_them_to_the_a
     let alice = center.alice.clone();
     center.rest(Method::POST, &format!("/Workers/{alice}"), &[("ActivitySid", &offline)]).await;
 
-    // A caller asks to be called back; their phone will ring 30 s (3 s here) when called.
-    center.provider.script_phone("+15550100021", json!({"answer_after": 30.0})).await;
+    // A caller asks to be called back; their phone will ring 50 s (5 s here) when called: long
+    // enough for the restart below on a busy 2-core machine (at 3 s it sometimes answered while
+    // the server was still down, in the whole suite), and shorter than the agent's leg rings
+    // (dial_timeout, 6 s here), which is called at the same moment.
+    center.provider.script_phone("+15550100021", json!({"answer_after": 50.0})).await;
     let asked = center.provider.call_from("+15550100021", &["1", "1"]).await;
     center.provider.wait_for(&asked, "the caller thanked", |summary| summary["status"] == "completed").await;
     center.available_agent("alice").await;

@@ -144,7 +144,7 @@ async fn a_sales_caller_presses_1_waits_and_is_bridged_to_the_agent_who_accepted
     check(
         &menu,
         expect![[
-            r#"<Response><Gather input="dtmf" action="/voice/ivr?flow=main.toml&amp;menu=main&amp;failures=0&amp;language=en-US&amp;path=" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>"#
+            r#"<Response><Gather input="dtmf" action="/voice/ivr?flow=main.toml&amp;menu=main&amp;language=en-US" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Thanks for calling. For sales, press 1. For support, press 2.</Say></Gather></Response>"#
         ]],
     );
     check(
