@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use switchboard::http::signature;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -30,6 +31,9 @@ mod when;
 use when::{WHEN_FLOW, twenty_variables};
 
 const TOKEN: &str = "bench-token";
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+/// How often the IVR folder is reloaded while the IVR step is at saturation.
+const RELOAD_EVERY: Duration = Duration::from_millis(100);
 const CALLS: usize = 2_000;
 const SATURATION_CONNECTIONS: usize = 200;
 const SATURATION_TIME: Duration = Duration::from_secs(10);
@@ -53,6 +57,7 @@ fn main() {
         .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
         .env("SWITCHBOARD_STORE_DATA_DIR", dir.path())
         .env("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN)
+        .env("SWITCHBOARD_TWILIO_ACCOUNT_SID", ACCOUNT)
         .env("RUST_LOG", "warn,switchboard::app=info")
         .stderr(Stdio::piped())
         .spawn()
@@ -110,6 +115,33 @@ fn main() {
         let when_errors: usize = when_rounds.iter().map(|(baseline, when)| baseline.errors + when.errors).sum();
         let static_rate = open_loop(&address, &fallback).await;
         let ivr_rate = open_loop(&address, &ivr).await;
+        // The IVR folder reloaded every 100 ms (admin API) while the IVR step is at saturation:
+        // no request may fail, and every reload must be taken.
+        let reloading = tokio::spawn({
+            let address = address.clone();
+            async move {
+                let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{TOKEN}"));
+                let request = format!(
+                    "POST /admin/api/ivr/reload HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {credentials}\r\nContent-Length: 0\r\n\r\n"
+                );
+                let started = tokio::time::Instant::now();
+                let mut connection = Connection::open(&address).await;
+                let (mut taken, mut refused) = (0, 0);
+                while started.elapsed() < SATURATION_TIME {
+                    match connection.exchange(request.as_bytes()).await {
+                        Ok(()) => taken += 1,
+                        Err(_) => {
+                            refused += 1;
+                            connection = Connection::open(&address).await;
+                        }
+                    }
+                    tokio::time::sleep(RELOAD_EVERY).await;
+                }
+                (taken, refused)
+            }
+        });
+        let reloaded = closed_loop(&address, &ivr, SATURATION_CONNECTIONS, Some(SATURATION_TIME)).await;
+        let (reloads, reloads_refused) = reloading.await.unwrap();
         // Every agent is offline: each caller who presses 1 gets a Sales task and waits.
         let routed = closed_loop(&address, &route, SATURATION_CONNECTIONS, None).await;
         let held = closed_loop(&address, &wait, SATURATION_CONNECTIONS, Some(SATURATION_TIME)).await;
@@ -165,6 +197,14 @@ fn main() {
             held.percentiles(),
             held.per_second / static_saturated.per_second
         );
+        println!(
+            "| Also: IVR step at saturation while the IVR folder is reloaded every {} ms ({reloads} reloads, {reloads_refused} refused): requests/s, errors, p50 / p99 | | {:.0}, {} errors, {} | {:.2} |",
+            RELOAD_EVERY.as_millis(),
+            reloaded.per_second,
+            reloaded.errors,
+            reloaded.percentiles(),
+            reloaded.per_second / static_saturated.per_second
+        );
         if let (Some(static_wrk), Some(ivr_wrk)) =
             (wrk(&address, "/voice/fallback", "7", dir.path()), wrk(&address, menu, "7", dir.path()))
         {
@@ -180,7 +220,7 @@ fn main() {
             );
         }
         assert_eq!(
-            routed.errors + held.errors + static_saturated.errors + ivr_saturated.errors + when_errors,
+            routed.errors + held.errors + static_saturated.errors + ivr_saturated.errors + when_errors + reloaded.errors + reloads_refused,
             0,
             "every request answered 200"
         );

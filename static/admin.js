@@ -1,7 +1,8 @@
 // The admin page: the onboarding guide's steps as forms. Skills (with their queue and workflow
 // expressions), the team and their skills, task queues (the target expression checked as you
 // type, with the workers it matches), workflows (a form and its JSON side by side), and a live
-// dashboard with "why not this agent".
+// dashboard with "why not this agent", call recordings, and the IVR flows drawn as diagrams
+// (Viz.js, loaded when that tab opens) with their scenarios, passed or failed, and a reload.
 //
 // It speaks TaskRouter's REST API and the admin API with the admin's session cookie and its
 // CSRF token. Every name, attribute and expression is put on the page as text.
@@ -50,7 +51,81 @@ function route() {
   for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== wanted;
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("current", link.getAttribute("href") === `#${wanted}`);
   if (wanted === "recordings" && workspace) loadRecordings().catch(failed);
+  if (wanted === "ivr" && workspace) loadFlows().catch(failed);
 }
+
+// ----- IVR flows -----
+
+let vizLoading = null;
+
+/** Viz.js (Graphviz in WebAssembly, vendored), loaded once, when a diagram is first drawn. */
+function viz() {
+  if (!vizLoading) {
+    vizLoading = new Promise((resolve, reject) => {
+      const script = el("script", { src: "/static/vendor/viz-global.js" });
+      script.addEventListener("load", () => window.Viz.instance().then(resolve, reject));
+      script.addEventListener("error", () => reject(new Error("the diagram library could not be loaded")));
+      document.head.append(script);
+    });
+  }
+  return vizLoading;
+}
+
+/** The flows in use: each one's diagram, numbers and scenarios. */
+async function loadFlows() {
+  const { dir, flows, scenario_error: scenarioError } = await request("GET", "/admin/api/ivr");
+  $("ivr-dir").textContent = dir;
+  $("ivr-scenario-error").textContent = scenarioError ? `The scenarios could not be run: ${scenarioError}` : "";
+  const cards = flows.map((flow) => {
+    const diagram = el("div", { class: "flow-diagram", role: "img", "aria-label": `Diagram of ${flow.name}` });
+    const passed = flow.scenarios.filter((call) => call.passed).length;
+    const rows = flow.scenarios.map((call) =>
+      el(
+        "tr",
+        { "data-passed": String(call.passed) },
+        el("td", {}, call.name),
+        el("td", {}, el("code", {}, `${call.file}:${call.line}`)),
+        el("td", { class: call.passed ? "ok" : "bad" }, call.passed ? "passed" : `failed: ${call.failure}`),
+      ),
+    );
+    const card = el(
+      "article",
+      { class: "card flow", "data-flow": flow.name },
+      el("h3", {}, flow.name),
+      el("p", { class: "quiet" }, `${flow.steps} steps, starting at “${flow.start}”; ${flow.numbers.length ? `answers ${flow.numbers.join(", ")}` : "answers every number no other flow lists"}; ${flow.languages.join(", ")}`),
+      diagram,
+      el("h4", {}, flow.scenarios.length ? `Scenarios: ${passed} of ${flow.scenarios.length} passed` : "No scenarios test this flow"),
+      flow.scenarios.length
+        ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Call"), el("th", {}, "Where"), el("th", {}, "Result"))), el("tbody", {}, ...rows))
+        : null,
+    );
+    draw(diagram, flow);
+    return card;
+  });
+  $("ivr-flows").replaceChildren(...cards);
+}
+
+/** Draws `flow` into `container`; its Mermaid text stands in if the diagram cannot be drawn. */
+async function draw(container, flow) {
+  try {
+    const graphviz = await viz();
+    container.replaceChildren(graphviz.renderSVGElement(flow.dot));
+  } catch (error) {
+    container.replaceChildren(el("p", { class: "error" }, `The diagram could not be drawn (${error.message}); as text:`), el("pre", {}, flow.mermaid));
+  }
+}
+
+$("ivr-reload").addEventListener("click", async () => {
+  $("error").textContent = "";
+  $("ivr-reload-result").textContent = "Reloading…";
+  try {
+    const reloaded = await request("POST", "/admin/api/ivr/reload");
+    $("ivr-reload-result").textContent = `Reloaded: ${reloaded.flows.join(", ")} in use; ${reloaded.scenarios} scenario calls passed.`;
+    await loadFlows();
+  } catch (error) {
+    $("ivr-reload-result").textContent = error.message;
+  }
+});
 
 // ----- recordings -----
 

@@ -1,6 +1,6 @@
 //! The admin API of the IVR flows, behind the account's credentials:
 //!
-//! - `GET /admin/api/ivr`: the flows in use, each with its numbers, its picture (Mermaid) and
+//! - `GET /admin/api/ivr`: the flows in use, each with its numbers, its picture (Mermaid and DOT) and
 //!   the scenarios of `ivr/tests/` that test it, run against it now, passed or failed;
 //! - `POST /admin/api/ivr/reload`: reads the `ivr/` folder again and uses it from the next
 //!   webhook on when every flow loads and every scenario passes (as SIGHUP does); otherwise
@@ -53,6 +53,7 @@ async fn flows(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {
                 "steps": flow.steps.len(),
                 "languages": flow.languages,
                 "mermaid": crate::ivr::graph::mermaid(flow),
+                "dot": crate::ivr::graph::dot(flow),
                 "scenarios": calls,
             })
         })

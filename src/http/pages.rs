@@ -17,29 +17,40 @@ const SUPERVISOR_HTML: &str = include_str!("../../static/supervisor.html");
 const SUPERVISOR_JS: &str = include_str!("../../static/supervisor.js");
 const PAGE_JS: &str = include_str!("../../static/page.js");
 const STYLE_CSS: &str = include_str!("../../static/switchboard.css");
+/// Viz.js (Graphviz in WebAssembly) for the admin page's flow diagrams: `static/vendor/`.
+const VIZ_JS: &str = include_str!("../../static/vendor/viz-global.js");
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// The admin page's: the same, and WebAssembly compiled from this server's scripts (Viz.js
+/// draws the IVR flows); `'wasm-unsafe-eval'` allows no JavaScript `eval`.
+const ADMIN_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     let asset = |body: &'static str, content_type: &'static str| {
-        web::get().to(move || async move { page(body, content_type) })
+        web::get().to(move || async move { page(body, content_type, CONTENT_SECURITY_POLICY) })
     };
     config
         .route("/agent", asset(AGENT_HTML, "text/html; charset=utf-8"))
         .route("/static/page.js", asset(PAGE_JS, "text/javascript; charset=utf-8"))
         .route("/static/agent.js", asset(AGENT_JS, "text/javascript; charset=utf-8"))
-        .route("/admin", asset(ADMIN_HTML, "text/html; charset=utf-8"))
+        .route(
+            "/admin",
+            web::get()
+                .to(|| async { page(ADMIN_HTML, "text/html; charset=utf-8", ADMIN_CONTENT_SECURITY_POLICY) }),
+        )
+        .route("/static/vendor/viz-global.js", asset(VIZ_JS, "text/javascript; charset=utf-8"))
         .route("/static/admin.js", asset(ADMIN_JS, "text/javascript; charset=utf-8"))
         .route("/supervisor", asset(SUPERVISOR_HTML, "text/html; charset=utf-8"))
         .route("/static/supervisor.js", asset(SUPERVISOR_JS, "text/javascript; charset=utf-8"))
         .route("/static/switchboard.css", asset(STYLE_CSS, "text/css; charset=utf-8"));
 }
 
-fn page(body: &'static str, content_type: &'static str) -> HttpResponse {
+fn page(body: &'static str, content_type: &'static str, policy: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::CONTENT_SECURITY_POLICY, policy))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         // The pages change with the binary; a browser checks again rather than run stale code.
         .insert_header((header::CACHE_CONTROL, "no-cache"))

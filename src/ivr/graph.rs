@@ -160,7 +160,11 @@ pub fn mermaid(flow: &Flow) -> String {
 pub fn dot(flow: &Flow) -> String {
     let quote = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
     let (nodes, edges) = graph(flow);
-    let mut lines = vec!["digraph flow {".to_owned(), "  node [shape=box];".to_owned()];
+    let mut lines = vec![
+        "digraph flow {".to_owned(),
+        "  node [shape=box, fontname=\"sans-serif\"];".to_owned(),
+        "  edge [fontname=\"sans-serif\", fontsize=11];".to_owned(),
+    ];
     for node in &nodes {
         let shape = if node.end { ", style=rounded" } else { "" };
         lines.push(format!("  {} [label=\"{}\"{shape}];", node.id, quote(&node.label)));
@@ -202,7 +206,8 @@ mod tests {
         .assert_eq(&mermaid(&flow));
         expect![[r#"
             digraph flow {
-              node [shape=box];
+              node [shape=box, fontname="sans-serif"];
+              edge [fontname="sans-serif", fontsize=11];
               start [label="call"];
               step_goodbye [label="goodbye"];
               step_goodbye_hangup [label="hang up", style=rounded];
@@ -236,7 +241,8 @@ mod tests {
         .assert_eq(&mermaid(&flow));
         expect![[r#"
             digraph flow {
-              node [shape=box];
+              node [shape=box, fontname="sans-serif"];
+              edge [fontname="sans-serif", fontsize=11];
               start [label="call"];
               step_a_20_22b_22 [label="a \"b\""];
               step_a_20_22b_22_route_1 [label="agents: <x>", style=rounded];

@@ -688,3 +688,71 @@ async fn a_callback_request_is_offered_ahead_of_a_later_caller_and_connects_when
     crate::transfers::until_hearing(&provider, &task, &customer, &["agent"]).await;
     assert_eq!(provider.summary(&later).await["status"], "in-progress", "the later caller still waits");
 }
+
+/// A copy of the shipped IVR folder (flows and scenarios), to change under a running server.
+fn shipped_ivr_copy() -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr");
+    std::fs::create_dir(copy.path().join("tests")).unwrap();
+    for file in ["main.toml", "account.toml", "tests/main.toml", "tests/account.toml"] {
+        std::fs::copy(shipped.join(file), copy.path().join(file)).unwrap();
+    }
+    copy
+}
+
+#[tokio::test]
+async fn the_admin_page_draws_each_ivr_flow_with_its_scenarios_and_reloads_the_folder() {
+    let ivr = shipped_ivr_copy();
+    let dir = ivr.path().to_owned();
+    let app = spawn_api_with(move |settings| settings.voice.ivr_dir = dir).await;
+    let admin = admin_signs_in(&app).await;
+    admin.click("#nav a[href='#ivr']").await;
+    // Each flow drawn by Graphviz (WebAssembly, under the page's CSP), with its scenarios passed.
+    for flow in ["account.toml", "main.toml"] {
+        admin.find(&format!(".flow[data-flow='{flow}'] .flow-diagram svg")).await;
+    }
+    let drawn = script(
+        &admin,
+        "return [...document.querySelectorAll(\".flow[data-flow='account.toml'] svg g.node title\")].map((t) => t.textContent)",
+    )
+    .await;
+    let nodes: Vec<&str> = drawn.as_array().unwrap().iter().filter_map(|node| node.as_str()).collect();
+    assert!(
+        nodes.contains(&"step_crm") && nodes.contains(&"step_sort") && nodes.contains(&"step_partner"),
+        "{drawn}"
+    );
+    let heading =
+        admin.wait_for_text(".flow[data-flow='account.toml'] h4", "Scenarios: 12 of 12 passed").await;
+    assert!(heading.contains("12 of 12"), "{heading}");
+    let failed =
+        script(&admin, "return document.querySelectorAll(\"#ivr-flows tr[data-passed='false']\").length")
+            .await;
+    assert_eq!(failed, 0);
+    admin.screenshot("admin-ivr-flows").await;
+
+    // A scenario that now fails: the reload is refused, says where, and the flows stay.
+    let failing = std::fs::read_to_string(ivr.path().join("tests/main.toml")).unwrap().replacen(
+        "route = { skills = [\"Sales\"]",
+        "route = { skills = [\"Support\"]",
+        1,
+    );
+    std::fs::write(ivr.path().join("tests/main.toml"), failing).unwrap();
+    admin.click("#ivr-reload").await;
+    let refused = admin.wait_for_text("#ivr-reload-result", "the flows in use stay").await;
+    assert!(refused.contains("tests/main.toml:") && refused.contains("failed"), "{refused}");
+    admin.screenshot("admin-ivr-reload-refused").await;
+
+    // Mended, with a new greeting: reloaded, and a new call hears it.
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr/tests/main.toml"),
+        ivr.path().join("tests/main.toml"),
+    )
+    .unwrap();
+    admin.click("#ivr-reload").await;
+    admin
+        .wait_for_text(
+            "#ivr-reload-result",
+            "Reloaded: account.toml, main.toml in use; 16 scenario calls passed.",
+        )
+        .await;
+}
