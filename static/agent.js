@@ -255,7 +255,7 @@ function renderTasks(tasks) {
       );
       const played = recordings(task);
       if (played) card.append(played);
-      if (task.channel === "sms") card.append(conversation(task.task_sid));
+      if (TEXT_CHANNELS.includes(task.channel)) card.append(conversation(task.task_sid));
       return card;
     }),
   );
@@ -402,20 +402,27 @@ function recordings(task) {
   }));
 }
 
-/** The conversation panel of an SMS task: kept across renders, read again when it changes. */
+/** The task channels of text conversations: SMS, and WhatsApp (on TaskRouter's `chat`). */
+const TEXT_CHANNELS = ["sms", "chat"];
+
+/** The conversation panel of a text task: kept across renders, read again when it changes. */
 function conversation(task) {
   let panel = conversations.get(task);
   if (panel) return panel.element;
   const messages = el("div", { class: "messages", "aria-live": "polite" });
-  const body = el("textarea", { rows: "2", name: "Body", placeholder: "Reply…" });
+  const body = el("textarea", { rows: "2", name: "Body", placeholder: "Reply…", "aria-label": "Reply" });
+  const picture = el("input", { type: "url", name: "MediaUrl", placeholder: "https://… (a picture to send, optional)", "aria-label": "Picture URL" });
   const error = el("p", { class: "error", role: "alert" });
-  const form = el("form", { class: "reply" }, body, el("button", { type: "submit" }, "Send"), error);
+  const form = el("form", { class: "reply" }, body, picture, el("button", { type: "submit" }, "Send"), error);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
+    const reply = { Body: body.value };
+    if (picture.value.trim()) reply.MediaUrl = picture.value.trim();
     try {
-      await api("POST", `/agent/api/conversations/${task}/messages`, { Body: body.value });
+      await api("POST", `/agent/api/conversations/${task}/messages`, reply);
       body.value = "";
+      picture.value = "";
     } catch (failure) {
       error.textContent = failure.message;
     }
@@ -454,7 +461,11 @@ async function load(task, panel) {
 
 function message(item) {
   const delivery = item.delivery ? el("span", { class: "delivery" }, item.delivery.status) : null;
-  return el("p", { class: `message ${item.author}` }, el("span", { class: "author" }, item.author), el("span", { class: "body" }, item.body), delivery);
+  // Media open in a new tab from the provider (the page's CSP shows no outside images inline).
+  const media = (item.media || []).map((attached, n) =>
+    el("a", { class: "media", href: attached.url, target: "_blank", rel: "noopener noreferrer" }, `📎 ${attached.content_type || "attachment"} ${n + 1}`),
+  );
+  return el("p", { class: `message ${item.author}` }, el("span", { class: "author" }, item.author), el("span", { class: "body" }, item.body), ...media, delivery);
 }
 
 /** A voicemail: a customer to call back by hand (a callback request is called by itself). */
@@ -506,7 +517,7 @@ async function finish(task, status, channel) {
   $("desk-error").textContent = "";
   try {
     const chosen = status === "completed" && picked.get(task) ? { Disposition: picked.get(task) } : {};
-    if (channel === "sms" && status === "completed") {
+    if (TEXT_CHANNELS.includes(channel) && status === "completed") {
       // Closing a conversation completes its task and texts the customer the closing message.
       await api("POST", `/agent/api/conversations/${task}/close`, chosen);
       render(await api("GET", "/agent/api/state"));

@@ -34,7 +34,7 @@ use crate::agents::Role;
 use crate::live::{self, LiveEngine};
 use crate::routing::{Sid, SidKind};
 use crate::sms::{ConversationEvent, ConversationView, MessageParams, Sms, SmsError};
-use crate::store::OutboxV1;
+use crate::store::{MediaV1, OutboxV1};
 use crate::twiml::{Response, Verb};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
@@ -188,6 +188,7 @@ fn sse(event: &ConversationEvent) -> String {
                 "date_created": date(message.at),
                 "author": message.author,
                 "body": message.body,
+                "media": message.media.iter().map(media).collect::<Vec<_>>(),
                 "delivery": event.delivery.as_ref().map(delivery),
             }),
         ),
@@ -197,10 +198,12 @@ fn sse(event: &ConversationEvent) -> String {
 }
 
 async fn reply(ConversationTask(task): ConversationTask, form: Form, sms: web::Data<Sms>) -> HttpResponse {
-    let Some(body) = form.get("Body") else {
-        return ApiError::new(StatusCode::BAD_REQUEST, "Body is required (form-encoded)").error_response();
+    let media: Vec<String> = form.all("MediaUrl").map(str::to_owned).collect();
+    let Some(body) = form.get("Body").or(if media.is_empty() { None } else { Some("") }) else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "Body (or MediaUrl) is required (form-encoded)")
+            .error_response();
     };
-    match sms.reply(task, body, live::now()).await {
+    match sms.reply(task, body, &media, live::now()).await {
         Ok(entry) => HttpResponse::Created().json(delivery(&entry)),
         Err(err) => error(err),
     }
@@ -234,6 +237,7 @@ fn render(view: &ConversationView) -> Value {
                 "date_created": date(message.at),
                 "author": message.author,
                 "body": message.body,
+                "media": message.media.iter().map(media).collect::<Vec<_>>(),
                 "delivery": message.outbox.and_then(|id| view.deliveries.get(&id)).map(delivery),
             })
         })
@@ -245,6 +249,10 @@ fn render(view: &ConversationView) -> Value {
         "opted_out": conversation.stopped,
         "messages": messages,
     })
+}
+
+fn media(media: &MediaV1) -> Value {
+    json!({"url": media.url, "content_type": media.content_type})
 }
 
 fn delivery(entry: &OutboxV1) -> Value {

@@ -1,6 +1,6 @@
 //! Delivers the agents' replies: the SMS outbox, in order, to the provider's REST API
 //! (Twilio's `POST {api_base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, Basic auth,
-//! `To`, `From`, `Body`). A reply is marked sent only once the provider accepted it (2xx);
+//! `To`, `From`, `Body`, a `MediaUrl` per picture). A reply is marked sent only once the provider accepted it (2xx);
 //! refused for good on a 400 or 422 (the message itself is wrong); otherwise tried again later,
 //! waiting longer each time, until accepted.
 //!
@@ -146,7 +146,11 @@ async fn already_sent(
 }
 
 async fn send(client: &reqwest::Client, url: &str, credentials: &Credentials, entry: &OutboxV1) -> Attempt {
-    let form = [("To", entry.to.as_str()), ("From", entry.from.as_str()), ("Body", entry.body.as_str())];
+    let mut form = vec![("To", entry.to.as_str()), ("From", entry.from.as_str())];
+    if !entry.body.is_empty() {
+        form.push(("Body", entry.body.as_str()));
+    }
+    form.extend(entry.media.iter().map(|url| ("MediaUrl", url.as_str())));
     let response = client
         .post(url)
         .basic_auth(&credentials.account_sid, Some(&credentials.auth_token))

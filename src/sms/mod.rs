@@ -32,8 +32,8 @@ use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
 use crate::routing::{Command, Event, EventType, Millis, RoutingError, Sid, TaskStatus};
 use crate::store::{
-    ConversationRecord, ConversationV1, ConversationV2, KeyedWrite, MessagePageRecord, MessagePageV1,
-    MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
+    ConversationRecord, ConversationV1, ConversationV2, KeyedWrite, MediaV1, MessagePageRecord,
+    MessagePageV1, MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
 };
 use crate::twiml::{Response, Verb};
 use crate::voice::Ivr;
@@ -45,6 +45,8 @@ pub struct MessageParams {
     pub from: String,
     pub to: String,
     pub body: String,
+    /// Pictures and other media (`NumMedia`, `MediaUrlN`, `MediaContentTypeN`).
+    pub media: Vec<MediaV1>,
 }
 
 impl MessageParams {
@@ -52,9 +54,63 @@ impl MessageParams {
         let get = |name: &str| {
             params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()).unwrap_or_default()
         };
-        MessageParams { message_sid: get("MessageSid"), from: get("From"), to: get("To"), body: get("Body") }
+        let count = get("NumMedia").parse::<usize>().unwrap_or(0).min(MAX_MEDIA);
+        let media = (0..count)
+            .map(|n| MediaV1 {
+                url: get(&format!("MediaUrl{n}")),
+                content_type: get(&format!("MediaContentType{n}")),
+            })
+            .filter(|media| !media.url.is_empty())
+            .collect();
+        MessageParams {
+            message_sid: get("MessageSid"),
+            from: get("From"),
+            to: get("To"),
+            body: get("Body"),
+            media,
+        }
+    }
+
+    /// The channel the text came on: WhatsApp (`whatsapp:` addresses), else SMS.
+    pub fn channel(&self) -> Channel {
+        if self.from.starts_with(WHATSAPP) { Channel::WhatsApp } else { Channel::Sms }
     }
 }
+
+/// How a customer texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Sms,
+    /// `whatsapp:+E.164` addresses. Routed on TaskRouter's `chat` task channel, with
+    /// `channelType: "whatsapp"`, as Flex routes WhatsApp conversations.
+    WhatsApp,
+}
+
+impl Channel {
+    /// The channel's name in the IVR (`channel` in `when` expressions and lookups).
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::WhatsApp => "whatsapp",
+        }
+    }
+
+    /// The TaskRouter task channel its conversations are routed on.
+    pub fn task_channel(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::WhatsApp => "chat",
+        }
+    }
+}
+
+/// The prefix of WhatsApp addresses.
+pub const WHATSAPP: &str = "whatsapp:";
+/// The most media a message carries (Twilio's limit).
+pub const MAX_MEDIA: usize = 10;
+
+/// The task channels text conversations are routed on.
+pub const TEXT_TASK_CHANNELS: [&str; 2] = ["sms", "chat"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmsError {
@@ -84,8 +140,6 @@ const IDLE_FORGOTTEN: Millis = 24 * 3600 * 1000;
 /// The longest wait between two attempts at a reply.
 const RETRY_MAX: Millis = 5 * 60 * 1000;
 
-/// The task channel of text conversations.
-const CHANNEL: &str = "sms";
 const STOP_WORDS: [&str; 6] = ["stop", "stopall", "unsubscribe", "cancel", "end", "quit"];
 const START_WORDS: [&str; 3] = ["start", "yes", "unstop"];
 const HELP_WORDS: [&str; 2] = ["help", "info"];
@@ -254,7 +308,7 @@ impl Sms {
             if status.is_some_and(|status| {
                 status.is_waiting() || status == TaskStatus::Assigned || status == TaskStatus::Wrapping
             }) {
-                record.messages.push(message(now, "customer", &params.body));
+                record.messages.push(customer_message(now, params));
                 return Ok((Response::default(), Vec::new()));
             }
             // The task ended without the conversation being closed here: start again.
@@ -265,7 +319,7 @@ impl Sms {
                 ..fresh(&record.customer, &record.number, &record.flow)
             };
         }
-        record.messages.push(message(now, "customer", &params.body));
+        record.messages.push(customer_message(now, params));
         if record.stopped {
             return Ok((Response::default(), Vec::new()));
         }
@@ -294,8 +348,12 @@ impl Sms {
                 Input::Text(params.body.clone()),
             ),
         };
-        let caller =
-            Caller { from: &params.from, to: &params.to, channel: CHANNEL, now: live::timestamp(now) };
+        let caller = Caller {
+            from: &params.from,
+            to: &params.to,
+            channel: params.channel().name(),
+            now: live::timestamp(now),
+        };
         let step = self.ivr.walk(flow, state, input, Medium::Text, &caller).await;
         record.menu = Some(step.state.menu.clone());
         record.failures = step.state.failures;
@@ -325,7 +383,7 @@ impl Sms {
                 // Written with the task: a crash after it must not make the provider's retry
                 // of this text look like a message for the agent.
                 remember(record, &params.message_sid, &confirmation);
-                if let Err(err) = self.route(record, request).await {
+                if let Err(err) = self.route(record, request, params.channel()).await {
                     return match err {
                         SmsError::Conflict(reason) => {
                             tracing::error!(%reason, customer = %record.customer, "a text conversation could not be routed");
@@ -341,15 +399,23 @@ impl Sms {
     }
 
     /// Creates the conversation's task, with the conversation stored in the same write.
-    async fn route(&self, record: &mut ConversationV2, request: ivr::RouteRequest) -> Result<(), SmsError> {
+    async fn route(
+        &self,
+        record: &mut ConversationV2,
+        request: ivr::RouteRequest,
+        channel: Channel,
+    ) -> Result<(), SmsError> {
         let extra = [
-            ("channel", json!("sms")),
+            ("channel", json!(channel.name())),
+            // Flex's name for the kind of conversation (`sms`, `whatsapp`).
+            ("channelType", json!(channel.name())),
             ("from", json!(record.customer)),
             ("to", json!(record.number)),
             ("ivr_flow", json!(record.flow)),
             ("conversation", conversation_attribute(&self.recent_messages(record)?)),
         ];
-        let task = self.live.read(|engine| request.into_task(engine.workflows(), "sms", &extra));
+        let task =
+            self.live.read(|engine| request.into_task(engine.workflows(), channel.task_channel(), &extra));
         let command = Command::CreateTask(task.map_err(SmsError::Conflict)?);
         let base = record.clone();
         let created = self
@@ -433,8 +499,15 @@ impl Sms {
 
     /// An agent's reply in the conversation of `task`: stored with the conversation and queued
     /// for the provider, durably, before it is acknowledged.
-    pub async fn reply(&self, task: Sid, body: &str, now: Millis) -> Result<OutboxV1, SmsError> {
-        check_body(body)?;
+    /// The agent's reply `body` (may be empty with `media`), with the URLs of `media` to send.
+    pub async fn reply(
+        &self,
+        task: Sid,
+        body: &str,
+        media: &[String],
+        now: Millis,
+    ) -> Result<OutboxV1, SmsError> {
+        check_reply(body, media)?;
         let mut conversation = self.by_task(task).await?;
         let mut record = conversation.as_ref().cloned().ok_or_else(|| not_found(task))?;
         let status = self.live.read(|engine| engine.task(task).map(|task| task.status));
@@ -451,7 +524,14 @@ impl Sms {
         }
         let mut entry = self.new_outbox(&record.customer, &record.number, body, now);
         entry.task = Some(task);
-        record.messages.push(MessageV1 { outbox: Some(entry.id), ..message(now, "agent", body) });
+        entry.media = media.to_vec();
+        let attached =
+            media.iter().map(|url| MediaV1 { url: url.clone(), content_type: String::new() }).collect();
+        record.messages.push(MessageV1 {
+            outbox: Some(entry.id),
+            media: attached,
+            ..message(now, "agent", body)
+        });
         self.save(&mut conversation, record, vec![entry.clone()]).await?;
         Ok(entry)
     }
@@ -572,7 +652,8 @@ impl Sms {
     fn is_closed_text_task(&self, task: Sid) -> bool {
         self.live.read(|engine| {
             engine.task(task).is_some_and(|found| {
-                found.status == TaskStatus::Completed && engine.task_channel(found).unique_name == "sms"
+                found.status == TaskStatus::Completed
+                    && TEXT_TASK_CHANNELS.contains(&engine.task_channel(found).unique_name.as_str())
             })
         })
     }
@@ -758,6 +839,7 @@ impl Sms {
             to: to.to_owned(),
             from: from.to_owned(),
             body: body.to_owned(),
+            media: Vec::new(),
             status: "queued".to_owned(),
             attempts: 0,
             next_attempt_at: now,
@@ -946,18 +1028,43 @@ fn record_replies(record: &mut ConversationV2, response: &Response, now: Millis)
 }
 
 fn message(at: Millis, author: &str, body: &str) -> MessageV1 {
-    MessageV1 { at, author: author.to_owned(), body: body.to_owned(), outbox: None }
+    MessageV1 { at, author: author.to_owned(), body: body.to_owned(), outbox: None, media: Vec::new() }
 }
 
 fn text(body: &str) -> Response {
     Response::new(vec![Verb::Message(ivr::message(body.to_owned()))])
 }
 
+/// A customer's text as the conversation keeps it, with its media.
+fn customer_message(at: Millis, params: &MessageParams) -> MessageV1 {
+    MessageV1 { media: params.media.clone(), ..message(at, "customer", &params.body) }
+}
+
+/// A reply has a body, or media (http or https URLs, at most [`MAX_MEDIA`]), or both.
+fn check_reply(body: &str, media: &[String]) -> Result<(), SmsError> {
+    if media.len() > MAX_MEDIA {
+        return Err(SmsError::Invalid(format!(
+            "{} MediaUrl given; a message carries at most {MAX_MEDIA}",
+            media.len()
+        )));
+    }
+    let web =
+        |url: &String| (url.starts_with("https://") || url.starts_with("http://")) && url.len() <= 2_000;
+    if let Some(url) = media.iter().find(|url| !web(url)) {
+        return Err(SmsError::Invalid(format!("MediaUrl {url:?} is not an http:// or https:// URL")));
+    }
+    if media.is_empty() { check_body(body) } else { check_length(body) }
+}
+
 fn check_body(body: &str) -> Result<(), SmsError> {
-    let length = body.chars().count();
     if body.trim().is_empty() {
         return Err(SmsError::Invalid("Body is empty".into()));
     }
+    check_length(body)
+}
+
+fn check_length(body: &str) -> Result<(), SmsError> {
+    let length = body.chars().count();
     if length > MAX_BODY {
         return Err(SmsError::Invalid(format!(
             "Body has {length} characters; the most a text takes is {MAX_BODY}"

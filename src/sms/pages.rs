@@ -100,6 +100,7 @@ mod tests {
                     author: "customer".into(),
                     body: n.to_string(),
                     outbox: None,
+                    media: Vec::new(),
                 })
                 .collect(),
             stopped: false,

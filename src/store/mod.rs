@@ -43,8 +43,8 @@ pub use postgres_backend::IDLE_CHECK_FOR_TESTS;
 pub use postgres_backend::{FOLLOW_POLL, LeaseSettings, PostgresBackend};
 pub use records::{
     AgentRecord, AgentV1, CallRecord, CallV1, CommandRecord, ConversationRecord, ConversationV1,
-    ConversationV2, EventRecord, Keyed, MessagePageRecord, MessagePageV1, MessageV1, OnceRecord, OnceV1,
-    OutboxRecord, OutboxV1, RecordError, SignOutRecord, SignOutV1, SnapshotEncoding, SnapshotRecord,
+    ConversationV2, EventRecord, Keyed, MediaV1, MessagePageRecord, MessagePageV1, MessageV1, OnceRecord,
+    OnceV1, OutboxRecord, OutboxV1, RecordError, SignOutRecord, SignOutV1, SnapshotEncoding, SnapshotRecord,
 };
 pub use sled_backend::SledBackend;
 

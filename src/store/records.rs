@@ -361,6 +361,18 @@ pub struct MessageV1 {
     pub body: String,
     /// For outgoing messages sent through the outbox, its entry.
     pub outbox: Option<u64>,
+    /// Pictures and other media sent with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<MediaV1>,
+}
+
+/// A picture (or other media) sent with a text: where the provider keeps it, and its type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaV1 {
+    pub url: String,
+    /// `image/jpeg`...; empty when the provider did not say.
+    #[serde(default)]
+    pub content_type: String,
 }
 
 impl ConversationV1 {
@@ -544,6 +556,9 @@ pub struct OutboxV1 {
     pub to: String,
     pub from: String,
     pub body: String,
+    /// URLs of media to send with it (`MediaUrl`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<String>,
     /// `queued` (not yet accepted by the provider), `sent` (accepted; `provider_sid` set),
     /// `failed` (refused for good, with `last_error`), `canceled` (the customer texted STOP).
     pub status: String,

@@ -102,9 +102,11 @@ impl Flows {
         self.flows.get(name).cloned()
     }
 
-    /// The flow that answers calls to `to`: the one listing it, else `main.toml`, else the only
-    /// flow of the folder.
+    /// The flow that answers calls (and texts) to `to`: the one listing it, else `main.toml`,
+    /// else the only flow of the folder.
     pub fn for_number(&self, to: &str) -> Option<(&str, &Flow)> {
+        // A WhatsApp address is its number's.
+        let to = to.strip_prefix(crate::sms::WHATSAPP).unwrap_or(to);
         let name = match self.by_number.get(to) {
             Some(name) => name.as_str(),
             None if self.flows.contains_key(MAIN_FLOW) => MAIN_FLOW,

@@ -215,6 +215,23 @@ async fn a_hostile_text_message_shows_as_text_and_runs_nothing() {
     assert_eq!(images, 0, "the body is text, not an element");
     assert!(agent.client().get_alert_text().await.is_err(), "no alert ran");
     agent.screenshot("agent-hostile-text").await;
+
+    // A picture (with a hostile type) shows as a link to it, as text.
+    let picture = [
+        ("MessageSid", "SM4"),
+        ("From", "+15550100007"),
+        ("To", "+15550100200"),
+        ("Body", ""),
+        ("NumMedia", "1"),
+        ("MediaUrl0", "https://media.example/photo.jpg"),
+        ("MediaContentType0", "<img src=x onerror=alert(2)>"),
+    ];
+    customer.text_with(&picture).await;
+    let link = agent.find(".conversation a.media").await;
+    assert_eq!(link.attr("href").await.unwrap().as_deref(), Some("https://media.example/photo.jpg"));
+    assert!(link.text().await.unwrap().contains("<img src=x"), "the type is text");
+    assert_eq!(script(&agent, "return document.querySelectorAll('img').length").await, 0);
+    agent.screenshot("agent-picture-message").await;
 }
 
 /// The real server on a fixed port and data directory, so that a restart comes back where the

@@ -197,13 +197,14 @@ pub(crate) struct Switchboard {
 impl Switchboard {
     /// The customer texts `body`, as message `message_sid`; returns the TwiML answer.
     pub(crate) async fn text(&self, message_sid: &str, body: &str) -> String {
-        let params = [
-            ("MessageSid", message_sid),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", CUSTOMER),
-            ("To", NUMBER),
-            ("Body", body),
-        ];
+        self.text_with(&[("MessageSid", message_sid), ("From", CUSTOMER), ("To", NUMBER), ("Body", body)])
+            .await
+    }
+
+    /// The provider posts an incoming message with `params` (and the account); the TwiML answer.
+    pub(crate) async fn text_with(&self, params: &[(&str, &str)]) -> String {
+        let params: Vec<(&str, &str)> =
+            [("AccountSid", ACCOUNT_SID)].into_iter().chain(params.iter().copied()).collect();
         let url = format!("{}/sms/incoming", self.base);
         let response = signed_webhook(&self.client, &url, &params, AUTH_TOKEN).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
@@ -563,8 +564,12 @@ fn bodies(conversation: &Value) -> Vec<String> {
 }
 
 async fn reply(switchboard: &Switchboard, task: &str, body: &str) -> Value {
+    reply_with(switchboard, task, &[("Body", body)]).await
+}
+
+async fn reply_with(switchboard: &Switchboard, task: &str, form: &[(&str, &str)]) -> Value {
     let (status, queued) = switchboard
-        .api(reqwest::Method::POST, &format!("/agent/api/conversations/{task}/messages"), &[("Body", body)])
+        .api(reqwest::Method::POST, &format!("/agent/api/conversations/{task}/messages"), form)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{queued}");
     queued
@@ -863,7 +868,13 @@ async fn a_conversation_stored_in_the_first_format_is_read_and_paged_at_its_next
     let task = app.engine.read(|engine| engine.tasks().next().unwrap().sid);
     // Its record as the first format wrote it: 60 messages inline.
     let messages: Vec<MessageV1> = (0..60)
-        .map(|n| MessageV1 { at: n, author: "customer".into(), body: format!("old {n:02}"), outbox: None })
+        .map(|n| MessageV1 {
+            at: n,
+            author: "customer".into(),
+            body: format!("old {n:02}"),
+            outbox: None,
+            media: vec![],
+        })
         .collect();
     let old = ConversationV1 {
         customer: CUSTOMER.into(),
@@ -898,4 +909,122 @@ async fn a_conversation_stored_in_the_first_format_is_read_and_paged_at_its_next
     let app = sms_app(&provider, Some(data.path())).await;
     let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
     assert_eq!(bodies(&switchboard.conversation(&task).await), expected, "the same after a restart");
+}
+
+#[tokio::test]
+async fn pictures_reach_the_agent_and_the_agent_sends_one_back() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let (app, switchboard, task) = accepted_conversation(&provider).await;
+    // A picture with a caption, and one alone (the new user's lost picture).
+    let picture = [
+        ("MessageSid", "SM3"),
+        ("From", CUSTOMER),
+        ("To", NUMBER),
+        ("Body", "the broken part"),
+        ("NumMedia", "1"),
+        ("MediaUrl0", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM3/Media/ME1"),
+        ("MediaContentType0", "image/jpeg"),
+    ];
+    switchboard.text_with(&picture).await;
+    let alone = [
+        ("MessageSid", "SM4"),
+        ("From", CUSTOMER),
+        ("To", NUMBER),
+        ("Body", ""),
+        ("NumMedia", "2"),
+        ("MediaUrl0", "https://media.example/a.png"),
+        ("MediaContentType0", "image/png"),
+        ("MediaUrl1", "https://media.example/b.pdf"),
+        ("MediaContentType1", "application/pdf"),
+    ];
+    switchboard.text_with(&alone).await;
+    let conversation = switchboard.conversation(&task).await;
+    let messages = conversation["messages"].as_array().unwrap();
+    let last_two: Vec<&Value> = messages.iter().rev().take(2).collect();
+    assert_eq!(last_two[1]["body"], "the broken part");
+    assert_eq!(last_two[1]["media"][0]["content_type"], "image/jpeg");
+    assert_eq!(last_two[0]["body"], "");
+    assert_eq!(
+        last_two[0]["media"],
+        serde_json::json!([
+            {"url": "https://media.example/a.png", "content_type": "image/png"},
+            {"url": "https://media.example/b.pdf", "content_type": "application/pdf"},
+        ])
+    );
+
+    // The agent sends a picture (with no text), and one with text; both reach the provider.
+    reply_with(&switchboard, &task, &[("MediaUrl", "https://cdn.example/manual.png")]).await;
+    reply_with(&switchboard, &task, &[("Body", "Page 3"), ("MediaUrl", "https://cdn.example/page3.png")])
+        .await;
+    eventually("both replies reach the provider", async || {
+        provider.received.lock().unwrap().iter().filter(|request| request.method == "POST").count() >= 2
+    })
+    .await;
+    let sent: Vec<Vec<(String, String)>> = provider
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|request| request.method == "POST")
+        .map(|r| r.form.clone())
+        .collect();
+    let field = |form: &[(String, String)], name: &str| -> Vec<String> {
+        form.iter().filter(|(key, _)| key == name).map(|(_, value)| value.clone()).collect()
+    };
+    assert_eq!(field(&sent[0], "MediaUrl"), ["https://cdn.example/manual.png"]);
+    assert!(field(&sent[0], "Body").is_empty(), "{:?}", sent[0]);
+    assert_eq!(
+        (field(&sent[1], "Body"), field(&sent[1], "MediaUrl")),
+        (vec!["Page 3".to_owned()], vec!["https://cdn.example/page3.png".to_owned()])
+    );
+    let conversation = switchboard.conversation(&task).await;
+    let last = conversation["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["media"][0]["url"], "https://cdn.example/page3.png");
+
+    // Nothing to send, and media that is not a web address, are refused.
+    let path = format!("/agent/api/conversations/{task}/messages");
+    let (status, body) = switchboard.api(reqwest::Method::POST, &path, &[("Body", " ")]).await;
+    assert_eq!((status, body["message"].as_str()), (StatusCode::BAD_REQUEST, Some("Body is empty")));
+    let (status, body) =
+        switchboard.api(reqwest::Method::POST, &path, &[("MediaUrl", "file:///etc/passwd")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    app.shut_down().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_whatsapp_customer_walks_the_same_ivr_and_is_routed_on_its_own_channel() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let app = sms_app(&provider, None).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    let (customer, number) = (format!("whatsapp:{CUSTOMER}"), format!("whatsapp:{NUMBER}"));
+    let text = |sid: &'static str, body: &'static str| {
+        let (customer, number) = (customer.clone(), number.clone());
+        let switchboard = &switchboard;
+        async move {
+            switchboard
+                .text_with(&[("MessageSid", sid), ("From", &customer), ("To", &number), ("Body", body)])
+                .await
+        }
+    };
+    let menu = text("SMW1", "hello").await;
+    assert!(menu.contains("Reply 1 or SALES"), "{menu}");
+    text("SMW2", "sales").await;
+    let task = switchboard.alice_accepts().await;
+    let found = switchboard.task(&task).await;
+    assert_eq!(found["task_channel_unique_name"], "chat", "{found}");
+    let attributes: Value = serde_json::from_str(found["attributes"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (attributes["channelType"].as_str(), attributes["from"].as_str()),
+        (Some("whatsapp"), Some(customer.as_str()))
+    );
+    // The SMS conversation of the same number is another one.
+    switchboard.text("SMS1", "hi").await;
+    reply(&switchboard, &task, "Hello on WhatsApp").await;
+    eventually("the reply reaches the provider", async || !provider.taken.lock().unwrap().is_empty()).await;
+    let taken = provider.taken.lock().unwrap().clone();
+    assert_eq!(
+        (taken[0].1.as_str(), taken[0].2.as_str(), taken[0].3.as_str()),
+        (customer.as_str(), number.as_str(), "Hello on WhatsApp")
+    );
+    app.shut_down().await.unwrap();
 }
