@@ -389,7 +389,7 @@ async fn reload_on_hangup(voice: Arc<Voice>) {
         };
         while hangups.recv().await.is_some() {
             let reloading = voice.clone();
-            match tokio::task::spawn_blocking(move || reloading.flows().reload()).await {
+            match tokio::task::spawn_blocking(move || reloading.ivr_flows().reload()).await {
                 Ok(Ok(reloaded)) => {
                     tracing::info!(flows = ?reloaded.flows, scenarios = reloaded.scenarios, "IVR flows reloaded (SIGHUP)")
                 }

@@ -21,7 +21,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 }
 
 async fn flows(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {
-    let ivr = voice.flows();
+    let ivr = voice.ivr_flows();
     let flows = ivr.flows();
     // The scenarios are read from the folder: a mistake there is shown, not an error.
     let (scenarios, scenario_error) = match ivr.scenarios(&flows) {
@@ -67,7 +67,7 @@ async fn flows(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {
 
 async fn reload(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {
     let voice = voice.into_inner();
-    let reloaded = web::block(move || voice.flows().reload()).await;
+    let reloaded = web::block(move || voice.ivr_flows().reload()).await;
     match reloaded {
         Ok(Ok(reloaded)) => {
             tracing::info!(flows = ?reloaded.flows, scenarios = reloaded.scenarios, "IVR flows reloaded (admin API)");

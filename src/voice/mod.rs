@@ -363,8 +363,8 @@ impl Voice {
         self.views_changed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// The flows in use, and what walks calls through them.
-    pub fn flows(&self) -> &Ivr {
+    /// The IVR flows in use, and what walks calls (and texts) through them.
+    pub fn ivr_flows(&self) -> &Ivr {
         &self.ivr
     }
 
