@@ -389,14 +389,11 @@ async fn reload_on_hangup(voice: Arc<Voice>) {
         };
         while hangups.recv().await.is_some() {
             let reloading = voice.clone();
-            match tokio::task::spawn_blocking(move || reloading.ivr_flows().reload()).await {
-                Ok(Ok(reloaded)) => {
-                    tracing::info!(flows = ?reloaded.flows, scenarios = reloaded.scenarios, "IVR flows reloaded (SIGHUP)")
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(mistakes = %err, "the IVR folder was not reloaded (SIGHUP); the flows in use stay")
-                }
-                Err(err) => tracing::error!(%err, "reloading the IVR flows failed"),
+            // The outcome is logged by the reload itself.
+            if let Err(err) =
+                tokio::task::spawn_blocking(move || reloading.ivr_flows().reload("SIGHUP")).await
+            {
+                tracing::error!(%err, "reloading the IVR flows failed");
             }
         }
     }

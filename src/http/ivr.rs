@@ -67,14 +67,12 @@ async fn flows(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {
 
 async fn reload(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {
     let voice = voice.into_inner();
-    let reloaded = web::block(move || voice.ivr_flows().reload()).await;
+    let reloaded = web::block(move || voice.ivr_flows().reload("admin API")).await;
     match reloaded {
         Ok(Ok(reloaded)) => {
-            tracing::info!(flows = ?reloaded.flows, scenarios = reloaded.scenarios, "IVR flows reloaded (admin API)");
             HttpResponse::Ok().json(json!({"flows": reloaded.flows, "scenarios": reloaded.scenarios}))
         }
         Ok(Err(err)) => {
-            tracing::warn!(mistakes = %err, "the IVR folder was not reloaded; the flows in use stay");
             let message = format!("the flows in use stay; the folder has mistakes:\n{err}");
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message).error_response()
         }

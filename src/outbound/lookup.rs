@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::http::signature;
 use crate::ivr::{LOOKUP_ANSWER_LIMIT, LookupRequest, lookup_answer};
 
 /// Makes lookups; one connection pool.
@@ -44,12 +43,7 @@ impl Lookups {
         timeout: Duration,
     ) -> Result<Map<String, Value>, String> {
         let token = self.auth_token.get().map_or("", String::as_str);
-        let sent = self
-            .http
-            .post(&request.url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("X-Twilio-Signature", signature::sign(token, &request.url, &request.params))
-            .body(serde_urlencoded::to_string(&request.params).unwrap_or_default())
+        let sent = super::webhooks::signed_post(&self.http, &request.url, &request.params, token)
             .timeout(timeout)
             .send()
             .await;

@@ -25,12 +25,7 @@ impl Poster {
     /// Posts `params` to `url`, signed; answers the body of a 2xx, else an error saying what
     /// came back.
     pub async fn post(&self, url: &str, params: &[(String, String)]) -> Result<String, String> {
-        let response = self
-            .http
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("X-Twilio-Signature", signature::sign(&self.auth_token, url, params))
-            .body(serde_urlencoded::to_string(params).unwrap_or_default())
+        let response = signed_post(&self.http, url, params, &self.auth_token)
             .send()
             .await
             .map_err(|err| format!("POST {url}: {err}"))?;
@@ -46,6 +41,20 @@ impl Poster {
             ))
         }
     }
+}
+
+/// A form POST of `params` to `url`, signed with `auth_token` as Twilio signs its webhooks
+/// (the emulator's webhooks, the IVR's lookups).
+pub fn signed_post(
+    http: &reqwest::Client,
+    url: &str,
+    params: &[(String, String)],
+    auth_token: &str,
+) -> reqwest::RequestBuilder {
+    http.post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("X-Twilio-Signature", signature::sign(auth_token, url, params))
+        .body(serde_urlencoded::to_string(params).unwrap_or_default())
 }
 
 /// `reference` (an action or Redirect URL, often a path) resolved against the URL of the

@@ -235,8 +235,22 @@ impl Ivr {
     /// Reads the folder again and, when every flow loads and every scenario passes, uses it
     /// from the next webhook on. Otherwise the flows in use stay, and the error says why.
     /// Calls in a flow carry on in the new version (their place travels by step name; a step
-    /// that is gone starts them over at the flow's start).
-    pub fn reload(&self) -> Result<Reloaded, FlowsError> {
+    /// that is gone starts them over at the flow's start). The log says what happened, and
+    /// what asked for it (`trigger`: SIGHUP, the admin API).
+    pub fn reload(&self, trigger: &str) -> Result<Reloaded, FlowsError> {
+        let reloaded = self.reload_folder();
+        match &reloaded {
+            Ok(reloaded) => {
+                tracing::info!(flows = ?reloaded.flows, scenarios = reloaded.scenarios, "IVR flows reloaded ({trigger})")
+            }
+            Err(err) => {
+                tracing::warn!(mistakes = %err, "the IVR folder was not reloaded ({trigger}); the flows in use stay")
+            }
+        }
+        reloaded
+    }
+
+    fn reload_folder(&self) -> Result<Reloaded, FlowsError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let flows = Flows::for_settings(&self.settings)?;
         let mut scenarios = 0;
