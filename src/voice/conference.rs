@@ -540,6 +540,29 @@ fn reconcile_bridge(call: &mut Call, seen: &Seen, found: &Found, cx: Context<'_>
             };
             on_conference_event(call, &joined, cx)
         }
+        // Never heard of: stopped between storing the accept and hearing that the agent's leg
+        // was placed (an outbound call stores its agent before calling them). Called now; a
+        // leg placed meanwhile is found by its label instead of ringing twice.
+        None if bridge.agent_call.is_none() && !bridge.talking => {
+            match seen.accepted.as_ref().filter(|accepted| accepted.reservation == reservation) {
+                Some(accepted) if seen.status == Some(TaskStatus::Assigned) => {
+                    match agent_address(accepted) {
+                        Some(to) => {
+                            let request = ProviderRequest::CallAgent {
+                                reservation,
+                                to,
+                                label: agent_label(reservation),
+                            };
+                            nothing
+                                .with(Action::Save)
+                                .with(Action::Provider { request, fallback: Fallback::NextAgent })
+                        }
+                        None => on_agent_leg(call, reservation, "failed", seen),
+                    }
+                }
+                _ => on_agent_leg(call, reservation, "failed", seen),
+            }
+        }
         // Gone: hung up after talking, or never answered.
         None => {
             let status = if bridge.talking { "completed" } else { "failed" };

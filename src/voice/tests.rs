@@ -453,7 +453,7 @@ fn found(agent: Option<bool>) -> conference::Found {
 }
 
 #[test]
-fn after_a_restart_an_agent_is_called_again_only_if_the_caller_was_never_moved() {
+fn after_a_restart_an_agent_is_called_again_unless_their_leg_is_known_to_be_placed() {
     let check =
         |before: fn(&mut Journey) -> &mut Journey, found: conference::Found, seen: Seen, expected: Expect| {
             let mut journey = Journey::new(conference_mode());
@@ -505,7 +505,8 @@ fn after_a_restart_an_agent_is_called_again_only_if_the_caller_was_never_moved()
         status(TaskStatus::Canceled),
         expect!["t=9 restart: (nothing) | save | Waiting"],
     );
-    // Moved, agent maybe called: found ringing, found joined, or gone (never called again).
+    // Moved, agent maybe called: found ringing, found joined, or not found (called, as a leg
+    // placed before the stop would be found by its label; one known to be placed is not).
     check(
         moved,
         found(Some(false)),
@@ -522,6 +523,14 @@ fn after_a_restart_an_agent_is_called_again_only_if_the_caller_was_never_moved()
         moved,
         found(None),
         accepted("client:alice"),
+        expect![
+            "t=9 restart: (nothing) | save | provider: call client:alice in as agent-WR1 (else NextAgent) | Conference(WR1)"
+        ],
+    );
+    check(
+        moved,
+        found(None),
+        status(TaskStatus::Canceled),
         expect!["t=9 restart: (nothing) | save | unanswered | Conference(no agent)"],
     );
     check(

@@ -459,9 +459,18 @@ async fn a_server_killed_while_a_callbacks_customer_rings_connects_them_to_the_a
     }
     center.kill_and_restart();
 
-    // After the restart the customer answers and joins alice; nobody waits alone.
-    let found = center.rest(Method::GET, &format!("/Tasks/{task}"), &[]).await;
-    let attributes: Value = serde_json::from_str(found["attributes"].as_str().unwrap()).unwrap();
+    // After the restart the customer answers and joins alice; nobody waits alone. The kill may
+    // come before the new call was stored with the task: its answer adopts it then.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let attributes = loop {
+        let found = center.rest(Method::GET, &format!("/Tasks/{task}"), &[]).await;
+        let attributes: Value = serde_json::from_str(found["attributes"].as_str().unwrap()).unwrap();
+        if attributes["call_sid"] != asked.as_str() {
+            break attributes;
+        }
+        assert!(Instant::now() < deadline, "the customer's call was never stored with the task");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let customer = attributes["call_sid"].as_str().unwrap().to_owned();
     let together = crate::transfers::until_hearing(&center.provider, &task, &customer, &["agent"]).await;
     assert_eq!(crate::transfers::hearing(&together).len(), 2, "{together:#}");
