@@ -138,6 +138,7 @@ impl Application {
         )
         .context("starting the HTTP server")?;
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
+        log_addresses(&settings.voice.public_url, server.local_addr());
         voice.listening_on(server.local_addr());
         Ok(Application {
             server,
@@ -298,6 +299,30 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The start log's pointers: where the pages are, and the webhook URLs for the provider's
+/// console (the front door `/` shows the same). Under `voice.public_url` when set; otherwise
+/// the address listened on, a wildcard one shown as loopback (reachable from this machine).
+fn log_addresses(public_url: &str, listening: std::net::SocketAddr) {
+    let base = if public_url.is_empty() {
+        let mut shown = listening;
+        if shown.ip().is_unspecified() {
+            shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{shown}")
+    } else {
+        public_url.to_owned()
+    };
+    tracing::info!("open {base}/ for the pages and the webhook URLs to paste into the provider's console");
+    for address in http::addresses(&base) {
+        tracing::info!("{}: {}", address.what, address.url);
+    }
+    if public_url.is_empty() {
+        tracing::info!(
+            "voice.public_url is not set: the provider must reach this server at the address webhooks are signed for"
+        );
     }
 }
 

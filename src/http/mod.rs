@@ -13,6 +13,7 @@ pub mod emulator;
 mod error;
 mod form;
 mod framing;
+mod front;
 mod health;
 mod ivr;
 mod origin;
@@ -44,6 +45,7 @@ use drain::InFlight;
 
 pub use cluster::StandbyServer;
 pub use error::ApiError;
+pub use front::{Address, addresses};
 pub use voice::Webhooks;
 
 /// A bound, not yet running, HTTP server.
@@ -128,6 +130,7 @@ impl Server {
                 .configure(dashboard::routes)
                 .configure(supervisor::routes)
                 .configure(pages::routes)
+                .configure(front::routes)
                 .default_service(web::to(error::no_route))
         })
         // Each connection's socket, for `framing::check` to tell a cut-off chunked body.

@@ -20,7 +20,7 @@ const STYLE_CSS: &str = include_str!("../../static/switchboard.css");
 /// Viz.js (Graphviz in WebAssembly) for the admin page's flow diagrams: `static/vendor/`.
 const VIZ_JS: &str = include_str!("../../static/vendor/viz-global.js");
 
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 /// The admin page's: the same, and WebAssembly compiled from this server's scripts (Viz.js
 /// draws the IVR flows); `'wasm-unsafe-eval'` allows no JavaScript `eval`.

@@ -68,6 +68,40 @@ fn serve_on_defaults_answers_healthz_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn the_front_door_and_the_start_log_name_the_pages_and_the_webhook_urls() {
+    let public = [
+        ("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0"),
+        ("SWITCHBOARD_VOICE_PUBLIC_URL", "https://sb.example.com"),
+    ];
+    let (_dir, process) = start(None, &[], &public);
+    let process = process.unwrap();
+    let logged = process.wait_for_log(STOP_TIMEOUT, "Messaging: a message comes in").unwrap();
+    let (status, page) = get(&process.url("/"));
+
+    assert!(logged.contains("https://sb.example.com/sms/incoming"), "{logged}");
+    assert_eq!(status, 200);
+    let expected = [
+        format!("<title>Switchboard {}</title>", env!("CARGO_PKG_VERSION")),
+        "<code>https://sb.example.com/voice/incoming</code>".to_owned(),
+        "<code>https://sb.example.com/voice/status</code>".to_owned(),
+        "<code>https://sb.example.com/voice/fallback</code>".to_owned(),
+        "<code>https://sb.example.com/sms/incoming</code>".to_owned(),
+        "href=\"https://sb.example.com/agent\"".to_owned(),
+        "href=\"https://sb.example.com/admin\"".to_owned(),
+        "ok: this node serves".to_owned(),
+    ];
+    for text in expected {
+        assert!(page.contains(&text), "{text} in:\n{page}");
+    }
+    let version = switchboard_command(std::path::Path::new(".")).arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("switchboard {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
 fn serve_stops_cleanly_on_sigint() {
     stops_cleanly_on(libc::SIGINT);
 }
