@@ -309,12 +309,15 @@ impl WorkspaceFile {
                 }
             };
             let mut targets = Vec::new();
+            // A levelled skill's queue offers its task to the highest level first.
+            let order_by =
+                filter.skill.as_ref().and_then(|skill| skill_by_name(engine, skill)?.target_order_by());
             let shortcut = filter.queue.iter().map(|queue| TargetSpec {
                 queue: Some(queue.clone()),
                 priority: None,
                 timeout: None,
                 expression: None,
-                order_by: None,
+                order_by: order_by.clone(),
                 skip_if: None,
                 known_worker_sid: None,
                 known_worker_friendly_name: None,
@@ -469,6 +472,17 @@ mod tests {
             workflows,
             [("Assign to Anyone".to_owned(), 120), ("Sales and Support Workflow".to_owned(), 20)]
         );
+        // The levelled skills' targets offer a task to the highest level first.
+        let routed =
+            engine.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap();
+        let configuration: serde_json::Value = serde_json::from_str(&routed.configuration).unwrap();
+        let orders: Vec<&serde_json::Value> = configuration["task_routing"]["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|filter| &filter["targets"][0]["order_by"])
+            .collect();
+        assert_eq!(orders, ["worker.routing.levels.Sales DESC", "worker.routing.levels.Support DESC"]);
         let bob = engine.worker_by_name("bob").unwrap();
         assert_eq!(
             *bob.attributes,

@@ -279,6 +279,9 @@ $("explain-form").addEventListener("submit", async (event) => {
 // ----- skills -----
 
 function renderSkills() {
+  const chosen = $("filter-skill").value;
+  $("filter-skill").replaceChildren(...skills.map((skill) => el("option", { value: skill.name }, skill.name)));
+  if (skills.some((skill) => skill.name === chosen)) $("filter-skill").value = chosen;
   $("skill-rows").replaceChildren(
     ...skills.map((skill) =>
       el("tr", { "data-skill": skill.name },
@@ -286,6 +289,7 @@ function renderSkills() {
         el("td", {}, skill.levels ? `${skill.levels.min}–${skill.levels.max}` : "none"),
         el("td", {}, el("code", { class: "queue-expression" }, skill.queue_expression)),
         el("td", {}, el("code", { class: "workflow-expression" }, skill.workflow_expression)),
+        el("td", {}, skill.order_by ? el("code", { class: "order-by" }, skill.order_by) : "longest idle"),
         el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => act(() => request("DELETE", `/admin/api/skills/${encodeURIComponent(skill.name)}`)) }, "Delete")))),
   );
 }
@@ -498,6 +502,7 @@ function targetRow(target) {
     el("label", {}, "Priority ", el("input", { type: "number", class: "target-priority", value: target.priority ?? "" })),
     el("label", {}, "Timeout (s) ", el("input", { type: "number", class: "target-timeout", value: target.timeout ?? "" })),
     el("label", {}, "Worker expression ", el("input", { class: "target-expression", value: target.expression ?? "", spellcheck: "false" })),
+    el("label", {}, "Order workers by ", el("input", { class: "target-order-by", value: target.order_by ?? "", spellcheck: "false", placeholder: "longest idle first" })),
     el("button", { type: "button", class: "secondary", onclick: (event) => { event.target.closest(".target").remove(); formToJson(); } }, "Remove target"));
   row.read = target;
   return row;
@@ -554,6 +559,7 @@ function formConfiguration() {
       set(target, "priority", number(row.querySelector(".target-priority")));
       set(target, "timeout", number(row.querySelector(".target-timeout")));
       set(target, "expression", row.querySelector(".target-expression").value.trim());
+      set(target, "order_by", row.querySelector(".target-order-by").value.trim());
       return target;
     });
     return filter;
@@ -582,6 +588,17 @@ $("workflow-json").addEventListener("input", () => {
 });
 $("add-filter").addEventListener("click", () => {
   $("filters").append(filterBox({ targets: [{ queue: queues.length ? queues[0].sid : "" }] }));
+  formToJson();
+});
+// The guide's filter for a skill: its workflow expression, to the queue that targets the
+// skill (else the first), a levelled skill's highest level offered the task first.
+$("add-skill-filter").addEventListener("click", () => {
+  const skill = skills.find((candidate) => candidate.name === $("filter-skill").value);
+  if (!skill) return;
+  const queue = queues.find((candidate) => candidate.target_workers === skill.queue_expression) || queues[0];
+  const target = { queue: queue ? queue.sid : "" };
+  if (skill.order_by) target.order_by = skill.order_by;
+  $("filters").append(filterBox({ filter_friendly_name: `Send to ${skill.name}`, expression: skill.workflow_expression, targets: [target] }));
   formToJson();
 });
 $("workflow-new").addEventListener("click", () => editWorkflow(null));

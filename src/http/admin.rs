@@ -112,6 +112,7 @@ fn render(skill: &Skill) -> serde_json::Value {
         "levels": skill.levels.map(|(minimum, maximum)| json!({"min": minimum, "max": maximum})),
         "queue_expression": skill.queue_expression(),
         "workflow_expression": skill.workflow_expression(),
+        "order_by": skill.target_order_by(),
     })
 }
 

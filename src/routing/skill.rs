@@ -49,6 +49,12 @@ impl Skill {
     pub fn workflow_expression(&self) -> String {
         format!(r#""{}" IN task.skillsNeeded"#, self.name)
     }
+
+    /// The `order_by` of that filter's target, for a skill with levels: the highest level is
+    /// offered the task first, as the onboarding guide promises (workers without a level last).
+    pub fn target_order_by(&self) -> Option<String> {
+        self.levels.map(|_| format!("worker.routing.levels.{} DESC", self.name))
+    }
 }
 
 /// Writes `skills` (name, level) into worker attributes as Flex does (`routing.skills`,
@@ -154,6 +160,9 @@ mod tests {
         let sales = Skill::new("Sales", None).unwrap();
         assert_eq!(sales.queue_expression(), r#"routing.skills HAS "Sales""#);
         assert_eq!(sales.workflow_expression(), r#""Sales" IN task.skillsNeeded"#);
+        assert_eq!(sales.target_order_by(), None);
+        let levelled = Skill::new("Spanish", Some((1, 5))).unwrap();
+        assert_eq!(levelled.target_order_by().as_deref(), Some("worker.routing.levels.Spanish DESC"));
         for bad in ["Tier 1", "tier-1", "", "Ünicode"] {
             let err = Skill::new(bad, None).unwrap_err().to_string();
             assert!(err.contains("is not a valid skill name"), "{err}");

@@ -143,10 +143,19 @@ impl Browser {
         }
     }
 
-    /// Clicks the element that `css` selects.
+    /// Clicks the element that `css` selects. A page that redraws the element between finding
+    /// and clicking it (a list refreshed after a save) is looked up again.
     pub async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        element.click().await.unwrap_or_else(|err| panic!("a click on `{css}`: {err}"));
+        for _ in 0..20 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(err) if err.to_string().contains("stale element") => {
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+                Err(err) => panic!("a click on `{css}`: {err}"),
+            }
+        }
+        panic!("a click on `{css}`: the element was redrawn every time it was found");
     }
 
     /// Types `text` into the element that `css` selects, after what it already holds.

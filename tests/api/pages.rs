@@ -380,6 +380,35 @@ async fn the_admin_page_edits_skills_queues_and_workflows_and_explains_a_waiting
     });
     assert!(saved.contains("worker.level DESC"), "order_by kept: {saved}");
 
+    // A filter generated for a levelled skill offers its task to the highest level first.
+    admin.click("tr[data-workflow='Assign to Anyone'] button").await;
+    admin.find("#filters .filter").await;
+    admin.click("#filter-skill option[value='Sales']").await;
+    admin.click("#add-skill-filter").await;
+    let generated = "#filters .filter:nth-child(2) .target-order-by";
+    assert_eq!(
+        script(&admin, &format!("return document.querySelector('{generated}').value")).await,
+        "worker.routing.levels.Sales DESC"
+    );
+    admin.click("#workflow-form button[type=submit]").await;
+    admin
+        .wait_until("the generated filter to be saved", async |_| {
+            app.engine.read(|engine| {
+                let workflow =
+                    engine.workflows().iter().find(|w| w.friendly_name == "Assign to Anyone").unwrap();
+                let configuration: serde_json::Value = serde_json::from_str(&workflow.configuration).unwrap();
+                let sales = engine.queue_by_name("Sales").unwrap().sid.to_string();
+                let filter = &configuration["task_routing"]["filters"][1];
+                filter["expression"] == "\"Sales\" IN task.skillsNeeded"
+                    && filter["targets"][0]["queue"] == sales.as_str()
+                    && filter["targets"][0]["order_by"] == "worker.routing.levels.Sales DESC"
+            })
+        })
+        .await;
+    admin.click("a[href='#skills']").await;
+    admin.wait_for_text("tr[data-skill='Sales'] .order-by", "worker.routing.levels.Sales DESC").await;
+    admin.click("a[href='#workflows']").await;
+
     // The dashboard counts a waiting Sales call; "why not alice" says she is offline.
     let workflow = app.engine.read(|engine| {
         engine.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
