@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::config::StoreSettings;
 use crate::routing::{
     CumulativeStatistics, Engine, Event, EventFacts, Millis, Scope, Sid, StatisticsCounters, TaskSeed,
-    Window, WorkerCumulative, WorkerHistory,
+    Totals, Window, WorkerCumulative, WorkerHistory,
 };
 use crate::store::{EventRecord, Store, StoreError};
 
@@ -132,6 +132,11 @@ impl Statistics {
         }
         state.counters.observe(&state.facts);
         state.prune();
+    }
+
+    /// Everything counted since the statistics began, per queue and channel (monitoring).
+    pub fn totals(&self) -> Totals {
+        self.lock().counters.totals().clone()
     }
 
     /// The statistics of `scope` over the minutes `window` touches, for the tasks of `channel`

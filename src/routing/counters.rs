@@ -54,6 +54,7 @@ pub struct StatisticsCounters {
     /// What the engine said of its tasks when the history was read at start, for those whose
     /// creation the history does not hold; taken when the task's first event comes.
     seeds: SidMap<TaskSeed>,
+    totals: Totals,
 }
 
 /// What an engine's task says of itself, for a task created before the oldest event observed
@@ -65,6 +66,103 @@ pub struct TaskSeed {
     pub channel: Sid,
     /// The queue it is in, and since when.
     pub queue: Option<(Sid, Millis)>,
+}
+
+/// What happened since the counters began (the history read at start, then every event), per
+/// queue and channel, for monitoring (`/metrics`): unlike the minutes, never pruned, so every
+/// count only grows while the process lives. Counted from the same [`Counted`] as the minutes,
+/// so a queue's totals are its cumulative statistics over the whole history read.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// One per queue (`None`: tasks that ended before entering one) and channel, in the order
+    /// they were first counted.
+    pub groups: Vec<TotalsGroup>,
+}
+
+/// [`Totals`] of one queue and channel.
+#[derive(Debug, Clone, Default)]
+pub struct TotalsGroup {
+    pub queue: Option<Sid>,
+    /// `None`: tasks whose channel is not known (created before the history read).
+    pub channel: Option<Sid>,
+    pub tasks_entered: u64,
+    pub tasks_moved: u64,
+    pub tasks_canceled: u64,
+    pub tasks_completed: u64,
+    pub tasks_deleted: u64,
+    pub tasks_transferred: u64,
+    pub reservations_created: u64,
+    pub reservations_accepted: u64,
+    pub reservations_rejected: u64,
+    pub reservations_timed_out: u64,
+    pub reservations_canceled: u64,
+    pub reservations_rescinded: u64,
+    /// Waits from creation until each accepted reservation, and their sum in milliseconds.
+    accepted: WaitHistogram,
+    pub accepted_wait_ms: i64,
+    /// Waits from creation until each cancellation (abandoned), and their sum.
+    canceled: WaitHistogram,
+    pub canceled_wait_ms: i64,
+}
+
+impl TotalsGroup {
+    /// Accepted reservations whose task had waited under `seconds` (as `SplitByWaitTime`).
+    pub fn accepted_under(&self, seconds: u32) -> u64 {
+        self.accepted.under(seconds)
+    }
+
+    /// Canceled tasks that had waited under `seconds`.
+    pub fn canceled_under(&self, seconds: u32) -> u64 {
+        self.canceled.under(seconds)
+    }
+
+    fn count(&mut self, counted: &Counted) {
+        match counted.event {
+            CountedEvent::TaskQueueEntered => self.tasks_entered += 1,
+            CountedEvent::TaskQueueMoved => self.tasks_moved += 1,
+            CountedEvent::TaskCanceled => {
+                self.tasks_canceled += 1;
+                if let Some(wait) = counted.since_created {
+                    self.canceled.add(wait);
+                    self.canceled_wait_ms = self.canceled_wait_ms.saturating_add(wait.max(0));
+                }
+            }
+            CountedEvent::TaskCompleted => self.tasks_completed += 1,
+            CountedEvent::TaskDeleted => self.tasks_deleted += 1,
+            CountedEvent::TaskTransferred => self.tasks_transferred += 1,
+            CountedEvent::Reservation(ReservationEvent::Created) => self.reservations_created += 1,
+            CountedEvent::Reservation(ReservationEvent::Accepted) => {
+                self.reservations_accepted += 1;
+                if let Some(wait) = counted.since_created {
+                    self.accepted.add(wait);
+                    self.accepted_wait_ms = self.accepted_wait_ms.saturating_add(wait.max(0));
+                }
+            }
+            CountedEvent::Reservation(ReservationEvent::Rejected) => self.reservations_rejected += 1,
+            CountedEvent::Reservation(ReservationEvent::TimedOut) => self.reservations_timed_out += 1,
+            CountedEvent::Reservation(ReservationEvent::Canceled) => self.reservations_canceled += 1,
+            CountedEvent::Reservation(ReservationEvent::Rescinded) => self.reservations_rescinded += 1,
+            CountedEvent::WorkflowEntered
+            | CountedEvent::WorkflowTimeout
+            | CountedEvent::WorkflowSkipped
+            | CountedEvent::TaskCreated => {}
+        }
+    }
+}
+
+impl Totals {
+    fn count(&mut self, counted: &Counted, channel: Option<Sid>) {
+        let queue = counted.queue;
+        let group =
+            match self.groups.iter().position(|group| group.queue == queue && group.channel == channel) {
+                Some(found) => &mut self.groups[found],
+                None => {
+                    self.groups.push(TotalsGroup { queue, channel, ..TotalsGroup::default() });
+                    self.groups.last_mut().expect("just pushed")
+                }
+            };
+        group.count(counted);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -88,7 +186,7 @@ struct Bucket {
 
 /// Whole seconds (rounded down, as `cumulative.rs` compares them with thresholds) → how many,
 /// sorted by seconds; sparse, as a minute of a queue holds a few waits.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct WaitHistogram(Vec<(i32, u32)>);
 
 #[derive(Debug, Default)]
@@ -208,8 +306,14 @@ impl StatisticsCounters {
         }
     }
 
+    /// Everything counted since the counters began, per queue and channel.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
     /// Counts one event at `at` for the workspace, its queue and its workflow.
     fn count(&mut self, at: Millis, counted: &Counted, channel: Option<Sid>) {
+        self.totals.count(counted, channel);
         let minute = self.minute_mut(at.div_euclid(MINUTE));
         let scopes =
             [Some(Scope::Workspace), counted.queue.map(Scope::Queue), counted.workflow.map(Scope::Workflow)];
@@ -269,6 +373,12 @@ impl WaitHistogram {
         }
     }
 
+    /// How many waits are under `seconds`.
+    fn under(&self, seconds: u32) -> u64 {
+        let under = self.0.partition_point(|&(kept, _)| i64::from(kept) < i64::from(seconds));
+        self.0[..under].iter().map(|&(_, count)| u64::from(count)).sum()
+    }
+
     /// Adds the waits under `threshold` seconds to `below`'s field and the others to `above`'s.
     fn split(
         &self,
@@ -277,10 +387,10 @@ impl WaitHistogram {
         above: &mut SplitCounts,
         field: impl Fn(&mut SplitCounts) -> &mut u64,
     ) {
-        let under = self.0.partition_point(|&(seconds, _)| i64::from(seconds) < i64::from(threshold));
-        let sum = |waits: &[(i32, u32)]| waits.iter().map(|&(_, count)| u64::from(count)).sum::<u64>();
-        *field(below) += sum(&self.0[..under]);
-        *field(above) += sum(&self.0[under..]);
+        let under = self.under(threshold);
+        let all = self.0.iter().map(|&(_, count)| u64::from(count)).sum::<u64>();
+        *field(below) += under;
+        *field(above) += all - under;
     }
 }
 
@@ -548,5 +658,51 @@ mod tests {
             compared > 5_000 && forgotten > 100 && by_channel > 100 && split_both_ways > 100,
             "{compared} {forgotten} {by_channel} {split_both_ways}"
         );
+    }
+
+    #[test]
+    fn totals_are_each_queue_and_channel_s_statistics_over_the_whole_history() {
+        let mut groups_compared = 0;
+        for seed in 1..=6 {
+            let events: Vec<EventFacts> =
+                random_events(seed, 1200).iter().filter_map(EventFacts::from_event).collect();
+            let counters = fed(&events);
+            let whole = Window { start: Millis::MIN / 2, end: Millis::MAX / 2 };
+            let thresholds = [1, 3, 7, 30];
+            for group in &counters.totals().groups {
+                let Some(queue) = group.queue else { continue };
+                let expected = counters.statistics(whole, Scope::Queue(queue), group.channel, &thresholds);
+                let actual = (
+                    [group.tasks_entered, group.tasks_canceled, group.tasks_completed, group.tasks_moved],
+                    [group.reservations_created, group.reservations_accepted, group.reservations_rejected],
+                    [group.reservations_timed_out, group.reservations_canceled, group.reservations_rescinded],
+                    thresholds.map(|seconds| (group.accepted_under(seconds), group.canceled_under(seconds))),
+                );
+                let split = |index: usize| &expected.split_by_wait_time[index].below;
+                let wanted = (
+                    [
+                        expected.tasks_entered,
+                        expected.tasks_canceled,
+                        expected.tasks_completed,
+                        expected.tasks_moved,
+                    ],
+                    [
+                        expected.reservations_created,
+                        expected.reservations_accepted,
+                        expected.reservations_rejected,
+                    ],
+                    [
+                        expected.reservations_timed_out,
+                        expected.reservations_canceled,
+                        expected.reservations_rescinded,
+                    ],
+                    [0, 1, 2, 3]
+                        .map(|index| (split(index).reservations_accepted, split(index).tasks_canceled)),
+                );
+                assert_eq!(actual, wanted, "seed {seed}, queue {queue}, channel {:?}", group.channel);
+                groups_compared += 1;
+            }
+        }
+        assert!(groups_compared > 6, "{groups_compared}");
     }
 }

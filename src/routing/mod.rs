@@ -38,7 +38,7 @@ pub(crate) use workflow::fuzz as workflow_fuzz;
 mod tests;
 
 pub use command::Command;
-pub use counters::{StatisticsCounters, TaskSeed};
+pub use counters::{StatisticsCounters, TaskSeed, Totals, TotalsGroup};
 pub use cumulative::{
     CountedEvent, CumulativeStatistics, EventFacts, ReservationEvent, Scope, SplitCounts, WaitDurations,
     WaitSplit, Window, cumulative_statistics,
