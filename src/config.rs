@@ -5,8 +5,8 @@
 //! line; unknown `SWITCHBOARD_*` variables are errors too, because a mistyped variable that is
 //! silently ignored is worse than one that stops the start.
 //!
-//! [`SETTINGS`] lists every setting with its variable, default and meaning; README.md's settings
-//! table and the example `switchboard.toml` are checked against it by tests.
+//! [`SETTINGS`] lists every setting with its variable, default and meaning; the settings table of
+//! `docs/configuration.md` and the example `switchboard.toml` are checked against it by tests.
 
 use std::path::{Path, PathBuf};
 

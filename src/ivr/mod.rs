@@ -19,8 +19,8 @@
 //! | `hangup`     | ends the call (after its `say`, or in silence)                        |
 //! | `next` alone | says and sets, then goes on                                           |
 //!
-//! The file format is documented in full in the README's IVR section; the shipped examples
-//! under `ivr/` use every step, with a scenario for each under `ivr/tests/`.
+//! The file format is documented in full in `docs/ivr.md`; the shipped examples under `ivr/` use
+//! every step, with a scenario for each under `ivr/tests/`.
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fuzz;
