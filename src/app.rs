@@ -15,6 +15,7 @@ use crate::config::Credentials;
 use crate::config::{BridgeMode, EventSettings, Settings, StoreBackend};
 use crate::http;
 use crate::live::{self, LiveEngine};
+use crate::metrics::Metrics;
 use crate::outbound::voice_api::{VoiceApi, VoiceApiSettings};
 use crate::outbound::{callbacks, messages};
 use crate::routing::Event;
@@ -27,6 +28,9 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// A built server, bound and ready to run.
 pub struct Application {
     server: http::Server,
+    /// `metrics.listen`'s own server, when set.
+    metrics_server: Option<http::MetricsServer>,
+    metrics: Arc<Metrics>,
     engine: Arc<LiveEngine>,
     voice: Arc<Voice>,
     sms: Arc<Sms>,
@@ -120,6 +124,11 @@ impl Application {
                  this server can create and cancel calls; use this only for local experiments"
             );
         }
+        let metrics = Arc::new(Metrics::new(settings.metrics.service_level.clone()));
+        {
+            let metrics = metrics.clone();
+            engine.on_flush(Box::new(move |writes, took| metrics.observe_flush(writes, took)));
+        }
         let webhooks = http::Webhooks {
             auth_token: credentials.auth_token.clone(),
             validate_signatures: settings.twilio.validate_signatures,
@@ -135,13 +144,31 @@ impl Application {
             sms.clone(),
             agents.clone(),
             webhooks,
+            (metrics.clone(), settings.metrics.token.clone()),
         )
         .context("starting the HTTP server")?;
+        let metrics_server = match settings.metrics.listen.as_str() {
+            "" => None,
+            listen => {
+                let server = http::MetricsServer::bind(
+                    listen,
+                    &settings.metrics.token,
+                    metrics.clone(),
+                    engine.clone(),
+                    sms.clone(),
+                )
+                .context("starting the metrics listener")?;
+                tracing::info!("metrics for Prometheus on http://{}/metrics", server.local_addr());
+                Some(server)
+            }
+        };
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
         log_addresses(&settings.voice.public_url, server.local_addr());
         voice.listening_on(server.local_addr());
         Ok(Application {
             server,
+            metrics_server,
+            metrics,
             engine,
             voice,
             sms,
@@ -250,7 +277,9 @@ impl Application {
         });
         let callbacks = self.callback_events.map(|events| {
             let mut stopped = stop_timers.subscribe();
-            tokio::spawn(callbacks::deliver(self.engine.clone(), self.events.clone(), events, async move {
+            let (engine, settings, metrics) =
+                (self.engine.clone(), self.events.clone(), self.metrics.clone());
+            tokio::spawn(callbacks::deliver(engine, settings, metrics, events, async move {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
         });
@@ -263,6 +292,12 @@ impl Application {
                 }
             })
         };
+        let metrics_server = self.metrics_server.map(|server| {
+            let mut stopped = stop_timers.subscribe();
+            tokio::spawn(server.run(async move {
+                let _ = stopped.wait_for(|&stop| stop).await;
+            }))
+        });
         let (engine, sms) = (self.engine.clone(), self.sms.clone());
         let stop = async move {
             tokio::select! {
@@ -284,6 +319,9 @@ impl Application {
         }
         if let Some(accepts) = accepts {
             let _ = accepts.await;
+        }
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
         }
         served?;
         if let Some(why) = self.engine.lost_lease() {

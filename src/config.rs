@@ -32,6 +32,7 @@ pub struct Settings {
     pub twilio: TwilioSettings,
     pub voice: VoiceSettings,
     pub sms: SmsSettings,
+    pub metrics: MetricsSettings,
     /// The starting workspace; the default is the example file's (the onboarding guide's).
     pub workspace: WorkspaceFile,
 }
@@ -178,6 +179,69 @@ pub struct SmsSettings {
     pub confirmation: String,
     /// Sent when the agent closes the conversation.
     pub closing: String,
+}
+
+/// `/metrics` for Prometheus.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// The bearer token a scraper sends (`Authorization: Bearer …`); empty: `/metrics` is not
+    /// served on the main address.
+    pub token: String,
+    /// A separate address that serves `/metrics` alone (the network guards it; the token too,
+    /// when set); empty: none.
+    pub listen: String,
+    /// The service-level threshold: a task accepted within it counts as answered in time.
+    pub service_level: ServiceLevels,
+}
+
+/// Service-level thresholds in seconds: one for every queue, and others for named queues;
+/// written `20` or `20, Sales=30, Support=60`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ServiceLevels {
+    pub default: u32,
+    /// (queue's friendly name, seconds).
+    pub queues: Vec<(String, u32)>,
+}
+
+impl ServiceLevels {
+    /// The threshold of the queue named `queue`.
+    pub fn of(&self, queue: &str) -> u32 {
+        self.queues.iter().find(|(name, _)| name == queue).map_or(self.default, |&(_, seconds)| seconds)
+    }
+}
+
+impl Default for ServiceLevels {
+    /// Twenty seconds, the contact-center industry's usual "80/20" threshold.
+    fn default() -> ServiceLevels {
+        ServiceLevels { default: 20, queues: Vec::new() }
+    }
+}
+
+impl TryFrom<String> for ServiceLevels {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<ServiceLevels, String> {
+        let seconds = |value: &str| match value.trim().parse::<u32>() {
+            Ok(seconds) if (1..=86_400).contains(&seconds) => Ok(seconds),
+            _ => Err(format!("{:?} is not a number of seconds from 1 to 86400", value.trim())),
+        };
+        let mut levels = ServiceLevels { default: 0, queues: Vec::new() };
+        for (index, part) in text.split(',').enumerate() {
+            match (index, part.split_once('=')) {
+                (0, None) => levels.default = seconds(part)?,
+                (0, Some(_)) => {
+                    return Err("begin with the threshold of every queue, e.g. `20, Sales=30`".into());
+                }
+                (_, Some((queue, value))) if !queue.trim().is_empty() => {
+                    levels.queues.push((queue.trim().to_owned(), seconds(value)?));
+                }
+                _ => return Err(format!("{:?}: give a queue's threshold as Name=seconds", part.trim())),
+            }
+        }
+        Ok(levels)
+    }
 }
 
 impl Default for SmsSettings {
@@ -596,6 +660,24 @@ pub const SETTINGS: &[SettingInfo] = &[
         default: "Thanks for contacting us. This conversation is closed; text us any time to start a new one.",
         meaning: "Texted when the agent closes the conversation",
     },
+    SettingInfo {
+        key: "metrics.token",
+        env: "SWITCHBOARD_METRICS_TOKEN",
+        default: "",
+        meaning: "Bearer token that `GET /metrics` (Prometheus' text format) requires on the main address (`Authorization: Bearer …`, Prometheus' `authorization` setting); empty: `/metrics` is served only on `metrics.listen`",
+    },
+    SettingInfo {
+        key: "metrics.listen",
+        env: "SWITCHBOARD_METRICS_LISTEN",
+        default: "",
+        meaning: "A separate address (e.g. `127.0.0.1:9464`) serving `/metrics` alone, guarded by the network (and by `metrics.token` when set); empty: none",
+    },
+    SettingInfo {
+        key: "metrics.service_level",
+        env: "SWITCHBOARD_METRICS_SERVICE_LEVEL",
+        default: "20",
+        meaning: "Service-level threshold in seconds: a task accepted within it was answered in time; `20, Sales=30` gives named queues their own",
+    },
 ];
 
 /// Where the settings came from, for the start-up log.
@@ -830,6 +912,11 @@ impl Settings {
             "sms.retry_initial_ms" => self.sms.retry_initial_ms = parse_number(value)?,
             "sms.confirmation" => self.sms.confirmation = value.to_owned(),
             "sms.closing" => self.sms.closing = value.to_owned(),
+            "metrics.token" => self.metrics.token = value.to_owned(),
+            "metrics.listen" => self.metrics.listen = value.to_owned(),
+            "metrics.service_level" => {
+                self.metrics.service_level = ServiceLevels::try_from(value.to_owned())?
+            }
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -981,6 +1068,30 @@ mod tests {
     }
 
     #[test]
+    fn service_levels_are_one_threshold_then_named_queues() {
+        type Expected<'a> = Result<(u32, &'a [(&'a str, u32)]), &'a str>;
+        let check = |text: &str, expected: Expected| {
+            let parsed = ServiceLevels::try_from(text.to_owned());
+            let expected = expected
+                .map(|(default, queues)| ServiceLevels {
+                    default,
+                    queues: queues.iter().map(|&(name, seconds)| (name.to_owned(), seconds)).collect(),
+                })
+                .map_err(str::to_owned);
+            assert_eq!(parsed, expected, "{text:?}");
+        };
+        check("20", Ok((20, &[])));
+        check(" 30 , Sales=10, Tier 2 = 45", Ok((30, &[("Sales", 10), ("Tier 2", 45)])));
+        check("Sales=10", Err("begin with the threshold of every queue, e.g. `20, Sales=30`"));
+        check("0", Err("\"0\" is not a number of seconds from 1 to 86400"));
+        check("20, Sales", Err("\"Sales\": give a queue's threshold as Name=seconds"));
+        check("20, =5", Err("\"=5\": give a queue's threshold as Name=seconds"));
+        check("20, Sales=soon", Err("\"soon\" is not a number of seconds from 1 to 86400"));
+        let levels = ServiceLevels::try_from("20, Sales=10".to_owned()).unwrap();
+        assert_eq!((levels.of("Sales"), levels.of("Support")), (10, 20));
+    }
+
+    #[test]
     fn mistakes_are_errors_that_name_the_key() {
         check(
             Some("[http]\nlisten = \"127.0.0.1:8080\"\nlisen = \"x\"\n"),
@@ -1017,7 +1128,7 @@ mod tests {
                   |
                 1 | [htp]
                   |  ^^^
-                unknown field `htp`, expected one of `http`, `store`, `events`, `twilio`, `voice`, `sms`, `workspace`"#]],
+                unknown field `htp`, expected one of `http`, `store`, `events`, `twilio`, `voice`, `sms`, `metrics`, `workspace`"#]],
         );
         check(
             Some("[http]\nworkers = \"two\"\n"),
@@ -1114,7 +1225,7 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_BACKEND, SWITCHBOARD_STORE_POSTGRES_URL, SWITCHBOARD_STORE_POSTGRES_WORKSPACE, SWITCHBOARD_STORE_LEASE_MS, SWITCHBOARD_STORE_ADVERTISE_URL, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_VOICE_CALLER_ID, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_BACKEND, SWITCHBOARD_STORE_POSTGRES_URL, SWITCHBOARD_STORE_POSTGRES_WORKSPACE, SWITCHBOARD_STORE_LEASE_MS, SWITCHBOARD_STORE_ADVERTISE_URL, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_VOICE_CALLER_ID, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING, SWITCHBOARD_METRICS_TOKEN, SWITCHBOARD_METRICS_LISTEN, SWITCHBOARD_METRICS_SERVICE_LEVEL"
             ],
         );
         check(

@@ -40,6 +40,7 @@ pub mod store;
 pub mod agents;
 pub mod live;
 pub mod locks;
+pub mod metrics;
 pub mod statistics;
 
 pub mod outbound;

@@ -769,6 +769,11 @@ impl LiveEngine {
         })
     }
 
+    /// Has `observer` told of every group commit (monitoring): see [`Store::on_flush`].
+    pub fn on_flush(&self, observer: crate::store::FlushObserver) {
+        self.shared.store.on_flush(observer);
+    }
+
     /// What group commit did so far (flushes and their time), for benchmarks and diagnostics.
     pub fn flush_statistics(&self) -> FlushStatistics {
         self.shared.store.flush_statistics()

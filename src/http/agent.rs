@@ -330,12 +330,7 @@ async fn events(
         let chunk = stream.next().await.filter(|_| stream.session.holds())?;
         Some((Ok(chunk), stream))
     });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("cache-control", "no-cache"))
-        // A proxy (nginx) would otherwise hold the offers back in its buffer.
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(first.chain(changes)))
+    Ok(super::metrics::event_stream(&request, first.chain(changes)))
 }
 
 fn sse(name: &str, data: &Value) -> String {

@@ -134,10 +134,7 @@ async fn events(
             Some((Ok(Bytes::from(sse(&state))), (receiver, engine, sms, session)))
         },
     );
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("cache-control", "no-cache"))
-        .streaming(first.chain(changes))
+    super::metrics::event_stream(&request, first.chain(changes))
 }
 
 fn sse(state: &Value) -> String {

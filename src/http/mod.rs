@@ -16,6 +16,7 @@ mod framing;
 mod front;
 mod health;
 mod ivr;
+mod metrics;
 mod origin;
 mod pages;
 pub(crate) mod session;
@@ -46,6 +47,7 @@ use drain::InFlight;
 pub use cluster::StandbyServer;
 pub use error::ApiError;
 pub use front::{Address, addresses};
+pub use metrics::MetricsServer;
 pub use voice::Webhooks;
 
 /// A bound, not yet running, HTTP server.
@@ -79,6 +81,7 @@ impl Server {
         texts: std::sync::Arc<crate::sms::Sms>,
         agents: std::sync::Arc<crate::agents::Agents>,
         webhooks: Webhooks,
+        monitoring: (std::sync::Arc<crate::metrics::Metrics>, String),
     ) -> Result<Server, HttpError> {
         let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
         let in_flight = InFlight::default();
@@ -89,6 +92,10 @@ impl Server {
         let texts = web::Data::from(texts);
         let agents = web::Data::from(agents);
         let webhooks = web::Data::new(webhooks);
+        let (metrics, metrics_token) = monitoring;
+        let metrics = web::Data::from(metrics);
+        let metrics_access =
+            web::Data::new(metrics::MetricsAccess { token: metrics_token, open_without_token: false });
         let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
         // In memory only: a restart forgets the failed sign-ins (see throttle.rs).
         let throttle = web::Data::new(throttle::SignInThrottle::default());
@@ -110,12 +117,15 @@ impl Server {
                 .app_data(webhooks.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(throttle.clone())
+                .app_data(metrics.clone())
+                .app_data(metrics_access.clone())
                 // Innermost, so that its refusals are logged, counted in flight and given the
                 // protective headers like any answer; still before every route.
                 .wrap(from_fn(cluster::lead_or_refuse))
                 .wrap(from_fn(framing::check))
                 .wrap(from_fn(protective_headers))
                 .wrap(from_fn(log_request))
+                .wrap(from_fn(metrics::observe))
                 .wrap(from_fn(drain::track_in_flight))
                 .configure(routes)
                 // Webhooks first: they are the busiest routes, and plain paths match cheaply
@@ -131,6 +141,7 @@ impl Server {
                 .configure(supervisor::routes)
                 .configure(pages::routes)
                 .configure(front::routes)
+                .configure(metrics::routes)
                 .default_service(web::to(error::no_route))
         })
         // Each connection's socket, for `framing::check` to tell a cut-off chunked body.

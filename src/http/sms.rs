@@ -171,10 +171,7 @@ async fn events(
             return Some((Ok(chunk), (receiver, sms, beat, session)));
         }
     });
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("cache-control", "no-cache"))
-        .streaming(ready.chain(changes))
+    super::metrics::event_stream(&request, ready.chain(changes))
 }
 
 /// How often an idle event stream says it is alive.

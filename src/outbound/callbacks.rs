@@ -106,6 +106,7 @@ fn description(event: &Event) -> String {
 pub async fn deliver(
     live: Arc<LiveEngine>,
     settings: EventSettings,
+    metrics: Arc<crate::metrics::Metrics>,
     mut events: broadcast::Receiver<Event>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -134,13 +135,14 @@ pub async fn deliver(
             continue;
         }
         let form = live.read(|engine| parameters(engine, &event));
-        send(&client, &settings, &event, &form).await;
+        send(&client, &settings, &metrics, &event, &form).await;
     }
 }
 
 async fn send(
     client: &reqwest::Client,
     settings: &EventSettings,
+    metrics: &crate::metrics::Metrics,
     event: &Event,
     form: &[(&'static str, String)],
 ) {
@@ -159,7 +161,9 @@ async fn send(
             Ok(response) => format!("HTTP {}", response.status()),
             Err(err) => err.to_string(),
         };
-        if !retry || attempt == settings.callback_attempts.max(1) {
+        let last = !retry || attempt == settings.callback_attempts.max(1);
+        metrics.callback_failed(last);
+        if last {
             tracing::warn!(event = event.event_type.as_str(), sequence = event.sequence, %failure, attempt, "event callback given up");
             return;
         }

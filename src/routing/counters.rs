@@ -116,6 +116,17 @@ impl TotalsGroup {
         self.canceled.under(seconds)
     }
 
+    /// Accepted reservations whose wait is known (not those of tasks created before the
+    /// history read): the count of the waits' histogram.
+    pub fn accepted_waits(&self) -> u64 {
+        self.accepted.under(u32::MAX)
+    }
+
+    /// Canceled tasks whose wait is known.
+    pub fn canceled_waits(&self) -> u64 {
+        self.canceled.under(u32::MAX)
+    }
+
     fn count(&mut self, counted: &Counted) {
         match counted.event {
             CountedEvent::TaskQueueEntered => self.tasks_entered += 1,

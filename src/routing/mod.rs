@@ -60,7 +60,7 @@ pub use model::{
 };
 pub use sid::{Sid, SidError, SidKind};
 pub use skill::{Skill, assign_skills};
-pub use stats::{ActivityCount, QueueStatistics, TaskStatistics, WorkspaceStatistics};
+pub use stats::{ActivityCount, QueueCensus, QueueStatistics, TaskStatistics, WorkspaceStatistics};
 pub use worker_stats::{ReservationCounts, StayDurations, WorkerCumulative, WorkerHistory};
 pub use workflow::{Position, Step};
 

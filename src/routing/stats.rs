@@ -52,6 +52,19 @@ pub struct ActivityCount {
     pub workers: usize,
 }
 
+/// A queue as monitoring sees it: its live tasks by channel and status, and how long the
+/// oldest waiting one has waited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCensus {
+    pub sid: Sid,
+    pub friendly_name: String,
+    /// (channel's unique name, status) → how many; every live status of every channel seen.
+    pub tasks: BTreeMap<(String, &'static str), usize>,
+    /// Seconds since the oldest waiting task was created (as `longest_task_waiting_age`).
+    pub longest_waiting: i64,
+    pub available_workers: usize,
+}
+
 const LIVE_STATUSES: [TaskStatus; 4] =
     [TaskStatus::Pending, TaskStatus::Reserved, TaskStatus::Assigned, TaskStatus::Wrapping];
 
@@ -121,6 +134,47 @@ impl Engine {
             total_workers: self.workers.len(),
             activity_statistics: self.activity_counts(self.workers.iter().map(|worker| worker.sid)),
         }
+    }
+
+    /// Every queue's [`QueueCensus`] at `now`: the queues' own live tasks, so that it costs
+    /// what they hold, not the tasks kept after they ended.
+    pub fn queue_census(&self, now: Millis) -> Vec<QueueCensus> {
+        self.queues
+            .iter()
+            .map(|queue| {
+                let mut tasks = BTreeMap::new();
+                for channel in &self.channels {
+                    for status in LIVE_STATUSES {
+                        tasks.insert((channel.unique_name.clone(), status.as_str()), 0);
+                    }
+                }
+                let mut oldest: Option<Millis> = None;
+                for task in queue.live.iter().filter_map(|sid| self.task(*sid)) {
+                    let channel = self.task_channel(task).unique_name.clone();
+                    *tasks.entry((channel, task.status.as_str())).or_default() += 1;
+                    if task.status.is_waiting() {
+                        oldest = Some(oldest.map_or(task.created_at, |seen| seen.min(task.created_at)));
+                    }
+                }
+                let available = self
+                    .queue_members(queue)
+                    .iter()
+                    .filter(|&&sid| self.worker(sid).is_some_and(|w| self.worker_activity(w).available))
+                    .count();
+                QueueCensus {
+                    sid: queue.sid,
+                    friendly_name: queue.friendly_name.clone(),
+                    tasks,
+                    longest_waiting: oldest.map_or(0, |created| (now - created) / 1000),
+                    available_workers: available,
+                }
+            })
+            .collect()
+    }
+
+    /// The workers in each activity.
+    pub fn activity_census(&self) -> Vec<ActivityCount> {
+        self.activity_counts(self.workers.iter().map(|worker| worker.sid))
     }
 
     fn activity_counts(&self, workers: impl Iterator<Item = Sid>) -> Vec<ActivityCount> {

@@ -171,6 +171,8 @@ pub struct Sms {
     stopping: watch::Sender<bool>,
     /// Bytes of conversations, pages and outbox entries handed to the store (keys and values).
     bytes_written: AtomicU64,
+    /// Reply attempts scheduled again since the start (monitoring).
+    retries: AtomicU64,
     /// The engine's events from the moment the conversations were loaded, for
     /// [`Sms::close_completed`] (taken when it starts).
     completions: Mutex<Option<broadcast::Receiver<Event>>>,
@@ -243,6 +245,7 @@ impl Sms {
             events: broadcast::channel(1024).0,
             stopping: watch::channel(false).0,
             bytes_written: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             completions: Mutex::new(Some(completions)),
             due: Mutex::new(due),
         })
@@ -770,6 +773,7 @@ impl Sms {
         now: Millis,
     ) -> Result<(), SmsError> {
         let initial = i64::try_from(self.settings.retry_initial_ms).unwrap_or(i64::MAX).max(1);
+        self.retries.fetch_add(1, Ordering::Relaxed);
         self.update_outbox(id, |entry| {
             if answered {
                 entry.attempt_started = None;
@@ -781,6 +785,23 @@ impl Sms {
             entry.next_attempt_at = now.saturating_add(wait);
         })
         .await
+    }
+
+    /// The outbox's entries by status, and the retries since the start (monitoring).
+    pub fn outbox_figures(&self) -> crate::metrics::OutboxFigures {
+        let mut figures = crate::metrics::OutboxFigures {
+            retries: self.retries.load(Ordering::Relaxed),
+            ..crate::metrics::OutboxFigures::default()
+        };
+        for entry in self.lock_outbox().values() {
+            match entry.status.as_str() {
+                "queued" => figures.queued += 1,
+                "sent" => figures.sent += 1,
+                "canceled" => figures.canceled += 1,
+                _ => figures.failed += 1,
+            }
+        }
+        figures
     }
 
     /// Every outbox entry (tests and diagnostics).

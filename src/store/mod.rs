@@ -129,6 +129,8 @@ struct Flusher {
     publishing: Mutex<()>,
     /// Where events go once on disk ([`Store::publish_when_durable`]); dropped without one.
     publish: OnceLock<Publisher>,
+    /// Told of each group commit: the writes it made durable, and its time ([`Store::on_flush`]).
+    on_flush: OnceLock<FlushObserver>,
     /// The sequence of the newest event written to sled, for pruning by count.
     last_event: AtomicU64,
     /// The sequence of the newest event published: on disk, and announced. The Events API
@@ -212,6 +214,9 @@ struct Pending {
 }
 
 /// What group commit did since the store opened.
+/// What [`Store::on_flush`] is given: the writes a group commit made durable, and its time.
+pub type FlushObserver = Box<dyn Fn(u64, Duration) + Send + Sync>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushStatistics {
     pub flushes: u64,
@@ -274,6 +279,7 @@ impl Store {
             written_events: Mutex::new(VecDeque::new()),
             publishing: Mutex::new(()),
             publish: OnceLock::new(),
+            on_flush: OnceLock::new(),
             last_event: AtomicU64::new(0),
             published_event: AtomicU64::new(0),
         });
@@ -362,6 +368,14 @@ impl Store {
     pub fn publish_when_durable(&self, publisher: Publisher) {
         if self.flusher.publish.set(publisher).is_err() {
             tracing::error!("the store's event publisher was set twice; the first one stays");
+        }
+    }
+
+    /// Has `observer` told of every group commit from now on: how many writes it made durable,
+    /// and how long it took (monitoring). Set once.
+    pub fn on_flush(&self, observer: FlushObserver) {
+        if self.flusher.on_flush.set(observer).is_err() {
+            tracing::error!("the store's flush observer was set twice; the first one stays");
         }
     }
 
@@ -711,6 +725,9 @@ impl Flusher {
             }
             match result {
                 Ok(covered) => {
+                    if let Some(observe) = self.on_flush.get() {
+                        observe(covered.saturating_sub(flushed), took);
+                    }
                     self.publish_through(covered);
                     flushed = flushed.max(covered);
                     // A failure reported meanwhile by another writer stays: it is final.

@@ -235,7 +235,7 @@ pub(crate) fn credentials_match(credentials: &Credentials, user: &str, password:
 
 /// Equality whose time depends only on `expected`'s length, not on `given` nor on where the
 /// two differ, so that a token cannot be guessed byte by byte from response times.
-fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let mut difference = u8::from(given.len() != expected.len());
     for (idx, byte) in expected.iter().enumerate() {
         difference |= byte ^ given.get(idx).copied().unwrap_or(!byte);

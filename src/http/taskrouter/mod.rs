@@ -11,7 +11,7 @@
 //!   `statistics.rs` (cumulative statistics, and `Statistics` joining both kinds): the
 //!   handlers.
 
-pub(super) mod api;
+pub(crate) mod api;
 pub(super) mod error;
 mod events;
 mod params;
