@@ -463,11 +463,12 @@ fn provider(args: ProviderArgs) -> Result<String, Failure> {
 }
 
 fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
-    telemetry::init();
     let working_dir = std::env::current_dir()
         .map_err(|err| Failure::invalid_input(format!("cannot read the working directory: {err}")))?;
     let (settings, source) = Settings::load(config.as_deref(), &working_dir, std::env::vars())
         .map_err(|err| Failure::invalid_input(err.to_string()))?;
+    // Once the settings say how: a mistake in them is reported as an error line, as always.
+    telemetry::init_as(settings.log.format);
     match &source {
         ConfigSource::File(path) => tracing::info!(file = %path.display(), "configuration loaded"),
         ConfigSource::Defaults => tracing::info!("no switchboard.toml here: using built-in defaults"),

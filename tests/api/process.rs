@@ -1,5 +1,5 @@
-//! The real `switchboard serve` process: configuration layers, start-up errors and a clean stop
-//! on SIGINT and SIGTERM.
+//! The real `switchboard serve` process: configuration layers, start-up errors, a clean stop
+//! on SIGINT and SIGTERM, and JSON log lines.
 
 use std::time::Duration;
 
@@ -134,6 +134,61 @@ fn start_up_mistakes_are_clear_errors_with_exit_code_2() {
         &[],
         &[],
         "error: DIR/switchboard.toml: TOML parse error at line 1, column 6",
+    );
+}
+
+#[test]
+fn log_format_json_writes_every_line_as_a_json_object() {
+    // Arrange: the start helper finds the "listening on" line inside the JSON.
+    let (_dir, process) =
+        start(None, &[], &[("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0"), ("SWITCHBOARD_LOG_FORMAT", "json")]);
+    // No request: a connection that closes as the server stops can make actix-server 2.6's
+    // worker panic in a debug build ("attempt to subtract with overflow" in its connection
+    // counter; a release build wraps), and the panic's report is not a log line.
+    let mut process = process.unwrap();
+
+    // Act
+    process.signal(libc::SIGTERM);
+    let (status, log) = process.wait(STOP_TIMEOUT).expect("the server stops after the signal");
+
+    // Assert: every line, from the first to "stopped", is one object with its time, level,
+    // module and message; the event's fields stand beside the message.
+    let lines: Vec<&String> = process.start_log.iter().chain(&log).collect();
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line:?} in {lines:#?}")))
+        .collect();
+    for object in &objects {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(object[key].is_string(), "no {key} in {object}");
+        }
+    }
+    let address = process.address.to_string();
+    let listening =
+        objects.iter().find(|object| object["message"] == format!("listening on http://{address}"));
+    let listening = listening.unwrap_or_else(|| panic!("no listening line in {lines:#?}"));
+    assert_eq!(listening["level"], "INFO");
+    assert_eq!(listening["address"], address.as_str());
+    assert_eq!(listening["target"], "switchboard::app");
+    assert!(listening["timestamp"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{listening}");
+    // actix-server's threads may still say goodbye after it.
+    assert!(objects.iter().any(|object| object["message"] == "stopped"), "{lines:#?}");
+}
+
+#[test]
+fn an_unknown_log_format_is_refused_with_exit_code_2() {
+    check_refused(
+        None,
+        &[],
+        &[("SWITCHBOARD_LOG_FORMAT", "xml")],
+        "error: environment variable SWITCHBOARD_LOG_FORMAT=\"xml\": expected text or json",
+    );
+    check_refused(
+        Some("[log]\nformat = \"logfmt\"\n"),
+        &[],
+        &[],
+        "error: DIR/switchboard.toml: TOML parse error at line 2, column 10\n  |\n2 | format = \"logfmt\"\n  |          ^^^^^^^^\nunknown variant `logfmt`, expected `text` or `json`",
     );
 }
 
