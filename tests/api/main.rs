@@ -18,6 +18,7 @@ mod hostile;
 mod install;
 mod ivr_cli;
 mod ivr_flows;
+mod packaging;
 mod pages;
 mod process;
 mod proxies;

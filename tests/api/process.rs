@@ -1,5 +1,5 @@
 //! The real `switchboard serve` process: configuration layers, start-up errors, a clean stop
-//! on SIGINT and SIGTERM, and JSON log lines.
+//! on SIGINT and SIGTERM, JSON log lines, and `switchboard healthcheck` asking it.
 
 use std::time::Duration;
 
@@ -190,6 +190,47 @@ fn an_unknown_log_format_is_refused_with_exit_code_2() {
         &[],
         "error: DIR/switchboard.toml: TOML parse error at line 2, column 10\n  |\n2 | format = \"logfmt\"\n  |          ^^^^^^^^\nunknown variant `logfmt`, expected `text` or `json`",
     );
+}
+
+/// Runs `switchboard healthcheck` with `args` and `env` in `dir`: its exit code, standard
+/// output and standard error.
+fn healthcheck(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output =
+        switchboard_command(dir).arg("healthcheck").args(args).envs(env.iter().copied()).output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+#[test]
+fn healthcheck_exits_0_while_the_server_answers_and_1_once_it_is_gone() {
+    // Arrange: a server, and the configuration of a container's, listening on all addresses
+    // (the healthcheck's alone: the test's server listens on the loopback address only).
+    let (dir, process) = start(None, &[], &[("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")]);
+    let mut process = process.unwrap();
+    let port = process.address.port().to_string();
+    let listen = format!("0.0.0.0:{port}");
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let healthy = format!(r#"{url}: {{"status":"ok","version":"{}"}}"#, env!("CARGO_PKG_VERSION"));
+
+    // Act and assert: the address from the configuration (asked on the loopback), or a URL.
+    let (code, stdout, stderr) = healthcheck(dir.path(), &[], &[("SWITCHBOARD_HTTP_LISTEN", &listen)]);
+    assert_eq!((code, stdout.trim_end()), (0, healthy.as_str()), "{stderr}");
+    let (code, stdout, stderr) = healthcheck(dir.path(), &[&url], &[]);
+    assert_eq!((code, stdout.trim_end()), (0, healthy.as_str()), "{stderr}");
+    let (code, _, stderr) = healthcheck(dir.path(), &[&format!("http://127.0.0.1:{port}/nowhere")], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("/nowhere: not healthy: it answered 404"), "{stderr}");
+
+    process.signal(libc::SIGTERM);
+    assert_eq!(process.wait(STOP_TIMEOUT).unwrap().0.code(), Some(0));
+    let (code, stdout, stderr) = healthcheck(dir.path(), &[], &[("SWITCHBOARD_HTTP_LISTEN", &listen)]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stderr.starts_with(&format!("error: {url}: not healthy: the request failed")), "{stderr}");
+
+    // A configuration mistake is one, as for `serve`.
+    let (code, _, stderr) = healthcheck(dir.path(), &[], &[("SWITCHBOARD_LOG_FORMAT", "yaml")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("SWITCHBOARD_LOG_FORMAT=\"yaml\": expected text or json"), "{stderr}");
 }
 
 #[test]
