@@ -1,9 +1,11 @@
-//! The `switchboard` command line: `serve`, and `expr check` / `expr eval` for trying
-//! TaskRouter expressions before putting them in a queue or workflow.
+//! The `switchboard` command line: `serve`, `healthcheck` for a container's or supervisor's
+//! probe, and `expr check` / `expr eval` for trying TaskRouter expressions before putting them
+//! in a queue or workflow.
 //!
 //! Exit codes: 0 on success (for `expr eval`, whatever the result), 2 for invalid input (a bad
-//! expression, JSON, time or configuration), 1 when the server fails while running. Results go
-//! to standard output, errors to standard error.
+//! expression, JSON, time or configuration), 1 when the server fails while running (for
+//! `healthcheck`: when it does not answer 200). Results go to standard output, errors to
+//! standard error.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,6 +21,7 @@ use crate::config::{CONFIG_ENV, ConfigSource, Settings};
 use crate::emulator::{Emulator, EmulatorSettings, PhoneScript};
 use crate::expr::{Clock, Context, ExprError, Expression, Scope, WorkerFacts};
 use crate::ivr::located;
+use crate::outbound::health;
 use crate::store::backend::Backend;
 use crate::store::{DEFAULT_CACHE_BYTES, LeaseSettings, PostgresBackend, SledBackend, StoreError, copy};
 use crate::telemetry;
@@ -35,6 +38,16 @@ struct Cli {
 enum Command {
     /// Run the server (reads ./switchboard.toml if present, else built-in defaults).
     Serve {
+        /// Configuration file; it must exist when given.
+        #[arg(long, env = CONFIG_ENV, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Ask a running server's `GET /healthz` once (a container's HEALTHCHECK, a supervisor's
+    /// probe): exit 0 when it answers 200 within 5 s, 1 otherwise.
+    Healthcheck {
+        /// The URL to ask; default: `/healthz` at the configuration's `http.listen` (read as
+        /// `serve` reads it), with `0.0.0.0` and `[::]` asked on the loopback address.
+        url: Option<String>,
         /// Configuration file; it must exist when given.
         #[arg(long, env = CONFIG_ENV, value_name = "PATH")]
         config: Option<PathBuf>,
@@ -260,6 +273,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve { config } => serve(config),
+        Command::Healthcheck { url, config } => healthcheck(url, config),
         Command::Expr(ExprCommand::Check { context, expression }) => expr_check(context, &expression),
         Command::Expr(ExprCommand::Eval(args)) => expr_eval(&args),
         Command::Ivr(IvrCommand::Check { dir }) => ivr_check(&dir),
@@ -462,12 +476,19 @@ fn provider(args: ProviderArgs) -> Result<String, Failure> {
     Ok(String::new())
 }
 
-fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
-    telemetry::init();
+/// The settings as `serve` reads them: defaults, the file (`config`, else ./switchboard.toml if
+/// present), this process's `SWITCHBOARD_*` variables.
+fn load_settings(config: Option<&std::path::Path>) -> Result<(Settings, ConfigSource), Failure> {
     let working_dir = std::env::current_dir()
         .map_err(|err| Failure::invalid_input(format!("cannot read the working directory: {err}")))?;
-    let (settings, source) = Settings::load(config.as_deref(), &working_dir, std::env::vars())
-        .map_err(|err| Failure::invalid_input(err.to_string()))?;
+    Settings::load(config, &working_dir, std::env::vars())
+        .map_err(|err| Failure::invalid_input(err.to_string()))
+}
+
+fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
+    let (settings, source) = load_settings(config.as_deref())?;
+    // Once the settings say how: a mistake in them is reported as an error line, as always.
+    telemetry::init_as(settings.log.format);
     match &source {
         ConfigSource::File(path) => tracing::info!(file = %path.display(), "configuration loaded"),
         ConfigSource::Defaults => tracing::info!("no switchboard.toml here: using built-in defaults"),
@@ -485,14 +506,32 @@ fn serve(config: Option<PathBuf>) -> Result<String, Failure> {
     Ok(String::new())
 }
 
+/// How long `healthcheck` waits for the whole answer.
+const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn healthcheck(url: Option<String>, config: Option<PathBuf>) -> Result<String, Failure> {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let (settings, _) = load_settings(config.as_deref())?;
+            health::healthz_url(&settings.http.listen)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure { message: format!("cannot start the runtime: {err}"), code: 1 })?;
+    let body = runtime
+        .block_on(health::check(&url, HEALTHCHECK_TIMEOUT))
+        .map_err(|why| Failure { message: format!("{url}: not healthy: {why}"), code: 1 })?;
+    Ok(format!("{url}: {}", body.trim_end()))
+}
+
 fn store_migrate(url: Option<String>, config: Option<PathBuf>) -> Result<String, Failure> {
     let url = match url {
         Some(url) => url,
         None => {
-            let working_dir = std::env::current_dir()
-                .map_err(|err| Failure::invalid_input(format!("cannot read the working directory: {err}")))?;
-            let (settings, _) = Settings::load(config.as_deref(), &working_dir, std::env::vars())
-                .map_err(|err| Failure::invalid_input(err.to_string()))?;
+            let (settings, _) = load_settings(config.as_deref())?;
             if settings.store.postgres_url.is_empty() {
                 return Err(Failure::invalid_input(
                     "no database: give --url, or set store.postgres_url (sled needs no migration)",

@@ -27,6 +27,7 @@ const ENV_PREFIX: &str = "SWITCHBOARD_";
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub http: HttpSettings,
+    pub log: LogSettings,
     pub store: StoreSettings,
     pub events: EventSettings,
     pub twilio: TwilioSettings,
@@ -35,6 +36,26 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// The starting workspace; the default is the example file's (the onboarding guide's).
     pub workspace: WorkspaceFile,
+}
+
+/// How the server's log is written (to standard error; `RUST_LOG` filters it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Lines for people, or one JSON object per line for a log collector.
+    pub format: LogFormat,
+}
+
+/// The shape of each log line (`log.format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `timestamp LEVEL target: message field=value...`, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `message`, the event's fields and
+    /// `target`.
+    Json,
 }
 
 /// Where and how state is kept.
@@ -443,6 +464,12 @@ pub const SETTINGS: &[SettingInfo] = &[
         env: "SWITCHBOARD_HTTP_TRUSTED_PROXIES",
         default: "",
         meaning: "IP addresses or CIDR networks of the proxies in front, e.g. `127.0.0.1, 10.0.0.0/8` (in the file a list of strings): only from these are `X-Forwarded-For`/`-Host`/`-Proto` believed, the nearest value of each (the client's address for the sign-in throttle, and with `voice.public_url` empty the host and scheme of links and of the URL signatures are checked over); RFC 7239's `Forwarded` is never read, since a proxy that writes the X- headers passes a client's own through; empty: none",
+    },
+    SettingInfo {
+        key: "log.format",
+        env: "SWITCHBOARD_LOG_FORMAT",
+        default: "text",
+        meaning: "How log lines (standard error) are written: `text`, for people; `json`, one JSON object per line with `timestamp`, `level`, `message`, the event's fields and `target`, for a log collector",
     },
     SettingInfo {
         key: "store.backend",
@@ -858,6 +885,10 @@ impl Settings {
                 let entries = value.split(',').filter(|entry| !entry.trim().is_empty());
                 self.http.trusted_proxies = TrustedProxies::parse(entries)?;
             }
+            "log.format" => {
+                self.log.format =
+                    parse_choice(value, &[("text", LogFormat::Text), ("json", LogFormat::Json)])?
+            }
             "store.backend" => {
                 self.store.backend = parse_choice(
                     value,
@@ -1128,7 +1159,7 @@ mod tests {
                   |
                 1 | [htp]
                   |  ^^^
-                unknown field `htp`, expected one of `http`, `store`, `events`, `twilio`, `voice`, `sms`, `metrics`, `workspace`"#]],
+                unknown field `htp`, expected one of `http`, `log`, `store`, `events`, `twilio`, `voice`, `sms`, `metrics`, `workspace`"#]],
         );
         check(
             Some("[http]\nworkers = \"two\"\n"),
@@ -1225,8 +1256,23 @@ mod tests {
             None,
             &[("SWITCHBOARD_HTTP_LISTN", "x")],
             expect![
-                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_STORE_BACKEND, SWITCHBOARD_STORE_POSTGRES_URL, SWITCHBOARD_STORE_POSTGRES_WORKSPACE, SWITCHBOARD_STORE_LEASE_MS, SWITCHBOARD_STORE_ADVERTISE_URL, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_VOICE_CALLER_ID, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING, SWITCHBOARD_METRICS_TOKEN, SWITCHBOARD_METRICS_LISTEN, SWITCHBOARD_METRICS_SERVICE_LEVEL"
+                "unknown environment variable SWITCHBOARD_HTTP_LISTN; settings are SWITCHBOARD_CONFIG, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_HTTP_WORKERS, SWITCHBOARD_HTTP_SHUTDOWN_TIMEOUT, SWITCHBOARD_HTTP_MAX_BODY_BYTES, SWITCHBOARD_HTTP_KEEP_ALIVE, SWITCHBOARD_HTTP_TRUSTED_PROXIES, SWITCHBOARD_LOG_FORMAT, SWITCHBOARD_STORE_BACKEND, SWITCHBOARD_STORE_POSTGRES_URL, SWITCHBOARD_STORE_POSTGRES_WORKSPACE, SWITCHBOARD_STORE_LEASE_MS, SWITCHBOARD_STORE_ADVERTISE_URL, SWITCHBOARD_STORE_DATA_DIR, SWITCHBOARD_STORE_DURABILITY, SWITCHBOARD_STORE_FLUSH_INTERVAL_MS, SWITCHBOARD_STORE_SNAPSHOT_EVERY, SWITCHBOARD_STORE_CACHE_MB, SWITCHBOARD_STORE_EVENT_MAX_AGE, SWITCHBOARD_STORE_EVENT_MAX_COUNT, SWITCHBOARD_EVENTS_CALLBACK_URL, SWITCHBOARD_EVENTS_CALLBACK_FILTER, SWITCHBOARD_EVENTS_CALLBACK_ATTEMPTS, SWITCHBOARD_TWILIO_ACCOUNT_SID, SWITCHBOARD_TWILIO_AUTH_TOKEN, SWITCHBOARD_TWILIO_VALIDATE_SIGNATURES, SWITCHBOARD_VOICE_IVR_DIR, SWITCHBOARD_VOICE_PUBLIC_URL, SWITCHBOARD_VOICE_WAIT_SECONDS, SWITCHBOARD_VOICE_ANNOUNCE_EVERY, SWITCHBOARD_VOICE_HOLD_MUSIC_URL, SWITCHBOARD_VOICE_ABANDON_AFTER, SWITCHBOARD_VOICE_VOICEMAIL_AFTER, SWITCHBOARD_VOICE_DIAL_TIMEOUT, SWITCHBOARD_VOICE_BRIDGE, SWITCHBOARD_VOICE_API_BASE, SWITCHBOARD_VOICE_API_KEY_SID, SWITCHBOARD_VOICE_API_KEY_SECRET, SWITCHBOARD_VOICE_RECORD, SWITCHBOARD_VOICE_CALLER_ID, SWITCHBOARD_SMS_API_BASE, SWITCHBOARD_SMS_RETRY_INITIAL_MS, SWITCHBOARD_SMS_CONFIRMATION, SWITCHBOARD_SMS_CLOSING, SWITCHBOARD_METRICS_TOKEN, SWITCHBOARD_METRICS_LISTEN, SWITCHBOARD_METRICS_SERVICE_LEVEL"
             ],
+        );
+        check(
+            None,
+            &[("SWITCHBOARD_LOG_FORMAT", "xml")],
+            expect![[r#"environment variable SWITCHBOARD_LOG_FORMAT="xml": expected text or json"#]],
+        );
+        check(
+            Some("[log]\nformat = \"JSON\"\n"),
+            &[],
+            expect![[r#"
+                DIR/switchboard.toml: TOML parse error at line 2, column 10
+                  |
+                2 | format = "JSON"
+                  |          ^^^^^^
+                unknown variant `JSON`, expected `text` or `json`"#]],
         );
         check(
             None,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::failed;
 use crate::ivr::{LOOKUP_ANSWER_LIMIT, LookupRequest, lookup_answer};
 
 /// Makes lookups; one connection pool.
@@ -70,15 +71,4 @@ impl Lookups {
         let text = String::from_utf8(body).map_err(|_| "the answer is not UTF-8 text".to_owned())?;
         lookup_answer(&text, &request.keep)
     }
-}
-
-/// A failed request in a sentence, with its cause (the first error alone says little).
-fn failed(err: &reqwest::Error) -> String {
-    let mut reason = "the request failed".to_owned();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(cause) = source {
-        reason = format!("the request failed: {cause}");
-        source = cause.source();
-    }
-    reason
 }

@@ -230,7 +230,10 @@ pub fn fixed_config(port: u16, account_sid: &str, auth_token: &str) -> String {
 pub struct SwitchboardProcess {
     child: Child,
     pub address: SocketAddr,
-    /// Every line the process wrote to standard error so far is readable from here.
+    /// The lines the process wrote to standard error up to its "listening on" line, that one
+    /// included.
+    pub start_log: Vec<String>,
+    /// Every line the process wrote to standard error since is readable from here.
     log: mpsc::Receiver<String>,
 }
 
@@ -243,13 +246,17 @@ impl SwitchboardProcess {
             .spawn()
             .map_err(|err| format!("cannot start switchboard: {err}"))?;
         let log = lines_of(child.stderr.take().expect("stderr is piped"));
-        let seen = match wait_for_line(&log, START_TIMEOUT, listening_address) {
-            Ok(address) => return Ok(SwitchboardProcess { child, address, log }),
-            Err(seen) => seen,
-        };
+        let mut start_log = Vec::new();
+        let listening = wait_for_line(&log, START_TIMEOUT, |line| {
+            start_log.push(line.to_owned());
+            listening_address(line)
+        });
+        if let Ok(address) = listening {
+            return Ok(SwitchboardProcess { child, address, start_log, log });
+        }
         let _ = child.kill();
         let status = child.wait().ok();
-        Err(format!("switchboard did not start ({status:?}); it wrote:\n{}", seen.join("\n")))
+        Err(format!("switchboard did not start ({status:?}); it wrote:\n{}", start_log.join("\n")))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -313,7 +320,7 @@ pub fn lines_of(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 pub fn wait_for_line<T>(
     lines: &mpsc::Receiver<String>,
     timeout: Duration,
-    parse: impl Fn(&str) -> Option<T>,
+    mut parse: impl FnMut(&str) -> Option<T>,
 ) -> Result<T, Vec<String>> {
     let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
@@ -327,9 +334,11 @@ pub fn wait_for_line<T>(
     Err(seen)
 }
 
+/// The address in a "listening on http://ADDRESS" log line, written as text or as JSON (where
+/// a quote ends the message).
 fn listening_address(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
-    rest.split_whitespace().next()?.parse().ok()
+    rest.split(|c: char| c.is_whitespace() || c == '"').next()?.parse().ok()
 }
 
 /// A load balancer in front of several nodes, as HAProxy in TCP mode with an HTTP health check

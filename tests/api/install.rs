@@ -1,8 +1,9 @@
 //! What some tests need beyond the Rust toolchain, installed when it is missing, so that
 //! `cargo test` alone sets up a fresh machine: each need has an idempotent script under `tests/`
-//! (`sdk/install.sh`, `browser/install.sh`, `fuzz/install.sh`, which install Debian packages
-//! through `tests/apt.sh`: apt-get as root, or with sudo), and a test that has a need calls
-//! [`ensure`] first. `.ci/run` runs the same scripts before `cargo test`.
+//! (`sdk/install.sh`, `browser/install.sh`, `fuzz/install.sh`, `hadolint/install.sh`,
+//! `systemd/install.sh`, which install Debian packages through `tests/apt.sh`: apt-get as root,
+//! or with sudo, and PyPI packages in a virtualenv through `tests/venv.sh`), and a test that has
+//! a need calls [`ensure`] first. `.ci/run` runs the same scripts before `cargo test`.
 //!
 //! Tests run concurrently: a script runs at most once per test process, the tests that need it
 //! meanwhile wait, and its outcome is kept for those that come later. Shared by both test

@@ -19,6 +19,7 @@ mod install;
 mod ivr_cli;
 mod ivr_flows;
 mod metrics;
+mod packaging;
 mod pages;
 mod process;
 mod proxies;

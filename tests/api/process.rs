@@ -1,5 +1,5 @@
-//! The real `switchboard serve` process: configuration layers, start-up errors and a clean stop
-//! on SIGINT and SIGTERM.
+//! The real `switchboard serve` process: configuration layers, start-up errors, a clean stop
+//! on SIGINT and SIGTERM, JSON log lines, and `switchboard healthcheck` asking it.
 
 use std::time::Duration;
 
@@ -169,6 +169,102 @@ fn start_up_mistakes_are_clear_errors_with_exit_code_2() {
         &[],
         "error: DIR/switchboard.toml: TOML parse error at line 1, column 6",
     );
+}
+
+#[test]
+fn log_format_json_writes_every_line_as_a_json_object() {
+    // Arrange: the start helper finds the "listening on" line inside the JSON.
+    let (_dir, process) =
+        start(None, &[], &[("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0"), ("SWITCHBOARD_LOG_FORMAT", "json")]);
+    // No request: a connection that closes as the server stops can make actix-server 2.6's
+    // worker panic in a debug build ("attempt to subtract with overflow" in its connection
+    // counter; a release build wraps), and the panic's report is not a log line.
+    let mut process = process.unwrap();
+
+    // Act
+    process.signal(libc::SIGTERM);
+    let (status, log) = process.wait(STOP_TIMEOUT).expect("the server stops after the signal");
+
+    // Assert: every line, from the first to "stopped", is one object with its time, level,
+    // module and message; the event's fields stand beside the message.
+    let lines: Vec<&String> = process.start_log.iter().chain(&log).collect();
+    assert_eq!(status.code(), Some(0), "{lines:#?}");
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line:?} in {lines:#?}")))
+        .collect();
+    for object in &objects {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(object[key].is_string(), "no {key} in {object}");
+        }
+    }
+    let address = process.address.to_string();
+    let listening =
+        objects.iter().find(|object| object["message"] == format!("listening on http://{address}"));
+    let listening = listening.unwrap_or_else(|| panic!("no listening line in {lines:#?}"));
+    assert_eq!(listening["level"], "INFO");
+    assert_eq!(listening["address"], address.as_str());
+    assert_eq!(listening["target"], "switchboard::app");
+    assert!(listening["timestamp"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{listening}");
+    // actix-server's threads may still say goodbye after it.
+    assert!(objects.iter().any(|object| object["message"] == "stopped"), "{lines:#?}");
+}
+
+#[test]
+fn an_unknown_log_format_is_refused_with_exit_code_2() {
+    check_refused(
+        None,
+        &[],
+        &[("SWITCHBOARD_LOG_FORMAT", "xml")],
+        "error: environment variable SWITCHBOARD_LOG_FORMAT=\"xml\": expected text or json",
+    );
+    check_refused(
+        Some("[log]\nformat = \"logfmt\"\n"),
+        &[],
+        &[],
+        "error: DIR/switchboard.toml: TOML parse error at line 2, column 10\n  |\n2 | format = \"logfmt\"\n  |          ^^^^^^^^\nunknown variant `logfmt`, expected `text` or `json`",
+    );
+}
+
+/// Runs `switchboard healthcheck` with `args` and `env` in `dir`: its exit code, standard
+/// output and standard error.
+fn healthcheck(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output =
+        switchboard_command(dir).arg("healthcheck").args(args).envs(env.iter().copied()).output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+#[test]
+fn healthcheck_exits_0_while_the_server_answers_and_1_once_it_is_gone() {
+    // Arrange: a server, and the configuration of a container's, listening on all addresses
+    // (the healthcheck's alone: the test's server listens on the loopback address only).
+    let (dir, process) = start(None, &[], &[("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")]);
+    let mut process = process.unwrap();
+    let port = process.address.port().to_string();
+    let listen = format!("0.0.0.0:{port}");
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let healthy = format!(r#"{url}: {{"status":"ok","version":"{}"}}"#, env!("CARGO_PKG_VERSION"));
+
+    // Act and assert: the address from the configuration (asked on the loopback), or a URL.
+    let (code, stdout, stderr) = healthcheck(dir.path(), &[], &[("SWITCHBOARD_HTTP_LISTEN", &listen)]);
+    assert_eq!((code, stdout.trim_end()), (0, healthy.as_str()), "{stderr}");
+    let (code, stdout, stderr) = healthcheck(dir.path(), &[&url], &[]);
+    assert_eq!((code, stdout.trim_end()), (0, healthy.as_str()), "{stderr}");
+    let (code, _, stderr) = healthcheck(dir.path(), &[&format!("http://127.0.0.1:{port}/nowhere")], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("/nowhere: not healthy: it answered 404"), "{stderr}");
+
+    process.signal(libc::SIGTERM);
+    assert_eq!(process.wait(STOP_TIMEOUT).unwrap().0.code(), Some(0));
+    let (code, stdout, stderr) = healthcheck(dir.path(), &[], &[("SWITCHBOARD_HTTP_LISTEN", &listen)]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stderr.starts_with(&format!("error: {url}: not healthy: the request failed")), "{stderr}");
+
+    // A configuration mistake is one, as for `serve`.
+    let (code, _, stderr) = healthcheck(dir.path(), &[], &[("SWITCHBOARD_LOG_FORMAT", "yaml")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("SWITCHBOARD_LOG_FORMAT=\"yaml\": expected text or json"), "{stderr}");
 }
 
 #[test]
