@@ -94,6 +94,7 @@ fn resource_type(kind: SidKind) -> &'static str {
         SidKind::Reservation => "reservation",
         SidKind::TaskChannel => "taskchannel",
         SidKind::Event => "event",
+        SidKind::WorkerChannel => "workerchannel",
     }
 }
 
