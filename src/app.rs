@@ -34,8 +34,9 @@ pub struct Application {
     /// Where the agents' replies go, and the credentials they are sent with.
     delivery: (String, Credentials),
     events: EventSettings,
-    /// Subscribed before the missed deadlines fire, so callbacks see those events too.
-    callback_events: Option<broadcast::Receiver<Event>>,
+    /// Subscribed before the missed deadlines fire, so callbacks see those events too. Always:
+    /// the workspace's callback URL can be set through the REST API at any time.
+    callback_events: broadcast::Receiver<Event>,
     /// Conference bridging's view of the events: accepted calls are connected at once.
     accept_events: Option<broadcast::Receiver<Event>>,
 }
@@ -56,7 +57,7 @@ impl Application {
         engine: Arc<LiveEngine>,
         listener: Option<std::net::TcpListener>,
     ) -> anyhow::Result<Application> {
-        let callback_events = (!settings.events.callback_url.is_empty()).then(|| engine.subscribe());
+        let callback_events = engine.subscribe();
         let accept_events = (settings.voice.bridge == BridgeMode::Conference).then(|| engine.subscribe());
         let flows = Flows::for_settings(&settings.voice).context("loading the IVR flows")?;
         let ivr = Arc::new(Ivr::new(flows, &settings.voice));
@@ -135,6 +136,7 @@ impl Application {
             sms.clone(),
             agents.clone(),
             webhooks,
+            settings.events.clone(),
         )
         .context("starting the HTTP server")?;
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
@@ -247,12 +249,12 @@ impl Application {
                 }
             })
         });
-        let callbacks = self.callback_events.map(|events| {
-            let mut stopped = stop_timers.subscribe();
+        let callbacks = {
+            let (events, mut stopped) = (self.callback_events, stop_timers.subscribe());
             tokio::spawn(callbacks::deliver(self.engine.clone(), self.events.clone(), events, async move {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
-        });
+        };
         let reloads = {
             let (voice, mut stopped) = (self.voice.clone(), stop_timers.subscribe());
             tokio::spawn(async move {
@@ -278,9 +280,7 @@ impl Application {
         let _ = sweeper.await;
         let _ = replies.await;
         let _ = closings.await;
-        if let Some(callbacks) = callbacks {
-            let _ = callbacks.await;
-        }
+        let _ = callbacks.await;
         if let Some(accepts) = accepts {
             let _ = accepts.await;
         }

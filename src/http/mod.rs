@@ -77,6 +77,7 @@ impl Server {
         texts: std::sync::Arc<crate::sms::Sms>,
         agents: std::sync::Arc<crate::agents::Agents>,
         webhooks: Webhooks,
+        events: crate::config::EventSettings,
     ) -> Result<Server, HttpError> {
         let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
         let in_flight = InFlight::default();
@@ -87,6 +88,8 @@ impl Server {
         let texts = web::Data::from(texts);
         let agents = web::Data::from(agents);
         let webhooks = web::Data::new(webhooks);
+        // The callback URL and filter the workspace shows when the REST API set none.
+        let events = web::Data::new(events);
         let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
         // In memory only: a restart forgets the failed sign-ins (see throttle.rs).
         let throttle = web::Data::new(throttle::SignInThrottle::default());
@@ -106,6 +109,7 @@ impl Server {
                 .app_data(texts.clone())
                 .app_data(agents.clone())
                 .app_data(webhooks.clone())
+                .app_data(events.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(throttle.clone())
                 // Innermost, so that its refusals are logged, counted in flight and given the

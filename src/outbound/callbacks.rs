@@ -1,7 +1,8 @@
-//! Event callbacks: each event POSTed as a form to `events.callback_url` with TaskRouter's
-//! parameter names (`EventType`, `WorkspaceSid`, `ResourceSid`, `TaskSid`, `TaskAttributes`,
-//! `WorkerName`...), like TaskRouter's Event Callback URL. The only module that makes HTTP
-//! requests.
+//! Event callbacks: each event POSTed as a form to the workspace's `EventCallbackUrl` with
+//! TaskRouter's parameter names (`EventType`, `WorkspaceSid`, `ResourceSid`, `TaskSid`,
+//! `TaskAttributes`, `WorkerName`...), like TaskRouter's. The URL and the filter are the
+//! workspace's once set through the REST API, else the settings `events.callback_url` and
+//! `events.callback_filter`; they are read for each event, so a change applies to the next.
 //!
 //! Delivery never holds up routing: it reads the live engine's event broadcast on its own task,
 //! in order, retrying a failing receiver with backoff (0.5 s, doubling) up to
@@ -102,21 +103,25 @@ fn description(event: &Event) -> String {
     format!("{} {} {}", resource_type(event.resource.kind()), event.resource, event.event_type.as_str())
 }
 
+/// Where `event` is to be sent, and whether it is: the workspace's URL and filter where set
+/// (through the REST API), else `settings`'; `None` for no callback.
+pub fn destination<'a>(engine: &'a Engine, settings: &'a EventSettings, event: &Event) -> Option<&'a str> {
+    let workspace = engine.settings();
+    let url = workspace.event_callback_url.as_deref().unwrap_or(&settings.callback_url).trim();
+    let filter = workspace.events_filter.as_deref().unwrap_or(&settings.callback_filter);
+    let mut wanted = filter.split(',').map(str::trim).filter(|name| !name.is_empty()).peekable();
+    let included = wanted.peek().is_none() || wanted.any(|name| name == event.event_type.as_str());
+    (!url.is_empty() && included).then_some(url)
+}
+
 /// Sends `events` (a subscription to the live engine's events, taken before the deadlines
-/// missed while stopped were fired) to `settings.callback_url` until `shutdown` completes.
+/// missed while stopped were fired) to their [`destination`] until `shutdown` completes.
 pub async fn deliver(
     live: Arc<LiveEngine>,
     settings: EventSettings,
     mut events: broadcast::Receiver<Event>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let filter: Vec<String> = settings
-        .callback_filter
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -131,23 +136,26 @@ pub async fn deliver(
                 Err(RecvError::Closed) => return,
             },
         };
-        if !filter.is_empty() && !filter.iter().any(|wanted| wanted == event.event_type.as_str()) {
-            continue;
+        let sent = live.read(|engine| {
+            let url = destination(engine, &settings, &event)?;
+            Some((url.to_owned(), parameters(engine, &event)))
+        });
+        if let Some((url, form)) = sent {
+            send(&client, &url, settings.callback_attempts, &event, &form).await;
         }
-        let form = live.read(|engine| parameters(engine, &event));
-        send(&client, &settings, &event, &form).await;
     }
 }
 
 async fn send(
     client: &reqwest::Client,
-    settings: &EventSettings,
+    url: &str,
+    attempts: u32,
     event: &Event,
     form: &[(&'static str, String)],
 ) {
     let mut wait = FIRST_RETRY;
-    for attempt in 1..=settings.callback_attempts.max(1) {
-        let outcome = client.post(&settings.callback_url).form(form).send().await;
+    for attempt in 1..=attempts.max(1) {
+        let outcome = client.post(url).form(form).send().await;
         let retry = match &outcome {
             Ok(response) if response.status().is_success() => return,
             Ok(response) => {
@@ -160,7 +168,7 @@ async fn send(
             Ok(response) => format!("HTTP {}", response.status()),
             Err(err) => err.to_string(),
         };
-        if !retry || attempt == settings.callback_attempts.max(1) {
+        if !retry || attempt == attempts.max(1) {
             tracing::warn!(event = event.event_type.as_str(), sequence = event.sequence, %failure, attempt, "event callback given up");
             return;
         }
