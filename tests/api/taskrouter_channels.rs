@@ -109,6 +109,13 @@ async fn task_channels_have_taskrouter_shapes_and_are_found_by_sid_or_unique_nam
     assert_eq!(email["channel_optimized_routing"], true);
     assert_eq!(email["url"], url(&format!("/TaskChannels/{sid}")));
     assert_eq!(email["links"]["workspace"], url(""));
+    let events = api.get("/Events?EventType=task-channel.created").await;
+    let event = &events["events"][0];
+    assert_eq!(
+        (event["resource_sid"].as_str(), event["resource_type"].as_str()),
+        (Some(sid.as_str()), Some("task_channel"))
+    );
+    assert_eq!(event["resource_url"], email["url"]);
 
     // By SID or by unique name; an update changes what it names and keeps the rest.
     assert_eq!(api.get(&format!("/TaskChannels/{sid}")).await, email);
