@@ -2377,3 +2377,18 @@ fn the_queue_order_set_by_an_update_decides_between_fifo_and_lifo_queues() {
         assert_eq!(first_served_after_update(order), first, "{order:?}");
     }
 }
+
+#[test]
+fn a_workspace_has_at_most_64_task_channels() {
+    let mut sim = Sim::new();
+    let new = |n: usize| NewTaskChannel {
+        friendly_name: format!("Channel {n}"),
+        unique_name: format!("c{n}"),
+        channel_optimized_routing: false,
+    };
+    for n in sim.engine.channels().len()..64 {
+        sim.engine.create_task_channel(new(n), 0).unwrap();
+    }
+    let refused = sim.engine.create_task_channel(new(64), 0).unwrap_err();
+    assert_eq!(refused.to_string(), "unique_name: a workspace has at most 64 task channels");
+}
