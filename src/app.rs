@@ -38,8 +38,9 @@ pub struct Application {
     /// Where the agents' replies go, and the credentials they are sent with.
     delivery: (String, Credentials),
     events: EventSettings,
-    /// Subscribed before the missed deadlines fire, so callbacks see those events too.
-    callback_events: Option<broadcast::Receiver<Event>>,
+    /// Subscribed before the missed deadlines fire, so callbacks see those events too. Always:
+    /// the workspace's callback URL can be set through the REST API at any time.
+    callback_events: broadcast::Receiver<Event>,
     /// Conference bridging's view of the events: accepted calls are connected at once.
     accept_events: Option<broadcast::Receiver<Event>>,
 }
@@ -60,7 +61,7 @@ impl Application {
         engine: Arc<LiveEngine>,
         listener: Option<std::net::TcpListener>,
     ) -> anyhow::Result<Application> {
-        let callback_events = (!settings.events.callback_url.is_empty()).then(|| engine.subscribe());
+        let callback_events = engine.subscribe();
         let accept_events = (settings.voice.bridge == BridgeMode::Conference).then(|| engine.subscribe());
         let flows = Flows::for_settings(&settings.voice).context("loading the IVR flows")?;
         let ivr = Arc::new(Ivr::new(flows, &settings.voice));
@@ -145,6 +146,7 @@ impl Application {
             agents.clone(),
             webhooks,
             (metrics.clone(), settings.metrics.token.clone()),
+            settings.events.clone(),
         )
         .context("starting the HTTP server")?;
         let metrics_server = match settings.metrics.listen.as_str() {
@@ -275,14 +277,13 @@ impl Application {
                 }
             })
         });
-        let callbacks = self.callback_events.map(|events| {
-            let mut stopped = stop_timers.subscribe();
-            let (engine, settings, metrics) =
-                (self.engine.clone(), self.events.clone(), self.metrics.clone());
+        let callbacks = {
+            let (events, mut stopped) = (self.callback_events, stop_timers.subscribe());
+            let (engine, settings, metrics) = (self.engine.clone(), self.events.clone(), self.metrics.clone());
             tokio::spawn(callbacks::deliver(engine, settings, metrics, events, async move {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
-        });
+        };
         let reloads = {
             let (voice, mut stopped) = (self.voice.clone(), stop_timers.subscribe());
             tokio::spawn(async move {
@@ -314,9 +315,7 @@ impl Application {
         let _ = sweeper.await;
         let _ = replies.await;
         let _ = closings.await;
-        if let Some(callbacks) = callbacks {
-            let _ = callbacks.await;
-        }
+        let _ = callbacks.await;
         if let Some(accepts) = accepts {
             let _ = accepts.await;
         }

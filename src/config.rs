@@ -547,13 +547,13 @@ pub const SETTINGS: &[SettingInfo] = &[
         key: "events.callback_url",
         env: "SWITCHBOARD_EVENTS_CALLBACK_URL",
         default: "",
-        meaning: "URL that receives every event as a form POST with TaskRouter's parameter names; empty: no callbacks",
+        meaning: "URL that receives every event as a form POST with TaskRouter's parameter names; empty: no callbacks; the workspace's `EventCallbackUrl`, once set through the REST API, replaces it",
     },
     SettingInfo {
         key: "events.callback_filter",
         env: "SWITCHBOARD_EVENTS_CALLBACK_FILTER",
         default: "",
-        meaning: "Comma-separated event types to send, e.g. `task.created,task.canceled`; empty: all",
+        meaning: "Comma-separated event types to send, e.g. `task.created,task.canceled`; empty: all; the workspace's `EventsFilter`, once set through the REST API, replaces it",
     },
     SettingInfo {
         key: "events.callback_attempts",

@@ -1,5 +1,6 @@
 // The admin page: the onboarding guide's steps as forms. Skills (with their queue and workflow
-// expressions), the team and their skills, task queues (the target expression checked as you
+// expressions), the team with their skills and their capacity on each task channel, task
+// queues (the target expression checked as you
 // type, with the workers it matches), workflows (a form and its JSON side by side), and a live
 // dashboard with "why not this agent", call recordings, and the IVR flows drawn as diagrams
 // (Viz.js, loaded when that tab opens) with their scenarios, passed or failed, and a reload.
@@ -14,6 +15,8 @@ let dashboardStream = null;
 let skills = [];
 let queues = [];
 let workers = [];
+/** Each worker's channels (TaskRouter's WorkerChannel resources), by worker SID. */
+let workerChannels = {};
 
 /** Calls the server; a 401 (12 hours, or a new auth token) goes back to the sign-in form. */
 const request = serverCalls(() => csrf, "/admin/api/session", () => show(false));
@@ -204,6 +207,8 @@ async function refresh() {
   ]);
   skills = skillList.skills;
   workers = workerList.workers;
+  const channelLists = await Promise.all(workers.map((worker) => rest("GET", `/Workers/${worker.sid}/Channels?PageSize=100`)));
+  workerChannels = Object.fromEntries(workers.map((worker, index) => [worker.sid, channelLists[index].channels]));
   queues = queueList.task_queues;
   // One part that cannot be drawn (odd data) does not take the others with it.
   const parts = [renderSkills, renderTeam, renderQueues, () => renderWorkflows(workflowList.workflows), checkTarget];
@@ -342,6 +347,22 @@ function saveSkills(worker, list) {
   return request("POST", `/admin/api/workers/${worker.sid}/skills`, form);
 }
 
+/** Saves one of a worker's channels (`Capacity`, `Available`) through TaskRouter's API. */
+function saveChannel(worker, channel, form) {
+  return rest("POST", `/Workers/${worker.sid}/Channels/${channel.task_channel_sid}`, form);
+}
+
+/** A worker's capacity and availability on each task channel, each saved as it changes. */
+function channelChips(worker) {
+  return (workerChannels[worker.sid] || []).map((channel) =>
+    el("span", { class: channel.available ? "chip channel" : "chip channel disabled", "data-channel": channel.task_channel_unique_name },
+      el("input", { type: "checkbox", class: "channel-available", checked: channel.available, title: "available on this channel",
+        onchange: (event) => act(() => saveChannel(worker, channel, { Available: String(event.target.checked) })) }),
+      channel.task_channel_unique_name,
+      el("input", { type: "number", class: "channel-capacity", min: "0", max: "50", value: String(channel.configured_capacity), title: "capacity",
+        onchange: (event) => act(() => saveChannel(worker, channel, { Capacity: event.target.value })) })));
+}
+
 function renderTeam() {
   $("team-rows").replaceChildren(
     ...workers.map((worker) => {
@@ -368,6 +389,7 @@ function renderTeam() {
         el("td", {}, worker.friendly_name),
         el("td", {}, worker.activity_name),
         el("td", {}, ...chips, add),
+        el("td", {}, ...channelChips(worker)),
         el("td", {}, el("button", { type: "button", class: "secondary new-secret", onclick: () => newSecret(worker) }, "New secret")));
     }),
   );

@@ -233,7 +233,9 @@ fn bad_request(message: &str) -> HttpResponse {
 fn refused(err: ExecuteError) -> HttpResponse {
     let status = match &err {
         ExecuteError::Refused(RoutingError::NotFound { .. }) => StatusCode::NOT_FOUND,
-        ExecuteError::Refused(RoutingError::Conflict { .. }) => StatusCode::CONFLICT,
+        ExecuteError::Refused(RoutingError::Conflict { .. } | RoutingError::InUse { .. }) => {
+            StatusCode::CONFLICT
+        }
         ExecuteError::Refused(_) => StatusCode::BAD_REQUEST,
         ExecuteError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };

@@ -82,6 +82,7 @@ impl Server {
         agents: std::sync::Arc<crate::agents::Agents>,
         webhooks: Webhooks,
         monitoring: (std::sync::Arc<crate::metrics::Metrics>, String),
+        events: crate::config::EventSettings,
     ) -> Result<Server, HttpError> {
         let bind_error = |source| HttpError::Bind { address: settings.listen.clone(), source };
         let in_flight = InFlight::default();
@@ -96,6 +97,8 @@ impl Server {
         let metrics = web::Data::from(metrics);
         let metrics_access =
             web::Data::new(metrics::MetricsAccess { token: metrics_token, open_without_token: false });
+        // The callback URL and filter the workspace shows when the REST API set none.
+        let events = web::Data::new(events);
         let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
         // In memory only: a restart forgets the failed sign-ins (see throttle.rs).
         let throttle = web::Data::new(throttle::SignInThrottle::default());
@@ -115,6 +118,7 @@ impl Server {
                 .app_data(texts.clone())
                 .app_data(agents.clone())
                 .app_data(webhooks.clone())
+                .app_data(events.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(throttle.clone())
                 .app_data(metrics.clone())

@@ -1,7 +1,8 @@
-//! Event callbacks: each event POSTed as a form to `events.callback_url` with TaskRouter's
-//! parameter names (`EventType`, `WorkspaceSid`, `ResourceSid`, `TaskSid`, `TaskAttributes`,
-//! `WorkerName`...), like TaskRouter's Event Callback URL. The only module that makes HTTP
-//! requests.
+//! Event callbacks: each event POSTed as a form to the workspace's `EventCallbackUrl` with
+//! TaskRouter's parameter names (`EventType`, `WorkspaceSid`, `ResourceSid`, `TaskSid`,
+//! `TaskAttributes`, `WorkerName`...), like TaskRouter's. The URL and the filter are the
+//! workspace's once set through the REST API, else the settings `events.callback_url` and
+//! `events.callback_filter`; a change applies from the next event on.
 //!
 //! Delivery never holds up routing: it reads the live engine's event broadcast on its own task,
 //! in order, retrying a failing receiver with backoff (0.5 s, doubling) up to
@@ -94,6 +95,7 @@ fn resource_type(kind: SidKind) -> &'static str {
         SidKind::Reservation => "reservation",
         SidKind::TaskChannel => "taskchannel",
         SidKind::Event => "event",
+        SidKind::WorkerChannel => "workerchannel",
     }
 }
 
@@ -101,8 +103,34 @@ fn description(event: &Event) -> String {
     format!("{} {} {}", resource_type(event.resource.kind()), event.resource, event.event_type.as_str())
 }
 
+/// Where events are sent: the workspace's URL and filter where set (through the REST API),
+/// else the settings'. Kept by the delivery loop, read again when a `workspace.updated` event
+/// passes (the one way it changes), so that a workspace without callbacks costs no engine lock
+/// per event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub url: String,
+    /// The event types sent; empty: all.
+    pub filter: Vec<String>,
+}
+
+impl Destination {
+    /// Where `engine`'s workspace sends events now; `None` for nowhere.
+    pub fn of(engine: &Engine, settings: &EventSettings) -> Option<Destination> {
+        let workspace = engine.settings();
+        let url = workspace.event_callback_url.as_deref().unwrap_or(&settings.callback_url).trim();
+        let filter = workspace.events_filter.as_deref().unwrap_or(&settings.callback_filter);
+        let filter = filter.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_owned);
+        (!url.is_empty()).then(|| Destination { url: url.to_owned(), filter: filter.collect() })
+    }
+
+    pub fn wants(&self, event: &Event) -> bool {
+        self.filter.is_empty() || self.filter.iter().any(|name| name == event.event_type.as_str())
+    }
+}
+
 /// Sends `events` (a subscription to the live engine's events, taken before the deadlines
-/// missed while stopped were fired) to `settings.callback_url` until `shutdown` completes.
+/// missed while stopped were fired) to their [`Destination`] until `shutdown` completes.
 pub async fn deliver(
     live: Arc<LiveEngine>,
     settings: EventSettings,
@@ -110,15 +138,9 @@ pub async fn deliver(
     mut events: broadcast::Receiver<Event>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let filter: Vec<String> = settings
-        .callback_filter
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut destination = live.read(|engine| Destination::of(engine, &settings));
     loop {
         let event = tokio::select! {
             () = &mut shutdown => return,
@@ -126,29 +148,32 @@ pub async fn deliver(
                 Ok(event) => event,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "event callbacks fell behind; events were skipped (they stay stored)");
+                    destination = live.read(|engine| Destination::of(engine, &settings));
                     continue;
                 }
                 Err(RecvError::Closed) => return,
             },
         };
-        if !filter.is_empty() && !filter.iter().any(|wanted| wanted == event.event_type.as_str()) {
-            continue;
+        if event.event_type == EventType::WorkspaceUpdated {
+            destination = live.read(|engine| Destination::of(engine, &settings));
         }
+        let Some(to) = destination.as_ref().filter(|to| to.wants(&event)) else { continue };
         let form = live.read(|engine| parameters(engine, &event));
-        send(&client, &settings, &metrics, &event, &form).await;
+        send(&client, &to.url, settings.callback_attempts, &metrics, &event, &form).await;
     }
 }
 
 async fn send(
     client: &reqwest::Client,
-    settings: &EventSettings,
+    url: &str,
+    attempts: u32,
     metrics: &crate::metrics::Metrics,
     event: &Event,
     form: &[(&'static str, String)],
 ) {
     let mut wait = FIRST_RETRY;
-    for attempt in 1..=settings.callback_attempts.max(1) {
-        let outcome = client.post(&settings.callback_url).form(form).send().await;
+    for attempt in 1..=attempts.max(1) {
+        let outcome = client.post(url).form(form).send().await;
         let retry = match &outcome {
             Ok(response) if response.status().is_success() => return,
             Ok(response) => {
@@ -161,7 +186,7 @@ async fn send(
             Ok(response) => format!("HTTP {}", response.status()),
             Err(err) => err.to_string(),
         };
-        let last = !retry || attempt == settings.callback_attempts.max(1);
+        let last = !retry || attempt == attempts.max(1);
         metrics.callback_failed(last);
         if last {
             tracing::warn!(event = event.event_type.as_str(), sequence = event.sequence, %failure, attempt, "event callback given up");
@@ -181,6 +206,50 @@ mod tests {
     use super::*;
     use crate::routing::{Command, NewTask};
     use crate::workspace::WorkspaceFile;
+
+    /// Where a `kind` event goes with the workspace's URL and filter (`None`: never set through
+    /// the API) and the settings' (`setting`, `setting_filter`).
+    fn check_destination(
+        workspace: (Option<&str>, Option<&str>),
+        setting: (&str, &str),
+        kind: EventType,
+        expected: Option<&str>,
+    ) {
+        let mut engine = WorkspaceFile::default().build("", 0, 0).unwrap();
+        if workspace != (None, None) {
+            let changes = crate::routing::WorkspaceChanges {
+                event_callback_url: workspace.0.map(str::to_owned),
+                events_filter: workspace.1.map(str::to_owned),
+                ..Default::default()
+            };
+            engine.update_workspace(changes, 0).unwrap();
+        }
+        let settings = EventSettings {
+            callback_url: setting.0.to_owned(),
+            callback_filter: setting.1.to_owned(),
+            ..EventSettings::default()
+        };
+        // Any event of the engine's, as a `kind` one.
+        engine.create_activity("Lunch", false, 0).unwrap();
+        let event = engine.take_events().pop().map(|event| Event { event_type: kind, ..event }).unwrap();
+        let to = Destination::of(&engine, &settings).filter(|to| to.wants(&event));
+        assert_eq!(to.as_ref().map(|to| to.url.as_str()), expected, "{workspace:?} {setting:?} {kind:?}");
+    }
+
+    #[test]
+    fn events_go_to_the_workspaces_callback_url_and_filter_once_set_else_the_settings() {
+        use EventType::{TaskCreated, WorkerCreated};
+        let (crm, old) = ("https://crm.example.com/events", "https://old.example.com/events");
+        check_destination((None, None), ("", ""), TaskCreated, None);
+        check_destination((None, None), (old, ""), TaskCreated, Some(old));
+        check_destination((None, None), (old, "task.created"), WorkerCreated, None);
+        check_destination((Some(crm), None), (old, ""), TaskCreated, Some(crm));
+        check_destination((Some(crm), None), (old, "worker.created"), TaskCreated, None);
+        check_destination((Some(crm), Some("")), (old, "worker.created"), TaskCreated, Some(crm));
+        check_destination((Some(crm), Some("task.created, task.canceled")), ("", ""), TaskCreated, Some(crm));
+        check_destination((Some(""), None), (old, ""), TaskCreated, None);
+        check_destination((None, Some("worker.created")), (old, "task.created"), WorkerCreated, Some(old));
+    }
 
     #[test]
     fn parameters_carry_taskrouter_names_and_the_resources_as_they_are() {

@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use super::engine::{
-    Engine, NewAssigned, NewTask, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, TaskChanges,
-    TaskQueueChanges, WorkflowChanges,
+    Engine, NewAssigned, NewTask, NewTaskChannel, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow,
+    TaskChanges, TaskChannelChanges, TaskQueueChanges, WorkflowChanges, WorkspaceChanges,
 };
 use super::model::TaskOrder;
 use super::sid::{Sid, SidKind};
@@ -23,10 +23,19 @@ pub enum Command {
         friendly_name: String,
         available: bool,
     },
+    /// The default and timeout activities and the queue order, without an event (how logs
+    /// written before workspace updates set them).
     ConfigureWorkspace {
         default_activity: Sid,
         timeout_activity: Sid,
         prioritize_queue_order: TaskOrder,
+    },
+    /// TaskRouter's workspace update: any of its settings, all or nothing.
+    UpdateWorkspace(WorkspaceChanges),
+    CreateTaskChannel(NewTaskChannel),
+    UpdateTaskChannel {
+        channel: Sid,
+        changes: TaskChannelChanges,
     },
     CreateSkill {
         name: String,
@@ -68,7 +77,8 @@ pub enum Command {
         workflow: Sid,
         changes: WorkflowChanges,
     },
-    /// Deletes an activity, worker, task queue, workflow or task (by the SID's kind).
+    /// Deletes an activity, worker, task queue, workflow, task channel or task (by the SID's
+    /// kind).
     Delete {
         resource: Sid,
     },
@@ -159,6 +169,15 @@ impl Engine {
                 self.configure_workspace(*default_activity, *timeout_activity, *prioritize_queue_order)?;
                 None
             }
+            Command::UpdateWorkspace(changes) => {
+                self.update_workspace(changes.clone(), now)?;
+                None
+            }
+            Command::CreateTaskChannel(new) => created(self.create_task_channel(new.clone(), now)?),
+            Command::UpdateTaskChannel { channel, changes } => {
+                self.update_task_channel(*channel, changes.clone(), now)?;
+                None
+            }
             Command::CreateSkill { name, levels } => {
                 self.create_skill(name, *levels)?;
                 None
@@ -201,6 +220,7 @@ impl Engine {
                     SidKind::TaskQueue => self.delete_task_queue(*resource, now)?,
                     SidKind::Workflow => self.delete_workflow(*resource, now)?,
                     SidKind::Task => self.delete_task(*resource, now)?,
+                    SidKind::TaskChannel => self.delete_task_channel(*resource, now)?,
                     _ => return Err(RoutingError::not_found(*resource)),
                 }
                 None

@@ -21,6 +21,8 @@ use super::workflow::{KnownWorker, Position, Step, WorkflowConfig, clock};
 use super::{Millis, RoutingError};
 use crate::expr::{Context, Expression, Scope, WorkerFacts};
 
+#[path = "channels.rs"]
+mod channels;
 #[cfg(test)]
 #[path = "invariants.rs"]
 pub(super) mod invariants;
@@ -39,6 +41,41 @@ pub struct WorkspaceSettings {
     pub timeout_activity: Sid,
     /// Which kind of queue a worker in both FIFO and LIFO queues serves first.
     pub prioritize_queue_order: TaskOrder,
+    /// Where events are POSTed (`EventCallbackUrl`); `None` until set through the API (then the
+    /// server's `events.callback_url` setting applies), empty for none.
+    pub event_callback_url: Option<String>,
+    /// The event types sent there (`EventsFilter`, comma-separated); `None` until set through
+    /// the API (then `events.callback_filter` applies), empty for all.
+    pub events_filter: Option<String>,
+}
+
+/// A task channel to create (TaskRouter's `POST .../TaskChannels`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTaskChannel {
+    pub friendly_name: String,
+    pub unique_name: String,
+    pub channel_optimized_routing: bool,
+}
+
+/// Changes to a task channel; `None` leaves a field as it is. Its unique name never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskChannelChanges {
+    pub friendly_name: Option<String>,
+    pub channel_optimized_routing: Option<bool>,
+}
+
+/// Changes to the workspace's settings (TaskRouter's `POST /Workspaces/{WS}`); `None` leaves a
+/// setting as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkspaceChanges {
+    pub friendly_name: Option<String>,
+    pub default_activity: Option<Sid>,
+    pub timeout_activity: Option<Sid>,
+    /// An absolute `http(s)` URL, or empty for no callbacks.
+    pub event_callback_url: Option<String>,
+    /// Comma-separated event types, or empty for all.
+    pub events_filter: Option<String>,
+    pub prioritize_queue_order: Option<TaskOrder>,
 }
 
 pub struct Engine {
@@ -185,8 +222,10 @@ pub enum TaskStatusChange {
 /// One item of the engine's start-up defaults: (name, available).
 const DEFAULT_ACTIVITIES: [(&str, bool); 4] =
     [("Offline", false), ("Available", true), ("Unavailable", false), ("Break", false)];
-/// Task channels and the capacity new workers get on each.
-const DEFAULT_CHANNELS: [(&str, u32); 4] = [("default", 1), ("voice", 1), ("sms", 3), ("chat", 3)];
+/// Task channels (unique name, friendly name) and the capacity new workers get on each. Calls,
+/// texts and tasks created without a channel are routed on them, so they cannot be deleted.
+const DEFAULT_CHANNELS: [(&str, &str, u32); 4] =
+    [("default", "Default", 1), ("voice", "Voice", 1), ("sms", "SMS", 3), ("chat", "Chat", 3)];
 
 impl Engine {
     /// A workspace with the default activities (Offline default and timeout activity,
@@ -201,10 +240,14 @@ impl Engine {
             .collect();
         let channels = DEFAULT_CHANNELS
             .iter()
-            .map(|&(name, capacity)| TaskChannel {
+            .map(|&(unique_name, friendly_name, capacity)| TaskChannel {
                 sid: sids.mint(SidKind::TaskChannel),
-                unique_name: name.to_owned(),
+                unique_name: unique_name.to_owned(),
+                friendly_name: friendly_name.to_owned(),
                 default_capacity: capacity,
+                channel_optimized_routing: false,
+                created_at: now,
+                updated_at: now,
             })
             .collect();
         let offline = activities[0].sid;
@@ -216,6 +259,8 @@ impl Engine {
                 default_activity: offline,
                 timeout_activity: offline,
                 prioritize_queue_order: TaskOrder::Fifo,
+                event_callback_url: None,
+                events_filter: None,
             },
             activities,
             channels,
@@ -481,21 +526,6 @@ impl Engine {
         self.update_worker_attributes(sid, attributes, now)
     }
 
-    /// Sets the default and timeout activities and the FIFO/LIFO preference.
-    pub fn configure_workspace(
-        &mut self,
-        default_activity: Sid,
-        timeout_activity: Sid,
-        prioritize_queue_order: TaskOrder,
-    ) -> Result<(), RoutingError> {
-        self.activity_index(default_activity)?;
-        self.activity_index(timeout_activity)?;
-        self.settings.default_activity = default_activity;
-        self.settings.timeout_activity = timeout_activity;
-        self.settings.prioritize_queue_order = prioritize_queue_order;
-        Ok(())
-    }
-
     pub fn create_worker(&mut self, new: NewWorker, now: Millis) -> Result<Sid, RoutingError> {
         validate_name("friendly_name", &new.friendly_name)?;
         if self.worker_by_name.contains_key(&new.friendly_name.to_lowercase()) {
@@ -607,16 +637,26 @@ impl Engine {
     ) -> Result<(), RoutingError> {
         let idx = self.worker_index(sid)?;
         let channel_idx = self.channel_index(channel)?;
+        if capacity.is_some_and(|capacity| capacity > MAX_CHANNEL_CAPACITY) {
+            return Err(RoutingError::invalid(
+                "capacity",
+                format!("must be between 0 and {MAX_CHANNEL_CAPACITY}"),
+            ));
+        }
+        let channel_sid = self.channels[channel_idx].sid;
         if let Some(capacity) = capacity {
-            if capacity > 50 {
-                return Err(RoutingError::invalid("capacity", "must be between 0 and 50"));
-            }
             self.workers[idx].channels[channel_idx].capacity = capacity;
-            self.emit(now, EventType::WorkerCapacityUpdate, sid, |event| event.worker = Some(sid));
+            self.emit(now, EventType::WorkerCapacityUpdate, sid, |event| {
+                event.worker = Some(sid);
+                event.channel = Some(channel_sid);
+            });
         }
         if let Some(available) = available {
             self.workers[idx].channels[channel_idx].available = available;
-            self.emit(now, EventType::WorkerChannelAvailabilityUpdate, sid, |event| event.worker = Some(sid));
+            self.emit(now, EventType::WorkerChannelAvailabilityUpdate, sid, |event| {
+                event.worker = Some(sid);
+                event.channel = Some(channel_sid);
+            });
         }
         self.refresh_ready(idx);
         self.mark_worker(idx);
@@ -1426,17 +1466,13 @@ impl Engine {
     }
 
     fn channel_index(&self, name_or_sid: &str) -> Result<usize, RoutingError> {
-        let sid = Sid::parse(name_or_sid, SidKind::TaskChannel).ok();
-        self.channels
-            .iter()
-            .position(|channel| channel.unique_name == name_or_sid || Some(channel.sid) == sid)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.channels.iter().map(|c| c.unique_name.as_str()).collect();
-                RoutingError::invalid(
-                    "task_channel",
-                    format!("unknown channel {name_or_sid:?} (known: {})", known.join(", ")),
-                )
-            })
+        self.channel_position(name_or_sid).ok_or_else(|| {
+            let known: Vec<&str> = self.channels.iter().map(|c| c.unique_name.as_str()).collect();
+            RoutingError::invalid(
+                "task_channel",
+                format!("unknown channel {name_or_sid:?} (known: {})", known.join(", ")),
+            )
+        })
     }
 
     fn existing_task(&self, sid: Sid) -> Result<&Task, RoutingError> {

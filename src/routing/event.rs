@@ -75,9 +75,67 @@ pub enum EventType {
     ReservationRescinded,
     ReservationWrapup,
     ReservationCompleted,
+    TaskChannelCreated,
+    TaskChannelUpdated,
+    TaskChannelDeleted,
+    /// The workspace's settings changed (its name, default or timeout activity, callback...).
+    WorkspaceUpdated,
 }
 
 impl EventType {
+    /// Every event type, for the names a workspace's `EventsFilter` may list.
+    pub const ALL: [EventType; 44] = [
+        EventType::ActivityCreated,
+        EventType::ActivityDeleted,
+        EventType::WorkerCreated,
+        EventType::WorkerDeleted,
+        EventType::WorkerActivityUpdate,
+        EventType::WorkerAttributesUpdate,
+        EventType::WorkerCapacityUpdate,
+        EventType::WorkerChannelAvailabilityUpdate,
+        EventType::TaskQueueCreated,
+        EventType::TaskQueueDeleted,
+        EventType::TaskQueueExpressionUpdated,
+        EventType::TaskQueueEntered,
+        EventType::TaskQueueTimeout,
+        EventType::TaskQueueMoved,
+        EventType::WorkflowCreated,
+        EventType::WorkflowDeleted,
+        EventType::WorkflowUpdated,
+        EventType::WorkflowEntered,
+        EventType::WorkflowTargetMatched,
+        EventType::WorkflowTimeout,
+        EventType::WorkflowSkipped,
+        EventType::TaskCreated,
+        EventType::TaskUpdated,
+        EventType::TaskCanceled,
+        EventType::TaskWrapup,
+        EventType::TaskCompleted,
+        EventType::TaskDeleted,
+        EventType::TaskTransferInitiated,
+        EventType::TaskTransferAttemptFailed,
+        EventType::TaskTransferFailed,
+        EventType::TaskTransferCanceled,
+        EventType::TaskTransferCompleted,
+        EventType::ReservationCreated,
+        EventType::ReservationAccepted,
+        EventType::ReservationRejected,
+        EventType::ReservationTimeout,
+        EventType::ReservationCanceled,
+        EventType::ReservationRescinded,
+        EventType::ReservationWrapup,
+        EventType::ReservationCompleted,
+        EventType::TaskChannelCreated,
+        EventType::TaskChannelUpdated,
+        EventType::TaskChannelDeleted,
+        EventType::WorkspaceUpdated,
+    ];
+
+    /// The event type TaskRouter names `name` (`task.created`).
+    pub fn named(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
     /// TaskRouter's name for the event, as sent in `EventType`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -121,6 +179,27 @@ impl EventType {
             EventType::ReservationRescinded => "reservation.rescinded",
             EventType::ReservationWrapup => "reservation.wrapup",
             EventType::ReservationCompleted => "reservation.completed",
+            EventType::TaskChannelCreated => "task-channel.created",
+            EventType::TaskChannelUpdated => "task-channel.updated",
+            EventType::TaskChannelDeleted => "task-channel.deleted",
+            EventType::WorkspaceUpdated => "workspace.updated",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventType;
+
+    #[test]
+    fn every_event_type_is_listed_once_and_found_by_its_name() {
+        for kind in EventType::ALL {
+            assert_eq!(EventType::named(kind.as_str()), Some(kind));
+        }
+        let mut names: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EventType::ALL.len());
+        assert_eq!(EventType::named("task.create"), None);
     }
 }

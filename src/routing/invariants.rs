@@ -278,7 +278,8 @@ fn run(
     .unwrap();
     let mut workers: Vec<Sid> = Vec::new();
     let mut tasks: Vec<Sid> = Vec::new();
-    let channels = ["default", "voice", "sms", "chat"];
+    // The built-in channels, then `email` while it exists (made and deleted by commands).
+    let mut channels: Vec<&str> = vec!["default", "voice", "sms", "chat"];
     let skills = ["a", "b", "c"];
     let kinds = ["x", "y", "z", "w"];
     let mut log = Vec::new();
@@ -303,7 +304,7 @@ fn run(
             check_invariants(&e, now, &format!("seed {seed} step {step} advance"))
                 .map_err(|m| format!("{m}\n{}", log.join("\n")))?;
         }
-        let op = rng.below(25);
+        let op = rng.below(28);
         let pick =
             |rng: &mut Rng, v: &Vec<Sid>| if v.is_empty() { None } else { Some(v[rng.below(v.len())]) };
         let desc;
@@ -322,7 +323,7 @@ fn run(
             1 | 2 => {
                 let agent = format!("w{}", rng.below(7));
                 let attrs = json!({"kind": kinds[rng.below(4)], "min": rng.below(5), "agent": agent});
-                let channel = channels[rng.below(4)];
+                let channel = channels[rng.below(channels.len())];
                 let prio = rng.below(3) as i64;
                 desc = format!("create_task({attrs}, {channel}, p{prio})");
                 e.create_task(
@@ -399,7 +400,7 @@ fn run(
             },
             12 => match pick(&mut rng, &workers) {
                 Some(w) => {
-                    let ch = channels[rng.below(4)];
+                    let ch = channels[rng.below(channels.len())];
                     let cap = if rng.chance(50) { Some(rng.below(4) as u32) } else { None };
                     let av = if rng.chance(50) { Some(rng.chance(50)) } else { None };
                     desc = format!("set_worker_channel({w}, {ch}, {cap:?}, {av:?})");
@@ -534,6 +535,34 @@ fn run(
                 desc = format!("create_assigned({worker}, {channel})");
                 e.create_assigned(NewAssigned { worker, attributes, channel }, now).map(|sid| tasks.push(sid))
             }
+            25 => {
+                let new = NewTaskChannel {
+                    friendly_name: "Email".into(),
+                    unique_name: "email".into(),
+                    channel_optimized_routing: rng.chance(50),
+                };
+                desc = "create_task_channel(email)".to_owned();
+                e.create_task_channel(new, now).map(|_| channels.push("email"))
+            }
+            26 => {
+                let Some(email) = e.task_channel_by_key("email").map(|channel| channel.sid) else { continue };
+                desc = format!("delete_task_channel({email})");
+                e.delete_task_channel(email, now).map(|()| {
+                    channels.retain(|&channel| channel != "email");
+                    tasks.retain(|task| e.task(*task).is_some());
+                })
+            }
+            27 => {
+                let order = if rng.chance(50) { TaskOrder::Lifo } else { TaskOrder::Fifo };
+                let changes = WorkspaceChanges {
+                    default_activity: rng.chance(50).then(|| acts[rng.below(acts.len())]),
+                    timeout_activity: rng.chance(50).then(|| acts[rng.below(acts.len())]),
+                    prioritize_queue_order: Some(order),
+                    ..WorkspaceChanges::default()
+                };
+                desc = format!("update_workspace({changes:?})");
+                e.update_workspace(changes, now)
+            }
             _ => continue,
         };
         log.push(format!("{desc} @{now} -> {:?}", result.as_ref().err()));
@@ -581,8 +610,10 @@ fn random_command_sequences_keep_every_invariant() {
         "complete",
         "create_assigned",
         "create_task",
+        "create_task_channel",
         "create_worker",
         "delete_task",
+        "delete_task_channel",
         "delete_task_queue",
         "delete_worker",
         "dispose",
@@ -596,6 +627,7 @@ fn random_command_sequences_keep_every_invariant() {
         "update_task_queue",
         "update_worker_attributes",
         "update_workflow",
+        "update_workspace",
         "wrap_up",
     ];
     assert_eq!(carried_out.iter().map(String::as_str).collect::<Vec<_>>(), expected);

@@ -15,8 +15,9 @@
 //! - `stats.rs`: real-time statistics for queues, workflows and the workspace.
 //! - `cumulative.rs`: cumulative statistics over a window, computed from events.
 //! - `counters.rs`: the same statistics kept per minute as events happen, summed per question.
-//! - `removal.rs`: deleting activities, workers, queues, workflows (by rebuilding from an
-//!   edited snapshot) and tasks.
+//! - `removal.rs`: deleting activities, workers, queues, workflows, task channels (by
+//!   rebuilding from an edited snapshot) and tasks.
+//! - `channels.rs`: task channels (create, change) and the workspace's settings.
 //! - `explain.rs`: why a worker is or is not offered a task.
 
 mod command;
@@ -48,15 +49,16 @@ pub use engine::snapshot::{
     WorkflowState,
 };
 pub use engine::{
-    Engine, NewAssigned, NewTask, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, TaskChanges,
-    TaskQueueChanges, TaskStatusChange, WorkflowChanges, WorkspaceSettings, validate_attributes,
+    Engine, NewAssigned, NewTask, NewTaskChannel, NewTaskQueue, NewTransfer, NewWorker, NewWorkflow,
+    TaskChanges, TaskChannelChanges, TaskQueueChanges, TaskStatusChange, WorkflowChanges, WorkspaceChanges,
+    WorkspaceSettings, validate_attributes,
 };
 pub use event::{Event, EventType};
 pub use explain::{Condition, Explanation};
 pub use model::{
-    Activity, MAX_PRIORITY, MAX_TASK_TTL, MAX_WRAP_UP_SECONDS, Reservation, ReservationStatus, Task,
-    TaskChannel, TaskOrder, TaskQueue, TaskStatus, Timer, TimerKey, TransferMode, TransferOf, TransferTarget,
-    WRAP_UP_LIMIT_REASON, Worker, WorkerChannel, Workflow, WrapUpRules,
+    Activity, MAX_CHANNEL_CAPACITY, MAX_PRIORITY, MAX_TASK_TTL, MAX_WRAP_UP_SECONDS, Reservation,
+    ReservationStatus, Task, TaskChannel, TaskOrder, TaskQueue, TaskStatus, Timer, TimerKey, TransferMode,
+    TransferOf, TransferTarget, WRAP_UP_LIMIT_REASON, Worker, WorkerChannel, Workflow, WrapUpRules,
 };
 pub use sid::{Sid, SidError, SidKind};
 pub use skill::{Skill, assign_skills};
@@ -88,6 +90,9 @@ pub enum RoutingError {
     /// Accepting or rejecting a reservation that is no longer pending (rescinded, timed out...).
     #[error("reservation {sid} is {status}, no longer pending")]
     ReservationNotPending { sid: Sid, status: &'static str },
+    /// Deleting a resource that something still uses (a task channel with open tasks on it).
+    #[error("{message}")]
+    InUse { message: String },
 }
 
 impl RoutingError {
@@ -101,5 +106,9 @@ impl RoutingError {
 
     pub(crate) fn conflict(message: impl Into<String>) -> RoutingError {
         RoutingError::Conflict { message: message.into() }
+    }
+
+    pub(crate) fn in_use(message: impl Into<String>) -> RoutingError {
+        RoutingError::InUse { message: message.into() }
     }
 }

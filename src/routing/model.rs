@@ -21,6 +21,10 @@ pub const MAX_RESERVATION_TIMEOUT: u32 = 86_400;
 pub const DEFAULT_TASK_TTL: u32 = 86_400;
 pub const MAX_TASK_TTL: u32 = 1_209_600;
 pub const MAX_ASSIGNMENTS: u32 = 1_000;
+/// A worker's capacity on one channel, at most (Switchboard's limit; TaskRouter states none).
+pub const MAX_CHANNEL_CAPACITY: u32 = 50;
+/// Task channels per workspace: a worker's ready channels are one 64-bit set.
+pub const MAX_TASK_CHANNELS: usize = 64;
 /// Completed and canceled tasks stay readable this long, then are purged (as on Twilio).
 pub const PURGE_AFTER: Millis = 5 * 60 * 1000;
 /// Limits of a queue's wrap-up rules: a day, and a list an agent can read at a glance.
@@ -43,8 +47,18 @@ pub struct Activity {
 #[derive(Debug, Clone)]
 pub struct TaskChannel {
     pub sid: Sid,
+    /// What tasks name it by (`TaskChannel=voice`); never changes.
     pub unique_name: String,
+    pub friendly_name: String,
+    /// The capacity a worker gets on it when either is created (TaskRouter's is 1; Switchboard's
+    /// built-in `sms` and `chat` channels give 3).
     pub default_capacity: u32,
+    /// TaskRouter's flag to prefer the workers idle longest. Switchboard always does (the
+    /// longest-idle order), so it is kept and shown, and changes nothing.
+    pub channel_optimized_routing: bool,
+    pub created_at: Millis,
+    /// The last change (`date_updated`).
+    pub updated_at: Millis,
 }
 
 /// A worker's or a task's attributes: shared and never changed in place (an update replaces

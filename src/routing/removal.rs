@@ -2,7 +2,8 @@
 //!
 //! A resource still in use is refused with a message that says what holds it: an activity
 //! that workers are in, a worker with an offer or a task, a queue a workflow names or a task
-//! waits in, a workflow with open tasks.
+//! waits in, a workflow with open tasks, a task channel with open tasks or one Switchboard
+//! routes its own calls and texts on.
 //!
 //! Activities, workers, queues and workflows are rare changes, and the engine refers to them
 //! by position in its vectors from many places (queue membership, ready sets, reservations).
@@ -10,15 +11,16 @@
 //! everything by SID, and imports it again: the engine is rebuilt with consistent indexes by
 //! the code that restarts it. That costs time proportional to the state, which an admin change
 //! can afford. What the deleted resource leaves behind goes with it: a deleted worker's ended
-//! offers, a deleted queue's or workflow's completed and canceled tasks (which would be purged
-//! within five minutes anyway). The event history keeps all of it.
+//! offers, a deleted queue's, workflow's or task channel's completed and canceled tasks (which
+//! would be purged within five minutes anyway), the workers' capacities on a deleted channel.
+//! The event history keeps all of it.
 //!
 //! Tasks are deleted in place: deleting one is an everyday operation.
 
 use std::collections::HashSet;
 
-use super::Engine;
 use super::snapshot::{ReservationState, Snapshot};
+use super::{DEFAULT_CHANNELS, Engine};
 use crate::routing::event::EventType;
 use crate::routing::model::{ReservationStatus, Timer};
 use crate::routing::{Millis, RoutingError, Sid};
@@ -129,6 +131,49 @@ impl Engine {
             snapshot.forget_tasks(&ended);
         })?;
         self.emit(now, EventType::WorkflowDeleted, sid, |event| event.workflow = Some(sid));
+        Ok(())
+    }
+
+    /// Deletes a task channel no open task is on, which is not one of the built-in channels
+    /// (`default`, `voice`, `sms`, `chat`: tasks created without a channel, calls and texts are
+    /// routed on them). The workers' capacities on it and its ended tasks go with it.
+    pub fn delete_task_channel(&mut self, sid: Sid, now: Millis) -> Result<(), RoutingError> {
+        let idx = self
+            .channels
+            .iter()
+            .position(|channel| channel.sid == sid)
+            .ok_or(RoutingError::not_found(sid))?;
+        let name = &self.channels[idx].unique_name;
+        if DEFAULT_CHANNELS.iter().any(|(built_in, _, _)| built_in == name) {
+            return Err(RoutingError::in_use(format!(
+                "task channel {sid} ({name}) cannot be deleted: it is built in; Switchboard routes its calls, \
+                 texts and the tasks created without a TaskChannel on default, voice, sms and chat"
+            )));
+        }
+        let open = self
+            .tasks
+            .values()
+            .filter(|task| task.channel == idx && !task.status.is_final())
+            .min_by_key(|task| task.seq);
+        if let Some(task) = open {
+            return Err(RoutingError::in_use(format!(
+                "task channel {sid} ({name}) cannot be deleted: task {} is {} on it; complete or cancel it first",
+                task.sid,
+                task.status.as_str()
+            )));
+        }
+        self.rebuild(|snapshot| {
+            if let Some(position) = snapshot.channels.iter().position(|channel| channel.sid == sid) {
+                snapshot.channels.remove(position);
+                for worker in &mut snapshot.workers {
+                    worker.channels.remove(position);
+                }
+            }
+            let ended: HashSet<Sid> =
+                snapshot.tasks.iter().filter(|task| task.channel == sid).map(|task| task.sid).collect();
+            snapshot.forget_tasks(&ended);
+        })?;
+        self.emit(now, EventType::TaskChannelDeleted, sid, |event| event.channel = Some(sid));
         Ok(())
     }
 

@@ -29,6 +29,9 @@ pub enum SidKind {
     Reservation,
     TaskChannel,
     Event,
+    /// A worker's capacity on one task channel (`Workers/{WK}/Channels/{WC}`): never minted,
+    /// made from the worker's and the channel's SIDs ([`Sid::worker_channel`]).
+    WorkerChannel,
 }
 
 /// A string that is not a SID of the expected kind.
@@ -51,7 +54,7 @@ pub struct SidGenerator {
 }
 
 impl SidKind {
-    pub const ALL: [SidKind; 9] = [
+    pub const ALL: [SidKind; 10] = [
         SidKind::Workspace,
         SidKind::Activity,
         SidKind::Worker,
@@ -61,6 +64,7 @@ impl SidKind {
         SidKind::Reservation,
         SidKind::TaskChannel,
         SidKind::Event,
+        SidKind::WorkerChannel,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -74,6 +78,7 @@ impl SidKind {
             SidKind::Reservation => "WR",
             SidKind::TaskChannel => "TC",
             SidKind::Event => "EV",
+            SidKind::WorkerChannel => "WC",
         }
     }
 
@@ -98,6 +103,7 @@ impl fmt::Display for SidKind {
             SidKind::Reservation => "reservation",
             SidKind::TaskChannel => "task channel",
             SidKind::Event => "event",
+            SidKind::WorkerChannel => "worker channel",
         })
     }
 }
@@ -116,6 +122,13 @@ impl Sid {
         }
         let value = u128::from_str_radix(hex, 16).map_err(|_| error())?;
         Ok(Sid { kind: expected, high: (value >> 64) as u64, low: value as u64 })
+    }
+
+    /// The SID of `worker`'s channel `channel` (`WC`, the worker's counter then the channel's):
+    /// the same pair always has the same SID, so the engine keeps none, and two pairs never
+    /// share one.
+    pub fn worker_channel(worker: Sid, channel: Sid) -> Sid {
+        Sid { kind: SidKind::WorkerChannel, high: worker.low, low: channel.low }
     }
 }
 
@@ -208,6 +221,10 @@ mod tests {
         assert_eq!(err.to_string(), "`WA1` is not an activity SID (expected WA followed by 32 hex digits)");
         assert!(Sid::parse(&sid.to_string(), SidKind::Task).is_err());
         assert!(Sid::parse("WK0000000000000abc000000000000000g", SidKind::Worker).is_err());
+        let channel = generator.mint(SidKind::TaskChannel);
+        let worker_channel = Sid::worker_channel(sid, channel);
+        assert_eq!(worker_channel.to_string(), "WC00000000000000010000000000000003");
+        assert_eq!(worker_channel.to_string().parse::<Sid>(), Ok(worker_channel));
     }
 }
 

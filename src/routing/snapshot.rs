@@ -53,7 +53,11 @@ pub struct ActivityState {
 pub struct ChannelState {
     pub sid: Sid,
     pub unique_name: String,
+    pub friendly_name: String,
     pub default_capacity: u32,
+    pub channel_optimized_routing: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,7 +177,11 @@ impl Engine {
                 .map(|c| ChannelState {
                     sid: c.sid,
                     unique_name: c.unique_name.clone(),
+                    friendly_name: c.friendly_name.clone(),
                     default_capacity: c.default_capacity,
+                    channel_optimized_routing: c.channel_optimized_routing,
+                    created_at: c.created_at,
+                    updated_at: c.updated_at,
                 })
                 .collect(),
             skills: self.skills.clone(),
@@ -289,7 +297,11 @@ impl Engine {
             .map(|c| TaskChannel {
                 sid: c.sid,
                 unique_name: c.unique_name.clone(),
+                friendly_name: c.friendly_name.clone(),
                 default_capacity: c.default_capacity,
+                channel_optimized_routing: c.channel_optimized_routing,
+                created_at: c.created_at,
+                updated_at: c.updated_at,
             })
             .collect();
         let mut engine = Engine {

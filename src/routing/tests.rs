@@ -1358,6 +1358,22 @@ fn first_served_with(prioritize_queue_order: TaskOrder) -> String {
     let mut sim = Sim::new();
     let offline = sim.activity("Offline");
     sim.engine.configure_workspace(offline, offline, prioritize_queue_order).unwrap();
+    fifo_and_lifo_tasks(sim)
+}
+
+/// [`first_served_with`], the order set by a workspace update.
+fn first_served_after_update(prioritize_queue_order: TaskOrder) -> String {
+    let mut sim = Sim::new();
+    let changes = WorkspaceChanges {
+        prioritize_queue_order: Some(prioritize_queue_order),
+        ..WorkspaceChanges::default()
+    };
+    sim.engine.update_workspace(changes, sim.now).unwrap();
+    fifo_and_lifo_tasks(sim)
+}
+
+/// Which of three tasks (LIFO, FIFO, LIFO, in that order) a worker in both queues gets first.
+fn fifo_and_lifo_tasks(mut sim: Sim) -> String {
     sim.queue_with("Fifo", "fifo == true", TaskOrder::Fifo, 1);
     sim.queue_with("Lifo", "lifo == true", TaskOrder::Lifo, 1);
     sim.workflow(
@@ -2037,4 +2053,342 @@ fn a_new_priority_moves_a_waiting_task_up_its_queue() {
         t=2 task.updated task=T2
         t=3 worker.activity.update worker=alice activity=Available
         t=3 reservation.created task=T2 worker=alice queue=Sales"#]]);
+}
+
+// ----- task channels, worker channels and the workspace's settings -----
+
+/// A new task channel (`unique_name`, friendly name `friendly`) in the onboarding workspace
+/// with alice (Sales, available): the channel's and alice's capacity on it, or the refusal.
+fn check_new_channel(unique_name: &str, friendly: &str, expected: Expect) {
+    let mut sim = onboarding();
+    let alice = sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let new = NewTaskChannel {
+        friendly_name: friendly.to_owned(),
+        unique_name: unique_name.to_owned(),
+        channel_optimized_routing: false,
+    };
+    let channels_before = sim.engine.channels().len();
+    let rendered = match sim.engine.create_task_channel(new, sim.now) {
+        Ok(sid) => {
+            let channel = sim.engine.task_channel_by_key(&sid.to_string()).unwrap();
+            let worker = sim.engine.worker(alice).unwrap();
+            let capacity = sim.engine.worker_channel(worker, unique_name).unwrap();
+            format!(
+                "{} {:?}: alice capacity {} available {}",
+                channel.unique_name, channel.friendly_name, capacity.capacity, capacity.available
+            )
+        }
+        Err(err) => {
+            assert_eq!(sim.engine.channels().len(), channels_before, "a refusal changes nothing");
+            format!("refused: {err}")
+        }
+    };
+    expected.assert_eq(&rendered);
+}
+
+#[test]
+fn a_task_channel_is_created_with_capacity_one_for_every_worker_or_refused_whole() {
+    check_new_channel("email", "Email", expect![[r#"email "Email": alice capacity 1 available true"#]]);
+    check_new_channel("_video2", "Video", expect![[r#"_video2 "Video": alice capacity 1 available true"#]]);
+    check_new_channel(
+        "e-mail",
+        "Email",
+        expect![[
+            r#"refused: unique_name: "e-mail": use 1 to 64 letters, digits and `_`, starting with a letter (no spaces or hyphens)"#
+        ]],
+    );
+    check_new_channel(
+        "2fa",
+        "2FA",
+        expect![[
+            r#"refused: unique_name: "2fa": use 1 to 64 letters, digits and `_`, starting with a letter (no spaces or hyphens)"#
+        ]],
+    );
+    check_new_channel(
+        "",
+        "Nothing",
+        expect![[
+            r#"refused: unique_name: "": use 1 to 64 letters, digits and `_`, starting with a letter (no spaces or hyphens)"#
+        ]],
+    );
+    check_new_channel(
+        &"x".repeat(65),
+        "Long",
+        expect![[
+            r#"refused: unique_name: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx": use 1 to 64 letters, digits and `_`, starting with a letter (no spaces or hyphens)"#
+        ]],
+    );
+    check_new_channel(
+        "VOICE",
+        "Calls",
+        expect![[
+            r#"refused: unique_name: task channel TC00000000000000070000000000000007 is named "voice" (unique names ignore case)"#
+        ]],
+    );
+    check_new_channel(
+        "TC0000000000000007000000000000abcd",
+        "Shaped",
+        expect![[
+            r#"refused: unique_name: "TC0000000000000007000000000000abcd" is shaped like a task channel SID"#
+        ]],
+    );
+    check_new_channel("email", " ", expect!["refused: friendly_name: must not be empty"]);
+}
+
+#[test]
+fn a_channel_created_while_workers_wait_routes_its_tasks_at_once() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("voice"));
+    let new = NewTaskChannel {
+        friendly_name: "Email".into(),
+        unique_name: "email".into(),
+        channel_optimized_routing: true,
+    };
+    let email = sim.engine.create_task_channel(new, sim.now).unwrap();
+    sim.names.insert(email, "email".into());
+    sim.events();
+
+    sim.at(1.0);
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("email"));
+
+    let created: Vec<String> =
+        sim.events().lines().filter(|l| l.contains("reservation.created")).map(str::to_owned).collect();
+    assert_eq!(
+        created,
+        ["t=1 reservation.created task=T2 worker=alice queue=Sales"],
+        "voice is full, email is not"
+    );
+    assert_eq!(sim.engine.task(sim.named("T2")).map(|t| sim.engine.task_channel(t).sid), Some(email));
+}
+
+/// Deleting the channel `channel` of the onboarding workspace, where one task on `email` (a
+/// channel created for it) was taken to `status`: what is left, or the refusal.
+fn check_delete_channel(channel: &str, status: &str, expected: Expect) {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let new = NewTaskChannel {
+        friendly_name: "Email".into(),
+        unique_name: "email".into(),
+        channel_optimized_routing: false,
+    };
+    sim.engine.create_task_channel(new, sim.now).unwrap();
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("email"));
+    match status {
+        "reserved" => {}
+        "assigned" => sim.accept("alice"),
+        "completed" => {
+            sim.accept("alice");
+            sim.complete("T1");
+        }
+        other => panic!("no status {other}"),
+    }
+    let sid = sim.engine.task_channel_by_key(channel).unwrap().sid;
+    let before = sim.engine.export();
+    let rendered = match sim.engine.delete_task_channel(sid, sim.now) {
+        Ok(()) => {
+            let alice = sim.engine.worker_by_name("alice").unwrap();
+            let names: Vec<String> = sim
+                .engine
+                .worker_channels(alice)
+                .map(|(channel, capacity)| format!("{}:{}", channel.unique_name, capacity.capacity))
+                .collect();
+            format!("deleted; alice has {}; tasks kept: {}", names.join(" "), sim.engine.tasks().count())
+        }
+        Err(err) => {
+            assert_eq!(sim.engine.export(), before, "a refusal changes nothing");
+            format!("refused: {err}")
+        }
+    };
+    expected.assert_eq(&rendered);
+}
+
+#[test]
+fn a_task_channel_is_deleted_only_when_no_open_task_is_on_it_and_it_is_not_built_in() {
+    check_delete_channel(
+        "email",
+        "completed",
+        expect!["deleted; alice has default:1 voice:1 sms:3 chat:3; tasks kept: 0"],
+    );
+    check_delete_channel(
+        "email",
+        "reserved",
+        expect![
+            "refused: task channel TC0000000000000007000000000000000f (email) cannot be deleted: task WT00000000000000070000000000000010 is reserved on it; complete or cancel it first"
+        ],
+    );
+    check_delete_channel(
+        "email",
+        "assigned",
+        expect![
+            "refused: task channel TC0000000000000007000000000000000f (email) cannot be deleted: task WT00000000000000070000000000000010 is assigned on it; complete or cancel it first"
+        ],
+    );
+    check_delete_channel(
+        "voice",
+        "completed",
+        expect![
+            "refused: task channel TC00000000000000070000000000000007 (voice) cannot be deleted: it is built in; Switchboard routes its calls, texts and the tasks created without a TaskChannel on default, voice, sms and chat"
+        ],
+    );
+}
+
+/// alice (Sales, available) holds one voice call; her voice channel is then set to
+/// (`capacity`, `available`) and a second call arrives: its status.
+fn second_call_with(capacity: Option<u32>, available: Option<bool>) -> &'static str {
+    let mut sim = onboarding();
+    let alice = sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("voice"));
+    sim.accept("alice");
+    sim.engine.set_worker_channel(alice, "voice", capacity, available, sim.now).unwrap();
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("voice"));
+    sim.status("T2")
+}
+
+#[test]
+fn a_worker_channels_capacity_and_availability_decide_the_next_offer() {
+    assert_eq!(second_call_with(None, None), "pending");
+    assert_eq!(second_call_with(Some(2), None), "reserved");
+    assert_eq!(second_call_with(Some(2), Some(false)), "pending");
+    assert_eq!(second_call_with(Some(0), None), "pending");
+    assert_eq!(second_call_with(Some(3), Some(true)), "reserved");
+}
+
+/// A workspace update on the onboarding workspace: the settings after it, or the refusal
+/// (after which the settings are as they were).
+fn check_workspace_update(changes: WorkspaceChanges, expected: Expect) {
+    let mut sim = onboarding();
+    let before = sim.engine.settings().clone();
+    let rendered = match sim.engine.update_workspace(changes, sim.now) {
+        Ok(()) => {
+            let settings = sim.engine.settings();
+            format!(
+                "{:?} default={} timeout={} url={:?} filter={:?} order={}",
+                settings.friendly_name,
+                sim.name(settings.default_activity),
+                sim.name(settings.timeout_activity),
+                settings.event_callback_url,
+                settings.events_filter,
+                settings.prioritize_queue_order.as_str()
+            )
+        }
+        Err(err) => {
+            assert_eq!(sim.engine.settings(), &before, "a refusal changes nothing");
+            format!("refused: {err}")
+        }
+    };
+    expected.assert_eq(&rendered);
+}
+
+#[test]
+fn a_workspace_update_sets_every_setting_given_or_none() {
+    let break_ = || Some("WA00000000000000070000000000000005".parse::<Sid>().unwrap());
+    let unknown = || Some("WA000000000000000700000000000000ff".parse::<Sid>().unwrap());
+    let some = |text: &str| Some(text.to_owned());
+    let changes = WorkspaceChanges::default;
+    check_workspace_update(
+        changes(),
+        expect![[r#""Test" default=Offline timeout=Offline url=None filter=None order=FIFO"#]],
+    );
+    check_workspace_update(
+        WorkspaceChanges {
+            friendly_name: some("Contact center"),
+            default_activity: break_(),
+            timeout_activity: break_(),
+            event_callback_url: some(" https://crm.example.com/events "),
+            events_filter: some("task.created, worker.activity.update"),
+            prioritize_queue_order: Some(TaskOrder::Lifo),
+        },
+        expect![[
+            r#""Contact center" default=Break timeout=Break url=Some("https://crm.example.com/events") filter=Some("task.created, worker.activity.update") order=LIFO"#
+        ]],
+    );
+    check_workspace_update(
+        WorkspaceChanges { event_callback_url: some(""), events_filter: some(""), ..changes() },
+        expect![[r#""Test" default=Offline timeout=Offline url=Some("") filter=Some("") order=FIFO"#]],
+    );
+    check_workspace_update(
+        WorkspaceChanges { default_activity: unknown(), ..changes() },
+        expect!["refused: activity WA000000000000000700000000000000ff does not exist"],
+    );
+    check_workspace_update(
+        WorkspaceChanges { timeout_activity: break_(), default_activity: unknown(), ..changes() },
+        expect!["refused: activity WA000000000000000700000000000000ff does not exist"],
+    );
+    check_workspace_update(
+        WorkspaceChanges { default_activity: break_(), event_callback_url: some("ftp://x"), ..changes() },
+        expect![[
+            r#"refused: event_callback_url: "ftp://x" is not an absolute http or https URL (empty: no callbacks)"#
+        ]],
+    );
+    check_workspace_update(
+        WorkspaceChanges { event_callback_url: some("https:///events"), ..changes() },
+        expect![[
+            r#"refused: event_callback_url: "https:///events" is not an absolute http or https URL (empty: no callbacks)"#
+        ]],
+    );
+    check_workspace_update(
+        WorkspaceChanges { event_callback_url: some("https://a b"), ..changes() },
+        expect![[
+            r#"refused: event_callback_url: "https://a b" is not an absolute http or https URL (empty: no callbacks)"#
+        ]],
+    );
+    check_workspace_update(
+        WorkspaceChanges { events_filter: some("task.created,task.create,worker.moved"), ..changes() },
+        expect![
+            "refused: events_filter: unknown event type(s): task.create, worker.moved (e.g. task.created,worker.activity.update)"
+        ],
+    );
+    check_workspace_update(
+        WorkspaceChanges { friendly_name: some(""), ..changes() },
+        expect!["refused: friendly_name: must not be empty"],
+    );
+}
+
+#[test]
+fn the_default_and_timeout_activities_set_by_an_update_apply_from_then_on() {
+    let mut sim = onboarding();
+    let (unavailable, brk) = (sim.activity("Unavailable"), sim.activity("Break"));
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let changes = WorkspaceChanges {
+        default_activity: Some(unavailable),
+        timeout_activity: Some(brk),
+        ..WorkspaceChanges::default()
+    };
+    sim.engine.update_workspace(changes, sim.now).unwrap();
+    let new = NewWorker { friendly_name: "amos".into(), attributes: json!({}), activity: None };
+    let amos = sim.engine.create_worker(new, sim.now).unwrap();
+    sim.names.insert(amos, "amos".into());
+    sim.task(json!({"skillsNeeded": ["Sales"]}));
+    sim.events();
+
+    sim.at(25.0);
+
+    sim.check(expect![[r#"
+        t=20 reservation.timeout task=T1 worker=alice queue=Sales
+        t=20 worker.activity.update worker=alice activity=Break"#]]);
+    let amos = sim.engine.worker(amos).unwrap();
+    assert_eq!(sim.engine.worker_activity(amos).friendly_name, "Unavailable", "the new default");
+}
+
+#[test]
+fn the_queue_order_set_by_an_update_decides_between_fifo_and_lifo_queues() {
+    for (order, first) in [(TaskOrder::Fifo, "T2"), (TaskOrder::Lifo, "T3")] {
+        assert_eq!(first_served_after_update(order), first, "{order:?}");
+    }
+}
+
+#[test]
+fn a_workspace_has_at_most_64_task_channels() {
+    let mut sim = Sim::new();
+    let new = |n: usize| NewTaskChannel {
+        friendly_name: format!("Channel {n}"),
+        unique_name: format!("c{n}"),
+        channel_optimized_routing: false,
+    };
+    for n in sim.engine.channels().len()..64 {
+        sim.engine.create_task_channel(new(n), 0).unwrap();
+    }
+    let refused = sim.engine.create_task_channel(new(64), 0).unwrap_err();
+    assert_eq!(refused.to_string(), "unique_name: a workspace has at most 64 task channels");
 }

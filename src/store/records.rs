@@ -9,11 +9,12 @@ use serde_json::Value;
 
 use crate::ivr::CallState;
 use crate::routing::{
-    ActivityState, ChannelState, Command, Event, EventFacts, Millis, NewAssigned, NewTask, NewTaskQueue,
-    NewTransfer, NewWorker, NewWorkflow, Position, QueueState, ReservationState, ReservationStatus, Sid,
-    Skill, Snapshot, Step, TaskChanges, TaskOrder, TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange,
-    Timer, TimerKey, TransferMode, TransferOf, TransferTarget, WorkerChannel, WorkerState, WorkflowChanges,
-    WorkflowState, WorkspaceSettings, WrapUpRules,
+    ActivityState, ChannelState, Command, Event, EventFacts, Millis, NewAssigned, NewTask, NewTaskChannel,
+    NewTaskQueue, NewTransfer, NewWorker, NewWorkflow, Position, QueueState, ReservationState,
+    ReservationStatus, Sid, Skill, Snapshot, Step, TaskChanges, TaskChannelChanges, TaskOrder,
+    TaskQueueChanges, TaskState, TaskStatus, TaskStatusChange, Timer, TimerKey, TransferMode, TransferOf,
+    TransferTarget, WorkerChannel, WorkerState, WorkflowChanges, WorkflowState, WorkspaceChanges,
+    WorkspaceSettings, WrapUpRules,
 };
 use crate::voice::supervise::{SuperviseMode, Supervision};
 use crate::voice::transfer::Transfer;
@@ -38,6 +39,33 @@ pub enum CommandV1 {
         default_activity: Sid,
         timeout_activity: Sid,
         prioritize_queue_order: OrderV1,
+    },
+    /// A workspace update through the REST API; `None` leaves a setting as it is.
+    UpdateWorkspace {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        friendly_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_activity: Option<Sid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_activity: Option<Sid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event_callback_url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        events_filter: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prioritize_queue_order: Option<OrderV1>,
+    },
+    CreateTaskChannel {
+        friendly_name: String,
+        unique_name: String,
+        channel_optimized_routing: bool,
+    },
+    UpdateTaskChannel {
+        channel: Sid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        friendly_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_optimized_routing: Option<bool>,
     },
     CreateSkill {
         name: String,
@@ -634,8 +662,14 @@ pub struct SnapshotV1 {
     pub default_activity: Sid,
     pub timeout_activity: Sid,
     pub prioritize_queue_order: OrderV1,
+    /// The workspace's `EventCallbackUrl` and `EventsFilter` once set through the REST API;
+    /// absent before (the settings `events.callback_url` and `events.callback_filter` apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_callback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_filter: Option<String>,
     pub activities: Vec<(Sid, String, bool)>,
-    pub channels: Vec<(Sid, String, u32)>,
+    pub channels: Vec<ChannelRecord>,
     pub skills: Vec<(String, Option<(u32, u32)>)>,
     pub workers: Vec<WorkerV1>,
     pub queues: Vec<QueueV1>,
@@ -646,6 +680,27 @@ pub struct SnapshotV1 {
     pub timer_seq: u64,
     pub task_seq: u64,
     pub event_seq: u64,
+}
+
+/// A task channel in a snapshot: its fields by name since channels are made through the REST
+/// API (`V2`); before, a (SID, unique name, default capacity) triple (`V1`), still read, whose
+/// friendly name is its unique name and whose dates are the workspace's oldest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChannelRecord {
+    V2(ChannelV2),
+    V1(Sid, String, u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelV2 {
+    pub sid: Sid,
+    pub unique_name: String,
+    pub friendly_name: String,
+    pub default_capacity: u32,
+    pub channel_optimized_routing: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -850,6 +905,24 @@ impl CommandRecord {
                     prioritize_queue_order: prioritize_queue_order.into(),
                 }
             }
+            Command::UpdateWorkspace(changes) => CommandV1::UpdateWorkspace {
+                friendly_name: changes.friendly_name,
+                default_activity: changes.default_activity,
+                timeout_activity: changes.timeout_activity,
+                event_callback_url: changes.event_callback_url,
+                events_filter: changes.events_filter,
+                prioritize_queue_order: changes.prioritize_queue_order.map(OrderV1::from),
+            },
+            Command::CreateTaskChannel(new) => CommandV1::CreateTaskChannel {
+                friendly_name: new.friendly_name,
+                unique_name: new.unique_name,
+                channel_optimized_routing: new.channel_optimized_routing,
+            },
+            Command::UpdateTaskChannel { channel, changes } => CommandV1::UpdateTaskChannel {
+                channel,
+                friendly_name: changes.friendly_name,
+                channel_optimized_routing: changes.channel_optimized_routing,
+            },
             Command::CreateSkill { name, levels } => CommandV1::CreateSkill { name, levels },
             Command::DeleteSkill { name } => CommandV1::DeleteSkill { name },
             Command::CreateWorker(new) => CommandV1::CreateWorker {
@@ -953,6 +1026,34 @@ impl CommandRecord {
                     default_activity,
                     timeout_activity,
                     prioritize_queue_order: prioritize_queue_order.into(),
+                }
+            }
+            CommandV1::UpdateWorkspace {
+                friendly_name,
+                default_activity,
+                timeout_activity,
+                event_callback_url,
+                events_filter,
+                prioritize_queue_order,
+            } => Command::UpdateWorkspace(WorkspaceChanges {
+                friendly_name,
+                default_activity,
+                timeout_activity,
+                event_callback_url,
+                events_filter,
+                prioritize_queue_order: prioritize_queue_order.map(TaskOrder::from),
+            }),
+            CommandV1::CreateTaskChannel { friendly_name, unique_name, channel_optimized_routing } => {
+                Command::CreateTaskChannel(NewTaskChannel {
+                    friendly_name,
+                    unique_name,
+                    channel_optimized_routing,
+                })
+            }
+            CommandV1::UpdateTaskChannel { channel, friendly_name, channel_optimized_routing } => {
+                Command::UpdateTaskChannel {
+                    channel,
+                    changes: TaskChannelChanges { friendly_name, channel_optimized_routing },
                 }
             }
             CommandV1::CreateSkill { name, levels } => Command::CreateSkill { name, levels },
@@ -1248,6 +1349,8 @@ impl From<&Snapshot> for SnapshotRecord {
             default_activity: s.settings.default_activity,
             timeout_activity: s.settings.timeout_activity,
             prioritize_queue_order: s.settings.prioritize_queue_order.into(),
+            event_callback_url: s.settings.event_callback_url.clone(),
+            events_filter: s.settings.events_filter.clone(),
             activities: s.activities.iter().map(activity_record).collect(),
             channels: s.channels.iter().map(channel_record).collect(),
             skills: s.skills.iter().map(skill_record).collect(),
@@ -1291,6 +1394,13 @@ impl Serialize for SnapshotFields<'_> {
         fields.serialize_field("timeout_activity", &s.settings.timeout_activity)?;
         fields
             .serialize_field("prioritize_queue_order", &OrderV1::from(s.settings.prioritize_queue_order))?;
+        // Absent until set, as `SnapshotV1` writes them.
+        if let Some(url) = &s.settings.event_callback_url {
+            fields.serialize_field("event_callback_url", url)?;
+        }
+        if let Some(filter) = &s.settings.events_filter {
+            fields.serialize_field("events_filter", filter)?;
+        }
         fields.serialize_field("activities", &Each(&s.activities, activity_record))?;
         fields.serialize_field("channels", &Each(&s.channels, channel_record))?;
         fields.serialize_field("skills", &Each(&s.skills, skill_record))?;
@@ -1320,8 +1430,16 @@ fn activity_record(a: &ActivityState) -> (Sid, String, bool) {
     (a.sid, a.friendly_name.clone(), a.available)
 }
 
-fn channel_record(c: &ChannelState) -> (Sid, String, u32) {
-    (c.sid, c.unique_name.clone(), c.default_capacity)
+fn channel_record(c: &ChannelState) -> ChannelRecord {
+    ChannelRecord::V2(ChannelV2 {
+        sid: c.sid,
+        unique_name: c.unique_name.clone(),
+        friendly_name: c.friendly_name.clone(),
+        default_capacity: c.default_capacity,
+        channel_optimized_routing: c.channel_optimized_routing,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    })
 }
 
 fn skill_record(skill: &Skill) -> (String, Option<(u32, u32)>) {
@@ -1467,6 +1585,11 @@ impl SnapshotRecord {
             .into_iter()
             .map(|(name, levels)| Skill::new(&name, levels).map_err(|err| RecordError(err.to_string())))
             .collect::<Result<_, _>>()?;
+        // A channel written before channels had dates was made with the workspace, whose oldest
+        // resource is as old as it.
+        let oldest = s.workers.iter().map(|w| w.created_at);
+        let oldest = oldest.chain(s.queues.iter().map(|q| q.created_at));
+        let oldest = oldest.chain(s.workflows.iter().map(|w| w.created_at)).min().unwrap_or(0);
         Ok(Snapshot {
             salt: s.salt,
             next_sid: s.next_sid,
@@ -1476,6 +1599,8 @@ impl SnapshotRecord {
                 default_activity: s.default_activity,
                 timeout_activity: s.timeout_activity,
                 prioritize_queue_order: s.prioritize_queue_order.into(),
+                event_callback_url: s.event_callback_url,
+                events_filter: s.events_filter,
             },
             activities: s
                 .activities
@@ -1485,10 +1610,25 @@ impl SnapshotRecord {
             channels: s
                 .channels
                 .into_iter()
-                .map(|(sid, unique_name, default_capacity)| ChannelState {
-                    sid,
-                    unique_name,
-                    default_capacity,
+                .map(|channel| match channel {
+                    ChannelRecord::V2(c) => ChannelState {
+                        sid: c.sid,
+                        unique_name: c.unique_name,
+                        friendly_name: c.friendly_name,
+                        default_capacity: c.default_capacity,
+                        channel_optimized_routing: c.channel_optimized_routing,
+                        created_at: c.created_at,
+                        updated_at: c.updated_at,
+                    },
+                    ChannelRecord::V1(sid, unique_name, default_capacity) => ChannelState {
+                        sid,
+                        friendly_name: unique_name.clone(),
+                        unique_name,
+                        default_capacity,
+                        channel_optimized_routing: false,
+                        created_at: oldest,
+                        updated_at: oldest,
+                    },
                 })
                 .collect(),
             skills,

@@ -633,6 +633,101 @@ fn updates_and_deletions_replay_exactly_after_a_restart() {
     assert_eq!(restore(recovered).export(), engine.export());
 }
 
+/// Task channels, a worker's capacity on one and the workspace's settings are logged commands
+/// like the others, and a snapshot taken after them keeps them.
+#[test]
+fn channel_and_workspace_changes_replay_and_snapshot_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = workspace();
+    let ann = engine.worker_by_name("ann").unwrap().sid;
+    let brk = engine.activity_by_name("Break").unwrap().sid;
+    let commands = [
+        (
+            2_000,
+            Command::CreateTaskChannel(crate::routing::NewTaskChannel {
+                friendly_name: "Email".into(),
+                unique_name: "email".into(),
+                channel_optimized_routing: true,
+            }),
+        ),
+        (
+            2_100,
+            Command::SetWorkerChannel {
+                worker: ann,
+                channel: "email".into(),
+                capacity: Some(4),
+                available: None,
+            },
+        ),
+        (
+            2_200,
+            Command::UpdateWorkspace(crate::routing::WorkspaceChanges {
+                friendly_name: Some("Renamed".into()),
+                timeout_activity: Some(brk),
+                event_callback_url: Some("https://crm.example.com/events".into()),
+                events_filter: Some("task.created".into()),
+                prioritize_queue_order: Some(TaskOrder::Lifo),
+                ..Default::default()
+            }),
+        ),
+    ];
+    {
+        let (store, _) = open(dir.path()).unwrap();
+        store.write_snapshot(0, &engine.export()).unwrap();
+        run(&store, &mut engine, 1, &commands);
+        store.flush().unwrap();
+    }
+    let store = reopens_as(dir.path(), 0, 3, &engine);
+    let email = engine.task_channel_by_key("email").unwrap().sid;
+    let changes =
+        crate::routing::TaskChannelChanges { friendly_name: Some("E-mail".into()), ..Default::default() };
+    run(&store, &mut engine, 4, &[(3_000, Command::UpdateTaskChannel { channel: email, changes })]);
+    store.write_snapshot(4, &engine.export()).unwrap();
+    run(&store, &mut engine, 5, &[(4_000, Command::Delete { resource: email })]);
+    store.flush().unwrap();
+    drop(store);
+
+    let _store = reopens_as(dir.path(), 4, 1, &engine);
+    assert!(engine.task_channel_by_key("email").is_none());
+    assert_eq!(engine.settings().event_callback_url.as_deref(), Some("https://crm.example.com/events"));
+}
+
+/// A snapshot written before task channels were made through the API (each channel a
+/// (SID, unique name, default capacity) triple, no callback settings) still loads: the
+/// channels named by their unique names, dated as the workspace's oldest resource.
+#[test]
+fn snapshots_written_before_channels_had_names_and_dates_still_load() {
+    let engine = workspace();
+    let snapshot = engine.export();
+    let mut old = serde_json::to_value(SnapshotRecord::from(&snapshot)).unwrap();
+    let channels: Vec<serde_json::Value> = snapshot
+        .channels
+        .iter()
+        .map(|channel| json!([channel.sid, channel.unique_name, channel.default_capacity]))
+        .collect();
+    old["v1"]["channels"] = json!(channels);
+    assert!(old["v1"].get("event_callback_url").is_none(), "absent until set");
+
+    let decoded: SnapshotRecord = serde_json::from_value(old).unwrap();
+    let restored = Engine::import(decoded.into_snapshot().unwrap()).unwrap();
+
+    let names: Vec<(String, String, u32, Millis)> = restored
+        .channels()
+        .iter()
+        .map(|c| (c.unique_name.clone(), c.friendly_name.clone(), c.default_capacity, c.created_at))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("default".into(), "default".into(), 1, 1_000),
+            ("voice".into(), "voice".into(), 1, 1_000),
+            ("sms".into(), "sms".into(), 3, 1_000),
+            ("chat".into(), "chat".into(), 3, 1_000),
+        ]
+    );
+    assert_eq!(restored.settings(), engine.settings());
+}
+
 /// Records written before a field existed decode as they meant: each case is the old JSON of a
 /// command and the command it must replay as.
 #[test]

@@ -12,7 +12,7 @@ use crate::helpers::spawn_app_with;
 
 /// A minimal HTTP receiver on 127.0.0.1:0: answers 500 to the first `failures` requests, then
 /// 204, and keeps every form body it received.
-fn receiver(failures: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn receiver(failures: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/events", listener.local_addr().unwrap());
     let bodies = Arc::new(Mutex::new(Vec::new()));

@@ -30,6 +30,7 @@ mod sms;
 mod store_copy;
 mod supervisor;
 mod taskrouter;
+mod taskrouter_channels;
 // The same private PostgreSQL cluster as the store's unit tests.
 mod taskrouter_cumulative;
 mod taskrouter_lists;

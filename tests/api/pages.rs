@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::agent::issue_secret;
 use crate::browser::Browser;
 use crate::helpers::{
-    Balancer, SwitchboardProcess, TestApp, fixed_config, serve_in, serve_on_postgres, until_ready,
+    Balancer, SwitchboardProcess, TestApp, fixed_config, json_as_account, serve_in, serve_on_postgres,
+    until_ready,
 };
 use crate::sms::Switchboard;
 use crate::taskrouter::{ACCOUNT_SID, AUTH_TOKEN, spawn_api_with};
@@ -429,6 +430,50 @@ async fn the_admin_page_edits_skills_queues_and_workflows_and_explains_a_waiting
     let explanation = admin.wait_for_text("#explanation", "not offered").await;
     assert!(explanation.contains("Offline"), "{explanation}");
     admin.screenshot("admin-explain").await;
+}
+
+#[tokio::test]
+async fn the_admin_page_sets_an_agents_capacity_and_availability_per_channel_through_the_api() {
+    let app = spawn_api_with(|_| {}).await;
+    let admin = admin_signs_in(&app).await;
+    let workspace = app.engine.read(|engine| engine.workspace_sid());
+    let alice = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().sid);
+    let channel = |name: &'static str| {
+        let url = app.url(&format!("/v1/Workspaces/{workspace}/Workers/{alice}/Channels/{name}"));
+        let client = app.client.clone();
+        async move { json_as_account(client.get(url)).await }
+    };
+
+    // Team: alice's chat capacity set to 2, the way a spin button does (a change redraws the row).
+    admin.click("a[href='#team']").await;
+    let chat = "tr[data-worker='alice'] .channel[data-channel='chat']";
+    admin.find(&format!("{chat} input.channel-capacity")).await;
+    let capacity = format!(
+        "const input = document.querySelector(\"{chat} input.channel-capacity\"); input.value = '2'; \
+         input.dispatchEvent(new Event('change')); return null"
+    );
+    script(&admin, &capacity).await;
+    admin
+        .wait_until("alice's chat capacity to be 2 in the REST API", async |_| {
+            channel("chat").await["configured_capacity"] == 2
+        })
+        .await;
+
+    // Voice switched off: the API says so, and the page shows it off once redrawn.
+    // Clicked in the page: the row may be redrawn (by the save above) between a find and a click.
+    let voice = "tr[data-worker='alice'] .channel[data-channel='voice'] input.channel-available";
+    script(&admin, &format!("document.querySelector(\"{voice}\").click(); return null")).await;
+    admin
+        .wait_until("alice's voice channel to be unavailable in the REST API", async |_| {
+            channel("voice").await["available"] == false
+        })
+        .await;
+    admin.find("tr[data-worker='alice'] .channel.disabled[data-channel='voice']").await;
+    let shown =
+        script(&admin, &format!("return document.querySelector(\"{chat} input.channel-capacity\").value"))
+            .await;
+    assert_eq!(shown, "2", "the page shows what was saved");
+    admin.screenshot("admin-team-channels").await;
 }
 
 /// Whether the player `css` loads its audio through the server and knows its length (the

@@ -1,6 +1,7 @@
 //! Twilio's official Python SDK (PyPI `twilio`) as the client of the REST API, its host the
 //! only change: the onboarding guide's setup, a task, its reservation accepted, the task
-//! completed, the queue's real-time and cumulative statistics read. The SDK is installed by
+//! completed, the queue's real-time and cumulative statistics read, a task channel made and a
+//! worker's capacity on it set, the workspace's settings updated. The SDK is installed by
 //! `tests/sdk/install.sh`, which this test runs first (`install::ensure`; it does nothing once
 //! the SDK is there).
 
@@ -55,6 +56,8 @@ async fn twilios_python_sdk_drives_the_taskrouter_api() {
             "completed completed sold",
             "statistics 0 3 1",
             "cumulative 1 1 1 30 60",
+            "channels default voice sms chat email 2 3",
+            "workspace Lunch LIFO",
             "deleted 3 queues left",
         ]
     );

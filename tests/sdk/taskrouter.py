@@ -1,5 +1,5 @@
-"""The onboarding guide's TaskRouter setup, done with Twilio's official Python SDK against
-Switchboard. Only the SDK's host is changed (the TaskRouter domain's base URL); everything else
+"""The onboarding guide's TaskRouter setup (and a task channel, a worker's capacity on it and the
+workspace's settings), done with Twilio's official Python SDK against Switchboard. Only the SDK's host is changed (the TaskRouter domain's base URL); everything else
 is the SDK as published. Prints one line per step; exits non-zero on the first surprise.
 
 Usage: python taskrouter.py BASE_URL ACCOUNT_SID AUTH_TOKEN
@@ -83,12 +83,25 @@ def main(base_url: str, account_sid: str, auth_token: str) -> None:
     split = cumulative.split_by_wait_time
     print("cumulative", cumulative.tasks_entered, cumulative.tasks_completed, cumulative.reservations_accepted, *split)
 
+    # A task channel, and a worker's capacity on it, as a Flex setup script makes them.
+    email = ws.task_channels.create(friendly_name="Email", unique_name="email")
+    assert ws.task_channels("email").fetch().sid == email.sid
+    channels = [channel.unique_name for channel in ws.task_channels.list()]
+    sams = ws.workers(sam.sid).worker_channels("email").update(capacity=2, available=True)
+    assert (sams.task_channel_sid, sams.configured_capacity) == (email.sid, 2), sams
+    capacities = {c.task_channel_unique_name: c.configured_capacity for c in ws.workers(sam.sid).worker_channels.list()}
+    print("channels", *channels, capacities["email"], capacities["sms"])
+    settings = ws.update(timeout_activity_sid=lunch.sid, prioritize_queue_order="LIFO")
+    assert ws.fetch().timeout_activity_sid == lunch.sid
+    print("workspace", settings.timeout_activity_name, settings.prioritize_queue_order)
+
     # Updates and deletions, as a Terraform run or a clean-up script makes them.
     renamed = ws.workflows(workflow.sid).update(friendly_name="Sales only", task_reservation_timeout=30)
     assert (renamed.friendly_name, renamed.task_reservation_timeout) == ("Sales only", 30), renamed
     assert ws.tasks(task.sid).delete() is True
     assert ws.workflows(workflow.sid).delete() is True
     assert ws.task_queues(queue.sid).delete() is True
+    assert ws.task_channels(email.sid).delete() is True
     remaining = [q.friendly_name for q in ws.task_queues.list()]
     assert "Sales desk" not in remaining, remaining
     print("deleted", len(remaining), "queues left")

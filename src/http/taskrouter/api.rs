@@ -12,7 +12,7 @@ use base64::Engine as _;
 use super::error::TwilioError;
 use super::params::Params;
 use super::render::{List, Renderer};
-use crate::config::Credentials;
+use crate::config::{Credentials, EventSettings};
 use crate::http::Webhooks;
 use crate::http::throttle::{Refused, SignInThrottle};
 use crate::live::{self, LiveEngine, Once};
@@ -25,6 +25,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub(crate) struct Api {
     pub engine: web::Data<LiveEngine>,
     credentials: web::Data<Credentials>,
+    /// The event callback settings, which the workspace shows until the API sets its own.
+    events: web::Data<EventSettings>,
     request: HttpRequest,
     /// `voice.public_url`, or else `scheme://host` as the client reached us.
     base: String,
@@ -55,9 +57,11 @@ impl Api {
         let public_url =
             request.app_data::<web::Data<Webhooks>>().map(|webhooks| webhooks.public_url.as_str());
         let base = crate::http::origin::base_url(request, public_url.unwrap_or_default());
+        let events = request.app_data::<web::Data<EventSettings>>().cloned();
         let api = Api {
             engine: engine.clone(),
             credentials: credentials.clone(),
+            events: events.unwrap_or_else(|| web::Data::new(EventSettings::default())),
             request: request.clone(),
             base,
             query: Params::parse(request.query_string().as_bytes())?,
@@ -122,8 +126,12 @@ impl Api {
 
     /// The SID in path segment `name`; a malformed one is a resource that does not exist.
     pub(crate) fn path_sid(&self, name: &str, kind: SidKind) -> Result<Sid, TwilioError> {
-        let text = self.request.match_info().get(name).unwrap_or_default();
-        Sid::parse(text, kind).map_err(|_| self.not_found())
+        Sid::parse(self.path_text(name), kind).map_err(|_| self.not_found())
+    }
+
+    /// Path segment `name` as given (a task channel's SID or unique name), decoded.
+    pub(crate) fn path_text(&self, name: &str) -> &str {
+        self.request.match_info().get(name).unwrap_or_default()
     }
 
     /// Whether the request's path ends with `suffix`.
@@ -149,7 +157,8 @@ impl Api {
     pub(crate) fn render<R>(&self, render: impl FnOnce(&Renderer<'_>) -> R) -> R {
         let now = live::now();
         self.engine.read(|engine: &Engine| {
-            render(&Renderer { engine, base: &self.base, account_sid: &self.credentials.account_sid, now })
+            let account_sid = &self.credentials.account_sid;
+            render(&Renderer { engine, base: &self.base, account_sid, events: &self.events, now })
         })
     }
 }

@@ -15,6 +15,8 @@ const AUTHENTICATE: u32 = 20003;
 const METHOD_NOT_ALLOWED: u32 = 20004;
 const FORBIDDEN: u32 = 20403;
 const NOT_FOUND: u32 = 20404;
+/// "Conflict": the request does not fit the resource's current state (Twilio's dictionary).
+const CONFLICT: u32 = 20409;
 const TOO_MANY_REQUESTS: u32 = 20429;
 const INTERNAL: u32 = 20500;
 
@@ -159,6 +161,15 @@ impl From<RoutingError> for TwilioError {
                 status: StatusCode::GONE,
                 code: INVALID_PARAMETER,
                 message: err.to_string(),
+                allow: None,
+                challenge: true,
+                retry_after: None,
+            },
+            // A resource something still uses (a task channel with open tasks): Twilio's 409.
+            RoutingError::InUse { message } => TwilioError {
+                status: StatusCode::CONFLICT,
+                code: CONFLICT,
+                message,
                 allow: None,
                 challenge: true,
                 retry_after: None,

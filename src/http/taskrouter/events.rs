@@ -158,6 +158,7 @@ fn render(account_sid: &str, workspace: &str, record: &EventRecord) -> Value {
         SidKind::TaskQueue => ("task_queue", "TaskQueues"),
         SidKind::Workflow => ("workflow", "Workflows"),
         SidKind::Activity => ("activity", "Activities"),
+        SidKind::TaskChannel => ("task_channel", "TaskChannels"),
         _ => ("workspace", ""),
     };
     let resource_url = match (resource_type, task) {

@@ -6,12 +6,14 @@
 //! - `params.rs`: form and query parameters, paging.
 //! - `render.rs`: resources as TaskRouter's JSON.
 //! - `error.rs`: Twilio's error shape.
-//! - `workspace.rs` (workspace, activities), `workers.rs`, `queues.rs` (task queues,
-//!   workflows, real-time statistics), `tasks.rs` (tasks, reservations, explain), `events.rs`,
+//! - `workspace.rs` (workspace, activities), `workers.rs`, `channels.rs` (task channels and
+//!   worker channels), `queues.rs` (task queues, workflows, real-time statistics), `tasks.rs`
+//!   (tasks, reservations, explain), `events.rs`,
 //!   `statistics.rs` (cumulative statistics, and `Statistics` joining both kinds): the
 //!   handlers.
 
 pub(crate) mod api;
+mod channels;
 pub(super) mod error;
 mod events;
 mod params;
@@ -45,7 +47,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/v1/Workspaces").route(get().to(workspace::list)).default_service(web::to(
             || async { Err::<HttpResponse, _>(TwilioError::method_not_allowed("GET")) },
         )))
-        .service(resource("", "GET").route(get().to(workspace::fetch)))
+        .service(
+            resource("", "GET, POST").route(get().to(workspace::fetch)).route(post().to(workspace::update)),
+        )
         .service(resource("/RealTimeStatistics", "GET").route(get().to(workspace::statistics)))
         .service(resource("/Statistics", "GET").route(get().to(workspace::statistics)))
         .service(resource("/CumulativeStatistics", "GET").route(get().to(statistics::workspace_cumulative)))
@@ -53,6 +57,17 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
             resource("/Activities", "GET, POST")
                 .route(get().to(workspace::list_activities))
                 .route(post().to(workspace::create_activity)),
+        )
+        .service(
+            resource("/TaskChannels", "GET, POST")
+                .route(get().to(channels::list))
+                .route(post().to(channels::create)),
+        )
+        .service(
+            resource("/TaskChannels/{channel}", "GET, POST, DELETE")
+                .route(get().to(channels::fetch))
+                .route(post().to(channels::update))
+                .route(delete().to(channels::delete)),
         )
         .service(
             resource("/TaskQueues", "GET, POST")
@@ -129,6 +144,14 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
                 .route(delete().to(|api: Api, agents: web::Data<Agents>| {
                     remove(api, agents, "worker", SidKind::Worker)
                 })),
+        )
+        .service(
+            resource("/Workers/{worker}/Channels", "GET").route(get().to(channels::list_worker_channels)),
+        )
+        .service(
+            resource("/Workers/{worker}/Channels/{channel}", "GET, POST")
+                .route(get().to(channels::fetch_worker_channel))
+                .route(post().to(channels::update_worker_channel)),
         )
         .service(
             resource("/Workers/{worker}/Reservations", "GET")

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::error::TwilioError;
 use crate::http::form::{Form, decode};
-use crate::routing::{Millis, Sid, SidKind};
+use crate::routing::{Millis, Sid, SidKind, TaskOrder};
 
 /// Twilio's page size when none is asked for, and the most it gives.
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -152,6 +152,16 @@ impl Params {
             "true" | "1" | "yes" => Ok(Some(true)),
             "false" | "0" | "no" => Ok(Some(false)),
             _ => Err(TwilioError::invalid(format!("{name} must be true or false, not {text:?}"))),
+        }
+    }
+
+    /// `FIFO` or `LIFO`, in any case (`TaskOrder`, `PrioritizeQueueOrder`).
+    pub(crate) fn order(&self, name: &str) -> Result<Option<TaskOrder>, TwilioError> {
+        let Some(text) = self.get(name) else { return Ok(None) };
+        match text.trim().to_ascii_uppercase().as_str() {
+            "FIFO" => Ok(Some(TaskOrder::Fifo)),
+            "LIFO" => Ok(Some(TaskOrder::Lifo)),
+            _ => Err(TwilioError::invalid(format!("{name} must be FIFO or LIFO, not {text:?}"))),
         }
     }
 

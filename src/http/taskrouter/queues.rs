@@ -13,7 +13,8 @@ use crate::routing::{
 
 /// What to do instead of the assignment callbacks and automatic activities Switchboard does not
 /// have.
-const CALLBACKS_INSTEAD: &str = "use the event callback URL (events.callback_url) instead";
+const CALLBACKS_INSTEAD: &str =
+    "use the workspace's event callback URL (EventCallbackUrl, or the setting events.callback_url) instead";
 
 /// `GET .../TaskQueues`, filtered by `FriendlyName`, `EvaluateWorkerAttributes` (the queues
 /// a worker with those attributes would be in) and `WorkerSid` (the queues a worker is in).
@@ -49,7 +50,7 @@ pub(super) async fn create(api: Api, form: Params) -> Result<HttpResponse, Twili
     let new = NewTaskQueue {
         friendly_name: form.required("FriendlyName")?.to_owned(),
         target_workers: form.get("TargetWorkers").unwrap_or("1==1").to_owned(),
-        task_order: task_order(&form)?.unwrap_or(TaskOrder::Fifo),
+        task_order: form.order("TaskOrder")?.unwrap_or(TaskOrder::Fifo),
         max_reserved_workers: form.integer("MaxReservedWorkers", 1..=50)?.unwrap_or(1) as u32,
         wrap_up: WrapUpRules {
             limit_seconds: wrap_up_limit(&form)?.unwrap_or(0),
@@ -77,7 +78,7 @@ pub(super) async fn update(api: Api, form: Params) -> Result<HttpResponse, Twili
     let changes = TaskQueueChanges {
         friendly_name: form.get("FriendlyName").map(str::to_owned),
         target_workers: form.get("TargetWorkers").map(str::to_owned),
-        task_order: task_order(&form)?,
+        task_order: form.order("TaskOrder")?,
         max_reserved_workers: form.integer("MaxReservedWorkers", 1..=50)?.map(|max| max as u32),
         wrap_up_limit: wrap_up_limit(&form)?,
         dispositions: dispositions(&form),
@@ -181,13 +182,4 @@ pub(super) async fn update_workflow(api: Api, form: Params) -> Result<HttpRespon
     };
     api.execute(Command::UpdateWorkflow { workflow: sid, changes }, &[]).await?;
     fetch_workflow(api).await
-}
-
-fn task_order(form: &Params) -> Result<Option<TaskOrder>, TwilioError> {
-    match form.get("TaskOrder").map(str::to_ascii_uppercase).as_deref() {
-        None => Ok(None),
-        Some("FIFO") => Ok(Some(TaskOrder::Fifo)),
-        Some("LIFO") => Ok(Some(TaskOrder::Lifo)),
-        Some(other) => Err(TwilioError::invalid(format!("TaskOrder must be FIFO or LIFO, not {other:?}"))),
-    }
 }

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::params::{PageToken, Paging};
 use crate::routing::{
-    Activity, ActivityCount, Engine, Millis, QueueStatistics, Reservation, Sid, Task, TaskOrder, TaskQueue,
-    TaskStatistics, Worker, Workflow, WorkspaceStatistics,
+    Activity, ActivityCount, Engine, Millis, QueueStatistics, Reservation, Sid, Task, TaskChannel, TaskOrder,
+    TaskQueue, TaskStatistics, Worker, WorkerChannel, Workflow, WorkspaceStatistics,
 };
 
 /// A list request: its resource key (`workers`), path, filters and page.
@@ -26,6 +26,8 @@ pub(crate) struct Renderer<'a> {
     /// the same address.
     pub base: &'a str,
     pub account_sid: &'a str,
+    /// The server's event callback settings, shown while the workspace has none of its own.
+    pub events: &'a crate::config::EventSettings,
     pub now: Millis,
 }
 
@@ -74,6 +76,12 @@ pub(crate) fn date(at: Millis) -> Value {
     }
 }
 
+/// `text`, or null when it is empty.
+fn some_text(text: &str) -> Value {
+    let text = text.trim();
+    if text.is_empty() { Value::Null } else { Value::String(text.to_owned()) }
+}
+
 fn optional_sid(sid: Option<Sid>) -> Value {
     sid.map_or(Value::Null, |sid| Value::String(sid.to_string()))
 }
@@ -97,8 +105,8 @@ impl Renderer<'_> {
             "default_activity_name": activity_name(settings.default_activity),
             "timeout_activity_sid": settings.timeout_activity.to_string(),
             "timeout_activity_name": activity_name(settings.timeout_activity),
-            "event_callback_url": null,
-            "events_filter": null,
+            "event_callback_url": some_text(settings.event_callback_url.as_deref().unwrap_or(&self.events.callback_url)),
+            "events_filter": some_text(settings.events_filter.as_deref().unwrap_or(&self.events.callback_filter)),
             "multi_task_enabled": true,
             "prioritize_queue_order": settings.prioritize_queue_order.as_str(),
             "date_created": null,
@@ -160,6 +168,52 @@ impl Renderer<'_> {
                 "worker_channels": format!("{url}/Channels"),
                 "worker_statistics": format!("{url}/Statistics"),
             },
+        })
+    }
+
+    pub(crate) fn task_channel(&self, channel: &TaskChannel) -> Value {
+        let workspace = self.workspace_url();
+        json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "sid": channel.sid.to_string(),
+            "friendly_name": channel.friendly_name,
+            "unique_name": channel.unique_name,
+            "channel_optimized_routing": channel.channel_optimized_routing,
+            "date_created": date(channel.created_at),
+            "date_updated": date(channel.updated_at),
+            "url": format!("{workspace}/TaskChannels/{}", channel.sid),
+            "links": { "workspace": workspace },
+        })
+    }
+
+    /// A worker's capacity on one channel. `assigned_tasks` counts the tasks that hold
+    /// capacity: offered (a pending reservation already takes a slot, as on TaskRouter),
+    /// assigned and wrapping. Its dates are the worker's (it changes with the worker), created
+    /// no earlier than the channel.
+    pub(crate) fn worker_channel(
+        &self,
+        worker: &Worker,
+        channel: &TaskChannel,
+        state: WorkerChannel,
+    ) -> Value {
+        let sid = Sid::worker_channel(worker.sid, channel.sid);
+        let free = state.capacity.saturating_sub(state.busy);
+        let percentage = (free * 100).checked_div(state.capacity).unwrap_or(0);
+        json!({
+            "account_sid": self.account_sid,
+            "workspace_sid": self.engine.workspace_sid().to_string(),
+            "sid": sid.to_string(),
+            "worker_sid": worker.sid.to_string(),
+            "task_channel_sid": channel.sid.to_string(),
+            "task_channel_unique_name": channel.unique_name,
+            "configured_capacity": state.capacity,
+            "available_capacity_percentage": percentage,
+            "assigned_tasks": state.busy,
+            "available": state.available,
+            "date_created": date(worker.created_at.max(channel.created_at)),
+            "date_updated": date(worker.updated_at.max(channel.created_at)),
+            "url": format!("{}/Workers/{}/Channels/{sid}", self.workspace_url(), worker.sid),
         })
     }
 

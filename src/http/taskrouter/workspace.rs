@@ -1,11 +1,11 @@
-//! The workspace and its activities (list, fetch, create).
+//! The workspace (list, fetch, update) and its activities (list, fetch, create).
 
 use actix_web::HttpResponse;
 
 use super::api::Api;
 use super::error::TwilioError;
 use super::params::Params;
-use crate::routing::{Command, Scope, SidKind};
+use crate::routing::{Command, Scope, SidKind, WorkspaceChanges};
 
 /// `GET /v1/Workspaces`: the one workspace, so that a client can discover its SID.
 pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
@@ -24,6 +24,35 @@ pub(super) async fn list(api: Api) -> Result<HttpResponse, TwilioError> {
 /// `GET /v1/Workspaces/{WS}`.
 pub(super) async fn fetch(api: Api) -> Result<HttpResponse, TwilioError> {
     Ok(HttpResponse::Ok().json(api.render(|renderer| renderer.workspace())))
+}
+
+/// `POST /v1/Workspaces/{WS}`: `FriendlyName`, `DefaultActivitySid` (new workers' activity),
+/// `TimeoutActivitySid` (where an offer that times out sends the worker), `EventCallbackUrl`
+/// (empty: none) and `EventsFilter` (empty: every event), which replace the settings
+/// `events.callback_url` and `events.callback_filter`, `PrioritizeQueueOrder` (`FIFO`, `LIFO`)
+/// and `MultiTaskEnabled` (only `true`: Switchboard always routes by channel capacity). All or
+/// nothing; an unknown activity is a 400 naming its parameter.
+pub(super) async fn update(api: Api, form: Params) -> Result<HttpResponse, TwilioError> {
+    if form.boolean("MultiTaskEnabled")? == Some(false) {
+        return Err(TwilioError::invalid(
+            "MultiTaskEnabled: Switchboard always routes with multitasking (each worker's capacity per task \
+             channel); single-tasking workspaces are not supported. Give a worker capacity 1 on every channel \
+             for one task at a time per channel",
+        ));
+    }
+    let default_activity = form.sid("DefaultActivitySid", SidKind::Activity)?;
+    let timeout_activity = form.sid("TimeoutActivitySid", SidKind::Activity)?;
+    let changes = WorkspaceChanges {
+        friendly_name: form.get("FriendlyName").map(str::to_owned),
+        default_activity,
+        timeout_activity,
+        event_callback_url: form.get("EventCallbackUrl").map(str::to_owned),
+        events_filter: form.get("EventsFilter").map(str::to_owned),
+        prioritize_queue_order: form.order("PrioritizeQueueOrder")?,
+    };
+    let parameters = [("DefaultActivitySid", default_activity), ("TimeoutActivitySid", timeout_activity)];
+    api.execute(Command::UpdateWorkspace(changes), &parameters).await?;
+    fetch(api).await
 }
 
 /// `GET .../Activities`, filtered by `FriendlyName` and `Available`.
