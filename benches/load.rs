@@ -65,6 +65,15 @@ const CPU_WINDOW: Duration = Duration::from_secs(30);
 
 /// The kind of request the others are compared with.
 const BASELINE: &str = "baseline: static TwiML";
+/// Prometheus' scrape of `/metrics`, once a second in every other interval.
+const SCRAPE: &str = "metrics: scrape";
+const METRICS_TOKEN: &str = "load-metrics-token";
+
+/// Whether `/metrics` is scraped `seconds` into the run: in the odd intervals of
+/// [`SAMPLE_EVERY`] seconds.
+fn scraping_in(seconds: u64) -> bool {
+    (seconds / SAMPLE_EVERY) % 2 == 1
+}
 
 /// Latencies of one kind of request.
 #[derive(Default)]
@@ -335,6 +344,46 @@ impl Load {
     /// The baseline: the provider's fallback URL (fixed TwiML after the signature check), asked
     /// 50 times a second while the load runs, so that the hold loop and the IVR are compared
     /// with the cheapest signed webhook under the same load.
+    /// Prometheus: `/metrics` once a second, in every other interval of [`SAMPLE_EVERY`]
+    /// seconds (the odd ones), so that the run compares its intervals with and without.
+    async fn scraper(&self) {
+        let url = format!("{}/metrics", self.base);
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        while Instant::now() < self.until {
+            every.tick().await;
+            if !scraping_in(self.since_start().as_secs()) {
+                continue;
+            }
+            self.scrape(&url).await;
+        }
+    }
+
+    async fn scrape(&self, url: &str) {
+        let started = Instant::now();
+        let answer = async {
+            let response = self
+                .client
+                .get(url)
+                .bearer_auth(METRICS_TOKEN)
+                .send()
+                .await
+                .map_err(|err| format!("request: {}", causes(&err)))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|err| format!("answer: {err}"))?;
+            if status == reqwest::StatusCode::OK && text.contains("switchboard_tasks") {
+                Ok(())
+            } else {
+                Err(format!("{status}: {}", text.chars().take(200).collect::<String>()))
+            }
+        }
+        .await;
+        self.figures.lock().unwrap().record(SCRAPE, started, answer);
+    }
+
+    fn since_start(&self) -> Duration {
+        self.figures.lock().unwrap().since.elapsed()
+    }
+
     async fn baseline(&self) {
         let params = [
             ("AccountSid", ACCOUNT_SID),
@@ -553,6 +602,7 @@ fn main() {
         // The bench plays the provider's webhooks, without a Voice API: `<Dial>` bridging.
         .env("SWITCHBOARD_VOICE_BRIDGE", "dial")
         .env("SWITCHBOARD_SMS_API_BASE", &messages_base)
+        .env("SWITCHBOARD_METRICS_TOKEN", METRICS_TOKEN)
         .env("RUST_LOG", "warn,switchboard::app=info,switchboard::live=debug")
         .stderr(Stdio::piped())
         .spawn()
@@ -639,12 +689,16 @@ fn main() {
         }));
         let baseline = load.clone();
         handles.push(tokio::spawn(async move { baseline.baseline().await }));
+        let scraper = load.clone();
+        handles.push(tokio::spawn(async move { scraper.scraper().await }));
+        let cpu_before_load = cpu_seconds(pid);
         let samples = Arc::new(Mutex::new(Vec::new()));
         let memory = tokio::spawn(memory_over_time(pid, data_dir.clone(), started, samples.clone()));
         for handle in handles {
             let _ = handle.await;
         }
         let elapsed = started.elapsed();
+        let load_cpu = cpu_seconds(pid) - cpu_before_load;
         memory.abort();
         // Read before the checks below, which list the whole event history at once.
         let peak_during_load = peak_rss(pid);
@@ -756,6 +810,49 @@ fn main() {
             texts_taken.load(Ordering::SeqCst)
         );
 
+        // Scraping /metrics or not, interval by interval: the same figures of the load, whole
+        // intervals only, the scraper's own requests left out.
+        let intervals = elapsed.as_secs() / SAMPLE_EVERY;
+        let of_intervals = |scraping: bool, kind: &str| {
+            let mut latencies: Vec<u64> = figures.kinds.get(kind).map_or(Vec::new(), |kind| {
+                kind.latencies
+                    .iter()
+                    .filter(|(at, _)| {
+                        let interval = u64::from(*at) / SAMPLE_EVERY;
+                        interval < intervals && scraping_in(u64::from(*at)) == scraping
+                    })
+                    .map(|(_, micros)| *micros)
+                    .collect()
+            });
+            latencies.sort_unstable();
+            latencies
+        };
+        let answered = |scraping: bool| {
+            figures.kinds.keys().filter(|kind| **kind != SCRAPE).map(|kind| of_intervals(scraping, kind).len()).sum::<usize>()
+        };
+        let scraping_intervals = (0..intervals).filter(|interval| scraping_in(interval * SAMPLE_EVERY)).count().max(1);
+        let quiet_intervals = (intervals as usize).saturating_sub(scraping_intervals).max(1);
+        let rate = |scraping: bool, count: usize| count as f64 / ((if scraping { scraping_intervals } else { quiet_intervals }) as f64 * SAMPLE_EVERY as f64);
+        let (rate_on, rate_off) = (rate(true, answered(true)), rate(false, answered(false)));
+        println!("Scraping /metrics once a second, in every other {SAMPLE_EVERY} s interval ({scraping_intervals} intervals with, {quiet_intervals} without):");
+        println!("| Figure | without scraping | with scraping | with ÷ without |");
+        println!("|---|---|---|---|");
+        println!("| requests answered per second | {rate_off:.0} | {rate_on:.0} | {:.3} |", rate_on / rate_off);
+        for kind in ["hold loop", "ivr (route)", "agent: accept", BASELINE] {
+            let (on, off) = (of_intervals(true, kind), of_intervals(false, kind));
+            for (name, q) in [("p50", 0.5), ("p99", 0.99)] {
+                let (with, without) = (percentile(&on, q), percentile(&off, q));
+                println!("| {kind} {name} | {without:.2} ms | {with:.2} ms | {:.3} |", with / without);
+            }
+        }
+        let scrapes = of_intervals(true, SCRAPE);
+        println!(
+            "| the scrape itself | | p50 {:.1} ms, p99 {:.1} ms, {} scrapes | |",
+            percentile(&scrapes, 0.5),
+            percentile(&scrapes, 0.99),
+            scrapes.len()
+        );
+
         // The series, per interval: RSS, data directory, hold-loop and baseline p99, slowest.
         let samples = samples.lock().unwrap().clone();
         let interval_p99 = |kind: &str, from: u64| {
@@ -820,6 +917,26 @@ fn main() {
             idle
         );
 
+        // The scrape's cost: the server's CPU scraped once a second alone, less idle, beside the
+        // CPU the load took each second.
+        let before_scraping = cpu_seconds(pid);
+        let metrics_url = format!("{}/metrics", load.base);
+        let scraping_until = Instant::now() + CPU_WINDOW;
+        while Instant::now() < scraping_until {
+            load.scrape(&metrics_url).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let scraping = cpu_seconds(pid) - before_scraping;
+        let scrape_cost = (scraping - idle) / window;
+        let load_per_second = load_cpu / elapsed.as_secs_f64();
+        println!(
+            "Scraping /metrics alone once a second ({} s): server CPU {scraping:.2} s, idle {idle:.2} s: {:.2}% of one core; the load took {:.0}% of one core: scraping adds {:.2}% to it",
+            CPU_WINDOW.as_secs(),
+            scrape_cost * 100.0,
+            load_per_second * 100.0,
+            scrape_cost / load_per_second * 100.0
+        );
+
         let (hold99, base99) = (percentiles["hold loop"].1, percentiles[BASELINE].1);
         println!("Verdicts:");
         println!("- failed requests: {failed} (want 0)");
@@ -829,6 +946,11 @@ fn main() {
         println!("- hold-loop p99 {hold99:.1} ms = {:.2}× the baseline's {base99:.1} ms (want within 2×)", hold99 / base99);
         println!("- requests over {} ms: {stalled} (want 0)", STALL.as_millis());
         println!("- wallboard: {wallboard_cost:.2}% of one core (want under 5%)");
+        println!(
+            "- scraping /metrics once a second: {:.2}% more CPU than the load alone; requests per second {:+.1}% (want under 2%)",
+            scrape_cost / load_per_second * 100.0,
+            (rate_on / rate_off - 1.0) * 100.0
+        );
         assert_eq!((lost, doubled, texts_lost), (0, 0, 0), "no call or text lost, no call with two tasks");
         // A routing answer the client never read may have made a task: only then may tasks
         // outnumber the calls and texts handed over. Fewer task.created events than that means

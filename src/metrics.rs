@@ -150,6 +150,11 @@ impl Metrics {
         }
     }
 
+    /// The service-level threshold of the queue named `queue`, in seconds.
+    pub fn service_level_of(&self, queue: &str) -> u32 {
+        self.service_levels.of(queue)
+    }
+
     /// An HTTP request to `route` (its pattern, not its path: the labels stay few) took `took`.
     pub fn observe_request(&self, route: &str, method: &str, took: Duration) {
         self.requests.with_label_values(&[route, method]).observe(took.as_secs_f64());

@@ -17,8 +17,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::config::StoreSettings;
 use crate::routing::{
-    CumulativeStatistics, Engine, Event, EventFacts, Millis, Scope, Sid, StatisticsCounters, TaskSeed,
-    Totals, Window, WorkerCumulative, WorkerHistory,
+    CumulativeStatistics, Engine, Event, EventFacts, Millis, Scope, Sid, SidMap, StatisticsCounters,
+    TaskSeed, Totals, WaitingHistory, Window, WorkerCumulative, WorkerHistory,
 };
 use crate::store::{EventRecord, Store, StoreError};
 
@@ -35,6 +35,8 @@ struct State {
     counters: StatisticsCounters,
     /// Each worker's activity stays and reservation outcomes, for the worker statistics.
     workers: WorkerHistory,
+    /// Each task's wait, for the dashboard's charts of the queues over time.
+    waiting: WaitingHistory,
     /// The facts of the events being counted (kept to spare an allocation per command).
     facts: Vec<EventFacts>,
     /// The sequence number of the last event counted.
@@ -61,6 +63,7 @@ impl Statistics {
         let mut state = State {
             counters: StatisticsCounters::new(),
             workers: WorkerHistory::new(),
+            waiting: WaitingHistory::new(),
             facts: Vec::new(),
             last_counted: 0,
             history: VecDeque::new(),
@@ -80,6 +83,9 @@ impl Statistics {
                     .map(|(queue, since)| (queue.sid, since)),
             };
             state.counters.seed(task.sid, seed);
+            if task.status.is_waiting() {
+                state.waiting.seed(task.sid, engine.task_queue(task).map(|queue| queue.sid), task.created_at);
+            }
         }
         // A command's events share their time: fed together, as they come live.
         let mut command: Vec<EventFacts> = Vec::new();
@@ -91,12 +97,14 @@ impl Statistics {
             state.workers.observe_facts(timestamp, event_type, worker, activity, task, channel);
             if command.first().is_some_and(|facts| facts.timestamp != timestamp) {
                 state.counters.observe(&command);
+                state.waiting.observe(&command);
                 command.clear();
             }
             command.extend(record.facts());
             state.note(sequence, timestamp);
         }
         state.counters.observe(&command);
+        state.waiting.observe(&command);
         // Workers whose current activity began before the history kept.
         for worker in engine.workers() {
             let activity = engine.worker_activity(worker).sid;
@@ -131,6 +139,7 @@ impl Statistics {
             state.note(event.sequence, event.timestamp);
         }
         state.counters.observe(&state.facts);
+        state.waiting.observe(&state.facts);
         state.prune();
     }
 
@@ -162,10 +171,61 @@ impl Statistics {
         self.lock().workers.cumulative(window, channel, include)
     }
 
+    /// The dashboard's charts: at each of `times` (oldest first, `step` apart), what each of
+    /// `queues` (with its service-level threshold in seconds) had waiting, and over the `step`
+    /// before it, its service level and its abandoned tasks; and the workers in each activity.
+    pub fn history(&self, times: &[Millis], step: Millis, queues: &[(Sid, u32)]) -> History {
+        let state = self.lock();
+        let mut history = History {
+            queues: queues.iter().map(|&(queue, _)| (queue, QueueHistory::default())).collect(),
+            activities: SidMap::default(),
+        };
+        for (index, &at) in times.iter().enumerate() {
+            let waiting = state.waiting.at(at);
+            let window = Window { start: at - step + 1, end: at };
+            for (&(queue, threshold), (_, series)) in queues.iter().zip(history.queues.iter_mut()) {
+                let now = waiting.get(&queue).copied().unwrap_or_default();
+                series.waiting.push(now.tasks);
+                series.longest_wait.push(now.longest / 1000);
+                let counted = state.counters.statistics(window, Scope::Queue(queue), None, &[threshold]);
+                let within =
+                    counted.split_by_wait_time.first().map_or(0, |split| split.below.reservations_accepted);
+                let accepted = counted.reservations_accepted;
+                series.service_level.push((accepted > 0).then(|| within as f64 / accepted as f64));
+                series.abandoned.push(counted.tasks_canceled);
+            }
+            for (activity, workers) in state.workers.activities_at(at) {
+                history.activities.entry(activity).or_insert_with(|| vec![0; times.len()])[index] = workers;
+            }
+        }
+        history
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Counting is plain arithmetic on memory: a panic midway leaves counts, not broken state.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// What [`Statistics::history`] answers: one value per time asked.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct History {
+    /// In the order the queues were asked.
+    pub queues: Vec<(Sid, QueueHistory)>,
+    /// Workers in each activity (an activity nobody was in at any time asked is missing).
+    pub activities: SidMap<Vec<usize>>,
+}
+
+/// One queue over time.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueHistory {
+    pub waiting: Vec<usize>,
+    /// Seconds.
+    pub longest_wait: Vec<i64>,
+    /// Accepted within the threshold ÷ accepted, over the step before; `None`: none accepted.
+    pub service_level: Vec<Option<f64>>,
+    /// Tasks canceled over the step before.
+    pub abandoned: Vec<u64>,
 }
 
 impl State {
@@ -197,6 +257,7 @@ impl State {
         if let Some(before) = before {
             self.counters.prune(before);
             self.workers.prune(before);
+            self.waiting.prune(before);
         }
     }
 }

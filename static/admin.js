@@ -250,6 +250,8 @@ function renderDashboard(dashboard) {
   );
   keepOptions($("explain-task"), dashboard.waiting_tasks.map((task) => [task.sid, `${task.queue || "no queue"} · ${task.age} s · ${task.caller || task.sid} · ${(task.skills_needed || []).join(", ")}`]));
   keepOptions($("explain-worker"), dashboard.workers.map((worker) => [worker.sid, `${worker.friendly_name} (${worker.activity_name})`]));
+  // The agents' board (charts.js), with each agent's time in their activity.
+  if (typeof renderAgentsBoard === "function") renderAgentsBoard(dashboard.workers);
 }
 
 /** Replaces a select's options, keeping the selection when it is still there. */

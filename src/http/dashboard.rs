@@ -26,7 +26,8 @@ use crate::sms::Sms;
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/admin/api/dashboard").route(web::get().to(dashboard)))
-        .service(web::resource("/admin/api/dashboard/events").route(web::get().to(events)));
+        .service(web::resource("/admin/api/dashboard/events").route(web::get().to(events)))
+        .service(web::resource("/admin/api/dashboard/history").route(web::get().to(history)));
 }
 
 /// The dashboard at `now`.
@@ -61,7 +62,14 @@ pub(super) fn view(engine: &Engine, now: Millis) -> Value {
         .workers()
         .map(|worker| {
             let activity = engine.worker_activity(worker);
-            json!({"sid": worker.sid.to_string(), "friendly_name": worker.friendly_name, "activity_name": activity.friendly_name, "available": activity.available})
+            json!({
+                "sid": worker.sid.to_string(),
+                "friendly_name": worker.friendly_name,
+                "activity_name": activity.friendly_name,
+                "available": activity.available,
+                // Seconds in the activity, as the board shows them (it counts on between pushes).
+                "activity_seconds": (now - worker.activity_changed_at()).max(0) / 1000,
+            })
         })
         .collect();
     let waiting: Vec<Value> = engine
@@ -85,6 +93,77 @@ pub(super) fn view(engine: &Engine, now: Millis) -> Value {
 async fn dashboard(_: Authenticated, engine: web::Data<LiveEngine>) -> HttpResponse {
     let now = live::now();
     HttpResponse::Ok().json(engine.read(|engine| view(engine, now)))
+}
+
+/// The longest history the charts ask for, in hours (the statistics keep what the store
+/// keeps: `store.event_max_age`).
+const MAX_HOURS: i64 = 24;
+
+/// `GET /admin/api/dashboard/history?hours=6`: the charts of the last hours, from the stored
+/// events (the statistics), one point per `hours` × 12 minutes (72 points), the last at now:
+/// per queue the tasks waiting and the longest wait at each point, and over the step before it
+/// the service level (`metrics.service_level`'s threshold) and the tasks abandoned; the
+/// workers in each activity at each point.
+async fn history(
+    _: Authenticated,
+    request: HttpRequest,
+    engine: web::Data<LiveEngine>,
+    metrics: web::Data<crate::metrics::Metrics>,
+) -> HttpResponse {
+    let query = web::Query::<std::collections::HashMap<String, String>>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let hours = match query.get("hours").map(|hours| hours.parse::<i64>()) {
+        None => 6,
+        Some(Ok(hours)) if (1..=MAX_HOURS).contains(&hours) => hours,
+        Some(_) => {
+            let message = format!("hours must be a whole number from 1 to {MAX_HOURS}");
+            return super::ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, message).error_response();
+        }
+    };
+    const POINTS: i64 = 72;
+    let now = live::now();
+    let step = hours * 3_600_000 / POINTS;
+    let times: Vec<Millis> = (0..POINTS).map(|index| now - (POINTS - 1 - index) * step).collect();
+    let (queues, activities) = engine.read(|engine| {
+        let queues: Vec<(crate::routing::Sid, String)> =
+            engine.queues().iter().map(|queue| (queue.sid, queue.friendly_name.clone())).collect();
+        let activities: Vec<(crate::routing::Sid, String, bool)> = engine
+            .activities()
+            .iter()
+            .map(|activity| (activity.sid, activity.friendly_name.clone(), activity.available))
+            .collect();
+        (queues, activities)
+    });
+    let thresholds: Vec<(crate::routing::Sid, u32)> =
+        queues.iter().map(|(sid, name)| (*sid, metrics.service_level_of(name))).collect();
+    let found = engine.statistics().history(&times, step, &thresholds);
+    let queues: Vec<Value> = queues
+        .iter()
+        .zip(&found.queues)
+        .zip(&thresholds)
+        .map(|(((sid, name), (_, series)), (_, threshold))| {
+            json!({
+                "sid": sid.to_string(),
+                "friendly_name": name,
+                "service_level_seconds": threshold,
+                "waiting": series.waiting,
+                "longest_wait": series.longest_wait,
+                "service_level": series.service_level,
+                "abandoned": series.abandoned,
+            })
+        })
+        .collect();
+    let activities: Vec<Value> = activities
+        .iter()
+        .map(|(sid, name, available)| {
+            let workers = found.activities.get(sid).cloned().unwrap_or_else(|| vec![0; times.len()]);
+            json!({"sid": sid.to_string(), "friendly_name": name, "available": available, "workers": workers})
+        })
+        .collect();
+    let times: Vec<i64> = times.iter().map(|at| at / 1000).collect();
+    HttpResponse::Ok()
+        .json(json!({"step": step / 1000, "times": times, "queues": queues, "activities": activities}))
 }
 
 /// The shortest time between two pushes: a busy contact center emits events all the time.

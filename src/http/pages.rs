@@ -19,6 +19,10 @@ const PAGE_JS: &str = include_str!("../../static/page.js");
 const STYLE_CSS: &str = include_str!("../../static/switchboard.css");
 /// Viz.js (Graphviz in WebAssembly) for the admin page's flow diagrams: `static/vendor/`.
 const VIZ_JS: &str = include_str!("../../static/vendor/viz-global.js");
+/// uPlot (small time-series charts on canvas) for the admin dashboard's charts: `static/vendor/`.
+const UPLOT_JS: &str = include_str!("../../static/vendor/uplot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../../static/vendor/uplot.min.css");
+const CHARTS_JS: &str = include_str!("../../static/charts.js");
 
 pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -42,6 +46,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         )
         .route("/static/vendor/viz-global.js", asset(VIZ_JS, "text/javascript; charset=utf-8"))
         .route("/static/admin.js", asset(ADMIN_JS, "text/javascript; charset=utf-8"))
+        .route("/static/charts.js", asset(CHARTS_JS, "text/javascript; charset=utf-8"))
+        .route("/static/vendor/uplot.iife.min.js", asset(UPLOT_JS, "text/javascript; charset=utf-8"))
+        .route("/static/vendor/uplot.min.css", asset(UPLOT_CSS, "text/css; charset=utf-8"))
         .route("/supervisor", asset(SUPERVISOR_HTML, "text/html; charset=utf-8"))
         .route("/static/supervisor.js", asset(SUPERVISOR_JS, "text/javascript; charset=utf-8"))
         .route("/static/switchboard.css", asset(STYLE_CSS, "text/css; charset=utf-8"));

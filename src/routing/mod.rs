@@ -30,6 +30,7 @@ mod model;
 mod sid;
 mod skill;
 mod stats;
+mod waiting;
 mod worker_stats;
 mod workflow;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -60,9 +61,10 @@ pub use model::{
     ReservationStatus, Task, TaskChannel, TaskOrder, TaskQueue, TaskStatus, Timer, TimerKey, TransferMode,
     TransferOf, TransferTarget, WRAP_UP_LIMIT_REASON, Worker, WorkerChannel, Workflow, WrapUpRules,
 };
-pub use sid::{Sid, SidError, SidKind};
+pub use sid::{Sid, SidError, SidKind, SidMap};
 pub use skill::{Skill, assign_skills};
 pub use stats::{ActivityCount, QueueCensus, QueueStatistics, TaskStatistics, WorkspaceStatistics};
+pub use waiting::{WaitingAt, WaitingHistory};
 pub use worker_stats::{ReservationCounts, StayDurations, WorkerCumulative, WorkerHistory};
 pub use workflow::{Position, Step};
 

@@ -169,6 +169,18 @@ impl WorkerHistory {
         });
     }
 
+    /// How many workers were in each activity at `at`, as far as the history kept tells: a
+    /// worker whose first stay kept began later is not counted.
+    pub fn activities_at(&self, at: Millis) -> SidMap<usize> {
+        let mut counts: SidMap<usize> = SidMap::default();
+        for track in self.workers.values().filter(|track| track.left.is_none_or(|left| left > at)) {
+            if let Some(&(_, activity)) = track.stays.iter().rev().find(|(since, _)| *since <= at) {
+                *counts.entry(activity).or_default() += 1;
+            }
+        }
+        counts
+    }
+
     /// The statistics of the workers `include` keeps over `window`, their reservations on
     /// `channel` only when one is given.
     pub fn cumulative(

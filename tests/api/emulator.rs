@@ -590,7 +590,10 @@ async fn a_caller_who_hangs_up_while_the_agents_phone_rings_ends_the_ring_and_th
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let ringing = provider.summary(&agent_leg).await;
+    // Stored as soon as the provider took it: it may still be `queued` for a moment.
+    let ringing = provider
+        .wait_for(&agent_leg, "the agent's phone to ring", |summary| summary["status"] != "queued")
+        .await;
 
     provider.hang_up(&call).await;
     let ended = provider

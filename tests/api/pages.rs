@@ -847,3 +847,72 @@ async fn the_admin_page_draws_each_ivr_flow_with_its_scenarios_and_reloads_the_f
         )
         .await;
 }
+
+#[tokio::test]
+async fn the_admin_dashboard_charts_the_last_hours_from_the_stored_events_and_boards_the_agents() {
+    let app = spawn_api_with(|_| {}).await;
+    let api = crate::taskrouter::Api::new(&app).await;
+    crate::voice::set_activity(&app, "alice", "Available").await;
+    let workflow = crate::taskrouter::sales_and_support(&app);
+    let sales_task = async || {
+        let form = [("WorkflowSid", workflow.as_str()), ("Attributes", r#"{"skillsNeeded": ["Sales"]}"#)];
+        api.post("/Tasks", &form).await["sid"].as_str().unwrap().to_owned()
+    };
+    // One answered at once, one abandoned, one still waiting (alice is busy with the first).
+    let answered = sales_task().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let reservation = loop {
+        let pending = api.get(&format!("/Tasks/{answered}/Reservations?ReservationStatus=pending")).await;
+        if let Some(sid) = pending["reservations"][0]["sid"].as_str() {
+            break sid.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the task was never offered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    api.post(&format!("/Tasks/{answered}/Reservations/{reservation}"), &[("ReservationStatus", "accepted")])
+        .await;
+    let abandoned = sales_task().await;
+    api.post(&format!("/Tasks/{abandoned}"), &[("AssignmentStatus", "canceled"), ("Reason", "hung up")])
+        .await;
+    sales_task().await;
+
+    let url = app.url("/admin/api/dashboard/history?hours=1");
+    let history = crate::helpers::json_as_account(app.client.get(&url)).await;
+    let sales =
+        history["queues"].as_array().unwrap().iter().find(|queue| queue["friendly_name"] == "Sales").unwrap();
+    let last = |series: &str| sales[series].as_array().unwrap().last().unwrap().clone();
+    let sum = |series: &str| {
+        sales[series].as_array().unwrap().iter().filter_map(serde_json::Value::as_u64).sum::<u64>()
+    };
+    assert_eq!(history["times"].as_array().unwrap().len(), 72, "{sales}");
+    assert_eq!(
+        (last("waiting"), sum("abandoned"), last("service_level")),
+        (serde_json::json!(1), 1, serde_json::json!(1.0))
+    );
+    let available = history["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|activity| activity["friendly_name"] == "Available");
+    assert_eq!(available.unwrap()["workers"].as_array().unwrap().last(), Some(&serde_json::json!(1)));
+    let refused = app
+        .client
+        .get(app.url("/admin/api/dashboard/history?hours=0"))
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN));
+    assert_eq!(refused.send().await.unwrap().status(), 400);
+    assert_eq!(
+        app.client.get(&url).send().await.unwrap().status(),
+        401,
+        "the admin's credentials are needed"
+    );
+
+    let admin = admin_signs_in(&app).await;
+    admin.find("#chart-waiting canvas").await;
+    admin.find("#chart-activities canvas").await;
+    admin.wait_for_text("#agents-board tr[data-worker='alice']", "Available").await;
+    let label =
+        script(&admin, "return document.querySelector('#chart-waiting').getAttribute('aria-label')").await;
+    assert!(label.as_str().unwrap().contains("Sales now 1"), "{label}");
+    script(&admin, "document.querySelector('#chart-hours').scrollIntoView(); return null").await;
+    admin.screenshot("admin-dashboard-charts").await;
+}

@@ -808,7 +808,7 @@ async fn skills_are_listed_created_deleted_and_assigned_with_levels() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         listed["skills"][0],
-        serde_json::json!({"name": "Sales", "levels": {"min": 1, "max": 5}, "queue_expression": "routing.skills HAS \"Sales\"", "workflow_expression": "\"Sales\" IN task.skillsNeeded"})
+        serde_json::json!({"name": "Sales", "levels": {"min": 1, "max": 5}, "queue_expression": "routing.skills HAS \"Sales\"", "workflow_expression": "\"Sales\" IN task.skillsNeeded", "order_by": "worker.routing.levels.Sales DESC"})
     );
     let (status, created) = admin(Method::POST, "/admin/api/skills", &[("Name", "Billing")]).await;
     assert_eq!((status, created["levels"].clone()), (StatusCode::CREATED, Value::Null));
