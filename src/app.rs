@@ -279,7 +279,8 @@ impl Application {
         });
         let callbacks = {
             let (events, mut stopped) = (self.callback_events, stop_timers.subscribe());
-            let (engine, settings, metrics) = (self.engine.clone(), self.events.clone(), self.metrics.clone());
+            let (engine, settings, metrics) =
+                (self.engine.clone(), self.events.clone(), self.metrics.clone());
             tokio::spawn(callbacks::deliver(engine, settings, metrics, events, async move {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }))
