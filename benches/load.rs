@@ -811,7 +811,8 @@ fn main() {
         );
 
         // Scraping /metrics or not, interval by interval: the same figures of the load, whole
-        // intervals only, the scraper's own requests left out.
+        // intervals only, the scraper's own requests left out, and the first interval too (the
+        // 1,000 callers ringing at once in its first seconds; nobody scrapes then).
         let intervals = elapsed.as_secs() / SAMPLE_EVERY;
         let of_intervals = |scraping: bool, kind: &str| {
             let mut latencies: Vec<u64> = figures.kinds.get(kind).map_or(Vec::new(), |kind| {
@@ -819,7 +820,7 @@ fn main() {
                     .iter()
                     .filter(|(at, _)| {
                         let interval = u64::from(*at) / SAMPLE_EVERY;
-                        interval < intervals && scraping_in(u64::from(*at)) == scraping
+                        (1..intervals).contains(&interval) && scraping_in(u64::from(*at)) == scraping
                     })
                     .map(|(_, micros)| *micros)
                     .collect()
@@ -830,8 +831,8 @@ fn main() {
         let answered = |scraping: bool| {
             figures.kinds.keys().filter(|kind| **kind != SCRAPE).map(|kind| of_intervals(scraping, kind).len()).sum::<usize>()
         };
-        let scraping_intervals = (0..intervals).filter(|interval| scraping_in(interval * SAMPLE_EVERY)).count().max(1);
-        let quiet_intervals = (intervals as usize).saturating_sub(scraping_intervals).max(1);
+        let scraping_intervals = (1..intervals).filter(|interval| scraping_in(interval * SAMPLE_EVERY)).count().max(1);
+        let quiet_intervals = (intervals.saturating_sub(1) as usize).saturating_sub(scraping_intervals).max(1);
         let rate = |scraping: bool, count: usize| count as f64 / ((if scraping { scraping_intervals } else { quiet_intervals }) as f64 * SAMPLE_EVERY as f64);
         let (rate_on, rate_off) = (rate(true, answered(true)), rate(false, answered(false)));
         println!("Scraping /metrics once a second, in every other {SAMPLE_EVERY} s interval ({scraping_intervals} intervals with, {quiet_intervals} without):");

@@ -1,9 +1,12 @@
 // The admin page: the onboarding guide's steps as forms. Skills (with their queue and workflow
-// expressions), the team with their skills and their capacity on each task channel, task
-// queues (the target expression checked as you
-// type, with the workers it matches), workflows (a form and its JSON side by side), and a live
-// dashboard with "why not this agent", call recordings, and the IVR flows drawn as diagrams
+// expressions), the team with their activity, skills and capacity on each task channel (a new
+// secret asked for in a dialog first), task queues (started from a skill's expression, the
+// target expression checked as you type, with the workers it matches), workflows (a form and
+// its JSON side by side, each filter's and target's expression checked as you type), and a
+// live dashboard with "why not this agent", call recordings, and the IVR flows drawn as diagrams
 // (Viz.js, loaded when that tab opens) with their scenarios, passed or failed, and a reload.
+// Each form answers beside its button: "Saved" for a few seconds, or the refusal as the server
+// wrote it (monospace, so that the caret under an expression's mistake stays in its column).
 //
 // It speaks TaskRouter's REST API and the admin API with the admin's session cookie and its
 // CSRF token. Every name, attribute and expression is put on the page as text.
@@ -39,6 +42,103 @@ async function act(action) {
   }
 }
 
+/** How long "Saved" stays beside a form's button. */
+const SAVED_SHOWN_MS = 4000;
+
+/** Shows `message` in the refusal box `box` (hidden when empty); scrollable, so focusable. */
+function showRefusal(box, message) {
+  box.textContent = message;
+  box.hidden = !message;
+  if (message) box.tabIndex = 0;
+  else box.removeAttribute("tabindex");
+}
+
+/**
+ * Saves with `save` what `form` holds, and answers beside its button: the server's refusal
+ * (kept as written, caret drawing and all), or "Saved" for a few seconds (a status, which screen
+ * readers announce); then reads the lists again.
+ */
+async function saveForm(form, save) {
+  const saved = form.querySelector(".saved");
+  const refusal = form.querySelector(".refusal");
+  $("error").textContent = "";
+  clearTimeout(saved.hideTimer);
+  saved.replaceChildren();
+  showRefusal(refusal, "");
+  try {
+    await save();
+  } catch (error) {
+    showRefusal(refusal, error.message);
+    return;
+  }
+  saved.replaceChildren(el("span", { "aria-hidden": "true" }, "✓ "), "Saved");
+  saved.hideTimer = setTimeout(() => saved.replaceChildren(), SAVED_SHOWN_MS);
+  try {
+    await refresh();
+  } catch (error) {
+    failed(error);
+  }
+}
+
+// ----- expressions, checked as they are typed -----
+
+/** The newest check asked for each expression input: an older answer is not shown. */
+const expressionChecks = new WeakMap();
+
+/** Shows in `output` what was found of `input`'s expression: `message` (the server's, with its
+ * caret drawing) or, without one, that it is valid. */
+function showCheck(input, output, message) {
+  output.textContent = message || "✓ valid expression";
+  output.className = message ? "check bad" : "check ok";
+  if (message) {
+    output.tabIndex = 0;
+    input.setAttribute("aria-invalid", "true");
+  } else {
+    output.removeAttribute("tabindex");
+    input.removeAttribute("aria-invalid");
+  }
+}
+
+/**
+ * Asks the server whether `input`'s expression compiles where it will be used (`context`:
+ * queue, filter or target), without saving, and shows the answer in `output`. Answers whether
+ * it is valid, or null when a newer check was asked for meanwhile.
+ */
+async function checkExpression(input, output, context) {
+  const mine = (expressionChecks.get(input) || 0) + 1;
+  expressionChecks.set(input, mine);
+  if (context === "target" && !input.value.trim()) {
+    // No worker expression: every worker in the target's queue.
+    output.textContent = "any worker in the queue";
+    output.className = "check quiet";
+    output.removeAttribute("tabindex");
+    input.removeAttribute("aria-invalid");
+    return true;
+  }
+  try {
+    await request("POST", "/admin/api/expressions/check", { Expression: input.value, Context: context });
+    if (expressionChecks.get(input) !== mine) return null;
+    showCheck(input, output, null);
+    return true;
+  } catch (error) {
+    if (expressionChecks.get(input) !== mine) return null;
+    showCheck(input, output, error.message);
+    return false;
+  }
+}
+
+let checkOutputs = 0;
+
+/** An expression input (`attributes` its own) checked as it is typed, and the box under it that
+ * says what was found (its description for screen readers). */
+function checkedExpression(context, label, attributes) {
+  const output = el("pre", { class: "check", id: `expression-check-${++checkOutputs}` });
+  const input = el("input", { ...attributes, spellcheck: "false", "aria-describedby": output.id });
+  input.addEventListener("input", () => checkExpression(input, output, context));
+  checkExpression(input, output, context);
+  return [el("label", {}, label, input), output];
+}
+
 // ----- sign-in and navigation -----
 
 function show(signedIn) {
@@ -52,7 +152,12 @@ function show(signedIn) {
 function route() {
   const wanted = (location.hash || "#dashboard").slice(1);
   for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== wanted;
-  for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("current", link.getAttribute("href") === `#${wanted}`);
+  for (const link of document.querySelectorAll("#nav a")) {
+    const current = link.getAttribute("href") === `#${wanted}`;
+    link.classList.toggle("current", current);
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
   if (wanted === "recordings" && workspace) loadRecordings().catch(failed);
   if (wanted === "ivr" && workspace) loadFlows().catch(failed);
 }
@@ -210,6 +315,8 @@ async function refresh() {
   const channelLists = await Promise.all(workers.map((worker) => rest("GET", `/Workers/${worker.sid}/Channels?PageSize=100`)));
   workerChannels = Object.fromEntries(workers.map((worker, index) => [worker.sid, channelLists[index].channels]));
   queues = queueList.task_queues;
+  // A control redrawn under the keyboard (a row saved as it changed) keeps the focus.
+  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : undefined;
   // One part that cannot be drawn (odd data) does not take the others with it.
   const parts = [renderSkills, renderTeam, renderQueues, () => renderWorkflows(workflowList.workflows), checkTarget];
   for (const part of parts) {
@@ -219,6 +326,14 @@ async function refresh() {
       failed(error);
     }
   }
+  if (focused && (!document.activeElement || document.activeElement === document.body)) refocus(focused);
+}
+
+/** Focuses the control whose `data-key` is `key`, else (a skill removed) its row's first. */
+function refocus(key) {
+  const again = document.querySelector(`[data-key="${CSS.escape(key)}"]`) ||
+    document.querySelector(`[data-key="${CSS.escape(`${key.split("/")[0]}/add-skill`)}"]`);
+  if (again) again.focus();
 }
 
 // ----- dashboard -----
@@ -251,7 +366,7 @@ function renderDashboard(dashboard) {
   keepOptions($("explain-task"), dashboard.waiting_tasks.map((task) => [task.sid, `${task.queue || "no queue"} · ${task.age} s · ${task.caller || task.sid} · ${(task.skills_needed || []).join(", ")}`]));
   keepOptions($("explain-worker"), dashboard.workers.map((worker) => [worker.sid, `${worker.friendly_name} (${worker.activity_name})`]));
   // The agents' board (charts.js), with each agent's time in their activity.
-  if (typeof renderAgentsBoard === "function") renderAgentsBoard(dashboard.workers);
+  if (typeof window.renderAgentsBoard === "function") window.renderAgentsBoard(dashboard.workers);
 }
 
 /** Replaces a select's options, keeping the selection when it is still there. */
@@ -289,6 +404,9 @@ function renderSkills() {
   const chosen = $("filter-skill").value;
   $("filter-skill").replaceChildren(...skills.map((skill) => el("option", { value: skill.name }, skill.name)));
   if (skills.some((skill) => skill.name === chosen)) $("filter-skill").value = chosen;
+  const start = $("queue-skill").value;
+  $("queue-skill").replaceChildren(el("option", { value: "" }, "(none)"), ...skills.map((skill) => el("option", { value: skill.name }, skill.name)));
+  if (skills.some((skill) => skill.name === start)) $("queue-skill").value = start;
   $("skill-rows").replaceChildren(
     ...skills.map((skill) =>
       el("tr", { "data-skill": skill.name },
@@ -297,7 +415,7 @@ function renderSkills() {
         el("td", {}, el("code", { class: "queue-expression" }, skill.queue_expression)),
         el("td", {}, el("code", { class: "workflow-expression" }, skill.workflow_expression)),
         el("td", {}, skill.order_by ? el("code", { class: "order-by" }, skill.order_by) : "longest idle"),
-        el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => act(() => request("DELETE", `/admin/api/skills/${encodeURIComponent(skill.name)}`)) }, "Delete")))),
+        el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Delete ${skill.name}`, onclick: () => act(() => request("DELETE", `/admin/api/skills/${encodeURIComponent(skill.name)}`)) }, "Delete")))),
   );
 }
 
@@ -310,7 +428,7 @@ $("skill-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const form = { Name: $("skill-name").value.trim() };
   if ($("skill-levels").checked) Object.assign(form, { MinLevel: $("skill-min").value, MaxLevel: $("skill-max").value });
-  act(async () => {
+  saveForm($("skill-form"), async () => {
     await request("POST", "/admin/api/skills", form);
     $("skill-name").value = "";
   });
@@ -356,13 +474,17 @@ function saveChannel(worker, channel, form) {
 
 /** A worker's capacity and availability on each task channel, each saved as it changes. */
 function channelChips(worker) {
-  return (workerChannels[worker.sid] || []).map((channel) =>
-    el("span", { class: channel.available ? "chip channel" : "chip channel disabled", "data-channel": channel.task_channel_unique_name },
+  return (workerChannels[worker.sid] || []).map((channel) => {
+    const name = channel.task_channel_unique_name;
+    return el("span", { class: channel.available ? "chip channel" : "chip channel disabled", "data-channel": name },
       el("input", { type: "checkbox", class: "channel-available", checked: channel.available, title: "available on this channel",
+        "aria-label": `${worker.friendly_name} available on ${name}`, "data-key": `${worker.sid}/channel/${name}/available`,
         onchange: (event) => act(() => saveChannel(worker, channel, { Available: String(event.target.checked) })) }),
-      channel.task_channel_unique_name,
+      name,
       el("input", { type: "number", class: "channel-capacity", min: "0", max: "50", value: String(channel.configured_capacity), title: "capacity",
-        onchange: (event) => act(() => saveChannel(worker, channel, { Capacity: event.target.value })) })));
+        "aria-label": `${worker.friendly_name}'s capacity on ${name}`, "data-key": `${worker.sid}/channel/${name}/capacity`,
+        onchange: (event) => act(() => saveChannel(worker, channel, { Capacity: event.target.value })) }));
+  });
 }
 
 function renderTeam() {
@@ -371,47 +493,76 @@ function renderTeam() {
       const list = workerSkills(worker);
       const chips = list.map((skill, index) => {
         const defined = skills.find((known) => known.name === skill.name);
+        const key = `${worker.sid}/skill/${skill.name}`;
         const level = defined && defined.levels
           ? el("input", { type: "number", min: String(defined.levels.min), max: String(defined.levels.max), value: skill.level ?? defined.levels.min, title: "level",
+            "aria-label": `${worker.friendly_name}'s ${skill.name} level`, "data-key": `${key}/level`,
             onchange: (event) => { list[index].level = event.target.value; act(() => saveSkills(worker, list)); } })
           : null;
         return el("span", { class: skill.enabled ? "chip" : "chip disabled", "data-skill": skill.name },
-          el("input", { type: "checkbox", checked: skill.enabled, title: "enabled", onchange: (event) => { list[index].enabled = event.target.checked; act(() => saveSkills(worker, list)); } }),
+          el("input", { type: "checkbox", checked: skill.enabled, title: "enabled", "aria-label": `${skill.name} switched on for ${worker.friendly_name}`, "data-key": `${key}/enabled`,
+            onchange: (event) => { list[index].enabled = event.target.checked; act(() => saveSkills(worker, list)); } }),
           skill.name, level,
-          el("button", { type: "button", class: "secondary remove-skill", title: "remove", onclick: () => act(() => saveSkills(worker, list.filter((_, other) => other !== index))) }, "×"));
+          el("button", { type: "button", class: "secondary remove-skill", title: "remove", "aria-label": `Remove ${skill.name} from ${worker.friendly_name}`, "data-key": `${key}/remove`,
+            onclick: () => act(() => saveSkills(worker, list.filter((_, other) => other !== index))) }, "×"));
       });
       const missing = skills.filter((skill) => !list.some((held) => held.name === skill.name));
-      const add = el("select", { class: "add-skill" }, el("option", { value: "" }, "Add skill…"), ...missing.map((skill) => el("option", { value: skill.name }, skill.name)));
-      add.addEventListener("change", () => {
-        if (!add.value) return;
-        const defined = skills.find((skill) => skill.name === add.value);
-        act(() => saveSkills(worker, [...list, { name: add.value, level: defined.levels ? defined.levels.min : undefined, enabled: true }]));
-      });
+      // Chosen, then added with the button: a menu walked with the arrow keys adds nothing.
+      const add = el("select", { class: "add-skill", "aria-label": `Skill to add to ${worker.friendly_name}`, "data-key": `${worker.sid}/add-skill` },
+        el("option", { value: "" }, "Add skill…"), ...missing.map((skill) => el("option", { value: skill.name }, skill.name)));
+      const addButton = el("button", { type: "button", class: "secondary add-skill-button", "aria-label": `Add the skill to ${worker.friendly_name}`, "data-key": `${worker.sid}/add-skill-button`,
+        onclick: () => {
+          const defined = skills.find((skill) => skill.name === add.value);
+          if (defined) act(() => saveSkills(worker, [...list, { name: defined.name, level: defined.levels ? defined.levels.min : undefined, enabled: true }]));
+        } }, "Add");
       return el("tr", { "data-worker": worker.friendly_name },
         el("td", {}, worker.friendly_name),
-        el("td", {}, worker.activity_name),
-        el("td", {}, ...chips, add),
+        el("td", { class: "activity" }, activityBadge(worker.activity_name, worker.available)),
+        el("td", {}, ...chips, missing.length ? el("span", { class: "add" }, add, " ", addButton) : null),
         el("td", {}, ...channelChips(worker)),
-        el("td", {}, el("button", { type: "button", class: "secondary new-secret", onclick: () => newSecret(worker) }, "New secret")));
+        el("td", {}, el("button", { type: "button", class: "secondary new-secret", "aria-label": `New secret for ${worker.friendly_name}`, "data-key": `${worker.sid}/new-secret`,
+          onclick: () => askNewSecret(worker) }, "New secret")));
     }),
   );
 }
 
-async function newSecret(worker) {
-  $("error").textContent = "";
-  try {
-    const issued = await request("POST", `/admin/api/workers/${worker.sid}/secret`);
-    $("worker-secret").textContent = `Sign-in secret for ${issued.friendly_name} (shown once): ${issued.sign_in_secret}`;
-  } catch (error) {
-    failed(error);
-  }
+/** The worker the new-secret dialog is about. */
+let secretFor = null;
+
+/** Asks first (a new secret signs the agent out everywhere), in a dialog whose Cancel has the focus. */
+function askNewSecret(worker) {
+  secretFor = worker;
+  $("secret-worker").textContent = worker.friendly_name;
+  $("secret-issued").textContent = "";
+  showRefusal($("secret-form").querySelector(".refusal"), "");
+  $("secret-confirm").hidden = false;
+  $("secret-close").textContent = "Cancel";
+  $("secret-dialog").showModal();
+  $("secret-close").focus();
 }
+
+$("secret-close").addEventListener("click", () => $("secret-dialog").close());
+$("secret-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const refusal = $("secret-form").querySelector(".refusal");
+  showRefusal(refusal, "");
+  try {
+    const issued = await request("POST", `/admin/api/workers/${secretFor.sid}/secret`);
+    $("secret-issued").textContent = `Sign-in secret for ${issued.friendly_name} (shown once): ${issued.sign_in_secret}`;
+    $("secret-confirm").hidden = true;
+    $("secret-close").textContent = "Close";
+    $("secret-close").focus();
+  } catch (error) {
+    showRefusal(refusal, error.message);
+  }
+});
 
 $("worker-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const contact = $("worker-contact").value.trim();
   const form = { FriendlyName: $("worker-name").value.trim(), Attributes: JSON.stringify(contact ? { contact_uri: contact } : {}) };
-  act(async () => {
+  $("worker-secret").textContent = "";
+  saveForm($("worker-form"), async () => {
     const created = await rest("POST", "/Workers", form);
     $("worker-secret").textContent = `Sign-in secret for ${created.friendly_name} (shown once): ${created.sign_in_secret}`;
     $("worker-name").value = "";
@@ -428,7 +579,7 @@ function renderQueues() {
         el("td", {}, queue.friendly_name), el("td", {}, el("code", {}, queue.target_workers)), el("td", {}, queue.task_order),
         el("td", {}, String(queue.max_reserved_workers)),
         el("td", {}, wrapUpSummary(queue)),
-        el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => editQueue(queue) }, "Edit")))),
+        el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Edit ${queue.friendly_name}`, onclick: () => editQueue(queue) }, "Edit")))),
   );
   for (const select of document.querySelectorAll("select.queue-choice, #default-queue")) refillQueues(select);
 }
@@ -449,30 +600,40 @@ function editQueue(queue) {
   $("queue-max").value = queue ? queue.max_reserved_workers : 1;
   $("queue-wrap-up").value = queue ? queue.wrap_up_limit : 0;
   $("queue-dispositions").value = queue ? (queue.disposition_codes || []).join("\n") : "";
+  const started = queue && skills.find((skill) => skill.queue_expression === queue.target_workers);
+  $("queue-skill").value = started ? started.name : "";
   checkTarget();
 }
 
-let targetCheck = 0;
-/** Validates the target expression as it is typed, and lists the workers it matches. */
+/** Checks the target expression as it is typed, and lists the workers it matches. */
 async function checkTarget() {
-  const expression = $("queue-target").value;
-  const mine = ++targetCheck;
-  try {
-    const matching = await rest("GET", `/Workers?PageSize=1000&TargetWorkersExpression=${encodeURIComponent(expression)}`);
-    if (mine !== targetCheck) return;
-    $("queue-target-check").textContent = "✓ valid expression";
-    $("queue-target-check").className = "ok";
-    $("queue-matching").textContent = matching.workers.map((worker) => worker.friendly_name).join(", ") || "none";
-  } catch (error) {
-    if (mine !== targetCheck) return;
-    $("queue-target-check").textContent = error.message;
-    $("queue-target-check").className = "bad";
+  const input = $("queue-target");
+  const valid = await checkExpression(input, $("queue-target-check"), "queue");
+  if (valid === null) return;
+  if (!valid) {
     $("queue-matching").textContent = "—";
+    return;
+  }
+  const mine = expressionChecks.get(input);
+  try {
+    const matching = await rest("GET", `/Workers?PageSize=1000&TargetWorkersExpression=${encodeURIComponent(input.value)}`);
+    if (mine !== expressionChecks.get(input)) return;
+    $("queue-matching").textContent = matching.workers.map((worker) => worker.friendly_name).join(", ") || "none";
+  } catch (_) {
+    if (mine === expressionChecks.get(input)) $("queue-matching").textContent = "—";
   }
 }
 
 $("queue-target").addEventListener("input", checkTarget);
 $("queue-new").addEventListener("click", () => editQueue(null));
+// A new queue for a skill starts from the skill's expression (and its name, when none is typed).
+$("queue-skill").addEventListener("change", () => {
+  const skill = skills.find((candidate) => candidate.name === $("queue-skill").value);
+  if (!skill) return;
+  $("queue-target").value = skill.queue_expression;
+  if (!$("queue-name").value.trim()) $("queue-name").value = skill.name;
+  checkTarget();
+});
 
 $("queue-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -482,7 +643,7 @@ $("queue-form").addEventListener("submit", (event) => {
     FriendlyName: $("queue-name").value.trim(), TargetWorkers: $("queue-target").value, TaskOrder: $("queue-order").value,
     MaxReservedWorkers: $("queue-max").value, WrapUpLimit: $("queue-wrap-up").value, DispositionCodes: codes.join(","),
   };
-  act(async () => {
+  saveForm($("queue-form"), async () => {
     await rest("POST", sid ? `/TaskQueues/${sid}` : "/TaskQueues", form);
     editQueue(null);
   });
@@ -495,7 +656,7 @@ function renderWorkflows(workflows) {
     ...workflows.map((workflow) =>
       el("tr", { "data-workflow": workflow.friendly_name },
         el("td", {}, workflow.friendly_name), el("td", {}, `${workflow.task_reservation_timeout} s`),
-        el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => editWorkflow(workflow) }, "Edit")))),
+        el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Edit ${workflow.friendly_name}`, onclick: () => editWorkflow(workflow) }, "Edit")))),
   );
   if (!$("workflow-json").value) editWorkflow(null);
 }
@@ -525,7 +686,7 @@ function targetRow(target) {
     el("label", {}, "Queue ", queueSelect(target.queue)),
     el("label", {}, "Priority ", el("input", { type: "number", class: "target-priority", value: target.priority ?? "" })),
     el("label", {}, "Timeout (s) ", el("input", { type: "number", class: "target-timeout", value: target.timeout ?? "" })),
-    el("label", {}, "Worker expression ", el("input", { class: "target-expression", value: target.expression ?? "", spellcheck: "false" })),
+    ...checkedExpression("target", "Worker expression ", { class: "target-expression", value: target.expression ?? "" }),
     el("label", {}, "Order workers by ", el("input", { class: "target-order-by", value: target.order_by ?? "", spellcheck: "false", placeholder: "longest idle first" })),
     el("button", { type: "button", class: "secondary", onclick: (event) => { event.target.closest(".target").remove(); formToJson(); } }, "Remove target"));
   row.read = target;
@@ -536,7 +697,7 @@ function filterBox(filter) {
   const targets = el("div", { class: "targets" }, ...(Array.isArray(filter.targets) ? filter.targets : [{}]).map(targetRow));
   const box = el("div", { class: "filter" },
     el("label", {}, "Filter name ", el("input", { class: "filter-name", value: filter.filter_friendly_name ?? "" })),
-    el("label", {}, "Task expression ", el("input", { class: "filter-expression", value: filter.expression ?? "", spellcheck: "false" })),
+    ...checkedExpression("filter", "Task expression ", { class: "filter-expression", value: filter.expression ?? "" }),
     targets,
     el("div", { class: "actions" },
       el("button", { type: "button", class: "secondary", onclick: () => { targets.append(targetRow({})); formToJson(); } }, "Add target"),
@@ -631,7 +792,7 @@ $("workflow-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const sid = $("workflow-sid").value;
   const form = { FriendlyName: $("workflow-name").value.trim(), Configuration: $("workflow-json").value, TaskReservationTimeout: $("workflow-timeout").value };
-  act(async () => {
+  saveForm($("workflow-form"), async () => {
     await rest("POST", sid ? `/Workflows/${sid}` : "/Workflows", form);
     editWorkflow(null);
   });

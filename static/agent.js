@@ -1,5 +1,7 @@
-// The agent page: sign in, choose an activity, see offers pushed live (server-sent events),
-// accept or reject them before they time out, work tasks in hand and text conversations.
+// The agent page: sign in, choose an activity (shown with its colour), see offers pushed live
+// (server-sent events) with their channel, how long the customer has waited (ticking) and the
+// customer's details as labelled fields (the raw attributes folded away), accept or reject them
+// before they time out, work tasks in hand and text conversations.
 //
 // Everything a caller or texter wrote (numbers, names, attributes, message bodies) is put on
 // the page as text (textContent, append of strings), never parsed as HTML.
@@ -28,7 +30,8 @@ function text(value) {
 function show(signedIn) {
   $("sign-in").hidden = signedIn;
   $("desk").hidden = !signedIn;
-  $("activity-box").hidden = !signedIn;
+  // The Activity menu shows once a state has brought activities to choose from (`render`).
+  if (!signedIn) $("activity-box").hidden = true;
   $("sign-out").hidden = !signedIn;
   $("connection").hidden = !signedIn;
 }
@@ -62,6 +65,7 @@ function signedOut() {
   stream = null;
   clearTimeout(retry);
   conversations.clear();
+  waitingSince.clear();
   drawn.activities = drawn.offers = drawn.tasks = "";
   show(false);
 }
@@ -111,6 +115,8 @@ function render(state) {
   receivedAt = performance.now();
   $("who").textContent = state.worker.friendly_name;
   $("who").dataset.activity = state.worker.activity_name;
+  $("activity-box").hidden = state.activities.length === 0;
+  $("activity-tone").dataset.tone = activityTone(state.worker.activity_name, state.worker.available);
   const select = $("activity");
   const activities = JSON.stringify(state.activities);
   if (activities !== drawn.activities) {
@@ -122,6 +128,8 @@ function render(state) {
   if (document.activeElement !== select) select.value = state.worker.activity_sid;
   renderOffers(state.offers);
   renderTasks(state.tasks);
+  const open = new Set([...state.offers, ...state.tasks].map((item) => item.task_sid));
+  for (const task of waitingSince.keys()) if (!open.has(task)) waitingSince.delete(task);
 }
 
 /** What a part of the page shows of `items`, leaving out what changes with every push. */
@@ -129,16 +137,69 @@ function signature(items) {
   return JSON.stringify(items.map(({ age, expires_in_ms, wrap_up_ends_in_ms, ...kept }) => kept));
 }
 
+/** The names people know the usual task channels by; another channel shows its unique name. */
+const CHANNEL_NAMES = { voice: "Voice", sms: "SMS", chat: "Chat", video: "Video", default: "Default" };
+
+/** The task's channel, named, as a badge. */
+function channelName(channel) {
+  return el("span", { class: "channel-name", "data-channel": channel }, CHANNEL_NAMES[channel] || channel);
+}
+
+/** When each task's customer began to wait (`performance.now()` time), kept across renders: the
+ * earliest estimate, since each state gives the age in whole seconds, rounded down. */
+const waitingSince = new Map();
+
+/** "42 s", "3 min 05 s", "1 h 02 min": how long `seconds` is. */
+function duration(seconds) {
+  const whole = Math.max(0, Math.floor(seconds));
+  if (whole < 60) return `${whole} s`;
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`;
+  return `${Math.floor(whole / 3600)} h ${String(Math.floor(whole / 60) % 60).padStart(2, "0")} min`;
+}
+
+/** Notes how long `item`'s customer has waited, as of the state just received. */
+function noteWaiting(item) {
+  const since = receivedAt - item.age * 1000;
+  const known = waitingSince.get(item.task_sid);
+  waitingSince.set(item.task_sid, known === undefined ? since : Math.min(known, since));
+}
+
+/** A value of the customer's attributes as text, or null when there is none worth a line. */
+function shown(value) {
+  if (value === null || value === undefined || value === "") return null;
+  if (Array.isArray(value)) return value.map(text).join(", ");
+  return text(value);
+}
+
+/** The customer and what they asked for, as labelled fields; what the task does not say is left
+ * out (the raw attributes are under the toggle below). */
 function details(item) {
+  const attributes = item.attributes && typeof item.attributes === "object" ? item.attributes : {};
+  const field = (label, value, className) => {
+    const line = shown(value);
+    return line === null ? [] : [el("dt", {}, label), el("dd", className ? { class: className } : {}, line)];
+  };
+  const outbound = attributes.direction === "outbound";
+  const name = [attributes.customer_name, attributes.name].find((candidate) => typeof candidate === "string" && candidate !== item.caller);
+  const variables = attributes.ivr_variables && typeof attributes.ivr_variables === "object" && !Array.isArray(attributes.ivr_variables)
+    ? Object.entries(attributes.ivr_variables)
+    : [];
+  const offer = item.expires_in_ms !== undefined;
   return el(
     "dl",
     {},
-    el("dt", {}, "Caller"), el("dd", { class: "caller" }, text(item.caller)),
-    el("dt", {}, "IVR path"), el("dd", { class: "ivr-path" }, text(item.ivr_path)),
-    el("dt", {}, "Skills needed"), el("dd", { class: "skills" }, Array.isArray(item.skills_needed) ? item.skills_needed.join(", ") : text(item.skills_needed)),
-    el("dt", {}, "Channel"), el("dd", {}, item.channel),
+    el("dt", {}, outbound ? "Calling" : "From"), el("dd", { class: "caller" }, text(item.caller)),
+    ...field("Name", name, "customer-name"),
+    ...field(outbound ? "From (our number)" : "To (our number)", outbound ? attributes.from : attributes.to, "called"),
+    el("dt", {}, "Channel"), el("dd", { class: "channel" }, CHANNEL_NAMES[item.channel] || item.channel),
     el("dt", {}, "Queue"), el("dd", {}, text(item.queue)),
-    el("dt", {}, "Waiting"), el("dd", {}, `${item.age} s`),
+    el("dt", {}, offer ? "Waiting" : "Came in"), el("dd", {}, el("span", { class: "waited", "data-task": item.task_sid }, duration(item.age)), offer ? null : " ago"),
+    el("dt", {}, "Skills needed"), el("dd", { class: "skills" }, Array.isArray(item.skills_needed) ? item.skills_needed.join(", ") : text(item.skills_needed)),
+    ...field("Language", attributes.language, "language"),
+    el("dt", {}, "IVR path"), el("dd", { class: "ivr-path" }, text(item.ivr_path)),
+    ...(variables.length
+      ? [el("dt", {}, "IVR variables"), el("dd", {}, el("dl", { class: "variables" }, ...variables.flatMap(([key, value]) => [el("dt", {}, key), el("dd", { "data-variable": key }, text(value))])))]
+      : []),
     ...callbackDetails(item),
   );
 }
@@ -153,11 +214,12 @@ function callbackDetails(item) {
 }
 
 function attributes(item) {
-  return el("details", {}, el("summary", {}, "Attributes"), el("pre", { class: "attributes" }, JSON.stringify(item.attributes, null, 2)));
+  return el("details", {}, el("summary", {}, "All attributes (JSON)"), el("pre", { class: "attributes" }, JSON.stringify(item.attributes, null, 2)));
 }
 
 function renderOffers(offers) {
   $("no-offers").hidden = offers.length > 0;
+  for (const offer of offers) noteWaiting(offer);
   const drawing = signature(offers);
   if (drawing === drawn.offers) {
     // Same offers: only their time left moves.
@@ -180,7 +242,7 @@ function renderOffers(offers) {
       return el(
         "article",
         { class: "card offer", "data-reservation": offer.reservation_sid },
-        el("strong", {}, `New ${offer.channel} task`), " · expires in ", countdown,
+        el("h3", {}, channelName(offer.channel), " offer · expires in ", countdown),
         details(offer),
         attributes(offer),
         el(
@@ -219,6 +281,7 @@ function wrapUpCountdowns(tasks) {
 
 function renderTasks(tasks) {
   $("no-tasks").hidden = tasks.length > 0;
+  for (const task of tasks) noteWaiting(task);
   const drawing = signature(tasks);
   if (drawing === drawn.tasks) {
     wrapUpCountdowns(tasks);
@@ -235,7 +298,7 @@ function renderTasks(tasks) {
       const card = el(
         "article",
         { class: "card task", "data-task": task.task_sid },
-        el("strong", {}, `${task.channel} task`), " · ", el("span", { class: "status" }, task.assignment_status),
+        el("h3", {}, channelName(task.channel), " task · ", el("span", { class: "status" }, task.assignment_status)),
         task.call ? callPanel(task) : null,
         details(task),
         attributes(task),
@@ -529,12 +592,17 @@ async function finish(task, status, channel) {
   }
 }
 
-/** Updates every countdown; an expired offer says so until the server takes it away. */
+/** Updates every countdown (an expired offer says so until the server takes it away) and every
+ * customer's wait. */
 function tick() {
   const now = performance.now();
   for (const countdown of document.querySelectorAll(".countdown")) {
     const left = Math.max(0, Math.ceil((Number(countdown.dataset.expires) - now) / 1000));
     countdown.textContent = left > 0 ? `${left} s` : countdown.dataset.done || "expired";
+  }
+  for (const waited of document.querySelectorAll(".waited")) {
+    const since = waitingSince.get(waited.dataset.task);
+    if (since !== undefined) waited.textContent = duration((now - since) / 1000);
   }
 }
 

@@ -5,6 +5,9 @@
 // dashboard's live pushes (admin.js hands them to renderAgentsBoard).
 "use strict";
 
+// In a scope of its own: the page's other scripts share the global one (admin.js has a draw()).
+(() => {
+
 /** Series colours, told apart by colour-blind people too (Okabe and Ito's palette). */
 const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
 /** How often the charts are read again while the dashboard is shown. */
@@ -66,20 +69,20 @@ function draw(id, title, times, lines, axis) {
 }
 
 /** The agents' board: called by admin.js with each dashboard push. */
-function renderAgentsBoard(workers) {
+window.renderAgentsBoard = function renderAgentsBoard(workers) {
   board = { workers, at: Date.now() };
   tickBoard();
-}
+};
 
 function tickBoard() {
   const rows = document.getElementById("agents-board");
   if (!rows) return;
   const since = (Date.now() - board.at) / 1000;
   rows.replaceChildren(...board.workers.map((worker) => {
-    const state = worker.available ? "available" : /offline/i.test(worker.activity_name) ? "offline" : "away";
+    const tone = worker.available ? "available" : /offline/i.test(worker.activity_name) ? "offline" : "away";
     return el("tr", { "data-worker": worker.friendly_name },
       el("td", {}, worker.friendly_name),
-      el("td", {}, el("span", { class: `activity-dot ${state}`, "aria-hidden": "true" }), ` ${worker.activity_name}`),
+      el("td", {}, el("span", { class: "tone", "data-tone": tone }, worker.activity_name)),
       el("td", { class: "activity-time" }, duration((worker.activity_seconds || 0) + since)));
   }));
 }
@@ -112,3 +115,4 @@ window.addEventListener("resize", () => {
   for (const [id, chart] of charts) chart.setSize({ width: Math.max(280, document.getElementById(id).clientWidth || 600), height: 220 });
 });
 followDashboard();
+})();

@@ -1,5 +1,6 @@
-// What the agent and admin pages share: element lookup and building (caller-supplied text only
-// ever goes in as text), and calls to the server with the session's CSRF token.
+// What the agent, supervisor and admin pages share: element lookup and building (caller-supplied
+// text only ever goes in as text), calls to the server with the session's CSRF token, and the
+// colour of an activity.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -52,4 +53,19 @@ function serverCalls(csrf, sessionPath, signedOut) {
     }
     return body;
   };
+}
+
+/**
+ * The colour an activity is shown with (`data-tone` on a `.tone`, beside its name): "available"
+ * (green) when it takes tasks, "offline" (grey) for an unavailable activity named Offline, else
+ * "away" (amber).
+ */
+function activityTone(name, available) {
+  if (available) return "available";
+  return /^offline$/i.test(String(name || "").trim()) ? "offline" : "away";
+}
+
+/** An activity's name with its colour beside it. */
+function activityBadge(name, available) {
+  return el("span", { class: "tone activity-name", "data-tone": activityTone(name, available) }, name);
 }

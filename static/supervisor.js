@@ -91,7 +91,7 @@ function render(state) {
   draw("agents", state.agents, "in_activity", (agent) =>
     el("tr", { "data-agent": agent.friendly_name },
       el("td", {}, agent.friendly_name),
-      el("td", {}, el("span", { class: agent.available ? "ok" : "quiet" }, agent.activity_name)),
+      el("td", { class: "activity" }, activityBadge(agent.activity_name, agent.available)),
       el("td", { class: "ticking" }, duration(agent.in_activity)),
       el("td", {}, agent.tasks.map((task) => `${task.channel} (${task.status}${task.queue ? `, ${task.queue}` : ""})`).join("; ") || "—"),
       el("td", { class: "handled" }, String(agent.calls_handled_today))));
@@ -121,7 +121,7 @@ function callRow(call) {
     el("td", {}, call.queue || "—"),
     el("td", { class: "state" }, [call.state, call.on_hold && "on hold", call.recording && "recording"].filter(Boolean).join(" · ")),
     el("td", { class: "ticking" }, duration(call.age)),
-    el("td", {}, call.supervisors.map((s) => `${s.name}: ${s.mode}`).join(", ") || "—"),
+    el("td", {}, call.supervisors.map((s) => `${s.name || s.label}: ${s.mode}`).join(", ") || "—"),
     el("td", { class: "your-mode" }, el("div", { class: "actions" }, ...buttons)));
 }
 

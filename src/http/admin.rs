@@ -14,7 +14,12 @@
 //! - `POST /admin/api/workers/{WorkerSid}/secret`: a new sign-in secret for the agent page,
 //!   shown in that answer only;
 //! - `GET /admin/api/recordings`: the call recordings the tasks keep (newest first), and
-//!   `GET /admin/api/recordings/{WT}/{RE}` the audio of one, fetched from the provider.
+//!   `GET /admin/api/recordings/{WT}/{RE}` the audio of one, fetched from the provider;
+//! - `POST /admin/api/expressions/check` (`Expression`, `Context`: `queue`, `filter` or
+//!   `target`): whether the expression compiles where it would be used, without saving
+//!   anything: 200 `{"valid": true}`, or 400 with the message the REST API would give on a
+//!   save, the expression and a caret under the column at fault. The admin page checks its
+//!   expressions with it as they are typed.
 
 use std::future::{Ready, ready};
 
@@ -30,6 +35,7 @@ use super::taskrouter::api::authenticate;
 use super::taskrouter::render::date;
 use crate::agents::Agents;
 use crate::config::Credentials;
+use crate::expr::{Context, Expression};
 use crate::live::{ExecuteError, LiveEngine};
 use crate::routing::{Command, Millis, RoutingError, Sid, SidKind, Skill};
 use crate::voice::{Voice, recordings_of};
@@ -41,7 +47,28 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/admin/api/workers/{worker}/skills").route(web::post().to(assign)))
         .service(web::resource("/admin/api/workers/{worker}/secret").route(web::post().to(issue_secret)))
         .service(web::resource("/admin/api/recordings").route(web::get().to(recordings)))
-        .service(web::resource("/admin/api/recordings/{task}/{recording}").route(web::get().to(recording)));
+        .service(web::resource("/admin/api/recordings/{task}/{recording}").route(web::get().to(recording)))
+        .service(web::resource("/admin/api/expressions/check").route(web::post().to(check_expression)));
+}
+
+/// `POST /admin/api/expressions/check`: compiles `Expression` for `Context`, and says what is
+/// wrong as a save would (the message, then the expression with a caret under the column).
+async fn check_expression(_: Authenticated, form: Form) -> HttpResponse {
+    let context = match form.get("Context").map(str::trim) {
+        Some(name) if name.eq_ignore_ascii_case("queue") => Context::Queue,
+        Some(name) if name.eq_ignore_ascii_case("filter") => Context::Filter,
+        Some(name) if name.eq_ignore_ascii_case("target") => Context::Target,
+        _ => {
+            return bad_request(
+                "Context must be queue (a task queue's target workers), filter (a workflow filter's expression) or target (a workflow target's expression)",
+            );
+        }
+    };
+    let Some(source) = form.get("Expression") else { return bad_request("Expression is required") };
+    match Expression::parse(source, context) {
+        Ok(_) => HttpResponse::Ok().json(json!({ "valid": true })),
+        Err(err) => bad_request(&format!("{err}\n{}", err.snippet())),
+    }
 }
 
 /// How many recordings the list shows, newest first.

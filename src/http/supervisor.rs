@@ -101,8 +101,11 @@ fn view(
                 })
                 .map(|reservation| engine.reservation_worker(reservation).friendly_name.clone());
             let yours = call.supervisors.iter().find(|s| s.label == label).map(|s| s.mode.as_str());
-            let supervisors: Vec<Value> =
-                call.supervisors.iter().map(|s| json!({"label": s.label, "mode": s.mode.as_str()})).collect();
+            let supervisors: Vec<Value> = call
+                .supervisors
+                .iter()
+                .map(|s| json!({"label": s.label, "name": supervisor_name(engine, &s.label), "mode": s.mode.as_str()}))
+                .collect();
             Some(json!({
                 "task_sid": task_sid.to_string(),
                 "call_sid": call_sid,
@@ -199,4 +202,17 @@ async fn supervise_call(
     let label = supervise::label(me.worker);
     voice.supervise(task, &label, to.as_deref(), mode).await.map_err(super::agent::control_refusal)?;
     Ok(state(me, engine, voice).await)
+}
+
+/// Who a supervisor's participant label (`supervise::label`) stands for: the worker's name, or
+/// "admin" for the admin's session.
+fn supervisor_name(engine: &Engine, label: &str) -> String {
+    if label == supervise::label(None) {
+        return "admin".to_owned();
+    }
+    label
+        .strip_prefix("supervisor-")
+        .and_then(|sid| Sid::parse(sid, SidKind::Worker).ok())
+        .and_then(|sid| engine.worker(sid))
+        .map_or_else(|| label.to_owned(), |worker| worker.friendly_name.clone())
 }

@@ -11,7 +11,8 @@
 //!
 //! Chromium and chromedriver come from `tests/browser/install.sh`, which [`Browser::start`] runs
 //! when either is missing (`install::ensure`, once for all the browser tests; `.ci/run` runs it
-//! too).
+//! too). [`Browser::audit`] checks a page's accessibility with axe-core, vendored for the tests
+//! only (`tests/browser/axe.min.js`, see `tests/browser/README.md`).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,13 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// The browser window's size, the same on every machine; headless Chromium keeps room for its
 /// (invisible) toolbars in it, so pages and screenshots get 1280×761 of it.
 const WINDOW_SIZE: (u32, u32) = (1280, 900);
+
+/// axe-core's checker, injected into the page under audit by WebDriver: never served by the
+/// application, so the pages' Content-Security-Policy stays as it is.
+const AXE: &str = include_str!("../browser/axe.min.js");
+
+/// The impacts that fail an audit; the lesser ones ("moderate", "minor") are only printed.
+const FAILING_IMPACTS: [&str; 2] = ["serious", "critical"];
 
 /// A headless Chromium session, with the chromedriver process that runs it (killed on drop).
 pub struct Browser {
@@ -162,6 +170,54 @@ impl Browser {
     pub async fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css).await;
         element.send_keys(text).await.unwrap_or_else(|err| panic!("typing into `{css}`: {err}"));
+    }
+
+    /// Checks the page as it is shown now with axe-core (every rule of its default set: WCAG
+    /// 2.x A and AA and best practices), saves a screenshot as `audit-<page>.png`, and fails on
+    /// any violation of impact "serious" or "critical", listing each with its rule, help and
+    /// the elements at fault. Lesser findings are printed, and pass.
+    pub async fn audit(&self, page: &str) {
+        self.screenshot(&format!("audit-{page}")).await;
+        let present = self.client.execute("return typeof window.axe === 'object'", vec![]).await;
+        if present.ok() != Some(json!(true)) {
+            let inject = format!("{AXE}\n;return typeof window.axe");
+            let injected = self.client.execute(&inject, vec![]).await;
+            assert_eq!(injected.ok(), Some(json!("object")), "{page}: axe-core is injected");
+        }
+        let run = "return axe.run(document, { resultTypes: ['violations'] }).then((results) => \
+            results.violations.map((violation) => ({ id: violation.id, impact: violation.impact, \
+            help: violation.help, nodes: violation.nodes.map((node) => node.target.join(' ')) })))";
+        let found =
+            self.client.execute(run, vec![]).await.unwrap_or_else(|err| panic!("{page}: axe.run: {err}"));
+        let violations = found.as_array().cloned().unwrap_or_default();
+        let describe = |violation: &serde_json::Value| {
+            let nodes: Vec<String> = violation["nodes"]
+                .as_array()
+                .map(|nodes| {
+                    nodes.iter().map(|node| format!("\n      {}", node.as_str().unwrap_or("?"))).collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "  {} ({}): {}{}",
+                violation["id"].as_str().unwrap_or("?"),
+                violation["impact"].as_str().unwrap_or("?"),
+                violation["help"].as_str().unwrap_or("?"),
+                nodes.concat()
+            )
+        };
+        let (failing, lesser): (Vec<_>, Vec<_>) = violations
+            .iter()
+            .partition(|violation| FAILING_IMPACTS.contains(&violation["impact"].as_str().unwrap_or("")));
+        if !lesser.is_empty() {
+            let listed: Vec<String> = lesser.iter().map(|violation| describe(violation)).collect();
+            eprintln!("{page}: axe-core's lesser findings:\n{}", listed.join("\n"));
+        }
+        let listed: Vec<String> = failing.iter().map(|violation| describe(violation)).collect();
+        assert!(
+            listed.is_empty(),
+            "{page}: axe-core finds serious or critical violations:\n{}",
+            listed.join("\n")
+        );
     }
 
     /// Saves what the window shows as `target/screenshots/<name>.png`, and returns that path.

@@ -45,6 +45,22 @@ async fn script(browser: &Browser, script: &str) -> serde_json::Value {
     browser.client().execute(script, vec![]).await.unwrap_or_else(|err| panic!("{script}: {err}"))
 }
 
+/// A voice task with `attributes` made through the Sales and Support Workflow, as a call that
+/// went through the IVR would be.
+async fn voice_task_waits(app: &TestApp, attributes: serde_json::Value) {
+    let workflow = app.engine.read(|engine| {
+        engine.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
+    });
+    let task = switchboard::routing::NewTask {
+        attributes,
+        priority: None,
+        timeout: None,
+        workflow: Some(workflow),
+        channel: Some("voice".into()),
+    };
+    app.engine.execute(switchboard::routing::Command::CreateTask(task)).await.unwrap();
+}
+
 /// Signs in on the admin page.
 async fn admin_signs_in(app: &TestApp) -> Browser {
     let admin = Browser::start().await;
@@ -92,24 +108,35 @@ async fn an_admin_sets_up_sales_and_an_agent_takes_the_call_on_the_live_page() {
     assert_eq!(queue_expression, r#"routing.skills HAS "Sales""#);
     assert_eq!(workflow_expression, r#""Sales" IN task.skillsNeeded"#);
 
-    // Team: alice gets the skill.
+    // Team: alice gets the skill, chosen then added.
     admin.click("a[href='#team']").await;
     admin.click("tr[data-worker='alice'] select.add-skill option[value='Sales']").await;
+    admin.click("tr[data-worker='alice'] .add-skill-button").await;
     admin.find("tr[data-worker='alice'] .chip[data-skill='Sales']").await;
     let attributes = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().attributes.clone());
     assert_eq!(attributes["routing"]["skills"], serde_json::json!(["Sales"]), "{attributes}");
 
-    // Task queues: the expression is checked as it is typed; the valid one matches alice.
+    // Task queues: the expression is checked as it is typed, the mistake drawn with a caret;
+    // the queue starts from the skill's expression (and name), which matches alice.
     admin.click("a[href='#queues']").await;
-    fill(&admin, "#queue-name", "Sales").await;
     fill(&admin, "#queue-target", "routing.skills HAS").await;
-    let refusal = admin.wait_for_text("#queue-target-check", "TargetWorkersExpression").await;
-    assert!(refusal.contains("column"), "the error says where: {refusal}");
-    fill(&admin, "#queue-target", &queue_expression).await;
+    let refusal = admin.wait_for_text("#queue-target-check", "column 19").await;
+    assert!(
+        refusal.ends_with("routing.skills HAS\n                  ^"),
+        "the error says where: {refusal:?}"
+    );
+    admin.click("#queue-skill option[value='Sales']").await;
     admin.wait_for_text("#queue-target-check", "valid expression").await;
+    let filled = script(
+        &admin,
+        "return [document.querySelector('#queue-target').value, document.querySelector('#queue-name').value]",
+    )
+    .await;
+    assert_eq!(filled, serde_json::json!([queue_expression, "Sales"]));
     assert_eq!(admin.wait_for_text("#queue-matching", "alice").await, "alice");
     admin.click("#queue-form button[type=submit]").await;
     admin.find("tr[data-queue='Sales']").await;
+    admin.wait_for_text("#queue-form .saved", "Saved").await;
 
     // Workflows: one filter to Sales, built in the form; the JSON beside it follows.
     admin.click("a[href='#workflows']").await;
@@ -118,6 +145,7 @@ async fn an_admin_sets_up_sales_and_an_agent_takes_the_call_on_the_live_page() {
     admin.click("#add-filter").await;
     fill(&admin, "#filters .filter-name", "Send to Sales").await;
     fill(&admin, "#filters .filter-expression", &workflow_expression).await;
+    admin.wait_for_text("#filters .filter > .check", "valid expression").await;
     let json = script(&admin, "return document.querySelector('#workflow-json').value").await;
     assert!(json.as_str().unwrap().contains(r#""expression": "\"Sales\" IN task.skillsNeeded""#), "{json}");
     admin.click("#workflow-form button[type=submit]").await;
@@ -126,10 +154,13 @@ async fn an_admin_sets_up_sales_and_an_agent_takes_the_call_on_the_live_page() {
     let sales = app.engine.read(|engine| engine.queue_by_name("Sales").unwrap().sid.to_string());
     assert!(configuration.contains(&sales), "{configuration}");
 
-    // The admin gives alice her secret; she signs in on her own page.
+    // The admin gives alice her secret, once asked to confirm; she signs in on her own page.
     admin.click("a[href='#team']").await;
     admin.click("tr[data-worker='alice'] button.new-secret").await;
-    let shown = admin.wait_for_text("#worker-secret", "shown once").await;
+    admin.click("#secret-dialog[open] #secret-confirm").await;
+    let shown = admin.wait_for_text("#secret-issued", "shown once").await;
+    admin.screenshot("admin-new-secret").await;
+    admin.click("#secret-close").await;
     let secret = shown.rsplit(' ').next().unwrap().to_owned();
     let agent = agent_signs_in(&app.url(""), "alice", &secret).await;
     script(&agent, "window.notReloaded = true; return null").await;
@@ -216,6 +247,7 @@ async fn a_hostile_text_message_shows_as_text_and_runs_nothing() {
     assert_eq!(images, 0, "the body is text, not an element");
     assert!(agent.client().get_alert_text().await.is_err(), "no alert ran");
     agent.screenshot("agent-hostile-text").await;
+    agent.audit("agent-conversation").await;
 
     // A picture (with a hostile type) shows as a link to it, as text.
     let picture = [
@@ -411,17 +443,7 @@ async fn the_admin_page_edits_skills_queues_and_workflows_and_explains_a_waiting
     admin.click("a[href='#workflows']").await;
 
     // The dashboard counts a waiting Sales call; "why not alice" says she is offline.
-    let workflow = app.engine.read(|engine| {
-        engine.workflows().iter().find(|w| w.friendly_name == "Sales and Support Workflow").unwrap().sid
-    });
-    let task = switchboard::routing::NewTask {
-        attributes: serde_json::json!({"skillsNeeded": ["Sales"], "from": "+15550100099"}),
-        priority: None,
-        timeout: None,
-        workflow: Some(workflow),
-        channel: Some("voice".into()),
-    };
-    app.engine.execute(switchboard::routing::Command::CreateTask(task)).await.unwrap();
+    voice_task_waits(&app, serde_json::json!({"skillsNeeded": ["Sales"], "from": "+15550100099"})).await;
     admin.click("a[href='#dashboard']").await;
     admin.wait_for_text("#dashboard-queues tr[data-queue='Sales'] .waiting", "1").await;
     admin.wait_for_text("#explain-task", "+15550100099").await;
@@ -502,6 +524,7 @@ async fn an_agent_holds_records_and_hangs_up_a_bridged_call_on_the_page_and_the_
     agent.click(".task .call [data-action='hold']").await;
     agent.wait_for_text(".task .call .call-state", "caller on hold").await;
     agent.screenshot("agent-call-on-hold").await;
+    agent.audit("agent-call-on-hold").await;
     agent.click(".task .call [data-action='resume']").await;
     agent.find(".task .call [data-action='hold']").await;
     agent.click(".task .call [data-action='mute']").await;
@@ -580,6 +603,7 @@ async fn two_agents_transfer_a_call_warm_on_their_pages_and_the_caller_ends_up_w
     alice.find("#transfer-dialog[open] [data-target='bob'] input:not([disabled])").await;
     alice.find("#transfer-queues [data-target='Support']").await;
     alice.screenshot("agent-transfer-dialog").await;
+    alice.audit("agent-transfer-dialog").await;
     alice.click("#transfer-dialog [data-target='bob'] input").await;
     alice.click("#transfer-form input[value='warm']").await;
     alice.click("#transfer-go").await;
@@ -640,6 +664,9 @@ async fn a_supervisor_monitors_whispers_and_barges_from_their_page_while_an_agen
         })
         .await;
     supervisor.screenshot("supervisor-view-monitoring").await;
+    supervisor.find("#agents tr[data-agent='alice'] .activity .tone[data-tone]").await;
+    assert_eq!(supervisor.text(&format!("{row} td:nth-child(6)")).await, "sam: monitor");
+    supervisor.audit("supervisor-monitoring").await;
     supervisor.click(&format!("{row} [data-mode='whisper']")).await;
     supervisor.find(&format!("{row} [data-mode='whisper'][aria-pressed='true']")).await;
     let whispering = provider
@@ -915,4 +942,311 @@ async fn the_admin_dashboard_charts_the_last_hours_from_the_stored_events_and_bo
     assert!(label.as_str().unwrap().contains("Sales now 1"), "{label}");
     script(&admin, "document.querySelector('#chart-hours').scrollIntoView(); return null").await;
     admin.screenshot("admin-dashboard-charts").await;
+    admin.audit("admin-dashboard-charts").await;
+}
+
+#[tokio::test]
+async fn the_front_door_and_the_signed_out_pages_pass_the_accessibility_audit_and_show_no_empty_menu() {
+    let app = spawn_api_with(|_| {}).await;
+    let browser = Browser::start().await;
+
+    browser.open(&app.url("/")).await;
+    browser.find("#health").await;
+    browser.audit("front-door").await;
+
+    // The agent page before sign-in: the form, and no Activity menu (it has nothing to offer).
+    browser.open(&app.url("/agent")).await;
+    let form = browser.find("#sign-in").await;
+    browser.wait_until("the sign-in form", async |_| form.is_displayed().await.unwrap_or(false)).await;
+    let menu = browser.find("#activity-box").await;
+    assert!(!menu.is_displayed().await.unwrap(), "no Activity menu before sign-in");
+    browser.audit("agent-signed-out").await;
+
+    for page in ["supervisor", "admin"] {
+        browser.open(&app.url(&format!("/{page}"))).await;
+        let form = browser.find("#sign-in").await;
+        browser.wait_until("the sign-in form", async |_| form.is_displayed().await.unwrap_or(false)).await;
+        browser.audit(&format!("{page}-signed-out")).await;
+    }
+}
+
+#[tokio::test]
+async fn every_tab_of_the_admin_page_passes_the_accessibility_audit() {
+    let app = spawn_api_with(|_| {}).await;
+    // A Sales call waits, so that the dashboard has rows and "why not this agent" has choices.
+    voice_task_waits(&app, serde_json::json!({"skillsNeeded": ["Sales"], "from": "+15550100098"})).await;
+    let admin = admin_signs_in(&app).await;
+
+    admin.wait_for_text("#dashboard-queues tr[data-queue='Sales'] .waiting", "1").await;
+    admin.audit("admin-dashboard").await;
+    admin.click("a[href='#skills']").await;
+    admin.find("tr[data-skill='Sales']").await;
+    admin.audit("admin-skills").await;
+    admin.click("a[href='#team']").await;
+    admin.find("tr[data-worker='alice'] .channel").await;
+    admin.audit("admin-team").await;
+    admin.click("a[href='#queues']").await;
+    admin.click("tr[data-queue='Sales'] button").await;
+    admin.wait_for_text("#queue-target-check", "valid").await;
+    admin.audit("admin-queues").await;
+    admin.click("a[href='#workflows']").await;
+    admin.click("tr[data-workflow='Sales and Support Workflow'] button").await;
+    admin.find("#filters .filter .target").await;
+    admin.audit("admin-workflows").await;
+    admin.click("a[href='#recordings']").await;
+    admin.find("#no-recordings").await;
+    admin.audit("admin-recordings").await;
+    admin.click("a[href='#ivr']").await;
+    admin.find(".flow[data-flow='main.toml'] .flow-diagram svg").await;
+    admin.audit("admin-ivr").await;
+}
+
+/// The lines of `text` from the one before the caret line to the caret line: the expression, and
+/// where the caret stands under it (in characters).
+fn caret(text: &str) -> (String, Option<usize>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let at =
+        lines.iter().rposition(|line| line.trim() == "^").unwrap_or_else(|| panic!("no caret in {text:?}"));
+    (lines[at - 1].to_owned(), lines[at].find('^'))
+}
+
+/// Presses `keys` (WebDriver key codes, e.g. "\u{E007}" for Enter) where the focus is.
+async fn press(browser: &Browser, keys: &str) {
+    let focused = browser.client().active_element().await.expect("an element has the focus");
+    focused.send_keys(keys).await.unwrap_or_else(|err| panic!("pressing {keys:?}: {err}"));
+}
+
+/// What has the focus: its id, else its `data-key`, else its text.
+async fn focused(browser: &Browser) -> serde_json::Value {
+    script(browser, "const e = document.activeElement; return e.id || e.dataset.key || e.textContent").await
+}
+
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+const TAB: &str = "\u{E004}";
+const SHIFT_TAB: &str = "\u{E008}\u{E004}";
+
+#[tokio::test]
+async fn admin_forms_check_expressions_as_typed_answer_by_their_button_and_ask_before_a_new_secret() {
+    let app = spawn_api_with(|_| {}).await;
+    let admin = admin_signs_in(&app).await;
+
+    // Workflows: a filter's and a target's expressions are checked as they are typed, each
+    // mistake drawn with a caret under its column, in monospace.
+    admin.click("a[href='#workflows']").await;
+    admin.click("tr[data-workflow='Sales and Support Workflow'] button").await;
+    let filter = "#filters .filter:first-child";
+    fill(&admin, &format!("{filter} .filter-expression"), "skill-level > 3").await;
+    let check = admin.wait_for_text(&format!("{filter} > .check"), "column 6").await;
+    assert_eq!(caret(&check), ("skill-level > 3".to_owned(), Some(5)), "{check:?}");
+    let target = format!("{filter} .target:first-child");
+    fill(&admin, &format!("{target} .target-expression"), "level > 3").await;
+    admin.wait_for_text(&format!("{target} .check"), "names neither the task nor the worker").await;
+    let look = script(
+        &admin,
+        &format!(
+            "const check = getComputedStyle(document.querySelector(\"{filter} > .check\")); \
+             const input = document.querySelector(\"{filter} .filter-expression\"); \
+             return [check.fontFamily, check.whiteSpace, input.getAttribute('aria-invalid')]"
+        ),
+    )
+    .await;
+    assert!(look[0].as_str().unwrap().contains("monospace"), "{look}");
+    assert_eq!((&look[1], &look[2]), (&serde_json::json!("pre"), &serde_json::json!("true")), "{look}");
+    admin.screenshot("admin-expression-checks").await;
+
+    // Saved as it is, the workflow is refused: the message shows beside the button, caret and all.
+    admin.click("#workflow-form button[type=submit]").await;
+    let refusal = admin.wait_for_text("#workflow-form .refusal", "^").await;
+    assert_eq!(caret(&refusal), ("skill-level > 3".to_owned(), Some(5)), "{refusal:?}");
+    admin.audit("admin-workflow-refused").await;
+
+    // Mended, it is saved: "Saved" beside the button, announced, then gone.
+    fill(&admin, &format!("{filter} .filter-expression"), r#""Sales" IN task.skillsNeeded"#).await;
+    fill(&admin, &format!("{target} .target-expression"), "worker.routing.levels.Sales >= 1").await;
+    admin.wait_for_text(&format!("{target} .check"), "valid expression").await;
+    admin.click("#workflow-form button[type=submit]").await;
+    admin.wait_for_text("#workflow-form .saved[role='status']", "Saved").await;
+    let hidden = script(&admin, "return document.querySelector('#workflow-form .refusal').hidden").await;
+    assert_eq!(hidden, true, "the refusal is gone");
+    admin.screenshot("admin-workflow-saved").await;
+    admin
+        .wait_until("\"Saved\" to go after a few seconds", async |browser| {
+            script(browser, "return document.querySelector('#workflow-form .saved').textContent").await == ""
+        })
+        .await;
+
+    // Skills: a refused name beside its button; a skill with levels, its box right by its words.
+    admin.click("a[href='#skills']").await;
+    fill(&admin, "#skill-name", "Tech-Support").await;
+    admin.click("#skill-form button[type=submit]").await;
+    admin.wait_for_text("#skill-form .refusal", "no spaces or hyphens").await;
+    fill(&admin, "#skill-name", "Billing").await;
+    admin.click("#skill-levels").await;
+    let gap = script(
+        &admin,
+        "const box = document.querySelector('#skill-levels').getBoundingClientRect(); \
+         const label = document.querySelector('#skill-levels').parentElement; \
+         const range = document.createRange(); range.selectNodeContents(label); \
+         const words = [...range.getClientRects()].pop(); return words.left - box.right",
+    )
+    .await;
+    assert!(gap.as_f64().is_some_and(|gap| (0.0..16.0).contains(&gap)), "the box sits by its label: {gap}");
+    admin.click("#skill-form button[type=submit]").await;
+    admin.wait_for_text("#skill-form .saved", "Saved").await;
+    admin.find("tr[data-skill='Billing']").await;
+    admin.screenshot("admin-skill-saved").await;
+
+    // Task queues: a new queue started from the skill.
+    admin.click("a[href='#queues']").await;
+    admin.click("#queue-skill option[value='Billing']").await;
+    admin.wait_for_text("#queue-target-check", "valid expression").await;
+    admin.click("#queue-form button[type=submit]").await;
+    admin.wait_for_text("#queue-form .saved", "Saved").await;
+    let target =
+        app.engine.read(|engine| engine.queue_by_name("Billing").map(|queue| queue.target_workers.clone()));
+    assert_eq!(target.as_deref(), Some(r#"routing.skills HAS "Billing""#));
+
+    // Team: a second alice is refused beside the button.
+    admin.click("a[href='#team']").await;
+    fill(&admin, "#worker-name", "alice").await;
+    admin.click("#worker-form button[type=submit]").await;
+    admin.find("#worker-form .refusal:not([hidden])").await;
+    let refused = admin.text("#worker-form .refusal").await;
+    assert!(!refused.is_empty());
+
+    // By keyboard alone: the Team tab's "New secret" for bob asks first; Escape leaves the old
+    // secret working; confirmed, the new one shows.
+    let bob = app.engine.read(|engine| engine.worker_by_name("bob").unwrap().sid);
+    let old_secret = crate::helpers::issue_secret(&app.client, &app.url(""), &bob.to_string()).await;
+    let signs_in = async |secret: &str| {
+        let credentials = [("Name", "bob"), ("Secret", secret)];
+        let answer = app.client.post(app.url("/agent/api/session")).form(&credentials).send().await.unwrap();
+        answer.status().is_success()
+    };
+    script(&admin, "document.querySelector(\"a[href='#dashboard']\").click(); return null").await;
+    script(&admin, "document.querySelector(\"a[href='#team']\").focus(); return null").await;
+    press(&admin, ENTER).await;
+    admin
+        .wait_until("the Team tab", async |browser| {
+            script(browser, "return !document.querySelector('#team').hidden").await == true
+        })
+        .await;
+    let current =
+        script(&admin, "return document.querySelector(\"a[href='#team']\").getAttribute('aria-current')")
+            .await;
+    assert_eq!(current, "page");
+    script(&admin, "document.querySelector(\"tr[data-worker='bob'] .new-secret\").focus(); return null")
+        .await;
+    press(&admin, TAB).await;
+    press(&admin, SHIFT_TAB).await;
+    let ring = script(
+        &admin,
+        "const e = document.activeElement; return [e.matches(':focus-visible'), getComputedStyle(e).outlineStyle]",
+    )
+    .await;
+    assert_eq!(ring, serde_json::json!([true, "solid"]), "the focus shows");
+    press(&admin, ENTER).await;
+    admin.find("#secret-dialog[open]").await;
+    assert_eq!(focused(&admin).await, "secret-close", "Cancel has the focus");
+    admin.audit("admin-new-secret-dialog").await;
+    press(&admin, ESCAPE).await;
+    admin
+        .wait_until("the dialog to close", async |browser| {
+            script(browser, "return document.querySelector('#secret-dialog').open").await == false
+        })
+        .await;
+    assert!(signs_in(&old_secret).await, "nothing was issued");
+    script(&admin, "document.querySelector(\"tr[data-worker='bob'] .new-secret\").focus(); return null")
+        .await;
+    press(&admin, ENTER).await;
+    admin.find("#secret-dialog[open]").await;
+    press(&admin, SHIFT_TAB).await;
+    assert_eq!(focused(&admin).await, "secret-confirm");
+    press(&admin, ENTER).await;
+    let shown = admin.wait_for_text("#secret-issued", "shown once").await;
+    assert_eq!(focused(&admin).await, "secret-close", "the focus moves to Close");
+    admin.screenshot("admin-new-secret-issued").await;
+    let new_secret = shown.rsplit(' ').next().unwrap().to_owned();
+    assert!(!signs_in(&old_secret).await && signs_in(&new_secret).await, "the new secret replaced the old");
+    press(&admin, ENTER).await;
+    admin
+        .wait_until("the dialog to close", async |browser| {
+            script(browser, "return document.querySelector('#secret-dialog').open").await == false
+        })
+        .await;
+
+    // A skill switched off with the space bar keeps the focus through the row's redrawing.
+    let sales = "tr[data-worker='alice'] .chip[data-skill='Sales'] input[type=checkbox]";
+    script(&admin, &format!("document.querySelector(\"{sales}\").focus(); return null")).await;
+    press(&admin, " ").await;
+    admin.find("tr[data-worker='alice'] .chip.disabled[data-skill='Sales']").await;
+    let alice = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().sid);
+    admin
+        .wait_until("the focus back on the switch", async |browser| {
+            focused(browser).await == format!("{alice}/skill/Sales/enabled").as_str()
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn an_offer_shows_its_channel_a_ticking_wait_and_the_customers_details_and_passes_the_audit() {
+    let app = spawn_api_with(|_| {}).await;
+    let secret = issue_secret(&app, "alice").await;
+    let agent = agent_signs_in(&app.url(""), "alice", &secret).await;
+    agent.find("#activity-tone[data-tone='available']").await;
+    agent.audit("agent-signed-in").await;
+
+    // A caller who went through the IVR waits for Sales.
+    let attributes = serde_json::json!({
+        "from": "+15550100071", "to": "+15550100200", "skillsNeeded": ["Sales"], "language": "es-MX",
+        "ivr_path": "9,1", "customer_name": "Ada", "ivr_variables": {"account": "12345678", "tier": "gold"},
+    });
+    voice_task_waits(&app, attributes).await;
+
+    // The offer names its channel and the customer's details, each labelled.
+    agent.find(".offer").await;
+    assert_eq!(agent.text(".offer h3 .channel-name").await, "Voice");
+    let fields = script(
+        &agent,
+        "return [...document.querySelectorAll('.offer > dl > dt')].map((dt) => [dt.textContent, dt.nextElementSibling.textContent])",
+    )
+    .await;
+    let expected = serde_json::json!([
+        ["From", "+15550100071"],
+        ["Name", "Ada"],
+        ["To (our number)", "+15550100200"],
+        ["Channel", "Voice"],
+        ["Queue", "Sales"],
+        ["Waiting", fields[5][1]],
+        ["Skills needed", "Sales"],
+        ["Language", "es-MX"],
+        ["IVR path", "9,1"],
+        ["IVR variables", "account12345678tiergold"],
+    ]);
+    assert_eq!(fields, expected);
+    assert_eq!(agent.text(".offer [data-variable='tier']").await, "gold");
+    // The raw attributes wait behind a toggle.
+    let raw = agent.find(".offer details pre.attributes").await;
+    assert!(!raw.is_displayed().await.unwrap(), "folded");
+    agent.click(".offer details summary").await;
+    assert!(raw.is_displayed().await.unwrap(), "unfolded");
+
+    // The wait ticks, every second, without a push.
+    let first = agent.text(".offer .waited").await;
+    agent.wait_until("the wait to tick", async |browser| browser.text(".offer .waited").await != first).await;
+    let ticked = agent.text(".offer .waited").await;
+    assert!(first.ends_with(" s") && ticked.ends_with(" s"), "{first} then {ticked}");
+    agent.screenshot("agent-offer-details").await;
+    agent.audit("agent-offer").await;
+
+    // Accepted, it is a task in hand; then alice goes offline, her colour with her.
+    agent.click(".offer .accept").await;
+    agent.find(".task .waited").await;
+    agent.audit("agent-task").await;
+    let offline = "const menu = document.querySelector('#activity'); \
+        menu.value = [...menu.options].find((option) => option.text === 'Offline').value; \
+        menu.dispatchEvent(new Event('change')); return null";
+    script(&agent, offline).await;
+    agent.find("#activity-tone[data-tone='offline']").await;
 }

@@ -870,6 +870,100 @@ async fn skills_are_listed_created_deleted_and_assigned_with_levels() {
 }
 
 #[tokio::test]
+async fn an_expression_is_checked_where_it_would_be_used_without_saving_and_a_mistake_is_drawn_with_a_caret()
+{
+    let app = spawn_api().await;
+    let check = |form: &[(&str, &str)]| {
+        let request = app.client.post(app.url("/admin/api/expressions/check")).form(form);
+        async move {
+            let response = request.basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN)).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+
+    // Each context compiles as a save would: what is valid in one may be refused in another.
+    let valid = [
+        ("queue", r#"routing.skills HAS "Sales""#),
+        ("filter", r#""Sales" IN task.skillsNeeded"#),
+        ("target", "worker.routing.levels.Sales >= task.level"),
+        ("Filter", "taskrouter.currentHour >= 9"),
+    ];
+    for (context, expression) in valid {
+        let answer = check(&[("Expression", expression), ("Context", context)]).await;
+        assert_eq!(answer, (StatusCode::OK, serde_json::json!({"valid": true})), "{context}: {expression}");
+    }
+    let refused = [
+        (
+            "queue",
+            "routing.skills HAS",
+            "column 19: expected a value (a string, number, true, false, null, array or attribute), but the expression ends here\nrouting.skills HAS\n                  ^",
+        ),
+        (
+            "target",
+            "level > 3",
+            "column 1: `level` names neither the task nor the worker: in a target expression write `task.level` or `worker.level`\nlevel > 3\n^",
+        ),
+        (
+            "queue",
+            "taskrouter.currentHour > 9",
+            "column 1: `taskrouter.currentHour`: clock variables cannot be used in a queue expression (queue membership does not change with the time of day); use them in a workflow filter or target\ntaskrouter.currentHour > 9\n^",
+        ),
+        (
+            "filter",
+            "skill-level > 3",
+            "column 6: hyphens are not allowed in attribute names: `skill-level` (TaskRouter cannot reference such a key; rename it, e.g. `skill_level`)\nskill-level > 3\n     ^",
+        ),
+    ];
+    for (context, expression, message) in refused {
+        let (status, answer) = check(&[("Expression", expression), ("Context", context)]).await;
+        assert_eq!(
+            (status, answer["message"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(message)),
+            "{answer}"
+        );
+    }
+    // The caret stands under the column the message names.
+    let (_, answer) = check(&[("Expression", "vip == true AND AND"), ("Context", "filter")]).await;
+    let message = answer["message"].as_str().unwrap();
+    let lines: Vec<&str> = message.lines().collect();
+    assert!(lines[0].starts_with("column 17: "), "{message}");
+    assert_eq!((lines[1], lines[2].find('^')), ("vip == true AND AND", Some(16)), "{message}");
+    let bad_requests = [
+        (&[("Expression", "1 == 1")][..], "Context must be queue"),
+        (&[("Expression", "1 == 1"), ("Context", "workflow")][..], "Context must be queue"),
+        (&[("Context", "queue")][..], "Expression is required"),
+    ];
+    for (form, message) in bad_requests {
+        let (status, answer) = check(form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form:?}: {answer}");
+        assert!(answer["message"].as_str().unwrap().starts_with(message), "{form:?}: {answer}");
+    }
+
+    // The admin's credentials or session are needed, and a session's write its CSRF token; an
+    // agent's session is refused.
+    let form = [("Expression", "1 == 1"), ("Context", "queue")];
+    let url = app.url("/admin/api/expressions/check");
+    let anonymous = app.client.post(&url).form(&form).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let wrong = app.client.post(&url).basic_auth(ACCOUNT_SID, Some("no")).form(&form).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let credentials = [("AccountSid", ACCOUNT_SID), ("AuthToken", AUTH_TOKEN)];
+    let signed_in = app.client.post(app.url("/admin/api/session")).form(&credentials).send().await.unwrap();
+    let admin = crate::helpers::SignedIn::from_answer(signed_in).await;
+    let without_token =
+        app.client.post(&url).header("cookie", &admin.cookie).form(&form).send().await.unwrap();
+    assert_eq!(without_token.status(), StatusCode::FORBIDDEN);
+    let (status, answer) =
+        admin.send(&app.client, &app.url(""), Method::POST, "/admin/api/expressions/check", &form).await;
+    assert_eq!((status, answer), (StatusCode::OK, serde_json::json!({"valid": true})));
+    let alice = app.engine.read(|engine| engine.worker_by_name("alice").unwrap().sid.to_string());
+    let agent = crate::helpers::SignedIn::agent(&app.client, &app.url(""), &alice, "alice").await;
+    let (status, answer) =
+        agent.send(&app.client, &app.url(""), Method::POST, "/admin/api/expressions/check", &form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+}
+
+#[tokio::test]
 async fn events_list_what_happened_newest_first_with_filters_and_paging() {
     let app = spawn_api().await;
     let api = Api::new(&app).await;
