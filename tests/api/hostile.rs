@@ -282,6 +282,7 @@ async fn bodies_over_the_configured_limit_get_413_naming_it_on_every_route() {
         format!("{ws}/Workers/{alice}/Channels/voice"),
         "/admin/api/skills".to_owned(),
         format!("/admin/api/workers/{alice}/skills"),
+        "/admin/api/expressions/check".to_owned(),
         format!("/agent/api/conversations/{wt}/messages"),
     ];
     let agents = [
@@ -744,6 +745,8 @@ async fn wrong_credentials_and_sessions_on_the_wrong_routes_are_refused() {
         ("POST", format!("/admin/api/workers/{bob}/secret"), ""),
         ("POST", format!("/admin/api/workers/{bob}/skills"), "Skill=Sales"),
         ("DELETE", "/admin/api/skills/Sales".to_owned(), ""),
+        ("POST", "/admin/api/expressions/check".to_owned(), "Expression=1%3D%3D1&Context=queue"),
+        ("GET", "/admin/api/dashboard/history".to_owned(), ""),
     ];
     for (method, path, body) in &routes {
         let mut cases: Vec<Case> = senders
