@@ -160,12 +160,14 @@ impl Application {
                     sms.clone(),
                 )
                 .context("starting the metrics listener")?;
-                tracing::info!("metrics for Prometheus on http://{}/metrics", server.local_addr());
                 Some(server)
             }
         };
         tracing::info!(address = %server.local_addr(), "listening on http://{}", server.local_addr());
         log_addresses(&settings.voice.public_url, server.local_addr());
+        if let Some(metrics_server) = &metrics_server {
+            tracing::info!("metrics for Prometheus on http://{}/metrics", metrics_server.local_addr());
+        }
         voice.listening_on(server.local_addr());
         Ok(Application {
             server,

@@ -335,3 +335,29 @@ async fn pending_reservation(api: &Api<'_>, task: &str) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_alone_on_its_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = crate::helpers::switchboard_command(dir.path());
+    command
+        .arg("serve")
+        .env("SWITCHBOARD_HTTP_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_METRICS_LISTEN", "127.0.0.1:0");
+    let server = crate::helpers::SwitchboardProcess::start(command).unwrap();
+    let line = server.wait_for_log(Duration::from_secs(30), "metrics for Prometheus on").unwrap();
+    let metrics_url = line.split("on http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let get = async |url: String| {
+        let response = client.get(url).send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    };
+
+    let (status, text) = get(format!("http://{metrics_url}")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("# TYPE switchboard_tasks gauge"), "{text}");
+    let other = metrics_url.replace("/metrics", "/healthz");
+    assert_eq!(get(format!("http://{other}")).await.0, 404, "only /metrics there");
+    let (status, text) = get(server.url("/metrics")).await;
+    assert_eq!(status, 404, "not on the main address without a token: {text}");
+}
