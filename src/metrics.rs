@@ -225,10 +225,14 @@ impl Metrics {
                 .find(|census| census.sid == sid)
                 .map_or_else(|| sid.to_string(), |census| census.friendly_name.clone()),
         };
-        let channel_name = |channel: Option<Sid>| {
-            channel
-                .and_then(|sid| realtime.channels.iter().find(|(known, _)| *known == sid))
-                .map_or_else(|| "unknown".to_owned(), |(_, name)| name.clone())
+        // A deleted channel by its SID, apart from the tasks whose channel is not known.
+        let channel_name = |channel: Option<Sid>| match channel {
+            None => "unknown".to_owned(),
+            Some(sid) => realtime
+                .channels
+                .iter()
+                .find(|(known, _)| *known == sid)
+                .map_or_else(|| sid.to_string(), |(_, name)| name.clone()),
         };
         let mut tasks = Vec::new();
         let mut longest = Vec::new();

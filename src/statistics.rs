@@ -174,15 +174,19 @@ impl Statistics {
     /// The dashboard's charts: at each of `times` (oldest first, `step` apart), what each of
     /// `queues` (with its service-level threshold in seconds) had waiting, and over the `step`
     /// before it, its service level and its abandoned tasks; and the workers in each activity.
-    pub fn history(&self, times: &[Millis], step: Millis, queues: &[(Sid, u32)]) -> History {
-        let state = self.lock();
+    ///
+    /// Each point takes the lock on its own: the store's publisher, which counts each group's
+    /// events before it acknowledges them, waits for one point at most.
+    pub fn history(&self, points: &[HistoryPoint], queues: &[(Sid, u32)]) -> History {
         let mut history = History {
             queues: queues.iter().map(|&(queue, _)| (queue, QueueHistory::default())).collect(),
             activities: SidMap::default(),
         };
-        for (index, &at) in times.iter().enumerate() {
+        for (index, point) in points.iter().enumerate() {
+            let state = self.lock();
+            let at = point.at;
             let waiting = state.waiting.at(at);
-            let window = Window { start: at - step + 1, end: at };
+            let window = point.window;
             for (&(queue, threshold), (_, series)) in queues.iter().zip(history.queues.iter_mut()) {
                 let now = waiting.get(&queue).copied().unwrap_or_default();
                 series.waiting.push(now.tasks);
@@ -195,7 +199,7 @@ impl Statistics {
                 series.abandoned.push(counted.tasks_canceled);
             }
             for (activity, workers) in state.workers.activities_at(at) {
-                history.activities.entry(activity).or_insert_with(|| vec![0; times.len()])[index] = workers;
+                history.activities.entry(activity).or_insert_with(|| vec![0; points.len()])[index] = workers;
             }
         }
         history
@@ -204,6 +208,33 @@ impl Statistics {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Counting is plain arithmetic on memory: a panic midway leaves counts, not broken state.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One point of [`Statistics::history`]: the instant the waiting tasks and the workers are
+/// counted at, and the window (whole minutes, the windows of the points tiling them) whose
+/// accepted and abandoned tasks it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryPoint {
+    pub at: Millis,
+    pub window: Window,
+}
+
+impl HistoryPoint {
+    /// `count` points `step_minutes` apart, the last one's window holding the minute of `now`
+    /// (and its instant `now`).
+    pub fn before(now: Millis, count: i64, step_minutes: i64) -> Vec<HistoryPoint> {
+        let step = step_minutes * MINUTE;
+        let end = (now.div_euclid(MINUTE) + 1) * MINUTE;
+        (0..count)
+            .map(|index| {
+                let window_end = end - (count - 1 - index) * step;
+                HistoryPoint {
+                    at: (window_end - 1).min(now),
+                    window: Window { start: window_end - step, end: window_end - 1 },
+                }
+            })
+            .collect()
     }
 }
 
@@ -273,6 +304,20 @@ mod tests {
 
     /// On a minute boundary.
     const T0: Millis = 1_767_603_600_000;
+
+    #[test]
+    fn history_points_tile_whole_minutes_and_the_last_holds_now() {
+        let check = |now: Millis, count: i64, step: i64, expected: &[(Millis, Millis, Millis)]| {
+            let points: Vec<(Millis, Millis, Millis)> = HistoryPoint::before(T0 + now, count, step)
+                .iter()
+                .map(|point| (point.at - T0, point.window.start - T0, point.window.end - T0))
+                .collect();
+            assert_eq!(points, expected, "now {now}, {count} × {step} min");
+        };
+        check(30_000, 3, 1, &[(-60_001, -120_000, -60_001), (-1, -60_000, -1), (30_000, 0, 59_999)]);
+        check(0, 2, 5, &[(-240_001, -540_000, -240_001), (0, -240_000, 59_999)]);
+        check(59_999, 1, 20, &[(59_999, -1_140_000, 59_999)]);
+    }
 
     fn open(settings: &StoreSettings, at: Millis) -> LiveEngine {
         LiveEngine::open(settings, &WorkspaceFile::default(), "", at).unwrap()

@@ -140,9 +140,14 @@ function signature(items) {
 /** The names people know the usual task channels by; another channel shows its unique name. */
 const CHANNEL_NAMES = { voice: "Voice", sms: "SMS", chat: "Chat", video: "Video", default: "Default" };
 
+/** A task channel's name as people read it; its unique name when there is none. */
+function channelLabel(channel) {
+  return Object.hasOwn(CHANNEL_NAMES, channel) ? CHANNEL_NAMES[channel] : channel;
+}
+
 /** The task's channel, named, as a badge. */
 function channelName(channel) {
-  return el("span", { class: "channel-name", "data-channel": channel }, CHANNEL_NAMES[channel] || channel);
+  return el("span", { class: "channel-name", "data-channel": channel }, channelLabel(channel));
 }
 
 /** When each task's customer began to wait (`performance.now()` time), kept across renders: the
@@ -191,7 +196,7 @@ function details(item) {
     el("dt", {}, outbound ? "Calling" : "From"), el("dd", { class: "caller" }, text(item.caller)),
     ...field("Name", name, "customer-name"),
     ...field(outbound ? "From (our number)" : "To (our number)", outbound ? attributes.from : attributes.to, "called"),
-    el("dt", {}, "Channel"), el("dd", { class: "channel" }, CHANNEL_NAMES[item.channel] || item.channel),
+    el("dt", {}, "Channel"), el("dd", { class: "channel" }, channelLabel(item.channel)),
     el("dt", {}, "Queue"), el("dd", {}, text(item.queue)),
     el("dt", {}, offer ? "Waiting" : "Came in"), el("dd", {}, el("span", { class: "waited", "data-task": item.task_sid }, duration(item.age)), offer ? null : " ago"),
     el("dt", {}, "Skills needed"), el("dd", { class: "skills" }, Array.isArray(item.skills_needed) ? item.skills_needed.join(", ") : text(item.skills_needed)),

@@ -14,6 +14,7 @@ const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00
 const CHARTS_EVERY_MS = 60_000;
 
 const charts = new Map();
+const titles = new Map();
 let chartsTimer = null;
 let boardTimer = null;
 let board = { workers: [], at: Date.now() };
@@ -57,14 +58,18 @@ function draw(id, title, times, lines, axis) {
   };
   const data = [times, ...lines.map((line) => line.values)];
   const old = charts.get(id);
-  // Redrawn whole when the lines change (a queue added); otherwise only the data.
-  if (old && old.series.length === options.series.length) {
+  // Redrawn whole when the title or the lines change (other hours, a queue added or renamed);
+  // otherwise only the data.
+  const same = old && titles.get(id) === title && old.series.length === options.series.length
+    && old.series.every((series, index) => index === 0 || series.label === options.series[index].label);
+  if (same) {
     old.setData(data);
     old.setSize({ width, height: 220 });
     return;
   }
   if (old) old.destroy();
   box.replaceChildren();
+  titles.set(id, title);
   charts.set(id, new uPlot(options, data, box));
 }
 
@@ -79,10 +84,9 @@ function tickBoard() {
   if (!rows) return;
   const since = (Date.now() - board.at) / 1000;
   rows.replaceChildren(...board.workers.map((worker) => {
-    const tone = worker.available ? "available" : /offline/i.test(worker.activity_name) ? "offline" : "away";
     return el("tr", { "data-worker": worker.friendly_name },
       el("td", {}, worker.friendly_name),
-      el("td", {}, el("span", { class: "tone", "data-tone": tone }, worker.activity_name)),
+      el("td", {}, activityBadge(worker.activity_name, worker.available)),
       el("td", { class: "activity-time" }, duration((worker.activity_seconds || 0) + since)));
   }));
 }

@@ -100,7 +100,7 @@ async fn dashboard(_: Authenticated, engine: web::Data<LiveEngine>) -> HttpRespo
 const MAX_HOURS: i64 = 24;
 
 /// `GET /admin/api/dashboard/history?hours=6`: the charts of the last hours, from the stored
-/// events (the statistics), one point per `hours` × 12 minutes (72 points), the last at now:
+/// events (the statistics), a point every whole number of minutes (60 to 72 points), the last now:
 /// per queue the tasks waiting and the longest wait at each point, and over the step before it
 /// the service level (`metrics.service_level`'s threshold) and the tasks abandoned; the
 /// workers in each activity at each point.
@@ -121,10 +121,11 @@ async fn history(
             return super::ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, message).error_response();
         }
     };
-    const POINTS: i64 = 72;
-    let now = live::now();
-    let step = hours * 3_600_000 / POINTS;
-    let times: Vec<Millis> = (0..POINTS).map(|index| now - (POINTS - 1 - index) * step).collect();
+    // Whole minutes a point, so that the points' windows tile the counters' minutes: 60 of a
+    // minute for an hour, 72 of 5 minutes for 6 hours, 72 of 20 for 24.
+    let step_minutes = (hours * 60 / 72).max(1);
+    let points =
+        crate::statistics::HistoryPoint::before(live::now(), hours * 60 / step_minutes, step_minutes);
     let (queues, activities) = engine.read(|engine| {
         let queues: Vec<(crate::routing::Sid, String)> =
             engine.queues().iter().map(|queue| (queue.sid, queue.friendly_name.clone())).collect();
@@ -137,7 +138,7 @@ async fn history(
     });
     let thresholds: Vec<(crate::routing::Sid, u32)> =
         queues.iter().map(|(sid, name)| (*sid, metrics.service_level_of(name))).collect();
-    let found = engine.statistics().history(&times, step, &thresholds);
+    let found = engine.statistics().history(&points, &thresholds);
     let queues: Vec<Value> = queues
         .iter()
         .zip(&found.queues)
@@ -157,13 +158,13 @@ async fn history(
     let activities: Vec<Value> = activities
         .iter()
         .map(|(sid, name, available)| {
-            let workers = found.activities.get(sid).cloned().unwrap_or_else(|| vec![0; times.len()]);
+            let workers = found.activities.get(sid).cloned().unwrap_or_else(|| vec![0; points.len()]);
             json!({"sid": sid.to_string(), "friendly_name": name, "available": available, "workers": workers})
         })
         .collect();
-    let times: Vec<i64> = times.iter().map(|at| at / 1000).collect();
-    HttpResponse::Ok()
-        .json(json!({"step": step / 1000, "times": times, "queues": queues, "activities": activities}))
+    let times: Vec<i64> = points.iter().map(|point| point.at / 1000).collect();
+    let step = step_minutes * 60;
+    HttpResponse::Ok().json(json!({"step": step, "times": times, "queues": queues, "activities": activities}))
 }
 
 /// The shortest time between two pushes: a busy contact center emits events all the time.

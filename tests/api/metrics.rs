@@ -53,8 +53,20 @@ async fn metrics_need_the_token_and_say_how_to_turn_them_on() {
         let (status, body) = scrape(&on, wrong).await;
         assert_eq!(status, 401, "{wrong:?}: {body}");
     }
+    // A method nobody knows is counted, under one label whatever its name.
+    for invented in ["FROB", "FROB2"] {
+        let method = reqwest::Method::from_bytes(invented.as_bytes()).unwrap();
+        on.client.request(method, on.url("/healthz")).send().await.unwrap();
+    }
     let (status, body) = scrape(&on, Some(&format!("bearer {TOKEN}"))).await;
     assert_eq!(status, 200);
+    assert!(
+        body.contains(
+            r#"switchboard_http_request_duration_seconds_count{method="other",route="/healthz"} 2"#
+        ),
+        "{body}"
+    );
+    assert!(!body.contains("FROB"), "{body}");
     for family in [
         "# TYPE switchboard_tasks gauge",
         "switchboard_tasks{queue=\"Sales\",channel=\"voice\",status=\"pending\"} 0",

@@ -911,7 +911,7 @@ async fn the_admin_dashboard_charts_the_last_hours_from_the_stored_events_and_bo
     let sum = |series: &str| {
         sales[series].as_array().unwrap().iter().filter_map(serde_json::Value::as_u64).sum::<u64>()
     };
-    assert_eq!(history["times"].as_array().unwrap().len(), 72, "{sales}");
+    assert_eq!(history["times"].as_array().unwrap().len(), 60, "an hour, a point a minute: {sales}");
     assert_eq!(
         (last("waiting"), sum("abandoned"), last("service_level")),
         (serde_json::json!(1), 1, serde_json::json!(1.0))
