@@ -267,28 +267,29 @@ impl Metrics {
         // Accepted within the threshold, and accepted, per queue (all channels).
         let mut service_level: Vec<(String, u64, u64)> = Vec::new();
         for group in &totals.groups {
-            let (queue, channel) = (queue_name(group.queue), channel_name(group.channel));
+            let (queue, channel) = (queue_name(group.queue), channel_name(group.channel()));
+            let counts = group.counts();
             let labels = [("queue", queue.as_str()), ("channel", channel.as_str())];
             let with = |name: &'static str, value: &'static str| {
                 [("queue", queue.as_str()), ("channel", channel.as_str()), (name, value)]
             };
-            entered.push(counter(&labels, group.tasks_entered));
-            moved.push(counter(&labels, group.tasks_moved));
+            entered.push(counter(&labels, counts.tasks_entered));
+            moved.push(counter(&labels, counts.tasks_moved));
             for (how, count) in [
-                ("completed", group.tasks_completed),
-                ("canceled", group.tasks_canceled),
-                ("deleted", group.tasks_deleted),
-                ("transferred", group.tasks_transferred),
+                ("completed", counts.tasks_completed),
+                ("canceled", counts.tasks_canceled),
+                ("deleted", counts.tasks_deleted),
+                ("transferred", counts.tasks_transferred),
             ] {
                 ended.push(counter(&with("how", how), count));
             }
-            reservations_created.push(counter(&labels, group.reservations_created));
+            reservations_created.push(counter(&labels, counts.reservations_created));
             for (outcome, count) in [
-                ("accepted", group.reservations_accepted),
-                ("rejected", group.reservations_rejected),
-                ("timeout", group.reservations_timed_out),
-                ("canceled", group.reservations_canceled),
-                ("rescinded", group.reservations_rescinded),
+                ("accepted", counts.reservations_accepted),
+                ("rejected", counts.reservations_rejected),
+                ("timeout", counts.reservations_timed_out),
+                ("canceled", counts.reservations_canceled),
+                ("rescinded", counts.reservations_rescinded),
             ] {
                 reservations.push(counter(&with("outcome", outcome), count));
             }

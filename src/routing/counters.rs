@@ -79,84 +79,63 @@ pub struct Totals {
     pub groups: Vec<TotalsGroup>,
 }
 
-/// [`Totals`] of one queue and channel.
+/// [`Totals`] of one queue and channel: the same [`Bucket`] as a minute's, never pruned, and the
+/// waits' sums to the millisecond.
 #[derive(Debug, Clone, Default)]
 pub struct TotalsGroup {
     pub queue: Option<Sid>,
-    /// `None`: tasks whose channel is not known (created before the history read).
-    pub channel: Option<Sid>,
-    pub tasks_entered: u64,
-    pub tasks_moved: u64,
-    pub tasks_canceled: u64,
-    pub tasks_completed: u64,
-    pub tasks_deleted: u64,
-    pub tasks_transferred: u64,
-    pub reservations_created: u64,
-    pub reservations_accepted: u64,
-    pub reservations_rejected: u64,
-    pub reservations_timed_out: u64,
-    pub reservations_canceled: u64,
-    pub reservations_rescinded: u64,
-    /// Waits from creation until each accepted reservation, and their sum in milliseconds.
-    accepted: WaitHistogram,
+    bucket: Bucket,
+    /// The sums of the waits until accepted and until canceled, in milliseconds.
     pub accepted_wait_ms: i64,
-    /// Waits from creation until each cancellation (abandoned), and their sum.
-    canceled: WaitHistogram,
     pub canceled_wait_ms: i64,
 }
 
 impl TotalsGroup {
+    /// `None`: tasks whose channel is not known (created before the history read).
+    pub fn channel(&self) -> Option<Sid> {
+        self.bucket.channel
+    }
+
+    /// The group's counts, as the queue's cumulative statistics count them.
+    pub fn counts(&self) -> &CumulativeStatistics {
+        &self.bucket.counts
+    }
+
     /// Accepted reservations whose task had waited under `seconds` (as `SplitByWaitTime`).
     pub fn accepted_under(&self, seconds: u32) -> u64 {
-        self.accepted.under(seconds)
+        self.bucket.accepted.under(seconds)
     }
 
     /// Canceled tasks that had waited under `seconds`.
     pub fn canceled_under(&self, seconds: u32) -> u64 {
-        self.canceled.under(seconds)
+        self.bucket.canceled.under(seconds)
     }
 
     /// Accepted reservations whose wait is known (not those of tasks created before the
     /// history read): the count of the waits' histogram.
     pub fn accepted_waits(&self) -> u64 {
-        self.accepted.under(u32::MAX)
+        self.accepted_under(u32::MAX)
     }
 
     /// Canceled tasks whose wait is known.
     pub fn canceled_waits(&self) -> u64 {
-        self.canceled.under(u32::MAX)
+        self.canceled_under(u32::MAX)
     }
 
     fn count(&mut self, counted: &Counted) {
-        match counted.event {
-            CountedEvent::TaskQueueEntered => self.tasks_entered += 1,
-            CountedEvent::TaskQueueMoved => self.tasks_moved += 1,
-            CountedEvent::TaskCanceled => {
-                self.tasks_canceled += 1;
-                if let Some(wait) = counted.since_created {
-                    self.canceled.add(wait);
-                    self.canceled_wait_ms = self.canceled_wait_ms.saturating_add(wait.max(0));
-                }
-            }
-            CountedEvent::TaskCompleted => self.tasks_completed += 1,
-            CountedEvent::TaskDeleted => self.tasks_deleted += 1,
-            CountedEvent::TaskTransferred => self.tasks_transferred += 1,
-            CountedEvent::Reservation(ReservationEvent::Created) => self.reservations_created += 1,
-            CountedEvent::Reservation(ReservationEvent::Accepted) => {
-                self.reservations_accepted += 1;
-                if let Some(wait) = counted.since_created {
-                    self.accepted.add(wait);
-                    self.accepted_wait_ms = self.accepted_wait_ms.saturating_add(wait.max(0));
-                }
-            }
-            CountedEvent::Reservation(ReservationEvent::Rejected) => self.reservations_rejected += 1,
-            CountedEvent::Reservation(ReservationEvent::TimedOut) => self.reservations_timed_out += 1,
-            CountedEvent::Reservation(ReservationEvent::Canceled) => self.reservations_canceled += 1,
-            CountedEvent::Reservation(ReservationEvent::Rescinded) => self.reservations_rescinded += 1,
-            CountedEvent::WorkflowEntered
-            | CountedEvent::WorkflowTimeout
-            | CountedEvent::WorkflowSkipped
-            | CountedEvent::TaskCreated => {}
+        // A creation counts where its task enters a queue (`task-queue.entered`), not in the
+        // group of tasks outside any queue, which is counted as the workspace would be.
+        if counted.event == CountedEvent::TaskCreated {
+            return;
+        }
+        self.bucket.count(counted, self.queue.map_or(Scope::Workspace, Scope::Queue));
+        let sum = match counted.event {
+            CountedEvent::Reservation(ReservationEvent::Accepted) => &mut self.accepted_wait_ms,
+            CountedEvent::TaskCanceled => &mut self.canceled_wait_ms,
+            _ => return,
+        };
+        if let Some(wait) = counted.since_created {
+            *sum = sum.saturating_add(wait.max(0));
         }
     }
 }
@@ -164,14 +143,15 @@ impl TotalsGroup {
 impl Totals {
     fn count(&mut self, counted: &Counted, channel: Option<Sid>) {
         let queue = counted.queue;
-        let group =
-            match self.groups.iter().position(|group| group.queue == queue && group.channel == channel) {
-                Some(found) => &mut self.groups[found],
-                None => {
-                    self.groups.push(TotalsGroup { queue, channel, ..TotalsGroup::default() });
-                    self.groups.last_mut().expect("just pushed")
-                }
-            };
+        let found = self.groups.iter().position(|group| group.queue == queue && group.channel() == channel);
+        let group = match found {
+            Some(found) => &mut self.groups[found],
+            None => {
+                let bucket = Bucket { channel, ..Bucket::default() };
+                self.groups.push(TotalsGroup { queue, bucket, ..TotalsGroup::default() });
+                self.groups.last_mut().expect("just pushed")
+            }
+        };
         group.count(counted);
     }
 }
@@ -184,7 +164,7 @@ struct Minute {
 }
 
 /// One minute of one scope, for the tasks of one channel.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Bucket {
     /// `None`: tasks whose channel is not known (created before the history).
     channel: Option<Sid>,
@@ -339,14 +319,7 @@ impl StatisticsCounters {
                     buckets.last_mut().expect("just pushed")
                 }
             };
-            bucket.counts.count(counted, scope);
-            match (counted.event, counted.since_created) {
-                (CountedEvent::Reservation(ReservationEvent::Accepted), Some(wait)) => {
-                    bucket.accepted.add(wait)
-                }
-                (CountedEvent::TaskCanceled, Some(wait)) => bucket.canceled.add(wait),
-                _ => {}
-            }
+            bucket.count(counted, scope);
         }
     }
 
@@ -371,6 +344,18 @@ impl From<TaskSeed> for KnownTask {
             queue_entered_at: seed.queue.map(|(_, since)| since),
         };
         KnownTask { track, channel: Some(seed.channel) }
+    }
+}
+
+impl Bucket {
+    /// Counts one event for `scope`, with its wait in the histograms.
+    fn count(&mut self, counted: &Counted, scope: Scope) {
+        self.counts.count(counted, scope);
+        match (counted.event, counted.since_created) {
+            (CountedEvent::Reservation(ReservationEvent::Accepted), Some(wait)) => self.accepted.add(wait),
+            (CountedEvent::TaskCanceled, Some(wait)) => self.canceled.add(wait),
+            _ => {}
+        }
     }
 }
 
@@ -682,11 +667,16 @@ mod tests {
             let thresholds = [1, 3, 7, 30];
             for group in &counters.totals().groups {
                 let Some(queue) = group.queue else { continue };
-                let expected = counters.statistics(whole, Scope::Queue(queue), group.channel, &thresholds);
+                let expected = counters.statistics(whole, Scope::Queue(queue), group.channel(), &thresholds);
+                let counts = group.counts();
                 let actual = (
-                    [group.tasks_entered, group.tasks_canceled, group.tasks_completed, group.tasks_moved],
-                    [group.reservations_created, group.reservations_accepted, group.reservations_rejected],
-                    [group.reservations_timed_out, group.reservations_canceled, group.reservations_rescinded],
+                    [counts.tasks_entered, counts.tasks_canceled, counts.tasks_completed, counts.tasks_moved],
+                    [counts.reservations_created, counts.reservations_accepted, counts.reservations_rejected],
+                    [
+                        counts.reservations_timed_out,
+                        counts.reservations_canceled,
+                        counts.reservations_rescinded,
+                    ],
                     thresholds.map(|seconds| (group.accepted_under(seconds), group.canceled_under(seconds))),
                 );
                 let split = |index: usize| &expected.split_by_wait_time[index].below;
@@ -710,7 +700,7 @@ mod tests {
                     [0, 1, 2, 3]
                         .map(|index| (split(index).reservations_accepted, split(index).tasks_canceled)),
                 );
-                assert_eq!(actual, wanted, "seed {seed}, queue {queue}, channel {:?}", group.channel);
+                assert_eq!(actual, wanted, "seed {seed}, queue {queue}, channel {:?}", group.channel());
                 groups_compared += 1;
             }
         }
