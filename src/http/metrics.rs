@@ -1,14 +1,13 @@
 //! `GET /metrics` for Prometheus (`crate::metrics` writes the text), on the main address with
 //! `metrics.token` as a bearer token, and on `metrics.listen` (its own small server, for a
-//! network only the scraper reaches); plus the live-stream helper that counts open streams.
+//! network only the scraper reaches); the request durations the request log hands it; and the
+//! live-stream helper that counts open streams.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
-use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use futures_util::{Stream, StreamExt};
@@ -73,26 +72,20 @@ fn allowed(request: &HttpRequest, access: &MetricsAccess) -> Result<(), HttpResp
     }
 }
 
-/// Observes each request's duration by its route pattern (`/v1/Workspaces/{workspace}/Tasks`,
-/// `/voice/incoming`), so that the labels stay few whatever the paths.
-pub(super) async fn observe(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
-    let metrics = request.app_data::<web::Data<Metrics>>().cloned();
-    let response = next.call(request).await?;
-    if let Some(metrics) = metrics {
-        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-        // Any token is a method to HTTP: the label takes the known ones only, so that a client
-        // inventing methods cannot make series without end.
-        let method = match response.request().method().as_str() {
-            known @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => known,
-            _ => "other",
-        };
-        metrics.observe_request(&route, method, started.elapsed());
-    }
-    Ok(response)
+/// Observes a request's duration (`took`, as the request log measured it) by its route pattern
+/// (`/v1/Workspaces/{workspace}/Tasks`, `/voice/incoming`), so that the labels stay few
+/// whatever the paths.
+pub(super) fn observe<B>(response: &ServiceResponse<B>, took: std::time::Duration) {
+    let request = response.request();
+    let Some(metrics) = request.app_data::<web::Data<Metrics>>() else { return };
+    let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    // Any token is a method to HTTP: the label takes the known ones only, so that a client
+    // inventing methods cannot make series without end.
+    let method = match request.method().as_str() {
+        known @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => known,
+        _ => "other",
+    };
+    metrics.observe_request(&route, method, took);
 }
 
 /// A server-sent event stream's answer: the headers every live stream needs, and the stream

@@ -129,7 +129,6 @@ impl Server {
                 .wrap(from_fn(framing::check))
                 .wrap(from_fn(protective_headers))
                 .wrap(from_fn(log_request))
-                .wrap(from_fn(metrics::observe))
                 .wrap(from_fn(drain::track_in_flight))
                 .configure(routes)
                 // Webhooks first: they are the busiest routes, and plain paths match cheaply
@@ -215,7 +214,8 @@ fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// One log line per request: debug when it went well, info for client errors, error for server
-/// errors, so that a busy server at the default level logs only what needs a look.
+/// errors, so that a busy server at the default level logs only what needs a look; its
+/// duration goes to `/metrics` too.
 async fn log_request(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -225,7 +225,9 @@ async fn log_request(
     let path = request.path().to_owned();
     let response = next.call(request).await?;
     let status = response.status().as_u16();
-    let elapsed_ms = duration_ms(started.elapsed());
+    let took = started.elapsed();
+    metrics::observe(&response, took);
+    let elapsed_ms = duration_ms(took);
     match status {
         500.. => tracing::error!(%method, %path, status, elapsed_ms, "request failed"),
         400.. => tracing::info!(%method, %path, status, elapsed_ms, "request refused"),
