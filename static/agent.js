@@ -154,13 +154,6 @@ function channelName(channel) {
  * earliest estimate, since each state gives the age in whole seconds, rounded down. */
 const waitingSince = new Map();
 
-/** "42 s", "3 min 05 s", "1 h 02 min": how long `seconds` is. */
-function duration(seconds) {
-  const whole = Math.max(0, Math.floor(seconds));
-  if (whole < 60) return `${whole} s`;
-  if (whole < 3600) return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`;
-  return `${Math.floor(whole / 3600)} h ${String(Math.floor(whole / 60) % 60).padStart(2, "0")} min`;
-}
 
 /** Notes how long `item`'s customer has waited, as of the state just received. */
 function noteWaiting(item) {

@@ -91,14 +91,6 @@ function tickBoard() {
   }));
 }
 
-function duration(seconds) {
-  const whole = Math.floor(seconds);
-  const hours = Math.floor(whole / 3600);
-  const minutes = Math.floor((whole % 3600) / 60);
-  const rest = String(whole % 60).padStart(2, "0");
-  return hours > 0 ? `${hours} h ${String(minutes).padStart(2, "0")} min` : `${minutes}:${rest}`;
-}
-
 /** Charts are read while the dashboard tab is shown, and not otherwise. */
 function followDashboard() {
   const shown = !document.getElementById("dashboard").hidden;

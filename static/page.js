@@ -1,6 +1,6 @@
 // What the agent, supervisor and admin pages share: element lookup and building (caller-supplied
 // text only ever goes in as text), calls to the server with the session's CSRF token, and the
-// colour of an activity.
+// colour of an activity, and how long a wait or a stay is, as the pages write it.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -68,4 +68,12 @@ function activityTone(name, available) {
 /** An activity's name with its colour beside it. */
 function activityBadge(name, available) {
   return el("span", { class: "tone activity-name", "data-tone": activityTone(name, available) }, name);
+}
+
+/** "42 s", "3 min 05 s", "1 h 02 min": how long `seconds` is. */
+function duration(seconds) {
+  const whole = Math.max(0, Math.floor(seconds));
+  if (whole < 60) return `${whole} s`;
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`;
+  return `${Math.floor(whole / 3600)} h ${String(Math.floor(whole / 60) % 60).padStart(2, "0")} min`;
 }

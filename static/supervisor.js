@@ -31,11 +31,6 @@ const api = serverCalls(() => csrf, "/agent/api/session", () => signedOut());
 
 const MODES = [["monitor", "Monitor"], ["whisper", "Whisper"], ["barge", "Barge"]];
 
-function duration(seconds) {
-  const minutes = Math.floor(seconds / 60);
-  return minutes ? `${minutes} min ${seconds % 60} s` : `${seconds} s`;
-}
-
 function show(signedIn) {
   $("sign-in").hidden = signedIn;
   $("desk").hidden = !signedIn;
