@@ -138,7 +138,7 @@ function signature(items) {
 }
 
 /** The names people know the usual task channels by; another channel shows its unique name. */
-const CHANNEL_NAMES = { voice: "Voice", sms: "SMS", chat: "Chat", video: "Video", default: "Default" };
+const CHANNEL_NAMES = { voice: "Voice", sms: "SMS", chat: "Chat", whatsapp: "WhatsApp", video: "Video", default: "Default" };
 
 /** A task channel's name as people read it; its unique name when there is none. */
 function channelLabel(channel) {
@@ -463,8 +463,8 @@ function recordings(task) {
   }));
 }
 
-/** The task channels of text conversations: SMS, and WhatsApp (on TaskRouter's `chat`). */
-const TEXT_CHANNELS = ["sms", "chat"];
+/** The task channels of text conversations: SMS, WhatsApp, and `chat` (WhatsApp's before it had its own). */
+const TEXT_CHANNELS = ["sms", "chat", "whatsapp"];
 
 /** The conversation panel of a text task: kept across renders, read again when it changes. */
 function conversation(task) {

@@ -282,25 +282,25 @@ mod tests {
             WorkspaceSid=WS00000000000000000000000000000001
             WorkspaceName=Switchboard
             ResourceType=reservation
-            ResourceSid=WR00000000000000000000000000000012
-            EventDescription=reservation WR00000000000000000000000000000012 reservation.created
+            ResourceSid=WR00000000000000000000000000000013
+            EventDescription=reservation WR00000000000000000000000000000013 reservation.created
             Timestamp=3
             TimestampMs=3500
             Sequence=17
-            TaskSid=WT00000000000000000000000000000011
+            TaskSid=WT00000000000000000000000000000012
             TaskAttributes={"skillsNeeded":["Sales"],"from":"+15550100"}
             TaskAge=0
             TaskPriority=0
             TaskAssignmentStatus=reserved
-            WorkerSid=WK0000000000000000000000000000000f
+            WorkerSid=WK00000000000000000000000000000010
             WorkerName=alice
             WorkerAttributes={"contact_uri":"client:alice","full_name":"Alice Example","routing":{"skills":["Sales"],"levels":{"Sales":4}}}
             WorkerActivitySid=WA00000000000000000000000000000003
             WorkerActivityName=Available
-            ReservationSid=WR00000000000000000000000000000012
-            TaskQueueSid=WQ0000000000000000000000000000000b
+            ReservationSid=WR00000000000000000000000000000013
+            TaskQueueSid=WQ0000000000000000000000000000000c
             TaskQueueName=Sales
-            WorkflowSid=WW0000000000000000000000000000000e
+            WorkflowSid=WW0000000000000000000000000000000f
             WorkflowName=Sales and Support Workflow"#]]
         .assert_eq(&form.join("\n"));
     }

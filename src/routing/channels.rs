@@ -2,7 +2,7 @@
 //! changing channels (deleting one is in `removal.rs`), and updating the workspace.
 //!
 //! A channel created while workers exist gives each of them a worker channel on it at once
-//! (capacity 1, available, as TaskRouter does), and every queue a ready set for it, so that its
+//! (capacity 1 through the API, as TaskRouter does; a built-in channel its own; available), and every queue a ready set for it, so that its
 //! tasks are routed from the first one.
 //!
 //! A child of `engine.rs`, which owns the private state it reads and writes.
@@ -30,10 +30,32 @@ impl Engine {
         self.channels.iter().zip(worker.channels.iter().copied())
     }
 
-    /// Adds a task channel (at most 64). Every worker gets capacity 1 on it, available.
+    /// The built-in channels a workspace made before they existed lacks (`whatsapp`), each to
+    /// create with its capacity.
+    pub fn missing_built_in_channels(&self) -> Vec<NewTaskChannel> {
+        DEFAULT_CHANNELS
+            .iter()
+            .filter(|(name, _, _)| self.channel_position(name).is_none())
+            .map(|&(unique_name, friendly_name, capacity)| NewTaskChannel {
+                friendly_name: friendly_name.to_owned(),
+                unique_name: unique_name.to_owned(),
+                channel_optimized_routing: false,
+                default_capacity: capacity,
+            })
+            .collect()
+    }
+
+    /// Adds a task channel (at most 64). Every worker gets its default capacity on it (1
+    /// through the API), available.
     pub fn create_task_channel(&mut self, new: NewTaskChannel, now: Millis) -> Result<Sid, RoutingError> {
         validate_name("friendly_name", &new.friendly_name)?;
         validate_channel_name(&new.unique_name)?;
+        if new.default_capacity > MAX_CHANNEL_CAPACITY {
+            return Err(RoutingError::invalid(
+                "default_capacity",
+                format!("a channel's capacity is at most {MAX_CHANNEL_CAPACITY}"),
+            ));
+        }
         if let Some(taken) =
             self.channels.iter().find(|channel| channel.unique_name.eq_ignore_ascii_case(&new.unique_name))
         {
@@ -53,7 +75,7 @@ impl Engine {
         }
         // Checked: from here on nothing fails.
         let sid = self.sids.mint(SidKind::TaskChannel);
-        let capacity = 1;
+        let capacity = new.default_capacity;
         self.channels.push(TaskChannel {
             sid,
             unique_name: new.unique_name,

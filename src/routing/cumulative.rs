@@ -881,8 +881,8 @@ pub(super) mod tests {
             (0, 100),
             &[],
             expect![[r#"
-                workspace, W11: tasks entered=2 canceled=1 completed=1; reservations created=1 accepted=1; until accepted 3; until canceled 18
-                Q10: tasks entered=2 canceled=1 completed=1; reservations created=1 accepted=1; until accepted 3; until canceled 18; in queue 3"#]],
+                workspace, W12: tasks entered=2 canceled=1 completed=1; reservations created=1 accepted=1; until accepted 3; until canceled 18
+                Q11: tasks entered=2 canceled=1 completed=1; reservations created=1 accepted=1; until accepted 3; until canceled 18; in queue 3"#]],
         );
     }
 }

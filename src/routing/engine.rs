@@ -55,6 +55,9 @@ pub struct NewTaskChannel {
     pub friendly_name: String,
     pub unique_name: String,
     pub channel_optimized_routing: bool,
+    /// The capacity every worker gets on it: 1 through the API, as TaskRouter gives; a built-in
+    /// channel added to an older workspace gets its own.
+    pub default_capacity: u32,
 }
 
 /// Changes to a task channel; `None` leaves a field as it is. Its unique name never changes.
@@ -224,12 +227,20 @@ const DEFAULT_ACTIVITIES: [(&str, bool); 4] =
     [("Offline", false), ("Available", true), ("Unavailable", false), ("Break", false)];
 /// Task channels (unique name, friendly name) and the capacity new workers get on each. Calls,
 /// texts and tasks created without a channel are routed on them, so they cannot be deleted.
-const DEFAULT_CHANNELS: [(&str, &str, u32); 4] =
-    [("default", "Default", 1), ("voice", "Voice", 1), ("sms", "SMS", 3), ("chat", "Chat", 3)];
+/// TaskRouter's own defaults, and `whatsapp` for WhatsApp conversations (Flex routes them on
+/// `chat`; here they have their own capacity and statistics). Workspaces made before it existed
+/// get it with their first WhatsApp conversation ([`Engine::missing_built_in_channels`]).
+const DEFAULT_CHANNELS: [(&str, &str, u32); 5] = [
+    ("default", "Default", 1),
+    ("voice", "Voice", 1),
+    ("sms", "SMS", 3),
+    ("chat", "Chat", 3),
+    ("whatsapp", "WhatsApp", 3),
+];
 
 impl Engine {
     /// A workspace with the default activities (Offline default and timeout activity,
-    /// Available, Unavailable, Break) and channels (default 1, voice 1, sms 3, chat 3).
+    /// Available, Unavailable, Break) and channels (default 1, voice 1, sms 3, chat 3, whatsapp 3).
     /// `salt` makes this workspace's SIDs distinct from another's.
     pub fn new(friendly_name: &str, salt: u64, now: Millis) -> Engine {
         let mut sids = SidGenerator::new(salt);

@@ -279,7 +279,7 @@ fn run(
     let mut workers: Vec<Sid> = Vec::new();
     let mut tasks: Vec<Sid> = Vec::new();
     // The built-in channels, then `email` while it exists (made and deleted by commands).
-    let mut channels: Vec<&str> = vec!["default", "voice", "sms", "chat"];
+    let mut channels: Vec<&str> = vec!["default", "voice", "sms", "chat", "whatsapp"];
     let skills = ["a", "b", "c"];
     let kinds = ["x", "y", "z", "w"];
     let mut log = Vec::new();
@@ -540,6 +540,7 @@ fn run(
                     friendly_name: "Email".into(),
                     unique_name: "email".into(),
                     channel_optimized_routing: rng.chance(50),
+                    default_capacity: 1,
                 };
                 desc = "create_task_channel(email)".to_owned();
                 e.create_task_channel(new, now).map(|_| channels.push("email"))

@@ -135,8 +135,8 @@ impl Engine {
     }
 
     /// Deletes a task channel no open task is on, which is not one of the built-in channels
-    /// (`default`, `voice`, `sms`, `chat`: tasks created without a channel, calls and texts are
-    /// routed on them). The workers' capacities on it and its ended tasks go with it.
+    /// (`default`, `voice`, `sms`, `chat`, `whatsapp`: tasks created without a channel, calls
+    /// and texts are routed on them). The workers' capacities on it and its ended tasks go with it.
     pub fn delete_task_channel(&mut self, sid: Sid, now: Millis) -> Result<(), RoutingError> {
         let idx = self
             .channels
@@ -145,9 +145,11 @@ impl Engine {
             .ok_or(RoutingError::not_found(sid))?;
         let name = &self.channels[idx].unique_name;
         if DEFAULT_CHANNELS.iter().any(|(built_in, _, _)| built_in == name) {
+            let built_in: Vec<&str> = DEFAULT_CHANNELS.iter().map(|(built_in, _, _)| *built_in).collect();
             return Err(RoutingError::in_use(format!(
                 "task channel {sid} ({name}) cannot be deleted: it is built in; Switchboard routes its calls, \
-                 texts and the tasks created without a TaskChannel on default, voice, sms and chat"
+                 texts and the tasks created without a TaskChannel on {}",
+                built_in.join(", ")
             )));
         }
         let open = self

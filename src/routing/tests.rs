@@ -1198,7 +1198,7 @@ fn invalid_commands_are_refused_and_change_nothing() {
                 },
                 0,
             ),
-            r#"task_channel: unknown channel "fax" (known: default, voice, sms, chat)"#,
+            r#"task_channel: unknown channel "fax" (known: default, voice, sms, chat, whatsapp)"#,
         ),
     ];
     for (result, message) in cases {
@@ -1451,7 +1451,10 @@ fn channel_capacity_and_availability_changes_take_effect_at_once() {
     sim.engine.set_worker_channel(alice, "voice", Some(2), None, sim.now).unwrap();
     assert_eq!(sim.status("T2"), "reserved", "a second voice slot takes the waiting call");
     let err = sim.engine.set_worker_channel(alice, "fax", Some(1), None, sim.now).unwrap_err();
-    assert_eq!(err.to_string(), r#"task_channel: unknown channel "fax" (known: default, voice, sms, chat)"#);
+    assert_eq!(
+        err.to_string(),
+        r#"task_channel: unknown channel "fax" (known: default, voice, sms, chat, whatsapp)"#
+    );
 }
 
 #[test]
@@ -1629,7 +1632,7 @@ fn a_snapshot_that_does_not_hold_together_is_an_error_not_a_panic() {
     );
     check(
         &|s| s.workers[0].channels.pop().map(drop).unwrap_or(()),
-        &format!("snapshot: worker {worker} has 3 channels"),
+        &format!("snapshot: worker {worker} has 4 channels"),
     );
 }
 
@@ -2066,6 +2069,7 @@ fn check_new_channel(unique_name: &str, friendly: &str, expected: Expect) {
         friendly_name: friendly.to_owned(),
         unique_name: unique_name.to_owned(),
         channel_optimized_routing: false,
+        default_capacity: 1,
     };
     let channels_before = sim.engine.channels().len();
     let rendered = match sim.engine.create_task_channel(new, sim.now) {
@@ -2144,6 +2148,7 @@ fn a_channel_created_while_workers_wait_routes_its_tasks_at_once() {
         friendly_name: "Email".into(),
         unique_name: "email".into(),
         channel_optimized_routing: true,
+        default_capacity: 1,
     };
     let email = sim.engine.create_task_channel(new, sim.now).unwrap();
     sim.names.insert(email, "email".into());
@@ -2171,6 +2176,7 @@ fn check_delete_channel(channel: &str, status: &str, expected: Expect) {
         friendly_name: "Email".into(),
         unique_name: "email".into(),
         channel_optimized_routing: false,
+        default_capacity: 1,
     };
     sim.engine.create_task_channel(new, sim.now).unwrap();
     sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("email"));
@@ -2208,29 +2214,61 @@ fn a_task_channel_is_deleted_only_when_no_open_task_is_on_it_and_it_is_not_built
     check_delete_channel(
         "email",
         "completed",
-        expect!["deleted; alice has default:1 voice:1 sms:3 chat:3; tasks kept: 0"],
+        expect!["deleted; alice has default:1 voice:1 sms:3 chat:3 whatsapp:3; tasks kept: 0"],
     );
     check_delete_channel(
         "email",
         "reserved",
         expect![
-            "refused: task channel TC0000000000000007000000000000000f (email) cannot be deleted: task WT00000000000000070000000000000010 is reserved on it; complete or cancel it first"
+            "refused: task channel TC00000000000000070000000000000010 (email) cannot be deleted: task WT00000000000000070000000000000011 is reserved on it; complete or cancel it first"
         ],
     );
     check_delete_channel(
         "email",
         "assigned",
         expect![
-            "refused: task channel TC0000000000000007000000000000000f (email) cannot be deleted: task WT00000000000000070000000000000010 is assigned on it; complete or cancel it first"
+            "refused: task channel TC00000000000000070000000000000010 (email) cannot be deleted: task WT00000000000000070000000000000011 is assigned on it; complete or cancel it first"
         ],
     );
     check_delete_channel(
         "voice",
         "completed",
         expect![
-            "refused: task channel TC00000000000000070000000000000007 (voice) cannot be deleted: it is built in; Switchboard routes its calls, texts and the tasks created without a TaskChannel on default, voice, sms and chat"
+            "refused: task channel TC00000000000000070000000000000007 (voice) cannot be deleted: it is built in; Switchboard routes its calls, texts and the tasks created without a TaskChannel on default, voice, sms, chat, whatsapp"
         ],
     );
+}
+
+/// A workspace saved before `whatsapp` was built in (its snapshot without it) lacks only that
+/// channel; added, every worker has its capacity 3 on it and its tasks are offered at once.
+#[test]
+fn a_workspace_saved_before_whatsapp_was_built_in_gets_it_with_its_capacity() {
+    let mut sim = onboarding();
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    assert!(sim.engine.missing_built_in_channels().is_empty());
+    let mut older = sim.engine.export();
+    let position = older.channels.iter().position(|channel| channel.unique_name == "whatsapp").unwrap();
+    older.channels.remove(position);
+    for worker in &mut older.workers {
+        worker.channels.remove(position);
+    }
+    sim.engine = Engine::import(older).unwrap();
+
+    let missing = sim.engine.missing_built_in_channels();
+    let named: Vec<(&str, &str, u32)> = missing
+        .iter()
+        .map(|new| (new.unique_name.as_str(), new.friendly_name.as_str(), new.default_capacity))
+        .collect();
+    assert_eq!(named, [("whatsapp", "WhatsApp", 3)]);
+    for new in missing {
+        sim.engine.create_task_channel(new, sim.now).unwrap();
+    }
+    assert!(sim.engine.missing_built_in_channels().is_empty());
+    let alice = sim.engine.worker_by_name("alice").unwrap();
+    let capacity = sim.engine.worker_channels(alice).find(|(channel, _)| channel.unique_name == "whatsapp");
+    assert_eq!(capacity.map(|(_, worker_channel)| worker_channel.capacity), Some(3));
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("whatsapp"));
+    assert_eq!(sim.status("T1"), "reserved");
 }
 
 /// alice (Sales, available) holds one voice call; her voice channel is then set to
@@ -2385,6 +2423,7 @@ fn a_workspace_has_at_most_64_task_channels() {
         friendly_name: format!("Channel {n}"),
         unique_name: format!("c{n}"),
         channel_optimized_routing: false,
+        default_capacity: 1,
     };
     for n in sim.engine.channels().len()..64 {
         sim.engine.create_task_channel(new(n), 0).unwrap();

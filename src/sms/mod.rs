@@ -30,7 +30,7 @@ use crate::config::SmsSettings;
 use crate::ivr::{self, CallState, Caller, Effect, Input, Medium};
 use crate::live::{self, ExecuteError, LiveEngine};
 use crate::locks::{KeyedGuard, KeyedLocks};
-use crate::routing::{Command, Event, EventType, Millis, RoutingError, Sid, TaskStatus};
+use crate::routing::{Command, Engine, Event, EventType, Millis, RoutingError, Sid, TaskStatus};
 use crate::store::{
     ConversationRecord, ConversationV1, ConversationV2, KeyedWrite, MediaV1, MessagePageRecord,
     MessagePageV1, MessageV1, OutboxRecord, OutboxV1, Store, StoreError,
@@ -81,8 +81,9 @@ impl MessageParams {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
     Sms,
-    /// `whatsapp:+E.164` addresses. Routed on TaskRouter's `chat` task channel, with
-    /// `channelType: "whatsapp"`, as Flex routes WhatsApp conversations.
+    /// `whatsapp:+E.164` addresses. Routed on the built-in `whatsapp` task channel (Flex
+    /// routes them on `chat`; their own channel gives agents a capacity and supervisors
+    /// figures for WhatsApp apart), with Flex's `channelType: "whatsapp"`.
     WhatsApp,
 }
 
@@ -99,7 +100,7 @@ impl Channel {
     pub fn task_channel(self) -> &'static str {
         match self {
             Channel::Sms => "sms",
-            Channel::WhatsApp => "chat",
+            Channel::WhatsApp => "whatsapp",
         }
     }
 }
@@ -109,8 +110,9 @@ pub const WHATSAPP: &str = "whatsapp:";
 /// The most media a message carries (Twilio's limit).
 pub const MAX_MEDIA: usize = 10;
 
-/// The task channels text conversations are routed on.
-pub const TEXT_TASK_CHANNELS: [&str; 2] = ["sms", "chat"];
+/// The task channels text conversations are routed on (`chat` by those written before
+/// WhatsApp had its own).
+pub const TEXT_TASK_CHANNELS: [&str; 3] = ["sms", "chat", "whatsapp"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmsError {
@@ -401,6 +403,27 @@ impl Sms {
         }
     }
 
+    /// Adds the built-in channels a workspace made before them lacks (`whatsapp`), so that its
+    /// first WhatsApp conversation is routed like every later one.
+    async fn add_missing_channels(&self) -> Result<(), SmsError> {
+        for new in self.live.read(Engine::missing_built_in_channels) {
+            let name = new.unique_name.clone();
+            match self.live.execute(Command::CreateTaskChannel(new)).await {
+                Ok(_) => tracing::info!(channel = %name, "built-in task channel added to the workspace"),
+                Err(ExecuteError::Storage(err)) => return Err(SmsError::Storage(err)),
+                // Another conversation added it meanwhile; anything else is the route's refusal.
+                Err(ExecuteError::Refused(err)) => {
+                    if self.live.read(|engine| engine.task_channel_by_key(&name).is_none()) {
+                        return Err(SmsError::Conflict(format!(
+                            "task channel {name} could not be added: {err}"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the conversation's task, with the conversation stored in the same write.
     async fn route(
         &self,
@@ -417,6 +440,7 @@ impl Sms {
             ("ivr_flow", json!(record.flow)),
             ("conversation", conversation_attribute(&self.recent_messages(record)?)),
         ];
+        self.add_missing_channels().await?;
         let task =
             self.live.read(|engine| request.into_task(engine.workflows(), channel.task_channel(), &extra));
         let command = Command::CreateTask(task.map_err(SmsError::Conflict)?);

@@ -59,6 +59,10 @@ pub enum CommandV1 {
         friendly_name: String,
         unique_name: String,
         channel_optimized_routing: bool,
+        /// Absent for 1 (every channel made through the API); a built-in channel added to an
+        /// older workspace has its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_capacity: Option<u32>,
     },
     UpdateTaskChannel {
         channel: Sid,
@@ -917,6 +921,7 @@ impl CommandRecord {
                 friendly_name: new.friendly_name,
                 unique_name: new.unique_name,
                 channel_optimized_routing: new.channel_optimized_routing,
+                default_capacity: Some(new.default_capacity).filter(|&capacity| capacity != 1),
             },
             Command::UpdateTaskChannel { channel, changes } => CommandV1::UpdateTaskChannel {
                 channel,
@@ -1043,13 +1048,17 @@ impl CommandRecord {
                 events_filter,
                 prioritize_queue_order: prioritize_queue_order.map(TaskOrder::from),
             }),
-            CommandV1::CreateTaskChannel { friendly_name, unique_name, channel_optimized_routing } => {
-                Command::CreateTaskChannel(NewTaskChannel {
-                    friendly_name,
-                    unique_name,
-                    channel_optimized_routing,
-                })
-            }
+            CommandV1::CreateTaskChannel {
+                friendly_name,
+                unique_name,
+                channel_optimized_routing,
+                default_capacity,
+            } => Command::CreateTaskChannel(NewTaskChannel {
+                friendly_name,
+                unique_name,
+                channel_optimized_routing,
+                default_capacity: default_capacity.unwrap_or(1),
+            }),
             CommandV1::UpdateTaskChannel { channel, friendly_name, channel_optimized_routing } => {
                 Command::UpdateTaskChannel {
                     channel,

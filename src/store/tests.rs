@@ -648,6 +648,7 @@ fn channel_and_workspace_changes_replay_and_snapshot_exactly() {
                 friendly_name: "Email".into(),
                 unique_name: "email".into(),
                 channel_optimized_routing: true,
+                default_capacity: 2,
             }),
         ),
         (
@@ -723,6 +724,7 @@ fn snapshots_written_before_channels_had_names_and_dates_still_load() {
             ("voice".into(), "voice".into(), 1, 1_000),
             ("sms".into(), "sms".into(), 3, 1_000),
             ("chat".into(), "chat".into(), 3, 1_000),
+            ("whatsapp".into(), "whatsapp".into(), 3, 1_000),
         ]
     );
     assert_eq!(restored.settings(), engine.settings());
@@ -754,6 +756,17 @@ fn commands_logged_before_later_fields_replay_as_they_did() {
             },
         ),
     ];
+    let created_through_the_api = json!({"v1": {"at": 5, "command": {"create_task_channel": {
+        "friendly_name": "Email", "unique_name": "email", "channel_optimized_routing": false}}}});
+    let cases = cases.into_iter().chain([(
+        created_through_the_api,
+        Command::CreateTaskChannel(crate::routing::NewTaskChannel {
+            friendly_name: "Email".into(),
+            unique_name: "email".into(),
+            channel_optimized_routing: false,
+            default_capacity: 1,
+        }),
+    )]);
     for (old, expected) in cases {
         let record: CommandRecord =
             serde_json::from_value(old.clone()).unwrap_or_else(|err| panic!("{old}: {err}"));

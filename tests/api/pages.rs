@@ -265,6 +265,32 @@ async fn a_hostile_text_message_shows_as_text_and_runs_nothing() {
     assert!(link.text().await.unwrap().contains("<img src=x"), "the type is text");
     assert_eq!(script(&agent, "return document.querySelectorAll('img').length").await, 0);
     agent.screenshot("agent-picture-message").await;
+
+    // The same customer on WhatsApp: an offer on its own channel, then a conversation of its own.
+    let whatsapp = |sid: &'static str, body: &'static str| {
+        [
+            ("MessageSid", sid),
+            ("From", "whatsapp:+15550100007"),
+            ("To", "whatsapp:+15550100200"),
+            ("Body", body),
+        ]
+    };
+    customer.text_with(&whatsapp("SMW1", "hello")).await;
+    customer.text_with(&whatsapp("SMW2", "sales")).await;
+    agent.wait_for_text(".offer .channel-name[data-channel='whatsapp']", "WhatsApp").await;
+    agent.click(".offer .accept").await;
+    agent.wait_for_text(".task .channel-name[data-channel='whatsapp']", "WhatsApp").await;
+    customer.text_with(&whatsapp("SMW3", "Is the blue one in stock?")).await;
+    agent
+        .wait_until("two conversations, the WhatsApp one with its message", async |browser| {
+            let script_text = "return [...document.querySelectorAll('.task .conversation')].length";
+            script(browser, script_text).await == 2
+                && script(browser, "return document.body.textContent.includes('Is the blue one in stock?')")
+                    .await
+                    == true
+        })
+        .await;
+    agent.screenshot("agent-whatsapp-conversation").await;
 }
 
 /// The real server on a fixed port and data directory, so that a restart comes back where the

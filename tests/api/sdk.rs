@@ -56,7 +56,7 @@ async fn twilios_python_sdk_drives_the_taskrouter_api() {
             "completed completed sold",
             "statistics 0 3 1",
             "cumulative 1 1 1 30 60",
-            "channels default voice sms chat email 2 3",
+            "channels default voice sms chat whatsapp email 2 3",
             "workspace Lunch LIFO",
             "deleted 3 queues left",
         ]

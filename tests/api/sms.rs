@@ -991,6 +991,61 @@ async fn pictures_reach_the_agent_and_the_agent_sends_one_back() {
     app.shut_down().await.unwrap();
 }
 
+/// A data directory saved before WhatsApp had its own task channel (its workspace without
+/// one): the first WhatsApp conversation adds the channel, every agent with capacity 3 on it,
+/// and is routed on it.
+#[tokio::test]
+async fn a_workspace_saved_before_whatsapp_had_its_channel_gains_it_with_the_first_whatsapp_text() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let data = tempfile::tempdir().unwrap();
+    sms_app(&provider, Some(data.path())).await.shut_down().await.unwrap();
+    {
+        let durability = switchboard::store::Durability::Flush;
+        let (store, recovered) = switchboard::store::Store::open(data.path(), durability).unwrap();
+        let mut older = recovered.snapshot.unwrap();
+        let position = older.channels.iter().position(|channel| channel.unique_name == "whatsapp").unwrap();
+        older.channels.remove(position);
+        for worker in &mut older.workers {
+            worker.channels.remove(position);
+        }
+        store.write_snapshot(recovered.snapshot_seq, &older).unwrap();
+    }
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    let ws = switchboard.workspace().await;
+    let channels = format!("/v1/Workspaces/{ws}/TaskChannels/whatsapp");
+    assert_eq!(switchboard.api(reqwest::Method::GET, &channels, &[]).await.0, StatusCode::NOT_FOUND);
+
+    let whatsapp = [("From", format!("whatsapp:{CUSTOMER}")), ("To", format!("whatsapp:{NUMBER}"))];
+    for (sid, body) in [("SMW1", "hello"), ("SMW2", "sales")] {
+        let params: Vec<(&str, &str)> = whatsapp
+            .iter()
+            .map(|(key, value)| (*key, value.as_str()))
+            .chain([("MessageSid", sid), ("Body", body)])
+            .collect();
+        switchboard.text_with(&params).await;
+    }
+    let task = switchboard.alice_accepts().await;
+    assert_eq!(switchboard.task(&task).await["task_channel_unique_name"], "whatsapp");
+    let (status, channel) = switchboard.api(reqwest::Method::GET, &channels, &[]).await;
+    assert_eq!((status, channel["friendly_name"].as_str()), (StatusCode::OK, Some("WhatsApp")), "{channel}");
+    let (_, workers) = switchboard
+        .api(reqwest::Method::GET, &format!("/v1/Workspaces/{ws}/Workers?FriendlyName=bob"), &[])
+        .await;
+    let bob = workers["workers"][0]["sid"].as_str().unwrap();
+    let (_, capacity) = switchboard
+        .api(reqwest::Method::GET, &format!("/v1/Workspaces/{ws}/Workers/{bob}/Channels/whatsapp"), &[])
+        .await;
+    assert_eq!(capacity["configured_capacity"], 3, "{capacity}");
+    // Built in from now on, and durable: a restart keeps it and it cannot be deleted.
+    app.shut_down().await.unwrap();
+    let app = sms_app(&provider, Some(data.path())).await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    let (status, refusal) = switchboard.api(reqwest::Method::DELETE, &channels, &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refusal}");
+    app.shut_down().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_whatsapp_customer_walks_the_same_ivr_and_is_routed_on_its_own_channel() {
     let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
@@ -1011,7 +1066,7 @@ async fn a_whatsapp_customer_walks_the_same_ivr_and_is_routed_on_its_own_channel
     text("SMW2", "sales").await;
     let task = switchboard.alice_accepts().await;
     let found = switchboard.task(&task).await;
-    assert_eq!(found["task_channel_unique_name"], "chat", "{found}");
+    assert_eq!(found["task_channel_unique_name"], "whatsapp", "{found}");
     let attributes: Value = serde_json::from_str(found["attributes"].as_str().unwrap()).unwrap();
     assert_eq!(
         (attributes["channelType"].as_str(), attributes["from"].as_str()),

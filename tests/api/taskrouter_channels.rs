@@ -98,7 +98,7 @@ async fn task_channels_have_taskrouter_shapes_and_are_found_by_sid_or_unique_nam
 
     // The built-in channels, then one created: 201 with Twilio's fields.
     let listed = api.get("/TaskChannels").await;
-    assert_eq!(names(&listed, "channels", "unique_name"), ["default", "voice", "sms", "chat"]);
+    assert_eq!(names(&listed, "channels", "unique_name"), ["default", "voice", "sms", "chat", "whatsapp"]);
     assert_eq!(listed["meta"]["key"], "channels");
     let form = [("FriendlyName", "Email"), ("UniqueName", "email"), ("ChannelOptimizedRouting", "True")];
     let (status, email) = api.call(Method::POST, "/TaskChannels", &form).await;
@@ -137,7 +137,7 @@ async fn task_channels_have_taskrouter_shapes_and_are_found_by_sid_or_unique_nam
         let next = next.split_once(&api.workspace).unwrap().1.to_owned();
         page = api.get(&next).await;
     }
-    assert_eq!(walked, ["default", "voice", "sms", "chat", "email"]);
+    assert_eq!(walked, ["default", "voice", "sms", "chat", "whatsapp", "email"]);
 
     // Refusals name their parameter; an unknown channel is a 404.
     let cases: [(&[(&str, &str)], &str); 5] = [
@@ -166,7 +166,7 @@ async fn task_channels_have_taskrouter_shapes_and_are_found_by_sid_or_unique_nam
     check_error(api.call(Method::PUT, "/TaskChannels", &[]).await, 405, 20004, "GET, POST");
     assert_eq!(
         names(&api.get("/TaskChannels").await, "channels", "unique_name").len(),
-        5,
+        6,
         "nothing refused was made"
     );
 }
@@ -179,7 +179,10 @@ async fn worker_channels_have_taskrouter_shapes_and_are_found_by_wc_tc_or_unique
     let bob = api.find("/Workers", "workers", "friendly_name", "bob").await;
 
     let listed = api.get(&format!("/Workers/{alice}/Channels")).await;
-    assert_eq!(names(&listed, "channels", "task_channel_unique_name"), ["default", "voice", "sms", "chat"]);
+    assert_eq!(
+        names(&listed, "channels", "task_channel_unique_name"),
+        ["default", "voice", "sms", "chat", "whatsapp"]
+    );
     let sms = &listed["channels"][2];
     assert_eq!(fields(sms), WORKER_CHANNEL_FIELDS);
     let wc = sms["sid"].as_str().unwrap().to_owned();
@@ -301,7 +304,10 @@ async fn deleting_a_channel_in_use_is_refused_with_409_and_changes_nothing() {
         "was not found",
     );
     let channels = api.get(&format!("/Workers/{alice}/Channels")).await;
-    assert_eq!(names(&channels, "channels", "task_channel_unique_name"), ["default", "voice", "sms", "chat"]);
+    assert_eq!(
+        names(&channels, "channels", "task_channel_unique_name"),
+        ["default", "voice", "sms", "chat", "whatsapp"]
+    );
     check_error(api.call(Method::GET, &format!("/Tasks/{task}"), &[]).await, 404, 20404, "was not found");
 }
 

@@ -219,7 +219,10 @@ async fn bad_parameters_get_errors_naming_them() {
             "StartDate must not be after EndDate",
         ),
         ("SplitByWaitTime=5,soon", "SplitByWaitTime must be whole numbers of seconds separated by commas"),
-        ("TaskChannel=fax", r#"TaskChannel "fax" is not a task channel (known: default, voice, sms, chat)"#),
+        (
+            "TaskChannel=fax",
+            r#"TaskChannel "fax" is not a task channel (known: default, voice, sms, chat, whatsapp)"#,
+        ),
     ] {
         check_error(
             api.call(Method::GET, &format!("/CumulativeStatistics?{query}"), &[]).await,

@@ -36,6 +36,7 @@ pub(super) async fn create(api: Api, form: Params) -> Result<HttpResponse, Twili
         friendly_name: form.required("FriendlyName")?.to_owned(),
         unique_name: form.required("UniqueName")?.trim().to_owned(),
         channel_optimized_routing: form.boolean("ChannelOptimizedRouting")?.unwrap_or(false),
+        default_capacity: 1,
     };
     let sid = api.execute(Command::CreateTaskChannel(new), &[]).await?.ok_or_else(|| api.not_found())?;
     Ok(HttpResponse::Created().json(rendered_channel(&api, sid)?))
