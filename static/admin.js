@@ -213,8 +213,18 @@ async function loadFlows() {
   $("ivr-flows").replaceChildren(...cards);
 }
 
+/** The most steps drawn as a diagram: a bigger flow is unreadable as one, and laying it out would hold the page for minutes. */
+const MAX_DRAWN_STEPS = 300;
+
 /** Draws `flow` into `container`; its Mermaid text stands in if the diagram cannot be drawn. */
 async function draw(container, flow) {
+  if (flow.steps > MAX_DRAWN_STEPS) {
+    container.replaceChildren(
+      el("p", { class: "quiet too-large" }, `${flow.steps} steps are too many to draw here (at most ${MAX_DRAWN_STEPS}). `,
+        el("code", {}, `switchboard ivr graph ${flow.name} --format dot`), " prints it for Graphviz."),
+    );
+    return;
+  }
   try {
     const graphviz = await viz();
     container.replaceChildren(graphviz.renderSVGElement(flow.dot));

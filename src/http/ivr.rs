@@ -21,6 +21,17 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
 }
 
 async fn flows(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {
+    // Reading the scenario files and walking their calls is file and CPU work: off the workers
+    // that answer callers' webhooks.
+    let voice = voice.into_inner();
+    match web::block(move || described_flows(&voice)).await {
+        Ok(described) => HttpResponse::Ok().json(described),
+        Err(err) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).error_response(),
+    }
+}
+
+/// The flows in use, each with its picture (Mermaid and DOT) and its scenarios run.
+fn described_flows(voice: &Voice) -> serde_json::Value {
     let ivr = voice.ivr_flows();
     let flows = ivr.flows();
     // The scenarios are read from the folder: a mistake there is shown, not an error.
@@ -58,11 +69,11 @@ async fn flows(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {
             })
         })
         .collect();
-    HttpResponse::Ok().json(json!({
+    json!({
         "dir": ivr.dir().display().to_string(),
         "flows": rendered,
         "scenario_error": scenario_error,
-    }))
+    })
 }
 
 async fn reload(_: Authenticated, voice: web::Data<Voice>) -> HttpResponse {

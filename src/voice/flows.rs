@@ -18,6 +18,10 @@ const BUILTIN_MAIN: &str = include_str!("../../ivr/main.toml");
 /// The flow that answers the numbers no flow lists.
 pub const MAIN_FLOW: &str = "main.toml";
 
+/// The largest flow or scenario file read (a flow of 10,000 menus is about 1 MB): a bigger one
+/// is a mistake to report, not a file to hold in memory.
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+
 /// Every flow of a folder, by file name, and the flow of each listed number.
 #[derive(Debug, Clone)]
 pub struct Flows {
@@ -44,10 +48,10 @@ impl Flows {
         let mut by_number: HashMap<String, String> = HashMap::new();
         let mut mistakes = Vec::new();
         for path in &files {
-            let source = match std::fs::read_to_string(path) {
+            let source = match read_file(path) {
                 Ok(source) => source,
-                Err(err) => {
-                    mistakes.push(format!("{}: cannot read: {err}", path.display()));
+                Err(mistake) => {
+                    mistakes.push(mistake);
                     continue;
                 }
             };
@@ -139,8 +143,7 @@ impl Flows {
         let fail = |message: String| FlowsError { mistakes: vec![message] };
         let mut files = Vec::new();
         for path in toml_files(&tests).map_err(fail)? {
-            let source = std::fs::read_to_string(&path)
-                .map_err(|err| fail(format!("{}: cannot read: {err}", path.display())))?;
+            let source = read_file(&path).map_err(fail)?;
             let scenarios = ivr::read_scenarios(&source)
                 .map_err(|err| fail(ivr::located(&path, err.line, &err.message)))?;
             let Some(flow) = self.get(&scenarios.flow) else {
@@ -316,6 +319,24 @@ pub fn joined_messages(verbs: Vec<Verb>) -> Vec<Verb> {
         }
     }
     out
+}
+
+/// The text of a flow or scenario file, of at most [`MAX_FILE_BYTES`]; else the mistake, naming
+/// the file.
+fn read_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut source = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut source))
+        .map_err(|err| format!("{}: cannot read: {err}", path.display()))?;
+    if source.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "{}: larger than the {} MiB a flow file may have",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    Ok(source)
 }
 
 /// The `*.toml` files directly in `dir`, sorted.

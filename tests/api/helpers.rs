@@ -437,6 +437,20 @@ impl Drop for Balancer {
     }
 }
 
+/// A flow of 10,000 menus answering `number`: in each, 1 goes on to the next menu (the last
+/// back to the first) and 2 routes the caller to Sales.
+pub fn ten_thousand_menus(number: &str) -> String {
+    let mut flow =
+        format!("start = \"m0\"\nnumbers = [\"{number}\"]\nworkflow = \"Sales and Support Workflow\"\n");
+    for n in 0..10_000 {
+        flow.push_str(&format!(
+            "[menus.m{n}]\nsay = \"Menu {n}.\"\noptions = {{ \"1\" = {{ step = \"m{}\" }}, \"2\" = {{ route = {{ skills = [\"Sales\"] }} }} }}\n",
+            (n + 1) % 10_000
+        ));
+    }
+    flow
+}
+
 /// A folder of IVR flows: the shipped one, offering callbacks from the first hold round, tried
 /// twice 5 s apart.
 pub fn ivr_with_callbacks() -> tempfile::TempDir {

@@ -3,7 +3,8 @@
 //! real local HTTP server that answers, is slow, fails, answers junk, 100 MB or JSON nested too
 //! deep (each call goes on by its `on_error` step), `when` and `set` deciding the task; then
 //! reloading the folder through the admin API (a broken folder changes nothing; calls already
-//! in a flow carry on), also while calls keep coming.
+//! in a flow carry on), also while calls keep coming; a flow of 10,000 menus, and a file too big
+//! to read.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -399,6 +400,39 @@ async fn a_reload_under_load_drops_no_call_and_fails_no_request() {
     });
     assert_eq!(sales_tasks, 150, "one task per call, none dropped");
     Arc::into_inner(app).expect("the callers are done").shut_down().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flow_of_ten_thousand_menus_is_walked_and_a_file_past_8_mib_is_refused_by_name() {
+    let (app, ivr) = spawn_with_flow(&held_out_flow("http://127.0.0.1:9/orders", "Welcome to Acme.")).await;
+    let big = crate::helpers::ten_thousand_menus("+15550109999");
+    std::fs::write(ivr.path().join("big.toml"), &big).unwrap();
+    let (status, answer) = reload(&app).await;
+    assert_eq!((status, &answer["flows"]), (StatusCode::OK, &serde_json::json!(["big.toml", "main.toml"])));
+
+    // A caller to its number goes through three of them, then to Sales.
+    let to = [("To", "+15550109999")];
+    let mut twiml = webhook(&app, "/voice/incoming", "CA-big", &to).await;
+    for n in 0..3 {
+        assert_eq!(said(&twiml), [format!("Menu {n}.")]);
+        twiml = webhook(&app, &next_action(&twiml), "CA-big", &[to[0], ("Digits", "1")]).await;
+    }
+    assert_eq!(said(&twiml), ["Menu 3."]);
+    webhook(&app, &next_action(&twiml), "CA-big", &[to[0], ("Digits", "2")]).await;
+    assert_eq!(task_of(&app, "CA-big").2, "Sales");
+    let flows = crate::helpers::json_as_account(app.client.get(app.url("/admin/api/ivr"))).await;
+    assert_eq!(flows["flows"][0]["steps"], 10_000);
+
+    // Past 8 MiB a file is a mistake named with its file, not read whole: the flows stay.
+    let padding = format!("# {}\n", "x".repeat(1 << 20)).repeat(9);
+    std::fs::write(ivr.path().join("huge.toml"), padding + &big).unwrap();
+    let (status, answer) = reload(&app).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains("huge.toml: larger than the 8 MiB a flow file may have"), "{message}");
+    let twiml = webhook(&app, "/voice/incoming", "CA-big-after", &to).await;
+    assert_eq!(said(&twiml), ["Menu 0."]);
+    app.shut_down().await.unwrap();
 }
 
 /// The prompt a new call to the process hears first.

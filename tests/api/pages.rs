@@ -899,6 +899,18 @@ async fn the_admin_page_draws_each_ivr_flow_with_its_scenarios_and_reloads_the_f
             "Reloaded: account.toml, main.toml in use; 16 scenario calls passed.",
         )
         .await;
+
+    // A flow of 10,000 menus is listed, not laid out (that would hold the page for minutes).
+    std::fs::write(ivr.path().join("big.toml"), crate::helpers::ten_thousand_menus("+15550109999")).unwrap();
+    admin.click("#ivr-reload").await;
+    admin.wait_for_text("#ivr-reload-result", "Reloaded: account.toml, big.toml, main.toml in use").await;
+    let note =
+        admin.wait_for_text(".flow[data-flow='big.toml'] .too-large", "10000 steps are too many").await;
+    assert!(note.contains("switchboard ivr graph big.toml --format dot"), "{note}");
+    admin.find(".flow[data-flow='main.toml'] .flow-diagram svg").await;
+    script(&admin, "document.querySelector(\".flow[data-flow='big.toml']\").scrollIntoView(); return null")
+        .await;
+    admin.screenshot("admin-ivr-large-flow").await;
 }
 
 #[tokio::test]
