@@ -76,3 +76,28 @@ fn ivr_graph_prints_a_flow_as_mermaid_or_dot_and_names_the_flows_it_knows() {
         "error: no flow \"sales\" in ivr (flows: account.toml, main.toml)"
     );
 }
+
+/// The README's IVR section shows a flow with one step of each kind and a scenario for it: both
+/// as written there pass `ivr check` and `ivr test`.
+#[test]
+fn the_readmes_example_flow_and_its_scenario_pass() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let section = readme.split("## IVR flows\n").nth(1).expect("README has an IVR flows section");
+    let section = section.split("\n## ").next().unwrap();
+    let blocks: Vec<&str> =
+        section.split("```toml\n").skip(1).map(|block| block.split("```").next().unwrap()).collect();
+    let [flow, scenario] = blocks[..] else { panic!("a flow and a scenario: {blocks:?}") };
+    for kind in ["speech", "collect", "lookup", "when", "set", "route", "dial", "next", "hangup"] {
+        assert!(flow.contains(&format!("\n{kind} = ")), "the example has a {kind} step");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::write(dir.path().join("example.toml"), flow).unwrap();
+    std::fs::write(dir.path().join("tests/example.toml"), scenario).unwrap();
+    let output = switchboard_command(dir.path()).args(["ivr", "test", "."]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.trim_end().ends_with("1 passed, 0 failed"), "{stdout}");
+}
