@@ -92,6 +92,50 @@ hangup = true
     )
 }
 
+/// The held-out flow's scenarios: a call through each kind of step, as `ivr test` and a reload
+/// run them (the lookup's answers given here; the webhook tests below ask a real server).
+const HELD_OUT_SCENARIOS: &str = r#"flow = "main.toml"
+
+[[calls]]
+name = "sales"
+keys = ["1"]
+hears = ["Welcome back.", "Say sales or support, or press 1 or 2. Press 4 for the front desk, 5 for your order, 8 pour le français.", "One moment."]
+route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
+
+[[calls]]
+name = "speech in French: assistance"
+keys = ["8", { speech = "Assistance, s'il vous plaît" }]
+route = { skills = ["Support"], workflow = "Sales and Support Workflow" }
+attributes = { language = "fr-FR" }
+
+[[calls]]
+name = "the front desk does not answer: back to the menu, then sales by voice"
+keys = ["4", { dial = "no-answer" }, { speech = "sales please" }]
+dialed = ["+15550100777"]
+route = { skills = ["Sales"], workflow = "Sales and Support Workflow" }
+
+[[calls]]
+name = "collect, lookup, when and set: a late order goes first"
+from = "+15550100001"
+keys = ["5", "12345"]
+lookup.lookup = { status = "late", name = "Ada" }
+variables = { order = "12345", status = "late", name = "Ada", visits = 1 }
+route = { skills = ["Support"], workflow = "Sales and Support Workflow", priority = 50 }
+attributes = { order_status = "late" }
+
+[[calls]]
+name = "a failed lookup goes on by on_error"
+keys = ["5", "12345"]
+lookup.lookup = "it answered 500"
+variables = { looked_up = false, lookup_error = "it answered 500" }
+route = { skills = ["Support"], workflow = "Sales and Support Workflow" }
+
+[[calls]]
+name = "silence: goodbye"
+keys = ["-", "-", "-"]
+hangup = true
+"#;
+
 /// What the CRM received: each request's form, and whether its signature checked out.
 type Seen = Arc<Mutex<Vec<(Vec<(String, String)>, bool)>>>;
 
@@ -328,19 +372,19 @@ async fn a_reload_swaps_a_checked_folder_in_and_a_broken_one_changes_nothing() {
     std::fs::write(ivr.path().join("main.toml"), held_out_flow("http://127.0.0.1:9/orders", "Welcome back."))
         .unwrap();
     std::fs::create_dir(ivr.path().join("tests")).unwrap();
-    let scenario = "flow = \"main.toml\"\n[[calls]]\nname = \"sales\"\nkeys = [\"1\"]\nroute = { skills = [\"Support\"], workflow = \"Sales and Support Workflow\" }\n";
-    std::fs::write(ivr.path().join("tests/main.toml"), scenario).unwrap();
+    let failing = HELD_OUT_SCENARIOS.replacen(r#"skills = ["Sales"]"#, r#"skills = ["Support"]"#, 1);
+    std::fs::write(ivr.path().join("tests/main.toml"), failing).unwrap();
     let (status, answer) = reload(&app).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert!(answer["message"].as_str().unwrap().contains("scenario \"sales\" failed"), "{answer}");
 
-    // Mended: swapped in. The call that was in the menu carries on in the new version.
-    std::fs::write(ivr.path().join("tests/main.toml"), scenario.replace("[\"Support\"]", "[\"Sales\"]"))
-        .unwrap();
+    // Mended, with a call through each kind of step: swapped in. The call that was in the menu
+    // carries on in the new version.
+    std::fs::write(ivr.path().join("tests/main.toml"), HELD_OUT_SCENARIOS).unwrap();
     let (status, answer) = reload(&app).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["flows"], serde_json::json!(["main.toml"]));
-    assert_eq!(answer["scenarios"], 1);
+    assert_eq!(answer["scenarios"], 6);
     assert_eq!(said(&webhook(&app, "/voice/incoming", "CA-after", &[]).await)[0], "Welcome back.");
     let routed = webhook(&app, &next_action(&menu), "CA-before", &[("Digits", "1")]).await;
     assert_eq!(said(&routed)[0], "One moment.");
