@@ -16,9 +16,13 @@ impl Engine {
     }
 
     /// Where the channel named by `key` (SID or unique name) is in the engine's channel order.
+    /// Unique names are unique ignoring case, so they are found ignoring case: `whatsapp` finds
+    /// a `WhatsApp` an operator made before it was built in.
     pub(super) fn channel_position(&self, key: &str) -> Option<usize> {
         let sid = Sid::parse(key, SidKind::TaskChannel).ok();
-        self.channels.iter().position(|channel| channel.unique_name == key || Some(channel.sid) == sid)
+        self.channels
+            .iter()
+            .position(|channel| channel.unique_name.eq_ignore_ascii_case(key) || Some(channel.sid) == sid)
     }
 
     /// A worker's channels, in the engine's channel order: each task channel with the worker's

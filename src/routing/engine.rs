@@ -354,10 +354,9 @@ impl Engine {
         &self.activities[worker.activity]
     }
 
-    /// The worker's channel state for `channel` (unique name).
+    /// The worker's channel state for `channel` (SID or unique name).
     pub fn worker_channel(&self, worker: &Worker, channel: &str) -> Option<WorkerChannel> {
-        let idx = self.channels.iter().position(|c| c.unique_name == channel)?;
-        worker.channels.get(idx).copied()
+        worker.channels.get(self.channel_position(channel)?).copied()
     }
 
     pub fn queue(&self, sid: Sid) -> Option<&TaskQueue> {

@@ -2271,6 +2271,31 @@ fn a_workspace_saved_before_whatsapp_was_built_in_gets_it_with_its_capacity() {
     assert_eq!(sim.status("T1"), "reserved");
 }
 
+/// A `WhatsApp` channel an operator made before `whatsapp` was built in is the one WhatsApp
+/// conversations are routed on: unique names are unique, and found, ignoring case.
+#[test]
+fn an_operators_whatsapp_channel_made_before_it_was_built_in_is_used() {
+    let mut sim = onboarding();
+    let mut older = sim.engine.export();
+    let position = older.channels.iter().position(|channel| channel.unique_name == "whatsapp").unwrap();
+    older.channels.remove(position);
+    sim.engine = Engine::import(older).unwrap();
+    let new = NewTaskChannel {
+        friendly_name: "WhatsApp (ours)".into(),
+        unique_name: "WhatsApp".into(),
+        channel_optimized_routing: false,
+        default_capacity: 1,
+    };
+    let sid = sim.engine.create_task_channel(new, sim.now).unwrap();
+    assert!(sim.engine.missing_built_in_channels().is_empty());
+    assert_eq!(sim.engine.task_channel_by_key("whatsapp").map(|channel| channel.sid), Some(sid));
+    sim.worker("alice", json!({"routing": {"skills": ["Sales"]}}), "Available");
+    let alice = sim.engine.worker_by_name("alice").unwrap();
+    assert_eq!(sim.engine.worker_channel(alice, "whatsapp").map(|channel| channel.capacity), Some(1));
+    sim.task_with(json!({"skillsNeeded": ["Sales"]}), None, None, Some("whatsapp"));
+    assert_eq!(sim.status("T1"), "reserved");
+}
+
 /// alice (Sales, available) holds one voice call; her voice channel is then set to
 /// (`capacity`, `available`) and a second call arrives: its status.
 fn second_call_with(capacity: Option<u32>, available: Option<bool>) -> &'static str {
