@@ -858,3 +858,53 @@ fn a_set_or_a_lookup_past_what_a_call_carries_is_not_kept() {
         look:{"name": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx: route workflow=Some("Sales and Support Workflow") priority=None attributes={"skillsNeeded":["Support"],"language":"en-US","ivr_path":"2","topic":"account","ivr_variables":{"account":"12345678","lookup_error":"the answer's fields take more than the 1024 bytes a call carries; name the fields to keep","verified":false}} <Response><Say voice="Polly.Joanna" language="en-US">Sorry, we could not find your account. An agent will help you.</Say><Say voice="Polly.Joanna" language="en-US">Connecting you to an agent.</Say></Response>"##]],
     );
 }
+
+/// A `when` reading the call's facts (`from`, `to`, `channel`, `language`) and TaskRouter's
+/// clock (UTC): where a call that starts at `now` from `from` on `channel` is routed.
+fn check_when(from: &str, channel: &str, now: &str, expected: &str) {
+    const FLOW: &str = r#"start = "sort"
+workflow = "Sales and Support Workflow"
+
+[steps.sort]
+when = [
+  { if = 'channel == "whatsapp"', next = "chat" },
+  { if = 'taskrouter.dayOfWeek IN ["Sat", "Sun"]', next = "weekend" },
+  { if = "taskrouter.currentTime < 900 OR taskrouter.currentHour >= 17", next = "night" },
+  { if = 'from CONTAINS "+44" AND language == "en-US" AND to == "+15550100200"', next = "uk" },
+]
+else = "day"
+
+[steps.chat]
+route = { skills = ["Chat"] }
+[steps.weekend]
+route = { skills = ["Weekend"] }
+[steps.night]
+route = { skills = ["Night"] }
+[steps.uk]
+route = { skills = ["UK"] }
+[steps.day]
+route = { skills = ["Day"] }
+"#;
+    let flow = load_flow(FLOW).expect("the flow loads");
+    let now: jiff::Timestamp = now.parse().unwrap();
+    let caller = Caller { from, channel, now, ..CALLER };
+    let medium = if channel == "voice" { Medium::Voice(&|_| "/voice/ivr".to_owned()) } else { Medium::Text };
+    let step = step(&flow, CallState::new(&flow, now), &Input::Start, medium, &caller);
+    let Effect::Route(route) = &step.effect else { panic!("{from} {channel} {now}: {:?}", step.effect) };
+    assert_eq!(route.attributes["skillsNeeded"], serde_json::json!([expected]), "{from} {channel} {now}");
+}
+
+#[test]
+fn a_when_reads_the_calls_facts_and_taskrouters_clock() {
+    check_when("+15550100001", "voice", "2026-12-07T10:00:00Z", "Day"); // a Monday
+    check_when("+15550100001", "whatsapp", "2026-12-05T10:00:00Z", "Chat"); // first condition first
+    check_when("+15550100001", "voice", "2026-12-05T10:00:00Z", "Weekend"); // a Saturday
+    check_when("+15550100001", "sms", "2026-12-06T23:59:00Z", "Weekend"); // a Sunday
+    check_when("+15550100001", "voice", "2026-12-07T08:59:00Z", "Night");
+    check_when("+15550100001", "voice", "2026-12-07T09:00:00Z", "Day");
+    check_when("+15550100001", "voice", "2026-12-07T16:59:00Z", "Day");
+    check_when("+15550100001", "voice", "2026-12-07T17:00:00Z", "Night");
+    check_when("+447700900123", "voice", "2026-12-07T10:00:00Z", "UK");
+    check_when("+447700900123", "sms", "2026-12-08T12:30:00Z", "UK");
+    check_when("+447700900123", "voice", "2026-12-07T18:00:00Z", "Night");
+}
