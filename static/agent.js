@@ -523,7 +523,8 @@ async function load(task, panel) {
 function message(item) {
   const delivery = item.delivery ? el("span", { class: "delivery" }, item.delivery.status) : null;
   // Media open in a new tab from the provider (the page's CSP shows no outside images inline).
-  const media = (item.media || []).map((attached, n) =>
+  // The server keeps http(s) addresses only; a link is made of nothing else.
+  const media = (item.media || []).filter((attached) => /^https?:\/\//.test(attached.url)).map((attached, n) =>
     el("a", { class: "media", href: attached.url, target: "_blank", rel: "noopener noreferrer" }, `📎 ${attached.content_type || "attachment"} ${n + 1}`),
   );
   return el("p", { class: `message ${item.author}` }, el("span", { class: "author" }, item.author), el("span", { class: "body" }, item.body), ...media, delivery);

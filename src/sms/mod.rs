@@ -60,7 +60,8 @@ impl MessageParams {
                 url: get(&format!("MediaUrl{n}")),
                 content_type: get(&format!("MediaContentType{n}")),
             })
-            .filter(|media| !media.url.is_empty())
+            // Only web addresses: an agent's page links them.
+            .filter(|media| is_web_url(&media.url))
             .collect();
         MessageParams {
             message_sid: get("MessageSid"),
@@ -1085,6 +1086,11 @@ fn customer_message(at: Millis, params: &MessageParams) -> MessageV1 {
     MessageV1 { media: params.media.clone(), ..message(at, "customer", &params.body) }
 }
 
+/// Whether `url` is a media address a message may carry: http or https, at most 2,000 bytes.
+fn is_web_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://")) && url.len() <= 2_000
+}
+
 /// A reply has a body, or media (http or https URLs, at most [`MAX_MEDIA`]), or both.
 fn check_reply(body: &str, media: &[String]) -> Result<(), SmsError> {
     if media.len() > MAX_MEDIA {
@@ -1093,9 +1099,7 @@ fn check_reply(body: &str, media: &[String]) -> Result<(), SmsError> {
             media.len()
         )));
     }
-    let web =
-        |url: &String| (url.starts_with("https://") || url.starts_with("http://")) && url.len() <= 2_000;
-    if let Some(url) = media.iter().find(|url| !web(url)) {
+    if let Some(url) = media.iter().find(|url| !is_web_url(url)) {
         return Err(SmsError::Invalid(format!("MediaUrl {url:?} is not an http:// or https:// URL")));
     }
     if media.is_empty() { check_body(body) } else { check_length(body) }

@@ -915,7 +915,7 @@ async fn a_conversation_stored_in_the_first_format_is_read_and_paged_at_its_next
 async fn pictures_reach_the_agent_and_the_agent_sends_one_back() {
     let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
     let (app, switchboard, task) = accepted_conversation(&provider).await;
-    // A picture with a caption, and one alone (the new user's lost picture).
+    // A picture with a caption, and two alone (the new user's lost picture).
     let picture = [
         ("MessageSid", "SM3"),
         ("From", CUSTOMER),
@@ -931,11 +931,14 @@ async fn pictures_reach_the_agent_and_the_agent_sends_one_back() {
         ("From", CUSTOMER),
         ("To", NUMBER),
         ("Body", ""),
-        ("NumMedia", "2"),
+        ("NumMedia", "3"),
         ("MediaUrl0", "https://media.example/a.png"),
         ("MediaContentType0", "image/png"),
         ("MediaUrl1", "https://media.example/b.pdf"),
         ("MediaContentType1", "application/pdf"),
+        // Not a web address: not kept (an agent's page would link it).
+        ("MediaUrl2", "javascript:alert(1)"),
+        ("MediaContentType2", "image/png"),
     ];
     switchboard.text_with(&alone).await;
     let conversation = switchboard.conversation(&task).await;
