@@ -357,7 +357,7 @@ fn start<'a>(name: &'a str, attributes: Attributes<'_>) -> BytesStart<'a> {
     for (key, value) in attributes {
         if let Some(value) = value {
             // `push_attribute` escapes `&`, `<`, `>`, `"` and `'` in the value.
-            start.push_attribute((key, value.as_ref()));
+            start.push_attribute((key, xml_chars(&value).as_ref()));
         }
     }
     start
@@ -374,9 +374,25 @@ fn element(
         None => writer.write_event(Event::Empty(start(name, attributes))),
         Some(text) => {
             writer.write_event(Event::Start(start(name, attributes)))?;
-            writer.write_event(Event::Text(BytesText::new(text)))?;
+            writer.write_event(Event::Text(BytesText::new(&xml_chars(text))))?;
             writer.write_event(Event::End(BytesEnd::new(name)))
         }
+    }
+}
+
+/// `text` without the characters XML 1.0 cannot hold, even escaped (control characters other
+/// than tab, newline and carriage return; U+FFFE, U+FFFF), which a caller's variables, a
+/// lookup's answer or a texter's message may carry: the provider would refuse the whole answer.
+fn xml_chars(text: &str) -> Cow<'_, str> {
+    let allowed = |c: char| !matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    // Bytes below 0x20 and 0xEF (the lead byte of U+FFFE and U+FFFF) are the only suspects.
+    if text.bytes().all(|b| (b >= 0x20 && b != 0xEF) || matches!(b, b'\t' | b'\n' | b'\r')) {
+        return Cow::Borrowed(text);
+    }
+    if text.chars().all(allowed) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.chars().filter(|&c| allowed(c)).collect())
     }
 }
 

@@ -237,3 +237,24 @@ fn a_long_message_with_markup_and_emoji_round_trips_exactly() {
     assert!(xml.contains("&lt;b&gt;Tom&lt;/b&gt; &amp; "), "{xml}");
     assert_eq!(parse(&xml).unwrap()[0].text, body);
 }
+
+/// Text and attributes lose the characters XML 1.0 cannot hold, even escaped; the rest is kept.
+fn check_xml_chars(input: &str, kept: &str) {
+    let message = Message { body: input.into(), to: Some(input.into()), from: None, media: Vec::new() };
+    let xml = Response::new(vec![Verb::Message(message)]).to_xml();
+    let forbidden = |c: char| matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    assert!(!xml.chars().any(forbidden), "{input:?}: {xml:?}");
+    let verbs = parse(&xml).unwrap();
+    assert_eq!((verbs[0].text.as_str(), verbs[0].attribute("to")), (kept, Some(kept)), "{input:?}");
+}
+
+#[test]
+fn characters_xml_cannot_hold_are_left_out() {
+    check_xml_chars("plain", "plain");
+    check_xml_chars("A\u{1}da\u{b}\0", "Ada");
+    check_xml_chars("tab\tnew\nline\r end", "tab\tnew\nline\r end");
+    check_xml_chars("\u{1b}[31mred\u{1b}[0m", "[31mred[0m");
+    check_xml_chars("a\u{fffe}b\u{ffff}c\u{fffd}", "abc\u{fffd}");
+    check_xml_chars("ü€𝄞 <b> & \"q\"", "ü€𝄞 <b> & \"q\"");
+    check_xml_chars("\u{7f}\u{85}x", "\u{7f}\u{85}x");
+}
