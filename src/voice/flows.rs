@@ -255,7 +255,9 @@ impl Ivr {
 
     fn reload_folder(&self) -> Result<Reloaded, FlowsError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let flows = Flows::for_settings(&self.settings)?;
+        // The folder itself, even the default one: its absence is a mistake here, not the cue
+        // for the built-in flow that a server started without it answers with.
+        let flows = Flows::load(&self.settings.ivr_dir)?;
         let mut scenarios = 0;
         let mut failures = Vec::new();
         for file in self.scenarios(&flows)? {

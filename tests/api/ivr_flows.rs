@@ -497,11 +497,12 @@ async fn first_words(
 async fn sighup_reloads_the_ivr_folder_and_a_broken_folder_is_refused_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "[http]\nlisten = \"127.0.0.1:0\"\n[store]\ndata_dir = \"data\"\n[twilio]\naccount_sid = \"{ACCOUNT_SID}\"\nauth_token = \"{AUTH_TOKEN}\"\n[voice]\nivr_dir = \"flows\"\nbridge = \"dial\"\n"
+        "[http]\nlisten = \"127.0.0.1:0\"\n[store]\ndata_dir = \"data\"\n[twilio]\naccount_sid = \"{ACCOUNT_SID}\"\nauth_token = \"{AUTH_TOKEN}\"\n[voice]\nbridge = \"dial\"\n"
     );
     std::fs::write(dir.path().join("switchboard.toml"), config).unwrap();
-    std::fs::create_dir(dir.path().join("flows")).unwrap();
-    let flow = dir.path().join("flows/main.toml");
+    // The default folder, `ivr/`, beside the configuration.
+    std::fs::create_dir(dir.path().join("ivr")).unwrap();
+    let flow = dir.path().join("ivr/main.toml");
     std::fs::write(&flow, held_out_flow("http://127.0.0.1:9/orders", "Hello from version one.")).unwrap();
     let node = crate::helpers::serve_in(dir.path());
     let client = reqwest::Client::new();
@@ -518,4 +519,13 @@ async fn sighup_reloads_the_ivr_folder_and_a_broken_folder_is_refused_in_the_log
         node.wait_for_log(Duration::from_secs(10), "was not reloaded").expect("the refusal is logged");
     assert!(refused.contains("main.toml:1"), "{refused}");
     assert_eq!(first_words(&client, &node, "CA-3").await, "Hello from version two.");
+
+    // The folder moved away (a deploy that swaps folders by renaming): refused, not replaced by
+    // the built-in flow a server started without the folder answers with.
+    std::fs::rename(dir.path().join("ivr"), dir.path().join("ivr.old")).unwrap();
+    node.signal(libc::SIGHUP);
+    let refused =
+        node.wait_for_log(Duration::from_secs(10), "cannot read the folder").expect("the refusal is logged");
+    assert!(refused.contains("was not reloaded"), "{refused}");
+    assert_eq!(first_words(&client, &node, "CA-4").await, "Hello from version two.");
 }
