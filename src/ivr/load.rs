@@ -13,9 +13,11 @@ use super::memory::{self, MAX_CARRIED, Memory};
 use super::{
     Action, Attempts, Branch, CallbackEnd, CallbackOffer, Choice, Collect, DEFAULT_LOOKUP_TIMEOUT,
     DEFAULT_MAX_LENGTH, DEFAULT_RETRIES, DEFAULT_RING, DEFAULT_TIMEOUT, Dial, DialTarget, Flow, Lookup,
-    MAX_COLLECT_DIGITS, MAX_LOOKUP_TIMEOUT, Menu, MenuOption, Node, Pattern, Prompt, Route, Set, When,
+    MAX_COLLECT_DIGITS, MAX_LOOKUP_TIMEOUT, MAX_RECORDING_SECONDS, MAX_WAIT_SECONDS, Menu, MenuOption, Node,
+    Pattern, Prompt, Route, Set, When,
 };
 use crate::expr::{Context, Expression};
+use crate::routing::MAX_PRIORITY;
 use crate::workspace::line_of;
 
 /// One mistake in a flow file, with its line when it has one.
@@ -396,6 +398,10 @@ impl Checker<'_> {
     ) -> Option<Prompt> {
         match (say, play) {
             (Some(say), None) => Some(Prompt::Say(self.texts(place, "say", say))),
+            (None, Some(url)) if url.trim().is_empty() => {
+                self.error(span, format!("{place}: play needs the URL of a recording"));
+                None
+            }
             (None, Some(url)) => Some(Prompt::Play(url.clone())),
             (Some(_), Some(_)) => {
                 self.error(span, format!("{place} has both say and play; choose one"));
@@ -444,6 +450,7 @@ impl Checker<'_> {
             }
         };
         self.misplaced(&place, span.clone(), kind, step);
+        self.bounds(&place, span.clone(), step);
         if matches!(kind, "options" | "collect" | "voicemail") && prompt.is_none() {
             self.error(span.clone(), format!("{place} needs a prompt: say or play"));
         }
@@ -492,6 +499,30 @@ impl Checker<'_> {
                     format!("{place}: {field} does nothing in a {kind} step (it is for: {used})"),
                 );
             }
+        }
+    }
+
+    /// Numbers the provider or the routing engine would refuse at run time, refused here.
+    fn bounds(&mut self, place: &str, span: Span, step: &StepFile) {
+        let ranges = [
+            ("timeout", step.timeout, 1..=MAX_WAIT_SECONDS),
+            ("max_length", step.max_length, 1..=MAX_RECORDING_SECONDS),
+        ];
+        for (field, value, range) in ranges {
+            if value.is_some_and(|value| !range.contains(&value)) {
+                let (low, high) = range.into_inner();
+                self.error(span.clone(), format!("{place}: {field} must be from {low} to {high} seconds"));
+            }
+        }
+    }
+
+    /// A priority and skills a task can have: what `set` and a route give it.
+    fn task_settings(&mut self, span: Span, place: &str, priority: Option<i64>, skills: &[String]) {
+        if priority.is_some_and(|priority| !(0..=MAX_PRIORITY).contains(&priority)) {
+            self.error(span.clone(), format!("{place}: priority must be from 0 to {MAX_PRIORITY}"));
+        }
+        if skills.iter().any(|skill| skill.trim().is_empty()) {
+            self.error(span, format!("{place}: a skill needs a name"));
         }
     }
 
@@ -577,6 +608,15 @@ impl Checker<'_> {
             self.error(
                 span.clone(),
                 format!("{place}: collect into {:?}: not a variable name (letters, digits and _)", file.into),
+            );
+        } else if super::walk::FACTS.contains(&file.into.as_str()) {
+            self.error(
+                span.clone(),
+                format!(
+                    "{place}: collect into {:?}: one of the call's facts ({}), which the variable would hide",
+                    file.into,
+                    super::walk::FACTS.join(", ")
+                ),
             );
         }
         let digits_range = 1..=MAX_COLLECT_DIGITS;
@@ -746,9 +786,7 @@ impl Checker<'_> {
                 }
             }
         }
-        if step.priority.is_some_and(|priority| priority < 0) {
-            self.error(span.clone(), format!("{place}: priority must be 0 or more"));
-        }
+        self.task_settings(span.clone(), place, step.priority, step.skills.as_deref().unwrap_or_default());
         let set = Set {
             variables,
             attributes,
@@ -772,9 +810,7 @@ impl Checker<'_> {
         if route.skills.is_empty() && route.workflow.is_none() && self.workflow.is_none() {
             self.error(span.clone(), format!("{place}: a route needs skills or a workflow"));
         }
-        if route.priority.is_some_and(|priority| priority < 0) {
-            self.error(span, format!("{place}: priority must be 0 or more"));
-        }
+        self.task_settings(span, place, route.priority, &route.skills);
         let attributes = route.attributes.clone().unwrap_or_default();
         Route {
             skills: route.skills.clone(),

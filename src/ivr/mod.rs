@@ -279,6 +279,10 @@ pub const DEFAULT_RING: u32 = 30;
 pub const DEFAULT_LOOKUP_TIMEOUT: u32 = 5;
 /// The longest a lookup may wait: the provider waits 15 s for the webhook that makes it.
 pub const MAX_LOOKUP_TIMEOUT: u32 = 10;
+/// The longest a menu or a collect waits for the caller's first key, in seconds.
+pub const MAX_WAIT_SECONDS: u32 = 60;
+/// The longest voicemail, in seconds (the provider's `Record` limit: four hours).
+pub const MAX_RECORDING_SECONDS: u32 = 14_400;
 /// The most digits a collect reads.
 pub const MAX_COLLECT_DIGITS: u32 = 32;
 /// The longest text a collect keeps from a texter.

@@ -95,7 +95,7 @@ hangup = true
             line 8: step "main": option "x" is not a key (0-9, * or #)
             line 9: step "main", option 2: give one of step (or menu), route or language
             line 10: step "main", option 3: a route needs skills or a workflow
-            line 10: step "main", option 3: priority must be 0 or more
+            line 10: step "main", option 3: priority must be from 0 to 2147483647
             line 11: step "empty" does nothing: give it options, collect, lookup, when, dial, route, voicemail, hangup = true or next"#]],
     );
     check_load(
@@ -773,11 +773,78 @@ hangup = true
             line 8: step "d": dial caller_id "nobody" is not in E.164 form
             line 8: step "d": dial ring must be from 5 to 600 seconds
             line 11: step "e": set "x.y": not a variable name (letters, digits and _)
-            line 11: step "e": priority must be 0 or more
+            line 11: step "e": priority must be from 0 to 2147483647
             line 12: step "e": say: "Hello {{name" opens {{ without closing it
             line 16: step "f" has both options and route; a step does one thing
             line 19: step "g" does nothing: give it options, collect, lookup, when, dial, route, voicemail, hangup = true or next"#]],
     );
+}
+
+/// What the provider or the routing engine would refuse at run time is refused at load.
+#[test]
+fn values_refused_at_run_time_are_refused_at_load() {
+    check_load(
+        r#"start = "a"
+workflow = "W"
+[steps.a]
+play = " "
+options = { "1" = { route = { skills = ["S"], priority = 9223372036854775807 } } }
+timeout = 0
+[steps.b]
+say = "Your number"
+collect = { into = "from", digits = 4 }
+next = "c"
+[steps.c]
+say = "Bye"
+skills = [""]
+voicemail = { skills = ["S"] }
+max_length = 100000
+"#,
+        expect![[r#"
+            line 3: step "a": play needs the URL of a recording
+            line 3: step "a": timeout must be from 1 to 60 seconds
+            line 3: step "a" needs a prompt: say or play
+            line 5: step "a", option 1: priority must be from 0 to 2147483647
+            line 7: step "b": collect into "from": one of the call's facts (from, to, channel, language), which the variable would hide
+            line 11: step "c": a skill needs a name
+            line 11: step "c": max_length must be from 1 to 14400 seconds"#]],
+    );
+}
+
+/// By voice a collect takes digits, and `*` when its pattern allows it.
+#[test]
+fn a_collect_takes_a_star_when_its_pattern_asks_for_one() {
+    let flow = |pattern: &str| {
+        format!(
+            "start = \"a\"\nworkflow = \"W\"\n[steps.a]\nsay = \"Code\"\ncollect = {{ into = \"code\", max_digits = 6{pattern} }}\nretries = 0\non_fail = \"no\"\nnext = \"yes\"\n[steps.yes]\nroute = {{ skills = [\"Yes\"] }}\n[steps.no]\nroute = {{ skills = [\"No\"] }}\n"
+        )
+    };
+    for (pattern, keys, expected) in [
+        (", pattern = '\\*[0-9]+'", "*12", "Yes"),
+        (", pattern = '\\*[0-9]+'", "12", "No"),
+        ("", "*12", "No"),
+        ("", "12", "Yes"),
+    ] {
+        let flow = load_flow(&flow(pattern)).expect("loads");
+        let started = step(
+            &flow,
+            CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH),
+            &Input::Start,
+            Medium::Voice(&|_| "/voice/ivr".to_owned()),
+            &CALLER,
+        );
+        let answered = step(
+            &flow,
+            started.state,
+            &Input::Digits(keys.into()),
+            Medium::Voice(&|_| "/voice/ivr".to_owned()),
+            &CALLER,
+        );
+        let Effect::Route(route) = &answered.effect else {
+            panic!("{pattern} {keys}: {:?}", answered.effect)
+        };
+        assert_eq!(route.attributes["skillsNeeded"], serde_json::json!([expected]), "{pattern} {keys}");
+    }
 }
 
 #[test]

@@ -280,10 +280,11 @@ pub fn step(
 }
 
 impl super::Collect {
-    /// Whether `answer` is what this step collects: the digits it expects (by voice), and its
-    /// pattern.
+    /// Whether `answer` is what this step collects: the keys it expects (by voice: digits, and
+    /// `*` when the pattern allows it), and its pattern.
     fn accepts(&self, answer: &str, by_voice: bool) -> bool {
-        let digits = answer.bytes().all(|b| b.is_ascii_digit());
+        let star = self.pattern.is_some();
+        let digits = answer.bytes().all(|b| b.is_ascii_digit() || (star && b == b'*'));
         let count = answer.chars().count();
         let shape = match self.digits {
             Some(wanted) => digits && count == wanted as usize,
@@ -644,7 +645,7 @@ fn fact(state: &CallState, caller: &Caller<'_>, name: &str) -> Option<Value> {
 }
 
 /// The facts about the call every flow may read, by name.
-const FACTS: [&str; 4] = ["from", "to", "channel", "language"];
+pub(super) const FACTS: [&str; 4] = ["from", "to", "channel", "language"];
 
 /// Runs `read` on the variables and the facts in `reads`, as one document (the one `when`
 /// expressions are evaluated against; facts win over variables of the same name). The
