@@ -675,6 +675,12 @@ impl Checker<'_> {
                 format!("{place}: lookup timeout must be from 1 to {MAX_LOOKUP_TIMEOUT} seconds"),
             );
         }
+        if let Some(name) = file.keep.iter().find(|name| !memory::is_name(name) || name.contains('.')) {
+            self.error(
+                span.clone(),
+                format!("{place}: lookup keep {name:?}: not a field name (letters, digits and _; the answer's own fields, not nested ones)"),
+            );
+        }
         let (Some(next), Some(on_error)) = (&step.next, &step.on_error) else {
             self.error(
                 span,

@@ -188,7 +188,7 @@ pub struct Lookup {
     pub url: String,
     /// Seconds to wait for the answer.
     pub timeout: u32,
-    /// The answer's fields kept as variables (dotted for nested ones); empty: all of them.
+    /// The answer's fields kept as variables (its own fields, with what they hold); empty: all.
     pub keep: Vec<String>,
     pub next: String,
     /// Where the flow goes when the lookup fails (variable `lookup_error` says why).

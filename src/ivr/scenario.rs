@@ -184,11 +184,12 @@ fn run_call(flow: &Flow, call: &CallFile, at: Option<Timestamp>) -> Result<(), S
             Effect::Continue => {}
             Effect::Route(route) => break Some(route),
             Effect::Hangup => break None,
-            Effect::Lookup(_) => {
+            Effect::Lookup(request) => {
                 input = Input::Looked(match call.lookup.get(&state.menu) {
-                    Some(toml::Value::Table(fields)) => match serde_json::to_value(fields) {
-                        Ok(Value::Object(fields)) => Ok(fields),
-                        _ => Err("the scenario's answer is not JSON".to_owned()),
+                    // Read as a live answer is, `keep` and all.
+                    Some(toml::Value::Table(fields)) => match serde_json::to_string(fields) {
+                        Ok(answer) => super::lookup_answer(&answer, &request.keep),
+                        Err(_) => Err("the scenario's answer is not JSON".to_owned()),
                     },
                     Some(toml::Value::String(reason)) => Err(reason.clone()),
                     _ => {

@@ -208,7 +208,12 @@ say = { en-US = "For Spanish press 9. Sales press 1.", es-MX = "Ventas oprima 1.
 
 /// Runs the scenario file `scenarios` against the shipped flow; one line per call.
 fn check_scenarios(scenarios: &str, expected: Expect) {
-    let flow = load_flow(SHIPPED).unwrap();
+    check_scenarios_of(SHIPPED, scenarios, expected);
+}
+
+/// [`check_scenarios`] against the flow `source`.
+fn check_scenarios_of(source: &str, scenarios: &str, expected: Expect) {
+    let flow = load_flow(source).unwrap();
     let actual = match read_scenarios(scenarios) {
         Ok(scenarios) => scenarios
             .run(&flow)
@@ -799,6 +804,10 @@ say = "Bye"
 skills = [""]
 voicemail = { skills = ["S"] }
 max_length = 100000
+[steps.d]
+lookup = { url = "https://crm.example/x", keep = ["customer.tier"] }
+next = "c"
+on_error = "c"
 "#,
         expect![[r#"
             line 3: step "a": play needs the URL of a recording
@@ -807,7 +816,8 @@ max_length = 100000
             line 5: step "a", option 1: priority must be from 0 to 2147483647
             line 7: step "b": collect into "from": one of the call's facts (from, to, channel, language), which the variable would hide
             line 11: step "c": a skill needs a name
-            line 11: step "c": max_length must be from 1 to 14400 seconds"#]],
+            line 11: step "c": max_length must be from 1 to 14400 seconds
+            line 16: step "d": lookup keep "customer.tier": not a field name (letters, digits and _; the answer's own fields, not nested ones)"#]],
     );
 }
 
@@ -883,6 +893,32 @@ fn a_variable_full_of_twiml_or_script_is_said_as_text() {
         2: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="8" finishOnKey="#" actionOnEmptyResult="true" language="en-US"><Say voice="Polly.Joanna" language="en-US">Please enter your eight digit account number.</Say></Gather></Response>
         12345678: lookup http://127.0.0.1:9300/customers in 3s [("From", "+15550100999"), ("To", "+15550100200"), ("Channel", "voice"), ("Language", "en-US"), ("Step", "crm"), ("account", "12345678")] <Response/>
         look:{"name": "</Say><Dial>+19005550100</Dial><Say><script>a: route workflow=Some("Sales and Support Workflow") priority=Some(10) attributes={"skillsNeeded":["Support","VIP"],"language":"en-US","ivr_path":"2","topic":"account","customer_name":"</Say><Dial>+19005550100</Dial><Say><script>alert(1)</script>","vip":true,"ivr_variables":{"account":"12345678","name":"</Say><Dial>+19005550100</Dial><Say><script>alert(1)</script>","tier":"gold","verified":true}} <Response><Say voice="Polly.Joanna" language="en-US">Welcome back, &lt;/Say&gt;&lt;Dial&gt;+19005550100&lt;/Dial&gt;&lt;Say&gt;&lt;script&gt;alert(1)&lt;/script&gt;. You are a gold customer.</Say><Say voice="Polly.Joanna" language="en-US">Connecting you to an agent.</Say></Response>"##]],
+    );
+}
+
+/// A scenario's lookup answer is read as a live one is: the fields the step does not `keep`
+/// are dropped, so a scenario cannot pass on a field the live call would not have.
+#[test]
+fn a_scenarios_lookup_answer_keeps_what_the_step_keeps() {
+    check_scenarios_of(
+        ACCOUNT,
+        r#"flow = "account.toml"
+[[calls]]
+name = "kept"
+keys = ["2", "12345678"]
+lookup.crm = { name = "Ada", tier = "gold", secret = "x" }
+variables = { name = "Ada", tier = "gold" }
+route = { skills = ["Support", "VIP"], workflow = "Sales and Support Workflow", priority = 10 }
+[[calls]]
+name = "not kept"
+keys = ["2", "12345678"]
+lookup.crm = { name = "Ada", tier = "gold", secret = "x" }
+variables = { secret = "x" }
+route = { skills = ["Support", "VIP"], workflow = "Sales and Support Workflow", priority = 10 }
+"#,
+        expect![[r#"
+            2 kept: ok
+            8 not kept: variable secret is null, expected "x""#]],
     );
 }
 
