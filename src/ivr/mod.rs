@@ -45,7 +45,8 @@ pub use load::{IvrError, is_e164, load_flow, located};
 pub use memory::{LOOKUP_ANSWER_LIMIT, MAX_CARRIED, Memory, lookup_answer};
 pub use scenario::{CallOutcome, Scenarios, read_scenarios};
 pub use walk::{
-    CallState, Caller, Effect, Input, LookupRequest, Medium, RouteRequest, Step, message, record, say, step,
+    CallState, Caller, Effect, Input, LookupRequest, MAX_PATH, Medium, RouteRequest, Step, message,
+    one_key_finish, record, say, step,
 };
 
 /// A validated flow: every reference resolves, every prompt exists in every language, and no

@@ -922,6 +922,54 @@ route = { skills = ["Support", "VIP"], workflow = "Sales and Support Workflow", 
     );
 }
 
+/// A caller going round a menu 2,000 times keeps the newest 50 choices in their path, and is
+/// routed (the path's attribute and the action URL stay small).
+#[test]
+fn a_path_keeps_the_newest_choices_only() {
+    let flow = load_flow(ACCOUNT).unwrap();
+    let voice = |_: &CallState| "/voice/ivr".to_owned();
+    let mut state = step(
+        &flow,
+        CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH),
+        &Input::Start,
+        Medium::Voice(&voice),
+        &CALLER,
+    )
+    .state;
+    for _ in 0..2_000 {
+        state = step(&flow, state, &Input::Digits("0".into()), Medium::Voice(&voice), &CALLER).state;
+    }
+    assert_eq!(state.path.len(), MAX_PATH);
+    let routed = step(&flow, state, &Input::Digits("1".into()), Medium::Voice(&voice), &CALLER);
+    let Effect::Route(route) = &routed.effect else { panic!("{:?}", routed.effect) };
+    let path = route.attributes["ivr_path"].as_str().unwrap();
+    assert_eq!(path, format!("{}1", "0,".repeat(MAX_PATH - 1)));
+}
+
+/// A menu where `#` is a choice turns the provider's finish key off, so that pressing it is a
+/// key rather than the end of no input; other menus leave it as it is.
+#[test]
+fn a_menu_with_a_pound_option_turns_the_finish_key_off() {
+    let flow = r##"start = "m"
+workflow = "W"
+[steps.m]
+say = "Press pound for the operator."
+options = { "#" = { route = { skills = ["Operator"] } }, "1" = { route = { skills = ["Sales"] } } }
+"##;
+    check_walk(
+        flow,
+        &["#"],
+        expect![[r##"
+            start: gather <Response><Gather input="dtmf" action="/voice/ivr" method="POST" timeout="5" numDigits="1" finishOnKey="" actionOnEmptyResult="true" language="en-US"><Say language="en-US">Press pound for the operator.</Say></Gather></Response>
+            #: route workflow=Some("W") priority=None attributes={"skillsNeeded":["Operator"],"language":"en-US","ivr_path":"#"} <Response/>"##]],
+    );
+    let shipped = load_flow(SHIPPED).unwrap();
+    let started = CallState::new(&shipped, jiff::Timestamp::UNIX_EPOCH);
+    let shipped =
+        step(&shipped, started, &Input::Start, Medium::Voice(&|_| "/voice/ivr".to_owned()), &CALLER);
+    assert!(!shipped.response.to_xml().contains("finishOnKey"), "{}", shipped.response.to_xml());
+}
+
 #[test]
 fn a_flow_of_ten_thousand_menus_loads_and_walks() {
     let mut source = String::from("start = \"m0\"\n");

@@ -24,7 +24,8 @@ pub struct CallState {
     /// Failed attempts (no input, invalid answer) at this step so far.
     pub failures: u32,
     pub language: String,
-    /// Menu keys pressed so far, for the task's attributes and the agent's screen.
+    /// Menu keys pressed so far (the last [`MAX_PATH`]), for the task's attributes and the
+    /// agent's screen.
     pub path: Vec<String>,
     pub memory: Memory,
 }
@@ -40,6 +41,10 @@ pub struct Caller<'a> {
     pub channel: &'a str,
     pub now: Timestamp,
 }
+
+/// The most menu choices a call's path keeps (the newest): a caller going round a menu must
+/// not grow the action URL and the task's attributes past their bounds.
+pub const MAX_PATH: usize = 50;
 
 /// What the caller did since the last step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -440,7 +445,12 @@ impl Walk<'_> {
             Said::Text(_) => None,
         });
         let (attempts, speech, num_digits, finish_on_key) = match asking {
-            Asking::Menu(menu) => (&menu.attempts, menu.speech.as_ref(), Some(1), None),
+            Asking::Menu(menu) => (
+                &menu.attempts,
+                menu.speech.as_ref(),
+                Some(1),
+                one_key_finish(menu.options.contains_key(&'#')),
+            ),
             Asking::Collect(collect) => (&collect.attempts, None, collect.digits, Some("#".to_owned())),
         };
         let gather = Gather {
@@ -485,6 +495,10 @@ impl Walk<'_> {
         else {
             return self.failed(state, &menu.attempts, !empty);
         };
+        if state.path.len() >= MAX_PATH {
+            // The newest choices: the path travels in the action URL and lands in the task.
+            state.path.remove(0);
+        }
         state.path.push(key.to_string());
         state.failures = 0;
         let mut walk = self;
@@ -753,6 +767,12 @@ fn route_request(flow: &Flow, state: &CallState, route: &Route) -> RouteRequest 
         attributes,
         voicemail: false,
     }
+}
+
+/// The `finishOnKey` of a one-key `<Gather>`: none (the provider's `#`), or an empty one when
+/// `#` is a choice, which the provider would otherwise take as the end of no input.
+pub fn one_key_finish(pound_is_a_choice: bool) -> Option<String> {
+    pound_is_a_choice.then(String::new)
 }
 
 /// A voicemail recording whose result is posted to `action`.

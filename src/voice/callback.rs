@@ -111,6 +111,7 @@ pub fn hold_with_offer(
         input: Some("dtmf".to_owned()),
         timeout: Some(1),
         num_digits: Some(1),
+        finish_on_key: ivr::one_key_finish(offer.key == "#"),
         prompts: gathered,
         ..twiml::Gather::default()
     };
