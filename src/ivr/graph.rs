@@ -125,10 +125,11 @@ fn route_label(kind: &str, route: &Route) -> String {
     label
 }
 
-/// `text` as an identifier: letters and digits kept, everything else `_` with its code.
+/// `text` as an identifier: letters and digits kept, everything else its code between `_`s
+/// (closed, so that two names never meet: `x-a` is `x_2d_a`, `x˚` is `x_2da_`).
 fn identifier(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("_{:x}", u32::from(c)) })
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("_{:x}_", u32::from(c)) })
         .collect()
 }
 
@@ -233,10 +234,10 @@ mod tests {
         expect![[r#"
             flowchart TD
               start["call"]
-              step_a_20_22b_22["a #quot;b#quot;"]
-              step_a_20_22b_22_route_1(["agents: #lt;x#gt;"])
-              start --> step_a_20_22b_22
-              step_a_20_22b_22 -->|"1"| step_a_20_22b_22_route_1
+              step_a_20__22_b_22_["a #quot;b#quot;"]
+              step_a_20__22_b_22__route_1(["agents: #lt;x#gt;"])
+              start --> step_a_20__22_b_22_
+              step_a_20__22_b_22_ -->|"1"| step_a_20__22_b_22__route_1
         "#]]
         .assert_eq(&mermaid(&flow));
         expect![[r#"
@@ -244,12 +245,15 @@ mod tests {
               node [shape=box, fontname="sans-serif"];
               edge [fontname="sans-serif", fontsize=11];
               start [label="call"];
-              step_a_20_22b_22 [label="a \"b\""];
-              step_a_20_22b_22_route_1 [label="agents: <x>", style=rounded];
-              start -> step_a_20_22b_22;
-              step_a_20_22b_22 -> step_a_20_22b_22_route_1 [label="1"];
+              step_a_20__22_b_22_ [label="a \"b\""];
+              step_a_20__22_b_22__route_1 [label="agents: <x>", style=rounded];
+              start -> step_a_20__22_b_22_;
+              step_a_20__22_b_22_ -> step_a_20__22_b_22__route_1 [label="1"];
             }
         "#]]
         .assert_eq(&dot(&flow));
+        // Names that differ stay apart however they are written.
+        assert_ne!(identifier("x-a"), identifier("x\u{2da}"));
+        assert_ne!(identifier("a_b"), identifier("a\u{5f}b "));
     }
 }

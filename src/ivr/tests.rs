@@ -970,6 +970,17 @@ options = { "#" = { route = { skills = ["Operator"] } }, "1" = { route = { skill
     assert!(!shipped.response.to_xml().contains("finishOnKey"), "{}", shipped.response.to_xml());
 }
 
+/// A texter who reaches a `dial` with no step for no answer is told so (the reply was empty).
+#[test]
+fn a_texter_at_a_dial_with_nowhere_after_it_is_told_so() {
+    let flow = load_flow("start = \"desk\"\n[steps.desk]\ndial = { to = \"+15550100400\" }\n").unwrap();
+    let texted =
+        step(&flow, CallState::new(&flow, jiff::Timestamp::UNIX_EPOCH), &Input::Start, Medium::Text, &TEXTER);
+    assert_eq!(texted.effect, Effect::Hangup);
+    let xml = texted.response.to_xml();
+    assert!(xml.contains("<Message>Sorry, nobody can take your message here. Goodbye.</Message>"), "{xml}");
+}
+
 #[test]
 fn a_flow_of_ten_thousand_menus_loads_and_walks() {
     let mut source = String::from("start = \"m0\"\n");

@@ -153,6 +153,8 @@ const GOODBYE: &str = "Sorry, we could not understand your choice. Goodbye.";
 const MESSAGE_TAKEN: &str = "Thank you. We will call you back. Goodbye.";
 /// Said when a forwarded call was not answered and the step says nothing more.
 const NOBODY_ANSWERED: &str = "Sorry, nobody could take your call. Goodbye.";
+/// What a texter gets at a `dial` with nowhere to go after it (a text cannot be forwarded).
+const NOBODY_TO_TEXT: &str = "Sorry, nobody can take your message here. Goodbye.";
 /// Said when a walk goes through more steps than any flow that loads can make it (a flow that
 /// changed under the call).
 const LOST: &str = "Sorry, something went wrong. Goodbye.";
@@ -378,7 +380,7 @@ impl Walk<'_> {
                                 state.failures = 0;
                                 continue;
                             }
-                            None => return self.finish(state, None, Effect::Hangup),
+                            None => return self.finish(state, Some(NOBODY_TO_TEXT), Effect::Hangup),
                         }
                     };
                     let verb = Verb::Dial(twiml::Dial {

@@ -1044,9 +1044,15 @@ fn conversation_attribute(messages: &[MessageV1]) -> serde_json::Value {
     serde_json::Value::Array(kept)
 }
 
-/// What `message` takes of the conversation attribute's budget.
+/// What `message` takes of the conversation attribute's budget: its bytes as JSON, where a
+/// quote takes two and a control character up to six.
 fn attribute_cost(message: &MessageV1) -> usize {
-    let body: usize = message.body.chars().take(ATTRIBUTE_BODY).map(char::len_utf8).sum();
+    let as_json = |c: char| match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        '\0'..='\u{1f}' => 6,
+        c => c.len_utf8(),
+    };
+    let body: usize = message.body.chars().take(ATTRIBUTE_BODY).map(as_json).sum();
     body + message.author.len() + 24
 }
 
@@ -1124,4 +1130,37 @@ fn check_length(body: &str) -> Result<(), SmsError> {
 
 fn not_found(task: Sid) -> SmsError {
     SmsError::NotFound(format!("no text conversation has task {task}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message's cost is exactly what it adds to the attribute as JSON (with its comma).
+    fn check_cost(body: &str) {
+        let message = MessageV1 { media: Vec::new(), ..message(0, "customer", body) };
+        let written = serde_json::to_string(&conversation_attribute(std::slice::from_ref(&message))).unwrap();
+        // `[` and `]` around the one message, less the comma it would take among others.
+        assert_eq!(attribute_cost(&message), written.len() - 2 + 1, "{body:?}: {written}");
+    }
+
+    #[test]
+    fn a_messages_cost_is_its_length_as_json() {
+        check_cost("hello");
+        check_cost("");
+        check_cost("say \"hi\" \\ back");
+        check_cost("\u{1b}[31m\0\u{1}\u{7f}");
+        check_cost("tab\tnew\nline\r\u{8}\u{c}");
+        check_cost("ü€𝄞 <b>&</b>");
+        check_cost(&"\u{1b}".repeat(500));
+    }
+
+    /// Messages full of what JSON escapes stay within the budget (they took four times it).
+    #[test]
+    fn the_conversation_attribute_stays_within_its_budget_as_json() {
+        let messages: Vec<MessageV1> =
+            (0..20).map(|n| message(n, "customer", &format!("I said {}", "\u{1b}".repeat(300)))).collect();
+        let written = serde_json::to_string(&conversation_attribute(&messages)).unwrap();
+        assert!(written.len() <= ATTRIBUTE_BUDGET + 2, "{} bytes", written.len());
+    }
 }
