@@ -212,6 +212,16 @@ fn default_language() -> String {
     "en-US".to_owned()
 }
 
+/// Whether `tag` looks like the provider's language tags (`en-US`, `cmn-CN`, `fr`): two or
+/// three lowercase letters, then parts of 2 to 8 letters or digits after `-`.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or_default();
+    (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_lowercase())
+        && parts.all(|part| (2..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// Keys a caller can press.
 const KEYS: &str = "0123456789*#";
 
@@ -235,6 +245,15 @@ pub fn load_flow(source: &str) -> Result<Flow, Vec<IvrError>> {
     }
     if !check.languages.contains(&file.language) {
         check.error(file.start.span(), format!("language {:?} is not in languages", file.language));
+    }
+    for language in check.languages.clone().iter().filter(|language| !is_language_tag(language)) {
+        check.error(
+            file.start.span(),
+            format!("language {language:?} is not a language tag such as en-US or es-MX"),
+        );
+    }
+    if file.voice.as_deref().is_some_and(|voice| voice.trim().is_empty()) {
+        check.error(file.start.span(), "voice is empty: name one (Polly.Joanna) or leave it out".to_owned());
     }
     for number in &file.numbers {
         if !is_e164(number.get_ref()) {

@@ -821,6 +821,18 @@ on_error = "c"
     );
 }
 
+/// A flow's languages are language tags and its voice has a name.
+#[test]
+fn languages_are_tags_and_a_voice_has_a_name() {
+    check_load(
+        "start = \"a\"\nlanguage = \"xx-NOPE!\"\nlanguages = [\"xx-NOPE!\", \"English\", \"cmn-CN\", \"fr\"]\nvoice = \" \"\n[steps.a]\nhangup = true\n",
+        expect![[r#"
+            line 1: language "xx-NOPE!" is not a language tag such as en-US or es-MX
+            line 1: language "English" is not a language tag such as en-US or es-MX
+            line 1: voice is empty: name one (Polly.Joanna) or leave it out"#]],
+    );
+}
+
 /// By voice a collect takes digits, and `*` when its pattern allows it.
 #[test]
 fn a_collect_takes_a_star_when_its_pattern_asks_for_one() {
