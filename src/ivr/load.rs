@@ -222,6 +222,11 @@ fn is_language_tag(tag: &str) -> bool {
         && parts.all(|part| (2..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// Why a variable may not take a fact's name: the fact would hide it.
+fn hides_a_fact() -> String {
+    format!("one of the call's facts ({}), which the variable would hide", super::walk::FACTS.join(", "))
+}
+
 /// Keys a caller can press.
 const KEYS: &str = "0123456789*#";
 
@@ -629,14 +634,7 @@ impl Checker<'_> {
                 format!("{place}: collect into {:?}: not a variable name (letters, digits and _)", file.into),
             );
         } else if super::walk::FACTS.contains(&file.into.as_str()) {
-            self.error(
-                span.clone(),
-                format!(
-                    "{place}: collect into {:?}: one of the call's facts ({}), which the variable would hide",
-                    file.into,
-                    super::walk::FACTS.join(", ")
-                ),
-            );
+            self.error(span.clone(), format!("{place}: collect into {:?}: {}", file.into, hides_a_fact()));
         }
         let digits_range = 1..=MAX_COLLECT_DIGITS;
         for (field, value) in [("digits", file.digits), ("max_digits", file.max_digits)] {
@@ -759,7 +757,15 @@ impl Checker<'_> {
         } else {
             is_e164(&file.to).then(|| DialTarget::Number(file.to.clone()))
         };
-        if target.is_none() {
+        if file.to.contains("{{") {
+            self.error(
+                span.clone(),
+                format!(
+                    "{place}: dial to {:?}: a dial's number is written out; templates are not filled in here",
+                    file.to
+                ),
+            );
+        } else if target.is_none() {
             self.error(
                 span.clone(),
                 format!(
@@ -802,6 +808,8 @@ impl Checker<'_> {
                     span.clone(),
                     format!("{place}: set {name:?}: not a variable name (letters, digits and _)"),
                 );
+            } else if super::walk::FACTS.contains(&name.as_str()) {
+                self.error(span.clone(), format!("{place}: set {name:?}: {}", hides_a_fact()));
             }
         }
         for value in variables.values().chain(attributes.values()) {

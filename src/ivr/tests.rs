@@ -808,6 +808,9 @@ max_length = 100000
 lookup = { url = "https://crm.example/x", keep = ["customer.tier"] }
 next = "c"
 on_error = "c"
+[steps.e]
+set = { language = "es-MX" }
+dial = { to = "client:{{agent}}" }
 "#,
         expect![[r#"
             line 3: step "a": play needs the URL of a recording
@@ -817,7 +820,9 @@ on_error = "c"
             line 7: step "b": collect into "from": one of the call's facts (from, to, channel, language), which the variable would hide
             line 11: step "c": a skill needs a name
             line 11: step "c": max_length must be from 1 to 14400 seconds
-            line 16: step "d": lookup keep "customer.tier": not a field name (letters, digits and _; the answer's own fields, not nested ones)"#]],
+            line 16: step "d": lookup keep "customer.tier": not a field name (letters, digits and _; the answer's own fields, not nested ones)
+            line 20: step "e": set "language": one of the call's facts (from, to, channel, language), which the variable would hide
+            line 20: step "e": dial to "client:{{agent}}": a dial's number is written out; templates are not filled in here"#]],
     );
 }
 
@@ -980,6 +985,19 @@ options = { "#" = { route = { skills = ["Operator"] } }, "1" = { route = { skill
     let shipped =
         step(&shipped, started, &Input::Start, Medium::Voice(&|_| "/voice/ivr".to_owned()), &CALLER);
     assert!(!shipped.response.to_xml().contains("finishOnKey"), "{}", shipped.response.to_xml());
+}
+
+/// Keys meant for another kind of step (a collect, before a reload made it a menu) are not a
+/// choice: a menu gathers one key.
+#[test]
+fn more_keys_than_a_menu_gathers_are_no_choice() {
+    check_walk(
+        ACCOUNT,
+        &["1234"],
+        expect![[r#"
+        start: gather <Response><Gather input="dtmf speech" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US" hints="account, bill, billing, cuenta, factura, facturación, partner, socio" speechTimeout="auto"><Say voice="Polly.Joanna" language="en-US">Thanks for calling the account line.</Say><Say voice="Polly.Joanna" language="en-US">Say or press 1 for billing, 2 for your account, 3 for our partner, 9 para español.</Say></Gather></Response>
+        1234: gather <Response><Gather input="dtmf speech" action="/voice/ivr" method="POST" timeout="5" numDigits="1" actionOnEmptyResult="true" language="en-US" hints="account, bill, billing, cuenta, factura, facturación, partner, socio" speechTimeout="auto"><Say voice="Polly.Joanna" language="en-US">Sorry, that is not one of the options.</Say><Say voice="Polly.Joanna" language="en-US">Say or press 1 for billing, 2 for your account, 3 for our partner, 9 para español.</Say></Gather></Response>"#]],
+    );
 }
 
 /// A texter who reaches a `dial` with no step for no answer is told so (the reply was empty).

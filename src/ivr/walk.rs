@@ -151,6 +151,8 @@ pub struct Step {
 const GOODBYE: &str = "Sorry, we could not understand your choice. Goodbye.";
 /// Said after a voicemail was recorded.
 const MESSAGE_TAKEN: &str = "Thank you. We will call you back. Goodbye.";
+/// What a texter hears once their message for a voicemail step is taken.
+const TEXT_TAKEN: &str = "Thank you, we have your message.";
 /// Said when a forwarded call was not answered and the step says nothing more.
 const NOBODY_ANSWERED: &str = "Sorry, nobody could take your call. Goodbye.";
 /// What a texter gets at a `dial` with nowhere to go after it (a text cannot be forwarded).
@@ -211,7 +213,9 @@ pub fn step(
         (Action::Collect(collect), input) => {
             let answer = match input {
                 Input::Digits(digits) => digits.trim().trim_end_matches('#').to_owned(),
-                Input::Text(text) | Input::Speech(text) => text.trim().to_owned(),
+                // A texter may end their answer with # as a caller does.
+                Input::Text(text) => text.trim().trim_end_matches('#').trim_end().to_owned(),
+                Input::Speech(text) => text.trim().to_owned(),
                 _ => String::new(),
             };
             if answer.is_empty() {
@@ -235,6 +239,12 @@ pub fn step(
             request.attributes["voicemail"] = json!({"url": url, "duration": duration});
             request.voicemail = true;
             walk.finish(state, Some(MESSAGE_TAKEN), Effect::Route(request))
+        }
+        // By text: the text is the message, carried by the task as a recording is.
+        (Action::Voicemail { route, .. }, Input::Text(message)) if !message.trim().is_empty() => {
+            let mut request = route_request(flow, &state, route);
+            request.attributes["voicemail"] = json!({"text": message});
+            walk.finish(state, Some(TEXT_TAKEN), Effect::Route(request))
         }
         // No message (or keys where a message was expected): nothing to route.
         (Action::Voicemail { .. }, _) => walk.finish(state, None, Effect::Hangup),
@@ -405,8 +415,8 @@ impl Walk<'_> {
                 Action::Voicemail { max_length, .. } => {
                     self.say_node(&state, node);
                     let Medium::Voice(action) = self.medium else {
-                        // A text conversation that reaches a voicemail ends with its prompt.
-                        return self.finish(state, None, Effect::Hangup);
+                        // By text the message is the next text: the step waits for it.
+                        return Step { response: self.response(Vec::new()), state, effect: Effect::Continue };
                     };
                     let verb = Verb::Record(record(&action(&state), *max_length));
                     return Step { response: self.response(vec![verb]), state, effect: Effect::Continue };
@@ -475,7 +485,12 @@ impl Walk<'_> {
     /// The caller chose (or failed to choose) at `menu`.
     fn choose(self, mut state: CallState, menu: &Menu, input: &Input) -> Step {
         let key = match input {
-            Input::Digits(digits) => digits.trim().chars().next(),
+            // A menu gathers one key: more were meant for another kind of step (a collect this
+            // step was before a reload), not a choice here.
+            Input::Digits(digits) => {
+                let mut keys = digits.trim().chars();
+                keys.next().filter(|_| keys.next().is_none())
+            }
             Input::Text(text) => {
                 let text = text.trim();
                 let word = text.to_lowercase();

@@ -257,6 +257,7 @@ impl Sms {
     /// `POST /sms/incoming`: a customer's text. Answers the TwiML to send back (a `<Message>`,
     /// or nothing).
     pub async fn incoming(&self, params: &MessageParams, now: Millis) -> Result<Response, SmsError> {
+        let arrived = tokio::time::Instant::now();
         let key = ConversationV1::key(&params.from, &params.to);
         let mut conversation = self.conversations.lock(&key).await;
         if let Some(answer) = conversation.as_ref().and_then(|c| answered(c, &params.message_sid)) {
@@ -269,17 +270,15 @@ impl Sms {
         {
             self.close_locked(&mut conversation, task, now).await?;
         }
-        let Some(flow_name) = self.ivr.flows().for_number(&params.to).map(|(name, _)| name.to_owned()) else {
-            tracing::warn!(to = %params.to, "no IVR flow answers this number, and there is no main.toml");
-            return Ok(text(TECHNICAL_DIFFICULTY));
-        };
         // STOP cancels queued replies: no delivery outcome may be written in between.
         let stopping = STOP_WORDS.contains(&params.body.trim().to_lowercase().as_str());
         let _outbox_writes = if stopping { Some(self.outbox_writes.lock().await) } else { None };
         // Worked on a copy: the stored conversation changes only once the new one is durable.
+        // Its flow is chosen when a walk starts (in `handle`): STOP, START and a text for the
+        // agent need none.
         let mut record =
-            conversation.as_ref().cloned().unwrap_or_else(|| fresh(&params.from, &params.to, &flow_name));
-        let (response, writes) = self.handle(&mut record, params, now).await?;
+            conversation.as_ref().cloned().unwrap_or_else(|| fresh(&params.from, &params.to, ""));
+        let (response, writes) = self.handle(&mut record, params, (now, arrived)).await?;
         remember(&mut record, &params.message_sid, &response);
         self.save(&mut conversation, record, writes).await?;
         Ok(response)
@@ -291,7 +290,7 @@ impl Sms {
         &self,
         record: &mut ConversationV2,
         params: &MessageParams,
-        now: Millis,
+        (now, arrived): (Millis, tokio::time::Instant),
     ) -> Result<(Response, Vec<OutboxV1>), SmsError> {
         let word = params.body.trim().to_lowercase();
         if STOP_WORDS.contains(&word.as_str()) {
@@ -330,10 +329,17 @@ impl Sms {
             return Ok((Response::default(), Vec::new()));
         }
         let flows = self.ivr.flows();
-        let Some(flow) = flows.get(&record.flow).or_else(|| flows.for_number(&record.number).map(|(_, f)| f))
+        // A walk under way carries on in its flow; a new one (or one whose file a reload took
+        // away) starts in the flow that answers the number now.
+        let under_way =
+            record.menu.as_ref().and(flows.get(&record.flow)).map(|flow| (record.flow.clone(), flow));
+        let Some((flow_name, flow)) = under_way
+            .or_else(|| flows.for_number(&record.number).map(|(name, flow)| (name.to_owned(), flow)))
         else {
+            tracing::warn!(to = %record.number, "no IVR flow answers this number, and there is no main.toml");
             return Ok((text(TECHNICAL_DIFFICULTY), Vec::new()));
         };
+        record.flow = flow_name;
         let (state, input) = match &record.menu {
             None => {
                 // A new walk through the IVR: the conversation starts with this text (the next
@@ -360,7 +366,7 @@ impl Sms {
             channel: params.channel().name(),
             now: live::timestamp(now),
         };
-        let step = self.ivr.walk(flow, state, input, Medium::Text, &caller).await;
+        let step = self.ivr.walk(flow, state, input, Medium::Text, &caller, arrived).await;
         record.menu = Some(step.state.menu.clone());
         record.failures = step.state.failures;
         record.language = step.state.language.clone();
@@ -385,6 +391,9 @@ impl Sms {
                 let mut confirmation = step.response;
                 confirmation.verbs.extend(text(&self.settings.confirmation).verbs);
                 let confirmation = Response::new(crate::voice::flows::joined_messages(confirmation.verbs));
+                // Kept to go back to should the route be refused: its retry must not be told
+                // an agent will text.
+                let unrouted = ConversationV2 { menu: None, ..record.clone() };
                 record_replies(record, &confirmation, now);
                 // Written with the task: a crash after it must not make the provider's retry
                 // of this text look like a message for the agent.
@@ -393,7 +402,7 @@ impl Sms {
                     return match err {
                         SmsError::Conflict(reason) => {
                             tracing::error!(%reason, customer = %record.customer, "a text conversation could not be routed");
-                            record.menu = None;
+                            *record = unrouted;
                             Ok((text(TECHNICAL_DIFFICULTY), Vec::new()))
                         }
                         other => Err(other),

@@ -278,7 +278,8 @@ impl Ivr {
     }
 
     /// One step of `flow` for a call or text, with the lookups it asks for made on the way
-    /// (within [`LOOKUP_BUDGET`]): what was said before each lookup comes first in the answer.
+    /// (within [`LOOKUP_BUDGET`] of when the webhook `arrived`, so that a wait for the call's
+    /// or conversation's lock counts): what was said before each lookup comes first.
     pub async fn walk(
         &self,
         flow: &Flow,
@@ -286,8 +287,9 @@ impl Ivr {
         input: Input,
         medium: Medium<'_>,
         caller: &Caller<'_>,
+        arrived: tokio::time::Instant,
     ) -> ivr::Step {
-        let deadline = tokio::time::Instant::now() + LOOKUP_BUDGET;
+        let deadline = arrived + LOOKUP_BUDGET;
         let mut said = Vec::new();
         let mut step = ivr::step(flow, state, &input, medium, caller);
         while let Effect::Lookup(request) = &step.effect {

@@ -378,6 +378,7 @@ impl Voice {
     /// caller's place in the IVR travels in the signed action URL until the IVR routes them.
     /// A retry of a call already in line is answered with the hold loop.
     pub async fn incoming(&self, params: &CallParams, now: Millis) -> Result<Response, VoiceError> {
+        let arrived = tokio::time::Instant::now();
         let mut guard = self.calls.lock(&params.call_sid).await;
         if guard.is_some() {
             return self.decide(&mut guard, now, call::on_wait).await;
@@ -388,7 +389,7 @@ impl Voice {
             return Ok(technical_difficulty());
         };
         let state = CallState::new(flow, live::timestamp(now));
-        self.walk(&mut guard, params, (name, flow), state, Input::Start, now).await
+        self.walk(&mut guard, params, (name, flow), state, Input::Start, (now, arrived)).await
     }
 
     /// `POST /voice/ivr?flow=..&menu=..`: the caller pressed keys (or said something, or
@@ -401,6 +402,7 @@ impl Voice {
         place: Option<(String, CallState)>,
         now: Millis,
     ) -> Result<Response, VoiceError> {
+        let arrived = tokio::time::Instant::now();
         let mut guard = self.calls.lock(&params.call_sid).await;
         if guard.is_some() {
             // A retry of the step that routed the call: it is already in line.
@@ -428,7 +430,7 @@ impl Voice {
             }
             _ => Input::Digits(params.digits.clone().unwrap_or_default()),
         };
-        self.walk(&mut guard, params, (name, flow), state, input, now).await
+        self.walk(&mut guard, params, (name, flow), state, input, (now, arrived)).await
     }
 
     /// Walks the call one step through its flow; a route creates the task and stores the call.
@@ -439,12 +441,12 @@ impl Voice {
         (name, flow): (&str, &Flow),
         state: CallState,
         input: Input,
-        now: Millis,
+        (now, arrived): (Millis, tokio::time::Instant),
     ) -> Result<Response, VoiceError> {
         let caller =
             ivr::Caller { from: &params.from, to: &params.to, channel: "voice", now: live::timestamp(now) };
         let action = |state: &CallState| ivr_action(name, state);
-        let step = self.ivr.walk(flow, state, input, ivr::Medium::Voice(&action), &caller).await;
+        let step = self.ivr.walk(flow, state, input, ivr::Medium::Voice(&action), &caller, arrived).await;
         let Effect::Route(request) = step.effect else { return Ok(step.response) };
         // A voicemail menu routes with the message already recorded.
         let stage =

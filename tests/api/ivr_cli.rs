@@ -36,7 +36,7 @@ fn ivr_test_runs_the_shipped_scenarios_and_a_failing_call_exits_1() {
     let shipped = switchboard_command(repo).args(["ivr", "test"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&shipped.stdout);
     assert_eq!(shipped.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&shipped.stderr));
-    assert!(stdout.trim_end().ends_with("16 passed, 0 failed"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("18 passed, 0 failed"), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tests")).unwrap();

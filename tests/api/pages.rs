@@ -866,8 +866,8 @@ async fn the_admin_page_draws_each_ivr_flow_with_its_scenarios_and_reloads_the_f
         "{drawn}"
     );
     let heading =
-        admin.wait_for_text(".flow[data-flow='account.toml'] h4", "Scenarios: 12 of 12 passed").await;
-    assert!(heading.contains("12 of 12"), "{heading}");
+        admin.wait_for_text(".flow[data-flow='account.toml'] h4", "Scenarios: 14 of 14 passed").await;
+    assert!(heading.contains("14 of 14"), "{heading}");
     let failed =
         script(&admin, "return document.querySelectorAll(\"#ivr-flows tr[data-passed='false']\").length")
             .await;
@@ -896,7 +896,7 @@ async fn the_admin_page_draws_each_ivr_flow_with_its_scenarios_and_reloads_the_f
     admin
         .wait_for_text(
             "#ivr-reload-result",
-            "Reloaded: account.toml, main.toml in use; 16 scenario calls passed.",
+            "Reloaded: account.toml, main.toml in use; 18 scenario calls passed.",
         )
         .await;
 

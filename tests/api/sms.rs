@@ -1086,3 +1086,66 @@ async fn a_whatsapp_customer_walks_the_same_ivr_and_is_routed_on_its_own_channel
     );
     app.shut_down().await.unwrap();
 }
+
+/// A texter's IVR folder changing under them (reloads): a new walk starts in the flow that
+/// answers the number now; a route the engine refuses is answered the same on the provider's
+/// retry (not "an agent will text you"); with no flow for the number, STOP still opts out and a
+/// conversation with an agent still takes the customer's texts.
+#[tokio::test]
+async fn texts_follow_the_ivr_folder_through_reloads_and_need_no_flow_to_stop_or_reach_their_agent() {
+    let provider = Provider::start("127.0.0.1:0".parse().unwrap(), false).await;
+    let ivr = tempfile::tempdir().unwrap();
+    let flow = |greeting: &str, workflow: &str, numbers: &str| {
+        format!(
+            "start = \"menu\"\nworkflow = \"{workflow}\"\nnumbers = [{numbers}]\n[steps.menu]\nsay = \"{greeting} Reply 1 for sales, 9 to leave.\"\noptions = {{ \"1\" = {{ route = {{ skills = [\"Sales\"] }} }}, \"9\" = {{ step = \"bye\" }} }}\n[steps.bye]\nsay = \"Bye.\"\nhangup = true\n"
+        )
+    };
+    let write = |name: &str, text: String| std::fs::write(ivr.path().join(name), text).unwrap();
+    write("main.toml", flow("Old flow.", "Sales and Support Workflow", ""));
+    let dir = ivr.path().to_owned();
+    let api_base = provider.base();
+    let app = spawn_app_with(move |settings| {
+        settings.twilio.account_sid = ACCOUNT_SID.into();
+        settings.twilio.auth_token = AUTH_TOKEN.into();
+        settings.sms.api_base = api_base;
+        settings.voice.ivr_dir = dir;
+    })
+    .await;
+    let switchboard = Switchboard { base: app.url(""), client: reqwest::Client::new() };
+    let reload = async || switchboard.api(reqwest::Method::POST, "/admin/api/ivr/reload", &[]).await;
+    let from = |customer: &'static str, sid: &'static str, body: &'static str| {
+        [("MessageSid", sid), ("From", customer), ("To", NUMBER), ("Body", body)]
+    };
+    const BOB: &str = "+15550100008";
+    const CAROL: &str = "+15550100009";
+
+    // The customer reaches alice.
+    switchboard.text("SM1", "hi").await;
+    switchboard.text("SM2", "1").await;
+    let task = switchboard.alice_accepts().await;
+    // Bob walks the old flow to its end.
+    assert!(switchboard.text_with(&from(BOB, "SB1", "hi")).await.contains("Old flow."));
+    assert!(switchboard.text_with(&from(BOB, "SB2", "9")).await.contains("Bye."));
+
+    // The number gets a flow of its own, whose workflow does not exist: Bob's new walk starts
+    // there; its route is refused, and the provider's retry hears the same.
+    write("new.toml", flow("New flow.", "No such workflow", &format!("\"{NUMBER}\"")));
+    assert_eq!(reload().await.0, StatusCode::OK);
+    assert!(switchboard.text_with(&from(BOB, "SB3", "hello again")).await.contains("New flow."));
+    let refused = switchboard.text_with(&from(BOB, "SB4", "1")).await;
+    assert!(refused.contains("Sorry, we cannot take your message right now"), "{refused}");
+    assert_eq!(switchboard.text_with(&from(BOB, "SB4", "1")).await, refused);
+
+    // No flow answers the number any more.
+    std::fs::remove_file(ivr.path().join("new.toml")).unwrap();
+    write("main.toml", flow("Elsewhere.", "Sales and Support Workflow", "\"+15550109999\""));
+    assert_eq!(reload().await.0, StatusCode::OK);
+    assert_eq!(switchboard.text("SM3", "Where is my order?").await, "<Response/>");
+    let conversation = switchboard.conversation(&task).await;
+    assert_eq!(bodies(&conversation).last().map(String::as_str), Some("Where is my order?"));
+    let stopped = switchboard.text_with(&from(CAROL, "SC1", "STOP")).await;
+    assert!(stopped.contains("You will receive no more messages from us"), "{stopped}");
+    let unanswered = switchboard.text_with(&from(CAROL, "SC2", "START")).await;
+    assert!(unanswered.contains("You can text us again"), "{unanswered}");
+    app.shut_down().await.unwrap();
+}
