@@ -183,7 +183,7 @@ function viz() {
 async function loadFlows() {
   const { dir, flows, scenario_error: scenarioError } = await request("GET", "/admin/api/ivr");
   $("ivr-dir").textContent = dir;
-  $("ivr-scenario-error").textContent = scenarioError ? `The scenarios could not be run: ${scenarioError}` : "";
+  $("ivr-scenario-error").textContent = scenarioError ? `Scenario files that could not be run: ${scenarioError}` : "";
   const cards = flows.map((flow) => {
     const diagram = el("div", { class: "flow-diagram", role: "img", "aria-label": `Diagram of ${flow.name}` });
     const passed = flow.scenarios.filter((call) => call.passed).length;

@@ -148,8 +148,8 @@ const START_WORDS: [&str; 3] = ["start", "yes", "unstop"];
 const HELP_WORDS: [&str; 2] = ["help", "info"];
 const STOPPED: &str = "You will receive no more messages from us. Reply START to resume.";
 const STARTED: &str = "You can text us again. Reply HELP for help.";
-const HELP: &str =
-    "Reply with the number (or word) of an option to reach the right team. Reply STOP to stop messages.";
+const HELP: &str = "Answer our last message to go on: the number or word of an option, or what we asked for. \
+                    Reply STOP to stop messages.";
 const TECHNICAL_DIFFICULTY: &str = "Sorry, we cannot take your message right now. Please try again later.";
 
 /// What the SMS webhook and the agents' conversation API share.

@@ -136,31 +136,44 @@ impl Flows {
     /// Runs the scenarios of `dir/tests/*.toml` against these flows (the flows of `dir`): each
     /// file's calls, or the mistake that kept a file from running.
     pub fn run_scenarios(&self, dir: &Path) -> Result<Vec<ScenarioFile>, FlowsError> {
+        let mut files = Vec::new();
+        let mut mistakes = Vec::new();
+        for file in self.run_each_scenario_file(dir) {
+            match file {
+                Ok(file) => files.push(file),
+                Err(mistake) => mistakes.push(mistake),
+            }
+        }
+        if mistakes.is_empty() { Ok(files) } else { Err(FlowsError { mistakes }) }
+    }
+
+    /// Each scenario file of `dir/tests/*.toml` run against these flows, or the mistake that
+    /// kept it from running: a broken file does not hide the others' results.
+    pub fn run_each_scenario_file(&self, dir: &Path) -> Vec<Result<ScenarioFile, String>> {
         let tests = dir.join("tests");
         if !tests.exists() {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        let fail = |message: String| FlowsError { mistakes: vec![message] };
-        let mut files = Vec::new();
-        for path in toml_files(&tests).map_err(fail)? {
-            let source = read_file(&path).map_err(fail)?;
-            let scenarios = ivr::read_scenarios(&source)
-                .map_err(|err| fail(ivr::located(&path, err.line, &err.message)))?;
+        let paths = match toml_files(&tests) {
+            Ok(paths) => paths,
+            Err(mistake) => return vec![Err(mistake)],
+        };
+        let run = |path: PathBuf| {
+            let source = read_file(&path)?;
+            let scenarios =
+                ivr::read_scenarios(&source).map_err(|err| ivr::located(&path, err.line, &err.message))?;
             let Some(flow) = self.get(&scenarios.flow) else {
-                return Err(fail(format!(
+                return Err(format!(
                     "{}: flow {:?} is not in {}",
                     path.display(),
                     scenarios.flow,
                     dir.display()
-                )));
+                ));
             };
-            files.push(ScenarioFile {
-                path: path.clone(),
-                flow: scenarios.flow.clone(),
-                calls: scenarios.run(flow),
-            });
-        }
-        Ok(files)
+            let calls = scenarios.run(flow);
+            Ok(ScenarioFile { path, flow: scenarios.flow, calls })
+        };
+        paths.into_iter().map(run).collect()
     }
 }
 
@@ -227,6 +240,15 @@ impl Ivr {
             Ok(Vec::new())
         } else {
             flows.run_scenarios(&self.settings.ivr_dir)
+        }
+    }
+
+    /// [`Ivr::scenarios`] file by file, each run or the mistake that kept it from running.
+    pub fn each_scenario_file(&self, flows: &Flows) -> Vec<Result<ScenarioFile, String>> {
+        if uses_builtin(&self.settings) {
+            Vec::new()
+        } else {
+            flows.run_each_scenario_file(&self.settings.ivr_dir)
         }
     }
 

@@ -396,6 +396,13 @@ async fn a_reload_swaps_a_checked_folder_in_and_a_broken_one_changes_nothing() {
     assert_eq!(flow["name"], "main.toml");
     assert!(flow["mermaid"].as_str().unwrap().starts_with("flowchart TD"), "{flow}");
     assert_eq!(flow["scenarios"][0]["passed"], true, "{flow}");
+
+    // A broken scenario file is named there, beside the other files' results.
+    std::fs::write(ivr.path().join("tests/other.toml"), "flow = \"gone.toml\"\ncalls = []\n").unwrap();
+    let flows = crate::helpers::json_as_account(app.client.get(app.url("/admin/api/ivr"))).await;
+    assert_eq!(flows["flows"][0]["scenarios"].as_array().map(Vec::len), Some(6));
+    let mistake = flows["scenario_error"].as_str().unwrap_or_default();
+    assert!(mistake.contains("other.toml: flow \"gone.toml\" is not in"), "{mistake}");
     app.shut_down().await.unwrap();
 }
 

@@ -1145,7 +1145,9 @@ async fn texts_follow_the_ivr_folder_through_reloads_and_need_no_flow_to_stop_or
     assert_eq!(bodies(&conversation).last().map(String::as_str), Some("Where is my order?"));
     let stopped = switchboard.text_with(&from(CAROL, "SC1", "STOP")).await;
     assert!(stopped.contains("You will receive no more messages from us"), "{stopped}");
-    let unanswered = switchboard.text_with(&from(CAROL, "SC2", "START")).await;
-    assert!(unanswered.contains("You can text us again"), "{unanswered}");
+    let started = switchboard.text_with(&from(CAROL, "SC2", "START")).await;
+    assert!(started.contains("You can text us again"), "{started}");
+    let help = switchboard.text_with(&from(CAROL, "SC3", "help")).await;
+    assert!(help.contains("Answer our last message to go on") && help.contains("Reply STOP"), "{help}");
     app.shut_down().await.unwrap();
 }
