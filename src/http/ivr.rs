@@ -36,10 +36,7 @@ fn described_flows(voice: &Voice) -> serde_json::Value {
     let flows = ivr.flows();
     // The scenarios are read from the folder: a mistake in a file is shown beside the others'
     // results, not an error.
-    let (scenarios, mistakes): (Vec<_>, Vec<_>) =
-        ivr.each_scenario_file(&flows).into_iter().partition(Result::is_ok);
-    let scenarios: Vec<_> = scenarios.into_iter().filter_map(Result::ok).collect();
-    let mistakes: Vec<String> = mistakes.into_iter().filter_map(Result::err).collect();
+    let (scenarios, mistakes) = ivr.scenarios(&flows);
     let scenario_error = (!mistakes.is_empty()).then(|| mistakes.join("\n"));
     let rendered: Vec<_> = flows
         .iter()

@@ -222,11 +222,6 @@ fn is_language_tag(tag: &str) -> bool {
         && parts.all(|part| (2..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// Why a variable may not take a fact's name: the fact would hide it.
-fn hides_a_fact() -> String {
-    format!("one of the call's facts ({}), which the variable would hide", super::walk::FACTS.join(", "))
-}
-
 /// Keys a caller can press.
 const KEYS: &str = "0123456789*#";
 
@@ -526,6 +521,23 @@ impl Checker<'_> {
         }
     }
 
+    /// A name a variable can take (what `collect` and `set` write, `named` in the mistake):
+    /// letters, digits and `_`, and not one of the call's facts, which would hide it.
+    fn variable_name(&mut self, span: Span, named: &str, name: &str) {
+        let facts = super::walk::FACTS;
+        if !memory::is_name(name) || name.contains('.') {
+            self.error(span, format!("{named}: not a variable name (letters, digits and _)"));
+        } else if facts.contains(&name) {
+            self.error(
+                span,
+                format!(
+                    "{named}: one of the call's facts ({}), which the variable would hide",
+                    facts.join(", ")
+                ),
+            );
+        }
+    }
+
     /// Numbers the provider or the routing engine would refuse at run time, refused here.
     fn bounds(&mut self, place: &str, span: Span, step: &StepFile) {
         let ranges = [
@@ -628,14 +640,7 @@ impl Checker<'_> {
 
     fn collect(&mut self, place: &str, span: Span, step: &StepFile) -> Option<Action> {
         let file = step.collect.as_ref()?;
-        if !memory::is_name(&file.into) || file.into.contains('.') {
-            self.error(
-                span.clone(),
-                format!("{place}: collect into {:?}: not a variable name (letters, digits and _)", file.into),
-            );
-        } else if super::walk::FACTS.contains(&file.into.as_str()) {
-            self.error(span.clone(), format!("{place}: collect into {:?}: {}", file.into, hides_a_fact()));
-        }
+        self.variable_name(span.clone(), &format!("{place}: collect into {:?}", file.into), &file.into);
         let digits_range = 1..=MAX_COLLECT_DIGITS;
         for (field, value) in [("digits", file.digits), ("max_digits", file.max_digits)] {
             if value.is_some_and(|value| !digits_range.contains(&value)) {
@@ -803,14 +808,7 @@ impl Checker<'_> {
         };
         let (variables, attributes) = (json(&step.set), json(&step.attributes));
         for name in variables.keys() {
-            if !memory::is_name(name) || name.contains('.') {
-                self.error(
-                    span.clone(),
-                    format!("{place}: set {name:?}: not a variable name (letters, digits and _)"),
-                );
-            } else if super::walk::FACTS.contains(&name.as_str()) {
-                self.error(span.clone(), format!("{place}: set {name:?}: {}", hides_a_fact()));
-            }
+            self.variable_name(span.clone(), &format!("{place}: set {name:?}"), name);
         }
         for value in variables.values().chain(attributes.values()) {
             for template in texts_in(value) {

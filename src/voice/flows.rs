@@ -134,29 +134,22 @@ impl Flows {
     }
 
     /// Runs the scenarios of `dir/tests/*.toml` against these flows (the flows of `dir`): each
-    /// file's calls, or the mistake that kept a file from running.
+    /// file's calls, or the mistakes that kept files from running.
     pub fn run_scenarios(&self, dir: &Path) -> Result<Vec<ScenarioFile>, FlowsError> {
-        let mut files = Vec::new();
-        let mut mistakes = Vec::new();
-        for file in self.run_each_scenario_file(dir) {
-            match file {
-                Ok(file) => files.push(file),
-                Err(mistake) => mistakes.push(mistake),
-            }
-        }
+        let (files, mistakes) = self.run_scenario_files(dir);
         if mistakes.is_empty() { Ok(files) } else { Err(FlowsError { mistakes }) }
     }
 
-    /// Each scenario file of `dir/tests/*.toml` run against these flows, or the mistake that
-    /// kept it from running: a broken file does not hide the others' results.
-    pub fn run_each_scenario_file(&self, dir: &Path) -> Vec<Result<ScenarioFile, String>> {
+    /// The scenario files of `dir/tests/*.toml` that ran against these flows, and the mistake
+    /// of each that could not run: a broken file does not hide the others' results.
+    pub fn run_scenario_files(&self, dir: &Path) -> (Vec<ScenarioFile>, Vec<String>) {
         let tests = dir.join("tests");
         if !tests.exists() {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let paths = match toml_files(&tests) {
             Ok(paths) => paths,
-            Err(mistake) => return vec![Err(mistake)],
+            Err(mistake) => return (Vec::new(), vec![mistake]),
         };
         let run = |path: PathBuf| {
             let source = read_file(&path)?;
@@ -173,7 +166,14 @@ impl Flows {
             let calls = scenarios.run(flow);
             Ok(ScenarioFile { path, flow: scenarios.flow, calls })
         };
-        paths.into_iter().map(run).collect()
+        let (mut files, mut mistakes) = (Vec::new(), Vec::new());
+        for ran in paths.into_iter().map(run) {
+            match ran {
+                Ok(file) => files.push(file),
+                Err(mistake) => mistakes.push(mistake),
+            }
+        }
+        (files, mistakes)
     }
 }
 
@@ -234,21 +234,13 @@ impl Ivr {
         &self.settings.ivr_dir
     }
 
-    /// The scenarios of the folder, run against `flows`; none for the built-in flow.
-    pub fn scenarios(&self, flows: &Flows) -> Result<Vec<ScenarioFile>, FlowsError> {
+    /// The scenario files of the folder run against `flows`, and the mistake of each that could
+    /// not run; none for the built-in flow.
+    pub fn scenarios(&self, flows: &Flows) -> (Vec<ScenarioFile>, Vec<String>) {
         if uses_builtin(&self.settings) {
-            Ok(Vec::new())
+            (Vec::new(), Vec::new())
         } else {
-            flows.run_scenarios(&self.settings.ivr_dir)
-        }
-    }
-
-    /// [`Ivr::scenarios`] file by file, each run or the mistake that kept it from running.
-    pub fn each_scenario_file(&self, flows: &Flows) -> Vec<Result<ScenarioFile, String>> {
-        if uses_builtin(&self.settings) {
-            Vec::new()
-        } else {
-            flows.run_each_scenario_file(&self.settings.ivr_dir)
+            flows.run_scenario_files(&self.settings.ivr_dir)
         }
     }
 
@@ -280,9 +272,13 @@ impl Ivr {
         // The folder itself, even the default one: its absence is a mistake here, not the cue
         // for the built-in flow that a server started without it answers with.
         let flows = Flows::load(&self.settings.ivr_dir)?;
+        let (files, mistakes) = self.scenarios(&flows);
+        if !mistakes.is_empty() {
+            return Err(FlowsError { mistakes });
+        }
         let mut scenarios = 0;
         let mut failures = Vec::new();
-        for file in self.scenarios(&flows)? {
+        for file in files {
             for call in &file.calls {
                 scenarios += 1;
                 if let Some(failure) = &call.failure {
